@@ -1,0 +1,2 @@
+//! cronactor-actors (being written).
+pub mod schedule;

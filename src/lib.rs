@@ -1,1 +1,2 @@
-
+//! cronactor (being written).
+pub use cronactor_actors::schedule;

@@ -1,0 +1,57 @@
+//! The runtime's error type: one variant per way a request can fail, each
+//! with the data needed to act on it.
+
+use crate::id::{InvalidJobId, JobId, RunId};
+use crate::schedule::ScheduleError;
+
+/// Why a request to the scheduler failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The schedule does not parse or names an unknown zone.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    /// The job id breaks the id rules.
+    #[error(transparent)]
+    InvalidJobId(#[from] InvalidJobId),
+    /// A spec field other than the schedule is invalid.
+    #[error("invalid job spec: {field}: {reason}")]
+    InvalidSpec {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `add` of an id that already exists.
+    #[error("job {0} already exists")]
+    DuplicateJob(JobId),
+    /// The id names no job.
+    #[error("no job {0}")]
+    UnknownJob(JobId),
+    /// The run id names no run in the job's history.
+    #[error("no run {0}")]
+    UnknownRun(RunId),
+    /// The spec names a handler the scheduler does not have.
+    #[error("no handler named {0:?} is registered")]
+    UnknownHandler(String),
+    /// The request does not apply to the job's current state (for example
+    /// resuming a job that is not paused, or triggering a completed job).
+    #[error("job {id}: cannot {action} while {state}")]
+    InvalidState {
+        /// The job.
+        id: JobId,
+        /// The refused action.
+        action: &'static str,
+        /// The state it is in.
+        state: String,
+    },
+    /// The scheduler has shut down (or is shutting down).
+    #[error("the scheduler is shut down")]
+    ShutDown,
+    /// The scheduler did not answer in time.
+    #[error("the scheduler did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The store failed to read or write.
+    #[error("store error: {0}")]
+    Store(String),
+}

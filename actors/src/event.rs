@@ -1,0 +1,188 @@
+//! Typed events: every transition of every job, broadcast to subscribers.
+//!
+//! The bus is a bounded `tokio::sync::broadcast` channel: publishing never
+//! waits, and a subscriber that falls behind learns how many events it missed
+//! ([`Received::Missed`]) instead of slowing the runtime down.
+
+use crate::id::{JobId, RunId};
+use crate::status::{SkipReason, Trigger};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+/// One event about one job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Wall-clock time of the event.
+    pub at: DateTime<Utc>,
+    /// The job it concerns.
+    pub job_id: JobId,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// The job was added.
+    Added,
+    /// The job's spec was replaced by an upsert.
+    Updated,
+    /// The job was removed.
+    Removed,
+    /// The job was paused.
+    Paused {
+        /// The note given.
+        note: Option<String>,
+    },
+    /// The job was resumed.
+    Resumed {
+        /// The note given.
+        note: Option<String>,
+    },
+    /// A schedule slot or trigger fired (before the overlap decision).
+    Fired {
+        /// The slot or trigger time.
+        scheduled: DateTime<Utc>,
+        /// What fired.
+        trigger: Trigger,
+    },
+    /// A fire was skipped; `count` slots at once for misfires.
+    Skipped {
+        /// The slot (the newest, for several).
+        scheduled: DateTime<Utc>,
+        /// Why.
+        reason: SkipReason,
+        /// How many slots.
+        count: u64,
+    },
+    /// A fire was queued behind a run in flight.
+    Queued {
+        /// The slot.
+        scheduled: DateTime<Utc>,
+    },
+    /// A run started.
+    Started {
+        /// The run.
+        run_id: RunId,
+        /// The slot it serves.
+        scheduled: DateTime<Utc>,
+        /// What started it.
+        trigger: Trigger,
+        /// The attempt, from 1.
+        attempt: u32,
+    },
+    /// A run succeeded.
+    Succeeded {
+        /// The run.
+        run_id: RunId,
+        /// How long it ran, in milliseconds.
+        duration_ms: u64,
+    },
+    /// A run failed (error or panic).
+    Failed {
+        /// The run.
+        run_id: RunId,
+        /// The error text.
+        error: String,
+    },
+    /// A run was cancelled.
+    Cancelled {
+        /// The run.
+        run_id: RunId,
+        /// Why.
+        reason: String,
+    },
+    /// A run in flight at a crash was found on restart.
+    Interrupted {
+        /// The run.
+        run_id: RunId,
+    },
+    /// The schedule is exhausted.
+    Completed,
+    /// The wall clock stepped; the job re-planned its next fire.
+    Replanned {
+        /// The new next fire.
+        next_fire: Option<DateTime<Utc>>,
+    },
+    /// The job actor died and was restarted from the registry's state.
+    Restarted {
+        /// The failure.
+        reason: String,
+    },
+    /// The job's handler is not registered: it is kept but not run.
+    Orphaned {
+        /// The missing handler.
+        handler: String,
+    },
+}
+
+/// What a subscriber receives.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Received {
+    /// The next event.
+    Event(Event),
+    /// The subscriber fell behind and this many events were dropped for it.
+    Missed(u64),
+}
+
+/// A subscription to the event stream, from `Scheduler::subscribe`.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: broadcast::Receiver<Event>,
+}
+
+impl EventStream {
+    /// The next event, or how many were missed; `None` once the scheduler
+    /// has shut down and every event has been read.
+    pub async fn recv(&mut self) -> Option<Received> {
+        match self.rx.recv().await {
+            Ok(e) => Some(Received::Event(e)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Received::Missed(n)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// The next event if one is ready, without waiting.
+    pub fn try_recv(&mut self) -> Option<Received> {
+        match self.rx.try_recv() {
+            Ok(e) => Some(Received::Event(e)),
+            Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Received::Missed(n)),
+            Err(_) => None,
+        }
+    }
+}
+
+/// The publishing side, shared by every actor.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl EventBus {
+    /// A bus that keeps up to `capacity` events per subscriber.
+    pub fn new(capacity: usize) -> Self {
+        let (tx, _) = broadcast::channel(capacity.max(1));
+        Self { tx }
+    }
+
+    /// Publishes an event; never waits. With no subscriber it costs one
+    /// atomic load.
+    pub fn publish(&self, job_id: &JobId, at: DateTime<Utc>, kind: EventKind) {
+        if self.tx.receiver_count() > 0 {
+            let _ = self.tx.send(Event {
+                at,
+                job_id: job_id.clone(),
+                kind,
+            });
+        }
+    }
+
+    /// A new subscription, starting with the next event.
+    pub fn subscribe(&self) -> EventStream {
+        EventStream {
+            rx: self.tx.subscribe(),
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! Pure policies: what to do with a fire that finds runs in flight
+//! ([`OverlapPolicy`]) and with fires that were missed while the process was
+//! down or stalled ([`MisfirePolicy`]). No actors, no clock: each policy is a
+//! value with a pure `decide`/`plan` function, unit-tested without a runtime.
+
+mod misfire;
+mod overlap;
+
+pub use misfire::{MisfireDecision, MisfirePlan, MisfirePolicy};
+pub use overlap::{OverlapDecision, OverlapPolicy};
+
+use serde::{Deserialize, Serialize};
+
+/// What happens on restart to a run that was in flight when the process died.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InterruptedPolicy {
+    /// Run it again (at-least-once): the default.
+    #[default]
+    Retry,
+    /// Record it as interrupted and move on (at-most-once).
+    Abandon,
+}
+
+#[cfg(test)]
+mod tests;

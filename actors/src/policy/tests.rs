@@ -1,0 +1,140 @@
+use super::*;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().expect("test instant")
+}
+
+fn hourly(from: &str, n: usize) -> Vec<DateTime<Utc>> {
+    let start = t(from);
+    (0..n).map(|i| start + chrono::Duration::hours(i as i64)).collect()
+}
+
+const THRESHOLD: Duration = Duration::from_secs(5);
+
+#[test]
+fn overlap_skip_starts_only_when_idle() {
+    assert_eq!(OverlapPolicy::Skip.decide(0, 0), OverlapDecision::Start);
+    assert_eq!(OverlapPolicy::Skip.decide(1, 0), OverlapDecision::Skip);
+}
+
+#[test]
+fn overlap_concurrent_respects_its_limit() {
+    let p = OverlapPolicy::Concurrent { max: Some(2) };
+    assert_eq!(p.decide(1, 0), OverlapDecision::Start);
+    assert_eq!(p.decide(2, 0), OverlapDecision::Skip);
+    let unbounded = OverlapPolicy::Concurrent { max: None };
+    assert_eq!(unbounded.decide(10_000, 0), OverlapDecision::Start);
+}
+
+#[test]
+fn overlap_queue_enqueues_until_full_then_drops() {
+    let p = OverlapPolicy::Queue { max: 2 };
+    assert_eq!(p.decide(1, 0), OverlapDecision::Enqueue);
+    assert_eq!(p.decide(1, 1), OverlapDecision::Enqueue);
+    assert_eq!(p.decide(1, 2), OverlapDecision::Drop);
+}
+
+#[test]
+fn overlap_replace_cancels_then_starts() {
+    assert_eq!(
+        OverlapPolicy::Replace.decide(1, 0),
+        OverlapDecision::ReplaceThenStart
+    );
+}
+
+#[test]
+fn overlap_rejects_policies_that_can_never_run() {
+    assert!(OverlapPolicy::Concurrent { max: Some(0) }.validate().is_err());
+    assert!(OverlapPolicy::Queue { max: 0 }.validate().is_err());
+    assert!(OverlapPolicy::QUEUE_ONE.validate().is_ok());
+}
+
+#[test]
+fn misfire_on_time_slot_runs_once_without_catch_up() {
+    let due = hourly("2026-01-01T11:00:00Z", 1);
+    let plan = MisfirePolicy::FireOnce.plan(&due, 0, t("2026-01-01T11:00:01Z"), THRESHOLD, None);
+    assert_eq!(plan.runs, vec![(due[0], MisfireDecision::OnTime)]);
+    assert_eq!((plan.skipped, plan.coalesced), (0, 0));
+}
+
+#[test]
+fn misfire_three_hours_down_fire_once_gives_one_catch_up_run() {
+    let due = hourly("2026-01-01T11:00:00Z", 3);
+    let plan = MisfirePolicy::FireOnce.plan(&due, 0, t("2026-01-01T13:30:00Z"), THRESHOLD, None);
+    assert_eq!(plan.runs, vec![(due[2], MisfireDecision::CatchUp)]);
+    assert_eq!(plan.coalesced, 2);
+    assert_eq!(plan.skipped, 0);
+}
+
+#[test]
+fn misfire_three_hours_down_fire_all_two_gives_the_two_newest() {
+    let due = hourly("2026-01-01T11:00:00Z", 3);
+    let plan = MisfirePolicy::FireAll { max: 2 }.plan(
+        &due,
+        0,
+        t("2026-01-01T13:30:00Z"),
+        THRESHOLD,
+        None,
+    );
+    assert_eq!(
+        plan.runs,
+        vec![
+            (due[1], MisfireDecision::CatchUp),
+            (due[2], MisfireDecision::CatchUp)
+        ]
+    );
+    assert_eq!(plan.skipped, 1);
+    assert_eq!(plan.skipped_range, Some((due[0], due[0])));
+}
+
+#[test]
+fn misfire_skip_runs_nothing_and_counts_every_slot() {
+    let due = hourly("2026-01-01T11:00:00Z", 3);
+    let plan = MisfirePolicy::Skip.plan(&due, 7, t("2026-01-01T13:30:00Z"), THRESHOLD, None);
+    assert!(plan.runs.is_empty());
+    assert_eq!(plan.skipped, 10);
+}
+
+#[test]
+fn misfire_window_skips_slots_older_than_the_window() {
+    let due = hourly("2026-01-01T11:00:00Z", 3);
+    let window = Some(Duration::from_secs(3600));
+    let plan = MisfirePolicy::FireAll { max: 10 }.plan(
+        &due,
+        0,
+        t("2026-01-01T13:30:00Z"),
+        THRESHOLD,
+        window,
+    );
+    assert_eq!(plan.runs, vec![(due[2], MisfireDecision::CatchUp)]);
+    assert_eq!(plan.skipped, 2);
+}
+
+#[test]
+fn misfire_fire_once_with_a_current_slot_coalesces_the_missed_into_it() {
+    let due = hourly("2026-01-01T11:00:00Z", 3);
+    let plan = MisfirePolicy::FireOnce.plan(&due, 0, t("2026-01-01T13:00:02Z"), THRESHOLD, None);
+    assert_eq!(plan.runs, vec![(due[2], MisfireDecision::OnTime)]);
+    assert_eq!(plan.coalesced, 2);
+}
+
+#[test]
+fn misfire_accounts_for_every_slot() {
+    for policy in [
+        MisfirePolicy::Skip,
+        MisfirePolicy::FireOnce,
+        MisfirePolicy::FireAll { max: 1 },
+        MisfirePolicy::FireAll { max: 50 },
+    ] {
+        for n in 0..6 {
+            let due = hourly("2026-01-01T11:00:00Z", n);
+            for now in ["2026-01-01T16:00:00Z", "2026-01-01T15:00:01Z"] {
+                let plan = policy.plan(&due, 0, t(now), THRESHOLD, Some(Duration::from_secs(7200)));
+                let total = plan.runs.len() as u64 + plan.skipped + plan.coalesced;
+                assert_eq!(total, n as u64, "{policy:?} n={n} now={now}");
+            }
+        }
+    }
+}

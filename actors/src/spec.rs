@@ -1,0 +1,176 @@
+//! [`JobSpec`]: what a job is, as declared by the user and persisted as-is.
+
+use crate::error::Error;
+use crate::id::JobId;
+use crate::policy::{InterruptedPolicy, MisfirePolicy, OverlapPolicy};
+use crate::schedule::{Schedule, ScheduleSpec};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The longest jitter accepted: a day.
+pub const MAX_JITTER: Duration = Duration::from_secs(86_400);
+
+/// A job's declaration: its schedule, the name of its handler, its payload and
+/// its policies. Built and validated with [`JobSpec::builder`]; a spec that
+/// exists is valid (the schedule has been parsed and the zone found).
+///
+/// ```
+/// use cronactor_actors::{JobSpec, OverlapPolicy, ScheduleSpec};
+/// let spec = JobSpec::builder(
+///     "report",
+///     ScheduleSpec::cron("0 30 9 * * Mon-Fri").in_tz("Europe/Berlin"),
+///     "send-report",
+/// )
+/// .payload(serde_json::json!({ "to": "ops@example.com" }))
+/// .overlap(OverlapPolicy::Skip)
+/// .build()
+/// .expect("a valid spec");
+/// assert_eq!(spec.id.as_str(), "report");
+///
+/// let err = JobSpec::builder("bad", ScheduleSpec::cron("0 61 * * * *"), "h").build();
+/// assert!(err.is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The job's identity.
+    pub id: JobId,
+    /// When it fires.
+    pub schedule: ScheduleSpec,
+    /// The name of the handler that runs it (registered on the scheduler).
+    pub handler: String,
+    /// The JSON payload handed to every run.
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    /// What a fire does while runs are in flight.
+    #[serde(default)]
+    pub overlap: OverlapPolicy,
+    /// What to do with slots missed while down or stalled.
+    #[serde(default)]
+    pub misfire: MisfirePolicy,
+    /// Missed slots older than this are skipped, whatever the misfire policy.
+    #[serde(default)]
+    pub catch_up_window: Option<Duration>,
+    /// What happens on restart to a run interrupted by a crash.
+    #[serde(default)]
+    pub interrupted: InterruptedPolicy,
+    /// A random delay in `[0, jitter]` added to each run's start.
+    #[serde(default)]
+    pub jitter: Duration,
+}
+
+impl JobSpec {
+    /// Starts a spec with its three required parts.
+    pub fn builder(
+        id: impl Into<String>,
+        schedule: ScheduleSpec,
+        handler: impl Into<String>,
+    ) -> JobSpecBuilder {
+        JobSpecBuilder {
+            id: id.into(),
+            schedule,
+            handler: handler.into(),
+            payload: serde_json::Value::Null,
+            overlap: OverlapPolicy::default(),
+            misfire: MisfirePolicy::default(),
+            catch_up_window: None,
+            interrupted: InterruptedPolicy::default(),
+            jitter: Duration::ZERO,
+        }
+    }
+
+    /// Checks every part of a spec, and compiles its schedule with `default_tz`
+    /// for a schedule that names no zone.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSpec`] or [`Error::Schedule`] naming what is wrong.
+    pub fn compile(&self, default_tz: Tz) -> Result<Schedule, Error> {
+        let invalid = |field: &'static str, reason: String| Error::InvalidSpec { field, reason };
+        if self.handler.trim().is_empty() {
+            return Err(invalid("handler", "the handler name is empty".into()));
+        }
+        self.overlap
+            .validate()
+            .map_err(|reason| invalid("overlap", reason))?;
+        if let MisfirePolicy::FireAll { max: 0 } = self.misfire {
+            return Err(invalid(
+                "misfire",
+                "FireAll { max: 0 } runs nothing: use Skip".into(),
+            ));
+        }
+        if self.jitter > MAX_JITTER {
+            return Err(invalid("jitter", "jitter longer than a day".into()));
+        }
+        Ok(self.schedule.compile(default_tz)?)
+    }
+}
+
+/// Builds a [`JobSpec`]; see [`JobSpec::builder`].
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until .build() is called"]
+pub struct JobSpecBuilder {
+    id: String,
+    schedule: ScheduleSpec,
+    handler: String,
+    payload: serde_json::Value,
+    overlap: OverlapPolicy,
+    misfire: MisfirePolicy,
+    catch_up_window: Option<Duration>,
+    interrupted: InterruptedPolicy,
+    jitter: Duration,
+}
+
+impl JobSpecBuilder {
+    /// The JSON payload handed to every run.
+    pub fn payload(mut self, payload: serde_json::Value) -> Self {
+        self.payload = payload;
+        self
+    }
+    /// The overlap policy (default [`OverlapPolicy::Skip`]).
+    pub fn overlap(mut self, overlap: OverlapPolicy) -> Self {
+        self.overlap = overlap;
+        self
+    }
+    /// The misfire policy (default [`MisfirePolicy::FireOnce`]).
+    pub fn misfire(mut self, misfire: MisfirePolicy) -> Self {
+        self.misfire = misfire;
+        self
+    }
+    /// Missed slots older than `window` are skipped.
+    pub fn catch_up_window(mut self, window: Duration) -> Self {
+        self.catch_up_window = Some(window);
+        self
+    }
+    /// What happens to a run interrupted by a crash (default retry).
+    pub fn interrupted(mut self, policy: InterruptedPolicy) -> Self {
+        self.interrupted = policy;
+        self
+    }
+    /// A random delay in `[0, jitter]` before each run.
+    pub fn jitter(mut self, jitter: Duration) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Validates and returns the spec. The schedule is compiled once here to
+    /// reject a bad expression or zone; zone-less schedules are checked in UTC
+    /// and later run in the scheduler's default zone.
+    ///
+    /// # Errors
+    /// [`Error::InvalidJobId`], [`Error::InvalidSpec`] or [`Error::Schedule`].
+    pub fn build(self) -> Result<JobSpec, Error> {
+        let spec = JobSpec {
+            id: JobId::new(self.id)?,
+            schedule: self.schedule,
+            handler: self.handler,
+            payload: self.payload,
+            overlap: self.overlap,
+            misfire: self.misfire,
+            catch_up_window: self.catch_up_window,
+            interrupted: self.interrupted,
+            jitter: self.jitter,
+        };
+        spec.compile(Tz::UTC)?;
+        Ok(spec)
+    }
+}

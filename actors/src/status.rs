@@ -1,0 +1,262 @@
+//! The job's state as plain serde values: what the job actor keeps, what the
+//! registry persists, and what a status query returns.
+
+use crate::id::{JobId, RunId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What made a run start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Trigger {
+    /// A schedule slot, on time.
+    Schedule,
+    /// A `trigger` request.
+    Manual,
+    /// A schedule slot missed while down or stalled, run late.
+    CatchUp,
+    /// A run interrupted by a crash, run again on restart.
+    Recovery,
+}
+
+/// Why a fire did not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SkipReason {
+    /// The job was paused.
+    Paused,
+    /// A run was in flight and the overlap policy said skip.
+    Overlap,
+    /// The overlap queue was full.
+    QueueFull,
+    /// A missed slot skipped by the misfire policy or the catch-up window.
+    Misfire,
+    /// The job's handler is not registered.
+    Orphaned,
+}
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// The handler returned `Ok`.
+    Succeeded,
+    /// The handler returned an error or panicked; the text says which.
+    Failed(String),
+    /// The run was cancelled through its token (replace, remove, shutdown).
+    Cancelled(String),
+    /// The process died while the run was in flight.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The error text, if the outcome is not a success.
+    pub fn error_text(&self) -> Option<&str> {
+        match self {
+            Self::Succeeded => None,
+            Self::Failed(e) | Self::Cancelled(e) => Some(e),
+            Self::Interrupted => Some("interrupted by a crash"),
+        }
+    }
+}
+
+/// Counters of a job's life, kept across restarts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Schedule slots claimed (on time or caught up), manual triggers excluded.
+    pub fires: u64,
+    /// Runs started.
+    pub runs: u64,
+    /// Runs that succeeded.
+    pub succeeded: u64,
+    /// Runs that failed (error or panic).
+    pub failed: u64,
+    /// Runs cancelled.
+    pub cancelled: u64,
+    /// Runs interrupted by a crash.
+    pub interrupted: u64,
+    /// Missed slots served by another slot's run.
+    pub coalesced: u64,
+    /// Fires skipped, by reason.
+    pub skipped: SkipCounts,
+}
+
+/// Skipped fires by reason.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkipCounts {
+    /// While paused.
+    pub paused: u64,
+    /// A run was in flight.
+    pub overlap: u64,
+    /// The overlap queue was full.
+    pub queue_full: u64,
+    /// Missed slots skipped by the misfire policy or window.
+    pub misfire: u64,
+    /// The handler was not registered.
+    pub orphaned: u64,
+}
+
+impl SkipCounts {
+    /// Adds `n` skips for `reason`.
+    pub fn add(&mut self, reason: SkipReason, n: u64) {
+        let slot = match reason {
+            SkipReason::Paused => &mut self.paused,
+            SkipReason::Overlap => &mut self.overlap,
+            SkipReason::QueueFull => &mut self.queue_full,
+            SkipReason::Misfire => &mut self.misfire,
+            SkipReason::Orphaned => &mut self.orphaned,
+        };
+        *slot += n;
+    }
+
+    /// All skips together.
+    pub fn total(&self) -> u64 {
+        self.paused + self.overlap + self.queue_full + self.misfire + self.orphaned
+    }
+}
+
+/// Why and since when a job is paused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseInfo {
+    /// The note given with the pause, shown in status.
+    pub note: Option<String>,
+    /// When it was paused.
+    pub since: DateTime<Utc>,
+}
+
+/// A run that has started and not yet ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightRun {
+    /// The run.
+    pub run_id: RunId,
+    /// The schedule slot (or trigger time) it serves.
+    pub scheduled: DateTime<Utc>,
+    /// When it was started.
+    pub started: DateTime<Utc>,
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// What started it.
+    pub trigger: Trigger,
+}
+
+/// One entry of a job's execution history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run.
+    pub run_id: RunId,
+    /// The slot it served.
+    pub scheduled: DateTime<Utc>,
+    /// When it started.
+    pub started: DateTime<Utc>,
+    /// When it ended.
+    pub finished: DateTime<Utc>,
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// What started it.
+    pub trigger: Trigger,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+impl RunRecord {
+    /// How long it ran.
+    pub fn duration(&self) -> std::time::Duration {
+        (self.finished - self.started).to_std().unwrap_or_default()
+    }
+}
+
+/// Everything about a job that changes as it runs; persisted by the registry
+/// so that a restarted process resumes the job where it was.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobState {
+    /// Set while the job is paused.
+    pub paused: Option<PauseInfo>,
+    /// The next planned fire (a schedule slot), if any.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// The newest schedule slot claimed: slots up to it are run or accounted.
+    pub last_slot: Option<DateTime<Utc>>,
+    /// The newest fire's time (slot or manual trigger).
+    pub last_fire: Option<DateTime<Utc>>,
+    /// The last run that ended.
+    pub last_run: Option<RunRecord>,
+    /// Lifetime counters.
+    pub counters: Counters,
+    /// Failed runs in a row since the last success.
+    pub consecutive_failures: u32,
+    /// Runs started and not yet ended.
+    pub in_flight: Vec<InFlightRun>,
+    /// Fires waiting in the overlap queue.
+    pub queued: u32,
+    /// The schedule is exhausted: no fire will come.
+    pub completed: bool,
+}
+
+/// The state a job is in, as shown by status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JobPhase {
+    /// Waiting for its next fire.
+    Scheduled,
+    /// At least one run in flight.
+    Running,
+    /// Paused: fires are counted as skipped.
+    Paused,
+    /// The schedule is exhausted and nothing is in flight.
+    Completed,
+    /// Its handler is not registered in this process: kept, not run.
+    Orphaned,
+}
+
+impl JobPhase {
+    /// The phases in which the job can still start runs on its own.
+    pub const ACTIVE_PHASES: [JobPhase; 2] = [JobPhase::Scheduled, JobPhase::Running];
+}
+
+/// A job as a status query shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// The job.
+    pub id: JobId,
+    /// The schedule as written.
+    pub schedule: String,
+    /// The zone the schedule is evaluated in.
+    pub time_zone: String,
+    /// The handler's name.
+    pub handler: String,
+    /// The job's phase.
+    pub phase: JobPhase,
+    /// The pause note, while paused.
+    pub pause_note: Option<String>,
+    /// The next planned fire.
+    pub next_fire: Option<DateTime<Utc>>,
+    /// The newest fire.
+    pub last_fire: Option<DateTime<Utc>>,
+    /// The last run that ended.
+    pub last_run: Option<RunRecord>,
+    /// Lifetime counters.
+    pub counters: Counters,
+    /// Failed runs in a row.
+    pub consecutive_failures: u32,
+    /// Runs in flight now.
+    pub runs_in_flight: u32,
+    /// Fires waiting in the overlap queue.
+    pub queued: u32,
+}
+
+impl JobStatus {
+    /// The error text of the last run, if it did not succeed.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_run.as_ref().and_then(|r| r.outcome.error_text())
+    }
+}
+
+/// Derives the phase shown by status.
+pub(crate) fn phase_of(state: &JobState, orphaned: bool) -> JobPhase {
+    if orphaned {
+        JobPhase::Orphaned
+    } else if state.paused.is_some() {
+        JobPhase::Paused
+    } else if !state.in_flight.is_empty() {
+        JobPhase::Running
+    } else if state.completed {
+        JobPhase::Completed
+    } else {
+        JobPhase::Scheduled
+    }
+}

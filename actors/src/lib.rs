@@ -1,4 +1,16 @@
 //! The domain and the actors of cronactor.
+//!
+//! # Layout
+//! - Pure domain, unit-tested without a runtime: [`schedule`] (when a job
+//!   fires), [`policy`] (overlap and misfire decisions), [`JobSpec`] (what a
+//!   job is), [`JobState`] and [`JobStatus`] (what it has done), [`Event`].
+//! - Ports: [`Clock`] (wall time) and [`SnapshotStore`] (persistence), with
+//!   [`SystemClock`], [`ManualClock`] and [`MemoryStore`] as adapters.
+//! - Actors, one module each with its message enum: [`supervisor`],
+//!   [`job`], [`registry`]; plus the shared timer service.
+#![warn(missing_docs)] // deny once the schedule module lands
+#![warn(unreachable_pub)]
+
 pub mod schedule;
 
 mod clock;
@@ -6,18 +18,33 @@ mod error;
 mod event;
 mod handler;
 mod id;
+pub mod job;
 pub mod policy;
+pub mod registry;
+mod runtime;
 mod spec;
 mod status;
 pub mod store;
+pub mod supervisor;
+mod timer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use event::{Event, EventBus, EventKind, EventStream, Received};
 pub use handler::{Handler, HandlerError, Handlers, JobContext};
-pub use id::{InvalidJobId, JobId, RunId};
+pub use id::{InvalidJobId, JobId, RunId, MAX_JOB_ID_LEN};
+pub use job::{JobMsg, TriggerOutcome};
 pub use policy::{InterruptedPolicy, MisfirePolicy, OverlapPolicy};
+pub use runtime::RuntimeConfig;
 pub use schedule::{Schedule, ScheduleSpec};
-pub use spec::{JobSpec, JobSpecBuilder};
+pub use spec::{JobSpec, JobSpecBuilder, MAX_JITTER};
 pub use status::*;
-pub use store::{JobRecord, Loaded, MemoryStore, QuarantinedRecord, SnapshotStore, StoreError, StoreOp};
+pub use store::{
+    JobRecord, Loaded, MemoryStore, QuarantinedRecord, SnapshotStore, StoreError, StoreOp,
+};
+pub use supervisor::{ShutdownReport, SupervisorMsg, Upserted};
+
+/// Starts the actors of one scheduler; used by the `cronactor` crate's
+/// `Scheduler` builder.
+#[doc(hidden)]
+pub mod boot;

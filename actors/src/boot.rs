@@ -1,0 +1,94 @@
+//! Starting the actors of one scheduler, in order: registry, timer service,
+//! supervisor (which restores the persisted jobs).
+
+use crate::clock::Clock;
+use crate::event::EventBus;
+use crate::handler::Handlers;
+use crate::registry::{RegistryActor, RegistryArgs, RegistryMsg};
+use crate::runtime::{Runtime, RuntimeConfig};
+use crate::store::{QuarantinedRecord, SnapshotStore, StoreError};
+use crate::supervisor::{SupervisorActor, SupervisorArgs, SupervisorMsg};
+use crate::timer::TimerHandle;
+use ractor::{Actor, ActorRef};
+use std::sync::{Arc, OnceLock};
+
+/// The running actors of one scheduler.
+#[derive(Debug)]
+pub struct Booted {
+    /// The supervisor: the control interface.
+    pub supervisor: ActorRef<SupervisorMsg>,
+    /// The registry.
+    pub registry: ActorRef<RegistryMsg>,
+    /// The event bus.
+    pub events: EventBus,
+    /// Records the store quarantined while loading.
+    pub quarantined: Vec<QuarantinedRecord>,
+}
+
+/// Why the scheduler did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    /// The store could not be loaded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An actor failed to start.
+    #[error("actor failed to start: {0}")]
+    Spawn(String),
+}
+
+/// Loads the store and starts the actors.
+///
+/// # Errors
+/// [`BootError`] if the store cannot be read or an actor cannot start.
+pub async fn boot(
+    store: Arc<dyn SnapshotStore>,
+    clock: Arc<dyn Clock>,
+    handlers: Handlers,
+    config: RuntimeConfig,
+) -> Result<Booted, BootError> {
+    let loaded = store.load()?;
+    for q in &loaded.quarantined {
+        tracing::error!(tree = %q.tree, key = %q.key, reason = %q.reason, "store record quarantined");
+    }
+    let events = EventBus::new(config.event_capacity);
+    let (registry, _) = Actor::spawn(
+        None,
+        RegistryActor,
+        RegistryArgs {
+            durable: store.is_durable(),
+            store: store.clone(),
+            quarantined: loaded.quarantined.clone(),
+            default_tz: config.default_tz,
+            flush_interval: config.flush_interval,
+            history_keep: config.history_keep,
+        },
+    )
+    .await
+    .map_err(|e| BootError::Spawn(e.to_string()))?;
+    let runtime = Arc::new(Runtime {
+        clock,
+        events: events.clone(),
+        timer: TimerHandle::start(),
+        registry: registry.clone(),
+        supervisor: OnceLock::new(),
+        config,
+        durable: store.is_durable(),
+    });
+    let (supervisor, _) = Actor::spawn(
+        None,
+        SupervisorActor,
+        SupervisorArgs {
+            runtime,
+            handlers,
+            restored: loaded.jobs,
+        },
+    )
+    .await
+    .map_err(|e| BootError::Spawn(e.to_string()))?;
+    Ok(Booted {
+        supervisor,
+        registry,
+        events,
+        quarantined: loaded.quarantined,
+    })
+}

@@ -1,0 +1,801 @@
+//! The job actor: one per job. It owns the job's spec, schedule and state,
+//! keeps exactly one pending timer, decides each fire by pause state, misfire
+//! and overlap policy, starts runs as separate tasks and learns their outcome
+//! by message.
+
+use crate::clock::deadline_for;
+use crate::error::Error;
+use crate::event::EventKind;
+use crate::handler::{Handler, JobContext};
+use crate::id::RunId;
+use crate::policy::{InterruptedPolicy, MisfireDecision, OverlapDecision};
+use crate::registry::{Ack, RegistryMsg};
+use crate::runtime::Runtime;
+use crate::schedule::{NextFire, Schedule};
+use crate::spec::JobSpec;
+use crate::status::{InFlightRun, JobState, Outcome, PauseInfo, RunRecord, SkipReason, Trigger};
+use chrono::{DateTime, Utc};
+use futures::FutureExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+/// The most missed slots enumerated one by one when a job wakes up late; older
+/// ones are counted as skipped without being listed.
+const MAX_ENUMERATED_SLOTS: usize = 10_000;
+
+/// Messages to a job actor. Control messages carry their reply port last.
+#[derive(Debug)]
+pub enum JobMsg {
+    /// The timer of generation `generation` went off.
+    Fired {
+        /// The timer's generation; stale generations are ignored.
+        generation: u64,
+    },
+    /// Pause the job, with an optional note.
+    Pause {
+        /// Shown in status.
+        note: Option<String>,
+        /// Answered once the pause is durable.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+    /// Resume the job; it re-arms from now, with no catch-up burst.
+    Resume {
+        /// Shown in the event.
+        note: Option<String>,
+        /// Answered once the resume is durable.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+    /// Fire now, through the overlap policy, leaving the schedule untouched.
+    Trigger(RpcReplyPort<Result<TriggerOutcome, Error>>),
+    /// Replace the spec, keeping state and counters (upsert).
+    Update {
+        /// The new spec.
+        spec: Arc<JobSpec>,
+        /// Its compiled schedule.
+        schedule: Schedule,
+        /// Answered once the new spec is durable.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+    /// Cancel the runs in flight, delete the job and stop.
+    Remove(RpcReplyPort<Result<(), Error>>),
+    /// The next `n` fires.
+    Preview {
+        /// How many.
+        n: usize,
+        /// The answer.
+        reply: RpcReplyPort<Result<Vec<DateTime<Utc>>, Error>>,
+    },
+    /// The wall clock stepped: re-plan the pending timer.
+    Replan,
+    /// Stop timers and cancel runs; answered with the cancelled runs once
+    /// nothing is in flight.
+    Stop(RpcReplyPort<Vec<RunId>>),
+    /// A run ended.
+    RunFinished {
+        /// The run.
+        run_id: RunId,
+        /// What the task saw.
+        result: RunResult,
+    },
+    /// The store holds the records of the runs claimed so far: start them.
+    Recorded,
+    /// Test-only fault injection: make the actor fail, to exercise supervision.
+    #[doc(hidden)]
+    Crash,
+}
+
+/// What `trigger` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TriggerOutcome {
+    /// A run started.
+    Started(RunId),
+    /// The fire was queued behind a run in flight.
+    Queued,
+    /// The fire was skipped, for this reason.
+    Skipped(SkipReason),
+}
+
+/// How a run task ended, as seen from the task.
+#[derive(Debug)]
+pub enum RunResult {
+    /// The handler returned Ok.
+    Ok,
+    /// The handler returned an error.
+    Err(String),
+    /// The handler panicked.
+    Panicked(String),
+    /// The run was cancelled and did not stop within the grace: dropped.
+    Dropped,
+}
+
+/// Arguments of a job actor: the last snapshot of the job.
+pub struct JobArgs {
+    pub(crate) spec: Arc<JobSpec>,
+    pub(crate) schedule: Schedule,
+    pub(crate) state: JobState,
+    pub(crate) handler: Option<Arc<dyn Handler>>,
+    pub(crate) runtime: Arc<Runtime>,
+    /// Restored from the store (or restarted): runs in flight were interrupted.
+    pub(crate) restored: bool,
+}
+
+/// The job actor (stateless: the state is [`JobActorState`]).
+#[derive(Debug, Default)]
+pub struct JobActor;
+
+/// A job actor's state.
+pub struct JobActorState {
+    spec: Arc<JobSpec>,
+    schedule: Schedule,
+    handler: Option<Arc<dyn Handler>>,
+    rt: Arc<Runtime>,
+    state: JobState,
+    payload: Arc<serde_json::Value>,
+    /// The generation of the one pending timer.
+    generation: u64,
+    /// Cancellation tokens of the runs in flight, and why each was cancelled.
+    tokens: HashMap<RunId, (CancellationToken, Option<String>)>,
+    /// Claimed runs waiting for their record to be durable.
+    unrecorded: Vec<RunId>,
+    /// Fires waiting behind a run in flight.
+    queue: VecDeque<(DateTime<Utc>, Trigger)>,
+    /// Set by `Stop`: answered once nothing is in flight.
+    stopping: Option<(RpcReplyPort<Vec<RunId>>, Vec<RunId>)>,
+}
+
+impl Actor for JobActor {
+    type Msg = JobMsg;
+    type State = JobActorState;
+    type Arguments = JobArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<JobMsg>,
+        args: JobArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let mut s = JobActorState {
+            payload: Arc::new(args.spec.payload.clone()),
+            spec: args.spec,
+            schedule: args.schedule,
+            handler: args.handler,
+            rt: args.runtime,
+            state: args.state,
+            generation: 0,
+            tokens: HashMap::new(),
+            unrecorded: Vec::new(),
+            queue: VecDeque::new(),
+            stopping: None,
+        };
+        s.state.queued = 0;
+        if args.restored {
+            s.recover_interrupted(&myself);
+        }
+        if s.handler.is_none() {
+            s.publish(EventKind::Orphaned {
+                handler: s.spec.handler.clone(),
+            });
+        }
+        s.wake(&myself);
+        s.save(&myself, s.start_ack(&myself), None);
+        Ok(s)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<JobMsg>,
+        msg: JobMsg,
+        s: &mut JobActorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            JobMsg::Fired { generation } => {
+                if generation == s.generation && s.stopping.is_none() {
+                    s.wake(&myself);
+                    s.save(&myself, s.start_ack(&myself), None);
+                }
+            }
+            JobMsg::Pause { note, reply } => {
+                if s.state.paused.is_some() {
+                    let _ = reply.send(Err(s.invalid_state("pause")));
+                } else {
+                    s.state.paused = Some(PauseInfo {
+                        note: note.clone(),
+                        since: s.rt.clock.now(),
+                    });
+                    s.publish(EventKind::Paused { note });
+                    s.save(&myself, Ack::Reply(reply), None);
+                }
+            }
+            JobMsg::Resume { note, reply } => {
+                if s.state.paused.is_none() {
+                    let _ = reply.send(Err(s.invalid_state("resume")));
+                } else {
+                    s.state.paused = None;
+                    // Resume re-arms from now: slots that passed while paused
+                    // were counted as skipped by their timers already.
+                    let now = s.rt.clock.now();
+                    s.state.last_slot = Some(s.state.last_slot.map_or(now, |l| l.max(now)));
+                    s.publish(EventKind::Resumed { note });
+                    s.arm(&myself);
+                    s.save(&myself, Ack::Reply(reply), None);
+                }
+            }
+            JobMsg::Trigger(reply) => {
+                let outcome = s.trigger(&myself);
+                if outcome.is_ok() {
+                    s.save(&myself, s.start_ack(&myself), None);
+                }
+                let _ = reply.send(outcome);
+            }
+            JobMsg::Update {
+                spec,
+                schedule,
+                reply,
+            } => {
+                let rearm = spec.schedule != s.spec.schedule;
+                s.payload = Arc::new(spec.payload.clone());
+                s.spec = spec;
+                s.schedule = schedule;
+                if rearm {
+                    s.state.completed = false;
+                    s.arm(&myself);
+                }
+                s.publish(EventKind::Updated);
+                let _ = s.rt.registry.cast(RegistryMsg::PutJob {
+                    spec: s.spec.clone(),
+                    state: Box::new(s.state.clone()),
+                    orphaned: s.handler.is_none(),
+                    ack: Ack::Reply(reply),
+                });
+            }
+            JobMsg::Remove(reply) => {
+                s.generation += 1;
+                s.cancel_all("job removed");
+                s.publish(EventKind::Removed);
+                let _ = s.rt.registry.cast(RegistryMsg::Remove {
+                    id: s.spec.id.clone(),
+                    ack: Ack::Reply(reply),
+                });
+                myself.stop(Some("removed".into()));
+            }
+            JobMsg::Preview { n, reply } => {
+                let mut out = Vec::with_capacity(n);
+                let mut after = s.rt.clock.now();
+                let mut fired = s.state.counters.fires;
+                while out.len() < n {
+                    match s.schedule.next_fire(after, fired) {
+                        NextFire::At(t) => {
+                            out.push(t);
+                            after = t;
+                            fired += 1;
+                        }
+                        NextFire::Exhausted => break,
+                    }
+                }
+                let _ = reply.send(Ok(out));
+            }
+            JobMsg::Replan => {
+                if s.stopping.is_none() {
+                    s.arm(&myself);
+                    s.publish(EventKind::Replanned {
+                        next_fire: s.state.next_fire,
+                    });
+                    s.save(&myself, Ack::None, None);
+                }
+            }
+            JobMsg::Stop(reply) => {
+                s.generation += 1;
+                s.queue.clear();
+                let cancelled = s.cancel_all("scheduler shutdown");
+                if s.state.in_flight.is_empty() {
+                    let _ = reply.send(cancelled);
+                } else {
+                    s.stopping = Some((reply, cancelled));
+                }
+            }
+            JobMsg::RunFinished { run_id, result } => {
+                let record = s.finish_run(run_id, result);
+                s.start_queued(&myself);
+                s.save(&myself, s.start_ack(&myself), record);
+                if s.state.in_flight.is_empty() {
+                    if let Some((reply, cancelled)) = s.stopping.take() {
+                        let _ = reply.send(cancelled);
+                    }
+                }
+            }
+            JobMsg::Recorded => {
+                for run_id in std::mem::take(&mut s.unrecorded) {
+                    s.spawn_run(&myself, run_id);
+                }
+            }
+            JobMsg::Crash => {
+                return Err(format!("injected fault in job {}", s.spec.id).into());
+            }
+        }
+        Ok(())
+    }
+}
+
+impl JobActorState {
+    fn publish(&self, kind: EventKind) {
+        self.rt
+            .events
+            .publish(&self.spec.id, self.rt.clock.now(), kind);
+    }
+
+    fn invalid_state(&self, action: &'static str) -> Error {
+        let phase = crate::status::phase_of(&self.state, self.handler.is_none());
+        Error::InvalidState {
+            id: self.spec.id.clone(),
+            action,
+            state: format!("{phase:?}").to_lowercase(),
+        }
+    }
+
+    /// Sends the state to the registry. `record` is a history entry to append.
+    fn save(&self, _myself: &ActorRef<JobMsg>, ack: Ack, record: Option<RunRecord>) {
+        let _ = self.rt.registry.cast(RegistryMsg::Save {
+            id: self.spec.id.clone(),
+            state: Box::new(self.state.clone()),
+            record: record.map(Box::new),
+            ack,
+        });
+    }
+
+    /// The acknowledgement that starts claimed runs once they are durable.
+    fn start_ack(&self, myself: &ActorRef<JobMsg>) -> Ack {
+        if self.unrecorded.is_empty() {
+            Ack::None
+        } else {
+            Ack::Job(myself.clone())
+        }
+    }
+
+    /// Arms the one pending timer for the first slot after the last one
+    /// claimed (or after now, for a job that never fired).
+    fn arm(&mut self, myself: &ActorRef<JobMsg>) {
+        self.generation += 1;
+        let now = self.rt.clock.now();
+        let after = self.state.last_slot.unwrap_or(now);
+        match self.schedule.next_fire(after, self.state.counters.fires) {
+            NextFire::At(t) => self.arm_at(myself, t),
+            NextFire::Exhausted => self.complete(),
+        }
+    }
+
+    fn arm_at(&mut self, myself: &ActorRef<JobMsg>, at: DateTime<Utc>) {
+        self.state.next_fire = Some(at);
+        let deadline = deadline_for(&*self.rt.clock, at);
+        self.rt.timer.arm(deadline, myself.clone(), self.generation);
+    }
+
+    fn complete(&mut self) {
+        self.state.next_fire = None;
+        if !self.state.completed {
+            self.state.completed = true;
+            self.publish(EventKind::Completed);
+        }
+    }
+
+    /// Handles every slot due by now, then arms the timer for the next one.
+    ///
+    /// The common case is one slot, on time; after a stall, a restart or a
+    /// forward step of the wall clock there may be many, and the misfire
+    /// policy decides. If the wall clock is behind the planned slot (it
+    /// stepped back), nothing is due and the timer is re-armed.
+    fn wake(&mut self, myself: &ActorRef<JobMsg>) {
+        self.generation += 1;
+        let now = self.rt.clock.now();
+        let mut after = match self.state.last_slot {
+            Some(last) => last,
+            None => {
+                // A new job: its first slot is the first after now.
+                self.state.last_slot = Some(now);
+                now
+            }
+        };
+        let mut due = Vec::new();
+        let mut uncounted = 0u64;
+        let mut fired = self.state.counters.fires;
+        let next = loop {
+            match self.schedule.next_fire(after, fired) {
+                NextFire::At(t) if t <= now => {
+                    if due.len() == MAX_ENUMERATED_SLOTS {
+                        due.remove(0);
+                        uncounted += 1;
+                    }
+                    due.push(t);
+                    after = t;
+                    fired += 1;
+                }
+                other => break other,
+            }
+        };
+        if !due.is_empty() {
+            self.handle_due(myself, &due, uncounted, now);
+        }
+        match next {
+            NextFire::At(t) => self.arm_at(myself, t),
+            NextFire::Exhausted => self.complete(),
+        }
+    }
+
+    fn handle_due(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        due: &[DateTime<Utc>],
+        uncounted: u64,
+        now: DateTime<Utc>,
+    ) {
+        let newest = *due.last().expect("handle_due is called with slots");
+        let n = due.len() as u64 + uncounted;
+        self.state.last_slot = Some(newest);
+        self.state.last_fire = Some(newest);
+        self.state.counters.fires += n;
+        let skip_all = if self.state.paused.is_some() {
+            Some(SkipReason::Paused)
+        } else if self.handler.is_none() {
+            Some(SkipReason::Orphaned)
+        } else {
+            None
+        };
+        if let Some(reason) = skip_all {
+            self.skip(newest, reason, n);
+            return;
+        }
+        let plan = self.spec.misfire.plan(
+            due,
+            uncounted,
+            now,
+            self.rt.config.misfire_threshold,
+            self.spec.catch_up_window,
+        );
+        if plan.skipped > 0 {
+            let last = plan.skipped_range.map_or(newest, |(_, l)| l);
+            self.skip(last, SkipReason::Misfire, plan.skipped);
+        }
+        self.state.counters.coalesced += plan.coalesced;
+        for (i, (slot, decision)) in plan.runs.into_iter().enumerate() {
+            let trigger = match decision {
+                MisfireDecision::OnTime => Trigger::Schedule,
+                MisfireDecision::CatchUp => Trigger::CatchUp,
+            };
+            self.publish(EventKind::Fired {
+                scheduled: slot,
+                trigger,
+            });
+            // Catch-up runs of one plan run one after another: the first goes
+            // through the overlap policy, the others wait in the queue.
+            if i > 0 && trigger == Trigger::CatchUp {
+                self.queue.push_back((slot, trigger));
+                self.state.queued = self.queue.len() as u32;
+            } else {
+                self.overlap_fire(myself, slot, trigger);
+            }
+        }
+    }
+
+    fn skip(&mut self, scheduled: DateTime<Utc>, reason: SkipReason, count: u64) {
+        self.state.counters.skipped.add(reason, count);
+        tracing::debug!(job_id = %self.spec.id, ?reason, count, "fire skipped");
+        self.publish(EventKind::Skipped {
+            scheduled,
+            reason,
+            count,
+        });
+    }
+
+    /// Applies the overlap policy to one fire.
+    fn overlap_fire(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        scheduled: DateTime<Utc>,
+        trigger: Trigger,
+    ) -> TriggerOutcome {
+        let decision = self
+            .spec
+            .overlap
+            .decide(self.state.in_flight.len(), self.queue.len());
+        match decision {
+            OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(
+                myself,
+                scheduled,
+                trigger,
+                1,
+            )),
+            OverlapDecision::ReplaceThenStart => {
+                self.cancel_all("replaced by a newer fire");
+                TriggerOutcome::Started(self.claim_run(myself, scheduled, trigger, 1))
+            }
+            OverlapDecision::Skip => {
+                self.skip(scheduled, SkipReason::Overlap, 1);
+                TriggerOutcome::Skipped(SkipReason::Overlap)
+            }
+            OverlapDecision::Enqueue => {
+                self.queue.push_back((scheduled, trigger));
+                self.state.queued = self.queue.len() as u32;
+                self.publish(EventKind::Queued { scheduled });
+                TriggerOutcome::Queued
+            }
+            OverlapDecision::Drop => {
+                self.skip(scheduled, SkipReason::QueueFull, 1);
+                TriggerOutcome::Skipped(SkipReason::QueueFull)
+            }
+        }
+    }
+
+    fn trigger(&mut self, myself: &ActorRef<JobMsg>) -> Result<TriggerOutcome, Error> {
+        if self.handler.is_none() {
+            return Err(self.invalid_state("trigger"));
+        }
+        let now = self.rt.clock.now();
+        self.state.last_fire = Some(now);
+        self.publish(EventKind::Fired {
+            scheduled: now,
+            trigger: Trigger::Manual,
+        });
+        if self.state.paused.is_some() {
+            self.skip(now, SkipReason::Paused, 1);
+            return Ok(TriggerOutcome::Skipped(SkipReason::Paused));
+        }
+        Ok(self.overlap_fire(myself, now, Trigger::Manual))
+    }
+
+    /// Records a run as in flight; it starts once its record is durable (at
+    /// once with a store that is not durable).
+    fn claim_run(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        scheduled: DateTime<Utc>,
+        trigger: Trigger,
+        attempt: u32,
+    ) -> RunId {
+        let run_id = RunId::random();
+        self.state.in_flight.push(InFlightRun {
+            run_id,
+            scheduled,
+            started: self.rt.clock.now(),
+            attempt,
+            trigger,
+        });
+        self.state.counters.runs += 1;
+        self.tokens
+            .insert(run_id, (CancellationToken::new(), None));
+        if self.rt.durable {
+            self.unrecorded.push(run_id);
+        } else {
+            self.spawn_run(myself, run_id);
+        }
+        run_id
+    }
+
+    /// Spawns the task of a claimed run. The handler runs off the actor; its
+    /// result, panic included, comes back as `RunFinished`.
+    fn spawn_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId) {
+        let Some(run) = self.state.in_flight.iter().find(|r| r.run_id == run_id) else {
+            return; // cancelled and finished before its record was durable
+        };
+        let Some((token, _)) = self.tokens.get(&run_id) else {
+            return;
+        };
+        let Some(handler) = self.handler.clone() else {
+            return;
+        };
+        let ctx = JobContext {
+            job_id: self.spec.id.clone(),
+            run_id,
+            scheduled: run.scheduled,
+            attempt: run.attempt,
+            trigger: run.trigger,
+            payload: self.payload.clone(),
+            cancel: token.clone(),
+        };
+        self.publish(EventKind::Started {
+            run_id,
+            scheduled: run.scheduled,
+            trigger: run.trigger,
+            attempt: run.attempt,
+        });
+        let jitter = jitter_delay(self.spec.jitter);
+        let grace = self.rt.config.cancel_grace;
+        let span = tracing::info_span!(
+            "run",
+            job_id = %self.spec.id,
+            run_id = %run_id,
+            attempt = run.attempt,
+            trigger = ?run.trigger,
+        );
+        let job = myself.clone();
+        let supervisor = self.rt.supervisor.get().cloned();
+        let job_id = self.spec.id.clone();
+        tokio::spawn(
+            async move {
+                let result = execute(handler, ctx, jitter, grace).await;
+                tracing::debug!(?result, "run ended");
+                let msg = JobMsg::RunFinished { run_id, result };
+                if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
+                    // The actor was restarted: route through the supervisor.
+                    if let Some(sup) = supervisor {
+                        let _ = sup.cast(crate::supervisor::SupervisorMsg::Forward(job_id, msg));
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    fn finish_run(&mut self, run_id: RunId, result: RunResult) -> Option<RunRecord> {
+        let pos = self.state.in_flight.iter().position(|r| r.run_id == run_id)?;
+        let run = self.state.in_flight.remove(pos);
+        let cancelled = self.tokens.remove(&run_id).and_then(|(_, why)| why);
+        let outcome = match (result, cancelled) {
+            (RunResult::Ok, _) => Outcome::Succeeded,
+            (_, Some(why)) => Outcome::Cancelled(why),
+            (RunResult::Err(e), None) => Outcome::Failed(e),
+            (RunResult::Panicked(p), None) => Outcome::Failed(format!("handler panicked: {p}")),
+            (RunResult::Dropped, None) => Outcome::Cancelled("dropped".into()),
+        };
+        let now = self.rt.clock.now();
+        let record = RunRecord {
+            run_id,
+            scheduled: run.scheduled,
+            started: run.started,
+            finished: now,
+            attempt: run.attempt,
+            trigger: run.trigger,
+            outcome,
+        };
+        self.count_outcome(&record);
+        self.state.last_run = Some(record.clone());
+        Some(record)
+    }
+
+    fn count_outcome(&mut self, record: &RunRecord) {
+        let c = &mut self.state.counters;
+        let kind = match &record.outcome {
+            Outcome::Succeeded => {
+                c.succeeded += 1;
+                self.state.consecutive_failures = 0;
+                EventKind::Succeeded {
+                    run_id: record.run_id,
+                    duration_ms: record.duration().as_millis() as u64,
+                }
+            }
+            Outcome::Failed(error) => {
+                c.failed += 1;
+                self.state.consecutive_failures += 1;
+                tracing::warn!(job_id = %self.spec.id, run_id = %record.run_id, %error, "run failed");
+                EventKind::Failed {
+                    run_id: record.run_id,
+                    error: error.clone(),
+                }
+            }
+            Outcome::Cancelled(reason) => {
+                c.cancelled += 1;
+                EventKind::Cancelled {
+                    run_id: record.run_id,
+                    reason: reason.clone(),
+                }
+            }
+            Outcome::Interrupted => {
+                c.interrupted += 1;
+                EventKind::Interrupted {
+                    run_id: record.run_id,
+                }
+            }
+        };
+        self.publish(kind);
+    }
+
+    /// Starts the next queued fire when nothing is in flight.
+    fn start_queued(&mut self, myself: &ActorRef<JobMsg>) {
+        if self.stopping.is_some() || !self.state.in_flight.is_empty() {
+            return;
+        }
+        if let Some((scheduled, trigger)) = self.queue.pop_front() {
+            self.state.queued = self.queue.len() as u32;
+            if self.state.paused.is_some() {
+                self.skip(scheduled, SkipReason::Paused, 1);
+            } else {
+                self.claim_run(myself, scheduled, trigger, 1);
+            }
+        }
+    }
+
+    /// Fires every in-flight run's token; returns the runs cancelled.
+    fn cancel_all(&mut self, why: &str) -> Vec<RunId> {
+        let mut cancelled = Vec::new();
+        for (run_id, (token, reason)) in &mut self.tokens {
+            if reason.is_none() {
+                *reason = Some(why.to_string());
+                token.cancel();
+                cancelled.push(*run_id);
+            }
+        }
+        cancelled
+    }
+
+    /// On restart: runs in flight at the crash are recorded as interrupted,
+    /// and retried (at-least-once) unless the job says abandon.
+    fn recover_interrupted(&mut self, myself: &ActorRef<JobMsg>) {
+        let now = self.rt.clock.now();
+        for run in std::mem::take(&mut self.state.in_flight) {
+            let record = RunRecord {
+                run_id: run.run_id,
+                scheduled: run.scheduled,
+                started: run.started,
+                finished: now,
+                attempt: run.attempt,
+                trigger: run.trigger,
+                outcome: Outcome::Interrupted,
+            };
+            self.count_outcome(&record);
+            self.state.last_run = Some(record.clone());
+            let _ = self.rt.registry.cast(RegistryMsg::Save {
+                id: self.spec.id.clone(),
+                state: Box::new(self.state.clone()),
+                record: Some(Box::new(record)),
+                ack: Ack::None,
+            });
+            if self.spec.interrupted == InterruptedPolicy::Retry && self.handler.is_some() {
+                self.queue.push_back((run.scheduled, Trigger::Recovery));
+            }
+        }
+        self.state.queued = self.queue.len() as u32;
+        self.start_queued(myself);
+    }
+}
+
+/// A random delay in `[0, max]`.
+fn jitter_delay(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    use rand::Rng;
+    Duration::from_nanos(rand::rng().random_range(0..=max.as_nanos() as u64))
+}
+
+/// Runs the handler after the jitter; a panic is caught and becomes a result.
+/// Once the token is cancelled the handler has `grace` to return before its
+/// future is dropped.
+async fn execute(
+    handler: Arc<dyn Handler>,
+    ctx: JobContext,
+    jitter: Duration,
+    grace: Duration,
+) -> RunResult {
+    let token = ctx.cancel.clone();
+    if !jitter.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(jitter) => {}
+            () = token.cancelled() => return RunResult::Dropped,
+        }
+    }
+    let run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
+    let dropped = async {
+        token.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = run => match r {
+            Ok(Ok(())) => RunResult::Ok,
+            Ok(Err(e)) => RunResult::Err(e.to_string()),
+            Err(panic) => RunResult::Panicked(panic_message(&panic)),
+        },
+        () = dropped => RunResult::Dropped,
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_string()
+    }
+}

@@ -1,0 +1,448 @@
+//! The registry actor: the one place that answers status, list and history
+//! queries, and the only writer of the store.
+//!
+//! Job actors send it their state on every change. Writes are group-committed:
+//! run state is coalesced per job and flushed at least every
+//! `flush_interval`; a write that carries an acknowledgement (a control
+//! operation, or a fire whose run waits for its record) starts a flush at once,
+//! or joins the next one if a flush is in flight. Only one flush is in flight
+//! at a time, so writes reach the store in order.
+
+use crate::error::Error;
+use crate::id::JobId;
+use crate::job::JobMsg;
+use crate::schedule::{ScheduleKind, ScheduleSpec};
+use crate::spec::JobSpec;
+use crate::status::{phase_of, JobState, JobStatus, RunRecord};
+use crate::store::{JobRecord, QuarantinedRecord, SnapshotStore, StoreError, StoreOp};
+use chrono_tz::Tz;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Who to tell once a write is durable.
+#[derive(Debug)]
+pub enum Ack {
+    /// Nobody: the write is group-committed.
+    None,
+    /// A caller waiting for a control operation.
+    Reply(RpcReplyPort<Result<(), Error>>),
+    /// A job actor whose claimed runs start once their record is durable.
+    Job(ActorRef<JobMsg>),
+}
+
+/// Messages to the registry.
+#[derive(Debug)]
+pub enum RegistryMsg {
+    /// Insert or replace a job's spec and state (add, upsert).
+    PutJob {
+        /// The spec.
+        spec: Arc<JobSpec>,
+        /// The state.
+        state: Box<JobState>,
+        /// Whether its handler is missing.
+        orphaned: bool,
+        /// Who to tell once durable.
+        ack: Ack,
+    },
+    /// A job loaded from the store at start: known, not rewritten.
+    Restore {
+        /// The spec.
+        spec: Arc<JobSpec>,
+        /// The state.
+        state: Box<JobState>,
+        /// Whether its handler is missing.
+        orphaned: bool,
+    },
+    /// A job's new state, and a history entry to append.
+    Save {
+        /// The job.
+        id: JobId,
+        /// Its state.
+        state: Box<JobState>,
+        /// A finished run.
+        record: Option<Box<RunRecord>>,
+        /// Who to tell once durable.
+        ack: Ack,
+    },
+    /// Delete a job with its state and history.
+    Remove {
+        /// The job.
+        id: JobId,
+        /// Who to tell once durable.
+        ack: Ack,
+    },
+    /// One job's status.
+    Status(JobId, RpcReplyPort<Result<JobStatus, Error>>),
+    /// Every job's status, ordered by id.
+    List(RpcReplyPort<Vec<JobStatus>>),
+    /// A job's spec and latest state, to restart its actor.
+    Snapshot(JobId, RpcReplyPort<Option<(Arc<JobSpec>, JobState)>>),
+    /// A job's newest `limit` runs, newest first.
+    History {
+        /// The job.
+        id: JobId,
+        /// How many.
+        limit: usize,
+        /// The answer.
+        reply: RpcReplyPort<Result<Vec<RunRecord>, Error>>,
+    },
+    /// Records quarantined by the store.
+    Quarantined(RpcReplyPort<Vec<QuarantinedRecord>>),
+    /// Flush everything now (shutdown); answered once durable.
+    Flush(RpcReplyPort<Result<(), Error>>),
+    /// The group-commit timer.
+    Tick,
+    /// A flush ended.
+    Flushed {
+        /// The acknowledgements it carried.
+        acks: Vec<Ack>,
+        /// How it went.
+        result: Result<(), StoreError>,
+    },
+}
+
+/// Arguments of the registry.
+pub struct RegistryArgs {
+    pub(crate) store: Arc<dyn SnapshotStore>,
+    pub(crate) durable: bool,
+    pub(crate) quarantined: Vec<QuarantinedRecord>,
+    pub(crate) default_tz: Tz,
+    pub(crate) flush_interval: Duration,
+    pub(crate) history_keep: usize,
+}
+
+/// The registry actor.
+#[derive(Debug, Default)]
+pub struct RegistryActor;
+
+struct Entry {
+    spec: Arc<JobSpec>,
+    state: JobState,
+    orphaned: bool,
+}
+
+/// The registry's state.
+pub struct RegistryState {
+    entries: HashMap<JobId, Entry>,
+    store: Arc<dyn SnapshotStore>,
+    durable: bool,
+    quarantined: Vec<QuarantinedRecord>,
+    default_tz: Tz,
+    history_keep: usize,
+    /// Writes not yet handed to the store, in order.
+    ops: Vec<StoreOp>,
+    /// Jobs whose state changed since the last commit.
+    dirty: HashSet<JobId>,
+    /// Acknowledgements waiting for the next flush.
+    acks: Vec<Ack>,
+    flushing: bool,
+}
+
+impl Actor for RegistryActor {
+    type Msg = RegistryMsg;
+    type State = RegistryState;
+    type Arguments = RegistryArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        args: RegistryArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let durable = args.durable;
+        if durable {
+            myself.send_interval(args.flush_interval, || RegistryMsg::Tick);
+        }
+        Ok(RegistryState {
+            entries: HashMap::new(),
+            store: args.store,
+            durable,
+            quarantined: args.quarantined,
+            default_tz: args.default_tz,
+            history_keep: args.history_keep,
+            ops: Vec::new(),
+            dirty: HashSet::new(),
+            acks: Vec::new(),
+            flushing: false,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        msg: RegistryMsg,
+        s: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RegistryMsg::PutJob {
+                spec,
+                state,
+                orphaned,
+                ack,
+            } => {
+                let id = spec.id.clone();
+                s.dirty.remove(&id);
+                s.ops.push(StoreOp::PutJob(Box::new(JobRecord {
+                    spec: (*spec).clone(),
+                    state: (*state).clone(),
+                })));
+                s.entries.insert(
+                    id,
+                    Entry {
+                        spec,
+                        state: *state,
+                        orphaned,
+                    },
+                );
+                s.write(&myself, ack);
+            }
+            RegistryMsg::Restore {
+                spec,
+                state,
+                orphaned,
+            } => {
+                s.entries.insert(
+                    spec.id.clone(),
+                    Entry {
+                        spec,
+                        state: *state,
+                        orphaned,
+                    },
+                );
+            }
+            RegistryMsg::Save {
+                id,
+                state,
+                record,
+                ack,
+            } => match s.entries.get_mut(&id) {
+                Some(entry) => {
+                    entry.state = *state;
+                    if let Some(record) = record {
+                        s.ops.push(StoreOp::AppendHistory {
+                            id: id.clone(),
+                            record,
+                            keep: s.history_keep,
+                        });
+                    }
+                    s.dirty.insert(id);
+                    s.write(&myself, ack);
+                }
+                // The job was removed; a late update must not resurrect it.
+                None => answer(ack, Err(Error::UnknownJob(id))),
+            },
+            RegistryMsg::Remove { id, ack } => {
+                s.entries.remove(&id);
+                s.dirty.remove(&id);
+                s.ops.push(StoreOp::RemoveJob(id));
+                s.write(&myself, ack);
+            }
+            RegistryMsg::Status(id, reply) => {
+                let status = s
+                    .entries
+                    .get(&id)
+                    .map(|e| s.status_of(e))
+                    .ok_or(Error::UnknownJob(id));
+                let _ = reply.send(status);
+            }
+            RegistryMsg::List(reply) => {
+                let mut all: Vec<JobStatus> = s.entries.values().map(|e| s.status_of(e)).collect();
+                all.sort_by(|a, b| a.id.cmp(&b.id));
+                let _ = reply.send(all);
+            }
+            RegistryMsg::Snapshot(id, reply) => {
+                let _ = reply.send(
+                    s.entries
+                        .get(&id)
+                        .map(|e| (e.spec.clone(), e.state.clone())),
+                );
+            }
+            RegistryMsg::History { id, limit, reply } => {
+                let answer = if s.entries.contains_key(&id) {
+                    s.history(&id, limit)
+                } else {
+                    Err(Error::UnknownJob(id))
+                };
+                let _ = reply.send(answer);
+            }
+            RegistryMsg::Quarantined(reply) => {
+                let _ = reply.send(s.quarantined.clone());
+            }
+            RegistryMsg::Flush(reply) => s.write(&myself, Ack::Reply(reply)),
+            RegistryMsg::Tick => s.commit(&myself),
+            RegistryMsg::Flushed { acks, result } => {
+                s.flushing = false;
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "store flush failed");
+                }
+                for ack in acks {
+                    answer(ack, result.clone().map_err(|e| Error::Store(e.to_string())));
+                }
+                if !s.acks.is_empty() {
+                    s.commit(&myself);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<RegistryMsg>,
+        s: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Last chance to persist run state written since the last commit.
+        if s.durable {
+            let ops = s.take_ops();
+            if let Err(e) = s.store.apply(ops) {
+                tracing::error!(error = %e, "store write at stop failed");
+            }
+            if let Err(e) = s.store.flush().await {
+                tracing::error!(error = %e, "store flush at stop failed");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn answer(ack: Ack, result: Result<(), Error>) {
+    match ack {
+        Ack::None => {}
+        Ack::Reply(reply) => {
+            let _ = reply.send(result);
+        }
+        Ack::Job(job) => {
+            // Even if the write failed the runs start: the fire was decided
+            // and losing the run would be worse than running it twice.
+            let _ = job.cast(JobMsg::Recorded);
+        }
+    }
+}
+
+impl RegistryState {
+    /// Queues the writes made by a message; acknowledged writes start a
+    /// flush at once (or join the next one).
+    fn write(&mut self, myself: &ActorRef<RegistryMsg>, ack: Ack) {
+        if !self.durable {
+            let result = self.apply_pending().map_err(|e| Error::Store(e.to_string()));
+            answer(ack, result);
+            return;
+        }
+        if !matches!(ack, Ack::None) {
+            self.acks.push(ack);
+            self.commit(myself);
+        }
+    }
+
+    fn take_ops(&mut self) -> Vec<StoreOp> {
+        let mut ops = std::mem::take(&mut self.ops);
+        ops.reserve(self.dirty.len());
+        for id in self.dirty.drain() {
+            if let Some(e) = self.entries.get(&id) {
+                ops.push(StoreOp::PutState(id, Box::new(e.state.clone())));
+            }
+        }
+        ops
+    }
+
+    /// Hands pending writes to the store without flushing.
+    fn apply_pending(&mut self) -> Result<(), StoreError> {
+        let ops = self.take_ops();
+        if ops.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(ops)
+    }
+
+    /// Starts a group commit unless one is in flight.
+    fn commit(&mut self, myself: &ActorRef<RegistryMsg>) {
+        if self.flushing || (self.ops.is_empty() && self.dirty.is_empty() && self.acks.is_empty())
+        {
+            return;
+        }
+        self.flushing = true;
+        let ops = self.take_ops();
+        let acks = std::mem::take(&mut self.acks);
+        let store = self.store.clone();
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let applied = if ops.is_empty() {
+                Ok(())
+            } else {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || store.apply(ops))
+                    .await
+                    .unwrap_or_else(|e| Err(StoreError::Io(format!("store writer failed: {e}"))))
+            };
+            let result = match applied {
+                Ok(()) => store.flush().await,
+                Err(e) => Err(e),
+            };
+            let _ = myself.cast(RegistryMsg::Flushed { acks, result });
+        });
+    }
+
+    /// The store's history plus the entries not yet handed to it (handing
+    /// them over here could overtake a flush in flight).
+    fn history(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, Error> {
+        let mut newest: Vec<RunRecord> = self
+            .ops
+            .iter()
+            .rev()
+            .filter_map(|op| match op {
+                StoreOp::AppendHistory { id: of, record, .. } if of == id => {
+                    Some((**record).clone())
+                }
+                _ => None,
+            })
+            .take(limit)
+            .collect();
+        let rest = limit - newest.len();
+        if rest > 0 {
+            let stored = self
+                .store
+                .history(id, rest)
+                .map_err(|e| Error::Store(e.to_string()))?;
+            newest.extend(stored);
+        }
+        Ok(newest)
+    }
+
+    fn status_of(&self, e: &Entry) -> JobStatus {
+        let st = &e.state;
+        JobStatus {
+            id: e.spec.id.clone(),
+            schedule: describe(&e.spec.schedule),
+            time_zone: e
+                .spec
+                .schedule
+                .tz
+                .clone()
+                .unwrap_or_else(|| self.default_tz.name().to_string()),
+            handler: e.spec.handler.clone(),
+            phase: phase_of(st, e.orphaned),
+            pause_note: st.paused.as_ref().and_then(|p| p.note.clone()),
+            next_fire: st.next_fire,
+            last_fire: st.last_fire,
+            last_run: st.last_run.clone(),
+            counters: st.counters.clone(),
+            consecutive_failures: st.consecutive_failures,
+            runs_in_flight: st.in_flight.len() as u32,
+            queued: st.queued,
+        }
+    }
+}
+
+/// The schedule as written.
+fn describe(spec: &ScheduleSpec) -> String {
+    match &spec.kind {
+        ScheduleKind::Cron(expr) => expr.clone(),
+        ScheduleKind::Interval {
+            every_ms,
+            offset_ms,
+        } if *offset_ms > 0 => format!("every {every_ms} ms (offset {offset_ms} ms)"),
+        ScheduleKind::Interval { every_ms, .. } => format!("every {every_ms} ms"),
+        ScheduleKind::Once(at) => format!("once at {}", at.to_rfc3339()),
+    }
+}

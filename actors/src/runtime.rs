@@ -1,0 +1,63 @@
+//! What every actor of one scheduler shares: the clock, the event bus, the
+//! timer service, the registry, and the configuration.
+
+use crate::clock::Clock;
+use crate::event::EventBus;
+use crate::registry::RegistryMsg;
+use crate::supervisor::SupervisorMsg;
+use crate::timer::TimerHandle;
+use chrono_tz::Tz;
+use ractor::ActorRef;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// Scheduler-wide settings.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The zone of schedules that name none (UTC unless set).
+    pub default_tz: Tz,
+    /// A slot later than this when its timer is handled is missed, and the
+    /// job's misfire policy decides (Quartz's misfire threshold).
+    pub misfire_threshold: Duration,
+    /// How long a cancelled run may take to stop before it is dropped.
+    pub cancel_grace: Duration,
+    /// History entries kept per job.
+    pub history_keep: usize,
+    /// The longest time run state waits before it is flushed to the store.
+    pub flush_interval: Duration,
+    /// Events kept per subscriber before a slow one misses some.
+    pub event_capacity: usize,
+    /// How often the wall clock is compared with the monotonic clock.
+    pub clock_check_interval: Duration,
+    /// A wall-clock step larger than this makes every job re-plan.
+    pub clock_jump_threshold: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            default_tz: Tz::UTC,
+            misfire_threshold: Duration::from_secs(5),
+            cancel_grace: Duration::from_secs(5),
+            history_keep: 100,
+            flush_interval: Duration::from_millis(100),
+            event_capacity: 4096,
+            clock_check_interval: Duration::from_secs(1),
+            clock_jump_threshold: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The shared part of one scheduler.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) events: EventBus,
+    pub(crate) timer: TimerHandle,
+    pub(crate) registry: ActorRef<RegistryMsg>,
+    pub(crate) supervisor: OnceLock<ActorRef<SupervisorMsg>>,
+    pub(crate) config: RuntimeConfig,
+    /// Whether the store is durable, so that a fire's record must be flushed
+    /// before its run starts.
+    pub(crate) durable: bool,
+}

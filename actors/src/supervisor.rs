@@ -1,0 +1,529 @@
+//! The supervisor actor: spawns and links one job actor per job, routes
+//! control messages, restarts a failed job actor from the registry's latest
+//! state, and runs the shutdown sequence.
+//!
+//! Every operation of the `Scheduler` handle is a [`SupervisorMsg`], so a
+//! service can drive the scheduler with ractor's `call!` and `cast!`.
+
+use crate::error::Error;
+use crate::event::EventKind;
+use crate::handler::Handlers;
+use crate::id::{JobId, RunId};
+use crate::job::{JobActor, JobArgs, JobMsg, TriggerOutcome};
+use crate::registry::{Ack, RegistryMsg};
+use crate::runtime::Runtime;
+use crate::spec::JobSpec;
+use crate::status::{JobState, JobStatus, RunRecord};
+use crate::store::JobRecord;
+use chrono::{DateTime, Utc};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// At most this many restarts of one job actor within [`RESTART_WINDOW`];
+/// past it the job is left stopped (a crash loop).
+pub const MAX_RESTARTS: usize = 5;
+/// The window of the restart budget.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// What `upsert` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upserted {
+    /// The job did not exist and was added.
+    Added,
+    /// The job existed; its spec was replaced, its state kept.
+    Updated,
+}
+
+/// What `shutdown` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Runs whose token was cancelled, by job.
+    pub cancelled: Vec<(JobId, RunId)>,
+    /// Jobs whose runs had not ended when the grace ran out.
+    pub unfinished_jobs: Vec<JobId>,
+}
+
+/// Messages to the supervisor: the scheduler's whole control interface.
+///
+/// ```
+/// # use cronactor_actors::*;
+/// # async fn demo(supervisor: ractor::ActorRef<SupervisorMsg>) -> Result<(), Box<dyn std::error::Error>> {
+/// use ractor::call;
+/// let id = JobId::new("report")?;
+/// call!(supervisor, |reply| SupervisorMsg::Pause { id: id.clone(), note: Some("maintenance".into()), reply })??;
+/// let status = call!(supervisor, SupervisorMsg::Status, id)??;
+/// assert_eq!(status.pause_note.as_deref(), Some("maintenance"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub enum SupervisorMsg {
+    /// Add a job; `DuplicateJob` if the id exists.
+    Add(Box<JobSpec>, RpcReplyPort<Result<(), Error>>),
+    /// Add a job, or replace an existing job's spec keeping its state.
+    Upsert(Box<JobSpec>, RpcReplyPort<Result<Upserted, Error>>),
+    /// Remove a job, cancelling its runs.
+    Remove(JobId, RpcReplyPort<Result<(), Error>>),
+    /// Pause a job.
+    Pause {
+        /// The job.
+        id: JobId,
+        /// A note shown in status.
+        note: Option<String>,
+        /// Answered once durable.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+    /// Resume a paused job.
+    Resume {
+        /// The job.
+        id: JobId,
+        /// A note shown in the event.
+        note: Option<String>,
+        /// Answered once durable.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
+    /// Fire a job now, through its overlap policy.
+    Trigger(JobId, RpcReplyPort<Result<TriggerOutcome, Error>>),
+    /// One job's status.
+    Status(JobId, RpcReplyPort<Result<JobStatus, Error>>),
+    /// Every job's status, ordered by id.
+    List(RpcReplyPort<Vec<JobStatus>>),
+    /// A job's next `n` fires.
+    Preview {
+        /// The job.
+        id: JobId,
+        /// How many.
+        n: usize,
+        /// The answer.
+        reply: RpcReplyPort<Result<Vec<DateTime<Utc>>, Error>>,
+    },
+    /// A job's newest runs, newest first.
+    History {
+        /// The job.
+        id: JobId,
+        /// How many.
+        limit: usize,
+        /// The answer.
+        reply: RpcReplyPort<Result<Vec<RunRecord>, Error>>,
+    },
+    /// Stop timers, cancel runs, wait up to the grace, flush the store.
+    Shutdown(Duration, RpcReplyPort<ShutdownReport>),
+    /// Deliver a message to a job's current actor (a run's result after its
+    /// actor was restarted).
+    Forward(JobId, JobMsg),
+    /// The wall clock stepped: every job re-plans.
+    ClockStepped,
+    /// Test-only fault injection: make a job actor fail.
+    #[doc(hidden)]
+    InjectCrash(JobId),
+}
+
+/// Arguments of the supervisor.
+pub struct SupervisorArgs {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) handlers: Handlers,
+    pub(crate) restored: Vec<JobRecord>,
+}
+
+/// The supervisor actor.
+#[derive(Debug, Default)]
+pub struct SupervisorActor;
+
+/// The supervisor's state.
+pub struct SupervisorState {
+    rt: Arc<Runtime>,
+    handlers: Handlers,
+    jobs: HashMap<JobId, ActorRef<JobMsg>>,
+    by_actor: HashMap<ActorId, JobId>,
+    restarts: HashMap<JobId, VecDeque<tokio::time::Instant>>,
+    shutting_down: bool,
+}
+
+impl Actor for SupervisorActor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        args: SupervisorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let _ = args.runtime.supervisor.set(myself.clone());
+        let mut s = SupervisorState {
+            rt: args.runtime,
+            handlers: args.handlers,
+            jobs: HashMap::new(),
+            by_actor: HashMap::new(),
+            restarts: HashMap::new(),
+            shutting_down: false,
+        };
+        for record in args.restored {
+            let spec = Arc::new(record.spec);
+            let orphaned = !s.handlers.contains(&spec.handler);
+            let _ = s.rt.registry.cast(RegistryMsg::Restore {
+                spec: spec.clone(),
+                state: Box::new(record.state.clone()),
+                orphaned,
+            });
+            if let Err(e) = s.spawn_job(&myself, spec.clone(), record.state, true).await {
+                tracing::error!(job_id = %spec.id, error = %e, "cannot restore job");
+            }
+        }
+        spawn_clock_watch(&s.rt, myself);
+        Ok(s)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        msg: SupervisorMsg,
+        s: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        if s.shutting_down {
+            reject_after_shutdown(msg);
+            return Ok(());
+        }
+        match msg {
+            SupervisorMsg::Add(spec, reply) => {
+                if s.jobs.contains_key(&spec.id) {
+                    let _ = reply.send(Err(Error::DuplicateJob(spec.id.clone())));
+                } else {
+                    s.add(&myself, Arc::new(*spec), reply).await;
+                }
+            }
+            SupervisorMsg::Upsert(spec, reply) => {
+                if let Some(job) = s.jobs.get(&spec.id) {
+                    let spec = Arc::new(*spec);
+                    match s.check(&spec) {
+                        Ok(schedule) => {
+                            let (tx, rx) = tokio::sync::oneshot::channel();
+                            let msg = JobMsg::Update {
+                                spec,
+                                schedule,
+                                reply: tx.into(),
+                            };
+                            if job.cast(msg).is_err() {
+                                let _ = reply.send(Err(Error::ShutDown));
+                            } else {
+                                forward_reply(rx, reply, |r| r.map(|()| Upserted::Updated));
+                            }
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                } else {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    s.add(&myself, Arc::new(*spec), tx.into()).await;
+                    forward_reply(rx, reply, |r| r.map(|()| Upserted::Added));
+                }
+            }
+            SupervisorMsg::Remove(id, reply) => {
+                if let Some(job) = s.jobs.remove(&id) {
+                    s.by_actor.remove(&job.get_id());
+                    s.route(&id, &job, JobMsg::Remove(reply));
+                } else {
+                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                }
+            }
+            SupervisorMsg::Pause { id, note, reply } => match s.jobs.get(&id) {
+                Some(job) => s.route(&id, job, JobMsg::Pause { note, reply }),
+                None => {
+                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                }
+            },
+            SupervisorMsg::Resume { id, note, reply } => match s.jobs.get(&id) {
+                Some(job) => s.route(&id, job, JobMsg::Resume { note, reply }),
+                None => {
+                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                }
+            },
+            SupervisorMsg::Trigger(id, reply) => match s.jobs.get(&id) {
+                Some(job) => s.route(&id, job, JobMsg::Trigger(reply)),
+                None => {
+                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                }
+            },
+            SupervisorMsg::Preview { id, n, reply } => match s.jobs.get(&id) {
+                Some(job) => s.route(&id, job, JobMsg::Preview { n, reply }),
+                None => {
+                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                }
+            },
+            SupervisorMsg::Status(id, reply) => {
+                let _ = s.rt.registry.cast(RegistryMsg::Status(id, reply));
+            }
+            SupervisorMsg::List(reply) => {
+                let _ = s.rt.registry.cast(RegistryMsg::List(reply));
+            }
+            SupervisorMsg::History { id, limit, reply } => {
+                let _ = s
+                    .rt
+                    .registry
+                    .cast(RegistryMsg::History { id, limit, reply });
+            }
+            SupervisorMsg::Forward(id, msg) => {
+                if let Some(job) = s.jobs.get(&id) {
+                    let _ = job.cast(msg);
+                }
+            }
+            SupervisorMsg::ClockStepped => {
+                tracing::warn!("wall clock stepped: every job re-plans");
+                for job in s.jobs.values() {
+                    let _ = job.cast(JobMsg::Replan);
+                }
+            }
+            SupervisorMsg::InjectCrash(id) => {
+                if let Some(job) = s.jobs.get(&id) {
+                    let _ = job.cast(JobMsg::Crash);
+                }
+            }
+            SupervisorMsg::Shutdown(grace, reply) => {
+                s.shutting_down = true;
+                s.shutdown(grace, reply);
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        evt: SupervisionEvent,
+        s: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // The default would stop the supervisor on the first child exit.
+        match evt {
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                if let Some(id) = s.by_actor.remove(&cell.get_id()) {
+                    s.jobs.remove(&id);
+                }
+            }
+            SupervisionEvent::ActorFailed(cell, err) => {
+                let Some(id) = s.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                s.jobs.remove(&id);
+                if !s.shutting_down {
+                    s.restart(&myself, id, err.to_string()).await;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl SupervisorState {
+    /// Checks a spec against this scheduler: its handler must exist, and its
+    /// schedule compiles in the default zone.
+    fn check(&self, spec: &JobSpec) -> Result<crate::schedule::Schedule, Error> {
+        if !self.handlers.contains(&spec.handler) {
+            return Err(Error::UnknownHandler(spec.handler.clone()));
+        }
+        spec.compile(self.rt.config.default_tz)
+    }
+
+    /// Persists a new job, then spawns its actor. The reply comes from the
+    /// registry once the record is durable.
+    async fn add(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        spec: Arc<JobSpec>,
+        reply: RpcReplyPort<Result<(), Error>>,
+    ) {
+        if let Err(e) = self.check(&spec) {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let _ = self.rt.registry.cast(RegistryMsg::PutJob {
+            spec: spec.clone(),
+            state: Box::default(),
+            orphaned: false,
+            ack: Ack::Reply(reply),
+        });
+        self.rt.events.publish(&spec.id, self.rt.clock.now(), EventKind::Added);
+        if let Err(e) = self.spawn_job(myself, spec.clone(), JobState::default(), false).await {
+            tracing::error!(job_id = %spec.id, error = %e, "cannot start job actor");
+        }
+    }
+
+    async fn spawn_job(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        spec: Arc<JobSpec>,
+        state: JobState,
+        restored: bool,
+    ) -> Result<(), Error> {
+        let schedule = spec.compile(self.rt.config.default_tz)?;
+        let args = JobArgs {
+            handler: self.handlers.get(&spec.handler),
+            spec: spec.clone(),
+            schedule,
+            state,
+            runtime: self.rt.clone(),
+            restored,
+        };
+        let (job, _) = Actor::spawn_linked(None, JobActor, args, myself.get_cell())
+            .await
+            .map_err(|e| Error::Store(format!("job actor failed to start: {e}")))?;
+        self.by_actor.insert(job.get_id(), spec.id.clone());
+        self.jobs.insert(spec.id.clone(), job);
+        Ok(())
+    }
+
+    /// Respawns a failed job actor from the registry's latest state, within
+    /// the restart budget.
+    async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, id: JobId, reason: String) {
+        let now = tokio::time::Instant::now();
+        let recent = self.restarts.entry(id.clone()).or_default();
+        while recent.front().is_some_and(|t| now - *t > RESTART_WINDOW) {
+            recent.pop_front();
+        }
+        if recent.len() >= MAX_RESTARTS {
+            tracing::error!(job_id = %id, %reason, "restart budget exhausted: job left stopped");
+            return;
+        }
+        recent.push_back(now);
+        tracing::warn!(job_id = %id, %reason, "job actor failed: restarting");
+        let snapshot = self
+            .rt
+            .registry
+            .call(|r| RegistryMsg::Snapshot(id.clone(), r), Some(Duration::from_secs(5)))
+            .await;
+        let Ok(ractor::rpc::CallResult::Success(Some((spec, state)))) = snapshot else {
+            tracing::error!(job_id = %id, "no snapshot to restart from");
+            return;
+        };
+        match self.spawn_job(myself, spec, state, false).await {
+            Ok(()) => self
+                .rt
+                .events
+                .publish(&id, self.rt.clock.now(), EventKind::Restarted { reason }),
+            Err(e) => tracing::error!(job_id = %id, error = %e, "restart failed"),
+        }
+    }
+
+    fn route(&self, id: &JobId, job: &ActorRef<JobMsg>, msg: JobMsg) {
+        if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
+            tracing::warn!(job_id = %id, "job actor is gone");
+            reject_job_msg(msg, Error::UnknownJob(id.clone()));
+        }
+    }
+
+    /// Stops every job (timers off, runs cancelled), waits up to `grace` for
+    /// their runs to end, flushes the store, then answers.
+    fn shutdown(&mut self, grace: Duration, reply: RpcReplyPort<ShutdownReport>) {
+        let mut waits = Vec::with_capacity(self.jobs.len());
+        for (id, job) in &self.jobs {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if job.cast(JobMsg::Stop(tx.into())).is_ok() {
+                waits.push((id.clone(), rx));
+            }
+        }
+        let registry = self.rt.registry.clone();
+        let jobs: Vec<_> = self.jobs.values().cloned().collect();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + grace;
+            let mut report = ShutdownReport::default();
+            for (id, rx) in waits {
+                match tokio::time::timeout_at(deadline, rx).await {
+                    Ok(Ok(runs)) => report
+                        .cancelled
+                        .extend(runs.into_iter().map(|r| (id.clone(), r))),
+                    _ => report.unfinished_jobs.push(id),
+                }
+            }
+            for job in jobs {
+                job.stop(Some("scheduler shutdown".into()));
+            }
+            let _ = registry
+                .call(RegistryMsg::Flush, Some(Duration::from_secs(30)))
+                .await;
+            let _ = reply.send(report);
+        });
+    }
+}
+
+/// Maps the answer of a forwarded request into the caller's reply type once
+/// it arrives, without blocking the supervisor.
+fn forward_reply<T: Send + 'static, U: Send + 'static>(
+    rx: tokio::sync::oneshot::Receiver<Result<T, Error>>,
+    reply: RpcReplyPort<Result<U, Error>>,
+    map: impl FnOnce(Result<T, Error>) -> Result<U, Error> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let r = rx.await.unwrap_or(Err(Error::ShutDown));
+        let _ = reply.send(map(r));
+    });
+}
+
+fn reject_after_shutdown(msg: SupervisorMsg) {
+    fn e<T>() -> Result<T, Error> {
+        Err(Error::ShutDown)
+    }
+    match msg {
+        SupervisorMsg::Add(_, r) | SupervisorMsg::Remove(_, r) => drop(r.send(e())),
+        SupervisorMsg::Pause { reply, .. } | SupervisorMsg::Resume { reply, .. } => {
+            drop(reply.send(e()))
+        }
+        SupervisorMsg::Upsert(_, r) => drop(r.send(e())),
+        SupervisorMsg::Trigger(_, r) => drop(r.send(e())),
+        SupervisorMsg::Status(_, r) => drop(r.send(e())),
+        SupervisorMsg::Preview { reply, .. } => drop(reply.send(e())),
+        SupervisorMsg::History { reply, .. } => drop(reply.send(e())),
+        SupervisorMsg::List(r) => drop(r.send(Vec::new())),
+        SupervisorMsg::Shutdown(_, r) => drop(r.send(ShutdownReport::default())),
+        SupervisorMsg::Forward(_, msg) => {
+            // Runs ending during shutdown still reach their stopping job.
+            drop(msg);
+        }
+        SupervisorMsg::ClockStepped | SupervisorMsg::InjectCrash(_) => {}
+    }
+}
+
+fn reject_job_msg(msg: JobMsg, err: Error) {
+    match msg {
+        JobMsg::Pause { reply, .. } | JobMsg::Resume { reply, .. } => drop(reply.send(Err(err))),
+        JobMsg::Remove(reply) | JobMsg::Update { reply, .. } => drop(reply.send(Err(err))),
+        JobMsg::Trigger(reply) => drop(reply.send(Err(err))),
+        JobMsg::Preview { reply, .. } => drop(reply.send(Err(err))),
+        _ => {}
+    }
+}
+
+/// Compares the wall clock with tokio's clock every `clock_check_interval`;
+/// a difference that changes by more than `clock_jump_threshold` is a step
+/// (NTP correction, VM resume), and every job re-plans.
+fn spawn_clock_watch(rt: &Arc<Runtime>, supervisor: ActorRef<SupervisorMsg>) {
+    let clock = rt.clock.clone();
+    let every = rt.config.clock_check_interval;
+    let threshold = chrono::Duration::from_std(rt.config.clock_jump_threshold)
+        .unwrap_or(chrono::Duration::MAX);
+    tokio::spawn(async move {
+        let mono0 = tokio::time::Instant::now();
+        let wall0 = clock.now();
+        let skew = |clock: &dyn crate::clock::Clock| {
+            let mono = chrono::Duration::from_std(mono0.elapsed()).unwrap_or(chrono::Duration::MAX);
+            (clock.now() - wall0) - mono
+        };
+        let mut last = skew(&*clock);
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let now = skew(&*clock);
+            if (now - last).abs() > threshold
+                && supervisor.cast(SupervisorMsg::ClockStepped).is_err()
+            {
+                return;
+            }
+            last = now;
+            if supervisor.get_status() == ractor::ActorStatus::Stopped {
+                return;
+            }
+        }
+    });
+}

@@ -1,2 +1,31 @@
-//! cronactor (being written).
+//! cronactor: an actor-model job-scheduling runtime a Rust service embeds.
+//!
+//! A supervisor actor owns one actor per job. Each job actor holds its
+//! schedule (cron with seconds in an IANA zone, fixed interval, or one-shot),
+//! its overlap and misfire policies, its pause state and counters; timer
+//! messages trigger runs, which execute off the actor. A registry actor
+//! answers status queries and persists snapshots, so a restarted process
+//! resumes every job.
+//!
+//! # Layout
+//! - [`Scheduler`] and [`SchedulerBuilder`]: the typed handle and its builder.
+//! - [`schedule`]: schedule evaluation, usable on its own.
+//! - Domain types re-exported from `cronactor-actors`: [`JobSpec`],
+//!   [`JobStatus`], [`Event`], the policies, the errors.
+//! - [`testing`]: a simulated clock to test schedules in paused tokio time.
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+
+mod builder;
+mod scheduler;
+pub mod testing;
+
+pub use builder::{SchedulerBuilder, StartError};
 pub use cronactor_actors::schedule;
+pub use cronactor_actors::{
+    Clock, Counters, Error, Event, EventKind, EventStream, Handler, HandlerError,
+    InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec, JobSpecBuilder, JobState,
+    JobStatus, MisfirePolicy, Outcome, OverlapPolicy, QuarantinedRecord, Received, RunId,
+    RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore,
+    StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
+};

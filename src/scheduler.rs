@@ -1,0 +1,243 @@
+//! [`Scheduler`]: the typed handle a service uses to control its jobs.
+
+use crate::builder::SchedulerBuilder;
+use cronactor_actors::registry::RegistryMsg;
+use cronactor_actors::{
+    Error, EventBus, EventStream, JobId, JobSpec, JobStatus, QuarantinedRecord, RunRecord,
+    ShutdownReport, SupervisorMsg, TriggerOutcome, Upserted,
+};
+use chrono::{DateTime, Utc};
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, RpcReplyPort};
+use std::time::Duration;
+
+/// A handle to a running scheduler; cheap to clone, safe to share.
+///
+/// Every method sends one message to the supervisor actor
+/// ([`Scheduler::supervisor`]) and waits for the answer, so the same
+/// operations are available to code that prefers ractor's `call!`/`cast!`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{JobContext, JobSpec, ScheduleSpec, Scheduler};
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("greet", |ctx: JobContext| async move {
+///         println!("hello from run {}", ctx.run_id);
+///         Ok::<(), std::io::Error>(())
+///     })
+///     .in_memory()
+///     .start()
+///     .await?;
+///
+/// let spec = JobSpec::builder("hello", ScheduleSpec::cron("*/5 * * * * *"), "greet").build()?;
+/// scheduler.add(spec).await?;
+/// scheduler.pause("hello", Some("deploy in progress")).await?;
+/// let status = scheduler.status("hello").await?;
+/// assert_eq!(status.pause_note.as_deref(), Some("deploy in progress"));
+/// scheduler.resume("hello", None).await?;
+///
+/// let report = scheduler.shutdown(std::time::Duration::from_secs(5)).await?;
+/// assert!(report.cancelled.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Scheduler {
+    pub(crate) supervisor: ActorRef<SupervisorMsg>,
+    pub(crate) registry: ActorRef<RegistryMsg>,
+    pub(crate) events: EventBus,
+    pub(crate) quarantined: Vec<QuarantinedRecord>,
+    pub(crate) call_timeout: Duration,
+}
+
+fn job_id(id: impl AsRef<str>) -> Result<JobId, Error> {
+    Ok(JobId::new(id.as_ref())?)
+}
+
+impl Scheduler {
+    /// Starts configuring a scheduler.
+    pub fn builder() -> SchedulerBuilder {
+        SchedulerBuilder::new()
+    }
+
+    /// The supervisor actor: every operation of this handle is a
+    /// [`SupervisorMsg`] to it.
+    pub fn supervisor(&self) -> ActorRef<SupervisorMsg> {
+        self.supervisor.clone()
+    }
+
+    async fn call<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(RpcReplyPort<Result<T, Error>>) -> SupervisorMsg,
+    ) -> Result<T, Error> {
+        match self.supervisor.call(build, Some(self.call_timeout)).await {
+            Ok(CallResult::Success(answer)) => answer,
+            Ok(CallResult::Timeout) => Err(Error::Timeout(self.call_timeout)),
+            Ok(CallResult::SenderError) | Err(_) => Err(Error::ShutDown),
+        }
+    }
+
+    /// Adds a job. Returns once the job is durable in the store and its actor
+    /// is running.
+    ///
+    /// # Errors
+    /// [`Error::DuplicateJob`], [`Error::UnknownHandler`], [`Error::Store`],
+    /// [`Error::ShutDown`].
+    pub async fn add(&self, spec: JobSpec) -> Result<(), Error> {
+        self.call(|r| SupervisorMsg::Add(Box::new(spec), r)).await
+    }
+
+    /// Adds a job, or replaces an existing job's spec keeping its counters,
+    /// history and pause state: the call a service makes at every boot.
+    ///
+    /// # Errors
+    /// As [`Scheduler::add`], without `DuplicateJob`.
+    pub async fn upsert(&self, spec: JobSpec) -> Result<Upserted, Error> {
+        self.call(|r| SupervisorMsg::Upsert(Box::new(spec), r)).await
+    }
+
+    /// Removes a job; its runs in flight are cancelled through their tokens.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`] if there is no such job.
+    pub async fn remove(&self, id: impl AsRef<str>) -> Result<(), Error> {
+        let id = job_id(id)?;
+        self.call(|r| SupervisorMsg::Remove(id, r)).await
+    }
+
+    /// Removes a job if it exists: `Ok(false)` when there was none.
+    ///
+    /// # Errors
+    /// As [`Scheduler::remove`], without `UnknownJob`.
+    pub async fn try_remove(&self, id: impl AsRef<str>) -> Result<bool, Error> {
+        match self.remove(id).await {
+            Ok(()) => Ok(true),
+            Err(Error::UnknownJob(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pauses a job: its fires are counted as skipped until it is resumed.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`]; [`Error::InvalidState`] if already paused.
+    pub async fn pause(&self, id: impl AsRef<str>, note: Option<&str>) -> Result<(), Error> {
+        let id = job_id(id)?;
+        let note = note.map(str::to_owned);
+        self.call(|reply| SupervisorMsg::Pause { id, note, reply })
+            .await
+    }
+
+    /// Resumes a paused job from now, with no catch-up burst.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`]; [`Error::InvalidState`] if not paused.
+    pub async fn resume(&self, id: impl AsRef<str>, note: Option<&str>) -> Result<(), Error> {
+        let id = job_id(id)?;
+        let note = note.map(str::to_owned);
+        self.call(|reply| SupervisorMsg::Resume { id, note, reply })
+            .await
+    }
+
+    /// Fires a job now through its overlap policy, leaving its schedule as
+    /// it is.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`]; [`Error::InvalidState`] if orphaned.
+    pub async fn trigger(&self, id: impl AsRef<str>) -> Result<TriggerOutcome, Error> {
+        let id = job_id(id)?;
+        self.call(|r| SupervisorMsg::Trigger(id, r)).await
+    }
+
+    /// One job's status.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`].
+    pub async fn status(&self, id: impl AsRef<str>) -> Result<JobStatus, Error> {
+        let id = job_id(id)?;
+        self.call(|r| SupervisorMsg::Status(id, r)).await
+    }
+
+    /// Every job's status, ordered by id.
+    ///
+    /// # Errors
+    /// [`Error::ShutDown`], [`Error::Timeout`].
+    pub async fn list(&self) -> Result<Vec<JobStatus>, Error> {
+        match self
+            .supervisor
+            .call(SupervisorMsg::List, Some(self.call_timeout))
+            .await
+        {
+            Ok(CallResult::Success(all)) => Ok(all),
+            Ok(CallResult::Timeout) => Err(Error::Timeout(self.call_timeout)),
+            Ok(CallResult::SenderError) | Err(_) => Err(Error::ShutDown),
+        }
+    }
+
+    /// A job's next `n` fires from now.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`].
+    pub async fn preview(&self, id: impl AsRef<str>, n: usize) -> Result<Vec<DateTime<Utc>>, Error> {
+        let id = job_id(id)?;
+        self.call(|reply| SupervisorMsg::Preview { id, n, reply })
+            .await
+    }
+
+    /// A job's newest `limit` runs, newest first.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`], [`Error::Store`].
+    pub async fn history(&self, id: impl AsRef<str>, limit: usize) -> Result<Vec<RunRecord>, Error> {
+        let id = job_id(id)?;
+        self.call(|reply| SupervisorMsg::History { id, limit, reply })
+            .await
+    }
+
+    /// A stream of every job's events from now on. A subscriber that falls
+    /// behind is told how many events it missed; it never slows the runtime.
+    pub fn subscribe(&self) -> EventStream {
+        self.events.subscribe()
+    }
+
+    /// Records the store quarantined when this scheduler started.
+    pub fn quarantined(&self) -> &[QuarantinedRecord] {
+        &self.quarantined
+    }
+
+    /// Stops every timer, cancels runs in flight through their tokens, waits
+    /// up to `grace` for them to end, flushes the store and stops the actors.
+    /// Later calls on any clone of this handle return [`Error::ShutDown`].
+    ///
+    /// # Errors
+    /// [`Error::ShutDown`] if it was already shut down.
+    ///
+    /// # Cancellation
+    /// If this future is dropped, the shutdown still completes in the
+    /// background.
+    pub async fn shutdown(&self, grace: Duration) -> Result<ShutdownReport, Error> {
+        let answer = self
+            .supervisor
+            .call(
+                |r| SupervisorMsg::Shutdown(grace, r),
+                Some(grace + self.call_timeout),
+            )
+            .await;
+        let report = match answer {
+            Ok(CallResult::Success(report)) => report,
+            Ok(CallResult::Timeout) => return Err(Error::Timeout(grace + self.call_timeout)),
+            Ok(CallResult::SenderError) | Err(_) => return Err(Error::ShutDown),
+        };
+        let _ = self
+            .supervisor
+            .stop_and_wait(Some("shutdown".into()), None)
+            .await;
+        let _ = self
+            .registry
+            .stop_and_wait(Some("shutdown".into()), None)
+            .await;
+        Ok(report)
+    }
+}

@@ -21,6 +21,7 @@ mod scheduler;
 pub mod testing;
 
 pub use builder::{SchedulerBuilder, StartError};
+pub use scheduler::Scheduler;
 pub use cronactor_actors::schedule;
 pub use cronactor_actors::{
     Clock, Counters, Error, Event, EventKind, EventStream, Handler, HandlerError,

@@ -1,0 +1,116 @@
+//! Helpers shared by the runtime tests: a scheduler on a simulated clock and
+//! handlers that count, sleep, fail or panic.
+#![allow(dead_code, unreachable_pub)]
+
+use cronactor::testing::ManualClock;
+use cronactor::{Event, EventKind, EventStream, JobContext, Received, Scheduler, SchedulerBuilder};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Monday 2026-01-05 00:00:00 UTC.
+pub const START: &str = "2026-01-05T00:00:00Z";
+
+pub fn clock() -> ManualClock {
+    ManualClock::new(START.parse().expect("start instant"))
+}
+
+/// A counter shared with a handler.
+#[derive(Clone, Default)]
+pub struct Count(Arc<AtomicUsize>);
+
+impl Count {
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A builder on `clock` with handlers: `count` (counts), `slow` (counts, then
+/// sleeps 2.5 s, honouring cancellation), `stubborn` (sleeps 1 h ignoring
+/// cancellation), `fail` (returns an error), `panic` (panics).
+pub fn builder(clock: &ManualClock, count: &Count) -> SchedulerBuilder {
+    let (c1, c2, c3) = (count.clone(), count.clone(), count.clone());
+    Scheduler::builder()
+        .clock(clock.clone())
+        .handler("count", move |_: JobContext| {
+            let c = c1.clone();
+            async move {
+                c.bump();
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .handler("slow", move |ctx: JobContext| {
+            let c = c2.clone();
+            async move {
+                c.bump();
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(2500)) => Ok(()),
+                    () = ctx.cancel.cancelled() => Err(std::io::Error::other("cancelled")),
+                }
+            }
+        })
+        .handler("stubborn", move |_: JobContext| {
+            let c = c3.clone();
+            async move {
+                c.bump();
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .handler("fail", |_: JobContext| async {
+            Err::<(), _>(std::io::Error::other("disk full"))
+        })
+        .handler("panic", |_: JobContext| async {
+            if true {
+                panic!("handler bug");
+            }
+            Ok::<(), std::io::Error>(())
+        })
+}
+
+/// Lets paused time run for `secs` seconds (every timer on the way fires).
+pub async fn run_for_secs(secs: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+}
+
+/// Drains the events received so far.
+pub fn drain(events: &mut EventStream) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Some(r) = events.try_recv() {
+        match r {
+            Received::Event(e) => out.push(e),
+            Received::Missed(n) => panic!("test subscriber missed {n} events"),
+        }
+    }
+    out
+}
+
+/// The events' kinds, with names only (no payloads), for order checks.
+pub fn kinds(events: &[Event]) -> Vec<&'static str> {
+    events
+        .iter()
+        .map(|e| match e.kind {
+            EventKind::Added => "added",
+            EventKind::Updated => "updated",
+            EventKind::Removed => "removed",
+            EventKind::Paused { .. } => "paused",
+            EventKind::Resumed { .. } => "resumed",
+            EventKind::Fired { .. } => "fired",
+            EventKind::Skipped { .. } => "skipped",
+            EventKind::Queued { .. } => "queued",
+            EventKind::Started { .. } => "started",
+            EventKind::Succeeded { .. } => "succeeded",
+            EventKind::Failed { .. } => "failed",
+            EventKind::Cancelled { .. } => "cancelled",
+            EventKind::Interrupted { .. } => "interrupted",
+            EventKind::Completed => "completed",
+            EventKind::Replanned { .. } => "replanned",
+            EventKind::Restarted { .. } => "restarted",
+            EventKind::Orphaned { .. } => "orphaned",
+            _ => "other",
+        })
+        .collect()
+}

@@ -1,0 +1,195 @@
+//! Control operations through the handle and as messages to the supervisor.
+
+mod support;
+
+use cronactor::{
+    Error, EventKind, JobPhase, JobSpec, OverlapPolicy, ScheduleSpec, SkipReason, SupervisorMsg,
+    TriggerOutcome, Upserted,
+};
+use std::time::Duration;
+use support::*;
+
+fn every(id: &str, secs: u64, handler: &str) -> JobSpec {
+    JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(secs)), handler)
+        .build()
+        .expect("valid spec")
+}
+
+#[tokio::test(start_paused = true)]
+async fn paused_job_counts_fires_as_skipped_and_resume_rearms_without_a_burst() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("j", 10, "count")).await.expect("add");
+    run_for_secs(25.0).await; // runs at 10 s and 20 s
+    s.pause("j", Some("db migration")).await.expect("pause");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Paused);
+    assert_eq!(st.pause_note.as_deref(), Some("db migration"));
+    run_for_secs(60.0).await; // 30..=80 s: six fires while paused
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.skipped.paused, 6);
+    assert_eq!(count.get(), 2);
+    let mut events = s.subscribe();
+    s.resume("j", Some("done")).await.expect("resume");
+    run_for_secs(0.5).await;
+    assert_eq!(count.get(), 2, "resume must not fire a catch-up burst");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Scheduled);
+    assert_eq!(st.pause_note, None);
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 3, "the next slot after resume runs");
+    let resumed = drain(&mut events)
+        .into_iter()
+        .find_map(|e| match e.kind {
+            EventKind::Resumed { note } => Some(note),
+            _ => None,
+        })
+        .expect("a resumed event");
+    assert_eq!(resumed.as_deref(), Some("done"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pausing_twice_or_resuming_a_running_job_is_a_typed_error() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("j", 10, "count")).await.expect("add");
+    assert!(matches!(
+        s.resume("j", None).await,
+        Err(Error::InvalidState { action: "resume", .. })
+    ));
+    s.pause("j", None).await.expect("pause");
+    assert!(matches!(
+        s.pause("j", None).await,
+        Err(Error::InvalidState { action: "pause", .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn trigger_runs_now_through_the_overlap_policy_and_keeps_the_schedule() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("j", 3600, "slow")).await.expect("add");
+    let next_before = s.status("j").await.expect("status").next_fire;
+    let first = s.trigger("j").await.expect("trigger");
+    assert!(matches!(first, TriggerOutcome::Started(_)));
+    // A second trigger while the first runs meets the Skip policy.
+    let second = s.trigger("j").await.expect("trigger");
+    assert_eq!(second, TriggerOutcome::Skipped(SkipReason::Overlap));
+    run_for_secs(3.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.runs, 1);
+    assert_eq!(st.counters.succeeded, 1);
+    assert_eq!(st.next_fire, next_before, "trigger leaves the schedule untouched");
+    assert_eq!(st.last_run.expect("a run").trigger, cronactor::Trigger::Manual);
+}
+
+#[tokio::test(start_paused = true)]
+async fn removing_a_running_job_cancels_its_run_and_forgets_the_job() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("j", 1, "slow")).await.expect("add");
+    let mut events = s.subscribe();
+    run_for_secs(1.5).await;
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
+    s.remove("j").await.expect("remove");
+    assert!(matches!(s.status("j").await, Err(Error::UnknownJob(_))));
+    assert!(matches!(s.remove("j").await, Err(Error::UnknownJob(_))));
+    assert!(!s.try_remove("j").await.expect("try_remove"));
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 1, "no fire after remove");
+    let seen = kinds(&drain(&mut events));
+    assert!(seen.contains(&"removed"));
+    // The id is free again.
+    s.add(every("j", 1, "count")).await.expect("re-add");
+}
+
+#[tokio::test(start_paused = true)]
+async fn upsert_replaces_the_spec_and_keeps_counters_and_pause_state() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    assert_eq!(s.upsert(every("j", 10, "count")).await.expect("upsert"), Upserted::Added);
+    run_for_secs(35.0).await;
+    s.pause("j", Some("hold")).await.expect("pause");
+    let updated = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(5)), "count")
+        .overlap(OverlapPolicy::Queue { max: 3 })
+        .build()
+        .expect("valid spec");
+    assert_eq!(s.upsert(updated).await.expect("upsert"), Upserted::Updated);
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.succeeded, 3);
+    assert_eq!(st.phase, JobPhase::Paused);
+    assert_eq!(st.pause_note.as_deref(), Some("hold"));
+    assert_eq!(st.schedule, "every 5000 ms");
+    s.resume("j", None).await.expect("resume");
+    run_for_secs(21.0).await; // 40, 45, 50 and 55 s on the new 5 s schedule
+    assert_eq!(s.status("j").await.expect("status").counters.succeeded, 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_requests_get_their_own_error_variants() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("j", 10, "count")).await.expect("add");
+    assert!(matches!(s.add(every("j", 10, "count")).await, Err(Error::DuplicateJob(id)) if id.as_str() == "j"));
+    assert!(matches!(s.pause("nope", None).await, Err(Error::UnknownJob(_))));
+    assert!(matches!(s.trigger("nope").await, Err(Error::UnknownJob(_))));
+    assert!(matches!(s.preview("nope", 3).await, Err(Error::UnknownJob(_))));
+    assert!(matches!(
+        s.add(every("k", 10, "no-such-handler")).await,
+        Err(Error::UnknownHandler(h)) if h == "no-such-handler"
+    ));
+    assert!(matches!(s.status("").await, Err(Error::InvalidJobId(_))));
+    assert!(matches!(
+        JobSpec::builder("x", ScheduleSpec::every(Duration::from_secs(1)), "count")
+            .overlap(OverlapPolicy::Queue { max: 0 })
+            .build(),
+        Err(Error::InvalidSpec { field: "overlap", .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_operation_is_a_message_to_the_supervisor() {
+    use ractor::{call, cast};
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let sup = s.supervisor();
+    let spec = every("j", 10, "count");
+    let id = spec.id.clone();
+    call!(sup, SupervisorMsg::Add, Box::new(spec))
+        .expect("call")
+        .expect("add");
+    call!(sup, |reply| SupervisorMsg::Pause {
+        id: id.clone(),
+        note: Some("by message".into()),
+        reply
+    })
+    .expect("call")
+    .expect("pause");
+    let st = call!(sup, SupervisorMsg::Status, id.clone())
+        .expect("call")
+        .expect("status");
+    assert_eq!(st.pause_note.as_deref(), Some("by message"));
+    let all = call!(sup, SupervisorMsg::List).expect("call");
+    assert_eq!(all.len(), 1);
+    // A cast with a reply port nobody waits on still acts.
+    let (tx, _rx) = tokio::sync::oneshot::channel();
+    cast!(sup, SupervisorMsg::Resume { id: id.clone(), note: None, reply: tx.into() }).expect("cast");
+    run_for_secs(10.5).await;
+    assert_eq!(count.get(), 1);
+    let next = call!(sup, |reply| SupervisorMsg::Preview { id: id.clone(), n: 3, reply })
+        .expect("call")
+        .expect("preview");
+    assert_eq!(next.len(), 3);
+    assert!(next.windows(2).all(|w| w[1] - w[0] == chrono::Duration::seconds(10)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_after_shutdown_fail_with_shut_down() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("j", 10, "count")).await.expect("add");
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert!(matches!(s.status("j").await, Err(Error::ShutDown)));
+    assert!(matches!(s.add(every("k", 10, "count")).await, Err(Error::ShutDown)));
+    assert!(matches!(s.shutdown(Duration::from_secs(1)).await, Err(Error::ShutDown)));
+}

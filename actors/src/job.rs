@@ -72,9 +72,13 @@ pub enum JobMsg {
     },
     /// The wall clock stepped: re-plan the pending timer.
     Replan,
-    /// Stop timers and cancel runs; answered with the cancelled runs once
-    /// nothing is in flight.
-    Stop(RpcReplyPort<Vec<RunId>>),
+    /// Stop timers and cancel runs.
+    Stop {
+        /// Answered at once with the runs cancelled.
+        cancelled: RpcReplyPort<Vec<RunId>>,
+        /// Answered once nothing is in flight.
+        idle: RpcReplyPort<()>,
+    },
     /// A run ended.
     RunFinished {
         /// The run.
@@ -145,7 +149,7 @@ pub struct JobActorState {
     /// Fires waiting behind a run in flight.
     queue: VecDeque<(DateTime<Utc>, Trigger)>,
     /// Set by `Stop`: answered once nothing is in flight.
-    stopping: Option<(RpcReplyPort<Vec<RunId>>, Vec<RunId>)>,
+    stopping: Option<RpcReplyPort<()>>,
 }
 
 impl Actor for JobActor {
@@ -287,14 +291,14 @@ impl Actor for JobActor {
                     s.save(&myself, Ack::None, None);
                 }
             }
-            JobMsg::Stop(reply) => {
+            JobMsg::Stop { cancelled, idle } => {
                 s.generation += 1;
                 s.queue.clear();
-                let cancelled = s.cancel_all("scheduler shutdown");
+                let _ = cancelled.send(s.cancel_all("scheduler shutdown"));
                 if s.state.in_flight.is_empty() {
-                    let _ = reply.send(cancelled);
+                    let _ = idle.send(());
                 } else {
-                    s.stopping = Some((reply, cancelled));
+                    s.stopping = Some(idle);
                 }
             }
             JobMsg::RunFinished { run_id, result } => {
@@ -302,8 +306,8 @@ impl Actor for JobActor {
                 s.start_queued(&myself);
                 s.save(&myself, s.start_ack(&myself), record);
                 if s.state.in_flight.is_empty() {
-                    if let Some((reply, cancelled)) = s.stopping.take() {
-                        let _ = reply.send(cancelled);
+                    if let Some(idle) = s.stopping.take() {
+                        let _ = idle.send(());
                     }
                 }
             }

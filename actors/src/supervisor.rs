@@ -418,9 +418,14 @@ impl SupervisorState {
     fn shutdown(&mut self, grace: Duration, reply: RpcReplyPort<ShutdownReport>) {
         let mut waits = Vec::with_capacity(self.jobs.len());
         for (id, job) in &self.jobs {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            if job.cast(JobMsg::Stop(tx.into())).is_ok() {
-                waits.push((id.clone(), rx));
+            let (cancelled_tx, cancelled_rx) = tokio::sync::oneshot::channel();
+            let (idle_tx, idle_rx) = tokio::sync::oneshot::channel();
+            let msg = JobMsg::Stop {
+                cancelled: cancelled_tx.into(),
+                idle: idle_tx.into(),
+            };
+            if job.cast(msg).is_ok() {
+                waits.push((id.clone(), cancelled_rx, idle_rx));
             }
         }
         let registry = self.rt.registry.clone();
@@ -428,12 +433,14 @@ impl SupervisorState {
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + grace;
             let mut report = ShutdownReport::default();
-            for (id, rx) in waits {
-                match tokio::time::timeout_at(deadline, rx).await {
-                    Ok(Ok(runs)) => report
+            for (id, cancelled, idle) in waits {
+                if let Ok(runs) = cancelled.await {
+                    report
                         .cancelled
-                        .extend(runs.into_iter().map(|r| (id.clone(), r))),
-                    _ => report.unfinished_jobs.push(id),
+                        .extend(runs.into_iter().map(|r| (id.clone(), r)));
+                }
+                if !matches!(tokio::time::timeout_at(deadline, idle).await, Ok(Ok(()))) {
+                    report.unfinished_jobs.push(id);
                 }
             }
             for job in jobs {

@@ -1,0 +1,40 @@
+//! A job actor that dies is restarted by the supervisor from the registry's
+//! latest state; other jobs are untouched.
+
+mod support;
+
+use cronactor::{EventKind, JobSpec, ScheduleSpec, SupervisorMsg};
+use std::time::Duration;
+use support::*;
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_job_actor_restarts_with_its_counters() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.pause("j", Some("kept")).await.expect("pause");
+    s.resume("j", None).await.expect("resume");
+    run_for_secs(5.5).await;
+    let before = s.status("j").await.expect("status").counters;
+    let mut events = s.subscribe();
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    let after = s.status("j").await.expect("status").counters;
+    assert_eq!(after, before, "counters survive the restart");
+    assert!(drain(&mut events)
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Restarted { .. })));
+    run_for_secs(3.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.succeeded, before.succeeded + 3);
+    s.pause("j", None).await.expect("the restarted actor answers messages");
+}
+
+fn spec_id(id: &str) -> cronactor::JobId {
+    cronactor::JobId::new(id).expect("valid id")
+}

@@ -1,129 +1,199 @@
 //! Schedule evaluation: "when does this job fire next?".
 //!
-//! STUB: the API below is the contract the runtime uses; the implementation is
-//! being written (issue #2).
+//! A [`ScheduleSpec`] is what a user writes (a cron expression, an interval or
+//! a one-shot, with a zone, a DST policy and bounds). [`ScheduleSpec::compile`]
+//! validates it once and returns a [`Schedule`], which answers
+//! [`Schedule::next_after`], [`Schedule::next_fire`] and [`Schedule::preview`]
+//! without parsing again. The dialect and the DST rules are described in
+//! `docs/semantics.md`.
 
-use chrono::{DateTime, Utc};
+mod calendar;
+mod cron_expr;
+mod dst;
+mod error;
+mod preview;
+mod spec;
+mod zone;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::ScheduleError;
+pub use preview::{preview_lines, DstNote, PreviewFire, PreviewLines};
+pub use spec::{Bounds, DstPolicy, FoldPolicy, GapPolicy, ScheduleKind, ScheduleSpec};
+
+use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use cron_expr::CronExpr;
+use zone::ZoneTable;
 
-/// What a user writes: persisted as-is, compiled with [`ScheduleSpec::compile`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ScheduleSpec {
-    /// The kind of schedule.
-    pub kind: ScheduleKind,
-    /// IANA zone name; `None` uses the scheduler's default zone.
-    pub tz: Option<String>,
-    /// What to do with DST gaps and folds.
-    pub dst: DstPolicy,
-    /// Optional bounds.
-    pub bounds: Bounds,
+/// A compiled schedule: cheap to clone, shareable between threads, and never
+/// failing after [`ScheduleSpec::compile`].
+///
+/// ```
+/// use chrono::{DateTime, Utc};
+/// use cronactor_actors::schedule::{DstNote, NextFire, ScheduleSpec};
+///
+/// let t = |s: &str| s.parse::<DateTime<Utc>>().expect("RFC 3339");
+/// // 02:30 does not exist in New York on 2026-03-08: the fire moves to 03:00 EDT.
+/// let schedule = ScheduleSpec::cron("0 30 2 * * *")
+///     .in_tz("America/New_York")
+///     .max_fires(2)
+///     .compile(chrono_tz::UTC)?;
+/// let start = t("2026-03-07T12:00:00Z");
+/// assert_eq!(schedule.next_after(start), Some(t("2026-03-08T07:00:00Z")));
+/// assert_eq!(schedule.next_fire(start, 2), NextFire::Exhausted);
+///
+/// let preview = schedule.preview(start, 3);
+/// assert_eq!(preview.len(), 2); // max_fires
+/// assert!(matches!(preview[0].note, Some(DstNote::MovedFromGap { .. })));
+/// assert_eq!(preview[1].at, t("2026-03-09T06:30:00Z"));
+/// # Ok::<(), cronactor_actors::schedule::ScheduleError>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    spec: ScheduleSpec,
+    tz: Tz,
+    rule: Rule,
 }
 
-/// The kinds of schedule.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ScheduleKind {
-    /// A cron expression.
-    Cron(String),
-    /// Every `every_ms` milliseconds, at `epoch + offset_ms + k * every_ms`.
+/// The compiled form of a [`ScheduleKind`].
+#[derive(Clone, Debug)]
+enum Rule {
+    Cron { expr: CronExpr, zone: ZoneTable },
     Interval { every_ms: u64, offset_ms: u64 },
-    /// Once at an instant.
     Once(DateTime<Utc>),
 }
 
-/// DST policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DstPolicy {
-    /// Spring-forward gap.
-    pub gap: GapPolicy,
-    /// Fall-back fold.
-    pub fold: FoldPolicy,
-}
-/// Gap policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum GapPolicy { #[default] RunAtTransition, Skip }
-/// Fold policy.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FoldPolicy { #[default] First, Last, Both }
-
-/// Bounds.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Bounds {
-    /// No fire before.
-    pub not_before: Option<DateTime<Utc>>,
-    /// No fire after.
-    pub not_after: Option<DateTime<Utc>>,
-    /// At most this many fires.
-    pub max_fires: Option<u64>,
-}
-
-/// Error.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ScheduleError {
-    /// Bad cron field.
-    #[error("invalid cron expression: field {field} has value {value:?}: {reason} (allowed: {allowed})")]
-    InvalidCron { field: &'static str, value: String, allowed: String, reason: String },
-    /// Unknown zone.
-    #[error("unknown time zone {0:?}")]
-    UnknownTimeZone(String),
-    /// Bad interval.
-    #[error("invalid interval: {0}")]
-    InvalidInterval(String),
-    /// Bad bounds.
-    #[error("invalid bounds: {0}")]
-    InvalidBounds(String),
-}
-
-impl ScheduleSpec {
-    /// Cron.
-    pub fn cron(expr: impl Into<String>) -> Self { Self { kind: ScheduleKind::Cron(expr.into()), tz: None, dst: DstPolicy::default(), bounds: Bounds::default() } }
-    /// Interval.
-    pub fn every(period: Duration) -> Self { Self { kind: ScheduleKind::Interval { every_ms: period.as_millis() as u64, offset_ms: 0 }, tz: None, dst: DstPolicy::default(), bounds: Bounds::default() } }
-    /// Once.
-    pub fn at(at: DateTime<Utc>) -> Self { Self { kind: ScheduleKind::Once(at), tz: None, dst: DstPolicy::default(), bounds: Bounds::default() } }
-    /// Zone.
-    pub fn in_tz(mut self, tz: impl Into<String>) -> Self { self.tz = Some(tz.into()); self }
-    /// Max fires.
-    pub fn max_fires(mut self, n: u64) -> Self { self.bounds.max_fires = Some(n); self }
-    /// Compile.
-    pub fn compile(&self, default_tz: Tz) -> Result<Schedule, ScheduleError> {
-        let tz = match &self.tz { Some(n) => n.parse::<Tz>().map_err(|_| ScheduleError::UnknownTimeZone(n.clone()))?, None => default_tz };
-        Ok(Schedule { spec: self.clone(), tz })
-    }
-}
-
-/// A compiled schedule.
-#[derive(Clone, Debug)]
-pub struct Schedule { spec: ScheduleSpec, tz: Tz }
-
-/// Next fire.
+/// The answer of [`Schedule::next_fire`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NextFire { At(DateTime<Utc>), Exhausted }
+pub enum NextFire {
+    /// The next fire is at this instant.
+    At(DateTime<Utc>),
+    /// The schedule will never fire again: `max_fires` is reached, `not_after`
+    /// has passed, a one-shot has fired, or the expression has no later match.
+    Exhausted,
+}
 
 impl Schedule {
-    /// Spec.
-    pub fn spec(&self) -> &ScheduleSpec { &self.spec }
-    /// Zone.
-    pub fn timezone(&self) -> Tz { self.tz }
-    /// Next after.
+    /// The spec this schedule was compiled from.
+    pub fn spec(&self) -> &ScheduleSpec {
+        &self.spec
+    }
+
+    /// The zone the schedule is evaluated in.
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// Whether this is a cron job whose minute and hour fields are both fixed
+    /// (neither starts with `*`): the [`DstPolicy`] applies only to these.
+    pub fn is_fixed_time(&self) -> bool {
+        matches!(&self.rule, Rule::Cron { expr, .. } if expr.is_fixed_time())
+    }
+
+    /// The first fire strictly after `after`, within `not_before` and
+    /// `not_after`. Ignores `max_fires` (see [`Schedule::next_fire`]).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        match &self.spec.kind {
-            ScheduleKind::Cron(_) => {
-                let s = chrono::Timelike::with_nanosecond(&after, 0).unwrap();
-                Some(s + chrono::Duration::seconds(1))
-            }
-            ScheduleKind::Interval { every_ms, offset_ms } => {
-                let a = after.timestamp_millis() - *offset_ms as i64;
-                let k = a.div_euclid(*every_ms as i64) + 1;
-                DateTime::from_timestamp_millis(k * *every_ms as i64 + *offset_ms as i64)
-            }
-            ScheduleKind::Once(t) => (*t > after).then_some(*t),
-        }
+        self.next_detailed(after, None).map(|(at, _)| at)
     }
-    /// Next fire given count.
+
+    /// The next fire strictly after `after` given that `fired_so_far` fires
+    /// already happened, honouring every bound.
     pub fn next_fire(&self, after: DateTime<Utc>, fired_so_far: u64) -> NextFire {
-        if self.spec.bounds.max_fires.is_some_and(|m| fired_so_far >= m) { return NextFire::Exhausted; }
-        self.next_after(after).map_or(NextFire::Exhausted, NextFire::At)
+        if self.is_used_up(fired_so_far) {
+            return NextFire::Exhausted;
+        }
+        self.next_after(after)
+            .map_or(NextFire::Exhausted, NextFire::At)
     }
+
+    /// The next `n` fires strictly after `after`, as if none had fired yet
+    /// (so at most `max_fires`), with their local times and DST notes.
+    pub fn preview(&self, after: DateTime<Utc>, n: usize) -> Vec<PreviewFire> {
+        self.preview_remaining(after, 0, n)
+    }
+
+    /// Like [`Schedule::preview`], for a schedule that already fired
+    /// `fired_so_far` times.
+    pub fn preview_remaining(
+        &self,
+        after: DateTime<Utc>,
+        fired_so_far: u64,
+        n: usize,
+    ) -> Vec<PreviewFire> {
+        let mut fires = Vec::with_capacity(n.min(1024));
+        let mut cursor = after;
+        let mut fired = fired_so_far;
+        while fires.len() < n && !self.is_used_up(fired) {
+            let mut skipped = Vec::new();
+            let Some((at, note)) = self.next_detailed(cursor, Some(&mut skipped)) else {
+                break;
+            };
+            fires.push(PreviewFire {
+                at,
+                local: at.with_timezone(&self.tz).fixed_offset(),
+                note,
+                skipped,
+            });
+            cursor = at;
+            fired += 1;
+        }
+        fires
+    }
+
+    fn is_used_up(&self, fired_so_far: u64) -> bool {
+        self.spec
+            .bounds
+            .max_fires
+            .is_some_and(|max| fired_so_far >= max)
+    }
+
+    /// The next fire after `after` within the time bounds, with its DST note.
+    fn next_detailed(
+        &self,
+        after: DateTime<Utc>,
+        skipped: Option<&mut Vec<DstNote>>,
+    ) -> Option<(DateTime<Utc>, Option<DstNote>)> {
+        let bounds = &self.spec.bounds;
+        // "Strictly after `after`" and "not before `not_before`" combine into
+        // "strictly after the later of `after` and `not_before - 1ns`".
+        let after = match bounds.not_before {
+            Some(nb) => after.max(nb.checked_sub_signed(TimeDelta::nanoseconds(1))?),
+            None => after,
+        };
+        let (at, note) = match &self.rule {
+            Rule::Cron { expr, zone } => {
+                // Cron fires fall on whole seconds.
+                let lo = after.timestamp().checked_add(1)?;
+                let found = dst::next_cron_fire(expr, zone, self.spec.dst, lo, skipped)?;
+                (DateTime::from_timestamp(found.at, 0)?, found.note)
+            }
+            Rule::Interval {
+                every_ms,
+                offset_ms,
+            } => (next_interval(after, *every_ms, *offset_ms)?, None),
+            Rule::Once(at) => ((*at > after).then_some(*at)?, None),
+        };
+        if bounds.not_after.is_some_and(|na| at > na) {
+            return None;
+        }
+        Some((at, note))
+    }
+}
+
+/// The first instant `epoch + offset + k * every` strictly after `after`.
+fn next_interval(after: DateTime<Utc>, every_ms: u64, offset_ms: u64) -> Option<DateTime<Utc>> {
+    const NS_PER_MS: i128 = 1_000_000;
+    const NS_PER_S: i128 = 1_000_000_000;
+    let after_ns =
+        i128::from(after.timestamp()) * NS_PER_S + i128::from(after.timestamp_subsec_nanos());
+    let every = i128::from(every_ms) * NS_PER_MS;
+    let offset = i128::from(offset_ms) * NS_PER_MS;
+    let k = (after_ns - offset).div_euclid(every) + 1;
+    let at = offset + k * every;
+    let secs = i64::try_from(at.div_euclid(NS_PER_S)).ok()?;
+    // The remainder is in 0..1e9, so it fits.
+    let nanos = at.rem_euclid(NS_PER_S) as u32;
+    DateTime::from_timestamp(secs, nanos)
 }

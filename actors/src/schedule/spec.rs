@@ -1,0 +1,322 @@
+//! What a user writes: the serialisable description of a schedule.
+
+use super::cron_expr::CronExpr;
+use super::error::ScheduleError;
+use super::zone::ZoneTable;
+use super::{Rule, Schedule};
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// A schedule as written: persisted as-is, compiled with [`ScheduleSpec::compile`].
+///
+/// ```
+/// use cronactor_actors::schedule::{FoldPolicy, ScheduleSpec};
+///
+/// let spec = ScheduleSpec::cron("0 30 9 * * Mon-Fri")
+///     .in_tz("Europe/Berlin")
+///     .max_fires(10);
+/// assert_eq!(
+///     spec.to_string(),
+///     r#"cron "0 30 9 * * Mon-Fri" in Europe/Berlin, at most 10 fires"#
+/// );
+/// let schedule = spec.compile(chrono_tz::UTC).expect("valid schedule");
+/// assert_eq!(schedule.timezone(), chrono_tz::Europe::Berlin);
+///
+/// let err = ScheduleSpec::cron("0 60 * * * *").compile(chrono_tz::UTC).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     r#"invalid cron expression: field minute has value "60": out of range (allowed: 0-59)"#
+/// );
+/// # let _ = FoldPolicy::Both;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduleSpec {
+    /// The kind of schedule.
+    pub kind: ScheduleKind,
+    /// IANA zone name; `None` uses the scheduler's default zone.
+    pub tz: Option<String>,
+    /// What fixed-time cron jobs do in DST gaps and folds.
+    pub dst: DstPolicy,
+    /// Optional bounds.
+    pub bounds: Bounds,
+}
+
+/// The kinds of schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ScheduleKind {
+    /// A cron expression, evaluated on the wall clock of the schedule's zone.
+    Cron(String),
+    /// Every `every_ms` milliseconds, at `unix epoch + offset_ms + k * every_ms`
+    /// for whole `k`: anchored, so it never drifts.
+    Interval {
+        /// The period in milliseconds, greater than 0.
+        every_ms: u64,
+        /// The phase in milliseconds, less than `every_ms`.
+        offset_ms: u64,
+    },
+    /// Once, at an instant.
+    Once(DateTime<Utc>),
+}
+
+/// What a fixed-time cron job (neither its minute nor its hour field starts
+/// with `*`) does when its local time does not exist or exists twice. Other
+/// schedules ignore it: other cron jobs follow real time, intervals and
+/// one-shots are UTC arithmetic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DstPolicy {
+    /// Local times skipped by a spring-forward transition.
+    pub gap: GapPolicy,
+    /// Local times repeated by a fall-back transition.
+    pub fold: FoldPolicy,
+}
+
+/// What a fixed-time cron job does when its local time falls in a
+/// spring-forward gap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GapPolicy {
+    /// Fire once, at the first instant after the gap, however many of the
+    /// job's times fall in it (as Vixie cron and cronie do).
+    #[default]
+    RunAtTransition,
+    /// Do not fire for times in the gap.
+    Skip,
+}
+
+/// What a fixed-time cron job does when its local time occurs twice in a
+/// fall-back fold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FoldPolicy {
+    /// Fire at the first occurrence only (as Vixie cron and cronie do).
+    #[default]
+    First,
+    /// Fire at the second occurrence only.
+    Last,
+    /// Fire at both occurrences.
+    Both,
+}
+
+/// Limits on when and how often a schedule fires.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// No fire before this instant (a fire exactly at it is allowed).
+    pub not_before: Option<DateTime<Utc>>,
+    /// No fire after this instant (a fire exactly at it is allowed).
+    pub not_after: Option<DateTime<Utc>>,
+    /// At most this many fires in total, at least 1.
+    pub max_fires: Option<u64>,
+}
+
+impl ScheduleSpec {
+    fn new(kind: ScheduleKind) -> Self {
+        Self {
+            kind,
+            tz: None,
+            dst: DstPolicy::default(),
+            bounds: Bounds::default(),
+        }
+    }
+
+    /// A cron expression: 5 fields (crontab), 6 (with seconds first) or 7
+    /// (with a year last), or an alias such as `@daily`. See `docs/semantics.md`.
+    pub fn cron(expr: impl Into<String>) -> Self {
+        Self::new(ScheduleKind::Cron(expr.into()))
+    }
+
+    /// A fixed interval, anchored at the unix epoch (see [`ScheduleSpec::offset`]
+    /// to shift it). Periods are counted in whole milliseconds.
+    pub fn every(period: Duration) -> Self {
+        Self::new(ScheduleKind::Interval {
+            every_ms: duration_ms(period),
+            offset_ms: 0,
+        })
+    }
+
+    /// One fire at `at`.
+    pub fn at(at: DateTime<Utc>) -> Self {
+        Self::new(ScheduleKind::Once(at))
+    }
+
+    /// Evaluates the schedule in the IANA zone `tz` (e.g. `Europe/Berlin`).
+    pub fn in_tz(mut self, tz: impl Into<String>) -> Self {
+        self.tz = Some(tz.into());
+        self
+    }
+
+    /// Sets the DST policy for fixed-time cron jobs.
+    pub fn dst(mut self, policy: DstPolicy) -> Self {
+        self.dst = policy;
+        self
+    }
+
+    /// Fires at most `n` times.
+    pub fn max_fires(mut self, n: u64) -> Self {
+        self.bounds.max_fires = Some(n);
+        self
+    }
+
+    /// Never fires before `t`.
+    pub fn not_before(mut self, t: DateTime<Utc>) -> Self {
+        self.bounds.not_before = Some(t);
+        self
+    }
+
+    /// Never fires after `t`.
+    pub fn not_after(mut self, t: DateTime<Utc>) -> Self {
+        self.bounds.not_after = Some(t);
+        self
+    }
+
+    /// Shifts an interval's phase: fires at `epoch + offset + k * every`. Has
+    /// no effect on other kinds.
+    pub fn offset(mut self, offset: Duration) -> Self {
+        if let ScheduleKind::Interval { offset_ms, .. } = &mut self.kind {
+            *offset_ms = duration_ms(offset);
+        }
+        self
+    }
+
+    /// The schedule as written, e.g. `cron "0 30 9 * * Mon-Fri" in Europe/Berlin`.
+    pub fn describe(&self) -> String {
+        self.to_string()
+    }
+
+    /// Validates everything once and compiles the schedule. `default_tz`
+    /// applies when the spec names no zone.
+    ///
+    /// # Errors
+    /// [`ScheduleError::UnknownTimeZone`], an invalid cron expression
+    /// ([`ScheduleError::InvalidCron`], [`ScheduleError::CronFieldCount`],
+    /// [`ScheduleError::UnknownCronAlias`]), [`ScheduleError::InvalidInterval`]
+    /// or [`ScheduleError::InvalidBounds`].
+    pub fn compile(&self, default_tz: Tz) -> Result<Schedule, ScheduleError> {
+        let tz = match &self.tz {
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| ScheduleError::UnknownTimeZone(name.clone()))?,
+            None => default_tz,
+        };
+        self.bounds.validate()?;
+        let rule = match &self.kind {
+            ScheduleKind::Cron(expr) => Rule::Cron {
+                expr: CronExpr::parse(expr)?,
+                zone: ZoneTable::of(tz),
+            },
+            &ScheduleKind::Interval {
+                every_ms,
+                offset_ms,
+            } => {
+                if every_ms == 0 {
+                    return Err(ScheduleError::InvalidInterval(
+                        "every_ms must be greater than 0".into(),
+                    ));
+                }
+                if offset_ms >= every_ms {
+                    return Err(ScheduleError::InvalidInterval(format!(
+                        "offset_ms ({offset_ms}) must be less than every_ms ({every_ms})"
+                    )));
+                }
+                Rule::Interval {
+                    every_ms,
+                    offset_ms,
+                }
+            }
+            ScheduleKind::Once(at) => Rule::Once(*at),
+        };
+        Ok(Schedule {
+            spec: self.clone(),
+            tz,
+            rule,
+        })
+    }
+}
+
+impl Bounds {
+    fn validate(&self) -> Result<(), ScheduleError> {
+        if let (Some(nb), Some(na)) = (self.not_before, self.not_after) {
+            if nb > na {
+                return Err(ScheduleError::InvalidBounds(format!(
+                    "not_before ({}) is after not_after ({})",
+                    rfc3339(nb),
+                    rfc3339(na)
+                )));
+            }
+        }
+        if self.max_fires == Some(0) {
+            return Err(ScheduleError::InvalidBounds(
+                "max_fires must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whole milliseconds of a duration, saturating.
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
+
+/// Milliseconds as a compact duration, e.g. `1h30m` or `1s500ms`.
+fn fmt_ms(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let units = [
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    let mut rest = ms;
+    let mut out = String::new();
+    for (name, size) in units {
+        if rest >= size {
+            out.push_str(&format!("{}{name}", rest / size));
+            rest %= size;
+        }
+    }
+    out
+}
+
+impl fmt::Display for ScheduleSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ScheduleKind::Cron(expr) => write!(f, "cron {expr:?}")?,
+            ScheduleKind::Interval {
+                every_ms,
+                offset_ms,
+            } => {
+                write!(f, "every {}", fmt_ms(*every_ms))?;
+                if *offset_ms != 0 {
+                    write!(f, " offset {}", fmt_ms(*offset_ms))?;
+                }
+            }
+            ScheduleKind::Once(at) => write!(f, "once at {}", rfc3339(*at))?,
+        }
+        if let Some(tz) = &self.tz {
+            write!(f, " in {tz}")?;
+        }
+        if self.dst != DstPolicy::default() {
+            write!(f, " (DST gap {:?}, fold {:?})", self.dst.gap, self.dst.fold)?;
+        }
+        if let Some(t) = self.bounds.not_before {
+            write!(f, ", not before {}", rfc3339(t))?;
+        }
+        if let Some(t) = self.bounds.not_after {
+            write!(f, ", not after {}", rfc3339(t))?;
+        }
+        match self.bounds.max_fires {
+            Some(1) => write!(f, ", at most 1 fire")?,
+            Some(n) => write!(f, ", at most {n} fires")?,
+            None => {}
+        }
+        Ok(())
+    }
+}

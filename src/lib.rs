@@ -19,14 +19,15 @@
 mod builder;
 mod scheduler;
 pub mod testing;
+pub mod store;
 
 pub use builder::{SchedulerBuilder, StartError};
 pub use scheduler::Scheduler;
 pub use cronactor_actors::schedule;
 pub use cronactor_actors::{
-    Clock, Counters, Error, Event, EventKind, EventStream, Handler, HandlerError,
+    Backoff, Clock, Counters, Error, Event, EventKind, EventStream, Handler, HandlerError,
     InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec, JobSpecBuilder, JobState,
-    JobStatus, MisfirePolicy, Outcome, OverlapPolicy, QuarantinedRecord, Received, RunId,
+    JobStatus, Metrics, MisfirePolicy, Outcome, Percentiles, RetryPolicy, RetryWait, OverlapPolicy, QuarantinedRecord, Received, RunId,
     RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore,
     StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
 };

@@ -3,8 +3,8 @@
 use crate::builder::SchedulerBuilder;
 use cronactor_actors::registry::RegistryMsg;
 use cronactor_actors::{
-    Error, EventBus, EventStream, JobId, JobSpec, JobStatus, QuarantinedRecord, RunRecord,
-    ShutdownReport, SupervisorMsg, TriggerOutcome, Upserted,
+    Error, EventBus, EventStream, JobId, JobSpec, JobStatus, Metrics, QuarantinedRecord, RunId,
+    RunRecord, ShutdownReport, SupervisorMsg, TriggerOutcome, Upserted,
 };
 use chrono::{DateTime, Utc};
 use ractor::rpc::CallResult;
@@ -149,6 +149,64 @@ impl Scheduler {
     pub async fn trigger(&self, id: impl AsRef<str>) -> Result<TriggerOutcome, Error> {
         let id = job_id(id)?;
         self.call(|r| SupervisorMsg::Trigger(id, r)).await
+    }
+
+    /// Cancels a job's runs in flight through their tokens (and drops a
+    /// retry waiting for its delay); they end as cancelled and are not
+    /// retried. Returns the runs cancelled: empty when nothing ran (a no-op).
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`].
+    pub async fn cancel(&self, id: impl AsRef<str>) -> Result<Vec<RunId>, Error> {
+        let id = job_id(id)?;
+        self.call(|r| SupervisorMsg::Cancel(id, r)).await
+    }
+
+    /// Runs a failed, timed-out or interrupted run again, with its original
+    /// scheduled time and the job's payload, marked as a manual retry.
+    ///
+    /// # Errors
+    /// [`Error::UnknownRun`]; [`Error::InvalidState`] if the run succeeded or
+    /// the job is paused.
+    pub async fn retry_run(&self, run_id: RunId) -> Result<TriggerOutcome, Error> {
+        self.call(|r| SupervisorMsg::RetryRun(run_id, r)).await
+    }
+
+    /// Emits a named event: every job listening to it
+    /// ([`JobSpecBuilder::listen`](crate::JobSpecBuilder::listen)) fires now
+    /// through its overlap policy, with the payload in its context.
+    ///
+    /// # Errors
+    /// [`Error::ShutDown`], [`Error::Timeout`].
+    pub async fn emit(
+        &self,
+        name: &str,
+        payload: serde_json::Value,
+    ) -> Result<Vec<(JobId, TriggerOutcome)>, Error> {
+        let name = name.to_owned();
+        self.call(|reply| SupervisorMsg::Emit {
+            name,
+            payload,
+            reply,
+        })
+        .await
+    }
+
+    /// Scheduler-wide metrics: jobs by phase, summed counters, runs in
+    /// flight, fire lateness and run duration percentiles.
+    ///
+    /// # Errors
+    /// [`Error::ShutDown`], [`Error::Timeout`].
+    pub async fn metrics(&self) -> Result<Metrics, Error> {
+        match self
+            .supervisor
+            .call(SupervisorMsg::Metrics, Some(self.call_timeout))
+            .await
+        {
+            Ok(CallResult::Success(m)) => Ok(m),
+            Ok(CallResult::Timeout) => Err(Error::Timeout(self.call_timeout)),
+            Ok(CallResult::SenderError) | Err(_) => Err(Error::ShutDown),
+        }
     }
 
     /// One job's status.

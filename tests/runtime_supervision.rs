@@ -1,5 +1,6 @@
 //! A job actor that dies is restarted by the supervisor from the registry's
-//! latest state; other jobs are untouched.
+//! latest state; other jobs are untouched. Needs `--features fault-injection`.
+#![cfg(feature = "fault-injection")]
 
 mod support;
 

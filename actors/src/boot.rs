@@ -51,6 +51,7 @@ pub async fn boot(
         tracing::error!(tree = %q.tree, key = %q.key, reason = %q.reason, "store record quarantined");
     }
     let events = EventBus::new(config.event_capacity);
+    let histograms = Arc::new(crate::metrics::Histograms::new());
     let (registry, _) = Actor::spawn(
         None,
         RegistryActor,
@@ -61,6 +62,7 @@ pub async fn boot(
             default_tz: config.default_tz,
             flush_interval: config.flush_interval,
             history_keep: config.history_keep,
+            histograms: histograms.clone(),
         },
     )
     .await
@@ -73,6 +75,7 @@ pub async fn boot(
         supervisor: OnceLock::new(),
         config,
         durable: store.is_durable(),
+        histograms: histograms.clone(),
     });
     let (supervisor, _) = Actor::spawn(
         None,

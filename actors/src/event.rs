@@ -116,6 +116,53 @@ pub enum EventKind {
         /// The missing handler.
         handler: String,
     },
+    /// A run exceeded the job's timeout.
+    TimedOut {
+        /// The run.
+        run_id: RunId,
+    },
+    /// A failed run will be retried.
+    RetryScheduled {
+        /// The failed run.
+        run_id: RunId,
+        /// The attempt that will run.
+        attempt: u32,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Retries are exhausted: the fire is recorded as failed.
+    RetriesExhausted {
+        /// The last run.
+        run_id: RunId,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The job paused itself after failed fires in a row.
+    AutoPaused {
+        /// The failures in a row.
+        failures: u32,
+    },
+    /// The job actor kept crashing and was given up on.
+    GaveUp {
+        /// The last failure.
+        reason: String,
+    },
+    /// A run reported progress.
+    Progress {
+        /// The run.
+        run_id: RunId,
+        /// Done, from 0 to 1.
+        fraction: f32,
+        /// What it is doing.
+        message: String,
+    },
+    /// A run logged a line.
+    Log {
+        /// The run.
+        run_id: RunId,
+        /// The line.
+        line: String,
+    },
 }
 
 /// What a subscriber receives.

@@ -1,7 +1,9 @@
 //! Handlers: the user's code, registered by name, and the [`JobContext`]
 //! every run receives.
 
+use crate::event::{EventBus, EventKind};
 use crate::id::{JobId, RunId};
+use crate::job::JobMsg;
 use crate::status::Trigger;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
@@ -25,9 +27,69 @@ pub struct JobContext {
     pub trigger: Trigger,
     /// The job's JSON payload.
     pub payload: Arc<serde_json::Value>,
-    /// Cancelled when the run must stop (replace, remove, shutdown); a handler
-    /// that ignores it is dropped after the cancel grace.
+    /// Cancelled when the run must stop (replace, remove, cancel, timeout,
+    /// shutdown); a handler that ignores it is dropped after the cancel grace.
     pub cancel: CancellationToken,
+    /// For a run started by a named event: the event's name and payload.
+    pub event: Option<(String, Arc<serde_json::Value>)>,
+    pub(crate) reporter: Reporter,
+}
+
+/// Carries a run's progress and log lines to the event bus and its job.
+#[derive(Clone)]
+pub(crate) struct Reporter {
+    pub(crate) events: EventBus,
+    pub(crate) clock: Arc<dyn crate::clock::Clock>,
+    pub(crate) job: Option<ractor::ActorRef<JobMsg>>,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reporter")
+    }
+}
+
+impl JobContext {
+    /// Reports progress: `fraction` done (clamped to 0..=1) and what the run
+    /// is doing. It is published as an event and shown in the job's status.
+    pub fn progress(&self, fraction: f32, message: impl Into<String>) {
+        let fraction = if fraction.is_nan() {
+            0.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
+        let message = message.into();
+        if let Some(job) = &self.reporter.job {
+            let _ = job.cast(JobMsg::Progress {
+                run_id: self.run_id,
+                fraction,
+                message: message.clone(),
+            });
+        }
+        self.reporter.events.publish(
+            &self.job_id,
+            self.reporter.clock.now(),
+            EventKind::Progress {
+                run_id: self.run_id,
+                fraction,
+                message,
+            },
+        );
+    }
+
+    /// Publishes a log line of this run as an event.
+    pub fn log(&self, line: impl Into<String>) {
+        let line = line.into();
+        tracing::info!(job_id = %self.job_id, run_id = %self.run_id, %line, "run log");
+        self.reporter.events.publish(
+            &self.job_id,
+            self.reporter.clock.now(),
+            EventKind::Log {
+                run_id: self.run_id,
+                line,
+            },
+        );
+    }
 }
 
 /// The error a handler returns: any displayable error.

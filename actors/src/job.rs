@@ -13,7 +13,10 @@ use crate::registry::{Ack, RegistryMsg};
 use crate::runtime::Runtime;
 use crate::schedule::{NextFire, Schedule};
 use crate::spec::JobSpec;
-use crate::status::{InFlightRun, JobState, Outcome, PauseInfo, RunRecord, SkipReason, Trigger};
+use crate::status::{
+    InFlightRun, JobState, Outcome, PauseInfo, RetryWait, RunRecord, SkipReason, Trigger,
+};
+use crate::timer::TimerKind;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -35,6 +38,8 @@ pub enum JobMsg {
     Fired {
         /// The timer's generation; stale generations are ignored.
         generation: u64,
+        /// Which of the job's timers.
+        kind: TimerKind,
     },
     /// Pause the job, with an optional note.
     Pause {
@@ -52,6 +57,36 @@ pub enum JobMsg {
     },
     /// Fire now, through the overlap policy, leaving the schedule untouched.
     Trigger(RpcReplyPort<Result<TriggerOutcome, Error>>),
+    /// A named event this job listens to: run with its payload, through the
+    /// overlap policy.
+    Event {
+        /// The event's name.
+        name: String,
+        /// The event's payload.
+        payload: Arc<serde_json::Value>,
+        /// What the job did.
+        reply: RpcReplyPort<Result<TriggerOutcome, Error>>,
+    },
+    /// Cancel the runs in flight (and a waiting retry); answered with the
+    /// runs cancelled (empty when nothing was running: a no-op).
+    Cancel(RpcReplyPort<Result<Vec<RunId>, Error>>),
+    /// Run a failed, timed-out or interrupted run again, with its original
+    /// scheduled time.
+    RetryRun {
+        /// The run to retry.
+        record: Box<RunRecord>,
+        /// What the job did.
+        reply: RpcReplyPort<Result<TriggerOutcome, Error>>,
+    },
+    /// A run in flight reported progress.
+    Progress {
+        /// The run.
+        run_id: RunId,
+        /// Done, from 0 to 1.
+        fraction: f32,
+        /// What it is doing.
+        message: String,
+    },
     /// Replace the spec, keeping state and counters (upsert).
     Update {
         /// The new spec.
@@ -88,7 +123,8 @@ pub enum JobMsg {
     },
     /// The store holds the records of the runs claimed so far: start them.
     Recorded,
-    /// Test-only fault injection: make the actor fail, to exercise supervision.
+    /// Fault injection for tests (feature `fault-injection`): make the actor
+    /// fail, to exercise supervision. Without the feature it does nothing.
     #[doc(hidden)]
     Crash,
 }
@@ -115,6 +151,28 @@ pub enum RunResult {
     Panicked(String),
     /// The run was cancelled and did not stop within the grace: dropped.
     Dropped,
+    /// The run exceeded its timeout.
+    TimedOut,
+}
+
+/// A fire waiting to run: in the overlap queue, or planned.
+#[derive(Debug, Clone)]
+struct Pending {
+    scheduled: DateTime<Utc>,
+    trigger: Trigger,
+    attempt: u32,
+    event: Option<(String, Arc<serde_json::Value>)>,
+}
+
+impl Pending {
+    fn new(scheduled: DateTime<Utc>, trigger: Trigger) -> Self {
+        Self {
+            scheduled,
+            trigger,
+            attempt: 1,
+            event: None,
+        }
+    }
 }
 
 /// Arguments of a job actor: the last snapshot of the job.
@@ -140,14 +198,18 @@ pub struct JobActorState {
     rt: Arc<Runtime>,
     state: JobState,
     payload: Arc<serde_json::Value>,
-    /// The generation of the one pending timer.
+    /// The generation of the one pending schedule timer.
     generation: u64,
+    /// The generation of the one pending retry timer.
+    retry_generation: u64,
+    /// Event payloads of runs in flight (the name is in `InFlightRun`).
+    event_payloads: HashMap<RunId, Arc<serde_json::Value>>,
     /// Cancellation tokens of the runs in flight, and why each was cancelled.
     tokens: HashMap<RunId, (CancellationToken, Option<String>)>,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
     /// Fires waiting behind a run in flight.
-    queue: VecDeque<(DateTime<Utc>, Trigger)>,
+    queue: VecDeque<Pending>,
     /// Set by `Stop`: answered once nothing is in flight.
     stopping: Option<RpcReplyPort<()>>,
 }
@@ -170,6 +232,8 @@ impl Actor for JobActor {
             rt: args.runtime,
             state: args.state,
             generation: 0,
+            retry_generation: 0,
+            event_payloads: HashMap::new(),
             tokens: HashMap::new(),
             unrecorded: Vec::new(),
             queue: VecDeque::new(),
@@ -185,6 +249,7 @@ impl Actor for JobActor {
             });
         }
         s.wake(&myself);
+        s.arm_retry(&myself);
         s.save(&myself, s.start_ack(&myself), None);
         Ok(s)
     }
@@ -196,10 +261,72 @@ impl Actor for JobActor {
         s: &mut JobActorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            JobMsg::Fired { generation } => {
+            JobMsg::Fired {
+                generation,
+                kind: TimerKind::Schedule,
+            } => {
                 if generation == s.generation && s.stopping.is_none() {
                     s.wake(&myself);
                     s.save(&myself, s.start_ack(&myself), None);
+                }
+            }
+            JobMsg::Fired {
+                generation,
+                kind: TimerKind::Retry,
+            } => {
+                if generation == s.retry_generation && s.stopping.is_none() {
+                    s.retry_due(&myself);
+                    s.save(&myself, s.start_ack(&myself), None);
+                }
+            }
+            JobMsg::Event {
+                name,
+                payload,
+                reply,
+            } => {
+                let outcome = s.fire_now(&myself, Trigger::Event, Some((name, payload)));
+                if outcome.is_ok() {
+                    s.save(&myself, s.start_ack(&myself), None);
+                }
+                let _ = reply.send(outcome);
+            }
+            JobMsg::Cancel(reply) => {
+                let mut cancelled = s.cancel_all("cancelled by request");
+                if let Some(wait) = s.state.retry_wait.take() {
+                    s.retry_generation += 1;
+                    s.skip(wait.scheduled, SkipReason::Overlap, 0);
+                }
+                cancelled.sort();
+                s.save(&myself, Ack::None, None);
+                let _ = reply.send(Ok(cancelled));
+            }
+            JobMsg::RetryRun { record, reply } => {
+                let outcome = if s.handler.is_none() || s.state.failed.is_some() {
+                    Err(s.invalid_state("retry a run"))
+                } else if s.state.paused.is_some() {
+                    Err(s.invalid_state("retry a run"))
+                } else {
+                    let mut fire = Pending::new(record.scheduled, Trigger::ManualRetry);
+                    fire.attempt = record.attempt + 1;
+                    s.publish(EventKind::Fired {
+                        scheduled: record.scheduled,
+                        trigger: Trigger::ManualRetry,
+                    });
+                    Ok(s.overlap_fire(&myself, fire))
+                };
+                if outcome.is_ok() {
+                    s.save(&myself, s.start_ack(&myself), None);
+                }
+                let _ = reply.send(outcome);
+            }
+            JobMsg::Progress {
+                run_id,
+                fraction,
+                message,
+            } => {
+                if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
+                    s.state.progress = Some((fraction, message));
+                    s.save(&myself, Ack::None, None);
                 }
             }
             JobMsg::Pause { note, reply } => {
@@ -229,7 +356,7 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Trigger(reply) => {
-                let outcome = s.trigger(&myself);
+                let outcome = s.fire_now(&myself, Trigger::Manual, None);
                 if outcome.is_ok() {
                     s.save(&myself, s.start_ack(&myself), None);
                 }
@@ -258,6 +385,7 @@ impl Actor for JobActor {
             }
             JobMsg::Remove(reply) => {
                 s.generation += 1;
+                s.retry_generation += 1;
                 s.cancel_all("job removed");
                 s.publish(EventKind::Removed);
                 let _ = s.rt.registry.cast(RegistryMsg::Remove {
@@ -293,6 +421,7 @@ impl Actor for JobActor {
             }
             JobMsg::Stop { cancelled, idle } => {
                 s.generation += 1;
+                s.retry_generation += 1;
                 s.queue.clear();
                 let _ = cancelled.send(s.cancel_all("scheduler shutdown"));
                 if s.state.in_flight.is_empty() {
@@ -302,7 +431,7 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::RunFinished { run_id, result } => {
-                let record = s.finish_run(run_id, result);
+                let record = s.finish_run(&myself, run_id, result);
                 s.start_queued(&myself);
                 s.save(&myself, s.start_ack(&myself), record);
                 if s.state.in_flight.is_empty() {
@@ -317,6 +446,7 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Crash => {
+                #[cfg(any(test, feature = "fault-injection"))]
                 return Err(format!("injected fault in job {}", s.spec.id).into());
             }
         }
@@ -374,7 +504,51 @@ impl JobActorState {
     fn arm_at(&mut self, myself: &ActorRef<JobMsg>, at: DateTime<Utc>) {
         self.state.next_fire = Some(at);
         let deadline = deadline_for(&*self.rt.clock, at);
-        self.rt.timer.arm(deadline, myself.clone(), self.generation);
+        self.rt.timer.arm(
+            deadline,
+            myself.clone(),
+            TimerKind::Schedule,
+            self.generation,
+        );
+    }
+
+    /// Arms the retry timer for the waiting retry, if any.
+    fn arm_retry(&mut self, myself: &ActorRef<JobMsg>) {
+        self.retry_generation += 1;
+        if let Some(wait) = &self.state.retry_wait {
+            let deadline = deadline_for(&*self.rt.clock, wait.due);
+            self.rt.timer.arm(
+                deadline,
+                myself.clone(),
+                TimerKind::Retry,
+                self.retry_generation,
+            );
+        }
+    }
+
+    /// The backoff delay of a retry ended: run the next attempt.
+    fn retry_due(&mut self, myself: &ActorRef<JobMsg>) {
+        let Some(wait) = self.state.retry_wait.take() else {
+            return;
+        };
+        if self.rt.clock.now() < wait.due {
+            // The wall clock stepped back: wait until the retry's wall time.
+            self.state.retry_wait = Some(wait);
+            self.arm_retry(myself);
+            return;
+        }
+        if self.state.paused.is_some() || self.handler.is_none() {
+            self.skip(wait.scheduled, SkipReason::Paused, 1);
+            return;
+        }
+        self.state.counters.retries += 1;
+        let fire = Pending {
+            scheduled: wait.scheduled,
+            trigger: wait.trigger,
+            attempt: wait.attempt,
+            event: None,
+        };
+        self.claim_run(myself, fire);
     }
 
     fn complete(&mut self) {
@@ -475,10 +649,10 @@ impl JobActorState {
             // Catch-up runs of one plan run one after another: the first goes
             // through the overlap policy, the others wait in the queue.
             if i > 0 && trigger == Trigger::CatchUp {
-                self.queue.push_back((slot, trigger));
+                self.queue.push_back(Pending::new(slot, trigger));
                 self.state.queued = self.queue.len() as u32;
             } else {
-                self.overlap_fire(myself, slot, trigger);
+                self.overlap_fire(myself, Pending::new(slot, trigger));
             }
         }
     }
@@ -494,33 +668,29 @@ impl JobActorState {
     }
 
     /// Applies the overlap policy to one fire.
-    fn overlap_fire(
-        &mut self,
-        myself: &ActorRef<JobMsg>,
-        scheduled: DateTime<Utc>,
-        trigger: Trigger,
-    ) -> TriggerOutcome {
-        let decision = self
-            .spec
-            .overlap
-            .decide(self.state.in_flight.len(), self.queue.len());
+    ///
+    /// A retry waiting for its backoff counts as a run in flight: the next
+    /// fire meets the overlap policy as if the failed run were still going
+    /// (`Replace` drops the waiting retry).
+    fn overlap_fire(&mut self, myself: &ActorRef<JobMsg>, fire: Pending) -> TriggerOutcome {
+        let scheduled = fire.scheduled;
+        let busy = self.state.in_flight.len() + usize::from(self.state.retry_wait.is_some());
+        let decision = self.spec.overlap.decide(busy, self.queue.len());
         match decision {
-            OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(
-                myself,
-                scheduled,
-                trigger,
-                1,
-            )),
+            OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(myself, fire)),
             OverlapDecision::ReplaceThenStart => {
                 self.cancel_all("replaced by a newer fire");
-                TriggerOutcome::Started(self.claim_run(myself, scheduled, trigger, 1))
+                if self.state.retry_wait.take().is_some() {
+                    self.retry_generation += 1;
+                }
+                TriggerOutcome::Started(self.claim_run(myself, fire))
             }
             OverlapDecision::Skip => {
                 self.skip(scheduled, SkipReason::Overlap, 1);
                 TriggerOutcome::Skipped(SkipReason::Overlap)
             }
             OverlapDecision::Enqueue => {
-                self.queue.push_back((scheduled, trigger));
+                self.queue.push_back(fire);
                 self.state.queued = self.queue.len() as u32;
                 self.publish(EventKind::Queued { scheduled });
                 TriggerOutcome::Queued
@@ -532,43 +702,51 @@ impl JobActorState {
         }
     }
 
-    fn trigger(&mut self, myself: &ActorRef<JobMsg>) -> Result<TriggerOutcome, Error> {
-        if self.handler.is_none() {
+    /// A manual trigger or a named event: fire now through the overlap
+    /// policy. A completed job can still be triggered (its schedule is
+    /// exhausted, its handler is not).
+    fn fire_now(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        trigger: Trigger,
+        event: Option<(String, Arc<serde_json::Value>)>,
+    ) -> Result<TriggerOutcome, Error> {
+        if self.handler.is_none() || self.state.failed.is_some() {
             return Err(self.invalid_state("trigger"));
         }
         let now = self.rt.clock.now();
         self.state.last_fire = Some(now);
         self.publish(EventKind::Fired {
             scheduled: now,
-            trigger: Trigger::Manual,
+            trigger,
         });
         if self.state.paused.is_some() {
             self.skip(now, SkipReason::Paused, 1);
             return Ok(TriggerOutcome::Skipped(SkipReason::Paused));
         }
-        Ok(self.overlap_fire(myself, now, Trigger::Manual))
+        let mut fire = Pending::new(now, trigger);
+        fire.event = event;
+        Ok(self.overlap_fire(myself, fire))
     }
 
     /// Records a run as in flight; it starts once its record is durable (at
     /// once with a store that is not durable).
-    fn claim_run(
-        &mut self,
-        myself: &ActorRef<JobMsg>,
-        scheduled: DateTime<Utc>,
-        trigger: Trigger,
-        attempt: u32,
-    ) -> RunId {
+    fn claim_run(&mut self, myself: &ActorRef<JobMsg>, fire: Pending) -> RunId {
         let run_id = RunId::random();
+        let event = fire.event.map(|(name, payload)| {
+            self.event_payloads.insert(run_id, payload);
+            name
+        });
         self.state.in_flight.push(InFlightRun {
             run_id,
-            scheduled,
+            scheduled: fire.scheduled,
             started: self.rt.clock.now(),
-            attempt,
-            trigger,
+            attempt: fire.attempt,
+            trigger: fire.trigger,
+            event,
         });
         self.state.counters.runs += 1;
-        self.tokens
-            .insert(run_id, (CancellationToken::new(), None));
+        self.tokens.insert(run_id, (CancellationToken::new(), None));
         if self.rt.durable {
             self.unrecorded.push(run_id);
         } else {
@@ -597,6 +775,19 @@ impl JobActorState {
             trigger: run.trigger,
             payload: self.payload.clone(),
             cancel: token.clone(),
+            event: run.event.clone().map(|name| {
+                let payload = self
+                    .event_payloads
+                    .get(&run_id)
+                    .cloned()
+                    .unwrap_or_default();
+                (name, payload)
+            }),
+            reporter: crate::handler::Reporter {
+                events: self.rt.events.clone(),
+                clock: self.rt.clock.clone(),
+                job: Some(myself.clone()),
+            },
         };
         self.publish(EventKind::Started {
             run_id,
@@ -604,8 +795,17 @@ impl JobActorState {
             trigger: run.trigger,
             attempt: run.attempt,
         });
-        let jitter = jitter_delay(self.spec.jitter);
-        let grace = self.rt.config.cancel_grace;
+        let limits = Limits {
+            jitter: jitter_delay(self.spec.jitter),
+            grace: self.rt.config.cancel_grace,
+            timeout: self.spec.timeout,
+        };
+        let measure_lateness = matches!(
+            run.trigger,
+            Trigger::Schedule | Trigger::Manual | Trigger::Event
+        );
+        let scheduled = run.scheduled;
+        let rt = self.rt.clone();
         let span = tracing::info_span!(
             "run",
             job_id = %self.spec.id,
@@ -618,7 +818,13 @@ impl JobActorState {
         let job_id = self.spec.id.clone();
         tokio::spawn(
             async move {
-                let result = execute(handler, ctx, jitter, grace).await;
+                let result = execute(handler, ctx, limits, || {
+                    if measure_lateness {
+                        let late = (rt.clock.now() - scheduled).to_std().unwrap_or_default();
+                        rt.histograms.record_lateness(late);
+                    }
+                })
+                .await;
                 tracing::debug!(?result, "run ended");
                 let msg = JobMsg::RunFinished { run_id, result };
                 if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
@@ -632,12 +838,26 @@ impl JobActorState {
         );
     }
 
-    fn finish_run(&mut self, run_id: RunId, result: RunResult) -> Option<RunRecord> {
-        let pos = self.state.in_flight.iter().position(|r| r.run_id == run_id)?;
+    fn finish_run(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        run_id: RunId,
+        result: RunResult,
+    ) -> Option<RunRecord> {
+        let pos = self
+            .state
+            .in_flight
+            .iter()
+            .position(|r| r.run_id == run_id)?;
         let run = self.state.in_flight.remove(pos);
+        self.event_payloads.remove(&run_id);
+        if self.state.in_flight.is_empty() {
+            self.state.progress = None;
+        }
         let cancelled = self.tokens.remove(&run_id).and_then(|(_, why)| why);
         let outcome = match (result, cancelled) {
             (RunResult::Ok, _) => Outcome::Succeeded,
+            (RunResult::TimedOut, _) => Outcome::TimedOut,
             (_, Some(why)) => Outcome::Cancelled(why),
             (RunResult::Err(e), None) => Outcome::Failed(e),
             (RunResult::Panicked(p), None) => Outcome::Failed(format!("handler panicked: {p}")),
@@ -653,9 +873,64 @@ impl JobActorState {
             trigger: run.trigger,
             outcome,
         };
+        self.rt.histograms.record_duration(record.duration());
         self.count_outcome(&record);
         self.state.last_run = Some(record.clone());
+        self.after_outcome(myself, &record);
         Some(record)
+    }
+
+    /// Fire-level bookkeeping once a run ended: retry a failure while the
+    /// policy allows; count a failed fire once its retries are exhausted, and
+    /// pause the job after `pause_after_failures` failed fires in a row.
+    fn after_outcome(&mut self, myself: &ActorRef<JobMsg>, record: &RunRecord) {
+        if record.outcome == Outcome::Succeeded {
+            self.state.consecutive_failures = 0;
+            return;
+        }
+        if !record.outcome.is_failure() {
+            return;
+        }
+        let random: f64 = rand::random();
+        let delay = self.spec.retry.next_delay(record.attempt, random);
+        if let (Some(delay), None) = (delay, self.stopping.as_ref()) {
+            let due = self.rt.clock.now()
+                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            self.state.retry_wait = Some(RetryWait {
+                scheduled: record.scheduled,
+                attempt: record.attempt + 1,
+                due,
+                trigger: Trigger::Retry,
+            });
+            self.publish(EventKind::RetryScheduled {
+                run_id: record.run_id,
+                attempt: record.attempt + 1,
+                at: due,
+            });
+            self.arm_retry(myself);
+            return;
+        }
+        if record.attempt > 1 {
+            self.publish(EventKind::RetriesExhausted {
+                run_id: record.run_id,
+                attempts: record.attempt,
+            });
+        }
+        self.state.consecutive_failures += 1;
+        let failures = self.state.consecutive_failures;
+        if self
+            .spec
+            .pause_after_failures
+            .is_some_and(|n| failures >= n)
+            && self.state.paused.is_none()
+        {
+            self.state.paused = Some(PauseInfo {
+                note: Some(format!("paused after {failures} failed fires in a row")),
+                since: self.rt.clock.now(),
+            });
+            tracing::warn!(job_id = %self.spec.id, failures, "job paused itself");
+            self.publish(EventKind::AutoPaused { failures });
+        }
     }
 
     fn count_outcome(&mut self, record: &RunRecord) {
@@ -671,7 +946,6 @@ impl JobActorState {
             }
             Outcome::Failed(error) => {
                 c.failed += 1;
-                self.state.consecutive_failures += 1;
                 tracing::warn!(job_id = %self.spec.id, run_id = %record.run_id, %error, "run failed");
                 EventKind::Failed {
                     run_id: record.run_id,
@@ -691,6 +965,13 @@ impl JobActorState {
                     run_id: record.run_id,
                 }
             }
+            Outcome::TimedOut => {
+                c.timed_out += 1;
+                tracing::warn!(job_id = %self.spec.id, run_id = %record.run_id, "run timed out");
+                EventKind::TimedOut {
+                    run_id: record.run_id,
+                }
+            }
         };
         self.publish(kind);
     }
@@ -700,12 +981,12 @@ impl JobActorState {
         if self.stopping.is_some() || !self.state.in_flight.is_empty() {
             return;
         }
-        if let Some((scheduled, trigger)) = self.queue.pop_front() {
+        if let Some(fire) = self.queue.pop_front() {
             self.state.queued = self.queue.len() as u32;
             if self.state.paused.is_some() {
-                self.skip(scheduled, SkipReason::Paused, 1);
+                self.skip(fire.scheduled, SkipReason::Paused, 1);
             } else {
-                self.claim_run(myself, scheduled, trigger, 1);
+                self.claim_run(myself, fire);
             }
         }
     }
@@ -746,7 +1027,9 @@ impl JobActorState {
                 ack: Ack::None,
             });
             if self.spec.interrupted == InterruptedPolicy::Retry && self.handler.is_some() {
-                self.queue.push_back((run.scheduled, Trigger::Recovery));
+                let mut fire = Pending::new(run.scheduled, Trigger::Recovery);
+                fire.attempt = run.attempt;
+                self.queue.push_back(fire);
             }
         }
         self.state.queued = self.queue.len() as u32;
@@ -763,34 +1046,56 @@ fn jitter_delay(max: Duration) -> Duration {
     Duration::from_nanos(rand::rng().random_range(0..=max.as_nanos() as u64))
 }
 
+/// The time limits of one run.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    jitter: Duration,
+    grace: Duration,
+    timeout: Option<Duration>,
+}
+
 /// Runs the handler after the jitter; a panic is caught and becomes a result.
-/// Once the token is cancelled the handler has `grace` to return before its
-/// future is dropped.
+/// At the timeout the token is cancelled; once the token is cancelled (by the
+/// timeout or by the job) the handler has `grace` to return before its future
+/// is dropped.
 async fn execute(
     handler: Arc<dyn Handler>,
     ctx: JobContext,
-    jitter: Duration,
-    grace: Duration,
+    limits: Limits,
+    on_start: impl FnOnce(),
 ) -> RunResult {
     let token = ctx.cancel.clone();
-    if !jitter.is_zero() {
+    if !limits.jitter.is_zero() {
         tokio::select! {
-            () = tokio::time::sleep(jitter) => {}
+            () = tokio::time::sleep(limits.jitter) => {}
             () = token.cancelled() => return RunResult::Dropped,
         }
     }
+    on_start();
     let run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
-    let dropped = async {
-        token.cancelled().await;
-        tokio::time::sleep(grace).await;
+    tokio::pin!(run);
+    let timeout = async {
+        match limits.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
     };
-    tokio::select! {
-        r = run => match r {
-            Ok(Ok(())) => RunResult::Ok,
-            Ok(Err(e)) => RunResult::Err(e.to_string()),
-            Err(panic) => RunResult::Panicked(panic_message(&panic)),
-        },
-        () = dropped => RunResult::Dropped,
+    let finished = |r: std::thread::Result<Result<(), crate::handler::HandlerError>>| match r {
+        Ok(Ok(())) => RunResult::Ok,
+        Ok(Err(e)) => RunResult::Err(e.to_string()),
+        Err(panic) => RunResult::Panicked(panic_message(&panic)),
+    };
+    let cancelled_by_job = tokio::select! {
+        r = &mut run => return finished(r),
+        () = timeout => false,
+        () = token.cancelled() => true,
+    };
+    token.cancel();
+    let in_grace = tokio::time::timeout(limits.grace, &mut run).await;
+    match (cancelled_by_job, in_grace) {
+        (false, _) => RunResult::TimedOut,
+        (true, Ok(r)) => finished(r),
+        (true, Err(_)) => RunResult::Dropped,
     }
 }
 

@@ -9,15 +9,16 @@
 //! at a time, so writes reach the store in order.
 
 use crate::error::Error;
-use crate::id::JobId;
+use crate::id::{JobId, RunId};
 use crate::job::JobMsg;
+use crate::metrics::{Histograms, Metrics};
 use crate::schedule::{ScheduleKind, ScheduleSpec};
 use crate::spec::JobSpec;
-use crate::status::{phase_of, JobState, JobStatus, RunRecord};
+use crate::status::{phase_of, JobState, JobStatus, Outcome, RunRecord};
 use crate::store::{JobRecord, QuarantinedRecord, SnapshotStore, StoreError, StoreOp};
 use chrono_tz::Tz;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -90,6 +91,17 @@ pub enum RegistryMsg {
     },
     /// Records quarantined by the store.
     Quarantined(RpcReplyPort<Vec<QuarantinedRecord>>),
+    /// Scheduler-wide metrics.
+    Metrics(RpcReplyPort<Metrics>),
+    /// Which job a run belongs to, with its history entry.
+    FindRun(RunId, RpcReplyPort<Option<(JobId, RunRecord)>>),
+    /// The job's actor was given up on (restart budget exhausted).
+    MarkFailed {
+        /// The job.
+        id: JobId,
+        /// The last failure.
+        reason: String,
+    },
     /// Flush everything now (shutdown); answered once durable.
     Flush(RpcReplyPort<Result<(), Error>>),
     /// The group-commit timer.
@@ -111,7 +123,11 @@ pub struct RegistryArgs {
     pub(crate) default_tz: Tz,
     pub(crate) flush_interval: Duration,
     pub(crate) history_keep: usize,
+    pub(crate) histograms: Arc<Histograms>,
 }
+
+/// The most failed runs remembered for `retry_run` without a store scan.
+const RETRYABLE_INDEX: usize = 10_000;
 
 /// The registry actor.
 #[derive(Debug, Default)]
@@ -138,6 +154,9 @@ pub struct RegistryState {
     /// Acknowledgements waiting for the next flush.
     acks: Vec<Ack>,
     flushing: bool,
+    histograms: Arc<Histograms>,
+    /// Recent runs that can be retried by hand, oldest first.
+    retryable: VecDeque<(RunId, JobId)>,
 }
 
 impl Actor for RegistryActor {
@@ -165,6 +184,8 @@ impl Actor for RegistryActor {
             dirty: HashSet::new(),
             acks: Vec::new(),
             flushing: false,
+            histograms: args.histograms,
+            retryable: VecDeque::new(),
         })
     }
 
@@ -220,6 +241,12 @@ impl Actor for RegistryActor {
                 Some(entry) => {
                     entry.state = *state;
                     if let Some(record) = record {
+                        if record.outcome.is_failure() || record.outcome == Outcome::Interrupted {
+                            if s.retryable.len() == RETRYABLE_INDEX {
+                                s.retryable.pop_front();
+                            }
+                            s.retryable.push_back((record.run_id, id.clone()));
+                        }
                         s.ops.push(StoreOp::AppendHistory {
                             id: id.clone(),
                             record,
@@ -268,6 +295,19 @@ impl Actor for RegistryActor {
             }
             RegistryMsg::Quarantined(reply) => {
                 let _ = reply.send(s.quarantined.clone());
+            }
+            RegistryMsg::Metrics(reply) => {
+                let _ = reply.send(s.metrics());
+            }
+            RegistryMsg::FindRun(run_id, reply) => {
+                let _ = reply.send(s.find_run(run_id));
+            }
+            RegistryMsg::MarkFailed { id, reason } => {
+                if let Some(entry) = s.entries.get_mut(&id) {
+                    entry.state.failed = Some(reason);
+                    entry.state.in_flight.clear();
+                    s.dirty.insert(id);
+                }
             }
             RegistryMsg::Flush(reply) => s.write(&myself, Ack::Reply(reply)),
             RegistryMsg::Tick => s.commit(&myself),
@@ -325,7 +365,9 @@ impl RegistryState {
     /// flush at once (or join the next one).
     fn write(&mut self, myself: &ActorRef<RegistryMsg>, ack: Ack) {
         if !self.durable {
-            let result = self.apply_pending().map_err(|e| Error::Store(e.to_string()));
+            let result = self
+                .apply_pending()
+                .map_err(|e| Error::Store(e.to_string()));
             answer(ack, result);
             return;
         }
@@ -357,8 +399,7 @@ impl RegistryState {
 
     /// Starts a group commit unless one is in flight.
     fn commit(&mut self, myself: &ActorRef<RegistryMsg>) {
-        if self.flushing || (self.ops.is_empty() && self.dirty.is_empty() && self.acks.is_empty())
-        {
+        if self.flushing || (self.ops.is_empty() && self.dirty.is_empty() && self.acks.is_empty()) {
             return;
         }
         self.flushing = true;
@@ -409,6 +450,42 @@ impl RegistryState {
         Ok(newest)
     }
 
+    fn metrics(&self) -> Metrics {
+        let mut m = Metrics {
+            lateness: self.histograms.lateness(),
+            duration: self.histograms.duration(),
+            ..Metrics::default()
+        };
+        for e in self.entries.values() {
+            *m.jobs_by_phase
+                .entry(phase_of(&e.state, e.orphaned))
+                .or_default() += 1;
+            m.totals.add(&e.state.counters);
+            m.runs_in_flight += e.state.in_flight.len() as u64;
+        }
+        m
+    }
+
+    /// Finds a run: in the index of recent failed runs, else by scanning
+    /// every job's history (a rare, operator-driven request).
+    fn find_run(&self, run_id: RunId) -> Option<(JobId, RunRecord)> {
+        let indexed = self
+            .retryable
+            .iter()
+            .rev()
+            .find(|(r, _)| *r == run_id)
+            .map(|(_, id)| id.clone());
+        let candidates: Vec<JobId> = match indexed {
+            Some(id) => vec![id],
+            None => self.entries.keys().cloned().collect(),
+        };
+        candidates.into_iter().find_map(|id| {
+            let history = self.history(&id, self.history_keep).ok()?;
+            let record = history.into_iter().find(|r| r.run_id == run_id)?;
+            Some((id, record))
+        })
+    }
+
     fn status_of(&self, e: &Entry) -> JobStatus {
         let st = &e.state;
         JobStatus {
@@ -430,6 +507,9 @@ impl RegistryState {
             consecutive_failures: st.consecutive_failures,
             runs_in_flight: st.in_flight.len() as u32,
             queued: st.queued,
+            retry_wait: st.retry_wait.clone(),
+            failure: st.failed.clone(),
+            progress: st.progress.clone(),
         }
     }
 }

@@ -60,4 +60,6 @@ pub(crate) struct Runtime {
     /// Whether the store is durable, so that a fire's record must be flushed
     /// before its run starts.
     pub(crate) durable: bool,
+    /// Fire lateness and run duration.
+    pub(crate) histograms: Arc<crate::metrics::Histograms>,
 }

@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::id::JobId;
-use crate::policy::{InterruptedPolicy, MisfirePolicy, OverlapPolicy};
+use crate::policy::{InterruptedPolicy, MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::schedule::{Schedule, ScheduleSpec};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -57,6 +57,24 @@ pub struct JobSpec {
     /// A random delay in `[0, jitter]` added to each run's start.
     #[serde(default)]
     pub jitter: Duration,
+    /// A run still going after this is cancelled and ends as timed out.
+    #[serde(default)]
+    pub timeout: Option<Duration>,
+    /// Retries of a failed or timed-out run.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// After this many failed fires in a row the job pauses itself.
+    #[serde(default)]
+    pub pause_after_failures: Option<u32>,
+    /// Named events that start a run of this job (see `Scheduler::emit`).
+    #[serde(default)]
+    pub listens: Vec<String>,
+    /// Tags, for per-tag concurrency caps.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Who starts first when a concurrency cap is reached (higher first).
+    #[serde(default)]
+    pub priority: i32,
 }
 
 impl JobSpec {
@@ -76,6 +94,12 @@ impl JobSpec {
             catch_up_window: None,
             interrupted: InterruptedPolicy::default(),
             jitter: Duration::ZERO,
+            timeout: None,
+            retry: RetryPolicy::NONE,
+            pause_after_failures: None,
+            listens: Vec::new(),
+            tags: Vec::new(),
+            priority: 0,
         }
     }
 
@@ -101,6 +125,24 @@ impl JobSpec {
         if self.jitter > MAX_JITTER {
             return Err(invalid("jitter", "jitter longer than a day".into()));
         }
+        if self.timeout.is_some_and(|t| t.is_zero()) {
+            return Err(invalid(
+                "timeout",
+                "a zero timeout can never succeed".into(),
+            ));
+        }
+        self.retry
+            .validate()
+            .map_err(|reason| invalid("retry", reason))?;
+        if self.pause_after_failures == Some(0) {
+            return Err(invalid(
+                "pause_after_failures",
+                "0 would pause before the first run".into(),
+            ));
+        }
+        if let Some(name) = self.listens.iter().find(|n| n.trim().is_empty()) {
+            return Err(invalid("listens", format!("event name {name:?} is empty")));
+        }
         Ok(self.schedule.compile(default_tz)?)
     }
 }
@@ -118,9 +160,45 @@ pub struct JobSpecBuilder {
     catch_up_window: Option<Duration>,
     interrupted: InterruptedPolicy,
     jitter: Duration,
+    timeout: Option<Duration>,
+    retry: RetryPolicy,
+    pause_after_failures: Option<u32>,
+    listens: Vec<String>,
+    tags: Vec<String>,
+    priority: i32,
 }
 
 impl JobSpecBuilder {
+    /// Cancel a run still going after `timeout`; it ends as timed out.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+    /// Retry failed and timed-out runs.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+    /// Pause the job after `n` failed fires in a row.
+    pub fn pause_after_failures(mut self, n: u32) -> Self {
+        self.pause_after_failures = Some(n);
+        self
+    }
+    /// Also start a run when the named event is emitted.
+    pub fn listen(mut self, event: impl Into<String>) -> Self {
+        self.listens.push(event.into());
+        self
+    }
+    /// Adds a tag (for per-tag concurrency caps).
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.push(tag.into());
+        self
+    }
+    /// Who starts first when a concurrency cap is reached (higher first).
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
     /// The JSON payload handed to every run.
     pub fn payload(mut self, payload: serde_json::Value) -> Self {
         self.payload = payload;
@@ -169,6 +247,12 @@ impl JobSpecBuilder {
             catch_up_window: self.catch_up_window,
             interrupted: self.interrupted,
             jitter: self.jitter,
+            timeout: self.timeout,
+            retry: self.retry,
+            pause_after_failures: self.pause_after_failures,
+            listens: self.listens,
+            tags: self.tags,
+            priority: self.priority,
         };
         spec.compile(Tz::UTC)?;
         Ok(spec)

@@ -16,6 +16,12 @@ pub enum Trigger {
     CatchUp,
     /// A run interrupted by a crash, run again on restart.
     Recovery,
+    /// A retry of a failed or timed-out run (a new attempt of the same fire).
+    Retry,
+    /// A `retry_run` request for a run that failed, timed out or was interrupted.
+    ManualRetry,
+    /// A named event the job listens to (see `Scheduler::emit`).
+    Event,
 }
 
 /// Why a fire did not run.
@@ -44,6 +50,8 @@ pub enum Outcome {
     Cancelled(String),
     /// The process died while the run was in flight.
     Interrupted,
+    /// The run exceeded the job's timeout and was cancelled.
+    TimedOut,
 }
 
 impl Outcome {
@@ -53,7 +61,14 @@ impl Outcome {
             Self::Succeeded => None,
             Self::Failed(e) | Self::Cancelled(e) => Some(e),
             Self::Interrupted => Some("interrupted by a crash"),
+            Self::TimedOut => Some("timed out"),
         }
+    }
+
+    /// Whether the outcome counts as a failure for retries and
+    /// `pause_after_failures` (errors, panics and timeouts; not cancellations).
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Failed(_) | Self::TimedOut)
     }
 }
 
@@ -72,6 +87,12 @@ pub struct Counters {
     pub cancelled: u64,
     /// Runs interrupted by a crash.
     pub interrupted: u64,
+    /// Runs that timed out.
+    #[serde(default)]
+    pub timed_out: u64,
+    /// Retries started (attempts after the first).
+    #[serde(default)]
+    pub retries: u64,
     /// Missed slots served by another slot's run.
     pub coalesced: u64,
     /// Fires skipped, by reason.
@@ -134,6 +155,9 @@ pub struct InFlightRun {
     pub attempt: u32,
     /// What started it.
     pub trigger: Trigger,
+    /// The named event that started it, if any.
+    #[serde(default)]
+    pub event: Option<String>,
 }
 
 /// One entry of a job's execution history.
@@ -162,9 +186,23 @@ impl RunRecord {
     }
 }
 
+/// A retry waiting for its backoff delay; persisted, so that a crash during
+/// the wait resumes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryWait {
+    /// The fire being retried.
+    pub scheduled: DateTime<Utc>,
+    /// The attempt that will run.
+    pub attempt: u32,
+    /// When it runs.
+    pub due: DateTime<Utc>,
+    /// What started the fire.
+    pub trigger: Trigger,
+}
+
 /// Everything about a job that changes as it runs; persisted by the registry
 /// so that a restarted process resumes the job where it was.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobState {
     /// Set while the job is paused.
     pub paused: Option<PauseInfo>,
@@ -186,10 +224,19 @@ pub struct JobState {
     pub queued: u32,
     /// The schedule is exhausted: no fire will come.
     pub completed: bool,
+    /// A retry waiting for its delay.
+    #[serde(default)]
+    pub retry_wait: Option<RetryWait>,
+    /// Set when the job's actor kept crashing and was given up on.
+    #[serde(default)]
+    pub failed: Option<String>,
+    /// The last progress reported by a run in flight.
+    #[serde(default)]
+    pub progress: Option<(f32, String)>,
 }
 
 /// The state a job is in, as shown by status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum JobPhase {
     /// Waiting for its next fire.
     Scheduled,
@@ -201,6 +248,8 @@ pub enum JobPhase {
     Completed,
     /// Its handler is not registered in this process: kept, not run.
     Orphaned,
+    /// Its actor kept crashing (restart budget exhausted): stopped.
+    Failed,
 }
 
 impl JobPhase {
@@ -237,6 +286,12 @@ pub struct JobStatus {
     pub runs_in_flight: u32,
     /// Fires waiting in the overlap queue.
     pub queued: u32,
+    /// A retry waiting for its delay.
+    pub retry_wait: Option<RetryWait>,
+    /// Why the job failed, in phase `Failed`.
+    pub failure: Option<String>,
+    /// The last progress reported by a run in flight: fraction and message.
+    pub progress: Option<(f32, String)>,
 }
 
 impl JobStatus {
@@ -248,7 +303,9 @@ impl JobStatus {
 
 /// Derives the phase shown by status.
 pub(crate) fn phase_of(state: &JobState, orphaned: bool) -> JobPhase {
-    if orphaned {
+    if state.failed.is_some() {
+        JobPhase::Failed
+    } else if orphaned {
         JobPhase::Orphaned
     } else if state.paused.is_some() {
         JobPhase::Paused

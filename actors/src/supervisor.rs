@@ -10,10 +10,11 @@ use crate::event::EventKind;
 use crate::handler::Handlers;
 use crate::id::{JobId, RunId};
 use crate::job::{JobActor, JobArgs, JobMsg, TriggerOutcome};
+use crate::metrics::Metrics;
 use crate::registry::{Ack, RegistryMsg};
 use crate::runtime::Runtime;
 use crate::spec::JobSpec;
-use crate::status::{JobState, JobStatus, RunRecord};
+use crate::status::{JobState, JobStatus, Outcome, RunRecord};
 use crate::store::JobRecord;
 use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -85,6 +86,22 @@ pub enum SupervisorMsg {
     },
     /// Fire a job now, through its overlap policy.
     Trigger(JobId, RpcReplyPort<Result<TriggerOutcome, Error>>),
+    /// Cancel a job's runs in flight (a no-op answering an empty list when
+    /// nothing runs).
+    Cancel(JobId, RpcReplyPort<Result<Vec<RunId>, Error>>),
+    /// Run a failed, timed-out or interrupted run again.
+    RetryRun(RunId, RpcReplyPort<Result<TriggerOutcome, Error>>),
+    /// Start a run of every job listening to the named event.
+    Emit {
+        /// The event's name.
+        name: String,
+        /// Its payload, handed to each run.
+        payload: serde_json::Value,
+        /// What each listening job did.
+        reply: RpcReplyPort<Result<Vec<(JobId, TriggerOutcome)>, Error>>,
+    },
+    /// Scheduler-wide metrics.
+    Metrics(RpcReplyPort<Metrics>),
     /// One job's status.
     Status(JobId, RpcReplyPort<Result<JobStatus, Error>>),
     /// Every job's status, ordered by id.
@@ -114,7 +131,8 @@ pub enum SupervisorMsg {
     Forward(JobId, JobMsg),
     /// The wall clock stepped: every job re-plans.
     ClockStepped,
-    /// Test-only fault injection: make a job actor fail.
+    /// Fault injection for tests (feature `fault-injection`): make a job
+    /// actor fail. Without the feature it does nothing.
     #[doc(hidden)]
     InjectCrash(JobId),
 }
@@ -137,6 +155,8 @@ pub struct SupervisorState {
     jobs: HashMap<JobId, ActorRef<JobMsg>>,
     by_actor: HashMap<ActorId, JobId>,
     restarts: HashMap<JobId, VecDeque<tokio::time::Instant>>,
+    /// Jobs by the event names they listen to.
+    listeners: HashMap<String, Vec<JobId>>,
     shutting_down: bool,
 }
 
@@ -157,6 +177,7 @@ impl Actor for SupervisorActor {
             jobs: HashMap::new(),
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
+            listeners: HashMap::new(),
             shutting_down: false,
         };
         for record in args.restored {
@@ -194,16 +215,17 @@ impl Actor for SupervisorActor {
                 }
             }
             SupervisorMsg::Upsert(spec, reply) => {
-                if let Some(job) = s.jobs.get(&spec.id) {
+                if let Some(job) = s.jobs.get(&spec.id).cloned() {
                     let spec = Arc::new(*spec);
                     match s.check(&spec) {
                         Ok(schedule) => {
                             let (tx, rx) = tokio::sync::oneshot::channel();
                             let msg = JobMsg::Update {
-                                spec,
+                                spec: spec.clone(),
                                 schedule,
                                 reply: tx.into(),
                             };
+                            s.listen(&spec);
                             if job.cast(msg).is_err() {
                                 let _ = reply.send(Err(Error::ShutDown));
                             } else {
@@ -223,6 +245,7 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Remove(id, reply) => {
                 if let Some(job) = s.jobs.remove(&id) {
                     s.by_actor.remove(&job.get_id());
+                    s.unlisten(&id);
                     s.route(&id, &job, JobMsg::Remove(reply));
                 } else {
                     let _ = reply.send(Err(Error::UnknownJob(id)));
@@ -246,6 +269,58 @@ impl Actor for SupervisorActor {
                     let _ = reply.send(Err(Error::UnknownJob(id)));
                 }
             },
+            SupervisorMsg::Cancel(id, reply) => match s.jobs.get(&id) {
+                Some(job) => s.route(&id, job, JobMsg::Cancel(reply)),
+                None => {
+                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                }
+            },
+            SupervisorMsg::RetryRun(run_id, reply) => {
+                let registry = s.rt.registry.clone();
+                let jobs = s.jobs.clone();
+                tokio::spawn(async move {
+                    let found = registry
+                        .call(
+                            |r| RegistryMsg::FindRun(run_id, r),
+                            Some(Duration::from_secs(30)),
+                        )
+                        .await;
+                    let Ok(ractor::rpc::CallResult::Success(Some((id, record)))) = found else {
+                        let _ = reply.send(Err(Error::UnknownRun(run_id)));
+                        return;
+                    };
+                    if !(record.outcome.is_failure() || record.outcome == Outcome::Interrupted) {
+                        let _ = reply.send(Err(Error::InvalidState {
+                            id,
+                            action: "retry a run",
+                            state: format!("run {run_id} did not fail"),
+                        }));
+                        return;
+                    }
+                    match jobs.get(&id) {
+                        Some(job) => {
+                            let msg = JobMsg::RetryRun {
+                                record: Box::new(record),
+                                reply,
+                            };
+                            if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
+                                reject_job_msg(msg, Error::UnknownJob(id));
+                            }
+                        }
+                        None => {
+                            let _ = reply.send(Err(Error::UnknownJob(id)));
+                        }
+                    }
+                });
+            }
+            SupervisorMsg::Emit {
+                name,
+                payload,
+                reply,
+            } => s.emit(name, payload, reply),
+            SupervisorMsg::Metrics(reply) => {
+                let _ = s.rt.registry.cast(RegistryMsg::Metrics(reply));
+            }
             SupervisorMsg::Preview { id, n, reply } => match s.jobs.get(&id) {
                 Some(job) => s.route(&id, job, JobMsg::Preview { n, reply }),
                 None => {
@@ -259,10 +334,9 @@ impl Actor for SupervisorActor {
                 let _ = s.rt.registry.cast(RegistryMsg::List(reply));
             }
             SupervisorMsg::History { id, limit, reply } => {
-                let _ = s
-                    .rt
-                    .registry
-                    .cast(RegistryMsg::History { id, limit, reply });
+                let _ =
+                    s.rt.registry
+                        .cast(RegistryMsg::History { id, limit, reply });
             }
             SupervisorMsg::Forward(id, msg) => {
                 if let Some(job) = s.jobs.get(&id) {
@@ -344,8 +418,13 @@ impl SupervisorState {
             orphaned: false,
             ack: Ack::Reply(reply),
         });
-        self.rt.events.publish(&spec.id, self.rt.clock.now(), EventKind::Added);
-        if let Err(e) = self.spawn_job(myself, spec.clone(), JobState::default(), false).await {
+        self.rt
+            .events
+            .publish(&spec.id, self.rt.clock.now(), EventKind::Added);
+        if let Err(e) = self
+            .spawn_job(myself, spec.clone(), JobState::default(), false)
+            .await
+        {
             tracing::error!(job_id = %spec.id, error = %e, "cannot start job actor");
         }
     }
@@ -371,7 +450,59 @@ impl SupervisorState {
             .map_err(|e| Error::Store(format!("job actor failed to start: {e}")))?;
         self.by_actor.insert(job.get_id(), spec.id.clone());
         self.jobs.insert(spec.id.clone(), job);
+        self.listen(&spec);
         Ok(())
+    }
+
+    /// Indexes the events a job listens to (replacing its earlier entries).
+    fn listen(&mut self, spec: &JobSpec) {
+        self.unlisten(&spec.id);
+        for name in &spec.listens {
+            self.listeners
+                .entry(name.clone())
+                .or_default()
+                .push(spec.id.clone());
+        }
+    }
+
+    fn unlisten(&mut self, id: &JobId) {
+        self.listeners.retain(|_, ids| {
+            ids.retain(|j| j != id);
+            !ids.is_empty()
+        });
+    }
+
+    /// Sends the event to every listening job and answers with what each did.
+    fn emit(
+        &self,
+        name: String,
+        payload: serde_json::Value,
+        reply: RpcReplyPort<Result<Vec<(JobId, TriggerOutcome)>, Error>>,
+    ) {
+        let payload = Arc::new(payload);
+        let mut waits = Vec::new();
+        for id in self.listeners.get(&name).into_iter().flatten() {
+            if let Some(job) = self.jobs.get(id) {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let msg = JobMsg::Event {
+                    name: name.clone(),
+                    payload: payload.clone(),
+                    reply: tx.into(),
+                };
+                if job.cast(msg).is_ok() {
+                    waits.push((id.clone(), rx));
+                }
+            }
+        }
+        tokio::spawn(async move {
+            let mut out = Vec::with_capacity(waits.len());
+            for (id, rx) in waits {
+                if let Ok(Ok(outcome)) = rx.await {
+                    out.push((id, outcome));
+                }
+            }
+            let _ = reply.send(Ok(out));
+        });
     }
 
     /// Respawns a failed job actor from the registry's latest state, within
@@ -383,7 +514,15 @@ impl SupervisorState {
             recent.pop_front();
         }
         if recent.len() >= MAX_RESTARTS {
-            tracing::error!(job_id = %id, %reason, "restart budget exhausted: job left stopped");
+            tracing::error!(job_id = %id, %reason, "restart budget exhausted: job marked failed");
+            let _ = self.rt.registry.cast(RegistryMsg::MarkFailed {
+                id: id.clone(),
+                reason: reason.clone(),
+            });
+            self.unlisten(&id);
+            self.rt
+                .events
+                .publish(&id, self.rt.clock.now(), EventKind::GaveUp { reason });
             return;
         }
         recent.push_back(now);
@@ -391,17 +530,21 @@ impl SupervisorState {
         let snapshot = self
             .rt
             .registry
-            .call(|r| RegistryMsg::Snapshot(id.clone(), r), Some(Duration::from_secs(5)))
+            .call(
+                |r| RegistryMsg::Snapshot(id.clone(), r),
+                Some(Duration::from_secs(5)),
+            )
             .await;
         let Ok(ractor::rpc::CallResult::Success(Some((spec, state)))) = snapshot else {
             tracing::error!(job_id = %id, "no snapshot to restart from");
             return;
         };
         match self.spawn_job(myself, spec, state, false).await {
-            Ok(()) => self
-                .rt
-                .events
-                .publish(&id, self.rt.clock.now(), EventKind::Restarted { reason }),
+            Ok(()) => {
+                self.rt
+                    .events
+                    .publish(&id, self.rt.clock.now(), EventKind::Restarted { reason })
+            }
             Err(e) => tracing::error!(job_id = %id, error = %e, "restart failed"),
         }
     }
@@ -477,7 +620,10 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
             drop(reply.send(e()))
         }
         SupervisorMsg::Upsert(_, r) => drop(r.send(e())),
-        SupervisorMsg::Trigger(_, r) => drop(r.send(e())),
+        SupervisorMsg::Trigger(_, r) | SupervisorMsg::RetryRun(_, r) => drop(r.send(e())),
+        SupervisorMsg::Cancel(_, r) => drop(r.send(e())),
+        SupervisorMsg::Emit { reply, .. } => drop(reply.send(e())),
+        SupervisorMsg::Metrics(r) => drop(r.send(Metrics::default())),
         SupervisorMsg::Status(_, r) => drop(r.send(e())),
         SupervisorMsg::Preview { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::History { reply, .. } => drop(reply.send(e())),
@@ -495,7 +641,10 @@ fn reject_job_msg(msg: JobMsg, err: Error) {
     match msg {
         JobMsg::Pause { reply, .. } | JobMsg::Resume { reply, .. } => drop(reply.send(Err(err))),
         JobMsg::Remove(reply) | JobMsg::Update { reply, .. } => drop(reply.send(Err(err))),
-        JobMsg::Trigger(reply) => drop(reply.send(Err(err))),
+        JobMsg::Trigger(reply) | JobMsg::RetryRun { reply, .. } | JobMsg::Event { reply, .. } => {
+            drop(reply.send(Err(err)))
+        }
+        JobMsg::Cancel(reply) => drop(reply.send(Err(err))),
         JobMsg::Preview { reply, .. } => drop(reply.send(Err(err))),
         _ => {}
     }
@@ -507,8 +656,8 @@ fn reject_job_msg(msg: JobMsg, err: Error) {
 fn spawn_clock_watch(rt: &Arc<Runtime>, supervisor: ActorRef<SupervisorMsg>) {
     let clock = rt.clock.clone();
     let every = rt.config.clock_check_interval;
-    let threshold = chrono::Duration::from_std(rt.config.clock_jump_threshold)
-        .unwrap_or(chrono::Duration::MAX);
+    let threshold =
+        chrono::Duration::from_std(rt.config.clock_jump_threshold).unwrap_or(chrono::Duration::MAX);
     tokio::spawn(async move {
         let mono0 = tokio::time::Instant::now();
         let wall0 = clock.now();

@@ -20,11 +20,21 @@ pub(crate) struct TimerHandle {
     tx: mpsc::UnboundedSender<Armed>,
 }
 
+/// What a timer is for: each job has at most one pending timer of each kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    /// The next schedule slot.
+    Schedule,
+    /// The end of a retry's backoff delay.
+    Retry,
+}
+
 #[derive(Debug)]
 struct Armed {
     at: Instant,
     seq: u64,
     generation: u64,
+    kind: TimerKind,
     target: ActorRef<JobMsg>,
 }
 
@@ -53,13 +63,20 @@ impl TimerHandle {
         Self { tx }
     }
 
-    /// Arms a timer: `target` receives `Fired { generation }` at `at`.
-    pub(crate) fn arm(&self, at: Instant, target: ActorRef<JobMsg>, generation: u64) {
+    /// Arms a timer: `target` receives `Fired { generation, kind }` at `at`.
+    pub(crate) fn arm(
+        &self,
+        at: Instant,
+        target: ActorRef<JobMsg>,
+        kind: TimerKind,
+        generation: u64,
+    ) {
         // A send error means the runtime is shutting down: nothing to fire.
         let _ = self.tx.send(Armed {
             at,
             seq: 0,
             generation,
+            kind,
             target,
         });
     }
@@ -97,7 +114,10 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Armed>) {
                 while heap.peek().is_some_and(|Reverse(a)| a.at <= now) {
                     let Some(Reverse(due)) = heap.pop() else { break };
                     // A stopped job cannot receive: its timer is simply dropped.
-                    let _ = due.target.cast(JobMsg::Fired { generation: due.generation });
+                    let _ = due.target.cast(JobMsg::Fired {
+                        generation: due.generation,
+                        kind: due.kind,
+                    });
                 }
             }
         }

@@ -5,9 +5,11 @@
 
 mod misfire;
 mod overlap;
+mod retry;
 
 pub use misfire::{MisfireDecision, MisfirePlan, MisfirePolicy};
 pub use overlap::{OverlapDecision, OverlapPolicy};
+pub use retry::{Backoff, RetryPolicy};
 
 use serde::{Deserialize, Serialize};
 

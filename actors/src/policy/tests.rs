@@ -8,7 +8,9 @@ fn t(s: &str) -> DateTime<Utc> {
 
 fn hourly(from: &str, n: usize) -> Vec<DateTime<Utc>> {
     let start = t(from);
-    (0..n).map(|i| start + chrono::Duration::hours(i as i64)).collect()
+    (0..n)
+        .map(|i| start + chrono::Duration::hours(i as i64))
+        .collect()
 }
 
 const THRESHOLD: Duration = Duration::from_secs(5);
@@ -46,7 +48,9 @@ fn overlap_replace_cancels_then_starts() {
 
 #[test]
 fn overlap_rejects_policies_that_can_never_run() {
-    assert!(OverlapPolicy::Concurrent { max: Some(0) }.validate().is_err());
+    assert!(OverlapPolicy::Concurrent { max: Some(0) }
+        .validate()
+        .is_err());
     assert!(OverlapPolicy::Queue { max: 0 }.validate().is_err());
     assert!(OverlapPolicy::QUEUE_ONE.validate().is_ok());
 }
@@ -71,13 +75,8 @@ fn misfire_three_hours_down_fire_once_gives_one_catch_up_run() {
 #[test]
 fn misfire_three_hours_down_fire_all_two_gives_the_two_newest() {
     let due = hourly("2026-01-01T11:00:00Z", 3);
-    let plan = MisfirePolicy::FireAll { max: 2 }.plan(
-        &due,
-        0,
-        t("2026-01-01T13:30:00Z"),
-        THRESHOLD,
-        None,
-    );
+    let plan =
+        MisfirePolicy::FireAll { max: 2 }.plan(&due, 0, t("2026-01-01T13:30:00Z"), THRESHOLD, None);
     assert_eq!(
         plan.runs,
         vec![
@@ -137,4 +136,53 @@ fn misfire_accounts_for_every_slot() {
             }
         }
     }
+}
+
+#[test]
+fn exponential_backoff_doubles_then_caps() {
+    let b = Backoff::exponential(Duration::from_secs(1), Duration::from_secs(10));
+    let delays: Vec<u64> = (1..=6).map(|r| b.delay(r).as_secs()).collect();
+    assert_eq!(delays, [1, 2, 4, 8, 10, 10]);
+    assert_eq!(b.delay(u32::MAX), Duration::from_secs(10));
+}
+
+#[test]
+fn exponential_backoff_uses_its_factor() {
+    let b = Backoff::Exponential {
+        base: Duration::from_millis(100),
+        factor: 3.0,
+        cap: Duration::from_secs(60),
+    };
+    assert_eq!(b.delay(3), Duration::from_millis(900));
+}
+
+#[test]
+fn retry_policy_stops_after_max_retries() {
+    let p = RetryPolicy::new(2, Backoff::Fixed(Duration::from_secs(5)));
+    assert_eq!(p.next_delay(1, 0.0), Some(Duration::from_secs(5)));
+    assert_eq!(p.next_delay(2, 0.0), Some(Duration::from_secs(5)));
+    assert_eq!(p.next_delay(3, 0.0), None);
+    assert_eq!(RetryPolicy::NONE.next_delay(1, 0.5), None);
+}
+
+#[test]
+fn retry_jitter_is_bounded() {
+    let p = RetryPolicy::new(1, Backoff::Fixed(Duration::from_secs(5)))
+        .with_jitter(Duration::from_secs(2));
+    assert_eq!(p.next_delay(1, 0.0), Some(Duration::from_secs(5)));
+    assert_eq!(p.next_delay(1, 1.0), Some(Duration::from_secs(7)));
+    assert_eq!(p.next_delay(1, 7.0), Some(Duration::from_secs(7)));
+}
+
+#[test]
+fn retry_policy_rejects_a_shrinking_backoff() {
+    let bad = RetryPolicy::new(
+        1,
+        Backoff::Exponential {
+            base: Duration::from_secs(1),
+            factor: 0.5,
+            cap: Duration::from_secs(9),
+        },
+    );
+    assert!(bad.validate().is_err());
 }

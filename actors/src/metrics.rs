@@ -1,0 +1,114 @@
+//! Scheduler-wide metrics: counters summed from every job's state by the
+//! registry, and two HDR histograms (fire lateness and run duration) fed by
+//! the run tasks. A histogram has a fixed size, whatever the number of runs.
+
+use crate::status::{Counters, JobPhase};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Percentiles of a distribution, in microseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    /// Samples recorded.
+    pub count: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Largest.
+    pub max_us: u64,
+}
+
+/// A snapshot of the scheduler's metrics, from `Scheduler::metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Jobs by phase.
+    pub jobs_by_phase: BTreeMap<JobPhase, u64>,
+    /// Every job's counters, summed.
+    pub totals: Counters,
+    /// Runs in flight now.
+    pub runs_in_flight: u64,
+    /// Fire lateness: when a run actually started minus its scheduled time
+    /// (scheduled and event fires; catch-ups and retries are late by design
+    /// and not counted).
+    pub lateness: Percentiles,
+    /// Run duration.
+    pub duration: Percentiles,
+}
+
+/// The histograms, shared by every run task of one scheduler.
+#[derive(Debug)]
+pub(crate) struct Histograms {
+    lateness: Mutex<Histogram<u64>>,
+    duration: Mutex<Histogram<u64>>,
+}
+
+fn histogram() -> Histogram<u64> {
+    // 1 µs to one day, 3 significant digits: about 30 KiB each.
+    Histogram::new_with_bounds(1, 86_400_000_000, 3).expect("static histogram bounds are valid")
+}
+
+fn record(h: &Mutex<Histogram<u64>>, d: Duration) {
+    let us = (d.as_micros() as u64).clamp(1, 86_400_000_000);
+    h.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .saturating_record(us);
+}
+
+fn percentiles(h: &Mutex<Histogram<u64>>) -> Percentiles {
+    let h = h.lock().unwrap_or_else(|e| e.into_inner());
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    Percentiles {
+        count: h.len(),
+        p50_us: h.value_at_quantile(0.5),
+        p99_us: h.value_at_quantile(0.99),
+        max_us: h.max(),
+    }
+}
+
+impl Histograms {
+    pub(crate) fn new() -> Self {
+        Self {
+            lateness: Mutex::new(histogram()),
+            duration: Mutex::new(histogram()),
+        }
+    }
+    pub(crate) fn record_lateness(&self, d: Duration) {
+        record(&self.lateness, d);
+    }
+    pub(crate) fn record_duration(&self, d: Duration) {
+        record(&self.duration, d);
+    }
+    pub(crate) fn lateness(&self) -> Percentiles {
+        percentiles(&self.lateness)
+    }
+    pub(crate) fn duration(&self) -> Percentiles {
+        percentiles(&self.duration)
+    }
+}
+
+impl Counters {
+    /// Adds another job's counters to these.
+    pub fn add(&mut self, o: &Counters) {
+        self.fires += o.fires;
+        self.runs += o.runs;
+        self.succeeded += o.succeeded;
+        self.failed += o.failed;
+        self.cancelled += o.cancelled;
+        self.interrupted += o.interrupted;
+        self.timed_out += o.timed_out;
+        self.retries += o.retries;
+        self.coalesced += o.coalesced;
+        let (s, t) = (&mut self.skipped, &o.skipped);
+        s.paused += t.paused;
+        s.overlap += t.overlap;
+        s.queue_full += t.queue_full;
+        s.misfire += t.misfire;
+        s.orphaned += t.orphaned;
+    }
+}

@@ -31,3 +31,4 @@ pub use cronactor_actors::{
     RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore,
     StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
 };
+pub use cronactor_actors::supervisor::{MAX_RESTARTS, RESTART_WINDOW};

@@ -110,6 +110,13 @@ pub fn kinds(events: &[Event]) -> Vec<&'static str> {
             EventKind::Replanned { .. } => "replanned",
             EventKind::Restarted { .. } => "restarted",
             EventKind::Orphaned { .. } => "orphaned",
+            EventKind::RetryScheduled { .. } => "retry",
+            EventKind::TimedOut { .. } => "timed-out",
+            EventKind::RetriesExhausted { .. } => "exhausted",
+            EventKind::AutoPaused { .. } => "auto-paused",
+            EventKind::GaveUp { .. } => "gave-up",
+            EventKind::Progress { .. } => "progress",
+            EventKind::Log { .. } => "log",
             _ => "other",
         })
         .collect()

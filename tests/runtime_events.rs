@@ -1,0 +1,90 @@
+//! Named events trigger listening jobs; runs report progress and log lines.
+
+mod support;
+
+use cronactor::{EventKind, JobContext, JobSpec, ScheduleSpec, Scheduler, Trigger, TriggerOutcome};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+#[tokio::test(start_paused = true)]
+async fn emit_starts_every_listening_job_with_the_event_payload() {
+    let clock = clock();
+    let seen: Arc<Mutex<Vec<(String, serde_json::Value, Trigger)>>> = Arc::default();
+    let log = seen.clone();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("record", move |ctx: JobContext| {
+            let log = log.clone();
+            async move {
+                let (name, payload) = ctx.event.clone().expect("an event run");
+                log.lock().expect("lock").push((name, (*payload).clone(), ctx.trigger));
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    for (id, event) in [("a", "deploy"), ("b", "deploy"), ("c", "backup")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(86_400)), "record")
+            .listen(event)
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+    }
+    let started = s
+        .emit("deploy", serde_json::json!({ "version": "1.2.3" }))
+        .await
+        .expect("emit");
+    let mut ids: Vec<&str> = started.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["a", "b"]);
+    assert!(started.iter().all(|(_, o)| matches!(o, TriggerOutcome::Started(_))));
+    assert!(s.emit("nobody-listens", serde_json::Value::Null).await.expect("emit").is_empty());
+    run_for_secs(1.0).await;
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 2);
+    for (name, payload, trigger) in seen {
+        assert_eq!(name, "deploy");
+        assert_eq!(payload["version"], "1.2.3");
+        assert_eq!(trigger, Trigger::Event);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn progress_and_log_lines_travel_as_events_and_show_in_status() {
+    let clock = clock();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("import", |ctx: JobContext| async move {
+            ctx.log("starting import");
+            ctx.progress(0.5, "half way");
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            ctx.progress(1.0, "done");
+            Ok::<(), std::io::Error>(())
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("imp", ScheduleSpec::every(Duration::from_secs(86_400)), "import")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let mut events = s.subscribe();
+    s.trigger("imp").await.expect("trigger");
+    run_for_secs(1.0).await;
+    let st = s.status("imp").await.expect("status");
+    assert_eq!(st.progress, Some((0.5, "half way".to_string())));
+    run_for_secs(10.0).await;
+    assert_eq!(s.status("imp").await.expect("status").progress, None, "cleared when the run ends");
+    let evs = drain(&mut events);
+    assert!(evs.iter().any(|e| matches!(&e.kind, EventKind::Log { line, .. } if line == "starting import")));
+    let fractions: Vec<f32> = evs
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Progress { fraction, .. } => Some(*fraction),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fractions, [0.5, 1.0]);
+}

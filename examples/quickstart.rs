@@ -10,8 +10,7 @@
 //! run it twice and the second run resumes every job with its counters.
 
 use cronactor::{
-    EventKind, JobContext, JobSpec, OverlapPolicy, Received, ScheduleSpec, Scheduler,
-    SupervisorMsg,
+    EventKind, JobContext, JobSpec, OverlapPolicy, Received, ScheduleSpec, Scheduler, SupervisorMsg,
 };
 use ractor::call;
 use std::time::Duration;
@@ -23,7 +22,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scheduler = Scheduler::builder()
         .handler("report", |ctx: JobContext| async move {
             let to = ctx.payload["to"].as_str().unwrap_or("nobody").to_owned();
-            println!("    [report] run {} for {to} (slot {})", ctx.run_id, ctx.scheduled);
+            println!(
+                "    [report] run {} for {to} (slot {})",
+                ctx.run_id, ctx.scheduled
+            );
             Ok::<(), std::io::Error>(())
         })
         .handler("cleanup", |ctx: JobContext| async move {
@@ -36,7 +38,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .store_path(&store)
         .start()
         .await?;
-    println!("store: {store} (jobs restored: {})", scheduler.list().await?.len());
+    println!(
+        "store: {store} (jobs restored: {})",
+        scheduler.list().await?.len()
+    );
 
     // ========================== Declare jobs ==========================
     // `upsert` is the boot-time call: it adds a job, or keeps an existing
@@ -50,9 +55,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .payload(serde_json::json!({ "to": "ops@example.com" }))
         .build()?,
-        JobSpec::builder("cleanup", ScheduleSpec::every(Duration::from_secs(1)), "cleanup")
-            .overlap(OverlapPolicy::Queue { max: 1 })
-            .build()?,
+        JobSpec::builder(
+            "cleanup",
+            ScheduleSpec::every(Duration::from_secs(1)),
+            "cleanup",
+        )
+        .overlap(OverlapPolicy::Queue { max: 1 })
+        .build()?,
         JobSpec::builder("once", ScheduleSpec::at(in_three_seconds), "report")
             .payload(serde_json::json!({ "to": "one-shot" }))
             .build()?,
@@ -87,7 +96,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     println!("pause by message: {paused:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let resumed = call!(supervisor, |reply| SupervisorMsg::Resume { id: id.clone(), note: None, reply })?;
+    let resumed = call!(supervisor, |reply| SupervisorMsg::Resume {
+        id: id.clone(),
+        note: None,
+        reply
+    })?;
     println!("resume by message: {resumed:?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
 

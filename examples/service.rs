@@ -46,7 +46,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let queue = queue.clone();
             async move {
                 let batch: Vec<String> = std::mem::take(&mut *queue.lock().expect("orders lock"));
-                println!("[{}] flushed {} order(s) (run {})", ctx.scheduled.format("%H:%M:%S"), batch.len(), ctx.run_id);
+                println!(
+                    "[{}] flushed {} order(s) (run {})",
+                    ctx.scheduled.format("%H:%M:%S"),
+                    batch.len(),
+                    ctx.run_id
+                );
                 Ok::<(), std::io::Error>(())
             }
         })
@@ -54,7 +59,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     scheduler
-        .upsert(JobSpec::builder("flush", ScheduleSpec::cron("*/5 * * * * *"), "flush-orders").build()?)
+        .upsert(
+            JobSpec::builder("flush", ScheduleSpec::cron("*/5 * * * * *"), "flush-orders")
+                .build()?,
+        )
         .await?;
 
     // ========================== Serve ==========================
@@ -99,7 +107,12 @@ async fn serve(socket: TcpStream, orders: Orders, scheduler: Scheduler) {
             (Some("status"), _) => match scheduler.list().await {
                 Ok(all) => all
                     .iter()
-                    .map(|s| format!("{} {:?} runs={} next={:?}", s.id, s.phase, s.counters.runs, s.next_fire))
+                    .map(|s| {
+                        format!(
+                            "{} {:?} runs={} next={:?}",
+                            s.id, s.phase, s.counters.runs, s.next_fire
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n"),
                 Err(e) => format!("error: {e}"),
@@ -113,7 +126,11 @@ async fn serve(socket: TcpStream, orders: Orders, scheduler: Scheduler) {
             (Some("trigger"), Some(id)) => reply(scheduler.trigger(id).await.map(|_| ())),
             _ => "commands: order TEXT | status | pause ID [NOTE] | resume ID | trigger ID".into(),
         };
-        if write.write_all(format!("{answer}\n").as_bytes()).await.is_err() {
+        if write
+            .write_all(format!("{answer}\n").as_bytes())
+            .await
+            .is_err()
+        {
             return;
         }
     }

@@ -3,7 +3,9 @@
 use crate::scheduler::Scheduler;
 use chrono_tz::Tz;
 use cronactor_actors::boot::{boot, BootError};
-use cronactor_actors::{Clock, Handler, Handlers, MemoryStore, RuntimeConfig, SnapshotStore, SystemClock};
+use cronactor_actors::{
+    Clock, Handler, Handlers, MemoryStore, RuntimeConfig, SnapshotStore, SystemClock,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;

@@ -18,17 +18,18 @@
 
 mod builder;
 mod scheduler;
-pub mod testing;
 pub mod store;
+pub mod testing;
 
 pub use builder::{SchedulerBuilder, StartError};
-pub use scheduler::Scheduler;
 pub use cronactor_actors::schedule;
+pub use cronactor_actors::supervisor::{MAX_RESTARTS, RESTART_WINDOW};
 pub use cronactor_actors::{
     Backoff, Clock, Counters, Error, Event, EventKind, EventStream, Handler, HandlerError,
     InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec, JobSpecBuilder, JobState,
-    JobStatus, Metrics, MisfirePolicy, Outcome, Percentiles, RetryPolicy, RetryWait, OverlapPolicy, QuarantinedRecord, Received, RunId,
-    RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore,
-    StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
+    JobStatus, Metrics, MisfirePolicy, Outcome, OverlapPolicy, Percentiles, QuarantinedRecord,
+    Received, RetryPolicy, RetryWait, RunId, RunRecord, RuntimeConfig, ScheduleSpec,
+    ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError, SupervisorMsg, SystemClock,
+    Trigger, TriggerOutcome, Upserted,
 };
-pub use cronactor_actors::supervisor::{MAX_RESTARTS, RESTART_WINDOW};
+pub use scheduler::Scheduler;

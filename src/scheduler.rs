@@ -1,12 +1,12 @@
 //! [`Scheduler`]: the typed handle a service uses to control its jobs.
 
 use crate::builder::SchedulerBuilder;
+use chrono::{DateTime, Utc};
 use cronactor_actors::registry::RegistryMsg;
 use cronactor_actors::{
     Error, EventBus, EventStream, JobId, JobSpec, JobStatus, Metrics, QuarantinedRecord, RunId,
     RunRecord, ShutdownReport, SupervisorMsg, TriggerOutcome, Upserted,
 };
-use chrono::{DateTime, Utc};
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use std::time::Duration;
@@ -95,7 +95,8 @@ impl Scheduler {
     /// # Errors
     /// As [`Scheduler::add`], without `DuplicateJob`.
     pub async fn upsert(&self, spec: JobSpec) -> Result<Upserted, Error> {
-        self.call(|r| SupervisorMsg::Upsert(Box::new(spec), r)).await
+        self.call(|r| SupervisorMsg::Upsert(Box::new(spec), r))
+            .await
     }
 
     /// Removes a job; its runs in flight are cancelled through their tokens.
@@ -238,7 +239,11 @@ impl Scheduler {
     ///
     /// # Errors
     /// [`Error::UnknownJob`].
-    pub async fn preview(&self, id: impl AsRef<str>, n: usize) -> Result<Vec<DateTime<Utc>>, Error> {
+    pub async fn preview(
+        &self,
+        id: impl AsRef<str>,
+        n: usize,
+    ) -> Result<Vec<DateTime<Utc>>, Error> {
         let id = job_id(id)?;
         self.call(|reply| SupervisorMsg::Preview { id, n, reply })
             .await
@@ -248,7 +253,11 @@ impl Scheduler {
     ///
     /// # Errors
     /// [`Error::UnknownJob`], [`Error::Store`].
-    pub async fn history(&self, id: impl AsRef<str>, limit: usize) -> Result<Vec<RunRecord>, Error> {
+    pub async fn history(
+        &self,
+        id: impl AsRef<str>,
+        limit: usize,
+    ) -> Result<Vec<RunRecord>, Error> {
         let id = job_id(id)?;
         self.call(|reply| SupervisorMsg::History { id, limit, reply })
             .await

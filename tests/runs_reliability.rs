@@ -26,9 +26,14 @@ async fn scheduler(clock: &ManualClock, succeed_at: u32) -> (Scheduler, Attempts
         .handler("flaky", move |ctx: JobContext| {
             let (a, c) = (a.clone(), c.clone());
             async move {
-                a.lock().expect("lock").push((ctx.attempt, c.now(), ctx.trigger));
+                a.lock()
+                    .expect("lock")
+                    .push((ctx.attempt, c.now(), ctx.trigger));
                 if succeed_at == 0 || ctx.attempt < succeed_at {
-                    Err(std::io::Error::other(format!("attempt {} failed", ctx.attempt)))
+                    Err(std::io::Error::other(format!(
+                        "attempt {} failed",
+                        ctx.attempt
+                    )))
                 } else {
                     Ok(())
                 }
@@ -59,14 +64,23 @@ fn secs_between(attempts: &[(u32, DateTime<Utc>, Trigger)]) -> Vec<i64> {
 async fn exponential_backoff_waits_exactly_as_configured_then_succeeds() {
     let clock = clock();
     let (s, attempts) = scheduler(&clock, 4).await;
-    let retry = RetryPolicy::new(5, Backoff::exponential(Duration::from_secs(10), Duration::from_secs(25)));
-    s.add(hourly("flaky").retry(retry).build().expect("spec")).await.expect("add");
+    let retry = RetryPolicy::new(
+        5,
+        Backoff::exponential(Duration::from_secs(10), Duration::from_secs(25)),
+    );
+    s.add(hourly("flaky").retry(retry).build().expect("spec"))
+        .await
+        .expect("add");
     let mut events = s.subscribe();
     run_for_secs(3600.0 + 100.0).await;
     let seen = attempts.lock().expect("lock").clone();
     let numbers: Vec<u32> = seen.iter().map(|a| a.0).collect();
     assert_eq!(numbers, [1, 2, 3, 4]);
-    assert_eq!(secs_between(&seen), [10, 20, 25], "base 10 s, doubling, capped at 25 s");
+    assert_eq!(
+        secs_between(&seen),
+        [10, 20, 25],
+        "base 10 s, doubling, capped at 25 s"
+    );
     assert_eq!(seen[1].2, Trigger::Retry);
     let st = s.status("j").await.expect("status");
     assert_eq!(st.counters.failed, 3);
@@ -75,11 +89,24 @@ async fn exponential_backoff_waits_exactly_as_configured_then_succeeds() {
     assert_eq!(st.consecutive_failures, 0, "the fire succeeded in the end");
     let h = s.history("j", 10).await.expect("history");
     assert_eq!(h.len(), 4);
-    assert!(h.iter().all(|r| r.scheduled == h[0].scheduled), "one fire, four attempts");
+    assert!(
+        h.iter().all(|r| r.scheduled == h[0].scheduled),
+        "one fire, four attempts"
+    );
     let order = kinds(&drain(&mut events));
     let expected = [
-        "fired", "started", "failed", "retry", "started", "failed", "retry", "started", "failed",
-        "retry", "started", "succeeded",
+        "fired",
+        "started",
+        "failed",
+        "retry",
+        "started",
+        "failed",
+        "retry",
+        "started",
+        "failed",
+        "retry",
+        "started",
+        "succeeded",
     ];
     let got: Vec<&str> = order
         .iter()
@@ -94,7 +121,9 @@ async fn backoff_jitter_stays_within_its_bound() {
     let (s, attempts) = scheduler(&clock, 0).await;
     let retry = RetryPolicy::new(8, Backoff::Fixed(Duration::from_secs(10)))
         .with_jitter(Duration::from_secs(5));
-    s.add(hourly("flaky").retry(retry).build().expect("spec")).await.expect("add");
+    s.add(hourly("flaky").retry(retry).build().expect("spec"))
+        .await
+        .expect("add");
     run_for_secs(3600.0 + 200.0).await;
     let seen = attempts.lock().expect("lock").clone();
     assert_eq!(seen.len(), 9);
@@ -108,11 +137,17 @@ async fn exhausted_retries_record_a_failed_fire_and_the_schedule_goes_on() {
     let clock = clock();
     let (s, attempts) = scheduler(&clock, 0).await;
     let retry = RetryPolicy::new(2, Backoff::Fixed(Duration::from_secs(60)));
-    s.add(hourly("flaky").retry(retry).build().expect("spec")).await.expect("add");
+    s.add(hourly("flaky").retry(retry).build().expect("spec"))
+        .await
+        .expect("add");
     let mut events = s.subscribe();
     run_for_secs(2.0 * 3600.0 + 200.0).await;
     let st = s.status("j").await.expect("status");
-    assert_eq!(attempts.lock().expect("lock").len(), 6, "3 attempts for each of 2 fires");
+    assert_eq!(
+        attempts.lock().expect("lock").len(),
+        6,
+        "3 attempts for each of 2 fires"
+    );
     assert_eq!(st.consecutive_failures, 2);
     assert_eq!(st.phase, JobPhase::Scheduled);
     let exhausted = drain(&mut events)
@@ -126,16 +161,24 @@ async fn exhausted_retries_record_a_failed_fire_and_the_schedule_goes_on() {
 async fn a_job_pauses_itself_after_n_failed_fires_in_a_row() {
     let clock = clock();
     let (s, _) = scheduler(&clock, 0).await;
-    s.add(hourly("flaky").pause_after_failures(3).build().expect("spec"))
-        .await
-        .expect("add");
+    s.add(
+        hourly("flaky")
+            .pause_after_failures(3)
+            .build()
+            .expect("spec"),
+    )
+    .await
+    .expect("add");
     let mut events = s.subscribe();
     run_for_secs(5.0 * 3600.0 + 1.0).await;
     let st = s.status("j").await.expect("status");
     assert_eq!(st.phase, JobPhase::Paused);
     assert_eq!(st.counters.runs, 3);
     assert_eq!(st.counters.skipped.paused, 2);
-    assert_eq!(st.pause_note.as_deref(), Some("paused after 3 failed fires in a row"));
+    assert_eq!(
+        st.pause_note.as_deref(),
+        Some("paused after 3 failed fires in a row")
+    );
     assert!(drain(&mut events)
         .iter()
         .any(|e| matches!(e.kind, EventKind::AutoPaused { failures: 3 })));
@@ -159,7 +202,10 @@ async fn a_timed_out_run_is_cancelled_then_retried() {
     run_for_secs(2.0).await;
     let st = s.status("j").await.expect("status");
     assert_eq!(st.counters.timed_out, 1);
-    assert!(st.retry_wait.is_some(), "a timeout counts as a failure for retries");
+    assert!(
+        st.retry_wait.is_some(),
+        "a timeout counts as a failure for retries"
+    );
     run_for_secs(50.0).await;
     let h = s.history("j", 10).await.expect("history");
     let outcomes: Vec<Outcome> = h.iter().map(|r| r.outcome.clone()).collect();
@@ -169,7 +215,15 @@ async fn a_timed_out_run_is_cancelled_then_retried() {
     let order = kinds(&drain(&mut events));
     assert_eq!(
         order,
-        ["fired", "started", "timed-out", "retry", "started", "timed-out", "exhausted"]
+        [
+            "fired",
+            "started",
+            "timed-out",
+            "retry",
+            "started",
+            "timed-out",
+            "exhausted"
+        ]
     );
 }
 
@@ -182,7 +236,10 @@ async fn cancel_stops_the_running_run_which_is_not_retried() {
         .build()
         .expect("spec");
     s.add(spec).await.expect("add");
-    assert!(s.cancel("j").await.expect("cancel").is_empty(), "nothing runs: a no-op");
+    assert!(
+        s.cancel("j").await.expect("cancel").is_empty(),
+        "nothing runs: a no-op"
+    );
     run_for_secs(3601.0).await;
     let cancelled = s.cancel("j").await.expect("cancel");
     assert_eq!(cancelled.len(), 1);
@@ -198,7 +255,9 @@ async fn cancel_stops_the_running_run_which_is_not_retried() {
 async fn retry_run_reruns_a_failed_run_with_its_original_slot() {
     let clock = clock();
     let (s, attempts) = scheduler(&clock, 2).await;
-    s.add(hourly("flaky").build().expect("spec")).await.expect("add");
+    s.add(hourly("flaky").build().expect("spec"))
+        .await
+        .expect("add");
     run_for_secs(3601.0).await;
     let failed = s.history("j", 1).await.expect("history").remove(0);
     assert!(failed.outcome.is_failure());
@@ -211,7 +270,10 @@ async fn retry_run_reruns_a_failed_run_with_its_original_slot() {
     assert_eq!(again.trigger, Trigger::ManualRetry);
     assert_eq!(attempts.lock().expect("lock").len(), 2);
     // A run that succeeded cannot be retried; an unknown run is its own error.
-    assert!(matches!(s.retry_run(again.run_id).await, Err(Error::InvalidState { .. })));
+    assert!(matches!(
+        s.retry_run(again.run_id).await,
+        Err(Error::InvalidState { .. })
+    ));
     assert!(matches!(
         s.retry_run(cronactor::RunId(42)).await,
         Err(Error::UnknownRun(_))
@@ -233,7 +295,11 @@ async fn a_slow_subscriber_learns_how_many_events_it_missed() {
         .expect("spec");
     s.add(spec).await.expect("add");
     run_for_secs(20.5).await; // about 60 events, far more than 16
-    assert_eq!(count.get(), 20, "the runtime did not wait for the subscriber");
+    assert_eq!(
+        count.get(),
+        20,
+        "the runtime did not wait for the subscriber"
+    );
     match lagging.recv().await {
         Some(Received::Missed(n)) => assert!(n > 30, "missed {n}"),
         other => panic!("expected a missed count, got {other:?}"),
@@ -260,5 +326,9 @@ async fn metrics_sum_counters_and_measure_lateness_and_duration() {
     assert_eq!(m.lateness.count, 4);
     assert!(m.lateness.max_us <= 1, "simulated time: runs start on time");
     assert_eq!(m.duration.count, 3);
-    assert!((2_490_000..=2_510_000).contains(&m.duration.p50_us), "{:?}", m.duration);
+    assert!(
+        (2_490_000..=2_510_000).contains(&m.duration.p50_us),
+        "{:?}",
+        m.duration
+    );
 }

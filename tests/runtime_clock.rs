@@ -8,9 +8,13 @@ use std::time::Duration;
 use support::*;
 
 fn every_minutes(id: &str, minutes: u64) -> JobSpec {
-    JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(minutes * 60)), "count")
-        .build()
-        .expect("valid spec")
+    JobSpec::builder(
+        id,
+        ScheduleSpec::every(Duration::from_secs(minutes * 60)),
+        "count",
+    )
+    .build()
+    .expect("valid spec")
 }
 
 #[tokio::test(start_paused = true)]
@@ -26,8 +30,14 @@ async fn a_forward_step_replans_at_once_and_the_misfire_policy_catches_up() {
     // 01:00 and 02:00 passed: FireOnce coalesces them into one catch-up run.
     assert_eq!(count.get(), 1);
     assert_eq!(st.counters.coalesced, 1);
-    assert_eq!(st.last_run.as_ref().expect("a run").trigger, Trigger::CatchUp);
-    assert_eq!(st.next_fire, Some("2026-01-05T03:00:00Z".parse().expect("instant")));
+    assert_eq!(
+        st.last_run.as_ref().expect("a run").trigger,
+        Trigger::CatchUp
+    );
+    assert_eq!(
+        st.next_fire,
+        Some("2026-01-05T03:00:00Z".parse().expect("instant"))
+    );
     assert!(drain(&mut events)
         .iter()
         .any(|e| matches!(e.kind, EventKind::Replanned { .. })));
@@ -48,6 +58,11 @@ async fn a_backward_step_never_fires_a_slot_twice_or_at_the_wrong_wall_time() {
     run_for_secs(2.0 * 60.0).await; // wall 00:41
     assert_eq!(count.get(), 4);
     let h = s.history("ten", 10).await.expect("history");
-    assert_eq!(h[0].scheduled, "2026-01-05T00:40:00Z".parse::<chrono::DateTime<chrono::Utc>>().expect("instant"));
+    assert_eq!(
+        h[0].scheduled,
+        "2026-01-05T00:40:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("instant")
+    );
     assert_eq!(h[0].started, h[0].scheduled, "ran at its wall-clock time");
 }

@@ -55,12 +55,18 @@ async fn pausing_twice_or_resuming_a_running_job_is_a_typed_error() {
     s.add(every("j", 10, "count")).await.expect("add");
     assert!(matches!(
         s.resume("j", None).await,
-        Err(Error::InvalidState { action: "resume", .. })
+        Err(Error::InvalidState {
+            action: "resume",
+            ..
+        })
     ));
     s.pause("j", None).await.expect("pause");
     assert!(matches!(
         s.pause("j", None).await,
-        Err(Error::InvalidState { action: "pause", .. })
+        Err(Error::InvalidState {
+            action: "pause",
+            ..
+        })
     ));
 }
 
@@ -79,8 +85,14 @@ async fn trigger_runs_now_through_the_overlap_policy_and_keeps_the_schedule() {
     let st = s.status("j").await.expect("status");
     assert_eq!(st.counters.runs, 1);
     assert_eq!(st.counters.succeeded, 1);
-    assert_eq!(st.next_fire, next_before, "trigger leaves the schedule untouched");
-    assert_eq!(st.last_run.expect("a run").trigger, cronactor::Trigger::Manual);
+    assert_eq!(
+        st.next_fire, next_before,
+        "trigger leaves the schedule untouched"
+    );
+    assert_eq!(
+        st.last_run.expect("a run").trigger,
+        cronactor::Trigger::Manual
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -107,7 +119,10 @@ async fn removing_a_running_job_cancels_its_run_and_forgets_the_job() {
 async fn upsert_replaces_the_spec_and_keeps_counters_and_pause_state() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    assert_eq!(s.upsert(every("j", 10, "count")).await.expect("upsert"), Upserted::Added);
+    assert_eq!(
+        s.upsert(every("j", 10, "count")).await.expect("upsert"),
+        Upserted::Added
+    );
     run_for_secs(35.0).await;
     s.pause("j", Some("hold")).await.expect("pause");
     let updated = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(5)), "count")
@@ -130,10 +145,18 @@ async fn bad_requests_get_their_own_error_variants() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
     s.add(every("j", 10, "count")).await.expect("add");
-    assert!(matches!(s.add(every("j", 10, "count")).await, Err(Error::DuplicateJob(id)) if id.as_str() == "j"));
-    assert!(matches!(s.pause("nope", None).await, Err(Error::UnknownJob(_))));
+    assert!(
+        matches!(s.add(every("j", 10, "count")).await, Err(Error::DuplicateJob(id)) if id.as_str() == "j")
+    );
+    assert!(matches!(
+        s.pause("nope", None).await,
+        Err(Error::UnknownJob(_))
+    ));
     assert!(matches!(s.trigger("nope").await, Err(Error::UnknownJob(_))));
-    assert!(matches!(s.preview("nope", 3).await, Err(Error::UnknownJob(_))));
+    assert!(matches!(
+        s.preview("nope", 3).await,
+        Err(Error::UnknownJob(_))
+    ));
     assert!(matches!(
         s.add(every("k", 10, "no-such-handler")).await,
         Err(Error::UnknownHandler(h)) if h == "no-such-handler"
@@ -143,7 +166,10 @@ async fn bad_requests_get_their_own_error_variants() {
         JobSpec::builder("x", ScheduleSpec::every(Duration::from_secs(1)), "count")
             .overlap(OverlapPolicy::Queue { max: 0 })
             .build(),
-        Err(Error::InvalidSpec { field: "overlap", .. })
+        Err(Error::InvalidSpec {
+            field: "overlap",
+            ..
+        })
     ));
 }
 
@@ -173,14 +199,28 @@ async fn every_operation_is_a_message_to_the_supervisor() {
     assert_eq!(all.len(), 1);
     // A cast with a reply port nobody waits on still acts.
     let (tx, _rx) = tokio::sync::oneshot::channel();
-    cast!(sup, SupervisorMsg::Resume { id: id.clone(), note: None, reply: tx.into() }).expect("cast");
+    cast!(
+        sup,
+        SupervisorMsg::Resume {
+            id: id.clone(),
+            note: None,
+            reply: tx.into()
+        }
+    )
+    .expect("cast");
     run_for_secs(10.5).await;
     assert_eq!(count.get(), 1);
-    let next = call!(sup, |reply| SupervisorMsg::Preview { id: id.clone(), n: 3, reply })
-        .expect("call")
-        .expect("preview");
+    let next = call!(sup, |reply| SupervisorMsg::Preview {
+        id: id.clone(),
+        n: 3,
+        reply
+    })
+    .expect("call")
+    .expect("preview");
     assert_eq!(next.len(), 3);
-    assert!(next.windows(2).all(|w| w[1] - w[0] == chrono::Duration::seconds(10)));
+    assert!(next
+        .windows(2)
+        .all(|w| w[1] - w[0] == chrono::Duration::seconds(10)));
 }
 
 #[tokio::test(start_paused = true)]
@@ -190,6 +230,12 @@ async fn calls_after_shutdown_fail_with_shut_down() {
     s.add(every("j", 10, "count")).await.expect("add");
     s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
     assert!(matches!(s.status("j").await, Err(Error::ShutDown)));
-    assert!(matches!(s.add(every("k", 10, "count")).await, Err(Error::ShutDown)));
-    assert!(matches!(s.shutdown(Duration::from_secs(1)).await, Err(Error::ShutDown)));
+    assert!(matches!(
+        s.add(every("k", 10, "count")).await,
+        Err(Error::ShutDown)
+    ));
+    assert!(matches!(
+        s.shutdown(Duration::from_secs(1)).await,
+        Err(Error::ShutDown)
+    ));
 }

@@ -18,7 +18,9 @@ async fn emit_starts_every_listening_job_with_the_event_payload() {
             let log = log.clone();
             async move {
                 let (name, payload) = ctx.event.clone().expect("an event run");
-                log.lock().expect("lock").push((name, (*payload).clone(), ctx.trigger));
+                log.lock()
+                    .expect("lock")
+                    .push((name, (*payload).clone(), ctx.trigger));
                 Ok::<(), std::io::Error>(())
             }
         })
@@ -26,10 +28,14 @@ async fn emit_starts_every_listening_job_with_the_event_payload() {
         .await
         .expect("start");
     for (id, event) in [("a", "deploy"), ("b", "deploy"), ("c", "backup")] {
-        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(86_400)), "record")
-            .listen(event)
-            .build()
-            .expect("spec");
+        let spec = JobSpec::builder(
+            id,
+            ScheduleSpec::every(Duration::from_secs(86_400)),
+            "record",
+        )
+        .listen(event)
+        .build()
+        .expect("spec");
         s.add(spec).await.expect("add");
     }
     let started = s
@@ -39,8 +45,14 @@ async fn emit_starts_every_listening_job_with_the_event_payload() {
     let mut ids: Vec<&str> = started.iter().map(|(id, _)| id.as_str()).collect();
     ids.sort();
     assert_eq!(ids, ["a", "b"]);
-    assert!(started.iter().all(|(_, o)| matches!(o, TriggerOutcome::Started(_))));
-    assert!(s.emit("nobody-listens", serde_json::Value::Null).await.expect("emit").is_empty());
+    assert!(started
+        .iter()
+        .all(|(_, o)| matches!(o, TriggerOutcome::Started(_))));
+    assert!(s
+        .emit("nobody-listens", serde_json::Value::Null)
+        .await
+        .expect("emit")
+        .is_empty());
     run_for_secs(1.0).await;
     let seen = seen.lock().expect("lock").clone();
     assert_eq!(seen.len(), 2);
@@ -66,9 +78,13 @@ async fn progress_and_log_lines_travel_as_events_and_show_in_status() {
         .start()
         .await
         .expect("start");
-    let spec = JobSpec::builder("imp", ScheduleSpec::every(Duration::from_secs(86_400)), "import")
-        .build()
-        .expect("spec");
+    let spec = JobSpec::builder(
+        "imp",
+        ScheduleSpec::every(Duration::from_secs(86_400)),
+        "import",
+    )
+    .build()
+    .expect("spec");
     s.add(spec).await.expect("add");
     let mut events = s.subscribe();
     s.trigger("imp").await.expect("trigger");
@@ -76,9 +92,15 @@ async fn progress_and_log_lines_travel_as_events_and_show_in_status() {
     let st = s.status("imp").await.expect("status");
     assert_eq!(st.progress, Some((0.5, "half way".to_string())));
     run_for_secs(10.0).await;
-    assert_eq!(s.status("imp").await.expect("status").progress, None, "cleared when the run ends");
+    assert_eq!(
+        s.status("imp").await.expect("status").progress,
+        None,
+        "cleared when the run ends"
+    );
     let evs = drain(&mut events);
-    assert!(evs.iter().any(|e| matches!(&e.kind, EventKind::Log { line, .. } if line == "starting import")));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::Log { line, .. } if line == "starting import")));
     let fractions: Vec<f32> = evs
         .iter()
         .filter_map(|e| match &e.kind {

@@ -18,7 +18,9 @@ fn every_second(id: &str, handler: &str, overlap: OverlapPolicy) -> JobSpec {
 async fn skip_policy_skips_fires_while_a_run_is_in_flight() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    s.add(every_second("j", "slow", OverlapPolicy::Skip)).await.expect("add");
+    s.add(every_second("j", "slow", OverlapPolicy::Skip))
+        .await
+        .expect("add");
     run_for_secs(10.5).await;
     let st = s.status("j").await.expect("status");
     // Fires at 1..=10 s; runs start at 1, 4, 7, 10 (each lasts 2.5 s).
@@ -80,12 +82,16 @@ async fn queue_policy_runs_fires_one_after_another_and_drops_when_full() {
 async fn replace_policy_cancels_the_running_run_then_starts_the_new_one() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    s.add(every_second("j", "slow", OverlapPolicy::Replace)).await.expect("add");
+    s.add(every_second("j", "slow", OverlapPolicy::Replace))
+        .await
+        .expect("add");
     run_for_secs(4.2).await;
     let st = s.status("j").await.expect("status");
     assert_eq!(st.counters.runs, 4);
     assert_eq!(st.counters.cancelled, 3);
     assert_eq!(st.runs_in_flight, 1);
     let last = st.last_run.expect("a run ended");
-    assert!(matches!(last.outcome, cronactor::Outcome::Cancelled(ref why) if why.contains("replaced")));
+    assert!(
+        matches!(last.outcome, cronactor::Outcome::Cancelled(ref why) if why.contains("replaced"))
+    );
 }

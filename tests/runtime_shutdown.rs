@@ -11,7 +11,11 @@ use support::*;
 async fn shutdown_cancels_runs_in_flight_and_reports_them() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    for (id, handler) in [("polite", "slow"), ("stubborn", "stubborn"), ("idle", "count")] {
+    for (id, handler) in [
+        ("polite", "slow"),
+        ("stubborn", "stubborn"),
+        ("idle", "count"),
+    ] {
         let secs = if id == "idle" { 3600 } else { 1 };
         let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(secs)), handler)
             .build()

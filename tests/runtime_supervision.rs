@@ -33,7 +33,9 @@ async fn a_failed_job_actor_restarts_with_its_counters() {
     run_for_secs(3.0).await;
     let st = s.status("j").await.expect("status");
     assert_eq!(st.counters.succeeded, before.succeeded + 3);
-    s.pause("j", None).await.expect("the restarted actor answers messages");
+    s.pause("j", None)
+        .await
+        .expect("the restarted actor answers messages");
 }
 
 fn spec_id(id: &str) -> cronactor::JobId {
@@ -59,16 +61,30 @@ async fn a_crash_loop_exhausts_the_restart_budget_and_marks_the_job_failed() {
     }
     let st = s.status("loop").await.expect("status");
     assert_eq!(st.phase, cronactor::JobPhase::Failed);
-    assert!(st.failure.as_deref().is_some_and(|f| f.contains("injected fault")));
+    assert!(st
+        .failure
+        .as_deref()
+        .is_some_and(|f| f.contains("injected fault")));
     let evs = drain(&mut events);
-    let restarts = evs.iter().filter(|e| matches!(e.kind, EventKind::Restarted { .. })).count();
+    let restarts = evs
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Restarted { .. }))
+        .count();
     assert_eq!(restarts, cronactor_actors_max_restarts());
-    assert!(evs.iter().any(|e| matches!(e.kind, EventKind::GaveUp { .. })));
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::GaveUp { .. })));
     // The failed job no longer fires; the other job is untouched.
     let before = s.status("loop").await.expect("status").counters.runs;
     run_for_secs(5.0).await;
-    assert_eq!(s.status("loop").await.expect("status").counters.runs, before);
-    assert_eq!(s.status("other").await.expect("status").counters.succeeded, 5);
+    assert_eq!(
+        s.status("loop").await.expect("status").counters.runs,
+        before
+    );
+    assert_eq!(
+        s.status("other").await.expect("status").counters.succeeded,
+        5
+    );
 }
 
 fn cronactor_actors_max_restarts() -> usize {

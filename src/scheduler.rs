@@ -1,8 +1,8 @@
 //! [`Scheduler`]: the typed handle a service uses to control its jobs.
 
 use crate::builder::SchedulerBuilder;
-use chrono::{DateTime, Utc};
 use cronactor_actors::registry::RegistryMsg;
+use cronactor_actors::schedule::PreviewFire;
 use cronactor_actors::{
     Error, EventBus, EventStream, JobId, JobSpec, JobStatus, Metrics, QuarantinedRecord, RunId,
     RunRecord, ShutdownReport, SupervisorMsg, TriggerOutcome, Upserted,
@@ -235,15 +235,12 @@ impl Scheduler {
         }
     }
 
-    /// A job's next `n` fires from now.
+    /// A job's next `n` fires from now, each with its local time and a note
+    /// where a DST rule moved or dropped it.
     ///
     /// # Errors
     /// [`Error::UnknownJob`].
-    pub async fn preview(
-        &self,
-        id: impl AsRef<str>,
-        n: usize,
-    ) -> Result<Vec<DateTime<Utc>>, Error> {
+    pub async fn preview(&self, id: impl AsRef<str>, n: usize) -> Result<Vec<PreviewFire>, Error> {
         let id = job_id(id)?;
         self.call(|reply| SupervisorMsg::Preview { id, n, reply })
             .await

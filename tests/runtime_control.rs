@@ -220,7 +220,7 @@ async fn every_operation_is_a_message_to_the_supervisor() {
     assert_eq!(next.len(), 3);
     assert!(next
         .windows(2)
-        .all(|w| w[1] - w[0] == chrono::Duration::seconds(10)));
+        .all(|w| w[1].at - w[0].at == chrono::Duration::seconds(10)));
 }
 
 #[tokio::test(start_paused = true)]

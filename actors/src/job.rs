@@ -11,7 +11,7 @@ use crate::id::RunId;
 use crate::policy::{InterruptedPolicy, MisfireDecision, OverlapDecision};
 use crate::registry::{Ack, RegistryMsg};
 use crate::runtime::Runtime;
-use crate::schedule::{NextFire, Schedule};
+use crate::schedule::{NextFire, PreviewFire, Schedule};
 use crate::spec::JobSpec;
 use crate::status::{
     InFlightRun, JobState, Outcome, PauseInfo, RetryWait, RunRecord, SkipReason, Trigger,
@@ -103,7 +103,7 @@ pub enum JobMsg {
         /// How many.
         n: usize,
         /// The answer.
-        reply: RpcReplyPort<Result<Vec<DateTime<Utc>>, Error>>,
+        reply: RpcReplyPort<Result<Vec<PreviewFire>, Error>>,
     },
     /// The wall clock stepped: re-plan the pending timer.
     Replan,
@@ -395,20 +395,11 @@ impl Actor for JobActor {
                 myself.stop(Some("removed".into()));
             }
             JobMsg::Preview { n, reply } => {
-                let mut out = Vec::with_capacity(n);
-                let mut after = s.rt.clock.now();
-                let mut fired = s.state.counters.fires;
-                while out.len() < n {
-                    match s.schedule.next_fire(after, fired) {
-                        NextFire::At(t) => {
-                            out.push(t);
-                            after = t;
-                            fired += 1;
-                        }
-                        NextFire::Exhausted => break,
-                    }
-                }
-                let _ = reply.send(Ok(out));
+                let after = s.rt.clock.now().max(s.state.last_slot.unwrap_or_default());
+                let fires = s
+                    .schedule
+                    .preview_remaining(after, s.state.counters.fires, n);
+                let _ = reply.send(Ok(fires));
             }
             JobMsg::Replan => {
                 if s.stopping.is_none() {

@@ -13,10 +13,10 @@ use crate::job::{JobActor, JobArgs, JobMsg, TriggerOutcome};
 use crate::metrics::Metrics;
 use crate::registry::{Ack, RegistryMsg};
 use crate::runtime::Runtime;
+use crate::schedule::PreviewFire;
 use crate::spec::JobSpec;
 use crate::status::{JobState, JobStatus, Outcome, RunRecord};
 use crate::store::JobRecord;
-use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -113,7 +113,7 @@ pub enum SupervisorMsg {
         /// How many.
         n: usize,
         /// The answer.
-        reply: RpcReplyPort<Result<Vec<DateTime<Utc>>, Error>>,
+        reply: RpcReplyPort<Result<Vec<PreviewFire>, Error>>,
     },
     /// A job's newest runs, newest first.
     History {

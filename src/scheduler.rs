@@ -271,6 +271,19 @@ impl Scheduler {
         &self.quarantined
     }
 
+    /// Fault injection for tests (feature `fault-injection`): stops every
+    /// actor at once, as a crash would, without cancelling runs or flushing
+    /// the store.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub async fn kill(&self) {
+        self.supervisor
+            .stop_children_and_wait(Some("killed".into()), None)
+            .await;
+        self.supervisor.kill();
+        self.registry.kill();
+    }
+
     /// Stops every timer, cancels runs in flight through their tokens, waits
     /// up to `grace` for them to end, flushes the store and stops the actors.
     /// Later calls on any clone of this handle return [`Error::ShutDown`].

@@ -208,6 +208,8 @@ pub struct JobActorState {
     tokens: HashMap<RunId, (CancellationToken, Option<String>)>,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
+    /// History entries not yet sent to the registry.
+    history: Vec<RunRecord>,
     /// Fires waiting behind a run in flight.
     queue: VecDeque<Pending>,
     /// Set by `Stop`: answered once nothing is in flight.
@@ -236,6 +238,7 @@ impl Actor for JobActor {
             event_payloads: HashMap::new(),
             tokens: HashMap::new(),
             unrecorded: Vec::new(),
+            history: Vec::new(),
             queue: VecDeque::new(),
             stopping: None,
         };
@@ -250,7 +253,8 @@ impl Actor for JobActor {
         }
         s.wake(&myself);
         s.arm_retry(&myself);
-        s.save(&myself, s.start_ack(&myself), None);
+        let ack = s.start_ack(&myself);
+        s.save(ack);
         Ok(s)
     }
 
@@ -267,7 +271,8 @@ impl Actor for JobActor {
             } => {
                 if generation == s.generation && s.stopping.is_none() {
                     s.wake(&myself);
-                    s.save(&myself, s.start_ack(&myself), None);
+                    let ack = s.start_ack(&myself);
+                    s.save(ack);
                 }
             }
             JobMsg::Fired {
@@ -276,7 +281,8 @@ impl Actor for JobActor {
             } => {
                 if generation == s.retry_generation && s.stopping.is_none() {
                     s.retry_due(&myself);
-                    s.save(&myself, s.start_ack(&myself), None);
+                    let ack = s.start_ack(&myself);
+                    s.save(ack);
                 }
             }
             JobMsg::Event {
@@ -286,7 +292,8 @@ impl Actor for JobActor {
             } => {
                 let outcome = s.fire_now(&myself, Trigger::Event, Some((name, payload)));
                 if outcome.is_ok() {
-                    s.save(&myself, s.start_ack(&myself), None);
+                    let ack = s.start_ack(&myself);
+                    s.save(ack);
                 }
                 let _ = reply.send(outcome);
             }
@@ -297,7 +304,7 @@ impl Actor for JobActor {
                     s.skip(wait.scheduled, SkipReason::Overlap, 0);
                 }
                 cancelled.sort();
-                s.save(&myself, Ack::None, None);
+                s.save(Ack::None);
                 let _ = reply.send(Ok(cancelled));
             }
             JobMsg::RetryRun { record, reply } => {
@@ -315,7 +322,8 @@ impl Actor for JobActor {
                     Ok(s.overlap_fire(&myself, fire))
                 };
                 if outcome.is_ok() {
-                    s.save(&myself, s.start_ack(&myself), None);
+                    let ack = s.start_ack(&myself);
+                    s.save(ack);
                 }
                 let _ = reply.send(outcome);
             }
@@ -326,7 +334,7 @@ impl Actor for JobActor {
             } => {
                 if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
                     s.state.progress = Some((fraction, message));
-                    s.save(&myself, Ack::None, None);
+                    s.save(Ack::None);
                 }
             }
             JobMsg::Pause { note, reply } => {
@@ -338,7 +346,7 @@ impl Actor for JobActor {
                         since: s.rt.clock.now(),
                     });
                     s.publish(EventKind::Paused { note });
-                    s.save(&myself, Ack::Reply(reply), None);
+                    s.save(Ack::Reply(reply));
                 }
             }
             JobMsg::Resume { note, reply } => {
@@ -352,13 +360,14 @@ impl Actor for JobActor {
                     s.state.last_slot = Some(s.state.last_slot.map_or(now, |l| l.max(now)));
                     s.publish(EventKind::Resumed { note });
                     s.arm(&myself);
-                    s.save(&myself, Ack::Reply(reply), None);
+                    s.save(Ack::Reply(reply));
                 }
             }
             JobMsg::Trigger(reply) => {
                 let outcome = s.fire_now(&myself, Trigger::Manual, None);
                 if outcome.is_ok() {
-                    s.save(&myself, s.start_ack(&myself), None);
+                    let ack = s.start_ack(&myself);
+                    s.save(ack);
                 }
                 let _ = reply.send(outcome);
             }
@@ -407,7 +416,7 @@ impl Actor for JobActor {
                     s.publish(EventKind::Replanned {
                         next_fire: s.state.next_fire,
                     });
-                    s.save(&myself, Ack::None, None);
+                    s.save(Ack::None);
                 }
             }
             JobMsg::Stop { cancelled, idle } => {
@@ -422,9 +431,10 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::RunFinished { run_id, result } => {
-                let record = s.finish_run(&myself, run_id, result);
+                s.finish_run(&myself, run_id, result);
                 s.start_queued(&myself);
-                s.save(&myself, s.start_ack(&myself), record);
+                let ack = s.start_ack(&myself);
+                s.save(ack);
                 if s.state.in_flight.is_empty() {
                     if let Some(idle) = s.stopping.take() {
                         let _ = idle.send(());
@@ -462,11 +472,13 @@ impl JobActorState {
     }
 
     /// Sends the state to the registry. `record` is a history entry to append.
-    fn save(&self, _myself: &ActorRef<JobMsg>, ack: Ack, record: Option<RunRecord>) {
+    /// Sends the state, and the history entries written since the last
+    /// save, to the registry.
+    fn save(&mut self, ack: Ack) {
         let _ = self.rt.registry.cast(RegistryMsg::Save {
             id: self.spec.id.clone(),
             state: Box::new(self.state.clone()),
-            record: record.map(Box::new),
+            records: std::mem::take(&mut self.history),
             ack,
         });
     }
@@ -613,6 +625,9 @@ impl JobActorState {
             None
         };
         if let Some(reason) = skip_all {
+            if n > 1 {
+                self.record_not_run(due[0], newest, reason, n);
+            }
             self.skip(newest, reason, n);
             return;
         }
@@ -624,10 +639,34 @@ impl JobActorState {
             self.spec.catch_up_window,
         );
         if plan.skipped > 0 {
-            let last = plan.skipped_range.map_or(newest, |(_, l)| l);
+            let (first, last) = plan.skipped_range.unwrap_or((due[0], newest));
+            self.record_not_run(first, last, SkipReason::Misfire, plan.skipped);
             self.skip(last, SkipReason::Misfire, plan.skipped);
         }
-        self.state.counters.coalesced += plan.coalesced;
+        if plan.coalesced > 0 {
+            self.state.counters.coalesced += plan.coalesced;
+            let served = plan.runs.first().map_or(newest, |(slot, _)| *slot);
+            let after_skipped = plan.skipped_range.map(|(_, last)| last);
+            let coalesced: Vec<_> = due
+                .iter()
+                .filter(|s| **s < served && after_skipped.is_none_or(|l| **s > l))
+                .copied()
+                .collect();
+            let first = coalesced.first().copied().unwrap_or(served);
+            let through = coalesced.last().copied().unwrap_or(served);
+            self.history.push(RunRecord {
+                run_id: RunId::random(),
+                scheduled: first,
+                started: now,
+                finished: now,
+                attempt: 0,
+                trigger: Trigger::CatchUp,
+                outcome: Outcome::Coalesced {
+                    slots: plan.coalesced,
+                    through,
+                },
+            });
+        }
         for (i, (slot, decision)) in plan.runs.into_iter().enumerate() {
             let trigger = match decision {
                 MisfireDecision::OnTime => Trigger::Schedule,
@@ -646,6 +685,31 @@ impl JobActorState {
                 self.overlap_fire(myself, Pending::new(slot, trigger));
             }
         }
+    }
+
+    /// Writes a history entry for missed slots that will not run, so that
+    /// history accounts for every slot of a downtime.
+    fn record_not_run(
+        &mut self,
+        first: DateTime<Utc>,
+        through: DateTime<Utc>,
+        reason: SkipReason,
+        slots: u64,
+    ) {
+        let now = self.rt.clock.now();
+        self.history.push(RunRecord {
+            run_id: RunId::random(),
+            scheduled: first,
+            started: now,
+            finished: now,
+            attempt: 0,
+            trigger: Trigger::CatchUp,
+            outcome: Outcome::Skipped {
+                reason,
+                slots,
+                through,
+            },
+        });
     }
 
     fn skip(&mut self, scheduled: DateTime<Utc>, reason: SkipReason, count: u64) {
@@ -829,17 +893,10 @@ impl JobActorState {
         );
     }
 
-    fn finish_run(
-        &mut self,
-        myself: &ActorRef<JobMsg>,
-        run_id: RunId,
-        result: RunResult,
-    ) -> Option<RunRecord> {
-        let pos = self
-            .state
-            .in_flight
-            .iter()
-            .position(|r| r.run_id == run_id)?;
+    fn finish_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId, result: RunResult) {
+        let Some(pos) = self.state.in_flight.iter().position(|r| r.run_id == run_id) else {
+            return;
+        };
         let run = self.state.in_flight.remove(pos);
         self.event_payloads.remove(&run_id);
         if self.state.in_flight.is_empty() {
@@ -868,7 +925,7 @@ impl JobActorState {
         self.count_outcome(&record);
         self.state.last_run = Some(record.clone());
         self.after_outcome(myself, &record);
-        Some(record)
+        self.history.push(record);
     }
 
     /// Fire-level bookkeeping once a run ended: retry a failure while the
@@ -956,6 +1013,7 @@ impl JobActorState {
                     run_id: record.run_id,
                 }
             }
+            Outcome::Skipped { .. } | Outcome::Coalesced { .. } => return,
             Outcome::TimedOut => {
                 c.timed_out += 1;
                 tracing::warn!(job_id = %self.spec.id, run_id = %record.run_id, "run timed out");
@@ -1011,12 +1069,7 @@ impl JobActorState {
             };
             self.count_outcome(&record);
             self.state.last_run = Some(record.clone());
-            let _ = self.rt.registry.cast(RegistryMsg::Save {
-                id: self.spec.id.clone(),
-                state: Box::new(self.state.clone()),
-                record: Some(Box::new(record)),
-                ack: Ack::None,
-            });
+            self.history.push(record);
             if self.spec.interrupted == InterruptedPolicy::Retry && self.handler.is_some() {
                 let mut fire = Pending::new(run.scheduled, Trigger::Recovery);
                 fire.attempt = run.attempt;

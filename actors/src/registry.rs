@@ -62,8 +62,8 @@ pub enum RegistryMsg {
         id: JobId,
         /// Its state.
         state: Box<JobState>,
-        /// A finished run.
-        record: Option<Box<RunRecord>>,
+        /// History entries to append (finished runs, skipped slots).
+        records: Vec<RunRecord>,
         /// Who to tell once durable.
         ack: Ack,
     },
@@ -235,12 +235,12 @@ impl Actor for RegistryActor {
             RegistryMsg::Save {
                 id,
                 state,
-                record,
+                records,
                 ack,
             } => match s.entries.get_mut(&id) {
                 Some(entry) => {
                     entry.state = *state;
-                    if let Some(record) = record {
+                    for record in records {
                         if record.outcome.is_failure() || record.outcome == Outcome::Interrupted {
                             if s.retryable.len() == RETRYABLE_INDEX {
                                 s.retryable.pop_front();
@@ -249,7 +249,7 @@ impl Actor for RegistryActor {
                         }
                         s.ops.push(StoreOp::AppendHistory {
                             id: id.clone(),
-                            record,
+                            record: Box::new(record),
                             keep: s.history_keep,
                         });
                     }

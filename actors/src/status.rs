@@ -52,6 +52,24 @@ pub enum Outcome {
     Interrupted,
     /// The run exceeded the job's timeout and was cancelled.
     TimedOut,
+    /// Not a run: schedule slots from `scheduled` through `through` that were
+    /// missed (down or stalled) and not run, for `reason`.
+    Skipped {
+        /// Why they did not run.
+        reason: SkipReason,
+        /// How many slots.
+        slots: u64,
+        /// The newest of them.
+        through: DateTime<Utc>,
+    },
+    /// Not a run: missed schedule slots from `scheduled` through `through`
+    /// served by the next catch-up run (misfire policy `FireOnce`).
+    Coalesced {
+        /// How many slots.
+        slots: u64,
+        /// The newest of them.
+        through: DateTime<Utc>,
+    },
 }
 
 impl Outcome {
@@ -62,7 +80,13 @@ impl Outcome {
             Self::Failed(e) | Self::Cancelled(e) => Some(e),
             Self::Interrupted => Some("interrupted by a crash"),
             Self::TimedOut => Some("timed out"),
+            Self::Skipped { .. } | Self::Coalesced { .. } => None,
         }
+    }
+
+    /// Whether the entry records a run (rather than slots that did not run).
+    pub fn is_run(&self) -> bool {
+        !matches!(self, Self::Skipped { .. } | Self::Coalesced { .. })
     }
 
     /// Whether the outcome counts as a failure for retries and

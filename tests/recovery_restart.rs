@@ -1,0 +1,273 @@
+//! Restarting on the same store, on a simulated clock: jobs come back with
+//! their spec, counters, pause state and history; missed slots follow the
+//! misfire policy; interrupted runs are retried or abandoned; jobs whose
+//! handler is missing are kept as orphaned. Needs `--features fault-injection`.
+#![cfg(feature = "fault-injection")]
+
+mod support;
+
+use cronactor::testing::ManualClock;
+use cronactor::{
+    InterruptedPolicy, JobPhase, JobSpec, MisfirePolicy, Outcome, ScheduleSpec, Scheduler,
+    SkipReason, SnapshotStore, Trigger,
+};
+use cronactor_actors::MemoryStore;
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+fn hourly(misfire: MisfirePolicy) -> cronactor::JobSpecBuilder {
+    JobSpec::builder("hourly", ScheduleSpec::cron("0 0 * * * *"), "count").misfire(misfire)
+}
+
+/// Runs the job from 00:00 to 02:30 (runs at 01:00 and 02:00), crashes, and
+/// restarts at 05:30: the slots 03:00, 04:00 and 05:00 were missed.
+async fn down_for_three_hours(spec: JobSpec) -> (Scheduler, Count) {
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(spec).await.expect("add");
+    run_for_secs(2.5 * 3600.0).await;
+    assert_eq!(count.get(), 2);
+    s.kill().await;
+    let later = ManualClock::new("2026-01-05T05:30:00Z".parse().expect("instant"));
+    let count = Count::default();
+    let s = builder(&later, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(1.0).await;
+    (s, count)
+}
+
+#[tokio::test(start_paused = true)]
+async fn fire_once_coalesces_three_missed_slots_into_one_catch_up_run() {
+    let (s, count) =
+        down_for_three_hours(hourly(MisfirePolicy::FireOnce).build().expect("spec")).await;
+    assert_eq!(count.get(), 1);
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.counters.runs, 3, "counters survive the restart");
+    assert_eq!(st.counters.coalesced, 2);
+    let h = s.history("hourly", 10).await.expect("history");
+    let catch_up = h
+        .iter()
+        .find(|r| r.outcome == Outcome::Succeeded)
+        .expect("a run");
+    assert_eq!(catch_up.trigger, Trigger::CatchUp);
+    assert_eq!(
+        catch_up.scheduled,
+        "2026-01-05T05:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("instant")
+    );
+    assert!(h
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Coalesced { slots: 2, .. })));
+    assert_eq!(
+        st.next_fire,
+        Some("2026-01-05T06:00:00Z".parse().expect("instant"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fire_all_with_max_two_runs_the_two_newest_missed_slots() {
+    let (s, count) = down_for_three_hours(
+        hourly(MisfirePolicy::FireAll { max: 2 })
+            .build()
+            .expect("spec"),
+    )
+    .await;
+    assert_eq!(count.get(), 2);
+    let h = s.history("hourly", 10).await.expect("history");
+    let mut caught: Vec<String> = h
+        .iter()
+        .filter(|r| r.trigger == Trigger::CatchUp && r.outcome == Outcome::Succeeded)
+        .map(|r| r.scheduled.format("%H:%M").to_string())
+        .collect();
+    caught.sort();
+    assert_eq!(caught, ["04:00", "05:00"]);
+    assert!(h.iter().any(|r| matches!(
+        r.outcome,
+        Outcome::Skipped {
+            reason: SkipReason::Misfire,
+            slots: 1,
+            ..
+        }
+    )));
+}
+
+#[tokio::test(start_paused = true)]
+async fn skip_runs_nothing_for_the_missed_slots_and_counts_them() {
+    let (s, count) = down_for_three_hours(hourly(MisfirePolicy::Skip).build().expect("spec")).await;
+    assert_eq!(count.get(), 0);
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.counters.skipped.misfire, 3);
+    run_for_secs(3600.0).await;
+    assert_eq!(count.get(), 1, "the schedule goes on at 06:00");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_catch_up_window_skips_slots_older_than_it() {
+    let spec = hourly(MisfirePolicy::FireAll { max: 10 })
+        .catch_up_window(Duration::from_secs(3600))
+        .build()
+        .expect("spec");
+    let (s, count) = down_for_three_hours(spec).await;
+    assert_eq!(count.get(), 1, "only 05:00 is within an hour of 05:30");
+    assert_eq!(
+        s.status("hourly")
+            .await
+            .expect("status")
+            .counters
+            .skipped
+            .misfire,
+        2
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn pause_state_and_note_survive_a_restart() {
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(hourly(MisfirePolicy::FireOnce).build().expect("spec"))
+        .await
+        .expect("add");
+    run_for_secs(3700.0).await;
+    s.pause("hourly", Some("maintenance")).await.expect("pause");
+    s.kill().await;
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(3.0 * 3600.0).await;
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Paused);
+    assert_eq!(st.pause_note.as_deref(), Some("maintenance"));
+    assert_eq!(count.get(), 0);
+    assert_eq!(st.counters.succeeded, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_in_flight_at_the_crash_is_interrupted_then_retried_or_abandoned() {
+    for (policy, reruns) in [
+        (InterruptedPolicy::Retry, 1),
+        (InterruptedPolicy::Abandon, 0),
+    ] {
+        let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+        let (clock, count) = (clock(), Count::default());
+        let s = builder(&clock, &count)
+            .store(store.clone())
+            .start()
+            .await
+            .expect("start");
+        let spec = JobSpec::builder(
+            "long",
+            ScheduleSpec::every(Duration::from_secs(3600)),
+            "stubborn",
+        )
+        .interrupted(policy)
+        .build()
+        .expect("spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(3601.0).await;
+        assert_eq!(s.status("long").await.expect("status").runs_in_flight, 1);
+        s.kill().await;
+        let count = Count::default();
+        let s = builder(&clock, &count)
+            .store(store)
+            .start()
+            .await
+            .expect("restart");
+        run_for_secs(1.0).await;
+        let st = s.status("long").await.expect("status");
+        assert_eq!(st.counters.interrupted, 1, "{policy:?}");
+        assert_eq!(count.get(), reruns, "{policy:?}");
+        let h = s.history("long", 5).await.expect("history");
+        assert_eq!(h.last().expect("entry").outcome, Outcome::Interrupted);
+        if reruns == 1 {
+            assert_eq!(st.runs_in_flight, 1);
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_handler_is_missing_is_kept_as_orphaned_until_a_boot_registers_it() {
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(hourly(MisfirePolicy::Skip).build().expect("spec"))
+        .await
+        .expect("add");
+    s.kill().await;
+    // A build of the service without the `count` handler.
+    let bare = Scheduler::builder()
+        .clock(clock.clone())
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    run_for_secs(2.0 * 3600.0 + 1.0).await;
+    let st = bare.status("hourly").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Orphaned);
+    assert_eq!(st.counters.skipped.orphaned, 2);
+    assert_eq!(bare.list().await.expect("list").len(), 1);
+    bare.kill().await;
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("start");
+    run_for_secs(3600.0).await;
+    assert_eq!(count.get(), 1, "runs again once the handler is registered");
+    assert_eq!(
+        s.status("hourly").await.expect("status").phase,
+        JobPhase::Scheduled
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn upsert_at_boot_merges_with_the_persisted_job() {
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.upsert(hourly(MisfirePolicy::Skip).build().expect("spec"))
+        .await
+        .expect("upsert");
+    run_for_secs(2.0 * 3600.0 + 1.0).await;
+    s.pause("hourly", Some("kept")).await.expect("pause");
+    s.kill().await;
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    let new_spec = JobSpec::builder("hourly", ScheduleSpec::cron("0 30 * * * *"), "count")
+        .build()
+        .expect("spec");
+    s.upsert(new_spec).await.expect("upsert");
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.schedule, "0 30 * * * *");
+    assert_eq!(st.counters.succeeded, 2);
+    assert_eq!(st.pause_note.as_deref(), Some("kept"));
+}

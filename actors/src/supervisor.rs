@@ -18,7 +18,7 @@ use crate::spec::JobSpec;
 use crate::status::{JobState, JobStatus, Outcome, RunRecord};
 use crate::store::JobRecord;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,6 +157,9 @@ pub struct SupervisorState {
     restarts: HashMap<JobId, VecDeque<tokio::time::Instant>>,
     /// Jobs by the event names they listen to.
     listeners: HashMap<String, Vec<JobId>>,
+    /// Jobs given up on (restart budget exhausted): no actor, kept in the
+    /// registry until removed or upserted.
+    failed: HashSet<JobId>,
     shutting_down: bool,
 }
 
@@ -178,6 +181,7 @@ impl Actor for SupervisorActor {
             by_actor: HashMap::new(),
             restarts: HashMap::new(),
             listeners: HashMap::new(),
+            failed: HashSet::new(),
             shutting_down: false,
         };
         for record in args.restored {
@@ -236,6 +240,9 @@ impl Actor for SupervisorActor {
                             let _ = reply.send(Err(e));
                         }
                     }
+                } else if s.failed.contains(&spec.id) {
+                    let result = s.revive(&myself, Arc::new(*spec)).await;
+                    let _ = reply.send(result.map(|()| Upserted::Updated));
                 } else {
                     let (tx, rx) = tokio::sync::oneshot::channel();
                     s.add(&myself, Arc::new(*spec), tx.into()).await;
@@ -247,6 +254,13 @@ impl Actor for SupervisorActor {
                     s.by_actor.remove(&job.get_id());
                     s.unlisten(&id);
                     s.route(&id, &job, JobMsg::Remove(reply));
+                } else if s.failed.remove(&id) {
+                    s.rt.events
+                        .publish(&id, s.rt.clock.now(), EventKind::Removed);
+                    let _ = s.rt.registry.cast(RegistryMsg::Remove {
+                        id,
+                        ack: Ack::Reply(reply),
+                    });
                 } else {
                     let _ = reply.send(Err(Error::UnknownJob(id)));
                 }
@@ -254,25 +268,25 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Pause { id, note, reply } => match s.jobs.get(&id) {
                 Some(job) => s.route(&id, job, JobMsg::Pause { note, reply }),
                 None => {
-                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                    let _ = reply.send(Err(s.missing(id, "pause")));
                 }
             },
             SupervisorMsg::Resume { id, note, reply } => match s.jobs.get(&id) {
                 Some(job) => s.route(&id, job, JobMsg::Resume { note, reply }),
                 None => {
-                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                    let _ = reply.send(Err(s.missing(id, "resume")));
                 }
             },
             SupervisorMsg::Trigger(id, reply) => match s.jobs.get(&id) {
                 Some(job) => s.route(&id, job, JobMsg::Trigger(reply)),
                 None => {
-                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                    let _ = reply.send(Err(s.missing(id, "trigger")));
                 }
             },
             SupervisorMsg::Cancel(id, reply) => match s.jobs.get(&id) {
                 Some(job) => s.route(&id, job, JobMsg::Cancel(reply)),
                 None => {
-                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                    let _ = reply.send(Err(s.missing(id, "cancel")));
                 }
             },
             SupervisorMsg::RetryRun(run_id, reply) => {
@@ -324,7 +338,7 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Preview { id, n, reply } => match s.jobs.get(&id) {
                 Some(job) => s.route(&id, job, JobMsg::Preview { n, reply }),
                 None => {
-                    let _ = reply.send(Err(Error::UnknownJob(id)));
+                    let _ = reply.send(Err(s.missing(id, "preview")));
                 }
             },
             SupervisorMsg::Status(id, reply) => {
@@ -520,6 +534,7 @@ impl SupervisorState {
                 reason: reason.clone(),
             });
             self.unlisten(&id);
+            self.failed.insert(id.clone());
             self.rt
                 .events
                 .publish(&id, self.rt.clock.now(), EventKind::GaveUp { reason });
@@ -547,6 +562,54 @@ impl SupervisorState {
             }
             Err(e) => tracing::error!(job_id = %id, error = %e, "restart failed"),
         }
+    }
+
+    /// The error for a request about a job with no actor: a failed job is
+    /// in a state that refuses it; any other id is unknown.
+    fn missing(&self, id: JobId, action: &'static str) -> Error {
+        if self.failed.contains(&id) {
+            Error::InvalidState {
+                id,
+                action,
+                state: "failed".into(),
+            }
+        } else {
+            Error::UnknownJob(id)
+        }
+    }
+
+    /// Upsert of a failed job: a new spec is a new chance. The actor is
+    /// spawned again from the registry's state, with the failure cleared.
+    async fn revive(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        spec: Arc<JobSpec>,
+    ) -> Result<(), Error> {
+        self.check(&spec)?;
+        let snapshot = self
+            .rt
+            .registry
+            .call(
+                |r| RegistryMsg::Snapshot(spec.id.clone(), r),
+                Some(Duration::from_secs(30)),
+            )
+            .await;
+        let Ok(ractor::rpc::CallResult::Success(Some((_, mut state)))) = snapshot else {
+            return Err(Error::UnknownJob(spec.id.clone()));
+        };
+        state.failed = None;
+        state.in_flight.clear();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let _ = self.rt.registry.cast(RegistryMsg::PutJob {
+            spec: spec.clone(),
+            state: Box::new(state.clone()),
+            orphaned: false,
+            ack: Ack::Reply(tx.into()),
+        });
+        self.failed.remove(&spec.id);
+        self.restarts.remove(&spec.id);
+        self.spawn_job(myself, spec, state, false).await?;
+        rx.await.unwrap_or(Err(Error::ShutDown))
     }
 
     fn route(&self, id: &JobId, job: &ActorRef<JobMsg>, msg: JobMsg) {

@@ -140,6 +140,8 @@ fn cases() -> Vec<Case> {
         // fall back 2026-11-01 02:00 EDT -> 01:00 EST (06:00Z).
         case("NY gap: fixed time fires at the transition", cron("0 30 2 * * *", "America/New_York"), "2026-03-07T12:00:00Z",
             &["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"]),
+        case("NY gap: start one second before the transition", cron("0 30 2 * * *", "America/New_York"), "2026-03-08T06:59:59Z",
+            &["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"]),
         case("NY gap: crontab fixed time", cron("30 2 * * *", "America/New_York"), "2026-03-07T12:00:00Z",
             &["2026-03-08T07:00:00Z", "2026-03-09T06:30:00Z"]),
         case("NY gap: Skip", cron("0 30 2 * * *", "America/New_York").dst(skip), "2026-03-07T12:00:00Z",
@@ -194,6 +196,8 @@ fn cases() -> Vec<Case> {
         // 2026-09-27 02:45 -> 03:45 at 14:00Z on the 26th.
         case("Chatham gap", cron("0 0 3 * * *", "Pacific/Chatham"), "2026-09-26T00:00:00Z",
             &["2026-09-26T14:00:00Z", "2026-09-27T13:15:00Z"]),
+        case("Chatham gap: start one second before the transition", cron("10/49 41-45 2 * * *", "Pacific/Chatham"), "2025-09-27T13:59:59Z",
+            &["2025-09-27T14:00:00Z", "2025-09-28T12:56:10Z", "2025-09-28T12:56:59Z"]),
         case("Chatham fold", cron("0 0 3 * * *", "Pacific/Chatham"), "2026-04-04T00:00:00Z",
             &["2026-04-04T13:15:00Z", "2026-04-05T14:15:00Z"]),
         case("Chatham 45-minute offset", cron("0 0 12 * * *", "Pacific/Chatham"), "2026-06-01T00:00:00Z",

@@ -70,8 +70,10 @@ pub(crate) fn next_cron_fire(
 ) -> Option<Found> {
     let fixed = expr.is_fixed_time();
     let mut search = Search { expr, last: None };
+    // Start in the segment of the instant just before `lo`: if a transition
+    // happens exactly at `lo`, its gap fire (at `lo`) must still be found.
+    let mut seg = zone.segment_at(lo - 1);
     loop {
-        let seg = zone.segment_at(lo);
         let offset = i64::from(seg.offset);
         let seg_end = seg.ended_by.map(|tr| tr.at + offset);
         let mut from = lo + offset;
@@ -122,6 +124,7 @@ pub(crate) fn next_cron_fire(
             }
         }
         lo = tr.at;
+        seg = zone.segment_at(lo);
     }
 }
 

@@ -20,6 +20,13 @@ mod builder;
 mod scheduler;
 pub mod store;
 pub mod testing;
+/// The HTTP control API: an axum router, a server, OpenAPI, Prometheus metrics.
+#[cfg(feature = "http")]
+pub mod http;
+/// The standalone daemon and the command-line front-end of the `cronactor`
+/// binary.
+#[cfg(feature = "cli")]
+pub mod daemon;
 
 pub use builder::{SchedulerBuilder, StartError};
 pub use cronactor_actors::schedule;

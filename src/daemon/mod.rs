@@ -1,0 +1,5 @@
+//! placeholder
+/// placeholder
+pub fn cli_main() -> i32 {
+    0
+}

@@ -1,0 +1,281 @@
+//! The event hub of the HTTP layer: one task reads the scheduler's event
+//! stream, numbers every event, keeps the newest ones in a bounded buffer
+//! (for `Last-Event-ID` resume) and fans them out to the SSE clients.
+
+use super::dto::{snake_case, EventView, MissedView};
+use super::prom::Prom;
+use crate::{Event, Received, RunId, Scheduler};
+use axum::response::sse;
+use futures::Stream;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// One numbered event, rendered once for every client.
+#[derive(Debug)]
+pub(crate) struct SeqEvent {
+    pub(crate) seq: u64,
+    pub(crate) job_id: String,
+    pub(crate) kind: String,
+    pub(crate) json: String,
+}
+
+impl SeqEvent {
+    fn to_sse(&self) -> sse::Event {
+        sse::Event::default()
+            .id(self.seq.to_string())
+            .event(&self.kind)
+            .data(&self.json)
+    }
+}
+
+/// Renders a domain event as the API's [`EventView`]: the variant's name in
+/// `snake_case` and its fields, with run ids as 16 hex digits.
+pub(crate) fn event_view(seq: u64, event: &Event) -> EventView {
+    let (kind, mut data) = match serde_json::to_value(&event.kind) {
+        Ok(serde_json::Value::String(name)) => (name, serde_json::json!({})),
+        Ok(serde_json::Value::Object(map)) => match map.into_iter().next() {
+            Some((name, fields)) => (name, fields),
+            None => (String::new(), serde_json::json!({})),
+        },
+        _ => (String::new(), serde_json::json!({})),
+    };
+    if let Some(fields) = data.as_object_mut() {
+        for (key, value) in fields.iter_mut() {
+            if key == "run_id" {
+                if let Some(n) = value.as_u64() {
+                    *value = serde_json::Value::String(RunId(n).to_string());
+                }
+            }
+        }
+    } else {
+        data = serde_json::json!({ "value": data });
+    }
+    EventView {
+        seq,
+        at: event.at,
+        job_id: event.job_id.to_string(),
+        kind: snake_case(&kind),
+        data,
+    }
+}
+
+struct Ring {
+    buffer: VecDeque<Arc<SeqEvent>>,
+    next_seq: u64,
+}
+
+/// The numbered events of one HTTP layer.
+pub(crate) struct Hub {
+    ring: Mutex<Ring>,
+    capacity: usize,
+    tx: broadcast::Sender<Arc<SeqEvent>>,
+    /// Cancelled when the streams must end: the scheduler stopped, or the
+    /// server is shutting down.
+    pub(crate) end_streams: CancellationToken,
+}
+
+/// What a new SSE client starts from.
+pub(crate) struct Subscription {
+    backlog: VecDeque<Arc<SeqEvent>>,
+    missed: Option<MissedView>,
+    rx: broadcast::Receiver<Arc<SeqEvent>>,
+}
+
+impl Hub {
+    pub(crate) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        let (tx, _) = broadcast::channel(capacity);
+        Self {
+            ring: Mutex::new(Ring {
+                buffer: VecDeque::with_capacity(capacity),
+                next_seq: 1,
+            }),
+            capacity,
+            tx,
+            end_streams: CancellationToken::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Numbers, buffers and broadcasts one event.
+    pub(crate) fn publish(&self, event: &Event) {
+        let mut ring = self.lock();
+        let seq = ring.next_seq;
+        ring.next_seq += 1;
+        let view = event_view(seq, event);
+        let json = serde_json::to_string(&view).unwrap_or_default();
+        let entry = Arc::new(SeqEvent {
+            seq,
+            job_id: view.job_id,
+            kind: view.kind,
+            json,
+        });
+        if ring.buffer.len() == self.capacity {
+            ring.buffer.pop_front();
+        }
+        ring.buffer.push_back(entry.clone());
+        // Sent under the lock: a subscriber sees every event exactly once,
+        // either in its backlog or from its receiver.
+        let _ = self.tx.send(entry);
+    }
+
+    /// A new client. With `last_id`, the buffered events after it come
+    /// first; if some of them already left the buffer, a `missed` notice
+    /// says how many.
+    pub(crate) fn subscribe(&self, last_id: Option<u64>) -> Subscription {
+        let ring = self.lock();
+        let rx = self.tx.subscribe();
+        let newest = ring.next_seq - 1;
+        let mut missed = None;
+        let backlog = match last_id {
+            None => VecDeque::new(),
+            Some(last) if last > newest => {
+                missed = Some(MissedView {
+                    missed: None,
+                    reason: format!(
+                        "Last-Event-ID {last} is newer than this server's newest event \
+                         {newest} (the server restarted): replaying the buffer"
+                    ),
+                });
+                ring.buffer.clone()
+            }
+            Some(last) => {
+                let oldest = ring.buffer.front().map_or(newest + 1, |e| e.seq);
+                if last + 1 < oldest {
+                    missed = Some(MissedView {
+                        missed: Some(oldest - last - 1),
+                        reason: format!("events {} to {} left the buffer", last + 1, oldest - 1),
+                    });
+                }
+                ring.buffer
+                    .iter()
+                    .filter(|e| e.seq > last)
+                    .cloned()
+                    .collect()
+            }
+        };
+        Subscription {
+            backlog,
+            missed,
+            rx,
+        }
+    }
+
+    /// Starts the task that feeds the hub (and the Prometheus histograms)
+    /// from the scheduler's events. It ends when the scheduler stops.
+    pub(crate) fn spawn_collector(self: &Arc<Self>, scheduler: Scheduler, prom: Arc<Prom>) {
+        let mut stream = scheduler.subscribe();
+        let hub = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    received = stream.recv() => match received {
+                        Some(Received::Event(event)) => {
+                            prom.observe(&event);
+                            hub.publish(&event);
+                        }
+                        Some(Received::Missed(n)) => {
+                            tracing::warn!(missed = n, "the HTTP event hub fell behind the scheduler");
+                        }
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        if scheduler_stopped(&scheduler) {
+                            break;
+                        }
+                        prom.upkeep();
+                    }
+                    () = hub.end_streams.cancelled() => break,
+                }
+            }
+            // Deliver what is still queued, then end the streams.
+            while let Some(Received::Event(event)) = stream.try_recv() {
+                prom.observe(&event);
+                hub.publish(&event);
+            }
+            hub.end_streams.cancel();
+        });
+    }
+}
+
+fn scheduler_stopped(scheduler: &Scheduler) -> bool {
+    use ractor::ActorStatus;
+    matches!(
+        scheduler.supervisor().get_status(),
+        ActorStatus::Stopping | ActorStatus::Stopped
+    )
+}
+
+fn missed_event(missed: &MissedView) -> sse::Event {
+    sse::Event::default()
+        .event("missed")
+        .data(serde_json::to_string(missed).unwrap_or_default())
+}
+
+/// The SSE stream of one client: backlog first, then live events, filtered
+/// by job; it ends when the scheduler stops or the server shuts down.
+pub(crate) fn sse_stream(
+    hub: &Hub,
+    sub: Subscription,
+    job: Option<String>,
+) -> impl Stream<Item = Result<sse::Event, Infallible>> {
+    struct State {
+        first: Option<sse::Event>,
+        backlog: VecDeque<Arc<SeqEvent>>,
+        rx: broadcast::Receiver<Arc<SeqEvent>>,
+        job: Option<String>,
+        end: CancellationToken,
+    }
+    let state = State {
+        first: sub.missed.as_ref().map(missed_event),
+        backlog: sub.backlog,
+        rx: sub.rx,
+        job,
+        end: hub.end_streams.clone(),
+    };
+    let wanted = |job: &Option<String>, e: &SeqEvent| job.as_ref().is_none_or(|j| *j == e.job_id);
+    futures::stream::unfold(state, move |mut st| async move {
+        if let Some(first) = st.first.take() {
+            return Some((Ok(first), st));
+        }
+        while let Some(e) = st.backlog.pop_front() {
+            if wanted(&st.job, &e) {
+                return Some((Ok(e.to_sse()), st));
+            }
+        }
+        loop {
+            let received = tokio::select! {
+                biased;
+                r = st.rx.recv() => r,
+                () = st.end.cancelled() => {
+                    // Drain what was published before the end.
+                    match st.rx.try_recv() {
+                        Ok(e) => Ok(e),
+                        Err(_) => return None,
+                    }
+                }
+            };
+            match received {
+                Ok(e) if wanted(&st.job, &e) => return Some((Ok(e.to_sse()), st)),
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    let missed = MissedView {
+                        missed: Some(n),
+                        reason: "this client fell behind".into(),
+                    };
+                    return Some((Ok(missed_event(&missed)), st));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+}

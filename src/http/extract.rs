@@ -1,0 +1,121 @@
+//! Request extractors whose rejections are problem details.
+
+use super::problem::Problem;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// Whether a request's `Content-Type` is JSON (`application/json` or
+/// `application/*+json`, with any parameters).
+fn is_json(req: &Request) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            let mime = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+/// Reads the body within the configured limit; an empty body is `None`.
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<Option<T>, Problem> {
+    let json = is_json(&req);
+    let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                status,
+                "body-too-large",
+                "Request body too large",
+                "the request body is larger than the server accepts",
+            )
+        } else {
+            Problem::new(status, "unreadable-body", "Unreadable body", r.body_text())
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if !json {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "the request body must be JSON, sent with Content-Type: application/json",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(&bytes);
+    match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." { "body".to_owned() } else { path };
+            Err(Problem::bad_request(&field, e.inner().to_string()))
+        }
+    }
+}
+
+/// A required JSON body.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match read_json(req, state).await? {
+            Some(value) => Ok(Self(value)),
+            None => Err(Problem::bad_request("body", "a JSON body is required")),
+        }
+    }
+}
+
+/// An optional JSON body: an empty body is `None`.
+pub(crate) struct OptionalJsonBody<T>(pub(crate) Option<T>);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_json(req, state).await.map(Self)
+    }
+}
+
+/// The query string.
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::try_from_uri(&parts.uri)
+            .map(|Query(q)| Self(q))
+            .map_err(|r| Problem::bad_request("query", r.body_text()))
+    }
+}
+
+/// The one path parameter of a route (a job id or an event name),
+/// percent-decoded.
+pub(crate) struct PathParam(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(p)| Self(p))
+            .map_err(|r| Problem::bad_request("path", r.body_text()))
+    }
+}

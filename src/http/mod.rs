@@ -1,0 +1,507 @@
+//! The HTTP control API (feature `http`): list, inspect and steer jobs,
+//! stream their events, scrape metrics.
+//!
+//! Two ways to run it:
+//! - [`router`] returns an [`axum::Router`] to mount inside a service's own
+//!   server (for example under `/scheduler` with `Router::nest`);
+//! - [`serve`] binds an address (loopback unless an admin token is set) and
+//!   serves it until [`ServerHandle::shutdown`].
+//!
+//! Every endpoint is one call on the [`Scheduler`] handle; errors are RFC 9457
+//! problem details ([`Problem`]); the OpenAPI document is served at
+//! `/openapi.json` ([`openapi`]). The endpoints, tokens and status codes are
+//! described in `docs/operations.md`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use cronactor::http::{serve, HttpConfig};
+//! use cronactor::{JobContext, Scheduler};
+//!
+//! let scheduler = Scheduler::builder()
+//!     .handler("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+//!     .in_memory()
+//!     .start()
+//!     .await?;
+//! let config = HttpConfig::default()
+//!     .read_token("reader-secret")
+//!     .admin_token("admin-secret");
+//! let server = serve(scheduler.clone(), "127.0.0.1:0".parse()?, config).await?;
+//! println!("control API on http://{}", server.local_addr());
+//! server.shutdown().await?;
+//! scheduler.shutdown(std::time::Duration::from_secs(1)).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+#[cfg(feature = "cli")]
+pub mod client;
+pub mod dto;
+mod events;
+mod extract;
+mod handlers;
+mod openapi_doc;
+mod problem;
+mod prom;
+
+pub use openapi_doc::openapi;
+pub use problem::{Problem, PROBLEM_JSON};
+
+use crate::Scheduler;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use events::Hub;
+use prom::Prom;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The default request body limit: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+/// The default number of events kept for `Last-Event-ID` resume.
+pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+/// The default listen address of the daemon and the CLI's default URL.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7700";
+
+/// Settings of the HTTP layer: tokens, limits, and what it may change.
+///
+/// Tokens: requests to `GET` endpoints need the read token or the admin
+/// token; every other method needs the admin token (a read token gets 403).
+/// With no token at all, nothing is checked (and [`serve`] then only binds
+/// loopback addresses). `GET /health` and `GET /openapi.json` are always
+/// open.
+///
+/// ```
+/// use cronactor::http::HttpConfig;
+/// let config = HttpConfig::default()
+///     .read_token("r-9f2c")
+///     .admin_token("a-77d1")
+///     .body_limit(16 * 1024);
+/// assert!(config.has_tokens());
+/// assert!(!format!("{config:?}").contains("a-77d1")); // tokens are not printed
+/// ```
+#[derive(Clone)]
+pub struct HttpConfig {
+    read_token: Option<String>,
+    admin_token: Option<String>,
+    body_limit: usize,
+    event_buffer: usize,
+    preview_fires: usize,
+    recent_runs: usize,
+    job_changes: bool,
+    loopback_hosts_only: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            read_token: None,
+            admin_token: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            event_buffer: DEFAULT_EVENT_BUFFER,
+            preview_fires: 5,
+            recent_runs: 10,
+            job_changes: true,
+            loopback_hosts_only: false,
+        }
+    }
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redact = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
+        f.debug_struct("HttpConfig")
+            .field("read_token", &redact(&self.read_token))
+            .field("admin_token", &redact(&self.admin_token))
+            .field("body_limit", &self.body_limit)
+            .field("event_buffer", &self.event_buffer)
+            .field("preview_fires", &self.preview_fires)
+            .field("recent_runs", &self.recent_runs)
+            .field("job_changes", &self.job_changes)
+            .finish()
+    }
+}
+
+impl HttpConfig {
+    /// The token of read-only clients (`GET` endpoints).
+    pub fn read_token(mut self, token: impl Into<String>) -> Self {
+        self.read_token = Some(token.into());
+        self
+    }
+
+    /// The token of admin clients (every endpoint).
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(token.into());
+        self
+    }
+
+    /// The largest request body accepted (default 64 KiB); larger bodies get
+    /// 413.
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// How many events are kept for `Last-Event-ID` resume (default 1024).
+    pub fn event_buffer(mut self, events: usize) -> Self {
+        self.event_buffer = events.max(1);
+        self
+    }
+
+    /// How many next fires `GET /jobs/{id}` lists (default 5).
+    pub fn preview_fires(mut self, n: usize) -> Self {
+        self.preview_fires = n;
+        self
+    }
+
+    /// How many recent runs `GET /jobs/{id}` lists (default 10).
+    pub fn recent_runs(mut self, n: usize) -> Self {
+        self.recent_runs = n;
+        self
+    }
+
+    /// Whether `POST /jobs`, `PUT /jobs/{id}` and `DELETE /jobs/{id}` are
+    /// allowed (default `true`). The daemon turns them off: its jobs come
+    /// from its file, and a job of its `command` handler would run any
+    /// command its spec names.
+    pub fn job_changes(mut self, allowed: bool) -> Self {
+        self.job_changes = allowed;
+        self
+    }
+
+    /// Whether a read or admin token is configured.
+    pub fn has_tokens(&self) -> bool {
+        self.read_token.is_some() || self.admin_token.is_some()
+    }
+
+    fn validate(&self) -> Result<(), HttpError> {
+        for (name, token) in [("read", &self.read_token), ("admin", &self.admin_token)] {
+            if let Some(t) = token {
+                if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    return Err(HttpError::Config(format!(
+                        "the {name} token must be at least 8 characters, without spaces"
+                    )));
+                }
+            }
+        }
+        if let (Some(r), Some(a)) = (&self.read_token, &self.admin_token) {
+            if r == a {
+                return Err(HttpError::Config(
+                    "the read token and the admin token must differ".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<(), Problem> {
+        if !self.has_tokens() {
+            return Ok(());
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(|| Problem::unauthorized("a bearer token is required"))?;
+        let matches = |token: &Option<String>| {
+            token
+                .as_ref()
+                .is_some_and(|t| bool::from(t.as_bytes().ct_eq(presented.as_bytes())))
+        };
+        let admin = matches(&self.admin_token);
+        let read = matches(&self.read_token);
+        match scope {
+            Scope::Read if admin || read => Ok(()),
+            Scope::Admin if admin => Ok(()),
+            Scope::Admin if read => Err(Problem::forbidden(
+                "read-only-token",
+                "this token is read-only; this request needs the admin token",
+            )),
+            _ => Err(Problem::unauthorized("the bearer token is not valid")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    Read,
+    Admin,
+}
+
+/// Why [`serve`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// A non-loopback address without an admin token.
+    #[error(
+        "refusing to serve on {0} without an admin token: only loopback addresses may serve \
+         without authentication"
+    )]
+    InsecureBind(
+        /// The address asked for.
+        SocketAddr,
+    ),
+    /// The configuration is invalid (weak or equal tokens).
+    #[error("invalid HTTP configuration: {0}")]
+    Config(
+        /// What is wrong.
+        String,
+    ),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The server stopped with an I/O error.
+    #[error("the HTTP server failed: {0}")]
+    Serve(
+        /// The system's error.
+        std::io::Error,
+    ),
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) scheduler: Scheduler,
+    pub(crate) config: Arc<HttpConfig>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) prom: Arc<Prom>,
+}
+
+/// The routes of the API, as `(method, path)`; the OpenAPI document lists
+/// exactly these (a test checks it).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/jobs"),
+    ("post", "/jobs"),
+    ("get", "/jobs/{id}"),
+    ("put", "/jobs/{id}"),
+    ("delete", "/jobs/{id}"),
+    ("post", "/jobs/{id}/pause"),
+    ("post", "/jobs/{id}/resume"),
+    ("post", "/jobs/{id}/trigger"),
+    ("post", "/jobs/{id}/cancel"),
+    ("get", "/jobs/{id}/history"),
+    ("get", "/metrics"),
+    ("get", "/metrics/scheduler"),
+    ("get", "/health"),
+    ("get", "/events"),
+    ("post", "/events/{name}"),
+    ("get", "/openapi.json"),
+];
+
+/// The API as an [`axum::Router`], to mount in a service's own server.
+///
+/// It starts a task that numbers the scheduler's events for `GET /events`,
+/// so it must be called within a tokio runtime. SSE streams end when the
+/// scheduler shuts down. Tokens are checked as [`HttpConfig`] says; binding
+/// and exposure are the service's business.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::http::{router, HttpConfig};
+/// use cronactor::Scheduler;
+///
+/// let scheduler = Scheduler::builder().in_memory().start().await?;
+/// let app: axum::Router = axum::Router::new()
+///     .route("/", axum::routing::get(|| async { "my service" }))
+///     .nest("/scheduler", router(scheduler.clone(), HttpConfig::default()));
+/// # drop(app);
+/// scheduler.shutdown(std::time::Duration::from_secs(1)).await?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn router(scheduler: Scheduler, config: HttpConfig) -> Router {
+    build(scheduler, config).0
+}
+
+fn build(scheduler: Scheduler, config: HttpConfig) -> (Router, Arc<Hub>) {
+    let hub = Arc::new(Hub::new(config.event_buffer));
+    let prom = Arc::new(Prom::new());
+    hub.spawn_collector(scheduler.clone(), prom.clone());
+    let state = AppState {
+        scheduler,
+        config: Arc::new(config.clone()),
+        hub: hub.clone(),
+        prom,
+    };
+    use handlers as h;
+    let protected = Router::new()
+        .route("/jobs", get(h::list_jobs).post(h::create_job))
+        .route(
+            "/jobs/{id}",
+            get(h::show_job).put(h::upsert_job).delete(h::delete_job),
+        )
+        .route("/jobs/{id}/pause", post(h::pause_job))
+        .route("/jobs/{id}/resume", post(h::resume_job))
+        .route("/jobs/{id}/trigger", post(h::trigger_job))
+        .route("/jobs/{id}/cancel", post(h::cancel_job))
+        .route("/jobs/{id}/history", get(h::job_history))
+        .route("/metrics", get(h::prometheus))
+        .route("/metrics/scheduler", get(h::scheduler_metrics))
+        .route("/events", get(h::events))
+        .route("/events/{name}", post(h::emit_event))
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard));
+    let public = Router::new()
+        .route("/health", get(h::health))
+        .route("/openapi.json", get(h::openapi_json))
+        .route_layer(middleware::from_fn_with_state(state.clone(), host_guard));
+    let router = protected
+        .merge(public)
+        .fallback(h::no_route)
+        .method_not_allowed_fallback(h::method_not_allowed)
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .with_state(state);
+    (router, hub)
+}
+
+/// Refuses requests whose `Host` is not a loopback name when the server
+/// runs without tokens (against DNS rebinding).
+fn host_allowed(config: &HttpConfig, headers: &HeaderMap) -> bool {
+    if !config.loopback_hosts_only {
+        return true;
+    }
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(name, _)| name)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn misdirected() -> Response {
+    Problem::forbidden(
+        "host-not-allowed",
+        "without tokens this server only answers requests for a loopback host name",
+    )
+    .into_response()
+}
+
+async fn host_guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if !host_allowed(&st.config, req.headers()) {
+        return misdirected();
+    }
+    next.run(req).await
+}
+
+/// Checks the host, the token and, without tokens, refuses cross-origin
+/// mutations (a browser page must not steer a local scheduler).
+async fn guard(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    if !host_allowed(&st.config, req.headers()) {
+        return misdirected();
+    }
+    let scope = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        Scope::Read
+    } else {
+        Scope::Admin
+    };
+    if scope == Scope::Admin
+        && !st.config.has_tokens()
+        && req.headers().contains_key(header::ORIGIN)
+    {
+        return Problem::forbidden(
+            "cross-origin",
+            "cross-origin requests may not change anything on a server without tokens",
+        )
+        .into_response();
+    }
+    if let Err(problem) = st.config.authorize(req.headers(), scope) {
+        tracing::debug!(path = %req.uri().path(), status = problem.status, "request refused");
+        return problem.into_response();
+    }
+    next.run(req).await
+}
+
+/// A running server, from [`serve`].
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    end_streams: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl ServerHandle {
+    /// The address it listens on (with the real port when asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections, ends the event streams and waits for
+    /// requests in flight. Dropping the handle instead leaves the server
+    /// running as long as the runtime does.
+    ///
+    /// # Errors
+    /// [`HttpError::Serve`] if the server had failed.
+    pub async fn shutdown(self) -> Result<(), HttpError> {
+        self.end_streams.cancel();
+        self.stop.cancel();
+        match self.task.await {
+            Ok(result) => result.map_err(HttpError::Serve),
+            Err(join) => Err(HttpError::Serve(std::io::Error::other(join.to_string()))),
+        }
+    }
+}
+
+/// Serves the API on `addr` until [`ServerHandle::shutdown`].
+///
+/// # Errors
+/// [`HttpError::InsecureBind`] for a non-loopback address without an admin
+/// token, [`HttpError::Config`] for tokens shorter than 8 characters or equal,
+/// [`HttpError::Bind`] if the address cannot be bound.
+pub async fn serve(
+    scheduler: Scheduler,
+    addr: SocketAddr,
+    mut config: HttpConfig,
+) -> Result<ServerHandle, HttpError> {
+    config.validate()?;
+    if !addr.ip().is_loopback() && config.admin_token.is_none() {
+        return Err(HttpError::InsecureBind(addr));
+    }
+    config.loopback_hosts_only = !config.has_tokens();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| HttpError::Bind { addr, source })?;
+    let (app, hub) = build(scheduler, config);
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stopped.cancelled().await })
+            .await
+    });
+    tracing::info!(addr = %local, "HTTP control API listening");
+    Ok(ServerHandle {
+        addr: local,
+        stop,
+        end_streams: hub.end_streams.clone(),
+        task,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -25,6 +25,7 @@ pub use spec::{Bounds, DstPolicy, FoldPolicy, GapPolicy, ScheduleKind, ScheduleS
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use cron_expr::CronExpr;
+use std::sync::Arc;
 use zone::ZoneTable;
 
 /// A compiled schedule: cheap to clone, shareable between threads, and never
@@ -52,6 +53,14 @@ use zone::ZoneTable;
 /// ```
 #[derive(Clone, Debug)]
 pub struct Schedule {
+    /// Shared so that a clone is one pointer copy and the type stays small
+    /// inside actor messages.
+    inner: Arc<Compiled>,
+}
+
+/// What [`ScheduleSpec::compile`] produces.
+#[derive(Debug)]
+struct Compiled {
     spec: ScheduleSpec,
     tz: Tz,
     rule: Rule,
@@ -76,20 +85,26 @@ pub enum NextFire {
 }
 
 impl Schedule {
+    fn new(spec: ScheduleSpec, tz: Tz, rule: Rule) -> Self {
+        Schedule {
+            inner: Arc::new(Compiled { spec, tz, rule }),
+        }
+    }
+
     /// The spec this schedule was compiled from.
     pub fn spec(&self) -> &ScheduleSpec {
-        &self.spec
+        &self.inner.spec
     }
 
     /// The zone the schedule is evaluated in.
     pub fn timezone(&self) -> Tz {
-        self.tz
+        self.inner.tz
     }
 
     /// Whether this is a cron job whose minute and hour fields are both fixed
     /// (neither starts with `*`): the [`DstPolicy`] applies only to these.
     pub fn is_fixed_time(&self) -> bool {
-        matches!(&self.rule, Rule::Cron { expr, .. } if expr.is_fixed_time())
+        matches!(&self.inner.rule, Rule::Cron { expr, .. } if expr.is_fixed_time())
     }
 
     /// The first fire strictly after `after`, within `not_before` and
@@ -132,7 +147,7 @@ impl Schedule {
             };
             fires.push(PreviewFire {
                 at,
-                local: at.with_timezone(&self.tz).fixed_offset(),
+                local: at.with_timezone(&self.inner.tz).fixed_offset(),
                 note,
                 skipped,
             });
@@ -143,7 +158,8 @@ impl Schedule {
     }
 
     fn is_used_up(&self, fired_so_far: u64) -> bool {
-        self.spec
+        self.inner
+            .spec
             .bounds
             .max_fires
             .is_some_and(|max| fired_so_far >= max)
@@ -155,18 +171,19 @@ impl Schedule {
         after: DateTime<Utc>,
         skipped: Option<&mut Vec<DstNote>>,
     ) -> Option<(DateTime<Utc>, Option<DstNote>)> {
-        let bounds = &self.spec.bounds;
+        let Compiled { spec, rule, .. } = &*self.inner;
+        let bounds = &spec.bounds;
         // "Strictly after `after`" and "not before `not_before`" combine into
         // "strictly after the later of `after` and `not_before - 1ns`".
         let after = match bounds.not_before {
             Some(nb) => after.max(nb.checked_sub_signed(TimeDelta::nanoseconds(1))?),
             None => after,
         };
-        let (at, note) = match &self.rule {
+        let (at, note) = match rule {
             Rule::Cron { expr, zone } => {
                 // Cron fires fall on whole seconds.
                 let lo = after.timestamp().checked_add(1)?;
-                let found = dst::next_cron_fire(expr, zone, self.spec.dst, lo, skipped)?;
+                let found = dst::next_cron_fire(expr, zone, spec.dst, lo, skipped)?;
                 (DateTime::from_timestamp(found.at, 0)?, found.note)
             }
             Rule::Interval {

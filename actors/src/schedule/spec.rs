@@ -225,11 +225,7 @@ impl ScheduleSpec {
             }
             ScheduleKind::Once(at) => Rule::Once(*at),
         };
-        Ok(Schedule {
-            spec: self.clone(),
-            tz,
-            rule,
-        })
+        Ok(Schedule::new(self.clone(), tz, rule))
     }
 }
 

@@ -140,7 +140,12 @@ impl SchedulerBuilder {
             StoreChoice::Path(dir) => open_store(dir)?,
         };
         let booted = boot(store, self.clock, self.handlers, self.config).await?;
+        let guard = std::sync::Arc::new(crate::scheduler::DropGuard {
+            supervisor: booted.supervisor.clone(),
+            registry: booted.registry.clone(),
+        });
         Ok(Scheduler {
+            _guard: guard,
             supervisor: booted.supervisor,
             registry: booted.registry,
             events: booted.events,

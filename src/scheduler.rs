@@ -43,6 +43,11 @@ use std::time::Duration;
 /// # Ok(())
 /// # }
 /// ```
+///
+/// Dropping the last clone of the handle without calling
+/// [`Scheduler::shutdown`] stops the actors without waiting (runs in flight
+/// are not cancelled, and run state newer than the last group commit may be
+/// lost); call `shutdown` for an orderly stop.
 #[derive(Clone, Debug)]
 pub struct Scheduler {
     pub(crate) supervisor: ActorRef<SupervisorMsg>,
@@ -50,6 +55,25 @@ pub struct Scheduler {
     pub(crate) events: EventBus,
     pub(crate) quarantined: Vec<QuarantinedRecord>,
     pub(crate) call_timeout: Duration,
+    pub(crate) _guard: std::sync::Arc<DropGuard>,
+}
+
+/// Stops the actors when the last handle is dropped.
+#[derive(Debug)]
+pub(crate) struct DropGuard {
+    pub(crate) supervisor: ActorRef<SupervisorMsg>,
+    pub(crate) registry: ActorRef<RegistryMsg>,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        // Job actors first, so that none writes to a stopped registry; the
+        // registry's post_stop flushes what it holds.
+        self.supervisor
+            .stop_children(Some("scheduler dropped".into()));
+        self.supervisor.stop(Some("scheduler dropped".into()));
+        self.registry.stop(Some("scheduler dropped".into()));
+    }
 }
 
 fn job_id(id: impl AsRef<str>) -> Result<JobId, Error> {

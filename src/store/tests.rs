@@ -1,0 +1,1 @@
+//! Unit tests of the codec and the key layouts.

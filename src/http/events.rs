@@ -85,6 +85,17 @@ pub(crate) struct Subscription {
     rx: broadcast::Receiver<Arc<SeqEvent>>,
 }
 
+#[cfg(test)]
+impl Subscription {
+    pub(crate) fn backlog_ids(&self) -> Vec<u64> {
+        self.backlog.iter().map(|e| e.seq).collect()
+    }
+
+    pub(crate) fn missed_count(&self) -> Option<Option<u64>> {
+        self.missed.as_ref().map(|m| m.missed)
+    }
+}
+
 impl Hub {
     pub(crate) fn new(capacity: usize) -> Self {
         let capacity = capacity.max(1);

@@ -1,5 +1,8 @@
 //! The endpoints: each is one call on the scheduler handle. The
 //! `#[utoipa::path]` attributes are the source of the OpenAPI document.
+// A `Problem` is returned straight to axum, once per request: its size does
+// not matter.
+#![allow(clippy::result_large_err)]
 
 use super::dto::{
     pascal_case, CancelView, EmitView, EmittedView, EventView, FireView, HealthView, JobDetail,

@@ -201,6 +201,7 @@ impl HttpConfig {
         Ok(())
     }
 
+    #[allow(clippy::result_large_err)] // answered at once, once per request
     fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<(), Problem> {
         if !self.has_tokens() {
             return Ok(());

@@ -1,1 +1,258 @@
+use super::dto::{pascal_case, snake_case, variant_name, JobRequest};
+use super::events::{event_view, Hub};
+use super::{host_allowed, HttpConfig, Problem, Scope};
+use crate::schedule::ScheduleError;
+use crate::{
+    Backoff, Error, Event, EventKind, JobId, JobPhase, MisfirePolicy, OverlapPolicy, RunId,
+    SkipReason, Trigger,
+};
+use axum::http::{header, HeaderMap, HeaderValue};
+use chrono::{TimeZone, Utc};
+use serde_json::json;
+use std::time::Duration;
 
+fn event(job: &str, kind: EventKind) -> Event {
+    Event {
+        at: Utc
+            .with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+        job_id: JobId::new(job).expect("id"),
+        kind,
+    }
+}
+
+#[test]
+fn names_convert_between_cases() {
+    assert_eq!(snake_case("QueueFull"), "queue_full");
+    assert_eq!(snake_case("TimedOut"), "timed_out");
+    assert_eq!(pascal_case("queue_full"), "QueueFull");
+    assert_eq!(pascal_case("paused"), "Paused");
+    assert_eq!(variant_name(&JobPhase::Paused), "paused");
+    assert_eq!(variant_name(&SkipReason::QueueFull), "queue_full");
+    assert_eq!(variant_name(&Trigger::CatchUp), "catch_up");
+    assert_eq!(variant_name(&crate::Outcome::Failed("x".into())), "failed");
+    assert_eq!(variant_name(&crate::Outcome::TimedOut), "timed_out");
+}
+
+#[test]
+fn events_render_with_snake_case_kinds_and_hex_run_ids() {
+    let v = event_view(
+        7,
+        &event(
+            "j",
+            EventKind::Progress {
+                run_id: RunId(255),
+                fraction: 0.25,
+                message: "a quarter".into(),
+            },
+        ),
+    );
+    assert_eq!(v.seq, 7);
+    assert_eq!(v.kind, "progress");
+    assert_eq!(v.job_id, "j");
+    assert_eq!(v.data["run_id"], "00000000000000ff");
+    assert_eq!(v.data["fraction"], 0.25);
+    let added = event_view(1, &event("j", EventKind::Added));
+    assert_eq!(added.kind, "added");
+    assert_eq!(added.data, json!({}));
+}
+
+#[test]
+fn hub_replays_after_an_id_and_counts_what_left_the_buffer() {
+    let hub = Hub::new(3);
+    for _ in 0..5 {
+        hub.publish(&event("j", EventKind::Added));
+    }
+    // A fresh client gets nothing old.
+    let fresh = hub.subscribe(None);
+    assert!(fresh.backlog_ids().is_empty());
+    // After 3: events 4 and 5.
+    let sub = hub.subscribe(Some(3));
+    assert_eq!(sub.backlog_ids(), vec![4, 5]);
+    assert!(sub.missed_count().is_none());
+    // After 1: event 2 is gone, 3 to 5 are replayed.
+    let sub = hub.subscribe(Some(1));
+    assert_eq!(sub.backlog_ids(), vec![3, 4, 5]);
+    assert_eq!(sub.missed_count(), Some(Some(1)));
+    // An id from the future (a restarted server): the whole buffer.
+    let sub = hub.subscribe(Some(99));
+    assert_eq!(sub.backlog_ids(), vec![3, 4, 5]);
+    assert_eq!(sub.missed_count(), Some(None));
+}
+
+#[test]
+fn job_requests_cover_every_schedule_kind_and_policy() {
+    let r: JobRequest = serde_json::from_value(json!({
+        "id": "i", "every_ms": 60000, "offset_ms": 5000, "handler": "h",
+        "overlap": { "concurrent": { "max": 3 } }, "misfire": { "fire_all": { "max": 4 } },
+        "jitter_ms": 250, "catch_up_window_ms": 3600000, "interrupted": "abandon",
+        "retry": { "max_retries": 2, "backoff_ms": 50 }, "pause_after_failures": 3,
+        "tags": ["a"], "priority": 5, "max_fires": 10
+    }))
+    .expect("request");
+    let spec = r.to_spec(None).expect("spec");
+    assert_eq!(spec.overlap, OverlapPolicy::Concurrent { max: Some(3) });
+    assert_eq!(spec.misfire, MisfirePolicy::FireAll { max: 4 });
+    assert_eq!(spec.jitter, Duration::from_millis(250));
+    assert_eq!(
+        spec.retry.backoff,
+        Backoff::Fixed(Duration::from_millis(50))
+    );
+    assert_eq!(spec.pause_after_failures, Some(3));
+    assert_eq!(spec.priority, 5);
+    assert_eq!(spec.schedule.bounds.max_fires, Some(10));
+
+    let at: JobRequest = serde_json::from_value(json!({
+        "at": "2030-01-01T00:00:00Z", "handler": "h", "dst_gap": "skip", "dst_fold": "both"
+    }))
+    .expect("request");
+    let spec = at.to_spec(Some("from-path")).expect("spec");
+    assert_eq!(spec.id.as_str(), "from-path");
+
+    let offset_alone: JobRequest = serde_json::from_value(
+        json!({ "id": "o", "cron": "* * * * *", "offset_ms": 5, "handler": "h" }),
+    )
+    .expect("request");
+    assert_eq!(
+        offset_alone.to_spec(None).expect_err("offset").field,
+        "offset_ms"
+    );
+    let no_handler: JobRequest =
+        serde_json::from_value(json!({ "id": "o", "cron": "* * * * *" })).expect("request");
+    assert_eq!(
+        no_handler.to_spec(None).expect_err("handler").field,
+        "handler"
+    );
+}
+
+#[test]
+fn every_error_maps_to_a_status() {
+    let id = JobId::new("j").expect("id");
+    let cases: Vec<(Error, u16, Option<&str>)> = vec![
+        (
+            Error::Schedule(ScheduleError::UnknownTimeZone("X".into())),
+            400,
+            Some("tz"),
+        ),
+        (
+            Error::Schedule(ScheduleError::InvalidInterval("0".into())),
+            400,
+            Some("every_ms"),
+        ),
+        (
+            Error::Schedule(ScheduleError::InvalidBounds("b".into())),
+            400,
+            Some("bounds"),
+        ),
+        (
+            Error::Schedule(ScheduleError::UnknownCronAlias("@x".into())),
+            400,
+            Some("cron"),
+        ),
+        (
+            Error::InvalidJobId(JobId::new("").expect_err("empty id")),
+            400,
+            Some("id"),
+        ),
+        (
+            Error::InvalidSpec {
+                field: "jitter",
+                reason: "r".into(),
+            },
+            400,
+            Some("jitter_ms"),
+        ),
+        (Error::UnknownHandler("h".into()), 400, Some("handler")),
+        (Error::DuplicateJob(id.clone()), 409, None),
+        (Error::UnknownJob(id.clone()), 404, None),
+        (Error::UnknownRun(RunId(1)), 404, None),
+        (
+            Error::InvalidState {
+                id,
+                action: "pause",
+                state: "paused".into(),
+            },
+            409,
+            None,
+        ),
+        (Error::ShutDown, 503, None),
+        (Error::Timeout(Duration::from_secs(1)), 503, None),
+        (Error::Store("disk".into()), 500, None),
+    ];
+    for (error, status, field) in cases {
+        let detail = error.to_string();
+        let p = Problem::from(error);
+        assert_eq!(p.status, status, "{detail}");
+        assert_eq!(p.detail, detail);
+        assert_eq!(p.field.as_deref(), field, "{detail}");
+    }
+}
+
+#[test]
+fn tokens_are_checked_by_scope() {
+    let config = HttpConfig::default()
+        .read_token("read-token-1")
+        .admin_token("admin-token-2");
+    let with = |token: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {token}")).expect("header"),
+        );
+        h
+    };
+    assert!(config.authorize(&with("read-token-1"), Scope::Read).is_ok());
+    assert_eq!(
+        config
+            .authorize(&with("read-token-1"), Scope::Admin)
+            .map_err(|p| p.status),
+        Err(403)
+    );
+    assert!(config
+        .authorize(&with("admin-token-2"), Scope::Admin)
+        .is_ok());
+    assert!(config
+        .authorize(&with("admin-token-2"), Scope::Read)
+        .is_ok());
+    assert_eq!(
+        config
+            .authorize(&with("admin-token-"), Scope::Read)
+            .map_err(|p| p.status),
+        Err(401)
+    );
+    assert_eq!(
+        config
+            .authorize(&HeaderMap::new(), Scope::Read)
+            .map_err(|p| p.status),
+        Err(401)
+    );
+    assert!(HttpConfig::default()
+        .authorize(&HeaderMap::new(), Scope::Admin)
+        .is_ok());
+}
+
+#[test]
+fn loopback_host_names_are_recognized() {
+    let config = HttpConfig {
+        loopback_hosts_only: true,
+        ..HttpConfig::default()
+    };
+    let host = |h: &str| {
+        let mut m = HeaderMap::new();
+        m.insert(header::HOST, HeaderValue::from_str(h).expect("host"));
+        m
+    };
+    for ok in [
+        "127.0.0.1:7700",
+        "localhost",
+        "LOCALHOST:1",
+        "[::1]:7700",
+        "127.1.2.3",
+    ] {
+        assert!(host_allowed(&config, &host(ok)), "{ok}");
+    }
+    for bad in ["example.com", "10.0.0.1:7700", "evil.localhost.example:80"] {
+        assert!(!host_allowed(&config, &host(bad)), "{bad}");
+    }
+}

@@ -1,0 +1,781 @@
+//! The HTTP control API against a real server on 127.0.0.1:0: every
+//! endpoint, every error status, the body limit, the event stream.
+#![cfg(feature = "http")]
+
+mod http_support;
+
+use cronactor::http::{serve, HttpConfig, ServerHandle};
+use cronactor::{EventKind, EventStream, JobContext, JobSpec, Received, ScheduleSpec, Scheduler};
+use http_support::{get, post, post_json, put_json, request, Resp, Sse, STEP};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Never fires during a test: once a year, on January 1st at midnight.
+const YEARLY: &str = "0 0 0 1 1 *";
+
+struct Api {
+    scheduler: Scheduler,
+    server: Option<ServerHandle>,
+    addr: SocketAddr,
+}
+
+impl Api {
+    async fn start() -> Self {
+        Self::start_with(HttpConfig::default()).await
+    }
+
+    async fn start_with(config: HttpConfig) -> Self {
+        let scheduler = Scheduler::builder()
+            .handler("noop", |_ctx: JobContext| async {
+                Ok::<(), std::io::Error>(())
+            })
+            .handler("report", |ctx: JobContext| async move {
+                ctx.progress(0.5, "halfway");
+                ctx.log("a log line");
+                Ok::<(), std::io::Error>(())
+            })
+            .handler("block", |ctx: JobContext| async move {
+                ctx.cancel.cancelled().await;
+                Err::<(), _>(std::io::Error::other("stopped"))
+            })
+            .in_memory()
+            .start()
+            .await
+            .expect("scheduler");
+        let server = serve(
+            scheduler.clone(),
+            "127.0.0.1:0".parse().expect("addr"),
+            config,
+        )
+        .await
+        .expect("serve");
+        let addr = server.local_addr();
+        Self {
+            scheduler,
+            server: Some(server),
+            addr,
+        }
+    }
+
+    async fn add(&self, id: &str, handler: &str) {
+        let r = post_json(
+            self.addr,
+            "/jobs",
+            &json!({ "id": id, "cron": YEARLY, "handler": handler }),
+        )
+        .await;
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+
+    async fn stop(mut self) {
+        if let Some(server) = self.server.take() {
+            server.shutdown().await.expect("server shutdown");
+        }
+        let _ = self.scheduler.shutdown(Duration::from_secs(2)).await;
+    }
+}
+
+/// Waits for an event of `job` matching `pred`.
+async fn wait_event(
+    events: &mut EventStream,
+    job: &str,
+    mut pred: impl FnMut(&EventKind) -> bool,
+) -> EventKind {
+    tokio::time::timeout(STEP, async {
+        loop {
+            match events.recv().await {
+                Some(Received::Event(e)) if e.job_id.as_str() == job && pred(&e.kind) => {
+                    return e.kind
+                }
+                Some(_) => continue,
+                None => panic!("the event stream ended"),
+            }
+        }
+    })
+    .await
+    .expect("the event did not come")
+}
+
+fn is_end(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Succeeded { .. }
+            | EventKind::Failed { .. }
+            | EventKind::Cancelled { .. }
+            | EventKind::TimedOut { .. }
+    )
+}
+
+#[tokio::test]
+async fn health_list_create_show_and_delete() {
+    let api = Api::start().await;
+    let a = api.addr;
+
+    let health = get(a, "/health").await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ok");
+    assert_eq!(get(a, "/jobs").await.json(), json!([]));
+
+    let created = post_json(
+        a,
+        "/jobs",
+        &json!({
+            "id": "weekly report",
+            "cron": "0 30 9 * * Mon",
+            "tz": "Europe/Berlin",
+            "handler": "noop",
+            "payload": { "team": "ops" },
+            "overlap": { "queue": { "max": 2 } },
+            "misfire": "skip",
+            "retry": { "max_retries": 2, "backoff": "exponential", "backoff_ms": 100 },
+            "timeout_ms": 60000,
+            "listens": ["deploy"]
+        }),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(created.header("location"), Some("/jobs/weekly%20report"));
+    let job = created.json();
+    assert_eq!(job["id"], "weekly report");
+    assert_eq!(job["phase"], "scheduled");
+    assert_eq!(job["time_zone"], "Europe/Berlin");
+    assert!(job["next_fire"].is_string());
+
+    let detail = get(a, "/jobs/weekly%20report").await;
+    assert_eq!(detail.status, 200);
+    let detail = detail.json();
+    assert_eq!(detail["job"]["handler"], "noop");
+    let fires = detail["next_fires"].as_array().expect("fires");
+    assert_eq!(fires.len(), 5);
+    assert!(fires[0]["local"]
+        .as_str()
+        .is_some_and(|l| l.contains("09:30:00")));
+    assert_eq!(detail["recent_runs"], json!([]));
+
+    let listed = get(a, "/jobs").await.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+
+    let deleted = request(a, "DELETE", "/jobs/weekly%20report", &[], b"").await;
+    assert_eq!(deleted.status, 204);
+    let again = request(a, "DELETE", "/jobs/weekly%20report", &[], b"").await;
+    let p = again.problem(404);
+    assert_eq!(p["detail"], "no job weekly report");
+    assert_eq!(p["job_id"], "weekly report");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
+    let api = Api::start().await;
+    let a = api.addr;
+
+    // The detail is exactly the library's message.
+    let expected = JobSpec::builder("bad", ScheduleSpec::cron("0 61 * * * *"), "noop")
+        .build()
+        .expect_err("minute 61")
+        .to_string();
+    let r = post_json(
+        a,
+        "/jobs",
+        &json!({ "id": "bad", "cron": "0 61 * * * *", "handler": "noop" }),
+    )
+    .await;
+    let p = r.problem(400);
+    assert_eq!(p["detail"], expected);
+    assert_eq!(p["field"], "cron");
+
+    let cases = [
+        (
+            json!({ "id": "z", "cron": YEARLY, "tz": "Mars/Olympus", "handler": "noop" }),
+            "tz",
+        ),
+        (
+            json!({ "id": "h", "cron": YEARLY, "handler": "nobody" }),
+            "handler",
+        ),
+        (json!({ "id": "", "cron": YEARLY, "handler": "noop" }), "id"),
+        (json!({ "cron": YEARLY, "handler": "noop" }), "id"),
+        (json!({ "id": "s", "handler": "noop" }), "schedule"),
+        (
+            json!({ "id": "s", "cron": YEARLY, "every_ms": 5, "handler": "noop" }),
+            "schedule",
+        ),
+        (
+            json!({ "id": "t", "cron": YEARLY, "handler": "noop", "timeout_ms": 0 }),
+            "timeout_ms",
+        ),
+        (
+            json!({ "id": "u", "cron": YEARLY, "handler": "noop", "colour": "red" }),
+            "colour",
+        ),
+        (
+            json!({ "id": "v", "cron": YEARLY, "handler": "noop", "overlap": "sometimes" }),
+            "overlap",
+        ),
+    ];
+    for (body, field) in cases {
+        let r = post_json(a, "/jobs", &body).await;
+        let p = r.problem(400);
+        assert_eq!(p["field"], field, "{body}: {p}");
+    }
+    let unknown_handler = post_json(
+        a,
+        "/jobs",
+        &json!({ "id": "h", "cron": YEARLY, "handler": "nobody" }),
+    )
+    .await
+    .json();
+    assert_eq!(
+        unknown_handler["detail"],
+        cronactor::Error::UnknownHandler("nobody".into()).to_string()
+    );
+
+    // Not JSON at all, and JSON without the JSON content type.
+    let r = request(
+        a,
+        "POST",
+        "/jobs",
+        &[("Content-Type", "application/json")],
+        b"{nope",
+    )
+    .await;
+    r.problem(400);
+    let r = request(a, "POST", "/jobs", &[("Content-Type", "text/plain")], b"{}").await;
+    r.problem(415);
+    let r = post(a, "/jobs").await;
+    assert_eq!(r.problem(400)["field"], "body");
+    assert_eq!(get(a, "/jobs").await.json(), json!([]));
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn duplicate_ids_and_state_conflicts_are_409() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("nightly", "noop").await;
+    let dup = post_json(
+        a,
+        "/jobs",
+        &json!({ "id": "nightly", "cron": YEARLY, "handler": "noop" }),
+    )
+    .await;
+    let p = dup.problem(409);
+    assert_eq!(p["detail"], "job nightly already exists");
+
+    let paused = post_json(
+        a,
+        "/jobs/nightly/pause",
+        &json!({ "note": "deploy in progress" }),
+    )
+    .await;
+    assert_eq!(paused.status, 200);
+    assert_eq!(paused.json()["phase"], "paused");
+    assert_eq!(paused.json()["pause_note"], "deploy in progress");
+
+    let only_paused = get(a, "/jobs?state=paused").await.json();
+    assert_eq!(only_paused.as_array().map(Vec::len), Some(1));
+    assert_eq!(get(a, "/jobs?state=running").await.json(), json!([]));
+    assert_eq!(
+        get(a, "/jobs?state=asleep").await.problem(400)["field"],
+        "state"
+    );
+
+    let again = post(a, "/jobs/nightly/pause").await;
+    let p = again.problem(409);
+    assert!(
+        p["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("job nightly: cannot pause")),
+        "{p}"
+    );
+
+    let resumed = post(a, "/jobs/nightly/resume").await;
+    assert_eq!(resumed.status, 200);
+    assert_eq!(resumed.json()["phase"], "scheduled");
+    post(a, "/jobs/nightly/resume").await.problem(409);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_jobs_are_404_everywhere() {
+    let api = Api::start().await;
+    let a = api.addr;
+    for (method, path) in [
+        ("GET", "/jobs/ghost"),
+        ("DELETE", "/jobs/ghost"),
+        ("POST", "/jobs/ghost/pause"),
+        ("POST", "/jobs/ghost/resume"),
+        ("POST", "/jobs/ghost/trigger"),
+        ("POST", "/jobs/ghost/cancel"),
+        ("GET", "/jobs/ghost/history"),
+    ] {
+        let r = request(a, method, path, &[], b"").await;
+        let p = r.problem(404);
+        assert_eq!(
+            p["type"], "urn:cronactor:problem:unknown-job",
+            "{method} {path}"
+        );
+    }
+    let r = get(a, "/nowhere").await;
+    assert_eq!(r.problem(404)["type"], "urn:cronactor:problem:no-route");
+    let r = request(a, "PATCH", "/jobs", &[], b"").await;
+    r.problem(405);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn upsert_creates_then_replaces_keeping_counters() {
+    let api = Api::start().await;
+    let a = api.addr;
+    let mut events = api.scheduler.subscribe();
+    let r = put_json(
+        a,
+        "/jobs/sync",
+        &json!({ "cron": YEARLY, "handler": "noop" }),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["created"], true);
+
+    assert_eq!(post(a, "/jobs/sync/trigger").await.status, 202);
+    wait_event(&mut events, "sync", |k| {
+        matches!(k, EventKind::Succeeded { .. })
+    })
+    .await;
+
+    let r = put_json(
+        a,
+        "/jobs/sync",
+        &json!({ "id": "sync", "every_ms": 3_600_000, "handler": "noop" }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["created"], false);
+    assert_eq!(body["job"]["counters"]["succeeded"], 1);
+    assert!(
+        body["job"]["schedule"]
+            .as_str()
+            .is_some_and(|s| s.contains("3600")),
+        "{body}"
+    );
+
+    let r = put_json(
+        a,
+        "/jobs/sync",
+        &json!({ "id": "other", "cron": YEARLY, "handler": "noop" }),
+    )
+    .await;
+    assert_eq!(r.problem(400)["field"], "id");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn trigger_history_and_job_detail_show_the_run() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("report", "report").await;
+    let mut events = api.scheduler.subscribe();
+
+    let r = post(a, "/jobs/report/trigger").await;
+    assert_eq!(r.status, 202);
+    let t = r.json();
+    assert_eq!(t["outcome"], "started");
+    let run_id = t["run_id"].as_str().expect("run id").to_owned();
+    assert_eq!(run_id.len(), 16);
+    wait_event(&mut events, "report", |k| {
+        matches!(k, EventKind::Succeeded { .. })
+    })
+    .await;
+
+    let history = get(a, "/jobs/report/history?limit=5").await;
+    assert_eq!(history.status, 200);
+    let runs = history.json();
+    assert_eq!(runs[0]["run_id"], run_id.as_str());
+    assert_eq!(runs[0]["outcome"], "succeeded");
+    assert_eq!(runs[0]["trigger"], "manual");
+    assert_eq!(runs[0]["error"], serde_json::Value::Null);
+
+    let detail = get(a, "/jobs/report").await.json();
+    assert_eq!(detail["recent_runs"][0]["run_id"], run_id.as_str());
+    assert_eq!(detail["job"]["counters"]["runs"], 1);
+    assert_eq!(detail["job"]["last_run"]["outcome"], "succeeded");
+
+    assert_eq!(
+        get(a, "/jobs/report/history?limit=0").await.problem(400)["field"],
+        "limit"
+    );
+    assert_eq!(
+        get(a, "/jobs/report/history?limit=5000").await.problem(400)["field"],
+        "limit"
+    );
+    assert_eq!(
+        get(a, "/jobs/report/history?limit=many").await.problem(400)["field"],
+        "query"
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_stops_the_running_run() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("long", "block").await;
+    let mut events = api.scheduler.subscribe();
+
+    let nothing = post(a, "/jobs/long/cancel").await;
+    assert_eq!(nothing.status, 200);
+    assert_eq!(nothing.json()["cancelled"], json!([]));
+
+    let t = post(a, "/jobs/long/trigger").await.json();
+    let run_id = t["run_id"].as_str().expect("run id").to_owned();
+    wait_event(&mut events, "long", |k| {
+        matches!(k, EventKind::Started { .. })
+    })
+    .await;
+    let running = get(a, "/jobs?state=running").await.json();
+    assert_eq!(running[0]["id"], "long");
+
+    let r = post(a, "/jobs/long/cancel").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({ "job_id": "long", "cancelled": [run_id] }));
+    let end = wait_event(&mut events, "long", is_end).await;
+    assert!(matches!(end, EventKind::Cancelled { .. }), "{end:?}");
+    let runs = get(a, "/jobs/long/history").await.json();
+    assert_eq!(runs[0]["outcome"], "cancelled");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn named_events_fire_listening_jobs() {
+    let api = Api::start().await;
+    let a = api.addr;
+    let r = post_json(
+        a,
+        "/jobs",
+        &json!({ "id": "on-deploy", "cron": YEARLY, "handler": "noop", "listens": ["deploy"] }),
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    api.add("bystander", "noop").await;
+
+    let r = post_json(a, "/events/deploy", &json!({ "version": "1.2.3" })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["event"], "deploy");
+    assert_eq!(body["fired"].as_array().map(Vec::len), Some(1));
+    assert_eq!(body["fired"][0]["job_id"], "on-deploy");
+    assert_eq!(body["fired"][0]["outcome"]["outcome"], "started");
+
+    let nobody = post(a, "/events/nobody-listens").await;
+    assert_eq!(nobody.status, 200);
+    assert_eq!(nobody.json()["fired"], json!([]));
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn metrics_as_json_and_prometheus_text() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("m", "noop").await;
+    api.add("idle", "noop").await;
+    post(a, "/jobs/idle/pause").await;
+    let mut events = api.scheduler.subscribe();
+    post(a, "/jobs/m/trigger").await;
+    wait_event(&mut events, "m", |k| {
+        matches!(k, EventKind::Succeeded { .. })
+    })
+    .await;
+
+    let m = get(a, "/metrics/scheduler").await;
+    assert_eq!(m.status, 200);
+    let m = m.json();
+    assert_eq!(m["totals"]["succeeded"], 1);
+    assert_eq!(m["jobs_by_phase"]["paused"], 1);
+    assert_eq!(m["runs_in_flight"], 0);
+    assert!(
+        m["duration"]["count"].as_u64().is_some_and(|c| c >= 1),
+        "{m}"
+    );
+
+    let text = get(a, "/metrics").await;
+    assert_eq!(text.status, 200);
+    assert!(text
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/plain; version=0.0.4")));
+    let text = text.text();
+    for needle in [
+        "# TYPE cronactor_job_runs_total counter",
+        "cronactor_job_runs_total{job=\"m\",outcome=\"succeeded\"} 1",
+        "cronactor_job_runs_total{job=\"m\",outcome=\"failed\"} 0",
+        "cronactor_job_skips_total{job=\"idle\",reason=\"paused\"} 0",
+        "cronactor_job_runs_in_flight{job=\"m\"} 0",
+        "cronactor_jobs{phase=\"paused\"} 1",
+        "cronactor_runs_in_flight 0",
+        "# TYPE cronactor_run_duration_seconds histogram",
+        "cronactor_run_duration_seconds_bucket{job=\"m\",outcome=\"succeeded\",le=\"+Inf\"} 1",
+        "cronactor_run_duration_seconds_count{job=\"m\",outcome=\"succeeded\"} 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+
+    // A removed job's series go away.
+    request(a, "DELETE", "/jobs/idle", &[], b"").await;
+    let text = get(a, "/metrics").await.text();
+    assert!(!text.contains("job=\"idle\""), "{text}");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_413() {
+    let api = Api::start_with(HttpConfig::default().body_limit(1024)).await;
+    let a = api.addr;
+    let big =
+        json!({ "id": "big", "cron": YEARLY, "handler": "noop", "payload": "x".repeat(4096) });
+    let r = post_json(a, "/jobs", &big).await;
+    let p = r.problem(413);
+    assert_eq!(p["type"], "urn:cronactor:problem:body-too-large");
+    let r = post_json(a, "/events/deploy", &json!({ "blob": "y".repeat(4096) })).await;
+    r.problem(413);
+    api.stop().await;
+
+    // The default limit is 64 KiB.
+    let api = Api::start().await;
+    let body =
+        json!({ "id": "big", "cron": YEARLY, "handler": "noop", "payload": "z".repeat(70 * 1024) });
+    post_json(api.addr, "/jobs", &body).await.problem(413);
+    let fits = json!({ "id": "fits", "cron": YEARLY, "handler": "noop", "payload": "z".repeat(60 * 1024) });
+    assert_eq!(post_json(api.addr, "/jobs", &fits).await.status, 201);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn sse_delivers_typed_events_with_ids_and_resumes_from_last_event_id() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("report", "report").await;
+    let mut sse = Sse::open(a, "/events", &[]).await;
+    assert_eq!(sse.status, 200);
+
+    post(a, "/jobs/report/trigger").await;
+    let seen = sse.until(|m| m.event == "succeeded").await;
+    let kinds: Vec<&str> = seen.iter().map(|m| m.event.as_str()).collect();
+    for kind in ["fired", "started", "progress", "log", "succeeded"] {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    let ids: Vec<u64> = seen
+        .iter()
+        .map(|m| m.id.expect("every event has an id"))
+        .collect();
+    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+    let progress = seen
+        .iter()
+        .find(|m| m.event == "progress")
+        .expect("progress")
+        .json();
+    assert_eq!(progress["job_id"], "report");
+    assert_eq!(progress["data"]["fraction"], 0.5);
+    assert_eq!(progress["data"]["message"], "halfway");
+    assert_eq!(progress["data"]["run_id"].as_str().map(str::len), Some(16));
+    let log = seen.iter().find(|m| m.event == "log").expect("log").json();
+    assert_eq!(log["data"]["line"], "a log line");
+    assert_eq!(
+        log["seq"],
+        seen.iter()
+            .find(|m| m.event == "log")
+            .and_then(|m| m.id)
+            .unwrap_or(0)
+    );
+
+    // Reconnect after the first event: the rest is replayed from the buffer.
+    let first = ids[0];
+    let mut resumed = Sse::open(a, "/events", &[("Last-Event-ID", &first.to_string())]).await;
+    let replay = resumed.until(|m| m.event == "succeeded").await;
+    let replay_ids: Vec<u64> = replay.iter().filter_map(|m| m.id).collect();
+    assert_eq!(replay_ids, ids[1..].to_vec());
+    // The same with the query parameter, filtered by job.
+    let path = format!("/events?job=report&last_event_id={first}");
+    let mut by_query = Sse::open(a, &path, &[]).await;
+    let again = by_query.until(|m| m.event == "succeeded").await;
+    assert_eq!(
+        again.iter().filter_map(|m| m.id).collect::<Vec<_>>(),
+        ids[1..].to_vec()
+    );
+
+    let bad = request(a, "GET", "/events", &[("Last-Event-ID", "yesterday")], b"").await;
+    assert_eq!(bad.problem(400)["field"], "Last-Event-ID");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn sse_resume_beyond_the_buffer_reports_missed_events() {
+    let api = Api::start_with(HttpConfig::default().event_buffer(3)).await;
+    let a = api.addr;
+    let mut live = Sse::open(a, "/events", &[]).await;
+    api.add("j", "noop").await; // one event: added
+    let added = live.next().await.expect("added");
+    assert_eq!(added.event, "added");
+    let mut events = api.scheduler.subscribe();
+    for _ in 0..2 {
+        // fired, started, succeeded: three events each
+        post(a, "/jobs/j/trigger").await;
+        wait_event(&mut events, "j", |k| {
+            matches!(k, EventKind::Succeeded { .. })
+        })
+        .await;
+        live.until(|m| m.event == "succeeded").await;
+    }
+
+    let from = added.id.expect("id").to_string();
+    let mut resumed = Sse::open(a, "/events", &[("Last-Event-ID", &from)]).await;
+    let notice = resumed.next().await.expect("missed notice");
+    assert_eq!(notice.event, "missed");
+    assert_eq!(notice.id, None);
+    assert_eq!(notice.json()["missed"], 3, "{}", notice.data);
+    let rest = resumed.until(|m| m.event == "succeeded").await;
+    let ids: Vec<u64> = rest.iter().filter_map(|m| m.id).collect();
+    assert_eq!(ids, vec![5, 6, 7]);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_document_is_served_in_sync_and_lists_every_route() {
+    let api = Api::start().await;
+    let a = api.addr;
+    let served = get(a, "/openapi.json").await;
+    assert_eq!(served.status, 200);
+    let served = served.json();
+    let generated = serde_json::to_value(cronactor::http::openapi()).expect("json");
+    assert_eq!(served, generated);
+    assert!(served["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.")));
+
+    let paths = served["paths"].as_object().expect("paths");
+    let mut documented = 0;
+    for (method, path) in cronactor::http::ROUTES {
+        assert!(
+            paths.get(*path).and_then(|p| p.get(*method)).is_some(),
+            "{method} {path} is not in the OpenAPI document"
+        );
+        documented += 1;
+        // ... and the server has the route.
+        let concrete = path.replace("{id}", "ghost").replace("{name}", "ping");
+        if concrete == "/events" {
+            assert_eq!(Sse::open(a, "/events", &[]).await.status, 200);
+            continue;
+        }
+        let r = request(a, &method.to_uppercase(), &concrete, &[], b"").await;
+        if r.status == 404 {
+            assert_ne!(
+                r.json()["type"],
+                "urn:cronactor:problem:no-route",
+                "{method} {path}"
+            );
+        }
+    }
+    let in_doc: usize = paths
+        .values()
+        .map(|p| p.as_object().map_or(0, |o| o.len()))
+        .sum();
+    assert_eq!(
+        in_doc, documented,
+        "the document has routes the server lacks"
+    );
+    for schema in [
+        "Problem",
+        "JobView",
+        "JobRequest",
+        "EventView",
+        "MetricsView",
+    ] {
+        assert!(
+            served["components"]["schemas"][schema].is_object(),
+            "{schema}"
+        );
+    }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn after_shutdown_everything_is_503_and_streams_end() {
+    let api = Api::start().await;
+    let a = api.addr;
+    let mut sse = Sse::open(a, "/events", &[]).await;
+    api.scheduler
+        .shutdown(Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+    assert!(sse.next().await.is_none(), "the stream ends after shutdown");
+    let p = get(a, "/health").await.problem(503);
+    assert_eq!(p["type"], "urn:cronactor:problem:shut-down");
+    assert_eq!(p["detail"], cronactor::Error::ShutDown.to_string());
+    get(a, "/jobs").await.problem(503);
+    post_json(
+        a,
+        "/jobs",
+        &json!({ "id": "late", "cron": YEARLY, "handler": "noop" }),
+    )
+    .await
+    .problem(503);
+    post(a, "/jobs/x/trigger").await.problem(503);
+    get(a, "/metrics").await.problem(503);
+    get(a, "/events").await.problem(503);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn job_changes_can_be_disabled() {
+    let api = Api::start_with(HttpConfig::default().job_changes(false)).await;
+    let a = api.addr;
+    let body = json!({ "id": "x", "cron": YEARLY, "handler": "noop" });
+    let p = post_json(a, "/jobs", &body).await.problem(403);
+    assert_eq!(p["type"], "urn:cronactor:problem:job-changes-disabled");
+    put_json(a, "/jobs/x", &body).await.problem(403);
+    request(a, "DELETE", "/jobs/x", &[], b"").await.problem(403);
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn server_shutdown_ends_open_streams() {
+    let mut api = Api::start().await;
+    let mut sse = Sse::open(api.addr, "/events", &[]).await;
+    let server = api.server.take().expect("server");
+    tokio::time::timeout(STEP, server.shutdown())
+        .await
+        .expect("shutdown does not wait for SSE clients")
+        .expect("clean shutdown");
+    assert!(sse.next().await.is_none());
+    assert!(tokio::net::TcpStream::connect(api.addr).await.is_err());
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn router_mounts_inside_a_service() {
+    let scheduler = Scheduler::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("scheduler");
+    let app = axum::Router::new()
+        .route("/", axum::routing::get(|| async { "my service" }))
+        .nest(
+            "/scheduler",
+            cronactor::http::router(scheduler.clone(), HttpConfig::default()),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let r: Resp = get(addr, "/scheduler/health").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(get(addr, "/").await.text(), "my service");
+    assert_eq!(get(addr, "/scheduler/jobs").await.json(), json!([]));
+    task.abort();
+    scheduler
+        .shutdown(Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+}

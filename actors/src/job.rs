@@ -299,18 +299,18 @@ impl Actor for JobActor {
             }
             JobMsg::Cancel(reply) => {
                 let mut cancelled = s.cancel_all("cancelled by request");
-                if let Some(wait) = s.state.retry_wait.take() {
+                if s.state.retry_wait.take().is_some() {
+                    // The waiting retry's timer becomes stale.
                     s.retry_generation += 1;
-                    s.skip(wait.scheduled, SkipReason::Overlap, 0);
                 }
                 cancelled.sort();
                 s.save(Ack::None);
                 let _ = reply.send(Ok(cancelled));
             }
             JobMsg::RetryRun { record, reply } => {
-                let outcome = if s.handler.is_none() || s.state.failed.is_some() {
-                    Err(s.invalid_state("retry a run"))
-                } else if s.state.paused.is_some() {
+                let refused =
+                    s.handler.is_none() || s.state.failed.is_some() || s.state.paused.is_some();
+                let outcome = if refused {
                     Err(s.invalid_state("retry a run"))
                 } else {
                     let mut fire = Pending::new(record.scheduled, Trigger::ManualRetry);

@@ -156,8 +156,5 @@ impl SchedulerBuilder {
 }
 
 fn open_store(dir: PathBuf) -> Result<Arc<dyn SnapshotStore>, StartError> {
-    Err(StartError::Spawn(format!(
-        "the sled store at {} is not available in this build yet",
-        dir.display()
-    )))
+    Ok(Arc::new(crate::store::SledStore::open(dir)?))
 }

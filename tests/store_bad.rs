@@ -1,0 +1,363 @@
+//! Bad stores: corrupt, undecodable, unknown-version and orphan records are
+//! quarantined with their raw bytes while every other job loads; a newer
+//! schema, a locked store, a path that is a file and an unwritable path are
+//! refused with a clear error.
+
+mod store_support;
+
+use cronactor::store::SledStore;
+use cronactor_actors::{JobState, QuarantinedRecord, SnapshotStore, StoreError};
+use std::path::Path;
+use store_support::{flush, id, ids, open, raw, snapshot_dir, state, store_with_abc};
+
+/// Writes `value` under `key` in `tree` of the closed store at `dir`.
+fn poke(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
+    let db = raw(dir);
+    db.open_tree(tree)
+        .expect("tree")
+        .insert(key, value)
+        .expect("insert");
+    db.flush().expect("flush");
+}
+
+/// A value as the store writes it: version byte 1, then JSON.
+fn v1<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = vec![1];
+    bytes.extend(serde_json::to_vec(value).expect("json"));
+    bytes
+}
+
+fn find<'a>(quarantined: &'a [QuarantinedRecord], tree: &str, key: &str) -> &'a QuarantinedRecord {
+    quarantined
+        .iter()
+        .find(|q| q.tree == tree && q.key == key)
+        .unwrap_or_else(|| panic!("no quarantined {tree}/{key} in {quarantined:?}"))
+}
+
+fn tree_has(dir: &Path, tree: &str, key: &[u8]) -> bool {
+    raw(dir)
+        .open_tree(tree)
+        .expect("tree")
+        .contains_key(key)
+        .expect("read")
+}
+
+#[test]
+fn a_corrupt_job_is_quarantined_with_its_state_and_the_others_load() {
+    let dir = store_with_abc();
+    let garbage = b"\x01{\"id\": \"b\", this is not json \xff\xfe".to_vec();
+    poke(dir.path(), "jobs", b"b", &garbage);
+
+    let (first_reasons, first_len) = {
+        let store = open(dir.path());
+        let loaded = store.load().expect("load");
+        assert_eq!(ids(&loaded), ["a", "c"]);
+        assert_eq!(loaded.jobs[0].state, state(1));
+        assert_eq!(loaded.jobs[1].state, state(3));
+
+        let job = find(&loaded.quarantined, "jobs", "b");
+        assert_eq!(job.raw, garbage, "the raw bytes are kept as they were");
+        assert!(job.reason.contains("does not decode"), "{}", job.reason);
+        // Its state has no spec any more: quarantined too, not deleted.
+        let orphan = find(&loaded.quarantined, "state", "b");
+        assert_eq!(orphan.raw, {
+            let mut bytes = vec![1];
+            bytes.extend(serde_json::to_vec(&state(2)).expect("json"));
+            bytes
+        });
+        assert!(
+            orphan.reason.contains("without a job spec"),
+            "{}",
+            orphan.reason
+        );
+        assert_eq!(loaded.quarantined.len(), 2);
+        (
+            loaded
+                .quarantined
+                .iter()
+                .map(|q| q.reason.clone())
+                .collect::<Vec<_>>(),
+            loaded.quarantined.len(),
+        )
+    };
+    // Moved, not copied.
+    assert!(!tree_has(dir.path(), "jobs", b"b"));
+    assert!(!tree_has(dir.path(), "state", b"b"));
+
+    // A later load lists the earlier quarantine, and quarantines nothing new.
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert_eq!(ids(&loaded), ["a", "c"]);
+    assert_eq!(loaded.quarantined.len(), first_len);
+    assert_eq!(
+        loaded
+            .quarantined
+            .iter()
+            .map(|q| q.reason.clone())
+            .collect::<Vec<_>>(),
+        first_reasons
+    );
+}
+
+#[test]
+fn a_corrupt_state_is_quarantined_and_its_job_loads_with_a_default_state() {
+    let dir = store_with_abc();
+    let garbage = vec![1, b'[', b'1', b','];
+    poke(dir.path(), "state", b"c", &garbage);
+
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert_eq!(ids(&loaded), ["a", "b", "c"]);
+    assert_eq!(loaded.jobs[2].state, JobState::default());
+    assert_eq!(loaded.jobs[1].state, state(2));
+    assert_eq!(loaded.quarantined.len(), 1);
+    let q = find(&loaded.quarantined, "state", "c");
+    assert_eq!(q.raw, garbage);
+    assert!(q.reason.contains("job state"), "{}", q.reason);
+    drop(store);
+    assert!(!tree_has(dir.path(), "state", b"c"));
+    assert!(tree_has(dir.path(), "jobs", b"c"));
+}
+
+#[test]
+fn an_unknown_record_version_is_quarantined() {
+    let dir = store_with_abc();
+    let mut future = v1(&store_support::spec("a"));
+    future[0] = 9;
+    poke(dir.path(), "jobs", b"a", &future);
+
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert_eq!(ids(&loaded), ["b", "c"]);
+    let q = find(&loaded.quarantined, "jobs", "a");
+    assert_eq!(q.raw, future);
+    assert!(
+        q.reason.contains("unknown job spec record version 9"),
+        "{}",
+        q.reason
+    );
+}
+
+#[test]
+fn empty_values_bad_keys_and_mismatched_ids_are_quarantined() {
+    let dir = store_with_abc();
+    poke(dir.path(), "state", b"a", b"");
+    poke(
+        dir.path(),
+        "jobs",
+        b"\xff\xfe",
+        &v1(&store_support::spec("a")),
+    );
+    poke(dir.path(), "jobs", b"not-b", &v1(&store_support::spec("b")));
+
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert_eq!(ids(&loaded), ["a", "b", "c"]);
+    assert_eq!(loaded.jobs[0].state, JobState::default());
+    assert!(find(&loaded.quarantined, "state", "a")
+        .reason
+        .contains("empty"));
+    let bad_key = find(&loaded.quarantined, "jobs", "\u{fffd}\u{fffd}");
+    assert!(bad_key.reason.contains("not UTF-8"), "{}", bad_key.reason);
+    let mismatch = find(&loaded.quarantined, "jobs", "not-b");
+    assert!(
+        mismatch.reason.contains("names job \"b\""),
+        "{}",
+        mismatch.reason
+    );
+    assert_eq!(loaded.quarantined.len(), 3);
+}
+
+#[test]
+fn an_orphan_state_is_quarantined_and_a_spec_without_state_loads() {
+    let dir = store_with_abc();
+    let orphan = v1(&state(5));
+    poke(dir.path(), "state", b"ghost", &orphan);
+    {
+        let db = raw(dir.path());
+        db.open_tree("state")
+            .expect("tree")
+            .remove(b"b")
+            .expect("remove");
+        db.flush().expect("flush");
+    }
+
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert_eq!(ids(&loaded), ["a", "b", "c"]);
+    assert_eq!(loaded.jobs[1].state, JobState::default());
+    assert_eq!(loaded.quarantined.len(), 1);
+    let q = find(&loaded.quarantined, "state", "ghost");
+    assert_eq!(q.raw, orphan);
+    assert!(q.reason.contains("without a job spec"), "{}", q.reason);
+}
+
+#[test]
+fn quarantining_the_same_key_twice_keeps_both_records() {
+    let dir = store_with_abc();
+    poke(dir.path(), "jobs", b"a", b"\x01first");
+    open(dir.path()).load().expect("load");
+    poke(dir.path(), "jobs", b"a", b"\x01second");
+    poke(dir.path(), "state", b"a", &v1(&state(1)));
+
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    let raws: Vec<&[u8]> = loaded
+        .quarantined
+        .iter()
+        .filter(|q| q.tree == "jobs" && q.key == "a")
+        .map(|q| q.raw.as_slice())
+        .collect();
+    assert_eq!(raws, [&b"\x01first"[..], &b"\x01second"[..]]);
+    assert_eq!(
+        loaded
+            .quarantined
+            .iter()
+            .filter(|q| q.tree == "state" && q.key == "a")
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn writes_after_a_quarantine_treat_the_job_as_absent() {
+    let dir = store_with_abc();
+    poke(dir.path(), "jobs", b"a", b"\x01broken");
+    let store = open(dir.path());
+    store.load().expect("load");
+    store
+        .apply(vec![cronactor_actors::StoreOp::PutState(
+            id("a"),
+            Box::new(state(9)),
+        )])
+        .expect("apply");
+    flush(&store);
+    let loaded = store.load().expect("load");
+    assert_eq!(ids(&loaded), ["b", "c"]);
+    // No new orphan was written: still the two records of the first load.
+    assert_eq!(loaded.quarantined.len(), 2);
+}
+
+#[test]
+fn a_newer_schema_version_is_refused_and_the_store_left_untouched() {
+    let dir = store_with_abc();
+    // What a newer build would have written: its marker and its meta value.
+    poke(dir.path(), "meta", b"schema_version", &v1(&2u32));
+    std::fs::write(dir.path().join("schema_version"), "2\n").expect("write marker");
+
+    let before = snapshot_dir(dir.path());
+    let err = SledStore::open(dir.path()).expect_err("a newer store must be refused");
+    assert_eq!(
+        err,
+        StoreError::NewerVersion {
+            path: dir.path().display().to_string(),
+            found: 2,
+            supported: SledStore::SCHEMA_VERSION,
+        }
+    );
+    assert!(err.to_string().contains("left untouched"), "{err}");
+    let after = snapshot_dir(dir.path());
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    assert!(before == after, "a byte or a modification time changed");
+}
+
+#[test]
+fn a_newer_version_in_meta_alone_is_refused_too() {
+    let dir = store_with_abc();
+    poke(dir.path(), "meta", b"schema_version", &v1(&7u32));
+    std::fs::remove_file(dir.path().join("schema_version")).expect("remove marker");
+    let err = SledStore::open(dir.path()).expect_err("a newer store must be refused");
+    assert!(
+        matches!(err, StoreError::NewerVersion { found: 7, .. }),
+        "{err:?}"
+    );
+    // The marker is not written for a store this build refuses.
+    assert!(!dir.path().join("schema_version").exists());
+}
+
+#[test]
+fn an_unreadable_schema_marker_is_an_error_and_nothing_is_written() {
+    let dir = store_with_abc();
+    std::fs::write(dir.path().join("schema_version"), "version two").expect("write");
+    let before = snapshot_dir(dir.path());
+    let err = SledStore::open(dir.path()).expect_err("refused");
+    assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+    assert!(err.to_string().contains("schema marker"), "{err}");
+    assert!(before == snapshot_dir(dir.path()));
+}
+
+#[test]
+fn the_schema_version_is_written_at_creation() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("new/nested/store");
+    drop(open(&path));
+    assert_eq!(
+        std::fs::read_to_string(path.join("schema_version")).expect("marker"),
+        "1\n"
+    );
+    let db = raw(&path);
+    let meta = db.open_tree("meta").expect("tree");
+    assert_eq!(
+        meta.get("schema_version").expect("read").as_deref(),
+        Some(&v1(&1u32)[..])
+    );
+}
+
+#[test]
+fn a_second_open_in_the_same_process_is_locked_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    let started = std::time::Instant::now();
+    let err = SledStore::open(dir.path()).expect_err("locked");
+    assert_eq!(err, StoreError::Locked(dir.path().display().to_string()));
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    drop(store);
+}
+
+#[test]
+fn a_path_that_is_a_file_is_not_a_directory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"not a store").expect("write");
+    let err = SledStore::open(&file).expect_err("refused");
+    assert_eq!(err, StoreError::NotADirectory(file.display().to_string()));
+    assert_eq!(std::fs::read(&file).expect("read"), b"not a store");
+}
+
+#[test]
+fn a_path_under_a_file_is_not_writable() {
+    // Works as root too: no permission bit is involved.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, b"x").expect("write");
+    let err = SledStore::open(file.join("sub")).expect_err("refused");
+    assert!(
+        matches!(&err, StoreError::NotWritable { path, .. } if path.ends_with("file/sub")),
+        "{err:?}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_read_only_directory_is_not_writable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store_dir = dir.path().join("ro");
+    std::fs::create_dir(&store_dir).expect("mkdir");
+    std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    // Root (and CAP_DAC_OVERRIDE) writes anyway: then there is nothing to test.
+    let probe = store_dir.join("probe");
+    if std::fs::write(&probe, b"x").is_ok() {
+        let _ = std::fs::remove_file(&probe);
+        std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+        eprintln!("skipped: this process can write a 0555 directory (it runs as root)");
+        return;
+    }
+    let err = SledStore::open(&store_dir).expect_err("refused");
+    std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert!(matches!(err, StoreError::NotWritable { .. }), "{err:?}");
+}

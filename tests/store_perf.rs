@@ -1,0 +1,93 @@
+//! Throughput of `apply` + `flush` at 100k jobs. Ignored by default (it
+//! measures, it does not check); run it in release:
+//!
+//! ```text
+//! cargo test --release --test store_perf -- --ignored --nocapture
+//! ```
+
+mod store_support;
+
+use cronactor::store::{SledStore, SledStoreOptions};
+use cronactor_actors::{JobState, SnapshotStore, StoreOp};
+use std::time::Instant;
+use store_support::{id, put_job, run, state};
+
+const JOBS: usize = 100_000;
+
+fn measure(store: &SledStore, ops: Vec<StoreOp>) -> (f64, f64) {
+    let n = ops.len();
+    let start = Instant::now();
+    store.apply(ops).expect("apply");
+    let applied = start.elapsed();
+    futures::executor::block_on(store.flush()).expect("flush");
+    let total = start.elapsed();
+    let _ = n;
+    (applied.as_secs_f64(), total.as_secs_f64())
+}
+
+#[test]
+#[ignore = "a measurement; run in release with --ignored --nocapture"]
+fn apply_and_flush_throughput_100k_jobs() {
+    // Encode + decode of a typical JobState, JSON.
+    let typical = state(12_345);
+    let rounds = 100_000;
+    let start = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..rounds {
+        let encoded = serde_json::to_vec(&typical).expect("encode");
+        bytes = encoded.len();
+        let decoded: JobState = serde_json::from_slice(&encoded).expect("decode");
+        assert_eq!(decoded.counters.runs, typical.counters.runs);
+    }
+    let per = start.elapsed().as_secs_f64() / f64::from(rounds) * 1e6;
+    println!("typical JobState: {bytes} bytes of JSON, encode+decode {per:.2} us");
+
+    for sync in [true, false] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store =
+            SledStore::open_with(dir.path(), SledStoreOptions::default().sync_on_flush(sync))
+                .expect("open");
+        let names: Vec<String> = (0..JOBS).map(|i| format!("job-{i:06}")).collect();
+        let ops = names
+            .iter()
+            .map(|n| put_job(n, JobState::default()))
+            .collect();
+        let (a, t) = measure(&store, ops);
+        println!("sync_on_flush={sync}: PutJob x{JOBS}: apply {a:.3}s, apply+flush {t:.3}s");
+
+        for round in 0..3u64 {
+            let ops = names
+                .iter()
+                .map(|n| StoreOp::PutState(id(n), Box::new(state(round))))
+                .collect();
+            let (a, t) = measure(&store, ops);
+            println!(
+                "sync_on_flush={sync}: PutState x{JOBS} round {round}: apply {a:.3}s, apply+flush {t:.3}s = {:.0} ops/s",
+                JOBS as f64 / t
+            );
+        }
+        for round in 0..3u64 {
+            let mut ops = Vec::with_capacity(2 * JOBS);
+            for n in &names {
+                ops.push(StoreOp::PutState(id(n), Box::new(state(round))));
+                ops.push(StoreOp::AppendHistory {
+                    id: id(n),
+                    record: Box::new(run(round)),
+                    keep: 2,
+                });
+            }
+            let (a, t) = measure(&store, ops);
+            println!(
+                "sync_on_flush={sync}: PutState+AppendHistory(keep 2) x{JOBS} round {round}: apply {a:.3}s, apply+flush {t:.3}s = {:.0} jobs/s",
+                JOBS as f64 / t
+            );
+        }
+        let start = Instant::now();
+        let loaded = store.load().expect("load");
+        println!(
+            "load of {} jobs: {:.3}s",
+            loaded.jobs.len(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! `SledStore` across real processes: a store held by another process is
+//! refused at once with `Locked`, and writes flushed before a `SIGKILL` are
+//! all there after it.
+//!
+//! The other process is this test binary, re-executed to run one of the
+//! `helper_*` tests below (ignored, and a no-op unless the store directory is
+//! passed in `CRONACTOR_STORE_TEST_DIR`).
+
+mod store_support;
+
+use cronactor::store::SledStore;
+use cronactor_actors::{SnapshotStore, StoreError, StoreOp};
+use std::time::{Duration, Instant};
+use store_support::{
+    flush, id, ids, open, put_job, run, spawn_helper, state, wait_for_line, DIR_ENV,
+};
+
+/// How long a helper lives if nobody kills it (a failed parent).
+const HELPER_LIFETIME: Duration = Duration::from_secs(60);
+const JOBS: u64 = 200;
+
+fn job_name(n: u64) -> String {
+    format!("job-{n:04}")
+}
+
+/// Helper: opens the store, says READY, and holds it until killed.
+#[test]
+#[ignore = "run by locked_by_another_process in a child process"]
+fn helper_hold_store() {
+    let Some(dir) = std::env::var_os(DIR_ENV) else {
+        return;
+    };
+    let store = SledStore::open(&dir).expect("the helper opens the store");
+    println!("READY");
+    std::thread::sleep(HELPER_LIFETIME);
+    drop(store);
+}
+
+/// Helper: writes jobs, states and history, flushes, adds one more job,
+/// flushes, says FLUSHED, and waits to be killed.
+#[test]
+#[ignore = "run by flushed_writes_survive_sigkill in a child process"]
+fn helper_write_flush_and_wait() {
+    let Some(dir) = std::env::var_os(DIR_ENV) else {
+        return;
+    };
+    let store = SledStore::open(&dir).expect("the helper opens the store");
+    let mut ops: Vec<StoreOp> = (0..JOBS).map(|n| put_job(&job_name(n), state(n))).collect();
+    for n in 0..JOBS {
+        for k in 0..3 {
+            ops.push(StoreOp::AppendHistory {
+                id: id(&job_name(n)),
+                record: Box::new(run(n * 10 + k)),
+                keep: 2,
+            });
+        }
+    }
+    ops.push(StoreOp::RemoveJob(id(&job_name(0))));
+    store.apply(ops).expect("apply");
+    flush(&store);
+    // A last control operation on its own, as the runtime does for an
+    // acknowledged `remove` or `pause`: it is in sled's in-memory log buffer
+    // until the flush writes it out.
+    store
+        .apply(vec![put_job(&job_name(JOBS), state(JOBS))])
+        .expect("apply");
+    flush(&store);
+    println!("FLUSHED");
+    std::thread::sleep(HELPER_LIFETIME);
+    drop(store);
+}
+
+#[test]
+fn locked_by_another_process() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = spawn_helper("helper_hold_store", dir.path());
+    wait_for_line(&mut child, "READY", Duration::from_secs(30));
+
+    let started = Instant::now();
+    let result = SledStore::open(dir.path());
+    let elapsed = started.elapsed();
+    child.kill().expect("kill the helper");
+    child.wait().expect("reap the helper");
+
+    let err = result.expect_err("the store is held by the helper");
+    assert_eq!(err, StoreError::Locked(dir.path().display().to_string()));
+    assert!(err.to_string().contains("already open in another process"));
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+
+    // The lock dies with its process.
+    let store = open(dir.path());
+    assert!(store.load().expect("load").jobs.is_empty());
+}
+
+#[test]
+fn flushed_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = spawn_helper("helper_write_flush_and_wait", dir.path());
+    wait_for_line(&mut child, "FLUSHED", Duration::from_secs(60));
+    // Child::kill sends SIGKILL on Unix: no destructor, no sled flush on drop.
+    child.kill().expect("kill the helper");
+    let status = child.wait().expect("reap the helper");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    }
+    #[cfg(not(unix))]
+    let _ = status;
+
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert!(loaded.quarantined.is_empty(), "{:?}", loaded.quarantined);
+    let expected: Vec<String> = (1..=JOBS).map(job_name).collect();
+    assert_eq!(ids(&loaded), expected, "the removal of job 0 held");
+    for (n, job) in (1..JOBS).zip(&loaded.jobs) {
+        assert_eq!(job.state, state(n), "{}", job.spec.id);
+        assert_eq!(
+            store.history(&job.spec.id, 10).expect("history"),
+            [run(n * 10 + 2), run(n * 10 + 1)],
+            "{}",
+            job.spec.id
+        );
+    }
+    assert_eq!(loaded.jobs.last().map(|job| &job.state), Some(&state(JOBS)));
+    assert!(store
+        .history(&id(&job_name(0)), 10)
+        .expect("history")
+        .is_empty());
+}

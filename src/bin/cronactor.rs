@@ -1,6 +1,221 @@
-//! The `cronactor` command: a CLI client of the HTTP control API and the
-//! standalone daemon.
+//! `cronactor`: the command line of the cronactor control plane: a client of
+//! the HTTP API, a schedule previewer, the standalone daemon and its config
+//! checker. The commands live in `cronactor::daemon::cli`; exit codes are
+//! documented in `docs/operations.md`.
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use cronactor::daemon::cli::{self, CliError};
+use cronactor::daemon::{serve, DaemonOptions};
+use cronactor::http::client::{Client, EXIT_OK, EXIT_USAGE};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cronactor",
+    version,
+    about = "Operate a cronactor scheduler: jobs, runs, events, and a standalone daemon"
+)]
+struct Cli {
+    /// The API's base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "CRONACTOR_URL",
+        default_value = "http://127.0.0.1:7700"
+    )]
+    url: String,
+    /// A bearer token (read-only or admin).
+    #[arg(long, global = true, env = "CRONACTOR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show the next fires of a cron expression, with DST notes.
+    Preview {
+        /// The cron expression (5, 6 or 7 fields, or an alias like @daily).
+        expr: String,
+        /// The IANA time zone (default UTC).
+        #[arg(long)]
+        tz: Option<String>,
+        /// How many fires.
+        #[arg(short = 'n', long = "count", default_value_t = 10)]
+        n: usize,
+        /// Start after this instant (RFC 3339; default now).
+        #[arg(long)]
+        after: Option<DateTime<Utc>>,
+    },
+    /// List or show jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Pause a job: its fires are skipped until it is resumed.
+    Pause {
+        /// The job id.
+        id: String,
+        /// A note shown in status.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Resume a paused job.
+    Resume {
+        /// The job id.
+        id: String,
+        /// A note for the event.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Fire a job now (through its overlap policy).
+    Trigger {
+        /// The job id.
+        id: String,
+    },
+    /// Cancel a job's running runs.
+    Cancel {
+        /// The job id.
+        id: String,
+    },
+    /// Show a job's newest runs.
+    History {
+        /// The job id.
+        id: String,
+        /// How many runs (1 to 1000).
+        #[arg(short = 'n', long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Emit a named event: every job listening to it fires now.
+    Emit {
+        /// The event's name.
+        name: String,
+        /// The event's payload, as JSON.
+        #[arg(long)]
+        payload: Option<String>,
+    },
+    /// Print events as they come.
+    Events {
+        /// Only this job's events.
+        #[arg(long)]
+        job: Option<String>,
+        /// Replay the buffered events after this id first.
+        #[arg(long)]
+        last_event_id: Option<u64>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// Follow a job's runs: a progress bar and its log lines.
+    Follow {
+        /// The job id.
+        id: String,
+        /// Exit after the next run ends for good (0 if it succeeded, 6 if not).
+        #[arg(long)]
+        until_done: bool,
+    },
+    /// Run the jobs of a TOML file (and serve the HTTP API) until SIGTERM.
+    Serve {
+        /// The TOML file of jobs (re-read on SIGHUP).
+        #[arg(long)]
+        config: PathBuf,
+        /// The directory of the store.
+        #[arg(long)]
+        store: PathBuf,
+        /// The API's address (default: the file's, else 127.0.0.1:7700).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Check a TOML file of jobs without running it.
+    Validate {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// List jobs.
+    List {
+        /// Only jobs in this phase (scheduled, running, paused, completed, orphaned, failed).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Show one job: status, next fires, recent runs.
+    Show {
+        /// The job id.
+        id: String,
+    },
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    let client = || Client::new(&cli.url, cli.token.clone());
+    let json = cli.json;
+    match cli.command {
+        Command::Preview { expr, tz, n, after } => {
+            cli::preview(&expr, tz.as_deref(), n, after, json)
+        }
+        Command::Jobs(JobsCommand::List { state }) => {
+            cli::jobs_list(&client(), state.as_deref(), json)
+        }
+        Command::Jobs(JobsCommand::Show { id }) => cli::jobs_show(&client(), &id, json),
+        Command::Pause { id, note } => {
+            cli::pause_or_resume(&client(), &id, note.as_deref(), true, json)
+        }
+        Command::Resume { id, note } => {
+            cli::pause_or_resume(&client(), &id, note.as_deref(), false, json)
+        }
+        Command::Trigger { id } => cli::trigger(&client(), &id, json),
+        Command::Cancel { id } => cli::cancel(&client(), &id, json),
+        Command::History { id, limit } => cli::history(&client(), &id, limit, json),
+        Command::Emit { name, payload } => cli::emit(&client(), &name, payload.as_deref(), json),
+        Command::Events {
+            job,
+            last_event_id,
+            count,
+        } => cli::events(&client(), job.as_deref(), last_event_id, count, json),
+        Command::Follow { id, until_done } => cli::follow(&client(), &id, until_done, json),
+        Command::Validate { file } => cli::validate(&file, json),
+        Command::Serve {
+            config,
+            store,
+            listen,
+        } => {
+            init_logging();
+            let mut options = DaemonOptions::new(config, store);
+            options.listen = listen;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
+            runtime.block_on(serve(options)).map_err(CliError::from)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
 
 fn main() {
-    std::process::exit(cronactor::daemon::cli_main());
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    if let Err(e) = run(cli) {
+        eprintln!("cronactor: {e}");
+        std::process::exit(e.exit_code());
+    }
 }

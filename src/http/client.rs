@@ -1,1 +1,400 @@
-//! client
+//! A small blocking client of the HTTP API (feature `cli`), used by the
+//! `cronactor` command. Answers are the DTOs of [`super::dto`]; errors carry
+//! the server's problem details and map to the CLI's exit codes.
+//!
+//! ```no_run
+//! use cronactor::http::client::Client;
+//! let client = Client::new("http://127.0.0.1:7700", std::env::var("CRONACTOR_TOKEN").ok());
+//! for job in client.list_jobs(Some("paused"))? {
+//!     println!("{} paused: {:?}", job.id, job.pause_note);
+//! }
+//! # Ok::<(), cronactor::http::client::ClientError>(())
+//! ```
+
+use super::dto::{
+    CancelView, EmitView, EventView, HealthView, JobDetail, JobView, MetricsView, MissedView,
+    NoteRequest, RunView, TriggerView,
+};
+use super::problem::Problem;
+use serde::de::DeserializeOwned;
+use std::io::{BufRead, BufReader, Read};
+use std::time::Duration;
+
+/// Exit code: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit code: bad usage or input refused as invalid (400, 405, 413, 415).
+pub const EXIT_USAGE: i32 = 1;
+/// Exit code: no such job or run (404).
+pub const EXIT_NOT_FOUND: i32 = 2;
+/// Exit code: conflict with the job's state or an existing id (409).
+pub const EXIT_CONFLICT: i32 = 3;
+/// Exit code: the server failed or could not be reached (5xx, connection).
+pub const EXIT_SERVER: i32 = 4;
+/// Exit code: authentication or permission refused (401, 403).
+pub const EXIT_AUTH: i32 = 5;
+/// Exit code: the run followed with `follow --until-done` did not succeed.
+pub const EXIT_RUN_FAILED: i32 = 6;
+
+/// Why a client call failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server answered with an error (problem details).
+    #[error("{} (HTTP {})", .0.detail, .0.status)]
+    Api(
+        /// The server's problem details.
+        Box<Problem>,
+    ),
+    /// The server could not be reached, or the connection broke.
+    #[error("cannot reach {url}: {reason}")]
+    Connect {
+        /// The URL called.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The answer was not what the API documents.
+    #[error("unexpected answer from {url}: {reason}")]
+    Decode {
+        /// The URL called.
+        url: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl ClientError {
+    /// The exit code documented for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::Api(p) => match p.status {
+                401 | 403 => EXIT_AUTH,
+                404 => EXIT_NOT_FOUND,
+                409 => EXIT_CONFLICT,
+                400..=499 => EXIT_USAGE,
+                _ => EXIT_SERVER,
+            },
+            Self::Connect { .. } | Self::Decode { .. } => EXIT_SERVER,
+        }
+    }
+}
+
+/// One message of the event stream.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamMessage {
+    /// An event, with its sequence number in `seq`.
+    Event(EventView),
+    /// Events this client will not receive.
+    Missed(MissedView),
+}
+
+/// A blocking client of one server.
+#[derive(Clone, Debug)]
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+/// Percent-encodes a path segment (RFC 3986 unreserved characters pass).
+fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Client {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:7700`), with
+    /// an optional bearer token.
+    pub fn new(base: &str, token: Option<String>) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .new_agent();
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.filter(|t| !t.is_empty()),
+            agent,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn connect_error(&self, url: &str, e: ureq::Error) -> ClientError {
+        ClientError::Connect {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        }
+    }
+
+    fn finish<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<T, ClientError> {
+        let mut response = answer.map_err(|e| self.connect_error(url, e))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.connect_error(url, e))?;
+        if status >= 400 {
+            let problem = serde_json::from_str::<Problem>(&text).unwrap_or_else(|_| Problem {
+                kind: "about:blank".into(),
+                title: "HTTP error".into(),
+                status,
+                detail: if text.trim().is_empty() {
+                    format!("HTTP status {status}")
+                } else {
+                    text.trim().to_owned()
+                },
+                field: None,
+                job_id: None,
+            });
+            return Err(ClientError::Api(Box::new(problem)));
+        }
+        let text = if text.trim().is_empty() {
+            "null"
+        } else {
+            &text
+        };
+        serde_json::from_str(text).map_err(|e| ClientError::Decode {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut req = self.agent.get(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(&url, req.call())
+    }
+
+    fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut req = self.agent.post(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let answer = match body {
+            Some(b) => req.send_json(b),
+            None => req.send_empty(),
+        };
+        self.finish(&url, answer)
+    }
+
+    /// `GET /health`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn health(&self) -> Result<HealthView, ClientError> {
+        self.get("/health")
+    }
+
+    /// `GET /jobs`, optionally only the jobs in one phase.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn list_jobs(&self, state: Option<&str>) -> Result<Vec<JobView>, ClientError> {
+        match state {
+            Some(s) => self.get(&format!("/jobs?state={}", segment(s))),
+            None => self.get("/jobs"),
+        }
+    }
+
+    /// `GET /jobs/{id}`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn job(&self, id: &str) -> Result<JobDetail, ClientError> {
+        self.get(&format!("/jobs/{}", segment(id)))
+    }
+
+    /// `POST /jobs/{id}/pause`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn pause(&self, id: &str, note: Option<&str>) -> Result<JobView, ClientError> {
+        let body = serde_json::to_value(NoteRequest {
+            note: note.map(str::to_owned),
+        })
+        .ok();
+        self.post(&format!("/jobs/{}/pause", segment(id)), body.as_ref())
+    }
+
+    /// `POST /jobs/{id}/resume`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn resume(&self, id: &str, note: Option<&str>) -> Result<JobView, ClientError> {
+        let body = serde_json::to_value(NoteRequest {
+            note: note.map(str::to_owned),
+        })
+        .ok();
+        self.post(&format!("/jobs/{}/resume", segment(id)), body.as_ref())
+    }
+
+    /// `POST /jobs/{id}/trigger`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn trigger(&self, id: &str) -> Result<TriggerView, ClientError> {
+        self.post(&format!("/jobs/{}/trigger", segment(id)), None)
+    }
+
+    /// `POST /jobs/{id}/cancel`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn cancel(&self, id: &str) -> Result<CancelView, ClientError> {
+        self.post(&format!("/jobs/{}/cancel", segment(id)), None)
+    }
+
+    /// `GET /jobs/{id}/history?limit=N`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn history(&self, id: &str, limit: usize) -> Result<Vec<RunView>, ClientError> {
+        self.get(&format!("/jobs/{}/history?limit={limit}", segment(id)))
+    }
+
+    /// `GET /metrics/scheduler`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn metrics(&self) -> Result<MetricsView, ClientError> {
+        self.get("/metrics/scheduler")
+    }
+
+    /// `POST /events/{name}` with an optional JSON payload.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn emit(
+        &self,
+        name: &str,
+        payload: Option<&serde_json::Value>,
+    ) -> Result<EmitView, ClientError> {
+        self.post(&format!("/events/{}", segment(name)), payload)
+    }
+
+    /// Opens `GET /events` (optionally one job's, optionally resuming after
+    /// an event id): an iterator of messages that ends with the stream.
+    ///
+    /// # Errors
+    /// [`ClientError`] if the stream cannot be opened.
+    pub fn events(
+        &self,
+        job: Option<&str>,
+        last_event_id: Option<u64>,
+    ) -> Result<EventReader, ClientError> {
+        let path = match job {
+            Some(j) => format!("/events?job={}", segment(j)),
+            None => "/events".to_owned(),
+        };
+        let url = self.url(&path);
+        let mut req = self
+            .agent
+            .get(&url)
+            .header("Accept", "text/event-stream")
+            .config()
+            .timeout_global(None)
+            .build();
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let response = req.call().map_err(|e| self.connect_error(&url, e))?;
+        if response.status().as_u16() >= 400 {
+            return Err(match self.finish::<serde_json::Value>(&url, Ok(response)) {
+                Err(e) => e,
+                Ok(_) => ClientError::Decode {
+                    url,
+                    reason: "an error status without problem details".into(),
+                },
+            });
+        }
+        Ok(EventReader {
+            url,
+            reader: BufReader::new(Box::new(response.into_body().into_reader())),
+        })
+    }
+}
+
+/// The messages of an open event stream, read line by line.
+pub struct EventReader {
+    url: String,
+    reader: BufReader<Box<dyn Read + Send>>,
+}
+
+impl std::fmt::Debug for EventReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventReader")
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl Iterator for EventReader {
+    type Item = Result<StreamMessage, ClientError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut event = String::new();
+        let mut data = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    return Some(Err(ClientError::Connect {
+                        url: self.url.clone(),
+                        reason: e.to_string(),
+                    }))
+                }
+            }
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.is_empty() {
+                if data.is_empty() {
+                    event.clear();
+                    continue; // a keep-alive comment block
+                }
+                let decoded = if event == "missed" {
+                    serde_json::from_str(&data).map(StreamMessage::Missed)
+                } else {
+                    serde_json::from_str(&data).map(StreamMessage::Event)
+                };
+                return Some(decoded.map_err(|e| ClientError::Decode {
+                    url: self.url.clone(),
+                    reason: e.to_string(),
+                }));
+            }
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_owned();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                if !data.is_empty() {
+                    data.push('\n');
+                }
+                data.push_str(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+    }
+}

@@ -45,10 +45,16 @@ pub(crate) fn event_view(seq: u64, event: &Event) -> EventView {
     };
     if let Some(fields) = data.as_object_mut() {
         for (key, value) in fields.iter_mut() {
-            if key == "run_id" {
-                if let Some(n) = value.as_u64() {
+            match (key.as_str(), value.as_u64(), value.as_str()) {
+                ("run_id", Some(n), _) => {
                     *value = serde_json::Value::String(RunId(n).to_string());
                 }
+                // Enum values, as the rest of the API writes them.
+                ("trigger", _, Some(name)) => *value = serde_json::Value::String(snake_case(name)),
+                ("reason", _, Some(name)) if kind == "Skipped" => {
+                    *value = serde_json::Value::String(snake_case(name));
+                }
+                _ => {}
             }
         }
     } else {

@@ -1,0 +1,422 @@
+//! The daemon's TOML file: an optional `[daemon]` table and one `[[job]]`
+//! table per job. A job table has the fields of the HTTP API's job spec
+//! ([`JobRequest`]) plus the command's: `command`, `shell`, `env`, `cwd`,
+//! `kill_grace_ms`. See `docs/operations.md` and `examples/jobs.toml`.
+
+use super::command::{CommandSpec, COMMAND_HANDLER};
+use crate::http::dto::JobRequest;
+use crate::JobSpec;
+use chrono_tz::Tz;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The grace between SIGTERM and SIGKILL when a job names none.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// The `[daemon]` table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DaemonTable {
+    #[serde(default)]
+    listen: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+    #[serde(default)]
+    kill_grace_ms: Option<u64>,
+}
+
+/// A `command` value: an argv array, or a script for `sh -c`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+enum CommandValue {
+    Argv(Vec<String>),
+    Script(String),
+}
+
+/// A valid daemon configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonConfig {
+    /// The address of the HTTP API, if the file names one.
+    pub listen: Option<SocketAddr>,
+    /// The zone of schedules that name none (UTC unless set).
+    pub time_zone: Tz,
+    /// The jobs, in file order, each running the `command` handler.
+    pub jobs: Vec<JobSpec>,
+}
+
+impl DaemonConfig {
+    /// The longest SIGTERM-to-SIGKILL grace of any job.
+    pub fn max_kill_grace(&self) -> Duration {
+        self.jobs
+            .iter()
+            .filter_map(|j| serde_json::from_value::<CommandSpec>(j.payload.clone()).ok())
+            .map(|c| Duration::from_millis(c.kill_grace_ms))
+            .max()
+            .unwrap_or(DEFAULT_KILL_GRACE)
+    }
+}
+
+/// Why a configuration file was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with the line and column.
+        message: String,
+    },
+    /// The file parsed, but some entries are invalid: every problem found,
+    /// one per line.
+    #[error("{path}: {} problem(s):\n  {}", problems.len(), problems.join("\n  "))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// One message per problem, each naming the job and the field; for
+        /// errors found by the library, its message as is.
+        problems: Vec<String>,
+    },
+}
+
+/// Reads and checks a configuration file.
+///
+/// # Errors
+/// [`ConfigError`]: unreadable, not TOML, or invalid entries (all of them
+/// are reported at once).
+pub fn load(path: &Path) -> Result<DaemonConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let base = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    parse(&text, &base).map_err(|e| match e {
+        Parsed::Syntax(message) => ConfigError::Syntax {
+            path: path.to_owned(),
+            message,
+        },
+        Parsed::Invalid(problems) => ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        },
+    })
+}
+
+enum Parsed {
+    Syntax(String),
+    Invalid(Vec<String>),
+}
+
+/// Parses a configuration; relative `cwd`s are resolved against `base`.
+fn parse(text: &str, base: &Path) -> Result<DaemonConfig, Parsed> {
+    let mut root: toml::Table =
+        toml::from_str(text).map_err(|e| Parsed::Syntax(e.to_string().trim().to_owned()))?;
+    let mut problems = Vec::new();
+
+    let daemon: DaemonTable = match root.remove("daemon") {
+        None => DaemonTable::default(),
+        Some(v) => v.try_into().unwrap_or_else(|e: toml::de::Error| {
+            problems.push(format!("[daemon]: {}", e.message()));
+            DaemonTable::default()
+        }),
+    };
+    let jobs_value = root.remove("job");
+    for key in root.keys() {
+        problems.push(format!(
+            "unknown top-level key {key:?}: expected [daemon] and [[job]] tables"
+        ));
+    }
+    let listen = daemon.listen.as_deref().and_then(|l| match l.parse() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            problems.push(format!(
+                "[daemon] listen: {l:?} is not an address such as 127.0.0.1:7700"
+            ));
+            None
+        }
+    });
+    let time_zone = match daemon.time_zone.as_deref() {
+        None => Tz::UTC,
+        Some(name) => name.parse().unwrap_or_else(|_| {
+            problems.push(format!(
+                "[daemon] time_zone: {}",
+                crate::schedule::ScheduleError::UnknownTimeZone(name.to_owned())
+            ));
+            Tz::UTC
+        }),
+    };
+    let default_grace = daemon
+        .kill_grace_ms
+        .unwrap_or(DEFAULT_KILL_GRACE.as_millis() as u64);
+
+    let tables = match jobs_value {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items,
+        Some(_) => {
+            problems.push("job: use [[job]] tables, one per job".into());
+            Vec::new()
+        }
+    };
+    let mut jobs = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, item) in tables.into_iter().enumerate() {
+        let n = i + 1;
+        let toml::Value::Table(table) = item else {
+            problems.push(format!("job #{n}: not a table"));
+            continue;
+        };
+        let name = match table.get("id").and_then(toml::Value::as_str) {
+            Some(id) => format!("job #{n} ({id})"),
+            None => format!("job #{n}"),
+        };
+        match job_spec(table, base, default_grace, time_zone) {
+            Ok(spec) => {
+                if seen.insert(spec.id.clone()) {
+                    jobs.push(spec);
+                } else {
+                    problems.push(format!("{name}: id: the id {} is used twice", spec.id));
+                }
+            }
+            Err((field, message)) => problems.push(format!("{name}: {field}: {message}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(DaemonConfig {
+            listen,
+            time_zone,
+            jobs,
+        })
+    } else {
+        Err(Parsed::Invalid(problems))
+    }
+}
+
+/// One `[[job]]` table to a spec running the command handler.
+fn job_spec(
+    mut table: toml::Table,
+    base: &Path,
+    default_grace: u64,
+    time_zone: Tz,
+) -> Result<JobSpec, (String, String)> {
+    let err = |field: &str, message: String| (field.to_owned(), message);
+    for reserved in ["handler", "payload"] {
+        if table.contains_key(reserved) {
+            return Err(err(
+                reserved,
+                format!("{reserved} is set by the daemon: a job runs its command"),
+            ));
+        }
+    }
+    let shell = match table.remove("shell") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => b,
+        Some(_) => return Err(err("shell", "shell must be true or false".into())),
+    };
+    let command: CommandValue = match table.remove("command") {
+        None => return Err(err("command", "the command is missing".into())),
+        Some(v) => v.try_into().map_err(|_| {
+            err(
+                "command",
+                "command must be an array of strings (argv) or, with shell = true, a string".into(),
+            )
+        })?,
+    };
+    let argv =
+        match (command, shell) {
+            (CommandValue::Argv(argv), false) => argv,
+            (CommandValue::Script(script), true) => vec!["sh".into(), "-c".into(), script],
+            (CommandValue::Argv(_), true) => {
+                return Err(err(
+                    "command",
+                    "with shell = true, command is one string for sh -c".into(),
+                ))
+            }
+            (CommandValue::Script(_), false) => return Err(err(
+                "command",
+                "a string command runs through a shell: set shell = true, or give an argv array"
+                    .into(),
+            )),
+        };
+    let env: BTreeMap<String, String> = match table.remove("env") {
+        None => BTreeMap::new(),
+        Some(v) => v
+            .try_into()
+            .map_err(|_| err("env", "env must be a table of strings".into()))?,
+    };
+    let cwd = match table.remove("cwd") {
+        None => None,
+        Some(toml::Value::String(dir)) => Some(base.join(dir)),
+        Some(_) => return Err(err("cwd", "cwd must be a string".into())),
+    };
+    let kill_grace_ms = match table.remove("kill_grace_ms") {
+        None => default_grace,
+        Some(toml::Value::Integer(ms)) if ms >= 0 => ms as u64,
+        Some(_) => {
+            return Err(err(
+                "kill_grace_ms",
+                "kill_grace_ms must be a number of milliseconds".into(),
+            ))
+        }
+    };
+    let command = CommandSpec {
+        argv,
+        env,
+        cwd,
+        kill_grace_ms,
+    };
+    command.validate().map_err(|(f, m)| err(f, m))?;
+
+    let mut request: JobRequest = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| err("job", e.message().to_owned()))?;
+    request.handler = COMMAND_HANDLER.to_owned();
+    request.payload = serde_json::to_value(&command).map_err(|e| err("command", e.to_string()))?;
+    let spec = request.to_spec(None).map_err(|e| (e.field, e.message))?;
+    // Checked with the daemon's zone, as it will run.
+    spec.compile(time_zone)
+        .map_err(|e| err("schedule", e.to_string()))?;
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> DaemonConfig {
+        match parse(text, Path::new("/etc/cronactor")) {
+            Ok(c) => c,
+            Err(Parsed::Syntax(m)) => panic!("syntax: {m}"),
+            Err(Parsed::Invalid(p)) => panic!("invalid: {p:?}"),
+        }
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text, Path::new("/etc/cronactor")) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(Parsed::Syntax(m)) => vec![m],
+            Err(Parsed::Invalid(p)) => p,
+        }
+    }
+
+    #[test]
+    fn a_full_file_parses() {
+        let c = parse_ok(
+            r#"
+            [daemon]
+            listen = "127.0.0.1:7711"
+            time_zone = "Europe/Berlin"
+            kill_grace_ms = 2000
+
+            [[job]]
+            id = "backup"
+            cron = "0 0 3 * * *"
+            command = ["/usr/local/bin/backup", "--full"]
+            env = { TARGET = "/mnt/b" }
+            cwd = "work"
+            timeout_ms = 3600000
+            overlap = "skip"
+            retry = { max_retries = 2, backoff_ms = 1000 }
+
+            [[job]]
+            id = "cleanup"
+            every_ms = 600000
+            shell = true
+            command = "rm -f /tmp/app/*.old"
+            kill_grace_ms = 9000
+            "#,
+        );
+        assert_eq!(c.listen, Some("127.0.0.1:7711".parse().expect("addr")));
+        assert_eq!(c.time_zone, chrono_tz::Europe::Berlin);
+        assert_eq!(c.jobs.len(), 2);
+        let backup: CommandSpec = serde_json::from_value(c.jobs[0].payload.clone()).expect("cmd");
+        assert_eq!(backup.argv, vec!["/usr/local/bin/backup", "--full"]);
+        assert_eq!(backup.cwd, Some(PathBuf::from("/etc/cronactor/work")));
+        assert_eq!(backup.kill_grace_ms, 2000);
+        assert_eq!(c.jobs[0].handler, COMMAND_HANDLER);
+        assert_eq!(c.jobs[0].retry.max_retries, 2);
+        let cleanup: CommandSpec = serde_json::from_value(c.jobs[1].payload.clone()).expect("cmd");
+        assert_eq!(cleanup.argv[..2], ["sh".to_owned(), "-c".to_owned()]);
+        assert_eq!(c.max_kill_grace(), Duration::from_millis(9000));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_the_library_message() {
+        let expected = JobSpec::builder(
+            "a",
+            crate::ScheduleSpec::cron("0 61 * * * *"),
+            COMMAND_HANDLER,
+        )
+        .build()
+        .expect_err("minute 61")
+        .to_string();
+        let p = problems(
+            r#"
+            colour = "red"
+            [[job]]
+            id = "a"
+            cron = "0 61 * * * *"
+            command = ["true"]
+            [[job]]
+            id = "b"
+            cron = "* * * * *"
+            command = "echo hi"
+            [[job]]
+            id = "c"
+            cron = "* * * * *"
+            command = ["true"]
+            handler = "other"
+            [[job]]
+            id = "d"
+            cron = "* * * * *"
+            command = ["true"]
+            frequency = "often"
+            [[job]]
+            id = "d"
+            cron = "* * * * *"
+            command = ["true"]
+            [[job]]
+            id = "d"
+            cron = "* * * * *"
+            command = []
+            "#,
+        );
+        assert_eq!(p.len(), 6, "{p:#?}");
+        assert!(p[0].contains("colour"));
+        assert_eq!(p[1], format!("job #1 (a): cron: {expected}"));
+        assert!(
+            p[2].starts_with("job #2 (b): command: a string command"),
+            "{}",
+            p[2]
+        );
+        assert!(p[3].starts_with("job #3 (c): handler:"), "{}", p[3]);
+        assert!(p[4].contains("frequency"), "{}", p[4]);
+        assert!(p[5].starts_with("job #6 (d): command:"), "{}", p[5]);
+    }
+
+    #[test]
+    fn duplicates_and_syntax_errors() {
+        let p = problems(
+            "[[job]]\nid = \"x\"\ncron = \"* * * * *\"\ncommand = [\"true\"]\n\
+             [[job]]\nid = \"x\"\nevery_ms = 1000\ncommand = [\"true\"]\n",
+        );
+        assert_eq!(p, vec!["job #2 (x): id: the id x is used twice".to_owned()]);
+        let p = problems("[[job]\nid = 1");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].contains("line 1"), "{p:?}");
+    }
+}

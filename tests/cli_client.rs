@@ -1,0 +1,369 @@
+//! The `cronactor` binary's client commands against a real server on
+//! 127.0.0.1:0: output, `--json`, exit codes, `events` and `follow`.
+#![cfg(feature = "cli")]
+
+use cronactor::http::{serve, HttpConfig, ServerHandle};
+use cronactor::{EventKind, EventStream, JobContext, JobSpec, Received, ScheduleSpec, Scheduler};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cronactor");
+const ADMIN: &str = "admin-token-for-cli";
+const READ: &str = "read-token-for-cli";
+const STEP: Duration = Duration::from_secs(15);
+
+struct Server {
+    scheduler: Scheduler,
+    handle: ServerHandle,
+    url: String,
+}
+
+async fn server(config: HttpConfig) -> Server {
+    let scheduler = Scheduler::builder()
+        .handler("noop", |_ctx: JobContext| async {
+            Ok::<(), std::io::Error>(())
+        })
+        .handler("work", |ctx: JobContext| async move {
+            for step in 1..=4u8 {
+                ctx.progress(f32::from(step) / 4.0, format!("step {step} of 4"));
+                ctx.log(format!("did step {step}"));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok::<(), std::io::Error>(())
+        })
+        .handler("fail", |_ctx: JobContext| async {
+            Err::<(), _>(std::io::Error::other("disk full"))
+        })
+        .handler("block", |ctx: JobContext| async move {
+            ctx.cancel.cancelled().await;
+            Err::<(), _>(std::io::Error::other("stopped"))
+        })
+        .in_memory()
+        .start()
+        .await
+        .expect("scheduler");
+    for (id, handler) in [
+        ("nightly", "noop"),
+        ("work", "work"),
+        ("broken", "fail"),
+        ("long", "block"),
+    ] {
+        let spec = JobSpec::builder(id, ScheduleSpec::cron("0 0 0 1 1 *"), handler)
+            .build()
+            .expect("spec");
+        scheduler.add(spec).await.expect("add");
+    }
+    let handle = serve(
+        scheduler.clone(),
+        "127.0.0.1:0".parse().expect("addr"),
+        config,
+    )
+    .await
+    .expect("serve");
+    let url = format!("http://{}", handle.local_addr());
+    Server {
+        scheduler,
+        handle,
+        url,
+    }
+}
+
+impl Server {
+    async fn stop(self) {
+        self.handle.shutdown().await.expect("server shutdown");
+        let _ = self.scheduler.shutdown(Duration::from_secs(2)).await;
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(["--url", &self.url])
+            .args(args)
+            .env_remove("CRONACTOR_TOKEN")
+            .env_remove("CRONACTOR_URL")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        c
+    }
+
+    /// Runs the binary; returns (exit code, stdout, stderr).
+    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = tokio::time::timeout(STEP, self.cmd(args).output())
+            .await
+            .expect("the command timed out")
+            .expect("run the binary");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+async fn wait_for(events: &mut EventStream, job: &str, pred: impl Fn(&EventKind) -> bool) {
+    tokio::time::timeout(STEP, async {
+        loop {
+            match events.recv().await {
+                Some(Received::Event(e)) if e.job_id.as_str() == job && pred(&e.kind) => return,
+                Some(_) => {}
+                None => panic!("events ended"),
+            }
+        }
+    })
+    .await
+    .expect("event");
+}
+
+#[tokio::test]
+async fn jobs_list_show_pause_resume_trigger_history_with_exit_codes() {
+    let s = server(HttpConfig::default()).await;
+
+    let (code, out, _) = s.run(&["jobs", "list"]).await;
+    assert_eq!(code, 0);
+    let header = out.lines().next().expect("header");
+    assert!(header.starts_with("ID") && header.contains("PHASE") && header.contains("NEXT FIRE"));
+    assert!(
+        out.contains("nightly") && out.contains("scheduled"),
+        "{out}"
+    );
+
+    let (code, out, _) = s.run(&["--json", "jobs", "list"]).await;
+    assert_eq!(code, 0);
+    let jobs: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(jobs.as_array().map(Vec::len), Some(4));
+
+    let (code, out, _) = s.run(&["pause", "nightly", "--note", "db migration"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("paused") && out.contains("db migration"),
+        "{out}"
+    );
+    let (code, _, err) = s.run(&["pause", "nightly"]).await;
+    assert_eq!(code, 3, "conflict: {err}");
+    assert!(err.contains("cannot pause"), "{err}");
+    let (code, out, _) = s.run(&["jobs", "list", "--state", "paused"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let (code, _, err) = s.run(&["jobs", "list", "--state", "sleepy"]).await;
+    assert_eq!(code, 1, "{err}");
+
+    let (code, out, _) = s.run(&["resume", "nightly"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("scheduled"), "{out}");
+
+    let (code, out, _) = s.run(&["--json", "trigger", "nightly"]).await;
+    assert_eq!(code, 0);
+    let t: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(t["outcome"], "started");
+    let run_id = t["run_id"].as_str().expect("run id").to_owned();
+    // The run may end before the listener: wait on history instead.
+    let mut done = false;
+    for _ in 0..200 {
+        let (_, out, _) = s.run(&["--json", "history", "nightly"]).await;
+        if out.contains(&run_id) {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(done, "the run shows in history");
+    let (code, out, _) = s.run(&["history", "nightly", "-n", "5"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&run_id) && out.contains("succeeded") && out.contains("manual"),
+        "{out}"
+    );
+
+    let (code, out, _) = s.run(&["jobs", "show", "nightly"]).await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("next fires:") && out.contains("recent runs:"),
+        "{out}"
+    );
+    assert!(out.contains("1 runs, 1 succeeded"), "{out}");
+
+    for args in [
+        vec!["jobs", "show", "ghost"],
+        vec!["pause", "ghost"],
+        vec!["trigger", "ghost"],
+        vec!["history", "ghost"],
+        vec!["cancel", "ghost"],
+    ] {
+        let (code, _, err) = s.run(&args).await;
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains("no job ghost"), "{err}");
+    }
+    let (code, _, err) = s.run(&["history", "nightly", "-n", "0"]).await;
+    assert_eq!(code, 1, "{err}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn cancel_emit_and_events() {
+    let s = server(HttpConfig::default()).await;
+    // From event id 0: whatever the timing, the stream starts at the first
+    // event the server numbered.
+    let mut events = tokio::spawn(
+        s.cmd(&[
+            "--json",
+            "events",
+            "--job",
+            "long",
+            "--last-event-id",
+            "0",
+            "--count",
+            "3",
+        ])
+        .output(),
+    );
+    let mut ev = s.scheduler.subscribe();
+    let (code, out, _) = s.run(&["trigger", "long"]).await;
+    assert_eq!(code, 0, "{out}");
+    wait_for(&mut ev, "long", |k| matches!(k, EventKind::Started { .. })).await;
+    let (code, out, _) = s.run(&["cancel", "long"]).await;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("long: cancelled "), "{out}");
+    let (code, out, _) = s.run(&["cancel", "long"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing was running"), "{out}");
+
+    let output = tokio::time::timeout(STEP, &mut events)
+        .await
+        .expect("events ends after 3")
+        .expect("join")
+        .expect("events ran");
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            v["kind"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["fired", "started", "cancelled"], "{text}");
+
+    let (code, out, _) = s
+        .run(&["emit", "nobody-listens", "--payload", "{\"a\":1}"])
+        .await;
+    assert_eq!(code, 0);
+    assert!(out.contains("no job listens"), "{out}");
+    let (code, _, err) = s.run(&["emit", "x", "--payload", "{not json"]).await;
+    assert_eq!(code, 1, "{err}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn follow_draws_progress_until_the_run_ends() {
+    let s = server(HttpConfig::default()).await;
+    let mut follow = s
+        .cmd(&["follow", "work", "--until-done"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("follow");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(STEP, lines.next_line())
+        .await
+        .expect("first line")
+        .expect("read")
+        .expect("a line");
+    assert!(first.starts_with("following work"), "{first}");
+    let (code, _, _) = s.run(&["trigger", "work"]).await;
+    assert_eq!(code, 0);
+    let mut seen = Vec::new();
+    while let Ok(Some(line)) = tokio::time::timeout(STEP, lines.next_line())
+        .await
+        .expect("follow output")
+    {
+        seen.push(line);
+    }
+    let status = tokio::time::timeout(STEP, follow.wait())
+        .await
+        .expect("follow exits")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "{seen:#?}");
+    let text = seen.join("\n");
+    assert!(text.contains("started (attempt 1, manual)"), "{text}");
+    assert!(text.contains("progress 50% step 2 of 4"), "{text}");
+    assert!(text.contains("  did step 4"), "{text}");
+    assert!(
+        seen.last().is_some_and(|l| l.contains("succeeded in")),
+        "{text}"
+    );
+
+    // A failing run: exit code 6.
+    let mut follow = s
+        .cmd(&["follow", "broken", "--until-done"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("follow");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(STEP, lines.next_line())
+        .await
+        .expect("first line")
+        .expect("read");
+    assert!(first.is_some_and(|l| l.starts_with("following broken")));
+    s.run(&["trigger", "broken"]).await;
+    let status = tokio::time::timeout(STEP, follow.wait())
+        .await
+        .expect("follow exits")
+        .expect("wait");
+    assert_eq!(status.code(), Some(6));
+    let (code, _, _) = s.run(&["follow", "ghost"]).await;
+    assert_eq!(code, 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_and_unreachable_servers() {
+    let s = server(HttpConfig::default().read_token(READ).admin_token(ADMIN)).await;
+    let (code, _, err) = s.run(&["jobs", "list"]).await;
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("bearer token"), "{err}");
+    let (code, _, _) = s.run(&["--token", READ, "jobs", "list"]).await;
+    assert_eq!(code, 0);
+    let (code, _, err) = s.run(&["--token", READ, "trigger", "nightly"]).await;
+    assert_eq!(code, 5, "{err}");
+    let out = s
+        .cmd(&["trigger", "nightly"])
+        .env("CRONACTOR_TOKEN", ADMIN)
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let url = s.url.clone();
+    s.stop().await;
+
+    let out = Command::new(BIN)
+        .args(["--url", &url, "jobs", "list"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+}
+
+#[tokio::test]
+async fn usage_errors_and_help() {
+    let out = Command::new(BIN)
+        .arg("frobnicate")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let out = Command::new(BIN)
+        .args(["pause"])
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let out = Command::new(BIN).arg("--help").output().await.expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in ["preview", "jobs", "pause", "follow", "serve", "validate"] {
+        assert!(help.contains(command), "{help}");
+    }
+}

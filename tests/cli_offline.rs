@@ -1,0 +1,126 @@
+//! The `cronactor` commands that need no server: `preview` and `validate`.
+#![cfg(feature = "cli")]
+
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cronactor");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run the binary")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn preview_lists_fires_with_dst_notes() {
+    let out = run(&[
+        "preview",
+        "0 30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "-n",
+        "3",
+        "--after",
+        "2026-03-07T00:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{stdout}");
+    assert!(lines[0].starts_with("UTC") && lines[0].contains("LOCAL") && lines[0].contains("NOTE"));
+    assert!(lines[1].starts_with("2026-03-07T07:30:00Z"));
+    assert!(lines[2].starts_with("2026-03-08T07:00:00Z"), "{stdout}");
+    assert!(lines[2].contains("2026-03-08T03:00:00-04:00"));
+    assert!(lines[2].contains("DST gap"), "{stdout}");
+    assert!(lines[3].starts_with("2026-03-09T06:30:00Z"));
+
+    let out = run(&[
+        "--json",
+        "preview",
+        "0 30 1 * * *",
+        "--tz",
+        "America/New_York",
+        "-n",
+        "2",
+        "--after",
+        "2026-11-01T00:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let fires: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(fires[0]["at"], "2026-11-01T05:30:00Z");
+    assert!(
+        fires[0]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("occurs twice")),
+        "{fires}"
+    );
+
+    let out = run(&["preview", "@reboot"]);
+    assert_eq!(out.status.code(), Some(1));
+    let expected = cronactor::ScheduleSpec::cron("@reboot")
+        .compile(chrono_tz::UTC)
+        .expect_err("no @reboot")
+        .to_string();
+    assert_eq!(text(&out.stderr).trim(), format!("cronactor: {expected}"));
+    let out = run(&["preview", "* * * * *", "--tz", "Mars/Olympus"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("unknown time zone \"Mars/Olympus\""));
+}
+
+#[test]
+fn validate_accepts_the_example_and_reports_every_problem() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jobs.toml");
+    let out = run(&["validate", example]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(": ok, "));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        r#"
+[[job]]
+id = "a"
+cron = "0 61 * * * *"
+command = ["true"]
+
+[[job]]
+id = "b"
+every_ms = 1000
+command = "echo hi"
+
+[[job]]
+id = "c"
+cron = "* * * * *"
+tz = "Mars/Olympus"
+command = ["true"]
+"#,
+    )
+    .expect("write");
+    let out = run(&["validate", bad.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("3 problem(s)"), "{err}");
+    assert!(
+        err.contains("job #1 (a): cron: invalid cron expression: field minute has value \"61\""),
+        "{err}"
+    );
+    assert!(err.contains("job #2 (b): command:"), "{err}");
+    assert!(
+        err.contains("job #3 (c): tz: unknown time zone \"Mars/Olympus\""),
+        "{err}"
+    );
+
+    let syntax = dir.path().join("syntax.toml");
+    std::fs::write(&syntax, "[[job]\n").expect("write");
+    let out = run(&["validate", syntax.to_str().expect("utf-8 path")]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = run(&["validate", "/nonexistent/jobs.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read"));
+}

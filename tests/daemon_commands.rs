@@ -1,0 +1,192 @@
+//! The daemon runs real commands: success, failure with retries and the
+//! output tail, environment and working directory, progress lines, and a
+//! timeout that stops the whole process group.
+#![cfg(feature = "cli")]
+
+mod daemon_support;
+mod http_support;
+
+use daemon_support::{alive, eventually, Daemon};
+use http_support::{get, post, Sse};
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+const WITHIN: Duration = Duration::from_secs(15);
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+}
+
+/// Waits until a job's history has `n` runs, and returns them (newest first).
+async fn runs(addr: std::net::SocketAddr, job: &str, n: usize) -> Vec<Value> {
+    eventually(WITHIN, || async {
+        let r = get(addr, &format!("/jobs/{job}/history")).await;
+        let runs = r.json().as_array().cloned().unwrap_or_default();
+        (runs.len() >= n).then_some(runs)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn success_failure_with_retries_environment_and_progress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("work")).expect("mkdir");
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        r#"
+[[job]]
+id = "ok"
+cron = "0 0 0 1 1 *"
+command = ["true"]
+
+[[job]]
+id = "flaky"
+cron = "0 0 0 1 1 *"
+shell = true
+command = "echo to-stdout; echo to-stderr >&2; exit 3"
+retry = { max_retries = 2, backoff_ms = 50 }
+
+[[job]]
+id = "env"
+cron = "0 0 0 1 1 *"
+shell = true
+command = "pwd; echo \"$GREETING $CRONACTOR_JOB_ID $CRONACTOR_TRIGGER\"; echo 'cronactor:progress 0.5 half way'"
+env = { GREETING = "hello" }
+cwd = "work"
+
+[[job]]
+id = "missing"
+cron = "0 0 0 1 1 *"
+command = ["/nonexistent/program"]
+"#,
+    );
+    let daemon = Daemon::start(&config, &dir.path().join("store"), &dir.path().join("log"));
+    let a = daemon.addr;
+    let jobs = get(a, "/jobs").await.json();
+    let ids: Vec<&str> = jobs
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["env", "flaky", "missing", "ok"]);
+
+    assert_eq!(post(a, "/jobs/ok/trigger").await.status, 202);
+    let ok = runs(a, "ok", 1).await;
+    assert_eq!(ok[0]["outcome"], "succeeded");
+
+    assert_eq!(post(a, "/jobs/flaky/trigger").await.status, 202);
+    let flaky = runs(a, "flaky", 3).await;
+    let attempts: Vec<u64> = flaky.iter().filter_map(|r| r["attempt"].as_u64()).collect();
+    assert_eq!(attempts, [3, 2, 1]);
+    for run in &flaky {
+        assert_eq!(run["outcome"], "failed");
+        let error = run["error"].as_str().expect("error text");
+        assert!(error.starts_with("exit status 3; output tail:"), "{error}");
+        assert!(
+            error.contains("to-stdout") && error.contains("to-stderr"),
+            "{error}"
+        );
+    }
+    assert_eq!(flaky[0]["trigger"], "retry");
+    let detail = get(a, "/jobs/flaky").await.json();
+    assert_eq!(detail["job"]["counters"]["retries"], 2);
+    assert_eq!(detail["job"]["counters"]["failed"], 3);
+
+    let mut sse = Sse::open(a, "/events?job=env", &[]).await;
+    assert_eq!(post(a, "/jobs/env/trigger").await.status, 202);
+    let seen = sse.until(|m| m.event == "succeeded").await;
+    let logs: Vec<String> = seen
+        .iter()
+        .filter(|m| m.event == "log")
+        .map(|m| {
+            m.json()["data"]["line"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let work = dir.path().join("work").canonicalize().expect("canonical");
+    assert_eq!(
+        logs,
+        [work.display().to_string(), "hello env manual".to_owned()]
+    );
+    let progress = seen
+        .iter()
+        .find(|m| m.event == "progress")
+        .expect("progress")
+        .json();
+    assert_eq!(progress["data"]["fraction"], 0.5);
+    assert_eq!(progress["data"]["message"], "half way");
+
+    assert_eq!(post(a, "/jobs/missing/trigger").await.status, 202);
+    let missing = runs(a, "missing", 1).await;
+    assert!(
+        missing[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("cannot start /nonexistent/program")),
+        "{}",
+        missing[0]
+    );
+    assert_eq!(daemon.stop(), 0);
+}
+
+fn pid_in(path: &Path) -> i32 {
+    std::fs::read_to_string(path)
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+#[tokio::test]
+async fn a_timeout_stops_the_whole_process_group() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().display();
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        &format!(
+            r#"
+# Dies on SIGTERM.
+[[job]]
+id = "sleepy"
+cron = "0 0 0 1 1 *"
+shell = true
+command = "echo $$ > {d}/sleepy.leader; sleep 30 & echo $! > {d}/sleepy.child; wait"
+timeout_ms = 300
+kill_grace_ms = 2000
+
+# Ignores SIGTERM (and so does its child): needs SIGKILL.
+[[job]]
+id = "stubborn"
+cron = "0 0 0 1 1 *"
+shell = true
+command = "trap '' TERM; echo $$ > {d}/stubborn.leader; sleep 30 & echo $! > {d}/stubborn.child; wait; wait"
+timeout_ms = 300
+kill_grace_ms = 300
+"#
+        ),
+    );
+    let daemon = Daemon::start(&config, &dir.path().join("store"), &dir.path().join("log"));
+    let a = daemon.addr;
+    for job in ["sleepy", "stubborn"] {
+        let started = std::time::Instant::now();
+        assert_eq!(post(a, &format!("/jobs/{job}/trigger")).await.status, 202);
+        let run = runs(a, job, 1).await;
+        assert_eq!(run[0]["outcome"], "timed_out", "{job}: {}", run[0]);
+        assert!(started.elapsed() < Duration::from_secs(10), "{job}");
+        let leader = pid_in(&dir.path().join(format!("{job}.leader")));
+        let child = pid_in(&dir.path().join(format!("{job}.child")));
+        eventually(WITHIN, || async {
+            (!alive(leader) && !alive(child)).then_some(())
+        })
+        .await;
+    }
+    assert!(daemon
+        .log_text()
+        .contains("command stopped: stopped with SIGKILL"));
+    assert_eq!(daemon.stop(), 0);
+}

@@ -1,0 +1,182 @@
+//! The daemon's life: SIGHUP reload (removed jobs go, kept jobs keep their
+//! counters, an invalid file changes nothing), SIGKILL and recovery from
+//! the store, SIGTERM, and an API that cannot create jobs.
+#![cfg(feature = "cli")]
+
+mod daemon_support;
+mod http_support;
+
+use daemon_support::{eventually, Daemon};
+use http_support::{get, post, post_json, request};
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+const WITHIN: Duration = Duration::from_secs(15);
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).expect("write");
+}
+
+async fn ids(addr: SocketAddr) -> Vec<String> {
+    get(addr, "/jobs")
+        .await
+        .json()
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|j| j["id"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn job(addr: SocketAddr, id: &str) -> Value {
+    get(addr, &format!("/jobs/{id}")).await.json()
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        r#"
+[[job]]
+id = "a"
+cron = "0 0 0 1 1 *"
+command = ["true"]
+
+[[job]]
+id = "b"
+cron = "0 0 0 1 1 *"
+command = ["true"]
+"#,
+    );
+    let daemon = Daemon::start(&config, &dir.path().join("store"), &dir.path().join("log"));
+    let a = daemon.addr;
+    assert_eq!(ids(a).await, ["a", "b"]);
+    post(a, "/jobs/a/trigger").await;
+    eventually(WITHIN, || async {
+        (job(a, "a").await["job"]["counters"]["succeeded"] == 1).then_some(())
+    })
+    .await;
+    let paused = post_json(
+        a,
+        "/jobs/a/pause",
+        &json!({ "note": "kept across reloads" }),
+    )
+    .await;
+    assert_eq!(paused.status, 200);
+
+    // a changes its schedule, b goes, c comes.
+    write(
+        &config,
+        r#"
+[[job]]
+id = "a"
+cron = "0 0 12 1 1 *"
+command = ["true"]
+
+[[job]]
+id = "c"
+every_ms = 3600000
+command = ["true"]
+"#,
+    );
+    daemon.signal(libc::SIGHUP);
+    eventually(WITHIN, || async {
+        (ids(a).await == ["a", "c"]).then_some(())
+    })
+    .await;
+    let kept = job(a, "a").await;
+    assert_eq!(kept["job"]["counters"]["succeeded"], 1, "{kept}");
+    assert_eq!(kept["job"]["pause_note"], "kept across reloads");
+    assert!(
+        kept["job"]["schedule"]
+            .as_str()
+            .is_some_and(|s| s.contains("0 0 12 1 1 *")),
+        "{kept}"
+    );
+
+    // An invalid file is refused: nothing changes, the daemon goes on.
+    write(
+        &config,
+        "[[job]]\nid = \"a\"\ncron = \"0 61 * * * *\"\ncommand = [\"true\"]\n",
+    );
+    daemon.signal(libc::SIGHUP);
+    eventually(WITHIN, || async {
+        daemon.log_text().contains("reload refused").then_some(())
+    })
+    .await;
+    assert!(daemon
+        .log_text()
+        .contains("invalid cron expression: field minute has value \"61\""));
+    assert_eq!(ids(a).await, ["a", "c"]);
+    assert_eq!(get(a, "/health").await.status, 200);
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[tokio::test]
+async fn after_sigkill_a_restarted_daemon_recovers_from_its_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    let store = dir.path().join("store");
+    let log = dir.path().join("log");
+    write(
+        &config,
+        r#"
+[[job]]
+id = "tick"
+every_ms = 100
+command = ["true"]
+
+[[job]]
+id = "held"
+cron = "0 0 0 1 1 *"
+command = ["true"]
+"#,
+    );
+    let daemon = Daemon::start(&config, &store, &log);
+    let a = daemon.addr;
+    let before = eventually(WITHIN, || async {
+        let runs = job(a, "tick").await["job"]["counters"]["succeeded"].as_u64()?;
+        (runs >= 3).then_some(runs)
+    })
+    .await;
+    assert_eq!(post(a, "/jobs/held/pause").await.status, 200);
+
+    // The API cannot add jobs: a command job would run anything.
+    let r = post_json(
+        a,
+        "/jobs",
+        &json!({ "id": "x", "cron": "* * * * *", "handler": "command",
+                 "payload": { "argv": ["touch", "/tmp/pwned"], "kill_grace_ms": 1 } }),
+    )
+    .await;
+    assert_eq!(
+        r.problem(403)["type"],
+        "urn:cronactor:problem:job-changes-disabled"
+    );
+    request(a, "DELETE", "/jobs/tick", &[], b"")
+        .await
+        .problem(403);
+
+    daemon.kill9();
+    let daemon = Daemon::start(&config, &store, &log);
+    let a = daemon.addr;
+    let after = job(a, "tick").await;
+    let recovered = after["job"]["counters"]["succeeded"]
+        .as_u64()
+        .expect("count");
+    assert!(recovered >= before, "{recovered} < {before}");
+    assert_eq!(job(a, "held").await["job"]["phase"], "paused");
+    // ... and it goes on firing.
+    eventually(WITHIN, || async {
+        let now = job(a, "tick").await["job"]["counters"]["succeeded"].as_u64()?;
+        (now > recovered).then_some(())
+    })
+    .await;
+    assert_eq!(daemon.stop(), 0);
+}

@@ -1,0 +1,390 @@
+//! Crash recovery with a real process killed by SIGKILL.
+//!
+//! The test re-executes its own binary as a child service (the ignored test
+//! `child_service`, selected by an environment variable): a scheduler on a
+//! sled store with 100 jobs firing every second and a stream of control
+//! operations on other jobs, each logged before it is sent (`try`) and after
+//! it is acknowledged (`ack`). The parent kills the child with SIGKILL at
+//! random instants, 20 times, restarting it each time, and checks on every
+//! boot that:
+//! - the store opens;
+//! - every acknowledged add, remove, pause and resume held (an operation that
+//!   was sent but not acknowledged may or may not have taken effect);
+//! - no job was lost;
+//! - no run started by the schedule was lost from the counters: the runs the
+//!   store counts are at least the runs the handler had executed, since a
+//!   run starts only after its fire's record is durable.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BASE_JOBS: usize = 100;
+const CONTROL_JOBS: usize = 8;
+const KILLS: usize = 20;
+const ENV_DIR: &str = "CRONACTOR_CRASH_TEST_DIR";
+
+fn log_path(dir: &Path, incarnation: usize) -> PathBuf {
+    dir.join(format!("log-{incarnation}.txt"))
+}
+
+/// The parent: start, kill, restart, check.
+#[test]
+fn acknowledged_operations_survive_twenty_sigkills() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("store");
+    let mut expected = Expectation::default();
+    let mut executed_before_kill = 0u64;
+    let mut rng_state = 0x2545_f491_4f6c_dd1du64;
+    for incarnation in 0..=KILLS {
+        let mut child = KillOnDrop(spawn_child(dir.path(), &store, incarnation));
+        let log = log_path(dir.path(), incarnation);
+        let boot = wait_for_boot(&log, &mut child.0);
+        // Checks on what the store held at boot. The base jobs were all
+        // acknowledged before the previous incarnation said it was ready.
+        for i in 0..BASE_JOBS {
+            assert!(
+                incarnation == 0 || boot.jobs.contains_key(&format!("base-{i}")),
+                "incarnation {incarnation}: base job {i} was lost"
+            );
+        }
+        expected.check(&boot, incarnation);
+        assert!(
+            boot.base_runs >= executed_before_kill,
+            "incarnation {incarnation}: the store counts {} runs but {} had executed",
+            boot.base_runs,
+            executed_before_kill
+        );
+        if incarnation == KILLS {
+            break;
+        }
+        // Let it run for a random while, then kill it.
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        let millis = 300 + rng_state % 1200;
+        std::thread::sleep(Duration::from_millis(millis));
+        // SAFETY: plain FFI call on our own child's pid.
+        let rc = unsafe { libc::kill(child.0.id() as i32, libc::SIGKILL) };
+        assert_eq!(rc, 0, "kill failed");
+        let _ = child.0.wait();
+        let run = read_log(&log);
+        expected.apply(&run.ops);
+        executed_before_kill = run.executed;
+    }
+    assert!(
+        expected.acked > 20,
+        "too few acknowledged operations: {}",
+        expected.acked
+    );
+}
+
+/// Kills the child when the test ends, passing or failing.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_child(dir: &Path, store: &Path, incarnation: usize) -> Child {
+    Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "child_service",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ENV_DIR, dir)
+        .env("CRONACTOR_CRASH_STORE", store)
+        .env("CRONACTOR_CRASH_INCARNATION", incarnation.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn child")
+}
+
+/// What the child saw in the store when it booted.
+#[derive(Default, Debug)]
+struct Boot {
+    /// Job id → paused.
+    jobs: BTreeMap<String, bool>,
+    /// Runs counted by the store for the base jobs.
+    base_runs: u64,
+}
+
+/// One control operation in the log.
+#[derive(Debug, Clone)]
+enum Op {
+    Try(String, String),
+    Ack(String, String),
+}
+
+struct RunLog {
+    ops: Vec<Op>,
+    executed: u64,
+}
+
+fn wait_for_boot(log: &Path, child: &mut Child) -> Boot {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(log) {
+            if text.lines().any(|l| l == "ready") {
+                let mut boot = Boot::default();
+                for line in text.lines() {
+                    let parts: Vec<&str> = line.split_whitespace().collect();
+                    match parts.as_slice() {
+                        ["job", id, paused] => {
+                            boot.jobs.insert((*id).to_string(), *paused == "paused");
+                        }
+                        ["base-runs", n] => boot.base_runs = n.parse().expect("number"),
+                        _ => {}
+                    }
+                }
+                return boot;
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("child exited before it was ready: {status}; the store may not open");
+        }
+        assert!(Instant::now() < deadline, "child did not boot in time");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn read_log(log: &Path) -> RunLog {
+    let text = std::fs::read_to_string(log).expect("log");
+    let mut out = RunLog {
+        ops: Vec::new(),
+        executed: 0,
+    };
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            ["try", op, id] => out.ops.push(Op::Try((*op).into(), (*id).into())),
+            ["ack", op, id] => out.ops.push(Op::Ack((*op).into(), (*id).into())),
+            ["executed", n] => out.executed = n.parse().expect("number"),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The state of each control job implied by the acknowledged operations;
+/// an operation sent but not acknowledged when the child died may or may not
+/// have taken effect.
+#[derive(Default)]
+struct Expectation {
+    /// Control job → its state after the last acknowledged operation.
+    definite: BTreeMap<String, State>,
+    /// Control job → an operation sent and not acknowledged.
+    pending: BTreeMap<String, String>,
+    acked: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum State {
+    Absent,
+    Running,
+    Paused,
+}
+
+fn after(op: &str) -> State {
+    match op {
+        "add" | "resume" => State::Running,
+        "remove" => State::Absent,
+        "pause" => State::Paused,
+        other => panic!("unknown op {other}"),
+    }
+}
+
+impl Expectation {
+    fn apply(&mut self, ops: &[Op]) {
+        for op in ops {
+            match op {
+                Op::Try(name, id) => {
+                    self.pending.insert(id.clone(), name.clone());
+                }
+                Op::Ack(name, id) => {
+                    self.acked += 1;
+                    self.pending.remove(id);
+                    self.definite.insert(id.clone(), after(name));
+                }
+            }
+        }
+    }
+
+    fn allowed(&self, id: &str) -> BTreeSet<State> {
+        let mut allowed = BTreeSet::from([*self.definite.get(id).unwrap_or(&State::Absent)]);
+        if let Some(op) = self.pending.get(id) {
+            allowed.insert(after(op));
+        }
+        allowed
+    }
+
+    /// Checks the boot against the expectation, then takes the boot's state
+    /// as the new definite state (the child continues from it).
+    fn check(&mut self, boot: &Boot, incarnation: usize) {
+        let found = |id: &str| match boot.jobs.get(id) {
+            None => State::Absent,
+            Some(true) => State::Paused,
+            Some(false) => State::Running,
+        };
+        let ids: BTreeSet<String> = self
+            .definite
+            .keys()
+            .chain(self.pending.keys())
+            .cloned()
+            .chain(boot.jobs.keys().filter(|k| k.starts_with("ctl-")).cloned())
+            .collect();
+        for id in ids {
+            let allowed = self.allowed(&id);
+            let state = found(&id);
+            assert!(
+                allowed.contains(&state),
+                "incarnation {incarnation}: control job {id} is {state:?}, allowed {allowed:?}"
+            );
+            self.definite.insert(id, state);
+        }
+        self.pending.clear();
+    }
+}
+
+/// The child service. Ignored unless run by the parent test.
+#[test]
+#[ignore = "run by acknowledged_operations_survive_twenty_sigkills"]
+fn child_service() {
+    let Ok(dir) = std::env::var(ENV_DIR) else {
+        return;
+    };
+    // Die with the parent test, however it ends.
+    // SAFETY: plain FFI call with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let store = std::env::var("CRONACTOR_CRASH_STORE").expect("store path");
+    let incarnation: usize = std::env::var("CRONACTOR_CRASH_INCARNATION")
+        .expect("incarnation")
+        .parse()
+        .expect("number");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(child_main(
+        PathBuf::from(dir),
+        PathBuf::from(store),
+        incarnation,
+    ));
+}
+
+async fn child_main(dir: PathBuf, store: PathBuf, incarnation: usize) {
+    use cronactor::{JobContext, JobSpec, ScheduleSpec, Scheduler};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let executed = Arc::new(AtomicU64::new(0));
+    let counter = executed.clone();
+    let scheduler = Scheduler::builder()
+        .handler("tick", move |ctx: JobContext| {
+            let counter = counter.clone();
+            async move {
+                if ctx.job_id.as_str().starts_with("base-") {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .store_path(&store)
+        .start()
+        .await
+        .expect("the store opens after a SIGKILL");
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(&dir, incarnation))
+        .expect("log file");
+    let mut write = |line: String| {
+        log.write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| log.flush())
+            .expect("log write");
+    };
+    // What the store held at boot.
+    let all = scheduler.list().await.expect("list");
+    let mut base_runs = 0;
+    for st in &all {
+        let paused = st.phase == cronactor::JobPhase::Paused;
+        write(format!(
+            "job {} {}",
+            st.id,
+            if paused { "paused" } else { "running" }
+        ));
+        if st.id.as_str().starts_with("base-") {
+            base_runs += st.counters.runs;
+        }
+    }
+    write(format!("base-runs {base_runs}"));
+    for i in 0..BASE_JOBS {
+        let spec = JobSpec::builder(
+            format!("base-{i}"),
+            ScheduleSpec::cron("* * * * * *"),
+            "tick",
+        )
+        .build()
+        .expect("spec");
+        scheduler.upsert(spec).await.expect("upsert");
+    }
+    write("ready".into());
+    // Control operations, forever (until killed).
+    let mut present: BTreeMap<String, bool> = all
+        .iter()
+        .filter(|s| s.id.as_str().starts_with("ctl-"))
+        .map(|s| (s.id.to_string(), s.phase == cronactor::JobPhase::Paused))
+        .collect();
+    let mut step = incarnation as u64 * 7919;
+    let mut last_report = Instant::now();
+    loop {
+        step += 1;
+        let id = format!("ctl-{}", step % CONTROL_JOBS as u64);
+        let op = match present.get(&id) {
+            None => "add",
+            Some(true) => ["resume", "remove"][(step / 8 % 2) as usize],
+            Some(false) => ["pause", "remove"][(step / 8 % 2) as usize],
+        };
+        write(format!("try {op} {id}"));
+        let result = match op {
+            "add" => {
+                let spec =
+                    JobSpec::builder(id.as_str(), ScheduleSpec::cron("*/2 * * * * *"), "tick")
+                        .build()
+                        .expect("spec");
+                scheduler.add(spec).await
+            }
+            "remove" => scheduler.remove(&id).await,
+            "pause" => scheduler.pause(&id, Some("crash test")).await,
+            _ => scheduler.resume(&id, None).await,
+        };
+        result.unwrap_or_else(|e| panic!("{op} {id}: {e}"));
+        write(format!("ack {op} {id}"));
+        match op {
+            "add" | "resume" => {
+                present.insert(id, false);
+            }
+            "pause" => {
+                present.insert(id, true);
+            }
+            _ => {
+                present.remove(&id);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        if last_report.elapsed() > Duration::from_millis(20) {
+            write(format!("executed {}", executed.load(Ordering::SeqCst)));
+            last_report = Instant::now();
+        }
+    }
+}

@@ -1,10 +1,10 @@
 //! The standalone daemon and the command-line front-end of the `cronactor`
 //! binary (feature `cli`).
 //!
-//! - [`config`]: the TOML file of jobs whose handler is a command.
-//! - [`command`]: the `command` handler (process groups, timeouts, output).
-//! - [`run`]: `cronactor serve` (sled store, HTTP API, SIGHUP reload).
-//! - [`cli`]: the client commands and their output.
+//! - [`config`](crate::daemon::config): the TOML file of jobs whose handler is a command.
+//! - [`command`](crate::daemon::command): the `command` handler (process groups, timeouts, output).
+//! - [`run`](crate::daemon::run): `cronactor serve` (sled store, HTTP API, SIGHUP reload).
+//! - [`cli`](crate::daemon::cli): the client commands and their output.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -2,14 +2,14 @@
 //! stream their events, scrape metrics.
 //!
 //! Two ways to run it:
-//! - [`router`] returns an [`axum::Router`] to mount inside a service's own
+//! - [`router`](crate::http::router) returns an [`axum::Router`] to mount inside a service's own
 //!   server (for example under `/scheduler` with `Router::nest`);
-//! - [`serve`] binds an address (loopback unless an admin token is set) and
-//!   serves it until [`ServerHandle::shutdown`].
+//! - [`serve`](crate::http::serve) binds an address (loopback unless an admin token is set) and
+//!   serves it until [`ServerHandle::shutdown`](crate::http::ServerHandle::shutdown).
 //!
 //! Every endpoint is one call on the [`Scheduler`] handle; errors are RFC 9457
-//! problem details ([`Problem`]); the OpenAPI document is served at
-//! `/openapi.json` ([`openapi`]). The endpoints, tokens and status codes are
+//! problem details ([`Problem`](crate::http::Problem)); the OpenAPI document is served at
+//! `/openapi.json` ([`openapi`](crate::http::openapi)). The endpoints, tokens and status codes are
 //! described in `docs/operations.md`.
 //!
 //! ```

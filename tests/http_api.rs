@@ -481,12 +481,11 @@ async fn metrics_as_json_and_prometheus_text() {
     api.add("m", "noop").await;
     api.add("idle", "noop").await;
     post(a, "/jobs/idle/pause").await;
-    let mut events = api.scheduler.subscribe();
+    // The histograms are fed by the same task as the event stream: once the
+    // stream shows the end of the run, the histogram has it.
+    let mut sse = Sse::open(a, "/events?job=m", &[]).await;
     post(a, "/jobs/m/trigger").await;
-    wait_event(&mut events, "m", |k| {
-        matches!(k, EventKind::Succeeded { .. })
-    })
-    .await;
+    sse.until(|m| m.event == "succeeded").await;
 
     let m = get(a, "/metrics/scheduler").await;
     assert_eq!(m.status, 200);

@@ -1,13 +1,36 @@
 //! The project's benchmark binary: one workload per subcommand, one JSON line
-//! of results on stdout.
+//! per run on stdout (`soak` also prints one line per interval). Field names
+//! follow `peerbench` where they apply; `docs/performance.md` defines every
+//! figure and lists the commands behind the published table.
 //!
-//! Execute with: cargo run --release --example bench -- next-fire [--iters N]
+//! ```text
+//! cargo run --release --example bench -- <workload> [options]
+//!   fire      --jobs N --seconds S [--grace G] [--threads T] [--store DIR]
+//!   register  --jobs N [--threads T] [--store DIR]
+//!   recover   --jobs N --store DIR [--prepare] [--threads T]
+//!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
+//!   soak      [--jobs N] [--seconds S] [--interval-s I] [--threads T] [--store DIR]
+//!   next-fire [--iters N]
+//! ```
+//!
+//! Every workload runs the scheduler on a tokio multi-thread runtime with
+//! `--threads` workers (default 2), driven from the main thread with
+//! `block_on`, as a `#[tokio::main]` service would. `--store DIR` uses the
+//! sled store in `DIR` (emptied first, except for `recover`); without it the
+//! scheduler keeps everything in memory.
 
 use chrono::{DateTime, Utc};
 use cronactor::schedule::{Schedule, ScheduleSpec};
+use cronactor::{JobContext, JobSpec, Scheduler, SchedulerBuilder};
+use hdrhistogram::Histogram;
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::hint::black_box;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Expressions of the `next-fire` workload: dense, sparse, weekday-bound,
 /// yearly, and Quartz extensions.
@@ -27,45 +50,920 @@ const EXPRESSIONS: [&str; 10] = [
 /// Zones of the `next-fire` workload: no DST, and two DST rules.
 const ZONES: [&str; 3] = ["UTC", "America/New_York", "Europe/Berlin"];
 
+/// The `register` and `recover` workloads cycle through these: peerbench's
+/// ten expressions (6 fields, seconds first, UTC).
+const REGISTER_EXPRS: [&str; 10] = [
+    "0 */5 * * * *",
+    "15 30 2 * * Mon-Fri",
+    "0 0 * * * *",
+    "*/10 * * * * *",
+    "0 15 6,8,10 * Mar,Jun *",
+    "30 0 0 1 * *",
+    "0 0 12 * * Sun",
+    "5-10 * * * * *",
+    "0 30 9-17 * * Mon-Fri",
+    "0 0 0 1 1 *",
+];
+
+/// Every job of `fire` and `soak`: every second, on the second.
+const FIRE_EXPR: &str = "* * * * * *";
+
+const WORKLOADS: &str = "fire, register, recover, persist, soak, next-fire";
+
+/// When `main` started: `recover` measures from here.
+static PROCESS_START: OnceLock<Instant> = OnceLock::new();
+
 fn main() -> ExitCode {
+    PROCESS_START.get_or_init(Instant::now);
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(workload) = args.first() else {
-        eprintln!("usage: bench <workload> [options]; workloads: next-fire");
-        return ExitCode::FAILURE;
-    };
-    let result = match workload.as_str() {
-        "next-fire" => next_fire(&args[1..]),
-        other => Err(format!("unknown workload {other:?}; workloads: next-fire")),
-    };
+    let result = run(&args, &mut |line| println!("{line}"));
     match result {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");
+            eprintln!("usage: bench <workload> [options]; workloads: {WORKLOADS}");
             ExitCode::FAILURE
         }
     }
 }
 
-/// Reads `--iters N` (default `default`).
-fn iters(args: &[String], default: u64) -> Result<u64, String> {
-    match args {
-        [] => Ok(default),
-        [flag, n] if flag == "--iters" => n
-            .parse()
-            .map_err(|_| format!("--iters needs a positive integer, got {n:?}")),
-        other => Err(format!(
-            "unexpected arguments {other:?}; expected [--iters N]"
-        )),
+/// Runs one workload; every JSON line goes to `emit`.
+pub fn run(args: &[String], emit: &mut dyn FnMut(String)) -> Result<(), String> {
+    let Some(workload) = args.first() else {
+        return Err("no workload given".into());
+    };
+    let opts = Opts::parse(&args[1..])?;
+    match workload.as_str() {
+        "fire" => fire(opts, emit),
+        "register" => register(opts, emit),
+        "recover" => recover(opts, emit),
+        "persist" => persist(opts, emit),
+        "soak" => soak(opts, emit),
+        "next-fire" => next_fire(opts, emit),
+        other => Err(format!("unknown workload {other:?}")),
     }
 }
 
+// ---------------------------------------------------------------------------
+// Options
+
+/// `--name value` pairs; each workload takes the ones it knows and rejects
+/// the rest.
+struct Opts {
+    values: HashMap<String, String>,
+    flags: Vec<String>,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> Result<Self, String> {
+        let mut values = HashMap::new();
+        let mut flags = Vec::new();
+        let mut it = args.iter().peekable();
+        while let Some(a) = it.next() {
+            let Some(name) = a.strip_prefix("--") else {
+                return Err(format!("unexpected argument {a:?}"));
+            };
+            match it.peek() {
+                Some(v) if !v.starts_with("--") => {
+                    values.insert(name.to_string(), it.next().cloned().unwrap_or_default());
+                }
+                _ => flags.push(name.to_string()),
+            }
+        }
+        Ok(Self { values, flags })
+    }
+
+    /// Fails on options the workload does not take.
+    fn only(&self, known: &[&str]) -> Result<(), String> {
+        for name in self.values.keys().chain(&self.flags) {
+            if !known.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown option --{name}; this workload takes {}",
+                    known
+                        .iter()
+                        .map(|k| format!("--{k}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn num(&self, name: &str, default: u64) -> Result<u64, String> {
+        match self.values.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .replace('_', "")
+                .parse()
+                .map_err(|_| format!("--{name} needs a whole number, got {v:?}")),
+        }
+    }
+
+    fn path(&self, name: &str) -> Option<PathBuf> {
+        self.values.get(name).map(PathBuf::from)
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f == name)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Process figures
+
+#[derive(Clone, Copy, Debug)]
+struct Usage {
+    user_s: f64,
+    sys_s: f64,
+    max_rss_mib: f64,
+}
+
+/// `getrusage(RUSAGE_SELF)`: CPU of every thread of the process, and its peak
+/// resident set size.
+fn usage() -> Usage {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    assert_eq!(rc, 0, "getrusage failed");
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Usage {
+        user_s: secs(ru.ru_utime),
+        sys_s: secs(ru.ru_stime),
+        max_rss_mib: ru.ru_maxrss as f64 / 1024.0, // KiB on Linux
+    }
+}
+
+/// The resident set size now (VmRSS), MiB.
+fn rss_now_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+fn now_unix_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// Sleeps the calling OS thread (not a tokio task) until a wall-clock
+/// instant, so that a saturated runtime cannot stretch the window.
+fn sleep_until_unix_us(t_us: i64) {
+    loop {
+        let wait = t_us - now_unix_us();
+        if wait <= 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_micros(wait as u64));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// JSON lines
+
+/// One flat JSON object, fields in insertion order.
+#[derive(Default)]
+struct Json(Vec<(&'static str, String)>);
+
+impl Json {
+    fn str(&mut self, k: &'static str, v: &str) -> &mut Self {
+        let quoted = serde_json::to_string(v).unwrap_or_else(|_| "null".into());
+        self.0.push((k, quoted));
+        self
+    }
+    fn int(&mut self, k: &'static str, v: u64) -> &mut Self {
+        self.0.push((k, v.to_string()));
+        self
+    }
+    fn num(&mut self, k: &'static str, v: f64, decimals: usize) -> &mut Self {
+        let s = if v.is_finite() {
+            format!("{v:.decimals$}")
+        } else {
+            "null".into()
+        };
+        self.0.push((k, s));
+        self
+    }
+    fn opt_int(&mut self, k: &'static str, v: Option<u64>) -> &mut Self {
+        match v {
+            Some(v) => self.int(k, v),
+            None => {
+                self.0.push((k, "null".into()));
+                self
+            }
+        }
+    }
+    fn render(&self) -> String {
+        let mut out = String::from("{");
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let _ = write!(out, "\"{k}\": {v}");
+        }
+        out.push('}');
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The probe: what every job body of `fire` and `soak` does
+
+/// A fire this much before its whole second still counts for that second.
+const EARLY_TOL_US: i64 = 10_000;
+/// The window starts at the first whole second at least this long after arming.
+const ARM_MARGIN_US: i64 = 100_000;
+const NOT_ARMED: i64 = i64::MIN;
+const HIST_MAX_US: u64 = 3_600_000_000;
+const SHARDS: usize = 16;
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static histogram bounds")
+}
+
+/// peerbench's probe, with the same crediting rules: a fire at wall time `t`
+/// serves every not-yet-served whole second up to `floor(t + 10 ms)`, and its
+/// lateness is measured from the oldest second it serves; a second fire in
+/// the same second is a duplicate. Fires are credited from the window's first
+/// second until `grace` seconds after its end.
+struct Probe {
+    last_served: Box<[AtomicI64]>,
+    w0: AtomicI64,
+    w_last: AtomicI64,
+    deadline_us: AtomicI64,
+    closed: AtomicBool,
+    shards: Vec<Mutex<Shard>>,
+}
+
+struct Shard {
+    hist: Histogram<u64>,
+    fires: u64,
+    dups: u64,
+    early: u64,
+    calls: u64,
+}
+
+impl Shard {
+    fn new() -> Self {
+        Self {
+            hist: histogram(),
+            fires: 0,
+            dups: 0,
+            early: 0,
+            calls: 0,
+        }
+    }
+}
+
+/// Fires credited since the last `take`, merged over the shards.
+struct Taken {
+    hist: Histogram<u64>,
+    fires: u64,
+    dups: u64,
+    early: u64,
+    calls: u64,
+}
+
+static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    static SHARD: usize = NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % SHARDS;
+}
+
+impl Probe {
+    fn new(jobs: usize) -> Self {
+        Self {
+            last_served: (0..jobs).map(|_| AtomicI64::new(NOT_ARMED)).collect(),
+            w0: AtomicI64::new(NOT_ARMED),
+            w_last: AtomicI64::new(NOT_ARMED),
+            deadline_us: AtomicI64::new(NOT_ARMED),
+            closed: AtomicBool::new(false),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+        }
+    }
+
+    fn shard(&self) -> std::sync::MutexGuard<'_, Shard> {
+        let i = SHARD.with(|s| *s);
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The job body: one fire of job `job`, now.
+    fn fire(&self, job: usize) {
+        let now_us = now_unix_us();
+        let w0 = self.w0.load(Ordering::Acquire);
+        let b = (now_us + EARLY_TOL_US).div_euclid(1_000_000);
+        if w0 == NOT_ARMED
+            || self.closed.load(Ordering::Relaxed)
+            || b < w0
+            || now_us > self.deadline_us.load(Ordering::Relaxed)
+            || job >= self.last_served.len()
+        {
+            self.shard().calls += 1;
+            return;
+        }
+        let prev = self.last_served[job].fetch_max(b, Ordering::AcqRel);
+        let w_last = self.w_last.load(Ordering::Relaxed);
+        let mut s = self.shard();
+        s.calls += 1;
+        if prev >= b {
+            s.dups += 1;
+            return;
+        }
+        let oldest = prev + 1;
+        if oldest > w_last {
+            return; // serves only seconds after the window
+        }
+        s.fires += 1;
+        let late = now_us - oldest * 1_000_000;
+        if late < 0 {
+            s.early += 1;
+            s.hist.saturating_record(0);
+        } else {
+            s.hist.saturating_record(late as u64);
+        }
+    }
+
+    /// Opens a window of `seconds` seconds, credited until `grace` seconds
+    /// after its end; returns its first second (unix s).
+    fn arm(&self, seconds: i64, grace: i64) -> i64 {
+        let w0 = (now_unix_us() + ARM_MARGIN_US).div_euclid(1_000_000) + 1;
+        for slot in self.last_served.iter() {
+            slot.store(w0 - 1, Ordering::Relaxed);
+        }
+        self.w_last.store(w0 + seconds - 1, Ordering::Relaxed);
+        self.deadline_us
+            .store((w0 + seconds + grace) * 1_000_000, Ordering::Relaxed);
+        self.w0.store(w0, Ordering::Release);
+        w0
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Takes (and resets) the fires credited so far.
+    fn take(&self) -> Taken {
+        let mut t = Taken {
+            hist: histogram(),
+            fires: 0,
+            dups: 0,
+            early: 0,
+            calls: 0,
+        };
+        for shard in &self.shards {
+            let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = t.hist.add(&s.hist);
+            t.fires += s.fires;
+            t.dups += s.dups;
+            t.early += s.early;
+            t.calls += s.calls;
+            *s = Shard::new();
+        }
+        t
+    }
+
+    /// Window seconds served by some credited fire, and jobs never served.
+    fn served(&self) -> (u64, u64) {
+        let w0 = self.w0.load(Ordering::Acquire);
+        if w0 == NOT_ARMED {
+            return (0, self.last_served.len() as u64);
+        }
+        let w_last = self.w_last.load(Ordering::Relaxed);
+        let (mut served, mut starved) = (0u64, 0u64);
+        for slot in self.last_served.iter() {
+            let n = slot.load(Ordering::Acquire).min(w_last) - (w0 - 1);
+            served += n.max(0) as u64;
+            starved += u64::from(n <= 0);
+        }
+        (served, starved)
+    }
+}
+
+fn lateness(j: &mut Json, hist: &Histogram<u64>) {
+    let q = |p: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(p));
+    j.opt_int("lateness_us_p50", q(0.50))
+        .opt_int("lateness_us_p99", q(0.99))
+        .opt_int("lateness_us_max", (!hist.is_empty()).then(|| hist.max()));
+}
+
+// ---------------------------------------------------------------------------
+// The scheduler under test
+
+fn runtime(opts: &Opts) -> Result<tokio::runtime::Runtime, String> {
+    let threads = opts.num("threads", 2)?.max(1) as usize;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))
+}
+
+/// Empties `dir` (unless `keep`) and uses the sled store in it.
+fn sled_builder(
+    builder: SchedulerBuilder,
+    dir: &std::path::Path,
+    keep: bool,
+) -> Result<SchedulerBuilder, String> {
+    if !keep {
+        match std::fs::remove_dir_all(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot empty {}: {e}", dir.display())),
+        }
+    }
+    Ok(builder.store_path(dir))
+}
+
+/// A scheduler with one handler, `probe`, that credits a fire of the job
+/// whose index is its payload.
+fn probe_builder(probe: &Arc<Probe>) -> SchedulerBuilder {
+    let probe = probe.clone();
+    Scheduler::builder().handler("probe", move |ctx: JobContext| {
+        probe.fire(ctx.payload.as_u64().unwrap_or(u64::MAX) as usize);
+        std::future::ready(Ok::<(), std::convert::Infallible>(()))
+    })
+}
+
+fn noop_builder() -> SchedulerBuilder {
+    Scheduler::builder().handler("noop", |_ctx: JobContext| {
+        std::future::ready(Ok::<(), std::convert::Infallible>(()))
+    })
+}
+
+fn spec(i: usize, expr: &str, handler: &str) -> Result<JobSpec, String> {
+    JobSpec::builder(
+        format!("job-{i:07}"),
+        cronactor::ScheduleSpec::cron(expr),
+        handler,
+    )
+    .payload(serde_json::json!(i))
+    .build()
+    .map_err(|e| e.to_string())
+}
+
+/// Adds `n` jobs one after another (sequential awaits), as a service
+/// registering its jobs at boot would.
+async fn add_jobs(
+    s: &Scheduler,
+    n: usize,
+    make: impl Fn(usize) -> Result<JobSpec, String>,
+) -> Result<(), String> {
+    for i in 0..n {
+        s.add(make(i)?)
+            .await
+            .map_err(|e| format!("add job {i}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn shutdown(rt: &tokio::runtime::Runtime, s: &Scheduler) -> f64 {
+    let t = Instant::now();
+    let r = rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), s.shutdown(Duration::from_secs(5))).await
+    });
+    if !matches!(r, Ok(Ok(_))) {
+        eprintln!("bench: warning: the scheduler did not shut down cleanly");
+    }
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+fn store_name(dir: &Option<PathBuf>) -> &'static str {
+    if dir.is_some() {
+        "sled"
+    } else {
+        "memory"
+    }
+}
+
+// ---------------------------------------------------------------------------
+// fire
+
+/// N every-second jobs; S whole seconds measured after registration.
+fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
+    opts.only(&["jobs", "seconds", "grace", "threads", "store"])?;
+    let jobs = opts.num("jobs", 1000)? as usize;
+    let seconds = opts.num("seconds", 10)?;
+    let grace = opts.num("grace", 2)?;
+    let dir = opts.path("store");
+    let started = Instant::now();
+    let rss_base = rss_now_mib();
+    let probe = Arc::new(Probe::new(jobs));
+    let rt = runtime(&opts)?;
+
+    let t0 = Instant::now();
+    let s = rt.block_on(async {
+        let mut b = probe_builder(&probe);
+        if let Some(dir) = &dir {
+            b = sled_builder(b, dir, false)?;
+        }
+        let s = b.start().await.map_err(|e| e.to_string())?;
+        add_jobs(&s, jobs, |i| spec(i, FIRE_EXPR, "probe")).await?;
+        Ok::<_, String>(s)
+    })?;
+    let register_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let rss_after_register = rss_now_mib();
+
+    let w0 = probe.arm(seconds as i64, grace as i64);
+    let w_end_us = (w0 + seconds as i64) * 1_000_000;
+    sleep_until_unix_us(w0 * 1_000_000);
+    let u0 = usage();
+    sleep_until_unix_us(w_end_us);
+    let u1 = usage();
+    sleep_until_unix_us(w_end_us + grace as i64 * 1_000_000);
+    probe.close();
+    let u_end = usage();
+    let taken = probe.take();
+    let (served, starved) = probe.served();
+    let metrics = rt.block_on(s.metrics()).ok();
+    shutdown(&rt, &s);
+
+    let expected = jobs as u64 * seconds;
+    let mut j = Json::default();
+    j.str("workload", "fire")
+        .str("system", "cronactor")
+        .str("store", store_name(&dir))
+        .int("jobs", jobs as u64)
+        .int("seconds", seconds)
+        .num("register_ms", register_ms, 1)
+        .int("fires", taken.fires)
+        .int("expected_fires", expected)
+        .num(
+            "missed_pct",
+            if expected > 0 {
+                100.0 * expected.saturating_sub(taken.fires) as f64 / expected as f64
+            } else {
+                0.0
+            },
+            3,
+        );
+    lateness(&mut j, &taken.hist);
+    j.num("cpu_user_s", u_end.user_s, 3)
+        .num("cpu_sys_s", u_end.sys_s, 3)
+        .num("max_rss_mib", u_end.max_rss_mib, 1)
+        .num("window_cpu_user_s", u1.user_s - u0.user_s, 3)
+        .num("window_cpu_sys_s", u1.sys_s - u0.sys_s, 3)
+        .int("missed_coalesced", served.saturating_sub(taken.fires))
+        .int("missed_unserved", expected.saturating_sub(served))
+        .int("jobs_starved", starved)
+        .int("dup_fires", taken.dups)
+        .int("early_fires", taken.early)
+        .int("body_calls", taken.calls)
+        .num("rss_base_mib", rss_base, 1)
+        .num("rss_after_register_mib", rss_after_register, 1)
+        .num(
+            "bytes_per_job",
+            (rss_after_register - rss_base) * 1048576.0 / jobs.max(1) as f64,
+            0,
+        )
+        .opt_int(
+            "sched_lateness_us_p99",
+            metrics.as_ref().map(|m| m.lateness.p99_us),
+        )
+        .int("grace_s", grace)
+        .int("window_start_unix", w0 as u64)
+        .int("threads", opts.num("threads", 2)?)
+        .num("wall_s", started.elapsed().as_secs_f64(), 2);
+    emit(j.render());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// register
+
+/// N jobs on peerbench's ten varied expressions: time and memory per job.
+fn register(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
+    opts.only(&["jobs", "threads", "store"])?;
+    let jobs = opts.num("jobs", 1000)? as usize;
+    let dir = opts.path("store");
+    let started = Instant::now();
+    let rss_base = rss_now_mib();
+    let rt = runtime(&opts)?;
+    let t0 = Instant::now();
+    let s = rt.block_on(async {
+        let mut b = noop_builder();
+        if let Some(dir) = &dir {
+            b = sled_builder(b, dir, false)?;
+        }
+        let s = b.start().await.map_err(|e| e.to_string())?;
+        add_jobs(&s, jobs, |i| {
+            spec(i, REGISTER_EXPRS[i % REGISTER_EXPRS.len()], "noop")
+        })
+        .await?;
+        Ok::<_, String>(s)
+    })?;
+    let register_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let rss_after = rss_now_mib();
+    let u = usage();
+    shutdown(&rt, &s);
+    let mut j = Json::default();
+    j.str("workload", "register")
+        .str("system", "cronactor")
+        .str("store", store_name(&dir))
+        .int("jobs", jobs as u64)
+        .num("register_ms", register_ms, 1)
+        .num(
+            "register_us_per_job",
+            register_ms * 1e3 / jobs.max(1) as f64,
+            2,
+        )
+        .num("cpu_user_s", u.user_s, 3)
+        .num("cpu_sys_s", u.sys_s, 3)
+        .num("max_rss_mib", u.max_rss_mib, 1)
+        .num("rss_base_mib", rss_base, 1)
+        .num("rss_after_register_mib", rss_after, 1)
+        .num(
+            "bytes_per_job",
+            (rss_after - rss_base) * 1048576.0 / jobs.max(1) as f64,
+            0,
+        )
+        .int("threads", opts.num("threads", 2)?)
+        .num("wall_s", started.elapsed().as_secs_f64(), 2);
+    emit(j.render());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// recover
+
+/// N persisted jobs: the time from process start until the restarted
+/// scheduler has every job scheduled (`start` returned, which spawns every
+/// job actor and arms its timer, and `list` shows N jobs, each with its next
+/// fire). With `--prepare` it only writes the N jobs to the store and exits;
+/// without, it prepares the store first if it does not hold N jobs, then
+/// measures in the same process.
+fn recover(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
+    opts.only(&["jobs", "store", "prepare", "threads"])?;
+    let jobs = opts.num("jobs", 1000)? as usize;
+    let dir = opts.path("store").ok_or("recover needs --store DIR")?;
+    let process_start = *PROCESS_START.get_or_init(Instant::now);
+    let rt = runtime(&opts)?;
+    let prepare = |rt: &tokio::runtime::Runtime| -> Result<f64, String> {
+        let t = Instant::now();
+        let s = rt.block_on(async {
+            let s = sled_builder(noop_builder(), &dir, false)?
+                .start()
+                .await
+                .map_err(|e| e.to_string())?;
+            add_jobs(&s, jobs, |i| {
+                spec(i, REGISTER_EXPRS[i % REGISTER_EXPRS.len()], "noop")
+            })
+            .await?;
+            Ok::<_, String>(s)
+        })?;
+        shutdown(rt, &s);
+        Ok(t.elapsed().as_secs_f64() * 1e3)
+    };
+    if opts.flag("prepare") {
+        let ms = prepare(&rt)?;
+        let mut j = Json::default();
+        j.str("workload", "recover-prepare")
+            .str("store", "sled")
+            .int("jobs", jobs as u64)
+            .num("prepare_ms", ms, 1);
+        emit(j.render());
+        return Ok(());
+    }
+    let mut prepared_here = false;
+    let measure = |rt: &tokio::runtime::Runtime, from: Instant| {
+        let rss_base = rss_now_mib();
+        let t_start = Instant::now();
+        rt.block_on(async {
+            let s = sled_builder(noop_builder(), &dir, true)?
+                .start()
+                .await
+                .map_err(|e| e.to_string())?;
+            let started_ms = from.elapsed().as_secs_f64() * 1e3;
+            let start_call_ms = t_start.elapsed().as_secs_f64() * 1e3;
+            let list = s.list().await.map_err(|e| e.to_string())?;
+            let scheduled = list
+                .iter()
+                .filter(|st| st.next_fire.is_some() && st.failure.is_none())
+                .count();
+            let all_ms = from.elapsed().as_secs_f64() * 1e3;
+            Ok::<_, String>((s, list.len(), scheduled, started_ms, start_call_ms, all_ms))
+        })
+        .map(|r| (r, rss_base))
+    };
+    let ((s, listed, scheduled, started_ms, start_call_ms, all_ms), rss_base) =
+        match measure(&rt, process_start) {
+            Ok(r) if r.0 .1 == jobs => r,
+            other => {
+                // Not prepared (or prepared for another N): prepare, then
+                // measure from the restart rather than from process start.
+                if let Ok(((s, ..), _)) = other {
+                    shutdown(&rt, &s);
+                }
+                prepare(&rt)?;
+                prepared_here = true;
+                measure(&rt, Instant::now())?
+            }
+        };
+    let rss = rss_now_mib();
+    let u = usage();
+    shutdown(&rt, &s);
+    if listed != jobs || scheduled != jobs {
+        return Err(format!(
+            "recovered {listed} jobs, {scheduled} scheduled; expected {jobs}"
+        ));
+    }
+    let mut j = Json::default();
+    j.str("workload", "recover")
+        .str("system", "cronactor")
+        .str("store", "sled")
+        .int("jobs", jobs as u64)
+        .num("recover_ms", all_ms, 1)
+        .num("start_returned_ms", started_ms, 1)
+        .num("start_call_ms", start_call_ms, 1)
+        .str(
+            "measured_from",
+            if prepared_here {
+                "restart in the same process"
+            } else {
+                "process start"
+            },
+        )
+        .num("cpu_user_s", u.user_s, 3)
+        .num("cpu_sys_s", u.sys_s, 3)
+        .num("max_rss_mib", u.max_rss_mib, 1)
+        .num(
+            "bytes_per_job",
+            (rss - rss_base) * 1048576.0 / jobs.max(1) as f64,
+            0,
+        )
+        .int("threads", opts.num("threads", 2)?);
+    emit(j.render());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// persist
+
+/// N jobs on a fixed interval with the sled store: the state updates per
+/// second the registry takes in and commits (group commit), the flushes per
+/// second, and the store lag (an update's wait from reaching the registry to
+/// its flush ending).
+fn persist(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
+    opts.only(&["jobs", "seconds", "store", "every-ms", "threads"])?;
+    let jobs = opts.num("jobs", 1000)? as usize;
+    let seconds = opts.num("seconds", 10)?;
+    let every_ms = opts.num("every-ms", 1000)?.max(1);
+    let dir = opts.path("store").ok_or("persist needs --store DIR")?;
+    let rt = runtime(&opts)?;
+    let s = rt.block_on(async {
+        let s = sled_builder(noop_builder(), &dir, false)?
+            .start()
+            .await
+            .map_err(|e| e.to_string())?;
+        add_jobs(&s, jobs, |i| {
+            JobSpec::builder(
+                format!("job-{i:07}"),
+                cronactor::ScheduleSpec::every(Duration::from_millis(every_ms)),
+                "noop",
+            )
+            .build()
+            .map_err(|e| e.to_string())
+        })
+        .await?;
+        Ok::<_, String>(s)
+    })?;
+    // Settle for a second, then measure the store counters over the window.
+    std::thread::sleep(Duration::from_secs(1));
+    let m0 = rt.block_on(s.metrics()).map_err(|e| e.to_string())?;
+    let u0 = usage();
+    let t0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let m1 = rt.block_on(s.metrics()).map_err(|e| e.to_string())?;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let u1 = usage();
+    shutdown(&rt, &s);
+    let per_s = |a: u64, b: u64| b.saturating_sub(a) as f64 / elapsed;
+    let (a, b) = (&m0.store, &m1.store);
+    let mut j = Json::default();
+    j.str("workload", "persist")
+        .str("system", "cronactor")
+        .str("store", "sled")
+        .int("jobs", jobs as u64)
+        .int("every_ms", every_ms)
+        .int("seconds", seconds)
+        .num(
+            "offered_fires_per_s",
+            jobs as f64 * 1000.0 / every_ms as f64,
+            0,
+        )
+        .num("fires_per_s", per_s(m0.totals.runs, m1.totals.runs), 0)
+        .num("state_updates_per_s", per_s(a.updates, b.updates), 0)
+        .num("store_writes_per_s", per_s(a.writes, b.writes), 0)
+        .num("flushes_per_s", per_s(a.flushes, b.flushes), 1)
+        .int("store_lag_us_p50", b.lag.p50_us)
+        .int("store_lag_us_p99", b.lag.p99_us)
+        .int("store_lag_us_max", b.lag.max_us)
+        .int("pending_at_end", b.pending)
+        .num("window_cpu_user_s", u1.user_s - u0.user_s, 3)
+        .num("window_cpu_sys_s", u1.sys_s - u0.sys_s, 3)
+        .num("max_rss_mib", u1.max_rss_mib, 1)
+        .int("threads", opts.num("threads", 2)?);
+    emit(j.render());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// soak
+
+/// N every-second jobs for S seconds: one line per interval (RSS, CPU,
+/// fires, lateness), then a summary line with the drift after the first
+/// interval.
+fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
+    opts.only(&["jobs", "seconds", "interval-s", "threads", "store"])?;
+    let jobs = opts.num("jobs", 10_000)? as usize;
+    let seconds = opts.num("seconds", 600)?.max(1);
+    let interval = opts.num("interval-s", 60)?.clamp(1, seconds);
+    let dir = opts.path("store");
+    let probe = Arc::new(Probe::new(jobs));
+    let rt = runtime(&opts)?;
+    let s = rt.block_on(async {
+        let mut b = probe_builder(&probe);
+        if let Some(dir) = &dir {
+            b = sled_builder(b, dir, false)?;
+        }
+        let s = b.start().await.map_err(|e| e.to_string())?;
+        add_jobs(&s, jobs, |i| spec(i, FIRE_EXPR, "probe")).await?;
+        Ok::<_, String>(s)
+    })?;
+    let w0 = probe.arm(seconds as i64, 0);
+    sleep_until_unix_us(w0 * 1_000_000);
+    let mut prev = usage();
+    let mut rows: Vec<(f64, f64, u64, Option<u64>)> = Vec::new();
+    let intervals = seconds.div_ceil(interval);
+    for k in 0..intervals {
+        let end = w0 + ((k + 1) * interval).min(seconds) as i64;
+        let len = (end - w0) as u64 - k * interval;
+        sleep_until_unix_us(end * 1_000_000);
+        let u = usage();
+        let t = probe.take();
+        let rss = rss_now_mib();
+        let cpu = (u.user_s - prev.user_s) + (u.sys_s - prev.sys_s);
+        prev = u;
+        let p99 = (!t.hist.is_empty()).then(|| t.hist.value_at_quantile(0.99));
+        let mut j = Json::default();
+        j.str("workload", "soak-interval")
+            .str("store", store_name(&dir))
+            .int("jobs", jobs as u64)
+            .int("interval", k + 1)
+            .int("interval_s", len)
+            .num("rss_mib", rss, 1)
+            .num("cpu_s", cpu, 3)
+            .int("fires", t.fires)
+            .int("expected_fires", jobs as u64 * len);
+        lateness(&mut j, &t.hist);
+        emit(j.render());
+        rows.push((rss, cpu / len as f64, t.fires, p99));
+    }
+    probe.close();
+    let u = usage();
+    shutdown(&rt, &s);
+    let first = rows[0];
+    let last = rows[rows.len() - 1];
+    let max_rss_after_first = rows.iter().skip(1).map(|r| r.0).fold(first.0, f64::max);
+    let fires: u64 = rows.iter().map(|r| r.2).sum();
+    let mut j = Json::default();
+    j.str("workload", "soak")
+        .str("system", "cronactor")
+        .str("store", store_name(&dir))
+        .int("jobs", jobs as u64)
+        .int("seconds", seconds)
+        .int("interval_s", interval)
+        .int("fires", fires)
+        .int("expected_fires", jobs as u64 * seconds)
+        .num("rss_first_interval_mib", first.0, 1)
+        .num("rss_last_interval_mib", last.0, 1)
+        .num(
+            "rss_growth_after_first_interval_pct",
+            100.0 * (max_rss_after_first - first.0) / first.0,
+            1,
+        )
+        .num("cpu_per_s_first_interval", first.1, 4)
+        .num("cpu_per_s_last_interval", last.1, 4)
+        .opt_int("lateness_us_p99_first_interval", first.3)
+        .opt_int("lateness_us_p99_last_interval", last.3)
+        .num("cpu_user_s", u.user_s, 3)
+        .num("cpu_sys_s", u.sys_s, 3)
+        .num("max_rss_mib", u.max_rss_mib, 1)
+        .int("threads", opts.num("threads", 2)?);
+    emit(j.render());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// next-fire
+
 /// Next-fire computations per second over every expression in every zone,
 /// each call continuing from the previous fire as the runtime does.
-fn next_fire(args: &[String]) -> Result<String, String> {
-    let iters = iters(args, 2_000_000)?;
+fn next_fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
+    opts.only(&["iters"])?;
+    let iters = opts.num("iters", 2_000_000)?.max(1);
     let mut schedules: Vec<Schedule> = Vec::new();
     for expr in EXPRESSIONS {
         for tz in ZONES {
@@ -93,20 +991,11 @@ fn next_fire(args: &[String]) -> Result<String, String> {
     }
     let elapsed = began.elapsed().as_secs_f64();
     black_box(&cursors);
-    let line = Report {
-        workload: "next-fire",
-        ops: iters,
-        ops_per_s: (iters as f64 / elapsed).round(),
-        ns_per_op: (elapsed * 1e9 / iters as f64 * 10.0).round() / 10.0,
-    };
-    serde_json::to_string(&line).map_err(|e| e.to_string())
-}
-
-/// The JSON line every workload prints (fields in this order).
-#[derive(serde::Serialize)]
-struct Report {
-    workload: &'static str,
-    ops: u64,
-    ops_per_s: f64,
-    ns_per_op: f64,
+    let mut j = Json::default();
+    j.str("workload", "next-fire")
+        .int("ops", iters)
+        .num("ops_per_s", (iters as f64 / elapsed).round(), 0)
+        .num("ns_per_op", elapsed * 1e9 / iters as f64, 1);
+    emit(j.render());
+    Ok(())
 }

@@ -35,7 +35,7 @@ pub use event::{Event, EventBus, EventKind, EventStream, Received};
 pub use handler::{Handler, HandlerError, Handlers, JobContext};
 pub use id::{InvalidJobId, JobId, RunId, MAX_JOB_ID_LEN};
 pub use job::{JobMsg, TriggerOutcome};
-pub use metrics::{Metrics, Percentiles};
+pub use metrics::{Metrics, Percentiles, StoreStats};
 pub use policy::{Backoff, InterruptedPolicy, MisfirePolicy, OverlapPolicy, RetryPolicy};
 pub use runtime::RuntimeConfig;
 pub use schedule::{Schedule, ScheduleSpec};

@@ -37,6 +37,32 @@ pub struct Metrics {
     pub lateness: Percentiles,
     /// Run duration.
     pub duration: Percentiles,
+    /// The registry's writes to the store.
+    #[serde(default)]
+    pub store: StoreStats,
+}
+
+/// The registry's writes to the store, from `Scheduler::metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// State updates the registry received (job state changes, history
+    /// entries, control operations), since start.
+    #[serde(default)]
+    pub updates: u64,
+    /// Write operations handed to the store (after coalescing: one state
+    /// write per job per commit), since start.
+    #[serde(default)]
+    pub writes: u64,
+    /// Flushes completed (durable stores), since start.
+    #[serde(default)]
+    pub flushes: u64,
+    /// Updates waiting for the next commit now.
+    #[serde(default)]
+    pub pending: u64,
+    /// Store lag, per flush: from the oldest update the flush carries
+    /// reaching the registry to the flush ending (durable stores).
+    #[serde(default)]
+    pub lag: Percentiles,
 }
 
 /// The histograms, shared by every run task of one scheduler.
@@ -46,20 +72,27 @@ pub(crate) struct Histograms {
     duration: Mutex<Histogram<u64>>,
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 1 µs to one day, 3 significant digits: about 30 KiB each.
     Histogram::new_with_bounds(1, 86_400_000_000, 3).expect("static histogram bounds are valid")
 }
 
 fn record(h: &Mutex<Histogram<u64>>, d: Duration) {
+    record_us(&mut h.lock().unwrap_or_else(|e| e.into_inner()), d);
+}
+
+/// Records a duration in microseconds, clamped to the histogram's bounds.
+pub(crate) fn record_us(h: &mut Histogram<u64>, d: Duration) {
     let us = (d.as_micros() as u64).clamp(1, 86_400_000_000);
-    h.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .saturating_record(us);
+    h.saturating_record(us);
 }
 
 fn percentiles(h: &Mutex<Histogram<u64>>) -> Percentiles {
-    let h = h.lock().unwrap_or_else(|e| e.into_inner());
+    percentiles_of(&h.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// The percentiles of a histogram.
+pub(crate) fn percentiles_of(h: &Histogram<u64>) -> Percentiles {
     if h.is_empty() {
         return Percentiles::default();
     }

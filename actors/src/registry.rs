@@ -112,6 +112,10 @@ pub enum RegistryMsg {
         acks: Vec<Ack>,
         /// How it went.
         result: Result<(), StoreError>,
+        /// When the oldest update it carried reached the registry.
+        since: Option<std::time::Instant>,
+        /// Write operations it carried.
+        writes: u64,
     },
 }
 
@@ -157,6 +161,18 @@ pub struct RegistryState {
     histograms: Arc<Histograms>,
     /// Recent runs that can be retried by hand, oldest first.
     retryable: VecDeque<(RunId, JobId)>,
+    /// When the oldest update not yet committed reached the registry.
+    oldest_pending: Option<std::time::Instant>,
+    /// Counters and the store lag, for `Metrics::store`.
+    stats: StoreCounters,
+}
+
+/// The registry's store counters.
+struct StoreCounters {
+    updates: u64,
+    writes: u64,
+    flushes: u64,
+    lag: hdrhistogram::Histogram<u64>,
 }
 
 impl Actor for RegistryActor {
@@ -186,6 +202,13 @@ impl Actor for RegistryActor {
             flushing: false,
             histograms: args.histograms,
             retryable: VecDeque::new(),
+            oldest_pending: None,
+            stats: StoreCounters {
+                updates: 0,
+                writes: 0,
+                flushes: 0,
+                lag: crate::metrics::histogram(),
+            },
         })
     }
 
@@ -311,8 +334,18 @@ impl Actor for RegistryActor {
             }
             RegistryMsg::Flush(reply) => s.write(&myself, Ack::Reply(reply)),
             RegistryMsg::Tick => s.commit(&myself),
-            RegistryMsg::Flushed { acks, result } => {
+            RegistryMsg::Flushed {
+                acks,
+                result,
+                since,
+                writes,
+            } => {
                 s.flushing = false;
+                s.stats.flushes += 1;
+                s.stats.writes += writes;
+                if let Some(since) = since {
+                    crate::metrics::record_us(&mut s.stats.lag, since.elapsed());
+                }
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "store flush failed");
                 }
@@ -364,6 +397,10 @@ impl RegistryState {
     /// Queues the writes made by a message; acknowledged writes start a
     /// flush at once (or join the next one).
     fn write(&mut self, myself: &ActorRef<RegistryMsg>, ack: Ack) {
+        self.stats.updates += 1;
+        if self.oldest_pending.is_none() {
+            self.oldest_pending = Some(std::time::Instant::now());
+        }
         if !self.durable {
             let result = self
                 .apply_pending()
@@ -391,9 +428,11 @@ impl RegistryState {
     /// Hands pending writes to the store without flushing.
     fn apply_pending(&mut self) -> Result<(), StoreError> {
         let ops = self.take_ops();
+        self.oldest_pending = None;
         if ops.is_empty() {
             return Ok(());
         }
+        self.stats.writes += ops.len() as u64;
         self.store.apply(ops)
     }
 
@@ -404,6 +443,8 @@ impl RegistryState {
         }
         self.flushing = true;
         let ops = self.take_ops();
+        let writes = ops.len() as u64;
+        let since = self.oldest_pending.take();
         let acks = std::mem::take(&mut self.acks);
         let store = self.store.clone();
         let myself = myself.clone();
@@ -420,7 +461,12 @@ impl RegistryState {
                 Ok(()) => store.flush().await,
                 Err(e) => Err(e),
             };
-            let _ = myself.cast(RegistryMsg::Flushed { acks, result });
+            let _ = myself.cast(RegistryMsg::Flushed {
+                acks,
+                result,
+                since,
+                writes,
+            });
         });
     }
 
@@ -454,6 +500,13 @@ impl RegistryState {
         let mut m = Metrics {
             lateness: self.histograms.lateness(),
             duration: self.histograms.duration(),
+            store: crate::metrics::StoreStats {
+                updates: self.stats.updates,
+                writes: self.stats.writes,
+                flushes: self.stats.flushes,
+                pending: (self.ops.len() + self.dirty.len()) as u64,
+                lag: crate::metrics::percentiles_of(&self.stats.lag),
+            },
             ..Metrics::default()
         };
         for e in self.entries.values() {

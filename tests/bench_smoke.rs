@@ -1,0 +1,181 @@
+//! The benchmark binary (`examples/bench.rs`) runs every workload with a tiny
+//! N and prints valid JSON lines. Figures come from the binary itself; this
+//! test makes no timing assertions.
+
+#[allow(dead_code)]
+#[path = "../examples/bench.rs"]
+mod bench;
+
+use serde_json::Value;
+
+fn run(args: &[&str]) -> Vec<Value> {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_string()).collect();
+    let mut lines = Vec::new();
+    bench::run(&args, &mut |line| lines.push(line))
+        .unwrap_or_else(|e| panic!("bench {args:?} failed: {e}"));
+    assert!(!lines.is_empty(), "bench {args:?} printed nothing");
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// A fresh directory for a sled store, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "cronactor-bench-smoke-{}-{name}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self(dir)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn has(line: &Value, workload: &str, fields: &[&str]) {
+    assert_eq!(line["workload"], workload, "{line}");
+    for f in fields {
+        assert!(line.get(f).is_some(), "field {f} missing in {line}");
+    }
+}
+
+const FIRE_FIELDS: &[&str] = &[
+    "fires",
+    "expected_fires",
+    "missed_pct",
+    "lateness_us_p50",
+    "lateness_us_p99",
+    "lateness_us_max",
+    "window_cpu_user_s",
+    "window_cpu_sys_s",
+    "max_rss_mib",
+    "register_ms",
+];
+
+#[test]
+fn fire_in_memory() {
+    let lines = run(&["fire", "--jobs", "20", "--seconds", "1", "--grace", "1"]);
+    has(&lines[0], "fire", FIRE_FIELDS);
+    assert_eq!(lines[0]["store"], "memory");
+    assert_eq!(lines[0]["expected_fires"], 20);
+}
+
+#[test]
+fn fire_with_the_sled_store() {
+    let dir = TempDir::new("fire");
+    let lines = run(&[
+        "fire",
+        "--jobs",
+        "20",
+        "--seconds",
+        "1",
+        "--grace",
+        "1",
+        "--store",
+        dir.path(),
+    ]);
+    has(&lines[0], "fire", FIRE_FIELDS);
+    assert_eq!(lines[0]["store"], "sled");
+}
+
+#[test]
+fn register_in_memory_and_with_the_store() {
+    let fields = &[
+        "register_ms",
+        "register_us_per_job",
+        "bytes_per_job",
+        "max_rss_mib",
+    ];
+    has(&run(&["register", "--jobs", "50"])[0], "register", fields);
+    let dir = TempDir::new("register");
+    let lines = run(&["register", "--jobs", "50", "--store", dir.path()]);
+    has(&lines[0], "register", fields);
+    assert_eq!(lines[0]["store"], "sled");
+}
+
+#[test]
+fn recover_prepares_then_measures() {
+    let dir = TempDir::new("recover");
+    let prepared = run(&[
+        "recover",
+        "--jobs",
+        "30",
+        "--store",
+        dir.path(),
+        "--prepare",
+    ]);
+    has(&prepared[0], "recover-prepare", &["prepare_ms"]);
+    let lines = run(&["recover", "--jobs", "30", "--store", dir.path()]);
+    has(&lines[0], "recover", &["recover_ms", "start_returned_ms"]);
+    assert_eq!(lines[0]["jobs"], 30);
+}
+
+#[test]
+fn persist_reports_store_throughput_and_lag() {
+    let dir = TempDir::new("persist");
+    let lines = run(&[
+        "persist",
+        "--jobs",
+        "20",
+        "--seconds",
+        "1",
+        "--every-ms",
+        "200",
+        "--store",
+        dir.path(),
+    ]);
+    has(
+        &lines[0],
+        "persist",
+        &["state_updates_per_s", "flushes_per_s", "store_lag_us_p99"],
+    );
+}
+
+#[test]
+fn soak_prints_one_line_per_interval_and_a_summary() {
+    let lines = run(&[
+        "soak",
+        "--jobs",
+        "20",
+        "--seconds",
+        "2",
+        "--interval-s",
+        "1",
+    ]);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    has(&lines[0], "soak-interval", &["rss_mib", "cpu_s", "fires"]);
+    has(&lines[1], "soak-interval", &["rss_mib", "cpu_s", "fires"]);
+    has(
+        &lines[2],
+        "soak",
+        &[
+            "rss_growth_after_first_interval_pct",
+            "cpu_per_s_last_interval",
+        ],
+    );
+}
+
+#[test]
+fn next_fire() {
+    let lines = run(&["next-fire", "--iters", "1000"]);
+    has(&lines[0], "next-fire", &["ops", "ops_per_s", "ns_per_op"]);
+}
+
+#[test]
+fn unknown_workloads_and_options_are_errors() {
+    let mut sink = |_line: String| {};
+    assert!(bench::run(&["nope".to_string()], &mut sink).is_err());
+    let args = ["fire".to_string(), "--bogus".to_string(), "1".to_string()];
+    assert!(bench::run(&args, &mut sink).is_err());
+}

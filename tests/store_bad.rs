@@ -361,3 +361,45 @@ fn a_read_only_directory_is_not_writable() {
     std::fs::set_permissions(&store_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     assert!(matches!(err, StoreError::NotWritable { .. }), "{err:?}");
 }
+
+#[test]
+fn an_unreadable_history_entry_is_skipped_not_fatal() {
+    let dir = store_with_abc();
+    {
+        let store = open(dir.path());
+        store
+            .apply(
+                (1..=3)
+                    .map(|n| cronactor_actors::StoreOp::AppendHistory {
+                        id: id("a"),
+                        record: Box::new(store_support::run(n)),
+                        keep: 10,
+                    })
+                    .collect(),
+            )
+            .expect("apply");
+        flush(&store);
+    }
+    // Damage the middle entry (sequence 1) of job a.
+    let mut key = b"a\0".to_vec();
+    key.extend_from_slice(&1u64.to_be_bytes());
+    poke(dir.path(), "history", &key, b"\x01{broken");
+
+    let store = open(dir.path());
+    assert_eq!(
+        store.history(&id("a"), 10).expect("history"),
+        [store_support::run(3), store_support::run(1)]
+    );
+    // Still counted by the trim: appending with keep 2 drops the oldest two.
+    store
+        .apply(vec![cronactor_actors::StoreOp::AppendHistory {
+            id: id("a"),
+            record: Box::new(store_support::run(4)),
+            keep: 2,
+        }])
+        .expect("apply");
+    assert_eq!(
+        store.history(&id("a"), 10).expect("history"),
+        [store_support::run(4), store_support::run(3)]
+    );
+}

@@ -14,15 +14,32 @@ use store_support::{id, put_job, run, state};
 
 const JOBS: usize = 100_000;
 
-fn measure(store: &SledStore, ops: Vec<StoreOp>) -> (f64, f64) {
-    let n = ops.len();
+/// The CPU time of the whole process (every thread, sled's included).
+fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Applies `ops` and flushes: (apply wall time, apply+flush wall time,
+/// process CPU time), in seconds.
+fn measure(store: &SledStore, ops: Vec<StoreOp>) -> (f64, f64, f64) {
+    let cpu = cpu_seconds();
     let start = Instant::now();
     store.apply(ops).expect("apply");
     let applied = start.elapsed();
     futures::executor::block_on(store.flush()).expect("flush");
     let total = start.elapsed();
-    let _ = n;
-    (applied.as_secs_f64(), total.as_secs_f64())
+    (
+        applied.as_secs_f64(),
+        total.as_secs_f64(),
+        cpu_seconds() - cpu,
+    )
 }
 
 #[test]
@@ -52,21 +69,23 @@ fn apply_and_flush_throughput_100k_jobs() {
             .iter()
             .map(|n| put_job(n, JobState::default()))
             .collect();
-        let (a, t) = measure(&store, ops);
-        println!("sync_on_flush={sync}: PutJob x{JOBS}: apply {a:.3}s, apply+flush {t:.3}s");
+        let (a, t, c) = measure(&store, ops);
+        println!(
+            "sync_on_flush={sync}: PutJob x{JOBS}: apply {a:.3}s, apply+flush {t:.3}s, cpu {c:.3}s"
+        );
 
-        for round in 0..3u64 {
+        for round in 1..=3u64 {
             let ops = names
                 .iter()
                 .map(|n| StoreOp::PutState(id(n), Box::new(state(round))))
                 .collect();
-            let (a, t) = measure(&store, ops);
+            let (a, t, c) = measure(&store, ops);
             println!(
-                "sync_on_flush={sync}: PutState x{JOBS} round {round}: apply {a:.3}s, apply+flush {t:.3}s = {:.0} ops/s",
+                "sync_on_flush={sync}: PutState x{JOBS} round {round}: apply {a:.3}s, apply+flush {t:.3}s, cpu {c:.3}s = {:.0} ops/s",
                 JOBS as f64 / t
             );
         }
-        for round in 0..3u64 {
+        for round in 4..=6u64 {
             let mut ops = Vec::with_capacity(2 * JOBS);
             for n in &names {
                 ops.push(StoreOp::PutState(id(n), Box::new(state(round))));
@@ -76,12 +95,24 @@ fn apply_and_flush_throughput_100k_jobs() {
                     keep: 2,
                 });
             }
-            let (a, t) = measure(&store, ops);
+            let (a, t, c) = measure(&store, ops);
             println!(
-                "sync_on_flush={sync}: PutState+AppendHistory(keep 2) x{JOBS} round {round}: apply {a:.3}s, apply+flush {t:.3}s = {:.0} jobs/s",
+                "sync_on_flush={sync}: PutState+AppendHistory(keep 2) x{JOBS} round {round}: apply {a:.3}s, apply+flush {t:.3}s, cpu {c:.3}s = {:.0} jobs/s",
                 JOBS as f64 / t
             );
         }
+        // Control-operation latency: one small apply and one flush each.
+        let start = Instant::now();
+        for round in 0..100u64 {
+            let ops = vec![StoreOp::PutState(id(&names[0]), Box::new(state(round)))];
+            store.apply(ops).expect("apply");
+            futures::executor::block_on(store.flush()).expect("flush");
+        }
+        println!(
+            "sync_on_flush={sync}: one PutState + flush, 100 times: {:.2} ms each",
+            start.elapsed().as_secs_f64() * 10.0
+        );
+
         let start = Instant::now();
         let loaded = store.load().expect("load");
         println!(

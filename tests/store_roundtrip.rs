@@ -284,3 +284,20 @@ async fn flush_inside_a_multi_thread_runtime() {
     tokio::spawn(flushing).await.expect("join").expect("flush");
     assert_eq!(store.load().expect("load").jobs.len(), 1);
 }
+
+#[test]
+fn keep_zero_writes_no_history_and_clears_the_old() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    store
+        .apply(vec![
+            put_job("k", JobState::default()),
+            append("k", 1, 5),
+            append("k", 2, 5),
+        ])
+        .expect("apply");
+    store.apply(vec![append("k", 3, 0)]).expect("apply");
+    assert!(store.history(&id("k"), 10).expect("history").is_empty());
+    store.apply(vec![append("k", 4, 5)]).expect("apply");
+    assert_eq!(store.history(&id("k"), 10).expect("history"), [run(4)]);
+}

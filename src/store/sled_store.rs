@@ -16,6 +16,7 @@ use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// The name of the file, next to sled's own files, that holds the store's
 /// schema version as decimal text. It is read before sled opens the
@@ -25,6 +26,11 @@ const MARKER_FILE: &str = "schema_version";
 /// The prefix of the file created and removed at open to check that the
 /// directory is writable.
 const PROBE_FILE: &str = ".cronactor-write-probe";
+/// How long `open` retries a taken lock before it reports
+/// [`StoreError::Locked`]; see [`SledStore::open`].
+const LOCK_GRACE: Duration = Duration::from_millis(500);
+/// The pause between two tries.
+const LOCK_POLL: Duration = Duration::from_millis(5);
 /// sled's log file in the store directory (fsynced after each flush).
 const SLED_LOG_FILE: &str = "db";
 
@@ -281,7 +287,10 @@ impl SledStore {
     /// - [`StoreError::NewerVersion`]: the store was written by a newer build;
     ///   it is left untouched (nothing is written before this check).
     /// - [`StoreError::Locked`]: another process (or another `SledStore` in
-    ///   this process) has the store open. Returned at once; never waits.
+    ///   this process) has the store open. Never waits for it: the lock is
+    ///   tried for half a second at most (sled 0.34 releases the lock of a
+    ///   store just closed in this process from a background thread, a
+    ///   moment after the drop), then this error is returned.
     /// - [`StoreError::Io`]: anything else (sled cannot read its files...).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, SledStoreOptions::default())
@@ -319,13 +328,24 @@ impl SledStore {
         // 3. Writable? A probe file, created and removed.
         probe_writable(path, &shown)?;
 
-        // 4. sled: takes an exclusive lock on its log file, fails at once if
-        //    another process holds it.
-        let db = sled::Config::new()
+        // 4. sled: takes an exclusive lock on its log file and fails at once
+        //    if it is taken. A store closed a moment ago in this process may
+        //    still hold it (sled 0.34 drops its last handle from a background
+        //    thread), so a taken lock is retried for LOCK_GRACE before it
+        //    is reported.
+        let config = sled::Config::new()
             .path(path)
-            .cache_capacity(options.cache_capacity)
-            .open()
-            .map_err(|e| sled_open_error(&shown, e))?;
+            .cache_capacity(options.cache_capacity);
+        let started = Instant::now();
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) && started.elapsed() < LOCK_GRACE => {
+                    std::thread::sleep(LOCK_POLL);
+                }
+                Err(e) => return Err(sled_open_error(&shown, e)),
+            }
+        };
         let tree = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| StoreError::Io(format!("cannot open tree {name} of {shown}: {e}")))
@@ -559,13 +579,16 @@ impl SledStore {
                         Some(range) => range,
                         None => self.scan_hist_range(id.as_str(), &mut key)?,
                     };
-                    value.clear();
-                    codec::encode_into(RecordKind::Run, &*record, &mut value)
-                        .map_err(|e| encode_err("run record", &id, e))?;
-                    codec::history_key_into(id.as_str(), range.next, &mut key);
-                    batches.put(Which::History, &key, &value);
-                    range.next = range.next.saturating_add(1);
                     let keep = u64::try_from(keep).unwrap_or(u64::MAX);
+                    // With keep 0 the entry would be trimmed at once: skip it.
+                    if keep > 0 {
+                        value.clear();
+                        codec::encode_into(RecordKind::Run, &*record, &mut value)
+                            .map_err(|e| encode_err("run record", &id, e))?;
+                        codec::history_key_into(id.as_str(), range.next, &mut key);
+                        batches.put(Which::History, &key, &value);
+                        range.next = range.next.saturating_add(1);
+                    }
                     while range.len() > keep {
                         codec::history_key_into(id.as_str(), range.first, &mut key);
                         batches.del(Which::History, &key);
@@ -657,7 +680,7 @@ impl SledStore {
             })
     }
 
-    /// Every record of the quarantine tree, oldest key first.
+    /// Every record of the quarantine tree, in key order (tree, then key).
     fn list_quarantine(&self) -> Result<Vec<QuarantinedRecord>, StoreError> {
         let mut out = Vec::new();
         for item in self.quarantine.iter() {
@@ -886,14 +909,18 @@ fn sled_error(shown: &str, e: sled::Error) -> StoreError {
     StoreError::Io(format!("sled error in {shown}: {e}"))
 }
 
-/// Maps the error of `sled::Config::open`. sled 0.34 reports a lock held
-/// elsewhere as an `Io` error of kind `Other` whose text starts with
-/// "could not acquire lock" (it uses `try_lock_exclusive`, so it never waits).
+/// Whether `sled::Config::open` failed because the lock is taken. sled 0.34
+/// reports it as an `Io` error of kind `Other` whose text starts with "could
+/// not acquire lock" (it uses `try_lock_exclusive`, so it never waits); the
+/// integration tests pin this down.
+fn is_lock_error(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Io(io) if io.to_string().contains("could not acquire lock"))
+}
+
+/// Maps the error of `sled::Config::open`.
 fn sled_open_error(shown: &str, e: sled::Error) -> StoreError {
     match e {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-            StoreError::Locked(shown.to_owned())
-        }
+        e if is_lock_error(&e) => StoreError::Locked(shown.to_owned()),
         sled::Error::Io(io) => open_io_error(shown, "sled cannot open the database", &io),
         other => StoreError::Io(format!("sled cannot open the database at {shown}: {other}")),
     }

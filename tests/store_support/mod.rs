@@ -166,8 +166,24 @@ pub fn open(dir: &Path) -> SledStore {
 }
 
 /// Opens the raw sled database of a closed store, to inspect or damage it.
+///
+/// sled 0.34 releases its file lock from a background thread a moment after
+/// the last handle of a database is dropped, so a taken lock is retried for
+/// up to a second (as `SledStore::open` does for half a second).
 pub fn raw(dir: &Path) -> sled::Db {
-    sled::open(dir).unwrap_or_else(|e| panic!("raw open {}: {e}", dir.display()))
+    let started = std::time::Instant::now();
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < Duration::from_secs(1) =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("raw open {}: {e}", dir.display()),
+        }
+    }
 }
 
 /// A store in a fresh temp dir with jobs `a`, `b` and `c` (states 1, 2, 3)

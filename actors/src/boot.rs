@@ -2,8 +2,9 @@
 //! supervisor (which restores the persisted jobs).
 
 use crate::clock::Clock;
-use crate::event::EventBus;
+use crate::event::{EventBus, EventKind};
 use crate::handler::Handlers;
+use crate::id::JobId;
 use crate::registry::{RegistryActor, RegistryArgs, RegistryMsg};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{QuarantinedRecord, SnapshotStore, StoreError};
@@ -51,6 +52,19 @@ pub async fn boot(
         tracing::error!(tree = %q.tree, key = %q.key, reason = %q.reason, "store record quarantined");
     }
     let events = EventBus::new(config.event_capacity);
+    let store_id = JobId::new("(store)").expect("a valid id");
+    for q in &loaded.quarantined {
+        let id = JobId::new(q.key.as_str()).unwrap_or_else(|_| store_id.clone());
+        events.publish_sticky(
+            &id,
+            clock.now(),
+            EventKind::Quarantined {
+                tree: q.tree.clone(),
+                key: q.key.clone(),
+                reason: q.reason.clone(),
+            },
+        );
+    }
     let histograms = Arc::new(crate::metrics::Histograms::new());
     let (registry, _) = Actor::spawn(
         None,

@@ -156,6 +156,17 @@ pub enum EventKind {
         /// What it is doing.
         message: String,
     },
+    /// A store record could not be decoded at start and was moved to the
+    /// quarantine tree (with its raw bytes); the other jobs loaded. `job_id`
+    /// is the record's key when it is a valid job id, else `"(store)"`.
+    Quarantined {
+        /// The tree it was in.
+        tree: String,
+        /// Its key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// A run logged a line.
     Log {
         /// The run.
@@ -178,12 +189,17 @@ pub enum Received {
 #[derive(Debug)]
 pub struct EventStream {
     rx: broadcast::Receiver<Event>,
+    /// Sticky events delivered first to every new subscriber.
+    replay: std::collections::VecDeque<Event>,
 }
 
 impl EventStream {
     /// The next event, or how many were missed; `None` once the scheduler
     /// has shut down and every event has been read.
     pub async fn recv(&mut self) -> Option<Received> {
+        if let Some(e) = self.replay.pop_front() {
+            return Some(Received::Event(e));
+        }
         match self.rx.recv().await {
             Ok(e) => Some(Received::Event(e)),
             Err(broadcast::error::RecvError::Lagged(n)) => Some(Received::Missed(n)),
@@ -193,6 +209,9 @@ impl EventStream {
 
     /// The next event if one is ready, without waiting.
     pub fn try_recv(&mut self) -> Option<Received> {
+        if let Some(e) = self.replay.pop_front() {
+            return Some(Received::Event(e));
+        }
         match self.rx.try_recv() {
             Ok(e) => Some(Received::Event(e)),
             Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Received::Missed(n)),
@@ -205,13 +224,19 @@ impl EventStream {
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    /// Events about the store's state at start (quarantined records), which
+    /// happen before anyone can subscribe: every subscriber gets them first.
+    sticky: std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
 }
 
 impl EventBus {
     /// A bus that keeps up to `capacity` events per subscriber.
     pub fn new(capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        Self { tx }
+        Self {
+            tx,
+            sticky: Default::default(),
+        }
     }
 
     /// Publishes an event; never waits. With no subscriber it costs one
@@ -228,8 +253,30 @@ impl EventBus {
 
     /// A new subscription, starting with the next event.
     pub fn subscribe(&self) -> EventStream {
+        let replay = self
+            .sticky
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect();
         EventStream {
             rx: self.tx.subscribe(),
+            replay,
         }
+    }
+
+    /// Publishes an event that every future subscriber also receives first.
+    pub fn publish_sticky(&self, job_id: &JobId, at: DateTime<Utc>, kind: EventKind) {
+        let event = Event {
+            at,
+            job_id: job_id.clone(),
+            kind,
+        };
+        self.sticky
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+        let _ = self.tx.send(event);
     }
 }

@@ -40,6 +40,9 @@ pub struct Metrics {
     /// The registry's writes to the store.
     #[serde(default)]
     pub store: StoreStats,
+    /// Store records quarantined at start (see `Scheduler::quarantined`).
+    #[serde(default)]
+    pub quarantined: u64,
 }
 
 /// The registry's writes to the store, from `Scheduler::metrics`.

@@ -498,6 +498,7 @@ impl RegistryState {
 
     fn metrics(&self) -> Metrics {
         let mut m = Metrics {
+            quarantined: self.quarantined.len() as u64,
             lateness: self.histograms.lateness(),
             duration: self.histograms.duration(),
             store: crate::metrics::StoreStats {

@@ -42,7 +42,12 @@ impl CliError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::Client(e) => e.exit_code(),
-            Self::Usage(_) | Self::Config(_) | Self::Daemon(DaemonError::Config(_)) => EXIT_USAGE,
+            Self::Usage(_)
+            | Self::Config(_)
+            | Self::Daemon(DaemonError::Config(_))
+            | Self::Daemon(DaemonError::Http(
+                crate::http::HttpError::InsecureBind(_) | crate::http::HttpError::Config(_),
+            )) => EXIT_USAGE,
             Self::Daemon(_) => EXIT_SERVER,
             Self::RunFailed(_) => EXIT_RUN_FAILED,
         }

@@ -186,7 +186,7 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
 
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&scheduler, &options, &mut current).await,
+            _ = hangup.recv() => reload(&scheduler, &options, &config, &mut current).await,
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -204,6 +204,7 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
 async fn reload(
     scheduler: &Scheduler,
     options: &DaemonOptions,
+    started: &DaemonConfig,
     current: &mut HashMap<JobId, JobSpec>,
 ) {
     let config = match load(&options.config) {
@@ -213,6 +214,9 @@ async fn reload(
             return;
         }
     };
+    if config.listen != started.listen || config.time_zone != started.time_zone {
+        tracing::warn!("changes to the [daemon] table take effect at the next start");
+    }
     match apply(scheduler, &config, current).await {
         Ok(a) => tracing::info!(
             added = ?a.added.iter().map(JobId::as_str).collect::<Vec<_>>(),

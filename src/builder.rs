@@ -123,6 +123,20 @@ impl SchedulerBuilder {
         self
     }
 
+    /// At most `n` runs in flight across all jobs; fires past the cap wait,
+    /// highest job priority first ([`JobSpecBuilder::priority`](crate::JobSpecBuilder::priority)).
+    pub fn max_concurrent_runs(mut self, n: usize) -> Self {
+        self.config.admission.max_runs = Some(n);
+        self
+    }
+
+    /// At most `n` runs in flight among jobs tagged `tag`
+    /// ([`JobSpecBuilder::tag`](crate::JobSpecBuilder::tag)).
+    pub fn max_concurrent_runs_for_tag(mut self, tag: impl Into<String>, n: usize) -> Self {
+        self.config.admission.per_tag.insert(tag.into(), n);
+        self
+    }
+
     /// How long a handle call waits for an answer (default 30 s).
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;

@@ -17,26 +17,26 @@
 #![warn(unreachable_pub)]
 
 mod builder;
-mod scheduler;
-pub mod store;
-pub mod testing;
-/// The HTTP control API: an axum router, a server, OpenAPI, Prometheus metrics.
-#[cfg(feature = "http")]
-pub mod http;
 /// The standalone daemon and the command-line front-end of the `cronactor`
 /// binary.
 #[cfg(feature = "cli")]
 pub mod daemon;
+/// The HTTP control API: an axum router, a server, OpenAPI, Prometheus metrics.
+#[cfg(feature = "http")]
+pub mod http;
+mod scheduler;
+pub mod store;
+pub mod testing;
 
 pub use builder::{SchedulerBuilder, StartError};
 pub use cronactor_actors::schedule;
 pub use cronactor_actors::supervisor::{MAX_RESTARTS, RESTART_WINDOW};
 pub use cronactor_actors::{
-    Backoff, Clock, Counters, Error, Event, EventKind, EventStream, Handler, HandlerError,
-    InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec, JobSpecBuilder, JobState,
-    JobStatus, Metrics, MisfirePolicy, Outcome, OverlapPolicy, Percentiles, QuarantinedRecord,
-    Received, RetryPolicy, RetryWait, RunId, RunRecord, RuntimeConfig, ScheduleSpec,
-    ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError, SupervisorMsg, SystemClock,
-    Trigger, TriggerOutcome, Upserted,
+    AdmissionLimits, Backoff, Clock, Counters, Error, Event, EventKind, EventStream, Handler,
+    HandlerError, InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec, JobSpecBuilder,
+    JobState, JobStatus, Metrics, MisfirePolicy, Outcome, OverlapPolicy, Percentiles,
+    QuarantinedRecord, Received, RetryPolicy, RetryWait, RunId, RunRecord, RuntimeConfig,
+    ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError, SupervisorMsg,
+    SystemClock, Trigger, TriggerOutcome, Upserted,
 };
 pub use scheduler::Scheduler;

@@ -81,6 +81,7 @@ pub async fn boot(
     )
     .await
     .map_err(|e| BootError::Spawn(e.to_string()))?;
+    let admission = crate::admission::Admission::new(config.admission.clone());
     let runtime = Arc::new(Runtime {
         clock,
         events: events.clone(),
@@ -90,6 +91,7 @@ pub async fn boot(
         config,
         durable: store.is_durable(),
         histograms: histograms.clone(),
+        admission,
     });
     let (supervisor, _) = Actor::spawn(
         None,

@@ -20,7 +20,7 @@ use crate::timer::TimerKind;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,6 +123,11 @@ pub enum JobMsg {
     },
     /// The store holds the records of the runs claimed so far: start them.
     Recorded,
+    /// A run waiting for admission (a concurrency cap) may start.
+    Admitted {
+        /// The run.
+        run_id: RunId,
+    },
     /// Fault injection for tests (feature `fault-injection`): make the actor
     /// fail, to exercise supervision. Without the feature it does nothing.
     #[doc(hidden)]
@@ -210,6 +215,10 @@ pub struct JobActorState {
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
     history: Vec<RunRecord>,
+    /// Claimed runs waiting for admission (a concurrency cap).
+    waiting_admission: HashSet<RunId>,
+    /// The job's tags, shared with its admission entries.
+    tags: Arc<[String]>,
     /// Fires waiting behind a run in flight.
     queue: VecDeque<Pending>,
     /// Set by `Stop`: answered once nothing is in flight.
@@ -227,6 +236,7 @@ impl Actor for JobActor {
         args: JobArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut s = JobActorState {
+            tags: Arc::from(args.spec.tags.as_slice()),
             payload: Arc::new(args.spec.payload.clone()),
             spec: args.spec,
             schedule: args.schedule,
@@ -239,6 +249,7 @@ impl Actor for JobActor {
             tokens: HashMap::new(),
             unrecorded: Vec::new(),
             history: Vec::new(),
+            waiting_admission: HashSet::new(),
             queue: VecDeque::new(),
             stopping: None,
         };
@@ -298,7 +309,7 @@ impl Actor for JobActor {
                 let _ = reply.send(outcome);
             }
             JobMsg::Cancel(reply) => {
-                let mut cancelled = s.cancel_all("cancelled by request");
+                let mut cancelled = s.cancel_all(&myself, "cancelled by request");
                 if s.state.retry_wait.take().is_some() {
                     // The waiting retry's timer becomes stale.
                     s.retry_generation += 1;
@@ -378,6 +389,7 @@ impl Actor for JobActor {
             } => {
                 let rearm = spec.schedule != s.spec.schedule;
                 s.payload = Arc::new(spec.payload.clone());
+                s.tags = Arc::from(spec.tags.as_slice());
                 s.spec = spec;
                 s.schedule = schedule;
                 if rearm {
@@ -395,7 +407,7 @@ impl Actor for JobActor {
             JobMsg::Remove(reply) => {
                 s.generation += 1;
                 s.retry_generation += 1;
-                s.cancel_all("job removed");
+                s.cancel_all(&myself, "job removed");
                 s.publish(EventKind::Removed);
                 let _ = s.rt.registry.cast(RegistryMsg::Remove {
                     id: s.spec.id.clone(),
@@ -423,7 +435,7 @@ impl Actor for JobActor {
                 s.generation += 1;
                 s.retry_generation += 1;
                 s.queue.clear();
-                let _ = cancelled.send(s.cancel_all("scheduler shutdown"));
+                let _ = cancelled.send(s.cancel_all(&myself, "scheduler shutdown"));
                 if s.state.in_flight.is_empty() {
                     let _ = idle.send(());
                 } else {
@@ -443,7 +455,21 @@ impl Actor for JobActor {
             }
             JobMsg::Recorded => {
                 for run_id in std::mem::take(&mut s.unrecorded) {
-                    s.spawn_run(&myself, run_id);
+                    s.start_run(&myself, run_id);
+                }
+            }
+            JobMsg::Admitted { run_id } => {
+                s.waiting_admission.remove(&run_id);
+                let cancelled = s.tokens.get(&run_id).is_none_or(|(_, why)| why.is_some());
+                if cancelled {
+                    // Cancelled while waiting: give the place back at once.
+                    s.rt.admission.release(&s.tags);
+                    let _ = myself.cast(JobMsg::RunFinished {
+                        run_id,
+                        result: RunResult::Dropped,
+                    });
+                } else {
+                    s.spawn_run(&myself, run_id, true);
                 }
             }
             JobMsg::Crash => {
@@ -734,7 +760,7 @@ impl JobActorState {
         match decision {
             OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(myself, fire)),
             OverlapDecision::ReplaceThenStart => {
-                self.cancel_all("replaced by a newer fire");
+                self.cancel_all(myself, "replaced by a newer fire");
                 if self.state.retry_wait.take().is_some() {
                     self.retry_generation += 1;
                 }
@@ -805,14 +831,45 @@ impl JobActorState {
         if self.rt.durable {
             self.unrecorded.push(run_id);
         } else {
-            self.spawn_run(myself, run_id);
+            self.start_run(myself, run_id);
         }
         run_id
     }
 
+    /// Starts a claimed run whose record is durable, once admitted by the
+    /// concurrency caps (at once when there are none).
+    fn start_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId) {
+        if !self.rt.admission.is_limited() {
+            return self.spawn_run(myself, run_id, false);
+        }
+        if self
+            .tokens
+            .get(&run_id)
+            .is_none_or(|(_, why)| why.is_some())
+        {
+            // Cancelled before it could start.
+            let _ = myself.cast(JobMsg::RunFinished {
+                run_id,
+                result: RunResult::Dropped,
+            });
+            return;
+        }
+        let admitted =
+            self.rt
+                .admission
+                .admit_or_wait(run_id, self.tags.clone(), self.spec.priority, myself);
+        if admitted {
+            self.spawn_run(myself, run_id, true);
+        } else {
+            self.waiting_admission.insert(run_id);
+            self.state.counters.admission_waits += 1;
+        }
+    }
+
     /// Spawns the task of a claimed run. The handler runs off the actor; its
-    /// result, panic included, comes back as `RunFinished`.
-    fn spawn_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId) {
+    /// result, panic included, comes back as `RunFinished`. `permit`: the run
+    /// holds an admission place, given back when it ends.
+    fn spawn_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId, permit: bool) {
         let Some(run) = self.state.in_flight.iter().find(|r| r.run_id == run_id) else {
             return; // cancelled and finished before its record was durable
         };
@@ -871,6 +928,7 @@ impl JobActorState {
         let job = myself.clone();
         let supervisor = self.rt.supervisor.get().cloned();
         let job_id = self.spec.id.clone();
+        let tags = permit.then(|| self.tags.clone());
         tokio::spawn(
             async move {
                 let result = execute(handler, ctx, limits, || {
@@ -880,6 +938,9 @@ impl JobActorState {
                     }
                 })
                 .await;
+                if let Some(tags) = tags {
+                    rt.admission.release(&tags);
+                }
                 tracing::debug!(?result, "run ended");
                 let msg = JobMsg::RunFinished { run_id, result };
                 if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
@@ -1041,13 +1102,22 @@ impl JobActorState {
     }
 
     /// Fires every in-flight run's token; returns the runs cancelled.
-    fn cancel_all(&mut self, why: &str) -> Vec<RunId> {
+    fn cancel_all(&mut self, myself: &ActorRef<JobMsg>, why: &str) -> Vec<RunId> {
         let mut cancelled = Vec::new();
         for (run_id, (token, reason)) in &mut self.tokens {
             if reason.is_none() {
                 *reason = Some(why.to_string());
                 token.cancel();
                 cancelled.push(*run_id);
+            }
+        }
+        // A run waiting for admission has no task to notice its token.
+        for run_id in &cancelled {
+            if self.waiting_admission.remove(run_id) && self.rt.admission.withdraw(*run_id) {
+                let _ = myself.cast(JobMsg::RunFinished {
+                    run_id: *run_id,
+                    result: RunResult::Dropped,
+                });
             }
         }
         cancelled

@@ -13,6 +13,7 @@
 
 pub mod schedule;
 
+mod admission;
 mod clock;
 mod error;
 mod event;
@@ -29,6 +30,7 @@ pub mod store;
 pub mod supervisor;
 mod timer;
 
+pub use admission::AdmissionLimits;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use event::{Event, EventBus, EventKind, EventStream, Received};

@@ -139,6 +139,7 @@ impl Counters {
         self.interrupted += o.interrupted;
         self.timed_out += o.timed_out;
         self.retries += o.retries;
+        self.admission_waits += o.admission_waits;
         self.coalesced += o.coalesced;
         let (s, t) = (&mut self.skipped, &o.skipped);
         s.paused += t.paused;

@@ -31,6 +31,8 @@ pub struct RuntimeConfig {
     pub clock_check_interval: Duration,
     /// A wall-clock step larger than this makes every job re-plan.
     pub clock_jump_threshold: Duration,
+    /// Caps on concurrent runs, runtime-wide and per tag (none by default).
+    pub admission: crate::admission::AdmissionLimits,
 }
 
 impl Default for RuntimeConfig {
@@ -44,6 +46,7 @@ impl Default for RuntimeConfig {
             event_capacity: 4096,
             clock_check_interval: Duration::from_secs(1),
             clock_jump_threshold: Duration::from_millis(500),
+            admission: Default::default(),
         }
     }
 }
@@ -60,6 +63,8 @@ pub(crate) struct Runtime {
     /// Whether the store is durable, so that a fire's record must be flushed
     /// before its run starts.
     pub(crate) durable: bool,
+    /// The concurrency caps.
+    pub(crate) admission: crate::admission::Admission,
     /// Fire lateness and run duration.
     pub(crate) histograms: Arc<crate::metrics::Histograms>,
 }

@@ -117,6 +117,9 @@ pub struct Counters {
     /// Retries started (attempts after the first).
     #[serde(default)]
     pub retries: u64,
+    /// Runs that waited for admission (a concurrency cap) before starting.
+    #[serde(default)]
+    pub admission_waits: u64,
     /// Missed slots served by another slot's run.
     pub coalesced: u64,
     /// Fires skipped, by reason.

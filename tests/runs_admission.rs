@@ -1,0 +1,157 @@
+//! A runtime-wide cap on concurrent runs, and per-tag caps, with priorities
+//! deciding who starts first, on a simulated clock.
+
+mod support;
+
+use chrono::{DateTime, Utc};
+use cronactor::{Clock, JobContext, JobSpec, ScheduleSpec, Scheduler};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+type Starts = Arc<Mutex<Vec<(String, DateTime<Utc>)>>>;
+
+/// A handler that records its start and works for 10 s.
+fn work(clock: &cronactor::testing::ManualClock, starts: &Starts) -> impl cronactor::Handler {
+    let (clock, starts) = (clock.clone(), starts.clone());
+    move |ctx: JobContext| {
+        let (clock, starts) = (clock.clone(), starts.clone());
+        async move {
+            starts
+                .lock()
+                .expect("lock")
+                .push((ctx.job_id.to_string(), clock.now()));
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<(), std::io::Error>(())
+        }
+    }
+}
+
+fn hourly(id: &str, priority: i32, tag: Option<&str>) -> JobSpec {
+    let mut b = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), "work")
+        .priority(priority);
+    if let Some(tag) = tag {
+        b = b.tag(tag);
+    }
+    b.build().expect("spec")
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_cap_fires_wait_and_start_by_priority() {
+    let (clock, starts) = (clock(), Starts::default());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("work", work(&clock, &starts))
+        .max_concurrent_runs(2)
+        .start()
+        .await
+        .expect("start");
+    for (id, priority) in [
+        ("low", 1),
+        ("mid", 5),
+        ("high", 9),
+        ("first", 0),
+        ("second", 0),
+    ] {
+        s.add(hourly(id, priority, None)).await.expect("add");
+    }
+    // All five fire at 01:00; two places.
+    run_for_secs(3600.0 + 1.0).await;
+    let m = s.metrics().await.expect("metrics");
+    assert_eq!(
+        m.runs_in_flight, 5,
+        "waiting runs count as in flight for their jobs"
+    );
+    assert_eq!(starts.lock().expect("lock").len(), 2);
+    run_for_secs(30.0).await;
+    let order: Vec<(String, i64)> = starts
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(id, at)| (id.clone(), at.timestamp() % 3600))
+        .collect();
+    // The first two admitted are whichever fired first; then by priority.
+    let waited: Vec<&str> = order[2..].iter().map(|(id, _)| id.as_str()).collect();
+    let expected: Vec<&str> = {
+        let first_two: Vec<&str> = order[..2].iter().map(|(id, _)| id.as_str()).collect();
+        ["high", "mid", "low", "first", "second"]
+            .into_iter()
+            .filter(|id| !first_two.contains(id))
+            .collect()
+    };
+    assert_eq!(waited, expected);
+    assert_eq!(order[2].1, 10, "waiters start as places free up");
+    assert_eq!(order[4].1, 20);
+    let m = s.metrics().await.expect("metrics");
+    assert_eq!(m.totals.admission_waits, 3);
+    assert_eq!(m.lateness.count, 5);
+    assert!(
+        m.lateness.max_us >= 20_000_000,
+        "the wait shows in lateness: {:?}",
+        m.lateness
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tag_cap_limits_only_its_jobs() {
+    let (clock, starts) = (clock(), Starts::default());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("work", work(&clock, &starts))
+        .max_concurrent_runs_for_tag("db", 1)
+        .start()
+        .await
+        .expect("start");
+    for (id, tag) in [
+        ("db-a", Some("db")),
+        ("db-b", Some("db")),
+        ("free-a", None),
+        ("free-b", None),
+    ] {
+        s.add(hourly(id, 0, tag)).await.expect("add");
+    }
+    run_for_secs(3600.0 + 1.0).await;
+    let mut started: Vec<String> = starts
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    started.sort();
+    assert_eq!(started.len(), 3, "one db job waits: {started:?}");
+    assert!(started.contains(&"free-a".to_string()) && started.contains(&"free-b".to_string()));
+    run_for_secs(10.0).await;
+    assert_eq!(starts.lock().expect("lock").len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancelling_a_waiting_run_ends_it_and_frees_nothing_twice() {
+    let (clock, starts) = (clock(), Starts::default());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("work", work(&clock, &starts))
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    s.add(hourly("runs", 5, None)).await.expect("add");
+    s.add(hourly("waits", 0, None)).await.expect("add");
+    run_for_secs(3600.0 + 1.0).await;
+    assert_eq!(s.status("waits").await.expect("status").runs_in_flight, 1);
+    assert_eq!(s.cancel("waits").await.expect("cancel").len(), 1);
+    run_for_secs(0.1).await;
+    let st = s.status("waits").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0);
+    assert_eq!(st.counters.cancelled, 1);
+    run_for_secs(20.0).await;
+    let started: Vec<String> = starts
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(started, ["runs"], "the cancelled run never starts");
+    // The place is free again for the next hour's fires.
+    run_for_secs(3600.0).await;
+    assert_eq!(starts.lock().expect("lock").len(), 3);
+}

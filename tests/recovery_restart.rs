@@ -271,3 +271,90 @@ async fn upsert_at_boot_merges_with_the_persisted_job() {
     assert_eq!(st.counters.succeeded, 2);
     assert_eq!(st.pause_note.as_deref(), Some("kept"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waiting_at_the_crash_resumes_its_wait_after_restart() {
+    use cronactor::{Backoff, RetryPolicy};
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "flaky",
+        ScheduleSpec::every(Duration::from_secs(3600)),
+        "fail",
+    )
+    .retry(RetryPolicy::new(
+        1,
+        Backoff::Fixed(Duration::from_secs(600)),
+    ))
+    .build()
+    .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3600.0 + 60.0).await; // 01:01: attempt 1 failed, retry due 01:10
+    let wait = s
+        .status("flaky")
+        .await
+        .expect("status")
+        .retry_wait
+        .expect("a retry waits");
+    assert_eq!(
+        wait.due,
+        "2026-01-05T01:10:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("instant")
+    );
+    s.kill().await;
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    assert!(
+        s.status("flaky")
+            .await
+            .expect("status")
+            .retry_wait
+            .is_some(),
+        "the wait survives"
+    );
+    run_for_secs(8.0 * 60.0).await; // 01:09
+    assert_eq!(s.status("flaky").await.expect("status").counters.retries, 0);
+    run_for_secs(2.0 * 60.0).await; // 01:11
+    let h = s.history("flaky", 5).await.expect("history");
+    assert_eq!(h[0].attempt, 2);
+    assert_eq!(h[0].trigger, Trigger::Retry);
+    assert_eq!(h[0].started, wait.due, "the retry ran when its wait ended");
+}
+
+#[tokio::test(start_paused = true)]
+async fn history_keeps_the_newest_runs_and_honours_a_maximum_age() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .configure(|c| {
+            c.history_keep = 5;
+            c.history_max_age = Some(Duration::from_secs(3 * 60));
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("m", ScheduleSpec::every(Duration::from_secs(60)), "count")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.0 * 60.0 + 1.0).await;
+    let h = s.history("m", 100).await.expect("history");
+    let minutes: Vec<u32> = h
+        .iter()
+        .map(|r| chrono::Timelike::minute(&r.scheduled))
+        .collect();
+    assert_eq!(
+        minutes,
+        [10, 9, 8],
+        "newest first, none older than three minutes"
+    );
+    assert_eq!(s.history("m", 2).await.expect("history").len(), 2);
+}

@@ -76,6 +76,8 @@ pub async fn boot(
             default_tz: config.default_tz,
             flush_interval: config.flush_interval,
             history_keep: config.history_keep,
+            history_max_age: config.history_max_age,
+            clock: clock.clone(),
             histograms: histograms.clone(),
         },
     )

@@ -127,6 +127,8 @@ pub struct RegistryArgs {
     pub(crate) default_tz: Tz,
     pub(crate) flush_interval: Duration,
     pub(crate) history_keep: usize,
+    pub(crate) history_max_age: Option<Duration>,
+    pub(crate) clock: Arc<dyn crate::clock::Clock>,
     pub(crate) histograms: Arc<Histograms>,
 }
 
@@ -151,6 +153,8 @@ pub struct RegistryState {
     quarantined: Vec<QuarantinedRecord>,
     default_tz: Tz,
     history_keep: usize,
+    history_max_age: Option<Duration>,
+    clock: Arc<dyn crate::clock::Clock>,
     /// Writes not yet handed to the store, in order.
     ops: Vec<StoreOp>,
     /// Jobs whose state changed since the last commit.
@@ -196,6 +200,8 @@ impl Actor for RegistryActor {
             quarantined: args.quarantined,
             default_tz: args.default_tz,
             history_keep: args.history_keep,
+            history_max_age: args.history_max_age,
+            clock: args.clock,
             ops: Vec::new(),
             dirty: HashSet::new(),
             acks: Vec::new(),
@@ -492,6 +498,11 @@ impl RegistryState {
                 .history(id, rest)
                 .map_err(|e| Error::Store(e.to_string()))?;
             newest.extend(stored);
+        }
+        if let Some(max_age) = self.history_max_age {
+            let oldest = self.clock.now()
+                - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+            newest.retain(|r| r.finished >= oldest);
         }
         Ok(newest)
     }

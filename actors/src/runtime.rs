@@ -23,6 +23,9 @@ pub struct RuntimeConfig {
     pub cancel_grace: Duration,
     /// History entries kept per job.
     pub history_keep: usize,
+    /// History entries older than this are left out of `history` answers
+    /// (none by default); the count bound above limits what is stored.
+    pub history_max_age: Option<Duration>,
     /// The longest time run state waits before it is flushed to the store.
     pub flush_interval: Duration,
     /// Events kept per subscriber before a slow one misses some.
@@ -42,6 +45,7 @@ impl Default for RuntimeConfig {
             misfire_threshold: Duration::from_secs(5),
             cancel_grace: Duration::from_secs(5),
             history_keep: 100,
+            history_max_age: None,
             flush_interval: Duration::from_millis(100),
             event_capacity: 4096,
             clock_check_interval: Duration::from_secs(1),

@@ -178,6 +178,34 @@ impl ScheduleSpec {
         self
     }
 
+    /// Anchors an interval at `start`: fires at `start + k * every` for
+    /// k ≥ 0 (the phase is `start` modulo the period, and `start` becomes the
+    /// `not_before` bound). Has no effect on other kinds.
+    ///
+    /// ```
+    /// use cronactor_actors::schedule::ScheduleSpec;
+    /// use chrono::{DateTime, Utc};
+    /// let start: DateTime<Utc> = "2026-01-05T10:00:07Z".parse().expect("instant");
+    /// let every_minute = ScheduleSpec::every(std::time::Duration::from_secs(60)).starting_at(start);
+    /// let schedule = every_minute.compile(chrono_tz::UTC).expect("valid");
+    /// let before = start - chrono::Duration::hours(1);
+    /// assert_eq!(schedule.next_after(before), Some(start));
+    /// assert_eq!(schedule.next_after(start), Some(start + chrono::Duration::seconds(60)));
+    /// ```
+    pub fn starting_at(mut self, start: DateTime<Utc>) -> Self {
+        if let ScheduleKind::Interval {
+            every_ms,
+            offset_ms,
+        } = &mut self.kind
+        {
+            if *every_ms > 0 {
+                *offset_ms = start.timestamp_millis().rem_euclid(*every_ms as i64) as u64;
+            }
+            self.bounds.not_before = Some(start);
+        }
+        self
+    }
+
     /// The schedule as written, e.g. `cron "0 30 9 * * Mon-Fri" in Europe/Berlin`.
     pub fn describe(&self) -> String {
         self.to_string()

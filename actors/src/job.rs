@@ -276,22 +276,17 @@ impl Actor for JobActor {
         s: &mut JobActorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            JobMsg::Fired {
-                generation,
-                kind: TimerKind::Schedule,
-            } => {
-                if generation == s.generation && s.stopping.is_none() {
-                    s.wake(&myself);
-                    let ack = s.start_ack(&myself);
-                    s.save(ack);
-                }
-            }
-            JobMsg::Fired {
-                generation,
-                kind: TimerKind::Retry,
-            } => {
-                if generation == s.retry_generation && s.stopping.is_none() {
-                    s.retry_due(&myself);
+            JobMsg::Fired { generation, kind } => {
+                let current = match kind {
+                    TimerKind::Schedule => s.generation,
+                    TimerKind::Retry => s.retry_generation,
+                };
+                // A stale generation is a cancelled timer.
+                if generation == current && s.stopping.is_none() {
+                    match kind {
+                        TimerKind::Schedule => s.wake(&myself),
+                        TimerKind::Retry => s.retry_due(&myself),
+                    }
                     let ack = s.start_ack(&myself);
                     s.save(ack);
                 }

@@ -66,6 +66,7 @@ pub async fn boot(
         );
     }
     let histograms = Arc::new(crate::metrics::Histograms::new());
+    let updates = Arc::new(crate::registry::Updates::default());
     let (registry, _) = Actor::spawn(
         None,
         RegistryActor,
@@ -79,6 +80,7 @@ pub async fn boot(
             history_max_age: config.history_max_age,
             clock: clock.clone(),
             histograms: histograms.clone(),
+            updates: updates.clone(),
         },
     )
     .await
@@ -89,6 +91,7 @@ pub async fn boot(
         events: events.clone(),
         timer: TimerHandle::start(),
         registry: registry.clone(),
+        updates,
         supervisor: OnceLock::new(),
         config,
         durable: store.is_durable(),

@@ -392,7 +392,7 @@ impl Actor for JobActor {
                     s.arm(&myself);
                 }
                 s.publish(EventKind::Updated);
-                let _ = s.rt.registry.cast(RegistryMsg::PutJob {
+                s.rt.updates.push(RegistryMsg::PutJob {
                     spec: s.spec.clone(),
                     state: Box::new(s.state.clone()),
                     orphaned: s.handler.is_none(),
@@ -404,7 +404,7 @@ impl Actor for JobActor {
                 s.retry_generation += 1;
                 s.cancel_all(&myself, "job removed");
                 s.publish(EventKind::Removed);
-                let _ = s.rt.registry.cast(RegistryMsg::Remove {
+                s.rt.updates.push(RegistryMsg::Remove {
                     id: s.spec.id.clone(),
                     ack: Ack::Reply(reply),
                 });
@@ -496,7 +496,7 @@ impl JobActorState {
     /// Sends the state, and the history entries written since the last
     /// save, to the registry.
     fn save(&mut self, ack: Ack) {
-        let _ = self.rt.registry.cast(RegistryMsg::Save {
+        self.rt.updates.push(RegistryMsg::Save {
             id: self.spec.id.clone(),
             state: Box::new(self.state.clone()),
             records: std::mem::take(&mut self.history),

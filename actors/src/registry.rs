@@ -1,12 +1,16 @@
 //! The registry actor: the one place that answers status, list and history
 //! queries, and the only writer of the store.
 //!
-//! Job actors send it their state on every change. Writes are group-committed:
-//! run state is coalesced per job and flushed at least every
-//! `flush_interval`; a write that carries an acknowledgement (a control
-//! operation, or a fire whose run waits for its record) starts a flush at once,
-//! or joins the next one if a flush is in flight. Only one flush is in flight
-//! at a time, so writes reach the store in order.
+//! Job actors send it their state on every change, through [`Updates`]: a
+//! queue the registry drains in batches, woken by one `Drain` message when the
+//! queue was empty, so that under load thousands of updates share one message.
+//! Writes are group-committed: run state is coalesced per job and written at
+//! least every `flush_interval`; a write that carries an acknowledgement (a
+//! control operation, or a fire whose run waits for its record) starts a
+//! flush at once, or joins the next one if a flush is in flight. Only one
+//! flush is in flight at a time, so writes reach the store in order. With a
+//! store that is not durable, acknowledged writes are applied at once and run
+//! state at the latest `flush_interval` later.
 
 use crate::error::Error;
 use crate::id::{JobId, RunId};
@@ -19,8 +23,65 @@ use crate::store::{JobRecord, QuarantinedRecord, SnapshotStore, StoreError, Stor
 use chrono_tz::Tz;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+/// The channel of every write to the registry (`PutJob`, `Restore`, `Save`,
+/// `Remove`, `MarkFailed`), from the supervisor and the job actors.
+///
+/// A queue drained by the registry in batches: a push sends the registry one
+/// `Drain` message only when the queue was empty, so that under load
+/// thousands of writes share one message. Writes keep their order. Queries
+/// go through the registry's mailbox; the registry drains the queue before it
+/// handles any message, so a query sees every write pushed before it was
+/// sent.
+#[derive(Debug, Default)]
+pub(crate) struct Updates {
+    inner: Mutex<UpdateQueue>,
+    registry: OnceLock<ActorRef<RegistryMsg>>,
+}
+
+#[derive(Debug, Default)]
+struct UpdateQueue {
+    queue: Vec<RegistryMsg>,
+    /// A `Drain` message is on its way.
+    woken: bool,
+}
+
+impl Updates {
+    fn lock(&self) -> std::sync::MutexGuard<'_, UpdateQueue> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a write for the registry.
+    pub(crate) fn push(&self, update: RegistryMsg) {
+        let Some(registry) = self.registry.get() else {
+            return; // no registry: nothing can answer or persist
+        };
+        let wake = {
+            let mut q = self.lock();
+            q.queue.push(update);
+            !std::mem::replace(&mut q.woken, true)
+        };
+        let gone = if wake {
+            registry.cast(RegistryMsg::Drain).is_err()
+        } else {
+            registry.get_status() >= ractor::ActorStatus::Stopping
+        };
+        if gone {
+            // The registry stopped: drop what it will never read (callers
+            // waiting for an acknowledgement see their reply port close).
+            drop(std::mem::take(&mut self.lock().queue));
+        }
+    }
+
+    /// Moves every queued write into `into` (empty on entry).
+    fn take(&self, into: &mut Vec<RegistryMsg>) {
+        let mut q = self.lock();
+        std::mem::swap(&mut q.queue, into);
+        q.woken = false;
+    }
+}
 
 /// Who to tell once a write is durable.
 #[derive(Debug)]
@@ -56,6 +117,8 @@ pub enum RegistryMsg {
         /// Whether its handler is missing.
         orphaned: bool,
     },
+    /// Writes are waiting in the update queue.
+    Drain,
     /// A job's new state, and a history entry to append.
     Save {
         /// The job.
@@ -130,6 +193,7 @@ pub struct RegistryArgs {
     pub(crate) history_max_age: Option<Duration>,
     pub(crate) clock: Arc<dyn crate::clock::Clock>,
     pub(crate) histograms: Arc<Histograms>,
+    pub(crate) updates: Arc<Updates>,
 }
 
 /// The most failed runs remembered for `retry_run` without a store scan.
@@ -162,6 +226,12 @@ pub struct RegistryState {
     /// Acknowledgements waiting for the next flush.
     acks: Vec<Ack>,
     flushing: bool,
+    /// The update queue, and the batch being applied.
+    updates: Arc<Updates>,
+    batch: Vec<RegistryMsg>,
+    /// A `Tick` is on its way (stores that are not durable).
+    tick_armed: bool,
+    flush_interval: Duration,
     histograms: Arc<Histograms>,
     /// Recent runs that can be retried by hand, oldest first.
     retryable: VecDeque<(RunId, JobId)>,
@@ -193,6 +263,7 @@ impl Actor for RegistryActor {
         if durable {
             myself.send_interval(args.flush_interval, || RegistryMsg::Tick);
         }
+        let _ = args.updates.registry.set(myself.clone());
         Ok(RegistryState {
             entries: HashMap::new(),
             store: args.store,
@@ -206,6 +277,10 @@ impl Actor for RegistryActor {
             dirty: HashSet::new(),
             acks: Vec::new(),
             flushing: false,
+            updates: args.updates,
+            batch: Vec::new(),
+            tick_armed: false,
+            flush_interval: args.flush_interval,
             histograms: args.histograms,
             retryable: VecDeque::new(),
             oldest_pending: None,
@@ -224,76 +299,20 @@ impl Actor for RegistryActor {
         msg: RegistryMsg,
         s: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
+        // Every write pushed before this message was sent is applied first.
+        s.drain(&myself);
+        let mut acks = Vec::new();
+        let Some(msg) = s.apply_write(msg, &mut acks) else {
+            s.settle(&myself, acks);
+            return Ok(());
+        };
         match msg {
-            RegistryMsg::PutJob {
-                spec,
-                state,
-                orphaned,
-                ack,
-            } => {
-                let id = spec.id.clone();
-                s.dirty.remove(&id);
-                s.ops.push(StoreOp::PutJob(Box::new(JobRecord {
-                    spec: (*spec).clone(),
-                    state: (*state).clone(),
-                })));
-                s.entries.insert(
-                    id,
-                    Entry {
-                        spec,
-                        state: *state,
-                        orphaned,
-                    },
-                );
-                s.write(&myself, ack);
-            }
-            RegistryMsg::Restore {
-                spec,
-                state,
-                orphaned,
-            } => {
-                s.entries.insert(
-                    spec.id.clone(),
-                    Entry {
-                        spec,
-                        state: *state,
-                        orphaned,
-                    },
-                );
-            }
-            RegistryMsg::Save {
-                id,
-                state,
-                records,
-                ack,
-            } => match s.entries.get_mut(&id) {
-                Some(entry) => {
-                    entry.state = *state;
-                    for record in records {
-                        if record.outcome.is_failure() || record.outcome == Outcome::Interrupted {
-                            if s.retryable.len() == RETRYABLE_INDEX {
-                                s.retryable.pop_front();
-                            }
-                            s.retryable.push_back((record.run_id, id.clone()));
-                        }
-                        s.ops.push(StoreOp::AppendHistory {
-                            id: id.clone(),
-                            record: Box::new(record),
-                            keep: s.history_keep,
-                        });
-                    }
-                    s.dirty.insert(id);
-                    s.write(&myself, ack);
-                }
-                // The job was removed; a late update must not resurrect it.
-                None => answer(ack, Err(Error::UnknownJob(id))),
-            },
-            RegistryMsg::Remove { id, ack } => {
-                s.entries.remove(&id);
-                s.dirty.remove(&id);
-                s.ops.push(StoreOp::RemoveJob(id));
-                s.write(&myself, ack);
-            }
+            RegistryMsg::Drain
+            | RegistryMsg::PutJob { .. }
+            | RegistryMsg::Restore { .. }
+            | RegistryMsg::Save { .. }
+            | RegistryMsg::Remove { .. }
+            | RegistryMsg::MarkFailed { .. } => {}
             RegistryMsg::Status(id, reply) => {
                 let status = s
                     .entries
@@ -331,15 +350,14 @@ impl Actor for RegistryActor {
             RegistryMsg::FindRun(run_id, reply) => {
                 let _ = reply.send(s.find_run(run_id));
             }
-            RegistryMsg::MarkFailed { id, reason } => {
-                if let Some(entry) = s.entries.get_mut(&id) {
-                    entry.state.failed = Some(reason);
-                    entry.state.in_flight.clear();
-                    s.dirty.insert(id);
+            RegistryMsg::Flush(reply) => s.write(&myself, Ack::Reply(reply)),
+            RegistryMsg::Tick if s.durable => s.commit(&myself),
+            RegistryMsg::Tick => {
+                s.tick_armed = false;
+                if let Err(e) = s.apply_pending() {
+                    tracing::error!(error = %e, "store write failed");
                 }
             }
-            RegistryMsg::Flush(reply) => s.write(&myself, Ack::Reply(reply)),
-            RegistryMsg::Tick => s.commit(&myself),
             RegistryMsg::Flushed {
                 acks,
                 result,
@@ -368,15 +386,18 @@ impl Actor for RegistryActor {
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<RegistryMsg>,
+        myself: ActorRef<RegistryMsg>,
         s: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
         // Last chance to persist run state written since the last commit.
-        if s.durable {
-            let ops = s.take_ops();
+        s.drain(&myself);
+        let ops = s.take_ops();
+        if !ops.is_empty() {
             if let Err(e) = s.store.apply(ops) {
                 tracing::error!(error = %e, "store write at stop failed");
             }
+        }
+        if s.durable {
             if let Err(e) = s.store.flush().await {
                 tracing::error!(error = %e, "store flush at stop failed");
             }
@@ -400,6 +421,176 @@ fn answer(ack: Ack, result: Result<(), Error>) {
 }
 
 impl RegistryState {
+    /// Applies every update waiting in the job actors' queue.
+    fn drain(&mut self, myself: &ActorRef<RegistryMsg>) {
+        let mut batch = std::mem::take(&mut self.batch);
+        self.updates.take(&mut batch);
+        if batch.is_empty() {
+            self.batch = batch;
+            return;
+        }
+        let mut acks = Vec::new();
+        for write in batch.drain(..) {
+            if let Some(other) = self.apply_write(write, &mut acks) {
+                debug_assert!(false, "not a write: {other:?}");
+            }
+        }
+        self.batch = batch;
+        self.settle(myself, acks);
+    }
+
+    /// Takes a write into the registry's view and queues its store
+    /// operations; its acknowledgement goes to `acks`. Any other message is
+    /// given back.
+    fn apply_write(&mut self, msg: RegistryMsg, acks: &mut Vec<Ack>) -> Option<RegistryMsg> {
+        let ack = match msg {
+            RegistryMsg::PutJob {
+                spec,
+                state,
+                orphaned,
+                ack,
+            } => {
+                let id = spec.id.clone();
+                self.dirty.remove(&id);
+                self.ops.push(StoreOp::PutJob(Box::new(JobRecord {
+                    spec: (*spec).clone(),
+                    state: (*state).clone(),
+                })));
+                self.entries.insert(
+                    id,
+                    Entry {
+                        spec,
+                        state: *state,
+                        orphaned,
+                    },
+                );
+                ack
+            }
+            RegistryMsg::Restore {
+                spec,
+                state,
+                orphaned,
+            } => {
+                self.entries.insert(
+                    spec.id.clone(),
+                    Entry {
+                        spec,
+                        state: *state,
+                        orphaned,
+                    },
+                );
+                return None;
+            }
+            RegistryMsg::Save {
+                id,
+                state,
+                records,
+                ack,
+            } => {
+                if !self.save(id, *state, records, ack, acks) {
+                    return None;
+                }
+                Ack::None
+            }
+            RegistryMsg::Remove { id, ack } => {
+                self.entries.remove(&id);
+                self.dirty.remove(&id);
+                self.ops.push(StoreOp::RemoveJob(id));
+                ack
+            }
+            RegistryMsg::MarkFailed { id, reason } => match self.entries.get_mut(&id) {
+                Some(entry) => {
+                    entry.state.failed = Some(reason);
+                    entry.state.in_flight.clear();
+                    self.dirty.insert(id);
+                    Ack::None
+                }
+                None => return None, // removed meanwhile: nothing to mark
+            },
+            other => return Some(other),
+        };
+        self.stats.updates += 1;
+        if self.oldest_pending.is_none() {
+            self.oldest_pending = Some(std::time::Instant::now());
+        }
+        if !matches!(ack, Ack::None) {
+            acks.push(ack);
+        }
+        None
+    }
+
+    /// A job's new state and history entries; false if the job is unknown
+    /// (removed: a late update must not resurrect it).
+    fn save(
+        &mut self,
+        id: JobId,
+        state: JobState,
+        records: Vec<RunRecord>,
+        ack: Ack,
+        acks: &mut Vec<Ack>,
+    ) -> bool {
+        let Some(entry) = self.entries.get_mut(&id) else {
+            answer(ack, Err(Error::UnknownJob(id)));
+            return false;
+        };
+        entry.state = state;
+        for record in records {
+            if record.outcome.is_failure() || record.outcome == Outcome::Interrupted {
+                if self.retryable.len() == RETRYABLE_INDEX {
+                    self.retryable.pop_front();
+                }
+                self.retryable.push_back((record.run_id, id.clone()));
+            }
+            self.ops.push(StoreOp::AppendHistory {
+                id: id.clone(),
+                record: Box::new(record),
+                keep: self.history_keep,
+            });
+        }
+        self.dirty.insert(id);
+        if !matches!(ack, Ack::None) {
+            acks.push(ack);
+        }
+        true
+    }
+
+    /// After writes were queued: acknowledged writes start a flush at once
+    /// (or join the next one) with a durable store, and are applied at once
+    /// otherwise; run state waits for the group commit.
+    fn settle(&mut self, myself: &ActorRef<RegistryMsg>, acks: Vec<Ack>) {
+        if self.durable {
+            if !acks.is_empty() {
+                self.acks.extend(acks);
+                self.commit(myself);
+            }
+            return;
+        }
+        if acks.is_empty() {
+            if self.ops.is_empty() && self.dirty.is_empty() {
+                return;
+            }
+            // A store only the registry holds (the default in-memory store)
+            // is read by nobody else: its run state can wait for the group
+            // commit (history answers include what waits). A store shared
+            // with others sees every write at once, as before.
+            if Arc::strong_count(&self.store) > 1 {
+                if let Err(e) = self.apply_pending() {
+                    tracing::error!(error = %e, "store write failed");
+                }
+            } else if !self.tick_armed {
+                self.tick_armed = true;
+                myself.send_after(self.flush_interval, || RegistryMsg::Tick);
+            }
+            return;
+        }
+        let result = self
+            .apply_pending()
+            .map_err(|e| Error::Store(e.to_string()));
+        for ack in acks {
+            answer(ack, result.clone());
+        }
+    }
+
     /// Queues the writes made by a message; acknowledged writes start a
     /// flush at once (or join the next one).
     fn write(&mut self, myself: &ActorRef<RegistryMsg>, ack: Ack) {
@@ -407,17 +598,12 @@ impl RegistryState {
         if self.oldest_pending.is_none() {
             self.oldest_pending = Some(std::time::Instant::now());
         }
-        if !self.durable {
-            let result = self
-                .apply_pending()
-                .map_err(|e| Error::Store(e.to_string()));
-            answer(ack, result);
-            return;
-        }
-        if !matches!(ack, Ack::None) {
-            self.acks.push(ack);
-            self.commit(myself);
-        }
+        let acks = if matches!(ack, Ack::None) {
+            Vec::new()
+        } else {
+            vec![ack]
+        };
+        self.settle(myself, acks);
     }
 
     fn take_ops(&mut self) -> Vec<StoreOp> {

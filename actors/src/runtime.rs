@@ -62,6 +62,8 @@ pub(crate) struct Runtime {
     pub(crate) events: EventBus,
     pub(crate) timer: TimerHandle,
     pub(crate) registry: ActorRef<RegistryMsg>,
+    /// Writes to the registry (state updates, jobs added and removed).
+    pub(crate) updates: Arc<crate::registry::Updates>,
     pub(crate) supervisor: OnceLock<ActorRef<SupervisorMsg>>,
     pub(crate) config: RuntimeConfig,
     /// Whether the store is durable, so that a fire's record must be flushed

@@ -187,7 +187,7 @@ impl Actor for SupervisorActor {
         for record in args.restored {
             let spec = Arc::new(record.spec);
             let orphaned = !s.handlers.contains(&spec.handler);
-            let _ = s.rt.registry.cast(RegistryMsg::Restore {
+            s.rt.updates.push(RegistryMsg::Restore {
                 spec: spec.clone(),
                 state: Box::new(record.state.clone()),
                 orphaned,
@@ -257,7 +257,7 @@ impl Actor for SupervisorActor {
                 } else if s.failed.remove(&id) {
                     s.rt.events
                         .publish(&id, s.rt.clock.now(), EventKind::Removed);
-                    let _ = s.rt.registry.cast(RegistryMsg::Remove {
+                    s.rt.updates.push(RegistryMsg::Remove {
                         id,
                         ack: Ack::Reply(reply),
                     });
@@ -426,7 +426,7 @@ impl SupervisorState {
             let _ = reply.send(Err(e));
             return;
         }
-        let _ = self.rt.registry.cast(RegistryMsg::PutJob {
+        self.rt.updates.push(RegistryMsg::PutJob {
             spec: spec.clone(),
             state: Box::default(),
             orphaned: false,
@@ -529,7 +529,7 @@ impl SupervisorState {
         }
         if recent.len() >= MAX_RESTARTS {
             tracing::error!(job_id = %id, %reason, "restart budget exhausted: job marked failed");
-            let _ = self.rt.registry.cast(RegistryMsg::MarkFailed {
+            self.rt.updates.push(RegistryMsg::MarkFailed {
                 id: id.clone(),
                 reason: reason.clone(),
             });
@@ -600,7 +600,7 @@ impl SupervisorState {
         state.failed = None;
         state.in_flight.clear();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        let _ = self.rt.registry.cast(RegistryMsg::PutJob {
+        self.rt.updates.push(RegistryMsg::PutJob {
             spec: spec.clone(),
             state: Box::new(state.clone()),
             orphaned: false,

@@ -1,23 +1,33 @@
-//! The timer service: one task that holds every job's pending timer in a
-//! binary heap and sends each job its `Fired` message when the deadline comes.
+//! The timer service: one task that holds every job's pending timer and sends
+//! each job its `Fired` message when the deadline comes.
 //!
 //! As per the performance issue (#7), a `send_after` task per job costs a
-//! tokio timer entry, a task and a wake-up per fire; one heap shared by all
-//! jobs pops every due timer in one wake-up. Timers are tokens: each carries
+//! tokio timer entry, a task and a wake-up per fire; one service shared by all
+//! jobs fires every due timer in one wake-up. Timers are tokens: each carries
 //! the job's generation, and the job ignores a `Fired` whose generation is not
 //! its current one, so cancelling a timer is bumping the generation.
+//!
+//! Arming a timer is a push into a shared inbox. The service is woken only
+//! when the new deadline is earlier than the one it sleeps until, so the jobs
+//! that re-arm for the next second while a burst of fires is handled do not
+//! wake it once each: it takes the whole inbox when that second comes. A
+//! timer that is due when the service takes it is fired at once; the others
+//! wait in a binary heap of deadlines.
 
 use crate::job::JobMsg;
 use ractor::ActorRef;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use tokio::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// A handle to the timer service; cheap to clone.
+/// A handle to the timer service; cheap to clone. The service stops when
+/// every handle is dropped.
 #[derive(Clone, Debug)]
 pub(crate) struct TimerHandle {
-    tx: mpsc::UnboundedSender<Armed>,
+    owner: Arc<Owner>,
 }
 
 /// What a timer is for: each job has at most one pending timer of each kind.
@@ -55,12 +65,57 @@ impl Ord for Armed {
     }
 }
 
+/// What the handles and the service share.
+#[derive(Debug)]
+struct Shared {
+    /// Timers armed since the service last looked.
+    inbox: Mutex<Vec<Armed>>,
+    /// The deadline the service sleeps until, in nanoseconds after `base`:
+    /// 0 while it is awake (it looks at the inbox before sleeping again),
+    /// `u64::MAX` while it has no timer.
+    wake_at: AtomicU64,
+    base: Instant,
+    notify: Notify,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    fn inbox(&self) -> std::sync::MutexGuard<'_, Vec<Armed>> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Stops the service when the last handle is dropped.
+#[derive(Debug)]
+struct Owner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.notify.notify_one();
+    }
+}
+
 impl TimerHandle {
-    /// Starts the service; it stops when every handle is dropped.
+    /// Starts the service.
     pub(crate) fn start() -> Self {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(rx));
-        Self { tx }
+        let shared = Arc::new(Shared {
+            inbox: Mutex::new(Vec::new()),
+            wake_at: AtomicU64::new(0),
+            base: Instant::now(),
+            notify: Notify::new(),
+            closed: AtomicBool::new(false),
+        });
+        tokio::spawn(run(shared.clone()));
+        Self {
+            owner: Arc::new(Owner { shared }),
+        }
     }
 
     /// Arms a timer: `target` receives `Fired { generation, kind }` at `at`.
@@ -71,55 +126,77 @@ impl TimerHandle {
         kind: TimerKind,
         generation: u64,
     ) {
-        // A send error means the runtime is shutting down: nothing to fire.
-        let _ = self.tx.send(Armed {
+        let shared = &self.owner.shared;
+        shared.inbox().push(Armed {
             at,
             seq: 0,
             generation,
             kind,
             target,
         });
+        // Read after the push: either the service sees this timer before it
+        // sleeps, or it published its deadline before this read.
+        if shared.nanos(at) < shared.wake_at.load(Ordering::SeqCst) {
+            shared.notify.notify_one();
+        }
     }
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Armed>) {
+fn fire(armed: Armed) {
+    // A stopped job cannot receive: its timer is simply dropped.
+    let _ = armed.target.cast(JobMsg::Fired {
+        generation: armed.generation,
+        kind: armed.kind,
+    });
+}
+
+async fn run(shared: Arc<Shared>) {
     let mut heap: BinaryHeap<Reverse<Armed>> = BinaryHeap::new();
     let mut seq = 0u64;
+    let mut taken: Vec<Armed> = Vec::new();
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
-    let mut push = |heap: &mut BinaryHeap<Reverse<Armed>>, mut armed: Armed| {
-        seq += 1;
-        armed.seq = seq;
-        heap.push(Reverse(armed));
-    };
     loop {
-        if let Some(Reverse(first)) = heap.peek() {
-            if sleep.deadline() != first.at {
-                sleep.as_mut().reset(first.at);
+        shared.wake_at.store(0, Ordering::SeqCst);
+        if shared.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        std::mem::swap(&mut *shared.inbox(), &mut taken);
+        let now = Instant::now();
+        while heap.peek().is_some_and(|Reverse(a)| a.at <= now) {
+            if let Some(Reverse(due)) = heap.pop() {
+                fire(due);
             }
         }
-        tokio::select! {
-            biased;
-            armed = rx.recv() => match armed {
-                Some(armed) => {
-                    push(&mut heap, armed);
-                    while let Ok(armed) = rx.try_recv() {
-                        push(&mut heap, armed);
-                    }
+        for armed in taken.drain(..) {
+            if armed.at <= now {
+                fire(armed);
+            } else {
+                seq += 1;
+                heap.push(Reverse(Armed { seq, ..armed }));
+            }
+        }
+        let next = heap.peek().map(|Reverse(a)| a.at);
+        shared.wake_at.store(
+            next.map_or(u64::MAX, |at| shared.nanos(at)),
+            Ordering::SeqCst,
+        );
+        // Timers armed while the deadline above was not yet published did
+        // not wake the service: look again before sleeping.
+        if !shared.inbox().is_empty() {
+            continue;
+        }
+        match next {
+            Some(at) => {
+                if sleep.deadline() != at {
+                    sleep.as_mut().reset(at);
                 }
-                None => return,
-            },
-            () = &mut sleep, if !heap.is_empty() => {
-                let now = Instant::now();
-                while heap.peek().is_some_and(|Reverse(a)| a.at <= now) {
-                    let Some(Reverse(due)) = heap.pop() else { break };
-                    // A stopped job cannot receive: its timer is simply dropped.
-                    let _ = due.target.cast(JobMsg::Fired {
-                        generation: due.generation,
-                        kind: due.kind,
-                    });
+                tokio::select! {
+                    () = &mut sleep => {}
+                    () = shared.notify.notified() => {}
                 }
             }
+            None => shared.notify.notified().await,
         }
     }
 }

@@ -215,6 +215,8 @@ pub struct JobActorState {
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
     history: Vec<RunRecord>,
+    /// Where the state goes to the registry.
+    outbox: Arc<crate::registry::Outbox>,
     /// Claimed runs waiting for admission (a concurrency cap).
     waiting_admission: HashSet<RunId>,
     /// The job's tags, shared with its admission entries.
@@ -235,6 +237,7 @@ impl Actor for JobActor {
         myself: ActorRef<JobMsg>,
         args: JobArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let outbox = crate::registry::Outbox::new(args.spec.id.clone(), JobState::default());
         let mut s = JobActorState {
             tags: Arc::from(args.spec.tags.as_slice()),
             payload: Arc::new(args.spec.payload.clone()),
@@ -249,6 +252,7 @@ impl Actor for JobActor {
             tokens: HashMap::new(),
             unrecorded: Vec::new(),
             history: Vec::new(),
+            outbox,
             waiting_admission: HashSet::new(),
             queue: VecDeque::new(),
             stopping: None,
@@ -392,12 +396,14 @@ impl Actor for JobActor {
                     s.arm(&myself);
                 }
                 s.publish(EventKind::Updated);
-                s.rt.updates.push(RegistryMsg::PutJob {
-                    spec: s.spec.clone(),
-                    state: Box::new(s.state.clone()),
-                    orphaned: s.handler.is_none(),
-                    ack: Ack::Reply(reply),
-                });
+                let spec = Some((s.spec.clone(), s.handler.is_none()));
+                s.outbox.post(
+                    &s.rt.updates,
+                    &s.state,
+                    &mut s.history,
+                    Ack::Reply(reply),
+                    spec,
+                );
             }
             JobMsg::Remove(reply) => {
                 s.generation += 1;
@@ -496,12 +502,8 @@ impl JobActorState {
     /// Sends the state, and the history entries written since the last
     /// save, to the registry.
     fn save(&mut self, ack: Ack) {
-        self.rt.updates.push(RegistryMsg::Save {
-            id: self.spec.id.clone(),
-            state: Box::new(self.state.clone()),
-            records: std::mem::take(&mut self.history),
-            ack,
-        });
+        self.outbox
+            .post(&self.rt.updates, &self.state, &mut self.history, ack, None);
     }
 
     /// The acknowledgement that starts claimed runs once they are durable.

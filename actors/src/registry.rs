@@ -1,10 +1,15 @@
 //! The registry actor: the one place that answers status, list and history
 //! queries, and the only writer of the store.
 //!
-//! Job actors send it their state on every change, through [`Updates`]: a
-//! queue the registry drains in batches, woken by one `Drain` message when the
-//! queue was empty, so that under load thousands of updates share one message.
-//! Writes are group-committed: run state is coalesced per job and written at
+//! Every write reaches it through [`Updates`]: a queue the registry drains in
+//! batches, woken by one `Drain` message when the queue was empty, so that
+//! under load thousands of writes share one message. A job actor posts its
+//! state to its [`Outbox`], a one-slot mailbox the registry reads the state
+//! from: the actor copies its state into the slot (reusing the slot's
+//! allocations) with the history entries and acknowledgements since the
+//! registry last looked, and queues the outbox only if it is not queued yet,
+//! so that consecutive changes of one job coalesce and no state is cloned or
+//! allocated per change. Writes are group-committed: run state is coalesced per job and written at
 //! least every `flush_interval`; a write that carries an acknowledgement (a
 //! control operation, or a fire whose run waits for its record) starts a
 //! flush at once, or joins the next one if a flush is in flight. Only one
@@ -43,7 +48,7 @@ pub(crate) struct Updates {
 
 #[derive(Debug, Default)]
 struct UpdateQueue {
-    queue: Vec<RegistryMsg>,
+    queue: Vec<Write>,
     /// A `Drain` message is on its way.
     woken: bool,
 }
@@ -55,6 +60,10 @@ impl Updates {
 
     /// Queues a write for the registry.
     pub(crate) fn push(&self, update: RegistryMsg) {
+        self.enqueue(Write::Msg(update));
+    }
+
+    fn enqueue(&self, update: Write) {
         let Some(registry) = self.registry.get() else {
             return; // no registry: nothing can answer or persist
         };
@@ -76,10 +85,92 @@ impl Updates {
     }
 
     /// Moves every queued write into `into` (empty on entry).
-    fn take(&self, into: &mut Vec<RegistryMsg>) {
+    fn take(&self, into: &mut Vec<Write>) {
         let mut q = self.lock();
         std::mem::swap(&mut q.queue, into);
         q.woken = false;
+    }
+}
+
+/// One entry of the update queue.
+#[derive(Debug)]
+enum Write {
+    /// A write message.
+    Msg(RegistryMsg),
+    /// A job actor posted to its outbox.
+    Outbox(Arc<Outbox>),
+}
+
+/// A job actor's one-slot mailbox to the registry: the job's latest state,
+/// the history entries and acknowledgements posted since the registry last
+/// took them, and a new spec. The registry keeps the outbox of each job and
+/// reads the job's state from it.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    id: JobId,
+    inner: Mutex<OutboxSlot>,
+}
+
+#[derive(Debug, Default)]
+struct OutboxSlot {
+    /// In the update queue, not yet taken by the registry.
+    queued: bool,
+    /// Posts since the registry last took the slot.
+    posts: u64,
+    state: JobState,
+    records: Vec<RunRecord>,
+    acks: Vec<Ack>,
+    /// A new spec (upsert), with whether its handler is missing.
+    spec: Option<(Arc<JobSpec>, bool)>,
+}
+
+impl Outbox {
+    /// An outbox holding `state`.
+    pub(crate) fn new(id: JobId, state: JobState) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            inner: Mutex::new(OutboxSlot {
+                state,
+                ..OutboxSlot::default()
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxSlot> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Posts the job's state, the history entries written since the last
+    /// post (moved out of `records`), an acknowledgement, and a new spec.
+    pub(crate) fn post(
+        self: &Arc<Self>,
+        updates: &Updates,
+        state: &JobState,
+        records: &mut Vec<RunRecord>,
+        ack: Ack,
+        spec: Option<(Arc<JobSpec>, bool)>,
+    ) {
+        let queue = {
+            let mut slot = self.lock();
+            slot.state.clone_from(state);
+            slot.records.append(records);
+            if !matches!(ack, Ack::None) {
+                slot.acks.push(ack);
+            }
+            if spec.is_some() {
+                slot.spec = spec;
+            }
+            slot.posts += 1;
+            !std::mem::replace(&mut slot.queued, true)
+        };
+        if queue {
+            updates.enqueue(Write::Outbox(self.clone()));
+        }
+    }
+
+    /// A copy of the state.
+    fn state(&self) -> JobState {
+        self.lock().state.clone()
     }
 }
 
@@ -205,7 +296,8 @@ pub struct RegistryActor;
 
 struct Entry {
     spec: Arc<JobSpec>,
-    state: JobState,
+    /// Holds the job's state: its actor's outbox once the actor posted.
+    outbox: Arc<Outbox>,
     orphaned: bool,
 }
 
@@ -228,7 +320,9 @@ pub struct RegistryState {
     flushing: bool,
     /// The update queue, and the batch being applied.
     updates: Arc<Updates>,
-    batch: Vec<RegistryMsg>,
+    batch: Vec<Write>,
+    /// Scratch space for the records taken from an outbox.
+    records: Vec<RunRecord>,
     /// A `Tick` is on its way (stores that are not durable).
     tick_armed: bool,
     flush_interval: Duration,
@@ -279,6 +373,7 @@ impl Actor for RegistryActor {
             flushing: false,
             updates: args.updates,
             batch: Vec::new(),
+            records: Vec::new(),
             tick_armed: false,
             flush_interval: args.flush_interval,
             histograms: args.histograms,
@@ -330,7 +425,7 @@ impl Actor for RegistryActor {
                 let _ = reply.send(
                     s.entries
                         .get(&id)
-                        .map(|e| (e.spec.clone(), e.state.clone())),
+                        .map(|e| (e.spec.clone(), e.outbox.state())),
                 );
             }
             RegistryMsg::History { id, limit, reply } => {
@@ -431,8 +526,13 @@ impl RegistryState {
         }
         let mut acks = Vec::new();
         for write in batch.drain(..) {
-            if let Some(other) = self.apply_write(write, &mut acks) {
-                debug_assert!(false, "not a write: {other:?}");
+            match write {
+                Write::Outbox(outbox) => self.take_outbox(outbox, &mut acks),
+                Write::Msg(msg) => {
+                    if let Some(other) = self.apply_write(msg, &mut acks) {
+                        debug_assert!(false, "not a write: {other:?}");
+                    }
+                }
             }
         }
         self.batch = batch;
@@ -456,11 +556,12 @@ impl RegistryState {
                     spec: (*spec).clone(),
                     state: (*state).clone(),
                 })));
+                let outbox = Outbox::new(id.clone(), *state);
                 self.entries.insert(
                     id,
                     Entry {
                         spec,
-                        state: *state,
+                        outbox,
                         orphaned,
                     },
                 );
@@ -471,11 +572,12 @@ impl RegistryState {
                 state,
                 orphaned,
             } => {
+                let outbox = Outbox::new(spec.id.clone(), *state);
                 self.entries.insert(
                     spec.id.clone(),
                     Entry {
                         spec,
-                        state: *state,
+                        outbox,
                         orphaned,
                     },
                 );
@@ -500,8 +602,10 @@ impl RegistryState {
             }
             RegistryMsg::MarkFailed { id, reason } => match self.entries.get_mut(&id) {
                 Some(entry) => {
-                    entry.state.failed = Some(reason);
-                    entry.state.in_flight.clear();
+                    let mut slot = entry.outbox.lock();
+                    slot.state.failed = Some(reason);
+                    slot.state.in_flight.clear();
+                    drop(slot);
                     self.dirty.insert(id);
                     Ack::None
                 }
@@ -533,7 +637,65 @@ impl RegistryState {
             answer(ack, Err(Error::UnknownJob(id)));
             return false;
         };
-        entry.state = state;
+        entry.outbox.lock().state = state;
+        self.append_history(&id, records);
+        if !self.dirty.contains(&id) {
+            self.dirty.insert(id);
+        }
+        if !matches!(ack, Ack::None) {
+            acks.push(ack);
+        }
+        true
+    }
+
+    /// What a job actor posted to its outbox: its state (read from the
+    /// outbox from now on), history entries, acknowledgements, a new spec.
+    fn take_outbox(&mut self, outbox: Arc<Outbox>, acks: &mut Vec<Ack>) {
+        let mut records = std::mem::take(&mut self.records);
+        let (taken, spec, posts) = {
+            let mut slot = outbox.lock();
+            slot.queued = false;
+            std::mem::swap(&mut slot.records, &mut records);
+            let taken = std::mem::take(&mut slot.acks);
+            (taken, slot.spec.take(), std::mem::take(&mut slot.posts))
+        };
+        let id = &outbox.id;
+        let Some(entry) = self.entries.get_mut(id) else {
+            // The job was removed; a late update must not resurrect it.
+            for ack in taken {
+                answer(ack, Err(Error::UnknownJob(id.clone())));
+            }
+            records.clear();
+            self.records = records;
+            return;
+        };
+        if !Arc::ptr_eq(&entry.outbox, &outbox) {
+            entry.outbox = outbox.clone();
+        }
+        if let Some((spec, orphaned)) = spec {
+            entry.spec = spec;
+            entry.orphaned = orphaned;
+            let state = outbox.state();
+            self.ops.push(StoreOp::PutJob(Box::new(JobRecord {
+                spec: (*entry.spec).clone(),
+                state,
+            })));
+        }
+        let id = id.clone();
+        self.append_history(&id, records.drain(..));
+        self.records = records;
+        if !self.dirty.contains(&id) {
+            self.dirty.insert(id);
+        }
+        self.stats.updates += posts;
+        if self.oldest_pending.is_none() {
+            self.oldest_pending = Some(std::time::Instant::now());
+        }
+        acks.extend(taken);
+    }
+
+    /// Queues history entries for the store.
+    fn append_history(&mut self, id: &JobId, records: impl IntoIterator<Item = RunRecord>) {
         for record in records {
             if record.outcome.is_failure() || record.outcome == Outcome::Interrupted {
                 if self.retryable.len() == RETRYABLE_INDEX {
@@ -547,11 +709,6 @@ impl RegistryState {
                 keep: self.history_keep,
             });
         }
-        self.dirty.insert(id);
-        if !matches!(ack, Ack::None) {
-            acks.push(ack);
-        }
-        true
     }
 
     /// After writes were queued: acknowledged writes start a flush at once
@@ -611,7 +768,7 @@ impl RegistryState {
         ops.reserve(self.dirty.len());
         for id in self.dirty.drain() {
             if let Some(e) = self.entries.get(&id) {
-                ops.push(StoreOp::PutState(id, Box::new(e.state.clone())));
+                ops.push(StoreOp::PutState(id, Box::new(e.outbox.state())));
             }
         }
         ops
@@ -708,11 +865,12 @@ impl RegistryState {
             ..Metrics::default()
         };
         for e in self.entries.values() {
+            let slot = e.outbox.lock();
             *m.jobs_by_phase
-                .entry(phase_of(&e.state, e.orphaned))
+                .entry(phase_of(&slot.state, e.orphaned))
                 .or_default() += 1;
-            m.totals.add(&e.state.counters);
-            m.runs_in_flight += e.state.in_flight.len() as u64;
+            m.totals.add(&slot.state.counters);
+            m.runs_in_flight += slot.state.in_flight.len() as u64;
         }
         m
     }
@@ -738,7 +896,8 @@ impl RegistryState {
     }
 
     fn status_of(&self, e: &Entry) -> JobStatus {
-        let st = &e.state;
+        let slot = e.outbox.lock();
+        let st = &slot.state;
         JobStatus {
             id: e.spec.id.clone(),
             schedule: describe(&e.spec.schedule),

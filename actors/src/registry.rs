@@ -684,7 +684,7 @@ impl RegistryState {
         let id = id.clone();
         self.append_history(&id, records.drain(..));
         self.records = records;
-        if !self.dirty.contains(&id) {
+        if !self.dirty.contains(&id) && !self.private_store() {
             self.dirty.insert(id);
         }
         self.stats.updates += posts;
@@ -727,10 +727,10 @@ impl RegistryState {
                 return;
             }
             // A store only the registry holds (the default in-memory store)
-            // is read by nobody else: its run state can wait for the group
+            // is read by nobody else: its writes can wait for the group
             // commit (history answers include what waits). A store shared
             // with others sees every write at once, as before.
-            if Arc::strong_count(&self.store) > 1 {
+            if !self.private_store() {
                 if let Err(e) = self.apply_pending() {
                     tracing::error!(error = %e, "store write failed");
                 }
@@ -763,8 +763,20 @@ impl RegistryState {
         self.settle(myself, acks);
     }
 
+    /// Whether the store is one nobody can read but the registry: not
+    /// durable, and held by the registry alone (the default in-memory store).
+    /// Nothing ever loads it, so job state is left out of it; it keeps what
+    /// history queries read.
+    fn private_store(&self) -> bool {
+        !self.durable && Arc::strong_count(&self.store) == 1
+    }
+
     fn take_ops(&mut self) -> Vec<StoreOp> {
         let mut ops = std::mem::take(&mut self.ops);
+        if self.private_store() {
+            self.dirty.clear();
+            return ops;
+        }
         ops.reserve(self.dirty.len());
         for id in self.dirty.drain() {
             if let Some(e) = self.entries.get(&id) {

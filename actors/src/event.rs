@@ -242,13 +242,19 @@ impl EventBus {
     /// Publishes an event; never waits. With no subscriber it costs one
     /// atomic load.
     pub fn publish(&self, job_id: &JobId, at: DateTime<Utc>, kind: EventKind) {
-        if self.tx.receiver_count() > 0 {
+        if self.has_subscribers() {
             let _ = self.tx.send(Event {
                 at,
                 job_id: job_id.clone(),
                 kind,
             });
         }
+    }
+
+    /// Whether anyone is subscribed: publishers may skip building an event
+    /// nobody would receive.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
     }
 
     /// A new subscription, starting with the next event.

@@ -484,9 +484,12 @@ impl Actor for JobActor {
 
 impl JobActorState {
     fn publish(&self, kind: EventKind) {
-        self.rt
-            .events
-            .publish(&self.spec.id, self.rt.clock.now(), kind);
+        // Without a subscriber, skip reading the clock.
+        if self.rt.events.has_subscribers() {
+            self.rt
+                .events
+                .publish(&self.spec.id, self.rt.clock.now(), kind);
+        }
     }
 
     fn invalid_state(&self, action: &'static str) -> Error {
@@ -602,24 +605,34 @@ impl JobActorState {
                 now
             }
         };
+        // The common case is one due slot: it is kept out of the vector,
+        // which is only filled (and allocated) once a second slot is due.
+        let mut single = None;
         let mut due = Vec::new();
         let mut uncounted = 0u64;
         let mut fired = self.state.counters.fires;
         let next = loop {
             match self.schedule.next_fire(after, fired) {
                 NextFire::At(t) if t <= now => {
-                    if due.len() == MAX_ENUMERATED_SLOTS {
-                        due.remove(0);
-                        uncounted += 1;
+                    if single.is_none() && due.is_empty() {
+                        single = Some(t);
+                    } else {
+                        due.extend(single.take());
+                        if due.len() == MAX_ENUMERATED_SLOTS {
+                            due.remove(0);
+                            uncounted += 1;
+                        }
+                        due.push(t);
                     }
-                    due.push(t);
                     after = t;
                     fired += 1;
                 }
                 other => break other,
             }
         };
-        if !due.is_empty() {
+        if let Some(slot) = single {
+            self.handle_due(myself, &[slot], 0, now);
+        } else if !due.is_empty() {
             self.handle_due(myself, &due, uncounted, now);
         }
         match next {
@@ -652,6 +665,16 @@ impl JobActorState {
                 self.record_not_run(due[0], newest, reason, n);
             }
             self.skip(newest, reason, n);
+            return;
+        }
+        let age = (now - newest).to_std().unwrap_or(Duration::ZERO);
+        if n == 1 && age <= self.rt.config.misfire_threshold {
+            // One slot, on time: what every misfire policy plans for it.
+            self.publish(EventKind::Fired {
+                scheduled: newest,
+                trigger: Trigger::Schedule,
+            });
+            self.overlap_fire(myself, Pending::new(newest, Trigger::Schedule));
             return;
         }
         let plan = self.spec.misfire.plan(
@@ -924,7 +947,7 @@ impl JobActorState {
         );
         let job = myself.clone();
         let supervisor = self.rt.supervisor.get().cloned();
-        let job_id = self.spec.id.clone();
+        let spec = self.spec.clone();
         let tags = permit.then(|| self.tags.clone());
         tokio::spawn(
             async move {
@@ -943,7 +966,10 @@ impl JobActorState {
                 if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
                     // The actor was restarted: route through the supervisor.
                     if let Some(sup) = supervisor {
-                        let _ = sup.cast(crate::supervisor::SupervisorMsg::Forward(job_id, msg));
+                        let _ = sup.cast(crate::supervisor::SupervisorMsg::Forward(
+                            spec.id.clone(),
+                            msg,
+                        ));
                     }
                 }
             }
@@ -1196,7 +1222,10 @@ async fn execute(
         Ok(Err(e)) => RunResult::Err(e.to_string()),
         Err(panic) => RunResult::Panicked(panic_message(&panic)),
     };
+    // The run first: most handlers are done at their first poll, and the
+    // other branches then cost nothing.
     let cancelled_by_job = tokio::select! {
+        biased;
         r = &mut run => return finished(r),
         () = timeout => false,
         () = token.cancelled() => true,

@@ -34,12 +34,14 @@ use std::time::Duration;
 /// The channel of every write to the registry (`PutJob`, `Restore`, `Save`,
 /// `Remove`, `MarkFailed`), from the supervisor and the job actors.
 ///
-/// A queue drained by the registry in batches: a push sends the registry one
-/// `Drain` message only when the queue was empty, so that under load
-/// thousands of writes share one message. Writes keep their order. Queries
-/// go through the registry's mailbox; the registry drains the queue before it
-/// handles any message, so a query sees every write pushed before it was
-/// sent.
+/// A queue drained by the registry in batches. A push wakes an idle registry
+/// with one `Drain` message; while writes keep coming the registry drains the
+/// queue every [`DRAIN_CADENCE`] on its own, so that under load thousands of
+/// writes share one message. A write that waits for an acknowledgement wakes
+/// the registry at once (one `Drain` for all such writes until the registry
+/// takes them). Writes keep their order. Queries go through the registry's
+/// mailbox; the registry drains the queue before it handles any message, so
+/// a query sees every write pushed before it was sent.
 #[derive(Debug, Default)]
 pub(crate) struct Updates {
     inner: Mutex<UpdateQueue>,
@@ -49,9 +51,15 @@ pub(crate) struct Updates {
 #[derive(Debug, Default)]
 struct UpdateQueue {
     queue: Vec<Write>,
-    /// A `Drain` message is on its way.
+    /// The registry is awake: a `Drain` message is on its way, or it drains
+    /// on its cadence.
     woken: bool,
+    /// A `Drain` for writes waiting for an acknowledgement is on its way.
+    urgent: bool,
 }
+
+/// How often the registry drains the update queue while writes keep coming.
+const DRAIN_CADENCE: Duration = Duration::from_millis(10);
 
 impl Updates {
     fn lock(&self) -> std::sync::MutexGuard<'_, UpdateQueue> {
@@ -60,17 +68,22 @@ impl Updates {
 
     /// Queues a write for the registry.
     pub(crate) fn push(&self, update: RegistryMsg) {
-        self.enqueue(Write::Msg(update));
+        // Every write message but `Restore` comes from a caller or carries
+        // little: wake the registry for it at once.
+        let urgent = !matches!(update, RegistryMsg::Restore { .. });
+        self.enqueue(Write::Msg(update), urgent);
     }
 
-    fn enqueue(&self, update: Write) {
+    fn enqueue(&self, update: Write, urgent: bool) {
         let Some(registry) = self.registry.get() else {
             return; // no registry: nothing can answer or persist
         };
         let wake = {
             let mut q = self.lock();
             q.queue.push(update);
-            !std::mem::replace(&mut q.woken, true)
+            let idle = !std::mem::replace(&mut q.woken, true);
+            let urgent = urgent && !std::mem::replace(&mut q.urgent, true);
+            idle || urgent
         };
         let gone = if wake {
             registry.cast(RegistryMsg::Drain).is_err()
@@ -84,11 +97,31 @@ impl Updates {
         }
     }
 
-    /// Moves every queued write into `into` (empty on entry).
+    /// Wakes the registry for a write waiting for an acknowledgement.
+    fn wake_urgent(&self) {
+        let Some(registry) = self.registry.get() else {
+            return;
+        };
+        let wake = {
+            let mut q = self.lock();
+            q.woken = true;
+            !std::mem::replace(&mut q.urgent, true)
+        };
+        if wake {
+            let _ = registry.cast(RegistryMsg::Drain);
+        }
+    }
+
+    /// Moves every queued write into `into` (empty on entry). With nothing
+    /// queued the registry goes idle: the next push wakes it.
     fn take(&self, into: &mut Vec<Write>) {
         let mut q = self.lock();
-        std::mem::swap(&mut q.queue, into);
-        q.woken = false;
+        q.urgent = false;
+        if q.queue.is_empty() {
+            q.woken = false;
+        } else {
+            std::mem::swap(&mut q.queue, into);
+        }
     }
 }
 
@@ -150,6 +183,7 @@ impl Outbox {
         ack: Ack,
         spec: Option<(Arc<JobSpec>, bool)>,
     ) {
+        let urgent = !matches!(ack, Ack::None);
         let queue = {
             let mut slot = self.lock();
             slot.state.clone_from(state);
@@ -163,8 +197,12 @@ impl Outbox {
             slot.posts += 1;
             !std::mem::replace(&mut slot.queued, true)
         };
+        if !queue && urgent {
+            // Already queued: make sure the registry comes for it soon.
+            updates.wake_urgent();
+        }
         if queue {
-            updates.enqueue(Write::Outbox(self.clone()));
+            updates.enqueue(Write::Outbox(self.clone()), urgent);
         }
     }
 
@@ -299,6 +337,9 @@ struct Entry {
     /// Holds the job's state: its actor's outbox once the actor posted.
     outbox: Arc<Outbox>,
     orphaned: bool,
+    /// The job's history, oldest first, when the store is one nobody else
+    /// reads (see `private_store`); empty otherwise.
+    history: VecDeque<RunRecord>,
 }
 
 /// The registry's state.
@@ -325,6 +366,8 @@ pub struct RegistryState {
     records: Vec<RunRecord>,
     /// A `Tick` is on its way (stores that are not durable).
     tick_armed: bool,
+    /// A `Drain` on the registry's cadence is on its way.
+    cadence_armed: bool,
     flush_interval: Duration,
     histograms: Arc<Histograms>,
     /// Recent runs that can be retried by hand, oldest first.
@@ -375,6 +418,7 @@ impl Actor for RegistryActor {
             batch: Vec::new(),
             records: Vec::new(),
             tick_armed: false,
+            cadence_armed: false,
             flush_interval: args.flush_interval,
             histograms: args.histograms,
             retryable: VecDeque::new(),
@@ -394,6 +438,9 @@ impl Actor for RegistryActor {
         msg: RegistryMsg,
         s: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
+        if matches!(msg, RegistryMsg::Drain) {
+            s.cadence_armed = false;
+        }
         // Every write pushed before this message was sent is applied first.
         s.drain(&myself);
         let mut acks = Vec::new();
@@ -402,8 +449,8 @@ impl Actor for RegistryActor {
             return Ok(());
         };
         match msg {
-            RegistryMsg::Drain
-            | RegistryMsg::PutJob { .. }
+            RegistryMsg::Drain => {}
+            RegistryMsg::PutJob { .. }
             | RegistryMsg::Restore { .. }
             | RegistryMsg::Save { .. }
             | RegistryMsg::Remove { .. }
@@ -501,6 +548,42 @@ impl Actor for RegistryActor {
     }
 }
 
+/// Queues history entries for the store, or keeps them in `kept` (the
+/// registry's own history of a job, for a store nobody else reads).
+fn append_history(
+    retryable: &mut VecDeque<(RunId, JobId)>,
+    ops: &mut Vec<StoreOp>,
+    mut kept: Option<&mut VecDeque<RunRecord>>,
+    id: &JobId,
+    records: impl IntoIterator<Item = RunRecord>,
+    keep: usize,
+) {
+    for record in records {
+        if record.outcome.is_failure() || record.outcome == Outcome::Interrupted {
+            if retryable.len() == RETRYABLE_INDEX {
+                retryable.pop_front();
+            }
+            retryable.push_back((record.run_id, id.clone()));
+        }
+        match kept.as_deref_mut() {
+            Some(kept) => {
+                if keep == 0 {
+                    continue;
+                }
+                if kept.len() >= keep {
+                    kept.pop_front();
+                }
+                kept.push_back(record);
+            }
+            None => ops.push(StoreOp::AppendHistory {
+                id: id.clone(),
+                record: Box::new(record),
+                keep,
+            }),
+        }
+    }
+}
+
 fn answer(ack: Ack, result: Result<(), Error>) {
     match ack {
         Ack::None => {}
@@ -523,6 +606,11 @@ impl RegistryState {
         if batch.is_empty() {
             self.batch = batch;
             return;
+        }
+        // More may come: look again on the cadence (the queue stays awake).
+        if !self.cadence_armed {
+            self.cadence_armed = true;
+            myself.send_after(DRAIN_CADENCE, || RegistryMsg::Drain);
         }
         let mut acks = Vec::new();
         for write in batch.drain(..) {
@@ -552,17 +640,26 @@ impl RegistryState {
             } => {
                 let id = spec.id.clone();
                 self.dirty.remove(&id);
-                self.ops.push(StoreOp::PutJob(Box::new(JobRecord {
-                    spec: (*spec).clone(),
-                    state: (*state).clone(),
-                })));
+                if !self.private_store() {
+                    self.ops.push(StoreOp::PutJob(Box::new(JobRecord {
+                        spec: (*spec).clone(),
+                        state: (*state).clone(),
+                    })));
+                }
                 let outbox = Outbox::new(id.clone(), *state);
+                // An upsert keeps the history.
+                let history = self
+                    .entries
+                    .remove(&id)
+                    .map(|e| e.history)
+                    .unwrap_or_default();
                 self.entries.insert(
                     id,
                     Entry {
                         spec,
                         outbox,
                         orphaned,
+                        history,
                     },
                 );
                 ack
@@ -579,6 +676,7 @@ impl RegistryState {
                         spec,
                         outbox,
                         orphaned,
+                        history: VecDeque::new(),
                     },
                 );
                 return None;
@@ -597,7 +695,9 @@ impl RegistryState {
             RegistryMsg::Remove { id, ack } => {
                 self.entries.remove(&id);
                 self.dirty.remove(&id);
-                self.ops.push(StoreOp::RemoveJob(id));
+                if !self.private_store() {
+                    self.ops.push(StoreOp::RemoveJob(id));
+                }
                 ack
             }
             RegistryMsg::MarkFailed { id, reason } => match self.entries.get_mut(&id) {
@@ -633,13 +733,21 @@ impl RegistryState {
         ack: Ack,
         acks: &mut Vec<Ack>,
     ) -> bool {
+        let private = self.private_store();
         let Some(entry) = self.entries.get_mut(&id) else {
             answer(ack, Err(Error::UnknownJob(id)));
             return false;
         };
         entry.outbox.lock().state = state;
-        self.append_history(&id, records);
-        if !self.dirty.contains(&id) {
+        append_history(
+            &mut self.retryable,
+            &mut self.ops,
+            private.then_some(&mut entry.history),
+            &id,
+            records,
+            self.history_keep,
+        );
+        if !private && !self.dirty.contains(&id) {
             self.dirty.insert(id);
         }
         if !matches!(ack, Ack::None) {
@@ -660,6 +768,7 @@ impl RegistryState {
             (taken, slot.spec.take(), std::mem::take(&mut slot.posts))
         };
         let id = &outbox.id;
+        let private = self.private_store();
         let Some(entry) = self.entries.get_mut(id) else {
             // The job was removed; a late update must not resurrect it.
             for ack in taken {
@@ -675,17 +784,25 @@ impl RegistryState {
         if let Some((spec, orphaned)) = spec {
             entry.spec = spec;
             entry.orphaned = orphaned;
-            let state = outbox.state();
-            self.ops.push(StoreOp::PutJob(Box::new(JobRecord {
-                spec: (*entry.spec).clone(),
-                state,
-            })));
+            if !private {
+                let state = outbox.state();
+                self.ops.push(StoreOp::PutJob(Box::new(JobRecord {
+                    spec: (*entry.spec).clone(),
+                    state,
+                })));
+            }
         }
-        let id = id.clone();
-        self.append_history(&id, records.drain(..));
+        append_history(
+            &mut self.retryable,
+            &mut self.ops,
+            private.then_some(&mut entry.history),
+            id,
+            records.drain(..),
+            self.history_keep,
+        );
         self.records = records;
-        if !self.dirty.contains(&id) && !self.private_store() {
-            self.dirty.insert(id);
+        if !private && !self.dirty.contains(id) {
+            self.dirty.insert(id.clone());
         }
         self.stats.updates += posts;
         if self.oldest_pending.is_none() {
@@ -694,22 +811,6 @@ impl RegistryState {
         acks.extend(taken);
     }
 
-    /// Queues history entries for the store.
-    fn append_history(&mut self, id: &JobId, records: impl IntoIterator<Item = RunRecord>) {
-        for record in records {
-            if record.outcome.is_failure() || record.outcome == Outcome::Interrupted {
-                if self.retryable.len() == RETRYABLE_INDEX {
-                    self.retryable.pop_front();
-                }
-                self.retryable.push_back((record.run_id, id.clone()));
-            }
-            self.ops.push(StoreOp::AppendHistory {
-                id: id.clone(),
-                record: Box::new(record),
-                keep: self.history_keep,
-            });
-        }
-    }
 
     /// After writes were queued: acknowledged writes start a flush at once
     /// (or join the next one) with a durable store, and are applied at once
@@ -834,16 +935,18 @@ impl RegistryState {
     /// The store's history plus the entries not yet handed to it (handing
     /// them over here could overtake a flush in flight).
     fn history(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, Error> {
-        let mut newest: Vec<RunRecord> = self
-            .ops
-            .iter()
-            .rev()
-            .filter_map(|op| match op {
+        let kept = self
+            .entries
+            .get(id)
+            .into_iter()
+            .flat_map(|e| e.history.iter().rev().cloned());
+        let mut newest: Vec<RunRecord> = kept
+            .chain(self.ops.iter().rev().filter_map(|op| match op {
                 StoreOp::AppendHistory { id: of, record, .. } if of == id => {
                     Some((**record).clone())
                 }
                 _ => None,
-            })
+            }))
             .take(limit)
             .collect();
         let rest = limit - newest.len();

@@ -811,7 +811,6 @@ impl RegistryState {
         acks.extend(taken);
     }
 
-
     /// After writes were queued: acknowledged writes start a flush at once
     /// (or join the next one) with a durable store, and are applied at once
     /// otherwise; run state waits for the group commit.

@@ -229,7 +229,7 @@ pub struct RetryWait {
 
 /// Everything about a job that changes as it runs; persisted by the registry
 /// so that a restarted process resumes the job where it was.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobState {
     /// Set while the job is paused.
     pub paused: Option<PauseInfo>,
@@ -260,6 +260,47 @@ pub struct JobState {
     /// The last progress reported by a run in flight.
     #[serde(default)]
     pub progress: Option<(f32, String)>,
+}
+
+impl Clone for JobState {
+    fn clone(&self) -> Self {
+        let mut state = Self::default();
+        state.clone_from(self);
+        state
+    }
+
+    /// Field by field, so that a job actor's copy of its state for the
+    /// registry reuses the copy's allocations (the in-flight list, strings).
+    fn clone_from(&mut self, source: &Self) {
+        let Self {
+            paused,
+            next_fire,
+            last_slot,
+            last_fire,
+            last_run,
+            counters,
+            consecutive_failures,
+            in_flight,
+            queued,
+            completed,
+            retry_wait,
+            failed,
+            progress,
+        } = source;
+        self.paused.clone_from(paused);
+        self.next_fire = *next_fire;
+        self.last_slot = *last_slot;
+        self.last_fire = *last_fire;
+        self.last_run.clone_from(last_run);
+        self.counters.clone_from(counters);
+        self.consecutive_failures = *consecutive_failures;
+        self.in_flight.clone_from(in_flight);
+        self.queued = *queued;
+        self.completed = *completed;
+        self.retry_wait.clone_from(retry_wait);
+        self.failed.clone_from(failed);
+        self.progress.clone_from(progress);
+    }
 }
 
 /// The state a job is in, as shown by status.

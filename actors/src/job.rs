@@ -1195,6 +1195,9 @@ struct Limits {
 /// At the timeout the token is cancelled; once the token is cancelled (by the
 /// timeout or by the job) the handler has `grace` to return before its future
 /// is dropped.
+///
+/// The sleeps of the jitter, the timeout and the grace are boxed, so that the
+/// task of a run that needs none of them (the common case) stays small.
 async fn execute(
     handler: Arc<dyn Handler>,
     ctx: JobContext,
@@ -1203,20 +1206,21 @@ async fn execute(
 ) -> RunResult {
     let token = ctx.cancel.clone();
     if !limits.jitter.is_zero() {
-        tokio::select! {
-            () = tokio::time::sleep(limits.jitter) => {}
-            () = token.cancelled() => return RunResult::Dropped,
+        let dropped = Box::pin(async {
+            tokio::select! {
+                () = tokio::time::sleep(limits.jitter) => false,
+                () = token.cancelled() => true,
+            }
+        })
+        .await;
+        if dropped {
+            return RunResult::Dropped;
         }
     }
     on_start();
-    let run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
-    tokio::pin!(run);
-    let timeout = async {
-        match limits.timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => std::future::pending().await,
-        }
-    };
+    // Unpin (the handler's future is boxed), so it can be lent to the boxed
+    // waits below.
+    let mut run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
     let finished = |r: std::thread::Result<Result<(), crate::handler::HandlerError>>| match r {
         Ok(Ok(())) => RunResult::Ok,
         Ok(Err(e)) => RunResult::Err(e.to_string()),
@@ -1224,14 +1228,30 @@ async fn execute(
     };
     // The run first: most handlers are done at their first poll, and the
     // other branches then cost nothing.
-    let cancelled_by_job = tokio::select! {
-        biased;
-        r = &mut run => return finished(r),
-        () = timeout => false,
-        () = token.cancelled() => true,
+    let cancelled_by_job = match limits.timeout {
+        None => tokio::select! {
+            biased;
+            r = &mut run => return finished(r),
+            () = token.cancelled() => true,
+        },
+        Some(timeout) => {
+            let ended = Box::pin(async {
+                tokio::select! {
+                    biased;
+                    r = &mut run => Ok(r),
+                    () = tokio::time::sleep(timeout) => Err(false),
+                    () = token.cancelled() => Err(true),
+                }
+            })
+            .await;
+            match ended {
+                Ok(r) => return finished(r),
+                Err(cancelled_by_job) => cancelled_by_job,
+            }
+        }
     };
     token.cancel();
-    let in_grace = tokio::time::timeout(limits.grace, &mut run).await;
+    let in_grace = Box::pin(tokio::time::timeout(limits.grace, &mut run)).await;
     match (cancelled_by_job, in_grace) {
         (false, _) => RunResult::TimedOut,
         (true, Ok(r)) => finished(r),

@@ -46,6 +46,12 @@ use std::time::Duration;
 pub(crate) struct Updates {
     inner: Mutex<UpdateQueue>,
     registry: OnceLock<ActorRef<RegistryMsg>>,
+    /// Set by the registry while its store is one nobody else reads (see
+    /// `RegistryState::private_store`): job actors then keep their history
+    /// in their outbox and queue it only when the registry must act.
+    private: std::sync::atomic::AtomicBool,
+    /// History entries kept per job.
+    history_keep: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -148,10 +154,14 @@ pub(crate) struct Outbox {
 struct OutboxSlot {
     /// In the update queue, not yet taken by the registry.
     queued: bool,
+    /// The registry reads the job from this outbox (it took it once).
+    adopted: bool,
     /// Posts since the registry last took the slot.
     posts: u64,
     state: JobState,
     records: Vec<RunRecord>,
+    /// The job's history, oldest first, with a store nobody else reads.
+    history: VecDeque<RunRecord>,
     acks: Vec<Ack>,
     /// A new spec (upsert), with whether its handler is missing.
     spec: Option<(Arc<JobSpec>, bool)>,
@@ -184,9 +194,26 @@ impl Outbox {
         spec: Option<(Arc<JobSpec>, bool)>,
     ) {
         let urgent = !matches!(ack, Ack::None);
+        // With a store nobody else reads, a plain change (no caller waiting,
+        // no new spec, no run the registry indexes) needs nothing from the
+        // registry: the state and the history stay here for its queries.
+        let here = updates.private.load(std::sync::atomic::Ordering::Relaxed)
+            && !urgent
+            && spec.is_none()
+            && !records.iter().any(indexed);
         let queue = {
             let mut slot = self.lock();
             slot.state.clone_from(state);
+            // Once the registry reads the job from here, and unless earlier
+            // entries still wait for it (order).
+            if here && slot.adopted && !slot.queued {
+                let keep = updates
+                    .history_keep
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                keep_history(&mut slot.history, records.drain(..), keep);
+                slot.posts += 1;
+                return;
+            }
             slot.records.append(records);
             if !matches!(ack, Ack::None) {
                 slot.acks.push(ack);
@@ -209,6 +236,28 @@ impl Outbox {
     /// A copy of the state.
     fn state(&self) -> JobState {
         self.lock().state.clone()
+    }
+}
+
+/// Whether the registry indexes a history entry (runs `retry_run` can find).
+fn indexed(record: &RunRecord) -> bool {
+    record.outcome.is_failure() || record.outcome == Outcome::Interrupted
+}
+
+/// Appends to a kept history, oldest first, keeping the newest `keep`.
+fn keep_history(
+    history: &mut VecDeque<RunRecord>,
+    records: impl IntoIterator<Item = RunRecord>,
+    keep: usize,
+) {
+    for record in records {
+        if keep == 0 {
+            continue;
+        }
+        if history.len() >= keep {
+            history.pop_front();
+        }
+        history.push_back(record);
     }
 }
 
@@ -337,9 +386,6 @@ struct Entry {
     /// Holds the job's state: its actor's outbox once the actor posted.
     outbox: Arc<Outbox>,
     orphaned: bool,
-    /// The job's history, oldest first, when the store is one nobody else
-    /// reads (see `private_store`); empty otherwise.
-    history: VecDeque<RunRecord>,
 }
 
 /// The registry's state.
@@ -401,6 +447,9 @@ impl Actor for RegistryActor {
             myself.send_interval(args.flush_interval, || RegistryMsg::Tick);
         }
         let _ = args.updates.registry.set(myself.clone());
+        args.updates
+            .history_keep
+            .store(args.history_keep, std::sync::atomic::Ordering::Relaxed);
         Ok(RegistryState {
             entries: HashMap::new(),
             store: args.store,
@@ -559,22 +608,14 @@ fn append_history(
     keep: usize,
 ) {
     for record in records {
-        if record.outcome.is_failure() || record.outcome == Outcome::Interrupted {
+        if indexed(&record) {
             if retryable.len() == RETRYABLE_INDEX {
                 retryable.pop_front();
             }
             retryable.push_back((record.run_id, id.clone()));
         }
         match kept.as_deref_mut() {
-            Some(kept) => {
-                if keep == 0 {
-                    continue;
-                }
-                if kept.len() >= keep {
-                    kept.pop_front();
-                }
-                kept.push_back(record);
-            }
+            Some(kept) => keep_history(kept, [record], keep),
             None => ops.push(StoreOp::AppendHistory {
                 id: id.clone(),
                 record: Box::new(record),
@@ -601,6 +642,9 @@ fn answer(ack: Ack, result: Result<(), Error>) {
 impl RegistryState {
     /// Applies every update waiting in the job actors' queue.
     fn drain(&mut self, myself: &ActorRef<RegistryMsg>) {
+        self.updates
+            .private
+            .store(self.private_store(), std::sync::atomic::Ordering::Relaxed);
         let mut batch = std::mem::take(&mut self.batch);
         self.updates.take(&mut batch);
         if batch.is_empty() {
@@ -648,18 +692,15 @@ impl RegistryState {
                 }
                 let outbox = Outbox::new(id.clone(), *state);
                 // An upsert keeps the history.
-                let history = self
-                    .entries
-                    .remove(&id)
-                    .map(|e| e.history)
-                    .unwrap_or_default();
+                if let Some(old) = self.entries.remove(&id) {
+                    outbox.lock().history = std::mem::take(&mut old.outbox.lock().history);
+                }
                 self.entries.insert(
                     id,
                     Entry {
                         spec,
                         outbox,
                         orphaned,
-                        history,
                     },
                 );
                 ack
@@ -676,7 +717,6 @@ impl RegistryState {
                         spec,
                         outbox,
                         orphaned,
-                        history: VecDeque::new(),
                     },
                 );
                 return None;
@@ -738,15 +778,17 @@ impl RegistryState {
             answer(ack, Err(Error::UnknownJob(id)));
             return false;
         };
-        entry.outbox.lock().state = state;
+        let mut slot = entry.outbox.lock();
+        slot.state = state;
         append_history(
             &mut self.retryable,
             &mut self.ops,
-            private.then_some(&mut entry.history),
+            private.then_some(&mut slot.history),
             &id,
             records,
             self.history_keep,
         );
+        drop(slot);
         if !private && !self.dirty.contains(&id) {
             self.dirty.insert(id);
         }
@@ -763,6 +805,7 @@ impl RegistryState {
         let (taken, spec, posts) = {
             let mut slot = outbox.lock();
             slot.queued = false;
+            slot.adopted = true;
             std::mem::swap(&mut slot.records, &mut records);
             let taken = std::mem::take(&mut slot.acks);
             (taken, slot.spec.take(), std::mem::take(&mut slot.posts))
@@ -779,6 +822,13 @@ impl RegistryState {
             return;
         };
         if !Arc::ptr_eq(&entry.outbox, &outbox) {
+            // The job's actor (a new one after a restart) posts for the first
+            // time: its outbox holds the job from now on, with the history.
+            let mut older = std::mem::take(&mut entry.outbox.lock().history);
+            let mut slot = outbox.lock();
+            older.append(&mut slot.history);
+            slot.history = older;
+            drop(slot);
             entry.outbox = outbox.clone();
         }
         if let Some((spec, orphaned)) = spec {
@@ -792,14 +842,16 @@ impl RegistryState {
                 })));
             }
         }
+        let mut slot = outbox.lock();
         append_history(
             &mut self.retryable,
             &mut self.ops,
-            private.then_some(&mut entry.history),
+            private.then_some(&mut slot.history),
             id,
             records.drain(..),
             self.history_keep,
         );
+        drop(slot);
         self.records = records;
         if !private && !self.dirty.contains(id) {
             self.dirty.insert(id.clone());
@@ -934,12 +986,16 @@ impl RegistryState {
     /// The store's history plus the entries not yet handed to it (handing
     /// them over here could overtake a flush in flight).
     fn history(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, Error> {
-        let kept = self
+        let kept: Vec<RunRecord> = self
             .entries
             .get(id)
-            .into_iter()
-            .flat_map(|e| e.history.iter().rev().cloned());
+            .map(|e| {
+                let slot = e.outbox.lock();
+                slot.history.iter().rev().take(limit).cloned().collect()
+            })
+            .unwrap_or_default();
         let mut newest: Vec<RunRecord> = kept
+            .into_iter()
             .chain(self.ops.iter().rev().filter_map(|op| match op {
                 StoreOp::AppendHistory { id: of, record, .. } if of == id => {
                     Some((**record).clone())

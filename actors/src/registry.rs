@@ -72,12 +72,22 @@ impl Updates {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues a write for the registry.
+    /// Queues a write for the registry; one waiting for an acknowledgement
+    /// wakes it at once.
     pub(crate) fn push(&self, update: RegistryMsg) {
-        // Every write message but `Restore` comes from a caller or carries
-        // little: wake the registry for it at once.
-        let urgent = !matches!(update, RegistryMsg::Restore { .. });
+        let urgent = match &update {
+            RegistryMsg::PutJob { ack, .. }
+            | RegistryMsg::Save { ack, .. }
+            | RegistryMsg::Remove { ack, .. } => !matches!(ack, Ack::None),
+            _ => false,
+        };
         self.enqueue(Write::Msg(update), urgent);
+    }
+
+    /// Whether the registry's store is one nobody else reads (see
+    /// `RegistryState::private_store`), as of its last drain.
+    pub(crate) fn is_private(&self) -> bool {
+        self.private.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn enqueue(&self, update: Write, urgent: bool) {

@@ -415,31 +415,45 @@ impl SupervisorState {
     }
 
     /// Persists a new job, then spawns its actor. The reply comes from the
-    /// registry once the record is durable.
+    /// registry once the record is durable; with the private in-memory store
+    /// (nothing to make durable, nobody else reading it) it comes once the
+    /// actor runs, without waiting for the registry, which sees the job
+    /// before any later query.
     async fn add(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         spec: Arc<JobSpec>,
         reply: RpcReplyPort<Result<(), Error>>,
     ) {
-        if let Err(e) = self.check(&spec) {
-            let _ = reply.send(Err(e));
-            return;
-        }
+        let schedule = match self.check(&spec) {
+            Ok(schedule) => schedule,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let (ack, reply) = if self.rt.updates.is_private() {
+            (Ack::None, Some(reply))
+        } else {
+            (Ack::Reply(reply), None)
+        };
         self.rt.updates.push(RegistryMsg::PutJob {
             spec: spec.clone(),
             state: Box::default(),
             orphaned: false,
-            ack: Ack::Reply(reply),
+            ack,
         });
         self.rt
             .events
             .publish(&spec.id, self.rt.clock.now(), EventKind::Added);
-        if let Err(e) = self
-            .spawn_job(myself, spec.clone(), JobState::default(), false)
-            .await
-        {
+        let spawned = self
+            .spawn_compiled(myself, spec.clone(), schedule, JobState::default(), false)
+            .await;
+        if let Err(e) = &spawned {
             tracing::error!(job_id = %spec.id, error = %e, "cannot start job actor");
+        }
+        if let Some(reply) = reply {
+            let _ = reply.send(spawned);
         }
     }
 
@@ -451,6 +465,19 @@ impl SupervisorState {
         restored: bool,
     ) -> Result<(), Error> {
         let schedule = spec.compile(self.rt.config.default_tz)?;
+        self.spawn_compiled(myself, spec, schedule, state, restored)
+            .await
+    }
+
+    /// Spawns a job's actor with its schedule already compiled.
+    async fn spawn_compiled(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        spec: Arc<JobSpec>,
+        schedule: crate::schedule::Schedule,
+        state: JobState,
+        restored: bool,
+    ) -> Result<(), Error> {
         let args = JobArgs {
             handler: self.handlers.get(&spec.handler),
             spec: spec.clone(),

@@ -13,6 +13,10 @@
 //!   next-fire [--iters N]
 //! ```
 //!
+//! Jobs are added one after another (sequential awaits) unless
+//! `--concurrency K` keeps up to K adds in flight, which lets a durable store
+//! commit many adds per flush.
+//!
 //! Every workload runs the scheduler on a tokio multi-thread runtime with
 //! `--threads` workers (default 2), driven from the main thread with
 //! `block_on`, as a `#[tokio::main]` service would. `--store DIR` uses the
@@ -504,17 +508,34 @@ fn spec(i: usize, expr: &str, handler: &str) -> Result<JobSpec, String> {
     .map_err(|e| e.to_string())
 }
 
-/// Adds `n` jobs one after another (sequential awaits), as a service
-/// registering its jobs at boot would.
+/// Adds `n` jobs: one after another (sequential awaits, `concurrency` 1),
+/// as a service registering its jobs at boot would, or with up to
+/// `concurrency` adds in flight (a durable store then commits many adds per
+/// flush).
 async fn add_jobs(
     s: &Scheduler,
     n: usize,
+    concurrency: usize,
     make: impl Fn(usize) -> Result<JobSpec, String>,
 ) -> Result<(), String> {
-    for i in 0..n {
-        s.add(make(i)?)
-            .await
-            .map_err(|e| format!("add job {i}: {e}"))?;
+    if concurrency <= 1 {
+        for i in 0..n {
+            s.add(make(i)?)
+                .await
+                .map_err(|e| format!("add job {i}: {e}"))?;
+        }
+        return Ok(());
+    }
+    use futures::StreamExt;
+    let specs = (0..n).map(|i| make(i).map(|spec| (i, spec)));
+    let mut adds = futures::stream::iter(specs)
+        .map(|made| async move {
+            let (i, spec) = made?;
+            s.add(spec).await.map_err(|e| format!("add job {i}: {e}"))
+        })
+        .buffer_unordered(concurrency);
+    while let Some(added) = adds.next().await {
+        added?;
     }
     Ok(())
 }
@@ -543,7 +564,15 @@ fn store_name(dir: &Option<PathBuf>) -> &'static str {
 
 /// N every-second jobs; S whole seconds measured after registration.
 fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
-    opts.only(&["jobs", "seconds", "grace", "threads", "store"])?;
+    opts.only(&[
+        "jobs",
+        "seconds",
+        "grace",
+        "threads",
+        "store",
+        "concurrency",
+    ])?;
+    let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let jobs = opts.num("jobs", 1000)? as usize;
     let seconds = opts.num("seconds", 10)?;
     let grace = opts.num("grace", 2)?;
@@ -560,7 +589,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             b = sled_builder(b, dir, false)?;
         }
         let s = b.start().await.map_err(|e| e.to_string())?;
-        add_jobs(&s, jobs, |i| spec(i, FIRE_EXPR, "probe")).await?;
+        add_jobs(&s, jobs, concurrency, |i| spec(i, FIRE_EXPR, "probe")).await?;
         Ok::<_, String>(s)
     })?;
     let register_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -586,6 +615,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .str("system", "cronactor")
         .str("store", store_name(&dir))
         .int("jobs", jobs as u64)
+        .int("concurrency", concurrency as u64)
         .int("seconds", seconds)
         .num("register_ms", register_ms, 1)
         .int("fires", taken.fires)
@@ -635,7 +665,8 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
 
 /// N jobs on peerbench's ten varied expressions: time and memory per job.
 fn register(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
-    opts.only(&["jobs", "threads", "store"])?;
+    opts.only(&["jobs", "threads", "store", "concurrency"])?;
+    let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let jobs = opts.num("jobs", 1000)? as usize;
     let dir = opts.path("store");
     let started = Instant::now();
@@ -648,7 +679,7 @@ fn register(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             b = sled_builder(b, dir, false)?;
         }
         let s = b.start().await.map_err(|e| e.to_string())?;
-        add_jobs(&s, jobs, |i| {
+        add_jobs(&s, jobs, concurrency, |i| {
             spec(i, REGISTER_EXPRS[i % REGISTER_EXPRS.len()], "noop")
         })
         .await?;
@@ -663,6 +694,7 @@ fn register(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .str("system", "cronactor")
         .str("store", store_name(&dir))
         .int("jobs", jobs as u64)
+        .int("concurrency", concurrency as u64)
         .num("register_ms", register_ms, 1)
         .num(
             "register_us_per_job",
@@ -695,7 +727,8 @@ fn register(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
 /// without, it prepares the store first if it does not hold N jobs, then
 /// measures in the same process.
 fn recover(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
-    opts.only(&["jobs", "store", "prepare", "threads"])?;
+    opts.only(&["jobs", "store", "prepare", "threads", "concurrency"])?;
+    let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let jobs = opts.num("jobs", 1000)? as usize;
     let dir = opts.path("store").ok_or("recover needs --store DIR")?;
     let process_start = *PROCESS_START.get_or_init(Instant::now);
@@ -707,7 +740,7 @@ fn recover(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
                 .start()
                 .await
                 .map_err(|e| e.to_string())?;
-            add_jobs(&s, jobs, |i| {
+            add_jobs(&s, jobs, concurrency, |i| {
                 spec(i, REGISTER_EXPRS[i % REGISTER_EXPRS.len()], "noop")
             })
             .await?;
@@ -722,6 +755,7 @@ fn recover(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         j.str("workload", "recover-prepare")
             .str("store", "sled")
             .int("jobs", jobs as u64)
+            .int("concurrency", concurrency as u64)
             .num("prepare_ms", ms, 1);
         emit(j.render());
         return Ok(());
@@ -806,7 +840,15 @@ fn recover(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
 /// second, and the store lag (an update's wait from reaching the registry to
 /// its flush ending).
 fn persist(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
-    opts.only(&["jobs", "seconds", "store", "every-ms", "threads"])?;
+    opts.only(&[
+        "jobs",
+        "seconds",
+        "store",
+        "every-ms",
+        "threads",
+        "concurrency",
+    ])?;
+    let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let jobs = opts.num("jobs", 1000)? as usize;
     let seconds = opts.num("seconds", 10)?;
     let every_ms = opts.num("every-ms", 1000)?.max(1);
@@ -817,7 +859,7 @@ fn persist(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             .start()
             .await
             .map_err(|e| e.to_string())?;
-        add_jobs(&s, jobs, |i| {
+        add_jobs(&s, jobs, concurrency, |i| {
             JobSpec::builder(
                 format!("job-{i:07}"),
                 cronactor::ScheduleSpec::every(Duration::from_millis(every_ms)),
@@ -876,7 +918,15 @@ fn persist(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
 /// fires, lateness), then a summary line with the drift after the first
 /// interval.
 fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
-    opts.only(&["jobs", "seconds", "interval-s", "threads", "store"])?;
+    opts.only(&[
+        "jobs",
+        "seconds",
+        "interval-s",
+        "threads",
+        "store",
+        "concurrency",
+    ])?;
+    let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let jobs = opts.num("jobs", 10_000)? as usize;
     let seconds = opts.num("seconds", 600)?.max(1);
     let interval = opts.num("interval-s", 60)?.clamp(1, seconds);
@@ -889,7 +939,7 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             b = sled_builder(b, dir, false)?;
         }
         let s = b.start().await.map_err(|e| e.to_string())?;
-        add_jobs(&s, jobs, |i| spec(i, FIRE_EXPR, "probe")).await?;
+        add_jobs(&s, jobs, concurrency, |i| spec(i, FIRE_EXPR, "probe")).await?;
         Ok::<_, String>(s)
     })?;
     let w0 = probe.arm(seconds as i64, 0);

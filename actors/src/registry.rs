@@ -1,21 +1,26 @@
 //! The registry actor: the one place that answers status, list and history
 //! queries, and the only writer of the store.
 //!
-//! Every write reaches it through [`Updates`]: a queue the registry drains in
-//! batches, woken by one `Drain` message when the queue was empty, so that
-//! under load thousands of writes share one message. A job actor posts its
-//! state to its [`Outbox`], a one-slot mailbox the registry reads the state
-//! from: the actor copies its state into the slot (reusing the slot's
-//! allocations) with the history entries and acknowledgements since the
-//! registry last looked, and queues the outbox only if it is not queued yet,
-//! so that consecutive changes of one job coalesce and no state is cloned or
-//! allocated per change. Writes are group-committed: run state is coalesced per job and written at
+//! Every write reaches it through [`Updates`], a queue it drains in batches:
+//! an idle registry is woken by one `Drain` message, a busy one drains every
+//! 10 ms on its own, and a write waiting for an acknowledgement wakes it at
+//! once. A job actor posts its state to its [`Outbox`], a one-slot mailbox
+//! the registry reads the job's state (and, with the private in-memory
+//! store, its history) from: the actor copies its state into the slot,
+//! reusing the slot's allocations, with the history entries and
+//! acknowledgements since the registry last looked, and queues the outbox
+//! only when it is not queued yet, so that consecutive changes of one job
+//! coalesce.
+//!
+//! Writes are group-committed: run state is coalesced per job and written at
 //! least every `flush_interval`; a write that carries an acknowledgement (a
 //! control operation, or a fire whose run waits for its record) starts a
 //! flush at once, or joins the next one if a flush is in flight. Only one
 //! flush is in flight at a time, so writes reach the store in order. With a
 //! store that is not durable, acknowledged writes are applied at once and run
-//! state at the latest `flush_interval` later.
+//! state at the latest `flush_interval` later. Nothing is written to the
+//! private in-memory store (see `RegistryState::private_store`), which nobody
+//! can load: the jobs' history is kept in their outboxes.
 
 use crate::error::Error;
 use crate::id::{JobId, RunId};

@@ -61,8 +61,8 @@ fn a_corrupt_job_is_quarantined_with_its_state_and_the_others_load() {
         // Its state has no spec any more: quarantined too, not deleted.
         let orphan = find(&loaded.quarantined, "state", "b");
         assert_eq!(orphan.raw, {
-            let mut bytes = vec![1];
-            bytes.extend(serde_json::to_vec(&state(2)).expect("json"));
+            let mut bytes = vec![2];
+            bytes.extend(postcard::to_allocvec(&state(2)).expect("postcard"));
             bytes
         });
         assert!(
@@ -242,8 +242,8 @@ fn writes_after_a_quarantine_treat_the_job_as_absent() {
 fn a_newer_schema_version_is_refused_and_the_store_left_untouched() {
     let dir = store_with_abc();
     // What a newer build would have written: its marker and its meta value.
-    poke(dir.path(), "meta", b"schema_version", &v1(&2u32));
-    std::fs::write(dir.path().join("schema_version"), "2\n").expect("write marker");
+    poke(dir.path(), "meta", b"schema_version", &v1(&3u32));
+    std::fs::write(dir.path().join("schema_version"), "3\n").expect("write marker");
 
     let before = snapshot_dir(dir.path());
     let err = SledStore::open(dir.path()).expect_err("a newer store must be refused");
@@ -251,7 +251,7 @@ fn a_newer_schema_version_is_refused_and_the_store_left_untouched() {
         err,
         StoreError::NewerVersion {
             path: dir.path().display().to_string(),
-            found: 2,
+            found: 3,
             supported: SledStore::SCHEMA_VERSION,
         }
     );
@@ -296,13 +296,13 @@ fn the_schema_version_is_written_at_creation() {
     drop(open(&path));
     assert_eq!(
         std::fs::read_to_string(path.join("schema_version")).expect("marker"),
-        "1\n"
+        "2\n"
     );
     let db = raw(&path);
     let meta = db.open_tree("meta").expect("tree");
     assert_eq!(
         meta.get("schema_version").expect("read").as_deref(),
-        Some(&v1(&1u32)[..])
+        Some(&v1(&2u32)[..])
     );
 }
 
@@ -367,23 +367,25 @@ fn an_unreadable_history_entry_is_skipped_not_fatal() {
     let dir = store_with_abc();
     {
         let store = open(dir.path());
-        store
-            .apply(
-                (1..=3)
-                    .map(|n| cronactor_actors::StoreOp::AppendHistory {
-                        id: id("a"),
-                        record: Box::new(store_support::run(n)),
-                        keep: 10,
-                    })
-                    .collect(),
-            )
-            .expect("apply");
-        flush(&store);
+        // One fold per entry: three chunks of one entry each.
+        for n in 1..=3 {
+            store
+                .apply(vec![cronactor_actors::StoreOp::AppendHistory {
+                    id: id("a"),
+                    record: Box::new(store_support::run(n)),
+                    keep: 10,
+                }])
+                .expect("apply");
+            flush(&store);
+            store.fold().expect("fold");
+        }
     }
-    // Damage the middle entry (sequence 1) of job a.
+    // Damage the middle chunk (sequence 1, one entry) of job a.
     let mut key = b"a\0".to_vec();
     key.extend_from_slice(&1u64.to_be_bytes());
-    poke(dir.path(), "history", &key, b"\x01{broken");
+    key.extend_from_slice(&1u32.to_be_bytes());
+    assert!(tree_has(dir.path(), "history", &key));
+    poke(dir.path(), "history", &key, b"\x02\xff\xff");
 
     let store = open(dir.path());
     assert_eq!(

@@ -36,8 +36,9 @@ fn helper_hold_store() {
     drop(store);
 }
 
-/// Helper: writes jobs, states and history, flushes, adds one more job,
-/// flushes, says FLUSHED, and waits to be killed.
+/// Helper: writes jobs, states and history, flushes, folds, appends more
+/// history, flushes, adds one more job, flushes, says FLUSHED, and waits to
+/// be killed.
 #[test]
 #[ignore = "run by flushed_writes_survive_sigkill in a child process"]
 fn helper_write_flush_and_wait() {
@@ -57,6 +58,21 @@ fn helper_write_flush_and_wait() {
     }
     ops.push(StoreOp::RemoveJob(id(&job_name(0))));
     store.apply(ops).expect("apply");
+    flush(&store);
+    // Folded into the trees; then two more entries per job that only the
+    // journal holds when the kill comes, so the reopen replays them on top
+    // of folded chunks.
+    store.fold().expect("fold");
+    let more: Vec<StoreOp> = (1..JOBS)
+        .flat_map(|n| {
+            (3..5).map(move |k| StoreOp::AppendHistory {
+                id: id(&job_name(n)),
+                record: Box::new(run(n * 10 + k)),
+                keep: 3,
+            })
+        })
+        .collect();
+    store.apply(more).expect("apply");
     flush(&store);
     // A last control operation on its own, as the runtime does for an
     // acknowledged `remove` or `pause`: it is in sled's in-memory log buffer
@@ -117,7 +133,7 @@ fn flushed_writes_survive_sigkill() {
         assert_eq!(job.state, state(n), "{}", job.spec.id);
         assert_eq!(
             store.history(&job.spec.id, 10).expect("history"),
-            [run(n * 10 + 2), run(n * 10 + 1)],
+            [run(n * 10 + 4), run(n * 10 + 3), run(n * 10 + 2)],
             "{}",
             job.spec.id
         );
@@ -127,4 +143,8 @@ fn flushed_writes_survive_sigkill() {
         .history(&id(&job_name(0)), 10)
         .expect("history")
         .is_empty());
+    drop(store);
+    // The journal was replayed into the trees and emptied.
+    let db = store_support::raw(dir.path());
+    assert_eq!(db.open_tree("journal").expect("tree").len(), 0);
 }

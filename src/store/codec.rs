@@ -1,9 +1,13 @@
 //! The versioned value encoding of the sled store, and its key layouts.
 //!
-//! Every value is one record-version byte followed by the record encoded as
-//! JSON. The version byte is per record kind: a decoder reads the byte first
-//! and refuses a version it does not know, so a record is never decoded with
-//! the wrong layout. See `docs/storage.md` for why JSON.
+//! Every value is one record-version byte followed by the record. The version
+//! byte is per record kind: a decoder reads the byte first and refuses a
+//! version it does not know, so a record is never decoded with the wrong
+//! layout. Specs, quarantine records and meta values are JSON (version 1);
+//! job states and history chunks, written once per fold for every job that
+//! ran, are postcard (version 2; version-1 JSON records of stores written
+//! by earlier builds are still read); journal segments are postcard
+//! (version 1). See `docs/storage.md` for why.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -21,13 +25,16 @@ pub(crate) enum RecordKind {
     Quarantine,
     /// A value of the `meta` tree.
     Meta,
+    /// A segment of the `journal` tree.
+    Journal,
 }
 
 impl RecordKind {
     /// The version this build writes, and the newest it reads.
     pub(crate) const fn current_version(self) -> u8 {
         match self {
-            Self::JobSpec | Self::JobState | Self::Run | Self::Quarantine | Self::Meta => 1,
+            Self::JobSpec | Self::Quarantine | Self::Meta | Self::Journal => 1,
+            Self::JobState | Self::Run => 2,
         }
     }
 
@@ -39,6 +46,7 @@ impl RecordKind {
             Self::Run => "run record",
             Self::Quarantine => "quarantine record",
             Self::Meta => "meta value",
+            Self::Journal => "journal segment",
         }
     }
 }
@@ -71,6 +79,16 @@ pub(crate) enum DecodeError {
         version: u8,
         /// The decoder's error.
         source: serde_json::Error,
+    },
+    /// The bytes after the version byte are not a valid binary record.
+    #[error("the {kind} record (version {version}) does not decode: {source}")]
+    Binary {
+        /// The kind expected.
+        kind: &'static str,
+        /// The version byte found.
+        version: u8,
+        /// The decoder's error.
+        source: postcard::Error,
     },
 }
 
@@ -113,6 +131,15 @@ pub(crate) fn decode<T: DeserializeOwned>(
     kind: RecordKind,
     bytes: &[u8],
 ) -> Result<T, DecodeError> {
+    let (version, body) = split_version(kind, bytes)?;
+    json(kind, version, body)
+}
+
+/// The version byte and the body of a value, the version checked.
+///
+/// # Errors
+/// [`DecodeError::Empty`] or [`DecodeError::UnknownVersion`].
+pub(crate) fn split_version(kind: RecordKind, bytes: &[u8]) -> Result<(u8, &[u8]), DecodeError> {
     let (&version, body) = bytes
         .split_first()
         .ok_or(DecodeError::Empty { kind: kind.name() })?;
@@ -123,13 +150,97 @@ pub(crate) fn decode<T: DeserializeOwned>(
             supported: kind.current_version(),
         });
     }
-    // Version 1 is the only version so far; a future version 2 of a kind adds
-    // a match on `version` here and converts version-1 records on read.
+    Ok((version, body))
+}
+
+fn json<T: DeserializeOwned>(kind: RecordKind, version: u8, body: &[u8]) -> Result<T, DecodeError> {
     serde_json::from_slice(body).map_err(|source| DecodeError::Json {
         kind: kind.name(),
         version,
         source,
     })
+}
+
+fn binary<T: DeserializeOwned>(
+    kind: RecordKind,
+    version: u8,
+    body: &[u8],
+) -> Result<T, DecodeError> {
+    postcard::from_bytes(body).map_err(|source| DecodeError::Binary {
+        kind: kind.name(),
+        version,
+        source,
+    })
+}
+
+/// Appends a job state's encoding (version 2: postcard) to `buf`.
+///
+/// # Errors
+/// The encoder's error (none of a state's fields can cause one).
+pub(crate) fn encode_state_into(
+    state: &cronactor_actors::JobState,
+    buf: &mut Vec<u8>,
+) -> Result<(), postcard::Error> {
+    buf.push(RecordKind::JobState.current_version());
+    *buf = postcard::to_extend(state, std::mem::take(buf))?;
+    Ok(())
+}
+
+/// Decodes a job state: version 1 (JSON) or 2 (postcard).
+///
+/// # Errors
+/// [`DecodeError`]; never panics, whatever the bytes.
+pub(crate) fn decode_state(bytes: &[u8]) -> Result<cronactor_actors::JobState, DecodeError> {
+    let kind = RecordKind::JobState;
+    match split_version(kind, bytes)? {
+        (1, body) => json(kind, 1, body),
+        (version, body) => binary(kind, version, body),
+    }
+}
+
+/// Appends a history chunk's encoding (version 2: postcard of the number of
+/// entries the job keeps, then its runs, oldest first) to `buf`.
+///
+/// # Errors
+/// The encoder's error (none of a run's fields can cause one).
+pub(crate) fn encode_chunk_into<'a>(
+    keep: u64,
+    runs: impl Iterator<Item = &'a cronactor_actors::RunRecord>,
+    buf: &mut Vec<u8>,
+) -> Result<(), postcard::Error> {
+    buf.push(RecordKind::Run.current_version());
+    let runs: Vec<&cronactor_actors::RunRecord> = runs.collect();
+    *buf = postcard::to_extend(&(keep, runs), std::mem::take(buf))?;
+    Ok(())
+}
+
+/// A decoded history value.
+#[derive(Debug)]
+pub(crate) struct Chunk {
+    /// How many entries the job kept when it was written (`None` for a
+    /// version-1 value, which does not say).
+    pub(crate) keep: Option<u64>,
+    /// Its runs, oldest first.
+    pub(crate) runs: Vec<cronactor_actors::RunRecord>,
+}
+
+/// Decodes a history value: version 1 (one run, JSON) or 2 (a chunk of runs,
+/// postcard).
+///
+/// # Errors
+/// [`DecodeError`]; never panics, whatever the bytes.
+pub(crate) fn decode_chunk(bytes: &[u8]) -> Result<Chunk, DecodeError> {
+    let kind = RecordKind::Run;
+    match split_version(kind, bytes)? {
+        (1, body) => json(kind, 1, body).map(|run| Chunk {
+            keep: None,
+            runs: vec![run],
+        }),
+        (version, body) => binary(kind, version, body).map(|(keep, runs)| Chunk {
+            keep: Some(keep),
+            runs,
+        }),
+    }
 }
 
 /// The separator between a job id and the rest of a key. Job ids cannot
@@ -154,16 +265,32 @@ pub(crate) fn history_prefix(id: &str) -> Vec<u8> {
 /// Writes the history key of a job's entry `seq`, `id + 0x00 + seq as
 /// big-endian u64`, into `buf`. Big-endian makes sled's byte order the
 /// sequence order, so a prefix scan yields entries oldest first.
+#[cfg(test)]
 pub(crate) fn history_key_into(id: &str, seq: u64, buf: &mut Vec<u8>) {
     history_prefix_into(id, buf);
     buf.extend_from_slice(&seq.to_be_bytes());
 }
 
-/// The sequence number of a history key, given the length of its prefix;
-/// `None` for a key of the wrong length (never written by this store).
-pub(crate) fn history_seq(key: &[u8], prefix_len: usize) -> Option<u64> {
-    let tail: [u8; 8] = key.get(prefix_len..)?.try_into().ok()?;
-    Some(u64::from_be_bytes(tail))
+/// Writes the key of a history chunk, `id + 0x00 + first seq as big-endian
+/// u64 + number of entries as big-endian u32`, into `buf`.
+pub(crate) fn chunk_key_into(id: &str, first: u64, len: u32, buf: &mut Vec<u8>) {
+    history_prefix_into(id, buf);
+    buf.extend_from_slice(&first.to_be_bytes());
+    buf.extend_from_slice(&len.to_be_bytes());
+}
+
+/// The first sequence number and the number of entries of a history key,
+/// given the length of its prefix: a chunk key (12-byte tail) or a
+/// single-entry key of earlier builds (8-byte tail, one entry); `None` for a
+/// key of another length (never written by this store).
+pub(crate) fn history_chunk(key: &[u8], prefix_len: usize) -> Option<(u64, u32)> {
+    let tail = key.get(prefix_len..)?;
+    let first = u64::from_be_bytes(tail.get(..8)?.try_into().ok()?);
+    match tail.len() {
+        8 => Some((first, 1)),
+        12 => Some((first, u32::from_be_bytes(tail.get(8..)?.try_into().ok()?))),
+        _ => None,
+    }
 }
 
 /// The quarantine key of a record: `tree name + 0x00 + original key`, and,

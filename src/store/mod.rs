@@ -7,6 +7,8 @@
 //! `docs/storage.md`.
 
 mod codec;
+mod fold;
+mod journal;
 mod sled_store;
 
 pub use sled_store::{SledStore, SledStoreOptions};

@@ -1,6 +1,8 @@
 //! [`SledStore`]: the [`SnapshotStore`] adapter on sled 0.34.
 
 use super::codec::{self, RecordKind};
+use super::fold::{self, Folder, Trees};
+use super::journal::{self, JournalOp, NetMap};
 use chrono::{DateTime, Utc};
 use cronactor_actors::{
     JobId, JobRecord, JobSpec, JobState, Loaded, QuarantinedRecord, RunRecord, SnapshotStore,
@@ -9,13 +11,14 @@ use cronactor_actors::{
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
-use sled::{Batch, IVec, Transactional, Tree};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use sled::{IVec, Transactional, Tree};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// The name of the file, next to sled's own files, that holds the store's
@@ -39,6 +42,7 @@ const TREE_STATE: &str = "state";
 const TREE_HISTORY: &str = "history";
 const TREE_QUARANTINE: &str = "quarantine";
 const TREE_META: &str = "meta";
+const TREE_JOURNAL: &str = "journal";
 /// The key of the schema version in the `meta` tree.
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
@@ -56,6 +60,8 @@ const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 pub struct SledStoreOptions {
     cache_capacity: u64,
     sync_on_flush: bool,
+    fold_interval: Duration,
+    fold_after_ops: u64,
 }
 
 impl Default for SledStoreOptions {
@@ -63,6 +69,8 @@ impl Default for SledStoreOptions {
         Self {
             cache_capacity: 256 * 1024 * 1024,
             sync_on_flush: true,
+            fold_interval: Duration::from_secs(5),
+            fold_after_ops: 1_000_000,
         }
     }
 }
@@ -85,39 +93,38 @@ impl SledStoreOptions {
         self.sync_on_flush = sync;
         self
     }
-}
 
-/// The contiguous range of history sequence numbers a job holds:
-/// `first..next`. Appends take `next`; trimming advances `first`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct HistRange {
-    first: u64,
-    next: u64,
-}
+    /// How often the journal is folded into the `jobs`, `state` and
+    /// `history` trees (default 5 s; at least 10 ms).
+    ///
+    /// Writes reach the journal at every flush, as one value however many
+    /// they are; a fold writes each changed job once (its last state, its
+    /// new history entries as one chunk). A longer interval coalesces more
+    /// fires per write and keeps more of the journal in memory and to replay
+    /// after a crash.
+    pub fn fold_interval(mut self, interval: Duration) -> Self {
+        self.fold_interval = interval.max(Duration::from_millis(10));
+        self
+    }
 
-impl HistRange {
-    fn len(self) -> u64 {
-        self.next.saturating_sub(self.first)
+    /// Folds as soon as this many writes wait in the journal, before
+    /// [`fold_interval`](Self::fold_interval) has passed (default 1,000,000).
+    pub fn fold_after_ops(mut self, ops: u64) -> Self {
+        self.fold_after_ops = ops.max(1);
+        self
     }
 }
 
 /// What the store knows of a job, kept in memory so that `apply` needs no
-/// read to check that a job exists or to find its next history slot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// read to check that a job exists or to number its history entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct JobEntry {
-    /// The job has a spec in the `jobs` tree (counting the writes of the
-    /// `apply` in progress).
+    /// The job has a spec (counting the writes applied so far).
     exists: bool,
-    /// Its history range, once read from the tree.
-    hist: Option<HistRange>,
-}
-
-/// The in-memory index of jobs; rebuilt from the `jobs` tree when `stale`.
-#[derive(Debug, Default)]
-struct Known {
-    jobs: HashMap<JobId, JobEntry>,
-    /// Set when a write failed half-way: the index may be ahead of the trees.
-    stale: bool,
+    /// The sequence number of its next history entry, once known.
+    next_seq: Option<u64>,
+    /// How many history entries it keeps (from its newest entry), once known.
+    keep: Option<u64>,
 }
 
 /// Reads the ids of the `jobs` tree (keys only; invalid keys are left for
@@ -134,7 +141,7 @@ fn read_known(jobs: &Tree) -> sled::Result<HashMap<JobId, JobEntry>> {
                 id,
                 JobEntry {
                     exists: true,
-                    hist: None,
+                    ..JobEntry::default()
                 },
             );
         }
@@ -142,45 +149,265 @@ fn read_known(jobs: &Tree) -> sled::Result<HashMap<JobId, JobEntry>> {
     Ok(map)
 }
 
-/// The trees `apply` writes.
-#[derive(Clone, Copy, Debug)]
-enum Which {
-    Jobs,
-    State,
-    History,
+/// The state `apply`, `flush`, `history` and the folder share.
+#[derive(Debug, Default)]
+struct Inner {
+    /// Every job with a spec, and its history numbering.
+    known: HashMap<JobId, JobEntry>,
+    /// Ops applied and not yet in the journal tree: a version byte, then
+    /// postcard ops (empty when there are none).
+    segment: Vec<u8>,
+    /// The key of the next journal segment.
+    next_segment: u64,
+    /// The net effect of the ops applied since the last fold started.
+    pending: NetMap,
+    /// The nets of the fold in progress, until its writes are in the trees.
+    folding: Option<Arc<NetMap>>,
+    /// Why the last fold failed; flushes fail until a fold succeeds.
+    fold_error: Option<String>,
+    /// The store is being dropped: the folder stops.
+    closing: bool,
 }
 
-/// One sled batch per tree, with the number of writes in each.
-#[derive(Default)]
-struct TreeBatches {
-    jobs: Batch,
-    state: Batch,
-    history: Batch,
-    jobs_n: usize,
-    state_n: usize,
-    history_n: usize,
+/// The part of the store the folder thread shares.
+pub(super) struct Shared {
+    shown: String,
+    pub(super) db: sled::Db,
+    jobs: Tree,
+    state: Tree,
+    pub(super) history: Tree,
+    quarantine: Tree,
+    pub(super) journal: Tree,
+    inner: Mutex<Inner>,
+    /// Wakes the folder early (enough ops waiting, or closing).
+    wake: Condvar,
+    /// Serialises folds, and remembers history chunks between them.
+    folder: Mutex<Folder>,
+    fold_interval: Duration,
+    fold_after_ops: u64,
 }
 
-impl TreeBatches {
-    fn slot(&mut self, which: Which) -> (&mut Batch, &mut usize) {
-        match which {
-            Which::Jobs => (&mut self.jobs, &mut self.jobs_n),
-            Which::State => (&mut self.state, &mut self.state_n),
-            Which::History => (&mut self.history, &mut self.history_n),
+impl Shared {
+    fn io(&self, e: sled::Error) -> StoreError {
+        sled_error(&self.shown, e)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn trees(&self) -> Trees<'_> {
+        Trees {
+            jobs: &self.jobs,
+            state: &self.state,
+            history: &self.history,
         }
     }
 
-    fn put(&mut self, which: Which, key: &[u8], value: &[u8]) {
-        let (batch, n) = self.slot(which);
-        batch.insert(key, value);
-        *n += 1;
+    /// Inserts the ops applied since the last segment into the journal tree
+    /// as one value (not yet flushed).
+    fn write_segment(&self, inner: &mut Inner) -> Result<(), StoreError> {
+        if inner.segment.len() <= 1 {
+            return Ok(());
+        }
+        let key = inner.next_segment.to_be_bytes();
+        self.journal
+            .insert(key, &inner.segment[..])
+            .map_err(|e| self.io(e))?;
+        inner.next_segment += 1;
+        inner.segment.clear();
+        Ok(())
     }
 
-    fn del(&mut self, which: Which, key: &[u8]) {
-        let (batch, n) = self.slot(which);
-        batch.remove(key);
-        *n += 1;
+    /// Folds every op applied so far into the trees, then deletes the journal
+    /// segments they came from. Safe at any time: a crash at any point leaves
+    /// segments that replay to the same trees.
+    fn fold(&self) -> Result<(), StoreError> {
+        let mut folder = self.folder.lock().unwrap_or_else(|p| p.into_inner());
+        let (net, upto) = {
+            let mut inner = self.lock();
+            if inner.pending.is_empty() && inner.segment.len() <= 1 {
+                return Ok(());
+            }
+            self.write_segment(&mut inner)?;
+            let net = Arc::new(std::mem::take(&mut inner.pending));
+            inner.folding = Some(net.clone());
+            (net, inner.next_segment)
+        };
+        let started = Instant::now();
+        let result = folder.write(&self.trees(), &net).and_then(|writes| {
+            self.db.flush().map_err(|e| self.io(e))?;
+            let mut batch = sled::Batch::default();
+            for key in self.journal.range(..upto.to_be_bytes()).keys() {
+                batch.remove(key.map_err(|e| self.io(e))?);
+            }
+            self.journal.apply_batch(batch).map_err(|e| self.io(e))?;
+            Ok(writes)
+        });
+        let mut inner = self.lock();
+        match result {
+            Ok(writes) => {
+                inner.folding = None;
+                inner.fold_error = None;
+                tracing::debug!(
+                    ops = net.ops,
+                    jobs = net.jobs.len(),
+                    writes,
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "store: journal folded"
+                );
+                Ok(())
+            }
+            Err(e) => {
+                // The segments stay: the next open replays them. The nets stay
+                // readable; the chunk bookkeeping is read again.
+                folder.forget();
+                inner.fold_error = Some(e.to_string());
+                tracing::error!(error = %e, "store: journal fold failed");
+                Err(e)
+            }
+        }
     }
+
+    /// The folder thread: folds every `fold_interval`, or sooner when enough
+    /// ops wait; stops when the store is dropped.
+    fn run_folder(&self) {
+        loop {
+            {
+                let inner = self.lock();
+                if inner.closing {
+                    return;
+                }
+                let (inner, _) = self
+                    .wake
+                    .wait_timeout_while(inner, self.fold_interval, |inner| {
+                        !inner.closing && inner.pending.ops < self.fold_after_ops
+                    })
+                    .unwrap_or_else(|p| p.into_inner());
+                if inner.closing {
+                    return;
+                }
+                if inner.pending.is_empty() || inner.fold_error.is_some() {
+                    continue;
+                }
+            }
+            let _ = self.fold();
+        }
+    }
+
+    /// Replays the segments a crash left in the journal, quarantining those
+    /// that do not decode, and folds them. Returns the next segment key.
+    fn replay(&self, folder: &mut Folder) -> Result<u64, StoreError> {
+        let mut net = NetMap::default();
+        let mut next = 0u64;
+        let mut bad = Vec::new();
+        for item in self.journal.iter() {
+            let (key, value) = item.map_err(|e| self.io(e))?;
+            if let Ok(k) = <[u8; 8]>::try_from(&key[..]) {
+                next = next.max(u64::from_be_bytes(k).saturating_add(1));
+            }
+            let decoded = codec::split_version(RecordKind::Journal, &value)
+                .map_err(|e| e.to_string())
+                .and_then(|(_, body)| {
+                    journal::decode_ops(body)
+                        .map_err(|e| format!("the journal segment does not decode: {e}"))
+                });
+            match decoded {
+                Ok(ops) => ops.into_iter().for_each(|op| net.record(op)),
+                Err(reason) => bad.push(BadRecord {
+                    tree: TREE_JOURNAL,
+                    key,
+                    raw: value,
+                    reason,
+                }),
+            }
+        }
+        if !bad.is_empty() {
+            let now = Utc::now();
+            for record in &bad {
+                tracing::warn!(
+                    tree = record.tree,
+                    key = %String::from_utf8_lossy(&record.key),
+                    reason = %record.reason,
+                    "store: journal segment moved to quarantine; the writes after it are replayed"
+                );
+                quarantine_record(self, record, now)?;
+            }
+        }
+        if net.is_empty() {
+            return Ok(next);
+        }
+        tracing::info!(
+            ops = net.ops,
+            jobs = net.jobs.len(),
+            "store: journal replayed"
+        );
+        folder.write(&self.trees(), &net)?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        let mut batch = sled::Batch::default();
+        for key in self.journal.range(..next.to_be_bytes()).keys() {
+            batch.remove(key.map_err(|e| self.io(e))?);
+        }
+        self.journal.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(next)
+    }
+}
+
+/// Moves a bad record to the quarantine tree: the quarantine insert and the
+/// removal from its tree happen in one transaction, so the record is in
+/// exactly one of the two trees whatever happens.
+fn quarantine_record(
+    shared: &Shared,
+    bad: &BadRecord,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let source = match bad.tree {
+        TREE_JOBS => &shared.jobs,
+        TREE_STATE => &shared.state,
+        TREE_JOURNAL => &shared.journal,
+        other => {
+            return Err(StoreError::Io(format!(
+                "cannot quarantine a record of tree {other}"
+            )))
+        }
+    };
+    let entry = QuarantineEntry {
+        tree: bad.tree.to_owned(),
+        key: bad.key.to_vec(),
+        reason: bad.reason.clone(),
+        raw: bad.raw.to_vec(),
+        quarantined_at: now,
+    };
+    let value = IVec::from(
+        codec::encode(RecordKind::Quarantine, &entry)
+            .map_err(|e| StoreError::Io(format!("cannot encode a quarantine record: {e}")))?,
+    );
+    (source, &shared.quarantine)
+        .transaction(|(source, quarantine)| {
+            // Never overwrite an earlier quarantine of the same key.
+            let mut n = 0u64;
+            let qkey = loop {
+                let candidate = codec::quarantine_key(bad.tree, &bad.key, n);
+                if quarantine.get(&candidate)?.is_none() {
+                    break candidate;
+                }
+                n += 1;
+            };
+            quarantine.insert(qkey, value.clone())?;
+            source.remove(&bad.key)?;
+            Ok::<(), ConflictableTransactionError<()>>(())
+        })
+        .map_err(|e| match e {
+            TransactionError::Storage(e) => shared.io(e),
+            TransactionError::Abort(()) => {
+                StoreError::Io("a quarantine transaction aborted".into())
+            }
+        })?;
+    shared.db.flush().map_err(|e| shared.io(e))?;
+    Ok(())
 }
 
 /// A record of the `quarantine` tree, as stored.
@@ -210,13 +437,16 @@ struct BadRecord {
 /// and history survive the process.
 ///
 /// One sled tree per record kind (`jobs`, `state`, `history`, `quarantine`,
-/// `meta`); every value is a record-version byte followed by JSON. Writes are
-/// buffered by [`apply`](SnapshotStore::apply) and made durable by
-/// [`flush`](SnapshotStore::flush). Before a flush, a crash may lose any
-/// write applied since the previous one, but never half a record, never a
-/// job's state without its spec, and never part of a removal (a job's spec,
-/// state and history go together). The layout and the durability contract
-/// are described in `docs/storage.md`.
+/// `meta`, `journal`); every value starts with a record-version byte. Writes
+/// are buffered by [`apply`](SnapshotStore::apply) and made durable by
+/// [`flush`](SnapshotStore::flush), which appends them to the `journal` tree
+/// as one value; a background thread folds the journal into the other trees
+/// every few seconds (see [`SledStoreOptions::fold_interval`]), and a crash
+/// before a fold is replayed at the next open. Before a flush, a crash may
+/// lose any write applied since the previous one, but never half a record,
+/// never a job's state without its spec, and never part of a removal (a
+/// job's spec, state and history go together). The layout and the
+/// durability contract are described in `docs/storage.md`.
 ///
 /// Only one process may have a store open: a second
 /// [`open`](SledStore::open) fails at once with [`StoreError::Locked`].
@@ -252,16 +482,12 @@ struct BadRecord {
 /// ```
 pub struct SledStore {
     path: PathBuf,
-    db: sled::Db,
-    jobs: Tree,
-    state: Tree,
-    history: Tree,
-    quarantine: Tree,
+    pub(super) shared: Arc<Shared>,
     /// A handle on sled's log file, `fsync`ed after each flush; `None` when
     /// [`SledStoreOptions::sync_on_flush`] is off.
     sync_file: Option<Arc<File>>,
-    /// Every job with a spec, with its history range once known.
-    known: Mutex<Known>,
+    /// The folder thread, joined on drop.
+    folder_thread: Option<JoinHandle<()>>,
 }
 
 impl fmt::Debug for SledStore {
@@ -273,9 +499,26 @@ impl fmt::Debug for SledStore {
     }
 }
 
+impl Drop for SledStore {
+    /// Stops the folder and folds what is left, so that a store closed
+    /// cleanly leaves an empty journal.
+    fn drop(&mut self) {
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_all();
+        if let Some(thread) = self.folder_thread.take() {
+            let _ = thread.join();
+        }
+        if let Err(e) = self.shared.fold() {
+            tracing::warn!(error = %e, "store: final fold failed; the next open replays the journal");
+        }
+    }
+}
+
 impl SledStore {
     /// The store schema version this build writes, and the newest it opens.
-    pub const SCHEMA_VERSION: u32 = 1;
+    /// Version 2 added the journal, history chunks and binary states; a
+    /// version-1 store is read and upgraded in place.
+    pub const SCHEMA_VERSION: u32 = 2;
 
     /// Opens the store in directory `path`, creating the directory and the
     /// store if they do not exist, with the default [`SledStoreOptions`].
@@ -350,12 +593,13 @@ impl SledStore {
             db.open_tree(name)
                 .map_err(|e| StoreError::Io(format!("cannot open tree {name} of {shown}: {e}")))
         };
-        let (jobs, state, history, quarantine, meta) = (
+        let (jobs, state, history, quarantine, meta, journal) = (
             tree(TREE_JOBS)?,
             tree(TREE_STATE)?,
             tree(TREE_HISTORY)?,
             tree(TREE_QUARANTINE)?,
             tree(TREE_META)?,
+            tree(TREE_JOURNAL)?,
         );
 
         // 5. The authoritative copy of the version, in the meta tree.
@@ -368,18 +612,19 @@ impl SledStore {
                     StoreError::Io(format!("the schema version in {shown} is unreadable: {e}"))
                 })?;
                 check_version(found, &shown)?;
+                if found < Self::SCHEMA_VERSION {
+                    // Upgrade: the marker first (read first at open), so an
+                    // older build refuses the store before it meets a record
+                    // of the new layout.
+                    write_marker(path, &shown)?;
+                    write_meta_version(&meta, &db, &shown)?;
+                }
             }
             None => {
-                let value =
-                    codec::encode(RecordKind::Meta, &Self::SCHEMA_VERSION).map_err(|e| {
-                        StoreError::Io(format!("cannot encode the schema version: {e}"))
-                    })?;
-                meta.insert(META_SCHEMA_VERSION, value)
-                    .map_err(|e| sled_error(&shown, e))?;
-                db.flush().map_err(|e| sled_error(&shown, e))?;
+                write_meta_version(&meta, &db, &shown)?;
             }
         }
-        if marker.is_none() {
+        if marker.is_none_or(|m| m < Self::SCHEMA_VERSION) {
             write_marker(path, &shown)?;
         }
 
@@ -392,20 +637,43 @@ impl SledStore {
             None
         };
 
-        let known = read_known(&jobs).map_err(|e| sled_error(&shown, e))?;
-
-        Ok(Self {
-            path: path.to_path_buf(),
+        let shared = Arc::new(Shared {
+            shown: shown.clone(),
             db,
             jobs,
             state,
             history,
             quarantine,
+            journal,
+            inner: Mutex::new(Inner::default()),
+            wake: Condvar::new(),
+            folder: Mutex::new(Folder::default()),
+            fold_interval: options.fold_interval,
+            fold_after_ops: options.fold_after_ops,
+        });
+        // 6. What a crash left in the journal, before anything is read.
+        let next_segment = {
+            let mut folder = shared.folder.lock().unwrap_or_else(|p| p.into_inner());
+            shared.replay(&mut folder)?
+        };
+        {
+            let mut inner = shared.lock();
+            inner.known = read_known(&shared.jobs).map_err(|e| sled_error(&shown, e))?;
+            inner.next_segment = next_segment;
+        }
+        let folder_thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("cronactor-store-fold".into())
+                .spawn(move || shared.run_folder())
+                .map_err(|e| StoreError::Io(format!("cannot start the fold thread: {e}")))?
+        };
+
+        Ok(Self {
+            path: path.to_path_buf(),
+            shared,
             sync_file,
-            known: Mutex::new(Known {
-                jobs: known,
-                stale: false,
-            }),
+            folder_thread: Some(folder_thread),
         })
     }
 
@@ -414,277 +682,35 @@ impl SledStore {
         &self.path
     }
 
-    fn shown(&self) -> String {
-        self.path.display().to_string()
-    }
-
-    fn io(&self, e: sled::Error) -> StoreError {
-        sled_error(&self.shown(), e)
-    }
-
-    /// Locks the job index, rebuilding it from the `jobs` tree if a failed
-    /// write (or a panic) left it stale.
-    fn lock_known(&self) -> Result<MutexGuard<'_, Known>, StoreError> {
-        let mut guard = self.known.lock().unwrap_or_else(|poisoned| {
-            let mut guard = poisoned.into_inner();
-            guard.stale = true;
-            guard
-        });
-        if guard.stale {
-            guard.jobs = read_known(&self.jobs).map_err(|e| self.io(e))?;
-            guard.stale = false;
-        }
-        Ok(guard)
-    }
-
-    /// The history range of a job, read from the tree (once per job).
-    fn scan_hist_range(&self, id: &str, prefix_buf: &mut Vec<u8>) -> Result<HistRange, StoreError> {
-        codec::history_prefix_into(id, prefix_buf);
-        let prefix_len = prefix_buf.len();
-        let mut keys = self.history.scan_prefix(&prefix_buf[..]).keys();
-        let mut first = None;
-        for key in keys.by_ref() {
-            let key = key.map_err(|e| self.io(e))?;
-            if let Some(seq) = codec::history_seq(&key, prefix_len) {
-                first = Some(seq);
-                break;
-            }
-        }
-        let Some(first) = first else {
-            return Ok(HistRange { first: 0, next: 0 });
-        };
-        let mut last = first;
-        while let Some(key) = keys.next_back() {
-            let key = key.map_err(|e| self.io(e))?;
-            if let Some(seq) = codec::history_seq(&key, prefix_len) {
-                last = seq;
-                break;
-            }
-        }
-        Ok(HistRange {
-            first,
-            next: last.saturating_add(1),
-        })
-    }
-
-    /// Applies `ops` as if one by one, in two groups of writes with disjoint
-    /// keys:
+    /// Folds the journal into the `jobs`, `state` and `history` trees now,
+    /// and waits for it. The store does this on its own every
+    /// [`fold_interval`](SledStoreOptions::fold_interval), before a
+    /// [`load`](SnapshotStore::load) and when dropped; calling it is never
+    /// needed for durability (a flushed write is durable in the journal).
     ///
-    /// - every write for a job that this call removes goes into one
-    ///   transaction over the three trees, applied last, so that a removal
-    ///   (spec, state and history) is atomic;
-    /// - every other write goes into one batch per tree, applied in the order
-    ///   `jobs`, `state`, `history` (each atomic), so that a crash never keeps
-    ///   a new job's state without its spec.
-    ///
-    /// A sled batch keeps the last write per key, which is the result of
-    /// applying the ops in order; several states of one job in one call cost
-    /// one write.
-    fn apply_inner(
-        &self,
-        ops: Vec<StoreOp>,
-        known: &mut HashMap<JobId, JobEntry>,
-    ) -> Result<(), StoreError> {
-        let removing: HashSet<JobId> = ops
+    /// # Errors
+    /// [`StoreError::Io`]; the journal is kept, so nothing is lost.
+    pub fn fold(&self) -> Result<(), StoreError> {
+        self.shared.fold()
+    }
+
+    /// The sequence number of a job's next history entry: known, or read
+    /// from the tree's last chunk.
+    fn next_seq(&self, id: &JobId) -> Result<u64, StoreError> {
+        let chunks =
+            fold::scan_chunks(&self.shared.history, id.as_str()).map_err(|e| self.shared.io(e))?;
+        Ok(chunks
             .iter()
-            .filter_map(|op| match op {
-                StoreOp::RemoveJob(id) => Some(id.clone()),
-                _ => None,
-            })
-            .collect();
-        let in_tx = |id: &JobId| !removing.is_empty() && removing.contains(id);
-        let mut fast = TreeBatches::default();
-        let mut tx = TreeBatches::default();
-        // Scratch buffers, reused for every record and key.
-        let mut value = Vec::with_capacity(1024);
-        let mut key = Vec::with_capacity(64);
-        let encode_err = |what: &str, id: &JobId, e: serde_json::Error| {
-            StoreError::Io(format!("cannot encode the {what} of job {id}: {e}"))
-        };
-
-        for op in ops {
-            match op {
-                StoreOp::PutJob(record) => {
-                    let id = &record.spec.id;
-                    let batches = if in_tx(id) { &mut tx } else { &mut fast };
-                    value.clear();
-                    codec::encode_into(RecordKind::JobSpec, &record.spec, &mut value)
-                        .map_err(|e| encode_err("spec", id, e))?;
-                    batches.put(Which::Jobs, id.as_str().as_bytes(), &value);
-                    value.clear();
-                    codec::encode_into(RecordKind::JobState, &record.state, &mut value)
-                        .map_err(|e| encode_err("state", id, e))?;
-                    batches.put(Which::State, id.as_str().as_bytes(), &value);
-                    match known.get_mut(id) {
-                        Some(entry) => entry.exists = true,
-                        None => {
-                            known.insert(
-                                id.clone(),
-                                JobEntry {
-                                    exists: true,
-                                    hist: None,
-                                },
-                            );
-                        }
-                    }
-                }
-                StoreOp::PutState(id, job_state) => {
-                    if !known.get(&id).is_some_and(|entry| entry.exists) {
-                        tracing::debug!(job = %id, "store: state of a job without a spec ignored");
-                        continue;
-                    }
-                    value.clear();
-                    codec::encode_into(RecordKind::JobState, &*job_state, &mut value)
-                        .map_err(|e| encode_err("state", &id, e))?;
-                    let batches = if in_tx(&id) { &mut tx } else { &mut fast };
-                    batches.put(Which::State, id.as_str().as_bytes(), &value);
-                }
-                StoreOp::RemoveJob(id) => {
-                    tx.del(Which::Jobs, id.as_str().as_bytes());
-                    tx.del(Which::State, id.as_str().as_bytes());
-                    // Every history key in the tree, and those appended
-                    // earlier in this call; later appends take `next` on.
-                    codec::history_prefix_into(id.as_str(), &mut key);
-                    let prefix_len = key.len();
-                    let mut next = 0u64;
-                    for k in self.history.scan_prefix(&key[..]).keys() {
-                        let k = k.map_err(|e| self.io(e))?;
-                        if let Some(seq) = codec::history_seq(&k, prefix_len) {
-                            next = next.max(seq.saturating_add(1));
-                        }
-                        tx.del(Which::History, &k);
-                    }
-                    if let Some(range) = known.get(&id).and_then(|entry| entry.hist) {
-                        for seq in range.first..range.next {
-                            codec::history_key_into(id.as_str(), seq, &mut key);
-                            tx.del(Which::History, &key);
-                        }
-                        next = next.max(range.next);
-                    }
-                    known.insert(
-                        id,
-                        JobEntry {
-                            exists: false,
-                            hist: Some(HistRange { first: next, next }),
-                        },
-                    );
-                }
-                StoreOp::AppendHistory { id, record, keep } => {
-                    let batches = if in_tx(&id) { &mut tx } else { &mut fast };
-                    let Some(entry) = known.get_mut(&id).filter(|entry| entry.exists) else {
-                        tracing::debug!(job = %id, "store: history of a job without a spec ignored");
-                        continue;
-                    };
-                    let mut range = match entry.hist {
-                        Some(range) => range,
-                        None => self.scan_hist_range(id.as_str(), &mut key)?,
-                    };
-                    let keep = u64::try_from(keep).unwrap_or(u64::MAX);
-                    // With keep 0 the entry would be trimmed at once: skip it.
-                    if keep > 0 {
-                        value.clear();
-                        codec::encode_into(RecordKind::Run, &*record, &mut value)
-                            .map_err(|e| encode_err("run record", &id, e))?;
-                        codec::history_key_into(id.as_str(), range.next, &mut key);
-                        batches.put(Which::History, &key, &value);
-                        range.next = range.next.saturating_add(1);
-                    }
-                    while range.len() > keep {
-                        codec::history_key_into(id.as_str(), range.first, &mut key);
-                        batches.del(Which::History, &key);
-                        range.first += 1;
-                    }
-                    entry.hist = Some(range);
-                }
-            }
-        }
-
-        let io = |e| self.io(e);
-        if fast.jobs_n > 0 {
-            self.jobs.apply_batch(fast.jobs).map_err(io)?;
-        }
-        if fast.state_n > 0 {
-            self.state.apply_batch(fast.state).map_err(io)?;
-        }
-        if fast.history_n > 0 {
-            self.history.apply_batch(fast.history).map_err(io)?;
-        }
-        if !removing.is_empty() {
-            (&self.jobs, &self.state, &self.history)
-                .transaction(|(j, s, h)| {
-                    j.apply_batch(&tx.jobs)?;
-                    s.apply_batch(&tx.state)?;
-                    h.apply_batch(&tx.history)?;
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                })
-                .map_err(|e| match e {
-                    TransactionError::Storage(e) => self.io(e),
-                    TransactionError::Abort(()) => {
-                        StoreError::Io("a store transaction aborted".into())
-                    }
-                })?;
-            // Their history is gone: forget removed jobs, unless re-added.
-            for id in &removing {
-                if known.get(id).is_some_and(|entry| !entry.exists) {
-                    known.remove(id);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Moves a bad record to the quarantine tree: the quarantine insert and
-    /// the removal from its tree happen in one transaction, so the record is
-    /// in exactly one of the two trees whatever happens.
-    fn quarantine_record(&self, bad: &BadRecord, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let source = match bad.tree {
-            TREE_JOBS => &self.jobs,
-            TREE_STATE => &self.state,
-            other => {
-                return Err(StoreError::Io(format!(
-                    "cannot quarantine a record of tree {other}"
-                )))
-            }
-        };
-        let entry = QuarantineEntry {
-            tree: bad.tree.to_owned(),
-            key: bad.key.to_vec(),
-            reason: bad.reason.clone(),
-            raw: bad.raw.to_vec(),
-            quarantined_at: now,
-        };
-        let value = IVec::from(
-            codec::encode(RecordKind::Quarantine, &entry)
-                .map_err(|e| StoreError::Io(format!("cannot encode a quarantine record: {e}")))?,
-        );
-        (source, &self.quarantine)
-            .transaction(|(source, quarantine)| {
-                // Never overwrite an earlier quarantine of the same key.
-                let mut n = 0u64;
-                let qkey = loop {
-                    let candidate = codec::quarantine_key(bad.tree, &bad.key, n);
-                    if quarantine.get(&candidate)?.is_none() {
-                        break candidate;
-                    }
-                    n += 1;
-                };
-                quarantine.insert(qkey, value.clone())?;
-                source.remove(&bad.key)?;
-                Ok::<(), ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => self.io(e),
-                TransactionError::Abort(()) => {
-                    StoreError::Io("a quarantine transaction aborted".into())
-                }
-            })
+            .map(|(first, len)| first.saturating_add(u64::from(*len)))
+            .max()
+            .unwrap_or(0))
     }
 
     /// Every record of the quarantine tree, in key order (tree, then key).
     fn list_quarantine(&self) -> Result<Vec<QuarantinedRecord>, StoreError> {
         let mut out = Vec::new();
-        for item in self.quarantine.iter() {
-            let (key, value) = item.map_err(|e| self.io(e))?;
+        for item in self.shared.quarantine.iter() {
+            let (key, value) = item.map_err(|e| self.shared.io(e))?;
             out.push(
                 match codec::decode::<QuarantineEntry>(RecordKind::Quarantine, &value) {
                     Ok(entry) => QuarantinedRecord {
@@ -704,6 +730,62 @@ impl SledStore {
             );
         }
         Ok(out)
+    }
+
+    /// Turns a store op into its journal op, updating the job index; `None`
+    /// for an op on a job without a spec (dropped, as it always was).
+    fn journal_op(&self, inner: &mut Inner, op: StoreOp) -> Result<Option<JournalOp>, StoreError> {
+        Ok(Some(match op {
+            StoreOp::PutJob(record) => {
+                let JobRecord { spec, state } = *record;
+                let encoded = codec::encode(RecordKind::JobSpec, &spec).map_err(|e| {
+                    StoreError::Io(format!("cannot encode the spec of job {}: {e}", spec.id))
+                })?;
+                inner.known.entry(spec.id.clone()).or_default().exists = true;
+                JournalOp::PutJob {
+                    id: spec.id,
+                    spec: encoded,
+                    state,
+                }
+            }
+            StoreOp::PutState(id, state) => {
+                if !inner.known.get(&id).is_some_and(|e| e.exists) {
+                    tracing::debug!(job = %id, "store: state of a job without a spec ignored");
+                    return Ok(None);
+                }
+                JournalOp::PutState { id, state: *state }
+            }
+            StoreOp::RemoveJob(id) => {
+                if let Some(entry) = inner.known.get_mut(&id) {
+                    entry.exists = false;
+                }
+                JournalOp::Remove { id }
+            }
+            StoreOp::AppendHistory { id, record, keep } => {
+                let known_next = match inner.known.get(&id) {
+                    Some(entry) if entry.exists => entry.next_seq,
+                    _ => {
+                        tracing::debug!(job = %id, "store: history of a job without a spec ignored");
+                        return Ok(None);
+                    }
+                };
+                let seq = match known_next {
+                    Some(seq) => seq,
+                    None => self.next_seq(&id)?,
+                };
+                let keep = u64::try_from(keep).unwrap_or(u64::MAX);
+                if let Some(entry) = inner.known.get_mut(&id) {
+                    entry.next_seq = Some(seq.saturating_add(1));
+                    entry.keep = Some(keep);
+                }
+                JournalOp::History {
+                    id,
+                    seq,
+                    keep,
+                    record: *record,
+                }
+            }
+        }))
     }
 }
 
@@ -725,11 +807,14 @@ fn decode_job(key: &[u8], value: &[u8]) -> Result<JobSpec, String> {
 
 impl SnapshotStore for SledStore {
     fn load(&self) -> Result<Loaded, StoreError> {
+        // Everything applied so far goes into the trees first.
+        self.shared.fold()?;
+        let shared = &*self.shared;
         let mut bad = Vec::new();
 
         let mut specs: BTreeMap<IVec, JobSpec> = BTreeMap::new();
-        for item in self.jobs.iter() {
-            let (key, value) = item.map_err(|e| self.io(e))?;
+        for item in shared.jobs.iter() {
+            let (key, value) = item.map_err(|e| shared.io(e))?;
             match decode_job(&key, &value) {
                 Ok(spec) => {
                     specs.insert(key, spec);
@@ -744,8 +829,8 @@ impl SnapshotStore for SledStore {
         }
 
         let mut states: HashMap<IVec, JobState> = HashMap::with_capacity(specs.len());
-        for item in self.state.iter() {
-            let (key, value) = item.map_err(|e| self.io(e))?;
+        for item in shared.state.iter() {
+            let (key, value) = item.map_err(|e| shared.io(e))?;
             if !specs.contains_key(&key) {
                 bad.push(BadRecord {
                     tree: TREE_STATE,
@@ -756,7 +841,7 @@ impl SnapshotStore for SledStore {
                 });
                 continue;
             }
-            match codec::decode::<JobState>(RecordKind::JobState, &value) {
+            match codec::decode_state(&value) {
                 Ok(state) => {
                     states.insert(key, state);
                 }
@@ -778,19 +863,24 @@ impl SnapshotStore for SledStore {
                     reason = %record.reason,
                     "store: record moved to quarantine"
                 );
-                self.quarantine_record(record, now)?;
+                quarantine_record(shared, record, now)?;
             }
-            self.db.flush().map_err(|e| self.io(e))?;
         }
 
         {
-            let mut known = self.lock_known()?;
-            let old = std::mem::take(&mut known.jobs);
-            known.jobs = specs
+            let mut inner = shared.lock();
+            let old = std::mem::take(&mut inner.known);
+            inner.known = specs
                 .values()
                 .map(|spec| {
-                    let hist = old.get(&spec.id).and_then(|entry| entry.hist);
-                    (spec.id.clone(), JobEntry { exists: true, hist })
+                    let entry = old.get(&spec.id).copied().unwrap_or_default();
+                    (
+                        spec.id.clone(),
+                        JobEntry {
+                            exists: true,
+                            ..entry
+                        },
+                    )
                 })
                 .collect();
         }
@@ -812,20 +902,40 @@ impl SnapshotStore for SledStore {
         if ops.is_empty() {
             return Ok(());
         }
-        let mut known = self.lock_known()?;
-        let result = self.apply_inner(ops, &mut known.jobs);
-        if result.is_err() {
-            // Some writes may be in, some not: rebuild the index next time.
-            known.stale = true;
+        let mut inner = self.shared.lock();
+        for op in ops {
+            let Some(op) = self.journal_op(&mut inner, op)? else {
+                continue;
+            };
+            if inner.segment.is_empty() {
+                inner.segment.push(RecordKind::Journal.current_version());
+            }
+            journal::encode_op(&op, &mut inner.segment)
+                .map_err(|e| StoreError::Io(format!("cannot encode a journal entry: {e}")))?;
+            inner.pending.record(op);
         }
-        result
+        if inner.pending.ops >= self.shared.fold_after_ops {
+            self.shared.wake.notify_all();
+        }
+        Ok(())
     }
 
     fn flush(&self) -> BoxFuture<'static, Result<(), StoreError>> {
-        let db = self.db.clone();
+        let written = {
+            let mut inner = self.shared.lock();
+            match &inner.fold_error {
+                Some(e) => Err(StoreError::Io(format!(
+                    "the journal of {} cannot be folded: {e}",
+                    self.shared.shown
+                ))),
+                None => self.shared.write_segment(&mut inner),
+            }
+        };
+        let db = self.shared.db.clone();
         let sync_file = self.sync_file.clone();
-        let shown = self.shown();
+        let shown = self.shared.shown.clone();
         Box::pin(async move {
+            written?;
             db.flush_async()
                 .await
                 .map_err(|e| StoreError::Io(format!("cannot flush {shown}: {e}")))?;
@@ -839,24 +949,79 @@ impl SnapshotStore for SledStore {
     }
 
     fn history(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
-        let mut out = Vec::new();
-        if limit == 0 {
+        let (mut out, below, reset, keep) = {
+            let inner = self.shared.lock();
+            let keep = inner
+                .known
+                .get(id)
+                .and_then(|e| e.keep)
+                .map_or(usize::MAX, |k| usize::try_from(k).unwrap_or(usize::MAX));
+            let limit = limit.min(keep);
+            let mut out = Vec::new();
+            let mut below = u64::MAX;
+            let mut reset = false;
+            // The newest entries first: not folded, then being folded.
+            for net in [Some(&inner.pending), inner.folding.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                if reset {
+                    break;
+                }
+                if let Some(n) = net.jobs.get(id) {
+                    for (seq, record) in n.history.iter().rev() {
+                        if out.len() >= limit {
+                            break;
+                        }
+                        if *seq < below {
+                            below = *seq;
+                            out.push(record.clone());
+                        }
+                    }
+                    reset = n.reset;
+                }
+            }
+            (out, below, reset, limit)
+        };
+        if reset || out.len() >= keep {
             return Ok(out);
         }
+        // Then the trees, newest chunk first, skipping entries seen above; the
+        // newest chunk says how many entries the job keeps (older chunks may
+        // hold more until the next fold trims them).
         let prefix = codec::history_prefix(id.as_str());
-        for item in self.history.scan_prefix(&prefix).rev() {
-            let (key, value) = item.map_err(|e| self.io(e))?;
-            match codec::decode::<RunRecord>(RecordKind::Run, &value) {
-                Ok(record) => out.push(record),
+        let mut below = below;
+        let mut keep = keep;
+        let mut newest = true;
+        for item in self.shared.history.scan_prefix(&prefix).rev() {
+            let (key, value) = item.map_err(|e| self.shared.io(e))?;
+            let Some((first, _)) = codec::history_chunk(&key, prefix.len()) else {
+                continue;
+            };
+            match codec::decode_chunk(&value) {
+                Ok(chunk) => {
+                    if std::mem::take(&mut newest) {
+                        if let Some(k) = chunk.keep {
+                            keep = keep.min(usize::try_from(k).unwrap_or(usize::MAX));
+                        }
+                    }
+                    for (i, record) in chunk.runs.into_iter().enumerate().rev() {
+                        let seq = first.saturating_add(i as u64);
+                        if seq < below && out.len() < keep {
+                            below = seq;
+                            out.push(record);
+                        }
+                    }
+                }
                 // Left in place (trimmed or removed with the job later).
                 Err(e) => tracing::warn!(
                     job = %id,
-                    seq = ?codec::history_seq(&key, prefix.len()),
+                    first,
                     error = %e,
-                    "store: unreadable history entry skipped"
+                    "store: unreadable history chunk skipped"
                 ),
             }
-            if out.len() >= limit {
+            if out.len() >= keep {
                 break;
             }
         }
@@ -955,6 +1120,16 @@ fn read_marker(path: &Path, shown: &str) -> Result<Option<u32>, StoreError> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(open_io_error(shown, "cannot read the schema marker", &e)),
     }
+}
+
+/// Writes this build's schema version into the `meta` tree and flushes.
+fn write_meta_version(meta: &Tree, db: &sled::Db, shown: &str) -> Result<(), StoreError> {
+    let value = codec::encode(RecordKind::Meta, &SledStore::SCHEMA_VERSION)
+        .map_err(|e| StoreError::Io(format!("cannot encode the schema version: {e}")))?;
+    meta.insert(META_SCHEMA_VERSION, value)
+        .map_err(|e| sled_error(shown, e))?;
+    db.flush().map_err(|e| sled_error(shown, e))?;
+    Ok(())
 }
 
 /// Writes the marker file atomically: a temporary file, `fsync`, rename,

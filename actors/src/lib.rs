@@ -28,6 +28,7 @@ mod spec;
 mod status;
 pub mod store;
 pub mod supervisor;
+mod time_serde;
 mod timer;
 
 pub use admission::AdmissionLimits;

@@ -60,6 +60,7 @@ pub enum Outcome {
         /// How many slots.
         slots: u64,
         /// The newest of them.
+        #[serde(with = "crate::time_serde::instant")]
         through: DateTime<Utc>,
     },
     /// Not a run: missed schedule slots from `scheduled` through `through`
@@ -68,6 +69,7 @@ pub enum Outcome {
         /// How many slots.
         slots: u64,
         /// The newest of them.
+        #[serde(with = "crate::time_serde::instant")]
         through: DateTime<Utc>,
     },
 }
@@ -166,6 +168,7 @@ pub struct PauseInfo {
     /// The note given with the pause, shown in status.
     pub note: Option<String>,
     /// When it was paused.
+    #[serde(with = "crate::time_serde::instant")]
     pub since: DateTime<Utc>,
 }
 
@@ -175,8 +178,10 @@ pub struct InFlightRun {
     /// The run.
     pub run_id: RunId,
     /// The schedule slot (or trigger time) it serves.
+    #[serde(with = "crate::time_serde::instant")]
     pub scheduled: DateTime<Utc>,
     /// When it was started.
+    #[serde(with = "crate::time_serde::instant")]
     pub started: DateTime<Utc>,
     /// The attempt number, from 1.
     pub attempt: u32,
@@ -193,10 +198,13 @@ pub struct RunRecord {
     /// The run.
     pub run_id: RunId,
     /// The slot it served.
+    #[serde(with = "crate::time_serde::instant")]
     pub scheduled: DateTime<Utc>,
     /// When it started.
+    #[serde(with = "crate::time_serde::instant")]
     pub started: DateTime<Utc>,
     /// When it ended.
+    #[serde(with = "crate::time_serde::instant")]
     pub finished: DateTime<Utc>,
     /// The attempt number, from 1.
     pub attempt: u32,
@@ -218,10 +226,12 @@ impl RunRecord {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryWait {
     /// The fire being retried.
+    #[serde(with = "crate::time_serde::instant")]
     pub scheduled: DateTime<Utc>,
     /// The attempt that will run.
     pub attempt: u32,
     /// When it runs.
+    #[serde(with = "crate::time_serde::instant")]
     pub due: DateTime<Utc>,
     /// What started the fire.
     pub trigger: Trigger,
@@ -234,10 +244,13 @@ pub struct JobState {
     /// Set while the job is paused.
     pub paused: Option<PauseInfo>,
     /// The next planned fire (a schedule slot), if any.
+    #[serde(with = "crate::time_serde::opt_instant")]
     pub next_fire: Option<DateTime<Utc>>,
     /// The newest schedule slot claimed: slots up to it are run or accounted.
+    #[serde(with = "crate::time_serde::opt_instant")]
     pub last_slot: Option<DateTime<Utc>>,
     /// The newest fire's time (slot or manual trigger).
+    #[serde(with = "crate::time_serde::opt_instant")]
     pub last_fire: Option<DateTime<Utc>>,
     /// The last run that ended.
     pub last_run: Option<RunRecord>,

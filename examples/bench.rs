@@ -11,6 +11,8 @@
 //!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
 //!   soak      [--jobs N] [--seconds S] [--interval-s I] [--threads T] [--store DIR]
 //!   next-fire [--iters N]
+//!   passivate --jobs N --seconds S [--settle-s W] [--spread-s P] [--lead-s L]
+//!             [--passivate-after-ms A] [--wake-lead-ms K] [--threads T] [--concurrency K]
 //! ```
 //!
 //! Jobs are added one after another (sequential awaits) unless
@@ -72,7 +74,7 @@ const REGISTER_EXPRS: [&str; 10] = [
 /// Every job of `fire` and `soak`: every second, on the second.
 const FIRE_EXPR: &str = "* * * * * *";
 
-const WORKLOADS: &str = "fire, register, recover, persist, soak, next-fire";
+const WORKLOADS: &str = "fire, register, recover, persist, soak, next-fire, passivate";
 
 /// When `main` started: `recover` measures from here.
 static PROCESS_START: OnceLock<Instant> = OnceLock::new();
@@ -104,6 +106,7 @@ pub fn run(args: &[String], emit: &mut dyn FnMut(String)) -> Result<(), String> 
         "persist" => persist(opts, emit),
         "soak" => soak(opts, emit),
         "next-fire" => next_fire(opts, emit),
+        "passivate" => passivate(opts, emit),
         other => Err(format!("unknown workload {other:?}")),
     }
 }
@@ -1046,6 +1049,247 @@ fn next_fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .int("ops", iters)
         .num("ops_per_s", (iters as f64 / elapsed).round(), 0)
         .num("ns_per_op", elapsed * 1e9 / iters as f64, 1);
+    emit(j.render());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// passivate
+
+/// What the job body of `passivate` records: the lateness of every fire of a
+/// schedule slot inside the window, and the slots fired twice.
+struct SlotProbe {
+    /// The newest slot each job fired, unix seconds.
+    last_slot: Box<[AtomicI64]>,
+    /// The window: slots in `[w0, w_end)` are counted.
+    w0: AtomicI64,
+    w_end: AtomicI64,
+    shards: Vec<Mutex<Shard>>,
+}
+
+impl SlotProbe {
+    fn new(jobs: usize) -> Self {
+        Self {
+            last_slot: (0..jobs).map(|_| AtomicI64::new(NOT_ARMED)).collect(),
+            w0: AtomicI64::new(i64::MAX),
+            w_end: AtomicI64::new(i64::MAX),
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+        }
+    }
+
+    fn fire(&self, job: usize, scheduled: DateTime<Utc>) {
+        let now_us = now_unix_us();
+        let slot = scheduled.timestamp();
+        let i = SHARD.with(|s| *s);
+        let mut s = self.shards[i].lock().unwrap_or_else(|e| e.into_inner());
+        s.calls += 1;
+        let Some(last) = self.last_slot.get(job) else {
+            return;
+        };
+        if last.fetch_max(slot, Ordering::AcqRel) >= slot {
+            s.dups += 1;
+            return;
+        }
+        if slot < self.w0.load(Ordering::Acquire) || slot >= self.w_end.load(Ordering::Acquire) {
+            return;
+        }
+        s.fires += 1;
+        let late = now_us - scheduled.timestamp_micros();
+        if late < 0 {
+            s.early += 1;
+        }
+        s.hist.saturating_record(late.max(0) as u64);
+    }
+
+    fn take(&self) -> Taken {
+        let mut t = Taken {
+            hist: histogram(),
+            fires: 0,
+            dups: 0,
+            early: 0,
+            calls: 0,
+        };
+        for shard in &self.shards {
+            let s = shard.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = t.hist.add(&s.hist);
+            t.fires += s.fires;
+            t.dups += s.dups;
+            t.early += s.early;
+            t.calls += s.calls;
+        }
+        t
+    }
+}
+
+/// Job `i` of `passivate`: three of four hourly (`S M * * * *`), one of four
+/// daily (`S M H * * *`), the slots spread evenly over the first `spread`
+/// seconds of the hour (`spread × 24` of the day) after the phase `phase`
+/// (seconds of the day). Returns the expression and the slot as seconds of
+/// the day (hourly: of the hour).
+fn passive_slot(i: usize, phase: u64, spread: u64) -> (String, bool, u64) {
+    let k = (i as u64).wrapping_mul(7919);
+    if i % 4 == 3 {
+        let day = (phase + k % (spread * 24).clamp(1, 86_400)) % 86_400;
+        let (h, m, s) = (day / 3600, day / 60 % 60, day % 60);
+        (format!("{s} {m} {h} * * *"), false, day)
+    } else {
+        let hour = (phase + k % spread.clamp(1, 3600)) % 3600;
+        (format!("{} {} * * * *", hour % 60, hour / 60), true, hour)
+    }
+}
+
+/// N jobs on hourly and daily schedules spread over the hour and the day, so
+/// that a few hundred fire every second at N = 1M: registration time, memory
+/// per job with idle jobs passivated, live and passive jobs, and the fires
+/// of a window of S seconds (missed, duplicated, lateness from the slot).
+fn passivate(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
+    opts.only(&[
+        "jobs",
+        "seconds",
+        "settle-s",
+        "spread-s",
+        "lead-s",
+        "passivate-after-ms",
+        "wake-lead-ms",
+        "threads",
+        "concurrency",
+    ])?;
+    let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
+    let jobs = opts.num("jobs", 1000)? as usize;
+    let seconds = opts.num("seconds", 10)?.max(1);
+    let settle = opts.num("settle-s", 2)?;
+    let spread = opts.num("spread-s", 3600)?.clamp(1, 3600);
+    let lead = opts.num("lead-s", 0)?;
+    let passivate_after = Duration::from_millis(opts.num("passivate-after-ms", 60_000)?);
+    let wake_lead = Duration::from_millis(opts.num("wake-lead-ms", 2_000)?);
+    let started = Instant::now();
+    let probe = Arc::new(SlotProbe::new(jobs));
+    let rss_base = rss_now_mib();
+    let rt = runtime(&opts)?;
+    let phase = ((now_unix_us() / 1_000_000) as u64 + lead) % 86_400;
+
+    let t0 = Instant::now();
+    let s = rt.block_on(async {
+        let p = probe.clone();
+        let s = Scheduler::builder()
+            .handler("probe", move |ctx: JobContext| {
+                p.fire(
+                    ctx.payload.as_u64().unwrap_or(u64::MAX) as usize,
+                    ctx.scheduled,
+                );
+                std::future::ready(Ok::<(), std::convert::Infallible>(()))
+            })
+            .configure(|c| {
+                c.passivate_after = Some(passivate_after);
+                c.wake_lead = wake_lead;
+            })
+            .start()
+            .await
+            .map_err(|e| e.to_string())?;
+        add_jobs(&s, jobs, concurrency, |i| {
+            spec(i, &passive_slot(i, phase, spread).0, "probe")
+        })
+        .await?;
+        Ok::<_, String>(s)
+    })?;
+    let register_ms = t0.elapsed().as_secs_f64() * 1e3;
+    std::thread::sleep(Duration::from_secs(settle));
+    let rss_after_register = rss_now_mib();
+    let m0 = rt.block_on(s.metrics()).map_err(|e| e.to_string())?;
+
+    // The window: S whole seconds from the next one.
+    let w0 = now_unix_us().div_euclid(1_000_000) + 1;
+    let w_end = w0 + seconds as i64;
+    probe.w0.store(w0, Ordering::Release);
+    probe.w_end.store(w_end, Ordering::Release);
+    let expected = (0..jobs)
+        .filter(|&i| {
+            let (_, hourly, slot) = passive_slot(i, phase, spread);
+            (w0..w_end).any(|t| {
+                let t = t as u64;
+                if hourly {
+                    t % 3600 == slot
+                } else {
+                    t % 86_400 == slot
+                }
+            })
+        })
+        .count() as u64;
+    sleep_until_unix_us(w0 * 1_000_000);
+    let u0 = usage();
+    let mut live_max = m0.jobs_live;
+    let mut rss_max = rss_after_register;
+    for t in w0 + 1..=w_end {
+        sleep_until_unix_us(t * 1_000_000);
+        if let Ok(m) = rt.block_on(s.metrics()) {
+            live_max = live_max.max(m.jobs_live);
+        }
+        rss_max = rss_max.max(rss_now_mib());
+    }
+    let u1 = usage();
+    // Fires of the window's last second may still be running.
+    std::thread::sleep(Duration::from_secs(1));
+    let taken = probe.take();
+    let m1 = rt.block_on(s.metrics()).map_err(|e| e.to_string())?;
+    let u_end = usage();
+    shutdown(&rt, &s);
+
+    let mut j = Json::default();
+    j.str("workload", "passivate")
+        .str("system", "cronactor")
+        .str("store", "memory")
+        .int("jobs", jobs as u64)
+        .int("concurrency", concurrency as u64)
+        .int("seconds", seconds)
+        .num("register_ms", register_ms, 1)
+        .num(
+            "register_us_per_job",
+            register_ms * 1e3 / jobs.max(1) as f64,
+            2,
+        )
+        .int("passivate_after_ms", passivate_after.as_millis() as u64)
+        .int("wake_lead_ms", wake_lead.as_millis() as u64)
+        .int("jobs_live_after_register", m0.jobs_live)
+        .int("jobs_passive_after_register", m0.jobs_passive)
+        .int("jobs_live_max_in_window", live_max)
+        .int("jobs_live_at_end", m1.jobs_live)
+        .int("jobs_passive_at_end", m1.jobs_passive)
+        .int("fires", taken.fires)
+        .int("expected_fires", expected)
+        .int("missed_fires", expected.saturating_sub(taken.fires))
+        .num(
+            "missed_pct",
+            if expected > 0 {
+                100.0 * expected.saturating_sub(taken.fires) as f64 / expected as f64
+            } else {
+                0.0
+            },
+            3,
+        )
+        .int("dup_fires", taken.dups)
+        .int("early_fires", taken.early)
+        .num("fires_per_s", taken.fires as f64 / seconds as f64, 1);
+    lateness(&mut j, &taken.hist);
+    j.num("cpu_user_s", u_end.user_s, 3)
+        .num("cpu_sys_s", u_end.sys_s, 3)
+        .num("window_cpu_user_s", u1.user_s - u0.user_s, 3)
+        .num("window_cpu_sys_s", u1.sys_s - u0.sys_s, 3)
+        .num("max_rss_mib", u_end.max_rss_mib, 1)
+        .num("rss_base_mib", rss_base, 1)
+        .num("rss_after_register_mib", rss_after_register, 1)
+        .num("rss_max_in_window_mib", rss_max, 1)
+        .num(
+            "bytes_per_job",
+            (rss_after_register - rss_base) * 1048576.0 / jobs.max(1) as f64,
+            0,
+        )
+        .num(
+            "peak_bytes_per_job",
+            u_end.max_rss_mib * 1048576.0 / jobs.max(1) as f64,
+            0,
+        )
+        .int("threads", opts.num("threads", 2)?)
+        .num("wall_s", started.elapsed().as_secs_f64(), 2);
     emit(j.render());
     Ok(())
 }

@@ -179,3 +179,44 @@ fn unknown_workloads_and_options_are_errors() {
     let args = ["fire".to_string(), "--bogus".to_string(), "1".to_string()];
     assert!(bench::run(&args, &mut sink).is_err());
 }
+
+#[test]
+fn passivate_reports_memory_live_and_passive_jobs_and_fires() {
+    // Slots spread over 3 s of the hour starting 2 s from now, jobs passive
+    // past 1 s from their fire: some passivate, and are woken to fire.
+    let lines = run(&[
+        "passivate",
+        "--jobs",
+        "40",
+        "--seconds",
+        "3",
+        "--settle-s",
+        "0",
+        "--spread-s",
+        "3",
+        "--lead-s",
+        "2",
+        "--passivate-after-ms",
+        "1000",
+        "--wake-lead-ms",
+        "500",
+    ]);
+    has(
+        &lines[0],
+        "passivate",
+        &[
+            "register_ms",
+            "bytes_per_job",
+            "max_rss_mib",
+            "jobs_live_after_register",
+            "jobs_passive_after_register",
+            "fires",
+            "expected_fires",
+            "missed_fires",
+            "lateness_us_p50",
+            "lateness_us_p99",
+            "lateness_us_max",
+        ],
+    );
+    assert_eq!(lines[0]["jobs"], 40);
+}

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// The longest job id accepted, in bytes.
 pub const MAX_JOB_ID_LEN: usize = 200;
@@ -17,7 +18,7 @@ pub const MAX_JOB_ID_LEN: usize = 200;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct JobId(String);
+pub struct JobId(Arc<str>);
 
 /// Why a string is not a valid [`JobId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +49,9 @@ impl JobId {
         };
         match reason {
             Some(reason) => Err(InvalidJobId { id, reason }),
-            None => Ok(Self(id)),
+            // Shared: the supervisor, the registry and the timer service
+            // each keep the id of every job (one allocation for all copies).
+            None => Ok(Self(Arc::from(id))),
         }
     }
 
@@ -74,7 +77,7 @@ impl TryFrom<&str> for JobId {
 
 impl From<JobId> for String {
     fn from(value: JobId) -> Self {
-        value.0
+        value.0.to_string()
     }
 }
 

@@ -16,7 +16,8 @@ use crate::spec::JobSpec;
 use crate::status::{
     InFlightRun, JobState, Outcome, PauseInfo, RetryWait, RunRecord, SkipReason, Trigger,
 };
-use crate::timer::TimerKind;
+use crate::supervisor::SupervisorMsg;
+use crate::timer::{TimerKind, TimerTarget};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -132,7 +133,14 @@ pub enum JobMsg {
     /// fail, to exercise supervision. Without the feature it does nothing.
     #[doc(hidden)]
     Crash,
+    /// From the supervisor, after the actor reported itself idle: stop for
+    /// passivation if still idle and far from the next fire, else decline.
+    #[doc(hidden)]
+    Passivate,
 }
+
+/// The reason a job actor gives when it stops for passivation.
+pub(crate) const PASSIVATED: &str = "passivated";
 
 /// What `trigger` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,6 +197,11 @@ pub struct JobArgs {
     pub(crate) runtime: Arc<Runtime>,
     /// Restored from the store (or restarted): runs in flight were interrupted.
     pub(crate) restored: bool,
+    /// Respawned after passivation: nothing was interrupted, and nothing is
+    /// announced again (the orphaned event).
+    pub(crate) reactivated: bool,
+    /// Where this incarnation's timers go.
+    pub(crate) target: Arc<TimerTarget>,
 }
 
 /// The job actor (stateless: the state is [`JobActorState`]).
@@ -225,6 +238,17 @@ pub struct JobActorState {
     queue: VecDeque<Pending>,
     /// Set by `Stop`: answered once nothing is in flight.
     stopping: Option<RpcReplyPort<()>>,
+    /// Where this incarnation's timers go.
+    target: Arc<TimerTarget>,
+    /// The supervisor was told the job is idle; its `Passivate` is coming.
+    idle_reported: bool,
+}
+
+impl Drop for JobActorState {
+    fn drop(&mut self) {
+        // Timers still pending must not keep the stopped actor allocated.
+        self.target.release();
+    }
 }
 
 impl Actor for JobActor {
@@ -238,6 +262,7 @@ impl Actor for JobActor {
         args: JobArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let outbox = crate::registry::Outbox::new(args.spec.id.clone(), JobState::default());
+        args.target.set_live(myself.clone());
         let mut s = JobActorState {
             tags: Arc::from(args.spec.tags.as_slice()),
             payload: Arc::new(args.spec.payload.clone()),
@@ -256,20 +281,30 @@ impl Actor for JobActor {
             waiting_admission: HashSet::new(),
             queue: VecDeque::new(),
             stopping: None,
+            target: args.target,
+            idle_reported: false,
         };
         s.state.queued = 0;
         if args.restored {
             s.recover_interrupted(&myself);
         }
-        if s.handler.is_none() {
+        if s.handler.is_none() && !args.reactivated {
             s.publish(EventKind::Orphaned {
                 handler: s.spec.handler.clone(),
             });
         }
+        let before = s.fingerprint();
         s.wake(&myself);
         s.arm_retry(&myself);
-        let ack = s.start_ack(&myself);
-        s.save(ack);
+        // A respawned passive job woken before its fire changed nothing: the
+        // registry's copy of its state stays as it is (no store write).
+        if !args.reactivated || s.fingerprint() != before || !s.unrecorded.is_empty() {
+            let ack = s.start_ack(&myself);
+            s.save(ack);
+        } else {
+            tracing::debug!(job_id = %s.spec.id, next_fire = ?s.state.next_fire, "job woken");
+        }
+        s.consider_passivation(&myself);
         Ok(s)
     }
 
@@ -287,12 +322,20 @@ impl Actor for JobActor {
                 };
                 // A stale generation is a cancelled timer.
                 if generation == current && s.stopping.is_none() {
+                    let before = s.fingerprint();
                     match kind {
                         TimerKind::Schedule => s.wake(&myself),
                         TimerKind::Retry => s.retry_due(&myself),
                     }
-                    let ack = s.start_ack(&myself);
-                    s.save(ack);
+                    // A timer armed early for a far fire (see `passive`)
+                    // that only re-armed changed nothing to save.
+                    if kind == TimerKind::Retry
+                        || s.fingerprint() != before
+                        || !s.unrecorded.is_empty()
+                    {
+                        let ack = s.start_ack(&myself);
+                        s.save(ack);
+                    }
                 }
             }
             JobMsg::Event {
@@ -477,12 +520,87 @@ impl Actor for JobActor {
                 #[cfg(any(test, feature = "fault-injection"))]
                 return Err(format!("injected fault in job {}", s.spec.id).into());
             }
+            JobMsg::Passivate => {
+                s.idle_reported = false;
+                if s.passivable() {
+                    if let Some(supervisor) = s.rt.supervisor.get() {
+                        // Its state is posted already; the registry only
+                        // trims what it keeps for the job.
+                        s.target.set_passive(s.generation, supervisor.clone());
+                        s.rt.updates
+                            .push(RegistryMsg::Passivated(s.spec.id.clone()));
+                        tracing::debug!(
+                            job_id = %s.spec.id,
+                            next_fire = ?s.state.next_fire,
+                            "job passivated"
+                        );
+                        myself.stop(Some(PASSIVATED.into()));
+                        return Ok(());
+                    }
+                }
+                if let Some(supervisor) = s.rt.supervisor.get() {
+                    let _ = supervisor.cast(SupervisorMsg::StayLive {
+                        id: s.spec.id.clone(),
+                        actor: myself.get_id(),
+                    });
+                }
+            }
         }
+        s.consider_passivation(&myself);
         Ok(())
     }
 }
 
 impl JobActorState {
+    /// What tells whether a wake-up changed the job's state.
+    fn fingerprint(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool, usize) {
+        (
+            self.state.last_slot,
+            self.state.next_fire,
+            self.state.completed,
+            self.history.len(),
+        )
+    }
+
+    /// What the job has going on, for the passivation decision.
+    fn activity(&self) -> crate::passive::Activity {
+        crate::passive::Activity {
+            in_flight: self.state.in_flight.len() + self.tokens.len(),
+            queued: self.queue.len(),
+            unrecorded: self.unrecorded.len(),
+            waiting_admission: self.waiting_admission.len(),
+            retry_waiting: self.state.retry_wait.is_some(),
+            stopping: self.stopping.is_some(),
+            unposted: !self.history.is_empty(),
+        }
+    }
+
+    /// Whether the job may give up its actor now (see `passive`).
+    fn passivable(&self) -> bool {
+        crate::passive::should_passivate(
+            self.rt.config.passivate_after,
+            &self.activity(),
+            self.state.next_fire,
+            || self.rt.clock.now(),
+        )
+    }
+
+    /// At the end of a turn: an idle job far from its next fire tells the
+    /// supervisor, which stops routing to it and asks it to passivate.
+    fn consider_passivation(&mut self, myself: &ActorRef<JobMsg>) {
+        if self.idle_reported || !self.passivable() {
+            return;
+        }
+        if let Some(supervisor) = self.rt.supervisor.get() {
+            let msg = SupervisorMsg::Idle {
+                id: self.spec.id.clone(),
+                actor: myself.get_id(),
+                next_fire: self.state.next_fire,
+            };
+            self.idle_reported = supervisor.cast(msg).is_ok();
+        }
+    }
+
     fn publish(&self, kind: EventKind) {
         // Without a subscriber, skip reading the clock.
         if self.rt.events.has_subscribers() {
@@ -530,25 +648,32 @@ impl JobActorState {
         }
     }
 
-    fn arm_at(&mut self, myself: &ActorRef<JobMsg>, at: DateTime<Utc>) {
+    fn arm_at(&mut self, _myself: &ActorRef<JobMsg>, at: DateTime<Utc>) {
         self.state.next_fire = Some(at);
-        let deadline = deadline_for(&*self.rt.clock, at);
+        // A far fire's timer goes off a little before it, so that the job
+        // can passivate meanwhile and be woken by it (see `passive`).
+        let go_off = if self.rt.config.passivate_after.is_some() {
+            crate::passive::timer_instant(&self.rt.config, at, self.rt.clock.now())
+        } else {
+            at
+        };
+        let deadline = deadline_for(&*self.rt.clock, go_off);
         self.rt.timer.arm(
             deadline,
-            myself.clone(),
+            self.target.clone(),
             TimerKind::Schedule,
             self.generation,
         );
     }
 
     /// Arms the retry timer for the waiting retry, if any.
-    fn arm_retry(&mut self, myself: &ActorRef<JobMsg>) {
+    fn arm_retry(&mut self, _myself: &ActorRef<JobMsg>) {
         self.retry_generation += 1;
         if let Some(wait) = &self.state.retry_wait {
             let deadline = deadline_for(&*self.rt.clock, wait.due);
             self.rt.timer.arm(
                 deadline,
-                myself.clone(),
+                self.target.clone(),
                 TimerKind::Retry,
                 self.retry_generation,
             );

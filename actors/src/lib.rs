@@ -21,6 +21,7 @@ mod handler;
 mod id;
 pub mod job;
 mod metrics;
+mod passive;
 pub mod policy;
 pub mod registry;
 mod runtime;

@@ -43,6 +43,13 @@ pub struct Metrics {
     /// Store records quarantined at start (see `Scheduler::quarantined`).
     #[serde(default)]
     pub quarantined: u64,
+    /// Jobs with a live actor now.
+    #[serde(default)]
+    pub jobs_live: u64,
+    /// Passive jobs now: idle and far from their next fire, held by the
+    /// registry without an actor (see `RuntimeConfig::passivate_after`).
+    #[serde(default)]
+    pub jobs_passive: u64,
 }
 
 /// The registry's writes to the store, from `Scheduler::metrics`.

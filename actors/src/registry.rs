@@ -252,6 +252,15 @@ impl Outbox {
     fn state(&self) -> JobState {
         self.lock().state.clone()
     }
+
+    /// Gives back spare capacity (a passive job's outbox is kept for long).
+    fn compact(&self) {
+        let mut slot = self.lock();
+        slot.records.shrink_to_fit();
+        slot.acks.shrink_to_fit();
+        slot.history.shrink_to_fit();
+        slot.state.in_flight.shrink_to_fit();
+    }
 }
 
 /// Whether the registry indexes a history entry (runs `retry_run` can find).
@@ -358,6 +367,10 @@ pub enum RegistryMsg {
         /// The last failure.
         reason: String,
     },
+    /// The job's actor stopped for passivation: what the registry keeps
+    /// for it is trimmed to its length (the job's state stays here until
+    /// its actor is respawned).
+    Passivated(JobId),
     /// Flush everything now (shutdown); answered once durable.
     Flush(RpcReplyPort<Result<(), Error>>),
     /// The group-commit timer.
@@ -518,6 +531,7 @@ impl Actor for RegistryActor {
             | RegistryMsg::Restore { .. }
             | RegistryMsg::Save { .. }
             | RegistryMsg::Remove { .. }
+            | RegistryMsg::Passivated(_)
             | RegistryMsg::MarkFailed { .. } => {}
             RegistryMsg::Status(id, reply) => {
                 let status = s
@@ -754,6 +768,12 @@ impl RegistryState {
                     self.ops.push(StoreOp::RemoveJob(id));
                 }
                 ack
+            }
+            RegistryMsg::Passivated(id) => {
+                if let Some(entry) = self.entries.get(&id) {
+                    entry.outbox.compact();
+                }
+                return None;
             }
             RegistryMsg::MarkFailed { id, reason } => match self.entries.get_mut(&id) {
                 Some(entry) => {

@@ -36,6 +36,15 @@ pub struct RuntimeConfig {
     pub clock_jump_threshold: Duration,
     /// Caps on concurrent runs, runtime-wide and per tag (none by default).
     pub admission: crate::admission::AdmissionLimits,
+    /// Passivation: a job whose next fire is more than this away, with
+    /// nothing in flight, queued or waiting for a retry, gives up its actor;
+    /// the registry keeps its state and the actor is respawned `wake_lead`
+    /// before the fire, or by the first message for the job. Invisible to
+    /// users. `None` keeps every job's actor alive. Default 60 s.
+    pub passivate_after: Option<Duration>,
+    /// How long before its fire a passive job's actor is respawned (at most
+    /// `passivate_after`). Default 2 s.
+    pub wake_lead: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -51,6 +60,8 @@ impl Default for RuntimeConfig {
             clock_check_interval: Duration::from_secs(1),
             clock_jump_threshold: Duration::from_millis(500),
             admission: Default::default(),
+            passivate_after: Some(Duration::from_secs(60)),
+            wake_lead: Duration::from_secs(2),
         }
     }
 }

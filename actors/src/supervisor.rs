@@ -11,12 +11,15 @@ use crate::handler::Handlers;
 use crate::id::{JobId, RunId};
 use crate::job::{JobActor, JobArgs, JobMsg, TriggerOutcome};
 use crate::metrics::Metrics;
+use crate::passive::{Passive, Slot, Transit};
 use crate::registry::{Ack, RegistryMsg};
 use crate::runtime::Runtime;
 use crate::schedule::PreviewFire;
 use crate::spec::JobSpec;
 use crate::status::{JobState, JobStatus, Outcome, RunRecord};
 use crate::store::JobRecord;
+use crate::timer::TimerTarget;
+use chrono::{DateTime, Utc};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -135,6 +138,47 @@ pub enum SupervisorMsg {
     /// actor fail. Without the feature it does nothing.
     #[doc(hidden)]
     InjectCrash(JobId),
+    /// From a job actor: it is idle and far from its next fire (see
+    /// `RuntimeConfig::passivate_after`).
+    #[doc(hidden)]
+    Idle {
+        /// The job.
+        id: JobId,
+        /// Its actor.
+        actor: ActorId,
+        /// Its next fire.
+        next_fire: Option<DateTime<Utc>>,
+    },
+    /// From a job actor asked to passivate: it is busy again and stays.
+    #[doc(hidden)]
+    StayLive {
+        /// The job.
+        id: JobId,
+        /// Its actor.
+        actor: ActorId,
+    },
+    /// From the timer service: a passive job's fire is near.
+    #[doc(hidden)]
+    Wake(JobId),
+    /// The registry's state of a passive job being woken.
+    #[doc(hidden)]
+    Woken {
+        /// The job.
+        id: JobId,
+        /// Its spec and state (none: unknown to the registry).
+        snapshot: Option<(Arc<JobSpec>, Box<JobState>)>,
+    },
+}
+
+/// How a job actor starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// Added, restarted or revived.
+    Fresh,
+    /// Loaded from the store at boot: runs in flight were interrupted.
+    Restored,
+    /// Respawned after passivation.
+    Reactivated,
 }
 
 /// Arguments of the supervisor.
@@ -152,8 +196,13 @@ pub struct SupervisorActor;
 pub struct SupervisorState {
     rt: Arc<Runtime>,
     handlers: Handlers,
-    jobs: HashMap<JobId, ActorRef<JobMsg>>,
+    /// Every job with an actor or passive (failed jobs are in `failed`).
+    jobs: HashMap<JobId, Slot>,
+    /// Job actors by actor id (live and passivating jobs).
     by_actor: HashMap<ActorId, JobId>,
+    /// Generations of re-armed wake-up timers of passive jobs (after a
+    /// wall-clock step), above any job actor's own generations.
+    wake_generation: u64,
     restarts: HashMap<JobId, VecDeque<tokio::time::Instant>>,
     /// Jobs by the event names they listen to.
     listeners: HashMap<String, Vec<JobId>>,
@@ -183,6 +232,7 @@ impl Actor for SupervisorActor {
             listeners: HashMap::new(),
             failed: HashSet::new(),
             shutting_down: false,
+            wake_generation: u64::MAX / 2,
         };
         for record in args.restored {
             let spec = Arc::new(record.spec);
@@ -192,7 +242,10 @@ impl Actor for SupervisorActor {
                 state: Box::new(record.state.clone()),
                 orphaned,
             });
-            if let Err(e) = s.spawn_job(&myself, spec.clone(), record.state, true).await {
+            if let Err(e) = s
+                .spawn_job(&myself, spec.clone(), record.state, Start::Restored)
+                .await
+            {
                 tracing::error!(job_id = %spec.id, error = %e, "cannot restore job");
             }
         }
@@ -219,7 +272,7 @@ impl Actor for SupervisorActor {
                 }
             }
             SupervisorMsg::Upsert(spec, reply) => {
-                if let Some(job) = s.jobs.get(&spec.id).cloned() {
+                if s.jobs.contains_key(&spec.id) {
                     let spec = Arc::new(*spec);
                     match s.check(&spec) {
                         Ok(schedule) => {
@@ -230,11 +283,8 @@ impl Actor for SupervisorActor {
                                 reply: tx.into(),
                             };
                             s.listen(&spec);
-                            if job.cast(msg).is_err() {
-                                let _ = reply.send(Err(Error::ShutDown));
-                            } else {
-                                forward_reply(rx, reply, |r| r.map(|()| Upserted::Updated));
-                            }
+                            s.deliver(&myself, spec.id.clone(), msg, None);
+                            forward_reply(rx, reply, |r| r.map(|()| Upserted::Updated));
                         }
                         Err(e) => {
                             let _ = reply.send(Err(e));
@@ -250,10 +300,8 @@ impl Actor for SupervisorActor {
                 }
             }
             SupervisorMsg::Remove(id, reply) => {
-                if let Some(job) = s.jobs.remove(&id) {
-                    s.by_actor.remove(&job.get_id());
-                    s.unlisten(&id);
-                    s.route(&id, &job, JobMsg::Remove(reply));
+                if s.jobs.contains_key(&id) {
+                    s.deliver(&myself, id, JobMsg::Remove(reply), None);
                 } else if s.failed.remove(&id) {
                     s.rt.events
                         .publish(&id, s.rt.clock.now(), EventKind::Removed);
@@ -265,33 +313,21 @@ impl Actor for SupervisorActor {
                     let _ = reply.send(Err(Error::UnknownJob(id)));
                 }
             }
-            SupervisorMsg::Pause { id, note, reply } => match s.jobs.get(&id) {
-                Some(job) => s.route(&id, job, JobMsg::Pause { note, reply }),
-                None => {
-                    let _ = reply.send(Err(s.missing(id, "pause")));
-                }
-            },
-            SupervisorMsg::Resume { id, note, reply } => match s.jobs.get(&id) {
-                Some(job) => s.route(&id, job, JobMsg::Resume { note, reply }),
-                None => {
-                    let _ = reply.send(Err(s.missing(id, "resume")));
-                }
-            },
-            SupervisorMsg::Trigger(id, reply) => match s.jobs.get(&id) {
-                Some(job) => s.route(&id, job, JobMsg::Trigger(reply)),
-                None => {
-                    let _ = reply.send(Err(s.missing(id, "trigger")));
-                }
-            },
-            SupervisorMsg::Cancel(id, reply) => match s.jobs.get(&id) {
-                Some(job) => s.route(&id, job, JobMsg::Cancel(reply)),
-                None => {
-                    let _ = reply.send(Err(s.missing(id, "cancel")));
-                }
-            },
+            SupervisorMsg::Pause { id, note, reply } => {
+                s.deliver(&myself, id, JobMsg::Pause { note, reply }, Some("pause"))
+            }
+            SupervisorMsg::Resume { id, note, reply } => {
+                s.deliver(&myself, id, JobMsg::Resume { note, reply }, Some("resume"))
+            }
+            SupervisorMsg::Trigger(id, reply) => {
+                s.deliver(&myself, id, JobMsg::Trigger(reply), Some("trigger"))
+            }
+            SupervisorMsg::Cancel(id, reply) => {
+                s.deliver(&myself, id, JobMsg::Cancel(reply), Some("cancel"))
+            }
             SupervisorMsg::RetryRun(run_id, reply) => {
                 let registry = s.rt.registry.clone();
-                let jobs = s.jobs.clone();
+                let supervisor = myself.clone();
                 tokio::spawn(async move {
                     let found = registry
                         .call(
@@ -311,19 +347,15 @@ impl Actor for SupervisorActor {
                         }));
                         return;
                     }
-                    match jobs.get(&id) {
-                        Some(job) => {
-                            let msg = JobMsg::RetryRun {
-                                record: Box::new(record),
-                                reply,
-                            };
-                            if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
-                                reject_job_msg(msg, Error::UnknownJob(id));
-                            }
-                        }
-                        None => {
-                            let _ = reply.send(Err(Error::UnknownJob(id)));
-                        }
+                    // Through the supervisor: the job may be passive.
+                    let msg = JobMsg::RetryRun {
+                        record: Box::new(record),
+                        reply,
+                    };
+                    if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Forward(id, msg))) =
+                        supervisor.cast(SupervisorMsg::Forward(id, msg))
+                    {
+                        reject_job_msg(msg, Error::UnknownJob(id));
                     }
                 });
             }
@@ -331,16 +363,22 @@ impl Actor for SupervisorActor {
                 name,
                 payload,
                 reply,
-            } => s.emit(name, payload, reply),
+            } => s.emit(&myself, name, payload, reply),
             SupervisorMsg::Metrics(reply) => {
-                let _ = s.rt.registry.cast(RegistryMsg::Metrics(reply));
+                let (live, passive) = crate::passive::count(&s.jobs);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = s.rt.registry.cast(RegistryMsg::Metrics(tx.into()));
+                tokio::spawn(async move {
+                    if let Ok(mut metrics) = rx.await {
+                        metrics.jobs_live = live;
+                        metrics.jobs_passive = passive;
+                        let _ = reply.send(metrics);
+                    }
+                });
             }
-            SupervisorMsg::Preview { id, n, reply } => match s.jobs.get(&id) {
-                Some(job) => s.route(&id, job, JobMsg::Preview { n, reply }),
-                None => {
-                    let _ = reply.send(Err(s.missing(id, "preview")));
-                }
-            },
+            SupervisorMsg::Preview { id, n, reply } => {
+                s.deliver(&myself, id, JobMsg::Preview { n, reply }, Some("preview"))
+            }
             SupervisorMsg::Status(id, reply) => {
                 let _ = s.rt.registry.cast(RegistryMsg::Status(id, reply));
             }
@@ -352,22 +390,28 @@ impl Actor for SupervisorActor {
                     s.rt.registry
                         .cast(RegistryMsg::History { id, limit, reply });
             }
-            SupervisorMsg::Forward(id, msg) => {
-                if let Some(job) = s.jobs.get(&id) {
-                    let _ = job.cast(msg);
-                }
-            }
+            SupervisorMsg::Forward(id, msg) => s.deliver(&myself, id, msg, None),
             SupervisorMsg::ClockStepped => {
                 tracing::warn!("wall clock stepped: every job re-plans");
-                for job in s.jobs.values() {
-                    let _ = job.cast(JobMsg::Replan);
-                }
+                s.clock_stepped();
             }
             SupervisorMsg::InjectCrash(id) => {
-                if let Some(job) = s.jobs.get(&id) {
-                    let _ = job.cast(JobMsg::Crash);
+                if s.jobs.contains_key(&id) {
+                    s.deliver(&myself, id, JobMsg::Crash, None);
                 }
             }
+            SupervisorMsg::Idle {
+                id,
+                actor,
+                next_fire,
+            } => s.idle(id, actor, next_fire),
+            SupervisorMsg::StayLive { id, actor } => s.stay_live(&myself, id, actor),
+            SupervisorMsg::Wake(id) => {
+                if matches!(s.jobs.get(&id), Some(Slot::Passive(_))) {
+                    s.reactivate(&myself, id, Vec::new());
+                }
+            }
+            SupervisorMsg::Woken { id, snapshot } => s.woken(&myself, id, snapshot).await,
             SupervisorMsg::Shutdown(grace, reply) => {
                 s.shutting_down = true;
                 s.shutdown(grace, reply);
@@ -384,18 +428,54 @@ impl Actor for SupervisorActor {
     ) -> Result<(), ActorProcessingErr> {
         // The default would stop the supervisor on the first child exit.
         match evt {
-            SupervisionEvent::ActorTerminated(cell, _, _) => {
-                if let Some(id) = s.by_actor.remove(&cell.get_id()) {
-                    s.jobs.remove(&id);
+            SupervisionEvent::ActorTerminated(cell, _, reason) => {
+                let Some(id) = s.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                let passivated = reason.as_deref() == Some(crate::job::PASSIVATED);
+                match s.jobs.remove(&id) {
+                    Some(Slot::Transit(t)) if passivated && !s.shutting_down => {
+                        if let Transit::Passivating {
+                            target,
+                            next_fire,
+                            waiting,
+                            ..
+                        } = *t
+                        {
+                            s.jobs
+                                .insert(id.clone(), Slot::Passive(Passive { target, next_fire }));
+                            if !waiting.is_empty() {
+                                s.reactivate(&myself, id, waiting);
+                            }
+                        }
+                    }
+                    Some(Slot::Transit(t)) => {
+                        let (Transit::Passivating { waiting, .. } | Transit::Waking { waiting }) =
+                            *t;
+                        for msg in waiting {
+                            reject_job_msg(msg, Error::UnknownJob(id.clone()));
+                        }
+                    }
+                    _ => {}
                 }
             }
             SupervisionEvent::ActorFailed(cell, err) => {
                 let Some(id) = s.by_actor.remove(&cell.get_id()) else {
                     return Ok(());
                 };
-                s.jobs.remove(&id);
+                let waiting = match s.jobs.remove(&id) {
+                    Some(Slot::Transit(t)) => match *t {
+                        Transit::Passivating { waiting, .. } | Transit::Waking { waiting } => {
+                            waiting
+                        }
+                    },
+                    _ => Vec::new(),
+                };
                 if !s.shutting_down {
-                    s.restart(&myself, id, err.to_string()).await;
+                    s.restart(&myself, id.clone(), err.to_string()).await;
+                }
+                for msg in waiting {
+                    s.deliver(&myself, id.clone(), msg, None);
                 }
             }
             _ => {}
@@ -447,7 +527,13 @@ impl SupervisorState {
             .events
             .publish(&spec.id, self.rt.clock.now(), EventKind::Added);
         let spawned = self
-            .spawn_compiled(myself, spec.clone(), schedule, JobState::default(), false)
+            .spawn_compiled(
+                myself,
+                spec.clone(),
+                schedule,
+                JobState::default(),
+                Start::Fresh,
+            )
             .await;
         if let Err(e) = &spawned {
             tracing::error!(job_id = %spec.id, error = %e, "cannot start job actor");
@@ -462,10 +548,10 @@ impl SupervisorState {
         myself: &ActorRef<SupervisorMsg>,
         spec: Arc<JobSpec>,
         state: JobState,
-        restored: bool,
+        start: Start,
     ) -> Result<(), Error> {
         let schedule = spec.compile(self.rt.config.default_tz)?;
-        self.spawn_compiled(myself, spec, schedule, state, restored)
+        self.spawn_compiled(myself, spec, schedule, state, start)
             .await
     }
 
@@ -476,23 +562,262 @@ impl SupervisorState {
         spec: Arc<JobSpec>,
         schedule: crate::schedule::Schedule,
         state: JobState,
-        restored: bool,
+        start: Start,
     ) -> Result<(), Error> {
+        let target = TimerTarget::new(spec.id.clone(), None);
         let args = JobArgs {
             handler: self.handlers.get(&spec.handler),
             spec: spec.clone(),
             schedule,
             state,
             runtime: self.rt.clone(),
-            restored,
+            restored: start == Start::Restored,
+            reactivated: start == Start::Reactivated,
+            target: target.clone(),
         };
         let (job, _) = Actor::spawn_linked(None, JobActor, args, myself.get_cell())
             .await
             .map_err(|e| Error::Store(format!("job actor failed to start: {e}")))?;
         self.by_actor.insert(job.get_id(), spec.id.clone());
-        self.jobs.insert(spec.id.clone(), job);
-        self.listen(&spec);
+        self.jobs
+            .insert(spec.id.clone(), Slot::Live { actor: job, target });
+        if start != Start::Reactivated {
+            self.listen(&spec);
+        }
         Ok(())
+    }
+
+    /// Delivers a message to a job: to its actor, respawning a passive one
+    /// first; kept in order while the job is between live and passive. A
+    /// job with no entry answers with the error for `action` (`None`:
+    /// unknown job).
+    fn deliver(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: JobId,
+        msg: JobMsg,
+        action: Option<&'static str>,
+    ) {
+        match self.jobs.get_mut(&id) {
+            Some(Slot::Live { actor, .. }) => {
+                let actor = actor.clone();
+                if matches!(msg, JobMsg::Remove(_)) {
+                    self.forget(&id, &actor);
+                }
+                self.route(&id, &actor, msg);
+            }
+            Some(Slot::Transit(t)) => match &mut **t {
+                Transit::Passivating { waiting, .. } | Transit::Waking { waiting } => {
+                    waiting.push(msg)
+                }
+            },
+            Some(Slot::Passive(_)) => match msg {
+                JobMsg::Remove(reply) => self.remove_passive(id, reply),
+                msg => self.reactivate(myself, id, vec![msg]),
+            },
+            None => {
+                let err = match action {
+                    Some(action) => self.missing(id, action),
+                    None => Error::UnknownJob(id),
+                };
+                reject_job_msg(msg, err);
+            }
+        }
+    }
+
+    /// A job whose actor is being removed: no more routing to it.
+    fn forget(&mut self, id: &JobId, actor: &ActorRef<JobMsg>) {
+        self.jobs.remove(id);
+        self.by_actor.remove(&actor.get_id());
+        self.unlisten(id);
+    }
+
+    /// Removes a passive job without respawning it: what its actor would
+    /// have done (nothing runs, no timer is left).
+    fn remove_passive(&mut self, id: JobId, reply: RpcReplyPort<Result<(), Error>>) {
+        if let Some(Slot::Passive(p)) = self.jobs.remove(&id) {
+            p.target.kill();
+        }
+        self.unlisten(&id);
+        tracing::debug!(job_id = %id, "passive job removed");
+        self.rt
+            .events
+            .publish(&id, self.rt.clock.now(), EventKind::Removed);
+        self.rt.updates.push(RegistryMsg::Remove {
+            id,
+            ack: Ack::Reply(reply),
+        });
+    }
+
+    /// A job actor reported itself idle and far from its next fire: routing
+    /// to it stops (messages wait), and it is asked to passivate.
+    fn idle(&mut self, id: JobId, actor_id: ActorId, next_fire: Option<DateTime<Utc>>) {
+        let Some(slot) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let Slot::Live { actor, .. } = slot else {
+            return;
+        };
+        if actor.get_id() != actor_id {
+            return; // an earlier incarnation
+        }
+        let placeholder = Slot::Transit(Box::new(Transit::Waking {
+            waiting: Vec::new(),
+        }));
+        let Slot::Live { actor, target } = std::mem::replace(slot, placeholder) else {
+            return;
+        };
+        if actor.cast(JobMsg::Passivate).is_err() {
+            *slot = Slot::Live { actor, target };
+            return;
+        }
+        *slot = Slot::Transit(Box::new(Transit::Passivating {
+            actor,
+            target,
+            next_fire,
+            waiting: Vec::new(),
+        }));
+    }
+
+    /// A job actor asked to passivate is busy again: routing resumes, with
+    /// the messages that waited.
+    fn stay_live(&mut self, myself: &ActorRef<SupervisorMsg>, id: JobId, actor_id: ActorId) {
+        let Some(Slot::Transit(t)) = self.jobs.get(&id) else {
+            return;
+        };
+        if !matches!(&**t, Transit::Passivating { actor, .. } if actor.get_id() == actor_id) {
+            return;
+        }
+        let Some(Slot::Transit(t)) = self.jobs.remove(&id) else {
+            return;
+        };
+        if let Transit::Passivating {
+            actor,
+            target,
+            waiting,
+            ..
+        } = *t
+        {
+            self.jobs.insert(id.clone(), Slot::Live { actor, target });
+            for msg in waiting {
+                self.deliver(myself, id.clone(), msg, None);
+            }
+        }
+    }
+
+    /// Starts respawning a passive job: its state comes from the registry
+    /// (asked off the supervisor's turn); `waiting` is delivered after.
+    fn reactivate(&mut self, myself: &ActorRef<SupervisorMsg>, id: JobId, waiting: Vec<JobMsg>) {
+        if let Some(Slot::Passive(p)) = self.jobs.get(&id) {
+            // Its wake-up timer, if still pending, is of no use any more.
+            p.target.kill();
+        }
+        tracing::debug!(job_id = %id, "waking passive job");
+        self.jobs.insert(
+            id.clone(),
+            Slot::Transit(Box::new(Transit::Waking { waiting })),
+        );
+        let registry = self.rt.registry.clone();
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let snapshot = registry
+                .call(
+                    |r| RegistryMsg::Snapshot(id.clone(), r),
+                    Some(Duration::from_secs(30)),
+                )
+                .await;
+            let snapshot = match snapshot {
+                Ok(ractor::rpc::CallResult::Success(Some((spec, state)))) => {
+                    Some((spec, Box::new(state)))
+                }
+                _ => None,
+            };
+            let _ = myself.cast(SupervisorMsg::Woken { id, snapshot });
+        });
+    }
+
+    /// The registry's state for a job being woken: its actor is respawned
+    /// and the messages that waited are delivered.
+    async fn woken(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: JobId,
+        snapshot: Option<(Arc<JobSpec>, Box<JobState>)>,
+    ) {
+        let waiting = match self.jobs.get(&id) {
+            Some(Slot::Transit(t)) if matches!(**t, Transit::Waking { .. }) => {
+                match self.jobs.remove(&id) {
+                    Some(Slot::Transit(t)) => match *t {
+                        Transit::Waking { waiting } => waiting,
+                        Transit::Passivating { .. } => return,
+                    },
+                    _ => return,
+                }
+            }
+            _ => return,
+        };
+        let spawned = match snapshot {
+            Some((spec, state)) => {
+                self.spawn_job(myself, spec, *state, Start::Reactivated)
+                    .await
+            }
+            None => Err(Error::UnknownJob(id.clone())),
+        };
+        if let Err(e) = spawned {
+            tracing::error!(job_id = %id, error = %e, "cannot wake passive job");
+            for msg in waiting {
+                reject_job_msg(msg, Error::UnknownJob(id.clone()));
+            }
+            return;
+        }
+        for msg in waiting {
+            self.deliver(myself, id.clone(), msg, None);
+        }
+    }
+
+    /// The wall clock stepped: live jobs re-plan; passive jobs' wake-up
+    /// timers are armed again against the new clock.
+    fn clock_stepped(&mut self) {
+        let lead = chrono::Duration::from_std(crate::passive::effective_lead(&self.rt.config))
+            .unwrap_or(chrono::Duration::zero());
+        for slot in self.jobs.values_mut() {
+            match slot {
+                Slot::Live { actor, .. } => {
+                    let _ = actor.cast(JobMsg::Replan);
+                }
+                Slot::Transit(t) => match &mut **t {
+                    Transit::Passivating { waiting, .. } | Transit::Waking { waiting } => {
+                        waiting.push(JobMsg::Replan)
+                    }
+                },
+                Slot::Passive(Passive {
+                    target,
+                    next_fire: Some(next),
+                }) => {
+                    self.wake_generation += 1;
+                    if target.rearm_passive(self.wake_generation) {
+                        // What a live job's re-plan announces: the same slot.
+                        if self.rt.events.has_subscribers() {
+                            self.rt.events.publish(
+                                target.id(),
+                                self.rt.clock.now(),
+                                EventKind::Replanned {
+                                    next_fire: Some(*next),
+                                },
+                            );
+                        }
+                        let deadline = crate::clock::deadline_for(&*self.rt.clock, *next - lead);
+                        self.rt.timer.arm(
+                            deadline,
+                            target.clone(),
+                            crate::timer::TimerKind::Schedule,
+                            self.wake_generation,
+                        );
+                    }
+                }
+                Slot::Passive(_) => {}
+            }
+        }
     }
 
     /// Indexes the events a job listens to (replacing its earlier entries).
@@ -515,25 +840,31 @@ impl SupervisorState {
 
     /// Sends the event to every listening job and answers with what each did.
     fn emit(
-        &self,
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
         name: String,
         payload: serde_json::Value,
         reply: RpcReplyPort<Result<Vec<(JobId, TriggerOutcome)>, Error>>,
     ) {
         let payload = Arc::new(payload);
         let mut waits = Vec::new();
-        for id in self.listeners.get(&name).into_iter().flatten() {
-            if let Some(job) = self.jobs.get(id) {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                let msg = JobMsg::Event {
-                    name: name.clone(),
-                    payload: payload.clone(),
-                    reply: tx.into(),
-                };
-                if job.cast(msg).is_ok() {
-                    waits.push((id.clone(), rx));
-                }
-            }
+        let ids: Vec<JobId> = self
+            .listeners
+            .get(&name)
+            .into_iter()
+            .flatten()
+            .filter(|id| self.jobs.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in ids {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let msg = JobMsg::Event {
+                name: name.clone(),
+                payload: payload.clone(),
+                reply: tx.into(),
+            };
+            self.deliver(myself, id.clone(), msg, None);
+            waits.push((id, rx));
         }
         tokio::spawn(async move {
             let mut out = Vec::with_capacity(waits.len());
@@ -581,7 +912,7 @@ impl SupervisorState {
             tracing::error!(job_id = %id, "no snapshot to restart from");
             return;
         };
-        match self.spawn_job(myself, spec, state, false).await {
+        match self.spawn_job(myself, spec, state, Start::Fresh).await {
             Ok(()) => {
                 self.rt
                     .events
@@ -635,7 +966,7 @@ impl SupervisorState {
         });
         self.failed.remove(&spec.id);
         self.restarts.remove(&spec.id);
-        self.spawn_job(myself, spec, state, false).await?;
+        self.spawn_job(myself, spec, state, Start::Fresh).await?;
         rx.await.unwrap_or(Err(Error::ShutDown))
     }
 
@@ -649,8 +980,20 @@ impl SupervisorState {
     /// Stops every job (timers off, runs cancelled), waits up to `grace` for
     /// their runs to end, flushes the store, then answers.
     fn shutdown(&mut self, grace: Duration, reply: RpcReplyPort<ShutdownReport>) {
-        let mut waits = Vec::with_capacity(self.jobs.len());
-        for (id, job) in &self.jobs {
+        let actors: Vec<(JobId, ActorRef<JobMsg>)> = self
+            .jobs
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::Live { actor, .. } => Some((id.clone(), actor.clone())),
+                Slot::Transit(t) => match &**t {
+                    Transit::Passivating { actor, .. } => Some((id.clone(), actor.clone())),
+                    Transit::Waking { .. } => None,
+                },
+                Slot::Passive(_) => None,
+            })
+            .collect();
+        let mut waits = Vec::with_capacity(actors.len());
+        for (id, job) in &actors {
             let (cancelled_tx, cancelled_rx) = tokio::sync::oneshot::channel();
             let (idle_tx, idle_rx) = tokio::sync::oneshot::channel();
             let msg = JobMsg::Stop {
@@ -662,7 +1005,7 @@ impl SupervisorState {
             }
         }
         let registry = self.rt.registry.clone();
-        let jobs: Vec<_> = self.jobs.values().cloned().collect();
+        let jobs: Vec<_> = actors.into_iter().map(|(_, actor)| actor).collect();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + grace;
             let mut report = ShutdownReport::default();
@@ -723,7 +1066,14 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
             // Runs ending during shutdown still reach their stopping job.
             drop(msg);
         }
-        SupervisorMsg::ClockStepped | SupervisorMsg::InjectCrash(_) => {}
+        SupervisorMsg::Woken { id, .. } => {
+            tracing::debug!(job_id = %id, "passive job not woken: shutting down");
+        }
+        SupervisorMsg::ClockStepped
+        | SupervisorMsg::InjectCrash(_)
+        | SupervisorMsg::Idle { .. }
+        | SupervisorMsg::StayLive { .. }
+        | SupervisorMsg::Wake(_) => {}
     }
 }
 

@@ -14,7 +14,9 @@
 //! timer that is due when the service takes it is fired at once; the others
 //! wait in a binary heap of deadlines.
 
+use crate::id::JobId;
 use crate::job::JobMsg;
+use crate::supervisor::SupervisorMsg;
 use ractor::ActorRef;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -45,7 +47,115 @@ struct Armed {
     seq: u64,
     generation: u64,
     kind: TimerKind,
-    target: ActorRef<JobMsg>,
+    target: Arc<TimerTarget>,
+}
+
+/// Where the timers of one incarnation of a job actor go.
+///
+/// A pending timer holds this small target, not the actor: while the actor
+/// runs its timers reach it; once it stopped (removed, crashed, passivated)
+/// the target lets go of the actor, so that a timer still waiting in the
+/// heap does not keep the stopped actor's mailboxes allocated. A passivated
+/// job's target keeps the generation of its one wake-up timer and turns it
+/// into a `Wake` for the supervisor.
+#[derive(Debug)]
+pub(crate) struct TimerTarget {
+    id: JobId,
+    state: Mutex<TargetState>,
+}
+
+#[derive(Debug)]
+enum TargetState {
+    /// Timers go to the actor.
+    Live(ActorRef<JobMsg>),
+    /// The actor was passivated: the schedule timer of `generation` wakes
+    /// the job through the supervisor; other timers are dropped.
+    Passive {
+        generation: u64,
+        supervisor: ActorRef<SupervisorMsg>,
+    },
+    /// Nobody: timers are dropped.
+    Dead,
+}
+
+impl TimerTarget {
+    /// A target sending the timers of the job `id` to `actor`.
+    pub(crate) fn new(id: JobId, actor: Option<ActorRef<JobMsg>>) -> Arc<Self> {
+        Arc::new(Self {
+            id,
+            state: Mutex::new(actor.map_or(TargetState::Dead, TargetState::Live)),
+        })
+    }
+
+    /// The job.
+    pub(crate) fn id(&self) -> &JobId {
+        &self.id
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TargetState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Timers go to `actor` from now on.
+    pub(crate) fn set_live(&self, actor: ActorRef<JobMsg>) {
+        *self.lock() = TargetState::Live(actor);
+    }
+
+    /// The actor stops for passivation: the schedule timer of `generation`
+    /// becomes a `Wake` for `supervisor`.
+    pub(crate) fn set_passive(&self, generation: u64, supervisor: ActorRef<SupervisorMsg>) {
+        *self.lock() = TargetState::Passive {
+            generation,
+            supervisor,
+        };
+    }
+
+    /// Timers are dropped from now on; unless the target is passive, which
+    /// the supervisor ends with [`TimerTarget::kill`].
+    pub(crate) fn release(&self) {
+        let mut state = self.lock();
+        if matches!(*state, TargetState::Live(_)) {
+            *state = TargetState::Dead;
+        }
+    }
+
+    /// Timers are dropped from now on, whatever the state.
+    pub(crate) fn kill(&self) {
+        *self.lock() = TargetState::Dead;
+    }
+
+    /// Re-arms a passive target's wake-up with a new generation (after a
+    /// wall-clock step); false if the target is not passive.
+    pub(crate) fn rearm_passive(&self, generation: u64) -> bool {
+        let mut state = self.lock();
+        match &mut *state {
+            TargetState::Passive { generation: g, .. } => {
+                *g = generation;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn fire(&self, kind: TimerKind, generation: u64) {
+        let mut state = self.lock();
+        match &*state {
+            // A stopped job cannot receive: its timer is simply dropped.
+            TargetState::Live(actor) => {
+                let _ = actor.cast(JobMsg::Fired { generation, kind });
+            }
+            TargetState::Passive {
+                generation: g,
+                supervisor,
+            } if *g == generation && kind == TimerKind::Schedule => {
+                let supervisor = supervisor.clone();
+                *state = TargetState::Dead;
+                drop(state);
+                let _ = supervisor.cast(SupervisorMsg::Wake(self.id.clone()));
+            }
+            TargetState::Passive { .. } | TargetState::Dead => {}
+        }
+    }
 }
 
 impl PartialEq for Armed {
@@ -122,7 +232,7 @@ impl TimerHandle {
     pub(crate) fn arm(
         &self,
         at: Instant,
-        target: ActorRef<JobMsg>,
+        target: Arc<TimerTarget>,
         kind: TimerKind,
         generation: u64,
     ) {
@@ -143,11 +253,7 @@ impl TimerHandle {
 }
 
 fn fire(armed: Armed) {
-    // A stopped job cannot receive: its timer is simply dropped.
-    let _ = armed.target.cast(JobMsg::Fired {
-        generation: armed.generation,
-        kind: armed.kind,
-    });
+    armed.target.fire(armed.kind, armed.generation);
 }
 
 async fn run(shared: Arc<Shared>) {

@@ -199,19 +199,45 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<cronactor_actors::JobState, D
 }
 
 /// Appends a history chunk's encoding (version 2: postcard of the number of
-/// entries the job keeps, then its runs, oldest first) to `buf`.
+/// entries the job keeps, then its runs, oldest first) to `buf`, from runs
+/// already postcard-encoded one by one: a postcard sequence is its length
+/// then its elements, so the chunk is their concatenation.
+pub(crate) fn encode_chunk_into<'a>(
+    keep: u64,
+    runs: impl ExactSizeIterator<Item = &'a [u8]>,
+    buf: &mut Vec<u8>,
+) {
+    buf.push(RecordKind::Run.current_version());
+    push_varint(keep, buf);
+    push_varint(runs.len() as u64, buf);
+    for run in runs {
+        buf.extend_from_slice(run);
+    }
+}
+
+/// Appends `v` as a postcard varint (7 bits a byte, low first).
+fn push_varint(mut v: u64, buf: &mut Vec<u8>) {
+    while v >= 0x80 {
+        buf.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+/// A run, postcard-encoded: an element of a history chunk.
 ///
 /// # Errors
 /// The encoder's error (none of a run's fields can cause one).
-pub(crate) fn encode_chunk_into<'a>(
-    keep: u64,
-    runs: impl Iterator<Item = &'a cronactor_actors::RunRecord>,
-    buf: &mut Vec<u8>,
-) -> Result<(), postcard::Error> {
-    buf.push(RecordKind::Run.current_version());
-    let runs: Vec<&cronactor_actors::RunRecord> = runs.collect();
-    *buf = postcard::to_extend(&(keep, runs), std::mem::take(buf))?;
-    Ok(())
+pub(crate) fn encode_run(run: &cronactor_actors::RunRecord) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_allocvec(run)
+}
+
+/// Decodes a run encoded by [`encode_run`].
+///
+/// # Errors
+/// [`DecodeError::Binary`]; never panics, whatever the bytes.
+pub(crate) fn decode_run(bytes: &[u8]) -> Result<cronactor_actors::RunRecord, DecodeError> {
+    binary(RecordKind::Run, RecordKind::Run.current_version(), bytes)
 }
 
 /// A decoded history value.

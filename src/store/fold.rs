@@ -102,11 +102,7 @@ impl Folder {
                 writes += 1;
             }
             if let Some(state) = &n.state {
-                value.clear();
-                codec::encode_state_into(state, &mut value).map_err(|e| {
-                    StoreError::Io(format!("cannot encode the state of job {id}: {e}"))
-                })?;
-                b.state.insert(idb, &value[..]);
+                b.state.insert(idb, &state[..]);
                 b.any[1] = true;
                 writes += 1;
             }
@@ -133,10 +129,7 @@ impl Folder {
             }
             if n.keep > 0 {
                 value.clear();
-                codec::encode_chunk_into(n.keep, n.history.iter().map(|(_, r)| r), &mut value)
-                    .map_err(|e| {
-                        StoreError::Io(format!("cannot encode the history of job {id}: {e}"))
-                    })?;
+                codec::encode_chunk_into(n.keep, n.history.iter().map(|(_, r)| &r[..]), &mut value);
                 codec::chunk_key_into(id.as_str(), first, len, &mut key);
                 b.history.insert(&key[..], &value[..]);
                 chunks.push_back((first, len));

@@ -17,7 +17,7 @@
 //!
 //! [`SnapshotStore::apply`]: cronactor_actors::SnapshotStore::apply
 
-use cronactor_actors::{JobId, JobState, RunRecord};
+use cronactor_actors::JobId;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 
@@ -30,15 +30,15 @@ pub(crate) enum JournalOp {
         id: JobId,
         /// The encoded spec, exactly as the `jobs` tree stores it.
         spec: Vec<u8>,
-        /// Its state.
-        state: JobState,
+        /// Its encoded state, exactly as the `state` tree stores it.
+        state: Vec<u8>,
     },
     /// A job's state.
     PutState {
         /// The job.
         id: JobId,
-        /// Its state.
-        state: JobState,
+        /// Its encoded state, exactly as the `state` tree stores it.
+        state: Vec<u8>,
     },
     /// A job's removal, with its state and history.
     Remove {
@@ -53,8 +53,8 @@ pub(crate) enum JournalOp {
         seq: u64,
         /// How many entries the job keeps.
         keep: u64,
-        /// The run.
-        record: RunRecord,
+        /// The run, postcard-encoded (an element of a history chunk).
+        record: Vec<u8>,
     },
 }
 
@@ -65,10 +65,11 @@ pub(crate) struct Net {
     pub(crate) reset: bool,
     /// The spec to write (encoded), if one was put.
     pub(crate) spec: Option<Vec<u8>>,
-    /// The state to write, if one was put.
-    pub(crate) state: Option<JobState>,
-    /// New history entries, oldest first, with their sequence numbers.
-    pub(crate) history: VecDeque<(u64, RunRecord)>,
+    /// The encoded state to write, if one was put.
+    pub(crate) state: Option<Vec<u8>>,
+    /// New history entries (postcard-encoded runs), oldest first, with their
+    /// sequence numbers.
+    pub(crate) history: VecDeque<(u64, Vec<u8>)>,
     /// How many history entries the job keeps (from its newest entry).
     pub(crate) keep: u64,
 }
@@ -155,13 +156,23 @@ pub(crate) fn decode_ops(mut body: &[u8]) -> Result<Vec<JournalOp>, postcard::Er
 mod tests {
     use super::*;
     use chrono::{TimeZone, Utc};
-    use cronactor_actors::{Outcome, RunId, Trigger};
+    use cronactor_actors::{JobState, Outcome, RunId, RunRecord, Trigger};
 
     fn id(s: &str) -> JobId {
         JobId::new(s).expect("id")
     }
 
-    fn run(n: u64) -> RunRecord {
+    fn run(n: u64) -> Vec<u8> {
+        postcard::to_allocvec(&run_record(n)).expect("encode")
+    }
+
+    fn state(s: &JobState) -> Vec<u8> {
+        let mut buf = Vec::new();
+        crate::store::codec::encode_state_into(s, &mut buf).expect("encode");
+        buf
+    }
+
+    fn run_record(n: u64) -> RunRecord {
         let at = Utc.timestamp_opt(1_700_000_000 + n as i64, 0).unwrap();
         RunRecord {
             run_id: RunId(n),
@@ -176,15 +187,18 @@ mod tests {
 
     #[test]
     fn ops_round_trip_through_a_segment() {
-        let mut state = JobState::default();
-        state.counters.runs = 7;
+        let mut st = JobState::default();
+        st.counters.runs = 7;
         let ops = vec![
             JournalOp::PutJob {
                 id: id("a"),
                 spec: b"\x01{}".to_vec(),
-                state: JobState::default(),
+                state: state(&JobState::default()),
             },
-            JournalOp::PutState { id: id("a"), state },
+            JournalOp::PutState {
+                id: id("a"),
+                state: state(&st),
+            },
             JournalOp::History {
                 id: id("a"),
                 seq: 3,
@@ -225,7 +239,7 @@ mod tests {
         let mut map = NetMap::default();
         map.record(JournalOp::PutState {
             id: id("a"),
-            state: JobState::default(),
+            state: state(&JobState::default()),
         });
         for seq in 0..5 {
             map.record(JournalOp::History {

@@ -69,8 +69,8 @@ impl Default for SledStoreOptions {
         Self {
             cache_capacity: 256 * 1024 * 1024,
             sync_on_flush: true,
-            fold_interval: Duration::from_secs(5),
-            fold_after_ops: 1_000_000,
+            fold_interval: Duration::from_secs(10),
+            fold_after_ops: 4_000_000,
         }
     }
 }
@@ -95,7 +95,7 @@ impl SledStoreOptions {
     }
 
     /// How often the journal is folded into the `jobs`, `state` and
-    /// `history` trees (default 5 s; at least 10 ms).
+    /// `history` trees (default 10 s; at least 10 ms).
     ///
     /// Writes reach the journal at every flush, as one value however many
     /// they are; a fold writes each changed job once (its last state, its
@@ -108,7 +108,7 @@ impl SledStoreOptions {
     }
 
     /// Folds as soon as this many writes wait in the journal, before
-    /// [`fold_interval`](Self::fold_interval) has passed (default 1,000,000).
+    /// [`fold_interval`](Self::fold_interval) has passed (default 4,000,000).
     pub fn fold_after_ops(mut self, ops: u64) -> Self {
         self.fold_after_ops = ops.max(1);
         self
@@ -578,7 +578,8 @@ impl SledStore {
         //    is reported.
         let config = sled::Config::new()
             .path(path)
-            .cache_capacity(options.cache_capacity);
+            .cache_capacity(options.cache_capacity)
+            .mode(sled::Mode::HighThroughput);
         let started = Instant::now();
         let db = loop {
             match config.open() {
@@ -743,9 +744,9 @@ impl SledStore {
                 })?;
                 inner.known.entry(spec.id.clone()).or_default().exists = true;
                 JournalOp::PutJob {
+                    state: encode_state(&spec.id, &state)?,
                     id: spec.id,
                     spec: encoded,
-                    state,
                 }
             }
             StoreOp::PutState(id, state) => {
@@ -753,7 +754,10 @@ impl SledStore {
                     tracing::debug!(job = %id, "store: state of a job without a spec ignored");
                     return Ok(None);
                 }
-                JournalOp::PutState { id, state: *state }
+                JournalOp::PutState {
+                    state: encode_state(&id, &state)?,
+                    id,
+                }
             }
             StoreOp::RemoveJob(id) => {
                 if let Some(entry) = inner.known.get_mut(&id) {
@@ -779,14 +783,24 @@ impl SledStore {
                     entry.keep = Some(keep);
                 }
                 JournalOp::History {
+                    record: codec::encode_run(&record).map_err(|e| {
+                        StoreError::Io(format!("cannot encode a run of job {id}: {e}"))
+                    })?,
                     id,
                     seq,
                     keep,
-                    record: *record,
                 }
             }
         }))
     }
+}
+
+/// A job state as the `state` tree stores it.
+fn encode_state(id: &JobId, state: &JobState) -> Result<Vec<u8>, StoreError> {
+    let mut buf = Vec::with_capacity(128);
+    codec::encode_state_into(state, &mut buf)
+        .map_err(|e| StoreError::Io(format!("cannot encode the state of job {id}: {e}")))?;
+    Ok(buf)
 }
 
 /// Checks a `jobs` record: a valid job id as key, a spec that decodes, and
@@ -975,7 +989,12 @@ impl SnapshotStore for SledStore {
                         }
                         if *seq < below {
                             below = *seq;
-                            out.push(record.clone());
+                            match codec::decode_run(record) {
+                                Ok(run) => out.push(run),
+                                Err(e) => {
+                                    tracing::warn!(job = %id, error = %e, "store: unreadable pending history entry")
+                                }
+                            }
                         }
                     }
                     reset = n.reset;

@@ -42,6 +42,14 @@ fn measure(store: &SledStore, ops: Vec<StoreOp>) -> (f64, f64, f64) {
     )
 }
 
+/// Folds the journal into the trees: (wall time, process CPU time).
+fn fold(store: &SledStore) -> (f64, f64) {
+    let cpu = cpu_seconds();
+    let start = Instant::now();
+    store.fold().expect("fold");
+    (start.elapsed().as_secs_f64(), cpu_seconds() - cpu)
+}
+
 #[test]
 #[ignore = "a measurement; run in release with --ignored --nocapture"]
 fn apply_and_flush_throughput_100k_jobs() {
@@ -51,13 +59,13 @@ fn apply_and_flush_throughput_100k_jobs() {
     let start = Instant::now();
     let mut bytes = 0;
     for _ in 0..rounds {
-        let encoded = serde_json::to_vec(&typical).expect("encode");
+        let encoded = postcard::to_allocvec(&typical).expect("encode");
         bytes = encoded.len();
-        let decoded: JobState = serde_json::from_slice(&encoded).expect("decode");
+        let decoded: JobState = postcard::from_bytes(&encoded).expect("decode");
         assert_eq!(decoded.counters.runs, typical.counters.runs);
     }
     let per = start.elapsed().as_secs_f64() / f64::from(rounds) * 1e6;
-    println!("typical JobState: {bytes} bytes of JSON, encode+decode {per:.2} us");
+    println!("typical JobState: {bytes} bytes of postcard, encode+decode {per:.2} us");
 
     for sync in [true, false] {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -85,6 +93,10 @@ fn apply_and_flush_throughput_100k_jobs() {
                 JOBS as f64 / t
             );
         }
+        let (f, fc) = fold(&store);
+        println!(
+            "sync_on_flush={sync}: fold of rounds 1-3 (one state per job): {f:.3}s, cpu {fc:.3}s"
+        );
         for round in 4..=6u64 {
             let mut ops = Vec::with_capacity(2 * JOBS);
             for n in &names {
@@ -100,6 +112,8 @@ fn apply_and_flush_throughput_100k_jobs() {
                 "sync_on_flush={sync}: PutState+AppendHistory(keep 2) x{JOBS} round {round}: apply {a:.3}s, apply+flush {t:.3}s, cpu {c:.3}s = {:.0} jobs/s",
                 JOBS as f64 / t
             );
+            let (f, fc) = fold(&store);
+            println!("sync_on_flush={sync}: fold of round {round} (a state and a history chunk per job, the oldest chunk deleted): {f:.3}s, cpu {fc:.3}s");
         }
         // Control-operation latency: one small apply and one flush each.
         let start = Instant::now();

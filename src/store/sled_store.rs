@@ -43,6 +43,10 @@ const TREE_HISTORY: &str = "history";
 const TREE_QUARANTINE: &str = "quarantine";
 const TREE_META: &str = "meta";
 const TREE_JOURNAL: &str = "journal";
+/// The size at which a journal segment is closed and another begun: below
+/// sled's 128 KiB threshold for blob files, which sled 0.34 does not `fsync`,
+/// so every segment lives in sled's log file and `sync_on_flush` covers it.
+const SEGMENT_BYTES: usize = 64 * 1024;
 /// The key of the schema version in the `meta` tree.
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
@@ -157,6 +161,8 @@ struct Inner {
     /// Ops applied and not yet in the journal tree: a version byte, then
     /// postcard ops (empty when there are none).
     segment: Vec<u8>,
+    /// Full segments waiting for the next flush, oldest first.
+    sealed: Vec<Vec<u8>>,
     /// The key of the next journal segment.
     next_segment: u64,
     /// The net effect of the ops applied since the last fold started.
@@ -209,6 +215,14 @@ impl Shared {
     /// Inserts the ops applied since the last segment into the journal tree
     /// as one value (not yet flushed).
     fn write_segment(&self, inner: &mut Inner) -> Result<(), StoreError> {
+        let sealed = std::mem::take(&mut inner.sealed);
+        for segment in &sealed {
+            let key = inner.next_segment.to_be_bytes();
+            self.journal
+                .insert(key, &segment[..])
+                .map_err(|e| self.io(e))?;
+            inner.next_segment += 1;
+        }
         if inner.segment.len() <= 1 {
             return Ok(());
         }
@@ -228,7 +242,7 @@ impl Shared {
         let mut folder = self.folder.lock().unwrap_or_else(|p| p.into_inner());
         let (net, upto) = {
             let mut inner = self.lock();
-            if inner.pending.is_empty() && inner.segment.len() <= 1 {
+            if inner.pending.is_empty() && inner.segment.len() <= 1 && inner.sealed.is_empty() {
                 return Ok(());
             }
             self.write_segment(&mut inner)?;
@@ -927,6 +941,11 @@ impl SnapshotStore for SledStore {
             journal::encode_op(&op, &mut inner.segment)
                 .map_err(|e| StoreError::Io(format!("cannot encode a journal entry: {e}")))?;
             inner.pending.record(op);
+            if inner.segment.len() >= SEGMENT_BYTES {
+                let full =
+                    std::mem::replace(&mut inner.segment, Vec::with_capacity(SEGMENT_BYTES + 1024));
+                inner.sealed.push(full);
+            }
         }
         if inner.pending.ops >= self.shared.fold_after_ops {
             self.shared.wake.notify_all();

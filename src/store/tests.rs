@@ -288,3 +288,90 @@ fn replaying_segments_that_were_already_folded_changes_nothing() {
     );
     assert_eq!(store.shared.history.len(), 1, "one chunk, not two");
 }
+
+/// A large flush is split into journal values below sled's blob threshold
+/// (sled does not `fsync` blob files), and all of them replay after a crash.
+#[test]
+fn a_large_flush_is_split_into_small_segments_that_all_replay() {
+    use super::SledStore;
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let specs: Vec<JobSpec> = (0..3000)
+        .map(|i| {
+            JobSpec::builder(
+                format!("job-{i}"),
+                ScheduleSpec::every(Duration::from_secs(1)),
+                "h",
+            )
+            .build()
+            .expect("spec")
+        })
+        .collect();
+    let mut state = JobState::default();
+    state.counters.runs = 42;
+    let kept: Vec<(sled::IVec, sled::IVec)> = {
+        let store = SledStore::open(dir.path()).expect("open");
+        let mut ops: Vec<StoreOp> = specs
+            .iter()
+            .map(|spec| {
+                StoreOp::PutJob(Box::new(JobRecord {
+                    spec: spec.clone(),
+                    state: JobState::default(),
+                }))
+            })
+            .collect();
+        ops.extend(
+            specs
+                .iter()
+                .map(|spec| StoreOp::PutState(spec.id.clone(), Box::new(state.clone()))),
+        );
+        store.apply(ops).expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        let segments = store
+            .shared
+            .journal
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .expect("journal");
+        assert!(segments.len() > 1, "{} segment(s)", segments.len());
+        for (_, value) in &segments {
+            assert!(
+                value.len() < 128 * 1024,
+                "a segment of {} bytes",
+                value.len()
+            );
+        }
+        segments
+    };
+    // The drop folded; put the trees back to "nothing folded" and the journal
+    // back to what it held.
+    {
+        // sled releases the lock of a closed database from a background
+        // thread, a moment after the drop.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match sled::open(dir.path()) {
+                Ok(db) => break db,
+                Err(e) if started.elapsed() < Duration::from_secs(5) => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("raw open: {e}"),
+            }
+        };
+        for tree in ["jobs", "state"] {
+            db.open_tree(tree).expect("tree").clear().expect("clear");
+        }
+        let journal = db.open_tree("journal").expect("tree");
+        for (k, v) in &kept {
+            journal.insert(k, v).expect("insert");
+        }
+        db.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.jobs.len(), specs.len());
+    assert!(loaded.jobs.iter().all(|job| job.state == state));
+    assert!(store.shared.journal.is_empty());
+}

@@ -234,6 +234,9 @@ impl Actor for SupervisorActor {
             shutting_down: false,
             wake_generation: u64::MAX / 2,
         };
+        // Every actor is started at once and their `pre_start`s run in
+        // parallel on the runtime's workers; boot ends when all have run.
+        let mut starting = Vec::with_capacity(args.restored.len());
         for record in args.restored {
             let spec = Arc::new(record.spec);
             let orphaned = !s.handlers.contains(&spec.handler);
@@ -242,11 +245,14 @@ impl Actor for SupervisorActor {
                 state: Box::new(record.state.clone()),
                 orphaned,
             });
-            if let Err(e) = s
-                .spawn_job(&myself, spec.clone(), record.state, Start::Restored)
-                .await
-            {
-                tracing::error!(job_id = %spec.id, error = %e, "cannot restore job");
+            match s.spawn_job(&myself, spec.clone(), record.state, Start::Restored) {
+                Ok(started) => starting.push((spec.id.clone(), started)),
+                Err(e) => tracing::error!(job_id = %spec.id, error = %e, "cannot restore job"),
+            }
+        }
+        for (id, started) in starting {
+            if let Err(e) = started.wait().await {
+                tracing::error!(job_id = %id, error = %e, "cannot restore job");
             }
         }
         spawn_clock_watch(&s.rt, myself);
@@ -517,53 +523,146 @@ impl SupervisorState {
         } else {
             (Ack::Reply(reply), None)
         };
+        let now = self.rt.clock.now();
+        if let Some(state) = self.born_passive(&spec, &schedule, now) {
+            // Far from its first fire: no actor until shortly before it.
+            let next_fire = state.next_fire;
+            self.rt.updates.push(RegistryMsg::PutJob {
+                spec: spec.clone(),
+                state: Box::new(state),
+                orphaned: false,
+                ack,
+            });
+            self.rt.events.publish(&spec.id, now, EventKind::Added);
+            self.insert_passive(myself, &spec, next_fire, now);
+            self.listen(&spec);
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        }
         self.rt.updates.push(RegistryMsg::PutJob {
             spec: spec.clone(),
             state: Box::default(),
             orphaned: false,
             ack,
         });
-        self.rt
-            .events
-            .publish(&spec.id, self.rt.clock.now(), EventKind::Added);
-        let spawned = self
-            .spawn_compiled(
-                myself,
-                spec.clone(),
-                schedule,
-                JobState::default(),
-                Start::Fresh,
-            )
-            .await;
-        if let Err(e) = &spawned {
-            tracing::error!(job_id = %spec.id, error = %e, "cannot start job actor");
-        }
-        if let Some(reply) = reply {
-            let _ = reply.send(spawned);
+        self.rt.events.publish(&spec.id, now, EventKind::Added);
+        let spawned = self.spawn_compiled(
+            myself,
+            spec.clone(),
+            schedule,
+            JobState::default(),
+            Start::Fresh,
+        );
+        // The supervisor goes on with its next message while the actor
+        // starts; a reply that waits for the actor is sent once it runs.
+        match spawned {
+            Ok(started) => {
+                if let Some(reply) = reply {
+                    tokio::spawn(async move {
+                        let result = started.wait().await;
+                        if let Err(e) = &result {
+                            tracing::error!(job_id = %spec.id, error = %e, "cannot start job actor");
+                        }
+                        let _ = reply.send(result);
+                    });
+                }
+            }
+            Err(e) => {
+                tracing::error!(job_id = %spec.id, error = %e, "cannot start job actor");
+                if let Some(reply) = reply {
+                    let _ = reply.send(Err(e));
+                }
+            }
         }
     }
 
-    async fn spawn_job(
+    /// The state of a new job that needs no actor yet: passivation is on,
+    /// its handler is registered, and its first fire is more than
+    /// `passivate_after` away. The state is what its actor's first turn
+    /// would have left (slots counted from `now`, the next fire planned), so
+    /// the actor spawned before that fire carries on as after a
+    /// passivation. `None`: the job gets an actor now.
+    fn born_passive(
+        &self,
+        spec: &JobSpec,
+        schedule: &crate::schedule::Schedule,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<JobState> {
+        if !self.handlers.contains(&spec.handler) {
+            return None;
+        }
+        let crate::schedule::NextFire::At(next) = schedule.next_fire(now, 0) else {
+            return None;
+        };
+        let idle = crate::passive::Activity::default();
+        if !crate::passive::should_passivate(
+            self.rt.config.passivate_after,
+            &idle,
+            Some(next),
+            || now,
+        ) {
+            return None;
+        }
+        Some(JobState {
+            last_slot: Some(now),
+            next_fire: Some(next),
+            ..JobState::default()
+        })
+    }
+
+    /// Makes `spec`'s job passive with its wake-up timer armed for
+    /// `next_fire`, as a passivated actor leaves it.
+    fn insert_passive(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        spec: &JobSpec,
+        next_fire: Option<chrono::DateTime<chrono::Utc>>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        const GENERATION: u64 = 1;
+        let target = TimerTarget::new(spec.id.clone(), None);
+        target.set_passive(GENERATION, myself.clone());
+        if let Some(next) = next_fire {
+            let go_off = crate::passive::timer_instant(&self.rt.config, next, now);
+            let deadline = crate::clock::deadline_for(&*self.rt.clock, go_off);
+            self.rt.timer.arm(
+                deadline,
+                target.clone(),
+                crate::timer::TimerKind::Schedule,
+                GENERATION,
+            );
+        }
+        tracing::debug!(job_id = %spec.id, next_fire = ?next_fire, "job added passive");
+        self.jobs.insert(
+            spec.id.clone(),
+            Slot::Passive(Passive { target, next_fire }),
+        );
+    }
+
+    fn spawn_job(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         spec: Arc<JobSpec>,
         state: JobState,
         start: Start,
-    ) -> Result<(), Error> {
+    ) -> Result<Starting, Error> {
         let schedule = spec.compile(self.rt.config.default_tz)?;
         self.spawn_compiled(myself, spec, schedule, state, start)
-            .await
     }
 
-    /// Spawns a job's actor with its schedule already compiled.
-    async fn spawn_compiled(
+    /// Spawns a job's actor with its schedule already compiled, without
+    /// waiting for its `pre_start` (messages sent meanwhile wait in its
+    /// mailbox); [`Starting::wait`] waits for it.
+    fn spawn_compiled(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         spec: Arc<JobSpec>,
         schedule: crate::schedule::Schedule,
         state: JobState,
         start: Start,
-    ) -> Result<(), Error> {
+    ) -> Result<Starting, Error> {
         let target = TimerTarget::new(spec.id.clone(), None);
         let args = JobArgs {
             handler: self.handlers.get(&spec.handler),
@@ -575,16 +674,16 @@ impl SupervisorState {
             reactivated: start == Start::Reactivated,
             target: target.clone(),
         };
-        let (job, _) = Actor::spawn_linked(None, JobActor, args, myself.get_cell())
-            .await
-            .map_err(|e| Error::Store(format!("job actor failed to start: {e}")))?;
+        let (job, started) =
+            ractor::ActorRuntime::spawn_linked_instant(None, JobActor, args, myself.get_cell())
+                .map_err(|e| Error::Store(format!("job actor failed to start: {e}")))?;
         self.by_actor.insert(job.get_id(), spec.id.clone());
         self.jobs
             .insert(spec.id.clone(), Slot::Live { actor: job, target });
         if start != Start::Reactivated {
             self.listen(&spec);
         }
-        Ok(())
+        Ok(Starting(started))
     }
 
     /// Delivers a message to a job: to its actor, respawning a passive one
@@ -757,10 +856,9 @@ impl SupervisorState {
             _ => return,
         };
         let spawned = match snapshot {
-            Some((spec, state)) => {
-                self.spawn_job(myself, spec, *state, Start::Reactivated)
-                    .await
-            }
+            Some((spec, state)) => self
+                .spawn_job(myself, spec, *state, Start::Reactivated)
+                .map(Starting::detach),
             None => Err(Error::UnknownJob(id.clone())),
         };
         if let Err(e) = spawned {
@@ -912,7 +1010,10 @@ impl SupervisorState {
             tracing::error!(job_id = %id, "no snapshot to restart from");
             return;
         };
-        match self.spawn_job(myself, spec, state, Start::Fresh).await {
+        match self
+            .spawn_job(myself, spec, state, Start::Fresh)
+            .map(Starting::detach)
+        {
             Ok(()) => {
                 self.rt
                     .events
@@ -966,7 +1067,9 @@ impl SupervisorState {
         });
         self.failed.remove(&spec.id);
         self.restarts.remove(&spec.id);
-        self.spawn_job(myself, spec, state, Start::Fresh).await?;
+        self.spawn_job(myself, spec, state, Start::Fresh)?
+            .wait()
+            .await?;
         rx.await.unwrap_or(Err(Error::ShutDown))
     }
 
@@ -1122,4 +1225,24 @@ fn spawn_clock_watch(rt: &Arc<Runtime>, supervisor: ActorRef<SupervisorMsg>) {
             }
         }
     });
+}
+
+/// A job actor being started: its `pre_start` runs on the runtime's workers
+/// while the supervisor goes on.
+struct Starting(tokio::task::JoinHandle<Result<tokio::task::JoinHandle<()>, ractor::SpawnErr>>);
+
+impl Starting {
+    /// Waits until the actor runs (its `pre_start` has returned).
+    async fn wait(self) -> Result<(), Error> {
+        match self.0.await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(Error::Store(format!("job actor failed to start: {e}"))),
+            Err(e) => Err(Error::Store(format!("job actor failed to start: {e}"))),
+        }
+    }
+
+    /// Lets the actor start on its own. Its `pre_start` cannot fail (it
+    /// returns `Ok` always); were it to panic, the actor is gone and messages
+    /// for it are answered as for a stopped actor.
+    fn detach(self) {}
 }

@@ -969,9 +969,17 @@ impl SnapshotStore for SledStore {
         let shown = self.shared.shown.clone();
         Box::pin(async move {
             written?;
-            db.flush_async()
-                .await
-                .map_err(|e| StoreError::Io(format!("cannot flush {shown}: {e}")))?;
+            // On tokio's blocking pool (not with sled's `flush_async`, which
+            // completes on sled's own threads): a runtime with paused time
+            // then does not jump its clock ahead while the flush runs.
+            let flush_shown = shown.clone();
+            run_blocking(move || {
+                db.flush()
+                    .map_err(|e| io::Error::other(format!("cannot flush {flush_shown}: {e}")))?;
+                Ok(())
+            })
+            .await
+            .map_err(|e| StoreError::Io(e.to_string()))?;
             if let Some(file) = sync_file {
                 run_blocking(move || file.sync_data())
                     .await

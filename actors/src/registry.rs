@@ -280,10 +280,20 @@ fn keep_history(
         }
         if history.len() >= keep {
             history.pop_front();
+        } else if history.len() == history.capacity() && history.len() >= HISTORY_EXACT_FROM {
+            // Past a few entries, grow once to exactly `keep` instead of
+            // doubling: no slack at steady state, and no growth late in a
+            // job's life (a job firing every second is full-sized after
+            // half a minute).
+            history.reserve_exact(keep - history.len());
         }
         history.push_back(record);
     }
 }
+
+/// The length from which a job's in-memory history grows straight to
+/// `history_keep` (see `keep_history`).
+const HISTORY_EXACT_FROM: usize = 32;
 
 /// Who to tell once a write is durable.
 #[derive(Debug)]
@@ -1139,5 +1149,48 @@ fn describe(spec: &ScheduleSpec) -> String {
         } if *offset_ms > 0 => format!("every {every_ms} ms (offset {offset_ms} ms)"),
         ScheduleKind::Interval { every_ms, .. } => format!("every {every_ms} ms"),
         ScheduleKind::Once(at) => format!("once at {}", at.to_rfc3339()),
+    }
+}
+
+#[cfg(test)]
+mod keep_history_tests {
+    use super::*;
+    use crate::status::{Outcome, Trigger};
+
+    fn run(n: u64) -> RunRecord {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64, 0).expect("time");
+        RunRecord {
+            run_id: RunId(n),
+            scheduled: at,
+            started: at,
+            finished: at,
+            attempt: 1,
+            trigger: Trigger::Schedule,
+            outcome: Outcome::Succeeded,
+        }
+    }
+
+    #[test]
+    fn history_keeps_the_newest_and_grows_once_to_keep() {
+        let mut h = VecDeque::new();
+        let mut capacities = Vec::new();
+        for n in 0..250 {
+            keep_history(&mut h, [run(n)], 100);
+            if capacities.last() != Some(&h.capacity()) {
+                capacities.push(h.capacity());
+            }
+        }
+        assert_eq!(h.len(), 100);
+        assert_eq!(h.front().map(|r| r.run_id), Some(RunId(150)));
+        assert_eq!(h.back().map(|r| r.run_id), Some(RunId(249)));
+        // Doubling up to HISTORY_EXACT_FROM, then one step to `keep`.
+        assert_eq!(capacities.last(), Some(&100), "{capacities:?}");
+        assert!(
+            capacities.iter().rev().nth(1).is_some_and(|c| *c < 64),
+            "{capacities:?}"
+        );
+        let mut none = VecDeque::new();
+        keep_history(&mut none, [run(1)], 0);
+        assert!(none.is_empty());
     }
 }

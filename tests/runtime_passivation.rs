@@ -38,6 +38,19 @@ async fn gauges(s: &Scheduler) -> (u64, u64) {
     (m.jobs_live, m.jobs_passive)
 }
 
+/// The scheduler-wide totals and phase counts (what passivation must not
+/// change), in a stable order.
+async fn metrics_view(s: &Scheduler) -> String {
+    let m: Metrics = s.metrics().await.expect("metrics");
+    let mut phases: Vec<String> = m
+        .jobs_by_phase
+        .iter()
+        .map(|(phase, n)| format!("{phase:?}={n}"))
+        .collect();
+    phases.sort();
+    format!("{:?} {phases:?} in flight {}", m.totals, m.runs_in_flight)
+}
+
 /// A status with the random run id left out, for comparisons.
 fn normalized(mut st: JobStatus) -> JobStatus {
     if let Some(run) = st.last_run.as_mut() {
@@ -154,6 +167,7 @@ async fn control_scenario(on: bool) -> (Vec<String>, Vec<&'static str>) {
         format!("{:?}", normalized(s.status("h").await.expect("st"))),
     );
     note("list", format!("{}", s.list().await.expect("list").len()));
+    note("metrics", metrics_view(&s).await);
     let history: Vec<_> = s
         .history("h", 10)
         .await
@@ -164,6 +178,7 @@ async fn control_scenario(on: bool) -> (Vec<String>, Vec<&'static str>) {
     note("history", format!("{history:?}"));
     note("count", format!("{}", count.get()));
     note("remove", format!("{:?}", s.remove("h").await));
+    note("metrics after remove", metrics_view(&s).await);
     note(
         "status after remove",
         format!(

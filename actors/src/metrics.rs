@@ -155,4 +155,24 @@ impl Counters {
         s.misfire += t.misfire;
         s.orphaned += t.orphaned;
     }
+
+    /// Takes another job's counters out of these (the reverse of `add`).
+    pub(crate) fn sub(&mut self, o: &Counters) {
+        self.fires = self.fires.saturating_sub(o.fires);
+        self.runs = self.runs.saturating_sub(o.runs);
+        self.succeeded = self.succeeded.saturating_sub(o.succeeded);
+        self.failed = self.failed.saturating_sub(o.failed);
+        self.cancelled = self.cancelled.saturating_sub(o.cancelled);
+        self.interrupted = self.interrupted.saturating_sub(o.interrupted);
+        self.timed_out = self.timed_out.saturating_sub(o.timed_out);
+        self.retries = self.retries.saturating_sub(o.retries);
+        self.admission_waits = self.admission_waits.saturating_sub(o.admission_waits);
+        self.coalesced = self.coalesced.saturating_sub(o.coalesced);
+        let (s, t) = (&mut self.skipped, &o.skipped);
+        s.paused = s.paused.saturating_sub(t.paused);
+        s.overlap = s.overlap.saturating_sub(t.overlap);
+        s.queue_full = s.queue_full.saturating_sub(t.queue_full);
+        s.misfire = s.misfire.saturating_sub(t.misfire);
+        s.orphaned = s.orphaned.saturating_sub(t.orphaned);
+    }
 }

@@ -252,15 +252,6 @@ impl Outbox {
     fn state(&self) -> JobState {
         self.lock().state.clone()
     }
-
-    /// Gives back spare capacity (a passive job's outbox is kept for long).
-    fn compact(&self) {
-        let mut slot = self.lock();
-        slot.records.shrink_to_fit();
-        slot.acks.shrink_to_fit();
-        slot.history.shrink_to_fit();
-        slot.state.in_flight.shrink_to_fit();
-    }
 }
 
 /// Whether the registry indexes a history entry (runs `retry_run` can find).
@@ -421,9 +412,112 @@ pub struct RegistryActor;
 
 struct Entry {
     spec: Arc<JobSpec>,
-    /// Holds the job's state: its actor's outbox once the actor posted.
-    outbox: Arc<Outbox>,
+    /// Holds the job's state: its actor's outbox once the actor posted, or
+    /// packed while the job is passive.
+    held: Held,
     orphaned: bool,
+}
+
+/// Where the registry holds a job's state.
+enum Held {
+    /// In an outbox: the one its actor posts to (or did, last).
+    Outbox(Arc<Outbox>),
+    /// Packed: the job is passive and no actor holds its outbox.
+    Packed(Box<Packed>),
+}
+
+/// A passive job's state, encoded (about 100 bytes instead of an outbox of
+/// about 600), with what metrics read without decoding it.
+struct Packed {
+    /// `JobState`, postcard.
+    state: Box<[u8]>,
+    /// Its history, with the private in-memory store.
+    history: VecDeque<RunRecord>,
+    /// Its phase when packed (a packed job does not change).
+    phase: crate::status::JobPhase,
+}
+
+impl Packed {
+    fn decode(&self, id: &JobId) -> JobState {
+        postcard::from_bytes(&self.state).unwrap_or_else(|e| {
+            // Never happens: the bytes were encoded by this process.
+            tracing::error!(job_id = %id, error = %e, "packed job state does not decode");
+            JobState::default()
+        })
+    }
+}
+
+impl Entry {
+    fn new(spec: Arc<JobSpec>, outbox: Arc<Outbox>, orphaned: bool) -> Self {
+        Self {
+            spec,
+            held: Held::Outbox(outbox),
+            orphaned,
+        }
+    }
+
+    /// A copy of the job's state.
+    fn state(&self) -> JobState {
+        match &self.held {
+            Held::Outbox(outbox) => outbox.state(),
+            Held::Packed(p) => p.decode(&self.spec.id),
+        }
+    }
+
+    /// The job's outbox, unpacking a packed job into a new one
+    /// (`packed_totals` loses its counters).
+    fn outbox(&mut self, packed_totals: &mut crate::status::Counters) -> &Arc<Outbox> {
+        if let Held::Packed(p) = &mut self.held {
+            let state = p.decode(&self.spec.id);
+            packed_totals.sub(&state.counters);
+            let history = std::mem::take(&mut p.history);
+            let outbox = Outbox::new(self.spec.id.clone(), state);
+            outbox.lock().history = history;
+            self.held = Held::Outbox(outbox);
+        }
+        match &self.held {
+            Held::Outbox(outbox) => outbox,
+            Held::Packed(_) => unreachable!("unpacked above"),
+        }
+    }
+
+    /// Takes the job's kept history (the entry is being replaced).
+    fn take_history(&mut self) -> VecDeque<RunRecord> {
+        match &mut self.held {
+            Held::Outbox(outbox) => std::mem::take(&mut outbox.lock().history),
+            Held::Packed(p) => std::mem::take(&mut p.history),
+        }
+    }
+
+    /// Packs a passive job whose outbox nobody else holds and that has
+    /// nothing waiting in it; `Some(false)` if its outbox is still held
+    /// (its actor is stopping: try again), `None` if there is nothing to do.
+    fn pack(&mut self, packed_totals: &mut crate::status::Counters) -> Option<bool> {
+        let Held::Outbox(outbox) = &self.held else {
+            return None;
+        };
+        if Arc::strong_count(outbox) > 1 {
+            return Some(false);
+        }
+        let mut slot = outbox.lock();
+        if slot.queued || !slot.acks.is_empty() || !slot.records.is_empty() || slot.spec.is_some() {
+            return Some(false);
+        }
+        let Ok(bytes) = postcard::to_allocvec(&slot.state) else {
+            return None;
+        };
+        packed_totals.add(&slot.state.counters);
+        let phase = phase_of(&slot.state, self.orphaned);
+        let mut history = std::mem::take(&mut slot.history);
+        history.shrink_to_fit();
+        drop(slot);
+        self.held = Held::Packed(Box::new(Packed {
+            state: bytes.into_boxed_slice(),
+            history,
+            phase,
+        }));
+        Some(true)
+    }
 }
 
 /// The registry's state.
@@ -460,6 +554,11 @@ pub struct RegistryState {
     oldest_pending: Option<std::time::Instant>,
     /// Counters and the store lag, for `Metrics::store`.
     stats: StoreCounters,
+    /// The counters of every packed job, summed (metrics read no packed
+    /// state).
+    packed_totals: crate::status::Counters,
+    /// Passivated jobs to pack once their actor let go of the outbox.
+    to_pack: Vec<JobId>,
 }
 
 /// The registry's store counters.
@@ -516,6 +615,8 @@ impl Actor for RegistryActor {
                 flushes: 0,
                 lag: crate::metrics::histogram(),
             },
+            packed_totals: crate::status::Counters::default(),
+            to_pack: Vec::new(),
         })
     }
 
@@ -557,11 +658,7 @@ impl Actor for RegistryActor {
                 let _ = reply.send(all);
             }
             RegistryMsg::Snapshot(id, reply) => {
-                let _ = reply.send(
-                    s.entries
-                        .get(&id)
-                        .map(|e| (e.spec.clone(), e.outbox.state())),
-                );
+                let _ = reply.send(s.entries.get(&id).map(|e| (e.spec.clone(), e.state())));
             }
             RegistryMsg::History { id, limit, reply } => {
                 let answer = if s.entries.contains_key(&id) {
@@ -680,7 +777,43 @@ fn answer(ack: Ack, result: Result<(), Error>) {
 
 impl RegistryState {
     /// Applies every update waiting in the job actors' queue.
+    /// Removes a job's entry, taking a packed job's counters out of the
+    /// packed totals.
+    fn remove_entry(&mut self, id: &JobId) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        if let Held::Packed(p) = &entry.held {
+            let state = p.decode(id);
+            self.packed_totals.sub(&state.counters);
+        }
+        Some(entry)
+    }
+
+    /// Packs the passivated jobs whose actor has let go of the outbox; the
+    /// others are tried again at the next drain (an actor stops moments
+    /// after it reports its passivation).
+    fn pack_passivated(&mut self) {
+        if self.to_pack.is_empty() {
+            return;
+        }
+        let mut to_pack = std::mem::take(&mut self.to_pack);
+        to_pack.retain(|id| {
+            // A job that was removed, or woke and posted from a new actor,
+            // has nothing to pack.
+            let Some(entry) = self.entries.get_mut(id) else {
+                return false;
+            };
+            matches!(entry.pack(&mut self.packed_totals), Some(false))
+        });
+        // A job whose old outbox stays held (its actor woke again) is
+        // dropped from the list after a few drains.
+        if to_pack.len() > 4 * 1024 {
+            to_pack.drain(..to_pack.len() - 4 * 1024);
+        }
+        self.to_pack = to_pack;
+    }
+
     fn drain(&mut self, myself: &ActorRef<RegistryMsg>) {
+        self.pack_passivated();
         self.updates
             .private
             .store(self.private_store(), std::sync::atomic::Ordering::Relaxed);
@@ -731,17 +864,10 @@ impl RegistryState {
                 }
                 let outbox = Outbox::new(id.clone(), *state);
                 // An upsert keeps the history.
-                if let Some(old) = self.entries.remove(&id) {
-                    outbox.lock().history = std::mem::take(&mut old.outbox.lock().history);
+                if let Some(mut old) = self.remove_entry(&id) {
+                    outbox.lock().history = old.take_history();
                 }
-                self.entries.insert(
-                    id,
-                    Entry {
-                        spec,
-                        outbox,
-                        orphaned,
-                    },
-                );
+                self.entries.insert(id, Entry::new(spec, outbox, orphaned));
                 ack
             }
             RegistryMsg::Restore {
@@ -750,14 +876,9 @@ impl RegistryState {
                 orphaned,
             } => {
                 let outbox = Outbox::new(spec.id.clone(), *state);
-                self.entries.insert(
-                    spec.id.clone(),
-                    Entry {
-                        spec,
-                        outbox,
-                        orphaned,
-                    },
-                );
+                self.remove_entry(&spec.id);
+                self.entries
+                    .insert(spec.id.clone(), Entry::new(spec, outbox, orphaned));
                 return None;
             }
             RegistryMsg::Save {
@@ -772,7 +893,7 @@ impl RegistryState {
                 Ack::None
             }
             RegistryMsg::Remove { id, ack } => {
-                self.entries.remove(&id);
+                self.remove_entry(&id);
                 self.dirty.remove(&id);
                 if !self.private_store() {
                     self.ops.push(StoreOp::RemoveJob(id));
@@ -780,14 +901,14 @@ impl RegistryState {
                 ack
             }
             RegistryMsg::Passivated(id) => {
-                if let Some(entry) = self.entries.get(&id) {
-                    entry.outbox.compact();
+                if self.entries.contains_key(&id) {
+                    self.to_pack.push(id);
                 }
                 return None;
             }
             RegistryMsg::MarkFailed { id, reason } => match self.entries.get_mut(&id) {
                 Some(entry) => {
-                    let mut slot = entry.outbox.lock();
+                    let mut slot = entry.outbox(&mut self.packed_totals).lock();
                     slot.state.failed = Some(reason);
                     slot.state.in_flight.clear();
                     drop(slot);
@@ -823,7 +944,7 @@ impl RegistryState {
             answer(ack, Err(Error::UnknownJob(id)));
             return false;
         };
-        let mut slot = entry.outbox.lock();
+        let mut slot = entry.outbox(&mut self.packed_totals).lock();
         slot.state = state;
         append_history(
             &mut self.retryable,
@@ -866,15 +987,21 @@ impl RegistryState {
             self.records = records;
             return;
         };
-        if !Arc::ptr_eq(&entry.outbox, &outbox) {
-            // The job's actor (a new one after a restart) posts for the first
-            // time: its outbox holds the job from now on, with the history.
-            let mut older = std::mem::take(&mut entry.outbox.lock().history);
+        let same = matches!(&entry.held, Held::Outbox(held) if Arc::ptr_eq(held, &outbox));
+        if !same {
+            // The job's actor (a new one after a restart or a wake-up) posts
+            // for the first time: its outbox holds the job from now on, with
+            // the history.
+            if let Held::Packed(p) = &entry.held {
+                let old = p.decode(&entry.spec.id);
+                self.packed_totals.sub(&old.counters);
+            }
+            let mut older = entry.take_history();
             let mut slot = outbox.lock();
             older.append(&mut slot.history);
             slot.history = older;
             drop(slot);
-            entry.outbox = outbox.clone();
+            entry.held = Held::Outbox(outbox.clone());
         }
         if let Some((spec, orphaned)) = spec {
             entry.spec = spec;
@@ -977,7 +1104,7 @@ impl RegistryState {
         ops.reserve(self.dirty.len());
         for id in self.dirty.drain() {
             if let Some(e) = self.entries.get(&id) {
-                ops.push(StoreOp::PutState(id, Box::new(e.outbox.state())));
+                ops.push(StoreOp::PutState(id, Box::new(e.state())));
             }
         }
         ops
@@ -1034,9 +1161,12 @@ impl RegistryState {
         let kept: Vec<RunRecord> = self
             .entries
             .get(id)
-            .map(|e| {
-                let slot = e.outbox.lock();
-                slot.history.iter().rev().take(limit).cloned().collect()
+            .map(|e| match &e.held {
+                Held::Outbox(outbox) => {
+                    let slot = outbox.lock();
+                    slot.history.iter().rev().take(limit).cloned().collect()
+                }
+                Held::Packed(p) => p.history.iter().rev().take(limit).cloned().collect(),
             })
             .unwrap_or_default();
         let mut newest: Vec<RunRecord> = kept
@@ -1080,13 +1210,19 @@ impl RegistryState {
             ..Metrics::default()
         };
         for e in self.entries.values() {
-            let slot = e.outbox.lock();
-            *m.jobs_by_phase
-                .entry(phase_of(&slot.state, e.orphaned))
-                .or_default() += 1;
-            m.totals.add(&slot.state.counters);
-            m.runs_in_flight += slot.state.in_flight.len() as u64;
+            match &e.held {
+                Held::Outbox(outbox) => {
+                    let slot = outbox.lock();
+                    *m.jobs_by_phase
+                        .entry(phase_of(&slot.state, e.orphaned))
+                        .or_default() += 1;
+                    m.totals.add(&slot.state.counters);
+                    m.runs_in_flight += slot.state.in_flight.len() as u64;
+                }
+                Held::Packed(p) => *m.jobs_by_phase.entry(p.phase).or_default() += 1,
+            }
         }
+        m.totals.add(&self.packed_totals);
         m
     }
 
@@ -1111,8 +1247,18 @@ impl RegistryState {
     }
 
     fn status_of(&self, e: &Entry) -> JobStatus {
-        let slot = e.outbox.lock();
-        let st = &slot.state;
+        let unpacked;
+        let slot;
+        let st = match &e.held {
+            Held::Outbox(outbox) => {
+                slot = outbox.lock();
+                &slot.state
+            }
+            Held::Packed(p) => {
+                unpacked = p.decode(&e.spec.id);
+                &unpacked
+            }
+        };
         JobStatus {
             id: e.spec.id.clone(),
             schedule: describe(&e.spec.schedule),

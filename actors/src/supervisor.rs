@@ -535,6 +535,10 @@ impl SupervisorState {
             });
             self.rt.events.publish(&spec.id, now, EventKind::Added);
             self.insert_passive(myself, &spec, next_fire, now);
+            // The registry holds its state packed from now on.
+            self.rt
+                .updates
+                .push(RegistryMsg::Passivated(spec.id.clone()));
             self.listen(&spec);
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(()));

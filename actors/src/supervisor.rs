@@ -237,9 +237,25 @@ impl Actor for SupervisorActor {
         // Every actor is started at once and their `pre_start`s run in
         // parallel on the runtime's workers; boot ends when all have run.
         let mut starting = Vec::with_capacity(args.restored.len());
+        let now = s.rt.clock.now();
         for record in args.restored {
             let spec = Arc::new(record.spec);
             let orphaned = !s.handlers.contains(&spec.handler);
+            if let Some(state) = s.restored_passive(&spec, &record.state, now) {
+                // Nothing to recover or catch up, and far from its next
+                // fire: restored passive, with no actor until shortly
+                // before that fire.
+                let next_fire = state.next_fire;
+                s.rt.updates.push(RegistryMsg::Restore {
+                    spec: spec.clone(),
+                    state: Box::new(state),
+                    orphaned,
+                });
+                s.insert_passive(&myself, &spec, next_fire, now);
+                s.listen(&spec);
+                s.rt.updates.push(RegistryMsg::Passivated(spec.id.clone()));
+                continue;
+            }
             s.rt.updates.push(RegistryMsg::Restore {
                 spec: spec.clone(),
                 state: Box::new(record.state.clone()),
@@ -614,6 +630,50 @@ impl SupervisorState {
             next_fire: Some(next),
             ..JobState::default()
         })
+    }
+
+    /// The state of a restored job that needs no actor yet: what
+    /// [`born_passive`](Self::born_passive) asks of a new job, and nothing
+    /// for its actor's first turn to do: no run was in flight at the crash,
+    /// no retry or queued fire waits, it has not failed or completed, and
+    /// no slot came due while the process was down. `None`: the job gets
+    /// an actor, which recovers, catches up or announces it.
+    fn restored_passive(
+        &self,
+        spec: &JobSpec,
+        state: &JobState,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<JobState> {
+        if !state.in_flight.is_empty()
+            || state.retry_wait.is_some()
+            || state.queued > 0
+            || state.failed.is_some()
+            || state.completed
+            || !self.handlers.contains(&spec.handler)
+        {
+            return None;
+        }
+        let schedule = spec.compile(self.rt.config.default_tz).ok()?;
+        let after = state.last_slot.unwrap_or(now);
+        let crate::schedule::NextFire::At(next) = schedule.next_fire(after, state.counters.fires)
+        else {
+            return None;
+        };
+        let idle = crate::passive::Activity::default();
+        if next <= now
+            || !crate::passive::should_passivate(
+                self.rt.config.passivate_after,
+                &idle,
+                Some(next),
+                || now,
+            )
+        {
+            return None;
+        }
+        let mut state = state.clone();
+        state.last_slot = Some(after);
+        state.next_fire = Some(next);
+        Some(state)
     }
 
     /// Makes `spec`'s job passive with its wake-up timer armed for

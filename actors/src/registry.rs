@@ -522,7 +522,7 @@ impl Entry {
 
 /// The registry's state.
 pub struct RegistryState {
-    entries: HashMap<JobId, Entry>,
+    entries: HashMap<JobId, Entry, foldhash::fast::RandomState>,
     store: Arc<dyn SnapshotStore>,
     durable: bool,
     quarantined: Vec<QuarantinedRecord>,
@@ -533,7 +533,7 @@ pub struct RegistryState {
     /// Writes not yet handed to the store, in order.
     ops: Vec<StoreOp>,
     /// Jobs whose state changed since the last commit.
-    dirty: HashSet<JobId>,
+    dirty: HashSet<JobId, foldhash::fast::RandomState>,
     /// Acknowledgements waiting for the next flush.
     acks: Vec<Ack>,
     flushing: bool,
@@ -588,7 +588,7 @@ impl Actor for RegistryActor {
             .history_keep
             .store(args.history_keep, std::sync::atomic::Ordering::Relaxed);
         Ok(RegistryState {
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             store: args.store,
             durable,
             quarantined: args.quarantined,
@@ -597,7 +597,7 @@ impl Actor for RegistryActor {
             history_max_age: args.history_max_age,
             clock: args.clock,
             ops: Vec::new(),
-            dirty: HashSet::new(),
+            dirty: HashSet::default(),
             acks: Vec::new(),
             flushing: false,
             updates: args.updates,

@@ -30,7 +30,7 @@ type Chunks = VecDeque<(u64, u32)>;
 /// written or read, so that trimming needs no scan.
 #[derive(Debug, Default)]
 pub(crate) struct Folder {
-    chunks: HashMap<JobId, Chunks>,
+    chunks: HashMap<JobId, Chunks, foldhash::fast::RandomState>,
 }
 
 /// One sled batch per tree, with whether each has writes.

@@ -78,7 +78,7 @@ pub(crate) struct Net {
 #[derive(Debug, Default)]
 pub(crate) struct NetMap {
     /// Per job.
-    pub(crate) jobs: HashMap<JobId, Net>,
+    pub(crate) jobs: HashMap<JobId, Net, foldhash::fast::RandomState>,
     /// How many ops were recorded.
     pub(crate) ops: u64,
 }

@@ -131,10 +131,13 @@ struct JobEntry {
     keep: Option<u64>,
 }
 
+/// The job index of the store.
+type Known = HashMap<JobId, JobEntry, foldhash::fast::RandomState>;
+
 /// Reads the ids of the `jobs` tree (keys only; invalid keys are left for
 /// `load` to quarantine).
-fn read_known(jobs: &Tree) -> sled::Result<HashMap<JobId, JobEntry>> {
-    let mut map = HashMap::new();
+fn read_known(jobs: &Tree) -> sled::Result<Known> {
+    let mut map = Known::default();
     for key in jobs.iter().keys() {
         let key = key?;
         if let Some(id) = std::str::from_utf8(&key)
@@ -157,7 +160,7 @@ fn read_known(jobs: &Tree) -> sled::Result<HashMap<JobId, JobEntry>> {
 #[derive(Debug, Default)]
 struct Inner {
     /// Every job with a spec, and its history numbering.
-    known: HashMap<JobId, JobEntry>,
+    known: Known,
     /// Ops applied and not yet in the journal tree: a version byte, then
     /// postcard ops (empty when there are none).
     segment: Vec<u8>,

@@ -806,7 +806,7 @@ impl SupervisorState {
                                 },
                             );
                         }
-                        let deadline = crate::clock::deadline_for(&*self.rt.clock, *next - lead);
+                        let deadline = crate::clock::deadline_for(self.rt.clock.now(), *next - lead);
                         self.rt.timer.arm(
                             deadline,
                             target.clone(),

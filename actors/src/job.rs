@@ -631,9 +631,7 @@ impl JobActorState {
     fn publish(&self, kind: EventKind) {
         // Without a subscriber, skip reading the clock.
         if self.rt.events.has_subscribers() {
-            self.rt
-                .events
-                .publish(&self.spec.id, self.now(), kind);
+            self.rt.events.publish(&self.spec.id, self.now(), kind);
         }
     }
 
@@ -1204,8 +1202,8 @@ impl JobActorState {
         let random: f64 = rand::random();
         let delay = self.spec.retry.next_delay(record.attempt, random);
         if let (Some(delay), None) = (delay, self.stopping.as_ref()) {
-            let due = self.now()
-                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            let due =
+                self.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
             self.state.retry_wait = Some(RetryWait {
                 scheduled: record.scheduled,
                 attempt: record.attempt + 1,

@@ -4,7 +4,6 @@
 //! than the rest of the record.
 
 use chrono::{DateTime, Utc};
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 fn to_parts(t: &DateTime<Utc>) -> (i64, u32) {

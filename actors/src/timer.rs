@@ -12,7 +12,8 @@
 //! that re-arm for the next second while a burst of fires is handled do not
 //! wake it once each: it takes the whole inbox when that second comes. A
 //! timer that is due when the service takes it is fired at once; the others
-//! wait in a binary heap of deadlines.
+//! wait in per-millisecond buckets of deadlines. A burst of due timers is
+//! fired a chunk at a time, yielding between chunks to the jobs it woke.
 
 use crate::id::JobId;
 use crate::job::JobMsg;
@@ -53,7 +54,7 @@ struct Armed {
 /// A pending timer holds this small target, not the actor: while the actor
 /// runs its timers reach it; once it stopped (removed, crashed, passivated)
 /// the target lets go of the actor, so that a timer still waiting in the
-/// heap does not keep the stopped actor's mailboxes allocated. A passivated
+/// service does not keep the stopped actor's mailboxes allocated. A passivated
 /// job's target keeps the generation of its one wake-up timer and turns it
 /// into a `Wake` for the supervisor.
 #[derive(Debug)]

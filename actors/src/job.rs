@@ -188,6 +188,41 @@ impl Pending {
     }
 }
 
+/// The cancellation tokens of a job's runs in flight, with why each was
+/// cancelled. A job rarely has more than one run in flight: a vector searched
+/// in order costs less than hashing the run id at the claim, the start and
+/// the end of every run.
+#[derive(Default)]
+struct RunTokens(Vec<(RunId, (CancellationToken, Option<String>))>);
+
+impl RunTokens {
+    fn get(&self, run_id: &RunId) -> Option<&(CancellationToken, Option<String>)> {
+        self.0.iter().find(|(id, _)| id == run_id).map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, run_id: RunId, entry: (CancellationToken, Option<String>)) {
+        match self.0.iter_mut().find(|(id, _)| *id == run_id) {
+            Some((_, v)) => *v = entry,
+            None => self.0.push((run_id, entry)),
+        }
+    }
+
+    fn remove(&mut self, run_id: &RunId) -> Option<(CancellationToken, Option<String>)> {
+        let pos = self.0.iter().position(|(id, _)| id == run_id)?;
+        Some(self.0.remove(pos).1)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn iter_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&RunId, &mut (CancellationToken, Option<String>))> {
+        self.0.iter_mut().map(|(id, v)| (&*id, v))
+    }
+}
+
 /// Arguments of a job actor: the last snapshot of the job.
 pub struct JobArgs {
     pub(crate) spec: Arc<JobSpec>,
@@ -223,7 +258,7 @@ pub struct JobActorState {
     /// Event payloads of runs in flight (the name is in `InFlightRun`).
     event_payloads: HashMap<RunId, Arc<serde_json::Value>>,
     /// Cancellation tokens of the runs in flight, and why each was cancelled.
-    tokens: HashMap<RunId, (CancellationToken, Option<String>)>,
+    tokens: RunTokens,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
@@ -285,7 +320,7 @@ impl Actor for JobActor {
             generation: 0,
             retry_generation: 0,
             event_payloads: HashMap::new(),
-            tokens: HashMap::new(),
+            tokens: RunTokens::default(),
             unrecorded: Vec::new(),
             history: Vec::new(),
             outbox,
@@ -1303,7 +1338,7 @@ impl JobActorState {
     /// Fires every in-flight run's token; returns the runs cancelled.
     fn cancel_all(&mut self, myself: &ActorRef<JobMsg>, why: &str) -> Vec<RunId> {
         let mut cancelled = Vec::new();
-        for (run_id, (token, reason)) in &mut self.tokens {
+        for (run_id, (token, reason)) in self.tokens.iter_mut() {
             if reason.is_none() {
                 *reason = Some(why.to_string());
                 token.cancel();

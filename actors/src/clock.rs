@@ -99,8 +99,8 @@ impl Clock for ManualClock {
     }
 }
 
-/// Converts the wall-clock distance to `at` into a tokio deadline.
-pub(crate) fn deadline_for(clock: &dyn Clock, at: DateTime<Utc>) -> tokio::time::Instant {
-    let delay = (at - clock.now()).to_std().unwrap_or(Duration::ZERO);
+/// Converts the wall-clock distance from `now` to `at` into a tokio deadline.
+pub(crate) fn deadline_for(now: DateTime<Utc>, at: DateTime<Utc>) -> tokio::time::Instant {
+    let delay = (at - now).to_std().unwrap_or(Duration::ZERO);
     tokio::time::Instant::now() + delay
 }

@@ -8,6 +8,7 @@ use crate::id::{JobId, RunId};
 use crate::status::{SkipReason, Trigger};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::broadcast;
 
 /// One event about one job.
@@ -191,6 +192,14 @@ pub struct EventStream {
     rx: broadcast::Receiver<Event>,
     /// Sticky events delivered first to every new subscriber.
     replay: std::collections::VecDeque<Event>,
+    /// The bus's count of subscribers, decremented when this one is dropped.
+    subscribers: std::sync::Arc<AtomicUsize>,
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.subscribers.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl EventStream {
@@ -227,6 +236,10 @@ pub struct EventBus {
     /// Events about the store's state at start (quarantined records), which
     /// happen before anyone can subscribe: every subscriber gets them first.
     sticky: std::sync::Arc<std::sync::Mutex<Vec<Event>>>,
+    /// Live subscriptions. `broadcast::Sender::receiver_count` takes the
+    /// channel's lock, which every job turn on every worker would contend
+    /// for; this count is only written when a subscription starts or ends.
+    subscribers: std::sync::Arc<AtomicUsize>,
 }
 
 impl EventBus {
@@ -236,6 +249,7 @@ impl EventBus {
         Self {
             tx,
             sticky: Default::default(),
+            subscribers: Default::default(),
         }
     }
 
@@ -254,7 +268,7 @@ impl EventBus {
     /// Whether anyone is subscribed: publishers may skip building an event
     /// nobody would receive.
     pub(crate) fn has_subscribers(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.subscribers.load(Ordering::SeqCst) > 0
     }
 
     /// A new subscription, starting with the next event.
@@ -266,9 +280,11 @@ impl EventBus {
             .iter()
             .cloned()
             .collect();
+        self.subscribers.fetch_add(1, Ordering::SeqCst);
         EventStream {
             rx: self.tx.subscribe(),
             replay,
+            subscribers: self.subscribers.clone(),
         }
     }
 

@@ -38,9 +38,25 @@ pub struct JobContext {
 /// Carries a run's progress and log lines to the event bus and its job.
 #[derive(Clone)]
 pub(crate) struct Reporter {
-    pub(crate) events: EventBus,
-    pub(crate) clock: Arc<dyn crate::clock::Clock>,
-    pub(crate) job: Option<ractor::ActorRef<JobMsg>>,
+    pub(crate) link: Arc<RunLink>,
+}
+
+/// What the run tasks of one job actor share with it: one allocation per job
+/// actor. A run holds this instead of the scheduler-wide handles (runtime,
+/// event bus, clock, handler, supervisor), whose reference counts every run
+/// on every worker would otherwise increment and decrement: a per-job count
+/// stays in one job's cache lines.
+pub(crate) struct RunLink {
+    pub(crate) rt: Arc<crate::runtime::Runtime>,
+    pub(crate) job: ractor::ActorRef<JobMsg>,
+    pub(crate) id: JobId,
+    pub(crate) handler: Option<Arc<dyn Handler>>,
+}
+
+impl RunLink {
+    pub(crate) fn events(&self) -> &EventBus {
+        &self.rt.events
+    }
 }
 
 impl std::fmt::Debug for Reporter {
@@ -59,16 +75,14 @@ impl JobContext {
             fraction.clamp(0.0, 1.0)
         };
         let message = message.into();
-        if let Some(job) = &self.reporter.job {
-            let _ = job.cast(JobMsg::Progress {
-                run_id: self.run_id,
-                fraction,
-                message: message.clone(),
-            });
-        }
-        self.reporter.events.publish(
+        let _ = self.reporter.link.job.cast(JobMsg::Progress {
+            run_id: self.run_id,
+            fraction,
+            message: message.clone(),
+        });
+        self.reporter.link.events().publish(
             &self.job_id,
-            self.reporter.clock.now(),
+            self.reporter.link.rt.clock.now(),
             EventKind::Progress {
                 run_id: self.run_id,
                 fraction,
@@ -81,9 +95,9 @@ impl JobContext {
     pub fn log(&self, line: impl Into<String>) {
         let line = line.into();
         tracing::info!(job_id = %self.job_id, run_id = %self.run_id, %line, "run log");
-        self.reporter.events.publish(
+        self.reporter.link.events().publish(
             &self.job_id,
-            self.reporter.clock.now(),
+            self.reporter.link.rt.clock.now(),
             EventKind::Log {
                 run_id: self.run_id,
                 line,

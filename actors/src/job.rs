@@ -6,7 +6,7 @@
 use crate::clock::deadline_for;
 use crate::error::Error;
 use crate::event::EventKind;
-use crate::handler::{Handler, JobContext};
+use crate::handler::{Handler, JobContext, RunLink};
 use crate::id::RunId;
 use crate::policy::{InterruptedPolicy, MisfireDecision, OverlapDecision};
 use crate::registry::{Ack, RegistryMsg};
@@ -188,6 +188,41 @@ impl Pending {
     }
 }
 
+/// The cancellation tokens of a job's runs in flight, with why each was
+/// cancelled. A job rarely has more than one run in flight: a vector searched
+/// in order costs less than hashing the run id at the claim, the start and
+/// the end of every run.
+#[derive(Default)]
+struct RunTokens(Vec<(RunId, (CancellationToken, Option<String>))>);
+
+impl RunTokens {
+    fn get(&self, run_id: &RunId) -> Option<&(CancellationToken, Option<String>)> {
+        self.0.iter().find(|(id, _)| id == run_id).map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, run_id: RunId, entry: (CancellationToken, Option<String>)) {
+        match self.0.iter_mut().find(|(id, _)| *id == run_id) {
+            Some((_, v)) => *v = entry,
+            None => self.0.push((run_id, entry)),
+        }
+    }
+
+    fn remove(&mut self, run_id: &RunId) -> Option<(CancellationToken, Option<String>)> {
+        let pos = self.0.iter().position(|(id, _)| id == run_id)?;
+        Some(self.0.remove(pos).1)
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn iter_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&RunId, &mut (CancellationToken, Option<String>))> {
+        self.0.iter_mut().map(|(id, v)| (&*id, v))
+    }
+}
+
 /// Arguments of a job actor: the last snapshot of the job.
 pub struct JobArgs {
     pub(crate) spec: Arc<JobSpec>,
@@ -223,7 +258,7 @@ pub struct JobActorState {
     /// Event payloads of runs in flight (the name is in `InFlightRun`).
     event_payloads: HashMap<RunId, Arc<serde_json::Value>>,
     /// Cancellation tokens of the runs in flight, and why each was cancelled.
-    tokens: HashMap<RunId, (CancellationToken, Option<String>)>,
+    tokens: RunTokens,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
@@ -242,6 +277,10 @@ pub struct JobActorState {
     target: Arc<TimerTarget>,
     /// The supervisor was told the job is idle; its `Passivate` is coming.
     idle_reported: bool,
+    /// What this actor's run tasks hold (see [`RunLink`]).
+    link: Arc<RunLink>,
+    /// The wall clock read once per turn (see [`JobActorState::now`]).
+    turn_now: std::cell::Cell<Option<DateTime<Utc>>>,
 }
 
 impl Drop for JobActorState {
@@ -263,7 +302,14 @@ impl Actor for JobActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let outbox = crate::registry::Outbox::new(args.spec.id.clone(), JobState::default());
         args.target.set_live(myself.clone());
+        let link = Arc::new(RunLink {
+            rt: args.runtime.clone(),
+            job: myself.clone(),
+            id: args.spec.id.clone(),
+            handler: args.handler.clone(),
+        });
         let mut s = JobActorState {
+            link,
             tags: Arc::from(args.spec.tags.as_slice()),
             payload: Arc::new(args.spec.payload.clone()),
             spec: args.spec,
@@ -274,7 +320,7 @@ impl Actor for JobActor {
             generation: 0,
             retry_generation: 0,
             event_payloads: HashMap::new(),
-            tokens: HashMap::new(),
+            tokens: RunTokens::default(),
             unrecorded: Vec::new(),
             history: Vec::new(),
             outbox,
@@ -283,6 +329,7 @@ impl Actor for JobActor {
             stopping: None,
             target: args.target,
             idle_reported: false,
+            turn_now: std::cell::Cell::new(None),
         };
         s.state.queued = 0;
         if args.restored {
@@ -314,6 +361,8 @@ impl Actor for JobActor {
         msg: JobMsg,
         s: &mut JobActorState,
     ) -> Result<(), ActorProcessingErr> {
+        // A new turn reads the wall clock afresh.
+        s.turn_now.set(None);
         match msg {
             JobMsg::Fired { generation, kind } => {
                 let current = match kind {
@@ -396,7 +445,7 @@ impl Actor for JobActor {
                 } else {
                     s.state.paused = Some(PauseInfo {
                         note: note.clone(),
-                        since: s.rt.clock.now(),
+                        since: s.now(),
                     });
                     s.publish(EventKind::Paused { note });
                     s.save(Ack::Reply(reply));
@@ -409,7 +458,7 @@ impl Actor for JobActor {
                     s.state.paused = None;
                     // Resume re-arms from now: slots that passed while paused
                     // were counted as skipped by their timers already.
-                    let now = s.rt.clock.now();
+                    let now = s.now();
                     s.state.last_slot = Some(s.state.last_slot.map_or(now, |l| l.max(now)));
                     s.publish(EventKind::Resumed { note });
                     s.arm(&myself);
@@ -460,7 +509,7 @@ impl Actor for JobActor {
                 myself.stop(Some("removed".into()));
             }
             JobMsg::Preview { n, reply } => {
-                let after = s.rt.clock.now().max(s.state.last_slot.unwrap_or_default());
+                let after = s.now().max(s.state.last_slot.unwrap_or_default());
                 let fires = s
                     .schedule
                     .preview_remaining(after, s.state.counters.fires, n);
@@ -552,6 +601,19 @@ impl Actor for JobActor {
 }
 
 impl JobActorState {
+    /// The wall clock, read at most once per turn: a turn does not wait, so
+    /// its decisions (slots due, the run's start, the next timer, passivation)
+    /// share one instant, and the fire path reads the clock once instead of
+    /// five times.
+    fn now(&self) -> DateTime<Utc> {
+        if let Some(now) = self.turn_now.get() {
+            return now;
+        }
+        let now = self.rt.clock.now();
+        self.turn_now.set(Some(now));
+        now
+    }
+
     /// What tells whether a wake-up changed the job's state.
     fn fingerprint(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, bool, usize) {
         (
@@ -581,7 +643,7 @@ impl JobActorState {
             self.rt.config.passivate_after,
             &self.activity(),
             self.state.next_fire,
-            || self.rt.clock.now(),
+            || self.now(),
         )
     }
 
@@ -604,9 +666,7 @@ impl JobActorState {
     fn publish(&self, kind: EventKind) {
         // Without a subscriber, skip reading the clock.
         if self.rt.events.has_subscribers() {
-            self.rt
-                .events
-                .publish(&self.spec.id, self.rt.clock.now(), kind);
+            self.rt.events.publish(&self.spec.id, self.now(), kind);
         }
     }
 
@@ -640,7 +700,7 @@ impl JobActorState {
     /// claimed (or after now, for a job that never fired).
     fn arm(&mut self, myself: &ActorRef<JobMsg>) {
         self.generation += 1;
-        let now = self.rt.clock.now();
+        let now = self.now();
         let after = self.state.last_slot.unwrap_or(now);
         match self.schedule.next_fire(after, self.state.counters.fires) {
             NextFire::At(t) => self.arm_at(myself, t),
@@ -653,11 +713,11 @@ impl JobActorState {
         // A far fire's timer goes off a little before it, so that the job
         // can passivate meanwhile and be woken by it (see `passive`).
         let go_off = if self.rt.config.passivate_after.is_some() {
-            crate::passive::timer_instant(&self.rt.config, at, self.rt.clock.now())
+            crate::passive::timer_instant(&self.rt.config, at, self.now())
         } else {
             at
         };
-        let deadline = deadline_for(&*self.rt.clock, go_off);
+        let deadline = deadline_for(self.now(), go_off);
         self.rt.timer.arm(
             deadline,
             self.target.clone(),
@@ -670,7 +730,7 @@ impl JobActorState {
     fn arm_retry(&mut self, _myself: &ActorRef<JobMsg>) {
         self.retry_generation += 1;
         if let Some(wait) = &self.state.retry_wait {
-            let deadline = deadline_for(&*self.rt.clock, wait.due);
+            let deadline = deadline_for(self.now(), wait.due);
             self.rt.timer.arm(
                 deadline,
                 self.target.clone(),
@@ -685,7 +745,7 @@ impl JobActorState {
         let Some(wait) = self.state.retry_wait.take() else {
             return;
         };
-        if self.rt.clock.now() < wait.due {
+        if self.now() < wait.due {
             // The wall clock stepped back: wait until the retry's wall time.
             self.state.retry_wait = Some(wait);
             self.arm_retry(myself);
@@ -721,7 +781,7 @@ impl JobActorState {
     /// stepped back), nothing is due and the timer is re-armed.
     fn wake(&mut self, myself: &ActorRef<JobMsg>) {
         self.generation += 1;
-        let now = self.rt.clock.now();
+        let now = self.now();
         let mut after = match self.state.last_slot {
             Some(last) => last,
             None => {
@@ -867,7 +927,7 @@ impl JobActorState {
         reason: SkipReason,
         slots: u64,
     ) {
-        let now = self.rt.clock.now();
+        let now = self.now();
         self.history.push(RunRecord {
             run_id: RunId::random(),
             scheduled: first,
@@ -940,7 +1000,7 @@ impl JobActorState {
         if self.handler.is_none() || self.state.failed.is_some() {
             return Err(self.invalid_state("trigger"));
         }
-        let now = self.rt.clock.now();
+        let now = self.now();
         self.state.last_fire = Some(now);
         self.publish(EventKind::Fired {
             scheduled: now,
@@ -966,7 +1026,7 @@ impl JobActorState {
         self.state.in_flight.push(InFlightRun {
             run_id,
             scheduled: fire.scheduled,
-            started: self.rt.clock.now(),
+            started: self.now(),
             attempt: fire.attempt,
             trigger: fire.trigger,
             event,
@@ -1014,16 +1074,16 @@ impl JobActorState {
     /// Spawns the task of a claimed run. The handler runs off the actor; its
     /// result, panic included, comes back as `RunFinished`. `permit`: the run
     /// holds an admission place, given back when it ends.
-    fn spawn_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId, permit: bool) {
+    fn spawn_run(&mut self, _myself: &ActorRef<JobMsg>, run_id: RunId, permit: bool) {
         let Some(run) = self.state.in_flight.iter().find(|r| r.run_id == run_id) else {
             return; // cancelled and finished before its record was durable
         };
         let Some((token, _)) = self.tokens.get(&run_id) else {
             return;
         };
-        let Some(handler) = self.handler.clone() else {
+        if self.link.handler.is_none() {
             return;
-        };
+        }
         let ctx = JobContext {
             job_id: self.spec.id.clone(),
             run_id,
@@ -1041,9 +1101,7 @@ impl JobActorState {
                 (name, payload)
             }),
             reporter: crate::handler::Reporter {
-                events: self.rt.events.clone(),
-                clock: self.rt.clock.clone(),
-                job: Some(myself.clone()),
+                link: self.link.clone(),
             },
         };
         self.publish(EventKind::Started {
@@ -1062,7 +1120,6 @@ impl JobActorState {
             Trigger::Schedule | Trigger::Manual | Trigger::Event
         );
         let scheduled = run.scheduled;
-        let rt = self.rt.clone();
         let span = tracing::info_span!(
             "run",
             job_id = %self.spec.id,
@@ -1070,29 +1127,58 @@ impl JobActorState {
             attempt = run.attempt,
             trigger = ?run.trigger,
         );
-        let job = myself.clone();
-        let supervisor = self.rt.supervisor.get().cloned();
-        let spec = self.spec.clone();
+        // The task holds the job's link (a per-job reference count), not the
+        // scheduler-wide handles.
+        let link = self.link.clone();
         let tags = permit.then(|| self.tags.clone());
         tokio::spawn(
             async move {
-                let result = execute(handler, ctx, limits, || {
-                    if measure_lateness {
-                        let late = (rt.clock.now() - scheduled).to_std().unwrap_or_default();
-                        rt.histograms.record_lateness(late);
+                let Some(handler) = link.handler.as_deref() else {
+                    return;
+                };
+                let rt = &link.rt;
+                // One flat future: the context is stored once (it is not
+                // passed down into nested futures), and what only a slow,
+                // jittered or timed run needs is boxed, so the task of a
+                // plain run stays small (its cell is allocated with a 128-byte
+                // alignment: a large one costs glibc a consolidation pass).
+                let mut result = None;
+                if !limits.jitter.is_zero() {
+                    let token = ctx.cancel.clone();
+                    if Box::pin(jitter_wait(token, limits.jitter)).await {
+                        result = Some(RunResult::Dropped);
                     }
-                })
-                .await;
+                }
+                let result = match result {
+                    Some(result) => result,
+                    None => {
+                        if measure_lateness {
+                            let late = (rt.clock.now() - scheduled).to_std().unwrap_or_default();
+                            rt.histograms.record_lateness(late);
+                        }
+                        let token = ctx.cancel.clone();
+                        // Unpin (the handler's future is boxed).
+                        let mut run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
+                        // Most handlers are done at their first poll: the
+                        // time limits then cost nothing.
+                        match futures::poll!(&mut run) {
+                            std::task::Poll::Ready(r) => finished(r),
+                            std::task::Poll::Pending => {
+                                Box::pin(supervise(run, token, limits)).await
+                            }
+                        }
+                    }
+                };
                 if let Some(tags) = tags {
                     rt.admission.release(&tags);
                 }
                 tracing::debug!(?result, "run ended");
                 let msg = JobMsg::RunFinished { run_id, result };
-                if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
+                if let Err(ractor::MessagingErr::SendErr(msg)) = link.job.cast(msg) {
                     // The actor was restarted: route through the supervisor.
-                    if let Some(sup) = supervisor {
+                    if let Some(sup) = rt.supervisor.get() {
                         let _ = sup.cast(crate::supervisor::SupervisorMsg::Forward(
-                            spec.id.clone(),
+                            link.id.clone(),
                             msg,
                         ));
                     }
@@ -1120,7 +1206,7 @@ impl JobActorState {
             (RunResult::Panicked(p), None) => Outcome::Failed(format!("handler panicked: {p}")),
             (RunResult::Dropped, None) => Outcome::Cancelled("dropped".into()),
         };
-        let now = self.rt.clock.now();
+        let now = self.now();
         let record = RunRecord {
             run_id,
             scheduled: run.scheduled,
@@ -1151,8 +1237,8 @@ impl JobActorState {
         let random: f64 = rand::random();
         let delay = self.spec.retry.next_delay(record.attempt, random);
         if let (Some(delay), None) = (delay, self.stopping.as_ref()) {
-            let due = self.rt.clock.now()
-                + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            let due =
+                self.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
             self.state.retry_wait = Some(RetryWait {
                 scheduled: record.scheduled,
                 attempt: record.attempt + 1,
@@ -1183,7 +1269,7 @@ impl JobActorState {
         {
             self.state.paused = Some(PauseInfo {
                 note: Some(format!("paused after {failures} failed fires in a row")),
-                since: self.rt.clock.now(),
+                since: self.now(),
             });
             tracing::warn!(job_id = %self.spec.id, failures, "job paused itself");
             self.publish(EventKind::AutoPaused { failures });
@@ -1252,7 +1338,7 @@ impl JobActorState {
     /// Fires every in-flight run's token; returns the runs cancelled.
     fn cancel_all(&mut self, myself: &ActorRef<JobMsg>, why: &str) -> Vec<RunId> {
         let mut cancelled = Vec::new();
-        for (run_id, (token, reason)) in &mut self.tokens {
+        for (run_id, (token, reason)) in self.tokens.iter_mut() {
             if reason.is_none() {
                 *reason = Some(why.to_string());
                 token.cancel();
@@ -1274,7 +1360,7 @@ impl JobActorState {
     /// On restart: runs in flight at the crash are recorded as interrupted,
     /// and retried (at-least-once) unless the job says abandon.
     fn recover_interrupted(&mut self, myself: &ActorRef<JobMsg>) {
-        let now = self.rt.clock.now();
+        let now = self.now();
         for run in std::mem::take(&mut self.state.in_flight) {
             let record = RunRecord {
                 run_id: run.run_id,
@@ -1316,67 +1402,47 @@ struct Limits {
     timeout: Option<Duration>,
 }
 
-/// Runs the handler after the jitter; a panic is caught and becomes a result.
-/// At the timeout the token is cancelled; once the token is cancelled (by the
-/// timeout or by the job) the handler has `grace` to return before its future
-/// is dropped.
-///
-/// The sleeps of the jitter, the timeout and the grace are boxed, so that the
-/// task of a run that needs none of them (the common case) stays small.
-async fn execute(
-    handler: Arc<dyn Handler>,
-    ctx: JobContext,
-    limits: Limits,
-    on_start: impl FnOnce(),
-) -> RunResult {
-    let token = ctx.cancel.clone();
-    if !limits.jitter.is_zero() {
-        let dropped = Box::pin(async {
-            tokio::select! {
-                () = tokio::time::sleep(limits.jitter) => false,
-                () = token.cancelled() => true,
-            }
-        })
-        .await;
-        if dropped {
-            return RunResult::Dropped;
-        }
+/// The jitter before a run: true if the run was cancelled meanwhile.
+async fn jitter_wait(token: CancellationToken, jitter: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(jitter) => false,
+        () = token.cancelled() => true,
     }
-    on_start();
-    // Unpin (the handler's future is boxed), so it can be lent to the boxed
-    // waits below.
-    let mut run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
-    let finished = |r: std::thread::Result<Result<(), crate::handler::HandlerError>>| match r {
+}
+
+/// The handler's future, with its panic caught.
+type CaughtRun = futures::future::CatchUnwind<
+    AssertUnwindSafe<futures::future::BoxFuture<'static, Result<(), crate::handler::HandlerError>>>,
+>;
+
+/// What a run's outcome, panic included, becomes.
+fn finished(r: std::thread::Result<Result<(), crate::handler::HandlerError>>) -> RunResult {
+    match r {
         Ok(Ok(())) => RunResult::Ok,
         Ok(Err(e)) => RunResult::Err(e.to_string()),
         Err(panic) => RunResult::Panicked(panic_message(&panic)),
-    };
-    // The run first: most handlers are done at their first poll, and the
-    // other branches then cost nothing.
+    }
+}
+
+/// Drives a handler that did not finish at its first poll. At the timeout
+/// the token is cancelled; once the token is cancelled (by the timeout or by
+/// the job) the handler has `grace` to return before its future is dropped.
+async fn supervise(mut run: CaughtRun, token: CancellationToken, limits: Limits) -> RunResult {
     let cancelled_by_job = match limits.timeout {
         None => tokio::select! {
             biased;
             r = &mut run => return finished(r),
             () = token.cancelled() => true,
         },
-        Some(timeout) => {
-            let ended = Box::pin(async {
-                tokio::select! {
-                    biased;
-                    r = &mut run => Ok(r),
-                    () = tokio::time::sleep(timeout) => Err(false),
-                    () = token.cancelled() => Err(true),
-                }
-            })
-            .await;
-            match ended {
-                Ok(r) => return finished(r),
-                Err(cancelled_by_job) => cancelled_by_job,
-            }
-        }
+        Some(timeout) => tokio::select! {
+            biased;
+            r = &mut run => return finished(r),
+            () = tokio::time::sleep(timeout) => false,
+            () = token.cancelled() => true,
+        },
     };
     token.cancel();
-    let in_grace = Box::pin(tokio::time::timeout(limits.grace, &mut run)).await;
+    let in_grace = tokio::time::timeout(limits.grace, &mut run).await;
     match (cancelled_by_job, in_grace) {
         (false, _) => RunResult::TimedOut,
         (true, Ok(r)) => finished(r),

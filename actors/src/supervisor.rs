@@ -968,7 +968,8 @@ impl SupervisorState {
                                 },
                             );
                         }
-                        let deadline = crate::clock::deadline_for(&*self.rt.clock, *next - lead);
+                        let deadline =
+                            crate::clock::deadline_for(self.rt.clock.now(), *next - lead);
                         self.rt.timer.arm(
                             deadline,
                             target.clone(),

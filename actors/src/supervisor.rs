@@ -690,7 +690,7 @@ impl SupervisorState {
         target.set_passive(GENERATION, myself.clone());
         if let Some(next) = next_fire {
             let go_off = crate::passive::timer_instant(&self.rt.config, next, now);
-            let deadline = crate::clock::deadline_for(&*self.rt.clock, go_off);
+            let deadline = crate::clock::deadline_for(now, go_off);
             self.rt.timer.arm(
                 deadline,
                 target.clone(),

@@ -405,3 +405,49 @@ fn an_unreadable_history_entry_is_skipped_not_fatal() {
         [store_support::run(4), store_support::run(3)]
     );
 }
+
+#[test]
+fn a_corrupt_journal_segment_is_quarantined_and_every_job_still_loads() {
+    let dir = store_with_abc();
+    // What a crash could leave: a journal segment (not yet folded) that does
+    // not decode.
+    let garbage = b"\x01\xff\xff\xff\xff".to_vec();
+    poke(dir.path(), "journal", &7u64.to_be_bytes(), &garbage);
+
+    {
+        let store = open(dir.path());
+        let loaded = store.load().expect("load");
+        assert_eq!(ids(&loaded), ["a", "b", "c"]);
+        let segment = loaded
+            .quarantined
+            .iter()
+            .find(|q| q.tree == "journal")
+            .unwrap_or_else(|| panic!("no quarantined segment in {:?}", loaded.quarantined));
+        assert_eq!(segment.raw, garbage, "the raw bytes are kept as they were");
+        assert!(
+            segment.reason.contains("does not decode"),
+            "{}",
+            segment.reason
+        );
+        // The next segment number is past the bad one: nothing overwrites it.
+        store
+            .apply(vec![cronactor_actors::StoreOp::PutState(
+                id("a"),
+                Box::new(state(11)),
+            )])
+            .expect("apply");
+        flush(&store);
+    }
+    assert!(!tree_has(dir.path(), "journal", &7u64.to_be_bytes()));
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.jobs[0].state, state(11));
+    assert_eq!(
+        loaded
+            .quarantined
+            .iter()
+            .filter(|q| q.tree == "journal")
+            .count(),
+        1
+    );
+}

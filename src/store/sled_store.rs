@@ -238,6 +238,16 @@ impl Shared {
         Ok(())
     }
 
+    /// Deletes the journal segments with a key below `upto` (folded into
+    /// the trees already).
+    fn delete_segments_below(&self, upto: u64) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for key in self.journal.range(..upto.to_be_bytes()).keys() {
+            batch.remove(key.map_err(|e| self.io(e))?);
+        }
+        self.journal.apply_batch(batch).map_err(|e| self.io(e))
+    }
+
     /// Folds every op applied so far into the trees, then deletes the journal
     /// segments they came from. Safe at any time: a crash at any point leaves
     /// segments that replay to the same trees.
@@ -256,11 +266,7 @@ impl Shared {
         let started = Instant::now();
         let result = folder.write(&self.trees(), &net).and_then(|writes| {
             self.db.flush().map_err(|e| self.io(e))?;
-            let mut batch = sled::Batch::default();
-            for key in self.journal.range(..upto.to_be_bytes()).keys() {
-                batch.remove(key.map_err(|e| self.io(e))?);
-            }
-            self.journal.apply_batch(batch).map_err(|e| self.io(e))?;
+            self.delete_segments_below(upto)?;
             Ok(writes)
         });
         let mut inner = self.lock();
@@ -341,18 +347,7 @@ impl Shared {
                 }),
             }
         }
-        if !bad.is_empty() {
-            let now = Utc::now();
-            for record in &bad {
-                tracing::warn!(
-                    tree = record.tree,
-                    key = %String::from_utf8_lossy(&record.key),
-                    reason = %record.reason,
-                    "store: journal segment moved to quarantine; the writes after it are replayed"
-                );
-                quarantine_record(self, record, now)?;
-            }
-        }
+        quarantine_all(self, &bad)?;
         if net.is_empty() {
             return Ok(next);
         }
@@ -363,14 +358,26 @@ impl Shared {
         );
         folder.write(&self.trees(), &net)?;
         self.db.flush().map_err(|e| self.io(e))?;
-        let mut batch = sled::Batch::default();
-        for key in self.journal.range(..next.to_be_bytes()).keys() {
-            batch.remove(key.map_err(|e| self.io(e))?);
-        }
-        self.journal.apply_batch(batch).map_err(|e| self.io(e))?;
+        self.delete_segments_below(next)?;
         self.db.flush().map_err(|e| self.io(e))?;
         Ok(next)
     }
+}
+
+/// Moves every bad record to the quarantine tree, with a warning each (a
+/// bad journal segment's successors are still replayed).
+fn quarantine_all(shared: &Shared, bad: &[BadRecord]) -> Result<(), StoreError> {
+    let now = Utc::now();
+    for record in bad {
+        tracing::warn!(
+            tree = record.tree,
+            key = %String::from_utf8_lossy(&record.key),
+            reason = %record.reason,
+            "store: record moved to quarantine"
+        );
+        quarantine_record(shared, record, now)?;
+    }
+    Ok(())
 }
 
 /// Moves a bad record to the quarantine tree: the quarantine insert and the
@@ -885,18 +892,7 @@ impl SnapshotStore for SledStore {
             }
         }
 
-        if !bad.is_empty() {
-            let now = Utc::now();
-            for record in &bad {
-                tracing::warn!(
-                    tree = record.tree,
-                    key = %String::from_utf8_lossy(&record.key),
-                    reason = %record.reason,
-                    "store: record moved to quarantine"
-                );
-                quarantine_record(shared, record, now)?;
-            }
-        }
+        quarantine_all(shared, &bad)?;
 
         {
             let mut inner = shared.lock();

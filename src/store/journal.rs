@@ -155,34 +155,20 @@ pub(crate) fn decode_ops(mut body: &[u8]) -> Result<Vec<JournalOp>, postcard::Er
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{TimeZone, Utc};
-    use cronactor_actors::{JobState, Outcome, RunId, RunRecord, Trigger};
+    use cronactor_actors::JobState;
 
     fn id(s: &str) -> JobId {
         JobId::new(s).expect("id")
     }
 
     fn run(n: u64) -> Vec<u8> {
-        postcard::to_allocvec(&run_record(n)).expect("encode")
+        postcard::to_allocvec(&crate::store::tests::run(n)).expect("encode")
     }
 
     fn state(s: &JobState) -> Vec<u8> {
         let mut buf = Vec::new();
         crate::store::codec::encode_state_into(s, &mut buf).expect("encode");
         buf
-    }
-
-    fn run_record(n: u64) -> RunRecord {
-        let at = Utc.timestamp_opt(1_700_000_000 + n as i64, 0).unwrap();
-        RunRecord {
-            run_id: RunId(n),
-            scheduled: at,
-            started: at,
-            finished: at,
-            attempt: 1,
-            trigger: Trigger::Schedule,
-            outcome: Outcome::Failed(format!("error {n}")),
-        }
     }
 
     #[test]

@@ -238,6 +238,13 @@ impl Shared {
         Ok(())
     }
 
+    /// A job's state as the `state` tree holds it (tests).
+    #[cfg(test)]
+    pub(super) fn state_of(&self, id: &JobId) -> Option<JobState> {
+        let bytes = self.state.get(id.as_str().as_bytes()).ok()??;
+        codec::decode_state(&bytes).ok()
+    }
+
     /// Deletes the journal segments with a key below `upto` (folded into
     /// the trees already).
     fn delete_segments_below(&self, upto: u64) -> Result<(), StoreError> {

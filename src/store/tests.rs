@@ -221,7 +221,7 @@ proptest! {
 #[test]
 fn replaying_segments_that_were_already_folded_changes_nothing() {
     use super::SledStore;
-    use cronactor_actors::{JobRecord, RunId, SnapshotStore, StoreOp, Trigger};
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
 
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = cronactor_actors::JobSpec::builder(
@@ -231,18 +231,6 @@ fn replaying_segments_that_were_already_folded_changes_nothing() {
     )
     .build()
     .expect("spec");
-    let run = |n: u64| {
-        let at = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64, 0).expect("time");
-        RunRecord {
-            run_id: RunId(n),
-            scheduled: at,
-            started: at,
-            finished: at,
-            attempt: 1,
-            trigger: Trigger::Schedule,
-            outcome: cronactor_actors::Outcome::Succeeded,
-        }
-    };
     let mut state = JobState::default();
     state.counters.runs = 9;
     let segments: Vec<(sled::IVec, sled::IVec)> = {
@@ -259,12 +247,7 @@ fn replaying_segments_that_were_already_folded_changes_nothing() {
         ops.push(StoreOp::PutState(spec.id.clone(), Box::new(state.clone())));
         store.apply(ops).expect("apply");
         futures::executor::block_on(store.flush()).expect("flush");
-        let segments = store
-            .shared
-            .journal
-            .iter()
-            .collect::<Result<Vec<_>, _>>()
-            .expect("journal");
+        let segments = journal_values(&store);
         assert_eq!(segments.len(), 1);
         store.fold().expect("fold");
         assert!(store.shared.journal.is_empty());
@@ -328,12 +311,7 @@ fn a_large_flush_is_split_into_small_segments_that_all_replay() {
         );
         store.apply(ops).expect("apply");
         futures::executor::block_on(store.flush()).expect("flush");
-        let segments = store
-            .shared
-            .journal
-            .iter()
-            .collect::<Result<Vec<_>, _>>()
-            .expect("journal");
+        let segments = journal_values(&store);
         assert!(segments.len() > 1, "{} segment(s)", segments.len());
         for (_, value) in &segments {
             assert!(
@@ -374,4 +352,105 @@ fn a_large_flush_is_split_into_small_segments_that_all_replay() {
     assert_eq!(loaded.jobs.len(), specs.len());
     assert!(loaded.jobs.iter().all(|job| job.state == state));
     assert!(store.shared.journal.is_empty());
+}
+
+/// The fold thread folds on its own: with a short interval, a flushed write
+/// leaves the journal and reaches the trees while the store stays open, and
+/// enough pending writes wake it before the interval.
+#[test]
+fn the_fold_thread_empties_the_journal_by_itself() {
+    use super::{SledStore, SledStoreOptions};
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+
+    let wait_for_empty_journal = |store: &SledStore| {
+        let started = std::time::Instant::now();
+        while !store.shared.journal.is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "the journal was never folded"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(1)), "h")
+        .build()
+        .expect("spec");
+    let put = |runs: u64| {
+        let mut state = JobState::default();
+        state.counters.runs = runs;
+        StoreOp::PutState(spec.id.clone(), Box::new(state))
+    };
+
+    // By the interval.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SledStore::open_with(
+        dir.path(),
+        SledStoreOptions::default().fold_interval(Duration::from_millis(20)),
+    )
+    .expect("open");
+    store
+        .apply(vec![
+            StoreOp::PutJob(Box::new(JobRecord {
+                spec: spec.clone(),
+                state: JobState::default(),
+            })),
+            put(3),
+        ])
+        .expect("apply");
+    futures::executor::block_on(store.flush()).expect("flush");
+    wait_for_empty_journal(&store);
+    let stored = store.shared.state_of(&spec.id).expect("state in the tree");
+    assert_eq!(stored.counters.runs, 3);
+    drop(store);
+
+    // By the number of pending writes, with an interval that never comes.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SledStore::open_with(
+        dir.path(),
+        SledStoreOptions::default()
+            .fold_interval(Duration::from_secs(3600))
+            .fold_after_ops(10),
+    )
+    .expect("open");
+    let mut ops = vec![StoreOp::PutJob(Box::new(JobRecord {
+        spec: spec.clone(),
+        state: JobState::default(),
+    }))];
+    ops.extend((0..10).map(put));
+    store.apply(ops).expect("apply");
+    futures::executor::block_on(store.flush()).expect("flush");
+    wait_for_empty_journal(&store);
+    assert_eq!(
+        store
+            .shared
+            .state_of(&spec.id)
+            .expect("state")
+            .counters
+            .runs,
+        9
+    );
+}
+
+/// A run whose every instant is `n` seconds after a fixed epoch.
+pub(crate) fn run(n: u64) -> RunRecord {
+    let at = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64, 0).expect("time");
+    RunRecord {
+        run_id: cronactor_actors::RunId(n),
+        scheduled: at,
+        started: at,
+        finished: at,
+        attempt: 1,
+        trigger: cronactor_actors::Trigger::Schedule,
+        outcome: cronactor_actors::Outcome::Failed(format!("run {n} failed")),
+    }
+}
+
+/// Every value of an open store's journal tree, in key order.
+fn journal_values(store: &super::SledStore) -> Vec<(sled::IVec, sled::IVec)> {
+    store
+        .shared
+        .journal
+        .iter()
+        .collect::<Result<Vec<_>, _>>()
+        .expect("journal")
 }

@@ -332,3 +332,83 @@ async fn metrics_sum_counters_and_measure_lateness_and_duration() {
         m.duration
     );
 }
+
+/// A durable store whose flushes can be held: what a slow disk looks like to
+/// the registry.
+#[derive(Default)]
+struct HeldStore {
+    inner: cronactor_actors::MemoryStore,
+    held: Arc<std::sync::atomic::AtomicBool>,
+    released: Arc<tokio::sync::Notify>,
+}
+
+impl cronactor::SnapshotStore for HeldStore {
+    fn load(&self) -> Result<cronactor_actors::Loaded, cronactor::StoreError> {
+        self.inner.load()
+    }
+    fn apply(&self, ops: Vec<cronactor_actors::StoreOp>) -> Result<(), cronactor::StoreError> {
+        self.inner.apply(ops)
+    }
+    fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {
+        let (held, released) = (self.held.clone(), self.released.clone());
+        Box::pin(async move {
+            while held.load(std::sync::atomic::Ordering::SeqCst) {
+                released.notified().await;
+            }
+            Ok(())
+        })
+    }
+    fn history(
+        &self,
+        id: &cronactor::JobId,
+        limit: usize,
+    ) -> Result<Vec<cronactor::RunRecord>, cronactor::StoreError> {
+        self.inner.history(id, limit)
+    }
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_cancelled_while_its_record_is_written_never_starts() {
+    let clock = clock();
+    let store = Arc::new(HeldStore::default());
+    let (held, released) = (store.held.clone(), store.released.clone());
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let c = calls.clone();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .store(store)
+        .handler("count", move |_: JobContext| {
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok::<(), std::io::Error>(()) }
+        })
+        .start()
+        .await
+        .expect("start");
+    s.add(hourly("count").build().expect("spec"))
+        .await
+        .expect("add");
+    // No admission caps: the run starts as soon as its record is durable.
+    held.store(true, std::sync::atomic::Ordering::SeqCst);
+    let TriggerOutcome::Started(run_id) = s.trigger("j").await.expect("trigger") else {
+        panic!("the trigger did not claim a run");
+    };
+    assert_eq!(s.cancel("j").await.expect("cancel"), [run_id]);
+    held.store(false, std::sync::atomic::Ordering::SeqCst);
+    released.notify_waiters();
+    run_for_secs(1.0).await;
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the handler ran"
+    );
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert!(
+        matches!(history[0].outcome, Outcome::Cancelled(_)),
+        "{:?}",
+        history[0].outcome
+    );
+}

@@ -553,14 +553,10 @@ impl Actor for JobActor {
             }
             JobMsg::Admitted { run_id } => {
                 s.waiting_admission.remove(&run_id);
-                let cancelled = s.tokens.get(&run_id).is_none_or(|(_, why)| why.is_some());
-                if cancelled {
+                if s.is_cancelled(run_id) {
                     // Cancelled while waiting: give the place back at once.
                     s.rt.admission.release(&s.tags);
-                    let _ = myself.cast(JobMsg::RunFinished {
-                        run_id,
-                        result: RunResult::Dropped,
-                    });
+                    drop_unstarted(&myself, run_id);
                 } else {
                     s.spawn_run(&myself, run_id, true);
                 }
@@ -1041,23 +1037,22 @@ impl JobActorState {
         run_id
     }
 
+    /// Whether a claimed run was cancelled (or is gone).
+    fn is_cancelled(&self, run_id: RunId) -> bool {
+        self.tokens
+            .get(&run_id)
+            .is_none_or(|(_, why)| why.is_some())
+    }
+
     /// Starts a claimed run whose record is durable, once admitted by the
     /// concurrency caps (at once when there are none).
     fn start_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId) {
+        if self.is_cancelled(run_id) {
+            // Cancelled while its record was being written: it never starts.
+            return drop_unstarted(myself, run_id);
+        }
         if !self.rt.admission.is_limited() {
             return self.spawn_run(myself, run_id, false);
-        }
-        if self
-            .tokens
-            .get(&run_id)
-            .is_none_or(|(_, why)| why.is_some())
-        {
-            // Cancelled before it could start.
-            let _ = myself.cast(JobMsg::RunFinished {
-                run_id,
-                result: RunResult::Dropped,
-            });
-            return;
         }
         let admitted =
             self.rt
@@ -1348,10 +1343,7 @@ impl JobActorState {
         // A run waiting for admission has no task to notice its token.
         for run_id in &cancelled {
             if self.waiting_admission.remove(run_id) && self.rt.admission.withdraw(*run_id) {
-                let _ = myself.cast(JobMsg::RunFinished {
-                    run_id: *run_id,
-                    result: RunResult::Dropped,
-                });
+                drop_unstarted(myself, *run_id);
             }
         }
         cancelled
@@ -1458,4 +1450,13 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     } else {
         "a non-string panic payload".to_string()
     }
+}
+
+/// Ends a claimed run that was cancelled before its task started: it is
+/// recorded as cancelled, and its handler never runs.
+fn drop_unstarted(myself: &ActorRef<JobMsg>, run_id: RunId) {
+    let _ = myself.cast(JobMsg::RunFinished {
+        run_id,
+        result: RunResult::Dropped,
+    });
 }

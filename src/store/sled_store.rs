@@ -262,6 +262,14 @@ impl Shared {
         let mut folder = self.folder.lock().unwrap_or_else(|p| p.into_inner());
         let (net, upto) = {
             let mut inner = self.lock();
+            if let Some(e) = &inner.fold_error {
+                // The failed fold's writes are only in its journal segments
+                // (and partly in the trees): a later fold would delete those
+                // segments with it. They stay for the next open to replay.
+                return Err(StoreError::Io(format!(
+                    "an earlier fold failed ({e}); the journal is replayed at the next open"
+                )));
+            }
             if inner.pending.is_empty() && inner.segment.len() <= 1 && inner.sealed.is_empty() {
                 return Ok(());
             }
@@ -937,21 +945,27 @@ impl SnapshotStore for SledStore {
             return Ok(());
         }
         let mut inner = self.shared.lock();
+        let mut scratch = Vec::with_capacity(256);
         for op in ops {
             let Some(op) = self.journal_op(&mut inner, op)? else {
                 continue;
             };
+            scratch.clear();
+            journal::encode_op(&op, &mut scratch)
+                .map_err(|e| StoreError::Io(format!("cannot encode a journal entry: {e}")))?;
+            // A segment is closed before an op would take it past
+            // SEGMENT_BYTES, so that it stays out of sled's blob files; only
+            // an op larger than that on its own (a spec with a payload of
+            // more than 64 KiB) makes a larger segment.
+            if inner.segment.len() > 1 && inner.segment.len() + scratch.len() > SEGMENT_BYTES {
+                let full = std::mem::take(&mut inner.segment);
+                inner.sealed.push(full);
+            }
             if inner.segment.is_empty() {
                 inner.segment.push(RecordKind::Journal.current_version());
             }
-            journal::encode_op(&op, &mut inner.segment)
-                .map_err(|e| StoreError::Io(format!("cannot encode a journal entry: {e}")))?;
+            inner.segment.extend_from_slice(&scratch);
             inner.pending.record(op);
-            if inner.segment.len() >= SEGMENT_BYTES {
-                let full =
-                    std::mem::replace(&mut inner.segment, Vec::with_capacity(SEGMENT_BYTES + 1024));
-                inner.sealed.push(full);
-            }
         }
         if inner.pending.ops >= self.shared.fold_after_ops {
             self.shared.wake.notify_all();

@@ -73,6 +73,36 @@ pub(crate) fn should_passivate(
     }
 }
 
+/// The next fire of a job that needs no actor yet, if it needs none: a new
+/// job, or one restored after a crash, whose actor's first turn would only
+/// plan that fire. That is: passivation is on; the job's slots are counted
+/// from a known instant (`last_slot`: a new job's is now; a restored job
+/// that never had one takes its actor, which records it); no run was in
+/// flight, no retry or queued fire waits, it has not failed or completed;
+/// and its next slot after `last_slot` is more than `passivate_after` away
+/// (so none came due while the process was down).
+pub(crate) fn plan_without_actor(
+    passivate_after: Option<Duration>,
+    schedule: &crate::schedule::Schedule,
+    state: &crate::status::JobState,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let after = passivate_after?;
+    let last_slot = state.last_slot?;
+    if !state.in_flight.is_empty()
+        || state.retry_wait.is_some()
+        || state.queued > 0
+        || state.failed.is_some()
+        || state.completed
+    {
+        return None;
+    }
+    match schedule.next_fire(last_slot, state.counters.fires) {
+        crate::schedule::NextFire::At(next) if is_far(after, next, now) => Some(next),
+        _ => None,
+    }
+}
+
 /// Whether `next` is more than `after` away from `now`.
 fn is_far(after: Duration, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     (next - now).to_std().is_ok_and(|until| until > after)
@@ -82,7 +112,10 @@ fn is_far(after: Duration, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
 /// passivates is never due for its wake-up already.
 pub(crate) fn effective_lead(config: &RuntimeConfig) -> Duration {
     match config.passivate_after {
-        Some(after) => config.wake_lead.min(after),
+        // At most half of `passivate_after`: a job passivates only with more
+        // than that to go, so its wake-up is always at least half of it
+        // away, never racing the hand-over of the passivation itself.
+        Some(after) => config.wake_lead.min(after / 2),
         None => config.wake_lead,
     }
 }
@@ -292,18 +325,59 @@ mod tests {
     }
 
     #[test]
-    fn the_lead_never_exceeds_the_threshold() {
+    fn the_lead_is_at_most_half_the_threshold() {
         let config = RuntimeConfig {
             passivate_after: Some(Duration::from_secs(1)),
             wake_lead: Duration::from_secs(5),
             ..RuntimeConfig::default()
         };
-        assert_eq!(effective_lead(&config), Duration::from_secs(1));
+        assert_eq!(effective_lead(&config), Duration::from_millis(500));
         let far = t("2026-01-05T00:00:10Z");
-        // Far (10 s > 1 s), so armed one second early: still in the future.
+        // Far (10 s > 1 s), so armed half a second early: still in the future.
         assert_eq!(
             timer_instant(&config, far, t(NOW)),
-            t("2026-01-05T00:00:09Z")
+            t("2026-01-05T00:00:09.500Z")
         );
+    }
+
+    #[test]
+    fn only_a_job_with_nothing_to_do_but_a_far_fire_starts_without_an_actor() {
+        use crate::schedule::ScheduleSpec;
+        use crate::status::{InFlightRun, JobState};
+        let hourly = ScheduleSpec::cron("0 0 * * * *")
+            .compile(chrono_tz::UTC)
+            .expect("schedule");
+        let now = t(NOW); // 00:00:00: the next slot is 01:00
+        let fresh = JobState {
+            last_slot: Some(now),
+            ..JobState::default()
+        };
+        assert_eq!(
+            plan_without_actor(MIN, &hourly, &fresh, now),
+            Some(t("2026-01-05T01:00:00Z"))
+        );
+        // Passivation off, or the fire near.
+        assert_eq!(plan_without_actor(None, &hourly, &fresh, now), None);
+        let near = t("2026-01-05T00:59:30Z");
+        assert_eq!(plan_without_actor(MIN, &hourly, &fresh, near), None);
+        // A slot came due while the process was down: the actor catches up.
+        let later = t("2026-01-05T03:10:00Z");
+        assert_eq!(plan_without_actor(MIN, &hourly, &fresh, later), None);
+        // No known last slot, a run in flight, a failure: the actor decides.
+        let unknown = JobState::default();
+        assert_eq!(plan_without_actor(MIN, &hourly, &unknown, now), None);
+        let mut busy = fresh.clone();
+        busy.in_flight.push(InFlightRun {
+            run_id: crate::id::RunId(1),
+            scheduled: now,
+            started: now,
+            attempt: 1,
+            trigger: crate::status::Trigger::Schedule,
+            event: None,
+        });
+        assert_eq!(plan_without_actor(MIN, &hourly, &busy, now), None);
+        let mut failed = fresh;
+        failed.failed = Some("gave up".into());
+        assert_eq!(plan_without_actor(MIN, &hourly, &failed, now), None);
     }
 }

@@ -43,7 +43,7 @@ pub struct RuntimeConfig {
     /// users. `None` keeps every job's actor alive. Default 60 s.
     pub passivate_after: Option<Duration>,
     /// How long before its fire a passive job's actor is respawned (at most
-    /// `passivate_after`). Default 2 s.
+    /// half of `passivate_after`). Default 2 s.
     pub wake_lead: Duration,
 }
 

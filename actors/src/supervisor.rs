@@ -241,7 +241,23 @@ impl Actor for SupervisorActor {
         for record in args.restored {
             let spec = Arc::new(record.spec);
             let orphaned = !s.handlers.contains(&spec.handler);
-            if let Some(state) = s.restored_passive(&spec, &record.state, now) {
+            let schedule = match spec.compile(s.rt.config.default_tz) {
+                Ok(schedule) => schedule,
+                Err(e) => {
+                    s.rt.updates.push(RegistryMsg::Restore {
+                        spec: spec.clone(),
+                        state: Box::new(record.state),
+                        orphaned,
+                    });
+                    tracing::error!(job_id = %spec.id, error = %e, "cannot restore job");
+                    continue;
+                }
+            };
+            // An orphan gets its actor, which reports the missing handler.
+            let passive = (!orphaned)
+                .then(|| s.passive_state(&schedule, record.state.clone(), now))
+                .flatten();
+            if let Some(state) = passive {
                 // Nothing to recover or catch up, and far from its next
                 // fire: restored passive, with no actor until shortly
                 // before that fire.
@@ -261,7 +277,13 @@ impl Actor for SupervisorActor {
                 state: Box::new(record.state.clone()),
                 orphaned,
             });
-            match s.spawn_job(&myself, spec.clone(), record.state, Start::Restored) {
+            match s.spawn_compiled(
+                &myself,
+                spec.clone(),
+                schedule,
+                record.state,
+                Start::Restored,
+            ) {
                 Ok(started) => starting.push((spec.id.clone(), started)),
                 Err(e) => tracing::error!(job_id = %spec.id, error = %e, "cannot restore job"),
             }
@@ -540,7 +562,12 @@ impl SupervisorState {
             (Ack::Reply(reply), None)
         };
         let now = self.rt.clock.now();
-        if let Some(state) = self.born_passive(&spec, &schedule, now) {
+        // A new job's slots count from now, as its actor's first turn does.
+        let first = JobState {
+            last_slot: Some(now),
+            ..JobState::default()
+        };
+        if let Some(state) = self.passive_state(&schedule, first, now) {
             // Far from its first fire: no actor until shortly before it.
             let next_fire = state.next_fire;
             self.rt.updates.push(RegistryMsg::PutJob {
@@ -598,80 +625,20 @@ impl SupervisorState {
         }
     }
 
-    /// The state of a new job that needs no actor yet: passivation is on,
-    /// its handler is registered, and its first fire is more than
-    /// `passivate_after` away. The state is what its actor's first turn
-    /// would have left (slots counted from `now`, the next fire planned), so
-    /// the actor spawned before that fire carries on as after a
-    /// passivation. `None`: the job gets an actor now.
-    fn born_passive(
+    /// `state` with its next fire planned, if the job needs no actor yet
+    /// (see [`crate::passive::plan_without_actor`]).
+    fn passive_state(
         &self,
-        spec: &JobSpec,
         schedule: &crate::schedule::Schedule,
+        mut state: JobState,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Option<JobState> {
-        if !self.handlers.contains(&spec.handler) {
-            return None;
-        }
-        let crate::schedule::NextFire::At(next) = schedule.next_fire(now, 0) else {
-            return None;
-        };
-        let idle = crate::passive::Activity::default();
-        if !crate::passive::should_passivate(
+        let next = crate::passive::plan_without_actor(
             self.rt.config.passivate_after,
-            &idle,
-            Some(next),
-            || now,
-        ) {
-            return None;
-        }
-        Some(JobState {
-            last_slot: Some(now),
-            next_fire: Some(next),
-            ..JobState::default()
-        })
-    }
-
-    /// The state of a restored job that needs no actor yet: what
-    /// [`born_passive`](Self::born_passive) asks of a new job, and nothing
-    /// for its actor's first turn to do: no run was in flight at the crash,
-    /// no retry or queued fire waits, it has not failed or completed, and
-    /// no slot came due while the process was down. `None`: the job gets
-    /// an actor, which recovers, catches up or announces it.
-    fn restored_passive(
-        &self,
-        spec: &JobSpec,
-        state: &JobState,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Option<JobState> {
-        if !state.in_flight.is_empty()
-            || state.retry_wait.is_some()
-            || state.queued > 0
-            || state.failed.is_some()
-            || state.completed
-            || !self.handlers.contains(&spec.handler)
-        {
-            return None;
-        }
-        let schedule = spec.compile(self.rt.config.default_tz).ok()?;
-        let after = state.last_slot.unwrap_or(now);
-        let crate::schedule::NextFire::At(next) = schedule.next_fire(after, state.counters.fires)
-        else {
-            return None;
-        };
-        let idle = crate::passive::Activity::default();
-        if next <= now
-            || !crate::passive::should_passivate(
-                self.rt.config.passivate_after,
-                &idle,
-                Some(next),
-                || now,
-            )
-        {
-            return None;
-        }
-        let mut state = state.clone();
-        state.last_slot = Some(after);
+            schedule,
+            &state,
+            now,
+        )?;
         state.next_fire = Some(next);
         Some(state)
     }

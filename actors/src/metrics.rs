@@ -136,43 +136,92 @@ impl Histograms {
 }
 
 impl Counters {
+    /// Applies `f` to every counter of these and the same counter of `o`.
+    /// The destructuring lists every field: a new counter does not compile
+    /// until it is added here.
+    fn combine(&mut self, o: &Counters, f: impl Fn(u64, u64) -> u64) {
+        let Counters {
+            fires,
+            runs,
+            succeeded,
+            failed,
+            cancelled,
+            interrupted,
+            timed_out,
+            retries,
+            admission_waits,
+            coalesced,
+            skipped:
+                crate::status::SkipCounts {
+                    paused,
+                    overlap,
+                    queue_full,
+                    misfire,
+                    orphaned,
+                },
+        } = self;
+        for (mine, theirs) in [
+            (fires, o.fires),
+            (runs, o.runs),
+            (succeeded, o.succeeded),
+            (failed, o.failed),
+            (cancelled, o.cancelled),
+            (interrupted, o.interrupted),
+            (timed_out, o.timed_out),
+            (retries, o.retries),
+            (admission_waits, o.admission_waits),
+            (coalesced, o.coalesced),
+            (paused, o.skipped.paused),
+            (overlap, o.skipped.overlap),
+            (queue_full, o.skipped.queue_full),
+            (misfire, o.skipped.misfire),
+            (orphaned, o.skipped.orphaned),
+        ] {
+            *mine = f(*mine, theirs);
+        }
+    }
+
     /// Adds another job's counters to these.
     pub fn add(&mut self, o: &Counters) {
-        self.fires += o.fires;
-        self.runs += o.runs;
-        self.succeeded += o.succeeded;
-        self.failed += o.failed;
-        self.cancelled += o.cancelled;
-        self.interrupted += o.interrupted;
-        self.timed_out += o.timed_out;
-        self.retries += o.retries;
-        self.admission_waits += o.admission_waits;
-        self.coalesced += o.coalesced;
-        let (s, t) = (&mut self.skipped, &o.skipped);
-        s.paused += t.paused;
-        s.overlap += t.overlap;
-        s.queue_full += t.queue_full;
-        s.misfire += t.misfire;
-        s.orphaned += t.orphaned;
+        self.combine(o, |a, b| a + b);
     }
 
     /// Takes another job's counters out of these (the reverse of `add`).
     pub(crate) fn sub(&mut self, o: &Counters) {
-        self.fires = self.fires.saturating_sub(o.fires);
-        self.runs = self.runs.saturating_sub(o.runs);
-        self.succeeded = self.succeeded.saturating_sub(o.succeeded);
-        self.failed = self.failed.saturating_sub(o.failed);
-        self.cancelled = self.cancelled.saturating_sub(o.cancelled);
-        self.interrupted = self.interrupted.saturating_sub(o.interrupted);
-        self.timed_out = self.timed_out.saturating_sub(o.timed_out);
-        self.retries = self.retries.saturating_sub(o.retries);
-        self.admission_waits = self.admission_waits.saturating_sub(o.admission_waits);
-        self.coalesced = self.coalesced.saturating_sub(o.coalesced);
-        let (s, t) = (&mut self.skipped, &o.skipped);
-        s.paused = s.paused.saturating_sub(t.paused);
-        s.overlap = s.overlap.saturating_sub(t.overlap);
-        s.queue_full = s.queue_full.saturating_sub(t.queue_full);
-        s.misfire = s.misfire.saturating_sub(t.misfire);
-        s.orphaned = s.orphaned.saturating_sub(t.orphaned);
+        self.combine(o, u64::saturating_sub);
+    }
+}
+
+#[cfg(test)]
+mod counters_tests {
+    use super::*;
+
+    #[test]
+    fn sub_undoes_add_field_by_field() {
+        let mut one = Counters {
+            fires: 1,
+            runs: 2,
+            succeeded: 3,
+            failed: 4,
+            cancelled: 5,
+            interrupted: 6,
+            timed_out: 7,
+            retries: 8,
+            admission_waits: 9,
+            coalesced: 10,
+            ..Counters::default()
+        };
+        one.skipped.paused = 11;
+        one.skipped.orphaned = 12;
+        let mut total = Counters::default();
+        total.add(&one);
+        total.add(&one);
+        assert_eq!(total.runs, 4);
+        assert_eq!(total.skipped.orphaned, 24);
+        total.sub(&one);
+        assert_eq!(total, one);
+        total.sub(&one);
+        total.sub(&one);
+        assert_eq!(total, Counters::default(), "saturates at zero");
     }
 }

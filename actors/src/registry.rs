@@ -36,7 +36,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// The channel of every write to the registry (`PutJob`, `Restore`, `Save`,
+/// The channel of every write to the registry (`PutJob`, `Restore`, outbox posts,
 /// `Remove`, `MarkFailed`), from the supervisor and the job actors.
 ///
 /// A queue drained by the registry in batches. A push wakes an idle registry
@@ -81,9 +81,9 @@ impl Updates {
     /// wakes it at once.
     pub(crate) fn push(&self, update: RegistryMsg) {
         let urgent = match &update {
-            RegistryMsg::PutJob { ack, .. }
-            | RegistryMsg::Save { ack, .. }
-            | RegistryMsg::Remove { ack, .. } => !matches!(ack, Ack::None),
+            RegistryMsg::PutJob { ack, .. } | RegistryMsg::Remove { ack, .. } => {
+                !matches!(ack, Ack::None)
+            }
             _ => false,
         };
         self.enqueue(Write::Msg(update), urgent);
@@ -322,17 +322,6 @@ pub enum RegistryMsg {
     },
     /// Writes are waiting in the update queue.
     Drain,
-    /// A job's new state, and a history entry to append.
-    Save {
-        /// The job.
-        id: JobId,
-        /// Its state.
-        state: Box<JobState>,
-        /// History entries to append (finished runs, skipped slots).
-        records: Vec<RunRecord>,
-        /// Who to tell once durable.
-        ack: Ack,
-    },
     /// Delete a job with its state and history.
     Remove {
         /// The job.
@@ -640,7 +629,6 @@ impl Actor for RegistryActor {
             RegistryMsg::Drain => {}
             RegistryMsg::PutJob { .. }
             | RegistryMsg::Restore { .. }
-            | RegistryMsg::Save { .. }
             | RegistryMsg::Remove { .. }
             | RegistryMsg::Passivated(_)
             | RegistryMsg::MarkFailed { .. } => {}
@@ -881,17 +869,6 @@ impl RegistryState {
                     .insert(spec.id.clone(), Entry::new(spec, outbox, orphaned));
                 return None;
             }
-            RegistryMsg::Save {
-                id,
-                state,
-                records,
-                ack,
-            } => {
-                if !self.save(id, *state, records, ack, acks) {
-                    return None;
-                }
-                Ack::None
-            }
             RegistryMsg::Remove { id, ack } => {
                 self.remove_entry(&id);
                 self.dirty.remove(&id);
@@ -927,41 +904,6 @@ impl RegistryState {
             acks.push(ack);
         }
         None
-    }
-
-    /// A job's new state and history entries; false if the job is unknown
-    /// (removed: a late update must not resurrect it).
-    fn save(
-        &mut self,
-        id: JobId,
-        state: JobState,
-        records: Vec<RunRecord>,
-        ack: Ack,
-        acks: &mut Vec<Ack>,
-    ) -> bool {
-        let private = self.private_store();
-        let Some(entry) = self.entries.get_mut(&id) else {
-            answer(ack, Err(Error::UnknownJob(id)));
-            return false;
-        };
-        let mut slot = entry.outbox(&mut self.packed_totals).lock();
-        slot.state = state;
-        append_history(
-            &mut self.retryable,
-            &mut self.ops,
-            private.then_some(&mut slot.history),
-            &id,
-            records,
-            self.history_keep,
-        );
-        drop(slot);
-        if !private && !self.dirty.contains(&id) {
-            self.dirty.insert(id);
-        }
-        if !matches!(ack, Ack::None) {
-            acks.push(ack);
-        }
-        true
     }
 
     /// What a job actor posted to its outbox: its state (read from the

@@ -155,3 +155,40 @@ async fn cancelling_a_waiting_run_ends_it_and_frees_nothing_twice() {
     run_for_secs(3600.0).await;
     assert_eq!(starts.lock().expect("lock").len(), 3);
 }
+
+/// A run waiting for a tag's place keeps the tags it asked with: an upsert
+/// that changes the job's tags meanwhile does not leave the old tag's place
+/// taken for good.
+#[tokio::test(start_paused = true)]
+async fn changing_tags_while_waiting_does_not_leak_a_place() {
+    let (clock, starts) = (clock(), Starts::default());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("work", work(&clock, &starts))
+        .max_concurrent_runs_for_tag("db", 1)
+        .start()
+        .await
+        .expect("start");
+    s.add(hourly("a", 0, Some("db"))).await.expect("add");
+    s.add(hourly("b", 0, Some("db"))).await.expect("add");
+    s.add(hourly("c", 0, Some("db"))).await.expect("add");
+    s.trigger("a").await.expect("trigger a"); // takes the db place for 10 s
+    run_for_secs(1.0).await;
+    s.trigger("b").await.expect("trigger b"); // waits for the db place
+    run_for_secs(1.0).await;
+    assert_eq!(starts.lock().expect("lock").len(), 1);
+    // b's tags change while its run waits under "db".
+    s.upsert(hourly("b", 0, Some("other")))
+        .await
+        .expect("upsert");
+    run_for_secs(30.0).await; // a ends at 10 s, b runs 10 s and ends
+    s.trigger("c").await.expect("trigger c");
+    run_for_secs(1.0).await;
+    let started: Vec<String> = starts
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(started, ["a", "b", "c"], "the db place came back");
+}

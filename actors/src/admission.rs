@@ -94,7 +94,7 @@ impl Admission {
     }
 
     /// Admits the run now (true), or queues it (false): its job then gets
-    /// `JobMsg::Admitted { run_id }` when a place frees up. Waiters are
+    /// `JobMsg::Admitted { run_id, tags }` when a place frees up. Waiters are
     /// admitted as soon as they fit, so every waiter is blocked by a cap that
     /// also blocks a newcomer with its tags: a newcomer that fits overtakes
     /// nobody who could run.
@@ -156,7 +156,10 @@ impl Admission {
             if self.fits(s, &s.waiting[i].tags) {
                 let w = s.waiting.remove(i);
                 Self::take(s, &w.tags);
-                let _ = w.job.cast(JobMsg::Admitted { run_id: w.run_id });
+                let _ = w.job.cast(JobMsg::Admitted {
+                    run_id: w.run_id,
+                    tags: w.tags.clone(),
+                });
             } else {
                 i += 1;
             }

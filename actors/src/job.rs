@@ -128,6 +128,9 @@ pub enum JobMsg {
     Admitted {
         /// The run.
         run_id: RunId,
+        /// The tags its place was counted under (the job's tags when it
+        /// asked; an update may have changed them since).
+        tags: Arc<[String]>,
     },
     /// Fault injection for tests (feature `fault-injection`): make the actor
     /// fail, to exercise supervision. Without the feature it does nothing.
@@ -551,14 +554,14 @@ impl Actor for JobActor {
                     s.start_run(&myself, run_id);
                 }
             }
-            JobMsg::Admitted { run_id } => {
+            JobMsg::Admitted { run_id, tags } => {
                 s.waiting_admission.remove(&run_id);
                 if s.is_cancelled(run_id) {
                     // Cancelled while waiting: give the place back at once.
-                    s.rt.admission.release(&s.tags);
+                    s.rt.admission.release(&tags);
                     drop_unstarted(&myself, run_id);
                 } else {
-                    s.spawn_run(&myself, run_id, true);
+                    s.spawn_run(&myself, run_id, Some(tags));
                 }
             }
             JobMsg::Crash => {
@@ -1052,14 +1055,15 @@ impl JobActorState {
             return drop_unstarted(myself, run_id);
         }
         if !self.rt.admission.is_limited() {
-            return self.spawn_run(myself, run_id, false);
+            return self.spawn_run(myself, run_id, None);
         }
+        let tags = self.tags.clone();
         let admitted =
             self.rt
                 .admission
-                .admit_or_wait(run_id, self.tags.clone(), self.spec.priority, myself);
+                .admit_or_wait(run_id, tags.clone(), self.spec.priority, myself);
         if admitted {
-            self.spawn_run(myself, run_id, true);
+            self.spawn_run(myself, run_id, Some(tags));
         } else {
             self.waiting_admission.insert(run_id);
             self.state.counters.admission_waits += 1;
@@ -1067,18 +1071,28 @@ impl JobActorState {
     }
 
     /// Spawns the task of a claimed run. The handler runs off the actor; its
-    /// result, panic included, comes back as `RunFinished`. `permit`: the run
-    /// holds an admission place, given back when it ends.
-    fn spawn_run(&mut self, _myself: &ActorRef<JobMsg>, run_id: RunId, permit: bool) {
-        let Some(run) = self.state.in_flight.iter().find(|r| r.run_id == run_id) else {
-            return; // cancelled and finished before its record was durable
-        };
-        let Some((token, _)) = self.tokens.get(&run_id) else {
+    /// result, panic included, comes back as `RunFinished`. `permit`: the
+    /// tags of the admission place the run holds, given back when it ends.
+    fn spawn_run(
+        &mut self,
+        _myself: &ActorRef<JobMsg>,
+        run_id: RunId,
+        permit: Option<Arc<[String]>>,
+    ) {
+        let found = self
+            .state
+            .in_flight
+            .iter()
+            .find(|r| r.run_id == run_id)
+            .zip(self.tokens.get(&run_id));
+        let (Some((run, (token, _))), Some(_)) = (found, &self.link.handler) else {
+            // Cancelled and finished before it could start (or an orphan,
+            // which claims no run): its place, if any, goes back.
+            if let Some(tags) = permit {
+                self.rt.admission.release(&tags);
+            }
             return;
         };
-        if self.link.handler.is_none() {
-            return;
-        }
         let ctx = JobContext {
             job_id: self.spec.id.clone(),
             run_id,
@@ -1125,7 +1139,7 @@ impl JobActorState {
         // The task holds the job's link (a per-job reference count), not the
         // scheduler-wide handles.
         let link = self.link.clone();
-        let tags = permit.then(|| self.tags.clone());
+        let tags = permit;
         tokio::spawn(
             async move {
                 let Some(handler) = link.handler.as_deref() else {

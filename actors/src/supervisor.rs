@@ -165,10 +165,15 @@ pub enum SupervisorMsg {
     Woken {
         /// The job.
         id: JobId,
-        /// Its spec and state (none: unknown to the registry).
-        snapshot: Option<(Arc<JobSpec>, Box<JobState>)>,
+        /// Its spec and state (`Ok(None)`: unknown to the registry, removed
+        /// meanwhile; `Err`: the registry did not answer).
+        snapshot: WakeSnapshot,
     },
 }
+
+/// A passive job's spec and state, fetched to wake it (`Ok(None)`: unknown
+/// to the registry; `Err`: the registry did not answer).
+pub type WakeSnapshot = Result<Option<(Arc<JobSpec>, Box<JobState>)>, String>;
 
 /// How a job actor starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -857,10 +862,11 @@ impl SupervisorState {
                 )
                 .await;
             let snapshot = match snapshot {
-                Ok(ractor::rpc::CallResult::Success(Some((spec, state)))) => {
-                    Some((spec, Box::new(state)))
+                Ok(ractor::rpc::CallResult::Success(found)) => {
+                    Ok(found.map(|(spec, state)| (spec, Box::new(state))))
                 }
-                _ => None,
+                Ok(other) => Err(format!("the registry did not answer: {other:?}")),
+                Err(e) => Err(format!("the registry did not answer: {e}")),
             };
             let _ = myself.cast(SupervisorMsg::Woken { id, snapshot });
         });
@@ -868,12 +874,7 @@ impl SupervisorState {
 
     /// The registry's state for a job being woken: its actor is respawned
     /// and the messages that waited are delivered.
-    async fn woken(
-        &mut self,
-        myself: &ActorRef<SupervisorMsg>,
-        id: JobId,
-        snapshot: Option<(Arc<JobSpec>, Box<JobState>)>,
-    ) {
+    async fn woken(&mut self, myself: &ActorRef<SupervisorMsg>, id: JobId, snapshot: WakeSnapshot) {
         let waiting = match self.jobs.get(&id) {
             Some(Slot::Transit(t)) if matches!(**t, Transit::Waking { .. }) => {
                 match self.jobs.remove(&id) {
@@ -887,15 +888,27 @@ impl SupervisorState {
             _ => return,
         };
         let spawned = match snapshot {
-            Some((spec, state)) => self
+            Ok(Some((spec, state))) => self
                 .spawn_job(myself, spec, *state, Start::Reactivated)
-                .map(Starting::detach),
-            None => Err(Error::UnknownJob(id.clone())),
+                .map(Starting::detach)
+                .map_err(|e| e.to_string()),
+            Ok(None) => {
+                // Removed meanwhile: nothing to wake.
+                for msg in waiting {
+                    reject_job_msg(msg, Error::UnknownJob(id.clone()));
+                }
+                return;
+            }
+            Err(reason) => Err(reason),
         };
-        if let Err(e) = spawned {
-            tracing::error!(job_id = %id, error = %e, "cannot wake passive job");
+        if let Err(reason) = spawned {
+            // The job is still in the registry: it is marked failed, as when
+            // its restart budget runs out, so that status shows it and
+            // upsert (a revival) or remove still work.
+            tracing::error!(job_id = %id, error = %reason, "cannot wake passive job");
+            self.give_up(&id, format!("cannot wake the passive job: {reason}"));
             for msg in waiting {
-                reject_job_msg(msg, Error::UnknownJob(id.clone()));
+                reject_job_msg(msg, self.missing(id.clone(), "wake"));
             }
             return;
         }
@@ -1007,6 +1020,20 @@ impl SupervisorState {
         });
     }
 
+    /// Gives up on a job that has no actor: marked failed in the registry
+    /// (status shows it; upsert revives it, remove removes it).
+    fn give_up(&mut self, id: &JobId, reason: String) {
+        self.rt.updates.push(RegistryMsg::MarkFailed {
+            id: id.clone(),
+            reason: reason.clone(),
+        });
+        self.unlisten(id);
+        self.failed.insert(id.clone());
+        self.rt
+            .events
+            .publish(id, self.rt.clock.now(), EventKind::GaveUp { reason });
+    }
+
     /// Respawns a failed job actor from the registry's latest state, within
     /// the restart budget.
     async fn restart(&mut self, myself: &ActorRef<SupervisorMsg>, id: JobId, reason: String) {
@@ -1017,15 +1044,7 @@ impl SupervisorState {
         }
         if recent.len() >= MAX_RESTARTS {
             tracing::error!(job_id = %id, %reason, "restart budget exhausted: job marked failed");
-            self.rt.updates.push(RegistryMsg::MarkFailed {
-                id: id.clone(),
-                reason: reason.clone(),
-            });
-            self.unlisten(&id);
-            self.failed.insert(id.clone());
-            self.rt
-                .events
-                .publish(&id, self.rt.clock.now(), EventKind::GaveUp { reason });
+            self.give_up(&id, reason);
             return;
         }
         recent.push_back(now);

@@ -1202,7 +1202,10 @@ impl JobActorState {
             return;
         };
         let run = self.state.in_flight.remove(pos);
-        self.event_payloads.remove(&run_id);
+        if run.event.is_some() {
+            // Only runs started by an event have a payload here.
+            self.event_payloads.remove(&run_id);
+        }
         if self.state.in_flight.is_empty() {
             self.state.progress = None;
         }

@@ -956,16 +956,19 @@ impl RegistryState {
                 })));
             }
         }
-        let mut slot = outbox.lock();
-        append_history(
-            &mut self.retryable,
-            &mut self.ops,
-            private.then_some(&mut slot.history),
-            id,
-            records.drain(..),
-            self.history_keep,
-        );
-        drop(slot);
+        if !records.is_empty() {
+            // With the private store the history stays in the outbox; with
+            // any other it goes to the store (no second lock).
+            let mut slot = private.then(|| outbox.lock());
+            append_history(
+                &mut self.retryable,
+                &mut self.ops,
+                slot.as_mut().map(|slot| &mut slot.history),
+                id,
+                records.drain(..),
+                self.history_keep,
+            );
+        }
         self.records = records;
         if !private && !self.dirty.contains(id) {
             self.dirty.insert(id.clone());

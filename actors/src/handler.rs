@@ -51,6 +51,8 @@ pub(crate) struct RunLink {
     pub(crate) job: ractor::ActorRef<JobMsg>,
     pub(crate) id: JobId,
     pub(crate) handler: Option<Arc<dyn Handler>>,
+    /// The job's prepared run, if any (see `ahead`).
+    pub(crate) gate: crate::ahead::Gate,
 }
 
 impl RunLink {

@@ -215,6 +215,10 @@ impl RunTokens {
         Some(self.0.remove(pos).1)
     }
 
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     fn len(&self) -> usize {
         self.0.len()
     }
@@ -284,6 +288,21 @@ pub struct JobActorState {
     link: Arc<RunLink>,
     /// The wall clock read once per turn (see [`JobActorState::now`]).
     turn_now: std::cell::Cell<Option<DateTime<Utc>>>,
+    /// The schedule fire prepared ahead of its instant, until its run ends
+    /// or it is withdrawn (see `ahead`).
+    prepared: Option<Box<Prepared>>,
+    /// The number of the last prepared run (its gate value).
+    prepare_seq: u64,
+}
+
+/// A schedule fire prepared ahead of its instant: its run, and what the
+/// job's state was before, to withdraw it as if it had never been prepared.
+#[derive(Debug)]
+struct Prepared {
+    seq: u64,
+    run_id: RunId,
+    last_slot: Option<DateTime<Utc>>,
+    completed: bool,
 }
 
 impl Drop for JobActorState {
@@ -310,6 +329,7 @@ impl Actor for JobActor {
             job: myself.clone(),
             id: args.spec.id.clone(),
             handler: args.handler.clone(),
+            gate: Default::default(),
         });
         let mut s = JobActorState {
             link,
@@ -333,6 +353,8 @@ impl Actor for JobActor {
             target: args.target,
             idle_reported: false,
             turn_now: std::cell::Cell::new(None),
+            prepared: None,
+            prepare_seq: 0,
         };
         s.state.queued = 0;
         if args.restored {
@@ -395,6 +417,7 @@ impl Actor for JobActor {
                 payload,
                 reply,
             } => {
+                s.withdraw_prepared(&myself);
                 let outcome = s.fire_now(&myself, Trigger::Event, Some((name, payload)));
                 if outcome.is_ok() {
                     let ack = s.start_ack(&myself);
@@ -403,6 +426,9 @@ impl Actor for JobActor {
                 let _ = reply.send(outcome);
             }
             JobMsg::Cancel(reply) => {
+                // A prepared run has not started: it is not cancelled, it
+                // runs at its instant as if it had not been prepared yet.
+                s.withdraw_prepared(&myself);
                 let mut cancelled = s.cancel_all(&myself, "cancelled by request");
                 if s.state.retry_wait.take().is_some() {
                     // The waiting retry's timer becomes stale.
@@ -413,6 +439,7 @@ impl Actor for JobActor {
                 let _ = reply.send(Ok(cancelled));
             }
             JobMsg::RetryRun { record, reply } => {
+                s.withdraw_prepared(&myself);
                 let refused =
                     s.handler.is_none() || s.state.failed.is_some() || s.state.paused.is_some();
                 let outcome = if refused {
@@ -443,6 +470,7 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Pause { note, reply } => {
+                s.withdraw_prepared(&myself);
                 if s.state.paused.is_some() {
                     let _ = reply.send(Err(s.invalid_state("pause")));
                 } else {
@@ -469,6 +497,7 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Trigger(reply) => {
+                s.withdraw_prepared(&myself);
                 let outcome = s.fire_now(&myself, Trigger::Manual, None);
                 if outcome.is_ok() {
                     let ack = s.start_ack(&myself);
@@ -481,6 +510,8 @@ impl Actor for JobActor {
                 schedule,
                 reply,
             } => {
+                // The prepared run was built from the old spec.
+                s.withdraw_prepared(&myself);
                 let rearm = spec.schedule != s.spec.schedule;
                 s.payload = Arc::new(spec.payload.clone());
                 s.tags = Arc::from(spec.tags.as_slice());
@@ -512,14 +543,22 @@ impl Actor for JobActor {
                 myself.stop(Some("removed".into()));
             }
             JobMsg::Preview { n, reply } => {
-                let after = s.now().max(s.state.last_slot.unwrap_or_default());
-                let fires = s
-                    .schedule
-                    .preview_remaining(after, s.state.counters.fires, n);
+                // A prepared fire that has not started is still to come.
+                let not_started = |p: &&Prepared| {
+                    let run = s.state.in_flight.iter().find(|r| r.run_id == p.run_id);
+                    run.is_some_and(|r| r.started > s.now())
+                };
+                let (last_slot, fired) = match s.prepared.as_deref().filter(not_started) {
+                    Some(p) => (p.last_slot, s.state.counters.fires.saturating_sub(1)),
+                    None => (s.state.last_slot, s.state.counters.fires),
+                };
+                let after = s.now().max(last_slot.unwrap_or_default());
+                let fires = s.schedule.preview_remaining(after, fired, n);
                 let _ = reply.send(Ok(fires));
             }
             JobMsg::Replan => {
                 if s.stopping.is_none() {
+                    s.withdraw_prepared(&myself);
                     s.arm(&myself);
                     s.publish(EventKind::Replanned {
                         next_fire: s.state.next_fire,
@@ -528,6 +567,12 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Stop { cancelled, idle } => {
+                // A prepared run that has not started is not a run cut short
+                // by the shutdown: its slot is left to the next start's
+                // misfire policy, as any slot after the shutdown.
+                if s.withdraw_prepared(&myself) {
+                    s.save(Ack::None);
+                }
                 s.generation += 1;
                 s.retry_generation += 1;
                 s.queue.clear();
@@ -670,7 +715,7 @@ impl JobActorState {
     }
 
     fn invalid_state(&self, action: &'static str) -> Error {
-        let phase = crate::status::phase_of(&self.state, self.handler.is_none());
+        let phase = crate::status::phase_of(&self.state, self.handler.is_none(), self.now());
         Error::InvalidState {
             id: self.spec.id.clone(),
             action,
@@ -711,11 +756,18 @@ impl JobActorState {
         self.state.next_fire = Some(at);
         // A far fire's timer goes off a little before it, so that the job
         // can passivate meanwhile and be woken by it (see `passive`).
-        let go_off = if self.rt.config.passivate_after.is_some() {
-            crate::passive::timer_instant(&self.rt.config, at, self.now())
+        let now = self.now();
+        let mut go_off = if self.rt.config.passivate_after.is_some() {
+            crate::passive::timer_instant(&self.rt.config, at, now)
         } else {
             at
         };
+        // A near fire's timer goes off at the start of its fire-ahead window
+        // (see `ahead`).
+        if go_off == at {
+            let window = crate::ahead::window(self.rt.config.fire_ahead, self.state.last_slot, at);
+            go_off = crate::ahead::go_off(window, at, now);
+        }
         let deadline = deadline_for(self.now(), go_off);
         self.rt.timer.arm(
             deadline,
@@ -820,9 +872,93 @@ impl JobActorState {
             self.handle_due(myself, &due, uncounted, now);
         }
         match next {
+            NextFire::At(t) if self.may_prepare(t, now) => self.prepare(myself, t),
             NextFire::At(t) => self.arm_at(myself, t),
             NextFire::Exhausted => self.complete(),
         }
+    }
+
+    /// Whether the next fire, at `next`, is prepared now (see `ahead`).
+    fn may_prepare(&self, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let window = crate::ahead::window(self.rt.config.fire_ahead, self.state.last_slot, next);
+        let ready = crate::ahead::Readiness {
+            paused: self.state.paused.is_some(),
+            orphaned: self.handler.is_none(),
+            failed: self.state.failed.is_some(),
+            admission_limited: self.rt.admission.is_limited(),
+            busy: !self.state.in_flight.is_empty()
+                || !self.tokens.is_empty()
+                || !self.queue.is_empty()
+                || !self.unrecorded.is_empty()
+                || !self.waiting_admission.is_empty()
+                || self.state.retry_wait.is_some()
+                || self.stopping.is_some(),
+        };
+        crate::ahead::may_prepare(ready, window, next, now)
+    }
+
+    /// Prepares the fire at `slot`, before its instant: takes the slot,
+    /// claims its run (whose task waits for the instant, see `spawn_run`),
+    /// and arms the timer for the fire after it. Until the run starts,
+    /// `withdraw_prepared` undoes all of this, and status shows the fire as
+    /// still to come (see `status::Ahead`).
+    fn prepare(&mut self, myself: &ActorRef<JobMsg>, slot: DateTime<Utc>) {
+        self.prepare_seq += 1;
+        let seq = self.prepare_seq;
+        let run_id = RunId::random();
+        // The run is known as prepared before its task is spawned.
+        self.prepared = Some(Box::new(Prepared {
+            seq,
+            run_id,
+            last_slot: self.state.last_slot,
+            completed: self.state.completed,
+        }));
+        self.link.gate.open(seq);
+        // `last_fire` is set when the run ends (status shows the slot as
+        // the last fire from its start).
+        self.state.last_slot = Some(slot);
+        self.state.counters.fires += 1;
+        self.claim_run_as(myself, Pending::new(slot, Trigger::Schedule), run_id);
+        match self.schedule.next_fire(slot, self.state.counters.fires) {
+            NextFire::At(t) => self.arm_at(myself, t),
+            NextFire::Exhausted => self.complete(),
+        }
+    }
+
+    /// Withdraws the prepared run if it has not started: the job is as if
+    /// the fire had never been prepared, and its timer is armed for the
+    /// instant again. Called first by every message that could change what
+    /// happens at that instant. True if a run was withdrawn.
+    fn withdraw_prepared(&mut self, myself: &ActorRef<JobMsg>) -> bool {
+        let Some(p) = self.prepared.take() else {
+            return false;
+        };
+        let Some(pos) = self
+            .state
+            .in_flight
+            .iter()
+            .position(|r| r.run_id == p.run_id)
+        else {
+            return false;
+        };
+        if !self.link.gate.take(p.seq) {
+            // Its handler started: it is an ordinary run in flight now.
+            self.prepared = Some(p);
+            return false;
+        }
+        self.state.in_flight.remove(pos);
+        if let Some((token, _)) = self.tokens.remove(&p.run_id) {
+            // The task, waiting for the instant, ends without a word.
+            token.cancel();
+        }
+        self.unrecorded.retain(|r| *r != p.run_id);
+        self.state.counters.runs -= 1;
+        self.state.counters.fires -= 1;
+        self.state.last_slot = p.last_slot;
+        self.state.completed = p.completed;
+        tracing::debug!(job_id = %self.spec.id, run_id = %p.run_id, "prepared run withdrawn");
+        self.arm(myself);
+        true
     }
 
     fn handle_due(
@@ -1017,7 +1153,11 @@ impl JobActorState {
     /// Records a run as in flight; it starts once its record is durable (at
     /// once with a store that is not durable).
     fn claim_run(&mut self, myself: &ActorRef<JobMsg>, fire: Pending) -> RunId {
-        let run_id = RunId::random();
+        self.claim_run_as(myself, fire, RunId::random())
+    }
+
+    /// [`Self::claim_run`], under a given run id.
+    fn claim_run_as(&mut self, myself: &ActorRef<JobMsg>, fire: Pending, run_id: RunId) -> RunId {
         let event = fire.event.map(|(name, payload)| {
             self.event_payloads.insert(run_id, payload);
             name
@@ -1025,7 +1165,8 @@ impl JobActorState {
         self.state.in_flight.push(InFlightRun {
             run_id,
             scheduled: fire.scheduled,
-            started: self.now(),
+            // A prepared run starts at its slot.
+            started: self.now().max(fire.scheduled),
             attempt: fire.attempt,
             trigger: fire.trigger,
             event,
@@ -1113,12 +1254,22 @@ impl JobActorState {
                 link: self.link.clone(),
             },
         };
-        self.publish(EventKind::Started {
-            run_id,
-            scheduled: run.scheduled,
-            trigger: run.trigger,
-            attempt: run.attempt,
-        });
+        // A prepared run waits for its instant; it is announced when it
+        // starts (by its task).
+        let gate = self
+            .prepared
+            .as_deref()
+            .filter(|p| p.run_id == run_id)
+            .map(|p| p.seq);
+        if gate.is_none() {
+            self.publish(EventKind::Started {
+                run_id,
+                scheduled: run.scheduled,
+                trigger: run.trigger,
+                attempt: run.attempt,
+            });
+        }
+        let (trigger, attempt) = (run.trigger, run.attempt);
         let limits = Limits {
             jitter: jitter_delay(self.spec.jitter),
             grace: self.rt.config.cancel_grace,
@@ -1152,7 +1303,32 @@ impl JobActorState {
                 // plain run stays small (its cell is allocated with a 128-byte
                 // alignment: a large one costs glibc a consolidation pass).
                 let mut result = None;
-                if !limits.jitter.is_zero() {
+                if let Some(seq) = gate {
+                    let token = ctx.cancel.clone();
+                    let cancelled = Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await;
+                    // Withdrawn meanwhile: the job no longer knows this run.
+                    if cancelled || !link.gate.take(seq) {
+                        result = Some(RunResult::Dropped);
+                    } else if link.events().has_subscribers() {
+                        let now = rt.clock.now();
+                        link.events().publish(
+                            &link.id,
+                            now,
+                            EventKind::Fired { scheduled, trigger },
+                        );
+                        link.events().publish(
+                            &link.id,
+                            now,
+                            EventKind::Started {
+                                run_id,
+                                scheduled,
+                                trigger,
+                                attempt,
+                            },
+                        );
+                    }
+                }
+                if result.is_none() && !limits.jitter.is_zero() {
                     let token = ctx.cancel.clone();
                     if Box::pin(jitter_wait(token, limits.jitter)).await {
                         result = Some(RunResult::Dropped);
@@ -1202,6 +1378,9 @@ impl JobActorState {
             return;
         };
         let run = self.state.in_flight.remove(pos);
+        if self.prepared.take_if(|p| p.run_id == run_id).is_some() {
+            self.state.last_fire = self.state.last_fire.max(Some(run.scheduled));
+        }
         if run.event.is_some() {
             // Only runs started by an event have a payload here.
             self.event_payloads.remove(&run_id);
@@ -1409,6 +1588,26 @@ struct Limits {
     jitter: Duration,
     grace: Duration,
     timeout: Option<Duration>,
+}
+
+/// A prepared run's wait for its slot on the wall clock (read again after
+/// each sleep, since timers sleep on the monotonic clock): true if the run
+/// was cancelled or withdrawn meanwhile.
+async fn wait_for_slot(
+    clock: &dyn crate::clock::Clock,
+    slot: DateTime<Utc>,
+    token: CancellationToken,
+) -> bool {
+    loop {
+        let left = (slot - clock.now()).to_std().unwrap_or(Duration::ZERO);
+        if left.is_zero() {
+            return token.is_cancelled();
+        }
+        tokio::select! {
+            () = tokio::time::sleep(left) => {}
+            () = token.cancelled() => return true,
+        }
+    }
 }
 
 /// The jitter before a run: true if the run was cancelled meanwhile.

@@ -14,6 +14,7 @@
 pub mod schedule;
 
 mod admission;
+mod ahead;
 mod clock;
 mod error;
 mod event;

@@ -496,7 +496,12 @@ impl Entry {
             return None;
         };
         packed_totals.add(&slot.state.counters);
-        let phase = phase_of(&slot.state, self.orphaned);
+        // Packed only when idle: nothing in flight, so no fire ahead.
+        let phase = phase_of(
+            &slot.state,
+            self.orphaned,
+            chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        );
         let mut history = std::mem::take(&mut slot.history);
         history.shrink_to_fit();
         drop(slot);
@@ -1154,15 +1159,20 @@ impl RegistryState {
             },
             ..Metrics::default()
         };
+        let now = self.clock.now();
         for e in self.entries.values() {
             match &e.held {
                 Held::Outbox(outbox) => {
                     let slot = outbox.lock();
                     *m.jobs_by_phase
-                        .entry(phase_of(&slot.state, e.orphaned))
+                        .entry(phase_of(&slot.state, e.orphaned, now))
                         .or_default() += 1;
                     m.totals.add(&slot.state.counters);
-                    m.runs_in_flight += slot.state.in_flight.len() as u64;
+                    // Fires prepared ahead of their slot are still to come.
+                    let ahead = u64::from(crate::status::ahead_of(&slot.state, now).runs);
+                    m.totals.fires -= ahead;
+                    m.totals.runs -= ahead;
+                    m.runs_in_flight += slot.state.in_flight.len() as u64 - ahead;
                 }
                 Held::Packed(p) => *m.jobs_by_phase.entry(p.phase).or_default() += 1,
             }
@@ -1192,6 +1202,7 @@ impl RegistryState {
     }
 
     fn status_of(&self, e: &Entry) -> JobStatus {
+        let now = self.clock.now();
         let unpacked;
         let slot;
         let st = match &e.held {
@@ -1204,7 +1215,7 @@ impl RegistryState {
                 &unpacked
             }
         };
-        JobStatus {
+        let mut status = JobStatus {
             id: e.spec.id.clone(),
             schedule: describe(&e.spec.schedule),
             time_zone: e
@@ -1214,7 +1225,7 @@ impl RegistryState {
                 .clone()
                 .unwrap_or_else(|| self.default_tz.name().to_string()),
             handler: e.spec.handler.clone(),
-            phase: phase_of(st, e.orphaned),
+            phase: phase_of(st, e.orphaned, now),
             pause_note: st.paused.as_ref().and_then(|p| p.note.clone()),
             next_fire: st.next_fire,
             last_fire: st.last_fire,
@@ -1226,7 +1237,9 @@ impl RegistryState {
             retry_wait: st.retry_wait.clone(),
             failure: st.failed.clone(),
             progress: st.progress.clone(),
-        }
+        };
+        status.settle(st, now);
+        status
     }
 }
 

@@ -45,6 +45,14 @@ pub struct RuntimeConfig {
     /// How long before its fire a passive job's actor is respawned (at most
     /// half of `passivate_after`). Default 2 s.
     pub wake_lead: Duration,
+    /// Fire-ahead: how long before its instant a schedule fire is prepared
+    /// (its slot taken, its run claimed and recorded, its task spawned), at
+    /// most half the gap since the job's previous slot. The handler still
+    /// starts at the instant. Only a job with nothing else going on prepares
+    /// ahead; a pause, update, trigger, cancel or shutdown before the
+    /// instant withdraws the prepared run. `Duration::ZERO` turns it off.
+    /// Default 500 ms.
+    pub fire_ahead: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -62,6 +70,7 @@ impl Default for RuntimeConfig {
             admission: Default::default(),
             passivate_after: Some(Duration::from_secs(60)),
             wake_lead: Duration::from_secs(2),
+            fire_ahead: Duration::from_millis(500),
         }
     }
 }

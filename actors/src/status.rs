@@ -382,19 +382,72 @@ impl JobStatus {
     }
 }
 
-/// Derives the phase shown by status.
-pub(crate) fn phase_of(state: &JobState, orphaned: bool) -> JobPhase {
+/// Schedule runs claimed ahead of their slot (fire-ahead) that have not
+/// started at `now`: how many, and the earliest slot.
+///
+/// A fire is prepared shortly before its slot, and its claimed run records
+/// the slot as its start. Until then, status and metrics show that fire as
+/// still to come: not counted in `fires` and `runs`, not in flight, and its
+/// slot as the next fire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ahead {
+    pub(crate) runs: u32,
+    pub(crate) first: Option<DateTime<Utc>>,
+}
+
+/// See [`Ahead`].
+pub(crate) fn ahead_of(state: &JobState, now: DateTime<Utc>) -> Ahead {
+    let mut ahead = Ahead::default();
+    for run in &state.in_flight {
+        if run.trigger == Trigger::Schedule && run.started > now {
+            ahead.runs += 1;
+            ahead.first = Some(ahead.first.map_or(run.scheduled, |f| f.min(run.scheduled)));
+        }
+    }
+    ahead
+}
+
+/// Derives the phase shown by status at `now` (see [`Ahead`]).
+pub(crate) fn phase_of(state: &JobState, orphaned: bool, now: DateTime<Utc>) -> JobPhase {
     if state.failed.is_some() {
         JobPhase::Failed
     } else if orphaned {
         JobPhase::Orphaned
     } else if state.paused.is_some() {
         JobPhase::Paused
-    } else if !state.in_flight.is_empty() {
+    } else if state.in_flight.is_empty() {
+        if state.completed {
+            JobPhase::Completed
+        } else {
+            JobPhase::Scheduled
+        }
+    } else if state.in_flight.len() > ahead_of(state, now).runs as usize {
         JobPhase::Running
-    } else if state.completed {
-        JobPhase::Completed
     } else {
+        // Only a prepared fire, not started yet.
         JobPhase::Scheduled
+    }
+}
+
+impl JobStatus {
+    /// Shows runs claimed ahead of their slot as fires still to come (see
+    /// [`Ahead`]), and a started scheduled run's slot as the last fire.
+    pub(crate) fn settle(&mut self, state: &JobState, now: DateTime<Utc>) {
+        let ahead = ahead_of(state, now);
+        for run in &state.in_flight {
+            if run.trigger == Trigger::Schedule && run.started <= now {
+                self.last_fire = self.last_fire.max(Some(run.scheduled));
+            }
+        }
+        if ahead.runs == 0 {
+            return;
+        }
+        self.counters.fires = self.counters.fires.saturating_sub(u64::from(ahead.runs));
+        self.counters.runs = self.counters.runs.saturating_sub(u64::from(ahead.runs));
+        self.runs_in_flight = self.runs_in_flight.saturating_sub(ahead.runs);
+        self.next_fire = match (ahead.first, self.next_fire) {
+            (Some(first), Some(next)) => Some(first.min(next)),
+            (first, next) => first.or(next),
+        };
     }
 }

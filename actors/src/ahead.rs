@@ -1,0 +1,238 @@
+//! Fire-ahead: a schedule fire is prepared shortly before its instant, and
+//! its handler starts at the instant.
+//!
+//! Preparing a fire is the job actor's whole turn for it: the slot is taken,
+//! the run is claimed (and, with a durable store, its record written), and
+//! its task is spawned. Done at the instant, that work is the lateness of
+//! the run, and when many jobs share an instant (every job on `* * * * * *`)
+//! the last of them waits for all the others' turns. Done up to
+//! [`RuntimeConfig::fire_ahead`](crate::RuntimeConfig::fire_ahead) before
+//! it, what remains at the instant is a timer wake-up per run, as in a
+//! plain tokio scheduler. Quartz acquires triggers ahead of their fire time
+//! for the same reason (`batchTriggerAcquisitionFireAheadTimeWindow`).
+//!
+//! The rules, as plain functions:
+//! - the window is `fire_ahead`, at most half the gap since the previous
+//!   slot, so that a fire is never prepared while the previous one may still
+//!   be running on time ([`window`]);
+//! - the schedule timer goes off at the window's start ([`go_off`]);
+//! - a fire is prepared only when the job has nothing else going on and
+//!   nothing could change the decisions taken for it: not paused, not an
+//!   orphan, not failed, no run in flight, queued, waiting for its record,
+//!   for admission or for a retry, and no admission caps (a prepared run
+//!   would hold its place early) ([`may_prepare`]). Otherwise the timer is
+//!   re-armed for the instant itself, and the fire is handled then.
+//!
+//! A prepared run that has not started is withdrawn, as if it had never
+//! been prepared, by any message that could have changed what happens at
+//! its instant (pause, update, trigger, cancel, re-plan, shutdown): see
+//! `JobActorState::withdraw_prepared`. The run's task and the actor agree
+//! on which of the two came first through one atomic per job
+//! ([`Gate`]).
+
+use chrono::{DateTime, Utc};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// How long before the fire at `next` it may be prepared: `fire_ahead`, at
+/// most half the gap since the previous slot (`prev`: the job's last slot,
+/// or when it was added).
+pub(crate) fn window(
+    fire_ahead: Duration,
+    prev: Option<DateTime<Utc>>,
+    next: DateTime<Utc>,
+) -> Duration {
+    if fire_ahead.is_zero() {
+        return Duration::ZERO;
+    }
+    let half_gap = prev
+        .and_then(|prev| (next - prev).to_std().ok())
+        .map_or(Duration::ZERO, |gap| gap / 2);
+    fire_ahead.min(half_gap)
+}
+
+/// When the schedule timer for the fire at `next` goes off: at the start of
+/// its window, or at the fire itself once the window has started (a timer
+/// that went off early and could not prepare the fire waits for it).
+pub(crate) fn go_off(window: Duration, next: DateTime<Utc>, now: DateTime<Utc>) -> DateTime<Utc> {
+    let start = next - chrono::Duration::from_std(window).unwrap_or(chrono::Duration::zero());
+    if start > now {
+        start
+    } else {
+        next
+    }
+}
+
+/// What decides whether a job may prepare its next fire now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Readiness {
+    /// The job is paused.
+    pub(crate) paused: bool,
+    /// No handler is registered for the job.
+    pub(crate) orphaned: bool,
+    /// The job gave up (failed).
+    pub(crate) failed: bool,
+    /// The runtime has admission caps.
+    pub(crate) admission_limited: bool,
+    /// Runs in flight, queued, waiting for their record or admission, a
+    /// retry waiting for its backoff, or the actor stopping.
+    pub(crate) busy: bool,
+}
+
+/// Whether the fire at `next` is prepared now: its window has started, and
+/// the job is ready (see the module's rules).
+pub(crate) fn may_prepare(
+    ready: Readiness,
+    window: Duration,
+    next: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    let Readiness {
+        paused,
+        orphaned,
+        failed,
+        admission_limited,
+        busy,
+    } = ready;
+    if window.is_zero() || paused || orphaned || failed || admission_limited || busy {
+        return false;
+    }
+    // A fire already due is not prepared: it is handled as due.
+    (next - now)
+        .to_std()
+        .is_ok_and(|until| !until.is_zero() && until <= window)
+}
+
+/// The one prepared, not yet started run of a job, shared by the job actor
+/// and the run's task: whichever of "start" and "withdraw" takes it first
+/// wins. 0 means no prepared run; otherwise the prepared run's number.
+#[derive(Debug, Default)]
+pub(crate) struct Gate(AtomicU64);
+
+impl Gate {
+    /// Opens the gate for the prepared run `seq` (non-zero).
+    pub(crate) fn open(&self, seq: u64) {
+        debug_assert_ne!(seq, 0);
+        self.0.store(seq, Ordering::Release);
+    }
+
+    /// Takes the gate for run `seq`: true for the first caller only (the
+    /// task starting the handler, or the actor withdrawing the run).
+    pub(crate) fn take(&self, seq: u64) -> bool {
+        self.0
+            .compare_exchange(seq, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("an instant")
+    }
+
+    #[test]
+    fn the_window_is_at_most_half_the_gap() {
+        let ahead = Duration::from_millis(500);
+        let next = at("2026-01-01T00:00:01Z");
+        // Every second: half a second.
+        assert_eq!(
+            window(ahead, Some(at("2026-01-01T00:00:00Z")), next),
+            Duration::from_millis(500)
+        );
+        // Every 200 ms: 100 ms.
+        assert_eq!(
+            window(ahead, Some(at("2026-01-01T00:00:00.800Z")), next),
+            Duration::from_millis(100)
+        );
+        // Hourly: the configured 500 ms.
+        assert_eq!(
+            window(ahead, Some(at("2025-12-31T23:00:01Z")), next),
+            Duration::from_millis(500)
+        );
+        // Off, or no previous instant: nothing is prepared.
+        assert_eq!(
+            window(Duration::ZERO, Some(at("2025-12-31T23:00:01Z")), next),
+            Duration::ZERO
+        );
+        assert_eq!(window(ahead, None, next), Duration::ZERO);
+        // A previous slot after the next one (the wall clock stepped back).
+        assert_eq!(
+            window(ahead, Some(at("2026-01-01T00:00:02Z")), next),
+            Duration::ZERO
+        );
+    }
+
+    #[test]
+    fn the_timer_goes_off_at_the_window_then_at_the_fire() {
+        let next = at("2026-01-01T00:00:01Z");
+        let w = Duration::from_millis(500);
+        assert_eq!(
+            go_off(w, next, at("2026-01-01T00:00:00.100Z")),
+            at("2026-01-01T00:00:00.500Z")
+        );
+        // Inside the window already: at the fire.
+        assert_eq!(go_off(w, next, at("2026-01-01T00:00:00.600Z")), next);
+        assert_eq!(
+            go_off(Duration::ZERO, next, at("2026-01-01T00:00:00Z")),
+            next
+        );
+    }
+
+    #[test]
+    fn only_a_ready_job_inside_the_window_prepares() {
+        let next = at("2026-01-01T00:00:01Z");
+        let w = Duration::from_millis(500);
+        let ready = Readiness::default();
+        assert!(may_prepare(ready, w, next, at("2026-01-01T00:00:00.500Z")));
+        assert!(may_prepare(ready, w, next, at("2026-01-01T00:00:00.999Z")));
+        // Before the window, at the fire or after it: no.
+        assert!(!may_prepare(ready, w, next, at("2026-01-01T00:00:00.499Z")));
+        assert!(!may_prepare(ready, w, next, next));
+        assert!(!may_prepare(ready, w, next, at("2026-01-01T00:00:02Z")));
+        assert!(!may_prepare(
+            ready,
+            Duration::ZERO,
+            next,
+            at("2026-01-01T00:00:00.9Z")
+        ));
+        let now = at("2026-01-01T00:00:00.700Z");
+        for blocked in [
+            Readiness {
+                paused: true,
+                ..ready
+            },
+            Readiness {
+                orphaned: true,
+                ..ready
+            },
+            Readiness {
+                failed: true,
+                ..ready
+            },
+            Readiness {
+                admission_limited: true,
+                ..ready
+            },
+            Readiness {
+                busy: true,
+                ..ready
+            },
+        ] {
+            assert!(!may_prepare(blocked, w, next, now), "{blocked:?}");
+        }
+    }
+
+    #[test]
+    fn the_gate_lets_one_side_through() {
+        let gate = Gate::default();
+        gate.open(7);
+        assert!(!gate.take(6));
+        assert!(gate.take(7));
+        assert!(!gate.take(7));
+        gate.open(8);
+        assert!(gate.take(8));
+    }
+}

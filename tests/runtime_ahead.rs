@@ -1,0 +1,237 @@
+//! Fire-ahead on a simulated clock: a fire is prepared up to `fire_ahead`
+//! (500 ms by default) before its instant, its handler starts at the
+//! instant, and anything that could change what happens at the instant
+//! withdraws it first.
+
+mod support;
+
+use chrono::{DateTime, Utc};
+use cronactor::{
+    Event, EventKind, JobContext, JobPhase, JobSpec, Outcome, OverlapPolicy, ScheduleSpec,
+    TriggerOutcome,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+fn every_second(id: &str, handler: &str) -> JobSpec {
+    JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(1)), handler)
+        .build()
+        .expect("valid spec")
+}
+
+fn at_secs(secs: f64) -> DateTime<Utc> {
+    START.parse::<DateTime<Utc>>().expect("start")
+        + chrono::Duration::milliseconds((secs * 1000.0) as i64)
+}
+
+/// (scheduled, wall clock at the handler's start) of every run.
+type Starts = Arc<Mutex<Vec<(DateTime<Utc>, DateTime<Utc>)>>>;
+
+fn recording(
+    clock: &cronactor::testing::ManualClock,
+    count: &Count,
+) -> (cronactor::SchedulerBuilder, Starts) {
+    let starts = Starts::default();
+    let (seen, c) = (starts.clone(), clock.clone());
+    let b = builder(clock, count).handler("record", move |ctx: JobContext| {
+        let (seen, c) = (seen.clone(), c.clone());
+        async move {
+            use cronactor::Clock as _;
+            seen.lock().expect("lock").push((ctx.scheduled, c.now()));
+            Ok::<(), std::io::Error>(())
+        }
+    });
+    (b, starts)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prepared_fire_starts_at_its_instant_and_shows_as_still_to_come() {
+    let (clock, count) = (clock(), Count::default());
+    let (b, starts) = recording(&clock, &count);
+    let s = b.start().await.expect("start");
+    let mut events = s.subscribe();
+    s.add(every_second("j", "record")).await.expect("add");
+    // 2.7 s: the fire of 3 s is prepared (its run claimed, not started);
+    // status shows it as the next fire, not as fired or running.
+    run_for_secs(2.7).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.next_fire, Some(at_secs(3.0)));
+    assert_eq!(st.last_fire, Some(at_secs(2.0)));
+    assert_eq!((st.counters.fires, st.counters.runs), (2, 2));
+    assert_eq!(st.runs_in_flight, 0);
+    assert_eq!(st.phase, JobPhase::Scheduled);
+    let m = s.metrics().await.expect("metrics");
+    assert_eq!((m.totals.fires, m.totals.runs, m.runs_in_flight), (2, 2, 0));
+    assert_eq!(starts.lock().expect("lock").len(), 2);
+    run_for_secs(0.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.next_fire, Some(at_secs(4.0)));
+    assert_eq!(st.last_fire, Some(at_secs(3.0)));
+    assert_eq!(st.counters.succeeded, 3);
+    for (scheduled, started) in starts.lock().expect("lock").iter() {
+        assert_eq!(scheduled, started, "a run starts at its slot, not before");
+    }
+    // Fired and Started are announced at the instant, in that order.
+    let third: Vec<Event> = drain(&mut events)
+        .into_iter()
+        .filter(|e| match e.kind {
+            EventKind::Fired { scheduled, .. } | EventKind::Started { scheduled, .. } => {
+                scheduled == at_secs(3.0)
+            }
+            _ => false,
+        })
+        .collect();
+    assert_eq!(kinds(&third), ["fired", "started"]);
+    assert!(third.iter().all(|e| e.at == at_secs(3.0)), "{third:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn pausing_before_the_instant_withdraws_the_prepared_run() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every_second("j", "count")).await.expect("add");
+    run_for_secs(2.7).await;
+    s.pause("j", None).await.expect("pause");
+    run_for_secs(0.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(count.get(), 2, "the slot of 3 s did not run");
+    assert_eq!(st.counters.runs, 2);
+    assert_eq!(st.counters.fires, 3);
+    assert_eq!(st.counters.skipped.paused, 1);
+    assert_eq!(
+        st.counters.cancelled, 0,
+        "a withdrawn run is not a cancelled run"
+    );
+    assert_eq!(st.runs_in_flight, 0);
+    // Resumed, it fires on at the next slot.
+    s.resume("j", None).await.expect("resume");
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_trigger_before_the_instant_meets_the_overlap_policy_at_the_instant() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .overlap(OverlapPolicy::Skip)
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    // 9.7 s: the fire of 10 s is prepared; the manual run starts now and
+    // lasts 2.5 s, so the slot of 10 s meets it and is skipped.
+    run_for_secs(9.7).await;
+    let outcome = s.trigger("j").await.expect("trigger");
+    assert!(matches!(outcome, TriggerOutcome::Started(_)), "{outcome:?}");
+    run_for_secs(0.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(count.get(), 1);
+    assert_eq!(st.counters.skipped.overlap, 1);
+    assert_eq!(st.counters.runs, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_before_the_instant_leaves_the_slot_to_run() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every_second("j", "count")).await.expect("add");
+    run_for_secs(2.7).await;
+    let cancelled = s.cancel("j").await.expect("cancel");
+    assert!(cancelled.is_empty(), "nothing had started: {cancelled:?}");
+    run_for_secs(0.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(count.get(), 3);
+    assert_eq!(st.counters.cancelled, 0);
+    let history = s.history("j", 10).await.expect("history");
+    assert!(
+        history.iter().all(|r| r.outcome == Outcome::Succeeded),
+        "{history:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_fire_ahead_off_the_fire_is_handled_at_its_instant() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .configure(|c| c.fire_ahead = Duration::ZERO)
+        .start()
+        .await
+        .expect("start");
+    s.add(every_second("j", "count")).await.expect("add");
+    run_for_secs(2.7).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.fires, 2);
+    assert_eq!(st.next_fire, Some(at_secs(3.0)));
+    run_for_secs(0.5).await;
+    assert_eq!(count.get(), 3);
+}
+
+/// A durable store whose every flush takes 200 ms.
+#[derive(Default)]
+struct SlowStore(cronactor_actors::MemoryStore);
+
+impl cronactor::SnapshotStore for SlowStore {
+    fn load(&self) -> Result<cronactor_actors::Loaded, cronactor::StoreError> {
+        self.0.load()
+    }
+    fn apply(&self, ops: Vec<cronactor_actors::StoreOp>) -> Result<(), cronactor::StoreError> {
+        self.0.apply(ops)
+    }
+    fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(())
+        })
+    }
+    fn history(
+        &self,
+        id: &cronactor::JobId,
+        limit: usize,
+    ) -> Result<Vec<cronactor::RunRecord>, cronactor::StoreError> {
+        self.0.history(id, limit)
+    }
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
+
+/// The latest start after its slot of the runs of a cron job firing every
+/// second for its first 5 s, with a store whose flush takes 200 ms.
+async fn worst_lateness_with_a_slow_store(fire_ahead: Duration) -> chrono::Duration {
+    let (clock, count) = (clock(), Count::default());
+    let (b, starts) = recording(&clock, &count);
+    let s = b
+        .store(Arc::new(SlowStore::default()))
+        .configure(|c| c.fire_ahead = fire_ahead)
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("* * * * * *"), "record")
+        .build()
+        .expect("valid spec");
+    // `add` answers once its record is durable: at 0.2 s.
+    s.add(spec).await.expect("add");
+    run_for_secs(5.5).await;
+    let starts = starts.lock().expect("lock");
+    assert_eq!(starts.len(), 5);
+    starts
+        .iter()
+        .map(|(scheduled, started)| *started - *scheduled)
+        .max()
+        .expect("runs")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_is_recorded_before_its_slot_and_starts_on_time() {
+    // Each run's record is durable before the run starts: with fire-ahead
+    // the record is written before the slot, without it after.
+    assert_eq!(
+        worst_lateness_with_a_slow_store(Duration::from_millis(500)).await,
+        chrono::Duration::zero()
+    );
+    assert!(
+        worst_lateness_with_a_slow_store(Duration::ZERO).await
+            >= chrono::Duration::milliseconds(200)
+    );
+}

@@ -574,8 +574,10 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "threads",
         "store",
         "concurrency",
+        "fire-ahead-ms",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
+    let fire_ahead = opts.num("fire-ahead-ms", 500)?;
     let jobs = opts.num("jobs", 1000)? as usize;
     let seconds = opts.num("seconds", 10)?;
     let grace = opts.num("grace", 2)?;
@@ -587,7 +589,8 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
 
     let t0 = Instant::now();
     let s = rt.block_on(async {
-        let mut b = probe_builder(&probe);
+        let mut b =
+            probe_builder(&probe).configure(|c| c.fire_ahead = Duration::from_millis(fire_ahead));
         if let Some(dir) = &dir {
             b = sled_builder(b, dir, false)?;
         }
@@ -656,6 +659,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             metrics.as_ref().map(|m| m.lateness.p99_us),
         )
         .int("grace_s", grace)
+        .int("fire_ahead_ms", fire_ahead)
         .int("window_start_unix", w0 as u64)
         .int("threads", opts.num("threads", 2)?)
         .num("wall_s", started.elapsed().as_secs_f64(), 2);

@@ -235,3 +235,62 @@ async fn a_prepared_run_is_recorded_before_its_slot_and_starts_on_time() {
             >= chrono::Duration::milliseconds(200)
     );
 }
+
+fn hourly_counting() -> JobSpec {
+    JobSpec::builder("h", ScheduleSpec::cron("0 0 * * * *"), "record")
+        .build()
+        .expect("valid spec")
+}
+
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_crash_inside_the_window_interrupts_the_prepared_run_whose_retry_waits_for_the_slot() {
+    let store: Arc<dyn cronactor::SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let (b, _) = recording(&clock, &count);
+    let s = b.store(store.clone()).start().await.expect("start");
+    s.add(hourly_counting()).await.expect("add");
+    // 00:59:59.7: the fire of 01:00 is prepared and recorded.
+    run_for_secs(3599.7).await;
+    s.kill().await;
+    assert_eq!(count.get(), 0);
+    let (b, starts) = recording(&clock, &count);
+    let s = b.store(store).start().await.expect("restart");
+    run_for_secs(0.1).await;
+    let st = s.status("h").await.expect("status");
+    assert_eq!(st.counters.interrupted, 1);
+    let history = s.history("h", 5).await.expect("history");
+    assert_eq!(history[0].outcome, Outcome::Interrupted);
+    assert!(history[0].started <= history[0].finished, "{history:?}");
+    assert!(
+        starts.lock().expect("lock").is_empty(),
+        "the retry does not start before the slot"
+    );
+    run_for_secs(0.5).await;
+    let starts = starts.lock().expect("lock");
+    assert_eq!(starts.as_slice(), [(at_secs(3600.0), at_secs(3600.0))]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_inside_the_window_leaves_the_slot_to_the_misfire_policy() {
+    let store: Arc<dyn cronactor::SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let (b, _) = recording(&clock, &count);
+    let s = b.store(store.clone()).start().await.expect("start");
+    s.add(hourly_counting()).await.expect("add");
+    run_for_secs(3599.7).await;
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    // Back at 01:00:30: the slot of 01:00 was missed; FireOnce runs it once.
+    run_for_secs(30.3).await;
+    let (b, starts) = recording(&clock, &count);
+    let s = b.store(store).start().await.expect("restart");
+    run_for_secs(0.5).await;
+    let st = s.status("h").await.expect("status");
+    assert_eq!(st.counters.interrupted, 0);
+    assert_eq!(st.counters.cancelled, 0);
+    assert_eq!(starts.lock().expect("lock").len(), 1);
+    let history = s.history("h", 5).await.expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].trigger, cronactor::Trigger::CatchUp);
+}

@@ -1270,6 +1270,9 @@ impl JobActorState {
             });
         }
         let (trigger, attempt) = (run.trigger, run.attempt);
+        // The retry of a run prepared before a crash, restarted before its
+        // slot: it too starts no earlier than the slot.
+        let early = gate.is_none() && trigger == Trigger::Recovery && run.scheduled > self.now();
         let limits = Limits {
             jitter: jitter_delay(self.spec.jitter),
             grace: self.rt.config.cancel_grace,
@@ -1326,6 +1329,11 @@ impl JobActorState {
                                 attempt,
                             },
                         );
+                    }
+                } else if early {
+                    let token = ctx.cancel.clone();
+                    if Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await {
+                        result = Some(RunResult::Dropped);
                     }
                 }
                 if result.is_none() && !limits.jitter.is_zero() {
@@ -1553,7 +1561,9 @@ impl JobActorState {
             let record = RunRecord {
                 run_id: run.run_id,
                 scheduled: run.scheduled,
-                started: run.started,
+                // A run prepared ahead of its slot (see `ahead`) had not
+                // started: its start is no later than its end.
+                started: run.started.min(now),
                 finished: now,
                 attempt: run.attempt,
                 trigger: run.trigger,

@@ -323,9 +323,12 @@ impl Actor for JobActor {
             generation: 0,
             retry_generation: 0,
             event_payloads: HashMap::new(),
-            tokens: RunTokens::default(),
+            // Room for one run and one history entry: a job rarely has more
+            // at a time, and a first push would otherwise allocate room for
+            // four (a few hundred bytes per live job, kept for its life).
+            tokens: RunTokens(Vec::with_capacity(1)),
             unrecorded: Vec::new(),
-            history: Vec::new(),
+            history: Vec::with_capacity(1),
             outbox,
             waiting_admission: HashSet::new(),
             queue: VecDeque::new(),
@@ -335,6 +338,9 @@ impl Actor for JobActor {
             turn_now: std::cell::Cell::new(None),
         };
         s.state.queued = 0;
+        if s.state.in_flight.capacity() == 0 {
+            s.state.in_flight.reserve_exact(1); // as `tokens` above
+        }
         if args.restored {
             s.recover_interrupted(&myself);
         }

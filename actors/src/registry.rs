@@ -32,7 +32,7 @@ use crate::status::{phase_of, JobState, JobStatus, Outcome, RunRecord};
 use crate::store::{JobRecord, QuarantinedRecord, SnapshotStore, StoreError, StoreOp};
 use chrono_tz::Tz;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -540,9 +540,71 @@ impl Entry {
     }
 }
 
+/// The registry's jobs, found by the id in their spec: a hash table of
+/// entries with no separate key (16 bytes less per bucket than a map keyed
+/// by id; with a million jobs, about 2 million buckets).
+#[derive(Default)]
+struct Entries {
+    table: hashbrown::HashTable<Entry>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Entries {
+    fn hash(&self, id: &JobId) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
+    fn get(&self, id: &JobId) -> Option<&Entry> {
+        self.table.find(self.hash(id), |e| e.spec.id == *id)
+    }
+
+    fn get_mut(&mut self, id: &JobId) -> Option<&mut Entry> {
+        let hash = self.hash(id);
+        self.table.find_mut(hash, |e| e.spec.id == *id)
+    }
+
+    fn contains_key(&self, id: &JobId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Inserts `entry` under its spec's id, replacing (and giving back) the
+    /// entry of that id.
+    fn insert(&mut self, entry: Entry) -> Option<Entry> {
+        let hash = self.hash(&entry.spec.id);
+        let hasher = &self.hasher;
+        match self.table.entry(
+            hash,
+            |e| e.spec.id == entry.spec.id,
+            |e| std::hash::BuildHasher::hash_one(hasher, &e.spec.id),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                Some(std::mem::replace(o.get_mut(), entry))
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(entry);
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, id: &JobId) -> Option<Entry> {
+        let hash = self.hash(id);
+        let found = self.table.find_entry(hash, |e| e.spec.id == *id).ok()?;
+        Some(found.remove().0)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &JobId> {
+        self.table.iter().map(|e| &e.spec.id)
+    }
+}
+
 /// The registry's state.
 pub struct RegistryState {
-    entries: HashMap<JobId, Entry, foldhash::fast::RandomState>,
+    entries: Entries,
     store: Arc<dyn SnapshotStore>,
     durable: bool,
     quarantined: Vec<QuarantinedRecord>,
@@ -608,7 +670,7 @@ impl Actor for RegistryActor {
             .history_keep
             .store(args.history_keep, std::sync::atomic::Ordering::Relaxed);
         Ok(RegistryState {
-            entries: HashMap::default(),
+            entries: Entries::default(),
             store: args.store,
             durable,
             quarantined: args.quarantined,
@@ -886,7 +948,7 @@ impl RegistryState {
                 if let Some(mut old) = self.remove_entry(&id) {
                     outbox.lock().history = old.take_history();
                 }
-                self.entries.insert(id, Entry::new(spec, outbox, orphaned));
+                self.entries.insert(Entry::new(spec, outbox, orphaned));
                 ack
             }
             RegistryMsg::Restore {
@@ -896,8 +958,7 @@ impl RegistryState {
             } => {
                 let outbox = Outbox::new(spec.id.clone(), *state);
                 self.remove_entry(&spec.id);
-                self.entries
-                    .insert(spec.id.clone(), Entry::new(spec, outbox, orphaned));
+                self.entries.insert(Entry::new(spec, outbox, orphaned));
                 return None;
             }
             RegistryMsg::Remove { id, ack } => {

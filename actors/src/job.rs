@@ -577,10 +577,10 @@ impl Actor for JobActor {
             JobMsg::Passivate => {
                 s.idle_reported = false;
                 if s.passivable() {
-                    if let Some(supervisor) = s.rt.supervisor.get() {
+                    if s.rt.supervisor.get().is_some() {
                         // Its state is posted already; the registry only
                         // trims what it keeps for the job.
-                        s.target.set_passive(s.generation, supervisor.clone());
+                        s.target.set_passive(s.generation);
                         s.rt.updates
                             .push(RegistryMsg::Passivated(s.spec.id.clone()));
                         tracing::debug!(

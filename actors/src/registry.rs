@@ -415,9 +415,9 @@ enum Held {
     Packed(Packed),
 }
 
-// The packed bytes' pointer and length leave room for the outbox's pointer:
-// an entry stays at 32 bytes.
-const _: () = assert!(std::mem::size_of::<Held>() == 16);
+// The packed bytes' pointer and length leave room for the outbox's pointer
+// (no tag): an entry stays at 32 bytes on 64-bit targets.
+const _: () = assert!(std::mem::size_of::<Held>() == std::mem::size_of::<Box<[u8]>>());
 
 /// A passive job, encoded in one allocation (about 100 bytes instead of an
 /// outbox of about 600): its phase when packed (a packed job does not

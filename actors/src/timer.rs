@@ -21,7 +21,7 @@ use crate::supervisor::SupervisorMsg;
 use ractor::ActorRef;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -56,7 +56,8 @@ struct Armed {
 /// the target lets go of the actor, so that a timer still waiting in the
 /// service does not keep the stopped actor's mailboxes allocated. A passivated
 /// job's target keeps the generation of its one wake-up timer and turns it
-/// into a `Wake` for the supervisor.
+/// into a `Wake` for the supervisor (known to the timer service: one per
+/// runtime, not one per target).
 #[derive(Debug)]
 pub(crate) struct TimerTarget {
     id: JobId,
@@ -69,10 +70,7 @@ enum TargetState {
     Live(ActorRef<JobMsg>),
     /// The actor was passivated: the schedule timer of `generation` wakes
     /// the job through the supervisor; other timers are dropped.
-    Passive {
-        generation: u64,
-        supervisor: ActorRef<SupervisorMsg>,
-    },
+    Passive { generation: u64 },
     /// Nobody: timers are dropped.
     Dead,
 }
@@ -101,12 +99,9 @@ impl TimerTarget {
     }
 
     /// The actor stops for passivation: the schedule timer of `generation`
-    /// becomes a `Wake` for `supervisor`.
-    pub(crate) fn set_passive(&self, generation: u64, supervisor: ActorRef<SupervisorMsg>) {
-        *self.lock() = TargetState::Passive {
-            generation,
-            supervisor,
-        };
+    /// becomes a `Wake` for the supervisor.
+    pub(crate) fn set_passive(&self, generation: u64) {
+        *self.lock() = TargetState::Passive { generation };
     }
 
     /// Timers are dropped from now on; unless the target is passive, which
@@ -128,7 +123,7 @@ impl TimerTarget {
     pub(crate) fn rearm_passive(&self, generation: u64) -> bool {
         let mut state = self.lock();
         match &mut *state {
-            TargetState::Passive { generation: g, .. } => {
+            TargetState::Passive { generation: g } => {
                 *g = generation;
                 true
             }
@@ -136,21 +131,21 @@ impl TimerTarget {
         }
     }
 
-    fn fire(&self, kind: TimerKind, generation: u64) {
+    fn fire(&self, kind: TimerKind, generation: u64, supervisor: Option<&ActorRef<SupervisorMsg>>) {
         let mut state = self.lock();
         match &*state {
             // A stopped job cannot receive: its timer is simply dropped.
             TargetState::Live(actor) => {
                 let _ = actor.cast(JobMsg::Fired { generation, kind });
             }
-            TargetState::Passive {
-                generation: g,
-                supervisor,
-            } if *g == generation && kind == TimerKind::Schedule => {
-                let supervisor = supervisor.clone();
+            TargetState::Passive { generation: g }
+                if *g == generation && kind == TimerKind::Schedule =>
+            {
                 *state = TargetState::Dead;
                 drop(state);
-                let _ = supervisor.cast(SupervisorMsg::Wake(self.id.clone()));
+                if let Some(supervisor) = supervisor {
+                    let _ = supervisor.cast(SupervisorMsg::Wake(self.id.clone()));
+                }
             }
             TargetState::Passive { .. } | TargetState::Dead => {}
         }
@@ -169,6 +164,8 @@ struct Shared {
     base: Instant,
     notify: Notify,
     closed: AtomicBool,
+    /// Where passive jobs' wake-up timers go.
+    supervisor: OnceLock<ActorRef<SupervisorMsg>>,
 }
 
 impl Shared {
@@ -203,11 +200,17 @@ impl TimerHandle {
             base: Instant::now(),
             notify: Notify::new(),
             closed: AtomicBool::new(false),
+            supervisor: OnceLock::new(),
         });
         tokio::spawn(run(shared.clone()));
         Self {
             owner: Arc::new(Owner { shared }),
         }
+    }
+
+    /// Passive jobs' wake-up timers go to `supervisor` (set once).
+    pub(crate) fn set_supervisor(&self, supervisor: ActorRef<SupervisorMsg>) {
+        let _ = self.owner.shared.supervisor.set(supervisor);
     }
 
     /// Arms a timer: `target` receives `Fired { generation, kind }` at `at`.
@@ -240,8 +243,10 @@ impl TimerHandle {
 /// run (and the other worker steal them) before the next chunk.
 const FIRE_CHUNK: usize = 128;
 
-fn fire(armed: Armed) {
-    armed.target.fire(armed.kind, armed.generation);
+fn fire(shared: &Shared, armed: Armed) {
+    armed
+        .target
+        .fire(armed.kind, armed.generation, shared.supervisor.get());
 }
 
 /// The pending timers, bucketed by millisecond of deadline (tokio's timer
@@ -296,8 +301,8 @@ impl Wheel {
 }
 
 /// Fires a due timer, yielding to the woken jobs every [`FIRE_CHUNK`].
-async fn fire_chunked(armed: Armed, fired: &mut usize) {
-    fire(armed);
+async fn fire_chunked(shared: &Shared, armed: Armed, fired: &mut usize) {
+    fire(shared, armed);
     *fired += 1;
     if *fired % FIRE_CHUNK == 0 {
         tokio::task::yield_now().await;
@@ -321,7 +326,7 @@ async fn run(shared: Arc<Shared>) {
         while let Some(mut due) = wheel.take_due(now) {
             for armed in due.drain(..) {
                 if armed.at <= now {
-                    fire_chunked(armed, &mut fired).await;
+                    fire_chunked(&shared, armed, &mut fired).await;
                 } else {
                     // Later in the same millisecond.
                     later.push(armed);
@@ -337,7 +342,7 @@ async fn run(shared: Arc<Shared>) {
         }
         for armed in taken.drain(..) {
             if armed.at <= now {
-                fire_chunked(armed, &mut fired).await;
+                fire_chunked(&shared, armed, &mut fired).await;
             } else {
                 wheel.insert(&shared, armed);
             }

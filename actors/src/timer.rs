@@ -43,7 +43,10 @@ pub enum TimerKind {
 
 #[derive(Debug)]
 struct Armed {
-    at: Instant,
+    /// The deadline, in nanoseconds after `Shared::base` (see
+    /// `Shared::nanos`): 8 bytes instead of an `Instant`'s 16, for every
+    /// pending timer.
+    at: u64,
     generation: u64,
     kind: TimerKind,
     target: Arc<TimerTarget>,
@@ -173,6 +176,13 @@ impl Shared {
         u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
+    /// The instant `nanos` after `base`.
+    fn instant(&self, nanos: u64) -> Instant {
+        self.base
+            .checked_add(std::time::Duration::from_nanos(nanos))
+            .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(86_400 * 365 * 30))
+    }
+
     fn inbox(&self) -> std::sync::MutexGuard<'_, Vec<Armed>> {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -222,6 +232,7 @@ impl TimerHandle {
         generation: u64,
     ) {
         let shared = &self.owner.shared;
+        let at = shared.nanos(at);
         shared.inbox().push(Armed {
             at,
             generation,
@@ -230,7 +241,7 @@ impl TimerHandle {
         });
         // Read after the push: either the service sees this timer before it
         // sleeps, or it published its deadline before this read.
-        if shared.nanos(at) < shared.wake_at.load(Ordering::SeqCst) {
+        if at < shared.wake_at.load(Ordering::SeqCst) {
             shared.notify.notify_one();
         }
     }
@@ -262,8 +273,8 @@ struct Wheel {
 }
 
 struct Bucket {
-    /// The earliest deadline in the bucket.
-    min: Instant,
+    /// The earliest deadline in the bucket (as `Armed::at`).
+    min: u64,
     timers: Vec<Armed>,
 }
 
@@ -271,8 +282,8 @@ struct Bucket {
 const SPARE_BUCKETS: usize = 1024;
 
 impl Wheel {
-    fn insert(&mut self, shared: &Shared, armed: Armed) {
-        let key = shared.nanos(armed.at) / 1_000_000;
+    fn insert(&mut self, armed: Armed) {
+        let key = armed.at / 1_000_000;
         let spare = &mut self.spare;
         let bucket = self.buckets.entry(key).or_insert_with(|| Bucket {
             min: armed.at,
@@ -282,8 +293,9 @@ impl Wheel {
         bucket.timers.push(armed);
     }
 
-    /// Takes the first bucket if its earliest timer is due at `now`.
-    fn take_due(&mut self, now: Instant) -> Option<Vec<Armed>> {
+    /// Takes the first bucket if its earliest timer is due at `now` (as
+    /// `Armed::at`).
+    fn take_due(&mut self, now: u64) -> Option<Vec<Armed>> {
         let first = self.buckets.first_entry()?;
         (first.get().min <= now).then(|| first.remove().timers)
     }
@@ -295,7 +307,7 @@ impl Wheel {
         }
     }
 
-    fn next(&self) -> Option<Instant> {
+    fn next(&self) -> Option<u64> {
         self.buckets.first_key_value().map(|(_, b)| b.min)
     }
 }
@@ -321,7 +333,7 @@ async fn run(shared: Arc<Shared>) {
             return;
         }
         std::mem::swap(&mut *shared.inbox(), &mut taken);
-        let now = Instant::now();
+        let now = shared.nanos(Instant::now());
         let mut fired = 0usize;
         while let Some(mut due) = wheel.take_due(now) {
             for armed in due.drain(..) {
@@ -334,7 +346,7 @@ async fn run(shared: Arc<Shared>) {
             }
             wheel.recycle(due);
             for armed in later.drain(..) {
-                wheel.insert(&shared, armed);
+                wheel.insert(armed);
             }
             if wheel.next().is_some_and(|at| at > now) {
                 break;
@@ -344,14 +356,13 @@ async fn run(shared: Arc<Shared>) {
             if armed.at <= now {
                 fire_chunked(&shared, armed, &mut fired).await;
             } else {
-                wheel.insert(&shared, armed);
+                wheel.insert(armed);
             }
         }
         let next = wheel.next();
-        shared.wake_at.store(
-            next.map_or(u64::MAX, |at| shared.nanos(at)),
-            Ordering::SeqCst,
-        );
+        shared
+            .wake_at
+            .store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
         // Timers armed while the deadline above was not yet published did
         // not wake the service: look again before sleeping.
         if !shared.inbox().is_empty() {
@@ -359,6 +370,7 @@ async fn run(shared: Arc<Shared>) {
         }
         match next {
             Some(at) => {
+                let at = shared.instant(at);
                 if sleep.deadline() != at {
                     sleep.as_mut().reset(at);
                 }

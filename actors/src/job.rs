@@ -343,9 +343,12 @@ impl Actor for JobActor {
             generation: 0,
             retry_generation: 0,
             event_payloads: HashMap::new(),
-            tokens: RunTokens::default(),
+            // Room for one run and one history entry: a job rarely has more
+            // at a time, and a first push would otherwise allocate room for
+            // four (a few hundred bytes per live job, kept for its life).
+            tokens: RunTokens(Vec::with_capacity(1)),
             unrecorded: Vec::new(),
-            history: Vec::new(),
+            history: Vec::with_capacity(1),
             outbox,
             waiting_admission: HashSet::new(),
             queue: VecDeque::new(),
@@ -357,6 +360,9 @@ impl Actor for JobActor {
             prepare_seq: 0,
         };
         s.state.queued = 0;
+        if s.state.in_flight.capacity() == 0 {
+            s.state.in_flight.reserve_exact(1); // as `tokens` above
+        }
         if args.restored {
             s.recover_interrupted(&myself);
         }
@@ -616,10 +622,10 @@ impl Actor for JobActor {
             JobMsg::Passivate => {
                 s.idle_reported = false;
                 if s.passivable() {
-                    if let Some(supervisor) = s.rt.supervisor.get() {
+                    if s.rt.supervisor.get().is_some() {
                         // Its state is posted already; the registry only
                         // trims what it keeps for the job.
-                        s.target.set_passive(s.generation, supervisor.clone());
+                        s.target.set_passive(s.generation);
                         s.rt.updates
                             .push(RegistryMsg::Passivated(s.spec.id.clone()));
                         tracing::debug!(

@@ -149,21 +149,26 @@ pub(crate) enum Slot {
         /// Where its timers go.
         target: Arc<TimerTarget>,
     },
-    /// The job has no actor: its state is in the registry.
-    Passive(Passive),
+    /// The job has no actor: its state and spec are in the registry. (Its
+    /// fields inline, not a struct of their own: the tag then fits beside
+    /// `next_fire` and a slot is 24 bytes, not 32.)
+    Passive {
+        /// Where the job's wake-up timer goes.
+        target: Arc<TimerTarget>,
+        /// The fire it wakes for (none: a completed job, woken by messages
+        /// only).
+        next_fire: Option<DateTime<Utc>>,
+    },
     /// Between the two; messages wait.
     Transit(Box<Transit>),
 }
 
-/// A passive job: what the supervisor keeps (its state and spec are in the
-/// registry).
-#[derive(Debug)]
-pub(crate) struct Passive {
-    /// Where the job's wake-up timer goes.
-    pub(crate) target: Arc<TimerTarget>,
-    /// The fire it wakes for (none: a completed job, woken by messages only).
-    pub(crate) next_fire: Option<DateTime<Utc>>,
-}
+// A passive slot is its target and its next fire, with the tag in between
+// (24 bytes on 64-bit targets).
+const _: () = assert!(
+    std::mem::size_of::<Slot>()
+        <= 4 + std::mem::size_of::<Option<DateTime<Utc>>>() + std::mem::size_of::<usize>()
+);
 
 /// A job between live and passive.
 #[derive(Debug)]
@@ -193,7 +198,7 @@ pub(crate) fn count(slots: &std::collections::HashMap<JobId, Slot>) -> (u64, u64
     for slot in slots.values() {
         match slot {
             Slot::Live { .. } => live += 1,
-            Slot::Passive(_) => passive += 1,
+            Slot::Passive { .. } => passive += 1,
             Slot::Transit(t) => match **t {
                 Transit::Passivating { .. } => live += 1,
                 Transit::Waking { .. } => passive += 1,

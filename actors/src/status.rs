@@ -307,6 +307,14 @@ impl Clone for JobState {
         self.last_run.clone_from(last_run);
         self.counters.clone_from(counters);
         self.consecutive_failures = *consecutive_failures;
+        // Exactly the room needed: `Vec::clone_from` grows a vector to at
+        // least four entries, most of it never used (a job rarely has more
+        // than one run in flight).
+        self.in_flight.truncate(in_flight.len());
+        if self.in_flight.capacity() < in_flight.len() {
+            self.in_flight
+                .reserve_exact(in_flight.len() - self.in_flight.len());
+        }
         self.in_flight.clone_from(in_flight);
         self.queued = *queued;
         self.completed = *completed;

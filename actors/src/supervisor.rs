@@ -11,7 +11,7 @@ use crate::handler::Handlers;
 use crate::id::{JobId, RunId};
 use crate::job::{JobActor, JobArgs, JobMsg, TriggerOutcome};
 use crate::metrics::Metrics;
-use crate::passive::{Passive, Slot, Transit};
+use crate::passive::{Slot, Transit};
 use crate::registry::{Ack, RegistryMsg};
 use crate::runtime::Runtime;
 use crate::schedule::PreviewFire;
@@ -228,6 +228,7 @@ impl Actor for SupervisorActor {
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let _ = args.runtime.supervisor.set(myself.clone());
+        args.runtime.timer.set_supervisor(myself.clone());
         let mut s = SupervisorState {
             rt: args.runtime,
             handlers: args.handlers,
@@ -272,7 +273,7 @@ impl Actor for SupervisorActor {
                     state: Box::new(state),
                     orphaned,
                 });
-                s.insert_passive(&myself, &spec, next_fire, now);
+                s.insert_passive(&spec, next_fire, now);
                 s.listen(&spec);
                 s.rt.updates.push(RegistryMsg::Passivated(spec.id.clone()));
                 continue;
@@ -456,7 +457,7 @@ impl Actor for SupervisorActor {
             } => s.idle(id, actor, next_fire),
             SupervisorMsg::StayLive { id, actor } => s.stay_live(&myself, id, actor),
             SupervisorMsg::Wake(id) => {
-                if matches!(s.jobs.get(&id), Some(Slot::Passive(_))) {
+                if matches!(s.jobs.get(&id), Some(Slot::Passive { .. })) {
                     s.reactivate(&myself, id, Vec::new());
                 }
             }
@@ -492,7 +493,7 @@ impl Actor for SupervisorActor {
                         } = *t
                         {
                             s.jobs
-                                .insert(id.clone(), Slot::Passive(Passive { target, next_fire }));
+                                .insert(id.clone(), Slot::Passive { target, next_fire });
                             if !waiting.is_empty() {
                                 s.reactivate(&myself, id, waiting);
                             }
@@ -582,7 +583,7 @@ impl SupervisorState {
                 ack,
             });
             self.rt.events.publish(&spec.id, now, EventKind::Added);
-            self.insert_passive(myself, &spec, next_fire, now);
+            self.insert_passive(&spec, next_fire, now);
             // The registry holds its state packed from now on.
             self.rt
                 .updates
@@ -652,14 +653,13 @@ impl SupervisorState {
     /// `next_fire`, as a passivated actor leaves it.
     fn insert_passive(
         &mut self,
-        myself: &ActorRef<SupervisorMsg>,
         spec: &JobSpec,
         next_fire: Option<chrono::DateTime<chrono::Utc>>,
         now: chrono::DateTime<chrono::Utc>,
     ) {
         const GENERATION: u64 = 1;
         let target = TimerTarget::new(spec.id.clone(), None);
-        target.set_passive(GENERATION, myself.clone());
+        target.set_passive(GENERATION);
         if let Some(next) = next_fire {
             let go_off = crate::passive::timer_instant(&self.rt.config, next, now);
             let deadline = crate::clock::deadline_for(now, go_off);
@@ -671,10 +671,8 @@ impl SupervisorState {
             );
         }
         tracing::debug!(job_id = %spec.id, next_fire = ?next_fire, "job added passive");
-        self.jobs.insert(
-            spec.id.clone(),
-            Slot::Passive(Passive { target, next_fire }),
-        );
+        self.jobs
+            .insert(spec.id.clone(), Slot::Passive { target, next_fire });
     }
 
     fn spawn_job(
@@ -746,7 +744,7 @@ impl SupervisorState {
                     waiting.push(msg)
                 }
             },
-            Some(Slot::Passive(_)) => match msg {
+            Some(Slot::Passive { .. }) => match msg {
                 JobMsg::Remove(reply) => self.remove_passive(id, reply),
                 msg => self.reactivate(myself, id, vec![msg]),
             },
@@ -770,8 +768,8 @@ impl SupervisorState {
     /// Removes a passive job without respawning it: what its actor would
     /// have done (nothing runs, no timer is left).
     fn remove_passive(&mut self, id: JobId, reply: RpcReplyPort<Result<(), Error>>) {
-        if let Some(Slot::Passive(p)) = self.jobs.remove(&id) {
-            p.target.kill();
+        if let Some(Slot::Passive { target, .. }) = self.jobs.remove(&id) {
+            target.kill();
         }
         self.unlisten(&id);
         tracing::debug!(job_id = %id, "passive job removed");
@@ -843,9 +841,9 @@ impl SupervisorState {
     /// Starts respawning a passive job: its state comes from the registry
     /// (asked off the supervisor's turn); `waiting` is delivered after.
     fn reactivate(&mut self, myself: &ActorRef<SupervisorMsg>, id: JobId, waiting: Vec<JobMsg>) {
-        if let Some(Slot::Passive(p)) = self.jobs.get(&id) {
+        if let Some(Slot::Passive { target, .. }) = self.jobs.get(&id) {
             // Its wake-up timer, if still pending, is of no use any more.
-            p.target.kill();
+            target.kill();
         }
         tracing::debug!(job_id = %id, "waking passive job");
         self.jobs.insert(
@@ -932,10 +930,10 @@ impl SupervisorState {
                         waiting.push(JobMsg::Replan)
                     }
                 },
-                Slot::Passive(Passive {
+                Slot::Passive {
                     target,
                     next_fire: Some(next),
-                }) => {
+                } => {
                     self.wake_generation += 1;
                     if target.rearm_passive(self.wake_generation) {
                         // What a live job's re-plan announces: the same slot.
@@ -958,7 +956,7 @@ impl SupervisorState {
                         );
                     }
                 }
-                Slot::Passive(_) => {}
+                Slot::Passive { .. } => {}
             }
         }
     }
@@ -1143,7 +1141,7 @@ impl SupervisorState {
                     Transit::Passivating { actor, .. } => Some((id.clone(), actor.clone())),
                     Transit::Waking { .. } => None,
                 },
-                Slot::Passive(_) => None,
+                Slot::Passive { .. } => None,
             })
             .collect();
         let mut waits = Vec::with_capacity(actors.len());

@@ -21,7 +21,7 @@ use crate::supervisor::SupervisorMsg;
 use ractor::ActorRef;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -43,7 +43,10 @@ pub enum TimerKind {
 
 #[derive(Debug)]
 struct Armed {
-    at: Instant,
+    /// The deadline, in nanoseconds after `Shared::base` (see
+    /// `Shared::nanos`): 8 bytes instead of an `Instant`'s 16, for every
+    /// pending timer.
+    at: u64,
     generation: u64,
     kind: TimerKind,
     target: Arc<TimerTarget>,
@@ -56,7 +59,8 @@ struct Armed {
 /// the target lets go of the actor, so that a timer still waiting in the
 /// service does not keep the stopped actor's mailboxes allocated. A passivated
 /// job's target keeps the generation of its one wake-up timer and turns it
-/// into a `Wake` for the supervisor.
+/// into a `Wake` for the supervisor (known to the timer service: one per
+/// runtime, not one per target).
 #[derive(Debug)]
 pub(crate) struct TimerTarget {
     id: JobId,
@@ -69,10 +73,7 @@ enum TargetState {
     Live(ActorRef<JobMsg>),
     /// The actor was passivated: the schedule timer of `generation` wakes
     /// the job through the supervisor; other timers are dropped.
-    Passive {
-        generation: u64,
-        supervisor: ActorRef<SupervisorMsg>,
-    },
+    Passive { generation: u64 },
     /// Nobody: timers are dropped.
     Dead,
 }
@@ -101,12 +102,9 @@ impl TimerTarget {
     }
 
     /// The actor stops for passivation: the schedule timer of `generation`
-    /// becomes a `Wake` for `supervisor`.
-    pub(crate) fn set_passive(&self, generation: u64, supervisor: ActorRef<SupervisorMsg>) {
-        *self.lock() = TargetState::Passive {
-            generation,
-            supervisor,
-        };
+    /// becomes a `Wake` for the supervisor.
+    pub(crate) fn set_passive(&self, generation: u64) {
+        *self.lock() = TargetState::Passive { generation };
     }
 
     /// Timers are dropped from now on; unless the target is passive, which
@@ -128,7 +126,7 @@ impl TimerTarget {
     pub(crate) fn rearm_passive(&self, generation: u64) -> bool {
         let mut state = self.lock();
         match &mut *state {
-            TargetState::Passive { generation: g, .. } => {
+            TargetState::Passive { generation: g } => {
                 *g = generation;
                 true
             }
@@ -136,21 +134,21 @@ impl TimerTarget {
         }
     }
 
-    fn fire(&self, kind: TimerKind, generation: u64) {
+    fn fire(&self, kind: TimerKind, generation: u64, supervisor: Option<&ActorRef<SupervisorMsg>>) {
         let mut state = self.lock();
         match &*state {
             // A stopped job cannot receive: its timer is simply dropped.
             TargetState::Live(actor) => {
                 let _ = actor.cast(JobMsg::Fired { generation, kind });
             }
-            TargetState::Passive {
-                generation: g,
-                supervisor,
-            } if *g == generation && kind == TimerKind::Schedule => {
-                let supervisor = supervisor.clone();
+            TargetState::Passive { generation: g }
+                if *g == generation && kind == TimerKind::Schedule =>
+            {
                 *state = TargetState::Dead;
                 drop(state);
-                let _ = supervisor.cast(SupervisorMsg::Wake(self.id.clone()));
+                if let Some(supervisor) = supervisor {
+                    let _ = supervisor.cast(SupervisorMsg::Wake(self.id.clone()));
+                }
             }
             TargetState::Passive { .. } | TargetState::Dead => {}
         }
@@ -169,11 +167,20 @@ struct Shared {
     base: Instant,
     notify: Notify,
     closed: AtomicBool,
+    /// Where passive jobs' wake-up timers go.
+    supervisor: OnceLock<ActorRef<SupervisorMsg>>,
 }
 
 impl Shared {
     fn nanos(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// The instant `nanos` after `base`.
+    fn instant(&self, nanos: u64) -> Instant {
+        self.base
+            .checked_add(std::time::Duration::from_nanos(nanos))
+            .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(86_400 * 365 * 30))
     }
 
     fn inbox(&self) -> std::sync::MutexGuard<'_, Vec<Armed>> {
@@ -203,11 +210,17 @@ impl TimerHandle {
             base: Instant::now(),
             notify: Notify::new(),
             closed: AtomicBool::new(false),
+            supervisor: OnceLock::new(),
         });
         tokio::spawn(run(shared.clone()));
         Self {
             owner: Arc::new(Owner { shared }),
         }
+    }
+
+    /// Passive jobs' wake-up timers go to `supervisor` (set once).
+    pub(crate) fn set_supervisor(&self, supervisor: ActorRef<SupervisorMsg>) {
+        let _ = self.owner.shared.supervisor.set(supervisor);
     }
 
     /// Arms a timer: `target` receives `Fired { generation, kind }` at `at`.
@@ -219,6 +232,7 @@ impl TimerHandle {
         generation: u64,
     ) {
         let shared = &self.owner.shared;
+        let at = shared.nanos(at);
         shared.inbox().push(Armed {
             at,
             generation,
@@ -227,7 +241,7 @@ impl TimerHandle {
         });
         // Read after the push: either the service sees this timer before it
         // sleeps, or it published its deadline before this read.
-        if shared.nanos(at) < shared.wake_at.load(Ordering::SeqCst) {
+        if at < shared.wake_at.load(Ordering::SeqCst) {
             shared.notify.notify_one();
         }
     }
@@ -240,8 +254,10 @@ impl TimerHandle {
 /// run (and the other worker steal them) before the next chunk.
 const FIRE_CHUNK: usize = 128;
 
-fn fire(armed: Armed) {
-    armed.target.fire(armed.kind, armed.generation);
+fn fire(shared: &Shared, armed: Armed) {
+    armed
+        .target
+        .fire(armed.kind, armed.generation, shared.supervisor.get());
 }
 
 /// The pending timers, bucketed by millisecond of deadline (tokio's timer
@@ -257,8 +273,8 @@ struct Wheel {
 }
 
 struct Bucket {
-    /// The earliest deadline in the bucket.
-    min: Instant,
+    /// The earliest deadline in the bucket (as `Armed::at`).
+    min: u64,
     timers: Vec<Armed>,
 }
 
@@ -266,8 +282,8 @@ struct Bucket {
 const SPARE_BUCKETS: usize = 1024;
 
 impl Wheel {
-    fn insert(&mut self, shared: &Shared, armed: Armed) {
-        let key = shared.nanos(armed.at) / 1_000_000;
+    fn insert(&mut self, armed: Armed) {
+        let key = armed.at / 1_000_000;
         let spare = &mut self.spare;
         let bucket = self.buckets.entry(key).or_insert_with(|| Bucket {
             min: armed.at,
@@ -277,8 +293,9 @@ impl Wheel {
         bucket.timers.push(armed);
     }
 
-    /// Takes the first bucket if its earliest timer is due at `now`.
-    fn take_due(&mut self, now: Instant) -> Option<Vec<Armed>> {
+    /// Takes the first bucket if its earliest timer is due at `now` (as
+    /// `Armed::at`).
+    fn take_due(&mut self, now: u64) -> Option<Vec<Armed>> {
         let first = self.buckets.first_entry()?;
         (first.get().min <= now).then(|| first.remove().timers)
     }
@@ -290,14 +307,14 @@ impl Wheel {
         }
     }
 
-    fn next(&self) -> Option<Instant> {
+    fn next(&self) -> Option<u64> {
         self.buckets.first_key_value().map(|(_, b)| b.min)
     }
 }
 
 /// Fires a due timer, yielding to the woken jobs every [`FIRE_CHUNK`].
-async fn fire_chunked(armed: Armed, fired: &mut usize) {
-    fire(armed);
+async fn fire_chunked(shared: &Shared, armed: Armed, fired: &mut usize) {
+    fire(shared, armed);
     *fired += 1;
     if *fired % FIRE_CHUNK == 0 {
         tokio::task::yield_now().await;
@@ -316,12 +333,12 @@ async fn run(shared: Arc<Shared>) {
             return;
         }
         std::mem::swap(&mut *shared.inbox(), &mut taken);
-        let now = Instant::now();
+        let now = shared.nanos(Instant::now());
         let mut fired = 0usize;
         while let Some(mut due) = wheel.take_due(now) {
             for armed in due.drain(..) {
                 if armed.at <= now {
-                    fire_chunked(armed, &mut fired).await;
+                    fire_chunked(&shared, armed, &mut fired).await;
                 } else {
                     // Later in the same millisecond.
                     later.push(armed);
@@ -329,7 +346,7 @@ async fn run(shared: Arc<Shared>) {
             }
             wheel.recycle(due);
             for armed in later.drain(..) {
-                wheel.insert(&shared, armed);
+                wheel.insert(armed);
             }
             if wheel.next().is_some_and(|at| at > now) {
                 break;
@@ -337,16 +354,15 @@ async fn run(shared: Arc<Shared>) {
         }
         for armed in taken.drain(..) {
             if armed.at <= now {
-                fire_chunked(armed, &mut fired).await;
+                fire_chunked(&shared, armed, &mut fired).await;
             } else {
-                wheel.insert(&shared, armed);
+                wheel.insert(armed);
             }
         }
         let next = wheel.next();
-        shared.wake_at.store(
-            next.map_or(u64::MAX, |at| shared.nanos(at)),
-            Ordering::SeqCst,
-        );
+        shared
+            .wake_at
+            .store(next.unwrap_or(u64::MAX), Ordering::SeqCst);
         // Timers armed while the deadline above was not yet published did
         // not wake the service: look again before sleeping.
         if !shared.inbox().is_empty() {
@@ -354,6 +370,7 @@ async fn run(shared: Arc<Shared>) {
         }
         match next {
             Some(at) => {
+                let at = shared.instant(at);
                 if sleep.deadline() != at {
                     sleep.as_mut().reset(at);
                 }

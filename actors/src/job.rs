@@ -621,21 +621,19 @@ impl Actor for JobActor {
             }
             JobMsg::Passivate => {
                 s.idle_reported = false;
-                if s.passivable() {
-                    if s.rt.supervisor.get().is_some() {
-                        // Its state is posted already; the registry only
-                        // trims what it keeps for the job.
-                        s.target.set_passive(s.generation);
-                        s.rt.updates
-                            .push(RegistryMsg::Passivated(s.spec.id.clone()));
-                        tracing::debug!(
-                            job_id = %s.spec.id,
-                            next_fire = ?s.state.next_fire,
-                            "job passivated"
-                        );
-                        myself.stop(Some(PASSIVATED.into()));
-                        return Ok(());
-                    }
+                if s.passivable() && s.rt.supervisor.get().is_some() {
+                    // Its state is posted already; the registry only trims
+                    // what it keeps for the job.
+                    s.target.set_passive(s.generation);
+                    s.rt.updates
+                        .push(RegistryMsg::Passivated(s.spec.id.clone()));
+                    tracing::debug!(
+                        job_id = %s.spec.id,
+                        next_fire = ?s.state.next_fire,
+                        "job passivated"
+                    );
+                    myself.stop(Some(PASSIVATED.into()));
+                    return Ok(());
                 }
                 if let Some(supervisor) = s.rt.supervisor.get() {
                     let _ = supervisor.cast(SupervisorMsg::StayLive {
@@ -1300,91 +1298,111 @@ impl JobActorState {
         // scheduler-wide handles.
         let link = self.link.clone();
         let tags = permit;
-        tokio::spawn(
-            async move {
-                let Some(handler) = link.handler.as_deref() else {
-                    return;
-                };
-                let rt = &link.rt;
-                // One flat future: the context is stored once (it is not
-                // passed down into nested futures), and what only a slow,
-                // jittered or timed run needs is boxed, so the task of a
-                // plain run stays small (its cell is allocated with a 128-byte
-                // alignment: a large one costs glibc a consolidation pass).
-                let mut result = None;
-                if let Some(seq) = gate {
-                    let token = ctx.cancel.clone();
-                    let cancelled = Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await;
-                    // Withdrawn meanwhile: the job no longer knows this run.
-                    if cancelled || !link.gate.take(seq) {
-                        result = Some(RunResult::Dropped);
-                    } else if link.events().has_subscribers() {
-                        let now = rt.clock.now();
-                        link.events().publish(
-                            &link.id,
-                            now,
-                            EventKind::Fired { scheduled, trigger },
-                        );
-                        link.events().publish(
-                            &link.id,
-                            now,
-                            EventKind::Started {
-                                run_id,
-                                scheduled,
-                                trigger,
-                                attempt,
-                            },
-                        );
-                    }
-                } else if early {
-                    let token = ctx.cancel.clone();
-                    if Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await {
-                        result = Some(RunResult::Dropped);
-                    }
+        let task = async move {
+            let Some(handler) = link.handler.as_deref() else {
+                return;
+            };
+            let rt = &link.rt;
+            // One flat future: the context is stored once (it is not
+            // passed down into nested futures), and what only a slow,
+            // jittered or timed run needs is boxed, so the task of a
+            // plain run stays small (its cell is allocated with a 128-byte
+            // alignment: a large one costs glibc a consolidation pass).
+            let mut result = None;
+            if gate.is_some() {
+                // Started by the timer service at its slot (see below):
+                // cancelled meanwhile (remove, shutdown), it never runs;
+                // a wall clock stepped back waits for the slot.
+                let token = ctx.cancel.clone();
+                if token.is_cancelled()
+                    || (rt.clock.now() < scheduled
+                        && Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await)
+                {
+                    result = Some(RunResult::Dropped);
+                } else if link.events().has_subscribers() {
+                    let now = rt.clock.now();
+                    link.events()
+                        .publish(&link.id, now, EventKind::Fired { scheduled, trigger });
+                    link.events().publish(
+                        &link.id,
+                        now,
+                        EventKind::Started {
+                            run_id,
+                            scheduled,
+                            trigger,
+                            attempt,
+                        },
+                    );
                 }
-                if result.is_none() && !limits.jitter.is_zero() {
-                    let token = ctx.cancel.clone();
-                    if Box::pin(jitter_wait(token, limits.jitter)).await {
-                        result = Some(RunResult::Dropped);
-                    }
-                }
-                let result = match result {
-                    Some(result) => result,
-                    None => {
-                        if measure_lateness {
-                            let late = (rt.clock.now() - scheduled).to_std().unwrap_or_default();
-                            rt.histograms.record_lateness(late);
-                        }
-                        let token = ctx.cancel.clone();
-                        // Unpin (the handler's future is boxed).
-                        let mut run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
-                        // Most handlers are done at their first poll: the
-                        // time limits then cost nothing.
-                        match futures::poll!(&mut run) {
-                            std::task::Poll::Ready(r) => finished(r),
-                            std::task::Poll::Pending => {
-                                Box::pin(supervise(run, token, limits)).await
-                            }
-                        }
-                    }
-                };
-                if let Some(tags) = tags {
-                    rt.admission.release(&tags);
-                }
-                tracing::debug!(?result, "run ended");
-                let msg = JobMsg::RunFinished { run_id, result };
-                if let Err(ractor::MessagingErr::SendErr(msg)) = link.job.cast(msg) {
-                    // The actor was restarted: route through the supervisor.
-                    if let Some(sup) = rt.supervisor.get() {
-                        let _ = sup.cast(crate::supervisor::SupervisorMsg::Forward(
-                            link.id.clone(),
-                            msg,
-                        ));
-                    }
+            } else if early {
+                let token = ctx.cancel.clone();
+                if Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await {
+                    result = Some(RunResult::Dropped);
                 }
             }
-            .instrument(span),
-        );
+            if result.is_none() && !limits.jitter.is_zero() {
+                let token = ctx.cancel.clone();
+                if Box::pin(jitter_wait(token, limits.jitter)).await {
+                    result = Some(RunResult::Dropped);
+                }
+            }
+            let result = match result {
+                Some(result) => result,
+                None => {
+                    if measure_lateness {
+                        let late = (rt.clock.now() - scheduled).to_std().unwrap_or_default();
+                        rt.histograms.record_lateness(late);
+                    }
+                    let token = ctx.cancel.clone();
+                    // Unpin (the handler's future is boxed).
+                    let mut run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
+                    // Most handlers are done at their first poll: the
+                    // time limits then cost nothing.
+                    match futures::poll!(&mut run) {
+                        std::task::Poll::Ready(r) => finished(r),
+                        std::task::Poll::Pending => Box::pin(supervise(run, token, limits)).await,
+                    }
+                }
+            };
+            if let Some(tags) = tags {
+                rt.admission.release(&tags);
+            }
+            tracing::debug!(?result, "run ended");
+            let msg = JobMsg::RunFinished { run_id, result };
+            if let Err(ractor::MessagingErr::SendErr(msg)) = link.job.cast(msg) {
+                // The actor was restarted: route through the supervisor.
+                if let Some(sup) = rt.supervisor.get() {
+                    let _ = sup.cast(crate::supervisor::SupervisorMsg::Forward(
+                        link.id.clone(),
+                        msg,
+                    ));
+                }
+            }
+        }
+        .instrument(span);
+        let Some(seq) = gate else {
+            tokio::spawn(task);
+            return;
+        };
+        // A prepared run: the timer service spawns its task at the slot,
+        // unless the run is withdrawn first (the gate decides which).
+        let start = {
+            let link = self.link.clone();
+            move || {
+                if link.gate.take(seq) {
+                    tokio::spawn(task);
+                }
+            }
+        };
+        let now = self.now();
+        if scheduled <= now {
+            // Its record became durable only after the slot.
+            start();
+        } else {
+            self.rt
+                .timer
+                .start_at(deadline_for(now, scheduled), Box::new(start));
+        }
     }
 
     fn finish_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId, result: RunResult) {

@@ -48,8 +48,28 @@ struct Armed {
     /// pending timer.
     at: u64,
     generation: u64,
-    kind: TimerKind,
-    target: Arc<TimerTarget>,
+    what: What,
+}
+
+/// What a pending entry does when due.
+enum What {
+    /// Sends the target its `Fired { generation, kind }`.
+    Timer(TimerKind, Arc<TimerTarget>),
+    /// Starts a prepared run (see `ahead`): spawns its task. Boxed twice so
+    /// that an entry stays 32 bytes.
+    Start(Box<StartFn>),
+}
+
+/// What starts a prepared run at its slot.
+pub(crate) type StartFn = Box<dyn FnOnce() + Send>;
+
+impl std::fmt::Debug for What {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            What::Timer(kind, target) => f.debug_tuple("Timer").field(kind).field(target).finish(),
+            What::Start(_) => f.write_str("Start"),
+        }
+    }
 }
 
 /// Where the timers of one incarnation of a job actor go.
@@ -231,14 +251,27 @@ impl TimerHandle {
         kind: TimerKind,
         generation: u64,
     ) {
-        let shared = &self.owner.shared;
-        let at = shared.nanos(at);
-        shared.inbox().push(Armed {
-            at,
+        self.push(Armed {
+            at: self.owner.shared.nanos(at),
             generation,
-            kind,
-            target,
+            what: What::Timer(kind, target),
         });
+    }
+
+    /// Runs `start` at `at`: a prepared run's start (see `ahead`). Starts
+    /// due together run one after another, without yielding in between.
+    pub(crate) fn start_at(&self, at: Instant, start: StartFn) {
+        self.push(Armed {
+            at: self.owner.shared.nanos(at),
+            generation: 0,
+            what: What::Start(Box::new(start)),
+        });
+    }
+
+    fn push(&self, armed: Armed) {
+        let shared = &self.owner.shared;
+        let at = armed.at;
+        shared.inbox().push(armed);
         // Read after the push: either the service sees this timer before it
         // sleeps, or it published its deadline before this read.
         if at < shared.wake_at.load(Ordering::SeqCst) {
@@ -254,10 +287,18 @@ impl TimerHandle {
 /// run (and the other worker steal them) before the next chunk.
 const FIRE_CHUNK: usize = 128;
 
-fn fire(shared: &Shared, armed: Armed) {
-    armed
-        .target
-        .fire(armed.kind, armed.generation, shared.supervisor.get());
+/// Fires a due entry; true if it woke a job (a start only spawns a task).
+fn fire(shared: &Shared, armed: Armed) -> bool {
+    match armed.what {
+        What::Timer(kind, target) => {
+            target.fire(kind, armed.generation, shared.supervisor.get());
+            true
+        }
+        What::Start(start) => {
+            start();
+            false
+        }
+    }
 }
 
 /// The pending timers, bucketed by millisecond of deadline (tokio's timer
@@ -312,12 +353,13 @@ impl Wheel {
     }
 }
 
-/// Fires a due timer, yielding to the woken jobs every [`FIRE_CHUNK`].
+/// Fires a due entry, yielding to the woken jobs every [`FIRE_CHUNK`] timers.
 async fn fire_chunked(shared: &Shared, armed: Armed, fired: &mut usize) {
-    fire(shared, armed);
-    *fired += 1;
-    if *fired % FIRE_CHUNK == 0 {
-        tokio::task::yield_now().await;
+    if fire(shared, armed) {
+        *fired += 1;
+        if *fired % FIRE_CHUNK == 0 {
+            tokio::task::yield_now().await;
+        }
     }
 }
 

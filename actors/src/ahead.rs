@@ -30,8 +30,11 @@
 //! on which of the two came first through one atomic per job
 //! ([`Gate`]).
 
+use crate::handler::RunLink;
+use crate::job::JobMsg;
 use chrono::{DateTime, Utc};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How long before the fire at `next` it may be prepared: `fire_ahead`, at
@@ -122,6 +125,96 @@ impl Gate {
         self.0
             .compare_exchange(seq, 0, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
+    }
+}
+
+/// The prepared runs the timer service started at their slot whose task has
+/// not run yet, and the run completions held back meanwhile.
+///
+/// When many jobs share a slot, the service spawns all their runs' tasks at
+/// once. A run that ends at its first poll (most do) reports to its job
+/// actor at once, and tokio runs the woken actor next on that worker (its
+/// "LIFO slot"), before the other runs waiting in the queue: every start
+/// would wait for the bookkeeping of all the runs started before it. While
+/// started runs wait for their first poll, completions are held here, and
+/// the last of those runs to start delivers them. No completion waits for
+/// anything but runs already due: the count is exact (the service counts a
+/// run before spawning its task, the task counts itself out when it first
+/// runs), and a completion is held only while the count, read under the
+/// lock, is not zero.
+#[derive(Default)]
+pub(crate) struct Starts {
+    starting: AtomicUsize,
+    held: Mutex<Vec<(Arc<RunLink>, JobMsg)>>,
+}
+
+impl std::fmt::Debug for Starts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Starts")
+            .field("starting", &self.starting)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Starts {
+    /// A prepared run's task is about to be spawned.
+    pub(crate) fn spawning(&self) {
+        self.starting.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A prepared run's task runs for the first time: the last one of a
+    /// burst delivers the completions held meanwhile.
+    pub(crate) fn running(&self) {
+        if self.starting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let held = {
+                let mut held = self.lock();
+                if self.starting.load(Ordering::Acquire) > 0 {
+                    // A new burst began: its last run delivers them.
+                    return;
+                }
+                std::mem::take(&mut *held)
+            };
+            for (link, msg) in held {
+                deliver(&link, msg);
+            }
+        }
+    }
+
+    /// No started run waits for its first poll (a hint: `finished` decides
+    /// under the lock).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.starting.load(Ordering::Acquire) == 0
+    }
+
+    /// Delivers a run's completion to its job, or holds it while started
+    /// runs wait for their first poll.
+    pub(crate) fn finished(&self, link: Arc<RunLink>, msg: JobMsg) {
+        if self.starting.load(Ordering::Acquire) > 0 {
+            let mut held = self.lock();
+            if self.starting.load(Ordering::Acquire) > 0 {
+                held.push((link, msg));
+                return;
+            }
+        }
+        deliver(&link, msg);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Arc<RunLink>, JobMsg)>> {
+        // The vector stays consistent if a holder panicked.
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Sends a run's completion to its job actor, or through the supervisor if
+/// the actor was restarted meanwhile.
+pub(crate) fn deliver(link: &RunLink, msg: JobMsg) {
+    if let Err(ractor::MessagingErr::SendErr(msg)) = link.job.cast(msg) {
+        if let Some(sup) = link.rt.supervisor.get() {
+            let _ = sup.cast(crate::supervisor::SupervisorMsg::Forward(
+                link.id.clone(),
+                msg,
+            ));
+        }
     }
 }
 

@@ -1299,10 +1299,14 @@ impl JobActorState {
         let link = self.link.clone();
         let tags = permit;
         let task = async move {
+            let rt = &link.rt;
+            if gate.is_some() {
+                // Counted when the timer service spawned it (see `ahead`).
+                rt.starts.running();
+            }
             let Some(handler) = link.handler.as_deref() else {
                 return;
             };
-            let rt = &link.rt;
             // One flat future: the context is stored once (it is not
             // passed down into nested futures), and what only a slow,
             // jittered or timed run needs is boxed, so the task of a
@@ -1369,14 +1373,10 @@ impl JobActorState {
             }
             tracing::debug!(?result, "run ended");
             let msg = JobMsg::RunFinished { run_id, result };
-            if let Err(ractor::MessagingErr::SendErr(msg)) = link.job.cast(msg) {
-                // The actor was restarted: route through the supervisor.
-                if let Some(sup) = rt.supervisor.get() {
-                    let _ = sup.cast(crate::supervisor::SupervisorMsg::Forward(
-                        link.id.clone(),
-                        msg,
-                    ));
-                }
+            if rt.starts.is_idle() {
+                crate::ahead::deliver(&link, msg);
+            } else {
+                rt.starts.finished(link.clone(), msg);
             }
         }
         .instrument(span);
@@ -1390,6 +1390,7 @@ impl JobActorState {
             let link = self.link.clone();
             move || {
                 if link.gate.take(seq) {
+                    link.rt.starts.spawning();
                     tokio::spawn(task);
                 }
             }

@@ -93,4 +93,6 @@ pub(crate) struct Runtime {
     pub(crate) admission: crate::admission::Admission,
     /// Fire lateness and run duration.
     pub(crate) histograms: Arc<crate::metrics::Histograms>,
+    /// Prepared runs started at their slot and not yet polled (see `ahead`).
+    pub(crate) starts: crate::ahead::Starts,
 }

@@ -259,7 +259,7 @@ pub struct JobActorState {
     /// The generation of the one pending retry timer.
     retry_generation: u64,
     /// Event payloads of runs in flight (the name is in `InFlightRun`).
-    event_payloads: HashMap<RunId, Arc<serde_json::Value>>,
+    event_payloads: HashMap<RunId, Arc<serde_json::Value>, foldhash::fast::RandomState>,
     /// Cancellation tokens of the runs in flight, and why each was cancelled.
     tokens: RunTokens,
     /// Claimed runs waiting for their record to be durable.
@@ -269,13 +269,14 @@ pub struct JobActorState {
     /// Where the state goes to the registry.
     outbox: Arc<crate::registry::Outbox>,
     /// Claimed runs waiting for admission (a concurrency cap).
-    waiting_admission: HashSet<RunId>,
+    waiting_admission: HashSet<RunId, foldhash::fast::RandomState>,
     /// The job's tags, shared with its admission entries.
     tags: Arc<[String]>,
     /// Fires waiting behind a run in flight.
     queue: VecDeque<Pending>,
-    /// Set by `Stop`: answered once nothing is in flight.
-    stopping: Option<RpcReplyPort<()>>,
+    /// Set by `Stop`: answered once nothing is in flight (boxed: rare, and
+    /// kept in every live job's state).
+    stopping: Option<Box<RpcReplyPort<()>>>,
     /// Where this incarnation's timers go.
     target: Arc<TimerTarget>,
     /// The supervisor was told the job is idle; its `Passivate` is coming.
@@ -322,7 +323,7 @@ impl Actor for JobActor {
             state: args.state,
             generation: 0,
             retry_generation: 0,
-            event_payloads: HashMap::new(),
+            event_payloads: HashMap::default(),
             // Room for one run and one history entry: a job rarely has more
             // at a time, and a first push would otherwise allocate room for
             // four (a few hundred bytes per live job, kept for its life).
@@ -330,7 +331,7 @@ impl Actor for JobActor {
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
-            waiting_admission: HashSet::new(),
+            waiting_admission: HashSet::default(),
             queue: VecDeque::new(),
             stopping: None,
             target: args.target,
@@ -541,7 +542,7 @@ impl Actor for JobActor {
                 if s.state.in_flight.is_empty() {
                     let _ = idle.send(());
                 } else {
-                    s.stopping = Some(idle);
+                    s.stopping = Some(Box::new(idle));
                 }
             }
             JobMsg::RunFinished { run_id, result } => {

@@ -250,8 +250,6 @@ pub struct JobActor;
 pub struct JobActorState {
     spec: Arc<JobSpec>,
     schedule: Schedule,
-    handler: Option<Arc<dyn Handler>>,
-    rt: Arc<Runtime>,
     state: JobState,
     payload: Arc<serde_json::Value>,
     /// The generation of the one pending schedule timer.
@@ -281,7 +279,8 @@ pub struct JobActorState {
     target: Arc<TimerTarget>,
     /// The supervisor was told the job is idle; its `Passivate` is coming.
     idle_reported: bool,
-    /// What this actor's run tasks hold (see [`RunLink`]).
+    /// What this actor's run tasks hold (see [`RunLink`]): the actor reads
+    /// its runtime and its handler there too (no second copy per job).
     link: Arc<RunLink>,
     /// The wall clock read once per turn (see [`JobActorState::now`]).
     turn_now: std::cell::Cell<Option<DateTime<Utc>>>,
@@ -307,10 +306,10 @@ impl Actor for JobActor {
         let outbox = crate::registry::Outbox::new(args.spec.id.clone(), JobState::default());
         args.target.set_live(myself.clone());
         let link = Arc::new(RunLink {
-            rt: args.runtime.clone(),
+            rt: args.runtime,
             job: myself.clone(),
             id: args.spec.id.clone(),
-            handler: args.handler.clone(),
+            handler: args.handler,
         });
         let mut s = JobActorState {
             link,
@@ -318,8 +317,6 @@ impl Actor for JobActor {
             payload: Arc::new(args.spec.payload.clone()),
             spec: args.spec,
             schedule: args.schedule,
-            handler: args.handler,
-            rt: args.runtime,
             state: args.state,
             generation: 0,
             retry_generation: 0,
@@ -345,7 +342,7 @@ impl Actor for JobActor {
         if args.restored {
             s.recover_interrupted(&myself);
         }
-        if s.handler.is_none() && !args.reactivated {
+        if s.link.handler.is_none() && !args.reactivated {
             s.publish(EventKind::Orphaned {
                 handler: s.spec.handler.clone(),
             });
@@ -420,8 +417,9 @@ impl Actor for JobActor {
                 let _ = reply.send(Ok(cancelled));
             }
             JobMsg::RetryRun { record, reply } => {
-                let refused =
-                    s.handler.is_none() || s.state.failed.is_some() || s.state.paused.is_some();
+                let refused = s.link.handler.is_none()
+                    || s.state.failed.is_some()
+                    || s.state.paused.is_some();
                 let outcome = if refused {
                     Err(s.invalid_state("retry a run"))
                 } else {
@@ -498,9 +496,9 @@ impl Actor for JobActor {
                     s.arm(&myself);
                 }
                 s.publish(EventKind::Updated);
-                let spec = Some((s.spec.clone(), s.handler.is_none()));
+                let spec = Some((s.spec.clone(), s.link.handler.is_none()));
                 s.outbox.post(
-                    &s.rt.updates,
+                    &s.link.rt.updates,
                     &s.state,
                     &mut s.history,
                     Ack::Reply(reply),
@@ -512,7 +510,7 @@ impl Actor for JobActor {
                 s.retry_generation += 1;
                 s.cancel_all(&myself, "job removed");
                 s.publish(EventKind::Removed);
-                s.rt.updates.push(RegistryMsg::Remove {
+                s.link.rt.updates.push(RegistryMsg::Remove {
                     id: s.spec.id.clone(),
                     ack: Ack::Reply(reply),
                 });
@@ -565,7 +563,7 @@ impl Actor for JobActor {
                 s.waiting_admission.remove(&run_id);
                 if s.is_cancelled(run_id) {
                     // Cancelled while waiting: give the place back at once.
-                    s.rt.admission.release(&tags);
+                    s.link.rt.admission.release(&tags);
                     drop_unstarted(&myself, run_id);
                 } else {
                     s.spawn_run(&myself, run_id, Some(tags));
@@ -578,11 +576,13 @@ impl Actor for JobActor {
             JobMsg::Passivate => {
                 s.idle_reported = false;
                 if s.passivable() {
-                    if s.rt.supervisor.get().is_some() {
+                    if s.link.rt.supervisor.get().is_some() {
                         // Its state is posted already; the registry only
                         // trims what it keeps for the job.
                         s.target.set_passive(s.generation);
-                        s.rt.updates
+                        s.link
+                            .rt
+                            .updates
                             .push(RegistryMsg::Passivated(s.spec.id.clone()));
                         tracing::debug!(
                             job_id = %s.spec.id,
@@ -593,7 +593,7 @@ impl Actor for JobActor {
                         return Ok(());
                     }
                 }
-                if let Some(supervisor) = s.rt.supervisor.get() {
+                if let Some(supervisor) = s.link.rt.supervisor.get() {
                     let _ = supervisor.cast(SupervisorMsg::StayLive {
                         id: s.spec.id.clone(),
                         actor: myself.get_id(),
@@ -615,7 +615,7 @@ impl JobActorState {
         if let Some(now) = self.turn_now.get() {
             return now;
         }
-        let now = self.rt.clock.now();
+        let now = self.link.rt.clock.now();
         self.turn_now.set(Some(now));
         now
     }
@@ -646,7 +646,7 @@ impl JobActorState {
     /// Whether the job may give up its actor now (see `passive`).
     fn passivable(&self) -> bool {
         crate::passive::should_passivate(
-            self.rt.config.passivate_after,
+            self.link.rt.config.passivate_after,
             &self.activity(),
             self.state.next_fire,
             || self.now(),
@@ -659,7 +659,7 @@ impl JobActorState {
         if self.idle_reported || !self.passivable() {
             return;
         }
-        if let Some(supervisor) = self.rt.supervisor.get() {
+        if let Some(supervisor) = self.link.rt.supervisor.get() {
             let msg = SupervisorMsg::Idle {
                 id: self.spec.id.clone(),
                 actor: myself.get_id(),
@@ -671,13 +671,13 @@ impl JobActorState {
 
     fn publish(&self, kind: EventKind) {
         // Without a subscriber, skip reading the clock.
-        if self.rt.events.has_subscribers() {
-            self.rt.events.publish(&self.spec.id, self.now(), kind);
+        if self.link.rt.events.has_subscribers() {
+            self.link.rt.events.publish(&self.spec.id, self.now(), kind);
         }
     }
 
     fn invalid_state(&self, action: &'static str) -> Error {
-        let phase = crate::status::phase_of(&self.state, self.handler.is_none());
+        let phase = crate::status::phase_of(&self.state, self.link.handler.is_none());
         Error::InvalidState {
             id: self.spec.id.clone(),
             action,
@@ -689,8 +689,13 @@ impl JobActorState {
     /// Sends the state, and the history entries written since the last
     /// save, to the registry.
     fn save(&mut self, ack: Ack) {
-        self.outbox
-            .post(&self.rt.updates, &self.state, &mut self.history, ack, None);
+        self.outbox.post(
+            &self.link.rt.updates,
+            &self.state,
+            &mut self.history,
+            ack,
+            None,
+        );
     }
 
     /// The acknowledgement that starts claimed runs once they are durable.
@@ -718,13 +723,13 @@ impl JobActorState {
         self.state.next_fire = Some(at);
         // A far fire's timer goes off a little before it, so that the job
         // can passivate meanwhile and be woken by it (see `passive`).
-        let go_off = if self.rt.config.passivate_after.is_some() {
-            crate::passive::timer_instant(&self.rt.config, at, self.now())
+        let go_off = if self.link.rt.config.passivate_after.is_some() {
+            crate::passive::timer_instant(&self.link.rt.config, at, self.now())
         } else {
             at
         };
         let deadline = deadline_for(self.now(), go_off);
-        self.rt.timer.arm(
+        self.link.rt.timer.arm(
             deadline,
             self.target.clone(),
             TimerKind::Schedule,
@@ -737,7 +742,7 @@ impl JobActorState {
         self.retry_generation += 1;
         if let Some(wait) = &self.state.retry_wait {
             let deadline = deadline_for(self.now(), wait.due);
-            self.rt.timer.arm(
+            self.link.rt.timer.arm(
                 deadline,
                 self.target.clone(),
                 TimerKind::Retry,
@@ -757,7 +762,7 @@ impl JobActorState {
             self.arm_retry(myself);
             return;
         }
-        if self.state.paused.is_some() || self.handler.is_none() {
+        if self.state.paused.is_some() || self.link.handler.is_none() {
             self.skip(wait.scheduled, SkipReason::Paused, 1);
             return;
         }
@@ -846,7 +851,7 @@ impl JobActorState {
         self.state.counters.fires += n;
         let skip_all = if self.state.paused.is_some() {
             Some(SkipReason::Paused)
-        } else if self.handler.is_none() {
+        } else if self.link.handler.is_none() {
             Some(SkipReason::Orphaned)
         } else {
             None
@@ -859,7 +864,7 @@ impl JobActorState {
             return;
         }
         let age = (now - newest).to_std().unwrap_or(Duration::ZERO);
-        if n == 1 && age <= self.rt.config.misfire_threshold {
+        if n == 1 && age <= self.link.rt.config.misfire_threshold {
             // One slot, on time: what every misfire policy plans for it.
             self.publish(EventKind::Fired {
                 scheduled: newest,
@@ -872,7 +877,7 @@ impl JobActorState {
             due,
             uncounted,
             now,
-            self.rt.config.misfire_threshold,
+            self.link.rt.config.misfire_threshold,
             self.spec.catch_up_window,
         );
         if plan.skipped > 0 {
@@ -1003,7 +1008,7 @@ impl JobActorState {
         trigger: Trigger,
         event: Option<(String, Arc<serde_json::Value>)>,
     ) -> Result<TriggerOutcome, Error> {
-        if self.handler.is_none() || self.state.failed.is_some() {
+        if self.link.handler.is_none() || self.state.failed.is_some() {
             return Err(self.invalid_state("trigger"));
         }
         let now = self.now();
@@ -1039,7 +1044,7 @@ impl JobActorState {
         });
         self.state.counters.runs += 1;
         self.tokens.insert(run_id, (CancellationToken::new(), None));
-        if self.rt.durable {
+        if self.link.rt.durable {
             self.unrecorded.push(run_id);
         } else {
             self.start_run(myself, run_id);
@@ -1061,12 +1066,13 @@ impl JobActorState {
             // Cancelled while its record was being written: it never starts.
             return drop_unstarted(myself, run_id);
         }
-        if !self.rt.admission.is_limited() {
+        if !self.link.rt.admission.is_limited() {
             return self.spawn_run(myself, run_id, None);
         }
         let tags = self.tags.clone();
         let admitted =
-            self.rt
+            self.link
+                .rt
                 .admission
                 .admit_or_wait(run_id, tags.clone(), self.spec.priority, myself);
         if admitted {
@@ -1096,7 +1102,7 @@ impl JobActorState {
             // Cancelled and finished before it could start (or an orphan,
             // which claims no run): its place, if any, goes back.
             if let Some(tags) = permit {
-                self.rt.admission.release(&tags);
+                self.link.rt.admission.release(&tags);
             }
             return;
         };
@@ -1128,7 +1134,7 @@ impl JobActorState {
         });
         let limits = Limits {
             jitter: jitter_delay(self.spec.jitter),
-            grace: self.rt.config.cancel_grace,
+            grace: self.link.rt.config.cancel_grace,
             timeout: self.spec.timeout,
         };
         let measure_lateness = matches!(
@@ -1235,7 +1241,7 @@ impl JobActorState {
             trigger: run.trigger,
             outcome,
         };
-        self.rt.histograms.record_duration(record.duration());
+        self.link.rt.histograms.record_duration(record.duration());
         self.count_outcome(&record);
         self.state.last_run = Some(record.clone());
         self.after_outcome(myself, &record);
@@ -1366,7 +1372,7 @@ impl JobActorState {
         }
         // A run waiting for admission has no task to notice its token.
         for run_id in &cancelled {
-            if self.waiting_admission.remove(run_id) && self.rt.admission.withdraw(*run_id) {
+            if self.waiting_admission.remove(run_id) && self.link.rt.admission.withdraw(*run_id) {
                 drop_unstarted(myself, *run_id);
             }
         }
@@ -1390,7 +1396,7 @@ impl JobActorState {
             self.count_outcome(&record);
             self.state.last_run = Some(record.clone());
             self.history.push(record);
-            if self.spec.interrupted == InterruptedPolicy::Retry && self.handler.is_some() {
+            if self.spec.interrupted == InterruptedPolicy::Retry && self.link.handler.is_some() {
                 let mut fire = Pending::new(run.scheduled, Trigger::Recovery);
                 fire.attempt = run.attempt;
                 self.queue.push_back(fire);

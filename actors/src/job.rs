@@ -575,23 +575,21 @@ impl Actor for JobActor {
             }
             JobMsg::Passivate => {
                 s.idle_reported = false;
-                if s.passivable() {
-                    if s.link.rt.supervisor.get().is_some() {
-                        // Its state is posted already; the registry only
-                        // trims what it keeps for the job.
-                        s.target.set_passive(s.generation);
-                        s.link
-                            .rt
-                            .updates
-                            .push(RegistryMsg::Passivated(s.spec.id.clone()));
-                        tracing::debug!(
-                            job_id = %s.spec.id,
-                            next_fire = ?s.state.next_fire,
-                            "job passivated"
-                        );
-                        myself.stop(Some(PASSIVATED.into()));
-                        return Ok(());
-                    }
+                if s.passivable() && s.link.rt.supervisor.get().is_some() {
+                    // Its state is posted already; the registry only trims
+                    // what it keeps for the job.
+                    s.target.set_passive(s.generation);
+                    s.link
+                        .rt
+                        .updates
+                        .push(RegistryMsg::Passivated(s.spec.id.clone()));
+                    tracing::debug!(
+                        job_id = %s.spec.id,
+                        next_fire = ?s.state.next_fire,
+                        "job passivated"
+                    );
+                    myself.stop(Some(PASSIVATED.into()));
+                    return Ok(());
                 }
                 if let Some(supervisor) = s.link.rt.supervisor.get() {
                     let _ = supervisor.cast(SupervisorMsg::StayLive {

@@ -254,8 +254,6 @@ pub struct JobActor;
 pub struct JobActorState {
     spec: Arc<JobSpec>,
     schedule: Schedule,
-    handler: Option<Arc<dyn Handler>>,
-    rt: Arc<Runtime>,
     state: JobState,
     payload: Arc<serde_json::Value>,
     /// The generation of the one pending schedule timer.
@@ -263,7 +261,7 @@ pub struct JobActorState {
     /// The generation of the one pending retry timer.
     retry_generation: u64,
     /// Event payloads of runs in flight (the name is in `InFlightRun`).
-    event_payloads: HashMap<RunId, Arc<serde_json::Value>>,
+    event_payloads: HashMap<RunId, Arc<serde_json::Value>, foldhash::fast::RandomState>,
     /// Cancellation tokens of the runs in flight, and why each was cancelled.
     tokens: RunTokens,
     /// Claimed runs waiting for their record to be durable.
@@ -273,18 +271,20 @@ pub struct JobActorState {
     /// Where the state goes to the registry.
     outbox: Arc<crate::registry::Outbox>,
     /// Claimed runs waiting for admission (a concurrency cap).
-    waiting_admission: HashSet<RunId>,
+    waiting_admission: HashSet<RunId, foldhash::fast::RandomState>,
     /// The job's tags, shared with its admission entries.
     tags: Arc<[String]>,
     /// Fires waiting behind a run in flight.
     queue: VecDeque<Pending>,
-    /// Set by `Stop`: answered once nothing is in flight.
-    stopping: Option<RpcReplyPort<()>>,
+    /// Set by `Stop`: answered once nothing is in flight (boxed: rare, and
+    /// kept in every live job's state).
+    stopping: Option<Box<RpcReplyPort<()>>>,
     /// Where this incarnation's timers go.
     target: Arc<TimerTarget>,
     /// The supervisor was told the job is idle; its `Passivate` is coming.
     idle_reported: bool,
-    /// What this actor's run tasks hold (see [`RunLink`]).
+    /// What this actor's run tasks hold (see [`RunLink`]): the actor reads
+    /// its runtime and its handler there too (no second copy per job).
     link: Arc<RunLink>,
     /// The wall clock read once per turn (see [`JobActorState::now`]).
     turn_now: std::cell::Cell<Option<DateTime<Utc>>>,
@@ -325,10 +325,10 @@ impl Actor for JobActor {
         let outbox = crate::registry::Outbox::new(args.spec.id.clone(), JobState::default());
         args.target.set_live(myself.clone());
         let link = Arc::new(RunLink {
-            rt: args.runtime.clone(),
+            rt: args.runtime,
             job: myself.clone(),
             id: args.spec.id.clone(),
-            handler: args.handler.clone(),
+            handler: args.handler,
             gate: Default::default(),
         });
         let mut s = JobActorState {
@@ -337,12 +337,10 @@ impl Actor for JobActor {
             payload: Arc::new(args.spec.payload.clone()),
             spec: args.spec,
             schedule: args.schedule,
-            handler: args.handler,
-            rt: args.runtime,
             state: args.state,
             generation: 0,
             retry_generation: 0,
-            event_payloads: HashMap::new(),
+            event_payloads: HashMap::default(),
             // Room for one run and one history entry: a job rarely has more
             // at a time, and a first push would otherwise allocate room for
             // four (a few hundred bytes per live job, kept for its life).
@@ -350,7 +348,7 @@ impl Actor for JobActor {
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
-            waiting_admission: HashSet::new(),
+            waiting_admission: HashSet::default(),
             queue: VecDeque::new(),
             stopping: None,
             target: args.target,
@@ -366,7 +364,7 @@ impl Actor for JobActor {
         if args.restored {
             s.recover_interrupted(&myself);
         }
-        if s.handler.is_none() && !args.reactivated {
+        if s.link.handler.is_none() && !args.reactivated {
             s.publish(EventKind::Orphaned {
                 handler: s.spec.handler.clone(),
             });
@@ -446,8 +444,9 @@ impl Actor for JobActor {
             }
             JobMsg::RetryRun { record, reply } => {
                 s.withdraw_prepared(&myself);
-                let refused =
-                    s.handler.is_none() || s.state.failed.is_some() || s.state.paused.is_some();
+                let refused = s.link.handler.is_none()
+                    || s.state.failed.is_some()
+                    || s.state.paused.is_some();
                 let outcome = if refused {
                     Err(s.invalid_state("retry a run"))
                 } else {
@@ -528,9 +527,9 @@ impl Actor for JobActor {
                     s.arm(&myself);
                 }
                 s.publish(EventKind::Updated);
-                let spec = Some((s.spec.clone(), s.handler.is_none()));
+                let spec = Some((s.spec.clone(), s.link.handler.is_none()));
                 s.outbox.post(
-                    &s.rt.updates,
+                    &s.link.rt.updates,
                     &s.state,
                     &mut s.history,
                     Ack::Reply(reply),
@@ -542,7 +541,7 @@ impl Actor for JobActor {
                 s.retry_generation += 1;
                 s.cancel_all(&myself, "job removed");
                 s.publish(EventKind::Removed);
-                s.rt.updates.push(RegistryMsg::Remove {
+                s.link.rt.updates.push(RegistryMsg::Remove {
                     id: s.spec.id.clone(),
                     ack: Ack::Reply(reply),
                 });
@@ -586,7 +585,7 @@ impl Actor for JobActor {
                 if s.state.in_flight.is_empty() {
                     let _ = idle.send(());
                 } else {
-                    s.stopping = Some(idle);
+                    s.stopping = Some(Box::new(idle));
                 }
             }
             JobMsg::RunFinished { run_id, result } => {
@@ -609,7 +608,7 @@ impl Actor for JobActor {
                 s.waiting_admission.remove(&run_id);
                 if s.is_cancelled(run_id) {
                     // Cancelled while waiting: give the place back at once.
-                    s.rt.admission.release(&tags);
+                    s.link.rt.admission.release(&tags);
                     drop_unstarted(&myself, run_id);
                 } else {
                     s.spawn_run(&myself, run_id, Some(tags));
@@ -621,11 +620,13 @@ impl Actor for JobActor {
             }
             JobMsg::Passivate => {
                 s.idle_reported = false;
-                if s.passivable() && s.rt.supervisor.get().is_some() {
+                if s.passivable() && s.link.rt.supervisor.get().is_some() {
                     // Its state is posted already; the registry only trims
                     // what it keeps for the job.
                     s.target.set_passive(s.generation);
-                    s.rt.updates
+                    s.link
+                        .rt
+                        .updates
                         .push(RegistryMsg::Passivated(s.spec.id.clone()));
                     tracing::debug!(
                         job_id = %s.spec.id,
@@ -635,7 +636,7 @@ impl Actor for JobActor {
                     myself.stop(Some(PASSIVATED.into()));
                     return Ok(());
                 }
-                if let Some(supervisor) = s.rt.supervisor.get() {
+                if let Some(supervisor) = s.link.rt.supervisor.get() {
                     let _ = supervisor.cast(SupervisorMsg::StayLive {
                         id: s.spec.id.clone(),
                         actor: myself.get_id(),
@@ -657,7 +658,7 @@ impl JobActorState {
         if let Some(now) = self.turn_now.get() {
             return now;
         }
-        let now = self.rt.clock.now();
+        let now = self.link.rt.clock.now();
         self.turn_now.set(Some(now));
         now
     }
@@ -688,7 +689,7 @@ impl JobActorState {
     /// Whether the job may give up its actor now (see `passive`).
     fn passivable(&self) -> bool {
         crate::passive::should_passivate(
-            self.rt.config.passivate_after,
+            self.link.rt.config.passivate_after,
             &self.activity(),
             self.state.next_fire,
             || self.now(),
@@ -701,7 +702,7 @@ impl JobActorState {
         if self.idle_reported || !self.passivable() {
             return;
         }
-        if let Some(supervisor) = self.rt.supervisor.get() {
+        if let Some(supervisor) = self.link.rt.supervisor.get() {
             let msg = SupervisorMsg::Idle {
                 id: self.spec.id.clone(),
                 actor: myself.get_id(),
@@ -713,13 +714,13 @@ impl JobActorState {
 
     fn publish(&self, kind: EventKind) {
         // Without a subscriber, skip reading the clock.
-        if self.rt.events.has_subscribers() {
-            self.rt.events.publish(&self.spec.id, self.now(), kind);
+        if self.link.rt.events.has_subscribers() {
+            self.link.rt.events.publish(&self.spec.id, self.now(), kind);
         }
     }
 
     fn invalid_state(&self, action: &'static str) -> Error {
-        let phase = crate::status::phase_of(&self.state, self.handler.is_none(), self.now());
+        let phase = crate::status::phase_of(&self.state, self.link.handler.is_none(), self.now());
         Error::InvalidState {
             id: self.spec.id.clone(),
             action,
@@ -731,8 +732,13 @@ impl JobActorState {
     /// Sends the state, and the history entries written since the last
     /// save, to the registry.
     fn save(&mut self, ack: Ack) {
-        self.outbox
-            .post(&self.rt.updates, &self.state, &mut self.history, ack, None);
+        self.outbox.post(
+            &self.link.rt.updates,
+            &self.state,
+            &mut self.history,
+            ack,
+            None,
+        );
     }
 
     /// The acknowledgement that starts claimed runs once they are durable.
@@ -761,19 +767,20 @@ impl JobActorState {
         // A far fire's timer goes off a little before it, so that the job
         // can passivate meanwhile and be woken by it (see `passive`).
         let now = self.now();
-        let mut go_off = if self.rt.config.passivate_after.is_some() {
-            crate::passive::timer_instant(&self.rt.config, at, now)
+        let mut go_off = if self.link.rt.config.passivate_after.is_some() {
+            crate::passive::timer_instant(&self.link.rt.config, at, now)
         } else {
             at
         };
         // A near fire's timer goes off at the start of its fire-ahead window
         // (see `ahead`).
         if go_off == at {
-            let window = crate::ahead::window(self.rt.config.fire_ahead, self.state.last_slot, at);
+            let window =
+                crate::ahead::window(self.link.rt.config.fire_ahead, self.state.last_slot, at);
             go_off = crate::ahead::go_off(window, at, now);
         }
         let deadline = deadline_for(self.now(), go_off);
-        self.rt.timer.arm(
+        self.link.rt.timer.arm(
             deadline,
             self.target.clone(),
             TimerKind::Schedule,
@@ -786,7 +793,7 @@ impl JobActorState {
         self.retry_generation += 1;
         if let Some(wait) = &self.state.retry_wait {
             let deadline = deadline_for(self.now(), wait.due);
-            self.rt.timer.arm(
+            self.link.rt.timer.arm(
                 deadline,
                 self.target.clone(),
                 TimerKind::Retry,
@@ -806,7 +813,7 @@ impl JobActorState {
             self.arm_retry(myself);
             return;
         }
-        if self.state.paused.is_some() || self.handler.is_none() {
+        if self.state.paused.is_some() || self.link.handler.is_none() {
             self.skip(wait.scheduled, SkipReason::Paused, 1);
             return;
         }
@@ -884,12 +891,13 @@ impl JobActorState {
 
     /// Whether the next fire, at `next`, is prepared now (see `ahead`).
     fn may_prepare(&self, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        let window = crate::ahead::window(self.rt.config.fire_ahead, self.state.last_slot, next);
+        let window =
+            crate::ahead::window(self.link.rt.config.fire_ahead, self.state.last_slot, next);
         let ready = crate::ahead::Readiness {
             paused: self.state.paused.is_some(),
-            orphaned: self.handler.is_none(),
+            orphaned: self.link.handler.is_none(),
             failed: self.state.failed.is_some(),
-            admission_limited: self.rt.admission.is_limited(),
+            admission_limited: self.link.rt.admission.is_limited(),
             busy: !self.state.in_flight.is_empty()
                 || !self.tokens.is_empty()
                 || !self.queue.is_empty()
@@ -979,7 +987,7 @@ impl JobActorState {
         self.state.counters.fires += n;
         let skip_all = if self.state.paused.is_some() {
             Some(SkipReason::Paused)
-        } else if self.handler.is_none() {
+        } else if self.link.handler.is_none() {
             Some(SkipReason::Orphaned)
         } else {
             None
@@ -992,7 +1000,7 @@ impl JobActorState {
             return;
         }
         let age = (now - newest).to_std().unwrap_or(Duration::ZERO);
-        if n == 1 && age <= self.rt.config.misfire_threshold {
+        if n == 1 && age <= self.link.rt.config.misfire_threshold {
             // One slot, on time: what every misfire policy plans for it.
             self.publish(EventKind::Fired {
                 scheduled: newest,
@@ -1005,7 +1013,7 @@ impl JobActorState {
             due,
             uncounted,
             now,
-            self.rt.config.misfire_threshold,
+            self.link.rt.config.misfire_threshold,
             self.spec.catch_up_window,
         );
         if plan.skipped > 0 {
@@ -1136,7 +1144,7 @@ impl JobActorState {
         trigger: Trigger,
         event: Option<(String, Arc<serde_json::Value>)>,
     ) -> Result<TriggerOutcome, Error> {
-        if self.handler.is_none() || self.state.failed.is_some() {
+        if self.link.handler.is_none() || self.state.failed.is_some() {
             return Err(self.invalid_state("trigger"));
         }
         let now = self.now();
@@ -1177,7 +1185,7 @@ impl JobActorState {
         });
         self.state.counters.runs += 1;
         self.tokens.insert(run_id, (CancellationToken::new(), None));
-        if self.rt.durable {
+        if self.link.rt.durable {
             self.unrecorded.push(run_id);
         } else {
             self.start_run(myself, run_id);
@@ -1199,12 +1207,13 @@ impl JobActorState {
             // Cancelled while its record was being written: it never starts.
             return drop_unstarted(myself, run_id);
         }
-        if !self.rt.admission.is_limited() {
+        if !self.link.rt.admission.is_limited() {
             return self.spawn_run(myself, run_id, None);
         }
         let tags = self.tags.clone();
         let admitted =
-            self.rt
+            self.link
+                .rt
                 .admission
                 .admit_or_wait(run_id, tags.clone(), self.spec.priority, myself);
         if admitted {
@@ -1234,7 +1243,7 @@ impl JobActorState {
             // Cancelled and finished before it could start (or an orphan,
             // which claims no run): its place, if any, goes back.
             if let Some(tags) = permit {
-                self.rt.admission.release(&tags);
+                self.link.rt.admission.release(&tags);
             }
             return;
         };
@@ -1279,7 +1288,7 @@ impl JobActorState {
         let early = gate.is_none() && trigger == Trigger::Recovery && run.scheduled > self.now();
         let limits = Limits {
             jitter: jitter_delay(self.spec.jitter),
-            grace: self.rt.config.cancel_grace,
+            grace: self.link.rt.config.cancel_grace,
             timeout: self.spec.timeout,
         };
         let measure_lateness = matches!(
@@ -1400,7 +1409,8 @@ impl JobActorState {
             // Its record became durable only after the slot.
             start();
         } else {
-            self.rt
+            self.link
+                .rt
                 .timer
                 .start_at(deadline_for(now, scheduled), Box::new(start));
         }
@@ -1440,7 +1450,7 @@ impl JobActorState {
             trigger: run.trigger,
             outcome,
         };
-        self.rt.histograms.record_duration(record.duration());
+        self.link.rt.histograms.record_duration(record.duration());
         self.count_outcome(&record);
         self.state.last_run = Some(record.clone());
         self.after_outcome(myself, &record);
@@ -1571,7 +1581,7 @@ impl JobActorState {
         }
         // A run waiting for admission has no task to notice its token.
         for run_id in &cancelled {
-            if self.waiting_admission.remove(run_id) && self.rt.admission.withdraw(*run_id) {
+            if self.waiting_admission.remove(run_id) && self.link.rt.admission.withdraw(*run_id) {
                 drop_unstarted(myself, *run_id);
             }
         }
@@ -1597,7 +1607,7 @@ impl JobActorState {
             self.count_outcome(&record);
             self.state.last_run = Some(record.clone());
             self.history.push(record);
-            if self.spec.interrupted == InterruptedPolicy::Retry && self.handler.is_some() {
+            if self.spec.interrupted == InterruptedPolicy::Retry && self.link.handler.is_some() {
                 let mut fire = Pending::new(run.scheduled, Trigger::Recovery);
                 fire.attempt = run.attempt;
                 self.queue.push_back(fire);

@@ -577,7 +577,12 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "fire-ahead-ms",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
-    let fire_ahead = opts.num("fire-ahead-ms", 500)?;
+    // Default: the runtime's own (500 ms with the sled store, off in memory).
+    let durable = opts.path("store").is_some();
+    let fire_ahead = match opts.values.contains_key("fire-ahead-ms") {
+        true => Duration::from_millis(opts.num("fire-ahead-ms", 0)?),
+        false => cronactor::RuntimeConfig::default().fire_ahead_for(durable),
+    };
     let jobs = opts.num("jobs", 1000)? as usize;
     let seconds = opts.num("seconds", 10)?;
     let grace = opts.num("grace", 2)?;
@@ -589,8 +594,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
 
     let t0 = Instant::now();
     let s = rt.block_on(async {
-        let mut b =
-            probe_builder(&probe).configure(|c| c.fire_ahead = Duration::from_millis(fire_ahead));
+        let mut b = probe_builder(&probe).configure(|c| c.fire_ahead = Some(fire_ahead));
         if let Some(dir) = &dir {
             b = sled_builder(b, dir, false)?;
         }
@@ -659,7 +663,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             metrics.as_ref().map(|m| m.lateness.p99_us),
         )
         .int("grace_s", grace)
-        .int("fire_ahead_ms", fire_ahead)
+        .int("fire_ahead_ms", fire_ahead.as_millis() as u64)
         .int("window_start_unix", w0 as u64)
         .int("threads", opts.num("threads", 2)?)
         .num("wall_s", started.elapsed().as_secs_f64(), 2);

@@ -775,8 +775,7 @@ impl JobActorState {
         // A near fire's timer goes off at the start of its fire-ahead window
         // (see `ahead`).
         if go_off == at {
-            let window =
-                crate::ahead::window(self.link.rt.config.fire_ahead, self.state.last_slot, at);
+            let window = crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, at);
             go_off = crate::ahead::go_off(window, at, now);
         }
         let deadline = deadline_for(self.now(), go_off);
@@ -891,8 +890,7 @@ impl JobActorState {
 
     /// Whether the next fire, at `next`, is prepared now (see `ahead`).
     fn may_prepare(&self, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        let window =
-            crate::ahead::window(self.link.rt.config.fire_ahead, self.state.last_slot, next);
+        let window = crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, next);
         let ready = crate::ahead::Readiness {
             paused: self.state.paused.is_some(),
             orphaned: self.link.handler.is_none(),

@@ -46,13 +46,16 @@ pub struct RuntimeConfig {
     /// half of `passivate_after`). Default 2 s.
     pub wake_lead: Duration,
     /// Fire-ahead: how long before its instant a schedule fire is prepared
-    /// (its slot taken, its run claimed and recorded, its task spawned), at
-    /// most half the gap since the job's previous slot. The handler still
+    /// (its slot taken, its run claimed and its record made durable), at
+    /// most half the gap since the job's previous slot; the handler still
     /// starts at the instant. Only a job with nothing else going on prepares
     /// ahead; a pause, update, trigger, cancel or shutdown before the
-    /// instant withdraws the prepared run. `Duration::ZERO` turns it off.
-    /// Default 500 ms.
-    pub fire_ahead: Duration,
+    /// instant withdraws the prepared run. `None` (the default): 500 ms with
+    /// a durable store, whose group commit it takes off the path of every
+    /// run, and off otherwise (preparing a fire apart from its start costs
+    /// CPU: the job's memory is touched twice); `Some(Duration::ZERO)` turns
+    /// it off.
+    pub fire_ahead: Option<Duration>,
 }
 
 impl Default for RuntimeConfig {
@@ -70,7 +73,7 @@ impl Default for RuntimeConfig {
             admission: Default::default(),
             passivate_after: Some(Duration::from_secs(60)),
             wake_lead: Duration::from_secs(2),
-            fire_ahead: Duration::from_millis(500),
+            fire_ahead: None,
         }
     }
 }
@@ -95,4 +98,41 @@ pub(crate) struct Runtime {
     pub(crate) histograms: Arc<crate::metrics::Histograms>,
     /// Prepared runs started at their slot and not yet polled (see `ahead`).
     pub(crate) starts: crate::ahead::Starts,
+    /// The fire-ahead window in effect (`RuntimeConfig::fire_ahead`
+    /// resolved for the store).
+    pub(crate) fire_ahead: Duration,
+}
+
+/// The fire-ahead window used when `RuntimeConfig::fire_ahead` is `None`
+/// and the store is durable.
+pub const DEFAULT_FIRE_AHEAD: Duration = Duration::from_millis(500);
+
+impl RuntimeConfig {
+    /// The fire-ahead window in effect with a store that is (or is not)
+    /// durable.
+    pub fn fire_ahead_for(&self, durable: bool) -> Duration {
+        match self.fire_ahead {
+            Some(window) => window,
+            None if durable => DEFAULT_FIRE_AHEAD,
+            None => Duration::ZERO,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fire_ahead_is_on_by_default_with_a_durable_store_only() {
+        let config = RuntimeConfig::default();
+        assert_eq!(config.fire_ahead_for(true), DEFAULT_FIRE_AHEAD);
+        assert_eq!(config.fire_ahead_for(false), Duration::ZERO);
+        let set = RuntimeConfig {
+            fire_ahead: Some(Duration::from_millis(200)),
+            ..RuntimeConfig::default()
+        };
+        assert_eq!(set.fire_ahead_for(false), Duration::from_millis(200));
+        assert_eq!(set.fire_ahead_for(true), Duration::from_millis(200));
+    }
 }

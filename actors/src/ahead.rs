@@ -33,7 +33,7 @@
 use crate::handler::RunLink;
 use crate::job::JobMsg;
 use chrono::{DateTime, Utc};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -106,25 +106,83 @@ pub(crate) fn may_prepare(
         .is_ok_and(|until| !until.is_zero() && until <= window)
 }
 
-/// The one prepared, not yet started run of a job, shared by the job actor
-/// and the run's task: whichever of "start" and "withdraw" takes it first
-/// wins. 0 means no prepared run; otherwise the prepared run's number.
+/// A prepared run's slot, shared by the job actor, the timer service and
+/// the run's task, which waits on it: whichever of the slot's coming (the
+/// service) and a withdrawal (the actor) comes first wins.
 #[derive(Debug, Default)]
-pub(crate) struct Gate(AtomicU64);
+pub(crate) struct Slot {
+    state: AtomicU8,
+    waker: futures::task::AtomicWaker,
+}
 
-impl Gate {
-    /// Opens the gate for the prepared run `seq` (non-zero).
-    pub(crate) fn open(&self, seq: u64) {
-        debug_assert_ne!(seq, 0);
-        self.0.store(seq, Ordering::Release);
+/// The run waits for its slot.
+const WAITING: u8 = 0;
+/// The slot came: the task may start the run (it is counted in `Starts`).
+const DUE: u8 = 1;
+/// The task took the run, or gave up waiting.
+const TAKEN: u8 = 2;
+/// The job withdrew the run: it never starts.
+const WITHDRAWN: u8 = 3;
+
+impl Slot {
+    fn shift(&self, from: u8, to: u8) -> bool {
+        self.state
+            .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
     }
 
-    /// Takes the gate for run `seq`: true for the first caller only (the
-    /// task starting the handler, or the actor withdrawing the run).
-    pub(crate) fn take(&self, seq: u64) -> bool {
-        self.0
-            .compare_exchange(seq, 0, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+    /// The job withdraws the run: true if it was still waiting for its slot
+    /// (it will not start).
+    pub(crate) fn withdraw(&self) -> bool {
+        self.shift(WAITING, WITHDRAWN)
+    }
+
+    /// The slot came (the timer service): true if the run was waiting, in
+    /// which case it is counted in `starts` and its task woken.
+    pub(crate) fn due(&self, starts: &Starts) -> bool {
+        let due = self.shift(WAITING, DUE);
+        if due {
+            starts.spawning();
+            self.waker.wake();
+        }
+        due
+    }
+
+    /// The task waits for the slot (see [`SlotWait`]).
+    pub(crate) fn wait(&self) -> SlotWait<'_> {
+        SlotWait { slot: self }
+    }
+
+    /// The task gives up waiting (its token was cancelled): true if the
+    /// slot had come meanwhile (the run was counted in `Starts`).
+    pub(crate) fn abandon(&self) -> bool {
+        self.state.swap(TAKEN, Ordering::AcqRel) == DUE
+    }
+}
+
+/// Resolves once the timer service marked the slot come, and takes the run.
+/// A withdrawn run never resolves (its task ends by its cancelled token).
+pub(crate) struct SlotWait<'a> {
+    slot: &'a Slot,
+}
+
+impl std::future::Future for SlotWait<'_> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.slot.shift(DUE, TAKEN) {
+            return std::task::Poll::Ready(());
+        }
+        // Register, then look again: a `due` in between is not missed.
+        self.slot.waker.register(cx.waker());
+        if self.slot.shift(DUE, TAKEN) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     }
 }
 
@@ -319,13 +377,38 @@ mod tests {
     }
 
     #[test]
-    fn the_gate_lets_one_side_through() {
-        let gate = Gate::default();
-        gate.open(7);
-        assert!(!gate.take(6));
-        assert!(gate.take(7));
-        assert!(!gate.take(7));
-        gate.open(8);
-        assert!(gate.take(8));
+    fn a_withdrawn_run_never_becomes_due_and_a_due_run_cannot_be_withdrawn() {
+        let starts = Starts::default();
+        let slot = Slot::default();
+        assert!(slot.withdraw());
+        assert!(!slot.due(&starts), "withdrawn");
+        assert!(starts.is_idle());
+        let slot = Slot::default();
+        assert!(slot.due(&starts));
+        assert!(!starts.is_idle(), "counted until its task runs");
+        assert!(!slot.withdraw(), "its slot came: the run is the task's");
+        assert!(slot.abandon(), "it was due: the task counts itself out");
+        starts.running();
+        assert!(starts.is_idle());
+        let slot = Slot::default();
+        assert!(!slot.abandon(), "not due");
+        assert!(!slot.due(&starts), "abandoned");
+    }
+
+    #[tokio::test]
+    async fn the_task_waits_until_its_slot_comes() {
+        let starts = Arc::new(Starts::default());
+        let slot = Arc::new(Slot::default());
+        let (sl, st) = (slot.clone(), starts.clone());
+        let task = tokio::spawn(async move {
+            sl.wait().await;
+            st.running();
+        });
+        tokio::task::yield_now().await;
+        assert!(!task.is_finished());
+        assert!(slot.due(&starts));
+        task.await.expect("the task");
+        assert!(starts.is_idle());
+        assert!(!slot.withdraw(), "taken by the task");
     }
 }

@@ -98,7 +98,6 @@ pub async fn boot(
         durable: store.is_durable(),
         histograms: histograms.clone(),
         admission,
-        starts: Default::default(),
     });
     let (supervisor, _) = Actor::spawn(
         None,

@@ -51,8 +51,6 @@ pub(crate) struct RunLink {
     pub(crate) job: ractor::ActorRef<JobMsg>,
     pub(crate) id: JobId,
     pub(crate) handler: Option<Arc<dyn Handler>>,
-    /// The job's prepared run, if any (see `ahead`).
-    pub(crate) gate: crate::ahead::Gate,
 }
 
 impl RunLink {

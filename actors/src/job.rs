@@ -291,15 +291,13 @@ pub struct JobActorState {
     /// The schedule fire prepared ahead of its instant, until its run ends
     /// or it is withdrawn (see `ahead`).
     prepared: Option<Box<Prepared>>,
-    /// The number of the last prepared run (its gate value).
-    prepare_seq: u64,
 }
 
 /// A schedule fire prepared ahead of its instant: its run, and what the
 /// job's state was before, to withdraw it as if it had never been prepared.
 #[derive(Debug)]
 struct Prepared {
-    seq: u64,
+    slot: Arc<crate::ahead::Slot>,
     run_id: RunId,
     last_slot: Option<DateTime<Utc>>,
     completed: bool,
@@ -329,7 +327,6 @@ impl Actor for JobActor {
             job: myself.clone(),
             id: args.spec.id.clone(),
             handler: args.handler,
-            gate: Default::default(),
         });
         let mut s = JobActorState {
             link,
@@ -355,7 +352,6 @@ impl Actor for JobActor {
             idle_reported: false,
             turn_now: std::cell::Cell::new(None),
             prepared: None,
-            prepare_seq: 0,
         };
         s.state.queued = 0;
         if s.state.in_flight.capacity() == 0 {
@@ -913,17 +909,14 @@ impl JobActorState {
     /// `withdraw_prepared` undoes all of this, and status shows the fire as
     /// still to come (see `status::Ahead`).
     fn prepare(&mut self, myself: &ActorRef<JobMsg>, slot: DateTime<Utc>) {
-        self.prepare_seq += 1;
-        let seq = self.prepare_seq;
         let run_id = RunId::random();
         // The run is known as prepared before its task is spawned.
         self.prepared = Some(Box::new(Prepared {
-            seq,
+            slot: Arc::default(),
             run_id,
             last_slot: self.state.last_slot,
             completed: self.state.completed,
         }));
-        self.link.gate.open(seq);
         // `last_fire` is set when the run ends (status shows the slot as
         // the last fire from its start).
         self.state.last_slot = Some(slot);
@@ -951,7 +944,7 @@ impl JobActorState {
         else {
             return false;
         };
-        if !self.link.gate.take(p.seq) {
+        if !p.slot.withdraw() {
             // Its handler started: it is an ordinary run in flight now.
             self.prepared = Some(p);
             return false;
@@ -1271,7 +1264,7 @@ impl JobActorState {
             .prepared
             .as_deref()
             .filter(|p| p.run_id == run_id)
-            .map(|p| p.seq);
+            .map(|p| p.slot.clone());
         if gate.is_none() {
             self.publish(EventKind::Started {
                 run_id,
@@ -1280,6 +1273,7 @@ impl JobActorState {
                 attempt: run.attempt,
             });
         }
+        let due_slot = gate.clone();
         let (trigger, attempt) = (run.trigger, run.attempt);
         // The retry of a run prepared before a crash, restarted before its
         // slot: it too starts no earlier than the slot.
@@ -1307,10 +1301,6 @@ impl JobActorState {
         let tags = permit;
         let task = async move {
             let rt = &link.rt;
-            if gate.is_some() {
-                // Counted when the timer service spawned it (see `ahead`).
-                rt.starts.running();
-            }
             let Some(handler) = link.handler.as_deref() else {
                 return;
             };
@@ -1320,12 +1310,25 @@ impl JobActorState {
             // plain run stays small (its cell is allocated with a 128-byte
             // alignment: a large one costs glibc a consolidation pass).
             let mut result = None;
-            if gate.is_some() {
-                // Started by the timer service at its slot (see below):
-                // cancelled meanwhile (remove, shutdown), it never runs;
-                // a wall clock stepped back waits for the slot.
+            if let Some(slot) = &gate {
+                // A prepared run waits for the timer service to mark its
+                // slot come (see `ahead`), or for its token: withdrawn,
+                // removed or shut down meanwhile, it never runs. A wall
+                // clock stepped back then waits for the slot.
                 let token = ctx.cancel.clone();
-                if token.is_cancelled()
+                let slot_came = Box::pin(async {
+                    tokio::select! {
+                        biased;
+                        () = slot.wait() => true,
+                        () = token.cancelled() => false,
+                    }
+                })
+                .await;
+                if slot_came || slot.abandon() {
+                    rt.timer.starts().running();
+                }
+                if !slot_came
+                    || token.is_cancelled()
                     || (rt.clock.now() < scheduled
                         && Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await)
                 {
@@ -1380,37 +1383,26 @@ impl JobActorState {
             }
             tracing::debug!(?result, "run ended");
             let msg = JobMsg::RunFinished { run_id, result };
-            if rt.starts.is_idle() {
+            let starts = rt.timer.starts();
+            if starts.is_idle() {
                 crate::ahead::deliver(&link, msg);
             } else {
-                rt.starts.finished(link.clone(), msg);
+                starts.finished(link.clone(), msg);
             }
         }
         .instrument(span);
-        let Some(seq) = gate else {
-            tokio::spawn(task);
-            return;
-        };
-        // A prepared run: the timer service spawns its task at the slot,
-        // unless the run is withdrawn first (the gate decides which).
-        let start = {
-            let link = self.link.clone();
-            move || {
-                if link.gate.take(seq) {
-                    link.rt.starts.spawning();
-                    tokio::spawn(task);
-                }
+        tokio::spawn(task);
+        if let Some(slot) = due_slot {
+            // A prepared run: the timer service marks its slot come, unless
+            // the run is withdrawn first (the slot decides which).
+            let now = self.now();
+            let timer = &self.link.rt.timer;
+            if scheduled <= now {
+                // Its record became durable only after the slot.
+                slot.due(timer.starts());
+            } else {
+                timer.slot_at(deadline_for(now, scheduled), slot);
             }
-        };
-        let now = self.now();
-        if scheduled <= now {
-            // Its record became durable only after the slot.
-            start();
-        } else {
-            self.link
-                .rt
-                .timer
-                .start_at(deadline_for(now, scheduled), Box::new(start));
         }
     }
 

@@ -96,8 +96,6 @@ pub(crate) struct Runtime {
     pub(crate) admission: crate::admission::Admission,
     /// Fire lateness and run duration.
     pub(crate) histograms: Arc<crate::metrics::Histograms>,
-    /// Prepared runs started at their slot and not yet polled (see `ahead`).
-    pub(crate) starts: crate::ahead::Starts,
     /// The fire-ahead window in effect (`RuntimeConfig::fire_ahead`
     /// resolved for the store).
     pub(crate) fire_ahead: Duration,

@@ -55,19 +55,16 @@ struct Armed {
 enum What {
     /// Sends the target its `Fired { generation, kind }`.
     Timer(TimerKind, Arc<TimerTarget>),
-    /// Starts a prepared run (see `ahead`): spawns its task. Boxed twice so
-    /// that an entry stays 32 bytes.
-    Start(Box<StartFn>),
+    /// The slot of a prepared run (see `ahead`) came: marks it due, which
+    /// wakes the run's waiting task.
+    Slot(Arc<crate::ahead::Slot>),
 }
-
-/// What starts a prepared run at its slot.
-pub(crate) type StartFn = Box<dyn FnOnce() + Send>;
 
 impl std::fmt::Debug for What {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             What::Timer(kind, target) => f.debug_tuple("Timer").field(kind).field(target).finish(),
-            What::Start(_) => f.write_str("Start"),
+            What::Slot(slot) => f.debug_tuple("Slot").field(slot).finish(),
         }
     }
 }
@@ -189,6 +186,8 @@ struct Shared {
     closed: AtomicBool,
     /// Where passive jobs' wake-up timers go.
     supervisor: OnceLock<ActorRef<SupervisorMsg>>,
+    /// Prepared runs whose slot came and whose task has not run yet.
+    starts: crate::ahead::Starts,
 }
 
 impl Shared {
@@ -231,6 +230,7 @@ impl TimerHandle {
             notify: Notify::new(),
             closed: AtomicBool::new(false),
             supervisor: OnceLock::new(),
+            starts: Default::default(),
         });
         tokio::spawn(run(shared.clone()));
         Self {
@@ -258,14 +258,20 @@ impl TimerHandle {
         });
     }
 
-    /// Runs `start` at `at`: a prepared run's start (see `ahead`). Starts
-    /// due together run one after another, without yielding in between.
-    pub(crate) fn start_at(&self, at: Instant, start: StartFn) {
+    /// Marks a prepared run's `slot` due at `at` (see `ahead`). Slots due
+    /// together are marked one after another, without yielding in between.
+    pub(crate) fn slot_at(&self, at: Instant, slot: Arc<crate::ahead::Slot>) {
         self.push(Armed {
             at: self.owner.shared.nanos(at),
             generation: 0,
-            what: What::Start(Box::new(start)),
+            what: What::Slot(slot),
         });
+    }
+
+    /// The prepared runs started at their slot and not yet polled (see
+    /// `ahead::Starts`).
+    pub(crate) fn starts(&self) -> &crate::ahead::Starts {
+        &self.owner.shared.starts
     }
 
     fn push(&self, armed: Armed) {
@@ -287,15 +293,15 @@ impl TimerHandle {
 /// run (and the other worker steal them) before the next chunk.
 const FIRE_CHUNK: usize = 128;
 
-/// Fires a due entry; true if it woke a job (a start only spawns a task).
+/// Fires a due entry; true if it woke a job (a slot only wakes a run task).
 fn fire(shared: &Shared, armed: Armed) -> bool {
     match armed.what {
         What::Timer(kind, target) => {
             target.fire(kind, armed.generation, shared.supervisor.get());
             true
         }
-        What::Start(start) => {
-            start();
+        What::Slot(slot) => {
+            slot.due(&shared.starts);
             false
         }
     }

@@ -243,22 +243,28 @@ async fn a_prepared_run_is_recorded_before_its_slot_and_starts_on_time() {
     );
 }
 
-fn hourly_counting() -> JobSpec {
-    JobSpec::builder("h", ScheduleSpec::cron("0 0 * * * *"), "record")
+/// A scheduler on a fresh in-memory store with an hourly job `h`, at
+/// 00:59:59.7: the fire of 01:00 is prepared and recorded.
+async fn prepared_hourly(
+    clock: &cronactor::testing::ManualClock,
+    count: &Count,
+) -> (cronactor::Scheduler, Arc<dyn cronactor::SnapshotStore>) {
+    let store: Arc<dyn cronactor::SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (b, _) = recording(clock, count);
+    let s = b.store(store.clone()).start().await.expect("start");
+    let spec = JobSpec::builder("h", ScheduleSpec::cron("0 0 * * * *"), "record")
         .build()
-        .expect("valid spec")
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3599.7).await;
+    (s, store)
 }
 
 #[cfg(feature = "fault-injection")]
 #[tokio::test(start_paused = true)]
 async fn a_crash_inside_the_window_interrupts_the_prepared_run_whose_retry_waits_for_the_slot() {
-    let store: Arc<dyn cronactor::SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let (b, _) = recording(&clock, &count);
-    let s = b.store(store.clone()).start().await.expect("start");
-    s.add(hourly_counting()).await.expect("add");
-    // 00:59:59.7: the fire of 01:00 is prepared and recorded.
-    run_for_secs(3599.7).await;
+    let (s, store) = prepared_hourly(&clock, &count).await;
     s.kill().await;
     assert_eq!(count.get(), 0);
     let (b, starts) = recording(&clock, &count);
@@ -280,12 +286,8 @@ async fn a_crash_inside_the_window_interrupts_the_prepared_run_whose_retry_waits
 
 #[tokio::test(start_paused = true)]
 async fn a_shutdown_inside_the_window_leaves_the_slot_to_the_misfire_policy() {
-    let store: Arc<dyn cronactor::SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let (b, _) = recording(&clock, &count);
-    let s = b.store(store.clone()).start().await.expect("start");
-    s.add(hourly_counting()).await.expect("add");
-    run_for_secs(3599.7).await;
+    let (s, store) = prepared_hourly(&clock, &count).await;
     let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
     assert!(report.cancelled.is_empty(), "{report:?}");
     // Back at 01:00:30: the slot of 01:00 was missed; FireOnce runs it once.

@@ -16,7 +16,9 @@
 //!   slot, so that a fire is never prepared while the previous one may still
 //!   be running on time ([`window`]);
 //! - the schedule timer goes off at the window's start ([`go_off`]);
-//! - a fire is prepared only when the job has nothing else going on and
+//! - a fire is prepared only when its timer came in the first half of the
+//!   window (later, the runtime is behind, and the fire is cheaper handled
+//!   at its slot), and only when the job has nothing else going on and
 //!   nothing could change the decisions taken for it: not paused, not an
 //!   orphan, not failed, no run in flight, queued, waiting for its record,
 //!   for admission or for a retry, and no admission caps (a prepared run
@@ -100,10 +102,13 @@ pub(crate) fn may_prepare(
     if window.is_zero() || paused || orphaned || failed || admission_limited || busy {
         return false;
     }
-    // A fire already due is not prepared: it is handled as due.
+    // A fire already due is not prepared: it is handled as due. Nor is one
+    // whose timer came with less than half the window left: the runtime is
+    // behind, and preparing costs more CPU than handling the fire at its
+    // slot (see `RuntimeConfig::fire_ahead`).
     (next - now)
         .to_std()
-        .is_ok_and(|until| !until.is_zero() && until <= window)
+        .is_ok_and(|until| !until.is_zero() && until <= window && until * 2 >= window)
 }
 
 /// A prepared run's slot, shared by the job actor, the timer service and
@@ -338,7 +343,10 @@ mod tests {
         let w = Duration::from_millis(500);
         let ready = Readiness::default();
         assert!(may_prepare(ready, w, next, at("2026-01-01T00:00:00.500Z")));
-        assert!(may_prepare(ready, w, next, at("2026-01-01T00:00:00.999Z")));
+        assert!(may_prepare(ready, w, next, at("2026-01-01T00:00:00.750Z")));
+        // Less than half the window left (the timer came late): no.
+        assert!(!may_prepare(ready, w, next, at("2026-01-01T00:00:00.751Z")));
+        assert!(!may_prepare(ready, w, next, at("2026-01-01T00:00:00.999Z")));
         // Before the window, at the fire or after it: no.
         assert!(!may_prepare(ready, w, next, at("2026-01-01T00:00:00.499Z")));
         assert!(!may_prepare(ready, w, next, next));

@@ -1302,6 +1302,11 @@ impl JobActorState {
         let task = async move {
             let rt = &link.rt;
             let Some(handler) = link.handler.as_deref() else {
+                // Never for a prepared run (only a job with a handler
+                // prepares); if it were, its count would still be settled.
+                if gate.as_ref().is_some_and(|slot| slot.abandon()) {
+                    rt.timer.starts().running();
+                }
                 return;
             };
             // One flat future: the context is stored once (it is not

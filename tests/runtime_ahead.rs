@@ -173,20 +173,32 @@ async fn with_fire_ahead_off_the_fire_is_handled_at_its_instant() {
     assert_eq!(count.get(), 3);
 }
 
-/// A durable store whose every flush takes 200 ms.
-#[derive(Default)]
-struct SlowStore(cronactor_actors::MemoryStore);
+/// A durable store whose every flush takes `delay_ms` (200 ms unless set).
+struct SlowStore {
+    inner: cronactor_actors::MemoryStore,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for SlowStore {
+    fn default() -> Self {
+        Self {
+            inner: Default::default(),
+            delay_ms: Arc::new(200.into()),
+        }
+    }
+}
 
 impl cronactor::SnapshotStore for SlowStore {
     fn load(&self) -> Result<cronactor_actors::Loaded, cronactor::StoreError> {
-        self.0.load()
+        self.inner.load()
     }
     fn apply(&self, ops: Vec<cronactor_actors::StoreOp>) -> Result<(), cronactor::StoreError> {
-        self.0.apply(ops)
+        self.inner.apply(ops)
     }
     fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {
-        Box::pin(async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let delay = self.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
             Ok(())
         })
     }
@@ -195,7 +207,7 @@ impl cronactor::SnapshotStore for SlowStore {
         id: &cronactor::JobId,
         limit: usize,
     ) -> Result<Vec<cronactor::RunRecord>, cronactor::StoreError> {
-        self.0.history(id, limit)
+        self.inner.history(id, limit)
     }
     fn is_durable(&self) -> bool {
         true
@@ -302,4 +314,31 @@ async fn a_shutdown_inside_the_window_leaves_the_slot_to_the_misfire_policy() {
     let history = s.history("h", 5).await.expect("history");
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0].trigger, cronactor::Trigger::CatchUp);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_whose_record_outlasts_a_period_is_not_withdrawn_past_a_later_slot() {
+    let (clock, count) = (clock(), Count::default());
+    let store = SlowStore::default();
+    let delay = store.delay_ms.clone();
+    delay.store(0, std::sync::atomic::Ordering::SeqCst);
+    let s = ahead(&clock, &count)
+        .store(Arc::new(store))
+        .start()
+        .await
+        .expect("start");
+    s.add(every_second("j", "count")).await.expect("add");
+    run_for_secs(2.2).await;
+    // The fire of 3 s is prepared at 2.5 s and its record takes 1.8 s: at
+    // 4 s the job handles the slot of 4 s (skipped: the run of 3 s is in
+    // flight), then a pause at 4.1 s must not give the slots back.
+    delay.store(1800, std::sync::atomic::Ordering::SeqCst);
+    run_for_secs(1.9).await;
+    delay.store(0, std::sync::atomic::Ordering::SeqCst);
+    s.pause("j", None).await.expect("pause");
+    run_for_secs(0.3).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.fires, 4, "{st:?}");
+    assert_eq!(st.counters.skipped.total(), 1, "{st:?}");
+    assert_eq!(st.counters.skipped.overlap, 1, "{st:?}");
 }

@@ -145,12 +145,15 @@ impl Slot {
     /// The slot came (the timer service): true if the run was waiting, in
     /// which case it is counted in `starts` and its task woken.
     pub(crate) fn due(&self, starts: &Starts) -> bool {
-        let due = self.shift(WAITING, DUE);
-        if due {
-            starts.spawning();
-            self.waker.wake();
+        // Counted before it is marked: its task may run at once and count
+        // itself out.
+        starts.spawning();
+        if !self.shift(WAITING, DUE) {
+            starts.running();
+            return false;
         }
-        due
+        self.waker.wake();
+        true
     }
 
     /// The task waits for the slot (see [`SlotWait`]).
@@ -158,11 +161,26 @@ impl Slot {
         SlotWait { slot: self }
     }
 
-    /// The task gives up waiting (its token was cancelled): true if the
-    /// slot had come meanwhile (the run was counted in `Starts`).
-    pub(crate) fn abandon(&self) -> bool {
-        self.state.swap(TAKEN, Ordering::AcqRel) == DUE
+    /// The task gives up waiting (its token was cancelled): what the slot
+    /// was.
+    pub(crate) fn abandon(&self) -> Abandoned {
+        match self.state.swap(TAKEN, Ordering::AcqRel) {
+            DUE => Abandoned::Due,
+            WITHDRAWN => Abandoned::Withdrawn,
+            _ => Abandoned::Waiting,
+        }
     }
+}
+
+/// What a slot was when its task gave up waiting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Abandoned {
+    /// Still waiting (the run was cancelled: removed, shut down).
+    Waiting,
+    /// Its slot had come: the run was counted in `Starts`.
+    Due,
+    /// The job withdrew it: the job no longer knows the run.
+    Withdrawn,
 }
 
 /// Resolves once the timer service marked the slot come, and takes the run.
@@ -191,24 +209,52 @@ impl std::future::Future for SlotWait<'_> {
     }
 }
 
-/// The prepared runs the timer service started at their slot whose task has
-/// not run yet, and the run completions held back meanwhile.
+/// The prepared runs whose slot came and whose task has not run yet, and
+/// the run completions held back meanwhile.
 ///
-/// When many jobs share a slot, the service spawns all their runs' tasks at
+/// When many jobs share a slot, the timer service wakes all their runs at
 /// once. A run that ends at its first poll (most do) reports to its job
 /// actor at once, and tokio runs the woken actor next on that worker (its
 /// "LIFO slot"), before the other runs waiting in the queue: every start
 /// would wait for the bookkeeping of all the runs started before it. While
-/// started runs wait for their first poll, completions are held here, and
-/// the last of those runs to start delivers them. No completion waits for
-/// anything but runs already due: the count is exact (the service counts a
-/// run before spawning its task, the task counts itself out when it first
-/// runs), and a completion is held only while the count, read under the
-/// lock, is not zero.
+/// woken runs wait for their first poll, completions are held here, and the
+/// last of those runs to start delivers them. The count is exact (a run is
+/// counted before its slot is marked come, and counts itself out when its
+/// task first runs), and a completion is held only while the count, read
+/// under the lock, is not zero. A runtime that never drains its woken runs
+/// (always behind) still delivers: a completion held longer than
+/// [`MAX_HOLD`] is delivered by the next start or completion.
 #[derive(Default)]
 pub(crate) struct Starts {
     starting: AtomicUsize,
-    held: Mutex<Vec<(Arc<RunLink>, JobMsg)>>,
+    /// Whether anything is held (read without the lock by every start).
+    holding: std::sync::atomic::AtomicBool,
+    held: Mutex<Held>,
+}
+
+/// How long a completion may be held at most (see [`Starts`]), give or
+/// take the time until the next start or completion.
+pub(crate) const MAX_HOLD: Duration = Duration::from_millis(20);
+
+#[derive(Default)]
+struct Held {
+    completions: Vec<(Arc<RunLink>, JobMsg)>,
+    /// When the oldest held completion was held.
+    since: Option<std::time::Instant>,
+}
+
+impl Held {
+    /// Takes every held completion if there is no run to wait for or the
+    /// oldest waited `MAX_HOLD`.
+    fn take_if(&mut self, nothing_to_wait_for: bool) -> Vec<(Arc<RunLink>, JobMsg)> {
+        let overdue = self.since.is_some_and(|since| since.elapsed() >= MAX_HOLD);
+        if nothing_to_wait_for || overdue {
+            self.since = None;
+            std::mem::take(&mut self.completions)
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 impl std::fmt::Debug for Starts {
@@ -220,50 +266,63 @@ impl std::fmt::Debug for Starts {
 }
 
 impl Starts {
-    /// A prepared run's task is about to be spawned.
+    /// A prepared run's slot is about to be marked come.
     pub(crate) fn spawning(&self) {
-        self.starting.fetch_add(1, Ordering::AcqRel);
+        self.starting.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A prepared run's task runs for the first time: the last one of a
-    /// burst delivers the completions held meanwhile.
+    /// A prepared run whose slot came runs for the first time (or is given
+    /// up): the last one to start delivers the completions held meanwhile.
     pub(crate) fn running(&self) {
-        if self.starting.fetch_sub(1, Ordering::AcqRel) == 1 {
-            let held = {
-                let mut held = self.lock();
-                if self.starting.load(Ordering::Acquire) > 0 {
-                    // A new burst began: its last run delivers them.
-                    return;
-                }
-                std::mem::take(&mut *held)
-            };
-            for (link, msg) in held {
-                deliver(&link, msg);
-            }
+        self.starting.fetch_sub(1, Ordering::SeqCst);
+        // Sequentially consistent with `finished`: either this sees its
+        // completion held, or `finished` sees the count at zero.
+        if self.holding.load(Ordering::SeqCst) {
+            self.deliver_held();
         }
     }
 
-    /// No started run waits for its first poll (a hint: `finished` decides
+    /// No woken run waits for its first poll (a hint: `finished` decides
     /// under the lock).
     pub(crate) fn is_idle(&self) -> bool {
-        self.starting.load(Ordering::Acquire) == 0
+        self.starting.load(Ordering::SeqCst) == 0
     }
 
-    /// Delivers a run's completion to its job, or holds it while started
-    /// runs wait for their first poll.
+    /// Delivers a run's completion to its job, or holds it while woken runs
+    /// wait for their first poll.
     pub(crate) fn finished(&self, link: Arc<RunLink>, msg: JobMsg) {
-        if self.starting.load(Ordering::Acquire) > 0 {
+        {
             let mut held = self.lock();
-            if self.starting.load(Ordering::Acquire) > 0 {
-                held.push((link, msg));
-                return;
+            if self.starting.load(Ordering::SeqCst) == 0 {
+                drop(held);
+                return deliver(&link, msg);
             }
+            held.completions.push((link, msg));
+            held.since.get_or_insert_with(std::time::Instant::now);
+            self.holding.store(true, Ordering::SeqCst);
         }
-        deliver(&link, msg);
+        // The last run may have started in between, before it could see
+        // this completion held.
+        self.deliver_held();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Arc<RunLink>, JobMsg)>> {
-        // The vector stays consistent if a holder panicked.
+    /// Delivers the held completions if no woken run is left to wait for,
+    /// or if the oldest was held `MAX_HOLD`.
+    fn deliver_held(&self) {
+        let due = {
+            let mut held = self.lock();
+            let due = held.take_if(self.starting.load(Ordering::SeqCst) == 0);
+            self.holding
+                .store(!held.completions.is_empty(), Ordering::SeqCst);
+            due
+        };
+        for (link, msg) in due {
+            deliver(&link, msg);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        // The list stays consistent if a holder panicked.
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -395,12 +454,16 @@ mod tests {
         assert!(slot.due(&starts));
         assert!(!starts.is_idle(), "counted until its task runs");
         assert!(!slot.withdraw(), "its slot came: the run is the task's");
-        assert!(slot.abandon(), "it was due: the task counts itself out");
+        assert_eq!(slot.abandon(), Abandoned::Due, "the task counts itself out");
         starts.running();
         assert!(starts.is_idle());
         let slot = Slot::default();
-        assert!(!slot.abandon(), "not due");
+        assert_eq!(slot.abandon(), Abandoned::Waiting);
         assert!(!slot.due(&starts), "abandoned");
+        assert!(starts.is_idle(), "a failed mark is not counted");
+        let slot = Slot::default();
+        assert!(slot.withdraw());
+        assert_eq!(slot.abandon(), Abandoned::Withdrawn);
     }
 
     #[tokio::test]

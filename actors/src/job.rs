@@ -944,7 +944,11 @@ impl JobActorState {
         else {
             return false;
         };
-        if !p.slot.withdraw() {
+        // A later slot was handled meanwhile (the run's record took longer
+        // than a period to be written): the slots up to it are taken, and
+        // the run stays, as if it had started.
+        let later_handled = self.state.last_slot != Some(self.state.in_flight[pos].scheduled);
+        if later_handled || !p.slot.withdraw() {
             // Its handler started: it is an ordinary run in flight now.
             self.prepared = Some(p);
             return false;
@@ -1304,7 +1308,10 @@ impl JobActorState {
             let Some(handler) = link.handler.as_deref() else {
                 // Never for a prepared run (only a job with a handler
                 // prepares); if it were, its count would still be settled.
-                if gate.as_ref().is_some_and(|slot| slot.abandon()) {
+                if gate
+                    .as_ref()
+                    .is_some_and(|slot| slot.abandon() == crate::ahead::Abandoned::Due)
+                {
                     rt.timer.starts().running();
                 }
                 return;
@@ -1329,7 +1336,14 @@ impl JobActorState {
                     }
                 })
                 .await;
-                if slot_came || slot.abandon() {
+                if !slot_came {
+                    match slot.abandon() {
+                        crate::ahead::Abandoned::Due => rt.timer.starts().running(),
+                        // The job forgot the run: nothing to report.
+                        crate::ahead::Abandoned::Withdrawn => return,
+                        crate::ahead::Abandoned::Waiting => {}
+                    }
+                } else {
                     rt.timer.starts().running();
                 }
                 if !slot_came

@@ -1262,9 +1262,9 @@ impl RegistryState {
                     m.totals.add(&slot.state.counters);
                     // Fires prepared ahead of their slot are still to come.
                     let ahead = u64::from(crate::status::ahead_of(&slot.state, now).runs);
-                    m.totals.fires -= ahead;
-                    m.totals.runs -= ahead;
-                    m.runs_in_flight += slot.state.in_flight.len() as u64 - ahead;
+                    m.totals.fires = m.totals.fires.saturating_sub(ahead);
+                    m.totals.runs = m.totals.runs.saturating_sub(ahead);
+                    m.runs_in_flight += (slot.state.in_flight.len() as u64).saturating_sub(ahead);
                 }
                 Held::Packed(p) => *m.jobs_by_phase.entry(p.phase()).or_default() += 1,
             }

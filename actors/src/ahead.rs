@@ -229,7 +229,18 @@ pub(crate) struct Starts {
     starting: AtomicUsize,
     /// Whether anything is held (read without the lock by every start).
     holding: std::sync::atomic::AtomicBool,
+    /// When the oldest held completion was held, in nanoseconds after
+    /// [`EPOCH`] (read without the lock by every start while holding).
+    since_ns: std::sync::atomic::AtomicU64,
     held: Mutex<Held>,
+}
+
+/// The instant `Starts::since_ns` counts from.
+static EPOCH: std::sync::LazyLock<std::time::Instant> =
+    std::sync::LazyLock::new(std::time::Instant::now);
+
+fn nanos_since_epoch() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// How long a completion may be held at most (see [`Starts`]), give or
@@ -239,22 +250,6 @@ pub(crate) const MAX_HOLD: Duration = Duration::from_millis(20);
 #[derive(Default)]
 struct Held {
     completions: Vec<(Arc<RunLink>, JobMsg)>,
-    /// When the oldest held completion was held.
-    since: Option<std::time::Instant>,
-}
-
-impl Held {
-    /// Takes every held completion if there is no run to wait for or the
-    /// oldest waited `MAX_HOLD`.
-    fn take_if(&mut self, nothing_to_wait_for: bool) -> Vec<(Arc<RunLink>, JobMsg)> {
-        let overdue = self.since.is_some_and(|since| since.elapsed() >= MAX_HOLD);
-        if nothing_to_wait_for || overdue {
-            self.since = None;
-            std::mem::take(&mut self.completions)
-        } else {
-            Vec::new()
-        }
-    }
 }
 
 impl std::fmt::Debug for Starts {
@@ -274,10 +269,10 @@ impl Starts {
     /// A prepared run whose slot came runs for the first time (or is given
     /// up): the last one to start delivers the completions held meanwhile.
     pub(crate) fn running(&self) {
-        self.starting.fetch_sub(1, Ordering::SeqCst);
+        let last = self.starting.fetch_sub(1, Ordering::SeqCst) == 1;
         // Sequentially consistent with `finished`: either this sees its
         // completion held, or `finished` sees the count at zero.
-        if self.holding.load(Ordering::SeqCst) {
+        if self.holding.load(Ordering::SeqCst) && (last || self.overdue()) {
             self.deliver_held();
         }
     }
@@ -297,13 +292,23 @@ impl Starts {
                 drop(held);
                 return deliver(&link, msg);
             }
+            if held.completions.is_empty() {
+                self.since_ns.store(nanos_since_epoch(), Ordering::SeqCst);
+            }
             held.completions.push((link, msg));
-            held.since.get_or_insert_with(std::time::Instant::now);
             self.holding.store(true, Ordering::SeqCst);
         }
         // The last run may have started in between, before it could see
         // this completion held.
-        self.deliver_held();
+        if self.starting.load(Ordering::SeqCst) == 0 || self.overdue() {
+            self.deliver_held();
+        }
+    }
+
+    /// The oldest held completion was held `MAX_HOLD` ago.
+    fn overdue(&self) -> bool {
+        let since = self.since_ns.load(Ordering::SeqCst);
+        nanos_since_epoch().saturating_sub(since) >= MAX_HOLD.as_nanos() as u64
     }
 
     /// Delivers the held completions if no woken run is left to wait for,
@@ -311,10 +316,11 @@ impl Starts {
     fn deliver_held(&self) {
         let due = {
             let mut held = self.lock();
-            let due = held.take_if(self.starting.load(Ordering::SeqCst) == 0);
-            self.holding
-                .store(!held.completions.is_empty(), Ordering::SeqCst);
-            due
+            if self.starting.load(Ordering::SeqCst) > 0 && !self.overdue() {
+                return;
+            }
+            self.holding.store(false, Ordering::SeqCst);
+            std::mem::take(&mut held.completions)
         };
         for (link, msg) in due {
             deliver(&link, msg);

@@ -333,47 +333,10 @@ async fn metrics_sum_counters_and_measure_lateness_and_duration() {
     );
 }
 
-/// A durable store whose flushes can be held: what a slow disk looks like to
-/// the registry.
-#[derive(Default)]
-struct HeldStore {
-    inner: cronactor_actors::MemoryStore,
-    held: Arc<std::sync::atomic::AtomicBool>,
-    released: Arc<tokio::sync::Notify>,
-}
-
-impl cronactor::SnapshotStore for HeldStore {
-    fn load(&self) -> Result<cronactor_actors::Loaded, cronactor::StoreError> {
-        self.inner.load()
-    }
-    fn apply(&self, ops: Vec<cronactor_actors::StoreOp>) -> Result<(), cronactor::StoreError> {
-        self.inner.apply(ops)
-    }
-    fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {
-        let (held, released) = (self.held.clone(), self.released.clone());
-        Box::pin(async move {
-            while held.load(std::sync::atomic::Ordering::SeqCst) {
-                released.notified().await;
-            }
-            Ok(())
-        })
-    }
-    fn history(
-        &self,
-        id: &cronactor::JobId,
-        limit: usize,
-    ) -> Result<Vec<cronactor::RunRecord>, cronactor::StoreError> {
-        self.inner.history(id, limit)
-    }
-    fn is_durable(&self) -> bool {
-        true
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_run_cancelled_while_its_record_is_written_never_starts() {
     let clock = clock();
-    let store = Arc::new(HeldStore::default());
+    let store = Arc::new(SlowStore::default());
     let (held, released) = (store.held.clone(), store.released.clone());
     let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let c = calls.clone();

@@ -173,54 +173,13 @@ async fn with_fire_ahead_off_the_fire_is_handled_at_its_instant() {
     assert_eq!(count.get(), 3);
 }
 
-/// A durable store whose every flush takes `delay_ms` (200 ms unless set).
-struct SlowStore {
-    inner: cronactor_actors::MemoryStore,
-    delay_ms: Arc<std::sync::atomic::AtomicU64>,
-}
-
-impl Default for SlowStore {
-    fn default() -> Self {
-        Self {
-            inner: Default::default(),
-            delay_ms: Arc::new(200.into()),
-        }
-    }
-}
-
-impl cronactor::SnapshotStore for SlowStore {
-    fn load(&self) -> Result<cronactor_actors::Loaded, cronactor::StoreError> {
-        self.inner.load()
-    }
-    fn apply(&self, ops: Vec<cronactor_actors::StoreOp>) -> Result<(), cronactor::StoreError> {
-        self.inner.apply(ops)
-    }
-    fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {
-        let delay = self.delay_ms.load(std::sync::atomic::Ordering::SeqCst);
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-            Ok(())
-        })
-    }
-    fn history(
-        &self,
-        id: &cronactor::JobId,
-        limit: usize,
-    ) -> Result<Vec<cronactor::RunRecord>, cronactor::StoreError> {
-        self.inner.history(id, limit)
-    }
-    fn is_durable(&self) -> bool {
-        true
-    }
-}
-
 /// The latest start after its slot of the runs of a cron job firing every
 /// second for its first 5 s, with a store whose flush takes 200 ms.
 async fn worst_lateness_with_a_slow_store(fire_ahead: Option<Duration>) -> chrono::Duration {
     let (clock, count) = (clock(), Count::default());
     let (b, starts) = recording(&clock, &count);
     let s = b
-        .store(Arc::new(SlowStore::default()))
+        .store(Arc::new(SlowStore::with_delay_ms(200)))
         .configure(|c| c.fire_ahead = fire_ahead)
         .start()
         .await

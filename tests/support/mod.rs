@@ -121,3 +121,55 @@ pub fn kinds(events: &[Event]) -> Vec<&'static str> {
         })
         .collect()
 }
+
+/// A durable in-memory store whose flushes can be held (`held`, until
+/// `released` is notified) and slowed (`delay_ms`): what a slow disk looks
+/// like to the registry.
+#[derive(Default)]
+pub struct SlowStore {
+    inner: cronactor_actors::MemoryStore,
+    pub held: Arc<std::sync::atomic::AtomicBool>,
+    pub released: Arc<tokio::sync::Notify>,
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SlowStore {
+    /// A store whose every flush takes `ms` milliseconds (until changed).
+    pub fn with_delay_ms(ms: u64) -> Self {
+        let store = Self::default();
+        store.delay_ms.store(ms, Ordering::SeqCst);
+        store
+    }
+}
+
+impl cronactor::SnapshotStore for SlowStore {
+    fn load(&self) -> Result<cronactor_actors::Loaded, cronactor::StoreError> {
+        self.inner.load()
+    }
+    fn apply(&self, ops: Vec<cronactor_actors::StoreOp>) -> Result<(), cronactor::StoreError> {
+        self.inner.apply(ops)
+    }
+    fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {
+        let (held, released) = (self.held.clone(), self.released.clone());
+        let delay = self.delay_ms.load(Ordering::SeqCst);
+        Box::pin(async move {
+            while held.load(Ordering::SeqCst) {
+                released.notified().await;
+            }
+            if delay > 0 {
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            Ok(())
+        })
+    }
+    fn history(
+        &self,
+        id: &cronactor::JobId,
+        limit: usize,
+    ) -> Result<Vec<cronactor::RunRecord>, cronactor::StoreError> {
+        self.inner.history(id, limit)
+    }
+    fn is_durable(&self) -> bool {
+        true
+    }
+}

@@ -277,25 +277,29 @@ impl Starts {
         }
     }
 
-    /// No woken run waits for its first poll (a hint: `finished` decides
-    /// under the lock).
-    pub(crate) fn is_idle(&self) -> bool {
+    /// No woken run waits for its first poll.
+    #[cfg(test)]
+    fn is_idle(&self) -> bool {
         self.starting.load(Ordering::SeqCst) == 0
     }
 
     /// Delivers a run's completion to its job, or holds it while woken runs
     /// wait for their first poll.
-    pub(crate) fn finished(&self, link: Arc<RunLink>, msg: JobMsg) {
+    pub(crate) fn finished(&self, link: &Arc<RunLink>, msg: JobMsg) {
+        // Outside bursts (nearly always), without the lock.
+        if self.starting.load(Ordering::SeqCst) == 0 {
+            return deliver(link, msg);
+        }
         {
             let mut held = self.lock();
             if self.starting.load(Ordering::SeqCst) == 0 {
                 drop(held);
-                return deliver(&link, msg);
+                return deliver(link, msg);
             }
             if held.completions.is_empty() {
                 self.since_ns.store(nanos_since_epoch(), Ordering::SeqCst);
             }
-            held.completions.push((link, msg));
+            held.completions.push((link.clone(), msg));
             self.holding.store(true, Ordering::SeqCst);
         }
         // The last run may have started in between, before it could see

@@ -145,6 +145,38 @@ pub enum JobMsg {
 /// The reason a job actor gives when it stops for passivation.
 pub(crate) const PASSIVATED: &str = "passivated";
 
+impl JobMsg {
+    /// Whether the message could change what happens at a prepared fire's
+    /// slot, so that the fire is withdrawn first (see `ahead`): every
+    /// control message that fires, pauses, cancels, re-plans, changes the
+    /// spec or stops. Exhaustive, so that a new message must be classified.
+    fn withdraws_prepared(&self) -> bool {
+        match self {
+            JobMsg::Pause { .. }
+            | JobMsg::Trigger(_)
+            | JobMsg::Event { .. }
+            | JobMsg::Cancel(_)
+            | JobMsg::RetryRun { .. }
+            | JobMsg::Update { .. }
+            | JobMsg::Replan
+            | JobMsg::Stop { .. } => true,
+            // Resume, admission and retry timers cannot meet a prepared
+            // fire (a prepared job is not paused, capped or retrying);
+            // Remove cancels it with the job's other runs.
+            JobMsg::Fired { .. }
+            | JobMsg::Resume { .. }
+            | JobMsg::Progress { .. }
+            | JobMsg::Remove(_)
+            | JobMsg::Preview { .. }
+            | JobMsg::RunFinished { .. }
+            | JobMsg::Recorded
+            | JobMsg::Admitted { .. }
+            | JobMsg::Crash
+            | JobMsg::Passivate => false,
+        }
+    }
+}
+
 /// What `trigger` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TriggerOutcome {
@@ -203,20 +235,14 @@ impl RunTokens {
         self.0.iter().find(|(id, _)| id == run_id).map(|(_, v)| v)
     }
 
-    fn insert(&mut self, run_id: RunId, entry: (CancellationToken, Option<String>)) {
-        match self.0.iter_mut().find(|(id, _)| *id == run_id) {
-            Some((_, v)) => *v = entry,
-            None => self.0.push((run_id, entry)),
-        }
+    /// Adds a new run's token (run ids are fresh).
+    fn push(&mut self, run_id: RunId, entry: (CancellationToken, Option<String>)) {
+        self.0.push((run_id, entry));
     }
 
     fn remove(&mut self, run_id: &RunId) -> Option<(CancellationToken, Option<String>)> {
         let pos = self.0.iter().position(|(id, _)| id == run_id)?;
         Some(self.0.remove(pos).1)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     fn len(&self) -> usize {
@@ -300,7 +326,6 @@ struct Prepared {
     slot: Arc<crate::ahead::Slot>,
     run_id: RunId,
     last_slot: Option<DateTime<Utc>>,
-    completed: bool,
 }
 
 impl Drop for JobActorState {
@@ -388,6 +413,11 @@ impl Actor for JobActor {
     ) -> Result<(), ActorProcessingErr> {
         // A new turn reads the wall clock afresh.
         s.turn_now.set(None);
+        if msg.withdraws_prepared() && s.withdraw_prepared(&myself) {
+            // The slot is given back: what the message does next (or a
+            // shutdown) must find it so in the store.
+            s.save(Ack::None);
+        }
         match msg {
             JobMsg::Fired { generation, kind } => {
                 let current = match kind {
@@ -417,7 +447,6 @@ impl Actor for JobActor {
                 payload,
                 reply,
             } => {
-                s.withdraw_prepared(&myself);
                 let outcome = s.fire_now(&myself, Trigger::Event, Some((name, payload)));
                 if outcome.is_ok() {
                     let ack = s.start_ack(&myself);
@@ -426,9 +455,8 @@ impl Actor for JobActor {
                 let _ = reply.send(outcome);
             }
             JobMsg::Cancel(reply) => {
-                // A prepared run has not started: it is not cancelled, it
-                // runs at its instant as if it had not been prepared yet.
-                s.withdraw_prepared(&myself);
+                // A prepared run was withdrawn above: it is not cancelled,
+                // it runs at its instant as if it had not been prepared.
                 let mut cancelled = s.cancel_all(&myself, "cancelled by request");
                 if s.state.retry_wait.take().is_some() {
                     // The waiting retry's timer becomes stale.
@@ -439,7 +467,6 @@ impl Actor for JobActor {
                 let _ = reply.send(Ok(cancelled));
             }
             JobMsg::RetryRun { record, reply } => {
-                s.withdraw_prepared(&myself);
                 let refused = s.link.handler.is_none()
                     || s.state.failed.is_some()
                     || s.state.paused.is_some();
@@ -471,7 +498,6 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Pause { note, reply } => {
-                s.withdraw_prepared(&myself);
                 if s.state.paused.is_some() {
                     let _ = reply.send(Err(s.invalid_state("pause")));
                 } else {
@@ -498,7 +524,6 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Trigger(reply) => {
-                s.withdraw_prepared(&myself);
                 let outcome = s.fire_now(&myself, Trigger::Manual, None);
                 if outcome.is_ok() {
                     let ack = s.start_ack(&myself);
@@ -511,8 +536,6 @@ impl Actor for JobActor {
                 schedule,
                 reply,
             } => {
-                // The prepared run was built from the old spec.
-                s.withdraw_prepared(&myself);
                 let rearm = spec.schedule != s.spec.schedule;
                 s.payload = Arc::new(spec.payload.clone());
                 s.tags = Arc::from(spec.tags.as_slice());
@@ -559,7 +582,6 @@ impl Actor for JobActor {
             }
             JobMsg::Replan => {
                 if s.stopping.is_none() {
-                    s.withdraw_prepared(&myself);
                     s.arm(&myself);
                     s.publish(EventKind::Replanned {
                         next_fire: s.state.next_fire,
@@ -568,12 +590,9 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Stop { cancelled, idle } => {
-                // A prepared run that has not started is not a run cut short
-                // by the shutdown: its slot is left to the next start's
-                // misfire policy, as any slot after the shutdown.
-                if s.withdraw_prepared(&myself) {
-                    s.save(Ack::None);
-                }
+                // A prepared run was withdrawn above: it is not a run cut
+                // short by the shutdown, and its slot is left to the next
+                // start's misfire policy, as any slot after the shutdown.
                 s.generation += 1;
                 s.retry_generation += 1;
                 s.queue.clear();
@@ -716,7 +735,8 @@ impl JobActorState {
     }
 
     fn invalid_state(&self, action: &'static str) -> Error {
-        let phase = crate::status::phase_of(&self.state, self.link.handler.is_none(), self.now());
+        let ahead = crate::status::ahead_of(&self.state, self.now());
+        let phase = crate::status::phase_of(&self.state, self.link.handler.is_none(), &ahead);
         Error::InvalidState {
             id: self.spec.id.clone(),
             action,
@@ -892,13 +912,12 @@ impl JobActorState {
             orphaned: self.link.handler.is_none(),
             failed: self.state.failed.is_some(),
             admission_limited: self.link.rt.admission.is_limited(),
-            busy: !self.state.in_flight.is_empty()
-                || !self.tokens.is_empty()
-                || !self.queue.is_empty()
-                || !self.unrecorded.is_empty()
-                || !self.waiting_admission.is_empty()
-                || self.state.retry_wait.is_some()
-                || self.stopping.is_some(),
+            // Anything going on but history not yet posted.
+            busy: !crate::passive::Activity {
+                unposted: false,
+                ..self.activity()
+            }
+            .is_idle(),
         };
         crate::ahead::may_prepare(ready, window, next, now)
     }
@@ -915,7 +934,6 @@ impl JobActorState {
             slot: Arc::default(),
             run_id,
             last_slot: self.state.last_slot,
-            completed: self.state.completed,
         }));
         // `last_fire` is set when the run ends (status shows the slot as
         // the last fire from its start).
@@ -930,8 +948,9 @@ impl JobActorState {
 
     /// Withdraws the prepared run if it has not started: the job is as if
     /// the fire had never been prepared, and its timer is armed for the
-    /// instant again. Called first by every message that could change what
-    /// happens at that instant. True if a run was withdrawn.
+    /// instant again. Called first for every message that could change what
+    /// happens at that instant (`JobMsg::withdraws_prepared`). True if a run
+    /// was withdrawn.
     fn withdraw_prepared(&mut self, myself: &ActorRef<JobMsg>) -> bool {
         let Some(p) = self.prepared.take() else {
             return false;
@@ -962,7 +981,9 @@ impl JobActorState {
         self.state.counters.runs -= 1;
         self.state.counters.fires -= 1;
         self.state.last_slot = p.last_slot;
-        self.state.completed = p.completed;
+        // A job with a next fire to prepare was not completed; preparing the
+        // last fire of its schedule completed it.
+        self.state.completed = false;
         tracing::debug!(job_id = %self.spec.id, run_id = %p.run_id, "prepared run withdrawn");
         self.arm(myself);
         true
@@ -1179,7 +1200,7 @@ impl JobActorState {
             event,
         });
         self.state.counters.runs += 1;
-        self.tokens.insert(run_id, (CancellationToken::new(), None));
+        self.tokens.push(run_id, (CancellationToken::new(), None));
         if self.link.rt.durable {
             self.unrecorded.push(run_id);
         } else {
@@ -1279,9 +1300,9 @@ impl JobActorState {
         }
         let due_slot = gate.clone();
         let (trigger, attempt) = (run.trigger, run.attempt);
-        // The retry of a run prepared before a crash, restarted before its
-        // slot: it too starts no earlier than the slot.
-        let early = gate.is_none() && trigger == Trigger::Recovery && run.scheduled > self.now();
+        // A prepared run, and the retry of one interrupted by a crash before
+        // its slot, start no earlier than the slot on the wall clock.
+        let not_before_slot = gate.is_some() || trigger == Trigger::Recovery;
         let limits = Limits {
             jitter: jitter_delay(self.spec.jitter),
             grace: self.link.rt.config.cancel_grace,
@@ -1325,8 +1346,7 @@ impl JobActorState {
             if let Some(slot) = &gate {
                 // A prepared run waits for the timer service to mark its
                 // slot come (see `ahead`), or for its token: withdrawn,
-                // removed or shut down meanwhile, it never runs. A wall
-                // clock stepped back then waits for the slot.
+                // removed or shut down meanwhile, it never runs.
                 let token = ctx.cancel.clone();
                 let slot_came = Box::pin(async {
                     tokio::select! {
@@ -1336,23 +1356,27 @@ impl JobActorState {
                     }
                 })
                 .await;
-                if !slot_came {
+                if slot_came {
+                    rt.timer.starts().running();
+                } else {
                     match slot.abandon() {
                         crate::ahead::Abandoned::Due => rt.timer.starts().running(),
                         // The job forgot the run: nothing to report.
                         crate::ahead::Abandoned::Withdrawn => return,
                         crate::ahead::Abandoned::Waiting => {}
                     }
-                } else {
-                    rt.timer.starts().running();
+                    result = Some(RunResult::Dropped);
                 }
-                if !slot_came
-                    || token.is_cancelled()
+            }
+            if result.is_none() && not_before_slot {
+                // A wall clock stepped back waits for the slot.
+                let token = ctx.cancel.clone();
+                if token.is_cancelled()
                     || (rt.clock.now() < scheduled
                         && Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await)
                 {
                     result = Some(RunResult::Dropped);
-                } else if link.events().has_subscribers() {
+                } else if gate.is_some() && link.events().has_subscribers() {
                     let now = rt.clock.now();
                     link.events()
                         .publish(&link.id, now, EventKind::Fired { scheduled, trigger });
@@ -1366,11 +1390,6 @@ impl JobActorState {
                             attempt,
                         },
                     );
-                }
-            } else if early {
-                let token = ctx.cancel.clone();
-                if Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await {
-                    result = Some(RunResult::Dropped);
                 }
             }
             if result.is_none() && !limits.jitter.is_zero() {
@@ -1402,12 +1421,7 @@ impl JobActorState {
             }
             tracing::debug!(?result, "run ended");
             let msg = JobMsg::RunFinished { run_id, result };
-            let starts = rt.timer.starts();
-            if starts.is_idle() {
-                crate::ahead::deliver(&link, msg);
-            } else {
-                starts.finished(link.clone(), msg);
-            }
+            link.rt.timer.starts().finished(&link, msg);
         }
         .instrument(span);
         tokio::spawn(task);

@@ -532,11 +532,7 @@ impl Entry {
             return Some(false);
         }
         // Packed only when idle: nothing in flight, so no fire ahead.
-        let phase = phase_of(
-            &slot.state,
-            self.orphaned,
-            chrono::DateTime::<chrono::Utc>::MAX_UTC,
-        );
+        let phase = phase_of(&slot.state, self.orphaned, &Default::default());
         let packed = Packed::new(phase, &slot.state, &slot.history)?;
         packed_totals.add(&slot.state.counters);
         drop(slot);
@@ -1256,15 +1252,16 @@ impl RegistryState {
             match &e.held {
                 Held::Outbox(outbox) => {
                     let slot = outbox.lock();
+                    let ahead = crate::status::ahead_of(&slot.state, now);
                     *m.jobs_by_phase
-                        .entry(phase_of(&slot.state, e.orphaned, now))
+                        .entry(phase_of(&slot.state, e.orphaned, &ahead))
                         .or_default() += 1;
                     m.totals.add(&slot.state.counters);
                     // Fires prepared ahead of their slot are still to come.
-                    let ahead = u64::from(crate::status::ahead_of(&slot.state, now).runs);
-                    m.totals.fires = m.totals.fires.saturating_sub(ahead);
-                    m.totals.runs = m.totals.runs.saturating_sub(ahead);
-                    m.runs_in_flight += (slot.state.in_flight.len() as u64).saturating_sub(ahead);
+                    let runs = u64::from(ahead.runs);
+                    m.totals.fires = m.totals.fires.saturating_sub(runs);
+                    m.totals.runs = m.totals.runs.saturating_sub(runs);
+                    m.runs_in_flight += (slot.state.in_flight.len() as u64).saturating_sub(runs);
                 }
                 Held::Packed(p) => *m.jobs_by_phase.entry(p.phase()).or_default() += 1,
             }
@@ -1307,6 +1304,7 @@ impl RegistryState {
                 &unpacked
             }
         };
+        let ahead = crate::status::ahead_of(st, now);
         let mut status = JobStatus {
             id: e.spec.id.clone(),
             schedule: describe(&e.spec.schedule),
@@ -1317,7 +1315,7 @@ impl RegistryState {
                 .clone()
                 .unwrap_or_else(|| self.default_tz.name().to_string()),
             handler: e.spec.handler.clone(),
-            phase: phase_of(st, e.orphaned, now),
+            phase: phase_of(st, e.orphaned, &ahead),
             pause_note: st.paused.as_ref().and_then(|p| p.note.clone()),
             next_fire: st.next_fire,
             last_fire: st.last_fire,
@@ -1330,7 +1328,7 @@ impl RegistryState {
             failure: st.failed.clone(),
             progress: st.progress.clone(),
         };
-        status.settle(st, now);
+        status.show_ahead(&ahead);
         status
     }
 }

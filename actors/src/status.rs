@@ -390,8 +390,9 @@ impl JobStatus {
     }
 }
 
-/// Schedule runs claimed ahead of their slot (fire-ahead) that have not
-/// started at `now`: how many, and the earliest slot.
+/// The fire-ahead view of a job's runs in flight at `now`: schedule runs
+/// claimed ahead of their slot that have not started (how many, and the
+/// earliest slot), and the newest slot of a scheduled run that has.
 ///
 /// A fire is prepared shortly before its slot, and its claimed run records
 /// the slot as its start. Until then, status and metrics show that fire as
@@ -401,57 +402,53 @@ impl JobStatus {
 pub(crate) struct Ahead {
     pub(crate) runs: u32,
     pub(crate) first: Option<DateTime<Utc>>,
+    pub(crate) started_slot: Option<DateTime<Utc>>,
 }
 
 /// See [`Ahead`].
 pub(crate) fn ahead_of(state: &JobState, now: DateTime<Utc>) -> Ahead {
     let mut ahead = Ahead::default();
-    for run in &state.in_flight {
-        if run.trigger == Trigger::Schedule && run.started > now {
+    for run in state
+        .in_flight
+        .iter()
+        .filter(|r| r.trigger == Trigger::Schedule)
+    {
+        if run.started > now {
             ahead.runs += 1;
             ahead.first = Some(ahead.first.map_or(run.scheduled, |f| f.min(run.scheduled)));
+        } else {
+            ahead.started_slot = ahead.started_slot.max(Some(run.scheduled));
         }
     }
     ahead
 }
 
-/// Derives the phase shown by status at `now` (see [`Ahead`]).
-pub(crate) fn phase_of(state: &JobState, orphaned: bool, now: DateTime<Utc>) -> JobPhase {
+/// Derives the phase shown by status, given the job's [`Ahead`] view.
+pub(crate) fn phase_of(state: &JobState, orphaned: bool, ahead: &Ahead) -> JobPhase {
     if state.failed.is_some() {
         JobPhase::Failed
     } else if orphaned {
         JobPhase::Orphaned
     } else if state.paused.is_some() {
         JobPhase::Paused
-    } else if state.in_flight.is_empty() {
-        if state.completed {
-            JobPhase::Completed
-        } else {
-            JobPhase::Scheduled
-        }
-    } else if state.in_flight.len() > ahead_of(state, now).runs as usize {
+    } else if state.in_flight.len() > ahead.runs as usize {
         JobPhase::Running
+    } else if state.completed && ahead.runs == 0 {
+        JobPhase::Completed
     } else {
-        // Only a prepared fire, not started yet.
+        // Nothing in flight, or only a prepared fire not started yet.
         JobPhase::Scheduled
     }
 }
 
 impl JobStatus {
-    /// Shows runs claimed ahead of their slot as fires still to come (see
-    /// [`Ahead`]), and a started scheduled run's slot as the last fire.
-    pub(crate) fn settle(&mut self, state: &JobState, now: DateTime<Utc>) {
-        let ahead = ahead_of(state, now);
-        for run in &state.in_flight {
-            if run.trigger == Trigger::Schedule && run.started <= now {
-                self.last_fire = self.last_fire.max(Some(run.scheduled));
-            }
-        }
-        if ahead.runs == 0 {
-            return;
-        }
-        self.counters.fires = self.counters.fires.saturating_sub(u64::from(ahead.runs));
-        self.counters.runs = self.counters.runs.saturating_sub(u64::from(ahead.runs));
+    /// Shows runs claimed ahead of their slot as fires still to come, and a
+    /// started scheduled run's slot as the last fire (see [`Ahead`]).
+    pub(crate) fn show_ahead(&mut self, ahead: &Ahead) {
+        self.last_fire = self.last_fire.max(ahead.started_slot);
+        let runs = u64::from(ahead.runs);
+        self.counters.fires = self.counters.fires.saturating_sub(runs);
+        self.counters.runs = self.counters.runs.saturating_sub(runs);
         self.runs_in_flight = self.runs_in_flight.saturating_sub(ahead.runs);
         self.next_fire = match (ahead.first, self.next_fire) {
             (Some(first), Some(next)) => Some(first.min(next)),

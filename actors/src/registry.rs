@@ -476,6 +476,26 @@ impl Packed {
     }
 }
 
+impl Held {
+    /// The job's kept history, as the job leaves this holder (replaced or
+    /// removed): a packed job is decoded once, and its counters leave
+    /// `packed_totals`.
+    fn into_history(
+        self,
+        id: &JobId,
+        packed_totals: &mut crate::status::Counters,
+    ) -> VecDeque<RunRecord> {
+        match self {
+            Held::Outbox(outbox) => std::mem::take(&mut outbox.lock().history),
+            Held::Packed(p) => {
+                let (state, history) = p.unpack(id);
+                packed_totals.sub(&state.counters);
+                history
+            }
+        }
+    }
+}
+
 impl Entry {
     fn new(spec: Arc<JobSpec>, outbox: Arc<Outbox>, orphaned: bool) -> Self {
         Self {
@@ -506,14 +526,6 @@ impl Entry {
         match &self.held {
             Held::Outbox(outbox) => outbox,
             Held::Packed(_) => unreachable!("unpacked above"),
-        }
-    }
-
-    /// Takes the job's kept history (the entry is being replaced).
-    fn take_history(&mut self) -> VecDeque<RunRecord> {
-        match &mut self.held {
-            Held::Outbox(outbox) => std::mem::take(&mut outbox.lock().history),
-            Held::Packed(p) => p.history(&self.spec.id),
         }
     }
 
@@ -858,7 +870,6 @@ fn answer(ack: Ack, result: Result<(), Error>) {
 }
 
 impl RegistryState {
-    /// Applies every update waiting in the job actors' queue.
     /// Removes a job's entry, taking a packed job's counters out of the
     /// packed totals.
     fn remove_entry(&mut self, id: &JobId) -> Option<Entry> {
@@ -894,6 +905,7 @@ impl RegistryState {
         self.to_pack = to_pack;
     }
 
+    /// Applies every update waiting in the job actors' queue.
     fn drain(&mut self, myself: &ActorRef<RegistryMsg>) {
         self.pack_passivated();
         self.updates
@@ -946,8 +958,8 @@ impl RegistryState {
                 }
                 let outbox = Outbox::new(id.clone(), *state);
                 // An upsert keeps the history.
-                if let Some(mut old) = self.remove_entry(&id) {
-                    outbox.lock().history = old.take_history();
+                if let Some(old) = self.entries.remove(&id) {
+                    outbox.lock().history = old.held.into_history(&id, &mut self.packed_totals);
                 }
                 self.entries.insert(Entry::new(spec, outbox, orphaned));
                 ack
@@ -1027,16 +1039,11 @@ impl RegistryState {
             // The job's actor (a new one after a restart or a wake-up) posts
             // for the first time: its outbox holds the job from now on, with
             // the history.
-            if let Held::Packed(p) = &entry.held {
-                let old = p.decode(&entry.spec.id);
-                self.packed_totals.sub(&old.counters);
-            }
-            let mut older = entry.take_history();
+            let old = std::mem::replace(&mut entry.held, Held::Outbox(outbox.clone()));
+            let mut older = old.into_history(&entry.spec.id, &mut self.packed_totals);
             let mut slot = outbox.lock();
             older.append(&mut slot.history);
             slot.history = older;
-            drop(slot);
-            entry.held = Held::Outbox(outbox.clone());
         }
         if let Some((spec, orphaned)) = spec {
             entry.spec = spec;
@@ -1256,12 +1263,12 @@ impl RegistryState {
                     *m.jobs_by_phase
                         .entry(phase_of(&slot.state, e.orphaned, &ahead))
                         .or_default() += 1;
-                    m.totals.add(&slot.state.counters);
                     // Fires prepared ahead of their slot are still to come.
-                    let runs = u64::from(ahead.runs);
-                    m.totals.fires = m.totals.fires.saturating_sub(runs);
-                    m.totals.runs = m.totals.runs.saturating_sub(runs);
-                    m.runs_in_flight += (slot.state.in_flight.len() as u64).saturating_sub(runs);
+                    let mut counters = slot.state.counters.clone();
+                    ahead.uncount(&mut counters);
+                    m.totals.add(&counters);
+                    m.runs_in_flight +=
+                        (slot.state.in_flight.len() as u64).saturating_sub(u64::from(ahead.runs));
                 }
                 Held::Packed(p) => *m.jobs_by_phase.entry(p.phase()).or_default() += 1,
             }

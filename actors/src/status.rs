@@ -405,6 +405,15 @@ pub(crate) struct Ahead {
     pub(crate) started_slot: Option<DateTime<Utc>>,
 }
 
+impl Ahead {
+    /// Takes the fires and runs prepared ahead out of `counters`.
+    pub(crate) fn uncount(&self, counters: &mut Counters) {
+        let runs = u64::from(self.runs);
+        counters.fires = counters.fires.saturating_sub(runs);
+        counters.runs = counters.runs.saturating_sub(runs);
+    }
+}
+
 /// See [`Ahead`].
 pub(crate) fn ahead_of(state: &JobState, now: DateTime<Utc>) -> Ahead {
     let mut ahead = Ahead::default();
@@ -446,9 +455,7 @@ impl JobStatus {
     /// started scheduled run's slot as the last fire (see [`Ahead`]).
     pub(crate) fn show_ahead(&mut self, ahead: &Ahead) {
         self.last_fire = self.last_fire.max(ahead.started_slot);
-        let runs = u64::from(ahead.runs);
-        self.counters.fires = self.counters.fires.saturating_sub(runs);
-        self.counters.runs = self.counters.runs.saturating_sub(runs);
+        ahead.uncount(&mut self.counters);
         self.runs_in_flight = self.runs_in_flight.saturating_sub(ahead.runs);
         self.next_fire = match (ahead.first, self.next_fire) {
             (Some(first), Some(next)) => Some(first.min(next)),

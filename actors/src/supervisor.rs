@@ -261,21 +261,20 @@ impl Actor for SupervisorActor {
             };
             // An orphan gets its actor, which reports the missing handler.
             let passive = (!orphaned)
-                .then(|| s.passive_state(&schedule, record.state.clone(), now))
+                .then(|| s.next_fire_without_actor(&schedule, &record.state, now))
                 .flatten();
-            if let Some(state) = passive {
+            if let Some(next) = passive {
                 // Nothing to recover or catch up, and far from its next
                 // fire: restored passive, with no actor until shortly
                 // before that fire.
-                let next_fire = state.next_fire;
+                let mut state = record.state;
+                state.next_fire = Some(next);
                 s.rt.updates.push(RegistryMsg::Restore {
                     spec: spec.clone(),
                     state: Box::new(state),
                     orphaned,
                 });
-                s.insert_passive(&spec, next_fire, now);
-                s.listen(&spec);
-                s.rt.updates.push(RegistryMsg::Passivated(spec.id.clone()));
+                s.start_passive(&spec, Some(next), now);
                 continue;
             }
             s.rt.updates.push(RegistryMsg::Restore {
@@ -569,26 +568,21 @@ impl SupervisorState {
         };
         let now = self.rt.clock.now();
         // A new job's slots count from now, as its actor's first turn does.
-        let first = JobState {
+        let mut first = JobState {
             last_slot: Some(now),
             ..JobState::default()
         };
-        if let Some(state) = self.passive_state(&schedule, first, now) {
+        if let Some(next) = self.next_fire_without_actor(&schedule, &first, now) {
             // Far from its first fire: no actor until shortly before it.
-            let next_fire = state.next_fire;
+            first.next_fire = Some(next);
             self.rt.updates.push(RegistryMsg::PutJob {
                 spec: spec.clone(),
-                state: Box::new(state),
+                state: Box::new(first),
                 orphaned: false,
                 ack,
             });
             self.rt.events.publish(&spec.id, now, EventKind::Added);
-            self.insert_passive(&spec, next_fire, now);
-            // The registry holds its state packed from now on.
-            self.rt
-                .updates
-                .push(RegistryMsg::Passivated(spec.id.clone()));
-            self.listen(&spec);
+            self.start_passive(&spec, Some(next), now);
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(()));
             }
@@ -631,27 +625,22 @@ impl SupervisorState {
         }
     }
 
-    /// `state` with its next fire planned, if the job needs no actor yet
-    /// (see [`crate::passive::plan_without_actor`]).
-    fn passive_state(
+    /// The next fire of a job in `state` that needs no actor yet (see
+    /// [`crate::passive::plan_without_actor`]).
+    fn next_fire_without_actor(
         &self,
         schedule: &crate::schedule::Schedule,
-        mut state: JobState,
+        state: &JobState,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Option<JobState> {
-        let next = crate::passive::plan_without_actor(
-            self.rt.config.passivate_after,
-            schedule,
-            &state,
-            now,
-        )?;
-        state.next_fire = Some(next);
-        Some(state)
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        crate::passive::plan_without_actor(self.rt.config.passivate_after, schedule, state, now)
     }
 
-    /// Makes `spec`'s job passive with its wake-up timer armed for
-    /// `next_fire`, as a passivated actor leaves it.
-    fn insert_passive(
+    /// Starts a job passive, without an actor (added or restored so): its
+    /// slot and wake-up timer for `next_fire`, as a passivated actor leaves
+    /// them, its event subscriptions, and its state packed in the registry
+    /// from now on.
+    fn start_passive(
         &mut self,
         spec: &JobSpec,
         next_fire: Option<chrono::DateTime<chrono::Utc>>,
@@ -673,6 +662,10 @@ impl SupervisorState {
         tracing::debug!(job_id = %spec.id, next_fire = ?next_fire, "job added passive");
         self.jobs
             .insert(spec.id.clone(), Slot::Passive { target, next_fire });
+        self.listen(spec);
+        self.rt
+            .updates
+            .push(RegistryMsg::Passivated(spec.id.clone()));
     }
 
     fn spawn_job(

@@ -11,6 +11,12 @@ use support::*;
 
 type Starts = Arc<Mutex<Vec<(String, DateTime<Utc>)>>>;
 
+/// The ids of the jobs whose runs started, in order.
+fn started_ids(starts: &Starts) -> Vec<String> {
+    let starts = starts.lock().expect("lock");
+    starts.iter().map(|(id, _)| id.clone()).collect()
+}
+
 /// A handler that records its start and works for 10 s.
 fn work(clock: &cronactor::testing::ManualClock, starts: &Starts) -> impl cronactor::Handler {
     let (clock, starts) = (clock.clone(), starts.clone());
@@ -111,12 +117,7 @@ async fn a_tag_cap_limits_only_its_jobs() {
         s.add(hourly(id, 0, tag)).await.expect("add");
     }
     run_for_secs(3600.0 + 1.0).await;
-    let mut started: Vec<String> = starts
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
+    let mut started = started_ids(&starts);
     started.sort();
     assert_eq!(started.len(), 3, "one db job waits: {started:?}");
     assert!(started.contains(&"free-a".to_string()) && started.contains(&"free-b".to_string()));
@@ -144,12 +145,7 @@ async fn cancelling_a_waiting_run_ends_it_and_frees_nothing_twice() {
     assert_eq!(st.runs_in_flight, 0);
     assert_eq!(st.counters.cancelled, 1);
     run_for_secs(20.0).await;
-    let started: Vec<String> = starts
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
+    let started = started_ids(&starts);
     assert_eq!(started, ["runs"], "the cancelled run never starts");
     // The place is free again for the next hour's fires.
     run_for_secs(3600.0).await;
@@ -184,11 +180,6 @@ async fn changing_tags_while_waiting_does_not_leak_a_place() {
     run_for_secs(30.0).await; // a ends at 10 s, b runs 10 s and ends
     s.trigger("c").await.expect("trigger c");
     run_for_secs(1.0).await;
-    let started: Vec<String> = starts
-        .lock()
-        .expect("lock")
-        .iter()
-        .map(|(id, _)| id.clone())
-        .collect();
+    let started = started_ids(&starts);
     assert_eq!(started, ["a", "b", "c"], "the db place came back");
 }

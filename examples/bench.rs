@@ -575,8 +575,10 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "store",
         "concurrency",
         "fire-ahead-ms",
+        "history-keep",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
+    let history_keep = opts.num("history-keep", 100)? as usize;
     // Default: the runtime's own (500 ms with the sled store, off in memory).
     let durable = opts.path("store").is_some();
     let fire_ahead = match opts.values.contains_key("fire-ahead-ms") {
@@ -594,7 +596,10 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
 
     let t0 = Instant::now();
     let s = rt.block_on(async {
-        let mut b = probe_builder(&probe).configure(|c| c.fire_ahead = Some(fire_ahead));
+        let mut b = probe_builder(&probe).configure(|c| {
+            c.fire_ahead = Some(fire_ahead);
+            c.history_keep = history_keep;
+        });
         if let Some(dir) = &dir {
             b = sled_builder(b, dir, false)?;
         }

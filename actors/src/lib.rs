@@ -21,6 +21,7 @@ mod event;
 mod handler;
 mod id;
 pub mod job;
+mod kept;
 mod metrics;
 mod passive;
 pub mod policy;

@@ -25,6 +25,7 @@
 use crate::error::Error;
 use crate::id::{JobId, RunId};
 use crate::job::JobMsg;
+use crate::kept::KeptHistory;
 use crate::metrics::{Histograms, Metrics};
 use crate::schedule::{ScheduleKind, ScheduleSpec};
 use crate::spec::JobSpec;
@@ -176,7 +177,7 @@ struct OutboxSlot {
     state: JobState,
     records: Vec<RunRecord>,
     /// The job's history, oldest first, with a store nobody else reads.
-    history: VecDeque<RunRecord>,
+    history: KeptHistory,
     acks: Vec<Ack>,
     /// A new spec (upsert), with whether its handler is missing.
     spec: Option<(Arc<JobSpec>, bool)>,
@@ -225,7 +226,7 @@ impl Outbox {
                 let keep = updates
                     .history_keep
                     .load(std::sync::atomic::Ordering::Relaxed);
-                keep_history(&mut slot.history, records.drain(..), keep);
+                slot.history.push(records.drain(..), keep);
                 slot.posts += 1;
                 return;
             }
@@ -258,33 +259,6 @@ impl Outbox {
 fn indexed(record: &RunRecord) -> bool {
     record.outcome.is_failure() || record.outcome == Outcome::Interrupted
 }
-
-/// Appends to a kept history, oldest first, keeping the newest `keep`.
-fn keep_history(
-    history: &mut VecDeque<RunRecord>,
-    records: impl IntoIterator<Item = RunRecord>,
-    keep: usize,
-) {
-    for record in records {
-        if keep == 0 {
-            continue;
-        }
-        if history.len() >= keep {
-            history.pop_front();
-        } else if history.len() == history.capacity() && history.len() >= HISTORY_EXACT_FROM {
-            // Past a few entries, grow once to exactly `keep` instead of
-            // doubling: no slack at steady state, and no growth late in a
-            // job's life (a job firing every second is full-sized after
-            // half a minute).
-            history.reserve_exact(keep - history.len());
-        }
-        history.push_back(record);
-    }
-}
-
-/// The length from which a job's in-memory history grows straight to
-/// `history_keep` (see `keep_history`).
-const HISTORY_EXACT_FROM: usize = 32;
 
 /// Who to tell once a write is durable.
 #[derive(Debug)]
@@ -430,7 +404,7 @@ impl Packed {
     fn new(
         phase: crate::status::JobPhase,
         state: &JobState,
-        history: &VecDeque<RunRecord>,
+        history: &KeptHistory,
     ) -> Option<Self> {
         let bytes = postcard::to_allocvec(&(phase, state, history)).ok()?;
         Some(Self(bytes.into_boxed_slice()))
@@ -454,13 +428,13 @@ impl Packed {
     }
 
     /// The state and the history.
-    fn unpack(&self, id: &JobId) -> (JobState, VecDeque<RunRecord>) {
-        self.read::<(crate::status::JobPhase, JobState, VecDeque<RunRecord>)>(id)
+    fn unpack(&self, id: &JobId) -> (JobState, KeptHistory) {
+        self.read::<(crate::status::JobPhase, JobState, KeptHistory)>(id)
             .map(|(_, state, history)| (state, history))
             .unwrap_or_default()
     }
 
-    fn history(&self, id: &JobId) -> VecDeque<RunRecord> {
+    fn history(&self, id: &JobId) -> KeptHistory {
         self.unpack(id).1
     }
 
@@ -480,11 +454,7 @@ impl Held {
     /// The job's kept history, as the job leaves this holder (replaced or
     /// removed): a packed job is decoded once, and its counters leave
     /// `packed_totals`.
-    fn into_history(
-        self,
-        id: &JobId,
-        packed_totals: &mut crate::status::Counters,
-    ) -> VecDeque<RunRecord> {
+    fn into_history(self, id: &JobId, packed_totals: &mut crate::status::Counters) -> KeptHistory {
         match self {
             Held::Outbox(outbox) => std::mem::take(&mut outbox.lock().history),
             Held::Packed(p) => {
@@ -832,7 +802,7 @@ impl Actor for RegistryActor {
 fn append_history(
     retryable: &mut VecDeque<(RunId, JobId)>,
     ops: &mut Vec<StoreOp>,
-    mut kept: Option<&mut VecDeque<RunRecord>>,
+    mut kept: Option<&mut KeptHistory>,
     id: &JobId,
     records: impl IntoIterator<Item = RunRecord>,
     keep: usize,
@@ -845,7 +815,7 @@ fn append_history(
             retryable.push_back((record.run_id, id.clone()));
         }
         match kept.as_deref_mut() {
-            Some(kept) => keep_history(kept, [record], keep),
+            Some(kept) => kept.push([record], keep),
             None => ops.push(StoreOp::AppendHistory {
                 id: id.clone(),
                 record: Box::new(record),
@@ -1040,10 +1010,8 @@ impl RegistryState {
             // for the first time: its outbox holds the job from now on, with
             // the history.
             let old = std::mem::replace(&mut entry.held, Held::Outbox(outbox.clone()));
-            let mut older = old.into_history(&entry.spec.id, &mut self.packed_totals);
-            let mut slot = outbox.lock();
-            older.append(&mut slot.history);
-            slot.history = older;
+            let older = old.into_history(&entry.spec.id, &mut self.packed_totals);
+            outbox.lock().history.prepend(older);
         }
         if let Some((spec, orphaned)) = spec {
             entry.spec = spec;
@@ -1209,9 +1177,9 @@ impl RegistryState {
             .map(|e| match &e.held {
                 Held::Outbox(outbox) => {
                     let slot = outbox.lock();
-                    slot.history.iter().rev().take(limit).cloned().collect()
+                    slot.history.newest_first().take(limit).collect()
                 }
-                Held::Packed(p) => p.history(id).into_iter().rev().take(limit).collect(),
+                Held::Packed(p) => p.history(id).newest_first().take(limit).collect(),
             })
             .unwrap_or_default();
         let mut newest: Vec<RunRecord> = kept
@@ -1350,48 +1318,5 @@ fn describe(spec: &ScheduleSpec) -> String {
         } if *offset_ms > 0 => format!("every {every_ms} ms (offset {offset_ms} ms)"),
         ScheduleKind::Interval { every_ms, .. } => format!("every {every_ms} ms"),
         ScheduleKind::Once(at) => format!("once at {}", at.to_rfc3339()),
-    }
-}
-
-#[cfg(test)]
-mod keep_history_tests {
-    use super::*;
-    use crate::status::{Outcome, Trigger};
-
-    fn run(n: u64) -> RunRecord {
-        let at = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64, 0).expect("time");
-        RunRecord {
-            run_id: RunId(n),
-            scheduled: at,
-            started: at,
-            finished: at,
-            attempt: 1,
-            trigger: Trigger::Schedule,
-            outcome: Outcome::Succeeded,
-        }
-    }
-
-    #[test]
-    fn history_keeps_the_newest_and_grows_once_to_keep() {
-        let mut h = VecDeque::new();
-        let mut capacities = Vec::new();
-        for n in 0..250 {
-            keep_history(&mut h, [run(n)], 100);
-            if capacities.last() != Some(&h.capacity()) {
-                capacities.push(h.capacity());
-            }
-        }
-        assert_eq!(h.len(), 100);
-        assert_eq!(h.front().map(|r| r.run_id), Some(RunId(150)));
-        assert_eq!(h.back().map(|r| r.run_id), Some(RunId(249)));
-        // Doubling up to HISTORY_EXACT_FROM, then one step to `keep`.
-        assert_eq!(capacities.last(), Some(&100), "{capacities:?}");
-        assert!(
-            capacities.iter().rev().nth(1).is_some_and(|c| *c < 64),
-            "{capacities:?}"
-        );
-        let mut none = VecDeque::new();
-        keep_history(&mut none, [run(1)], 0);
-        assert!(none.is_empty());
     }
 }

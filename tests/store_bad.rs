@@ -193,6 +193,52 @@ fn an_orphan_state_is_quarantined_and_a_spec_without_state_loads() {
 }
 
 #[test]
+fn orphan_states_before_between_and_after_the_specs_are_all_quarantined() {
+    // Jobs a, b, c; states without a spec sort before a ("0"), between
+    // jobs ("a1", "b1") and after c ("d"); b has no state, c a corrupt one.
+    let dir = store_with_abc();
+    let orphans: Vec<(&[u8], Vec<u8>)> = vec![
+        (b"0", v1(&state(10))),
+        (b"a1", v1(&state(11))),
+        (b"b1", vec![1, b'{']),
+        (b"d", v1(&state(13))),
+    ];
+    for (key, value) in &orphans {
+        poke(dir.path(), "state", key, value);
+    }
+    let garbage = vec![1, b'[', b'1', b','];
+    poke(dir.path(), "state", b"c", &garbage);
+    {
+        let db = raw(dir.path());
+        db.open_tree("state")
+            .expect("tree")
+            .remove(b"b")
+            .expect("remove");
+        db.flush().expect("flush");
+    }
+
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert_eq!(ids(&loaded), ["a", "b", "c"]);
+    assert_eq!(loaded.jobs[0].state, state(1));
+    assert_eq!(loaded.jobs[1].state, JobState::default());
+    assert_eq!(loaded.jobs[2].state, JobState::default());
+    assert_eq!(loaded.quarantined.len(), 5, "{:?}", loaded.quarantined);
+    for (key, value) in &orphans {
+        let q = find(
+            &loaded.quarantined,
+            "state",
+            std::str::from_utf8(key).expect("utf-8"),
+        );
+        assert_eq!(&q.raw, value);
+        assert!(q.reason.contains("without a job spec"), "{}", q.reason);
+    }
+    let q = find(&loaded.quarantined, "state", "c");
+    assert_eq!(q.raw, garbage);
+    assert!(q.reason.contains("job state"), "{}", q.reason);
+}
+
+#[test]
 fn quarantining_the_same_key_twice_keeps_both_records() {
     let dir = store_with_abc();
     poke(dir.path(), "jobs", b"a", b"\x01first");

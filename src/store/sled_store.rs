@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{IVec, Transactional, Tree};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
@@ -159,8 +159,11 @@ fn read_known(jobs: &Tree) -> sled::Result<Known> {
 /// The state `apply`, `flush`, `history` and the folder share.
 #[derive(Debug, Default)]
 struct Inner {
-    /// Every job with a spec, and its history numbering.
+    /// Every job with a spec, and its history numbering (once
+    /// `known_ready`: read at the first `load` or `apply`, so that opening
+    /// a store does not scan its `jobs` tree twice).
     known: Known,
+    known_ready: bool,
     /// Ops applied and not yet in the journal tree: a version byte, then
     /// postcard ops (empty when there are none).
     segment: Vec<u8>,
@@ -464,6 +467,43 @@ struct QuarantineEntry {
     quarantined_at: DateTime<Utc>,
 }
 
+/// The `jobs` tree, in key order: the specs that decode, and the records
+/// that do not.
+fn read_specs(shared: &Shared) -> Result<(Vec<ReadSpec>, Vec<BadRecord>), StoreError> {
+    let mut specs = Vec::new();
+    let mut bad = Vec::new();
+    for item in shared.jobs.iter() {
+        let (key, value) = item.map_err(|e| shared.io(e))?;
+        match decode_job(&key, &value) {
+            Ok(spec) => specs.push((key, spec)),
+            Err(reason) => bad.push(BadRecord {
+                tree: TREE_JOBS,
+                key,
+                raw: value,
+                reason,
+            }),
+        }
+    }
+    Ok((specs, bad))
+}
+
+/// A spec as read, with its key.
+type ReadSpec = (IVec, JobSpec);
+
+/// A state as read: its key, its bytes, and what they decode to.
+type ReadState = (IVec, IVec, Result<JobState, String>);
+
+/// The `state` tree, in key order, decoded.
+fn read_states(shared: &Shared) -> Result<Vec<ReadState>, StoreError> {
+    let mut states = Vec::new();
+    for item in shared.state.iter() {
+        let (key, value) = item.map_err(|e| shared.io(e))?;
+        let decoded = codec::decode_state(&value).map_err(|e| e.to_string());
+        states.push((key, value, decoded));
+    }
+    Ok(states)
+}
+
 /// A record found bad during [`SnapshotStore::load`], to be quarantined.
 struct BadRecord {
     tree: &'static str,
@@ -696,11 +736,7 @@ impl SledStore {
             let mut folder = shared.folder.lock().unwrap_or_else(|p| p.into_inner());
             shared.replay(&mut folder)?
         };
-        {
-            let mut inner = shared.lock();
-            inner.known = read_known(&shared.jobs).map_err(|e| sled_error(&shown, e))?;
-            inner.next_segment = next_segment;
-        }
+        shared.lock().next_segment = next_segment;
         let folder_thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -863,61 +899,58 @@ impl SnapshotStore for SledStore {
         // Everything applied so far goes into the trees first.
         self.shared.fold()?;
         let shared = &*self.shared;
-        let mut bad = Vec::new();
+        // The two trees are read at once, the states on a second thread:
+        // reading and decoding them is most of the time a restart takes.
+        let (specs, states) = std::thread::scope(|scope| {
+            let states = scope.spawn(|| read_states(shared));
+            (read_specs(shared), states.join())
+        });
+        let (specs, mut bad) = specs?;
+        let states = states.map_err(|_| {
+            StoreError::Io(format!("reading the states of {} failed", shared.shown))
+        })??;
 
-        let mut specs: BTreeMap<IVec, JobSpec> = BTreeMap::new();
-        for item in shared.jobs.iter() {
-            let (key, value) = item.map_err(|e| shared.io(e))?;
-            match decode_job(&key, &value) {
-                Ok(spec) => {
-                    specs.insert(key, spec);
+        // Both are in key order: each spec meets its state in one pass.
+        let mut states = states.into_iter().peekable();
+        let mut jobs = Vec::with_capacity(specs.len());
+        let orphan = |key: IVec, raw: IVec| BadRecord {
+            tree: TREE_STATE,
+            key,
+            raw,
+            reason: "a state record without a job spec (no valid spec under this key)".to_owned(),
+        };
+        for (key, spec) in specs {
+            while let Some((stray, raw, _)) = states.next_if(|(k, _, _)| *k < key) {
+                bad.push(orphan(stray, raw));
+            }
+            let state = match states.next_if(|(k, _, _)| *k == key) {
+                Some((_, _, Ok(state))) => state,
+                Some((key, raw, Err(reason))) => {
+                    bad.push(BadRecord {
+                        tree: TREE_STATE,
+                        key,
+                        raw,
+                        reason,
+                    });
+                    JobState::default()
                 }
-                Err(reason) => bad.push(BadRecord {
-                    tree: TREE_JOBS,
-                    key,
-                    raw: value,
-                    reason,
-                }),
-            }
+                None => JobState::default(),
+            };
+            jobs.push(JobRecord { spec, state });
         }
-
-        let mut states: HashMap<IVec, JobState> = HashMap::with_capacity(specs.len());
-        for item in shared.state.iter() {
-            let (key, value) = item.map_err(|e| shared.io(e))?;
-            if !specs.contains_key(&key) {
-                bad.push(BadRecord {
-                    tree: TREE_STATE,
-                    key,
-                    raw: value,
-                    reason: "a state record without a job spec (no valid spec under this key)"
-                        .to_owned(),
-                });
-                continue;
-            }
-            match codec::decode_state(&value) {
-                Ok(state) => {
-                    states.insert(key, state);
-                }
-                Err(e) => bad.push(BadRecord {
-                    tree: TREE_STATE,
-                    key,
-                    raw: value,
-                    reason: e.to_string(),
-                }),
-            }
-        }
+        bad.extend(states.map(|(key, raw, _)| orphan(key, raw)));
 
         quarantine_all(shared, &bad)?;
 
         {
             let mut inner = shared.lock();
             let old = std::mem::take(&mut inner.known);
-            inner.known = specs
-                .values()
-                .map(|spec| {
-                    let entry = old.get(&spec.id).copied().unwrap_or_default();
+            inner.known = jobs
+                .iter()
+                .map(|job| {
+                    let entry = old.get(&job.spec.id).copied().unwrap_or_default();
                     (
-                        spec.id.clone(),
+                        job.spec.id.clone(),
                         JobEntry {
                             exists: true,
                             ..entry
@@ -925,15 +958,8 @@ impl SnapshotStore for SledStore {
                     )
                 })
                 .collect();
+            inner.known_ready = true;
         }
-
-        let jobs = specs
-            .into_iter()
-            .map(|(key, spec)| JobRecord {
-                state: states.remove(&key).unwrap_or_default(),
-                spec,
-            })
-            .collect();
         Ok(Loaded {
             jobs,
             quarantined: self.list_quarantine()?,
@@ -945,6 +971,10 @@ impl SnapshotStore for SledStore {
             return Ok(());
         }
         let mut inner = self.shared.lock();
+        if !inner.known_ready {
+            inner.known = read_known(&self.shared.jobs).map_err(|e| self.shared.io(e))?;
+            inner.known_ready = true;
+        }
         let mut scratch = Vec::with_capacity(256);
         for op in ops {
             let Some(op) = self.journal_op(&mut inner, op)? else {

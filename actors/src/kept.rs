@@ -2,8 +2,8 @@
 //! else reads, the default in-memory store): its newest runs, each in a
 //! compact form of 56 bytes instead of a [`RunRecord`]'s 88.
 //!
-//! With 100 runs kept per job, that is 5.6 KiB of history per job instead of
-//! 8.8 KiB, and about a third less memory written (and, while a job's
+//! With 100 runs kept per job, that is 5,600 bytes of history per job instead of
+//! 8,800, and about a third less memory written (and, while a job's
 //! history grows to its size, allocated and copied) per run.
 //!
 //! A run whose outcome carries data (a failure's text, a cancellation's

@@ -68,6 +68,27 @@ pub(crate) fn go_off(window: Duration, next: DateTime<Utc>, now: DateTime<Utc>) 
     }
 }
 
+/// Whether a fire-ahead timer came with less than half of the window left
+/// before the fire at `next`: the runtime is behind. Such a job arms its
+/// timers at the fire itself from then on (one timer per fire, where a
+/// window timer that cannot prepare would be followed by a second), until
+/// a fire is handled [`on_time`].
+pub(crate) fn came_late(window: Duration, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    !window.is_zero()
+        && (next - now)
+            .to_std()
+            .is_ok_and(|until| !until.is_zero() && until * 2 < window)
+}
+
+/// Whether the slot `slot`, handled at `now`, was on time: within a quarter
+/// of the fire-ahead window after it. A job that was behind uses its window
+/// again.
+pub(crate) fn on_time(fire_ahead: Duration, slot: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    (now - slot)
+        .to_std()
+        .map_or(true, |late| late * 4 <= fire_ahead)
+}
+
 /// What decides whether a job may prepare its next fire now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Readiness {
@@ -404,6 +425,27 @@ mod tests {
             go_off(Duration::ZERO, next, at("2026-01-01T00:00:00Z")),
             next
         );
+    }
+
+    #[test]
+    fn a_timer_with_less_than_half_the_window_left_is_late() {
+        let w = Duration::from_millis(500);
+        let next = at("2026-01-01T00:00:01Z");
+        let ms = |n: i64| next - chrono::Duration::milliseconds(n);
+        assert!(!came_late(w, next, ms(500)), "at the window's start");
+        assert!(!came_late(w, next, ms(250)), "at its middle");
+        assert!(came_late(w, next, ms(249)));
+        assert!(came_late(w, next, ms(1)));
+        assert!(!came_late(w, next, next), "a due fire is handled, not late");
+        assert!(!came_late(Duration::ZERO, next, ms(1)), "no fire-ahead");
+        // Back on time: handled within a quarter of the window.
+        assert!(on_time(w, next, next + chrono::Duration::milliseconds(125)));
+        assert!(!on_time(
+            w,
+            next,
+            next + chrono::Duration::milliseconds(126)
+        ));
+        assert!(on_time(w, next, ms(1)), "a clock stepped back");
     }
 
     #[test]

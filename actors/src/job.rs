@@ -309,6 +309,10 @@ pub struct JobActorState {
     target: Arc<TimerTarget>,
     /// The supervisor was told the job is idle; its `Passivate` is coming.
     idle_reported: bool,
+    /// A fire-ahead timer came too late to prepare its fire: the runtime
+    /// is behind, and this job's timers go off at the fire itself until a
+    /// fire is handled on time (see `ahead::came_late`).
+    behind: bool,
     /// What this actor's run tasks hold (see [`RunLink`]): the actor reads
     /// its runtime and its handler there too (no second copy per job).
     link: Arc<RunLink>,
@@ -375,6 +379,7 @@ impl Actor for JobActor {
             stopping: None,
             target: args.target,
             idle_reported: false,
+            behind: false,
             turn_now: std::cell::Cell::new(None),
             prepared: None,
         };
@@ -789,8 +794,8 @@ impl JobActorState {
             at
         };
         // A near fire's timer goes off at the start of its fire-ahead window
-        // (see `ahead`).
-        if go_off == at {
+        // (see `ahead`), unless the runtime was found behind.
+        if go_off == at && !self.behind {
             let window = crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, at);
             go_off = crate::ahead::go_off(window, at, now);
         }
@@ -892,6 +897,11 @@ impl JobActorState {
                 other => break other,
             }
         };
+        if let Some(newest) = single.or(due.last().copied()) {
+            if self.behind && crate::ahead::on_time(self.link.rt.fire_ahead, newest, now) {
+                self.behind = false;
+            }
+        }
         if let Some(slot) = single {
             self.handle_due(myself, &[slot], 0, now);
         } else if !due.is_empty() {
@@ -899,7 +909,13 @@ impl JobActorState {
         }
         match next {
             NextFire::At(t) if self.may_prepare(t, now) => self.prepare(myself, t),
-            NextFire::At(t) => self.arm_at(myself, t),
+            NextFire::At(t) => {
+                let window = crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, t);
+                if crate::ahead::came_late(window, t, now) {
+                    self.behind = true;
+                }
+                self.arm_at(myself, t);
+            }
             NextFire::Exhausted => self.complete(),
         }
     }

@@ -20,6 +20,16 @@ fn poke(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
     db.flush().expect("flush");
 }
 
+/// Removes `key` from `tree` of the closed store at `dir`.
+fn unpoke(dir: &Path, tree: &str, key: &[u8]) {
+    let db = raw(dir);
+    db.open_tree(tree)
+        .expect("tree")
+        .remove(key)
+        .expect("remove");
+    db.flush().expect("flush");
+}
+
 /// A value as the store writes it: version byte 1, then JSON.
 fn v1<T: serde::Serialize>(value: &T) -> Vec<u8> {
     let mut bytes = vec![1];
@@ -173,14 +183,7 @@ fn an_orphan_state_is_quarantined_and_a_spec_without_state_loads() {
     let dir = store_with_abc();
     let orphan = v1(&state(5));
     poke(dir.path(), "state", b"ghost", &orphan);
-    {
-        let db = raw(dir.path());
-        db.open_tree("state")
-            .expect("tree")
-            .remove(b"b")
-            .expect("remove");
-        db.flush().expect("flush");
-    }
+    unpoke(dir.path(), "state", b"b");
 
     let store = open(dir.path());
     let loaded = store.load().expect("load");
@@ -208,14 +211,7 @@ fn orphan_states_before_between_and_after_the_specs_are_all_quarantined() {
     }
     let garbage = vec![1, b'[', b'1', b','];
     poke(dir.path(), "state", b"c", &garbage);
-    {
-        let db = raw(dir.path());
-        db.open_tree("state")
-            .expect("tree")
-            .remove(b"b")
-            .expect("remove");
-        db.flush().expect("flush");
-    }
+    unpoke(dir.path(), "state", b"b");
 
     let store = open(dir.path());
     let loaded = store.load().expect("load");

@@ -81,12 +81,12 @@ pub(crate) fn came_late(window: Duration, next: DateTime<Utc>, now: DateTime<Utc
 }
 
 /// Whether the slot `slot`, handled at `now`, was on time: within a quarter
-/// of the fire-ahead window after it. A job that was behind uses its window
-/// again.
-pub(crate) fn on_time(fire_ahead: Duration, slot: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+/// of its fire-ahead window (see [`window`]) after it. A job that was behind
+/// uses its window again.
+pub(crate) fn on_time(window: Duration, slot: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     (now - slot)
         .to_std()
-        .map_or(true, |late| late * 4 <= fire_ahead)
+        .map_or(true, |late| late * 4 <= window)
 }
 
 /// What decides whether a job may prepare its next fire now.

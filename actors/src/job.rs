@@ -898,7 +898,10 @@ impl JobActorState {
             }
         };
         if let Some(newest) = single.or(due.last().copied()) {
-            if self.behind && crate::ahead::on_time(self.link.rt.fire_ahead, newest, now) {
+            // The window that applied to it (before its slot is taken).
+            let window =
+                crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, newest);
+            if self.behind && crate::ahead::on_time(window, newest, now) {
                 self.behind = false;
             }
         }

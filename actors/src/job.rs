@@ -897,11 +897,11 @@ impl JobActorState {
                 other => break other,
             }
         };
-        if let Some(newest) = single.or(due.last().copied()) {
+        if let (true, Some(newest)) = (self.behind, single.or(due.last().copied())) {
             // The window that applied to it (before its slot is taken).
             let window =
                 crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, newest);
-            if self.behind && crate::ahead::on_time(window, newest, now) {
+            if crate::ahead::on_time(window, newest, now) {
                 self.behind = false;
             }
         }

@@ -43,10 +43,15 @@ const TREE_HISTORY: &str = "history";
 const TREE_QUARANTINE: &str = "quarantine";
 const TREE_META: &str = "meta";
 const TREE_JOURNAL: &str = "journal";
-/// The size at which a journal segment is closed and another begun: below
-/// sled's 128 KiB threshold for blob files, which sled 0.34 does not `fsync`,
-/// so every segment lives in sled's log file and `sync_on_flush` covers it.
-const SEGMENT_BYTES: usize = 64 * 1024;
+/// The size at which a journal segment is closed and another begun. sled
+/// 0.34 writes a log message of more than 128 KiB (a quarter of its segment)
+/// to a blob file, which it does not `fsync`; a message is a value, but also
+/// a whole tree node, which sled rewrites every ten updates and which holds
+/// up to about twenty values (it splits past sixteen and merges below four).
+/// Segments of 4 KiB keep the journal's nodes near 80 KiB at most, so every
+/// segment lives in sled's log file and `sync_on_flush` covers it; 64 KiB
+/// segments made nodes of 0.5 to 1 MiB, each rewrite a new blob file.
+const SEGMENT_BYTES: usize = 4 * 1024;
 /// The key of the schema version in the `meta` tree.
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 

@@ -1009,32 +1009,39 @@ impl SnapshotStore for SledStore {
     }
 
     fn flush(&self) -> BoxFuture<'static, Result<(), StoreError>> {
-        let written = {
-            let mut inner = self.shared.lock();
-            match &inner.fold_error {
-                Some(e) => Err(StoreError::Io(format!(
-                    "the journal of {} cannot be folded: {e}",
-                    self.shared.shown
-                ))),
-                None => self.shared.write_segment(&mut inner),
-            }
-        };
-        let db = self.shared.db.clone();
+        let shared = self.shared.clone();
         let sync_file = self.sync_file.clone();
-        let shown = self.shared.shown.clone();
         Box::pin(async move {
-            written?;
-            // On tokio's blocking pool (not with sled's `flush_async`, which
-            // completes on sled's own threads): a runtime with paused time
-            // then does not jump its clock ahead while the flush runs.
-            let flush_shown = shown.clone();
+            // On tokio's blocking pool, the journal write included: a flush
+            // under load writes hundreds of sled values, which must not hold
+            // an async worker (not with sled's `flush_async` either, which
+            // completes on sled's own threads: a runtime with paused time
+            // would jump its clock ahead while the flush runs). The segment
+            // written holds every op applied before `flush` was called, and
+            // perhaps later ones.
+            let written = shared.clone();
             run_blocking(move || {
-                db.flush()
-                    .map_err(|e| io::Error::other(format!("cannot flush {flush_shown}: {e}")))?;
+                {
+                    let mut inner = written.lock();
+                    if let Some(e) = &inner.fold_error {
+                        return Err(io::Error::other(format!(
+                            "the journal of {} cannot be folded: {e}",
+                            written.shown
+                        )));
+                    }
+                    written.write_segment(&mut inner).map_err(|e| match e {
+                        StoreError::Io(message) => io::Error::other(message),
+                        other => io::Error::other(other.to_string()),
+                    })?;
+                }
+                written.db.flush().map_err(|e| {
+                    io::Error::other(format!("cannot flush {}: {e}", written.shown))
+                })?;
                 Ok(())
             })
             .await
             .map_err(|e| StoreError::Io(e.to_string()))?;
+            let shown = shared.shown.clone();
             if let Some(file) = sync_file {
                 run_blocking(move || file.sync_data())
                     .await

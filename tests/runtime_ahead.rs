@@ -275,6 +275,46 @@ async fn a_shutdown_inside_the_window_leaves_the_slot_to_the_misfire_policy() {
     assert_eq!(history[0].trigger, cronactor::Trigger::CatchUp);
 }
 
+/// A job firing every second prepares each fire when its previous run
+/// ends: the store holds the run's outcome and the next claim in one state
+/// (written together), long before the next fire's window would open.
+#[tokio::test(start_paused = true)]
+async fn a_run_end_prepares_the_next_fire_and_writes_it_with_the_outcome() {
+    let (clock, count) = (clock(), Count::default());
+    let store: Arc<dyn cronactor::SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (b, starts) = recording(&clock, &count);
+    let s = b.store(store.clone()).start().await.expect("start");
+    s.add(every_second("j", "record")).await.expect("add");
+    // 2.2 s: the run of 2 s ended; the fire of 3 s is prepared and its
+    // record flushed (the group commit of 100 ms), 0.3 s before its window.
+    run_for_secs(2.2).await;
+    let loaded = store.load().expect("load");
+    let state = &loaded.jobs[0].state;
+    assert_eq!(
+        state.last_run.as_ref().map(|r| r.scheduled),
+        Some(at_secs(2.0))
+    );
+    assert_eq!(
+        state
+            .in_flight
+            .iter()
+            .map(|r| r.scheduled)
+            .collect::<Vec<_>>(),
+        [at_secs(3.0)],
+        "{state:?}"
+    );
+    // Still invisible to users, and the run starts at its instant.
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.counters.fires, st.runs_in_flight), (2, 0));
+    assert_eq!(st.next_fire, Some(at_secs(3.0)));
+    run_for_secs(1.0).await;
+    let starts = starts.lock().expect("lock");
+    assert_eq!(starts.len(), 3);
+    for (scheduled, started) in starts.iter() {
+        assert_eq!(scheduled, started, "a run starts at its slot, not before");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_prepared_run_whose_record_outlasts_a_period_is_not_withdrawn_past_a_later_slot() {
     let (clock, count) = (clock(), Count::default());
@@ -287,12 +327,13 @@ async fn a_prepared_run_whose_record_outlasts_a_period_is_not_withdrawn_past_a_l
         .await
         .expect("start");
     s.add(every_second("j", "count")).await.expect("add");
-    run_for_secs(2.2).await;
-    // The fire of 3 s is prepared at 2.5 s and its record takes 1.8 s: at
-    // 4 s the job handles the slot of 4 s (skipped: the run of 3 s is in
-    // flight), then a pause at 4.1 s must not give the slots back.
-    delay.store(1800, std::sync::atomic::Ordering::SeqCst);
-    run_for_secs(1.9).await;
+    run_for_secs(1.5).await;
+    // The fire of 3 s is prepared when the run of 2 s ends, and its record
+    // takes 2.5 s: at 4 s the job handles the slot of 4 s (skipped: the run
+    // of 3 s is in flight), then a pause at 4.1 s must not give the slots
+    // back.
+    delay.store(2500, std::sync::atomic::Ordering::SeqCst);
+    run_for_secs(2.6).await;
     delay.store(0, std::sync::atomic::Ordering::SeqCst);
     s.pause("j", None).await.expect("pause");
     run_for_secs(0.3).await;

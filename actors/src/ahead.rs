@@ -25,6 +25,13 @@
 //!   would hold its place early) ([`may_prepare`]). Otherwise the timer is
 //!   re-armed for the instant itself, and the fire is handled then.
 //!
+//! - at the end of a run, a job with nothing else going on prepares its next
+//!   fire at once when that fire is at most twice `fire_ahead` away
+//!   ([`at_run_end`]; every second, with the 500 ms default): the run's
+//!   outcome and the next claim then reach the store in one write, and the
+//!   fire needs no timer of its own. The previous run has ended, so the
+//!   half-gap rule has nothing to protect there.
+//!
 //! A prepared run that has not started is withdrawn, as if it had never
 //! been prepared, by any message that could have changed what happens at
 //! its instant (pause, update, trigger, cancel, re-plan, shutdown): see
@@ -89,6 +96,17 @@ pub(crate) fn on_time(window: Duration, slot: DateTime<Utc>, now: DateTime<Utc>)
         .map_or(true, |late| late * 4 <= window)
 }
 
+/// Whether the fire at `next` is prepared at the end of a run that ends at
+/// `now` (see the module's rules): it is still to come, at most twice
+/// `fire_ahead` away. The job must be ready too ([`may_prepare`]'s
+/// readiness) and not behind.
+pub(crate) fn at_run_end(fire_ahead: Duration, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    !fire_ahead.is_zero()
+        && (next - now)
+            .to_std()
+            .is_ok_and(|until| !until.is_zero() && until <= fire_ahead * 2)
+}
+
 /// What decides whether a job may prepare its next fire now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Readiness {
@@ -105,6 +123,20 @@ pub(crate) struct Readiness {
     pub(crate) busy: bool,
 }
 
+impl Readiness {
+    /// Nothing in the job's state stops it from preparing a fire.
+    pub(crate) fn is_ready(self) -> bool {
+        let Self {
+            paused,
+            orphaned,
+            failed,
+            admission_limited,
+            busy,
+        } = self;
+        !(paused || orphaned || failed || admission_limited || busy)
+    }
+}
+
 /// Whether the fire at `next` is prepared now: its window has started, and
 /// the job is ready (see the module's rules).
 pub(crate) fn may_prepare(
@@ -113,14 +145,7 @@ pub(crate) fn may_prepare(
     next: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> bool {
-    let Readiness {
-        paused,
-        orphaned,
-        failed,
-        admission_limited,
-        busy,
-    } = ready;
-    if window.is_zero() || paused || orphaned || failed || admission_limited || busy {
+    if window.is_zero() || !ready.is_ready() {
         return false;
     }
     // A fire already due is not prepared: it is handled as due. Nor is one
@@ -409,6 +434,25 @@ mod tests {
             window(ahead, Some(at("2026-01-01T00:00:02Z")), next),
             Duration::ZERO
         );
+    }
+
+    #[test]
+    fn a_run_end_prepares_a_fire_at_most_twice_the_window_away() {
+        let ahead = Duration::from_millis(500);
+        let next = at("2026-01-01T00:00:01Z");
+        // A run of the previous second ending 10 ms after its slot.
+        assert!(at_run_end(ahead, next, at("2026-01-01T00:00:00.010Z")));
+        assert!(at_run_end(ahead, next, at("2026-01-01T00:00:00Z")));
+        // Every two seconds: the timer's window does it.
+        assert!(!at_run_end(ahead, next, at("2025-12-31T23:59:59.010Z")));
+        // Due already, or fire-ahead off.
+        assert!(!at_run_end(ahead, next, next));
+        assert!(!at_run_end(ahead, next, at("2026-01-01T00:00:01.200Z")));
+        assert!(!at_run_end(
+            Duration::ZERO,
+            next,
+            at("2026-01-01T00:00:00.900Z")
+        ));
     }
 
     #[test]

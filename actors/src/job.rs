@@ -611,6 +611,7 @@ impl Actor for JobActor {
             JobMsg::RunFinished { run_id, result } => {
                 s.finish_run(&myself, run_id, result);
                 s.start_queued(&myself);
+                s.prepare_at_run_end(&myself);
                 let ack = s.start_ack(&myself);
                 s.save(ack);
                 if s.state.in_flight.is_empty() {
@@ -923,10 +924,28 @@ impl JobActorState {
         }
     }
 
-    /// Whether the next fire, at `next`, is prepared now (see `ahead`).
-    fn may_prepare(&self, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        let window = crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, next);
-        let ready = crate::ahead::Readiness {
+    /// At a run's end, prepares the next fire at once if it is near (see
+    /// `ahead::at_run_end`): the run's outcome and the next claim are
+    /// posted together, and the timer armed for the fire is dropped by the
+    /// timer service (a newer one replaces it).
+    fn prepare_at_run_end(&mut self, myself: &ActorRef<JobMsg>) {
+        let fire_ahead = self.link.rt.fire_ahead;
+        if fire_ahead.is_zero() || self.behind || self.prepared.is_some() {
+            return;
+        }
+        let Some(next) = self.state.next_fire else {
+            return;
+        };
+        let now = self.now();
+        if crate::ahead::at_run_end(fire_ahead, next, now) && self.readiness().is_ready() {
+            self.generation += 1;
+            self.prepare(myself, next);
+        }
+    }
+
+    /// Whether the job could prepare a fire, as far as its own state goes.
+    fn readiness(&self) -> crate::ahead::Readiness {
+        crate::ahead::Readiness {
             paused: self.state.paused.is_some(),
             orphaned: self.link.handler.is_none(),
             failed: self.state.failed.is_some(),
@@ -937,8 +956,13 @@ impl JobActorState {
                 ..self.activity()
             }
             .is_idle(),
-        };
-        crate::ahead::may_prepare(ready, window, next, now)
+        }
+    }
+
+    /// Whether the next fire, at `next`, is prepared now (see `ahead`).
+    fn may_prepare(&self, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let window = crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, next);
+        crate::ahead::may_prepare(self.readiness(), window, next, now)
     }
 
     /// Prepares the fire at `slot`, before its instant: takes the slot,

@@ -5,7 +5,9 @@
 //! tokio timer entry, a task and a wake-up per fire; one service shared by all
 //! jobs fires every due timer in one wake-up. Timers are tokens: each carries
 //! the job's generation, and the job ignores a `Fired` whose generation is not
-//! its current one, so cancelling a timer is bumping the generation.
+//! its current one, so cancelling a timer is bumping the generation. A
+//! schedule timer that a newer one replaced (a job that prepared its fire at
+//! a run's end, see `ahead`) is dropped by the service without a message.
 //!
 //! Arming a timer is a push into a shared inbox. The service is woken only
 //! when the new deadline is earlier than the one it sleeps until, so the jobs
@@ -82,6 +84,9 @@ impl std::fmt::Debug for What {
 pub(crate) struct TimerTarget {
     id: JobId,
     state: Mutex<TargetState>,
+    /// The generation of the newest schedule timer armed: an older one is
+    /// stale, and the service drops it without a message to the job.
+    newest_schedule: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug)]
@@ -101,6 +106,7 @@ impl TimerTarget {
         Arc::new(Self {
             id,
             state: Mutex::new(actor.map_or(TargetState::Dead, TargetState::Live)),
+            newest_schedule: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -152,6 +158,15 @@ impl TimerTarget {
     }
 
     fn fire(&self, kind: TimerKind, generation: u64, supervisor: Option<&ActorRef<SupervisorMsg>>) {
+        if kind == TimerKind::Schedule
+            && generation
+                < self
+                    .newest_schedule
+                    .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // A newer schedule timer replaced it.
+            return;
+        }
         let mut state = self.lock();
         match &*state {
             // A stopped job cannot receive: its timer is simply dropped.
@@ -251,6 +266,11 @@ impl TimerHandle {
         kind: TimerKind,
         generation: u64,
     ) {
+        if kind == TimerKind::Schedule {
+            target
+                .newest_schedule
+                .fetch_max(generation, std::sync::atomic::Ordering::Relaxed);
+        }
         self.push(Armed {
             at: self.owner.shared.nanos(at),
             generation,

@@ -239,3 +239,59 @@ async fn calls_after_shutdown_fail_with_shut_down() {
         Err(Error::ShutDown)
     ));
 }
+
+/// A store that remembers the thread its `load` ran on.
+struct LoadThread {
+    inner: cronactor_actors::MemoryStore,
+    thread: std::sync::Mutex<Option<std::thread::ThreadId>>,
+}
+
+impl cronactor::SnapshotStore for LoadThread {
+    fn load(&self) -> Result<cronactor_actors::Loaded, cronactor_actors::StoreError> {
+        *self.thread.lock().expect("lock") = Some(std::thread::current().id());
+        self.inner.load()
+    }
+    fn apply(
+        &self,
+        ops: Vec<cronactor_actors::StoreOp>,
+    ) -> Result<(), cronactor_actors::StoreError> {
+        self.inner.apply(ops)
+    }
+    fn flush(
+        &self,
+    ) -> futures::future::BoxFuture<'static, Result<(), cronactor_actors::StoreError>> {
+        self.inner.flush()
+    }
+    fn history(
+        &self,
+        id: &cronactor::JobId,
+        limit: usize,
+    ) -> Result<Vec<cronactor::RunRecord>, cronactor_actors::StoreError> {
+        self.inner.history(id, limit)
+    }
+    fn is_durable(&self) -> bool {
+        false
+    }
+}
+
+/// Loading a store (seconds for a large one) runs on tokio's blocking pool,
+/// not on the thread of the runtime that starts the scheduler, which the
+/// embedding service shares.
+#[tokio::test(start_paused = true)]
+async fn the_store_is_loaded_off_the_runtime_thread() {
+    let (clock, count) = (clock(), Count::default());
+    let store = std::sync::Arc::new(LoadThread {
+        inner: cronactor_actors::MemoryStore::new(),
+        thread: std::sync::Mutex::new(None),
+    });
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let loaded_on = store.thread.lock().expect("lock").expect("loaded");
+    assert_ne!(loaded_on, std::thread::current().id());
+    s.add(every("j", 1, "count")).await.expect("add");
+    run_for_secs(1.5).await;
+    assert_eq!(count.get(), 1);
+}

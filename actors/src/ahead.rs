@@ -23,8 +23,7 @@
 //!   orphan, not failed, no run in flight, queued, waiting for its record,
 //!   for admission or for a retry, and no admission caps (a prepared run
 //!   would hold its place early) ([`may_prepare`]). Otherwise the timer is
-//!   re-armed for the instant itself, and the fire is handled then.
-//!
+//!   re-armed for the instant itself, and the fire is handled then;
 //! - at the end of a run, a job with nothing else going on prepares its next
 //!   fire at once when that fire is at most twice `fire_ahead` away
 //!   ([`at_run_end`]; every second, with the 500 ms default): the run's

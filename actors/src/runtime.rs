@@ -50,8 +50,8 @@ pub struct RuntimeConfig {
     /// most half the gap since the job's previous slot, or at the end of the
     /// job's previous run when the fire is at most twice this away (the
     /// run's outcome and the claim are then written together); the handler
-    /// still starts at the instant. Only a job with nothing else going on prepares
-    /// ahead; a pause, update, trigger, cancel or shutdown before the
+    /// still starts at the instant. Only a job with nothing else going on
+    /// prepares ahead; a pause, update, trigger, cancel or shutdown before the
     /// instant withdraws the prepared run. `None` (the default): 500 ms with
     /// a durable store, whose group commit it takes off the path of every
     /// run, and off otherwise (preparing a fire apart from its start costs

@@ -991,7 +991,8 @@ impl SnapshotStore for SledStore {
             // A segment is closed before an op would take it past
             // SEGMENT_BYTES, so that it stays out of sled's blob files; only
             // an op larger than that on its own (a spec with a payload of
-            // more than 64 KiB) makes a larger segment.
+            // more than about 4 KiB) makes a larger segment, and a journal
+            // node holding many of those can still reach a blob file.
             if inner.segment.len() > 1 && inner.segment.len() + scratch.len() > SEGMENT_BYTES {
                 let full = std::mem::take(&mut inner.segment);
                 inner.sealed.push(full);

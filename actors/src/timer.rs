@@ -451,3 +451,71 @@ async fn run(shared: Arc<Shared>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ractor::{Actor, ActorProcessingErr};
+    use std::time::Duration;
+
+    type Seen = Arc<Mutex<Vec<(TimerKind, u64)>>>;
+
+    /// Stands for a job actor: records the timers it receives.
+    struct Probe;
+
+    impl Actor for Probe {
+        type Msg = JobMsg;
+        type State = Seen;
+        type Arguments = Seen;
+
+        async fn pre_start(
+            &self,
+            _myself: ActorRef<JobMsg>,
+            seen: Seen,
+        ) -> Result<Seen, ActorProcessingErr> {
+            Ok(seen)
+        }
+
+        async fn handle(
+            &self,
+            _myself: ActorRef<JobMsg>,
+            msg: JobMsg,
+            seen: &mut Seen,
+        ) -> Result<(), ActorProcessingErr> {
+            if let JobMsg::Fired { generation, kind } = msg {
+                seen.lock().expect("lock").push((kind, generation));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_schedule_timer_replaced_by_a_newer_one_sends_nothing() {
+        let seen = Seen::default();
+        let (probe, _) = Actor::spawn(None, Probe, seen.clone())
+            .await
+            .expect("probe");
+        let timer = TimerHandle::start();
+        let target = TimerTarget::new(JobId::new("j").expect("id"), Some(probe));
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        // Generation 1 is replaced by 2 before it is due; a retry timer is
+        // not a schedule timer and is never replaced this way.
+        timer.arm(now + ms(100), target.clone(), TimerKind::Schedule, 1);
+        timer.arm(now + ms(150), target.clone(), TimerKind::Retry, 1);
+        timer.arm(now + ms(200), target.clone(), TimerKind::Schedule, 2);
+        tokio::time::sleep(ms(300)).await;
+        // Generation 3 arrives alone; then an older one armed late is stale.
+        timer.arm(now + ms(400), target.clone(), TimerKind::Schedule, 3);
+        timer.arm(now + ms(450), target.clone(), TimerKind::Schedule, 2);
+        tokio::time::sleep(ms(300)).await;
+        assert_eq!(
+            *seen.lock().expect("lock"),
+            [
+                (TimerKind::Retry, 1),
+                (TimerKind::Schedule, 2),
+                (TimerKind::Schedule, 3)
+            ]
+        );
+    }
+}

@@ -49,15 +49,12 @@ pub async fn boot(
 ) -> Result<Booted, BootError> {
     // Reading a large store takes seconds (100k jobs: about 2 s with sled):
     // on tokio's blocking pool, not on the worker that awaits `boot`, which
-    // the embedding service shares.
-    let loaded = match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
-            let store = store.clone();
-            rt.spawn_blocking(move || store.load())
-                .await
-                .map_err(|e| StoreError::Io(format!("loading the store failed: {e}")))??
-        }
-        Err(_) => store.load()?,
+    // the embedding service shares (the actors need tokio anyway).
+    let loaded = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.load())
+            .await
+            .map_err(|e| StoreError::Io(format!("loading the store failed: {e}")))??
     };
     for q in &loaded.quarantined {
         tracing::error!(tree = %q.tree, key = %q.key, reason = %q.reason, "store record quarantined");

@@ -8,6 +8,7 @@
 
 mod codec;
 mod fold;
+mod heap;
 mod journal;
 mod sled_store;
 

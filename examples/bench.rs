@@ -6,10 +6,13 @@
 //! ```text
 //! cargo run --release --example bench -- <workload> [options]
 //!   fire      --jobs N --seconds S [--grace G] [--threads T] [--store DIR]
+//!             [--cache-mib M] [--trim 0|1] [--concurrency K] [--fire-ahead-ms F]
+//!             [--history-keep H]
 //!   register  --jobs N [--threads T] [--store DIR]
 //!   recover   --jobs N --store DIR [--prepare] [--threads T]
 //!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
 //!   soak      [--jobs N] [--seconds S] [--interval-s I] [--threads T] [--store DIR]
+//!             [--cache-mib M] [--trim 0|1] [--concurrency K]
 //!   next-fire [--iters N]
 //!   passivate --jobs N --seconds S [--settle-s W] [--spread-s P] [--lead-s L]
 //!             [--passivate-after-ms A] [--wake-lead-ms K] [--threads T] [--concurrency K]
@@ -484,6 +487,33 @@ fn sled_builder(
     Ok(builder.store_path(dir))
 }
 
+/// sled's page cache limit in MiB, for the JSON line: `--cache-mib` or the
+/// store's default; none in memory.
+fn cache_mib(opts: &Opts, dir: &Option<PathBuf>) -> Result<Option<u64>, String> {
+    Ok(match dir {
+        Some(_) => Some(opts.num("cache-mib", 256)?),
+        None => None,
+    })
+}
+
+/// As [`sled_builder`] (emptying `dir`), with sled's page cache limited to
+/// `--cache-mib` and the trim after each fold turned off by `--trim 0`.
+fn sled_builder_opts(
+    builder: SchedulerBuilder,
+    dir: &std::path::Path,
+    opts: &Opts,
+) -> Result<SchedulerBuilder, String> {
+    let builder = sled_builder(builder, dir, false)?;
+    if !opts.values.contains_key("cache-mib") && !opts.values.contains_key("trim") {
+        return Ok(builder);
+    }
+    let options = cronactor::store::SledStoreOptions::default()
+        .cache_capacity(opts.num("cache-mib", 256)? * 1024 * 1024)
+        .trim_after_fold(opts.num("trim", 1)? != 0);
+    let store = cronactor::store::SledStore::open_with(dir, options).map_err(|e| e.to_string())?;
+    Ok(builder.store(Arc::new(store)))
+}
+
 /// A scheduler with one handler, `probe`, that credits a fire of the job
 /// whose index is its payload.
 fn probe_builder(probe: &Arc<Probe>) -> SchedulerBuilder {
@@ -576,6 +606,8 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "concurrency",
         "fire-ahead-ms",
         "history-keep",
+        "cache-mib",
+        "trim",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let history_keep = opts.num("history-keep", 100)? as usize;
@@ -601,7 +633,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             c.history_keep = history_keep;
         });
         if let Some(dir) = &dir {
-            b = sled_builder(b, dir, false)?;
+            b = sled_builder_opts(b, dir, &opts)?;
         }
         let s = b.start().await.map_err(|e| e.to_string())?;
         add_jobs(&s, jobs, concurrency, |i| spec(i, FIRE_EXPR, "probe")).await?;
@@ -629,6 +661,11 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     j.str("workload", "fire")
         .str("system", "cronactor")
         .str("store", store_name(&dir))
+        .opt_int("cache_mib", cache_mib(&opts, &dir)?)
+        .opt_int(
+            "trim",
+            dir.as_ref().map(|_| opts.num("trim", 1)).transpose()?,
+        )
         .int("jobs", jobs as u64)
         .int("concurrency", concurrency as u64)
         .int("seconds", seconds)
@@ -941,6 +978,8 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "threads",
         "store",
         "concurrency",
+        "cache-mib",
+        "trim",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let jobs = opts.num("jobs", 10_000)? as usize;
@@ -952,7 +991,7 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let s = rt.block_on(async {
         let mut b = probe_builder(&probe);
         if let Some(dir) = &dir {
-            b = sled_builder(b, dir, false)?;
+            b = sled_builder_opts(b, dir, &opts)?;
         }
         let s = b.start().await.map_err(|e| e.to_string())?;
         add_jobs(&s, jobs, concurrency, |i| spec(i, FIRE_EXPR, "probe")).await?;
@@ -998,6 +1037,11 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     j.str("workload", "soak")
         .str("system", "cronactor")
         .str("store", store_name(&dir))
+        .opt_int("cache_mib", cache_mib(&opts, &dir)?)
+        .opt_int(
+            "trim",
+            dir.as_ref().map(|_| opts.num("trim", 1)).transpose()?,
+        )
         .int("jobs", jobs as u64)
         .int("seconds", seconds)
         .int("interval_s", interval)

@@ -35,8 +35,8 @@
 //! been prepared, by any message that could have changed what happens at
 //! its instant (pause, update, trigger, cancel, re-plan, shutdown): see
 //! `JobActorState::withdraw_prepared`. The run's task and the actor agree
-//! on which of the two came first through one atomic per job
-//! ([`Gate`]).
+//! on which of the two came first through one atomic per prepared run
+//! (its [`Slot`]).
 
 use crate::handler::RunLink;
 use crate::job::JobMsg;

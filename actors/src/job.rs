@@ -1,7 +1,7 @@
 //! The job actor: one per job. It owns the job's spec, schedule and state,
-//! keeps exactly one pending timer, decides each fire by pause state, misfire
-//! and overlap policy, starts runs as separate tasks and learns their outcome
-//! by message.
+//! keeps at most one pending timer of each kind (schedule, retry), decides
+//! each fire by pause state, misfire and overlap policy, starts runs as
+//! separate tasks and learns their outcome by message.
 
 use crate::clock::deadline_for;
 use crate::error::Error;
@@ -772,7 +772,7 @@ impl JobActorState {
         }
     }
 
-    /// Arms the one pending timer for the first slot after the last one
+    /// Arms the schedule timer for the first slot after the last one
     /// claimed (or after now, for a job that never fired).
     fn arm(&mut self, myself: &ActorRef<JobMsg>) {
         self.generation += 1;

@@ -2,8 +2,9 @@
 //! and the per-job net effect that a fold writes into the trees.
 //!
 //! Every write is appended, in order, to a segment buffer as a
-//! [`JournalOp`]; a flush inserts the buffer into the `journal` tree as one
-//! value (one sled write however many ops it holds) and makes it durable. The
+//! [`JournalOp`]; the buffer is closed at 4 KiB and a new one begun, and a
+//! flush inserts the closed buffers and the current one into the `journal`
+//! tree (one sled write per segment of many ops) and makes them durable. The
 //! same ops are coalesced in memory per job into a [`Net`]: the last spec, the
 //! last state, the history entries since the last fold. Every few seconds a
 //! fold writes the nets into the `jobs`, `state` and `history` trees (one

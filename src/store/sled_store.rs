@@ -108,8 +108,8 @@ impl SledStoreOptions {
     /// How often the journal is folded into the `jobs`, `state` and
     /// `history` trees (default 10 s; at least 10 ms).
     ///
-    /// Writes reach the journal at every flush, as one value however many
-    /// they are; a fold writes each changed job once (its last state, its
+    /// Writes reach the journal at every flush, as segments of up to 4 KiB
+    /// holding many writes each; a fold writes each changed job once (its last state, its
     /// new history entries as one chunk). A longer interval coalesces more
     /// fires per write and keeps more of the journal in memory and to replay
     /// after a crash.
@@ -243,8 +243,8 @@ impl Shared {
         }
     }
 
-    /// Inserts the ops applied since the last segment into the journal tree
-    /// as one value (not yet flushed).
+    /// Inserts the segments closed since the last flush, and the current
+    /// one, into the journal tree, one value each (not yet flushed).
     fn write_segment(&self, inner: &mut Inner) -> Result<(), StoreError> {
         let sealed = std::mem::take(&mut inner.sealed);
         for segment in &sealed {
@@ -551,7 +551,7 @@ struct BadRecord {
 /// `meta`, `journal`); every value starts with a record-version byte. Writes
 /// are buffered by [`apply`](SnapshotStore::apply) and made durable by
 /// [`flush`](SnapshotStore::flush), which appends them to the `journal` tree
-/// as one value; a background thread folds the journal into the other trees
+/// in segments of up to 4 KiB; a background thread folds the journal into the other trees
 /// every few seconds (see [`SledStoreOptions::fold_interval`]), and a crash
 /// before a fold is replayed at the next open. Before a flush, a crash may
 /// lose any write applied since the previous one, but never half a record,

@@ -487,11 +487,15 @@ fn sled_builder(
     Ok(builder.store_path(dir))
 }
 
+/// `SledStoreOptions`' default page cache, in MiB (reported in the JSON line
+/// when `--cache-mib` is not given).
+const DEFAULT_CACHE_MIB: u64 = 256;
+
 /// sled's page cache limit in MiB, for the JSON line: `--cache-mib` or the
 /// store's default; none in memory.
 fn cache_mib(opts: &Opts, dir: &Option<PathBuf>) -> Result<Option<u64>, String> {
     Ok(match dir {
-        Some(_) => Some(opts.num("cache-mib", 256)?),
+        Some(_) => Some(opts.num("cache-mib", DEFAULT_CACHE_MIB)?),
         None => None,
     })
 }
@@ -507,9 +511,11 @@ fn sled_builder_opts(
     if !opts.values.contains_key("cache-mib") && !opts.values.contains_key("trim") {
         return Ok(builder);
     }
-    let options = cronactor::store::SledStoreOptions::default()
-        .cache_capacity(opts.num("cache-mib", 256)? * 1024 * 1024)
-        .trim_after_fold(opts.num("trim", 1)? != 0);
+    let mut options =
+        cronactor::store::SledStoreOptions::default().trim_after_fold(opts.num("trim", 1)? != 0);
+    if opts.values.contains_key("cache-mib") {
+        options = options.cache_capacity(opts.num("cache-mib", DEFAULT_CACHE_MIB)? * 1024 * 1024);
+    }
     let store = cronactor::store::SledStore::open_with(dir, options).map_err(|e| e.to_string())?;
     Ok(builder.store(Arc::new(store)))
 }

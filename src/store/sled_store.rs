@@ -109,8 +109,8 @@ impl SledStoreOptions {
     /// `history` trees (default 10 s; at least 10 ms).
     ///
     /// Writes reach the journal at every flush, as segments of up to 4 KiB
-    /// holding many writes each; a fold writes each changed job once (its last state, its
-    /// new history entries as one chunk). A longer interval coalesces more
+    /// holding many writes each; a fold writes each changed job once (its
+    /// last state, its new history entries as one chunk). A longer interval coalesces more
     /// fires per write and keeps more of the journal in memory and to replay
     /// after a crash.
     pub fn fold_interval(mut self, interval: Duration) -> Self {

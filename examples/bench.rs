@@ -6,13 +6,13 @@
 //! ```text
 //! cargo run --release --example bench -- <workload> [options]
 //!   fire      --jobs N --seconds S [--grace G] [--threads T] [--store DIR]
-//!             [--cache-mib M] [--trim 0|1] [--concurrency K] [--fire-ahead-ms F]
-//!             [--history-keep H]
+//!             [--cache-mib M] [--trim 0|1] [--fold-ms F] [--concurrency K]
+//!             [--fire-ahead-ms F] [--history-keep H]
 //!   register  --jobs N [--threads T] [--store DIR]
 //!   recover   --jobs N --store DIR [--prepare] [--threads T]
 //!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
 //!   soak      [--jobs N] [--seconds S] [--interval-s I] [--threads T] [--store DIR]
-//!             [--cache-mib M] [--trim 0|1] [--concurrency K]
+//!             [--cache-mib M] [--trim 0|1] [--fold-ms F] [--concurrency K]
 //!   next-fire [--iters N]
 //!   passivate --jobs N --seconds S [--settle-s W] [--spread-s P] [--lead-s L]
 //!             [--passivate-after-ms A] [--wake-lead-ms K] [--threads T] [--concurrency K]
@@ -501,20 +501,27 @@ fn cache_mib(opts: &Opts, dir: &Option<PathBuf>) -> Result<Option<u64>, String> 
 }
 
 /// As [`sled_builder`] (emptying `dir`), with sled's page cache limited to
-/// `--cache-mib` and the trim after each fold turned off by `--trim 0`.
+/// `--cache-mib`, the trim after each fold turned off by `--trim 0`, and the
+/// fold interval set by `--fold-ms`.
 fn sled_builder_opts(
     builder: SchedulerBuilder,
     dir: &std::path::Path,
     opts: &Opts,
 ) -> Result<SchedulerBuilder, String> {
     let builder = sled_builder(builder, dir, false)?;
-    if !opts.values.contains_key("cache-mib") && !opts.values.contains_key("trim") {
+    if !["cache-mib", "trim", "fold-ms"]
+        .iter()
+        .any(|k| opts.values.contains_key(*k))
+    {
         return Ok(builder);
     }
     let mut options =
         cronactor::store::SledStoreOptions::default().trim_after_fold(opts.num("trim", 1)? != 0);
     if opts.values.contains_key("cache-mib") {
         options = options.cache_capacity(opts.num("cache-mib", DEFAULT_CACHE_MIB)? * 1024 * 1024);
+    }
+    if opts.values.contains_key("fold-ms") {
+        options = options.fold_interval(Duration::from_millis(opts.num("fold-ms", 10_000)?));
     }
     let store = cronactor::store::SledStore::open_with(dir, options).map_err(|e| e.to_string())?;
     Ok(builder.store(Arc::new(store)))
@@ -614,6 +621,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "history-keep",
         "cache-mib",
         "trim",
+        "fold-ms",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let history_keep = opts.num("history-keep", 100)? as usize;
@@ -986,6 +994,7 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "concurrency",
         "cache-mib",
         "trim",
+        "fold-ms",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let jobs = opts.num("jobs", 10_000)? as usize;

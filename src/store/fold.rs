@@ -42,6 +42,30 @@ struct Batches {
     any: [bool; 3],
 }
 
+impl Batches {
+    /// Applies the batches with writes, in the order `jobs`, `state`,
+    /// `history`.
+    fn apply(self, trees: &Trees<'_>) -> sled::Result<()> {
+        if self.any[0] {
+            trees.jobs.apply_batch(self.jobs)?;
+        }
+        if self.any[1] {
+            trees.state.apply_batch(self.state)?;
+        }
+        if self.any[2] {
+            trees.history.apply_batch(self.history)?;
+        }
+        Ok(())
+    }
+}
+
+/// How many jobs one group of a fold's batches covers. sled 0.34 applies a
+/// batch under a process-wide write lock that every other sled operation
+/// then waits for (the journal writes of a flush included), and keeps the
+/// memory of every node version it replaces until the batch ends: a fold
+/// of 10k jobs in one batch per tree held flushes back for the whole fold.
+pub(crate) const GROUP_JOBS: usize = 512;
+
 /// Reads the chunk list of a job from the tree (keys only).
 pub(crate) fn scan_chunks(history: &Tree, id: &str) -> sled::Result<Chunks> {
     let prefix = codec::history_prefix(id);
@@ -62,9 +86,11 @@ impl Folder {
 
     /// Writes `net` into the trees: jobs that were removed in one
     /// transaction over the three trees (a removal and a re-add are atomic),
-    /// every other job in one batch per tree, applied in the order `jobs`,
-    /// `state`, `history`, so that a crash never keeps a new job's state
-    /// without its spec. Returns the number of writes.
+    /// every other job in groups of [`GROUP_JOBS`] jobs, one batch per tree
+    /// and group, applied in the order `jobs`, `state`, `history`, so that a
+    /// crash never keeps a new job's state without its spec. (A crash
+    /// between groups leaves the journal segments, which replay the whole
+    /// fold.) Returns the number of writes.
     ///
     /// # Errors
     /// [`StoreError::Io`] for a sled error or an encoding error; the caller
@@ -76,7 +102,15 @@ impl Folder {
         let mut value = Vec::with_capacity(512);
         let mut key = Vec::with_capacity(64);
         let mut writes = 0u64;
+        let mut grouped = 0usize;
         for (id, n) in &net.jobs {
+            if !n.reset {
+                if grouped == GROUP_JOBS {
+                    std::mem::take(&mut fast).apply(trees).map_err(io)?;
+                    grouped = 0;
+                }
+                grouped += 1;
+            }
             let b = if n.reset { &mut tx } else { &mut fast };
             let idb = id.as_str().as_bytes();
             if n.reset {
@@ -150,15 +184,7 @@ impl Folder {
             b.any[2] = true;
         }
 
-        if fast.any[0] {
-            trees.jobs.apply_batch(fast.jobs).map_err(io)?;
-        }
-        if fast.any[1] {
-            trees.state.apply_batch(fast.state).map_err(io)?;
-        }
-        if fast.any[2] {
-            trees.history.apply_batch(fast.history).map_err(io)?;
-        }
+        fast.apply(trees).map_err(io)?;
         if tx.any.iter().any(|b| *b) {
             (trees.jobs, trees.state, trees.history)
                 .transaction(|(j, s, h)| {

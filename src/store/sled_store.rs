@@ -276,9 +276,19 @@ impl Shared {
     /// Deletes the journal segments with a key below `upto` (folded into
     /// the trees already).
     fn delete_segments_below(&self, upto: u64) -> Result<(), StoreError> {
+        // In batches of a bounded size: sled applies each under a lock that
+        // the flushes' journal writes wait for (see `fold::GROUP_JOBS`).
         let mut batch = sled::Batch::default();
+        let mut n = 0usize;
         for key in self.journal.range(..upto.to_be_bytes()).keys() {
             batch.remove(key.map_err(|e| self.io(e))?);
+            n += 1;
+            if n == fold::GROUP_JOBS {
+                self.journal
+                    .apply_batch(std::mem::take(&mut batch))
+                    .map_err(|e| self.io(e))?;
+                n = 0;
+            }
         }
         self.journal.apply_batch(batch).map_err(|e| self.io(e))
     }

@@ -525,3 +525,69 @@ fn journal_values(store: &super::SledStore) -> Vec<(sled::IVec, sled::IVec)> {
         .collect::<Result<Vec<_>, _>>()
         .expect("journal")
 }
+
+/// A fold of more jobs than one group of batches (`fold::GROUP_JOBS`), from
+/// a journal of more segments than one delete batch: every job's spec,
+/// state and history is in the trees after the fold, and the journal is
+/// empty.
+#[test]
+fn a_fold_of_many_groups_writes_every_job_and_empties_the_journal() {
+    use super::SledStore;
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+
+    let jobs = 5 * super::fold::GROUP_JOBS + 100;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut state = JobState::default();
+    state.counters.runs = 6;
+    let ids: Vec<_> = (0..jobs)
+        .map(|i| {
+            JobSpec::builder(
+                format!("job-{i:05}"),
+                ScheduleSpec::every(Duration::from_secs(1)),
+                "h",
+            )
+            .build()
+            .expect("spec")
+        })
+        .collect();
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        let mut ops = Vec::new();
+        for spec in &ids {
+            ops.push(StoreOp::PutJob(Box::new(JobRecord {
+                spec: spec.clone(),
+                state: JobState::default(),
+            })));
+            for n in 0..6 {
+                ops.push(StoreOp::AppendHistory {
+                    id: spec.id.clone(),
+                    record: Box::new(run(n)),
+                    keep: 100,
+                });
+            }
+            ops.push(StoreOp::PutState(spec.id.clone(), Box::new(state.clone())));
+        }
+        store.apply(ops).expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        let segments = journal_values(&store).len();
+        assert!(segments > super::fold::GROUP_JOBS, "{segments} segments");
+        // Dropping the store folds what the journal holds.
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert!(
+        store.shared.journal.is_empty(),
+        "the fold emptied the journal"
+    );
+    let loaded = store.load().expect("load");
+    assert_eq!(loaded.jobs.len(), jobs);
+    assert!(loaded.jobs.iter().all(|job| job.state == state));
+    for spec in [&ids[0], &ids[super::fold::GROUP_JOBS], &ids[jobs - 1]] {
+        let history = store.history(&spec.id, 10).expect("history");
+        assert_eq!(
+            history,
+            (0..6).rev().map(run).collect::<Vec<_>>(),
+            "{}",
+            spec.id
+        );
+    }
+}

@@ -376,17 +376,7 @@ fn journal_writes_never_make_sled_blob_files() {
         .fold_interval(Duration::from_secs(3600))
         .fold_after_ops(u64::MAX);
     let store = SledStore::open_with(dir.path(), options).expect("open");
-    let specs: Vec<JobSpec> = (0..2000)
-        .map(|i| {
-            JobSpec::builder(
-                format!("job-{i:05}"),
-                ScheduleSpec::every(Duration::from_secs(1)),
-                "h",
-            )
-            .build()
-            .expect("spec")
-        })
-        .collect();
+    let specs = every_second_specs(2000);
     store
         .apply(
             specs
@@ -502,6 +492,21 @@ fn the_fold_thread_empties_the_journal_by_itself() {
     );
 }
 
+/// `n` specs of jobs every second, `job-00000` on (in key order).
+fn every_second_specs(n: usize) -> Vec<JobSpec> {
+    (0..n)
+        .map(|i| {
+            JobSpec::builder(
+                format!("job-{i:05}"),
+                ScheduleSpec::every(Duration::from_secs(1)),
+                "h",
+            )
+            .build()
+            .expect("spec")
+        })
+        .collect()
+}
+
 /// A run whose every instant is `n` seconds after a fixed epoch.
 pub(crate) fn run(n: u64) -> RunRecord {
     let at = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64, 0).expect("time");
@@ -539,17 +544,7 @@ fn a_fold_of_many_groups_writes_every_job_and_empties_the_journal() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut state = JobState::default();
     state.counters.runs = 6;
-    let ids: Vec<_> = (0..jobs)
-        .map(|i| {
-            JobSpec::builder(
-                format!("job-{i:05}"),
-                ScheduleSpec::every(Duration::from_secs(1)),
-                "h",
-            )
-            .build()
-            .expect("spec")
-        })
-        .collect();
+    let ids = every_second_specs(jobs);
     {
         let store = SledStore::open(dir.path()).expect("open");
         let mut ops = Vec::new();

@@ -13,6 +13,7 @@
 //!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
 //!   soak      [--jobs N] [--seconds S] [--interval-s I] [--threads T] [--store DIR]
 //!             [--cache-mib M] [--trim 0|1] [--fold-ms F] [--concurrency K]
+//!             [--history-keep H]
 //!   next-fire [--iters N]
 //!   passivate --jobs N --seconds S [--settle-s W] [--spread-s P] [--lead-s L]
 //!             [--passivate-after-ms A] [--wake-lead-ms K] [--threads T] [--concurrency K]
@@ -995,8 +996,10 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "cache-mib",
         "trim",
         "fold-ms",
+        "history-keep",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
+    let history_keep = opts.num("history-keep", 100)? as usize;
     let jobs = opts.num("jobs", 10_000)? as usize;
     let seconds = opts.num("seconds", 600)?.max(1);
     let interval = opts.num("interval-s", 60)?.clamp(1, seconds);
@@ -1004,7 +1007,7 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let probe = Arc::new(Probe::new(jobs));
     let rt = runtime(&opts)?;
     let s = rt.block_on(async {
-        let mut b = probe_builder(&probe);
+        let mut b = probe_builder(&probe).configure(|c| c.history_keep = history_keep);
         if let Some(dir) = &dir {
             b = sled_builder_opts(b, dir, &opts)?;
         }

@@ -284,8 +284,9 @@ fn writes_after_a_quarantine_treat_the_job_as_absent() {
 fn a_newer_schema_version_is_refused_and_the_store_left_untouched() {
     let dir = store_with_abc();
     // What a newer build would have written: its marker and its meta value.
-    poke(dir.path(), "meta", b"schema_version", &v1(&3u32));
-    std::fs::write(dir.path().join("schema_version"), "3\n").expect("write marker");
+    let newer = SledStore::SCHEMA_VERSION + 1;
+    poke(dir.path(), "meta", b"schema_version", &v1(&newer));
+    std::fs::write(dir.path().join("schema_version"), format!("{newer}\n")).expect("write marker");
 
     let before = snapshot_dir(dir.path());
     let err = SledStore::open(dir.path()).expect_err("a newer store must be refused");
@@ -293,7 +294,7 @@ fn a_newer_schema_version_is_refused_and_the_store_left_untouched() {
         err,
         StoreError::NewerVersion {
             path: dir.path().display().to_string(),
-            found: 3,
+            found: newer,
             supported: SledStore::SCHEMA_VERSION,
         }
     );
@@ -338,13 +339,13 @@ fn the_schema_version_is_written_at_creation() {
     drop(open(&path));
     assert_eq!(
         std::fs::read_to_string(path.join("schema_version")).expect("marker"),
-        "2\n"
+        "3\n"
     );
     let db = raw(&path);
     let meta = db.open_tree("meta").expect("tree");
     assert_eq!(
         meta.get("schema_version").expect("read").as_deref(),
-        Some(&v1(&2u32)[..])
+        Some(&v1(&3u32)[..])
     );
 }
 

@@ -5,12 +5,16 @@
 //! version it does not know, so a record is never decoded with the wrong
 //! layout. Specs, quarantine records and meta values are JSON (version 1);
 //! job states and history chunks, written once per fold for every job that
-//! ran, are postcard (version 2; version-1 JSON records of stores written
-//! by earlier builds are still read); journal segments are postcard
-//! (version 1). See `docs/storage.md` for why.
+//! ran, are postcard (states version 2, chunks version 3; the earlier
+//! versions written by earlier builds are still read); journal segments are
+//! postcard (version 2; version 1 is still replayed). A run, in a chunk and
+//! in the journal, keeps its start and end as offsets (see [`encode_run`]).
+//! See `docs/storage.md` for why.
 
+use chrono::{DateTime, TimeDelta, Utc};
+use cronactor_actors::{Outcome, RunRecord, Trigger};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The kinds of record the store writes, each with its own version byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,8 +37,9 @@ impl RecordKind {
     /// The version this build writes, and the newest it reads.
     pub(crate) const fn current_version(self) -> u8 {
         match self {
-            Self::JobSpec | Self::Quarantine | Self::Meta | Self::Journal => 1,
-            Self::JobState | Self::Run => 2,
+            Self::JobSpec | Self::Quarantine | Self::Meta => 1,
+            Self::JobState | Self::Journal => 2,
+            Self::Run => 3,
         }
     }
 
@@ -198,10 +203,11 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<cronactor_actors::JobState, D
     }
 }
 
-/// Appends a history chunk's encoding (version 2: postcard of the number of
-/// entries the job keeps, then its runs, oldest first) to `buf`, from runs
-/// already postcard-encoded one by one: a postcard sequence is its length
-/// then its elements, so the chunk is their concatenation.
+/// Appends a history chunk's encoding (version 3: postcard of the number of
+/// entries the job keeps, then its runs, oldest first, each as
+/// [`encode_run`] writes it) to `buf`, from runs already encoded one by one:
+/// a postcard sequence is its length then its elements, so the chunk is
+/// their concatenation.
 pub(crate) fn encode_chunk_into<'a>(
     keep: u64,
     runs: impl ExactSizeIterator<Item = &'a [u8]>,
@@ -224,20 +230,142 @@ fn push_varint(mut v: u64, buf: &mut Vec<u8>) {
     buf.push(v as u8);
 }
 
-/// A run, postcard-encoded: an element of a history chunk.
+/// A run as this build stores it, in a history chunk (version 3) and in a
+/// journal segment (version 2): the slot as seconds and nanoseconds, the
+/// start as nanoseconds after the slot and the end as nanoseconds after the
+/// start, and the 64 random bits of its id as 8 bytes, not a varint of 9 or
+/// 10: a run that started a few milliseconds late and ran microseconds takes
+/// 25 bytes instead of the 37 of a whole `RunRecord`. A run whose instants
+/// the offsets cannot give back exactly (a start or end inside a leap
+/// second, instants centuries apart) is stored whole.
+#[derive(Serialize)]
+enum StoredRunRef<'a> {
+    Offsets {
+        run_id: [u8; 8],
+        scheduled: (i64, u32),
+        started_ns: i64,
+        ran_ns: i64,
+        attempt: u32,
+        trigger: Trigger,
+        outcome: &'a Outcome,
+    },
+    Whole(&'a RunRecord),
+}
+
+/// [`StoredRunRef`] as decoded: the same variants, in the same order.
+#[derive(Deserialize)]
+enum StoredRun {
+    Offsets {
+        run_id: [u8; 8],
+        scheduled: (i64, u32),
+        started_ns: i64,
+        ran_ns: i64,
+        attempt: u32,
+        trigger: Trigger,
+        outcome: Outcome,
+    },
+    Whole(RunRecord),
+}
+
+/// `t + ns`, or `None` past chrono's range.
+fn offset(t: DateTime<Utc>, ns: i64) -> Option<DateTime<Utc>> {
+    t.checked_add_signed(TimeDelta::nanoseconds(ns))
+}
+
+impl StoredRun {
+    /// The run; `None` for offsets past chrono's range (bad bytes).
+    fn into_record(self) -> Option<RunRecord> {
+        match self {
+            Self::Whole(run) => Some(run),
+            Self::Offsets {
+                run_id,
+                scheduled: (secs, nanos),
+                started_ns,
+                ran_ns,
+                attempt,
+                trigger,
+                outcome,
+            } => {
+                let scheduled = DateTime::from_timestamp(secs, nanos)?;
+                let started = offset(scheduled, started_ns)?;
+                Some(RunRecord {
+                    run_id: cronactor_actors::RunId(u64::from_le_bytes(run_id)),
+                    scheduled,
+                    started,
+                    finished: offset(started, ran_ns)?,
+                    attempt,
+                    trigger,
+                    outcome,
+                })
+            }
+        }
+    }
+}
+
+/// A run as a history chunk's element (see [`StoredRunRef`]).
 ///
 /// # Errors
 /// The encoder's error (none of a run's fields can cause one).
-pub(crate) fn encode_run(run: &cronactor_actors::RunRecord) -> Result<Vec<u8>, postcard::Error> {
-    postcard::to_allocvec(run)
+pub(crate) fn encode_run(run: &RunRecord) -> Result<Vec<u8>, postcard::Error> {
+    let offsets = (run.started - run.scheduled)
+        .num_nanoseconds()
+        .zip((run.finished - run.started).num_nanoseconds())
+        // Only if they give the same instants back.
+        .filter(|&(started_ns, ran_ns)| {
+            let started = offset(run.scheduled, started_ns);
+            started == Some(run.started)
+                && started.and_then(|s| offset(s, ran_ns)) == Some(run.finished)
+        });
+    let stored = match offsets {
+        Some((started_ns, ran_ns)) => StoredRunRef::Offsets {
+            run_id: run.run_id.0.to_le_bytes(),
+            scheduled: (
+                run.scheduled.timestamp(),
+                run.scheduled.timestamp_subsec_nanos(),
+            ),
+            started_ns,
+            ran_ns,
+            attempt: run.attempt,
+            trigger: run.trigger,
+            outcome: &run.outcome,
+        },
+        None => StoredRunRef::Whole(run),
+    };
+    postcard::to_allocvec(&stored)
 }
 
 /// Decodes a run encoded by [`encode_run`].
 ///
 /// # Errors
 /// [`DecodeError::Binary`]; never panics, whatever the bytes.
-pub(crate) fn decode_run(bytes: &[u8]) -> Result<cronactor_actors::RunRecord, DecodeError> {
-    binary(RecordKind::Run, RecordKind::Run.current_version(), bytes)
+pub(crate) fn decode_run(bytes: &[u8]) -> Result<RunRecord, DecodeError> {
+    let kind = RecordKind::Run;
+    binary::<StoredRun>(kind, 3, bytes).and_then(|run| stored_run(kind, 3, run))
+}
+
+/// The run of a decoded [`StoredRun`], or the error of one whose offsets
+/// leave chrono's range.
+fn stored_run(kind: RecordKind, version: u8, run: StoredRun) -> Result<RunRecord, DecodeError> {
+    run.into_record().ok_or_else(|| DecodeError::Binary {
+        kind: kind.name(),
+        version,
+        source: postcard::Error::SerdeDeCustom,
+    })
+}
+
+/// Re-encodes a run of a version-1 journal segment (a whole `RunRecord`, as
+/// schema version 2 wrote it) as [`encode_run`] does.
+///
+/// # Errors
+/// [`DecodeError::Binary`] if the bytes are not a run; never panics.
+pub(crate) fn reencode_journal_v1_run(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let kind = RecordKind::Journal;
+    let run: RunRecord = binary(kind, 1, bytes)?;
+    encode_run(&run).map_err(|source| DecodeError::Binary {
+        kind: kind.name(),
+        version: 1,
+        source,
+    })
 }
 
 /// A decoded history value.
@@ -247,11 +375,11 @@ pub(crate) struct Chunk {
     /// version-1 value, which does not say).
     pub(crate) keep: Option<u64>,
     /// Its runs, oldest first.
-    pub(crate) runs: Vec<cronactor_actors::RunRecord>,
+    pub(crate) runs: Vec<RunRecord>,
 }
 
-/// Decodes a history value: version 1 (one run, JSON) or 2 (a chunk of runs,
-/// postcard).
+/// Decodes a history value: version 1 (one run, JSON), 2 (a chunk of whole
+/// runs, postcard) or 3 (a chunk of runs as [`encode_run`] writes them).
 ///
 /// # Errors
 /// [`DecodeError`]; never panics, whatever the bytes.
@@ -262,10 +390,21 @@ pub(crate) fn decode_chunk(bytes: &[u8]) -> Result<Chunk, DecodeError> {
             keep: None,
             runs: vec![run],
         }),
-        (version, body) => binary(kind, version, body).map(|(keep, runs)| Chunk {
+        (2, body) => binary(kind, 2, body).map(|(keep, runs)| Chunk {
             keep: Some(keep),
             runs,
         }),
+        (version, body) => {
+            let (keep, stored): (u64, Vec<StoredRun>) = binary(kind, version, body)?;
+            let runs = stored
+                .into_iter()
+                .map(|run| stored_run(kind, version, run))
+                .collect::<Result<_, _>>()?;
+            Ok(Chunk {
+                keep: Some(keep),
+                runs,
+            })
+        }
     }
 }
 

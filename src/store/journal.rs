@@ -18,6 +18,7 @@
 //!
 //! [`SnapshotStore::apply`]: cronactor_actors::SnapshotStore::apply
 
+use super::codec;
 use cronactor_actors::JobId;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
@@ -54,7 +55,8 @@ pub(crate) enum JournalOp {
         seq: u64,
         /// How many entries the job keeps.
         keep: u64,
-        /// The run, postcard-encoded (an element of a history chunk).
+        /// The run, as `codec::encode_run` writes it (an element of a
+        /// history chunk; a whole `RunRecord` in a version-1 segment).
         record: Vec<u8>,
     },
 }
@@ -138,6 +140,31 @@ pub(crate) fn encode_op(op: &JournalOp, buf: &mut Vec<u8>) -> Result<(), postcar
     Ok(())
 }
 
+/// The ops of a version-1 segment (written by schema version 2, whose runs
+/// were whole `RunRecord`s) with their runs re-encoded as this build writes
+/// them, so that a fold can join them to newer ones in a chunk.
+///
+/// # Errors
+/// A run that does not decode.
+pub(crate) fn reencode_v1_runs(ops: Vec<JournalOp>) -> Result<Vec<JournalOp>, codec::DecodeError> {
+    ops.into_iter()
+        .map(|op| match op {
+            JournalOp::History {
+                id,
+                seq,
+                keep,
+                record,
+            } => Ok(JournalOp::History {
+                id,
+                seq,
+                keep,
+                record: codec::reencode_journal_v1_run(&record)?,
+            }),
+            op => Ok(op),
+        })
+        .collect()
+}
+
 /// Decodes a segment body (after its version byte) into its ops.
 ///
 /// # Errors
@@ -163,7 +190,7 @@ mod tests {
     }
 
     fn run(n: u64) -> Vec<u8> {
-        postcard::to_allocvec(&crate::store::tests::run(n)).expect("encode")
+        codec::encode_run(&crate::store::tests::run(n)).expect("encode")
     }
 
     fn state(s: &JobState) -> Vec<u8> {

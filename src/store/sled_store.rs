@@ -394,9 +394,14 @@ impl Shared {
             }
             let decoded = codec::split_version(RecordKind::Journal, &value)
                 .map_err(|e| e.to_string())
-                .and_then(|(_, body)| {
-                    journal::decode_ops(body)
-                        .map_err(|e| format!("the journal segment does not decode: {e}"))
+                .and_then(|(version, body)| {
+                    let ops = journal::decode_ops(body)
+                        .map_err(|e| format!("the journal segment does not decode: {e}"))?;
+                    match version {
+                        1 => journal::reencode_v1_runs(ops)
+                            .map_err(|e| format!("a run of the journal segment: {e}")),
+                        _ => Ok(ops),
+                    }
                 });
             match decoded {
                 Ok(ops) => ops.into_iter().for_each(|op| net.record(op)),
@@ -638,9 +643,11 @@ impl Drop for SledStore {
 
 impl SledStore {
     /// The store schema version this build writes, and the newest it opens.
-    /// Version 2 added the journal, history chunks and binary states; a
-    /// version-1 store is read and upgraded in place.
-    pub const SCHEMA_VERSION: u32 = 2;
+    /// Version 2 added the journal, history chunks and binary states;
+    /// version 3 stores a run's start and end as offsets (smaller history
+    /// chunks and journal segments). A store of an earlier version is read
+    /// and upgraded in place.
+    pub const SCHEMA_VERSION: u32 = 3;
 
     /// Opens the store in directory `path`, creating the directory and the
     /// store if they do not exist, with the default [`SledStoreOptions`].

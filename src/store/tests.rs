@@ -153,6 +153,131 @@ fn a_history_value_of_the_first_schema_reads_as_a_chunk_of_one() {
     assert_eq!(new.runs, [runs[0].clone(), runs[0].clone()]);
 }
 
+/// A run that started 12.3 ms after its slot and ran 41 µs, as most do.
+fn plain_run(n: u64) -> RunRecord {
+    let at = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64, 0).expect("time");
+    let started = at + chrono::TimeDelta::microseconds(12_345);
+    RunRecord {
+        run_id: cronactor_actors::RunId(0x9e37_79b9_7f4a_7c15 ^ n),
+        scheduled: at,
+        started,
+        finished: started + chrono::TimeDelta::microseconds(41),
+        attempt: 1,
+        trigger: cronactor_actors::Trigger::Schedule,
+        outcome: cronactor_actors::Outcome::Succeeded,
+    }
+}
+
+/// A version-3 chunk keeps a run's start and end as offsets: a plain run
+/// takes 25 bytes (postcard of the whole record: 37), and every run reads
+/// back exactly, those the offsets cannot give back included.
+#[test]
+fn a_run_is_stored_with_offsets_and_reads_back_exactly() {
+    use chrono::{DateTime, TimeDelta};
+    let plain = plain_run(1);
+    let bytes = codec::encode_run(&plain).expect("encode");
+    let whole = postcard::to_allocvec(&plain).expect("encode");
+    assert_eq!((bytes.len(), whole.len()), (25, 37));
+    assert_eq!(codec::decode_run(&bytes).expect("decode"), plain);
+
+    let at = |secs: i64, nanos: u32| DateTime::from_timestamp(secs, nanos).expect("instant");
+    let mut odd = vec![
+        // A failure, with its text.
+        run(2),
+        // Started before its slot (a clock stepped back), ended before it
+        // started (another step).
+        RunRecord {
+            started: plain.scheduled - TimeDelta::milliseconds(3),
+            finished: plain.scheduled - TimeDelta::milliseconds(5),
+            ..plain.clone()
+        },
+        // Started inside a leap second (1_700_000_039 is hh:mm:59).
+        RunRecord {
+            scheduled: at(1_700_000_039, 0),
+            started: at(1_700_000_039, 1_200_000_000),
+            finished: at(1_700_000_040, 5),
+            ..plain.clone()
+        },
+        // Instants far more than 292 years apart.
+        RunRecord {
+            scheduled: at(0, 0),
+            started: at(20_000_000_000, 0),
+            finished: at(20_000_000_001, 0),
+            ..plain.clone()
+        },
+    ];
+    odd.push(RunRecord {
+        run_id: cronactor_actors::RunId(u64::MAX),
+        attempt: u32::MAX,
+        trigger: cronactor_actors::Trigger::Retry,
+        outcome: cronactor_actors::Outcome::Coalesced {
+            slots: 7,
+            through: plain.scheduled,
+        },
+        ..plain.clone()
+    });
+    for run in &odd {
+        let bytes = codec::encode_run(run).expect("encode");
+        assert_eq!(&codec::decode_run(&bytes).expect("decode"), run);
+    }
+    // And in a chunk.
+    let encoded: Vec<Vec<u8>> = odd
+        .iter()
+        .map(|r| codec::encode_run(r).expect("encode"))
+        .collect();
+    let mut chunk = Vec::new();
+    codec::encode_chunk_into(100, encoded.iter().map(|r| &r[..]), &mut chunk);
+    assert_eq!(chunk[0], 3);
+    let back = codec::decode_chunk(&chunk).expect("decode");
+    assert_eq!((back.keep, back.runs), (Some(100), odd));
+}
+
+/// Chunks written by schema version 2 (whole `RunRecord`s, version byte 2)
+/// still read.
+#[test]
+fn a_version_2_chunk_still_decodes() {
+    let runs = vec![plain_run(1), run(2)];
+    let mut bytes = vec![2];
+    bytes.extend(postcard::to_allocvec(&(5u64, &runs)).expect("encode"));
+    let chunk = codec::decode_chunk(&bytes).expect("decode");
+    assert_eq!((chunk.keep, chunk.runs), (Some(5), runs));
+}
+
+/// A version-3 run whose instants leave chrono's range is an error, not a
+/// panic.
+#[test]
+fn a_run_with_instants_out_of_range_is_an_error() {
+    use cronactor_actors::{Outcome, Trigger};
+    // The layout of a run with offsets: variant 0, id, slot, start offset,
+    // run time, attempt, trigger, outcome.
+    let stored = |secs: i64, started_ns: i64| {
+        postcard::to_allocvec(&(
+            0u32,
+            [7u8; 8],
+            (secs, 0u32),
+            started_ns,
+            0i64,
+            1u32,
+            Trigger::Schedule,
+            Outcome::Succeeded,
+        ))
+        .expect("encode")
+    };
+    let fine = stored(1_700_000_000, 5);
+    assert_eq!(
+        codec::decode_run(&fine).expect("decode").started,
+        chrono::DateTime::from_timestamp(1_700_000_000, 5).expect("instant")
+    );
+    let last = chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp();
+    for bad in [stored(i64::MAX, 0), stored(last, i64::MAX)] {
+        let err = codec::decode_run(&bad).expect_err("out of range");
+        assert!(
+            matches!(err, DecodeError::Binary { version: 3, .. }),
+            "{err:?}"
+        );
+    }
+}
+
 #[test]
 fn history_keys_sort_by_sequence_and_stay_within_their_job() {
     let key = |id: &str, seq: u64| {
@@ -203,6 +328,30 @@ proptest! {
         let _ = codec::decode::<JobState>(RecordKind::JobState, &bytes);
         let _ = codec::decode::<JobSpec>(RecordKind::JobSpec, &bytes);
         let _ = codec::decode::<RunRecord>(RecordKind::Run, &bytes);
+        let _ = codec::decode_run(&bytes);
+        let _ = codec::decode_chunk(&bytes);
+    }
+
+    /// Any run with instants chrono holds reads back exactly.
+    #[test]
+    fn any_run_reads_back_exactly(
+        slot in -10_000_000_000i64..10_000_000_000,
+        slot_ns in 0u32..1_000_000_000,
+        start in -4_000_000_000_000_000_000i64..4_000_000_000_000_000_000,
+        ran in -4_000_000_000_000_000_000i64..4_000_000_000_000_000_000,
+        id in any::<u64>(),
+    ) {
+        let scheduled = chrono::DateTime::from_timestamp(slot, slot_ns).expect("instant");
+        let started = scheduled + chrono::TimeDelta::nanoseconds(start);
+        let record = RunRecord {
+            run_id: cronactor_actors::RunId(id),
+            started,
+            finished: started + chrono::TimeDelta::nanoseconds(ran),
+            scheduled,
+            ..plain_run(0)
+        };
+        let bytes = codec::encode_run(&record).expect("encode");
+        prop_assert_eq!(codec::decode_run(&bytes).expect("decode"), record);
     }
 
     /// And bytes that are a version byte plus arbitrary JSON-ish text too.
@@ -585,4 +734,76 @@ fn a_fold_of_many_groups_writes_every_job_and_empties_the_journal() {
             spec.id
         );
     }
+}
+
+/// A store of schema version 2 (whole runs in its history chunks and in the
+/// journal segment a crash left) opens under this build: the segment's run
+/// is re-encoded and folded beside the old chunk, every run reads back, and
+/// the store is marked version 3.
+#[test]
+fn a_store_of_schema_version_2_opens_and_reads_its_history() {
+    use super::journal::{encode_op, JournalOp};
+    use super::SledStore;
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = every_second_specs(1).remove(0);
+    let id = spec.id.clone();
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store
+            .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
+                spec,
+                state: JobState::default(),
+            }))])
+            .expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        store.fold().expect("fold");
+        // What schema version 2 wrote: a chunk of whole runs (version 2)...
+        let mut chunk = vec![2];
+        chunk.extend(postcard::to_allocvec(&(5u64, vec![plain_run(0), run(1)])).expect("encode"));
+        let mut key = Vec::new();
+        codec::chunk_key_into(id.as_str(), 0, 2, &mut key);
+        store.shared.history.insert(key, chunk).expect("insert");
+        // ... a journal segment (version 1) with a whole run...
+        let mut segment = vec![1];
+        let op = JournalOp::History {
+            id: id.clone(),
+            seq: 2,
+            keep: 5,
+            record: postcard::to_allocvec(&plain_run(2)).expect("encode"),
+        };
+        encode_op(&op, &mut segment).expect("encode");
+        store
+            .shared
+            .journal
+            .insert(1000u64.to_be_bytes(), segment)
+            .expect("insert");
+        // ... and its version.
+        let meta = store.shared.db.open_tree("meta").expect("meta");
+        meta.insert(
+            "schema_version",
+            codec::encode(RecordKind::Meta, &2u32).expect("encode"),
+        )
+        .expect("insert");
+        store.shared.db.flush().expect("flush");
+        std::fs::write(dir.path().join("schema_version"), "2\n").expect("marker");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("schema_version")).expect("marker"),
+        "3\n"
+    );
+    assert!(store.shared.journal.is_empty(), "replayed and folded");
+    assert_eq!(
+        store.history(&id, 10).expect("history"),
+        [plain_run(2), run(1), plain_run(0)]
+    );
+    let versions: Vec<u8> = store
+        .shared
+        .history
+        .iter()
+        .map(|item| item.expect("read").1[0])
+        .collect();
+    assert_eq!(versions, [2, 3], "the old chunk, then the replayed run's");
 }

@@ -238,8 +238,11 @@ fn push_varint(mut v: u64, buf: &mut Vec<u8>) {
 /// 25 bytes instead of the 37 of a whole `RunRecord`. A run whose instants
 /// the offsets cannot give back exactly (a start or end inside a leap
 /// second, instants centuries apart) is stored whole.
-#[derive(Serialize)]
-enum StoredRunRef<'a> {
+///
+/// Encoded from references (`O = &Outcome`, `R = &RunRecord`) and decoded
+/// into owned values ([`StoredRun`]): one type, so one layout.
+#[derive(Serialize, Deserialize)]
+enum Stored<O, R> {
     Offsets {
         run_id: [u8; 8],
         scheduled: (i64, u32),
@@ -247,25 +250,13 @@ enum StoredRunRef<'a> {
         ran_ns: i64,
         attempt: u32,
         trigger: Trigger,
-        outcome: &'a Outcome,
+        outcome: O,
     },
-    Whole(&'a RunRecord),
+    Whole(R),
 }
 
-/// [`StoredRunRef`] as decoded: the same variants, in the same order.
-#[derive(Deserialize)]
-enum StoredRun {
-    Offsets {
-        run_id: [u8; 8],
-        scheduled: (i64, u32),
-        started_ns: i64,
-        ran_ns: i64,
-        attempt: u32,
-        trigger: Trigger,
-        outcome: Outcome,
-    },
-    Whole(RunRecord),
-}
+/// A stored run as decoded.
+type StoredRun = Stored<Outcome, RunRecord>;
 
 /// `t + ns`, or `None` past chrono's range.
 fn offset(t: DateTime<Utc>, ns: i64) -> Option<DateTime<Utc>> {
@@ -273,7 +264,7 @@ fn offset(t: DateTime<Utc>, ns: i64) -> Option<DateTime<Utc>> {
 }
 
 impl StoredRun {
-    /// The run; `None` for offsets past chrono's range (bad bytes).
+    /// The run; `None` for instants past chrono's range (bad bytes).
     fn into_record(self) -> Option<RunRecord> {
         match self {
             Self::Whole(run) => Some(run),
@@ -302,7 +293,7 @@ impl StoredRun {
     }
 }
 
-/// A run as a history chunk's element (see [`StoredRunRef`]).
+/// A run as a history chunk's element (see [`Stored`]).
 ///
 /// # Errors
 /// The encoder's error (none of a run's fields can cause one).
@@ -317,7 +308,7 @@ pub(crate) fn encode_run(run: &RunRecord) -> Result<Vec<u8>, postcard::Error> {
                 && started.and_then(|s| offset(s, ran_ns)) == Some(run.finished)
         });
     let stored = match offsets {
-        Some((started_ns, ran_ns)) => StoredRunRef::Offsets {
+        Some((started_ns, ran_ns)) => Stored::Offsets {
             run_id: run.run_id.0.to_le_bytes(),
             scheduled: (
                 run.scheduled.timestamp(),
@@ -329,7 +320,7 @@ pub(crate) fn encode_run(run: &RunRecord) -> Result<Vec<u8>, postcard::Error> {
             trigger: run.trigger,
             outcome: &run.outcome,
         },
-        None => StoredRunRef::Whole(run),
+        None => Stored::Whole(run),
     };
     postcard::to_allocvec(&stored)
 }

@@ -681,6 +681,13 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             "trim",
             dir.as_ref().map(|_| opts.num("trim", 1)).transpose()?,
         )
+        .opt_int(
+            "fold_ms",
+            dir.as_ref()
+                .map(|_| opts.num("fold-ms", 10_000))
+                .transpose()?,
+        )
+        .int("history_keep", history_keep as u64)
         .int("jobs", jobs as u64)
         .int("concurrency", concurrency as u64)
         .int("seconds", seconds)
@@ -1060,6 +1067,13 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             "trim",
             dir.as_ref().map(|_| opts.num("trim", 1)).transpose()?,
         )
+        .opt_int(
+            "fold_ms",
+            dir.as_ref()
+                .map(|_| opts.num("fold-ms", 10_000))
+                .transpose()?,
+        )
+        .int("history_keep", history_keep as u64)
         .int("jobs", jobs as u64)
         .int("seconds", seconds)
         .int("interval_s", interval)

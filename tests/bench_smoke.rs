@@ -87,6 +87,9 @@ fn fire_with_the_sled_store() {
     ]);
     has(&lines[0], "fire", FIRE_FIELDS);
     assert_eq!(lines[0]["store"], "sled");
+    // The store's settings that change the figures are reported.
+    assert_eq!(lines[0]["fold_ms"], 10_000);
+    assert_eq!(lines[0]["history_keep"], 100);
 }
 
 #[test]
@@ -152,6 +155,8 @@ fn soak_prints_one_line_per_interval_and_a_summary() {
         "2",
         "--interval-s",
         "1",
+        "--history-keep",
+        "10",
     ]);
     assert_eq!(lines.len(), 3, "{lines:?}");
     has(&lines[0], "soak-interval", &["rss_mib", "cpu_s", "fires"]);
@@ -164,6 +169,7 @@ fn soak_prints_one_line_per_interval_and_a_summary() {
             "cpu_per_s_last_interval",
         ],
     );
+    assert_eq!(lines[2]["history_keep"], 10);
 }
 
 #[test]

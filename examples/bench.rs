@@ -488,17 +488,26 @@ fn sled_builder(
     Ok(builder.store_path(dir))
 }
 
-/// `SledStoreOptions`' default page cache, in MiB (reported in the JSON line
-/// when `--cache-mib` is not given).
-const DEFAULT_CACHE_MIB: u64 = 256;
+/// The store's default page cache, in MiB (reported in the JSON line when
+/// `--cache-mib` is not given).
+const DEFAULT_CACHE_MIB: u64 =
+    cronactor::store::SledStoreOptions::DEFAULT_CACHE_CAPACITY / (1024 * 1024);
 
-/// sled's page cache limit in MiB, for the JSON line: `--cache-mib` or the
-/// store's default; none in memory.
-fn cache_mib(opts: &Opts, dir: &Option<PathBuf>) -> Result<Option<u64>, String> {
-    Ok(match dir {
-        Some(_) => Some(opts.num("cache-mib", DEFAULT_CACHE_MIB)?),
-        None => None,
-    })
+/// The store's default fold interval, in milliseconds (reported when
+/// `--fold-ms` is not given).
+const DEFAULT_FOLD_MS: u64 =
+    cronactor::store::SledStoreOptions::DEFAULT_FOLD_INTERVAL.as_millis() as u64;
+
+/// The sled store's settings, for the JSON line: sled's page cache in MiB,
+/// the trim after each fold, and the fold interval (the options or the
+/// store's defaults); null in memory.
+fn store_settings(j: &mut Json, opts: &Opts, dir: &Option<PathBuf>) -> Result<(), String> {
+    let setting =
+        |name: &str, default: u64| dir.as_ref().map(|_| opts.num(name, default)).transpose();
+    j.opt_int("cache_mib", setting("cache-mib", DEFAULT_CACHE_MIB)?)
+        .opt_int("trim", setting("trim", 1)?)
+        .opt_int("fold_ms", setting("fold-ms", DEFAULT_FOLD_MS)?);
+    Ok(())
 }
 
 /// As [`sled_builder`] (emptying `dir`), with sled's page cache limited to
@@ -522,7 +531,8 @@ fn sled_builder_opts(
         options = options.cache_capacity(opts.num("cache-mib", DEFAULT_CACHE_MIB)? * 1024 * 1024);
     }
     if opts.values.contains_key("fold-ms") {
-        options = options.fold_interval(Duration::from_millis(opts.num("fold-ms", 10_000)?));
+        options =
+            options.fold_interval(Duration::from_millis(opts.num("fold-ms", DEFAULT_FOLD_MS)?));
     }
     let store = cronactor::store::SledStore::open_with(dir, options).map_err(|e| e.to_string())?;
     Ok(builder.store(Arc::new(store)))
@@ -675,19 +685,9 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let mut j = Json::default();
     j.str("workload", "fire")
         .str("system", "cronactor")
-        .str("store", store_name(&dir))
-        .opt_int("cache_mib", cache_mib(&opts, &dir)?)
-        .opt_int(
-            "trim",
-            dir.as_ref().map(|_| opts.num("trim", 1)).transpose()?,
-        )
-        .opt_int(
-            "fold_ms",
-            dir.as_ref()
-                .map(|_| opts.num("fold-ms", 10_000))
-                .transpose()?,
-        )
-        .int("history_keep", history_keep as u64)
+        .str("store", store_name(&dir));
+    store_settings(&mut j, &opts, &dir)?;
+    j.int("history_keep", history_keep as u64)
         .int("jobs", jobs as u64)
         .int("concurrency", concurrency as u64)
         .int("seconds", seconds)
@@ -1061,19 +1061,9 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let mut j = Json::default();
     j.str("workload", "soak")
         .str("system", "cronactor")
-        .str("store", store_name(&dir))
-        .opt_int("cache_mib", cache_mib(&opts, &dir)?)
-        .opt_int(
-            "trim",
-            dir.as_ref().map(|_| opts.num("trim", 1)).transpose()?,
-        )
-        .opt_int(
-            "fold_ms",
-            dir.as_ref()
-                .map(|_| opts.num("fold-ms", 10_000))
-                .transpose()?,
-        )
-        .int("history_keep", history_keep as u64)
+        .str("store", store_name(&dir));
+    store_settings(&mut j, &opts, &dir)?;
+    j.int("history_keep", history_keep as u64)
         .int("jobs", jobs as u64)
         .int("seconds", seconds)
         .int("interval_s", interval)

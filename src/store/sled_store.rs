@@ -77,9 +77,9 @@ pub struct SledStoreOptions {
 impl Default for SledStoreOptions {
     fn default() -> Self {
         Self {
-            cache_capacity: 256 * 1024 * 1024,
+            cache_capacity: Self::DEFAULT_CACHE_CAPACITY,
             sync_on_flush: true,
-            fold_interval: Duration::from_secs(10),
+            fold_interval: Self::DEFAULT_FOLD_INTERVAL,
             fold_after_ops: 4_000_000,
             trim_after_fold: true,
         }
@@ -87,6 +87,12 @@ impl Default for SledStoreOptions {
 }
 
 impl SledStoreOptions {
+    /// The default of [`cache_capacity`](Self::cache_capacity): 256 MiB.
+    pub const DEFAULT_CACHE_CAPACITY: u64 = 256 * 1024 * 1024;
+
+    /// The default of [`fold_interval`](Self::fold_interval): 10 s.
+    pub const DEFAULT_FOLD_INTERVAL: Duration = Duration::from_secs(10);
+
     /// The most memory, in bytes, sled's page cache may use (default 256 MiB).
     pub fn cache_capacity(mut self, bytes: u64) -> Self {
         self.cache_capacity = bytes;

@@ -53,9 +53,8 @@ mod tests {
             let blocks: Vec<Vec<u8>> = (0..20_000).map(|i| vec![i as u8; 512]).collect();
             let keep = std::hint::black_box(vec![1u8; 512]);
             drop(blocks);
-            let (took, released) = release_free_memory();
+            let (_, released) = release_free_memory();
             drop(keep);
-            assert!(took < Duration::from_secs(5), "took {took:?}");
             if released || !gnu {
                 assert_eq!(released, gnu);
                 return;

@@ -370,7 +370,7 @@ proptest! {
 #[test]
 fn replaying_segments_that_were_already_folded_changes_nothing() {
     use super::SledStore;
-    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+    use cronactor_actors::SnapshotStore;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = cronactor_actors::JobSpec::builder(
@@ -384,17 +384,7 @@ fn replaying_segments_that_were_already_folded_changes_nothing() {
     state.counters.runs = 9;
     let segments: Vec<(sled::IVec, sled::IVec)> = {
         let store = SledStore::open(dir.path()).expect("open");
-        let mut ops = vec![StoreOp::PutJob(Box::new(JobRecord {
-            spec: spec.clone(),
-            state: JobState::default(),
-        }))];
-        ops.extend((0..4).map(|n| StoreOp::AppendHistory {
-            id: spec.id.clone(),
-            record: Box::new(run(n)),
-            keep: 3,
-        }));
-        ops.push(StoreOp::PutState(spec.id.clone(), Box::new(state.clone())));
-        store.apply(ops).expect("apply");
+        store.apply(job_ops(&spec, 4, 3, &state)).expect("apply");
         futures::executor::block_on(store.flush()).expect("flush");
         let segments = journal_values(&store);
         assert_eq!(segments.len(), 1);
@@ -641,6 +631,28 @@ fn the_fold_thread_empties_the_journal_by_itself() {
     );
 }
 
+/// The ops of a job's life: its spec (with a default state), `runs` runs
+/// (`run(0)` on) kept `keep` at most, then `state`.
+fn job_ops(
+    spec: &JobSpec,
+    runs: u64,
+    keep: usize,
+    state: &JobState,
+) -> Vec<cronactor_actors::StoreOp> {
+    use cronactor_actors::{JobRecord, StoreOp};
+    let mut ops = vec![StoreOp::PutJob(Box::new(JobRecord {
+        spec: spec.clone(),
+        state: JobState::default(),
+    }))];
+    ops.extend((0..runs).map(|n| StoreOp::AppendHistory {
+        id: spec.id.clone(),
+        record: Box::new(run(n)),
+        keep,
+    }));
+    ops.push(StoreOp::PutState(spec.id.clone(), Box::new(state.clone())));
+    ops
+}
+
 /// `n` specs of jobs every second, `job-00000` on (in key order).
 fn every_second_specs(n: usize) -> Vec<JobSpec> {
     (0..n)
@@ -687,7 +699,7 @@ fn journal_values(store: &super::SledStore) -> Vec<(sled::IVec, sled::IVec)> {
 #[test]
 fn a_fold_of_many_groups_writes_every_job_and_empties_the_journal() {
     use super::SledStore;
-    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+    use cronactor_actors::SnapshotStore;
 
     let jobs = 5 * super::fold::GROUP_JOBS + 100;
     let dir = tempfile::tempdir().expect("temp dir");
@@ -696,22 +708,8 @@ fn a_fold_of_many_groups_writes_every_job_and_empties_the_journal() {
     let ids = every_second_specs(jobs);
     {
         let store = SledStore::open(dir.path()).expect("open");
-        let mut ops = Vec::new();
-        for spec in &ids {
-            ops.push(StoreOp::PutJob(Box::new(JobRecord {
-                spec: spec.clone(),
-                state: JobState::default(),
-            })));
-            for n in 0..6 {
-                ops.push(StoreOp::AppendHistory {
-                    id: spec.id.clone(),
-                    record: Box::new(run(n)),
-                    keep: 100,
-                });
-            }
-            ops.push(StoreOp::PutState(spec.id.clone(), Box::new(state.clone())));
-        }
-        store.apply(ops).expect("apply");
+        let ops = ids.iter().flat_map(|spec| job_ops(spec, 6, 100, &state));
+        store.apply(ops.collect()).expect("apply");
         futures::executor::block_on(store.flush()).expect("flush");
         let segments = journal_values(&store).len();
         assert!(segments > super::fold::GROUP_JOBS, "{segments} segments");

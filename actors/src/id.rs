@@ -1,6 +1,6 @@
 //! Identifiers: [`JobId`] names a job, [`RunId`] names one run of it.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::sync::Arc;
 
@@ -16,8 +16,7 @@ pub const MAX_JOB_ID_LEN: usize = 200;
 /// assert_eq!(id.as_str(), "nightly-report");
 /// assert!(JobId::new("").is_err());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId(Arc<str>);
 
 /// Why a string is not a valid [`JobId`].
@@ -38,19 +37,21 @@ impl JobId {
     /// [`InvalidJobId`] naming the id and the rule it breaks.
     pub fn new(id: impl Into<String>) -> Result<Self, InvalidJobId> {
         let id = id.into();
-        let reason = if id.is_empty() {
-            Some("it is empty")
-        } else if id.len() > MAX_JOB_ID_LEN {
-            Some("it is longer than 200 bytes")
-        } else if id.chars().any(char::is_control) {
-            Some("it contains a control character")
-        } else {
-            None
-        };
-        match reason {
+        match rule_broken(&id) {
             Some(reason) => Err(InvalidJobId { id, reason }),
             // Shared: the supervisor, the registry and the timer service
             // each keep the id of every job (one allocation for all copies).
+            None => Ok(Self(Arc::from(id))),
+        }
+    }
+
+    /// [`JobId::new`] from a borrowed id: one allocation, the shared one.
+    fn from_str_checked(id: &str) -> Result<Self, InvalidJobId> {
+        match rule_broken(id) {
+            Some(reason) => Err(InvalidJobId {
+                id: id.to_owned(),
+                reason,
+            }),
             None => Ok(Self(Arc::from(id))),
         }
     }
@@ -71,7 +72,49 @@ impl TryFrom<String> for JobId {
 impl TryFrom<&str> for JobId {
     type Error = InvalidJobId;
     fn try_from(value: &str) -> Result<Self, Self::Error> {
-        Self::new(value)
+        Self::from_str_checked(value)
+    }
+}
+
+/// The rule of [`JobId::new`] that `id` breaks, if any.
+fn rule_broken(id: &str) -> Option<&'static str> {
+    if id.is_empty() {
+        Some("it is empty")
+    } else if id.len() > MAX_JOB_ID_LEN {
+        Some("it is longer than 200 bytes")
+    } else if id.chars().any(char::is_control) {
+        Some("it contains a control character")
+    } else {
+        None
+    }
+}
+
+/// Written as a plain string, straight from the shared id (every store
+/// write names its job: no copy into a `String` first).
+impl Serialize for JobId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// Read from a string and checked as [`JobId::new`] checks it; a borrowed
+/// string (the store's binary records) costs one allocation, the id's own.
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = JobId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a job id (a string)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<JobId, E> {
+                JobId::from_str_checked(v).map_err(E::custom)
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<JobId, E> {
+                JobId::new(v).map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 
@@ -115,5 +158,49 @@ impl std::str::FromStr for RunId {
     type Err = std::num::ParseIntError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         u64::from_str_radix(s, 16).map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_id_is_written_as_a_plain_string_and_read_back() {
+        let id = JobId::new("nightly-report").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"nightly-report\"");
+        let bytes = postcard::to_allocvec(&id).unwrap();
+        // The same bytes as the string itself: stores written before keep
+        // reading.
+        assert_eq!(bytes, postcard::to_allocvec("nightly-report").unwrap());
+        assert_eq!(postcard::from_bytes::<JobId>(&bytes).unwrap(), id);
+        assert_eq!(
+            serde_json::from_str::<JobId>("\"nightly-report\"").unwrap(),
+            id
+        );
+        // An owned string (a reader that cannot borrow) reads the same.
+        let value = serde_json::Value::String("nightly-report".into());
+        assert_eq!(serde_json::from_value::<JobId>(value).unwrap(), id);
+    }
+
+    #[test]
+    fn an_invalid_job_id_is_refused_when_read() {
+        for (text, rule) in [
+            ("\"\"", "it is empty"),
+            ("\"a\\u0007b\"", "it contains a control character"),
+        ] {
+            let err = serde_json::from_str::<JobId>(text).unwrap_err();
+            assert!(err.to_string().contains(rule), "{err}");
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let err = serde_json::from_value::<JobId>(value).unwrap_err();
+            assert!(err.to_string().contains(rule), "{err}");
+        }
+        let long = "x".repeat(MAX_JOB_ID_LEN + 1);
+        let bytes = postcard::to_allocvec(long.as_str()).unwrap();
+        assert!(postcard::from_bytes::<JobId>(&bytes).is_err());
+        let err = JobId::try_from(long.as_str()).unwrap_err();
+        assert_eq!(err.reason, "it is longer than 200 bytes");
+        assert_eq!(err.id, long);
+        assert!(serde_json::from_str::<JobId>("42").is_err());
     }
 }

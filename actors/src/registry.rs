@@ -985,19 +985,22 @@ impl RegistryState {
     /// outbox from now on), history entries, acknowledgements, a new spec.
     fn take_outbox(&mut self, outbox: Arc<Outbox>, acks: &mut Vec<Ack>) {
         let mut records = std::mem::take(&mut self.records);
-        let (taken, spec, posts) = {
+        // The acknowledgements join `acks` (the slot keeps its vector's
+        // room for the job's next post).
+        let first_ack = acks.len();
+        let (spec, posts) = {
             let mut slot = outbox.lock();
             slot.queued = false;
             slot.adopted = true;
             std::mem::swap(&mut slot.records, &mut records);
-            let taken = std::mem::take(&mut slot.acks);
-            (taken, slot.spec.take(), std::mem::take(&mut slot.posts))
+            acks.append(&mut slot.acks);
+            (slot.spec.take(), std::mem::take(&mut slot.posts))
         };
         let id = &outbox.id;
         let private = self.private_store();
         let Some(entry) = self.entries.get_mut(id) else {
             // The job was removed; a late update must not resurrect it.
-            for ack in taken {
+            for ack in acks.drain(first_ack..) {
                 answer(ack, Err(Error::UnknownJob(id.clone())));
             }
             records.clear();
@@ -1045,7 +1048,6 @@ impl RegistryState {
         if self.oldest_pending.is_none() {
             self.oldest_pending = Some(std::time::Instant::now());
         }
-        acks.extend(taken);
     }
 
     /// After writes were queued: acknowledged writes start a flush at once

@@ -322,8 +322,14 @@ pub(crate) fn encode_run(run: &RunRecord) -> Result<Vec<u8>, postcard::Error> {
         },
         None => Stored::Whole(run),
     };
-    postcard::to_allocvec(&stored)
+    // Room for a run with offsets and a short error text at once: growing
+    // from empty would take three allocations per run.
+    postcard::to_extend(&stored, Vec::with_capacity(RUN_BYTES_HINT))
 }
+
+/// The room [`encode_run`] starts with: a run with offsets takes 25 bytes
+/// (slot, start, end, id, attempt, trigger, outcome without text).
+const RUN_BYTES_HINT: usize = 32;
 
 /// Decodes a run encoded by [`encode_run`].
 ///

@@ -1391,14 +1391,11 @@ impl JobActorState {
                 // slot come (see `ahead`), or for its token: withdrawn,
                 // removed or shut down meanwhile, it never runs.
                 let token = ctx.cancel.clone();
-                let slot_came = Box::pin(async {
-                    tokio::select! {
-                        biased;
-                        () = slot.wait() => true,
-                        () = token.cancelled() => false,
-                    }
-                })
-                .await;
+                let slot_came = tokio::select! {
+                    biased;
+                    () = slot.wait() => true,
+                    () = token.cancelled() => false,
+                };
                 if slot_came {
                     rt.timer.starts().running();
                 } else {

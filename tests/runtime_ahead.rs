@@ -342,3 +342,43 @@ async fn a_prepared_run_whose_record_outlasts_a_period_is_not_withdrawn_past_a_l
     assert_eq!(st.counters.skipped.total(), 1, "{st:?}");
     assert_eq!(st.counters.skipped.overlap, 1, "{st:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_never_starts_before_its_record_is_durable() {
+    // The registry starts a prepared run when the flush that made its claim
+    // durable ends: with that flush held, the slot passes and nothing runs.
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let (b, starts) = recording(&clock, &count);
+    let store = Arc::new(SlowStore::default());
+    let (held, released) = (store.held.clone(), store.released.clone());
+    let s = b.store(store).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("* * * * * *"), "record")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3.2).await;
+    let before = starts.lock().expect("lock").len();
+    assert!(before >= 2, "runs on time before the hold: {before}");
+
+    held.store(true, Ordering::SeqCst);
+    run_for_secs(3.0).await;
+    let held_until = at_secs(6.2);
+    let during = starts.lock().expect("lock").len() - before;
+    // At most the fire already durable when the hold began.
+    assert!(during <= 1, "{during} runs started while flushes were held");
+
+    held.store(false, Ordering::SeqCst);
+    released.notify_waiters();
+    run_for_secs(2.0).await;
+    let starts = starts.lock().expect("lock");
+    let late: Vec<_> = starts
+        .iter()
+        .filter(|(scheduled, started)| *scheduled < held_until && *started >= held_until)
+        .collect();
+    assert!(
+        !late.is_empty(),
+        "a slot that passed during the hold runs once its record is durable: {starts:?}"
+    );
+    assert!(starts.len() > before + during);
+}

@@ -498,43 +498,52 @@ const DEFAULT_CACHE_MIB: u64 =
 const DEFAULT_FOLD_MS: u64 =
     cronactor::store::SledStoreOptions::DEFAULT_FOLD_INTERVAL.as_millis() as u64;
 
-/// The sled store's settings, for the JSON line: sled's page cache in MiB,
-/// the trim after each fold, and the fold interval (the options or the
-/// store's defaults); null in memory.
-fn store_settings(j: &mut Json, opts: &Opts, dir: &Option<PathBuf>) -> Result<(), String> {
-    let setting =
-        |name: &str, default: u64| dir.as_ref().map(|_| opts.num(name, default)).transpose();
-    j.opt_int("cache_mib", setting("cache-mib", DEFAULT_CACHE_MIB)?)
-        .opt_int("trim", setting("trim", 1)?)
-        .opt_int("fold_ms", setting("fold-ms", DEFAULT_FOLD_MS)?);
-    Ok(())
+/// The sled store's settings of `fire` and `soak`, read once: sled's page
+/// cache (`--cache-mib`), the trim after each fold (`--trim 0` turns it
+/// off) and the fold interval (`--fold-ms`); the store's defaults
+/// otherwise.
+struct StoreSettings {
+    cache_mib: u64,
+    trim: bool,
+    fold_ms: u64,
 }
 
-/// As [`sled_builder`] (emptying `dir`), with sled's page cache limited to
-/// `--cache-mib`, the trim after each fold turned off by `--trim 0`, and the
-/// fold interval set by `--fold-ms`.
+impl StoreSettings {
+    fn read(opts: &Opts) -> Result<Self, String> {
+        Ok(Self {
+            cache_mib: opts.num("cache-mib", DEFAULT_CACHE_MIB)?,
+            trim: opts.num("trim", 1)? != 0,
+            fold_ms: opts.num("fold-ms", DEFAULT_FOLD_MS)?,
+        })
+    }
+
+    /// The store's options.
+    fn options(&self) -> cronactor::store::SledStoreOptions {
+        cronactor::store::SledStoreOptions::default()
+            .cache_capacity(self.cache_mib * 1024 * 1024)
+            .trim_after_fold(self.trim)
+            .fold_interval(Duration::from_millis(self.fold_ms))
+    }
+
+    /// The settings in the JSON line; null in memory (`durable` false).
+    fn report(&self, j: &mut Json, durable: bool) {
+        let on = durable.then_some(self);
+        j.opt_int("cache_mib", on.map(|s| s.cache_mib))
+            .opt_int("trim", on.map(|s| u64::from(s.trim)))
+            .opt_int("fold_ms", on.map(|s| s.fold_ms));
+    }
+}
+
+/// As [`sled_builder`] (emptying `dir`), with the store opened with
+/// `settings`.
 fn sled_builder_opts(
     builder: SchedulerBuilder,
     dir: &std::path::Path,
-    opts: &Opts,
+    settings: &StoreSettings,
 ) -> Result<SchedulerBuilder, String> {
     let builder = sled_builder(builder, dir, false)?;
-    if !["cache-mib", "trim", "fold-ms"]
-        .iter()
-        .any(|k| opts.values.contains_key(*k))
-    {
-        return Ok(builder);
-    }
-    let mut options =
-        cronactor::store::SledStoreOptions::default().trim_after_fold(opts.num("trim", 1)? != 0);
-    if opts.values.contains_key("cache-mib") {
-        options = options.cache_capacity(opts.num("cache-mib", DEFAULT_CACHE_MIB)? * 1024 * 1024);
-    }
-    if opts.values.contains_key("fold-ms") {
-        options =
-            options.fold_interval(Duration::from_millis(opts.num("fold-ms", DEFAULT_FOLD_MS)?));
-    }
-    let store = cronactor::store::SledStore::open_with(dir, options).map_err(|e| e.to_string())?;
+    let store = cronactor::store::SledStore::open_with(dir, settings.options())
+        .map_err(|e| e.to_string())?;
     Ok(builder.store(Arc::new(store)))
 }
 
@@ -646,6 +655,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let seconds = opts.num("seconds", 10)?;
     let grace = opts.num("grace", 2)?;
     let dir = opts.path("store");
+    let settings = StoreSettings::read(&opts)?;
     let started = Instant::now();
     let rss_base = rss_now_mib();
     let probe = Arc::new(Probe::new(jobs));
@@ -658,7 +668,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             c.history_keep = history_keep;
         });
         if let Some(dir) = &dir {
-            b = sled_builder_opts(b, dir, &opts)?;
+            b = sled_builder_opts(b, dir, &settings)?;
         }
         let s = b.start().await.map_err(|e| e.to_string())?;
         add_jobs(&s, jobs, concurrency, |i| spec(i, FIRE_EXPR, "probe")).await?;
@@ -686,7 +696,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     j.str("workload", "fire")
         .str("system", "cronactor")
         .str("store", store_name(&dir));
-    store_settings(&mut j, &opts, &dir)?;
+    settings.report(&mut j, dir.is_some());
     j.int("history_keep", history_keep as u64)
         .int("jobs", jobs as u64)
         .int("concurrency", concurrency as u64)
@@ -1011,12 +1021,13 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let seconds = opts.num("seconds", 600)?.max(1);
     let interval = opts.num("interval-s", 60)?.clamp(1, seconds);
     let dir = opts.path("store");
+    let settings = StoreSettings::read(&opts)?;
     let probe = Arc::new(Probe::new(jobs));
     let rt = runtime(&opts)?;
     let s = rt.block_on(async {
         let mut b = probe_builder(&probe).configure(|c| c.history_keep = history_keep);
         if let Some(dir) = &dir {
-            b = sled_builder_opts(b, dir, &opts)?;
+            b = sled_builder_opts(b, dir, &settings)?;
         }
         let s = b.start().await.map_err(|e| e.to_string())?;
         add_jobs(&s, jobs, concurrency, |i| spec(i, FIRE_EXPR, "probe")).await?;
@@ -1062,7 +1073,7 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     j.str("workload", "soak")
         .str("system", "cronactor")
         .str("store", store_name(&dir));
-    store_settings(&mut j, &opts, &dir)?;
+    settings.report(&mut j, dir.is_some());
     j.int("history_keep", history_keep as u64)
         .int("jobs", jobs as u64)
         .int("seconds", seconds)

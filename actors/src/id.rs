@@ -36,24 +36,27 @@ impl JobId {
     /// # Errors
     /// [`InvalidJobId`] naming the id and the rule it breaks.
     pub fn new(id: impl Into<String>) -> Result<Self, InvalidJobId> {
-        let id = id.into();
-        match rule_broken(&id) {
-            Some(reason) => Err(InvalidJobId { id, reason }),
-            // Shared: the supervisor, the registry and the timer service
-            // each keep the id of every job (one allocation for all copies).
-            None => Ok(Self(Arc::from(id))),
-        }
+        Self::checked(&id.into())
     }
 
-    /// [`JobId::new`] from a borrowed id: one allocation, the shared one.
-    fn from_str_checked(id: &str) -> Result<Self, InvalidJobId> {
-        match rule_broken(id) {
-            Some(reason) => Err(InvalidJobId {
-                id: id.to_owned(),
-                reason,
-            }),
-            None => Ok(Self(Arc::from(id))),
-        }
+    /// [`JobId::new`] from a borrowed id: the shared string is its one
+    /// allocation (an owned `String` would be copied into it all the same).
+    fn checked(id: &str) -> Result<Self, InvalidJobId> {
+        let reason = if id.is_empty() {
+            "it is empty"
+        } else if id.len() > MAX_JOB_ID_LEN {
+            "it is longer than 200 bytes"
+        } else if id.chars().any(char::is_control) {
+            "it contains a control character"
+        } else {
+            // Shared: the supervisor, the registry and the timer service
+            // each keep the id of every job (one allocation for all copies).
+            return Ok(Self(Arc::from(id)));
+        };
+        Err(InvalidJobId {
+            id: id.to_owned(),
+            reason,
+        })
     }
 
     /// The id as written.
@@ -72,20 +75,7 @@ impl TryFrom<String> for JobId {
 impl TryFrom<&str> for JobId {
     type Error = InvalidJobId;
     fn try_from(value: &str) -> Result<Self, Self::Error> {
-        Self::from_str_checked(value)
-    }
-}
-
-/// The rule of [`JobId::new`] that `id` breaks, if any.
-fn rule_broken(id: &str) -> Option<&'static str> {
-    if id.is_empty() {
-        Some("it is empty")
-    } else if id.len() > MAX_JOB_ID_LEN {
-        Some("it is longer than 200 bytes")
-    } else if id.chars().any(char::is_control) {
-        Some("it contains a control character")
-    } else {
-        None
+        Self::checked(value)
     }
 }
 
@@ -107,11 +97,9 @@ impl<'de> Deserialize<'de> for JobId {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a job id (a string)")
             }
+            // Owned strings come here too (serde's default `visit_string`).
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<JobId, E> {
-                JobId::from_str_checked(v).map_err(E::custom)
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<JobId, E> {
-                JobId::new(v).map_err(E::custom)
+                JobId::checked(v).map_err(E::custom)
             }
         }
         deserializer.deserialize_str(Visitor)

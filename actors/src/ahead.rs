@@ -158,10 +158,16 @@ pub(crate) fn may_prepare(
 
 /// A prepared run's slot, shared by the job actor, the timer service and
 /// the run's task, which waits on it: whichever of the slot's coming (the
-/// service) and a withdrawal (the actor) comes first wins.
+/// service) and a withdrawal (the actor) comes first wins. The actor also
+/// tells the task through the slot when it cancels the waiting run, so
+/// that the wait needs no registration with the run's cancellation token
+/// (a lock taken twice per prepared run, at the burst).
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     state: AtomicU8,
+    /// The job cancelled the run (removed, shut down, cancelled by
+    /// request).
+    cancelled: std::sync::atomic::AtomicBool,
     waker: futures::task::AtomicWaker,
 }
 
@@ -182,9 +188,20 @@ impl Slot {
     }
 
     /// The job withdraws the run: true if it was still waiting for its slot
-    /// (it will not start).
+    /// (it will not start; its task ends).
     pub(crate) fn withdraw(&self) -> bool {
-        self.shift(WAITING, WITHDRAWN)
+        let withdrawn = self.shift(WAITING, WITHDRAWN);
+        if withdrawn {
+            self.waker.wake();
+        }
+        withdrawn
+    }
+
+    /// The job cancelled the run's token: its task stops waiting (and sees
+    /// the token cancelled).
+    pub(crate) fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        self.waker.wake();
     }
 
     /// The slot came (the timer service): true if the run was waiting, in
@@ -192,7 +209,13 @@ impl Slot {
     pub(crate) fn due(&self, starts: &Starts) -> bool {
         // Counted before it is marked: its task may run at once and count
         // itself out.
-        starts.spawning();
+        starts.spawning(1);
+        self.due_counted(starts)
+    }
+
+    /// [`Self::due`] for a slot counted in `starts` already (the timer
+    /// service counts a whole burst before it marks any of it).
+    pub(crate) fn due_counted(&self, starts: &Starts) -> bool {
         if !self.shift(WAITING, DUE) {
             starts.running();
             return false;
@@ -206,8 +229,8 @@ impl Slot {
         SlotWait { slot: self }
     }
 
-    /// The task gives up waiting (its token was cancelled): what the slot
-    /// was.
+    /// The task gives up waiting (the run was cancelled or withdrawn):
+    /// what the slot was.
     pub(crate) fn abandon(&self) -> Abandoned {
         match self.state.swap(TAKEN, Ordering::AcqRel) {
             DUE => Abandoned::Due,
@@ -228,28 +251,45 @@ pub(crate) enum Abandoned {
     Withdrawn,
 }
 
-/// Resolves once the timer service marked the slot come, and takes the run.
-/// A withdrawn run never resolves (its task ends by its cancelled token).
+/// Resolves `true` once the timer service marked the slot come, taking the
+/// run; `false` once the job withdrew or cancelled the run (the task then
+/// calls [`Slot::abandon`]). A slot that came wins over a cancellation, as
+/// it does for a run already started.
 pub(crate) struct SlotWait<'a> {
     slot: &'a Slot,
 }
 
+impl SlotWait<'_> {
+    fn ready(&self) -> Option<bool> {
+        let slot = self.slot;
+        if slot.shift(DUE, TAKEN) {
+            Some(true)
+        } else if slot.state.load(Ordering::Acquire) == WITHDRAWN
+            || slot.cancelled.load(Ordering::SeqCst)
+        {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
 impl std::future::Future for SlotWait<'_> {
-    type Output = ();
+    type Output = bool;
 
     fn poll(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if self.slot.shift(DUE, TAKEN) {
-            return std::task::Poll::Ready(());
+    ) -> std::task::Poll<bool> {
+        if let Some(came) = self.ready() {
+            return std::task::Poll::Ready(came);
         }
-        // Register, then look again: a `due` in between is not missed.
+        // Register, then look again: a `due`, `withdraw` or `cancel` in
+        // between is not missed.
         self.slot.waker.register(cx.waker());
-        if self.slot.shift(DUE, TAKEN) {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
+        match self.ready() {
+            Some(came) => std::task::Poll::Ready(came),
+            None => std::task::Poll::Pending,
         }
     }
 }
@@ -289,12 +329,19 @@ fn nanos_since_epoch() -> u64 {
 }
 
 /// How long a completion may be held at most (see [`Starts`]), give or
-/// take the time until the next start or completion.
-pub(crate) const MAX_HOLD: Duration = Duration::from_millis(20);
+/// take the time until the next start or completion. Longer than the
+/// start phase of a burst of 10k runs (about 30 ms here, see
+/// docs/performance.md): at 20 ms, completions went out in the middle of
+/// such bursts, and their jobs' turns delayed the runs still to start.
+pub(crate) const MAX_HOLD: Duration = Duration::from_millis(100);
 
 #[derive(Default)]
 struct Held {
     completions: Vec<(Arc<RunLink>, JobMsg)>,
+    /// The vector of the last delivery, empty, kept for the next burst
+    /// (a burst holds thousands of completions: grown from empty each
+    /// time, the vector would be copied a dozen times).
+    spare: Vec<(Arc<RunLink>, JobMsg)>,
 }
 
 impl std::fmt::Debug for Starts {
@@ -306,9 +353,14 @@ impl std::fmt::Debug for Starts {
 }
 
 impl Starts {
-    /// A prepared run's slot is about to be marked come.
-    pub(crate) fn spawning(&self) {
-        self.starting.fetch_add(1, Ordering::SeqCst);
+    /// `n` prepared runs' slots are about to be marked come. The timer
+    /// service counts every slot of a burst before it marks the first, so
+    /// that the count cannot reach zero, and the held completions go out,
+    /// while the burst is still being marked.
+    pub(crate) fn spawning(&self, n: usize) {
+        if n > 0 {
+            self.starting.fetch_add(n, Ordering::SeqCst);
+        }
     }
 
     /// A prepared run whose slot came runs for the first time (or is given
@@ -363,16 +415,21 @@ impl Starts {
     /// Delivers the held completions if no woken run is left to wait for,
     /// or if the oldest was held `MAX_HOLD`.
     fn deliver_held(&self) {
-        let due = {
+        let mut due = {
             let mut held = self.lock();
             if self.starting.load(Ordering::SeqCst) > 0 && !self.overdue() {
                 return;
             }
             self.holding.store(false, Ordering::SeqCst);
-            std::mem::take(&mut held.completions)
+            let spare = std::mem::take(&mut held.spare);
+            std::mem::replace(&mut held.completions, spare)
         };
-        for (link, msg) in due {
+        for (link, msg) in due.drain(..) {
             deliver(&link, msg);
+        }
+        let mut held = self.lock();
+        if held.spare.capacity() < due.capacity() {
+            held.spare = due;
         }
     }
 
@@ -576,5 +633,57 @@ mod tests {
         task.await.expect("the task");
         assert!(starts.is_idle());
         assert!(!slot.withdraw(), "taken by the task");
+    }
+
+    /// The task of a run withdrawn or cancelled before its slot stops
+    /// waiting at once (it does not wait on the run's token).
+    #[tokio::test]
+    async fn a_withdrawal_or_a_cancellation_ends_the_wait() {
+        for cancel in [false, true] {
+            let slot = Arc::new(Slot::default());
+            let sl = slot.clone();
+            let task = tokio::spawn(async move { sl.wait().await });
+            tokio::task::yield_now().await;
+            assert!(!task.is_finished());
+            if cancel {
+                slot.cancel();
+                assert!(!task.await.expect("the task"), "cancelled: no start");
+                assert_eq!(slot.abandon(), Abandoned::Waiting);
+            } else {
+                assert!(slot.withdraw());
+                assert!(!task.await.expect("the task"), "withdrawn: no start");
+                assert_eq!(slot.abandon(), Abandoned::Withdrawn);
+            }
+        }
+        // A slot that came wins over a later cancellation, as a started
+        // run does (the task then sees its token cancelled).
+        let (starts, slot) = (Starts::default(), Slot::default());
+        assert!(slot.due(&starts));
+        slot.cancel();
+        assert!(slot.wait().await, "the slot came first");
+        starts.running();
+        assert!(starts.is_idle());
+    }
+
+    /// A burst is counted whole before its first slot is marked: the runs
+    /// that start first do not find the count at zero (which would deliver
+    /// the held completions in the middle of the burst).
+    #[test]
+    fn a_burst_counted_whole_stays_counted_until_its_last_run_starts() {
+        let starts = Starts::default();
+        let slots: Vec<Slot> = (0..3).map(|_| Slot::default()).collect();
+        starts.spawning(slots.len());
+        assert!(slots[0].due_counted(&starts));
+        starts.running();
+        assert!(
+            !starts.is_idle(),
+            "two slots of the burst are still to mark"
+        );
+        assert!(slots[1].withdraw());
+        assert!(!slots[1].due_counted(&starts), "withdrawn: counted out");
+        assert!(!starts.is_idle());
+        assert!(slots[2].due_counted(&starts));
+        starts.running();
+        assert!(starts.is_idle());
     }
 }

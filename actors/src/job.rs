@@ -1388,15 +1388,10 @@ impl JobActorState {
             let mut result = None;
             if let Some(slot) = &gate {
                 // A prepared run waits for the timer service to mark its
-                // slot come (see `ahead`), or for its token: withdrawn,
-                // removed or shut down meanwhile, it never runs.
-                let token = ctx.cancel.clone();
-                let slot_came = tokio::select! {
-                    biased;
-                    () = slot.wait() => true,
-                    () = token.cancelled() => false,
-                };
-                if slot_came {
+                // slot come (see `ahead`), or for the job to withdraw or
+                // cancel it (removed or shut down meanwhile): then it never
+                // runs.
+                if slot.wait().await {
                     rt.timer.starts().running();
                 } else {
                     match slot.abandon() {
@@ -1408,15 +1403,21 @@ impl JobActorState {
                     result = Some(RunResult::Dropped);
                 }
             }
+            // The wall clock at the start, read once when nothing waits
+            // after the reading.
+            let mut start_now = None;
             if result.is_none() && not_before_slot {
                 // A wall clock stepped back waits for the slot.
-                let token = ctx.cancel.clone();
-                if token.is_cancelled()
-                    || (rt.clock.now() < scheduled
-                        && Box::pin(wait_for_slot(&*rt.clock, scheduled, token)).await)
+                let now = rt.clock.now();
+                if ctx.cancel.is_cancelled()
+                    || (now < scheduled
+                        && Box::pin(wait_for_slot(&*rt.clock, scheduled, ctx.cancel.clone())).await)
                 {
                     result = Some(RunResult::Dropped);
-                } else if gate.is_some() && link.events().has_subscribers() {
+                } else if now >= scheduled {
+                    start_now = Some(now);
+                }
+                if result.is_none() && gate.is_some() && link.events().has_subscribers() {
                     let now = rt.clock.now();
                     link.events()
                         .publish(&link.id, now, EventKind::Fired { scheduled, trigger });
@@ -1433,6 +1434,7 @@ impl JobActorState {
                 }
             }
             if result.is_none() && !limits.jitter.is_zero() {
+                start_now = None;
                 let token = ctx.cancel.clone();
                 if Box::pin(jitter_wait(token, limits.jitter)).await {
                     result = Some(RunResult::Dropped);
@@ -1442,7 +1444,8 @@ impl JobActorState {
                 Some(result) => result,
                 None => {
                     if measure_lateness {
-                        let late = (rt.clock.now() - scheduled).to_std().unwrap_or_default();
+                        let now = start_now.unwrap_or_else(|| rt.clock.now());
+                        let late = (now - scheduled).to_std().unwrap_or_default();
                         rt.histograms.record_lateness(late);
                     }
                     let token = ctx.cancel.clone();
@@ -1640,6 +1643,12 @@ impl JobActorState {
                 *reason = Some(why.to_string());
                 token.cancel();
                 cancelled.push(*run_id);
+            }
+        }
+        // A prepared run's task waits on its slot, not on its token.
+        if let Some(p) = self.prepared.as_deref() {
+            if cancelled.contains(&p.run_id) {
+                p.slot.cancel();
             }
         }
         // A run waiting for admission has no task to notice its token.

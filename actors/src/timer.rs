@@ -321,7 +321,8 @@ fn fire(shared: &Shared, armed: Armed) -> bool {
             true
         }
         What::Slot(slot) => {
-            slot.due(&shared.starts);
+            // Counted with its burst (see `due_slots`).
+            slot.due_counted(&shared.starts);
             false
         }
     }
@@ -377,6 +378,23 @@ impl Wheel {
     fn next(&self) -> Option<u64> {
         self.buckets.first_key_value().map(|(_, b)| b.min)
     }
+
+    /// The prepared runs' slots due at `now` (as `Armed::at`): every one
+    /// the service marks before it sleeps again.
+    fn due_slots(&self, now: u64) -> usize {
+        self.buckets
+            .range(..=now / 1_000_000)
+            .map(|(_, b)| due_slots(&b.timers, now))
+            .sum()
+    }
+}
+
+/// The prepared runs' slots among `timers` due at `now`.
+fn due_slots(timers: &[Armed], now: u64) -> usize {
+    timers
+        .iter()
+        .filter(|a| a.at <= now && matches!(a.what, What::Slot(_)))
+        .count()
 }
 
 /// Fires a due entry, yielding to the woken jobs every [`FIRE_CHUNK`] timers.
@@ -402,6 +420,12 @@ async fn run(shared: Arc<Shared>) {
         }
         std::mem::swap(&mut *shared.inbox(), &mut taken);
         let now = shared.nanos(Instant::now());
+        // A burst of slots is counted as a whole before its first is
+        // marked (see `ahead::Starts`): the runs woken first must not
+        // find the count at zero while the rest are still to be marked.
+        shared
+            .starts
+            .spawning(wheel.due_slots(now) + due_slots(&taken, now));
         let mut fired = 0usize;
         while let Some(mut due) = wheel.take_due(now) {
             for armed in due.drain(..) {
@@ -517,5 +541,34 @@ mod tests {
                 (TimerKind::Schedule, 3)
             ]
         );
+    }
+
+    /// What the service counts before it marks a burst: every prepared
+    /// run's slot due now, in every bucket, and no timer or later slot.
+    #[test]
+    fn the_slots_of_a_burst_are_counted_across_buckets() {
+        let slot = |at: u64| Armed {
+            at,
+            generation: 0,
+            what: What::Slot(Arc::default()),
+        };
+        let target = TimerTarget::new(JobId::new("j").expect("id"), None);
+        let mut wheel = Wheel::default();
+        let ms = 1_000_000;
+        for at in [ms, ms + 5, 2 * ms, 3 * ms + 10, 3 * ms + 20, 9 * ms] {
+            wheel.insert(slot(at));
+        }
+        wheel.insert(Armed {
+            at: 2 * ms,
+            generation: 1,
+            what: What::Timer(TimerKind::Schedule, target),
+        });
+        // At 3 ms + 10 ns: the slot 10 ns later in the same millisecond and
+        // the one at 9 ms are not due; the timer is not a slot.
+        assert_eq!(wheel.due_slots(3 * ms + 10), 4);
+        assert_eq!(wheel.due_slots(ms - 1), 0);
+        assert_eq!(wheel.due_slots(u64::MAX), 6);
+        let taken = [slot(5), slot(7 * ms)];
+        assert_eq!(due_slots(&taken, 6 * ms), 1);
     }
 }

@@ -7,7 +7,7 @@
 //! cargo run --release --example bench -- <workload> [options]
 //!   fire      --jobs N --seconds S [--grace G] [--threads T] [--store DIR]
 //!             [--cache-mib M] [--trim 0|1] [--fold-ms F] [--concurrency K]
-//!             [--fire-ahead-ms F] [--history-keep H]
+//!             [--fire-ahead-ms F] [--history-keep H] [--pin-workers]
 //!   register  --jobs N [--threads T] [--store DIR]
 //!   recover   --jobs N --store DIR [--prepare] [--threads T]
 //!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
@@ -27,7 +27,10 @@
 //! `--threads` workers (default 2), driven from the main thread with
 //! `block_on`, as a `#[tokio::main]` service would. `--store DIR` uses the
 //! sled store in `DIR` (emptied first, except for `recover`); without it the
-//! scheduler keeps everything in memory.
+//! scheduler keeps everything in memory. `fire --pin-workers` keeps worker
+//! `i` on the `i`-th CPU the process may use (see docs/performance.md: at
+//! the start of a burst the kernel may otherwise run both workers on one
+//! CPU for tens of milliseconds).
 
 use chrono::{DateTime, Utc};
 use cronactor::schedule::{Schedule, ScheduleSpec};
@@ -465,11 +468,54 @@ fn lateness(j: &mut Json, hist: &Histogram<u64>) {
 
 fn runtime(opts: &Opts) -> Result<tokio::runtime::Runtime, String> {
     let threads = opts.num("threads", 2)?.max(1) as usize;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.worker_threads(threads).enable_all();
+    if opts.flag("pin-workers") {
+        // Worker `i` on the `i`-th CPU the process may use. tokio starts its
+        // workers when the runtime is built, before any blocking thread, so
+        // the first `threads` threads started are the workers.
+        let cpus = allowed_cpus()?;
+        let started = std::sync::atomic::AtomicUsize::new(0);
+        b.on_thread_start(move || {
+            let i = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if i < threads {
+                pin_current_thread(cpus[i % cpus.len()]);
+            }
+        });
+    }
+    b.build().map_err(|e| format!("tokio runtime: {e}"))
+}
+
+/// The CPUs this process may run on.
+fn allowed_cpus() -> Result<Vec<usize>, String> {
+    // SAFETY: `set` is a plain bit set the call fills in; its size is given.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Err(format!(
+                "--pin-workers: the CPUs allowed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect();
+        if cpus.is_empty() {
+            return Err("--pin-workers: no CPU allowed".into());
+        }
+        Ok(cpus)
+    }
+}
+
+/// Keeps the calling thread on `cpu` (best effort: a refusal leaves it
+/// unpinned).
+fn pin_current_thread(cpu: usize) {
+    // SAFETY: as in `allowed_cpus`; 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
 }
 
 /// Empties `dir` (unless `keep`) and uses the sled store in it.
@@ -642,6 +688,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "cache-mib",
         "trim",
         "fold-ms",
+        "pin-workers",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let history_keep = opts.num("history-keep", 100)? as usize;
@@ -740,6 +787,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .int("fire_ahead_ms", fire_ahead.as_millis() as u64)
         .int("window_start_unix", w0 as u64)
         .int("threads", opts.num("threads", 2)?)
+        .int("pin_workers", u64::from(opts.flag("pin-workers")))
         .num("wall_s", started.elapsed().as_secs_f64(), 2);
     emit(j.render());
     Ok(())

@@ -69,6 +69,28 @@ fn fire_in_memory() {
     has(&lines[0], "fire", FIRE_FIELDS);
     assert_eq!(lines[0]["store"], "memory");
     assert_eq!(lines[0]["expected_fires"], 20);
+    assert_eq!(lines[0]["pin_workers"], 0);
+}
+
+#[test]
+fn fire_with_pinned_workers() {
+    let lines = run(&[
+        "fire",
+        "--jobs",
+        "20",
+        "--seconds",
+        "1",
+        "--grace",
+        "1",
+        "--pin-workers",
+    ]);
+    has(&lines[0], "fire", FIRE_FIELDS);
+    assert_eq!(lines[0]["pin_workers"], 1);
+    assert_eq!(lines[0]["expected_fires"], 20);
+    // Other workloads do not take it.
+    let mut sink = |_: String| {};
+    let args = ["register", "--jobs", "5", "--pin-workers"].map(String::from);
+    assert!(bench::run(&args, &mut sink).is_err());
 }
 
 #[test]

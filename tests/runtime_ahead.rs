@@ -156,6 +156,34 @@ async fn cancel_before_the_instant_leaves_the_slot_to_run() {
     );
 }
 
+/// Removing a job cancels its prepared run, whose task ends at once instead
+/// of waiting for the slot (it waits on the slot, which the job wakes).
+#[tokio::test(start_paused = true)]
+async fn removing_a_job_ends_its_prepared_run_before_the_slot() {
+    let (clock, count) = (clock(), Count::default());
+    let s = ahead(&clock, &count).start().await.expect("start");
+    s.add(every_second("j", "count")).await.expect("add");
+    // The run of 2 s ended; the fire of 3 s is prepared, its task waiting.
+    run_for_secs(2.7).await;
+    let fired = count.get();
+    s.remove("j").await.expect("remove");
+    run_for_secs(0.1).await;
+    let alive = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    let before_slot = alive();
+    run_for_secs(0.5).await;
+    // Nothing of the job was left to end at its slot.
+    assert_eq!(
+        alive(),
+        before_slot,
+        "a task of the removed job ended at 3 s"
+    );
+    assert_eq!(count.get(), fired, "the prepared run never ran");
+}
+
 #[tokio::test(start_paused = true)]
 async fn with_fire_ahead_off_the_fire_is_handled_at_its_instant() {
     let (clock, count) = (clock(), Count::default());

@@ -639,6 +639,12 @@ mod tests {
     /// waiting at once (it does not wait on the run's token).
     #[tokio::test]
     async fn a_withdrawal_or_a_cancellation_ends_the_wait() {
+        let ended = |task: tokio::task::JoinHandle<bool>| async move {
+            tokio::time::timeout(Duration::from_secs(5), task)
+                .await
+                .expect("the wait ended")
+                .expect("the task")
+        };
         for cancel in [false, true] {
             let slot = Arc::new(Slot::default());
             let sl = slot.clone();
@@ -647,11 +653,11 @@ mod tests {
             assert!(!task.is_finished());
             if cancel {
                 slot.cancel();
-                assert!(!task.await.expect("the task"), "cancelled: no start");
+                assert!(!ended(task).await, "cancelled: no start");
                 assert_eq!(slot.abandon(), Abandoned::Waiting);
             } else {
                 assert!(slot.withdraw());
-                assert!(!task.await.expect("the task"), "withdrawn: no start");
+                assert!(!ended(task).await, "withdrawn: no start");
                 assert_eq!(slot.abandon(), Abandoned::Withdrawn);
             }
         }

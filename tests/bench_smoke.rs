@@ -63,30 +63,26 @@ const FIRE_FIELDS: &[&str] = &[
     "register_ms",
 ];
 
+/// `fire` with 20 jobs for one second, plus `extra` options; its line.
+fn fire(extra: &[&str]) -> Value {
+    let mut args = vec!["fire", "--jobs", "20", "--seconds", "1", "--grace", "1"];
+    args.extend_from_slice(extra);
+    let line = run(&args).swap_remove(0);
+    has(&line, "fire", FIRE_FIELDS);
+    assert_eq!(line["expected_fires"], 20);
+    line
+}
+
 #[test]
 fn fire_in_memory() {
-    let lines = run(&["fire", "--jobs", "20", "--seconds", "1", "--grace", "1"]);
-    has(&lines[0], "fire", FIRE_FIELDS);
-    assert_eq!(lines[0]["store"], "memory");
-    assert_eq!(lines[0]["expected_fires"], 20);
-    assert_eq!(lines[0]["pin_workers"], 0);
+    let line = fire(&[]);
+    assert_eq!(line["store"], "memory");
+    assert_eq!(line["pin_workers"], 0);
 }
 
 #[test]
 fn fire_with_pinned_workers() {
-    let lines = run(&[
-        "fire",
-        "--jobs",
-        "20",
-        "--seconds",
-        "1",
-        "--grace",
-        "1",
-        "--pin-workers",
-    ]);
-    has(&lines[0], "fire", FIRE_FIELDS);
-    assert_eq!(lines[0]["pin_workers"], 1);
-    assert_eq!(lines[0]["expected_fires"], 20);
+    assert_eq!(fire(&["--pin-workers"])["pin_workers"], 1);
     // Other workloads do not take it.
     let mut sink = |_: String| {};
     let args = ["register", "--jobs", "5", "--pin-workers"].map(String::from);
@@ -96,22 +92,11 @@ fn fire_with_pinned_workers() {
 #[test]
 fn fire_with_the_sled_store() {
     let dir = TempDir::new("fire");
-    let lines = run(&[
-        "fire",
-        "--jobs",
-        "20",
-        "--seconds",
-        "1",
-        "--grace",
-        "1",
-        "--store",
-        dir.path(),
-    ]);
-    has(&lines[0], "fire", FIRE_FIELDS);
-    assert_eq!(lines[0]["store"], "sled");
+    let line = fire(&["--store", dir.path()]);
+    assert_eq!(line["store"], "sled");
     // The store's settings that change the figures are reported.
-    assert_eq!(lines[0]["fold_ms"], 10_000);
-    assert_eq!(lines[0]["history_keep"], 100);
+    assert_eq!(line["fold_ms"], 10_000);
+    assert_eq!(line["history_keep"], 100);
 }
 
 #[test]

@@ -92,12 +92,20 @@ async fn a_prepared_fire_starts_at_its_instant_and_shows_as_still_to_come() {
     assert!(third.iter().all(|e| e.at == at_secs(3.0)), "{third:?}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn pausing_before_the_instant_withdraws_the_prepared_run() {
+/// A scheduler with fire-ahead and a job `j` (handler `count`) firing every
+/// second, 2.7 s in: the run of 2 s has ended and the fire of 3 s is
+/// prepared, its task waiting for the slot.
+async fn inside_the_window() -> (cronactor::Scheduler, Count) {
     let (clock, count) = (clock(), Count::default());
     let s = ahead(&clock, &count).start().await.expect("start");
     s.add(every_second("j", "count")).await.expect("add");
     run_for_secs(2.7).await;
+    (s, count)
+}
+
+#[tokio::test(start_paused = true)]
+async fn pausing_before_the_instant_withdraws_the_prepared_run() {
+    let (s, count) = inside_the_window().await;
     s.pause("j", None).await.expect("pause");
     run_for_secs(0.5).await;
     let st = s.status("j").await.expect("status");
@@ -139,10 +147,7 @@ async fn a_trigger_before_the_instant_meets_the_overlap_policy_at_the_instant() 
 
 #[tokio::test(start_paused = true)]
 async fn cancel_before_the_instant_leaves_the_slot_to_run() {
-    let (clock, count) = (clock(), Count::default());
-    let s = ahead(&clock, &count).start().await.expect("start");
-    s.add(every_second("j", "count")).await.expect("add");
-    run_for_secs(2.7).await;
+    let (s, count) = inside_the_window().await;
     let cancelled = s.cancel("j").await.expect("cancel");
     assert!(cancelled.is_empty(), "nothing had started: {cancelled:?}");
     run_for_secs(0.5).await;
@@ -160,11 +165,7 @@ async fn cancel_before_the_instant_leaves_the_slot_to_run() {
 /// of waiting for the slot (it waits on the slot, which the job wakes).
 #[tokio::test(start_paused = true)]
 async fn removing_a_job_ends_its_prepared_run_before_the_slot() {
-    let (clock, count) = (clock(), Count::default());
-    let s = ahead(&clock, &count).start().await.expect("start");
-    s.add(every_second("j", "count")).await.expect("add");
-    // The run of 2 s ended; the fire of 3 s is prepared, its task waiting.
-    run_for_secs(2.7).await;
+    let (s, count) = inside_the_window().await;
     let fired = count.get();
     s.remove("j").await.expect("remove");
     run_for_secs(0.1).await;

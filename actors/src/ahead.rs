@@ -209,13 +209,7 @@ impl Slot {
     pub(crate) fn due(&self, starts: &Starts) -> bool {
         // Counted before it is marked: its task may run at once and count
         // itself out.
-        starts.spawning(1);
-        self.due_counted(starts)
-    }
-
-    /// [`Self::due`] for a slot counted in `starts` already (the timer
-    /// service counts a whole burst before it marks any of it).
-    pub(crate) fn due_counted(&self, starts: &Starts) -> bool {
+        starts.spawning();
         if !self.shift(WAITING, DUE) {
             starts.running();
             return false;
@@ -353,14 +347,12 @@ impl std::fmt::Debug for Starts {
 }
 
 impl Starts {
-    /// `n` prepared runs' slots are about to be marked come. The timer
-    /// service counts every slot of a burst before it marks the first, so
+    /// A prepared run's slot is about to be marked come; the timer service
+    /// also counts itself while it marks a burst (see `timer::fire`), so
     /// that the count cannot reach zero, and the held completions go out,
-    /// while the burst is still being marked.
-    pub(crate) fn spawning(&self, n: usize) {
-        if n > 0 {
-            self.starting.fetch_add(n, Ordering::SeqCst);
-        }
+    /// before the whole burst is marked.
+    pub(crate) fn spawning(&self) {
+        self.starting.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A prepared run whose slot came runs for the first time (or is given
@@ -376,7 +368,7 @@ impl Starts {
 
     /// No woken run waits for its first poll.
     #[cfg(test)]
-    fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         self.starting.load(Ordering::SeqCst) == 0
     }
 
@@ -671,24 +663,22 @@ mod tests {
         assert!(starts.is_idle());
     }
 
-    /// A burst is counted whole before its first slot is marked: the runs
-    /// that start first do not find the count at zero (which would deliver
-    /// the held completions in the middle of the burst).
+    /// The timer service holds the count while it marks a burst: the runs
+    /// that start first do not find it at zero (which would deliver the
+    /// held completions in the middle of the burst).
     #[test]
-    fn a_burst_counted_whole_stays_counted_until_its_last_run_starts() {
+    fn a_burst_held_while_it_is_marked_stays_counted_until_its_last_run_starts() {
         let starts = Starts::default();
         let slots: Vec<Slot> = (0..3).map(|_| Slot::default()).collect();
-        starts.spawning(slots.len());
-        assert!(slots[0].due_counted(&starts));
+        starts.spawning(); // the service's hold
+        assert!(slots[0].due(&starts));
         starts.running();
-        assert!(
-            !starts.is_idle(),
-            "two slots of the burst are still to mark"
-        );
+        assert!(!starts.is_idle(), "the burst is still being marked");
         assert!(slots[1].withdraw());
-        assert!(!slots[1].due_counted(&starts), "withdrawn: counted out");
-        assert!(!starts.is_idle());
-        assert!(slots[2].due_counted(&starts));
+        assert!(!slots[1].due(&starts), "withdrawn: not counted");
+        assert!(slots[2].due(&starts));
+        starts.running(); // the service marked the whole burst
+        assert!(!starts.is_idle(), "a woken run has not started");
         starts.running();
         assert!(starts.is_idle());
     }

@@ -314,15 +314,21 @@ impl TimerHandle {
 const FIRE_CHUNK: usize = 128;
 
 /// Fires a due entry; true if it woke a job (a slot only wakes a run task).
-fn fire(shared: &Shared, armed: Armed) -> bool {
+/// The first slot of a pass sets `holding`: the pass then counts as one
+/// more run to start in `Starts` until it ends, so that the runs woken
+/// first cannot find the count at zero (and deliver the completions held
+/// so far) while the rest of the burst is still to be marked.
+fn fire(shared: &Shared, armed: Armed, holding: &mut bool) -> bool {
     match armed.what {
         What::Timer(kind, target) => {
             target.fire(kind, armed.generation, shared.supervisor.get());
             true
         }
         What::Slot(slot) => {
-            // Counted with its burst (see `due_slots`).
-            slot.due_counted(&shared.starts);
+            if !std::mem::replace(holding, true) {
+                shared.starts.spawning();
+            }
+            slot.due(&shared.starts);
             false
         }
     }
@@ -378,28 +384,11 @@ impl Wheel {
     fn next(&self) -> Option<u64> {
         self.buckets.first_key_value().map(|(_, b)| b.min)
     }
-
-    /// The prepared runs' slots due at `now` (as `Armed::at`): every one
-    /// the service marks before it sleeps again.
-    fn due_slots(&self, now: u64) -> usize {
-        self.buckets
-            .range(..=now / 1_000_000)
-            .map(|(_, b)| due_slots(&b.timers, now))
-            .sum()
-    }
-}
-
-/// The prepared runs' slots among `timers` due at `now`.
-fn due_slots(timers: &[Armed], now: u64) -> usize {
-    timers
-        .iter()
-        .filter(|a| a.at <= now && matches!(a.what, What::Slot(_)))
-        .count()
 }
 
 /// Fires a due entry, yielding to the woken jobs every [`FIRE_CHUNK`] timers.
-async fn fire_chunked(shared: &Shared, armed: Armed, fired: &mut usize) {
-    if fire(shared, armed) {
+async fn fire_chunked(shared: &Shared, armed: Armed, fired: &mut usize, holding: &mut bool) {
+    if fire(shared, armed, holding) {
         *fired += 1;
         if *fired % FIRE_CHUNK == 0 {
             tokio::task::yield_now().await;
@@ -420,17 +409,14 @@ async fn run(shared: Arc<Shared>) {
         }
         std::mem::swap(&mut *shared.inbox(), &mut taken);
         let now = shared.nanos(Instant::now());
-        // A burst of slots is counted as a whole before its first is
-        // marked (see `ahead::Starts`): the runs woken first must not
-        // find the count at zero while the rest are still to be marked.
-        shared
-            .starts
-            .spawning(wheel.due_slots(now) + due_slots(&taken, now));
         let mut fired = 0usize;
+        // The pass holds the count of `Starts` from its first slot on (see
+        // `fire`).
+        let mut holding = false;
         while let Some(mut due) = wheel.take_due(now) {
             for armed in due.drain(..) {
                 if armed.at <= now {
-                    fire_chunked(&shared, armed, &mut fired).await;
+                    fire_chunked(&shared, armed, &mut fired, &mut holding).await;
                 } else {
                     // Later in the same millisecond.
                     later.push(armed);
@@ -446,10 +432,15 @@ async fn run(shared: Arc<Shared>) {
         }
         for armed in taken.drain(..) {
             if armed.at <= now {
-                fire_chunked(&shared, armed, &mut fired).await;
+                fire_chunked(&shared, armed, &mut fired, &mut holding).await;
             } else {
                 wheel.insert(armed);
             }
+        }
+        if holding {
+            // Every slot of the pass is marked: its runs may now be the
+            // last to start.
+            shared.starts.running();
         }
         let next = wheel.next();
         shared
@@ -543,32 +534,40 @@ mod tests {
         );
     }
 
-    /// What the service counts before it marks a burst: every prepared
-    /// run's slot due now, in every bucket, and no timer or later slot.
+    /// A pass that marks slots holds the count of runs to start from its
+    /// first slot until it ends: a run woken early and started at once
+    /// does not bring the count to zero while the burst is being marked.
     #[test]
-    fn the_slots_of_a_burst_are_counted_across_buckets() {
-        let slot = |at: u64| Armed {
-            at,
-            generation: 0,
-            what: What::Slot(Arc::default()),
+    fn a_pass_holds_the_count_while_it_marks_its_slots() {
+        let shared = Shared {
+            inbox: Mutex::new(Vec::new()),
+            wake_at: AtomicU64::new(0),
+            base: Instant::now(),
+            notify: Notify::new(),
+            closed: AtomicBool::new(false),
+            supervisor: OnceLock::new(),
+            starts: Default::default(),
         };
-        let target = TimerTarget::new(JobId::new("j").expect("id"), None);
-        let mut wheel = Wheel::default();
-        let ms = 1_000_000;
-        for at in [ms, ms + 5, 2 * ms, 3 * ms + 10, 3 * ms + 20, 9 * ms] {
-            wheel.insert(slot(at));
-        }
-        wheel.insert(Armed {
-            at: 2 * ms,
-            generation: 1,
-            what: What::Timer(TimerKind::Schedule, target),
-        });
-        // At 3 ms + 10 ns: the slot 10 ns later in the same millisecond and
-        // the one at 9 ms are not due; the timer is not a slot.
-        assert_eq!(wheel.due_slots(3 * ms + 10), 4);
-        assert_eq!(wheel.due_slots(ms - 1), 0);
-        assert_eq!(wheel.due_slots(u64::MAX), 6);
-        let taken = [slot(5), slot(7 * ms)];
-        assert_eq!(due_slots(&taken, 6 * ms), 1);
+        let slot = |slot: &Arc<crate::ahead::Slot>| Armed {
+            at: 0,
+            generation: 0,
+            what: What::Slot(slot.clone()),
+        };
+        let (a, b) = (Arc::default(), Arc::default());
+        let mut holding = false;
+        assert!(
+            !fire(&shared, slot(&a), &mut holding),
+            "a slot wakes no job"
+        );
+        assert!(holding);
+        // The first run starts before the second slot is marked.
+        shared.starts.running();
+        assert!(!shared.starts.is_idle(), "the pass holds the count");
+        fire(&shared, slot(&b), &mut holding);
+        shared.starts.running();
+        assert!(!shared.starts.is_idle());
+        // The pass ends (as `run` does).
+        shared.starts.running();
+        assert!(shared.starts.is_idle());
     }
 }

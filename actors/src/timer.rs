@@ -206,6 +206,18 @@ struct Shared {
 }
 
 impl Shared {
+    fn new() -> Self {
+        Self {
+            inbox: Mutex::new(Vec::new()),
+            wake_at: AtomicU64::new(0),
+            base: Instant::now(),
+            notify: Notify::new(),
+            closed: AtomicBool::new(false),
+            supervisor: OnceLock::new(),
+            starts: Default::default(),
+        }
+    }
+
     fn nanos(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX - 1)
     }
@@ -238,15 +250,7 @@ impl Drop for Owner {
 impl TimerHandle {
     /// Starts the service.
     pub(crate) fn start() -> Self {
-        let shared = Arc::new(Shared {
-            inbox: Mutex::new(Vec::new()),
-            wake_at: AtomicU64::new(0),
-            base: Instant::now(),
-            notify: Notify::new(),
-            closed: AtomicBool::new(false),
-            supervisor: OnceLock::new(),
-            starts: Default::default(),
-        });
+        let shared = Arc::new(Shared::new());
         tokio::spawn(run(shared.clone()));
         Self {
             owner: Arc::new(Owner { shared }),
@@ -539,15 +543,7 @@ mod tests {
     /// does not bring the count to zero while the burst is being marked.
     #[test]
     fn a_pass_holds_the_count_while_it_marks_its_slots() {
-        let shared = Shared {
-            inbox: Mutex::new(Vec::new()),
-            wake_at: AtomicU64::new(0),
-            base: Instant::now(),
-            notify: Notify::new(),
-            closed: AtomicBool::new(false),
-            supervisor: OnceLock::new(),
-            starts: Default::default(),
-        };
+        let shared = Shared::new();
         let slot = |slot: &Arc<crate::ahead::Slot>| Armed {
             at: 0,
             generation: 0,

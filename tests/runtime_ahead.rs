@@ -372,21 +372,29 @@ async fn a_prepared_run_whose_record_outlasts_a_period_is_not_withdrawn_past_a_l
     assert_eq!(st.counters.skipped.overlap, 1, "{st:?}");
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_prepared_run_never_starts_before_its_record_is_durable() {
-    // The registry starts a prepared run when the flush that made its claim
-    // durable ends: with that flush held, the slot passes and nothing runs.
-    use std::sync::atomic::Ordering;
+/// A job firing every second on a store whose flushes a test can hold,
+/// 3.2 s after its start (three runs, each durable before its slot).
+async fn every_second_on_a_held_store() -> (cronactor::Scheduler, Starts, Arc<SlowStore>) {
     let (clock, count) = (clock(), Count::default());
     let (b, starts) = recording(&clock, &count);
     let store = Arc::new(SlowStore::default());
-    let (held, released) = (store.held.clone(), store.released.clone());
-    let s = b.store(store).start().await.expect("start");
+    let s = b.store(store.clone()).start().await.expect("start");
     let spec = JobSpec::builder("j", ScheduleSpec::cron("* * * * * *"), "record")
         .build()
         .expect("valid spec");
     s.add(spec).await.expect("add");
     run_for_secs(3.2).await;
+    (s, starts, store)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_never_starts_before_its_record_is_durable() {
+    // A prepared run starts once the flush that made its claim durable has
+    // ended (the durable watermark): with that flush held, the slot passes
+    // and nothing runs.
+    use std::sync::atomic::Ordering;
+    let (_s, starts, store) = every_second_on_a_held_store().await;
+    let (held, released) = (store.held.clone(), store.released.clone());
     let before = starts.lock().expect("lock").len();
     assert!(before >= 2, "runs on time before the hold: {before}");
 
@@ -410,4 +418,35 @@ async fn a_prepared_run_never_starts_before_its_record_is_durable() {
         "a slot that passed during the hold runs once its record is durable: {starts:?}"
     );
     assert!(starts.len() > before + during);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_waiting_for_its_record_ends_at_once_when_cancelled() {
+    use std::sync::atomic::Ordering;
+    let (s, starts, store) = every_second_on_a_held_store().await;
+    let (held, released) = (store.held.clone(), store.released.clone());
+    // The claim of the slot at 5 s is made when the run of 4 s ends, and
+    // its flush is held: at 5.5 s its run waits, past its slot.
+    held.store(true, Ordering::SeqCst);
+    run_for_secs(2.3).await;
+    let waiting = at_secs(5.0);
+    let cancelled = s.cancel("j").await.expect("cancel");
+    assert_eq!(cancelled.len(), 1, "{cancelled:?}");
+    run_for_secs(0.1).await;
+    // Ended while the flush is still held.
+    let st = s.status("j").await.expect("status");
+    let last = st.last_run.as_ref().expect("a last run");
+    assert_eq!(last.run_id, cancelled[0], "{st:?}");
+    assert_eq!(last.scheduled, waiting, "{st:?}");
+    assert!(matches!(last.outcome, Outcome::Cancelled(_)), "{st:?}");
+
+    held.store(false, Ordering::SeqCst);
+    released.notify_waiters();
+    run_for_secs(2.0).await;
+    let starts = starts.lock().expect("lock");
+    assert!(
+        starts.iter().all(|(scheduled, _)| *scheduled != waiting),
+        "the cancelled run started: {starts:?}"
+    );
+    assert!(starts.iter().any(|(scheduled, _)| *scheduled > waiting));
 }

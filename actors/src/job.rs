@@ -330,6 +330,9 @@ struct Prepared {
     slot: Arc<crate::ahead::Slot>,
     run_id: RunId,
     last_slot: Option<DateTime<Utc>>,
+    /// With a durable store, the take of the update queue whose flush the
+    /// run waits for after its slot (see `watermark`); 0: none.
+    durable_at: u64,
 }
 
 impl Drop for JobActorState {
@@ -401,8 +404,7 @@ impl Actor for JobActor {
         // A respawned passive job woken before its fire changed nothing: the
         // registry's copy of its state stays as it is (no store write).
         if !args.reactivated || s.fingerprint() != before || !s.unrecorded.is_empty() {
-            let ack = s.start_ack(&myself);
-            s.save(ack);
+            s.save_claims(&myself);
         } else {
             tracing::debug!(job_id = %s.spec.id, next_fire = ?s.state.next_fire, "job woken");
         }
@@ -442,8 +444,7 @@ impl Actor for JobActor {
                         || s.fingerprint() != before
                         || !s.unrecorded.is_empty()
                     {
-                        let ack = s.start_ack(&myself);
-                        s.save(ack);
+                        s.save_claims(&myself);
                     }
                 }
             }
@@ -454,8 +455,7 @@ impl Actor for JobActor {
             } => {
                 let outcome = s.fire_now(&myself, Trigger::Event, Some((name, payload)));
                 if outcome.is_ok() {
-                    let ack = s.start_ack(&myself);
-                    s.save(ack);
+                    s.save_claims(&myself);
                 }
                 let _ = reply.send(outcome);
             }
@@ -487,8 +487,7 @@ impl Actor for JobActor {
                     Ok(s.overlap_fire(&myself, fire))
                 };
                 if outcome.is_ok() {
-                    let ack = s.start_ack(&myself);
-                    s.save(ack);
+                    s.save_claims(&myself);
                 }
                 let _ = reply.send(outcome);
             }
@@ -531,8 +530,7 @@ impl Actor for JobActor {
             JobMsg::Trigger(reply) => {
                 let outcome = s.fire_now(&myself, Trigger::Manual, None);
                 if outcome.is_ok() {
-                    let ack = s.start_ack(&myself);
-                    s.save(ack);
+                    s.save_claims(&myself);
                 }
                 let _ = reply.send(outcome);
             }
@@ -612,8 +610,7 @@ impl Actor for JobActor {
                 s.finish_run(&myself, run_id, result);
                 s.start_queued(&myself);
                 s.prepare_at_run_end(&myself);
-                let ack = s.start_ack(&myself);
-                s.save(ack);
+                s.save_claims(&myself);
                 if s.state.in_flight.is_empty() {
                     if let Some(idle) = s.stopping.take() {
                         let _ = idle.send(());
@@ -750,25 +747,45 @@ impl JobActorState {
         }
     }
 
-    /// Sends the state to the registry. `record` is a history entry to append.
     /// Sends the state, and the history entries written since the last
-    /// save, to the registry.
-    fn save(&mut self, ack: Ack) {
+    /// save, to the registry. Returns the take of the update queue that
+    /// carries them (see `watermark`).
+    fn save(&mut self, ack: Ack) -> u64 {
         self.outbox.post(
             &self.link.rt.updates,
             &self.state,
             &mut self.history,
             ack,
             None,
-        );
+        )
     }
 
-    /// The acknowledgement that starts claimed runs once they are durable.
-    fn start_ack(&self, myself: &ActorRef<JobMsg>) -> Ack {
+    /// Sends the state to the registry with what starts the claimed runs
+    /// once their record is durable. A prepared run's task is spawned now:
+    /// after its slot it waits for the durable watermark to pass the take
+    /// that carries this post (see `watermark`), without a message to the
+    /// job. Other claimed runs start at `Recorded`.
+    fn save_claims(&mut self, myself: &ActorRef<JobMsg>) {
         if self.unrecorded.is_empty() {
-            Ack::None
-        } else {
+            self.save(Ack::None);
+            return;
+        }
+        let prepared = self
+            .prepared
+            .as_ref()
+            .map(|p| p.run_id)
+            .filter(|id| self.unrecorded.contains(id));
+        let ack = if self.unrecorded.len() > usize::from(prepared.is_some()) {
             Ack::Job(myself.clone())
+        } else {
+            // Nobody to tell, but flushed at once as a claim must be.
+            Ack::Urgent
+        };
+        let carrier = self.save(ack);
+        if let (Some(run_id), Some(p)) = (prepared, self.prepared.as_deref_mut()) {
+            p.durable_at = carrier;
+            self.unrecorded.retain(|r| *r != run_id);
+            self.start_run(myself, run_id);
         }
     }
 
@@ -977,6 +994,7 @@ impl JobActorState {
             slot: Arc::default(),
             run_id,
             last_slot: self.state.last_slot,
+            durable_at: 0,
         }));
         // `last_fire` is set when the run ends (status shows the slot as
         // the last fire from its start).
@@ -1328,11 +1346,10 @@ impl JobActorState {
         };
         // A prepared run waits for its instant; it is announced when it
         // starts (by its task).
-        let gate = self
-            .prepared
-            .as_deref()
-            .filter(|p| p.run_id == run_id)
-            .map(|p| p.slot.clone());
+        let prepared = self.prepared.as_deref().filter(|p| p.run_id == run_id);
+        let gate = prepared.map(|p| p.slot.clone());
+        // With a durable store, the take whose flush the run waits for.
+        let durable_at = prepared.map_or(0, |p| p.durable_at);
         if gate.is_none() {
             self.publish(EventKind::Started {
                 run_id,
@@ -1393,6 +1410,14 @@ impl JobActorState {
                 // runs.
                 if slot.wait().await {
                     rt.timer.starts().running();
+                    // Its claim is normally durable long before the slot;
+                    // a late flush is waited for (or a cancellation).
+                    if durable_at != 0
+                        && !rt.updates.watermark().reached(durable_at)
+                        && Box::pin(durable_wait(&rt.updates, durable_at, ctx.cancel.clone())).await
+                    {
+                        result = Some(RunResult::Dropped);
+                    }
                 } else {
                     match slot.abandon() {
                         crate::ahead::Abandoned::Due => rt.timer.starts().running(),
@@ -1728,6 +1753,19 @@ async fn wait_for_slot(
 }
 
 /// The jitter before a run: true if the run was cancelled meanwhile.
+/// Waits for take `take` of the update queue to be durable (see
+/// `watermark`); true if the run was cancelled first.
+async fn durable_wait(
+    updates: &crate::registry::Updates,
+    take: u64,
+    token: CancellationToken,
+) -> bool {
+    tokio::select! {
+        _ = updates.watermark().wait(take) => false,
+        _ = token.cancelled() => true,
+    }
+}
+
 async fn jitter_wait(token: CancellationToken, jitter: Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(jitter) => false,

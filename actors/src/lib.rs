@@ -33,6 +33,7 @@ pub mod store;
 pub mod supervisor;
 mod time_serde;
 mod timer;
+mod watermark;
 
 pub use admission::AdmissionLimits;
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -58,6 +58,8 @@ pub(crate) struct Updates {
     private: std::sync::atomic::AtomicBool,
     /// History entries kept per job.
     history_keep: std::sync::atomic::AtomicUsize,
+    /// How far the queue's writes are durable (see `watermark`).
+    watermark: crate::watermark::Watermark,
 }
 
 #[derive(Debug, Default)]
@@ -96,16 +98,19 @@ impl Updates {
         self.private.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn enqueue(&self, update: Write, urgent: bool) {
+    /// Returns the take that carries the write (see `watermark`).
+    fn enqueue(&self, update: Write, urgent: bool) -> u64 {
         let Some(registry) = self.registry.get() else {
-            return; // no registry: nothing can answer or persist
+            return 0; // no registry: nothing can answer or persist
         };
-        let wake = {
+        let (wake, carrier) = {
             let mut q = self.lock();
             q.queue.push(update);
             let idle = !std::mem::replace(&mut q.woken, true);
             let urgent = urgent && !std::mem::replace(&mut q.urgent, true);
-            idle || urgent
+            // Takes are counted under this lock: the next one swaps the
+            // queue that holds the write.
+            (idle || urgent, self.watermark.next_take())
         };
         let gone = if wake {
             registry.cast(RegistryMsg::Drain).is_err()
@@ -117,6 +122,7 @@ impl Updates {
             // waiting for an acknowledgement see their reply port close).
             drop(std::mem::take(&mut self.lock().queue));
         }
+        carrier
     }
 
     /// Wakes the registry for a write waiting for an acknowledgement.
@@ -142,8 +148,14 @@ impl Updates {
         if q.queue.is_empty() {
             q.woken = false;
         } else {
+            self.watermark.take();
             std::mem::swap(&mut q.queue, into);
         }
+    }
+
+    /// How far the queue's writes are durable.
+    pub(crate) fn watermark(&self) -> &crate::watermark::Watermark {
+        &self.watermark
     }
 }
 
@@ -164,6 +176,9 @@ enum Write {
 pub(crate) struct Outbox {
     id: JobId,
     inner: Mutex<OutboxSlot>,
+    /// The take of the update queue that carries the outbox while it is
+    /// queued (written and read by the job actor only).
+    carrier: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -192,6 +207,7 @@ impl Outbox {
                 state,
                 ..OutboxSlot::default()
             }),
+            carrier: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -201,6 +217,8 @@ impl Outbox {
 
     /// Posts the job's state, the history entries written since the last
     /// post (moved out of `records`), an acknowledgement, and a new spec.
+    /// Returns the take of the update queue that carries the post (see
+    /// `watermark`), or 0 when the post stays here.
     pub(crate) fn post(
         self: &Arc<Self>,
         updates: &Updates,
@@ -208,12 +226,13 @@ impl Outbox {
         records: &mut Vec<RunRecord>,
         ack: Ack,
         spec: Option<(Arc<JobSpec>, bool)>,
-    ) {
+    ) -> u64 {
+        use std::sync::atomic::Ordering;
         let urgent = !matches!(ack, Ack::None);
         // With a store nobody else reads, a plain change (no caller waiting,
         // no new spec, no run the registry indexes) needs nothing from the
         // registry: the state and the history stay here for its queries.
-        let here = updates.private.load(std::sync::atomic::Ordering::Relaxed)
+        let here = updates.private.load(Ordering::Relaxed)
             && !urgent
             && spec.is_none()
             && !records.iter().any(indexed);
@@ -223,12 +242,10 @@ impl Outbox {
             // Once the registry reads the job from here, and unless earlier
             // entries still wait for it (order).
             if here && slot.adopted && !slot.queued {
-                let keep = updates
-                    .history_keep
-                    .load(std::sync::atomic::Ordering::Relaxed);
+                let keep = updates.history_keep.load(Ordering::Relaxed);
                 slot.history.push(records.drain(..), keep);
                 slot.posts += 1;
-                return;
+                return 0;
             }
             slot.records.append(records);
             if !matches!(ack, Ack::None) {
@@ -240,13 +257,18 @@ impl Outbox {
             slot.posts += 1;
             !std::mem::replace(&mut slot.queued, true)
         };
-        if !queue && urgent {
-            // Already queued: make sure the registry comes for it soon.
-            updates.wake_urgent();
+        if !queue {
+            if urgent {
+                // Already queued: make sure the registry comes for it soon.
+                updates.wake_urgent();
+            }
+            // Still queued when posted: the take that reads it has not
+            // read it yet.
+            return self.carrier.load(Ordering::Relaxed);
         }
-        if queue {
-            updates.enqueue(Write::Outbox(self.clone()), urgent);
-        }
+        let carrier = updates.enqueue(Write::Outbox(self.clone()), urgent);
+        self.carrier.store(carrier, Ordering::Relaxed);
+        carrier
     }
 
     /// A copy of the state.
@@ -269,6 +291,9 @@ pub enum Ack {
     Reply(RpcReplyPort<Result<(), Error>>),
     /// A job actor whose claimed runs start once their record is durable.
     Job(ActorRef<JobMsg>),
+    /// Nobody, but the write is flushed at once: a prepared run waits for
+    /// it through the durable watermark (see `watermark`).
+    Urgent,
 }
 
 /// Messages to the registry.
@@ -349,6 +374,8 @@ pub enum RegistryMsg {
         since: Option<std::time::Instant>,
         /// Write operations it carried.
         writes: u64,
+        /// Every take of the update queue up to this one is in it.
+        covers: u64,
     },
 }
 
@@ -754,6 +781,7 @@ impl Actor for RegistryActor {
                 result,
                 since,
                 writes,
+                covers,
             } => {
                 s.flushing = false;
                 s.stats.flushes += 1;
@@ -767,6 +795,9 @@ impl Actor for RegistryActor {
                 for ack in acks {
                     answer(ack, result.clone().map_err(|e| Error::Store(e.to_string())));
                 }
+                // Even if the flush failed the prepared runs start, as the
+                // runs acknowledged above do.
+                s.updates.watermark().mark_durable(covers);
                 if !s.acks.is_empty() {
                     s.commit(&myself);
                 }
@@ -782,6 +813,7 @@ impl Actor for RegistryActor {
     ) -> Result<(), ActorProcessingErr> {
         // Last chance to persist run state written since the last commit.
         s.drain(&myself);
+        let covers = s.updates.watermark().taken();
         let ops = s.take_ops();
         if !ops.is_empty() {
             if let Err(e) = s.store.apply(ops) {
@@ -793,6 +825,7 @@ impl Actor for RegistryActor {
                 tracing::error!(error = %e, "store flush at stop failed");
             }
         }
+        s.updates.watermark().mark_durable(covers);
         Ok(())
     }
 }
@@ -827,7 +860,7 @@ fn append_history(
 
 fn answer(ack: Ack, result: Result<(), Error>) {
     match ack {
-        Ack::None => {}
+        Ack::None | Ack::Urgent => {}
         Ack::Reply(reply) => {
             let _ = reply.send(result);
         }
@@ -1142,6 +1175,8 @@ impl RegistryState {
             return;
         }
         self.flushing = true;
+        // Every take so far is drained into the operations taken here.
+        let covers = self.updates.watermark().taken();
         let ops = self.take_ops();
         let writes = ops.len() as u64;
         let since = self.oldest_pending.take();
@@ -1166,6 +1201,7 @@ impl RegistryState {
                 result,
                 since,
                 writes,
+                covers,
             });
         });
     }

@@ -5,8 +5,9 @@
 //! sled store with 100 jobs firing every second and a stream of control
 //! operations on other jobs, each logged before it is sent (`try`) and after
 //! it is acknowledged (`ack`). The parent kills the child with SIGKILL at
-//! random instants, 20 times, restarting it each time, and checks on every
-//! boot that:
+//! random instants (every other one in the first 30 ms of a wall-clock
+//! second, where runs start and the next claims are written), 20 times,
+//! restarting it each time, and checks on every boot that:
 //! - the store opens;
 //! - every acknowledged add, remove, pause and resume held (an operation that
 //!   was sent but not acknowledged may or may not have taken effect);
@@ -14,6 +15,12 @@
 //! - no run started by the schedule was lost from the counters: the runs the
 //!   store counts are at least the runs the handler had executed, since a
 //!   run starts only after its fire's record is durable.
+//!
+//! At the end it checks, from the starts every incarnation's handler wrote
+//! (job, scheduled instant, trigger), that no slot of a base job was started
+//! twice by the schedule (on time or as a catch-up) across all the kills: a
+//! slot in flight at a kill may run again only as a recovery of the
+//! interrupted run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -28,6 +35,36 @@ const ENV_DIR: &str = "CRONACTOR_CRASH_TEST_DIR";
 
 fn log_path(dir: &Path, incarnation: usize) -> PathBuf {
     dir.join(format!("log-{incarnation}.txt"))
+}
+
+fn starts_path(dir: &Path, incarnation: usize) -> PathBuf {
+    dir.join(format!("starts-{incarnation}.txt"))
+}
+
+/// Every (job, scheduled instant in ms) that the schedule started more than
+/// once, by the starts the handlers wrote in all incarnations.
+fn slots_started_twice(dir: &Path) -> (usize, Vec<(String, i64)>) {
+    let mut seen: BTreeMap<(String, i64), usize> = BTreeMap::new();
+    for incarnation in 0..=KILLS {
+        let Ok(text) = std::fs::read_to_string(starts_path(dir, incarnation)) else {
+            continue;
+        };
+        for line in text.lines() {
+            // A line cut by the kill has fewer fields.
+            if let [job, ms, trigger] = line.split_whitespace().collect::<Vec<_>>()[..] {
+                if trigger == "Schedule" || trigger == "CatchUp" {
+                    let key = (job.to_string(), ms.parse().expect("number"));
+                    *seen.entry(key).or_default() += 1;
+                }
+            }
+        }
+    }
+    let twice = seen
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(k, _)| k.clone())
+        .collect();
+    (seen.len(), twice)
 }
 
 /// The parent: start, kill, restart, check.
@@ -66,6 +103,15 @@ fn acknowledged_operations_survive_twenty_sigkills() {
         rng_state ^= rng_state << 17;
         let millis = 300 + rng_state % 1200;
         std::thread::sleep(Duration::from_millis(millis));
+        if incarnation % 2 == 1 {
+            // Every other kill lands in the first 30 ms of a second, where
+            // the jobs' runs start and their next claims are written.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock after 1970");
+            let to_next = 1_000 - u64::from(now.subsec_millis());
+            std::thread::sleep(Duration::from_millis(to_next + rng_state % 30));
+        }
         // SAFETY: plain FFI call on our own child's pid.
         let rc = unsafe { libc::kill(child.0.id() as i32, libc::SIGKILL) };
         assert_eq!(rc, 0, "kill failed");
@@ -78,6 +124,14 @@ fn acknowledged_operations_survive_twenty_sigkills() {
         expected.acked > 20,
         "too few acknowledged operations: {}",
         expected.acked
+    );
+    let (slots, twice) = slots_started_twice(dir.path());
+    assert!(slots > 300, "too few slots started: {slots}");
+    assert!(
+        twice.is_empty(),
+        "{} of {slots} slots started twice by the schedule: {:?}",
+        twice.len(),
+        &twice[..twice.len().min(10)]
     );
 }
 
@@ -289,11 +343,27 @@ async fn child_main(dir: PathBuf, store: PathBuf, incarnation: usize) {
 
     let executed = Arc::new(AtomicU64::new(0));
     let counter = executed.clone();
+    // Each start of a base job, one append each (the kernel keeps what was
+    // written when the process is killed).
+    let starts = Arc::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(starts_path(&dir, incarnation))
+            .expect("starts file"),
+    );
     let scheduler = Scheduler::builder()
         .handler("tick", move |ctx: JobContext| {
-            let counter = counter.clone();
+            let (counter, starts) = (counter.clone(), starts.clone());
             async move {
                 if ctx.job_id.as_str().starts_with("base-") {
+                    let line = format!(
+                        "{} {} {:?}\n",
+                        ctx.job_id,
+                        ctx.scheduled.timestamp_millis(),
+                        ctx.trigger
+                    );
+                    (&*starts).write_all(line.as_bytes())?;
                     counter.fetch_add(1, Ordering::SeqCst);
                 }
                 Ok::<(), std::io::Error>(())

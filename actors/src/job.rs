@@ -776,6 +776,7 @@ impl JobActorState {
             .map(|p| p.run_id)
             .filter(|id| self.unrecorded.contains(id));
         let ack = if self.unrecorded.len() > usize::from(prepared.is_some()) {
+            // Other claimed runs: started by `Recorded`.
             Ack::Job(myself.clone())
         } else {
             // Nobody to tell, but flushed at once as a claim must be.

@@ -105,7 +105,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_post_is_carried_by_the_next_take_at_the_latest() {
+    fn takes_are_counted_and_the_mark_never_goes_back() {
         let w = Watermark::default();
         assert_eq!(w.next_take(), 1);
         w.take();

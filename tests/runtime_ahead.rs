@@ -450,3 +450,57 @@ async fn a_prepared_run_waiting_for_its_record_ends_at_once_when_cancelled() {
     );
     assert!(starts.iter().any(|(scheduled, _)| *scheduled > waiting));
 }
+
+#[tokio::test(start_paused = true)]
+async fn prepared_runs_behind_a_slow_store_start_once_each_and_never_before_their_slot() {
+    // Every flush takes 700 ms, longer than the fire-ahead window: prepared
+    // runs reach their slot before their claim is durable and wait for the
+    // durable watermark, many of them for the same flush.
+    type Seen = Arc<Mutex<Vec<(String, DateTime<Utc>, DateTime<Utc>)>>>;
+    let (clock, count) = (clock(), Count::default());
+    let seen = Seen::default();
+    let (log, c) = (seen.clone(), clock.clone());
+    let b = ahead(&clock, &count).handler("log", move |ctx: JobContext| {
+        let (log, c) = (log.clone(), c.clone());
+        async move {
+            use cronactor::Clock as _;
+            let entry = (ctx.job_id.to_string(), ctx.scheduled, c.now());
+            log.lock().expect("lock").push(entry);
+            Ok::<(), std::io::Error>(())
+        }
+    });
+    let s = b
+        .store(Arc::new(SlowStore::with_delay_ms(700)))
+        .start()
+        .await
+        .expect("start");
+    let adds = (0..50).map(|i| s.add(every_second(&format!("j{i}"), "log")));
+    for added in futures::future::join_all(adds).await {
+        added.expect("add");
+    }
+    run_for_secs(10.0).await;
+
+    let seen = seen.lock().expect("lock");
+    let mut slots = std::collections::BTreeMap::new();
+    for (job, scheduled, started) in seen.iter() {
+        assert!(
+            started >= scheduled,
+            "{job} started before its slot {scheduled}"
+        );
+        *slots.entry((job.clone(), *scheduled)).or_insert(0) += 1;
+    }
+    let twice: Vec<_> = slots.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "slots started twice: {twice:?}");
+    for i in 0..50 {
+        let runs = slots
+            .keys()
+            .filter(|(job, _)| *job == format!("j{i}"))
+            .count();
+        assert!(runs >= 3, "j{i} ran {runs} times in 10 s");
+    }
+    assert!(
+        seen.iter()
+            .any(|(_, scheduled, started)| started > scheduled),
+        "no run waited for its record: the test does not reach the wait"
+    );
+}

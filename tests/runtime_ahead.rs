@@ -504,3 +504,23 @@ async fn prepared_runs_behind_a_slow_store_start_once_each_and_never_before_thei
         "no run waited for its record: the test does not reach the wait"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn prepared_runs_start_even_when_their_flush_fails() {
+    // A failed flush moves the durable watermark as it answers the
+    // acknowledgements it carried: the fire was decided, and losing the run
+    // would be worse than running it twice. Control operations report the
+    // store's error.
+    use std::sync::atomic::Ordering;
+    let (s, starts, store) = every_second_on_a_held_store().await;
+    store.failing.store(true, Ordering::SeqCst);
+    let before = starts.lock().expect("lock").len();
+    run_for_secs(3.0).await;
+    let during = starts.lock().expect("lock").len() - before;
+    assert!(during >= 2, "{during} runs while every flush failed");
+    let err = s
+        .pause("j", None)
+        .await
+        .expect_err("a pause on a failing store");
+    assert!(matches!(err, cronactor::Error::Store(_)), "{err:?}");
+}

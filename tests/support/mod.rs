@@ -123,14 +123,15 @@ pub fn kinds(events: &[Event]) -> Vec<&'static str> {
 }
 
 /// A durable in-memory store whose flushes can be held (`held`, until
-/// `released` is notified) and slowed (`delay_ms`): what a slow disk looks
-/// like to the registry.
+/// `released` is notified), slowed (`delay_ms`) and failed (`failing`):
+/// what a slow or broken disk looks like to the registry.
 #[derive(Default)]
 pub struct SlowStore {
     inner: cronactor_actors::MemoryStore,
     pub held: Arc<std::sync::atomic::AtomicBool>,
     pub released: Arc<tokio::sync::Notify>,
     pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    pub failing: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SlowStore {
@@ -152,12 +153,16 @@ impl cronactor::SnapshotStore for SlowStore {
     fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {
         let (held, released) = (self.held.clone(), self.released.clone());
         let delay = self.delay_ms.load(Ordering::SeqCst);
+        let failing = self.failing.load(Ordering::SeqCst);
         Box::pin(async move {
             while held.load(Ordering::SeqCst) {
                 released.notified().await;
             }
             if delay > 0 {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
+            }
+            if failing {
+                return Err(cronactor::StoreError::Io("injected flush failure".into()));
             }
             Ok(())
         })

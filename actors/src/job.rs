@@ -1753,7 +1753,6 @@ async fn wait_for_slot(
     }
 }
 
-/// The jitter before a run: true if the run was cancelled meanwhile.
 /// Waits for take `take` of the update queue to be durable (see
 /// `watermark`); true if the run was cancelled first.
 async fn durable_wait(
@@ -1767,6 +1766,7 @@ async fn durable_wait(
     }
 }
 
+/// The jitter before a run: true if the run was cancelled meanwhile.
 async fn jitter_wait(token: CancellationToken, jitter: Duration) -> bool {
     tokio::select! {
         () = tokio::time::sleep(jitter) => false,

@@ -1,5 +1,6 @@
 //! The project's benchmark binary: one workload per subcommand, one JSON line
-//! per run on stdout (`soak` also prints one line per interval). Field names
+//! per run on stdout (`soak` also prints one line per interval, with the RSS
+//! at its end and the lowest and highest of a reading every 500 ms). Field names
 //! follow `peerbench` where they apply; `docs/performance.md` defines every
 //! figure and lists the commands behind the published table.
 //!
@@ -216,6 +217,67 @@ fn rss_now_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// The lowest and highest RSS read by a background thread since the last
+/// [`take`](RssRange::take).
+struct RssRange {
+    range: Arc<Mutex<(f64, f64)>>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl RssRange {
+    fn start(every: Duration) -> Self {
+        let range = Arc::new(Mutex::new((f64::INFINITY, 0.0_f64)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let (range, stop) = (range.clone(), stop.clone());
+            move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let rss = rss_now_mib();
+                    let mut r = range.lock().unwrap();
+                    *r = (r.0.min(rss), r.1.max(rss));
+                    drop(r);
+                    std::thread::sleep(every);
+                }
+            }
+        });
+        Self {
+            range,
+            stop,
+            thread,
+        }
+    }
+
+    /// The range since the last call, `last` (a reading now) included; then
+    /// starts anew.
+    fn take(&self, last: f64) -> (f64, f64) {
+        let mut r = self.range.lock().unwrap();
+        let out = (r.0.min(last), r.1.max(last));
+        *r = (f64::INFINITY, 0.0);
+        out
+    }
+
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// The C allocator's view of the heap, MiB: (in use, free but held).
+/// glibc only (`mallinfo2`); elsewhere `None`.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn heap_mib() -> Option<(f64, f64)> {
+    // SAFETY: `mallinfo2` only reads glibc's arenas under their locks.
+    let m = unsafe { libc::mallinfo2() };
+    let mib = |b: usize| b as f64 / (1024.0 * 1024.0);
+    Some((mib(m.uordblks + m.hblkhd), mib(m.fordblks)))
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap_mib() -> Option<(f64, f64)> {
+    None
 }
 
 fn now_unix_us() -> i64 {
@@ -1084,7 +1146,12 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let w0 = probe.arm(seconds as i64, 0);
     sleep_until_unix_us(w0 * 1_000_000);
     let mut prev = usage();
+    // The RSS at one instant depends on where it falls in the store's fold
+    // cycle (a sawtooth of tens of MiB with sled), so each interval also
+    // reports the lowest and highest of a reading every 500 ms.
+    let sampler = RssRange::start(Duration::from_millis(500));
     let mut rows: Vec<(f64, f64, u64, Option<u64>)> = Vec::new();
+    let mut ranges: Vec<(f64, f64)> = Vec::new();
     let intervals = seconds.div_ceil(interval);
     for k in 0..intervals {
         let end = w0 + ((k + 1) * interval).min(seconds) as i64;
@@ -1093,6 +1160,8 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         let u = usage();
         let t = probe.take();
         let rss = rss_now_mib();
+        let (low, high) = sampler.take(rss);
+        ranges.push((low, high));
         let cpu = (u.user_s - prev.user_s) + (u.sys_s - prev.sys_s);
         prev = u;
         let p99 = (!t.hist.is_empty()).then(|| t.hist.value_at_quantile(0.99));
@@ -1103,7 +1172,13 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             .int("interval", k + 1)
             .int("interval_s", len)
             .num("rss_mib", rss, 1)
-            .num("cpu_s", cpu, 3)
+            .num("rss_low_mib", low, 1)
+            .num("rss_high_mib", high, 1);
+        if let Some((in_use, free)) = heap_mib() {
+            j.num("heap_in_use_mib", in_use, 1)
+                .num("heap_free_mib", free, 1);
+        }
+        j.num("cpu_s", cpu, 3)
             .int("fires", t.fires)
             .int("expected_fires", jobs as u64 * len);
         lateness(&mut j, &t.hist);
@@ -1111,9 +1186,14 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         rows.push((rss, cpu / len as f64, t.fires, p99));
     }
     probe.close();
+    sampler.stop();
     let u = usage();
     shutdown(&rt, &s);
     let first = rows[0];
+    let (low0, high0) = ranges[0];
+    let growth = |later: f64, first: f64| 100.0 * (later - first) / first;
+    let low_after = ranges.iter().skip(1).map(|r| r.0).fold(low0, f64::max);
+    let high_after = ranges.iter().skip(1).map(|r| r.1).fold(high0, f64::max);
     let last = rows[rows.len() - 1];
     let max_rss_after_first = rows.iter().skip(1).map(|r| r.0).fold(first.0, f64::max);
     let fires: u64 = rows.iter().map(|r| r.2).sum();
@@ -1132,7 +1212,19 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .num("rss_last_interval_mib", last.0, 1)
         .num(
             "rss_growth_after_first_interval_pct",
-            100.0 * (max_rss_after_first - first.0) / first.0,
+            growth(max_rss_after_first, first.0),
+            1,
+        )
+        .num("rss_low_first_interval_mib", low0, 1)
+        .num("rss_high_first_interval_mib", high0, 1)
+        .num(
+            "rss_low_growth_after_first_interval_pct",
+            growth(low_after, low0),
+            1,
+        )
+        .num(
+            "rss_high_growth_after_first_interval_pct",
+            growth(high_after, high0),
             1,
         )
         .num("cpu_per_s_first_interval", first.1, 4)

@@ -166,13 +166,24 @@ fn soak_prints_one_line_per_interval_and_a_summary() {
         "10",
     ]);
     assert_eq!(lines.len(), 3, "{lines:?}");
-    has(&lines[0], "soak-interval", &["rss_mib", "cpu_s", "fires"]);
-    has(&lines[1], "soak-interval", &["rss_mib", "cpu_s", "fires"]);
+    let interval = ["rss_mib", "rss_low_mib", "rss_high_mib", "cpu_s", "fires"];
+    for line in &lines[..2] {
+        has(line, "soak-interval", &interval);
+        // The interval's range holds its reading at the end.
+        let (low, rss, high) = (
+            line["rss_low_mib"].as_f64().unwrap(),
+            line["rss_mib"].as_f64().unwrap(),
+            line["rss_high_mib"].as_f64().unwrap(),
+        );
+        assert!(0.0 < low && low <= rss && rss <= high, "{line}");
+    }
     has(
         &lines[2],
         "soak",
         &[
             "rss_growth_after_first_interval_pct",
+            "rss_low_growth_after_first_interval_pct",
+            "rss_high_growth_after_first_interval_pct",
             "cpu_per_s_last_interval",
         ],
     );

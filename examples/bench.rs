@@ -84,6 +84,19 @@ const FIRE_EXPR: &str = "* * * * * *";
 
 const WORKLOADS: &str = "fire, register, recover, persist, soak, next-fire, passivate";
 
+/// Built with `--features mimalloc`, the bench runs on mimalloc instead of
+/// the C library's `malloc` (the JSON lines say which, as `allocator`).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The allocator this binary was built with.
+const ALLOCATOR: &str = if cfg!(feature = "mimalloc") {
+    "mimalloc"
+} else {
+    "system"
+};
+
 /// When `main` started: `recover` measures from here.
 static PROCESS_START: OnceLock<Instant> = OnceLock::new();
 
@@ -333,15 +346,13 @@ impl Json {
             }
         }
     }
+    /// The line, ending with the allocator the binary was built with.
     fn render(&self) -> String {
         let mut out = String::from("{");
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            let _ = write!(out, "\"{k}\": {v}");
+        for (k, v) in &self.0 {
+            let _ = write!(out, "\"{k}\": {v}, ");
         }
-        out.push('}');
+        let _ = write!(out, "\"allocator\": \"{ALLOCATOR}\"}}");
         out
     }
 }

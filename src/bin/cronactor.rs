@@ -3,6 +3,13 @@
 //! checker. The commands live in `cronactor::daemon::cli`; exit codes are
 //! documented in `docs/operations.md`.
 
+/// Built with `--features mimalloc`, the daemon and the client run on
+/// mimalloc instead of the C library's `malloc` (see `docs/operations.md`,
+/// "Capacity").
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use cronactor::daemon::cli::{self, CliError};

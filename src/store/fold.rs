@@ -42,29 +42,86 @@ struct Batches {
     any: [bool; 3],
 }
 
-impl Batches {
-    /// Applies the batches with writes, in the order `jobs`, `state`,
-    /// `history`.
-    fn apply(self, trees: &Trees<'_>) -> sled::Result<()> {
-        if self.any[0] {
-            trees.jobs.apply_batch(self.jobs)?;
+/// Where a fold's writes go: straight into the trees (`direct`), or into
+/// batches applied later.
+struct Sink<'t> {
+    direct: Option<&'t Trees<'t>>,
+    batches: Batches,
+}
+
+/// The three trees, by position in `Batches::any`.
+#[derive(Clone, Copy)]
+enum Kind {
+    Jobs = 0,
+    State = 1,
+    History = 2,
+}
+
+impl<'t> Sink<'t> {
+    fn direct(trees: &'t Trees<'t>) -> Self {
+        Self {
+            direct: Some(trees),
+            batches: Batches::default(),
         }
-        if self.any[1] {
-            trees.state.apply_batch(self.state)?;
+    }
+
+    fn batched() -> Self {
+        Self {
+            direct: None,
+            batches: Batches::default(),
         }
-        if self.any[2] {
-            trees.history.apply_batch(self.history)?;
+    }
+
+    fn insert(&mut self, kind: Kind, key: &[u8], value: &[u8]) -> sled::Result<()> {
+        self.batches.any[kind as usize] = true;
+        match self.direct {
+            Some(trees) => trees.get(kind).insert(key, value).map(drop),
+            None => {
+                self.batches.get(kind).insert(key, value);
+                Ok(())
+            }
         }
-        Ok(())
+    }
+
+    fn remove(&mut self, kind: Kind, key: &[u8]) -> sled::Result<()> {
+        self.batches.any[kind as usize] = true;
+        match self.direct {
+            Some(trees) => trees.get(kind).remove(key).map(drop),
+            None => {
+                self.batches.get(kind).remove(key);
+                Ok(())
+            }
+        }
     }
 }
 
-/// How many jobs one group of a fold's batches covers. sled 0.34 applies a
-/// batch under a process-wide write lock that every other sled operation
-/// then waits for (the journal writes of a flush included), and keeps the
-/// memory of every node version it replaces until the batch ends: a fold
-/// of 10k jobs in one batch per tree held flushes back for the whole fold.
-pub(crate) const GROUP_JOBS: usize = 512;
+impl Trees<'_> {
+    fn get(&self, kind: Kind) -> &Tree {
+        match kind {
+            Kind::Jobs => self.jobs,
+            Kind::State => self.state,
+            Kind::History => self.history,
+        }
+    }
+}
+
+impl Batches {
+    fn get(&mut self, kind: Kind) -> &mut Batch {
+        match kind {
+            Kind::Jobs => &mut self.jobs,
+            Kind::State => &mut self.state,
+            Kind::History => &mut self.history,
+        }
+    }
+}
+
+/// The most keys one sled batch of a fold's clean-up holds (the journal
+/// segments it deletes). sled 0.34 applies a batch under a process-wide
+/// write lock that every other sled operation then waits for (the journal
+/// writes of a flush included), and keeps the memory of every node version
+/// it replaces until the batch ends. For the same reason the fold writes
+/// the trees with single inserts (see [`Folder::write`]).
+pub(crate) const BATCH_KEYS: usize = 512;
 
 /// Reads the chunk list of a job from the tree (keys only).
 pub(crate) fn scan_chunks(history: &Tree, id: &str) -> sled::Result<Chunks> {
@@ -86,58 +143,56 @@ impl Folder {
 
     /// Writes `net` into the trees: jobs that were removed in one
     /// transaction over the three trees (a removal and a re-add are atomic),
-    /// every other job in groups of [`GROUP_JOBS`] jobs, one batch per tree
-    /// and group, applied in the order `jobs`, `state`, `history`, so that a
-    /// crash never keeps a new job's state without its spec. (A crash
-    /// between groups leaves the journal segments, which replay the whole
-    /// fold.) Returns the number of writes.
+    /// every other job with single inserts and removals, its spec before
+    /// its state and history. A crash part way leaves the journal segments
+    /// (they are deleted only once the fold is flushed), and the next open
+    /// replays them before anything is read, so the trees never show a
+    /// half-written fold. Single writes take sled's shared lock, not the
+    /// process-wide write lock of a batch: the flushes' journal writes go
+    /// on while a fold runs (at 100k jobs a fold takes seconds, and batches
+    /// of 512 jobs held every flush back, and with it every run waiting for
+    /// its record, for hundreds of milliseconds at a time). Returns the
+    /// number of writes.
     ///
     /// # Errors
     /// [`StoreError::Io`] for a sled error or an encoding error; the caller
     /// keeps the journal segments, so nothing is lost.
     pub(crate) fn write(&mut self, trees: &Trees<'_>, net: &NetMap) -> Result<u64, StoreError> {
         let io = |e: sled::Error| StoreError::Io(format!("sled error while folding: {e}"));
-        let mut fast = Batches::default();
-        let mut tx = Batches::default();
+        // Jobs written as they are: each write is one sled insert, under
+        // sled's shared lock, so the flushes' journal writes go on beside
+        // them (a replay after a crash gives the same trees: see
+        // `journal`). Jobs removed and added again within the fold go into
+        // one transaction at the end, so that no crash shows them half
+        // reset.
+        let mut fast = Sink::direct(trees);
+        let mut tx = Sink::batched();
         let mut value = Vec::with_capacity(512);
         let mut key = Vec::with_capacity(64);
         let mut writes = 0u64;
-        let mut grouped = 0usize;
         for (id, n) in &net.jobs {
-            if !n.reset {
-                if grouped == GROUP_JOBS {
-                    std::mem::take(&mut fast).apply(trees).map_err(io)?;
-                    grouped = 0;
-                }
-                grouped += 1;
-            }
             let b = if n.reset { &mut tx } else { &mut fast };
             let idb = id.as_str().as_bytes();
             if n.reset {
-                b.jobs.remove(idb);
-                b.state.remove(idb);
-                b.any[0] = true;
-                b.any[1] = true;
+                b.remove(Kind::Jobs, idb).map_err(io)?;
+                b.remove(Kind::State, idb).map_err(io)?;
                 for k in trees
                     .history
                     .scan_prefix(codec::history_prefix(id.as_str()))
                     .keys()
                 {
-                    b.history.remove(k.map_err(io)?);
-                    b.any[2] = true;
+                    b.remove(Kind::History, &k.map_err(io)?).map_err(io)?;
                     writes += 1;
                 }
                 self.chunks.insert(id.clone(), VecDeque::new());
                 writes += 2;
             }
             if let Some(spec) = &n.spec {
-                b.jobs.insert(idb, &spec[..]);
-                b.any[0] = true;
+                b.insert(Kind::Jobs, idb, spec).map_err(io)?;
                 writes += 1;
             }
             if let Some(state) = &n.state {
-                b.state.insert(idb, &state[..]);
-                b.any[1] = true;
+                b.insert(Kind::State, idb, state).map_err(io)?;
                 writes += 1;
             }
             if n.history.is_empty() {
@@ -157,7 +212,7 @@ impl Folder {
             while chunks.back().is_some_and(|(f, _)| *f >= first) {
                 if let Some((f, l)) = chunks.pop_back() {
                     codec::chunk_key_into(id.as_str(), f, l, &mut key);
-                    b.history.remove(&key[..]);
+                    b.remove(Kind::History, &key).map_err(io)?;
                     writes += 1;
                 }
             }
@@ -165,7 +220,7 @@ impl Folder {
                 value.clear();
                 codec::encode_chunk_into(n.keep, n.history.iter().map(|(_, r)| &r[..]), &mut value);
                 codec::chunk_key_into(id.as_str(), first, len, &mut key);
-                b.history.insert(&key[..], &value[..]);
+                b.insert(Kind::History, &key, &value).map_err(io)?;
                 chunks.push_back((first, len));
                 writes += 1;
             }
@@ -176,15 +231,14 @@ impl Folder {
                     break;
                 }
                 codec::chunk_key_into(id.as_str(), f, l, &mut key);
-                b.history.remove(&key[..]);
+                b.remove(Kind::History, &key).map_err(io)?;
                 chunks.pop_front();
                 total -= u64::from(l);
                 writes += 1;
             }
-            b.any[2] = true;
         }
 
-        fast.apply(trees).map_err(io)?;
+        let tx = tx.batches;
         if tx.any.iter().any(|b| *b) {
             (trees.jobs, trees.state, trees.history)
                 .transaction(|(j, s, h)| {

@@ -10,6 +10,7 @@ mod codec;
 mod fold;
 mod heap;
 mod journal;
+mod priority;
 mod sled_store;
 
 pub use sled_store::{SledStore, SledStoreOptions};

@@ -72,6 +72,7 @@ pub struct SledStoreOptions {
     fold_interval: Duration,
     fold_after_ops: u64,
     trim_after_fold: bool,
+    fold_nice: i32,
 }
 
 impl Default for SledStoreOptions {
@@ -82,6 +83,7 @@ impl Default for SledStoreOptions {
             fold_interval: Self::DEFAULT_FOLD_INTERVAL,
             fold_after_ops: 4_000_000,
             trim_after_fold: true,
+            fold_nice: Self::DEFAULT_FOLD_NICE,
         }
     }
 }
@@ -92,6 +94,9 @@ impl SledStoreOptions {
 
     /// The default of [`fold_interval`](Self::fold_interval): 10 s.
     pub const DEFAULT_FOLD_INTERVAL: Duration = Duration::from_secs(10);
+
+    /// The default of [`fold_nice`](Self::fold_nice): 10.
+    pub const DEFAULT_FOLD_NICE: i32 = 10;
 
     /// The most memory, in bytes, sled's page cache may use (default 256 MiB).
     pub fn cache_capacity(mut self, bytes: u64) -> Self {
@@ -145,6 +150,21 @@ impl SledStoreOptions {
     /// useful; turn it off then, or if the service trims memory itself.
     pub fn trim_after_fold(mut self, trim: bool) -> Self {
         self.trim_after_fold = trim;
+        self
+    }
+
+    /// The nice value the fold thread runs at, 0 to 19 (default 10; Linux
+    /// only). A fold writes every job changed since the previous one, which
+    /// with 100k jobs firing every second takes seconds of one core every
+    /// fold; at a lower priority than the runtime's workers it takes the
+    /// CPU they leave, and the fires go on starting on time while it runs
+    /// (`docs/performance.md`, sixth session). The thread's priority is
+    /// only ever lowered: 0, or a value at or below the process's own nice
+    /// value, leaves it as it is. Under a load the machine cannot carry, a
+    /// niced fold runs less often, and more of the journal waits in memory
+    /// for it.
+    pub fn fold_nice(mut self, nice: i32) -> Self {
+        self.fold_nice = nice.clamp(0, 19);
         self
     }
 }
@@ -284,13 +304,13 @@ impl Shared {
     /// the trees already).
     fn delete_segments_below(&self, upto: u64) -> Result<(), StoreError> {
         // In batches of a bounded size: sled applies each under a lock that
-        // the flushes' journal writes wait for (see `fold::GROUP_JOBS`).
+        // the flushes' journal writes wait for (see `fold::BATCH_KEYS`).
         let mut batch = sled::Batch::default();
         let mut n = 0usize;
         for key in self.journal.range(..upto.to_be_bytes()).keys() {
             batch.remove(key.map_err(|e| self.io(e))?);
             n += 1;
-            if n == fold::GROUP_JOBS {
+            if n == fold::BATCH_KEYS {
                 self.journal
                     .apply_batch(std::mem::take(&mut batch))
                     .map_err(|e| self.io(e))?;
@@ -796,9 +816,16 @@ impl SledStore {
         shared.lock().next_segment = next_segment;
         let folder_thread = {
             let shared = shared.clone();
+            let fold_nice = options.fold_nice;
             std::thread::Builder::new()
                 .name("cronactor-store-fold".into())
-                .spawn(move || shared.run_folder())
+                .spawn(move || {
+                    if fold_nice > 0 {
+                        let now = super::priority::lower_this_thread(fold_nice);
+                        tracing::debug!(nice = ?now, "store: fold thread priority");
+                    }
+                    shared.run_folder()
+                })
                 .map_err(|e| StoreError::Io(format!("cannot start the fold thread: {e}")))?
         };
 

@@ -692,7 +692,7 @@ fn journal_values(store: &super::SledStore) -> Vec<(sled::IVec, sled::IVec)> {
         .expect("journal")
 }
 
-/// A fold of more jobs than one group of batches (`fold::GROUP_JOBS`), from
+/// A fold of more jobs than one sled batch holds (`fold::BATCH_KEYS`), from
 /// a journal of more segments than one delete batch: every job's spec,
 /// state and history is in the trees after the fold, and the journal is
 /// empty.
@@ -701,7 +701,7 @@ fn a_fold_of_many_groups_writes_every_job_and_empties_the_journal() {
     use super::SledStore;
     use cronactor_actors::SnapshotStore;
 
-    let jobs = 5 * super::fold::GROUP_JOBS + 100;
+    let jobs = 5 * super::fold::BATCH_KEYS + 100;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut state = JobState::default();
     state.counters.runs = 6;
@@ -712,7 +712,7 @@ fn a_fold_of_many_groups_writes_every_job_and_empties_the_journal() {
         store.apply(ops.collect()).expect("apply");
         futures::executor::block_on(store.flush()).expect("flush");
         let segments = journal_values(&store).len();
-        assert!(segments > super::fold::GROUP_JOBS, "{segments} segments");
+        assert!(segments > super::fold::BATCH_KEYS, "{segments} segments");
         // Dropping the store folds what the journal holds.
     }
     let store = SledStore::open(dir.path()).expect("reopen");
@@ -723,7 +723,7 @@ fn a_fold_of_many_groups_writes_every_job_and_empties_the_journal() {
     let loaded = store.load().expect("load");
     assert_eq!(loaded.jobs.len(), jobs);
     assert!(loaded.jobs.iter().all(|job| job.state == state));
-    for spec in [&ids[0], &ids[super::fold::GROUP_JOBS], &ids[jobs - 1]] {
+    for spec in [&ids[0], &ids[super::fold::BATCH_KEYS], &ids[jobs - 1]] {
         let history = store.history(&spec.id, 10).expect("history");
         assert_eq!(
             history,
@@ -804,4 +804,57 @@ fn a_store_of_schema_version_2_opens_and_reads_its_history() {
         .map(|item| item.expect("read").1[0])
         .collect();
     assert_eq!(versions, [2, 3], "the old chunk, then the replayed run's");
+}
+
+/// The nice values of this process's threads named like the fold thread
+/// (`cronactor-store-fold`, cut to 15 bytes by the kernel).
+#[cfg(target_os = "linux")]
+fn fold_thread_nices() -> Vec<i64> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").expect("tasks") {
+        let stat = std::fs::read_to_string(task.expect("task").path().join("stat"));
+        let Ok(stat) = stat else { continue }; // the thread ended meanwhile
+                                               // "tid (comm) state ppid ...": the nice value is the 19th field.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        if !head.ends_with("(cronactor-store") {
+            continue;
+        }
+        if let Some(nice) = rest.split_whitespace().nth(16) {
+            out.push(nice.parse().expect("a number"));
+        }
+    }
+    out
+}
+
+/// The fold thread runs at the nice value of `SledStoreOptions::fold_nice`
+/// (other stores of this test process run at theirs: 17 is this test's
+/// alone).
+#[test]
+#[cfg(target_os = "linux")]
+fn the_fold_thread_runs_at_the_configured_nice_value() {
+    use super::{SledStore, SledStoreOptions};
+
+    let base = std::thread::spawn(|| super::priority::lower_this_thread(0))
+        .join()
+        .unwrap()
+        .expect("readable on Linux");
+    if base >= 17 {
+        return; // a test run niced that far leaves nothing to check
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store =
+        SledStore::open_with(dir.path(), SledStoreOptions::default().fold_nice(17)).expect("open");
+    // The thread sets its own priority as it starts.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !fold_thread_nices().contains(&17) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fold thread at nice 17: {:?}",
+            fold_thread_nices()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(store);
 }

@@ -279,8 +279,8 @@ impl RssRange {
 }
 
 /// The C allocator's view of the heap, MiB: (in use, free but held).
-/// glibc only (`mallinfo2`); elsewhere `None`.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// glibc's `malloc` only (`mallinfo2`); elsewhere, and on mimalloc, `None`.
+#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
 fn heap_mib() -> Option<(f64, f64)> {
     // SAFETY: `mallinfo2` only reads glibc's arenas under their locks.
     let m = unsafe { libc::mallinfo2() };
@@ -288,7 +288,7 @@ fn heap_mib() -> Option<(f64, f64)> {
     Some((mib(m.uordblks + m.hblkhd), mib(m.fordblks)))
 }
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc"))))]
 fn heap_mib() -> Option<(f64, f64)> {
     None
 }

@@ -73,7 +73,6 @@ impl<'t> Sink<'t> {
     }
 
     fn insert(&mut self, kind: Kind, key: &[u8], value: &[u8]) -> sled::Result<()> {
-        self.batches.any[kind as usize] = true;
         match self.direct {
             Some(trees) => trees.get(kind).insert(key, value).map(drop),
             None => {
@@ -84,7 +83,6 @@ impl<'t> Sink<'t> {
     }
 
     fn remove(&mut self, kind: Kind, key: &[u8]) -> sled::Result<()> {
-        self.batches.any[kind as usize] = true;
         match self.direct {
             Some(trees) => trees.get(kind).remove(key).map(drop),
             None => {
@@ -106,7 +104,9 @@ impl Trees<'_> {
 }
 
 impl Batches {
+    /// The batch of `kind`, marked as holding writes.
     fn get(&mut self, kind: Kind) -> &mut Batch {
+        self.any[kind as usize] = true;
         match kind {
             Kind::Jobs => &mut self.jobs,
             Kind::State => &mut self.state,

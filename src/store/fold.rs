@@ -115,14 +115,6 @@ impl Batches {
     }
 }
 
-/// The most keys one sled batch of a fold's clean-up holds (the journal
-/// segments it deletes). sled 0.34 applies a batch under a process-wide
-/// write lock that every other sled operation then waits for (the journal
-/// writes of a flush included), and keeps the memory of every node version
-/// it replaces until the batch ends. For the same reason the fold writes
-/// the trees with single inserts (see [`Folder::write`]).
-pub(crate) const BATCH_KEYS: usize = 512;
-
 /// Reads the chunk list of a job from the tree (keys only).
 pub(crate) fn scan_chunks(history: &Tree, id: &str) -> sled::Result<Chunks> {
     let prefix = codec::history_prefix(id);

@@ -303,21 +303,16 @@ impl Shared {
     /// Deletes the journal segments with a key below `upto` (folded into
     /// the trees already).
     fn delete_segments_below(&self, upto: u64) -> Result<(), StoreError> {
-        // In batches of a bounded size: sled applies each under a lock that
-        // the flushes' journal writes wait for (see `fold::BATCH_KEYS`).
-        let mut batch = sled::Batch::default();
-        let mut n = 0usize;
+        // One removal at a time: a sled batch would hold the process-wide
+        // write lock that the flushes' journal writes wait for (see
+        // `Folder::write`); a replay after a crash part way finds the
+        // segments left and folds them again, to the same trees.
         for key in self.journal.range(..upto.to_be_bytes()).keys() {
-            batch.remove(key.map_err(|e| self.io(e))?);
-            n += 1;
-            if n == fold::BATCH_KEYS {
-                self.journal
-                    .apply_batch(std::mem::take(&mut batch))
-                    .map_err(|e| self.io(e))?;
-                n = 0;
-            }
+            self.journal
+                .remove(key.map_err(|e| self.io(e))?)
+                .map_err(|e| self.io(e))?;
         }
-        self.journal.apply_batch(batch).map_err(|e| self.io(e))
+        Ok(())
     }
 
     /// Folds every op applied so far into the trees, then deletes the journal

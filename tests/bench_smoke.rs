@@ -194,6 +194,13 @@ fn soak_prints_one_line_per_interval_and_a_summary() {
 fn next_fire() {
     let lines = run(&["next-fire", "--iters", "1000"]);
     has(&lines[0], "next-fire", &["ops", "ops_per_s", "ns_per_op"]);
+    // Every line says which allocator the binary was built with.
+    let built = if cfg!(feature = "mimalloc") {
+        "mimalloc"
+    } else {
+        "system"
+    };
+    assert_eq!(lines[0]["allocator"], built, "{}", lines[0]);
 }
 
 #[test]

@@ -33,60 +33,47 @@ pub(crate) struct Folder {
     chunks: HashMap<JobId, Chunks, foldhash::fast::RandomState>,
 }
 
-/// One sled batch per tree, with whether each has writes.
+/// One sled batch per tree, and whether any holds a write.
 #[derive(Default)]
 struct Batches {
     jobs: Batch,
     state: Batch,
     history: Batch,
-    any: [bool; 3],
+    any: bool,
 }
 
-/// Where a fold's writes go: straight into the trees (`direct`), or into
-/// batches applied later.
-struct Sink<'t> {
-    direct: Option<&'t Trees<'t>>,
-    batches: Batches,
+/// Where a fold's writes go.
+enum Sink<'t> {
+    /// Straight into the trees, one sled write each.
+    Direct(&'t Trees<'t>),
+    /// Into one batch per tree, applied later in one transaction.
+    Batched(&'t mut Batches),
 }
 
-/// The three trees, by position in `Batches::any`.
+/// One of the trees a fold writes.
 #[derive(Clone, Copy)]
 enum Kind {
-    Jobs = 0,
-    State = 1,
-    History = 2,
+    Jobs,
+    State,
+    History,
 }
 
-impl<'t> Sink<'t> {
-    fn direct(trees: &'t Trees<'t>) -> Self {
-        Self {
-            direct: Some(trees),
-            batches: Batches::default(),
-        }
-    }
-
-    fn batched() -> Self {
-        Self {
-            direct: None,
-            batches: Batches::default(),
-        }
-    }
-
+impl Sink<'_> {
     fn insert(&mut self, kind: Kind, key: &[u8], value: &[u8]) -> sled::Result<()> {
-        match self.direct {
-            Some(trees) => trees.get(kind).insert(key, value).map(drop),
-            None => {
-                self.batches.get(kind).insert(key, value);
+        match self {
+            Sink::Direct(trees) => trees.get(kind).insert(key, value).map(drop),
+            Sink::Batched(batches) => {
+                batches.get(kind).insert(key, value);
                 Ok(())
             }
         }
     }
 
     fn remove(&mut self, kind: Kind, key: &[u8]) -> sled::Result<()> {
-        match self.direct {
-            Some(trees) => trees.get(kind).remove(key).map(drop),
-            None => {
-                self.batches.get(kind).remove(key);
+        match self {
+            Sink::Direct(trees) => trees.get(kind).remove(key).map(drop),
+            Sink::Batched(batches) => {
+                batches.get(kind).remove(key);
                 Ok(())
             }
         }
@@ -106,7 +93,7 @@ impl Trees<'_> {
 impl Batches {
     /// The batch of `kind`, marked as holding writes.
     fn get(&mut self, kind: Kind) -> &mut Batch {
-        self.any[kind as usize] = true;
+        self.any = true;
         match kind {
             Kind::Jobs => &mut self.jobs,
             Kind::State => &mut self.state,
@@ -157,8 +144,9 @@ impl Folder {
         // `journal`). Jobs removed and added again within the fold go into
         // one transaction at the end, so that no crash shows them half
         // reset.
-        let mut fast = Sink::direct(trees);
-        let mut tx = Sink::batched();
+        let mut removed = Batches::default();
+        let mut fast = Sink::Direct(trees);
+        let mut tx = Sink::Batched(&mut removed);
         let mut value = Vec::with_capacity(512);
         let mut key = Vec::with_capacity(64);
         let mut writes = 0u64;
@@ -230,8 +218,8 @@ impl Folder {
             }
         }
 
-        let tx = tx.batches;
-        if tx.any.iter().any(|b| *b) {
+        if removed.any {
+            let tx = &removed;
             (trees.jobs, trees.state, trees.history)
                 .transaction(|(j, s, h)| {
                     j.apply_batch(&tx.jobs)?;

@@ -9,7 +9,7 @@
 //! write and about one chunk delete instead of fifteen writes.
 
 use super::codec;
-use super::journal::NetMap;
+use super::journal::{Net, NetMap};
 use cronactor_actors::{JobId, StoreError};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{Batch, Transactional, Tree};
@@ -147,75 +147,41 @@ impl Folder {
         let mut removed = Batches::default();
         let mut fast = Sink::Direct(trees);
         let mut tx = Sink::Batched(&mut removed);
-        let mut value = Vec::with_capacity(512);
-        let mut key = Vec::with_capacity(64);
+        let mut buf = Buffers::default();
         let mut writes = 0u64;
-        for (id, n) in &net.jobs {
-            let b = if n.reset { &mut tx } else { &mut fast };
+        // In key order: consecutive inserts land in the same or the next
+        // leaf of each tree, whose path stays in cache (in the map's hash
+        // order, each insert walked a cold path, and a fold of 100k jobs
+        // took about 40 % longer).
+        let mut order: Vec<(&JobId, &Net)> = net.jobs.iter().collect();
+        order.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        for &(id, n) in order.iter().filter(|(_, n)| n.reset) {
             let idb = id.as_str().as_bytes();
-            if n.reset {
-                b.remove(Kind::Jobs, idb).map_err(io)?;
-                b.remove(Kind::State, idb).map_err(io)?;
-                for k in trees
-                    .history
-                    .scan_prefix(codec::history_prefix(id.as_str()))
-                    .keys()
-                {
-                    b.remove(Kind::History, &k.map_err(io)?).map_err(io)?;
-                    writes += 1;
-                }
-                self.chunks.insert(id.clone(), VecDeque::new());
-                writes += 2;
-            }
-            if let Some(spec) = &n.spec {
-                b.insert(Kind::Jobs, idb, spec).map_err(io)?;
+            tx.remove(Kind::Jobs, idb).map_err(io)?;
+            tx.remove(Kind::State, idb).map_err(io)?;
+            for k in trees
+                .history
+                .scan_prefix(codec::history_prefix(id.as_str()))
+                .keys()
+            {
+                tx.remove(Kind::History, &k.map_err(io)?).map_err(io)?;
                 writes += 1;
             }
-            if let Some(state) = &n.state {
-                b.insert(Kind::State, idb, state).map_err(io)?;
-                writes += 1;
-            }
-            if n.history.is_empty() {
-                continue;
-            }
-            let chunks = match self.chunks.get_mut(id) {
-                Some(chunks) => chunks,
-                None => {
-                    let scanned = scan_chunks(trees.history, id.as_str()).map_err(io)?;
-                    self.chunks.entry(id.clone()).or_insert(scanned)
-                }
-            };
-            let first = n.history.front().map_or(0, |(seq, _)| *seq);
-            let len = u32::try_from(n.history.len()).unwrap_or(u32::MAX);
-            // Chunks at or after `first` come from a fold of the same entries
-            // cut short by a crash: this chunk supersedes them.
-            while chunks.back().is_some_and(|(f, _)| *f >= first) {
-                if let Some((f, l)) = chunks.pop_back() {
-                    codec::chunk_key_into(id.as_str(), f, l, &mut key);
-                    b.remove(Kind::History, &key).map_err(io)?;
-                    writes += 1;
-                }
-            }
-            if n.keep > 0 {
-                value.clear();
-                codec::encode_chunk_into(n.keep, n.history.iter().map(|(_, r)| &r[..]), &mut value);
-                codec::chunk_key_into(id.as_str(), first, len, &mut key);
-                b.insert(Kind::History, &key, &value).map_err(io)?;
-                chunks.push_back((first, len));
-                writes += 1;
-            }
-            // Drop the oldest chunks while the rest still hold `keep` entries.
-            let mut total: u64 = chunks.iter().map(|(_, l)| u64::from(*l)).sum();
-            while let Some(&(f, l)) = chunks.front() {
-                if total - u64::from(l) < n.keep || (n.keep > 0 && chunks.len() == 1) {
-                    break;
-                }
-                codec::chunk_key_into(id.as_str(), f, l, &mut key);
-                b.remove(Kind::History, &key).map_err(io)?;
-                chunks.pop_front();
-                total -= u64::from(l);
-                writes += 1;
-            }
+            self.chunks.insert(id.clone(), VecDeque::new());
+            writes += 2;
+            writes += write_record(&mut tx, Kind::Jobs, id, n.spec.as_deref()).map_err(io)?;
+            writes += write_record(&mut tx, Kind::State, id, n.state.as_deref()).map_err(io)?;
+            writes += self
+                .write_history(trees, &mut tx, id, n, &mut buf)
+                .map_err(io)?;
+        }
+        // Every other job: its spec before its state and history.
+        for &(id, n) in order.iter().filter(|(_, n)| !n.reset) {
+            writes += write_record(&mut fast, Kind::Jobs, id, n.spec.as_deref()).map_err(io)?;
+            writes += write_record(&mut fast, Kind::State, id, n.state.as_deref()).map_err(io)?;
+            writes += self
+                .write_history(trees, &mut fast, id, n, &mut buf)
+                .map_err(io)?;
         }
 
         if removed.any {
@@ -241,5 +207,94 @@ impl Folder {
             }
         }
         Ok(writes)
+    }
+
+    /// Writes a job's new history entries as one chunk, deleting the chunks
+    /// it supersedes or makes surplus. Returns the number of writes.
+    fn write_history(
+        &mut self,
+        trees: &Trees<'_>,
+        b: &mut Sink<'_>,
+        id: &JobId,
+        n: &Net,
+        buf: &mut Buffers,
+    ) -> sled::Result<u64> {
+        if n.history.is_empty() {
+            return Ok(0);
+        }
+        let mut writes = 0;
+        let chunks = match self.chunks.get_mut(id) {
+            Some(chunks) => chunks,
+            None => {
+                let scanned = scan_chunks(trees.history, id.as_str())?;
+                self.chunks.entry(id.clone()).or_insert(scanned)
+            }
+        };
+        let key = &mut buf.key;
+        let first = n.history.front().map_or(0, |(seq, _)| *seq);
+        let len = u32::try_from(n.history.len()).unwrap_or(u32::MAX);
+        // Chunks at or after `first` come from a fold of the same entries
+        // cut short by a crash: this chunk supersedes them.
+        while chunks.back().is_some_and(|(f, _)| *f >= first) {
+            if let Some((f, l)) = chunks.pop_back() {
+                codec::chunk_key_into(id.as_str(), f, l, key);
+                b.remove(Kind::History, key)?;
+                writes += 1;
+            }
+        }
+        if n.keep > 0 {
+            buf.value.clear();
+            codec::encode_chunk_into(
+                n.keep,
+                n.history.iter().map(|(_, r)| &r[..]),
+                &mut buf.value,
+            );
+            codec::chunk_key_into(id.as_str(), first, len, key);
+            b.insert(Kind::History, key, &buf.value)?;
+            chunks.push_back((first, len));
+            writes += 1;
+        }
+        // Drop the oldest chunks while the rest still hold `keep` entries.
+        let mut total: u64 = chunks.iter().map(|(_, l)| u64::from(*l)).sum();
+        while let Some(&(f, l)) = chunks.front() {
+            if total - u64::from(l) < n.keep || (n.keep > 0 && chunks.len() == 1) {
+                break;
+            }
+            codec::chunk_key_into(id.as_str(), f, l, key);
+            b.remove(Kind::History, key)?;
+            chunks.pop_front();
+            total -= u64::from(l);
+            writes += 1;
+        }
+        Ok(writes)
+    }
+}
+
+/// The key and value buffers a fold reuses.
+struct Buffers {
+    key: Vec<u8>,
+    value: Vec<u8>,
+}
+
+impl Default for Buffers {
+    fn default() -> Self {
+        Self {
+            key: Vec::with_capacity(64),
+            value: Vec::with_capacity(512),
+        }
+    }
+}
+
+/// Writes a job's record (spec or state) into `kind`'s tree, if there is
+/// one. Returns the number of writes.
+fn write_record(
+    b: &mut Sink<'_>,
+    kind: Kind,
+    id: &JobId,
+    record: Option<&[u8]>,
+) -> sled::Result<u64> {
+    match record {
+        Some(record) => b.insert(kind, id.as_str().as_bytes(), record).map(|()| 1),
+        None => Ok(0),
     }
 }

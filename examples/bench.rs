@@ -544,51 +544,11 @@ fn runtime(opts: &Opts) -> Result<tokio::runtime::Runtime, String> {
     let mut b = tokio::runtime::Builder::new_multi_thread();
     b.worker_threads(threads).enable_all();
     if opts.flag("pin-workers") {
-        // Worker `i` on the `i`-th CPU the process may use. tokio starts its
-        // workers when the runtime is built, before any blocking thread, so
-        // the first `threads` threads started are the workers.
-        let cpus = allowed_cpus()?;
-        let started = std::sync::atomic::AtomicUsize::new(0);
-        b.on_thread_start(move || {
-            let i = started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if i < threads {
-                pin_current_thread(cpus[i % cpus.len()]);
-            }
-        });
+        // Worker `i` on the `i`-th CPU the process may use.
+        cronactor::runtime::pin_workers(&mut b, threads)
+            .map_err(|e| format!("--pin-workers: {e}"))?;
     }
     b.build().map_err(|e| format!("tokio runtime: {e}"))
-}
-
-/// The CPUs this process may run on.
-fn allowed_cpus() -> Result<Vec<usize>, String> {
-    // SAFETY: `set` is a plain bit set the call fills in; its size is given.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
-            return Err(format!(
-                "--pin-workers: the CPUs allowed: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
-        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
-            .filter(|&c| libc::CPU_ISSET(c, &set))
-            .collect();
-        if cpus.is_empty() {
-            return Err("--pin-workers: no CPU allowed".into());
-        }
-        Ok(cpus)
-    }
-}
-
-/// Keeps the calling thread on `cpu` (best effort: a refusal leaves it
-/// unpinned).
-fn pin_current_thread(cpu: usize) {
-    // SAFETY: as in `allowed_cpus`; 0 is the calling thread.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
 }
 
 /// Empties `dir` (unless `keep`) and uses the sled store in it.

@@ -24,6 +24,8 @@ pub mod daemon;
 /// The HTTP control API: an axum router, a server, OpenAPI, Prometheus metrics.
 #[cfg(feature = "http")]
 pub mod http;
+/// The tokio runtime a service runs the scheduler on: workers one per CPU.
+pub mod runtime;
 mod scheduler;
 pub mod store;
 pub mod testing;

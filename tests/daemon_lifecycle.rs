@@ -1,6 +1,7 @@
 //! The daemon's life: SIGHUP reload (removed jobs go, kept jobs keep their
 //! counters, an invalid file changes nothing), SIGKILL and recovery from
-//! the store, SIGTERM, and an API that cannot create jobs.
+//! the store, SIGTERM, an API that cannot create jobs, and workers pinned
+//! one per CPU.
 #![cfg(feature = "cli")]
 
 mod daemon_support;
@@ -178,5 +179,71 @@ command = ["true"]
         (now > recovered).then_some(())
     })
     .await;
+    assert_eq!(daemon.stop(), 0);
+}
+
+/// The CPUs a thread of `pid` may run on, from `Cpus_allowed_list`.
+#[cfg(target_os = "linux")]
+fn allowed_list(pid: i32, tid: &str) -> String {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn serve_pin_workers_keeps_each_worker_on_one_cpu() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        r#"
+[[job]]
+id = "a"
+cron = "* * * * * *"
+command = ["true"]
+"#,
+    );
+    let daemon = Daemon::start_with(
+        &config,
+        &dir.path().join("store"),
+        &dir.path().join("log"),
+        &["--pin-workers"],
+    );
+    let a = daemon.addr;
+    eventually(WITHIN, || async {
+        (job(a, "a").await["job"]["counters"]["succeeded"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    let pid = daemon.pid();
+    let mut workers = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
+        let tid = task
+            .expect("task")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        let comm =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap_or_default();
+        if comm.starts_with("tokio-r") {
+            workers.push(allowed_list(pid, &tid));
+        }
+    }
+    let cpus = cronactor::runtime::this_thread_cpus().expect("affinity");
+    // Blocking threads share the workers' name: the workers are the
+    // threads pinned to one CPU, one per CPU of the process.
+    let pinned: Vec<&String> = workers
+        .iter()
+        .filter(|l| !l.contains(',') && !l.contains('-'))
+        .collect();
+    assert!(
+        pinned.len() >= cpus.len(),
+        "threads and their CPUs: {workers:?}; the process's CPUs: {cpus:?}"
+    );
+    assert!(daemon.log_text().contains("runtime workers pinned"));
     assert_eq!(daemon.stop(), 0);
 }

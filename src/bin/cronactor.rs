@@ -135,6 +135,11 @@ enum Command {
         /// The API's address (default: the file's, else 127.0.0.1:7700).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// Keep each runtime worker on its own CPU (one worker per CPU the
+        /// process may use): shorter bursts when many jobs share an instant,
+        /// for a daemon that owns its CPUs (see docs/operations.md).
+        #[arg(long)]
+        pin_workers: bool,
     },
     /// Check a TOML file of jobs without running it.
     Validate {
@@ -190,12 +195,22 @@ fn run(cli: Cli) -> Result<(), CliError> {
             config,
             store,
             listen,
+            pin_workers,
         } => {
             init_logging();
             let mut options = DaemonOptions::new(config, store);
             options.listen = listen;
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.enable_all();
+            if pin_workers {
+                let workers = cronactor::runtime::this_thread_cpus()
+                    .map_err(|e| CliError::Usage(format!("--pin-workers: {e}")))?
+                    .len();
+                let cpus = cronactor::runtime::pin_workers(&mut builder, workers)
+                    .map_err(|e| CliError::Usage(format!("--pin-workers: {e}")))?;
+                tracing::info!(?cpus, "runtime workers pinned, one per CPU");
+            }
+            let runtime = builder
                 .build()
                 .map_err(|e| CliError::Usage(format!("cannot start the runtime: {e}")))?;
             runtime.block_on(serve(options)).map_err(CliError::from)

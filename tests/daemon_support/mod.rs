@@ -19,6 +19,11 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `cronactor serve` and waits for its "listening" line.
     pub fn start(config: &Path, store: &Path, log: &Path) -> Self {
+        Self::start_with(config, store, log, &[])
+    }
+
+    /// Starts `cronactor serve` with more arguments.
+    pub fn start_with(config: &Path, store: &Path, log: &Path, extra: &[&str]) -> Self {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -29,6 +34,7 @@ impl Daemon {
             .arg(config)
             .arg("--store")
             .arg(store)
+            .args(extra)
             .env("RUST_LOG", "info,cronactor=debug")
             .env_remove("CRONACTOR_ADMIN_TOKEN")
             .env_remove("CRONACTOR_READ_TOKEN")

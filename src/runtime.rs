@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// the `i`-th CPU the process may run on (cycling when there are fewer CPUs
 /// than workers). Returns the CPUs used, in the workers' order.
 ///
+/// For a multi-thread runtime (`Builder::new_multi_thread`): on a
+/// current-thread builder it would pin the first blocking threads instead.
 /// It installs the builder's `on_thread_start` callback (tokio keeps one:
 /// a callback set later replaces it). tokio starts its workers when the
 /// runtime is built, before any blocking thread, so the first `workers`

@@ -12,7 +12,8 @@
 //! Pinning is the service's choice, so the scheduler never does it by
 //! itself: a pinned worker cannot move off a CPU that something else keeps
 //! busy, which on a shared machine or under a CPU quota costs more than it
-//! gives. [`pin_workers`] is for a service that owns its CPUs.
+//! gives. [`pin_workers`](crate::runtime::pin_workers) is for a service that
+//! owns its CPUs.
 
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,10 +1,10 @@
 //! The registry actor: the one place that answers status, list and history
 //! queries, and the only writer of the store.
 //!
-//! Every write reaches it through [`Updates`], a queue it drains in batches:
+//! Every write reaches it through `Updates`, a queue it drains in batches:
 //! an idle registry is woken by one `Drain` message, a busy one drains every
 //! 10 ms on its own, and a write waiting for an acknowledgement wakes it at
-//! once. A job actor posts its state to its [`Outbox`], a one-slot mailbox
+//! once. A job actor posts its state to its `Outbox`, a one-slot mailbox
 //! the registry reads the job's state (and, with the private in-memory
 //! store, its history) from: the actor copies its state into the slot,
 //! reusing the slot's allocations, with the history entries and

@@ -155,33 +155,27 @@ impl Folder {
         // took about 1.5 times as long).
         let mut order: Vec<(&JobId, &Net)> = net.jobs.iter().collect();
         order.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        for &(id, n) in order.iter().filter(|(_, n)| n.reset) {
-            let idb = id.as_str().as_bytes();
-            tx.remove(Kind::Jobs, idb).map_err(io)?;
-            tx.remove(Kind::State, idb).map_err(io)?;
-            for k in trees
-                .history
-                .scan_prefix(codec::history_prefix(id.as_str()))
-                .keys()
-            {
-                tx.remove(Kind::History, &k.map_err(io)?).map_err(io)?;
-                writes += 1;
+        for (id, n) in order {
+            let b = if n.reset { &mut tx } else { &mut fast };
+            if n.reset {
+                let idb = id.as_str().as_bytes();
+                b.remove(Kind::Jobs, idb).map_err(io)?;
+                b.remove(Kind::State, idb).map_err(io)?;
+                for k in trees
+                    .history
+                    .scan_prefix(codec::history_prefix(id.as_str()))
+                    .keys()
+                {
+                    b.remove(Kind::History, &k.map_err(io)?).map_err(io)?;
+                    writes += 1;
+                }
+                self.chunks.insert(id.clone(), VecDeque::new());
+                writes += 2;
             }
-            self.chunks.insert(id.clone(), VecDeque::new());
-            writes += 2;
-            writes += write_record(&mut tx, Kind::Jobs, id, n.spec.as_deref()).map_err(io)?;
-            writes += write_record(&mut tx, Kind::State, id, n.state.as_deref()).map_err(io)?;
-            writes += self
-                .write_history(trees, &mut tx, id, n, &mut buf)
-                .map_err(io)?;
-        }
-        // Every other job: its spec before its state and history.
-        for &(id, n) in order.iter().filter(|(_, n)| !n.reset) {
-            writes += write_record(&mut fast, Kind::Jobs, id, n.spec.as_deref()).map_err(io)?;
-            writes += write_record(&mut fast, Kind::State, id, n.state.as_deref()).map_err(io)?;
-            writes += self
-                .write_history(trees, &mut fast, id, n, &mut buf)
-                .map_err(io)?;
+            // Its spec before its state and history.
+            writes += write_record(b, Kind::Jobs, id, n.spec.as_deref()).map_err(io)?;
+            writes += write_record(b, Kind::State, id, n.state.as_deref()).map_err(io)?;
+            writes += self.write_history(trees, b, id, n, &mut buf).map_err(io)?;
         }
 
         if removed.any {

@@ -235,13 +235,12 @@ command = ["true"]
     }
     let cpus = cronactor::runtime::this_thread_cpus().expect("affinity");
     // Blocking threads share the workers' name: the workers are the
-    // threads pinned to one CPU, one per CPU of the process.
-    let pinned: Vec<&String> = workers
-        .iter()
-        .filter(|l| !l.contains(',') && !l.contains('-'))
-        .collect();
+    // threads allowed on one CPU, and together they cover every CPU of the
+    // process (one worker per CPU).
+    let pinned: Vec<usize> = workers.iter().filter_map(|l| l.parse().ok()).collect();
+    let covered: std::collections::BTreeSet<usize> = pinned.iter().copied().collect();
     assert!(
-        pinned.len() >= cpus.len(),
+        pinned.len() >= cpus.len() && covered.into_iter().eq(cpus.iter().copied()),
         "threads and their CPUs: {workers:?}; the process's CPUs: {cpus:?}"
     );
     assert!(daemon.log_text().contains("runtime workers pinned"));

@@ -31,7 +31,18 @@ type Chunks = VecDeque<(u64, u32)>;
 #[derive(Debug, Default)]
 pub(crate) struct Folder {
     chunks: HashMap<JobId, Chunks, foldhash::fast::RandomState>,
+    /// Whether `chunks` holds every job that has chunks in the tree, so
+    /// that a job missing from it has none: set by one pass over the
+    /// tree's keys, cleared by [`Folder::forget`].
+    complete: bool,
 }
+
+/// From how many jobs a fold reads the chunks of every job in one pass over
+/// the history tree's keys, instead of one prefix scan per job it does not
+/// know yet. One pass reads each key once, in order; a prefix scan per job
+/// walks the tree from its root (at 100k jobs the first fold after an open
+/// spent about a quarter of its time in those scans).
+const ONE_PASS_FROM_JOBS: usize = 1024;
 
 /// One sled batch per tree, and whether any holds a write.
 #[derive(Default)]
@@ -118,6 +129,50 @@ impl Folder {
     /// Forgets what it knew (after a failed fold, the trees may differ).
     pub(crate) fn forget(&mut self) {
         self.chunks.clear();
+        self.complete = false;
+    }
+
+    /// Reads the chunks of every job in one pass over the history tree's
+    /// keys (sled yields them in key order: each job's chunks together,
+    /// oldest first, as [`scan_chunks`] reads them).
+    fn learn_all(&mut self, history: &Tree) -> sled::Result<()> {
+        let mut chunks: HashMap<JobId, Chunks, foldhash::fast::RandomState> = HashMap::default();
+        let mut current: Option<(JobId, Chunks)> = None;
+        for key in history.iter().keys() {
+            let key = key?;
+            // A job id has no control character, so the first separator
+            // ends it.
+            let Some(end) = key.iter().position(|b| *b == codec::SEP) else {
+                continue;
+            };
+            let Some(chunk) = codec::history_chunk(&key, end + 1) else {
+                continue;
+            };
+            let id = &key[..end];
+            if current
+                .as_ref()
+                .is_none_or(|(cur, _)| cur.as_str().as_bytes() != id)
+            {
+                let Some(id) = std::str::from_utf8(id)
+                    .ok()
+                    .and_then(|id| JobId::try_from(id).ok())
+                else {
+                    continue;
+                };
+                if let Some((done, list)) = current.replace((id, VecDeque::new())) {
+                    chunks.insert(done, list);
+                }
+            }
+            if let Some((_, list)) = current.as_mut() {
+                list.push_back(chunk);
+            }
+        }
+        if let Some((done, list)) = current {
+            chunks.insert(done, list);
+        }
+        self.chunks = chunks;
+        self.complete = true;
+        Ok(())
     }
 
     /// Writes `net` into the trees: jobs that were removed in one
@@ -149,6 +204,9 @@ impl Folder {
         let mut tx = Sink::Batched(&mut removed);
         let mut buf = Buffers::default();
         let mut writes = 0u64;
+        if !self.complete && net.jobs.len() >= ONE_PASS_FROM_JOBS {
+            self.learn_all(trees.history).map_err(io)?;
+        }
         // In key order: consecutive inserts land in the same or the next
         // leaf of each tree, whose path stays in cache (in the map's hash
         // order each insert walked a cold path, and a fold of 100k jobs
@@ -220,7 +278,11 @@ impl Folder {
         let chunks = match self.chunks.get_mut(id) {
             Some(chunks) => chunks,
             None => {
-                let scanned = scan_chunks(trees.history, id.as_str())?;
+                let scanned = if self.complete {
+                    VecDeque::new()
+                } else {
+                    scan_chunks(trees.history, id.as_str())?
+                };
                 self.chunks.entry(id.clone()).or_insert(scanned)
             }
         };
@@ -236,6 +298,26 @@ impl Folder {
                 writes += 1;
             }
         }
+        // Drop the oldest chunks while the rest and the new one still hold
+        // `keep` entries, before the new one is written: each job's chunks
+        // then take the same number of keys after the fold as before it, so
+        // sled's leaves keep their size instead of splitting (a leaf splits
+        // above 16 keys; writing first and trimming after split about one
+        // leaf in two at every fold). A reader in between sees the new
+        // entries in the net being folded (see `SledStore::history`), and a
+        // crash in between replays the journal, which writes the new chunk.
+        let new = if n.keep > 0 { u64::from(len) } else { 0 };
+        let mut total: u64 = new + chunks.iter().map(|(_, l)| u64::from(*l)).sum::<u64>();
+        while let Some(&(f, l)) = chunks.front() {
+            if total - u64::from(l) < n.keep {
+                break;
+            }
+            codec::chunk_key_into(id.as_str(), f, l, key);
+            b.remove(Kind::History, key)?;
+            chunks.pop_front();
+            total -= u64::from(l);
+            writes += 1;
+        }
         if n.keep > 0 {
             buf.value.clear();
             codec::encode_chunk_into(
@@ -246,18 +328,6 @@ impl Folder {
             codec::chunk_key_into(id.as_str(), first, len, key);
             b.insert(Kind::History, key, &buf.value)?;
             chunks.push_back((first, len));
-            writes += 1;
-        }
-        // Drop the oldest chunks while the rest still hold `keep` entries.
-        let mut total: u64 = chunks.iter().map(|(_, l)| u64::from(*l)).sum();
-        while let Some(&(f, l)) = chunks.front() {
-            if total - u64::from(l) < n.keep || (n.keep > 0 && chunks.len() == 1) {
-                break;
-            }
-            codec::chunk_key_into(id.as_str(), f, l, key);
-            b.remove(Kind::History, key)?;
-            chunks.pop_front();
-            total -= u64::from(l);
             writes += 1;
         }
         Ok(writes)
@@ -290,5 +360,50 @@ fn write_record(
     match record {
         Some(record) => b.insert(kind, id.as_str().as_bytes(), record).map(|()| 1),
         None => Ok(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> JobId {
+        JobId::new(s).expect("id")
+    }
+
+    /// One pass over the tree's keys learns, for every job, the chunks that
+    /// a prefix scan of that job reads: jobs whose ids are prefixes of one
+    /// another, single-entry keys of earlier builds, and keys of no job.
+    #[test]
+    fn one_pass_learns_what_each_prefix_scan_reads() {
+        let db = sled::Config::new().temporary(true).open().expect("sled");
+        let history = db.open_tree("history").expect("tree");
+        let mut key = Vec::new();
+        let jobs = ["job-1", "job-10", "job-1 b", "job-2"];
+        for (n, job) in jobs.iter().enumerate() {
+            for c in 0..=n as u64 {
+                codec::chunk_key_into(job, 10 * c, 10, &mut key);
+                history.insert(&key, b"v").expect("insert");
+            }
+        }
+        // A single-entry key of an earlier build, and keys of no job.
+        codec::history_prefix_into("job-2", &mut key);
+        key.extend_from_slice(&100u64.to_be_bytes());
+        history.insert(&key, b"v").expect("insert");
+        history.insert(b"no separator", b"v").expect("insert");
+        history.insert(b"job-3\x00short", b"v").expect("insert");
+
+        let mut folder = Folder::default();
+        folder.learn_all(&history).expect("learn");
+        assert!(folder.complete);
+        for job in jobs {
+            let scanned = scan_chunks(&history, job).expect("scan");
+            assert!(!scanned.is_empty());
+            assert_eq!(folder.chunks.get(&id(job)), Some(&scanned), "{job}");
+        }
+        assert_eq!(folder.chunks[&id("job-2")].back(), Some(&(100, 1)));
+        assert_eq!(folder.chunks.len(), jobs.len());
+        folder.forget();
+        assert!(!folder.complete && folder.chunks.is_empty());
     }
 }

@@ -733,6 +733,68 @@ fn a_fold_of_many_jobs_writes_every_job_and_empties_the_journal() {
     }
 }
 
+/// A fold of more jobs than `ONE_PASS_FROM_JOBS` after a reopen: the folder
+/// learns every job's chunks in one pass, and the oldest chunks are trimmed
+/// before each new one is written, so every job reads back exactly its last
+/// `keep` runs, and the tree holds only the chunks that keep them.
+#[test]
+fn folds_after_a_reopen_trim_every_job_to_its_last_runs() {
+    use super::SledStore;
+    use cronactor_actors::{SnapshotStore, StoreOp};
+
+    let jobs = 1100;
+    let keep = 10;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let specs = every_second_specs(jobs);
+    let runs = |from: u64, to: u64| {
+        specs
+            .iter()
+            .flat_map(move |spec| {
+                (from..to).map(move |n| StoreOp::AppendHistory {
+                    id: spec.id.clone(),
+                    record: Box::new(run(n)),
+                    keep,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let chunks_of = |store: &SledStore, id: &str| {
+        super::fold::scan_chunks(&store.shared.history, id).expect("scan")
+    };
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        let ops = specs
+            .iter()
+            .flat_map(|spec| job_ops(spec, 10, keep, &JobState::default()));
+        store.apply(ops.collect()).expect("apply");
+        store.fold().expect("fold");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    // Five runs more: the first chunk and the new one hold 15 runs.
+    store.apply(runs(10, 15)).expect("apply");
+    store.fold().expect("fold");
+    for spec in [&specs[0], &specs[jobs - 1]] {
+        assert_eq!(
+            Vec::from(chunks_of(&store, spec.id.as_str())),
+            [(0, 10), (10, 5)]
+        );
+    }
+    // Ten more: both older chunks are surplus.
+    store.apply(runs(15, 25)).expect("apply");
+    store.fold().expect("fold");
+    for spec in &specs {
+        assert_eq!(
+            Vec::from(chunks_of(&store, spec.id.as_str())),
+            [(15, 10)],
+            "{}",
+            spec.id
+        );
+    }
+    assert_eq!(store.shared.history.len(), jobs);
+    let history = store.history(&specs[jobs / 2].id, 100).expect("history");
+    assert_eq!(history, (15..25).rev().map(run).collect::<Vec<_>>());
+}
+
 /// A store of schema version 2 (whole runs in its history chunks and in the
 /// journal segment a crash left) opens under this build: the segment's run
 /// is re-encoded and folded beside the old chunk, every run reads back, and

@@ -725,10 +725,11 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let history_keep = opts.num("history-keep", 100)? as usize;
-    // Default: the runtime's own (500 ms); `--fire-ahead-ms 0` turns it off.
+    // Default: the runtime's own (500 ms with the sled store, off in memory).
+    let durable = opts.path("store").is_some();
     let fire_ahead = match opts.values.contains_key("fire-ahead-ms") {
         true => Duration::from_millis(opts.num("fire-ahead-ms", 0)?),
-        false => cronactor::RuntimeConfig::default().fire_ahead_window(),
+        false => cronactor::RuntimeConfig::default().fire_ahead_for(durable),
     };
     let jobs = opts.num("jobs", 1000)? as usize;
     let seconds = opts.num("seconds", 10)?;

@@ -101,7 +101,7 @@ pub async fn boot(
         registry: registry.clone(),
         updates,
         supervisor: OnceLock::new(),
-        fire_ahead: config.fire_ahead_window(),
+        fire_ahead: config.fire_ahead_for(store.is_durable()),
         config,
         durable: store.is_durable(),
         histograms: histograms.clone(),

@@ -52,14 +52,11 @@ pub struct RuntimeConfig {
     /// run's outcome and the claim are then written together); the handler
     /// still starts at the instant. Only a job with nothing else going on
     /// prepares ahead; a pause, update, trigger, cancel or shutdown before the
-    /// instant withdraws the prepared run. `None` (the default): 500 ms
-    /// ([`DEFAULT_FIRE_AHEAD`]), with any store: with a durable one it takes
-    /// the group commit off the path of every run, and with any it takes the
-    /// job's turn off it (at 10k jobs every second, lateness p99 about three
-    /// times lower in memory). Preparing a fire apart from its start touches
-    /// the job's memory twice: with glibc's `malloc` about 1.6 times the CPU
-    /// per fire in memory, with mimalloc 1.1 to 1.3 times
-    /// (`docs/performance.md`). `Some(Duration::ZERO)` turns it off.
+    /// instant withdraws the prepared run. `None` (the default): 500 ms with
+    /// a durable store, whose group commit it takes off the path of every
+    /// run, and off otherwise (preparing a fire apart from its start costs
+    /// CPU: the job's memory is touched twice); `Some(Duration::ZERO)` turns
+    /// it off.
     pub fire_ahead: Option<Duration>,
 }
 
@@ -102,18 +99,23 @@ pub(crate) struct Runtime {
     /// Fire lateness and run duration.
     pub(crate) histograms: Arc<crate::metrics::Histograms>,
     /// The fire-ahead window in effect (`RuntimeConfig::fire_ahead`
-    /// resolved).
+    /// resolved for the store).
     pub(crate) fire_ahead: Duration,
 }
 
-/// The fire-ahead window used when `RuntimeConfig::fire_ahead` is `None`.
+/// The fire-ahead window used when `RuntimeConfig::fire_ahead` is `None`
+/// and the store is durable.
 pub const DEFAULT_FIRE_AHEAD: Duration = Duration::from_millis(500);
 
 impl RuntimeConfig {
-    /// The fire-ahead window in effect: `fire_ahead`, or
-    /// [`DEFAULT_FIRE_AHEAD`] when it is `None`.
-    pub fn fire_ahead_window(&self) -> Duration {
-        self.fire_ahead.unwrap_or(DEFAULT_FIRE_AHEAD)
+    /// The fire-ahead window in effect with a store that is (or is not)
+    /// durable.
+    pub fn fire_ahead_for(&self, durable: bool) -> Duration {
+        match self.fire_ahead {
+            Some(window) => window,
+            None if durable => DEFAULT_FIRE_AHEAD,
+            None => Duration::ZERO,
+        }
     }
 }
 
@@ -122,18 +124,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fire_ahead_is_on_by_default_and_can_be_set_or_turned_off() {
+    fn fire_ahead_is_on_by_default_with_a_durable_store_only() {
         let config = RuntimeConfig::default();
-        assert_eq!(config.fire_ahead_window(), DEFAULT_FIRE_AHEAD);
+        assert_eq!(config.fire_ahead_for(true), DEFAULT_FIRE_AHEAD);
+        assert_eq!(config.fire_ahead_for(false), Duration::ZERO);
         let set = RuntimeConfig {
             fire_ahead: Some(Duration::from_millis(200)),
             ..RuntimeConfig::default()
         };
-        assert_eq!(set.fire_ahead_window(), Duration::from_millis(200));
-        let off = RuntimeConfig {
-            fire_ahead: Some(Duration::ZERO),
-            ..RuntimeConfig::default()
-        };
-        assert_eq!(off.fire_ahead_window(), Duration::ZERO);
+        assert_eq!(set.fire_ahead_for(false), Duration::from_millis(200));
+        assert_eq!(set.fire_ahead_for(true), Duration::from_millis(200));
     }
 }

@@ -920,22 +920,17 @@ impl SledStore {
                 JournalOp::Remove { id }
             }
             StoreOp::AppendHistory { id, record, keep } => {
-                let known_next = match inner.known.get(&id) {
-                    Some(entry) if entry.exists => entry.next_seq,
-                    _ => {
-                        tracing::debug!(job = %id, "store: history of a job without a spec ignored");
-                        return Ok(None);
-                    }
+                let Some(entry) = inner.known.get_mut(&id).filter(|e| e.exists) else {
+                    tracing::debug!(job = %id, "store: history of a job without a spec ignored");
+                    return Ok(None);
                 };
-                let seq = match known_next {
+                let seq = match entry.next_seq {
                     Some(seq) => seq,
                     None => self.next_seq(&id)?,
                 };
                 let keep = u64::try_from(keep).unwrap_or(u64::MAX);
-                if let Some(entry) = inner.known.get_mut(&id) {
-                    entry.next_seq = Some(seq.saturating_add(1));
-                    entry.keep = Some(keep);
-                }
+                entry.next_seq = Some(seq.saturating_add(1));
+                entry.keep = Some(keep);
                 JournalOp::History {
                     record: codec::encode_run(&record).map_err(|e| {
                         StoreError::Io(format!("cannot encode a run of job {id}: {e}"))

@@ -375,3 +375,48 @@ async fn a_run_cancelled_while_its_record_is_written_never_starts() {
         history[0].outcome
     );
 }
+
+/// While a flush is held, a job whose run hangs posts a state at each of
+/// its next ten fires (each skipped as an overlap), all before the next
+/// commit: the registry keeps one pending state per job, overwritten by each
+/// post, so once the writes are durable the store holds the newest state,
+/// the one status reports, and not the first of the ten.
+#[tokio::test(start_paused = true)]
+async fn the_store_gets_the_newest_state_when_posts_outpace_flushes() {
+    use cronactor::SnapshotStore;
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let store = Arc::new(SlowStore::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    // Fires in the first 12 seconds of each minute; its run never ends.
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0-11 * * * * *"), "stubborn")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(1.5).await;
+    assert_eq!(count.get(), 1, "the first run started");
+    store.held.store(true, Ordering::SeqCst);
+    run_for_secs(11.0).await;
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(5.0).await;
+    let status = s.status("j").await.expect("status");
+    assert!(
+        status.counters.skipped.overlap >= 9,
+        "{:?}",
+        status.counters
+    );
+    let loaded = store.load().expect("load");
+    let stored = &loaded
+        .jobs
+        .iter()
+        .find(|job| job.spec.id.as_str() == "j")
+        .expect("the job in the store")
+        .state;
+    assert_eq!(stored.counters, status.counters);
+    assert_eq!(stored.next_fire, status.next_fire);
+}

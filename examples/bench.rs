@@ -29,7 +29,7 @@
 //! `block_on`, as a `#[tokio::main]` service would. `--store DIR` uses the
 //! sled store in `DIR` (emptied first, except for `recover`); without it the
 //! scheduler keeps everything in memory. `fire --pin-workers` keeps worker
-//! `i` on the `i`-th CPU the process may use (see docs/performance.md: at
+//! `i` on the `i`-th CPU the process may use (see docs/operations.md: at
 //! the start of a burst the kernel may otherwise run both workers on one
 //! CPU for tens of milliseconds).
 

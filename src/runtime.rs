@@ -6,8 +6,8 @@
 //! woken worker on the CPU of the worker that woke it. On a 2-vCPU VM, a
 //! scheduler trace (`sched_switch`) of a 10k-job burst showed both workers
 //! on one CPU, taking turns at each 4-ms tick, for the first 60 ms of every
-//! burst while the other CPU idled (see `docs/performance.md`, seventh
-//! session). A worker pinned to its own CPU cannot be placed there.
+//! burst while the other CPU idled (see `docs/performance-history.md`,
+//! seventh session). A worker pinned to its own CPU cannot be placed there.
 //!
 //! Pinning is the service's choice, so the scheduler never does it by
 //! itself: a pinned worker cannot move off a CPU that something else keeps

@@ -145,7 +145,7 @@ impl SledStoreOptions {
     /// held since the previous one, and glibc would otherwise keep it. With
     /// 10k jobs firing every second it took 25 to 80 ms of the fold thread
     /// every 10 s and kept their RSS 60 to 100 MiB lower, for no measurable
-    /// CPU (`docs/performance.md`, 2026-12-04). Elsewhere, or with
+    /// CPU (`docs/performance-history.md`, 2026-12-04). Elsewhere, or with
     /// a Rust global allocator other than the system's, it does nothing
     /// useful; turn it off then, or if the service trims memory itself.
     pub fn trim_after_fold(mut self, trim: bool) -> Self {
@@ -158,7 +158,7 @@ impl SledStoreOptions {
     /// with 100k jobs firing every second takes seconds of one core every
     /// fold; at a lower priority than the runtime's workers it takes the
     /// CPU they leave, and the fires go on starting on time while it runs
-    /// (`docs/performance.md`, sixth session). The thread's priority is
+    /// (`docs/performance-history.md`, sixth session). The thread's priority is
     /// only ever lowered: 0, or a value at or below the process's own nice
     /// value, leaves it as it is. Under a load the machine cannot carry, a
     /// niced fold runs less often, and more of the journal waits in memory

@@ -325,8 +325,9 @@ fn nanos_since_epoch() -> u64 {
 /// How long a completion may be held at most (see [`Starts`]), give or
 /// take the time until the next start or completion. Longer than the
 /// start phase of a burst of 10k runs (about 30 ms here, see
-/// docs/performance-history.md, fourth session): at 20 ms, completions went out in the middle of
-/// such bursts, and their jobs' turns delayed the runs still to start.
+/// docs/performance-history.md, fourth session): at 20 ms, completions
+/// went out in the middle of such bursts, and their jobs' turns delayed the
+/// runs still to start.
 pub(crate) const MAX_HOLD: Duration = Duration::from_millis(100);
 
 #[derive(Default)]

@@ -158,11 +158,11 @@ impl SledStoreOptions {
     /// with 100k jobs firing every second takes seconds of one core every
     /// fold; at a lower priority than the runtime's workers it takes the
     /// CPU they leave, and the fires go on starting on time while it runs
-    /// (`docs/performance-history.md`, sixth session). The thread's priority is
-    /// only ever lowered: 0, or a value at or below the process's own nice
-    /// value, leaves it as it is. Under a load the machine cannot carry, a
-    /// niced fold runs less often, and more of the journal waits in memory
-    /// for it.
+    /// (`docs/performance-history.md`, sixth session). The thread's
+    /// priority is only ever lowered: 0, or a value at or below the
+    /// process's own nice value, leaves it as it is. Under a load the
+    /// machine cannot carry, a niced fold runs less often, and more of the
+    /// journal waits in memory for it.
     pub fn fold_nice(mut self, nice: i32) -> Self {
         self.fold_nice = nice.clamp(0, 19);
         self

@@ -9,6 +9,7 @@
 //!   fire      --jobs N --seconds S [--grace G] [--threads T] [--store DIR]
 //!             [--cache-mib M] [--trim 0|1] [--fold-ms F] [--concurrency K]
 //!             [--fire-ahead-ms F] [--history-keep H] [--pin-workers]
+//!             [--log FILTER]
 //!   register  --jobs N [--threads T] [--store DIR]
 //!   recover   --jobs N --store DIR [--prepare] [--threads T]
 //!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
@@ -31,7 +32,9 @@
 //! scheduler keeps everything in memory. `fire --pin-workers` keeps worker
 //! `i` on the `i`-th CPU the process may use (see docs/operations.md: at
 //! the start of a burst the kernel may otherwise run both workers on one
-//! CPU for tens of milliseconds).
+//! CPU for tens of milliseconds). `fire --log FILTER` installs a
+//! `tracing_subscriber::fmt` subscriber on stderr with that filter (for
+//! example `info`): what a service that logs pays per fire.
 
 use chrono::{DateTime, Utc};
 use cronactor::schedule::{Schedule, ScheduleSpec};
@@ -722,7 +725,18 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "trim",
         "fold-ms",
         "pin-workers",
+        "log",
     ])?;
+    let log = opts.values.get("log").cloned();
+    if let Some(filter) = &log {
+        // What a service that logs pays: a subscriber at this level on
+        // stderr (every run opens an `info` span with its job and run ids).
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .try_init()
+            .map_err(|e| format!("--log {filter}: {e}"))?;
+    }
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let history_keep = opts.num("history-keep", 100)? as usize;
     // Default: the runtime's own (500 ms with the sled store, off in memory).
@@ -821,6 +835,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .int("window_start_unix", w0 as u64)
         .int("threads", opts.num("threads", 2)?)
         .int("pin_workers", u64::from(opts.flag("pin-workers")))
+        .str("log", log.as_deref().unwrap_or("none"))
         .num("wall_s", started.elapsed().as_secs_f64(), 2);
     emit(j.render());
     Ok(())

@@ -78,6 +78,13 @@ fn fire_in_memory() {
     let line = fire(&[]);
     assert_eq!(line["store"], "memory");
     assert_eq!(line["pin_workers"], 0);
+    assert_eq!(line["log"], "none");
+}
+
+#[test]
+fn fire_with_a_log_subscriber() {
+    // The only test of this process that installs a global subscriber.
+    assert_eq!(fire(&["--log", "info"])["log"], "info");
 }
 
 #[test]

@@ -1,0 +1,146 @@
+//! What a handler logs carries its job and run: every run opens an `info`
+//! span named `run` (target `cronactor_actors::job`) with `job_id` and
+//! `run_id` as fields. A filter directive on that target leaves the span
+//! out, as `docs/operations.md` (Capacity, "Logging") advises a service that
+//! fires thousands of jobs a second and does not need the tags.
+
+mod support;
+
+use cronactor::{JobContext, JobSpec, ScheduleSpec};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use support::*;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
+
+/// A span around a logged event: its name, target, level and fields.
+#[derive(Clone, Debug)]
+struct SpanSeen {
+    name: String,
+    target: String,
+    level: Level,
+    fields: HashMap<String, String>,
+}
+
+/// Each event's message, with the spans it was logged in (innermost first).
+type Seen = Arc<Mutex<Vec<(String, Vec<SpanSeen>)>>>;
+
+struct Capture(Seen);
+
+/// A span's fields, kept in its extensions.
+struct Fields(HashMap<String, String>);
+
+struct Visitor<'a>(&'a mut HashMap<String, String>);
+
+impl Visit for Visitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().to_string(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_string(), value.to_string());
+    }
+}
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = HashMap::new();
+        attrs.record(&mut Visitor(&mut fields));
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(Fields(fields));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = HashMap::new();
+        event.record(&mut Visitor(&mut fields));
+        let message = fields.remove("message").unwrap_or_default();
+        let scope = ctx
+            .event_scope(event)
+            .map(|scope| {
+                scope
+                    .map(|span| SpanSeen {
+                        name: span.name().to_string(),
+                        target: span.metadata().target().to_string(),
+                        level: *span.metadata().level(),
+                        fields: span
+                            .extensions()
+                            .get::<Fields>()
+                            .map(|f| f.0.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.0.lock().expect("lock").push((message, scope));
+    }
+}
+
+/// Runs a job whose handler logs one line, under a subscriber with
+/// `filter`, and returns the spans around the handler's first line and the
+/// id of the job's last run.
+async fn handler_line_spans(filter: &str) -> (Vec<SpanSeen>, String) {
+    let seen = Seen::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(EnvFilter::new(filter))
+        .with(Capture(seen.clone()));
+    // The test runtime has one thread: every task logs through this default.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .handler("log", |_: JobContext| async {
+            tracing::info!("handler ran");
+            Ok::<(), std::io::Error>(())
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("nightly", ScheduleSpec::cron("0 0 0 * * *"), "log")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("nightly").await.expect("trigger");
+    run_for_secs(1.0).await;
+    let run_id = s.history("nightly", 1).await.expect("history")[0]
+        .run_id
+        .to_string();
+    s.shutdown(std::time::Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+    let seen = seen.lock().expect("lock");
+    let (_, scope) = seen
+        .iter()
+        .find(|(message, _)| message == "handler ran")
+        .expect("the handler's line was logged");
+    (scope.clone(), run_id)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_logs_inside_its_runs_span_with_the_job_and_run_ids() {
+    let (scope, run_id) = handler_line_spans("info").await;
+    let run = scope
+        .iter()
+        .find(|span| span.name == "run")
+        .unwrap_or_else(|| panic!("no run span around the handler's line: {scope:?}"));
+    assert_eq!(run.target, "cronactor_actors::job");
+    assert_eq!(run.level, Level::INFO);
+    assert_eq!(
+        run.fields.get("job_id").map(String::as_str),
+        Some("nightly")
+    );
+    assert_eq!(run.fields.get("run_id"), Some(&run_id));
+    assert_eq!(run.fields.get("attempt").map(String::as_str), Some("1"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_directive_on_the_job_target_leaves_the_run_span_out() {
+    let (scope, _) = handler_line_spans("info,cronactor_actors::job=warn").await;
+    assert!(
+        scope.iter().all(|span| span.name != "run"),
+        "the run span was created: {scope:?}"
+    );
+}

@@ -919,3 +919,77 @@ fn the_fold_thread_runs_at_the_configured_nice_value() {
     }
     drop(store);
 }
+
+/// A crash part way through the deletion of a fold's journal segments (they
+/// are deleted one by one, and sled keeps a prefix of its log): the segments
+/// left hold runs that the fold's chunk already holds. Replaying them must
+/// not write those runs a second time, and the trims after it must still
+/// keep exactly `keep` runs.
+#[test]
+fn a_crash_part_way_through_a_folds_segment_deletion_keeps_the_history_exact() {
+    use super::SledStore;
+    use cronactor_actors::{SnapshotStore, StoreOp};
+
+    let keep = 10;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = every_second_specs(1).remove(0);
+    let runs = |from: u64, to: u64| {
+        (from..to)
+            .map(|n| StoreOp::AppendHistory {
+                id: spec.id.clone(),
+                record: Box::new(run(n)),
+                keep,
+            })
+            .collect::<Vec<_>>()
+    };
+    let chunks_of = |store: &SledStore| {
+        Vec::from(super::fold::scan_chunks(&store.shared.history, spec.id.as_str()).expect("scan"))
+    };
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store
+            .apply(job_ops(&spec, 10, keep, &JobState::default()))
+            .expect("apply");
+        store.fold().expect("fold");
+        // Two flushes, two segments: runs 10 and 11, then 12 and 13.
+        store.apply(runs(10, 12)).expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        store.apply(runs(12, 14)).expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        let segments = journal_values(&store);
+        assert_eq!(segments.len(), 2);
+        store.fold().expect("fold");
+        assert_eq!(chunks_of(&store), [(0, 10), (10, 4)]);
+        // The deletion of the first segment reached the log, not that of
+        // the second.
+        let (k, v) = &segments[1];
+        store.shared.journal.insert(k, v).expect("insert");
+        store.shared.db.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert!(store.shared.journal.is_empty(), "replayed and deleted");
+    assert_eq!(
+        chunks_of(&store),
+        [(0, 10), (10, 4)],
+        "runs 12 and 13 are in the tree once"
+    );
+    let newest_first = |from: u64, to: u64| (from..to).rev().map(run).collect::<Vec<_>>();
+    assert_eq!(
+        store.history(&spec.id, 100).expect("history"),
+        newest_first(4, 14)
+    );
+    // Four runs more: the oldest chunk is surplus only once the others
+    // hold ten runs without it.
+    store.apply(runs(14, 18)).expect("apply");
+    store.fold().expect("fold");
+    assert_eq!(
+        store.history(&spec.id, 100).expect("history"),
+        newest_first(8, 18)
+    );
+    drop(store);
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.history(&spec.id, 100).expect("history"),
+        newest_first(8, 18)
+    );
+}

@@ -413,18 +413,7 @@ impl Shared {
             if let Ok(k) = <[u8; 8]>::try_from(&key[..]) {
                 next = next.max(u64::from_be_bytes(k).saturating_add(1));
             }
-            let decoded = codec::split_version(RecordKind::Journal, &value)
-                .map_err(|e| e.to_string())
-                .and_then(|(version, body)| {
-                    let ops = journal::decode_ops(body)
-                        .map_err(|e| format!("the journal segment does not decode: {e}"))?;
-                    match version {
-                        1 => journal::reencode_v1_runs(ops)
-                            .map_err(|e| format!("a run of the journal segment: {e}")),
-                        _ => Ok(ops),
-                    }
-                });
-            match decoded {
+            match journal::decode_segment(&value) {
                 Ok(ops) => ops.into_iter().for_each(|op| net.record(op)),
                 Err(reason) => bad.push(BadRecord {
                     tree: TREE_JOURNAL,
@@ -523,7 +512,7 @@ fn quarantine_record(
 
 /// A record of the `quarantine` tree, as stored.
 #[derive(Debug, Serialize, Deserialize)]
-struct QuarantineEntry {
+pub(super) struct QuarantineEntry {
     /// The tree the record was in.
     tree: String,
     /// Its key, as raw bytes.

@@ -494,3 +494,44 @@ fn a_corrupt_journal_segment_is_quarantined_and_every_job_still_loads() {
         1
     );
 }
+
+/// A store whose sled log was damaged at its start: sled 0.34 opens such a
+/// log as an empty database (and rewrites its head). The schema marker says
+/// the store was created, so the open is refused with `Damaged`, every
+/// time, instead of a scheduler starting with no jobs and writing over
+/// what is left. A damaged sled configuration file is an I/O error. Neither
+/// panics.
+#[test]
+fn a_store_whose_sled_files_are_damaged_is_refused_not_opened_empty() {
+    let dir = store_with_abc();
+    let db = dir.path().join("db");
+    let mut bytes = std::fs::read(&db).expect("read");
+    bytes[..16].copy_from_slice(b"\xff\xfe\xfd damaged head");
+    std::fs::write(&db, &bytes).expect("write");
+    for _ in 0..2 {
+        let err = SledStore::open(dir.path()).expect_err("a damaged store is refused");
+        assert!(
+            matches!(&err, StoreError::Damaged { path, .. } if *path == dir.path().display().to_string()),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("restore the directory from a backup"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("schema_version")).expect("marker"),
+        "3\n"
+    );
+
+    let dir = store_with_abc();
+    let conf = dir.path().join("conf");
+    std::fs::write(&conf, b"not sled's configuration").expect("write");
+    let err = SledStore::open(dir.path()).expect_err("refused");
+    assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+    assert_eq!(
+        std::fs::read(&conf).expect("read"),
+        b"not sled's configuration"
+    );
+}

@@ -673,6 +673,9 @@ impl SledStore {
     ///   tried for half a second at most (sled 0.34 releases the lock of a
     ///   store just closed in this process from a background thread, a
     ///   moment after the drop), then this error is returned.
+    /// - [`StoreError::Damaged`]: the `schema_version` file says the store
+    ///   was created, but sled opened its database empty (its log was
+    ///   damaged or replaced).
     /// - [`StoreError::Io`]: anything else (sled cannot read its files...).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, SledStoreOptions::default())
@@ -729,6 +732,28 @@ impl SledStore {
                 Err(e) => return Err(sled_open_error(&shown, e)),
             }
         };
+        // The marker is written only after `meta` is flushed: a marker
+        // without a `meta` tree means sled lost its data (sled 0.34 opens a
+        // database whose log is damaged as an empty one). Checked before
+        // any tree is opened, as opening a tree that does not exist writes
+        // it, and the scheduler must not start empty and write over what
+        // is left.
+        if let Some(found) = marker {
+            if !db
+                .tree_names()
+                .iter()
+                .any(|name| name == TREE_META.as_bytes())
+            {
+                return Err(StoreError::Damaged {
+                    path: shown,
+                    reason: format!(
+                        "its schema marker says version {found}, but sled's database holds no \
+                         schema version: sled's log file was damaged or replaced, and sled \
+                         opened it as an empty database; restore the directory from a backup"
+                    ),
+                });
+            }
+        }
         let tree = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| StoreError::Io(format!("cannot open tree {name} of {shown}: {e}")))

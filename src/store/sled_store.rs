@@ -52,6 +52,10 @@ const TREE_JOURNAL: &str = "journal";
 /// segment lives in sled's log file and `sync_on_flush` covers it; 64 KiB
 /// segments made nodes of 0.5 to 1 MiB, each rewrite a new blob file.
 const SEGMENT_BYTES: usize = 4 * 1024;
+/// The largest journal segment number a replay accepts: far beyond what a
+/// store writes (one segment per 4 KiB flushed), and far enough from
+/// `u64::MAX` that numbering on from it cannot overflow.
+const MAX_SEGMENT: u64 = 1 << 62;
 /// The key of the schema version in the `meta` tree.
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
@@ -410,9 +414,27 @@ impl Shared {
         let mut bad = Vec::new();
         for item in self.journal.iter() {
             let (key, value) = item.map_err(|e| self.io(e))?;
-            if let Ok(k) = <[u8; 8]>::try_from(&key[..]) {
-                next = next.max(u64::from_be_bytes(k).saturating_add(1));
-            }
+            // A key that is not a segment number (damage: this store never
+            // writes one) may sort at or after `next`, so that the deletion
+            // below would leave it to be replayed again, over newer writes,
+            // at every open; one past `MAX_SEGMENT` would make the next
+            // segment numbers overflow. It is quarantined instead.
+            let Some(number) = <[u8; 8]>::try_from(&key[..])
+                .ok()
+                .map(u64::from_be_bytes)
+                .filter(|n| *n <= MAX_SEGMENT)
+            else {
+                bad.push(BadRecord {
+                    tree: TREE_JOURNAL,
+                    key,
+                    raw: value,
+                    reason: format!(
+                        "the journal key is not a segment number (8 bytes, at most {MAX_SEGMENT})"
+                    ),
+                });
+                continue;
+            };
+            next = next.max(number + 1);
             match journal::decode_segment(&value) {
                 Ok(ops) => ops.into_iter().for_each(|op| net.record(op)),
                 Err(reason) => bad.push(BadRecord {

@@ -1301,3 +1301,66 @@ fn a_bad_segment_in_the_middle_of_the_journal_loses_only_its_own_updates() {
         state_of(31)
     );
 }
+
+/// A journal key that is not an 8-byte segment number, or one too large to
+/// number on from (damage; this store never writes one): its value is
+/// quarantined at open with the key, not replayed at every open over newer
+/// states (the replay deletes only keys below the next segment number,
+/// which such a key may not be).
+#[test]
+fn a_journal_value_under_a_key_that_is_not_a_segment_number_is_quarantined() {
+    use super::SledStore;
+    use cronactor_actors::{SnapshotStore, StoreOp};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = every_second_specs(1).remove(0);
+    let state_of = |runs: u64| {
+        let mut state = JobState::default();
+        state.counters.runs = runs;
+        state
+    };
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store
+            .apply(job_ops(&spec, 0, 10, &state_of(1)))
+            .expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        let segment = journal_values(&store).remove(0).1;
+        store.fold().expect("fold");
+        store
+            .apply(vec![StoreOp::PutState(
+                spec.id.clone(),
+                Box::new(state_of(2)),
+            )])
+            .expect("apply");
+        store.fold().expect("fold");
+        store
+            .shared
+            .journal
+            .insert(b"junk", segment.clone())
+            .expect("insert");
+        store
+            .shared
+            .journal
+            .insert(u64::MAX.to_be_bytes(), segment)
+            .expect("insert");
+        store.shared.db.flush().expect("flush");
+    }
+    for _ in 0..2 {
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert!(store.shared.journal.is_empty(), "nothing left to replay");
+        let loaded = store.load().expect("load");
+        assert_eq!(loaded.jobs[0].state, state_of(2), "the newest state");
+        assert_eq!(loaded.quarantined.len(), 2, "{:?}", loaded.quarantined);
+        assert!(loaded.quarantined.iter().all(|q| q.tree == "journal"));
+        assert_eq!(loaded.quarantined[0].key, "junk");
+        // The store writes on from there.
+        store
+            .apply(vec![StoreOp::PutState(
+                spec.id.clone(),
+                Box::new(state_of(2)),
+            )])
+            .expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+    }
+}

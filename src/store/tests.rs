@@ -1364,3 +1364,62 @@ fn a_journal_value_under_a_key_that_is_not_a_segment_number_is_quarantined() {
         futures::executor::block_on(store.flush()).expect("flush");
     }
 }
+
+/// A crash inside a fold after it deleted a job's surplus chunks and before
+/// it wrote the new one (it trims first, see `Folder::write_history`): the
+/// journal segments are still there, and the replay writes the new chunk,
+/// so the job reads back exactly its newest `keep` runs.
+#[test]
+fn a_crash_between_a_folds_trim_and_its_write_replays_to_the_same_history() {
+    use super::SledStore;
+    use cronactor_actors::{SnapshotStore, StoreOp};
+
+    let keep = 10;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = every_second_specs(1).remove(0);
+    let runs = |from: u64, to: u64| {
+        (from..to)
+            .map(|n| StoreOp::AppendHistory {
+                id: spec.id.clone(),
+                record: Box::new(run(n)),
+                keep,
+            })
+            .collect::<Vec<_>>()
+    };
+    let chunks_of = |store: &SledStore| {
+        Vec::from(super::fold::scan_chunks(&store.shared.history, spec.id.as_str()).expect("scan"))
+    };
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store
+            .apply(job_ops(&spec, 10, keep, &JobState::default()))
+            .expect("apply");
+        store.fold().expect("fold");
+        store.apply(runs(10, 15)).expect("apply");
+        store.fold().expect("fold");
+        assert_eq!(chunks_of(&store), [(0, 10), (10, 5)]);
+        // Ten more runs: the fold deletes both chunks, then writes (15, 10).
+        store.apply(runs(15, 25)).expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        let segments = journal_values(&store);
+        store.fold().expect("fold");
+        assert_eq!(chunks_of(&store), [(15, 10)]);
+        // The crash came after the trim, before the write and the deletion
+        // of the segments.
+        let mut key = Vec::new();
+        codec::chunk_key_into(spec.id.as_str(), 15, 10, &mut key);
+        store.shared.history.remove(key).expect("remove");
+        for (k, v) in &segments {
+            store.shared.journal.insert(k, v).expect("insert");
+        }
+        store.shared.db.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert!(store.shared.journal.is_empty(), "replayed and deleted");
+    assert_eq!(chunks_of(&store), [(15, 10)]);
+    let newest_first = |from: u64, to: u64| (from..to).rev().map(run).collect::<Vec<_>>();
+    assert_eq!(
+        store.history(&spec.id, 100).expect("history"),
+        newest_first(15, 25)
+    );
+}

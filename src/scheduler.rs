@@ -167,7 +167,8 @@ impl Scheduler {
     }
 
     /// Fires a job now through its overlap policy, leaving its schedule as
-    /// it is.
+    /// it is. With a durable store, returns once the fire is durable: a run
+    /// answered as started is recovered as interrupted after a crash.
     ///
     /// # Errors
     /// [`Error::UnknownJob`]; [`Error::InvalidState`] if orphaned.
@@ -179,6 +180,7 @@ impl Scheduler {
     /// Cancels a job's runs in flight through their tokens (and drops a
     /// retry waiting for its delay); they end as cancelled and are not
     /// retried. Returns the runs cancelled: empty when nothing ran (a no-op).
+    /// A dropped retry is durable when this returns (with a durable store).
     ///
     /// # Errors
     /// [`Error::UnknownJob`].

@@ -78,3 +78,74 @@ async fn a_corrupt_job_record_is_quarantined_and_the_others_load() {
     assert_eq!(s.list().await.expect("list").len(), 2);
     s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
 }
+
+/// A state of a newer record version and a journal segment that does not
+/// decode: the scheduler starts with every job (the one whose state was set
+/// aside with a fresh state), lists both records as quarantined, counts them
+/// in the metrics and publishes a sticky event for each (the segment's under
+/// the `(store)` id, its key being no job id).
+#[tokio::test]
+async fn a_newer_state_and_a_bad_journal_segment_are_reported_and_every_job_runs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s = start(dir.path()).await;
+    for id in ["good", "victim"] {
+        let spec = JobSpec::builder(id, ScheduleSpec::cron("0 0 3 * * *"), "noop")
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+    }
+    s.pause("victim", Some("held")).await.expect("pause");
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    drop(s);
+
+    let newer_state = b"\x09 a state of a newer layout".to_vec();
+    let bad_segment = b"\x02\xff\xff\xff\xff".to_vec();
+    {
+        let db = sled::open(dir.path()).expect("open sled directly");
+        db.open_tree("state")
+            .expect("state tree")
+            .insert("victim", &newer_state[..])
+            .expect("insert");
+        db.open_tree("journal")
+            .expect("journal tree")
+            .insert(5u64.to_be_bytes(), &bad_segment[..])
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+
+    let s = start(dir.path()).await;
+    let jobs = s.list().await.expect("list");
+    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["good", "victim"]);
+    assert_eq!(
+        jobs[1].phase,
+        cronactor::JobPhase::Scheduled,
+        "a fresh state: no longer paused"
+    );
+    let q = s.quarantined();
+    assert_eq!(q.len(), 2, "{q:?}");
+    let segment = q.iter().find(|r| r.tree == "journal").expect("the segment");
+    assert_eq!(segment.raw, bad_segment);
+    let state = q.iter().find(|r| r.tree == "state").expect("the state");
+    assert_eq!((state.key.as_str(), &state.raw), ("victim", &newer_state));
+    assert!(
+        state.reason.contains("unknown job state record version 9"),
+        "{}",
+        state.reason
+    );
+    assert_eq!(s.metrics().await.expect("metrics").quarantined, 2);
+    let mut events = s.subscribe();
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        match events.recv().await {
+            Some(Received::Event(e)) => {
+                assert!(matches!(e.kind, EventKind::Quarantined { .. }));
+                ids.push(e.job_id.to_string());
+            }
+            other => panic!("expected a quarantine event, got {other:?}"),
+        }
+    }
+    ids.sort();
+    assert_eq!(ids, ["(store)", "victim"]);
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}

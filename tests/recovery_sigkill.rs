@@ -21,6 +21,11 @@
 //! twice by the schedule (on time or as a catch-up) across all the kills: a
 //! slot in flight at a kill may run again only as a recovery of the
 //! interrupted run.
+//!
+//! A second test runs each control operation (add, upsert, pause, resume,
+//! trigger, cancel, retry_run, emit, remove, add again) in a child that
+//! kills itself the instant the operation returns `Ok`, and checks the
+//! store holds it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -457,4 +462,238 @@ async fn child_main(dir: PathBuf, store: PathBuf, incarnation: usize) {
             last_report = Instant::now();
         }
     }
+}
+
+/// The control operations of `Scheduler`, each in its own child process
+/// that kills itself with SIGKILL the instant the operation returns `Ok`;
+/// the parent then opens the store and checks that the operation held. The
+/// same job goes through add, upsert, pause, resume, trigger (its run must
+/// be found in flight), pause, remove and add again (the new spec with a
+/// fresh state comes back, not the old one); a second job has a retry
+/// waiting when `cancel` drops it, then a failed run retried by
+/// `retry_run`; a third fires on `emit`.
+#[test]
+fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() {
+    use cronactor::store::SledStore;
+    use cronactor_actors::{JobRecord, SnapshotStore};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = dir.path().join("store");
+    let out = dir.path().join("answer.txt");
+    let job = |loaded: &cronactor_actors::Loaded, id: &str| -> Option<JobRecord> {
+        loaded
+            .jobs
+            .iter()
+            .find(|j| j.spec.id.as_str() == id)
+            .cloned()
+    };
+    for op in [
+        "add",
+        "upsert",
+        "pause",
+        "resume",
+        "trigger",
+        "cancel-retry",
+        "retry-run",
+        "emit",
+        "pause",
+        "remove",
+        "add-again",
+    ] {
+        let status = Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "child_one_operation",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ENV_ACK_OP, op)
+            .env("CRONACTOR_ACK_STORE", &store)
+            .env("CRONACTOR_ACK_OUT", &out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .status()
+            .expect("run child");
+        {
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                status.signal(),
+                Some(libc::SIGKILL),
+                "{op}: the child did not kill itself after Ok: {status:?}"
+            );
+        }
+        let answer = std::fs::read_to_string(&out).expect("the child's answer");
+        let store = SledStore::open(&store).expect("the store opens after a SIGKILL");
+        let loaded = store.load().expect("load");
+        assert!(
+            loaded.quarantined.is_empty(),
+            "{op}: {:?}",
+            loaded.quarantined
+        );
+        let j = job(&loaded, "j");
+        let gen = j.as_ref().map(|j| j.spec.payload["gen"].clone());
+        let paused = j.as_ref().map(|j| j.state.paused.is_some());
+        match op {
+            "add" => assert_eq!((gen, paused), (Some(1.into()), Some(false)), "{op}"),
+            "upsert" => assert_eq!((gen, paused), (Some(2.into()), Some(false)), "{op}"),
+            "pause" => assert_eq!(paused, Some(true), "{op}"),
+            "resume" => assert_eq!(paused, Some(false), "{op}"),
+            "trigger" => {
+                let state = &j.expect("job j").state;
+                let in_flight: Vec<String> = state
+                    .in_flight
+                    .iter()
+                    .map(|r| r.run_id.to_string())
+                    .collect();
+                assert_eq!(in_flight, [answer.trim()], "{op}: the triggered run");
+            }
+            "cancel-retry" => {
+                let r = job(&loaded, "r").expect("job r");
+                assert_eq!(
+                    r.state.retry_wait, None,
+                    "{op}: the cancelled retry is gone"
+                );
+            }
+            "retry-run" | "emit" => {
+                let id = if op == "emit" { "e" } else { "r" };
+                let state = job(&loaded, id).expect("the job").state;
+                assert!(
+                    state
+                        .in_flight
+                        .iter()
+                        .any(|r| r.run_id.to_string() == answer.trim()),
+                    "{op}: run {answer} not in flight in {state:?}"
+                );
+            }
+            "remove" => assert!(j.is_none(), "{op}: {j:?}"),
+            "add-again" => {
+                let j = j.expect("job j");
+                assert_eq!(j.spec.payload["gen"], 3, "{op}: the new spec");
+                assert_eq!(j.state.paused, None, "{op}: not the old state");
+                assert_eq!(j.state.counters.runs, 0, "{op}: not the old counters");
+                assert!(j.state.in_flight.is_empty(), "{op}: not the old runs");
+            }
+            other => unreachable!("{other}"),
+        }
+    }
+}
+
+const ENV_ACK_OP: &str = "CRONACTOR_ACK_OP";
+
+/// The child of `each_control_operation_holds_when_the_process_is_killed_right_after_its_ok`:
+/// one operation, then SIGKILL. Ignored unless run by it.
+#[test]
+#[ignore = "run by each_control_operation_holds_when_the_process_is_killed_right_after_its_ok"]
+fn child_one_operation() {
+    let Ok(op) = std::env::var(ENV_ACK_OP) else {
+        return;
+    };
+    // SAFETY: plain FFI call with constant arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let store = std::env::var("CRONACTOR_ACK_STORE").expect("store path");
+    let out = std::env::var("CRONACTOR_ACK_OUT").expect("answer path");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let answer = runtime.block_on(one_operation(&op, PathBuf::from(store)));
+    std::fs::write(out, answer).expect("answer");
+    // The instant after Ok: no destructor, no final flush.
+    // SAFETY: plain FFI calls on this process.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    unreachable!("killed");
+}
+
+/// Runs `op` on a scheduler on `store`; returns what the parent checks.
+async fn one_operation(op: &str, store: PathBuf) -> String {
+    use cronactor::{Backoff, JobContext, JobSpec, RetryPolicy, ScheduleSpec, Scheduler};
+
+    let scheduler = Scheduler::builder()
+        .handler("block", |ctx: JobContext| async move {
+            ctx.cancel.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        })
+        .handler("fail", |_ctx: JobContext| async move {
+            Err::<(), _>(std::io::Error::other("fails"))
+        })
+        .store_path(&store)
+        .start()
+        .await
+        .expect("the store opens after a SIGKILL");
+    // Once a year: no fire of its own while the test runs.
+    let spec = |gen: u32| {
+        JobSpec::builder("j", ScheduleSpec::cron("0 0 0 1 1 *"), "block")
+            .payload(serde_json::json!({ "gen": gen }))
+            .build()
+            .expect("spec")
+    };
+    match op {
+        "add" => scheduler.add(spec(1)).await.map(|_| String::new()),
+        "upsert" => scheduler.upsert(spec(2)).await.map(|_| String::new()),
+        "pause" => scheduler
+            .pause("j", Some("held"))
+            .await
+            .map(|_| String::new()),
+        "resume" => scheduler.resume("j", None).await.map(|_| String::new()),
+        "trigger" => match scheduler.trigger("j").await {
+            Ok(cronactor::TriggerOutcome::Started(run_id)) => Ok(run_id.to_string()),
+            other => panic!("trigger: {other:?}"),
+        },
+        "cancel-retry" => {
+            let r = JobSpec::builder("r", ScheduleSpec::cron("0 0 0 1 1 *"), "fail")
+                .retry(RetryPolicy::new(
+                    1,
+                    Backoff::Fixed(Duration::from_secs(3600)),
+                ))
+                .build()
+                .expect("spec");
+            scheduler.add(r).await.expect("add r");
+            scheduler.trigger("r").await.expect("trigger r");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while scheduler
+                .status("r")
+                .await
+                .expect("status")
+                .retry_wait
+                .is_none()
+            {
+                assert!(Instant::now() < deadline, "no retry waiting");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Long enough for the group commit to make the wait durable.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            scheduler.cancel("r").await.map(|_| String::new())
+        }
+        "retry-run" => {
+            let failed = scheduler.history("r", 10).await.expect("history");
+            let failed = failed
+                .iter()
+                .find(|run| run.outcome.is_failure())
+                .expect("a failed run of r");
+            match scheduler.retry_run(failed.run_id).await {
+                Ok(cronactor::TriggerOutcome::Started(run_id)) => Ok(run_id.to_string()),
+                other => panic!("retry_run: {other:?}"),
+            }
+        }
+        "emit" => {
+            let e = JobSpec::builder("e", ScheduleSpec::cron("0 0 0 1 1 *"), "block")
+                .listen("go")
+                .build()
+                .expect("spec");
+            scheduler.add(e).await.expect("add e");
+            match scheduler.emit("go", serde_json::json!({})).await {
+                Ok(fired) => match &fired[..] {
+                    [(_, cronactor::TriggerOutcome::Started(run_id))] => Ok(run_id.to_string()),
+                    other => panic!("emit: {other:?}"),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        "remove" => scheduler.remove("j").await.map(|_| String::new()),
+        "add-again" => scheduler.add(spec(3)).await.map(|_| String::new()),
+        other => panic!("unknown operation {other}"),
+    }
+    .unwrap_or_else(|e| panic!("{op}: {e}"))
 }

@@ -354,13 +354,23 @@ async fn a_run_cancelled_while_its_record_is_written_never_starts() {
         .await
         .expect("add");
     // No admission caps: the run starts as soon as its record is durable.
+    // The trigger is answered once the claim is durable, so after the
+    // cancel.
     held.store(true, std::sync::atomic::Ordering::SeqCst);
-    let TriggerOutcome::Started(run_id) = s.trigger("j").await.expect("trigger") else {
-        panic!("the trigger did not claim a run");
-    };
-    assert_eq!(s.cancel("j").await.expect("cancel"), [run_id]);
+    let trigger = tokio::spawn({
+        let s = s.clone();
+        async move { s.trigger("j").await }
+    });
+    while s.status("j").await.expect("status").runs_in_flight == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let cancelled = s.cancel("j").await.expect("cancel");
     held.store(false, std::sync::atomic::Ordering::SeqCst);
     released.notify_waiters();
+    let TriggerOutcome::Started(run_id) = trigger.await.expect("task").expect("trigger") else {
+        panic!("the trigger did not claim a run");
+    };
+    assert_eq!(cancelled, [run_id]);
     run_for_secs(1.0).await;
     assert_eq!(
         calls.load(std::sync::atomic::Ordering::SeqCst),

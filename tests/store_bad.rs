@@ -494,3 +494,140 @@ fn a_corrupt_journal_segment_is_quarantined_and_every_job_still_loads() {
         1
     );
 }
+
+/// A store whose sled log was damaged at its start: sled 0.34 opens such a
+/// log as an empty database (and rewrites its head). The schema marker says
+/// the store was created, so the open is refused with `Damaged`, every
+/// time, instead of a scheduler starting with no jobs and writing over
+/// what is left. A damaged sled configuration file is an I/O error. Neither
+/// panics.
+#[test]
+fn a_store_whose_sled_files_are_damaged_is_refused_not_opened_empty() {
+    let dir = store_with_abc();
+    let db = dir.path().join("db");
+    let mut bytes = std::fs::read(&db).expect("read");
+    bytes[..16].copy_from_slice(b"\xff\xfe\xfd damaged head");
+    std::fs::write(&db, &bytes).expect("write");
+    for _ in 0..2 {
+        let err = SledStore::open(dir.path()).expect_err("a damaged store is refused");
+        assert!(
+            matches!(&err, StoreError::Damaged { path, .. } if *path == dir.path().display().to_string()),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("restore the directory from a backup"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("schema_version")).expect("marker"),
+        "3\n"
+    );
+
+    let dir = store_with_abc();
+    let conf = dir.path().join("conf");
+    std::fs::write(&conf, b"not sled's configuration").expect("write");
+    let err = SledStore::open(dir.path()).expect_err("refused");
+    assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+    assert_eq!(
+        std::fs::read(&conf).expect("read"),
+        b"not sled's configuration"
+    );
+}
+
+/// A record whose version byte is newer than this build reads, in each tree
+/// (a newer build that changes a layout also raises the schema version, so
+/// this is damage, not an upgrade): a state is quarantined and its job loads
+/// with a default state; a journal segment is quarantined at open; a history
+/// chunk is skipped and left in place; a quarantine record is listed as it
+/// is. Each reason names the version found. The other jobs load.
+#[test]
+fn a_newer_record_version_in_each_tree_is_quarantined_or_skipped_never_fatal() {
+    let dir = store_with_abc();
+    {
+        let store = open(dir.path());
+        store
+            .apply(vec![cronactor_actors::StoreOp::AppendHistory {
+                id: id("c"),
+                record: Box::new(store_support::run(1)),
+                keep: 10,
+            }])
+            .expect("apply");
+        flush(&store);
+    }
+    let newer_state = [3u8, 0, 0, 0];
+    poke(dir.path(), "state", b"b", &newer_state);
+    let newer_segment = [3u8, 1, 2, 3];
+    poke(dir.path(), "journal", &9u64.to_be_bytes(), &newer_segment);
+    let newer_quarantine = [2u8, b'{', b'}'];
+    poke(dir.path(), "quarantine", b"jobs\0zz", &newer_quarantine);
+    // Job c's one chunk (first run 0, one run), from a newer build.
+    let mut chunk_key = b"c\0".to_vec();
+    chunk_key.extend_from_slice(&0u64.to_be_bytes());
+    chunk_key.extend_from_slice(&1u32.to_be_bytes());
+    assert!(tree_has(dir.path(), "history", &chunk_key));
+    poke(dir.path(), "history", &chunk_key, &[4u8, 10, 1, 0]);
+
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert_eq!(ids(&loaded), ["a", "b", "c"]);
+    assert_eq!(
+        loaded.jobs[1].state,
+        JobState::default(),
+        "b's state is aside"
+    );
+    assert_eq!(loaded.jobs[2].state, state(3));
+    let q = find(&loaded.quarantined, "state", "b");
+    assert_eq!(q.raw, newer_state);
+    assert!(
+        q.reason.contains("unknown job state record version 3"),
+        "{}",
+        q.reason
+    );
+    let q = loaded
+        .quarantined
+        .iter()
+        .find(|q| q.tree == "journal")
+        .expect("the segment is quarantined");
+    assert_eq!(q.raw, newer_segment);
+    assert!(
+        q.reason
+            .contains("unknown journal segment record version 3"),
+        "{}",
+        q.reason
+    );
+    let q = find(&loaded.quarantined, "quarantine", "jobs\0zz");
+    assert_eq!(q.raw, newer_quarantine);
+    assert!(
+        q.reason
+            .contains("unknown quarantine record record version 2"),
+        "{}",
+        q.reason
+    );
+    assert_eq!(loaded.quarantined.len(), 3, "{:?}", loaded.quarantined);
+    assert!(store.history(&id("c"), 10).expect("history").is_empty());
+    drop(store);
+    assert!(tree_has(dir.path(), "history", &chunk_key), "left in place");
+}
+
+/// The `meta` value holds the schema version: one that does not decode, or
+/// of a newer record version, cannot say which layout the store has, so the
+/// open is refused with an error naming it, and nothing is written.
+#[test]
+fn an_unreadable_meta_value_refuses_the_store_and_writes_nothing() {
+    for bad in [&b"\x02 3"[..], b"\x01 three", b""] {
+        let dir = store_with_abc();
+        poke(dir.path(), "meta", b"schema_version", bad);
+        let err = SledStore::open(dir.path()).expect_err("refused");
+        assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+        assert!(err.to_string().contains("schema version"), "{err}");
+        let db = raw(dir.path());
+        let meta = db.open_tree("meta").expect("tree");
+        assert_eq!(
+            meta.get("schema_version").expect("read").as_deref(),
+            Some(bad)
+        );
+        assert_eq!(db.open_tree("jobs").expect("tree").len(), 3);
+    }
+}

@@ -86,26 +86,40 @@ fn helper_write_flush_and_wait() {
     drop(store);
 }
 
+/// The bytes of every file under `dir` (directories' times left out: the
+/// open's write probe is created and removed in the store directory).
+fn file_bytes(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    store_support::snapshot_dir(dir)
+        .into_iter()
+        .filter(|(path, _)| path.is_file())
+        .map(|(path, (bytes, _))| (path, bytes))
+        .collect()
+}
+
 #[test]
 fn locked_by_another_process() {
-    let dir = tempfile::tempdir().expect("temp dir");
+    let dir = store_support::store_with_abc();
     let mut child = spawn_helper("helper_hold_store", dir.path());
     wait_for_line(&mut child, "READY", Duration::from_secs(30));
 
+    let before = file_bytes(dir.path());
     let started = Instant::now();
     let result = SledStore::open(dir.path());
     let elapsed = started.elapsed();
+    // The refused open wrote nothing (the helper, idle, writes nothing).
+    let after = file_bytes(dir.path());
     child.kill().expect("kill the helper");
     child.wait().expect("reap the helper");
+    assert!(before == after, "a file of the locked store changed");
 
     let err = result.expect_err("the store is held by the helper");
     assert_eq!(err, StoreError::Locked(dir.path().display().to_string()));
     assert!(err.to_string().contains("already open in another process"));
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
 
-    // The lock dies with its process.
+    // The lock dies with its process; every job is there.
     let store = open(dir.path());
-    assert!(store.load().expect("load").jobs.is_empty());
+    assert_eq!(ids(&store.load().expect("load")), ["a", "b", "c"]);
 }
 
 #[test]

@@ -457,19 +457,27 @@ impl Actor for JobActor {
                 if outcome.is_ok() {
                     s.save_claims(&myself);
                 }
-                let _ = reply.send(outcome);
+                s.answer_when_durable(reply, outcome);
             }
             JobMsg::Cancel(reply) => {
                 // A prepared run was withdrawn above: it is not cancelled,
                 // it runs at its instant as if it had not been prepared.
                 let mut cancelled = s.cancel_all(&myself, "cancelled by request");
-                if s.state.retry_wait.take().is_some() {
+                let dropped_retry = s.state.retry_wait.take().is_some();
+                if dropped_retry {
                     // The waiting retry's timer becomes stale.
                     s.retry_generation += 1;
                 }
                 cancelled.sort();
-                s.save(Ack::None);
-                let _ = reply.send(Ok(cancelled));
+                if dropped_retry && s.link.rt.durable {
+                    // A crash must not bring the retry back.
+                    s.answer_when_durable(reply, Ok(cancelled));
+                } else {
+                    // The runs' tokens are cancelled now, whatever the
+                    // store does; their outcomes are written as they end.
+                    s.save(Ack::None);
+                    let _ = reply.send(Ok(cancelled));
+                }
             }
             JobMsg::RetryRun { record, reply } => {
                 let refused = s.link.handler.is_none()
@@ -489,7 +497,7 @@ impl Actor for JobActor {
                 if outcome.is_ok() {
                     s.save_claims(&myself);
                 }
-                let _ = reply.send(outcome);
+                s.answer_when_durable(reply, outcome);
             }
             JobMsg::Progress {
                 run_id,
@@ -532,7 +540,7 @@ impl Actor for JobActor {
                 if outcome.is_ok() {
                     s.save_claims(&myself);
                 }
-                let _ = reply.send(outcome);
+                s.answer_when_durable(reply, outcome);
             }
             JobMsg::Update {
                 spec,
@@ -745,6 +753,35 @@ impl JobActorState {
             action,
             state: format!("{phase:?}").to_lowercase(),
         }
+    }
+
+    /// Answers a trigger, an event, a manual retry or a cancel once the
+    /// state it changed is durable, as `add` and `pause` are answered: the
+    /// instant after the answer a crash must not undo it (a run answered as
+    /// started would vanish without a trace, a dropped retry would come
+    /// back). An error, or any answer with a store that is not durable, goes
+    /// at once. A failed write makes the answer that error.
+    fn answer_when_durable<T: Send + 'static>(
+        &mut self,
+        reply: RpcReplyPort<Result<T, Error>>,
+        answer: Result<T, Error>,
+    ) {
+        if answer.is_err() || !self.link.rt.durable {
+            let _ = reply.send(answer);
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // After the post that carries the change (claims included): it is
+        // in the same flush or an earlier one.
+        self.save(Ack::Reply(tx.into()));
+        tokio::spawn(async move {
+            let answer = match rx.await {
+                Ok(Ok(())) => answer,
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err(Error::ShutDown),
+            };
+            let _ = reply.send(answer);
+        });
     }
 
     /// Sends the state, and the history entries written since the last

@@ -91,6 +91,17 @@ pub enum StoreError {
         /// The operating system's reason.
         reason: String,
     },
+    /// The store's files contradict each other: its schema marker says it
+    /// was created, but sled's database holds no schema version (sled 0.34
+    /// opens a database whose log was damaged as an empty one). Refused, so
+    /// that the scheduler does not start empty and write over what is left.
+    #[error("the store at {path} is damaged: {reason}")]
+    Damaged {
+        /// The store's path.
+        path: String,
+        /// What contradicts what.
+        reason: String,
+    },
     /// Any other I/O or storage-engine error.
     #[error("store I/O error: {0}")]
     Io(String),

@@ -289,7 +289,6 @@ impl Folder {
         };
         let key = &mut buf.key;
         let first = n.history.front().map_or(0, |(seq, _)| *seq);
-        let len = u32::try_from(n.history.len()).unwrap_or(u32::MAX);
         // Chunks at or after `first` come from a fold of the same entries
         // cut short by a crash: this chunk supersedes them.
         while chunks.back().is_some_and(|(f, _)| *f >= first) {
@@ -299,6 +298,19 @@ impl Folder {
                 writes += 1;
             }
         }
+        // A chunk that starts before `first` and holds entries from it on
+        // comes from a fold whose segment deletion a crash cut short (the
+        // segments are deleted one by one, oldest first): the segments left
+        // replay entries that chunk holds already. Those are skipped, so no
+        // entry is in two chunks; counted twice, they made the trim below
+        // delete chunks whose entries were still among the newest `keep`.
+        let held = chunks
+            .back()
+            .map_or(0, |(f, l)| f.saturating_add(u64::from(*l)));
+        let skip = n.history.iter().take_while(|(seq, _)| *seq < held).count();
+        let new_runs = n.history.range(skip..);
+        let first = new_runs.clone().next().map_or(held, |(seq, _)| *seq);
+        let len = u32::try_from(new_runs.len()).unwrap_or(u32::MAX);
         // Drop the oldest chunks while the rest and the new one still hold
         // `keep` entries, before the new one is written: each job's chunks
         // then take the same number of keys after the fold as before it, so
@@ -319,13 +331,9 @@ impl Folder {
             total -= u64::from(l);
             writes += 1;
         }
-        if n.keep > 0 {
+        if n.keep > 0 && len > 0 {
             buf.value.clear();
-            codec::encode_chunk_into(
-                n.keep,
-                n.history.iter().map(|(_, r)| &r[..]),
-                &mut buf.value,
-            );
+            codec::encode_chunk_into(n.keep, new_runs.map(|(_, r)| &r[..]), &mut buf.value);
             codec::chunk_key_into(id.as_str(), first, len, key);
             b.insert(Kind::History, key, &buf.value)?;
             chunks.push_back((first, len));

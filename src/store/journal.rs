@@ -165,6 +165,23 @@ pub(crate) fn reencode_v1_runs(ops: Vec<JournalOp>) -> Result<Vec<JournalOp>, co
         .collect()
 }
 
+/// Decodes a whole segment (version byte included) into its ops, the runs
+/// of a version-1 segment re-encoded (see [`reencode_v1_runs`]), as the
+/// replay at open reads it.
+///
+/// # Errors
+/// Why the segment cannot be replayed (the quarantine reason); never
+/// panics, whatever the bytes.
+pub(crate) fn decode_segment(bytes: &[u8]) -> Result<Vec<JournalOp>, String> {
+    let (version, body) =
+        codec::split_version(codec::RecordKind::Journal, bytes).map_err(|e| e.to_string())?;
+    let ops = decode_ops(body).map_err(|e| format!("the journal segment does not decode: {e}"))?;
+    match version {
+        1 => reencode_v1_runs(ops).map_err(|e| format!("a run of the journal segment: {e}")),
+        _ => Ok(ops),
+    }
+}
+
 /// Decodes a segment body (after its version byte) into its ops.
 ///
 /// # Errors

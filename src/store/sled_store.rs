@@ -52,6 +52,10 @@ const TREE_JOURNAL: &str = "journal";
 /// segment lives in sled's log file and `sync_on_flush` covers it; 64 KiB
 /// segments made nodes of 0.5 to 1 MiB, each rewrite a new blob file.
 const SEGMENT_BYTES: usize = 4 * 1024;
+/// The largest journal segment number a replay accepts: far beyond what a
+/// store writes (one segment per 4 KiB flushed), and far enough from
+/// `u64::MAX` that numbering on from it cannot overflow.
+const MAX_SEGMENT: u64 = 1 << 62;
 /// The key of the schema version in the `meta` tree.
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
@@ -410,21 +414,28 @@ impl Shared {
         let mut bad = Vec::new();
         for item in self.journal.iter() {
             let (key, value) = item.map_err(|e| self.io(e))?;
-            if let Ok(k) = <[u8; 8]>::try_from(&key[..]) {
-                next = next.max(u64::from_be_bytes(k).saturating_add(1));
-            }
-            let decoded = codec::split_version(RecordKind::Journal, &value)
-                .map_err(|e| e.to_string())
-                .and_then(|(version, body)| {
-                    let ops = journal::decode_ops(body)
-                        .map_err(|e| format!("the journal segment does not decode: {e}"))?;
-                    match version {
-                        1 => journal::reencode_v1_runs(ops)
-                            .map_err(|e| format!("a run of the journal segment: {e}")),
-                        _ => Ok(ops),
-                    }
+            // A key that is not a segment number (damage: this store never
+            // writes one) may sort at or after `next`, so that the deletion
+            // below would leave it to be replayed again, over newer writes,
+            // at every open; one past `MAX_SEGMENT` would make the next
+            // segment numbers overflow. It is quarantined instead.
+            let Some(number) = <[u8; 8]>::try_from(&key[..])
+                .ok()
+                .map(u64::from_be_bytes)
+                .filter(|n| *n <= MAX_SEGMENT)
+            else {
+                bad.push(BadRecord {
+                    tree: TREE_JOURNAL,
+                    key,
+                    raw: value,
+                    reason: format!(
+                        "the journal key is not a segment number (8 bytes, at most {MAX_SEGMENT})"
+                    ),
                 });
-            match decoded {
+                continue;
+            };
+            next = next.max(number + 1);
+            match journal::decode_segment(&value) {
                 Ok(ops) => ops.into_iter().for_each(|op| net.record(op)),
                 Err(reason) => bad.push(BadRecord {
                     tree: TREE_JOURNAL,
@@ -523,7 +534,7 @@ fn quarantine_record(
 
 /// A record of the `quarantine` tree, as stored.
 #[derive(Debug, Serialize, Deserialize)]
-struct QuarantineEntry {
+pub(super) struct QuarantineEntry {
     /// The tree the record was in.
     tree: String,
     /// Its key, as raw bytes.
@@ -684,6 +695,9 @@ impl SledStore {
     ///   tried for half a second at most (sled 0.34 releases the lock of a
     ///   store just closed in this process from a background thread, a
     ///   moment after the drop), then this error is returned.
+    /// - [`StoreError::Damaged`]: the `schema_version` file says the store
+    ///   was created, but sled opened its database empty (its log was
+    ///   damaged or replaced).
     /// - [`StoreError::Io`]: anything else (sled cannot read its files...).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, SledStoreOptions::default())
@@ -740,6 +754,28 @@ impl SledStore {
                 Err(e) => return Err(sled_open_error(&shown, e)),
             }
         };
+        // The marker is written only after `meta` is flushed: a marker
+        // without a `meta` tree means sled lost its data (sled 0.34 opens a
+        // database whose log is damaged as an empty one). Checked before
+        // any tree is opened, as opening a tree that does not exist writes
+        // it, and the scheduler must not start empty and write over what
+        // is left.
+        if let Some(found) = marker {
+            if !db
+                .tree_names()
+                .iter()
+                .any(|name| name == TREE_META.as_bytes())
+            {
+                return Err(StoreError::Damaged {
+                    path: shown,
+                    reason: format!(
+                        "its schema marker says version {found}, but sled's database holds no \
+                         schema version: sled's log file was damaged or replaced, and sled \
+                         opened it as an empty database; restore the directory from a backup"
+                    ),
+                });
+            }
+        }
         let tree = |name: &str| {
             db.open_tree(name)
                 .map_err(|e| StoreError::Io(format!("cannot open tree {name} of {shown}: {e}")))

@@ -919,3 +919,507 @@ fn the_fold_thread_runs_at_the_configured_nice_value() {
     }
     drop(store);
 }
+
+/// A crash part way through the deletion of a fold's journal segments (they
+/// are deleted one by one, and sled keeps a prefix of its log): the segments
+/// left hold runs that the fold's chunk already holds. Replaying them must
+/// not write those runs a second time, and the trims after it must still
+/// keep exactly `keep` runs.
+#[test]
+fn a_crash_part_way_through_a_folds_segment_deletion_keeps_the_history_exact() {
+    use super::SledStore;
+    use cronactor_actors::{SnapshotStore, StoreOp};
+
+    let keep = 10;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = every_second_specs(1).remove(0);
+    let runs = |from: u64, to: u64| {
+        (from..to)
+            .map(|n| StoreOp::AppendHistory {
+                id: spec.id.clone(),
+                record: Box::new(run(n)),
+                keep,
+            })
+            .collect::<Vec<_>>()
+    };
+    let chunks_of = |store: &SledStore| {
+        Vec::from(super::fold::scan_chunks(&store.shared.history, spec.id.as_str()).expect("scan"))
+    };
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store
+            .apply(job_ops(&spec, 10, keep, &JobState::default()))
+            .expect("apply");
+        store.fold().expect("fold");
+        // Two flushes, two segments: runs 10 and 11, then 12 and 13.
+        store.apply(runs(10, 12)).expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        store.apply(runs(12, 14)).expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        let segments = journal_values(&store);
+        assert_eq!(segments.len(), 2);
+        store.fold().expect("fold");
+        assert_eq!(chunks_of(&store), [(0, 10), (10, 4)]);
+        // The deletion of the first segment reached the log, not that of
+        // the second.
+        let (k, v) = &segments[1];
+        store.shared.journal.insert(k, v).expect("insert");
+        store.shared.db.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert!(store.shared.journal.is_empty(), "replayed and deleted");
+    assert_eq!(
+        chunks_of(&store),
+        [(0, 10), (10, 4)],
+        "runs 12 and 13 are in the tree once"
+    );
+    let newest_first = |from: u64, to: u64| (from..to).rev().map(run).collect::<Vec<_>>();
+    assert_eq!(
+        store.history(&spec.id, 100).expect("history"),
+        newest_first(4, 14)
+    );
+    // Four runs more: the oldest chunk is surplus only once the others
+    // hold ten runs without it.
+    store.apply(runs(14, 18)).expect("apply");
+    store.fold().expect("fold");
+    assert_eq!(
+        store.history(&spec.id, 100).expect("history"),
+        newest_first(8, 18)
+    );
+    drop(store);
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(
+        store.history(&spec.id, 100).expect("history"),
+        newest_first(8, 18)
+    );
+}
+
+/// A decode error's text, as the quarantine reason.
+fn text(e: DecodeError) -> String {
+    e.to_string()
+}
+
+/// One record kind as the store reads it: its decoder, and valid values of
+/// every version this build reads.
+struct KindUnderTest {
+    kind: RecordKind,
+    /// Its decoder, giving the text of its error.
+    decode: fn(&[u8]) -> Result<(), String>,
+    /// A value of each version this build reads, oldest first.
+    samples: Vec<Vec<u8>>,
+}
+
+/// Every record kind of the store, with samples of each version it reads.
+fn kinds_under_test() -> Vec<KindUnderTest> {
+    use super::journal::{decode_segment, encode_op, JournalOp};
+    use super::sled_store::QuarantineEntry;
+    let v1 = |json: &str| [&[1u8][..], json.as_bytes()].concat();
+
+    let mut state = JobState::default();
+    state.counters.runs = 3;
+    state.last_run = Some(plain_run(9));
+    state.failed = Some("a reason".into());
+    let mut state_v2 = Vec::new();
+    codec::encode_state_into(&state, &mut state_v2).expect("encode");
+    let state_v1 = codec::encode(RecordKind::JobState, &state).expect("encode");
+    let mut state_v1 = state_v1;
+    state_v1[0] = 1;
+
+    let encoded: Vec<Vec<u8>> = [plain_run(1), run(2)]
+        .iter()
+        .map(|r| codec::encode_run(r).expect("encode"))
+        .collect();
+    let mut chunk_v3 = Vec::new();
+    codec::encode_chunk_into(5, encoded.iter().map(|r| &r[..]), &mut chunk_v3);
+    let mut chunk_v2 = vec![2];
+    chunk_v2.extend(postcard::to_allocvec(&(5u64, vec![plain_run(1), run(2)])).expect("encode"));
+    let chunk_v1 = v1(&serde_json::to_string(&run(3)).expect("json"));
+
+    let id = cronactor_actors::JobId::new("codec").expect("id");
+    let ops = |record: Vec<u8>| {
+        vec![
+            JournalOp::PutJob {
+                id: id.clone(),
+                spec: codec::encode(RecordKind::JobSpec, &spec()).expect("encode"),
+                state: state_v2.clone(),
+            },
+            JournalOp::PutState {
+                id: id.clone(),
+                state: state_v2.clone(),
+            },
+            JournalOp::History {
+                id: id.clone(),
+                seq: 7,
+                keep: 10,
+                record,
+            },
+            JournalOp::Remove { id: id.clone() },
+        ]
+    };
+    let segment = |version: u8, ops: Vec<JournalOp>| {
+        let mut buf = vec![version];
+        for op in &ops {
+            encode_op(op, &mut buf).expect("encode");
+        }
+        buf
+    };
+    let segment_v2 = segment(2, ops(encoded[0].clone()));
+    let segment_v1 = segment(1, ops(postcard::to_allocvec(&run(4)).expect("encode")));
+
+    vec![
+        KindUnderTest {
+            kind: RecordKind::JobSpec,
+            decode: |b| {
+                codec::decode::<JobSpec>(RecordKind::JobSpec, b)
+                    .map(drop)
+                    .map_err(text)
+            },
+            samples: vec![codec::encode(RecordKind::JobSpec, &spec()).expect("encode")],
+        },
+        KindUnderTest {
+            kind: RecordKind::JobState,
+            decode: |b| codec::decode_state(b).map(drop).map_err(text),
+            samples: vec![state_v1, state_v2],
+        },
+        KindUnderTest {
+            kind: RecordKind::Run,
+            decode: |b| codec::decode_chunk(b).map(drop).map_err(text),
+            samples: vec![chunk_v1, chunk_v2, chunk_v3],
+        },
+        KindUnderTest {
+            kind: RecordKind::Journal,
+            decode: |b| decode_segment(b).map(drop),
+            samples: vec![segment_v1, segment_v2],
+        },
+        KindUnderTest {
+            kind: RecordKind::Meta,
+            decode: |b| {
+                codec::decode::<u32>(RecordKind::Meta, b)
+                    .map(drop)
+                    .map_err(text)
+            },
+            samples: vec![codec::encode(RecordKind::Meta, &3u32).expect("encode")],
+        },
+        KindUnderTest {
+            kind: RecordKind::Quarantine,
+            decode: |b| {
+                codec::decode::<QuarantineEntry>(RecordKind::Quarantine, b)
+                    .map(drop)
+                    .map_err(text)
+            },
+            samples: vec![v1(
+                r#"{"tree":"jobs","key":[97],"reason":"bad","raw":[1,123],"quarantined_at":"2026-01-01T00:00:00Z"}"#,
+            )],
+        },
+    ]
+}
+
+/// For every record kind: its samples decode; an empty value and a version
+/// byte of 0 or newer than this build reads are refused with their own
+/// errors (empty, unknown version, with the version found); a truncated
+/// record does not decode; and thousands of random bodies behind each
+/// version byte it reads, and of valid records with random bytes changed,
+/// are an error or a record, never a panic. The generator has a fixed seed.
+#[test]
+fn every_record_kind_refuses_bad_bytes_with_its_own_error_and_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed_c0de);
+    for k in kinds_under_test() {
+        let name = k.kind.name();
+        let current = k.kind.current_version();
+        assert_eq!(
+            k.samples.iter().map(|s| s[0]).collect::<Vec<_>>(),
+            (1..=current).collect::<Vec<_>>(),
+            "{name}: one sample per version this build reads"
+        );
+        for sample in &k.samples {
+            (k.decode)(sample).unwrap_or_else(|e| panic!("{name} v{}: {e}", sample[0]));
+        }
+        // Empty.
+        let err = (k.decode)(b"").expect_err("empty");
+        assert!(err.contains(&format!("the {name} value is empty")), "{err}");
+        assert!(matches!(
+            codec::split_version(k.kind, b""),
+            Err(DecodeError::Empty { .. })
+        ));
+        // Unknown versions: 0 and every version newer than this build's.
+        let body = &k.samples[k.samples.len() - 1][1..];
+        for version in std::iter::once(0).chain(current + 1..=u8::MAX) {
+            let bytes = [&[version][..], body].concat();
+            let err = (k.decode)(&bytes).expect_err("unknown version");
+            assert!(
+                err.contains(&format!(
+                    "unknown {name} record version {version} (this build reads version 1 to {current})"
+                )),
+                "{err}"
+            );
+            assert!(matches!(
+                codec::split_version(k.kind, &bytes),
+                Err(DecodeError::UnknownVersion { found, supported, .. })
+                    if found == version && supported == current
+            ));
+        }
+        // Truncated: an error, except a segment cut between two ops (a
+        // segment has no length of its own; sled never cuts a value).
+        for sample in &k.samples {
+            for cut in 2..sample.len() {
+                let result = (k.decode)(&sample[..cut]);
+                if k.kind != RecordKind::Journal {
+                    assert!(result.is_err(), "{name} v{} cut at {cut}", sample[0]);
+                } else if let Err(e) = result {
+                    assert!(e.contains("does not decode"), "{e}");
+                }
+            }
+        }
+        // Random bodies behind every version byte it reads.
+        for _ in 0..2000 {
+            let version = rng.random_range(1..=current);
+            let len = rng.random_range(0..160);
+            let mut bytes = vec![version];
+            bytes.extend((0..len).map(|_| rng.random::<u8>()));
+            if let Err(e) = (k.decode)(&bytes) {
+                assert!(e.contains("does not decode"), "{name}: {e}");
+            }
+        }
+        // Valid records with one to four bytes changed, the version byte
+        // kept.
+        for _ in 0..2000 {
+            let mut bytes = k.samples[rng.random_range(0..k.samples.len())].clone();
+            for _ in 0..rng.random_range(1..=4) {
+                let at = rng.random_range(1..bytes.len());
+                bytes[at] = rng.random();
+            }
+            if let Err(e) = (k.decode)(&bytes) {
+                assert!(e.contains("does not decode"), "{name}: {e}");
+            }
+        }
+    }
+}
+
+/// A journal segment in the middle of the journal that does not decode (the
+/// bytes were damaged on disk; a crash alone never does this): it is
+/// quarantined with its bytes, and the segments before and after it are
+/// replayed. The updates it held are lost: each job keeps what it had before
+/// the segment, or what a later segment wrote; a job added in it has no
+/// spec, so the state a later segment wrote for it is quarantined as an
+/// orphan. Every other job loads.
+#[test]
+fn a_bad_segment_in_the_middle_of_the_journal_loses_only_its_own_updates() {
+    use super::SledStore;
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+
+    let specs = every_second_specs(3);
+    let state_of = |runs: u64| {
+        let mut state = JobState::default();
+        state.counters.runs = runs;
+        state
+    };
+    let put_job = |i: usize, runs: u64| {
+        StoreOp::PutJob(Box::new(JobRecord {
+            spec: specs[i].clone(),
+            state: state_of(runs),
+        }))
+    };
+    let put_state =
+        |i: usize, runs: u64| StoreOp::PutState(specs[i].id.clone(), Box::new(state_of(runs)));
+    // Jobs 0 and 1 folded into the trees; then three flushes, one segment
+    // each, left in the journal by a crash.
+    let base = |dir: &std::path::Path| {
+        let store = SledStore::open(dir).expect("open");
+        store
+            .apply(vec![put_job(0, 1), put_job(1, 2)])
+            .expect("apply");
+        store.fold().expect("fold");
+        store
+    };
+    let segments = {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = base(dir.path());
+        for ops in [
+            vec![put_state(0, 10)],
+            vec![put_job(2, 3), put_state(1, 20)],
+            vec![put_state(2, 31), put_state(0, 12)],
+        ] {
+            store.apply(ops).expect("apply");
+            futures::executor::block_on(store.flush()).expect("flush");
+        }
+        journal_values(&store)
+    };
+    assert_eq!(segments.len(), 3);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut damaged = segments[1].1.to_vec();
+    let cut = damaged.len() / 2;
+    damaged.truncate(cut);
+    {
+        let store = base(dir.path());
+        for (i, (k, v)) in segments.iter().enumerate() {
+            let v = if i == 1 { &damaged[..] } else { &v[..] };
+            store.shared.journal.insert(k, v).expect("insert");
+        }
+        store.shared.db.flush().expect("flush");
+        // Dropped without a fold: nothing is pending in it.
+    }
+    let store = SledStore::open(dir.path()).expect("the store opens");
+    assert!(store.shared.journal.is_empty(), "replayed, or quarantined");
+    let loaded = store.load().expect("load");
+    let jobs: Vec<(&str, u64)> = loaded
+        .jobs
+        .iter()
+        .map(|j| (j.spec.id.as_str(), j.state.counters.runs))
+        .collect();
+    assert_eq!(
+        jobs,
+        [("job-00000", 12), ("job-00001", 2)],
+        "job 0 has the later segment's state, job 1 its state from before the bad segment"
+    );
+    let quarantined: Vec<(&str, &str)> = loaded
+        .quarantined
+        .iter()
+        .map(|q| (q.tree.as_str(), q.reason.as_str()))
+        .collect();
+    assert_eq!(quarantined.len(), 2, "{quarantined:?}");
+    let segment = &loaded.quarantined[0];
+    assert_eq!(segment.tree, "journal");
+    assert_eq!(segment.raw, damaged, "the bytes are kept as they were");
+    assert!(
+        segment.reason.contains("does not decode"),
+        "{}",
+        segment.reason
+    );
+    let orphan = &loaded.quarantined[1];
+    assert_eq!(
+        (orphan.tree.as_str(), orphan.key.as_str()),
+        ("state", "job-00002")
+    );
+    assert!(
+        orphan.reason.contains("without a job spec"),
+        "{}",
+        orphan.reason
+    );
+    assert_eq!(
+        codec::decode_state(&orphan.raw).expect("the state as written"),
+        state_of(31)
+    );
+}
+
+/// A journal key that is not an 8-byte segment number, or one too large to
+/// number on from (damage; this store never writes one): its value is
+/// quarantined at open with the key, not replayed at every open over newer
+/// states (the replay deletes only keys below the next segment number,
+/// which such a key may not be).
+#[test]
+fn a_journal_value_under_a_key_that_is_not_a_segment_number_is_quarantined() {
+    use super::SledStore;
+    use cronactor_actors::{SnapshotStore, StoreOp};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = every_second_specs(1).remove(0);
+    let state_of = |runs: u64| {
+        let mut state = JobState::default();
+        state.counters.runs = runs;
+        state
+    };
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store
+            .apply(job_ops(&spec, 0, 10, &state_of(1)))
+            .expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        let segment = journal_values(&store).remove(0).1;
+        store.fold().expect("fold");
+        store
+            .apply(vec![StoreOp::PutState(
+                spec.id.clone(),
+                Box::new(state_of(2)),
+            )])
+            .expect("apply");
+        store.fold().expect("fold");
+        store
+            .shared
+            .journal
+            .insert(b"junk", segment.clone())
+            .expect("insert");
+        store
+            .shared
+            .journal
+            .insert(u64::MAX.to_be_bytes(), segment)
+            .expect("insert");
+        store.shared.db.flush().expect("flush");
+    }
+    for _ in 0..2 {
+        let store = SledStore::open(dir.path()).expect("reopen");
+        assert!(store.shared.journal.is_empty(), "nothing left to replay");
+        let loaded = store.load().expect("load");
+        assert_eq!(loaded.jobs[0].state, state_of(2), "the newest state");
+        assert_eq!(loaded.quarantined.len(), 2, "{:?}", loaded.quarantined);
+        assert!(loaded.quarantined.iter().all(|q| q.tree == "journal"));
+        assert_eq!(loaded.quarantined[0].key, "junk");
+        // The store writes on from there.
+        store
+            .apply(vec![StoreOp::PutState(
+                spec.id.clone(),
+                Box::new(state_of(2)),
+            )])
+            .expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+    }
+}
+
+/// A crash inside a fold after it deleted a job's surplus chunks and before
+/// it wrote the new one (it trims first, see `Folder::write_history`): the
+/// journal segments are still there, and the replay writes the new chunk,
+/// so the job reads back exactly its newest `keep` runs.
+#[test]
+fn a_crash_between_a_folds_trim_and_its_write_replays_to_the_same_history() {
+    use super::SledStore;
+    use cronactor_actors::{SnapshotStore, StoreOp};
+
+    let keep = 10;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = every_second_specs(1).remove(0);
+    let runs = |from: u64, to: u64| {
+        (from..to)
+            .map(|n| StoreOp::AppendHistory {
+                id: spec.id.clone(),
+                record: Box::new(run(n)),
+                keep,
+            })
+            .collect::<Vec<_>>()
+    };
+    let chunks_of = |store: &SledStore| {
+        Vec::from(super::fold::scan_chunks(&store.shared.history, spec.id.as_str()).expect("scan"))
+    };
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store
+            .apply(job_ops(&spec, 10, keep, &JobState::default()))
+            .expect("apply");
+        store.fold().expect("fold");
+        store.apply(runs(10, 15)).expect("apply");
+        store.fold().expect("fold");
+        assert_eq!(chunks_of(&store), [(0, 10), (10, 5)]);
+        // Ten more runs: the fold deletes both chunks, then writes (15, 10).
+        store.apply(runs(15, 25)).expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        let segments = journal_values(&store);
+        store.fold().expect("fold");
+        assert_eq!(chunks_of(&store), [(15, 10)]);
+        // The crash came after the trim, before the write and the deletion
+        // of the segments.
+        let mut key = Vec::new();
+        codec::chunk_key_into(spec.id.as_str(), 15, 10, &mut key);
+        store.shared.history.remove(key).expect("remove");
+        for (k, v) in &segments {
+            store.shared.journal.insert(k, v).expect("insert");
+        }
+        store.shared.db.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert!(store.shared.journal.is_empty(), "replayed and deleted");
+    assert_eq!(chunks_of(&store), [(15, 10)]);
+    let newest_first = |from: u64, to: u64| (from..to).rev().map(run).collect::<Vec<_>>();
+    assert_eq!(
+        store.history(&spec.id, 100).expect("history"),
+        newest_first(15, 25)
+    );
+}

@@ -358,3 +358,47 @@ async fn history_keeps_the_newest_runs_and_honours_a_maximum_age() {
     );
     assert_eq!(s.history("m", 2).await.expect("history").len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_added_just_before_a_crash_catches_up_the_slots_since_its_add() {
+    // A durable store: `add` returns once the job's record is flushed, and
+    // the crash comes before anything else reaches the store. The job
+    // fires every 30 s, so it gets its actor at once (not passive).
+    let store: Arc<dyn SnapshotStore> = Arc::new(SlowStore::default());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "often",
+        ScheduleSpec::every(Duration::from_secs(30)),
+        "count",
+    )
+    .build()
+    .expect("spec");
+    s.add(spec).await.expect("add");
+    s.kill().await;
+    // Back five minutes later: the ten slots 00:00:30 to 00:05:00 passed.
+    let later = ManualClock::new("2026-01-05T00:05:10Z".parse().expect("instant"));
+    let count = Count::default();
+    let s = builder(&later, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 1, "FireOnce: one catch-up run");
+    let st = s.status("often").await.expect("status");
+    assert_eq!(st.counters.fires, 10);
+    assert_eq!(st.counters.coalesced, 9);
+    let run = st.last_run.expect("a run");
+    assert_eq!(run.trigger, Trigger::CatchUp);
+    assert_eq!(
+        run.scheduled,
+        "2026-01-05T00:05:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("instant")
+    );
+}

@@ -402,3 +402,54 @@ async fn a_job_added_just_before_a_crash_catches_up_the_slots_since_its_add() {
             .expect("instant")
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_per_second_job_down_for_a_day_accounts_for_every_missed_slot() {
+    // More slots were missed than the job lists one by one: the oldest
+    // are counted without being listed, and the history entry still spans
+    // them all, from the first missed slot.
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("sec", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .misfire(MisfirePolicy::Skip)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3.5).await; // 00:00:01 to 00:00:03 ran
+    assert_eq!(count.get(), 3);
+    s.kill().await;
+    let later = ManualClock::new("2026-01-06T00:00:00Z".parse().expect("instant"));
+    let count = Count::default();
+    let s = builder(&later, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(0.5).await;
+    // 00:00:04 on the 5th to 23:59:59 were missed; midnight is on time.
+    let missed = 86_400 - 4;
+    assert_eq!(count.get(), 1);
+    let st = s.status("sec").await.expect("status");
+    assert_eq!(st.counters.skipped.misfire, missed);
+    assert_eq!(st.counters.fires, 3 + missed + 1);
+    let h = s.history("sec", 3).await.expect("history");
+    let skipped = h
+        .iter()
+        .find(|r| matches!(r.outcome, Outcome::Skipped { .. }))
+        .expect("a skipped entry");
+    let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("instant");
+    assert_eq!(skipped.scheduled, t("2026-01-05T00:00:04Z"));
+    assert_eq!(
+        skipped.outcome,
+        Outcome::Skipped {
+            reason: SkipReason::Misfire,
+            slots: missed,
+            through: t("2026-01-05T23:59:59Z"),
+        }
+    );
+}

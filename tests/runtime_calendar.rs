@@ -766,3 +766,25 @@ async fn a_one_shot_removed_and_added_again_fires_once() {
     let st = s.status("once").await.expect("status");
     assert_eq!(st.phase, cronactor::JobPhase::Completed);
 }
+
+#[tokio::test(start_paused = true)]
+async fn max_fires_counts_every_slot_the_job_handled_run_or_not() {
+    // `max_fires(3)`: 01:00 passes while paused, 02:00 and 03:00 run, and
+    // the schedule is exhausted after three slots with two runs.
+    let (clock, runs, b) = recording("2026-01-05T00:00:00Z");
+    let s = b.start().await.expect("start");
+    s.add(job("m", ScheduleSpec::cron("0 0 * * * *").max_fires(3)))
+        .await
+        .expect("add");
+    s.pause("m", None).await.expect("pause");
+    run_until(&clock, "2026-01-05T01:30:00Z").await;
+    s.resume("m", None).await.expect("resume");
+    run_until(&clock, "2026-01-05T05:00:00Z").await;
+    assert_eq!(
+        runs.slots(),
+        ["2026-01-05T02:00:00Z", "2026-01-05T03:00:00Z"]
+    );
+    let st = s.status("m").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Completed);
+    assert_eq!((st.counters.fires, st.counters.skipped.paused), (3, 1));
+}

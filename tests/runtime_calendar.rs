@@ -788,3 +788,27 @@ async fn max_fires_counts_every_slot_the_job_handled_run_or_not() {
     assert_eq!(st.phase, cronactor::JobPhase::Completed);
     assert_eq!((st.counters.fires, st.counters.skipped.paused), (3, 1));
 }
+
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn fire_all_runs_the_missed_slots_then_the_slot_that_is_on_time() {
+    // Back at 04:00:02: 02:00 and 03:00 were missed, 04:00 is on time.
+    let back = at("2026-01-05T04:00:02Z");
+    let (s, clock, runs) = hourly_down_until(MisfirePolicy::FireAll { max: 5 }, back).await;
+    run_until(&clock, "2026-01-05T04:10:00Z").await;
+    assert_eq!(
+        runs.slots(),
+        [
+            "2026-01-05T02:00:00Z",
+            "2026-01-05T03:00:00Z",
+            "2026-01-05T04:00:00Z"
+        ]
+    );
+    assert_eq!(
+        runs.triggers(),
+        [Trigger::CatchUp, Trigger::CatchUp, Trigger::Schedule]
+    );
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.counters.skipped.overlap, 0);
+    assert_eq!(st.counters.fires, 4);
+}

@@ -1164,9 +1164,12 @@ impl JobActorState {
                 scheduled: slot,
                 trigger,
             });
-            // Catch-up runs of one plan run one after another: the first goes
-            // through the overlap policy, the others wait in the queue.
-            if i > 0 && trigger == Trigger::CatchUp {
+            // The runs of one plan run one after another: the first goes
+            // through the overlap policy, the others (catch-ups, then the
+            // slot on time) wait in the queue. Through the overlap policy,
+            // the slot on time would meet the plan's own first catch-up
+            // run and be skipped while older slots ran.
+            if i > 0 {
                 self.queue.push_back(Pending::new(slot, trigger));
                 self.state.queued = self.queue.len() as u32;
             } else {

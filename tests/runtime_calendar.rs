@@ -747,7 +747,7 @@ async fn a_one_shot_that_passed_while_down_follows_the_misfire_policy() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_one_shot_removed_and_added_again_fires_once() {
+async fn a_one_shot_removed_before_its_instant_and_added_again_fires_once() {
     let (clock, runs, b) = recording("2026-01-05T00:00:00Z");
     let s = b.start().await.expect("start");
     let once = || job("once", ScheduleSpec::at(at("2026-01-05T01:00:00Z")));
@@ -758,11 +758,17 @@ async fn a_one_shot_removed_and_added_again_fires_once() {
     s.add(once()).await.expect("add again");
     run_until(&clock, "2026-01-05T02:00:00Z").await;
     assert_eq!(runs.slots(), ["2026-01-05T01:00:00Z"]);
-    // Removed after its fire and added again: its instant has passed.
+    assert_eq!(runs.triggers(), [Trigger::Schedule]);
+    // Removed after its fire and added again at 02:00, it is a new job
+    // whose instant has passed: a missed slot, caught up once (FireOnce).
     s.remove("once").await.expect("remove");
     s.add(once()).await.expect("add after the instant");
     run_until(&clock, "2026-01-05T03:00:00Z").await;
-    assert_eq!(runs.slots(), ["2026-01-05T01:00:00Z"]);
+    assert_eq!(
+        runs.slots(),
+        ["2026-01-05T01:00:00Z", "2026-01-05T01:00:00Z"]
+    );
+    assert_eq!(runs.triggers(), [Trigger::Schedule, Trigger::CatchUp]);
     let st = s.status("once").await.expect("status");
     assert_eq!(st.phase, cronactor::JobPhase::Completed);
 }
@@ -811,4 +817,53 @@ async fn fire_all_runs_the_missed_slots_then_the_slot_that_is_on_time() {
     let st = s.status("hourly").await.expect("status");
     assert_eq!(st.counters.skipped.overlap, 0);
     assert_eq!(st.counters.fires, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_one_shot_added_at_or_after_its_instant_is_a_slot_due_at_once() {
+    // As Quartz fires a one-shot trigger whose start time has passed: the
+    // instant is the job's one slot, on time within the misfire threshold,
+    // else missed and left to the misfire policy.
+    let (clock, runs, b) = recording("2026-01-05T00:00:00Z");
+    let s = b.start().await.expect("start");
+    s.add(job("now", ScheduleSpec::at(clock.now())))
+        .await
+        .expect("add");
+    let once = |id: &str, misfire| {
+        JobSpec::builder(id, ScheduleSpec::at(at("2026-01-04T23:00:00Z")), "rec")
+            .misfire(misfire)
+            .build()
+            .expect("spec")
+    };
+    s.add(once("hour-ago", MisfirePolicy::FireOnce))
+        .await
+        .expect("add");
+    s.add(once("hour-ago-skip", MisfirePolicy::Skip))
+        .await
+        .expect("add");
+    run_until(&clock, "2026-01-05T00:01:00Z").await;
+    let mut seen = runs.all();
+    seen.sort_by(|a, b| a.scheduled.cmp(&b.scheduled));
+    assert_eq!(
+        seen,
+        [
+            Seen {
+                scheduled: "2026-01-04T23:00:00Z".into(),
+                trigger: Trigger::CatchUp,
+                started: "2026-01-05T00:00:00Z".into(),
+            },
+            Seen {
+                scheduled: "2026-01-05T00:00:00Z".into(),
+                trigger: Trigger::Schedule,
+                started: "2026-01-05T00:00:00Z".into(),
+            },
+        ]
+    );
+    let skipped = s.status("hour-ago-skip").await.expect("status");
+    assert_eq!(skipped.counters.skipped.misfire, 1);
+    for id in ["now", "hour-ago", "hour-ago-skip"] {
+        let st = s.status(id).await.expect("status");
+        assert_eq!(st.phase, cronactor::JobPhase::Completed, "{id}");
+        assert_eq!(st.counters.fires, 1, "{id}");
+    }
 }

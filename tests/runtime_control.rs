@@ -166,8 +166,9 @@ async fn upsert_with_a_new_schedule_counts_its_slots_from_the_update() {
     run_for_secs(3.0 * 60.0).await; // 01:35:01
     assert_eq!(count.get(), 2);
 
-    // A completed one-shot re-armed with a new instant fires there; an
-    // instant already past is not caught up either.
+    // A completed one-shot re-armed with a new instant fires there; one
+    // re-armed with an instant that has passed (but after its last slot)
+    // has a missed slot, caught up once (FireOnce), as when it is added so.
     let once = |t: &str| {
         JobSpec::builder("o", ScheduleSpec::at(at(t)), "count")
             .build()
@@ -179,15 +180,31 @@ async fn upsert_with_a_new_schedule_counts_its_slots_from_the_update() {
         s.status("o").await.expect("status").phase,
         JobPhase::Completed
     );
-    s.upsert(once("2026-01-05T01:36:30Z"))
-        .await
-        .expect("upsert");
     s.upsert(once("2026-01-05T01:40:00Z"))
         .await
         .expect("upsert");
     run_for_secs(4.0 * 60.0).await; // 01:40:01
     let st = s.status("o").await.expect("status");
-    assert_eq!(st.counters.runs, 2, "01:36 and 01:40, not 01:36:30");
+    assert_eq!(st.counters.runs, 2, "01:36 and 01:40");
+    assert_eq!(st.phase, JobPhase::Completed);
+    s.upsert(once("2026-01-05T01:38:00Z"))
+        .await
+        .expect("upsert");
+    run_for_secs(1.0).await;
+    let st = s.status("o").await.expect("status");
+    assert_eq!(
+        st.counters.runs, 2,
+        "01:38 is older than the last slot, 01:40"
+    );
+    run_for_secs(60.0).await; // 01:41:02
+    s.upsert(once("2026-01-05T01:40:30Z"))
+        .await
+        .expect("upsert");
+    run_for_secs(1.0).await;
+    let st = s.status("o").await.expect("status");
+    assert_eq!(st.counters.runs, 3, "01:40:30 passed: caught up");
+    let last = st.last_run.expect("a run");
+    assert_eq!(last.trigger, cronactor::Trigger::CatchUp);
     assert_eq!(st.phase, JobPhase::Completed);
 }
 

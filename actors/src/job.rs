@@ -562,12 +562,13 @@ impl Actor for JobActor {
                 s.schedule = schedule;
                 if rearm {
                     s.state.completed = false;
-                    // The new schedule's slots count from now: its times
+                    // The new schedule's slots count from now (see
+                    // `Schedule::slots_counted_after`): its times
                     // before the update were never the job's, so none is
                     // caught up (as Temporal discards a schedule's actions
                     // before its update).
-                    let now = s.now();
-                    s.state.last_slot = Some(s.state.last_slot.map_or(now, |l| l.max(now)));
+                    let from = s.schedule.slots_counted_after(s.now());
+                    s.state.last_slot = Some(s.state.last_slot.map_or(from, |l| l.max(from)));
                     s.arm(&myself);
                 }
                 s.publish(EventKind::Updated);

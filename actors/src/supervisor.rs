@@ -567,11 +567,12 @@ impl SupervisorState {
             (Ack::Reply(reply), None)
         };
         let now = self.rt.clock.now();
-        // A new job's slots count from now, and the record says so: a
+        // A new job's slots count from now (a one-shot's passed instant
+        // excepted: see `slots_counted_after`), and the record says so: a
         // restart after a crash then catches up (misfire policy) the slots
         // after the add, instead of counting from the restart.
         let mut first = JobState {
-            last_slot: Some(now),
+            last_slot: Some(schedule.slots_counted_after(now)),
             ..JobState::default()
         };
         if let Some(next) = self.next_fire_without_actor(&schedule, &first, now) {

@@ -358,3 +358,98 @@ async fn history_keeps_the_newest_runs_and_honours_a_maximum_age() {
     );
     assert_eq!(s.history("m", 2).await.expect("history").len(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_job_added_just_before_a_crash_catches_up_the_slots_since_its_add() {
+    // A durable store: `add` returns once the job's record is flushed, and
+    // the crash comes before anything else reaches the store. The job
+    // fires every 30 s, so it gets its actor at once (not passive).
+    let store: Arc<dyn SnapshotStore> = Arc::new(SlowStore::default());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "often",
+        ScheduleSpec::every(Duration::from_secs(30)),
+        "count",
+    )
+    .build()
+    .expect("spec");
+    s.add(spec).await.expect("add");
+    s.kill().await;
+    // Back five minutes later: the ten slots 00:00:30 to 00:05:00 passed.
+    let later = ManualClock::new("2026-01-05T00:05:10Z".parse().expect("instant"));
+    let count = Count::default();
+    let s = builder(&later, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 1, "FireOnce: one catch-up run");
+    let st = s.status("often").await.expect("status");
+    assert_eq!(st.counters.fires, 10);
+    assert_eq!(st.counters.coalesced, 9);
+    let run = st.last_run.expect("a run");
+    assert_eq!(run.trigger, Trigger::CatchUp);
+    assert_eq!(
+        run.scheduled,
+        "2026-01-05T00:05:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("instant")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_per_second_job_down_for_a_day_accounts_for_every_missed_slot() {
+    // More slots were missed than the job lists one by one: the oldest
+    // are counted without being listed, and the history entry still spans
+    // them all, from the first missed slot.
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("sec", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .misfire(MisfirePolicy::Skip)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3.5).await; // 00:00:01 to 00:00:03 ran
+    assert_eq!(count.get(), 3);
+    s.kill().await;
+    let later = ManualClock::new("2026-01-06T00:00:00Z".parse().expect("instant"));
+    let count = Count::default();
+    let s = builder(&later, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(0.5).await;
+    // 00:00:04 on the 5th to 23:59:59 were missed; midnight is on time.
+    let missed = 86_400 - 4;
+    assert_eq!(count.get(), 1);
+    let st = s.status("sec").await.expect("status");
+    assert_eq!(st.counters.skipped.misfire, missed);
+    assert_eq!(st.counters.fires, 3 + missed + 1);
+    let h = s.history("sec", 3).await.expect("history");
+    let skipped = h
+        .iter()
+        .find(|r| matches!(r.outcome, Outcome::Skipped { .. }))
+        .expect("a skipped entry");
+    let t = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("instant");
+    assert_eq!(skipped.scheduled, t("2026-01-05T00:00:04Z"));
+    assert_eq!(
+        skipped.outcome,
+        Outcome::Skipped {
+            reason: SkipReason::Misfire,
+            slots: missed,
+            through: t("2026-01-05T23:59:59Z"),
+        }
+    );
+}

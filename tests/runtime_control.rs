@@ -141,6 +141,74 @@ async fn upsert_replaces_the_spec_and_keeps_counters_and_pause_state() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn upsert_with_a_new_schedule_counts_its_slots_from_the_update() {
+    // As Temporal discards a schedule's actions before its update: the new
+    // schedule's times before the upsert were never the job's, so none of
+    // them is caught up.
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let cron = |expr: &str| {
+        JobSpec::builder("j", ScheduleSpec::cron(expr), "count")
+            .build()
+            .expect("valid spec")
+    };
+    s.add(cron("0 0 * * * *")).await.expect("add");
+    run_for_secs(3600.0 + 32.0 * 60.0).await; // 01:32, 01:00 ran
+    assert_eq!(count.get(), 1);
+    s.upsert(cron("0 */5 * * * *")).await.expect("upsert");
+    run_for_secs(1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(count.get(), 1, "01:05 to 01:30 are not caught up");
+    assert_eq!((st.counters.fires, st.counters.coalesced), (1, 0));
+    assert_eq!(st.counters.skipped.misfire, 0);
+    let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().expect("instant");
+    assert_eq!(st.next_fire, Some(at("2026-01-05T01:35:00Z")));
+    run_for_secs(3.0 * 60.0).await; // 01:35:01
+    assert_eq!(count.get(), 2);
+
+    // A completed one-shot re-armed with a new instant fires there; one
+    // re-armed with an instant that has passed (but after its last slot)
+    // has a missed slot, caught up once (FireOnce), as when it is added so.
+    let once = |t: &str| {
+        JobSpec::builder("o", ScheduleSpec::at(at(t)), "count")
+            .build()
+            .expect("valid spec")
+    };
+    s.add(once("2026-01-05T01:36:00Z")).await.expect("add");
+    run_for_secs(60.0).await; // 01:36:01
+    assert_eq!(
+        s.status("o").await.expect("status").phase,
+        JobPhase::Completed
+    );
+    s.upsert(once("2026-01-05T01:40:00Z"))
+        .await
+        .expect("upsert");
+    run_for_secs(4.0 * 60.0).await; // 01:40:01
+    let st = s.status("o").await.expect("status");
+    assert_eq!(st.counters.runs, 2, "01:36 and 01:40");
+    assert_eq!(st.phase, JobPhase::Completed);
+    s.upsert(once("2026-01-05T01:38:00Z"))
+        .await
+        .expect("upsert");
+    run_for_secs(1.0).await;
+    let st = s.status("o").await.expect("status");
+    assert_eq!(
+        st.counters.runs, 2,
+        "01:38 is older than the last slot, 01:40"
+    );
+    run_for_secs(60.0).await; // 01:41:02
+    s.upsert(once("2026-01-05T01:40:30Z"))
+        .await
+        .expect("upsert");
+    run_for_secs(1.0).await;
+    let st = s.status("o").await.expect("status");
+    assert_eq!(st.counters.runs, 3, "01:40:30 passed: caught up");
+    let last = st.last_run.expect("a run");
+    assert_eq!(last.trigger, cronactor::Trigger::CatchUp);
+    assert_eq!(st.phase, JobPhase::Completed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn bad_requests_get_their_own_error_variants() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");

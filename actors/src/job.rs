@@ -32,6 +32,22 @@ use tracing::Instrument;
 /// ones are counted as skipped without being listed.
 const MAX_ENUMERATED_SLOTS: usize = 10_000;
 
+/// The missed slots older than the enumerated ones (see
+/// [`MAX_ENUMERATED_SLOTS`]): counted, with their range for the history
+/// entry that accounts for them, but not listed.
+#[derive(Clone, Copy, Debug, Default)]
+struct Uncounted {
+    slots: u64,
+    range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Uncounted {
+    fn push(&mut self, slot: DateTime<Utc>) {
+        self.slots += 1;
+        self.range = Some((self.range.map_or(slot, |(first, _)| first), slot));
+    }
+}
+
 /// Messages to a job actor. Control messages carry their reply port last.
 #[derive(Debug)]
 pub enum JobMsg {
@@ -554,6 +570,13 @@ impl Actor for JobActor {
                 s.schedule = schedule;
                 if rearm {
                     s.state.completed = false;
+                    // The new schedule's slots count from now (see
+                    // `Schedule::slots_counted_after`): its times
+                    // before the update were never the job's, so none is
+                    // caught up (as Temporal discards a schedule's actions
+                    // before its update).
+                    let from = s.schedule.slots_counted_after(s.now());
+                    s.state.last_slot = Some(s.state.last_slot.map_or(from, |l| l.max(from)));
                     s.arm(&myself);
                 }
                 s.publish(EventKind::Updated);
@@ -931,8 +954,10 @@ impl JobActorState {
         // The common case is one due slot: it is kept out of the vector,
         // which is only filled (and allocated) once a second slot is due.
         let mut single = None;
-        let mut due = Vec::new();
-        let mut uncounted = 0u64;
+        // A ring: a per-second job down for days drops its oldest slot
+        // hundreds of thousands of times.
+        let mut due = VecDeque::new();
+        let mut uncounted = Uncounted::default();
         let mut fired = self.state.counters.fires;
         let next = loop {
             match self.schedule.next_fire(after, fired) {
@@ -942,10 +967,11 @@ impl JobActorState {
                     } else {
                         due.extend(single.take());
                         if due.len() == MAX_ENUMERATED_SLOTS {
-                            due.remove(0);
-                            uncounted += 1;
+                            if let Some(oldest) = due.pop_front() {
+                                uncounted.push(oldest);
+                            }
                         }
-                        due.push(t);
+                        due.push_back(t);
                     }
                     after = t;
                     fired += 1;
@@ -953,7 +979,7 @@ impl JobActorState {
                 other => break other,
             }
         };
-        if let (true, Some(newest)) = (self.behind, single.or(due.last().copied())) {
+        if let (true, Some(newest)) = (self.behind, single.or(due.back().copied())) {
             // The window that applied to it (before its slot is taken).
             let window =
                 crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, newest);
@@ -962,9 +988,9 @@ impl JobActorState {
             }
         }
         if let Some(slot) = single {
-            self.handle_due(myself, &[slot], 0, now);
+            self.handle_due(myself, &[slot], Uncounted::default(), now);
         } else if !due.is_empty() {
-            self.handle_due(myself, &due, uncounted, now);
+            self.handle_due(myself, due.make_contiguous(), uncounted, now);
         }
         match next {
             NextFire::At(t) if self.may_prepare(t, now) => self.prepare(myself, t),
@@ -1092,11 +1118,12 @@ impl JobActorState {
         &mut self,
         myself: &ActorRef<JobMsg>,
         due: &[DateTime<Utc>],
-        uncounted: u64,
+        uncounted: Uncounted,
         now: DateTime<Utc>,
     ) {
         let newest = *due.last().expect("handle_due is called with slots");
-        let n = due.len() as u64 + uncounted;
+        let oldest = uncounted.range.map_or(due[0], |(first, _)| first);
+        let n = due.len() as u64 + uncounted.slots;
         self.state.last_slot = Some(newest);
         self.state.last_fire = Some(newest);
         self.state.counters.fires += n;
@@ -1109,7 +1136,7 @@ impl JobActorState {
         };
         if let Some(reason) = skip_all {
             if n > 1 {
-                self.record_not_run(due[0], newest, reason, n);
+                self.record_not_run(oldest, newest, reason, n);
             }
             self.skip(newest, reason, n);
             return;
@@ -1126,13 +1153,19 @@ impl JobActorState {
         }
         let plan = self.spec.misfire.plan(
             due,
-            uncounted,
+            uncounted.slots,
             now,
             self.link.rt.config.misfire_threshold,
             self.spec.catch_up_window,
         );
         if plan.skipped > 0 {
-            let (first, last) = plan.skipped_range.unwrap_or((due[0], newest));
+            // The uncounted slots are older than the enumerated ones and
+            // all skipped: the range runs from the first of them.
+            let (first, last) = match (uncounted.range, plan.skipped_range) {
+                (Some((first, _)), Some((_, last))) => (first, last),
+                (Some(range), None) | (None, Some(range)) => range,
+                (None, None) => (oldest, newest),
+            };
             self.record_not_run(first, last, SkipReason::Misfire, plan.skipped);
             self.skip(last, SkipReason::Misfire, plan.skipped);
         }
@@ -1169,9 +1202,12 @@ impl JobActorState {
                 scheduled: slot,
                 trigger,
             });
-            // Catch-up runs of one plan run one after another: the first goes
-            // through the overlap policy, the others wait in the queue.
-            if i > 0 && trigger == Trigger::CatchUp {
+            // The runs of one plan run one after another: the first goes
+            // through the overlap policy, the others (catch-ups, then the
+            // slot on time) wait in the queue. Through the overlap policy,
+            // the slot on time would meet the plan's own first catch-up
+            // run and be skipped while older slots ran.
+            if i > 0 {
                 self.queue.push_back(Pending::new(slot, trigger));
                 self.state.queued = self.queue.len() as u32;
             } else {

@@ -567,9 +567,12 @@ impl SupervisorState {
             (Ack::Reply(reply), None)
         };
         let now = self.rt.clock.now();
-        // A new job's slots count from now, as its actor's first turn does.
+        // A new job's slots count from now (a one-shot's passed instant
+        // excepted: see `slots_counted_after`), and the record says so: a
+        // restart after a crash then catches up (misfire policy) the slots
+        // after the add, instead of counting from the restart.
         let mut first = JobState {
-            last_slot: Some(now),
+            last_slot: Some(schedule.slots_counted_after(now)),
             ..JobState::default()
         };
         if let Some(next) = self.next_fire_without_actor(&schedule, &first, now) {
@@ -590,18 +593,12 @@ impl SupervisorState {
         }
         self.rt.updates.push(RegistryMsg::PutJob {
             spec: spec.clone(),
-            state: Box::default(),
+            state: Box::new(first.clone()),
             orphaned: false,
             ack,
         });
         self.rt.events.publish(&spec.id, now, EventKind::Added);
-        let spawned = self.spawn_compiled(
-            myself,
-            spec.clone(),
-            schedule,
-            JobState::default(),
-            Start::Fresh,
-        );
+        let spawned = self.spawn_compiled(myself, spec.clone(), schedule, first, Start::Fresh);
         // The supervisor goes on with its next message while the actor
         // starts; a reply that waits for the actor is sent once it runs.
         match spawned {

@@ -117,6 +117,15 @@ fn cases() -> Vec<Case> {
             &["2028-02-29T00:00:00Z", "2032-02-29T00:00:00Z"]),
         case("Feb 29, seconds field", cron("0 0 0 29 2 *", "UTC"), "2025-01-01T00:00:00Z",
             &["2028-02-29T00:00:00Z"]),
+        case("Feb 29 from a common year", cron("0 0 12 29 2 *", "UTC"), "2027-01-01T00:00:00Z",
+            &["2028-02-29T12:00:00Z", "2032-02-29T12:00:00Z"]),
+        case("Feb 29 skips 2100, a century that is not a leap year", cron("0 0 12 29 2 *", "UTC"), "2096-03-01T00:00:00Z",
+            &["2104-02-29T12:00:00Z"]),
+        case("day 31 skips the months without it", cron("0 0 12 31 * *", "UTC"), "2026-01-01T00:00:00Z",
+            &["2026-01-31T12:00:00Z", "2026-03-31T12:00:00Z", "2026-05-31T12:00:00Z", "2026-07-31T12:00:00Z",
+              "2026-08-31T12:00:00Z", "2026-10-31T12:00:00Z", "2026-12-31T12:00:00Z"]),
+        case("last second of the day across the year boundary", cron("59 59 23 * * *", "UTC"), "2026-12-31T23:59:58Z",
+            &["2026-12-31T23:59:59Z", "2027-01-01T23:59:59Z"]),
         case("year field, single year", cron("0 0 0 1 1 * 2030", "UTC"), "2026-01-01T00:00:00Z",
             &["2030-01-01T00:00:00Z", EXHAUSTED]),
         case("year field, range with step", cron("0 0 12 25 12 * 2026-2030/2", "UTC"), "2026-01-01T00:00:00Z",
@@ -162,6 +171,14 @@ fn cases() -> Vec<Case> {
             &["2026-11-01T05:30:00Z", "2026-11-01T06:30:00Z", "2026-11-02T06:30:00Z"]),
         case("NY fold: */30 fires at every real instant, in order", cron("0 */30 * * * *", "America/New_York"), "2026-11-01T04:45:00Z",
             &["2026-11-01T05:00:00Z", "2026-11-01T05:30:00Z", "2026-11-01T06:00:00Z", "2026-11-01T06:30:00Z", "2026-11-01T07:00:00Z"]),
+        case("NY fold: */15 fires at every real instant", cron("0 */15 * * * *", "America/New_York"), "2026-11-01T04:50:00Z",
+            &["2026-11-01T05:00:00Z", "2026-11-01T05:15:00Z", "2026-11-01T05:30:00Z", "2026-11-01T05:45:00Z",
+              "2026-11-01T06:00:00Z", "2026-11-01T06:15:00Z", "2026-11-01T06:30:00Z", "2026-11-01T06:45:00Z",
+              "2026-11-01T07:00:00Z"]),
+        case("NY: 02:00 in the gap and after the fold", cron("0 0 2 * * *", "America/New_York"), "2026-03-07T12:00:00Z",
+            &["2026-03-08T07:00:00Z", "2026-03-09T06:00:00Z"]),
+        case("NY: 02:00 after the fold is once", cron("0 0 2 * * *", "America/New_York"), "2026-10-31T12:00:00Z",
+            &["2026-11-01T07:00:00Z", "2026-11-02T07:00:00Z"]),
         case("NY fold: hourly", cron("0 0 * * * *", "America/New_York"), "2026-11-01T04:30:00Z",
             &["2026-11-01T05:00:00Z", "2026-11-01T06:00:00Z", "2026-11-01T07:00:00Z"]),
 
@@ -182,6 +199,37 @@ fn cases() -> Vec<Case> {
             &["2026-10-25T00:30:00Z", "2026-10-25T01:30:00Z", "2026-10-26T01:30:00Z"]),
         case("Berlin weekdays across the change", cron("0 0 9 * * Mon-Fri", "Europe/Berlin"), "2026-03-27T00:00:00Z",
             &["2026-03-27T08:00:00Z", "2026-03-30T07:00:00Z"]),
+
+        // --- Australia/Sydney (southern hemisphere): 2026-04-05 03:00 AEDT -> 02:00 AEST at 16:00Z
+        // on the 4th; 2026-10-04 02:00 AEST -> 03:00 AEDT at 16:00Z on the 3rd.
+        case("Sydney October gap", cron("0 30 2 * * *", "Australia/Sydney"), "2026-10-02T17:00:00Z",
+            &["2026-10-03T16:00:00Z", "2026-10-04T15:30:00Z"]),
+        case("Sydney April fold", cron("0 30 2 * * *", "Australia/Sydney"), "2026-04-04T00:00:00Z",
+            &["2026-04-04T15:30:00Z", "2026-04-05T16:30:00Z"]),
+
+        // --- Midnight transitions. America/Havana: 2026-03-08 00:00 CST -> 01:00 CDT at 05:00Z;
+        // 2026-11-01 01:00 CDT -> 00:00 CST at 05:00Z (midnight happens twice).
+        case("Havana: midnight does not exist", cron("@daily", "America/Havana"), "2026-03-07T12:00:00Z",
+            &["2026-03-08T05:00:00Z", "2026-03-09T04:00:00Z"]),
+        case("Havana: midnight twice, First", cron("@daily", "America/Havana"), "2026-10-31T12:00:00Z",
+            &["2026-11-01T04:00:00Z", "2026-11-02T05:00:00Z"]),
+        case("Havana: midnight twice, Last", cron("@daily", "America/Havana").dst(policy(RunAtTransition, Last)), "2026-10-31T12:00:00Z",
+            &["2026-11-01T05:00:00Z", "2026-11-02T05:00:00Z"]),
+        // America/Santiago: 2026-04-05 00:00 -03 -> 2026-04-04 23:00 -04 at 03:00Z (the fold is the
+        // evening before, and midnight -03 never comes); 2026-09-06 00:00 -04 -> 01:00 -03 at 04:00Z.
+        case("Santiago: the fold repeats the previous evening", cron("0 30 23 * * *", "America/Santiago"), "2026-04-04T12:00:00Z",
+            &["2026-04-05T02:30:00Z", "2026-04-06T03:30:00Z"]),
+        case("Santiago: the fold repeats the previous evening, Both", cron("0 30 23 * * *", "America/Santiago").dst(policy(RunAtTransition, Both)), "2026-04-04T12:00:00Z",
+            &["2026-04-05T02:30:00Z", "2026-04-05T03:30:00Z", "2026-04-06T03:30:00Z"]),
+        case("Santiago: Sunday midnight after the fold", cron("0 0 0 * * Sun", "America/Santiago"), "2026-04-04T12:00:00Z",
+            &["2026-04-05T04:00:00Z", "2026-04-12T04:00:00Z"]),
+        case("Santiago: midnight does not exist", cron("@daily", "America/Santiago"), "2026-09-05T12:00:00Z",
+            &["2026-09-06T04:00:00Z", "2026-09-07T03:00:00Z"]),
+        // Asia/Tehran: 2021-03-22 00:00 +0330 -> 01:00 +0430 at 20:30Z on the 21st; no DST since 2022.
+        case("Tehran: midnight does not exist", cron("@daily", "Asia/Tehran"), "2021-03-21T12:00:00Z",
+            &["2021-03-21T20:30:00Z", "2021-03-22T19:30:00Z"]),
+        case("Tehran: no DST since 2022", cron("0 30 0 * * *", "Asia/Tehran"), "2026-03-20T12:00:00Z",
+            &["2026-03-20T21:00:00Z", "2026-03-21T21:00:00Z", "2026-03-22T21:00:00Z"]),
 
         // --- Australia/Lord_Howe: a 30-minute shift. 2026-04-05 02:00 (+11) -> 01:30 (+10:30) at 15:00Z
         // on the 4th; 2026-10-04 02:00 (+10:30) -> 02:30 (+11) at 15:30Z on the 3rd.

@@ -186,3 +186,45 @@ fn retry_policy_rejects_a_shrinking_backoff() {
     );
     assert!(bad.validate().is_err());
 }
+
+#[test]
+fn misfire_threshold_is_inclusive_to_the_nanosecond() {
+    let due = hourly("2026-01-01T11:00:00Z", 1);
+    let at_threshold = due[0] + chrono::Duration::seconds(5);
+    let past = at_threshold + chrono::Duration::nanoseconds(1);
+    for policy in [
+        MisfirePolicy::Skip,
+        MisfirePolicy::FireOnce,
+        MisfirePolicy::FireAll { max: 3 },
+    ] {
+        let plan = policy.plan(&due, 0, at_threshold, THRESHOLD, None);
+        assert_eq!(
+            plan.runs,
+            vec![(due[0], MisfireDecision::OnTime)],
+            "{policy:?}"
+        );
+        let plan = policy.plan(&due, 0, past, THRESHOLD, None);
+        let want = match policy {
+            MisfirePolicy::Skip => vec![],
+            _ => vec![(due[0], MisfireDecision::CatchUp)],
+        };
+        assert_eq!(plan.runs, want, "{policy:?}");
+        assert_eq!(plan.skipped, u64::from(policy == MisfirePolicy::Skip));
+    }
+}
+
+#[test]
+fn misfire_window_keeps_a_slot_exactly_its_length_old() {
+    // At 13:00, a one-hour window keeps 12:00 (exactly an hour old) and
+    // skips 11:00; a nanosecond later it skips both.
+    let due = hourly("2026-01-01T11:00:00Z", 2);
+    let now = t("2026-01-01T13:00:00Z");
+    let window = Some(Duration::from_secs(3600));
+    let plan = MisfirePolicy::FireAll { max: 10 }.plan(&due, 0, now, THRESHOLD, window);
+    assert_eq!(plan.runs, vec![(due[1], MisfireDecision::CatchUp)]);
+    assert_eq!(plan.skipped_range, Some((due[0], due[0])));
+    let later = now + chrono::Duration::nanoseconds(1);
+    let plan = MisfirePolicy::FireAll { max: 10 }.plan(&due, 0, later, THRESHOLD, window);
+    assert!(plan.runs.is_empty());
+    assert_eq!(plan.skipped, 2);
+}

@@ -113,6 +113,22 @@ impl Schedule {
         self.next_detailed(after, None).map(|(at, _)| at)
     }
 
+    /// Where a job added, or given this schedule, at `now` starts counting
+    /// its slots (its first slot is the first fire strictly after it):
+    /// `now`, except for a one-shot whose instant is not after `now`. That
+    /// instant is then the job's one slot, due at once, and runs on time
+    /// or as the misfire policy says, as Quartz fires a one-shot trigger
+    /// whose start time has passed: `at(now)` must not be a job that never
+    /// runs.
+    pub(crate) fn slots_counted_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self.inner.rule {
+            Rule::Once(at) if at <= now => at
+                .checked_sub_signed(TimeDelta::nanoseconds(1))
+                .unwrap_or(now),
+            _ => now,
+        }
+    }
+
     /// The next fire strictly after `after` given that `fired_so_far` fires
     /// already happened, honouring every bound.
     pub fn next_fire(&self, after: DateTime<Utc>, fired_so_far: u64) -> NextFire {

@@ -691,3 +691,26 @@ fn schedule_is_shareable() {
     fn check<T: Clone + std::fmt::Debug + Send + Sync>() {}
     check::<Schedule>();
 }
+
+#[test]
+fn a_passed_one_shot_is_counted_from_just_before_its_instant() {
+    let now = t("2026-01-05T12:00:00Z");
+    let once = |at: &str| {
+        ScheduleSpec::at(t(at))
+            .compile(chrono_tz::UTC)
+            .expect("valid")
+    };
+    // Passed, or exactly now: its instant is the first fire after the count start.
+    for at in ["2026-01-05T11:00:00Z", "2026-01-05T12:00:00Z"] {
+        let s = once(at);
+        let from = s.slots_counted_after(now);
+        assert_eq!(s.next_after(from), Some(t(at)));
+    }
+    // Still to come, and every other kind: from now.
+    assert_eq!(once("2026-01-05T13:00:00Z").slots_counted_after(now), now);
+    assert_eq!(compile("0 0 * * * *", "UTC").slots_counted_after(now), now);
+    let every = ScheduleSpec::every(Duration::from_secs(60))
+        .compile(chrono_tz::UTC)
+        .expect("valid");
+    assert_eq!(every.slots_counted_after(now), now);
+}

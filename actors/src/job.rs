@@ -1563,8 +1563,12 @@ impl JobActorState {
         let random: f64 = rand::random();
         let delay = self.spec.retry.next_delay(record.attempt, random);
         if let (Some(delay), None) = (delay, self.stopping.as_ref()) {
-            let due =
-                self.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            // A delay past the end of chrono's calendar (a backoff of
+            // `Duration::MAX`, say) waits until that end: never, in practice.
+            let due = chrono::Duration::from_std(delay)
+                .ok()
+                .and_then(|d| self.now().checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             self.state.retry_wait = Some(RetryWait {
                 scheduled: record.scheduled,
                 attempt: record.attempt + 1,

@@ -101,8 +101,12 @@ impl RetryPolicy {
         if attempt > self.max_retries {
             return None;
         }
-        let jitter = self.jitter.mul_f64(random.clamp(0.0, 1.0));
-        Some(self.backoff.delay(attempt) + jitter)
+        // `mul_f64` panics past `Duration::MAX` (`Duration::MAX * 1.0` rounds
+        // up to 2^64 s), and the sum can overflow too: both saturate.
+        let jitter =
+            Duration::try_from_secs_f64(self.jitter.as_secs_f64() * random.clamp(0.0, 1.0))
+                .unwrap_or(self.jitter);
+        Some(self.backoff.delay(attempt).saturating_add(jitter))
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {

@@ -117,6 +117,21 @@ impl RuntimeConfig {
             None => Duration::ZERO,
         }
     }
+
+    /// Checks the settings the runtime cannot work with: a zero
+    /// `flush_interval` or `clock_check_interval` (a periodic task needs a
+    /// period). Returns the field's name and what is wrong.
+    pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (field, period) in [
+            ("flush_interval", self.flush_interval),
+            ("clock_check_interval", self.clock_check_interval),
+        ] {
+            if period.is_zero() {
+                return Err((field, "must be longer than zero".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

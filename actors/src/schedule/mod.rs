@@ -175,8 +175,12 @@ impl Schedule {
         let bounds = &spec.bounds;
         // "Strictly after `after`" and "not before `not_before`" combine into
         // "strictly after the later of `after` and `not_before - 1ns`".
-        let after = match bounds.not_before {
-            Some(nb) => after.max(nb.checked_sub_signed(TimeDelta::nanoseconds(1))?),
+        // A `not_before` at chrono's first instant bounds nothing.
+        let after = match bounds
+            .not_before
+            .and_then(|nb| nb.checked_sub_signed(TimeDelta::nanoseconds(1)))
+        {
+            Some(just_before) => after.max(just_before),
             None => after,
         };
         let (at, note) = match rule {

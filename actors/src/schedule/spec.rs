@@ -199,7 +199,11 @@ impl ScheduleSpec {
         } = &mut self.kind
         {
             if *every_ms > 0 {
-                *offset_ms = start.timestamp_millis().rem_euclid(*every_ms as i64) as u64;
+                // In i128: a period above i64::MAX ms would turn negative as
+                // an i64 and give a wrong phase.
+                let phase = i128::from(start.timestamp_millis()).rem_euclid(i128::from(*every_ms));
+                // The remainder is below `every_ms`, so it fits.
+                *offset_ms = phase as u64;
             }
             self.bounds.not_before = Some(start);
         }

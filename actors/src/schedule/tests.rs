@@ -549,6 +549,35 @@ fn intervals_are_anchored() {
 }
 
 #[test]
+fn an_interval_longer_than_i64_max_ms_started_at_an_instant_fires_there() {
+    let start = t("2026-01-05T10:00:07Z");
+    for every_ms in [i64::MAX as u64 + 1, u64::MAX - 1, u64::MAX] {
+        let s = ScheduleSpec::every(Duration::from_millis(every_ms))
+            .starting_at(start)
+            .compile(chrono_tz::UTC)
+            .expect("valid");
+        assert_eq!(
+            s.next_after(start - chrono::Duration::hours(1)),
+            Some(start),
+            "every {every_ms} ms"
+        );
+        assert_eq!(s.next_after(start), None, "every {every_ms} ms");
+    }
+}
+
+#[test]
+fn a_not_before_at_the_first_instant_of_the_calendar_bounds_nothing() {
+    let first = DateTime::<Utc>::MIN_UTC;
+    let cron = ScheduleSpec::cron("0 0 * * * *").not_before(first);
+    let every = ScheduleSpec::every(Duration::from_secs(60)).starting_at(first);
+    for spec in [cron, every] {
+        let s = spec.compile(chrono_tz::UTC).expect("valid");
+        let after = t("2026-01-05T10:00:07Z");
+        assert!(s.next_after(after).is_some_and(|n| n > after), "{spec}");
+    }
+}
+
+#[test]
 fn interval_and_bounds_validation() {
     let err = |spec: ScheduleSpec| {
         spec.compile(chrono_tz::UTC)

@@ -242,7 +242,9 @@ impl ScheduleSpec {
             } => {
                 if every_ms == 0 {
                     return Err(ScheduleError::InvalidInterval(
-                        "every_ms must be greater than 0".into(),
+                        "every_ms must be greater than 0 (periods are whole milliseconds, \
+                         so one shorter than 1 ms is 0)"
+                            .into(),
                     ));
                 }
                 if offset_ms >= every_ms {

@@ -111,6 +111,35 @@ fn error_messages_name_field_value_and_range() {
 }
 
 #[test]
+fn a_missing_value_is_reported_with_the_item_it_is_missing_from() {
+    for (expr, field, item) in [
+        ("0 5- * * * *", "minute", "5-"),
+        ("0 -5 * * * *", "minute", "-5"),
+        ("0 /5 * * * *", "minute", "/5"),
+        ("0 0 0 W * *", "day-of-month", "W"),
+        ("0 0 0 * * #1", "day-of-week", "#1"),
+        ("0 0 0 * * MON-", "day-of-week", "MON-"),
+        ("0 0 0 * * 1,-3", "day-of-week", "-3"),
+        ("0 0 0 * * * 2030-", "year", "2030-"),
+    ] {
+        assert_eq!(
+            cron_err(expr),
+            format!(
+                "invalid cron expression: field {field} has value {item:?}: a value is missing \
+                 (allowed: {})",
+                match field {
+                    "minute" => "0-59",
+                    "day-of-month" => "1-31, L, L-n, LW, nW, ?",
+                    "day-of-week" => "0-7 (0 and 7 are Sunday) or SUN-SAT, nL, n#k, ?",
+                    _ => "1970-2099",
+                }
+            ),
+            "{expr}"
+        );
+    }
+}
+
+#[test]
 fn non_ascii_and_odd_input_does_not_panic() {
     for expr in [
         "é * * * *",
@@ -586,7 +615,8 @@ fn interval_and_bounds_validation() {
     };
     assert_eq!(
         err(ScheduleSpec::every(Duration::ZERO)),
-        "invalid interval: every_ms must be greater than 0"
+        "invalid interval: every_ms must be greater than 0 (periods are whole milliseconds, \
+         so one shorter than 1 ms is 0)"
     );
     assert_eq!(
         err(ScheduleSpec::every(Duration::from_secs(1)).offset(Duration::from_secs(1))),

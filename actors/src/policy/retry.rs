@@ -116,7 +116,9 @@ impl RetryPolicy {
                     return Err(format!("backoff factor {factor} must be a number ≥ 1"));
                 }
                 if cap < base {
-                    return Err("backoff cap is shorter than its base".into());
+                    return Err(format!(
+                        "backoff cap ({cap:?}) is shorter than its base ({base:?})"
+                    ));
                 }
                 Ok(())
             }

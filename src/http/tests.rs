@@ -118,6 +118,26 @@ fn job_requests_cover_every_schedule_kind_and_policy() {
         offset_alone.to_spec(None).expect_err("offset").field,
         "offset_ms"
     );
+    // An offset that is not below the period is the offset's fault; a zero
+    // period is the period's.
+    for (body, field) in [
+        (
+            json!({ "id": "o", "every_ms": 1000, "offset_ms": 1000, "handler": "h" }),
+            "offset_ms",
+        ),
+        (
+            json!({ "id": "o", "every_ms": 0, "offset_ms": 0, "handler": "h" }),
+            "every_ms",
+        ),
+        (
+            json!({ "id": "o", "every_ms": 0, "handler": "h" }),
+            "every_ms",
+        ),
+    ] {
+        let r: JobRequest = serde_json::from_value(body.clone()).expect("request");
+        let err = r.to_spec(None).expect_err("invalid interval");
+        assert_eq!(err.field, field, "{body}: {err}");
+    }
     let no_handler: JobRequest =
         serde_json::from_value(json!({ "id": "o", "cron": "* * * * *" })).expect("request");
     assert_eq!(

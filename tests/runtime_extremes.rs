@@ -51,7 +51,7 @@ async fn a_one_shot_at_the_end_of_the_calendar_waits_and_stays_responsive() {
     let s = builder(&clock, &count).start().await.expect("start");
     for (id, at) in [
         ("y9999", t("9999-12-31T23:59:59Z")),
-        ("last", DateTime::<Utc>::MAX_UTC),
+        ("y262142", t("+262142-12-30T00:00:00Z")),
     ] {
         let spec = JobSpec::builder(id, ScheduleSpec::at(at), "count")
             .build()
@@ -59,20 +59,30 @@ async fn a_one_shot_at_the_end_of_the_calendar_waits_and_stays_responsive() {
         s.add(spec).await.expect("add");
         assert_eq!(s.status(id).await.expect("status").next_fire, Some(at));
     }
+    // In the last day of chrono's calendar no schedule fires.
+    let last = JobSpec::builder("last", ScheduleSpec::at(DateTime::<Utc>::MAX_UTC), "count")
+        .build()
+        .expect("spec");
+    s.add(last).await.expect("add");
     // A day of simulated time: nothing fires, and the jobs can be paused,
     // resumed and triggered.
     run_for_secs(86_400.0).await;
     assert_eq!(count.get(), 0);
     s.pause("y9999", None).await.expect("pause");
     s.resume("y9999", None).await.expect("resume");
+    s.trigger("y262142").await.expect("trigger");
     s.trigger("last").await.expect("trigger");
     run_for_secs(1.0).await;
-    assert_eq!(count.get(), 1);
-    for id in ["y9999", "last"] {
+    assert_eq!(count.get(), 2);
+    for id in ["y9999", "y262142"] {
         let status = s.status(id).await.expect("status");
         assert_eq!(status.phase, JobPhase::Scheduled, "{id}");
         assert!(status.next_fire.is_some(), "{id}");
     }
+    assert_eq!(
+        s.status("last").await.expect("status").phase,
+        JobPhase::Completed
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 use cronactor_actors::schedule::{
-    DstPolicy, FoldPolicy, GapPolicy, NextFire, ScheduleKind, ScheduleSpec,
+    preview_lines, DstPolicy, FoldPolicy, GapPolicy, NextFire, ScheduleKind, ScheduleSpec,
 };
 use cronactor_actors::{
     Backoff, InterruptedPolicy, JobSpec, MisfirePolicy, OverlapPolicy, RetryPolicy, MAX_JITTER,
@@ -258,6 +258,9 @@ fn check_answers(spec: &ScheduleSpec, after: DateTime<Utc>) {
         NextFire::Exhausted => assert_eq!(next, None, "{spec}"),
     }
     let preview = schedule.preview(after, 3);
+    // Rendering never fails either, even at the ends of the calendar.
+    let lines = preview_lines(&preview);
+    assert_eq!(lines.fires.len(), preview.len(), "{spec}");
     assert_eq!(preview.first().map(|f| f.at), next, "{spec}");
     for pair in preview.windows(2) {
         assert!(pair[0].at < pair[1].at, "{spec}: preview goes back");
@@ -291,6 +294,7 @@ fn generated_schedule_specs_compile_or_fail_cleanly_and_fire_after_the_reference
     let (mut compiled, mut refused) = (0, 0);
     for _ in 0..3000 {
         let spec = schedule_spec(&mut rng);
+        assert!(!spec.describe().is_empty());
         match spec.compile(chrono_tz::UTC) {
             Ok(_) => {
                 compiled += 1;

@@ -595,6 +595,62 @@ fn an_interval_longer_than_i64_max_ms_started_at_an_instant_fires_there() {
 }
 
 #[test]
+fn fires_stay_a_day_inside_chronos_range_so_their_local_time_can_be_shown() {
+    assert_eq!(
+        DateTime::<Utc>::MIN_UTC.timestamp() + 86_400,
+        super::FIRST_FIRE_SECS
+    );
+    assert_eq!(
+        DateTime::<Utc>::MAX_UTC.timestamp() - 86_400,
+        super::LAST_FIRE_SECS
+    );
+    let end = DateTime::<Utc>::MAX_UTC;
+    let start = DateTime::<Utc>::MIN_UTC;
+    for tz in [
+        "Asia/Tokyo",
+        "Pacific/Kiritimati",
+        "America/New_York",
+        "Asia/Manila",
+    ] {
+        let specs = [
+            ScheduleSpec::at(end),
+            ScheduleSpec::at(end - chrono::Duration::hours(20)),
+            ScheduleSpec::at(start + chrono::Duration::hours(20)),
+            ScheduleSpec::cron("* * * * * *"),
+            ScheduleSpec::every(Duration::from_millis(1)),
+        ];
+        for spec in specs {
+            let s = spec.in_tz(tz).compile(chrono_tz::UTC).expect("valid");
+            for after in [start, end - chrono::Duration::days(2)] {
+                let fires = s.preview(after, 3);
+                // Rendering the local time would panic past the calendar.
+                let lines = preview_lines(&fires);
+                for (fire, line) in fires.iter().zip(&lines.fires) {
+                    assert!(fire.at > after, "{}", s.spec());
+                    assert!(!fire.local.to_rfc3339().is_empty(), "{line}");
+                }
+            }
+        }
+    }
+    // A fire in the last day of the calendar never comes.
+    let last = ScheduleSpec::at(end - chrono::Duration::hours(20))
+        .compile(chrono_tz::UTC)
+        .expect("valid");
+    assert_eq!(
+        last.next_fire(t("2026-01-01T00:00:00Z"), 0),
+        NextFire::Exhausted
+    );
+    // The first day is skipped, not the rest.
+    let s = ScheduleSpec::cron("0 0 * * * *")
+        .compile(chrono_tz::UTC)
+        .expect("valid");
+    assert_eq!(
+        s.next_after(start).map(|at| at.timestamp()),
+        Some(super::FIRST_FIRE_SECS)
+    );
+}
+
+#[test]
 fn a_not_before_at_the_first_instant_of_the_calendar_bounds_nothing() {
     let first = DateTime::<Utc>::MIN_UTC;
     let cron = ScheduleSpec::cron("0 0 * * * *").not_before(first);

@@ -882,6 +882,12 @@ impl JobRequest {
             {
                 err.field = "offset_ms".to_owned();
             }
+            // `InvalidBounds` is about `not_before` after `not_after` (checked
+            // first) or about a `max_fires` of 0: name the request's field.
+            if err.field == "bounds" {
+                let reversed = matches!((self.not_before, self.not_after), (Some(nb), Some(na)) if nb > na);
+                err.field = if reversed { "not_before" } else { "max_fires" }.to_owned();
+            }
             err
         })
     }

@@ -118,8 +118,8 @@ fn job_requests_cover_every_schedule_kind_and_policy() {
         offset_alone.to_spec(None).expect_err("offset").field,
         "offset_ms"
     );
-    // An offset that is not below the period is the offset's fault; a zero
-    // period is the period's.
+    // An offset that is not below the period is the offset's fault, a zero
+    // period the period's; bounds errors name the request's field.
     for (body, field) in [
         (
             json!({ "id": "o", "every_ms": 1000, "offset_ms": 1000, "handler": "h" }),
@@ -132,6 +132,17 @@ fn job_requests_cover_every_schedule_kind_and_policy() {
         (
             json!({ "id": "o", "every_ms": 0, "handler": "h" }),
             "every_ms",
+        ),
+        (
+            json!({ "id": "o", "cron": "@daily", "max_fires": 0, "handler": "h" }),
+            "max_fires",
+        ),
+        (
+            json!({
+                "id": "o", "cron": "@daily", "handler": "h", "max_fires": 0,
+                "not_before": "2026-01-02T00:00:00Z", "not_after": "2026-01-01T00:00:00Z"
+            }),
+            "not_before",
         ),
     ] {
         let r: JobRequest = serde_json::from_value(body.clone()).expect("request");

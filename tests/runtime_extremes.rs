@@ -204,6 +204,26 @@ async fn a_history_age_limit_longer_than_the_calendar_keeps_everything() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn keeping_usize_max_history_entries_keeps_them_all() {
+    let clock = clock();
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .configure(|c| c.history_keep = usize::MAX)
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    // Past the 32 entries after which the history grows to its bound at once.
+    run_for_secs(40.5).await;
+    assert_eq!(count.get(), 40);
+    let history = s.history("j", usize::MAX).await.expect("history");
+    assert_eq!(history.len(), 40);
+}
+
+#[tokio::test(start_paused = true)]
 async fn zero_periods_in_the_runtime_settings_are_refused_at_start() {
     type Set = fn(&mut RuntimeConfig);
     let cases: [(&str, Set); 2] = [

@@ -224,13 +224,16 @@ async fn keeping_usize_max_history_entries_keeps_them_all() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn zero_periods_in_the_runtime_settings_are_refused_at_start() {
+async fn zero_periods_and_a_huge_event_buffer_are_refused_at_start() {
     type Set = fn(&mut RuntimeConfig);
-    let cases: [(&str, Set); 2] = [
+    let cases: [(&str, Set); 3] = [
         ("flush_interval", |c| c.flush_interval = Duration::ZERO),
         ("clock_check_interval", |c| {
             c.clock_check_interval = Duration::ZERO
         }),
+        // tokio's broadcast channel panics past usize::MAX / 2 and
+        // allocates every slot up front below it.
+        ("event_capacity", |c| c.event_capacity = usize::MAX),
     ];
     for (field, set) in cases {
         let clock = clock();

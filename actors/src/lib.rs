@@ -44,7 +44,7 @@ pub use id::{InvalidJobId, JobId, RunId, MAX_JOB_ID_LEN};
 pub use job::{JobMsg, TriggerOutcome};
 pub use metrics::{Metrics, Percentiles, StoreStats};
 pub use policy::{Backoff, InterruptedPolicy, MisfirePolicy, OverlapPolicy, RetryPolicy};
-pub use runtime::{RuntimeConfig, DEFAULT_FIRE_AHEAD};
+pub use runtime::{RuntimeConfig, DEFAULT_FIRE_AHEAD, MAX_EVENT_CAPACITY};
 pub use schedule::{Schedule, ScheduleSpec};
 pub use spec::{JobSpec, JobSpecBuilder, MAX_JITTER};
 pub use status::*;

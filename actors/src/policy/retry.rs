@@ -51,7 +51,9 @@ impl Backoff {
                 if !secs.is_finite() || secs >= cap.as_secs_f64() {
                     cap
                 } else {
-                    Duration::from_secs_f64(secs)
+                    // Negative only for a factor below 0, which
+                    // `RetryPolicy::validate` refuses: the cap, not a panic.
+                    Duration::try_from_secs_f64(secs).unwrap_or(cap)
                 }
             }
         }

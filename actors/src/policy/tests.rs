@@ -201,6 +201,13 @@ fn retry_delays_past_duration_max_saturate_instead_of_panicking() {
         Backoff::exponential(Duration::MAX, Duration::MAX).delay(40),
         Duration::MAX
     );
+    // A factor that validation refuses still gives a delay, not a panic.
+    let negative = Backoff::Exponential {
+        base: Duration::from_secs(1),
+        factor: -1.0,
+        cap: Duration::from_secs(9),
+    };
+    assert_eq!(negative.delay(2), Duration::from_secs(9));
 }
 
 #[test]

@@ -204,6 +204,35 @@ async fn a_history_age_limit_longer_than_the_calendar_keeps_everything() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_preview_of_usize_max_fires_is_capped_and_leaves_the_job_responsive() {
+    let clock = clock();
+    let count = Count::default();
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("* * * * * *"), "count")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let fires = s.preview("j", usize::MAX).await.expect("preview");
+    assert_eq!(fires.len(), cronactor::MAX_PREVIEW);
+    // A bounded schedule still lists all it has left.
+    let bounded = JobSpec::builder(
+        "ten",
+        ScheduleSpec::cron("* * * * * *").max_fires(10),
+        "count",
+    )
+    .build()
+    .expect("spec");
+    s.add(bounded).await.expect("add");
+    assert_eq!(
+        s.preview("ten", usize::MAX).await.expect("preview").len(),
+        10
+    );
+    run_for_secs(2.5).await;
+    assert!(count.get() >= 4, "the jobs still fire");
+    s.pause("j", None).await.expect("pause");
+}
+
+#[tokio::test(start_paused = true)]
 async fn keeping_usize_max_history_entries_keeps_them_all() {
     let clock = clock();
     let count = Count::default();

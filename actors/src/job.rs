@@ -99,7 +99,7 @@ pub enum JobMsg {
     },
     /// Cancel the runs in flight, delete the job and stop.
     Remove(RpcReplyPort<Result<(), Error>>),
-    /// The next `n` fires.
+    /// The next `n` fires (at most [`MAX_PREVIEW`]).
     Preview {
         /// How many.
         n: usize,
@@ -176,6 +176,9 @@ impl JobMsg {
         }
     }
 }
+
+/// The most fires a job lists in one preview (`Scheduler::preview`).
+pub const MAX_PREVIEW: usize = 10_000;
 
 /// What `trigger` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -580,7 +583,12 @@ impl Actor for JobActor {
                     None => (s.state.last_slot, s.state.counters.fires),
                 };
                 let after = s.now().max(last_slot.unwrap_or_default());
-                let fires = s.schedule.preview_remaining(after, fired, n);
+                // Capped: the job computes it on its own actor, and an
+                // endless schedule asked for `usize::MAX` fires would keep
+                // it busy until the process runs out of memory.
+                let fires = s
+                    .schedule
+                    .preview_remaining(after, fired, n.min(MAX_PREVIEW));
                 let _ = reply.send(Ok(fires));
             }
             JobMsg::Replan => {

@@ -64,9 +64,9 @@ async fn a_one_shot_at_the_end_of_the_calendar_waits_and_stays_responsive() {
         .build()
         .expect("spec");
     s.add(last).await.expect("add");
-    // A day of simulated time: nothing fires, and the jobs can be paused,
+    // An hour of simulated time: nothing fires, and the jobs can be paused,
     // resumed and triggered.
-    run_for_secs(86_400.0).await;
+    run_for_secs(3600.0).await;
     assert_eq!(count.get(), 0);
     s.pause("y9999", None).await.expect("pause");
     s.resume("y9999", None).await.expect("resume");
@@ -183,6 +183,36 @@ async fn a_retry_delay_beyond_the_calendar_waits_forever_without_crashing_the_jo
         let status = s.status(id).await.expect("status");
         assert!(status.retry_wait.is_none(), "{id}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_longest_timeouts_windows_and_settings_run_jobs_normally() {
+    let clock = clock();
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .configure(|c| {
+            c.misfire_threshold = Duration::MAX;
+            c.cancel_grace = Duration::MAX;
+            c.clock_jump_threshold = Duration::MAX;
+            c.passivate_after = Some(Duration::MAX);
+            c.wake_lead = Duration::MAX;
+            c.fire_ahead = Some(Duration::MAX);
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "count")
+        .timeout(Duration::MAX)
+        .catch_up_window(Duration::MAX)
+        .jitter(Duration::from_secs(600))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3.0 * 3600.0).await;
+    assert!(count.get() > 0);
+    let status = s.status("j").await.expect("status");
+    assert_ne!(status.phase, JobPhase::Failed);
+    s.remove("j").await.expect("remove");
 }
 
 #[tokio::test(start_paused = true)]

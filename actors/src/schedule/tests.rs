@@ -111,6 +111,23 @@ fn error_messages_name_field_value_and_range() {
 }
 
 #[test]
+fn bad_day_names_and_too_many_fields_are_named() {
+    assert_eq!(
+        cron_err("0 0 9 * * Mun"),
+        "invalid cron expression: field day-of-week has value \"Mun\": not a number or a name \
+         (allowed: 0-7 (0 and 7 are Sunday) or SUN-SAT, nL, n#k, ?)"
+    );
+    assert!(cron_err("0 0 9 * * MON-Fry").contains(r#"field day-of-week has value "Fry""#));
+    assert!(cron_err("0 0 9 * Janu *").contains(r#"field month has value "Janu""#));
+    assert!(cron_err("0 0 9 ? * MUNL").contains(r#"field day-of-week has value "MUN""#));
+    assert!(
+        cron_err("0 0 9 * * 1#0").contains(r#"value "1#0": the occurrence after # must be 1-5"#)
+    );
+    assert!(cron_err("0 0 0 * * * 2026 extra")
+        .starts_with("invalid cron expression \"0 0 0 * * * 2026 extra\": 8 fields"));
+}
+
+#[test]
 fn a_missing_value_is_reported_with_the_item_it_is_missing_from() {
     for (expr, field, item) in [
         ("0 5- * * * *", "minute", "5-"),

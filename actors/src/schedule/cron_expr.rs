@@ -233,18 +233,30 @@ impl CronExpr {
     /// Rejects day rules that match no day of any selected month (such as
     /// `30 2` for February 30th): such a schedule would silently never fire.
     fn check_days_can_match(&self, dom: &str, dow: &str) -> Result<(), ScheduleError> {
-        let possible = (1..=12u32)
-            .filter(|m| self.months & (1 << m) != 0)
-            .any(|m| {
-                let lengths: &[u32] = if m == 2 {
-                    &[28, 29]
-                } else {
-                    &[days_in_month(2001, m)]
-                };
-                lengths
-                    .iter()
-                    .any(|&n| (0..7).any(|first| self.days.mask_for(n, first) != 0))
-            });
+        let months = || (1..=12u32).filter(|m| self.months & (1 << m) != 0);
+        let (possible, reason) = match &self.years {
+            // With a year field the calendar is known: `0 0 0 29 2 * 2097`
+            // can never fire either.
+            Some(years) => (
+                (i64::from(YEAR_MIN)..=i64::from(YEAR_MAX))
+                    .filter(|&y| years.next_at_or_after(y) == Some(y))
+                    .any(|y| months().any(|m| self.days.mask(y, m) != 0)),
+                "never matches a day of the selected months and years",
+            ),
+            None => (
+                months().any(|m| {
+                    let lengths: &[u32] = if m == 2 {
+                        &[28, 29]
+                    } else {
+                        &[days_in_month(2001, m)]
+                    };
+                    lengths
+                        .iter()
+                        .any(|&n| (0..7).any(|first| self.days.mask_for(n, first) != 0))
+                }),
+                "never matches a day of the selected months",
+            ),
+        };
         if possible {
             return Ok(());
         }
@@ -253,7 +265,7 @@ impl CronExpr {
         } else {
             (Field::DayOfMonth, dom)
         };
-        Err(field.error(value, "never matches a day of the selected months"))
+        Err(field.error(value, reason))
     }
 
     /// Whether this is a fixed-time job: neither its minute nor its hour field

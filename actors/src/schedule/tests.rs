@@ -128,6 +128,23 @@ fn bad_day_names_and_too_many_fields_are_named() {
 }
 
 #[test]
+fn days_that_never_occur_in_the_selected_years_are_refused() {
+    assert!(cron_err("0 0 0 29 2 * 2097-2099").contains(
+        r#"field day-of-month has value "29": never matches a day of the selected months and years"#
+    ));
+    // February 2027 has four Fridays.
+    assert!(cron_err("0 0 0 * 2 5#5 2027").contains(
+        r#"field day-of-week has value "5#5": never matches a day of the selected months and years"#
+    ));
+    // Possible in one of the years: accepted, and fires then.
+    let s = compile("0 0 0 29 2 * 2096-2099", "UTC");
+    assert_eq!(
+        next_n(&s, "2026-01-01T00:00:00Z", 2),
+        ["2096-02-29T00:00:00Z"]
+    );
+}
+
+#[test]
 fn a_missing_value_is_reported_with_the_item_it_is_missing_from() {
     for (expr, field, item) in [
         ("0 5- * * * *", "minute", "5-"),

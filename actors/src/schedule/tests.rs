@@ -685,6 +685,36 @@ fn fires_stay_a_day_inside_chronos_range_so_their_local_time_can_be_shown() {
 }
 
 #[test]
+fn an_interval_started_at_a_sub_millisecond_instant_first_fires_a_moment_later() {
+    // `starting_at(Utc::now() + 1h)` has nanoseconds: the first fire is at
+    // the next whole millisecond, not a period later.
+    let start = t("2026-01-05T10:00:07.123456Z");
+    let s = ScheduleSpec::every(Duration::from_secs(3600))
+        .starting_at(start)
+        .compile(chrono_tz::UTC)
+        .expect("valid");
+    let first = t("2026-01-05T10:00:07.124Z");
+    assert_eq!(
+        s.next_after(start - chrono::Duration::hours(2)),
+        Some(first)
+    );
+    assert_eq!(
+        s.next_after(first),
+        Some(first + chrono::Duration::hours(1))
+    );
+    // A whole-millisecond start is its own first fire.
+    let whole = t("2026-01-05T10:00:07.123Z");
+    let s = ScheduleSpec::every(Duration::from_secs(3600))
+        .starting_at(whole)
+        .compile(chrono_tz::UTC)
+        .expect("valid");
+    assert_eq!(
+        s.next_after(whole - chrono::Duration::hours(2)),
+        Some(whole)
+    );
+}
+
+#[test]
 fn a_not_before_at_the_first_instant_of_the_calendar_bounds_nothing() {
     let first = DateTime::<Utc>::MIN_UTC;
     let cron = ScheduleSpec::cron("0 0 * * * *").not_before(first);

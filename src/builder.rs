@@ -20,6 +20,15 @@ pub enum StartError {
     /// An actor failed to start.
     #[error("{0}")]
     Spawn(String),
+    /// A runtime setting is out of range (for example a zero
+    /// `flush_interval`).
+    #[error("invalid runtime setting {field}: {reason}")]
+    InvalidConfig {
+        /// The setting, e.g. `flush_interval`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl From<BootError> for StartError {
@@ -27,6 +36,7 @@ impl From<BootError> for StartError {
         match e {
             BootError::Store(e) => Self::Store(e),
             BootError::Spawn(e) => Self::Spawn(e),
+            BootError::InvalidConfig { field, reason } => Self::InvalidConfig { field, reason },
         }
     }
 }
@@ -146,7 +156,8 @@ impl SchedulerBuilder {
     /// Opens the store, restores persisted jobs and starts the actors.
     ///
     /// # Errors
-    /// [`StartError::Store`] if the store cannot be opened or read.
+    /// [`StartError::Store`] if the store cannot be opened or read,
+    /// [`StartError::InvalidConfig`] if a runtime setting is out of range.
     pub async fn start(self) -> Result<Scheduler, StartError> {
         let store: Arc<dyn SnapshotStore> = match self.store {
             StoreChoice::Memory => Arc::new(MemoryStore::new()),

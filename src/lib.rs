@@ -39,6 +39,6 @@ pub use cronactor_actors::{
     JobState, JobStatus, Metrics, MisfirePolicy, Outcome, OverlapPolicy, Percentiles,
     QuarantinedRecord, Received, RetryPolicy, RetryWait, RunId, RunRecord, RuntimeConfig,
     ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError, SupervisorMsg,
-    SystemClock, Trigger, TriggerOutcome, Upserted,
+    SystemClock, Trigger, TriggerOutcome, Upserted, MAX_PREVIEW,
 };
 pub use scheduler::Scheduler;

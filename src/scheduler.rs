@@ -261,8 +261,8 @@ impl Scheduler {
         }
     }
 
-    /// A job's next `n` fires from now, each with its local time and a note
-    /// where a DST rule moved or dropped it.
+    /// A job's next `n` fires from now (at most [`MAX_PREVIEW`](crate::MAX_PREVIEW)),
+    /// each with its local time and a note where a DST rule moved or dropped it.
     ///
     /// # Errors
     /// [`Error::UnknownJob`].

@@ -73,6 +73,41 @@ fn preview_lists_fires_with_dst_notes() {
 }
 
 #[test]
+fn preview_at_the_end_of_the_calendar_in_a_zone_east_of_utc_ends_cleanly() {
+    // The wall-clock time of a fire in chrono's last hours would lie past
+    // its calendar in Tokyo: printing it panicked. Schedules end a day
+    // before chrono's last instant.
+    let out = run(&[
+        "preview",
+        "0 * * * * *",
+        "--tz",
+        "Asia/Tokyo",
+        "-n",
+        "3",
+        "--after",
+        "+262142-12-31T23:58:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("(the schedule has no more fires)"));
+}
+
+#[test]
+fn preview_refuses_more_fires_than_max_preview() {
+    // A count of 10^8 used to be computed and collected: gigabytes.
+    let out = run(&["preview", "* * * * * *", "-n", "100000000"]);
+    assert_eq!(out.status.code(), Some(1), "a usage error");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("100000000") && stderr.contains("0..=10000"),
+        "{stderr}"
+    );
+    let out = run(&["preview", "* * * * * *", "-n", "10000"]);
+    assert_eq!(out.status.code(), Some(0));
+    // A header line and one line per fire.
+    assert_eq!(text(&out.stdout).lines().count(), 10_001);
+}
+
+#[test]
 fn validate_accepts_the_example_and_reports_every_problem() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/jobs.toml");
     let out = run(&["validate", example]);

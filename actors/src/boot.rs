@@ -35,18 +35,30 @@ pub enum BootError {
     /// An actor failed to start.
     #[error("actor failed to start: {0}")]
     Spawn(String),
+    /// A [`RuntimeConfig`] setting is out of range.
+    #[error("invalid runtime setting {field}: {reason}")]
+    InvalidConfig {
+        /// The setting, e.g. `flush_interval`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Loads the store and starts the actors.
 ///
 /// # Errors
-/// [`BootError`] if the store cannot be read or an actor cannot start.
+/// [`BootError`] if a setting is out of range, the store cannot be read or
+/// an actor cannot start.
 pub async fn boot(
     store: Arc<dyn SnapshotStore>,
     clock: Arc<dyn Clock>,
     handlers: Handlers,
     config: RuntimeConfig,
 ) -> Result<Booted, BootError> {
+    config
+        .validate()
+        .map_err(|(field, reason)| BootError::InvalidConfig { field, reason })?;
     // Reading a large store takes seconds (100k jobs: about 2 s with sled):
     // on tokio's blocking pool, not on the worker that awaits `boot`, which
     // the embedding service shares (the actors need tokio anyway).

@@ -115,7 +115,7 @@ pub enum JobMsg {
     },
     /// Cancel the runs in flight, delete the job and stop.
     Remove(RpcReplyPort<Result<(), Error>>),
-    /// The next `n` fires.
+    /// The next `n` fires (at most [`MAX_PREVIEW`]).
     Preview {
         /// How many.
         n: usize,
@@ -192,6 +192,9 @@ impl JobMsg {
         }
     }
 }
+
+/// The most fires a job lists in one preview (`Scheduler::preview`).
+pub const MAX_PREVIEW: usize = 10_000;
 
 /// What `trigger` did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -611,7 +614,12 @@ impl Actor for JobActor {
                     None => (s.state.last_slot, s.state.counters.fires),
                 };
                 let after = s.now().max(last_slot.unwrap_or_default());
-                let fires = s.schedule.preview_remaining(after, fired, n);
+                // Capped: the job computes it on its own actor, and an
+                // endless schedule asked for `usize::MAX` fires would keep
+                // it busy until the process runs out of memory.
+                let fires = s
+                    .schedule
+                    .preview_remaining(after, fired, n.min(MAX_PREVIEW));
                 let _ = reply.send(Ok(fires));
             }
             JobMsg::Replan => {
@@ -1636,8 +1644,12 @@ impl JobActorState {
         let random: f64 = rand::random();
         let delay = self.spec.retry.next_delay(record.attempt, random);
         if let (Some(delay), None) = (delay, self.stopping.as_ref()) {
-            let due =
-                self.now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+            // A delay past the end of chrono's calendar (a backoff of
+            // `Duration::MAX`, say) waits until that end: never, in practice.
+            let due = chrono::Duration::from_std(delay)
+                .ok()
+                .and_then(|d| self.now().checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
             self.state.retry_wait = Some(RetryWait {
                 scheduled: record.scheduled,
                 attempt: record.attempt + 1,

@@ -117,6 +117,11 @@ pub(crate) struct KeptHistory(VecDeque<KeptRun>);
 /// [`KeptHistory::push`]).
 const EXACT_FROM: usize = 32;
 
+/// The largest `keep` that a kept history grows straight to; past it, it
+/// grows by doubling (a `keep` of `usize::MAX`, "keep everything", cannot be
+/// reserved at all).
+const EXACT_UP_TO: usize = 1 << 16;
+
 impl KeptHistory {
     /// Appends runs, keeping the newest `keep`.
     pub(crate) fn push(&mut self, records: impl IntoIterator<Item = RunRecord>, keep: usize) {
@@ -127,7 +132,10 @@ impl KeptHistory {
             }
             if runs.len() >= keep {
                 runs.pop_front();
-            } else if runs.len() == runs.capacity() && runs.len() >= EXACT_FROM {
+            } else if runs.len() == runs.capacity()
+                && runs.len() >= EXACT_FROM
+                && keep <= EXACT_UP_TO
+            {
                 // Past a few entries, grow once to exactly `keep` instead of
                 // doubling: no slack at steady state, and no growth late in a
                 // job's life (a job firing every second is full-sized after
@@ -234,6 +242,11 @@ mod tests {
         assert_eq!(h.capacity(), 100);
         let ids: Vec<u64> = h.newest_first().map(|r| r.run_id.0).collect();
         assert_eq!(ids, (50..150).rev().collect::<Vec<_>>());
+        // A bound too large to reserve grows by doubling.
+        let mut all = KeptHistory::default();
+        all.push((0..40).map(|n| record(n, Outcome::Succeeded)), usize::MAX);
+        assert_eq!(all.len(), 40);
+        assert!(all.capacity() < 1000);
         // Nothing is kept with keep 0.
         let mut none = KeptHistory::default();
         none.push([record(1, Outcome::Succeeded)], 0);

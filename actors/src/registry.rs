@@ -1256,9 +1256,12 @@ impl RegistryState {
                 .map_err(|e| Error::Store(e.to_string()))?;
             newest.extend(stored);
         }
-        if let Some(max_age) = self.history_max_age {
-            let oldest = self.clock.now()
-                - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+        // An age reaching past the start of chrono's calendar keeps everything.
+        let oldest = self.history_max_age.and_then(|max_age| {
+            let max_age = chrono::Duration::from_std(max_age).ok()?;
+            self.clock.now().checked_sub_signed(max_age)
+        });
+        if let Some(oldest) = oldest {
             newest.retain(|r| r.finished >= oldest);
         }
         Ok(newest)

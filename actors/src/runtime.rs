@@ -28,7 +28,8 @@ pub struct RuntimeConfig {
     pub history_max_age: Option<Duration>,
     /// The longest time run state waits before it is flushed to the store.
     pub flush_interval: Duration,
-    /// Events kept per subscriber before a slow one misses some.
+    /// Events kept per subscriber before a slow one misses some (at most
+    /// [`MAX_EVENT_CAPACITY`]).
     pub event_capacity: usize,
     /// How often the wall clock is compared with the monotonic clock.
     pub clock_check_interval: Duration,
@@ -103,6 +104,10 @@ pub(crate) struct Runtime {
     pub(crate) fire_ahead: Duration,
 }
 
+/// The largest [`RuntimeConfig::event_capacity`]: the event bus allocates
+/// a slot per event when the scheduler starts.
+pub const MAX_EVENT_CAPACITY: usize = 1 << 20;
+
 /// The fire-ahead window used when `RuntimeConfig::fire_ahead` is `None`
 /// and the store is durable.
 pub const DEFAULT_FIRE_AHEAD: Duration = Duration::from_millis(500);
@@ -116,6 +121,31 @@ impl RuntimeConfig {
             None if durable => DEFAULT_FIRE_AHEAD,
             None => Duration::ZERO,
         }
+    }
+
+    /// Checks the settings the runtime cannot work with: a zero
+    /// `flush_interval` or `clock_check_interval` (a periodic task needs a
+    /// period), an `event_capacity` above [`MAX_EVENT_CAPACITY`]. Returns the
+    /// field's name and what is wrong.
+    pub(crate) fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (field, period) in [
+            ("flush_interval", self.flush_interval),
+            ("clock_check_interval", self.clock_check_interval),
+        ] {
+            if period.is_zero() {
+                return Err((field, "must be longer than zero".into()));
+            }
+        }
+        if self.event_capacity > MAX_EVENT_CAPACITY {
+            return Err((
+                "event_capacity",
+                format!(
+                    "{} is more than {MAX_EVENT_CAPACITY}: the event buffer is allocated up front",
+                    self.event_capacity
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

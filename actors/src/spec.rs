@@ -123,7 +123,13 @@ impl JobSpec {
             ));
         }
         if self.jitter > MAX_JITTER {
-            return Err(invalid("jitter", "jitter longer than a day".into()));
+            return Err(invalid(
+                "jitter",
+                format!(
+                    "jitter of {:?} is longer than a day ({MAX_JITTER:?})",
+                    self.jitter
+                ),
+            ));
         }
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(invalid(
@@ -256,5 +262,110 @@ impl JobSpecBuilder {
         };
         spec.compile(Tz::UTC)?;
         Ok(spec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Backoff;
+    use crate::schedule::ScheduleError;
+
+    fn every_minute() -> ScheduleSpec {
+        ScheduleSpec::every(Duration::from_secs(60))
+    }
+
+    /// The field and message of a spec that `build` refuses.
+    fn refused(b: JobSpecBuilder) -> (&'static str, String) {
+        match b.build() {
+            Err(Error::InvalidSpec { field, reason }) => (field, reason),
+            other => panic!("not an InvalidSpec: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_invalid_field_is_named_with_what_is_wrong() {
+        let b = || JobSpec::builder("j", every_minute(), "h");
+        let day = Duration::from_secs(86_400);
+        let cases = [
+            (
+                JobSpec::builder("j", every_minute(), " "),
+                "handler",
+                "the handler name is empty",
+            ),
+            (
+                b().jitter(day + Duration::from_secs(1)),
+                "jitter",
+                "jitter of 86401s is longer than a day (86400s)",
+            ),
+            (
+                b().timeout(Duration::ZERO),
+                "timeout",
+                "a zero timeout can never succeed",
+            ),
+            (
+                b().retry(RetryPolicy::new(
+                    1,
+                    Backoff::Exponential {
+                        base: Duration::from_secs(1),
+                        factor: f64::NAN,
+                        cap: Duration::from_secs(9),
+                    },
+                )),
+                "retry",
+                "backoff factor NaN must be a number ≥ 1",
+            ),
+            (
+                b().retry(RetryPolicy::new(
+                    1,
+                    Backoff::exponential(Duration::from_secs(10), Duration::from_secs(5)),
+                )),
+                "retry",
+                "backoff cap (5s) is shorter than its base (10s)",
+            ),
+            (
+                b().pause_after_failures(0),
+                "pause_after_failures",
+                "0 would pause before the first run",
+            ),
+            (b().listen(" "), "listens", "event name \" \" is empty"),
+            (
+                b().overlap(OverlapPolicy::Concurrent { max: Some(0) }),
+                "overlap",
+                "Concurrent { max: 0 } can never run",
+            ),
+            (
+                b().misfire(MisfirePolicy::FireAll { max: 0 }),
+                "misfire",
+                "FireAll { max: 0 } runs nothing: use Skip",
+            ),
+        ];
+        for (builder, field, reason) in cases {
+            assert_eq!(refused(builder), (field, reason.to_owned()));
+        }
+        // The longest jitter is accepted.
+        assert!(b().jitter(MAX_JITTER).build().is_ok());
+    }
+
+    #[test]
+    fn schedule_and_id_errors_keep_their_own_variants() {
+        let err = JobSpec::builder("j", every_minute().in_tz("Mars/Olympus"), "h")
+            .build()
+            .expect_err("unknown zone");
+        assert_eq!(
+            err,
+            Error::Schedule(ScheduleError::UnknownTimeZone("Mars/Olympus".into()))
+        );
+        let err = JobSpec::builder("j", ScheduleSpec::cron("0 61 * * * *"), "h")
+            .build()
+            .expect_err("minute 61");
+        assert!(
+            matches!(&err, Error::Schedule(ScheduleError::InvalidCron { field: "minute", value, .. }) if value == "61"),
+            "{err}"
+        );
+        let err = JobSpec::builder("a\u{7}", every_minute(), "h")
+            .build()
+            .expect_err("control character");
+        assert!(matches!(err, Error::InvalidJobId(_)), "{err}");
     }
 }

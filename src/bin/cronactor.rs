@@ -52,8 +52,14 @@ enum Command {
         /// The IANA time zone (default UTC).
         #[arg(long)]
         tz: Option<String>,
-        /// How many fires.
-        #[arg(short = 'n', long = "count", default_value_t = 10)]
+        /// How many fires (at most 10000).
+        #[arg(
+            short = 'n',
+            long = "count",
+            default_value_t = 10,
+            value_parser = clap::builder::RangedU64ValueParser::<usize>::new()
+                .range(0..=cronactor::MAX_PREVIEW as u64)
+        )]
         n: usize,
         /// Start after this instant (RFC 3339; default now).
         #[arg(long)]

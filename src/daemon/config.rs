@@ -130,8 +130,8 @@ fn parse(text: &str, base: &Path) -> Result<DaemonConfig, Parsed> {
 
     let daemon: DaemonTable = match root.remove("daemon") {
         None => DaemonTable::default(),
-        Some(v) => v.try_into().unwrap_or_else(|e: toml::de::Error| {
-            problems.push(format!("[daemon]: {}", e.message()));
+        Some(v) => from_table(v).unwrap_or_else(|(field, message)| {
+            problems.push(format!("[daemon] {field}: {message}"));
             DaemonTable::default()
         }),
     };
@@ -281,9 +281,7 @@ fn job_spec(
     };
     command.validate().map_err(|(f, m)| err(f, m))?;
 
-    let mut request: JobRequest = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| err("job", e.message().to_owned()))?;
+    let mut request: JobRequest = from_table(toml::Value::Table(table))?;
     request.handler = COMMAND_HANDLER.to_owned();
     request.payload = serde_json::to_value(&command).map_err(|e| err("command", e.to_string()))?;
     let spec = request.to_spec(None).map_err(|e| (e.field, e.message))?;
@@ -291,6 +289,16 @@ fn job_spec(
     spec.compile(time_zone)
         .map_err(|e| err("schedule", e.to_string()))?;
     Ok(spec)
+}
+
+/// Reads a table into `T`; an error names the key it is about (`every_ms`,
+/// `retry.factor`), or `job` when it is about the table as a whole.
+fn from_table<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." { "job".to_owned() } else { path };
+        (field, e.into_inner().message().to_owned())
+    })
 }
 
 #[cfg(test)]
@@ -406,6 +414,36 @@ mod tests {
         assert!(p[3].starts_with("job #3 (c): handler:"), "{}", p[3]);
         assert!(p[4].contains("frequency"), "{}", p[4]);
         assert!(p[5].starts_with("job #6 (d): command:"), "{}", p[5]);
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key() {
+        let job = |extra: &str| format!("[[job]]\nid = \"a\"\ncommand = [\"true\"]\n{extra}\n");
+        for (extra, prefix) in [
+            (
+                "every_ms = -5",
+                "job #1 (a): every_ms: invalid value: integer `-5`",
+            ),
+            (
+                "cron = \"@daily\"\ntimeout_ms = \"x\"",
+                "job #1 (a): timeout_ms: invalid type",
+            ),
+            (
+                "cron = \"@daily\"\nretry = { max_retries = 1, factor = \"x\" }",
+                "job #1 (a): retry.factor: invalid type",
+            ),
+            ("at = \"2026-01-01\"", "job #1 (a): at: "),
+            ("cron = 5", "job #1 (a): cron: invalid type"),
+        ] {
+            let p = problems(&job(extra));
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert!(p[0].starts_with(prefix), "{extra}: {}", p[0]);
+        }
+        let p = problems("[daemon]\nkill_grace_ms = -1\n");
+        assert!(
+            p[0].starts_with("[daemon] kill_grace_ms: invalid value: integer `-1`"),
+            "{p:?}"
+        );
     }
 
     #[test]

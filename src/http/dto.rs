@@ -873,6 +873,22 @@ impl JobRequest {
         if let Some(p) = self.priority {
             builder = builder.priority(p);
         }
-        Ok(builder.build()?)
+        builder.build().map_err(|e| {
+            let mut err = SpecError::from(e);
+            // `InvalidInterval` is about the period or the offset: an offset
+            // that is not below a valid period is the offset's fault.
+            if err.field == "every_ms"
+                && matches!((self.every_ms, self.offset_ms), (Some(every), Some(offset)) if every > 0 && offset >= every)
+            {
+                err.field = "offset_ms".to_owned();
+            }
+            // `InvalidBounds` is about `not_before` after `not_after` (checked
+            // first) or about a `max_fires` of 0: name the request's field.
+            if err.field == "bounds" {
+                let reversed = matches!((self.not_before, self.not_after), (Some(nb), Some(na)) if nb > na);
+                err.field = if reversed { "not_before" } else { "max_fires" }.to_owned();
+            }
+            err
+        })
     }
 }

@@ -118,6 +118,37 @@ fn job_requests_cover_every_schedule_kind_and_policy() {
         offset_alone.to_spec(None).expect_err("offset").field,
         "offset_ms"
     );
+    // An offset that is not below the period is the offset's fault, a zero
+    // period the period's; bounds errors name the request's field.
+    for (body, field) in [
+        (
+            json!({ "id": "o", "every_ms": 1000, "offset_ms": 1000, "handler": "h" }),
+            "offset_ms",
+        ),
+        (
+            json!({ "id": "o", "every_ms": 0, "offset_ms": 0, "handler": "h" }),
+            "every_ms",
+        ),
+        (
+            json!({ "id": "o", "every_ms": 0, "handler": "h" }),
+            "every_ms",
+        ),
+        (
+            json!({ "id": "o", "cron": "@daily", "max_fires": 0, "handler": "h" }),
+            "max_fires",
+        ),
+        (
+            json!({
+                "id": "o", "cron": "@daily", "handler": "h", "max_fires": 0,
+                "not_before": "2026-01-02T00:00:00Z", "not_after": "2026-01-01T00:00:00Z"
+            }),
+            "not_before",
+        ),
+    ] {
+        let r: JobRequest = serde_json::from_value(body.clone()).expect("request");
+        let err = r.to_spec(None).expect_err("invalid interval");
+        assert_eq!(err.field, field, "{body}: {err}");
+    }
     let no_handler: JobRequest =
         serde_json::from_value(json!({ "id": "o", "cron": "* * * * *" })).expect("request");
     assert_eq!(
@@ -255,4 +286,118 @@ fn loopback_host_names_are_recognized() {
     for bad in ["example.com", "10.0.0.1:7700", "evil.localhost.example:80"] {
         assert!(!host_allowed(&config, &host(bad)), "{bad}");
     }
+}
+
+/// Fixed-seed JSON job requests with extreme and wrong values: reading and
+/// converting them never panics, a refused request names a field, and an
+/// accepted one compiles.
+#[test]
+fn generated_job_requests_are_accepted_or_refused_with_a_field() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = StdRng::seed_from_u64(0x0BAD_5EED);
+    let numbers = [
+        json!(0),
+        json!(1),
+        json!(-1),
+        json!(999),
+        json!(86_400_001),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(1.5),
+        json!(1e300),
+        json!("5"),
+        json!(null),
+    ];
+    let strings = [
+        json!(""),
+        json!(" "),
+        json!("0 61 * * * *"),
+        json!("@daily"),
+        json!("* * * * *"),
+        json!("Mars/Olympus"),
+        json!("Asia/Tokyo"),
+        json!("+262142-12-31T23:59:59Z"),
+        json!("-262143-01-01T00:00:00Z"),
+        json!("2026-01-01T00:00:00Z"),
+        json!("é\u{7}"),
+        json!(5),
+    ];
+    let keys = [
+        "id",
+        "cron",
+        "every_ms",
+        "offset_ms",
+        "at",
+        "tz",
+        "not_before",
+        "not_after",
+        "max_fires",
+        "catch_up_window_ms",
+        "jitter_ms",
+        "timeout_ms",
+        "pause_after_failures",
+        "priority",
+        "retry",
+        "listens",
+        "tags",
+    ];
+    let (mut accepted, mut refused) = (0, 0);
+    for _ in 0..3000 {
+        let mut body = serde_json::Map::new();
+        body.insert("id".into(), json!("j"));
+        body.insert("handler".into(), json!("h"));
+        if rng.random_bool(0.7) {
+            body.insert("cron".into(), json!("@daily"));
+        }
+        for _ in 0..rng.random_range(1..4) {
+            let key = keys[rng.random_range(0..keys.len())];
+            let value = match key {
+                "id" | "cron" | "tz" | "at" | "not_before" | "not_after" => {
+                    strings[rng.random_range(0..strings.len())].clone()
+                }
+                "retry" => json!({
+                    "max_retries": numbers[rng.random_range(0..numbers.len())],
+                    "backoff": (["fixed", "exponential", "never"][rng.random_range(0..3)]),
+                    "backoff_ms": numbers[rng.random_range(0..numbers.len())],
+                    "factor": numbers[rng.random_range(0..numbers.len())],
+                    "max_backoff_ms": numbers[rng.random_range(0..numbers.len())],
+                    "jitter_ms": numbers[rng.random_range(0..numbers.len())],
+                }),
+                "listens" | "tags" => json!([strings[rng.random_range(0..strings.len())]]),
+                _ => numbers[rng.random_range(0..numbers.len())].clone(),
+            };
+            body.insert(key.into(), value);
+        }
+        let body = serde_json::Value::Object(body);
+        let request: JobRequest = match serde_json::from_value(body.clone()) {
+            Ok(r) => r,
+            Err(e) => {
+                refused += 1;
+                assert!(!e.to_string().is_empty(), "{body}");
+                continue;
+            }
+        };
+        match request.to_spec(None) {
+            Ok(spec) => {
+                accepted += 1;
+                let schedule = spec.compile(chrono_tz::UTC).expect("a built spec compiles");
+                let _ = schedule.preview(Utc::now(), 3);
+            }
+            Err(e) => {
+                refused += 1;
+                assert!(!e.field.is_empty() && !e.message.is_empty(), "{body}");
+                // The field is one the request has (or the schedule as a whole).
+                assert!(
+                    e.field == "schedule"
+                        || e.field == "handler"
+                        || body.get(e.field.split('.').next().unwrap_or("")).is_some(),
+                    "{body}: field {} ({})",
+                    e.field,
+                    e.message
+                );
+            }
+        }
+    }
+    assert!(accepted > 100 && refused > 100, "{accepted} / {refused}");
 }

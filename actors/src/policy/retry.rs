@@ -51,7 +51,9 @@ impl Backoff {
                 if !secs.is_finite() || secs >= cap.as_secs_f64() {
                     cap
                 } else {
-                    Duration::from_secs_f64(secs)
+                    // Negative only for a factor below 0, which
+                    // `RetryPolicy::validate` refuses: the cap, not a panic.
+                    Duration::try_from_secs_f64(secs).unwrap_or(cap)
                 }
             }
         }
@@ -101,8 +103,12 @@ impl RetryPolicy {
         if attempt > self.max_retries {
             return None;
         }
-        let jitter = self.jitter.mul_f64(random.clamp(0.0, 1.0));
-        Some(self.backoff.delay(attempt) + jitter)
+        // `mul_f64` panics past `Duration::MAX` (`Duration::MAX * 1.0` rounds
+        // up to 2^64 s), and the sum can overflow too: both saturate.
+        let jitter =
+            Duration::try_from_secs_f64(self.jitter.as_secs_f64() * random.clamp(0.0, 1.0))
+                .unwrap_or(self.jitter);
+        Some(self.backoff.delay(attempt).saturating_add(jitter))
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -112,7 +118,9 @@ impl RetryPolicy {
                     return Err(format!("backoff factor {factor} must be a number ≥ 1"));
                 }
                 if cap < base {
-                    return Err("backoff cap is shorter than its base".into());
+                    return Err(format!(
+                        "backoff cap ({cap:?}) is shorter than its base ({base:?})"
+                    ));
                 }
                 Ok(())
             }

@@ -175,6 +175,42 @@ fn retry_jitter_is_bounded() {
 }
 
 #[test]
+fn retry_delays_past_duration_max_saturate_instead_of_panicking() {
+    let huge = RetryPolicy::new(1, Backoff::Fixed(Duration::MAX)).with_jitter(Duration::MAX);
+    assert_eq!(huge.next_delay(1, 1.0), Some(Duration::MAX));
+    assert_eq!(huge.next_delay(1, 0.5), Some(Duration::MAX));
+    let jitter_only = RetryPolicy::NONE.with_jitter(Duration::MAX);
+    let jitter_only = RetryPolicy {
+        max_retries: 1,
+        ..jitter_only
+    };
+    assert_eq!(jitter_only.next_delay(1, 1.0), Some(Duration::MAX));
+    let capless = RetryPolicy::new(
+        1,
+        Backoff::exponential(Duration::from_secs(1 << 62), Duration::MAX),
+    );
+    assert_eq!(
+        capless.next_delay(1, 0.0),
+        Some(Duration::from_secs(1 << 62))
+    );
+    assert_eq!(
+        capless.next_delay(1, 1.0),
+        Some(Duration::from_secs(1 << 62))
+    );
+    assert_eq!(
+        Backoff::exponential(Duration::MAX, Duration::MAX).delay(40),
+        Duration::MAX
+    );
+    // A factor that validation refuses still gives a delay, not a panic.
+    let negative = Backoff::Exponential {
+        base: Duration::from_secs(1),
+        factor: -1.0,
+        cap: Duration::from_secs(9),
+    };
+    assert_eq!(negative.delay(2), Duration::from_secs(9));
+}
+
+#[test]
 fn retry_policy_rejects_a_shrinking_backoff() {
     let bad = RetryPolicy::new(
         1,

@@ -233,18 +233,30 @@ impl CronExpr {
     /// Rejects day rules that match no day of any selected month (such as
     /// `30 2` for February 30th): such a schedule would silently never fire.
     fn check_days_can_match(&self, dom: &str, dow: &str) -> Result<(), ScheduleError> {
-        let possible = (1..=12u32)
-            .filter(|m| self.months & (1 << m) != 0)
-            .any(|m| {
-                let lengths: &[u32] = if m == 2 {
-                    &[28, 29]
-                } else {
-                    &[days_in_month(2001, m)]
-                };
-                lengths
-                    .iter()
-                    .any(|&n| (0..7).any(|first| self.days.mask_for(n, first) != 0))
-            });
+        let months = || (1..=12u32).filter(|m| self.months & (1 << m) != 0);
+        let (possible, reason) = match &self.years {
+            // With a year field the calendar is known: `0 0 0 29 2 * 2097`
+            // can never fire either.
+            Some(years) => (
+                (i64::from(YEAR_MIN)..=i64::from(YEAR_MAX))
+                    .filter(|&y| years.next_at_or_after(y) == Some(y))
+                    .any(|y| months().any(|m| self.days.mask(y, m) != 0)),
+                "never matches a day of the selected months and years",
+            ),
+            None => (
+                months().any(|m| {
+                    let lengths: &[u32] = if m == 2 {
+                        &[28, 29]
+                    } else {
+                        &[days_in_month(2001, m)]
+                    };
+                    lengths
+                        .iter()
+                        .any(|&n| (0..7).any(|first| self.days.mask_for(n, first) != 0))
+                }),
+                "never matches a day of the selected months",
+            ),
+        };
         if possible {
             return Ok(());
         }
@@ -253,7 +265,7 @@ impl CronExpr {
         } else {
             (Field::DayOfMonth, dom)
         };
-        Err(field.error(value, "never matches a day of the selected months"))
+        Err(field.error(value, reason))
     }
 
     /// Whether this is a fixed-time job: neither its minute nor its hour field
@@ -394,7 +406,7 @@ impl DayRule {
             if day.contains(['-', '/', '*']) {
                 return Err(field.error(item, "W takes a single day, e.g. 15W"));
             }
-            let d = parse_value(field, day)?;
+            let d = value_in(field, day, item)?;
             self.dom_nearest_weekday |= 1 << d;
         } else {
             let (lo, hi, step) = parse_range(field, item)?;
@@ -407,7 +419,7 @@ impl DayRule {
         let field = Field::DayOfWeek;
         let upper = item.to_ascii_uppercase();
         if let Some((weekday, nth)) = upper.split_once('#') {
-            let w = parse_value(field, weekday)? % 7;
+            let w = value_in(field, weekday, item)? % 7;
             let k = parse_number(nth)
                 .filter(|k| (1..=5).contains(k))
                 .ok_or_else(|| field.error(item, "the occurrence after # must be 1-5"))?;
@@ -418,7 +430,7 @@ impl DayRule {
             if weekday.contains(['-', '/', '*', ',']) {
                 return Err(field.error(item, "L takes a single weekday, e.g. 5L or FRIL"));
             }
-            let w = parse_value(field, weekday)? % 7;
+            let w = value_in(field, weekday, item)? % 7;
             self.dow_last |= 1 << w;
         } else {
             let (lo, hi, step) = parse_range(field, item)?;
@@ -576,8 +588,8 @@ fn parse_range(field: Field, item: &str) -> Result<(u32, u32, u32), ScheduleErro
     let (lo, hi) = if base == "*" {
         (min, max)
     } else if let Some((a, b)) = base.split_once('-') {
-        let lo = parse_value(field, a)?;
-        let mut hi = parse_value(field, b)?;
+        let lo = value_in(field, a, item)?;
+        let mut hi = value_in(field, b, item)?;
         if field == Field::DayOfWeek && hi == 0 && lo > 0 {
             // `Fri-Sun`: a range ending on Sunday ends at 7.
             hi = 7;
@@ -587,10 +599,20 @@ fn parse_range(field: Field, item: &str) -> Result<(u32, u32, u32), ScheduleErro
         }
         (lo, hi)
     } else {
-        let v = parse_value(field, base)?;
+        let v = value_in(field, base, item)?;
         (v, if step.is_some() { max } else { v })
     };
     Ok((lo, hi, step.unwrap_or(1)))
+}
+
+/// [`parse_value`] for a token cut out of `item`: a missing token (as in
+/// `5-`, `-5`, `W` or `#1`) is reported with the whole item, which says
+/// where it is missing.
+fn value_in(field: Field, token: &str, item: &str) -> Result<u32, ScheduleError> {
+    if token.is_empty() {
+        return Err(field.error(item, "a value is missing"));
+    }
+    parse_value(field, token)
 }
 
 /// Parses a number or a name (months, weekdays) and checks its range.

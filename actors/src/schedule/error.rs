@@ -53,7 +53,7 @@ pub enum ScheduleError {
     /// The interval's period or offset is invalid.
     #[error("invalid interval: {0}")]
     InvalidInterval(
-        /// What is wrong, e.g. `every_ms must be greater than 0`.
+        /// What is wrong, e.g. `every_ms must be greater than 0 (...)`.
         String,
     ),
     /// The bounds contradict each other or cannot allow any fire.

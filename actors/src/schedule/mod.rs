@@ -191,9 +191,21 @@ impl Schedule {
         let bounds = &spec.bounds;
         // "Strictly after `after`" and "not before `not_before`" combine into
         // "strictly after the later of `after` and `not_before - 1ns`".
-        let after = match bounds.not_before {
-            Some(nb) => after.max(nb.checked_sub_signed(TimeDelta::nanoseconds(1))?),
+        // A `not_before` at chrono's first instant bounds nothing.
+        let after = match bounds
+            .not_before
+            .and_then(|nb| nb.checked_sub_signed(TimeDelta::nanoseconds(1)))
+        {
+            Some(just_before) => after.max(just_before),
             None => after,
+        };
+        // No fire in the first or last day of chrono's range: its wall-clock
+        // time in a zone east (or west) of UTC would be past the calendar,
+        // and showing it (RFC 3339 with the zone's offset) would panic.
+        let after = if after.timestamp() < FIRST_FIRE_SECS {
+            DateTime::from_timestamp(FIRST_FIRE_SECS - 1, 999_999_999)?
+        } else {
+            after
         };
         let (at, note) = match rule {
             Rule::Cron { expr, zone } => {
@@ -208,12 +220,20 @@ impl Schedule {
             } => (next_interval(after, *every_ms, *offset_ms)?, None),
             Rule::Once(at) => ((*at > after).then_some(*at)?, None),
         };
-        if bounds.not_after.is_some_and(|na| at > na) {
+        if bounds.not_after.is_some_and(|na| at > na) || at.timestamp() > LAST_FIRE_SECS {
             return None;
         }
         Some((at, note))
     }
 }
+
+/// Unix seconds of the first instant a schedule can fire at: a day after
+/// chrono's first instant (-262143-01-01T00:00:00Z), so that the fire's
+/// wall-clock time exists in every zone (offsets stay within ±16 h).
+const FIRST_FIRE_SECS: i64 = -8_334_601_228_800 + 86_400;
+/// Unix seconds of the last whole second a schedule can fire in: a day
+/// before chrono's last instant (+262142-12-31T23:59:59.999999999Z).
+const LAST_FIRE_SECS: i64 = 8_210_266_876_799 - 86_400;
 
 /// The first instant `epoch + offset + k * every` strictly after `after`.
 fn next_interval(after: DateTime<Utc>, every_ms: u64, offset_ms: u64) -> Option<DateTime<Utc>> {

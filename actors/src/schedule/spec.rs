@@ -180,7 +180,8 @@ impl ScheduleSpec {
 
     /// Anchors an interval at `start`: fires at `start + k * every` for
     /// k ≥ 0 (the phase is `start` modulo the period, and `start` becomes the
-    /// `not_before` bound). Has no effect on other kinds.
+    /// `not_before` bound). A `start` with a fraction of a millisecond is
+    /// rounded up to the next whole millisecond. Has no effect on other kinds.
     ///
     /// ```
     /// use cronactor_actors::schedule::ScheduleSpec;
@@ -199,7 +200,17 @@ impl ScheduleSpec {
         } = &mut self.kind
         {
             if *every_ms > 0 {
-                *offset_ms = start.timestamp_millis().rem_euclid(*every_ms as i64) as u64;
+                // The grid is in whole milliseconds: anchor it at the first
+                // millisecond at or after `start` (`Utc::now()` has
+                // nanoseconds), or the fire at `start` would fall before the
+                // `not_before` bound and the first fire would come a period
+                // late. In i128: a period above i64::MAX ms would turn
+                // negative as an i64 and give a wrong phase.
+                let partial = start.timestamp_subsec_nanos() % 1_000_000 != 0;
+                let first_ms = i128::from(start.timestamp_millis()) + i128::from(partial);
+                let phase = first_ms.rem_euclid(i128::from(*every_ms));
+                // The remainder is below `every_ms`, so it fits.
+                *offset_ms = phase as u64;
             }
             self.bounds.not_before = Some(start);
         }
@@ -238,7 +249,9 @@ impl ScheduleSpec {
             } => {
                 if every_ms == 0 {
                     return Err(ScheduleError::InvalidInterval(
-                        "every_ms must be greater than 0".into(),
+                        "every_ms must be greater than 0 (periods are whole milliseconds, \
+                         so one shorter than 1 ms is 0)"
+                            .into(),
                     ));
                 }
                 if offset_ms >= every_ms {

@@ -111,6 +111,69 @@ fn error_messages_name_field_value_and_range() {
 }
 
 #[test]
+fn bad_day_names_and_too_many_fields_are_named() {
+    assert_eq!(
+        cron_err("0 0 9 * * Mun"),
+        "invalid cron expression: field day-of-week has value \"Mun\": not a number or a name \
+         (allowed: 0-7 (0 and 7 are Sunday) or SUN-SAT, nL, n#k, ?)"
+    );
+    assert!(cron_err("0 0 9 * * MON-Fry").contains(r#"field day-of-week has value "Fry""#));
+    assert!(cron_err("0 0 9 * Janu *").contains(r#"field month has value "Janu""#));
+    assert!(cron_err("0 0 9 ? * MUNL").contains(r#"field day-of-week has value "MUN""#));
+    assert!(
+        cron_err("0 0 9 * * 1#0").contains(r#"value "1#0": the occurrence after # must be 1-5"#)
+    );
+    assert!(cron_err("0 0 0 * * * 2026 extra")
+        .starts_with("invalid cron expression \"0 0 0 * * * 2026 extra\": 8 fields"));
+}
+
+#[test]
+fn days_that_never_occur_in_the_selected_years_are_refused() {
+    assert!(cron_err("0 0 0 29 2 * 2097-2099").contains(
+        r#"field day-of-month has value "29": never matches a day of the selected months and years"#
+    ));
+    // February 2027 has four Fridays.
+    assert!(cron_err("0 0 0 * 2 5#5 2027").contains(
+        r#"field day-of-week has value "5#5": never matches a day of the selected months and years"#
+    ));
+    // Possible in one of the years: accepted, and fires then.
+    let s = compile("0 0 0 29 2 * 2096-2099", "UTC");
+    assert_eq!(
+        next_n(&s, "2026-01-01T00:00:00Z", 2),
+        ["2096-02-29T00:00:00Z"]
+    );
+}
+
+#[test]
+fn a_missing_value_is_reported_with_the_item_it_is_missing_from() {
+    for (expr, field, item) in [
+        ("0 5- * * * *", "minute", "5-"),
+        ("0 -5 * * * *", "minute", "-5"),
+        ("0 /5 * * * *", "minute", "/5"),
+        ("0 0 0 W * *", "day-of-month", "W"),
+        ("0 0 0 * * #1", "day-of-week", "#1"),
+        ("0 0 0 * * MON-", "day-of-week", "MON-"),
+        ("0 0 0 * * 1,-3", "day-of-week", "-3"),
+        ("0 0 0 * * * 2030-", "year", "2030-"),
+    ] {
+        assert_eq!(
+            cron_err(expr),
+            format!(
+                "invalid cron expression: field {field} has value {item:?}: a value is missing \
+                 (allowed: {})",
+                match field {
+                    "minute" => "0-59",
+                    "day-of-month" => "1-31, L, L-n, LW, nW, ?",
+                    "day-of-week" => "0-7 (0 and 7 are Sunday) or SUN-SAT, nL, n#k, ?",
+                    _ => "1970-2099",
+                }
+            ),
+            "{expr}"
+        );
+    }
+}
+
+#[test]
 fn non_ascii_and_odd_input_does_not_panic() {
     for expr in [
         "é * * * *",
@@ -549,6 +612,121 @@ fn intervals_are_anchored() {
 }
 
 #[test]
+fn an_interval_longer_than_i64_max_ms_started_at_an_instant_fires_there() {
+    let start = t("2026-01-05T10:00:07Z");
+    for every_ms in [i64::MAX as u64 + 1, u64::MAX - 1, u64::MAX] {
+        let s = ScheduleSpec::every(Duration::from_millis(every_ms))
+            .starting_at(start)
+            .compile(chrono_tz::UTC)
+            .expect("valid");
+        assert_eq!(
+            s.next_after(start - chrono::Duration::hours(1)),
+            Some(start),
+            "every {every_ms} ms"
+        );
+        assert_eq!(s.next_after(start), None, "every {every_ms} ms");
+    }
+}
+
+#[test]
+fn fires_stay_a_day_inside_chronos_range_so_their_local_time_can_be_shown() {
+    assert_eq!(
+        DateTime::<Utc>::MIN_UTC.timestamp() + 86_400,
+        super::FIRST_FIRE_SECS
+    );
+    assert_eq!(
+        DateTime::<Utc>::MAX_UTC.timestamp() - 86_400,
+        super::LAST_FIRE_SECS
+    );
+    let end = DateTime::<Utc>::MAX_UTC;
+    let start = DateTime::<Utc>::MIN_UTC;
+    for tz in [
+        "Asia/Tokyo",
+        "Pacific/Kiritimati",
+        "America/New_York",
+        "Asia/Manila",
+    ] {
+        let specs = [
+            ScheduleSpec::at(end),
+            ScheduleSpec::at(end - chrono::Duration::hours(20)),
+            ScheduleSpec::at(start + chrono::Duration::hours(20)),
+            ScheduleSpec::cron("* * * * * *"),
+            ScheduleSpec::every(Duration::from_millis(1)),
+        ];
+        for spec in specs {
+            let s = spec.in_tz(tz).compile(chrono_tz::UTC).expect("valid");
+            for after in [start, end - chrono::Duration::days(2)] {
+                let fires = s.preview(after, 3);
+                // Rendering the local time would panic past the calendar.
+                let lines = preview_lines(&fires);
+                for (fire, line) in fires.iter().zip(&lines.fires) {
+                    assert!(fire.at > after, "{}", s.spec());
+                    assert!(!fire.local.to_rfc3339().is_empty(), "{line}");
+                }
+            }
+        }
+    }
+    // A fire in the last day of the calendar never comes.
+    let last = ScheduleSpec::at(end - chrono::Duration::hours(20))
+        .compile(chrono_tz::UTC)
+        .expect("valid");
+    assert_eq!(
+        last.next_fire(t("2026-01-01T00:00:00Z"), 0),
+        NextFire::Exhausted
+    );
+    // The first day is skipped, not the rest.
+    let s = ScheduleSpec::cron("0 0 * * * *")
+        .compile(chrono_tz::UTC)
+        .expect("valid");
+    assert_eq!(
+        s.next_after(start).map(|at| at.timestamp()),
+        Some(super::FIRST_FIRE_SECS)
+    );
+}
+
+#[test]
+fn an_interval_started_at_a_sub_millisecond_instant_first_fires_a_moment_later() {
+    // `starting_at(Utc::now() + 1h)` has nanoseconds: the first fire is at
+    // the next whole millisecond, not a period later.
+    let start = t("2026-01-05T10:00:07.123456Z");
+    let s = ScheduleSpec::every(Duration::from_secs(3600))
+        .starting_at(start)
+        .compile(chrono_tz::UTC)
+        .expect("valid");
+    let first = t("2026-01-05T10:00:07.124Z");
+    assert_eq!(
+        s.next_after(start - chrono::Duration::hours(2)),
+        Some(first)
+    );
+    assert_eq!(
+        s.next_after(first),
+        Some(first + chrono::Duration::hours(1))
+    );
+    // A whole-millisecond start is its own first fire.
+    let whole = t("2026-01-05T10:00:07.123Z");
+    let s = ScheduleSpec::every(Duration::from_secs(3600))
+        .starting_at(whole)
+        .compile(chrono_tz::UTC)
+        .expect("valid");
+    assert_eq!(
+        s.next_after(whole - chrono::Duration::hours(2)),
+        Some(whole)
+    );
+}
+
+#[test]
+fn a_not_before_at_the_first_instant_of_the_calendar_bounds_nothing() {
+    let first = DateTime::<Utc>::MIN_UTC;
+    let cron = ScheduleSpec::cron("0 0 * * * *").not_before(first);
+    let every = ScheduleSpec::every(Duration::from_secs(60)).starting_at(first);
+    for spec in [cron, every] {
+        let s = spec.compile(chrono_tz::UTC).expect("valid");
+        let after = t("2026-01-05T10:00:07Z");
+        assert!(s.next_after(after).is_some_and(|n| n > after), "{spec}");
+    }
+}
+
+#[test]
 fn interval_and_bounds_validation() {
     let err = |spec: ScheduleSpec| {
         spec.compile(chrono_tz::UTC)
@@ -557,7 +735,8 @@ fn interval_and_bounds_validation() {
     };
     assert_eq!(
         err(ScheduleSpec::every(Duration::ZERO)),
-        "invalid interval: every_ms must be greater than 0"
+        "invalid interval: every_ms must be greater than 0 (periods are whole milliseconds, \
+         so one shorter than 1 ms is 0)"
     );
     assert_eq!(
         err(ScheduleSpec::every(Duration::from_secs(1)).offset(Duration::from_secs(1))),

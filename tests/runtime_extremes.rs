@@ -8,7 +8,8 @@ mod support;
 use chrono::{DateTime, Utc};
 use cronactor::schedule::ScheduleError;
 use cronactor::{
-    Backoff, Error, JobPhase, JobSpec, RetryPolicy, RuntimeConfig, ScheduleSpec, StartError,
+    Backoff, Error, JobPhase, JobSpec, MisfirePolicy, RetryPolicy, RuntimeConfig, ScheduleSpec,
+    StartError, Trigger,
 };
 use std::time::Duration;
 use support::*;
@@ -17,31 +18,42 @@ fn t(s: &str) -> DateTime<Utc> {
     s.parse().expect("RFC 3339")
 }
 
+/// A one-shot whose instant passed long ago is a missed slot: the default
+/// misfire policy runs it once as a catch-up, `Skip` counts it; one in the
+/// first day of chrono's calendar never fires. Either way the job completes
+/// and still answers.
 #[tokio::test(start_paused = true)]
-async fn a_one_shot_in_the_far_past_completes_without_running() {
+async fn a_one_shot_in_the_far_past_runs_once_or_is_skipped_as_its_misfire_policy_says() {
     let clock = clock();
     let count = Count::default();
     let s = builder(&clock, &count).start().await.expect("start");
-    for (id, at) in [
-        ("epoch", t("1970-01-01T00:00:00Z")),
-        ("ancient", DateTime::<Utc>::MIN_UTC),
+    for (id, at, misfire) in [
+        ("epoch", t("1970-01-01T00:00:00Z"), MisfirePolicy::FireOnce),
+        ("epoch-skip", t("1970-01-01T00:00:00Z"), MisfirePolicy::Skip),
+        ("ancient", DateTime::<Utc>::MIN_UTC, MisfirePolicy::FireOnce),
     ] {
         let spec = JobSpec::builder(id, ScheduleSpec::at(at), "count")
+            .misfire(misfire)
             .build()
             .expect("a one-shot in the past is a valid spec");
         s.add(spec).await.expect("add");
     }
     run_for_secs(10.0).await;
-    for id in ["epoch", "ancient"] {
+    for id in ["epoch", "epoch-skip", "ancient"] {
         let status = s.status(id).await.expect("status");
         assert_eq!(status.phase, JobPhase::Completed, "{id}");
         assert_eq!(status.next_fire, None, "{id}");
     }
-    assert_eq!(count.get(), 0);
-    // The job still answers: a trigger runs it.
-    s.trigger("epoch").await.expect("trigger");
+    assert_eq!(count.get(), 1, "only the FireOnce job of 1970 ran");
+    let runs = s.history("epoch", 10).await.expect("history");
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].trigger, Trigger::CatchUp);
+    assert_eq!(runs[0].scheduled, t("1970-01-01T00:00:00Z"));
+    assert_eq!(s.history("ancient", 10).await.expect("history"), []);
+    // The jobs still answer: a trigger runs one.
+    s.trigger("epoch-skip").await.expect("trigger");
     run_for_secs(1.0).await;
-    assert_eq!(count.get(), 1);
+    assert_eq!(count.get(), 2);
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,7 +7,7 @@
 mod daemon_support;
 mod http_support;
 
-use daemon_support::{eventually, Daemon};
+use daemon_support::{eventually, serve_refused, Daemon};
 use http_support::{get, post, post_json, request};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -179,6 +179,67 @@ command = ["true"]
         (now > recovered).then_some(())
     })
     .await;
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[tokio::test]
+async fn a_refused_start_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    let store = dir.path().join("store");
+    let log = dir.path().join("log");
+    let both = r#"
+[[job]]
+id = "kept"
+cron = "0 0 0 1 1 *"
+command = ["true"]
+
+[[job]]
+id = "held"
+cron = "0 0 0 1 1 *"
+command = ["true"]
+"#;
+    write(&config, both);
+    let daemon = Daemon::start(&config, &store, &log);
+    assert_eq!(post(daemon.addr, "/jobs/held/pause").await.status, 200);
+    // A second daemon on the same store is refused, and says why.
+    let (code, err) = serve_refused(&config, &store, "127.0.0.1:0", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("already open in another process"), "{err}");
+    assert_eq!(daemon.stop(), 0);
+
+    // A file without "held", served where the daemon must not serve: were
+    // the file applied before the refusal, "held" would leave the store.
+    write(
+        &config,
+        "[[job]]\nid = \"kept\"\ncron = \"0 0 0 1 1 *\"\ncommand = [\"true\"]\n",
+    );
+    let (code, err) = serve_refused(&config, &store, "0.0.0.0:0", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("without an admin token"), "{err}");
+    assert!(!err.contains("jobs loaded"), "{err}");
+    let (code, err) = serve_refused(
+        &config,
+        &store,
+        "127.0.0.1:0",
+        &[("CRONACTOR_ADMIN_TOKEN", "short")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("at least 8 characters"), "{err}");
+    assert!(!err.contains("short"), "the token is not printed: {err}");
+    // An address in use is refused before the store is opened, too.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_addr = taken.local_addr().expect("addr").to_string();
+    let (code, err) = serve_refused(&config, &store, &taken_addr, &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert!(!err.contains("jobs loaded"), "{err}");
+    drop(taken);
+
+    write(&config, both);
+    let daemon = Daemon::start(&config, &store, &log);
+    assert_eq!(ids(daemon.addr).await, ["held", "kept"]);
+    assert_eq!(job(daemon.addr, "held").await["job"]["phase"], "paused");
     assert_eq!(daemon.stop(), 0);
 }
 

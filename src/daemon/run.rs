@@ -126,6 +126,22 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
 
     let config = load(&options.config)?;
+    // The address and the tokens are checked, and the address bound, before
+    // the store is opened: a refused start leaves the store as it was and
+    // runs nothing.
+    let listen = options.listen.or(config.listen).unwrap_or_else(|| {
+        DEFAULT_ADDR
+            .parse()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7700)))
+    });
+    let mut http_config = HttpConfig::default().job_changes(false);
+    if let Some(t) = &options.read_token {
+        http_config = http_config.read_token(t.clone());
+    }
+    if let Some(t) = &options.admin_token {
+        http_config = http_config.admin_token(t.clone());
+    }
+    let bound = http::bind(listen, http_config).await?;
     let cancel_grace = config.max_kill_grace() + Duration::from_secs(2);
     let scheduler = Scheduler::builder()
         .handler(COMMAND_HANDLER, run_command)
@@ -154,25 +170,7 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
         "jobs loaded"
     );
 
-    let listen = options.listen.or(config.listen).unwrap_or_else(|| {
-        DEFAULT_ADDR
-            .parse()
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7700)))
-    });
-    let mut http_config = HttpConfig::default().job_changes(false);
-    if let Some(t) = &options.read_token {
-        http_config = http_config.read_token(t.clone());
-    }
-    if let Some(t) = &options.admin_token {
-        http_config = http_config.admin_token(t.clone());
-    }
-    let server = match http::serve(scheduler.clone(), listen, http_config).await {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = scheduler.shutdown(options.shutdown_grace).await;
-            return Err(e.into());
-        }
-    };
+    let server = bound.serve(scheduler.clone());
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

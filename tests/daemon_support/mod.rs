@@ -102,6 +102,38 @@ impl Daemon {
     }
 }
 
+/// Runs `cronactor serve` expecting it to refuse to start: its exit code
+/// and its stderr. `env` is set on top of an environment without tokens.
+pub fn serve_refused(
+    config: &Path,
+    store: &Path,
+    listen: &str,
+    env: &[(&str, &str)],
+) -> (i32, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", listen, "--config"])
+        .arg(config)
+        .arg("--store")
+        .arg(store)
+        .env("RUST_LOG", "info")
+        .env_remove("CRONACTOR_ADMIN_TOKEN")
+        .env_remove("CRONACTOR_READ_TOKEN")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the daemon");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let code = wait_exit(&mut child, Duration::from_secs(20));
+    (code, reader.join().unwrap_or_default())
+}
+
 fn wait_exit(child: &mut Child, within: Duration) -> i32 {
     let start = Instant::now();
     loop {

@@ -240,7 +240,20 @@ async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
         b"{nope",
     )
     .await;
-    r.problem(400);
+    assert_eq!(r.problem(400)["field"], "body");
+    // Cut short inside a value, or not an object: the body is at fault.
+    for bad in [&b"{\"id\": \"a\", \"cron\": "[..], b"\"text\"", b"42"] {
+        let r = request(
+            a,
+            "POST",
+            "/jobs",
+            &[("Content-Type", "application/json")],
+            bad,
+        )
+        .await;
+        let p = r.problem(400);
+        assert_eq!(p["field"], "body", "{}: {p}", String::from_utf8_lossy(bad));
+    }
     let r = request(a, "POST", "/jobs", &[("Content-Type", "text/plain")], b"{}").await;
     r.problem(415);
     let r = post(a, "/jobs").await;
@@ -412,8 +425,18 @@ async fn trigger_history_and_job_detail_show_the_run() {
     );
     assert_eq!(
         get(a, "/jobs/report/history?limit=many").await.problem(400)["field"],
-        "query"
+        "limit"
     );
+    assert_eq!(
+        get(a, "/jobs/report/history?limit=-1").await.problem(400)["field"],
+        "limit"
+    );
+    assert_eq!(
+        get(a, "/events?last_event_id=x").await.problem(400)["field"],
+        "last_event_id"
+    );
+    // A parameter the endpoint does not know is ignored.
+    assert_eq!(get(a, "/jobs/report/history?limit=1&x=2").await.status, 200);
     api.stop().await;
 }
 

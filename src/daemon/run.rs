@@ -17,8 +17,9 @@ pub const READ_TOKEN_ENV: &str = "CRONACTOR_READ_TOKEN";
 /// The environment variable holding the API's admin token.
 pub const ADMIN_TOKEN_ENV: &str = "CRONACTOR_ADMIN_TOKEN";
 
-/// What `cronactor serve` is given.
-#[derive(Clone, Debug)]
+/// What `cronactor serve` is given. Its `Debug` output leaves the tokens
+/// out.
+#[derive(Clone)]
 pub struct DaemonOptions {
     /// The TOML file of jobs.
     pub config: PathBuf,
@@ -32,6 +33,20 @@ pub struct DaemonOptions {
     pub admin_token: Option<String>,
     /// How long runs may take to stop at shutdown.
     pub shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for DaemonOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
+        f.debug_struct("DaemonOptions")
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .field("listen", &self.listen)
+            .field("read_token", &redact(&self.read_token))
+            .field("admin_token", &redact(&self.admin_token))
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
 }
 
 impl DaemonOptions {

@@ -7,7 +7,7 @@
 mod daemon_support;
 mod http_support;
 
-use daemon_support::{eventually, serve_refused, Daemon};
+use daemon_support::{alive, eventually, serve_refused, Daemon};
 use http_support::{get, post, post_json, request};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -183,6 +183,50 @@ command = ["true"]
 }
 
 #[tokio::test]
+async fn sigint_cancels_runs_kills_their_commands_and_keeps_the_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    let store = dir.path().join("store");
+    let log = dir.path().join("log");
+    let pid_file = dir.path().join("pid");
+    write(
+        &config,
+        &format!(
+            r#"
+[[job]]
+id = "long"
+cron = "0 0 0 1 1 *"
+listens = ["go"]
+shell = true
+command = "echo $$ > '{}'; exec sleep 30"
+kill_grace_ms = 5000
+"#,
+            pid_file.display()
+        ),
+    );
+    let daemon = Daemon::start(&config, &store, &log);
+    let a = daemon.addr;
+    assert_eq!(post(a, "/events/go").await.status, 200);
+    let pid: i32 = eventually(WITHIN, || async {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await;
+    assert!(alive(pid));
+    daemon.signal(libc::SIGINT);
+    let code = daemon.stop_after_signal();
+    assert_eq!(code, 0);
+    // SIGTERM reached the command's group: it ended with the daemon.
+    assert!(!alive(pid), "the command outlived the daemon");
+
+    let daemon = Daemon::start(&config, &store, &log);
+    let runs = get(daemon.addr, "/jobs/long/history").await.json();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["outcome"], "cancelled", "{runs}");
+    assert_eq!(runs[0]["trigger"], "event", "{runs}");
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[tokio::test]
 async fn a_refused_start_leaves_the_store_as_it_was() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("jobs.toml");
@@ -240,6 +284,16 @@ command = ["true"]
     let daemon = Daemon::start(&config, &store, &log);
     assert_eq!(ids(daemon.addr).await, ["held", "kept"]);
     assert_eq!(job(daemon.addr, "held").await["job"]["phase"], "paused");
+    assert_eq!(daemon.stop(), 0);
+
+    // A start that is not refused applies the file as SIGHUP does: the
+    // file wins over the store, and "held" goes.
+    write(
+        &config,
+        "[[job]]\nid = \"kept\"\ncron = \"0 0 0 1 1 *\"\ncommand = [\"true\"]\n",
+    );
+    let daemon = Daemon::start(&config, &store, &log);
+    assert_eq!(ids(daemon.addr).await, ["kept"]);
     assert_eq!(daemon.stop(), 0);
 }
 

@@ -90,6 +90,12 @@ impl Daemon {
         wait_exit(&mut child, Duration::from_secs(20))
     }
 
+    /// Waits for the exit of a daemon already sent a stopping signal.
+    pub fn stop_after_signal(mut self) -> i32 {
+        let mut child = self.child.take().expect("running");
+        wait_exit(&mut child, Duration::from_secs(20))
+    }
+
     /// SIGKILL, and reaps it.
     pub fn kill9(mut self) {
         let mut child = self.child.take().expect("running");

@@ -381,6 +381,25 @@ async fn upsert_creates_then_replaces_keeping_counters() {
     )
     .await;
     assert_eq!(r.problem(400)["field"], "id");
+
+    // The same PUT again is idempotent: 200, and the job as it was, paused
+    // with its note and its counters.
+    assert_eq!(
+        post_json(a, "/jobs/sync/pause", &json!({ "note": "hold" }))
+            .await
+            .status,
+        200
+    );
+    let same = json!({ "id": "sync", "every_ms": 3_600_000, "handler": "noop" });
+    let first = put_json(a, "/jobs/sync", &same).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let second = put_json(a, "/jobs/sync", &same).await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(first.json(), second.json());
+    let job = &second.json()["job"];
+    assert_eq!(job["phase"], "paused", "{job}");
+    assert_eq!(job["pause_note"], "hold", "{job}");
+    assert_eq!(job["counters"]["succeeded"], 1, "{job}");
     api.stop().await;
 }
 

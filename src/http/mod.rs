@@ -209,11 +209,10 @@ impl HttpConfig {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            // The scheme is case-insensitive (RFC 9110, section 11.1).
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or_else(|| Problem::unauthorized("a bearer token is required"))?;
         let matches = |token: &Option<String>| {
             token

@@ -292,6 +292,39 @@ fn tokens_are_checked_by_scope() {
     assert!(HttpConfig::default()
         .authorize(&HeaderMap::new(), Scope::Admin)
         .is_ok());
+    // The scheme is case-insensitive (RFC 9110, 11.1); the token is not.
+    let raw = |value: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(value).expect("header"),
+        );
+        h
+    };
+    for value in [
+        "BEARER admin-token-2",
+        "BeArEr admin-token-2",
+        "Bearer  admin-token-2",
+    ] {
+        assert!(
+            config.authorize(&raw(value), Scope::Admin).is_ok(),
+            "{value}"
+        );
+    }
+    for value in [
+        "Bearer ADMIN-TOKEN-2",
+        "Basic admin-token-2",
+        "Bearer",
+        "admin-token-2",
+    ] {
+        assert_eq!(
+            config
+                .authorize(&raw(value), Scope::Read)
+                .map_err(|p| p.status),
+            Err(401),
+            "{value}"
+        );
+    }
 }
 
 #[test]

@@ -560,6 +560,38 @@ async fn metrics_as_json_and_prometheus_text() {
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
     }
+    // Every family has the type docs/operations.md gives it (counters end in
+    // `_total`, units are in the names), and the documented ones are all
+    // there (the lateness histogram once a scheduled or event fire ran).
+    let documented = [
+        ("cronactor_job_runs_total", "counter"),
+        ("cronactor_job_fires_total", "counter"),
+        ("cronactor_job_retries_total", "counter"),
+        ("cronactor_job_skips_total", "counter"),
+        ("cronactor_job_runs_in_flight", "gauge"),
+        ("cronactor_job_consecutive_failures", "gauge"),
+        ("cronactor_jobs", "gauge"),
+        ("cronactor_runs_in_flight", "gauge"),
+        ("cronactor_fire_lateness_seconds", "histogram"),
+        ("cronactor_run_duration_seconds", "histogram"),
+    ];
+    let families: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    for (name, kind) in &families {
+        assert!(
+            documented.contains(&(*name, *kind)),
+            "{name} {kind} is not documented"
+        );
+        assert_eq!(name.ends_with("_total"), *kind == "counter", "{name}");
+    }
+    for (name, kind) in documented {
+        if name != "cronactor_fire_lateness_seconds" {
+            assert!(families.contains(&(name, kind)), "{name} missing:\n{text}");
+        }
+    }
 
     // A removed job's series go away.
     request(a, "DELETE", "/jobs/idle", &[], b"").await;

@@ -17,6 +17,10 @@ pub const READ_TOKEN_ENV: &str = "CRONACTOR_READ_TOKEN";
 /// The environment variable holding the API's admin token.
 pub const ADMIN_TOKEN_ENV: &str = "CRONACTOR_ADMIN_TOKEN";
 
+/// What a command may take beyond its SIGTERM-to-SIGKILL grace to be
+/// reaped and reported.
+const KILL_MARGIN: Duration = Duration::from_secs(2);
+
 /// What `cronactor serve` is given. Its `Debug` output leaves the tokens
 /// out.
 #[derive(Clone)]
@@ -31,7 +35,8 @@ pub struct DaemonOptions {
     pub read_token: Option<String>,
     /// The API's admin token.
     pub admin_token: Option<String>,
-    /// How long runs may take to stop at shutdown.
+    /// How long runs may take to stop at shutdown, at least (the daemon
+    /// waits longer for a job whose `kill_grace_ms` needs it).
     pub shutdown_grace: Duration,
 }
 
@@ -157,7 +162,11 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
         http_config = http_config.admin_token(t.clone());
     }
     let bound = http::bind(listen, http_config).await?;
-    let cancel_grace = config.max_kill_grace() + Duration::from_secs(2);
+    let cancel_grace = config.max_kill_grace() + KILL_MARGIN;
+    // At shutdown, runs get at least their commands' SIGTERM grace (the
+    // longest of the file loaded last): cut sooner, a command would be
+    // killed before its grace and its run left unfinished in the store.
+    let mut shutdown_grace = options.shutdown_grace.max(cancel_grace);
     let scheduler = Scheduler::builder()
         .handler(COMMAND_HANDLER, run_command)
         .time_zone(config.time_zone)
@@ -199,14 +208,18 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
 
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&scheduler, &options, &config, &mut current).await,
+            _ = hangup.recv() => {
+                if let Some(grace) = reload(&scheduler, &options, &config, &mut current).await {
+                    shutdown_grace = options.shutdown_grace.max(grace + KILL_MARGIN);
+                }
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
     tracing::info!("stopping");
     let stopped = server.shutdown().await;
-    let report = scheduler.shutdown(options.shutdown_grace).await;
+    let report = scheduler.shutdown(shutdown_grace).await;
     if let Ok(report) = &report {
         tracing::info!(report = ?report, "scheduler stopped");
     }
@@ -214,17 +227,19 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Re-reads and applies the file; the longest kill grace of the file when
+/// it was loaded.
 async fn reload(
     scheduler: &Scheduler,
     options: &DaemonOptions,
     started: &DaemonConfig,
     current: &mut HashMap<JobId, JobSpec>,
-) {
+) -> Option<Duration> {
     let config = match load(&options.config) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("reload refused, the running jobs are kept: {e}");
-            return;
+            return None;
         }
     };
     if config.listen != started.listen || config.time_zone != started.time_zone {
@@ -239,4 +254,5 @@ async fn reload(
         ),
         Err(e) => tracing::error!("reload failed part way: {e}"),
     }
+    Some(config.max_kill_grace())
 }

@@ -180,3 +180,38 @@ fn debug_output_never_shows_a_token() {
     }
     assert!(printed.contains("jobs.toml") && printed.contains("127.0.0.1:7700"));
 }
+
+#[test]
+fn every_subcommand_has_help_with_its_documented_options() {
+    // The options docs/operations.md gives each command.
+    for (command, options) in [
+        (&["preview"][..], &["--tz", "-n", "--after"][..]),
+        (&["jobs", "list"], &["--state"]),
+        (&["jobs", "show"], &[]),
+        (&["pause"], &["--note"]),
+        (&["resume"], &["--note"]),
+        (&["trigger"], &[]),
+        (&["cancel"], &[]),
+        (&["history"], &["-n"]),
+        (&["emit"], &["--payload"]),
+        (&["events"], &["--job", "--last-event-id", "--count"]),
+        (&["follow"], &["--until-done"]),
+        (
+            &["serve"],
+            &["--config", "--store", "--listen", "--pin-workers"],
+        ),
+        (&["validate"], &[]),
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{command:?}");
+        let help = text(&out.stdout);
+        for option in options.iter().chain(&["--url", "--token", "--json"]) {
+            assert!(
+                help.contains(option),
+                "{command:?} --help lacks {option}:\n{help}"
+            );
+        }
+    }
+}

@@ -227,6 +227,51 @@ kill_grace_ms = 5000
 }
 
 #[tokio::test]
+async fn tokens_guard_the_daemon_and_never_reach_its_log() {
+    const READ: &str = "read-secret-7f3a9c";
+    const ADMIN: &str = "admin-secret-2b8e4d";
+    const WRONG: &str = "wrong-secret-5c1d0e";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        "[[job]]\nid = \"a\"\ncron = \"0 0 0 1 1 *\"\ncommand = [\"true\"]\n",
+    );
+    let daemon = Daemon::start_with_env(
+        &config,
+        &dir.path().join("store"),
+        &dir.path().join("log"),
+        &[],
+        &[
+            ("CRONACTOR_READ_TOKEN", READ),
+            ("CRONACTOR_ADMIN_TOKEN", ADMIN),
+            ("RUST_LOG", "trace"),
+        ],
+    );
+    let a = daemon.addr;
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (read, admin, wrong) = (bearer(READ), bearer(ADMIN), bearer(WRONG));
+    assert_eq!(get(a, "/jobs").await.status, 401);
+    let with = |h: &str| vec![("Authorization", h.to_owned())];
+    let call = |method: &'static str, path: &'static str, h: Vec<(&'static str, String)>| async move {
+        let headers: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request(a, method, path, &headers, b"").await.status
+    };
+    assert_eq!(call("GET", "/jobs", with(&wrong)).await, 401);
+    assert_eq!(call("GET", "/jobs", with(&read)).await, 200);
+    assert_eq!(call("POST", "/jobs/a/pause", with(&read)).await, 403);
+    assert_eq!(call("POST", "/jobs/a/pause", with(&admin)).await, 200);
+    assert_eq!(call("GET", "/health", vec![]).await, 200);
+    let log = daemon.log_text();
+    assert_eq!(daemon.stop(), 0);
+    let log = log + &std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    assert!(log.contains("job paused over HTTP"), "{log}");
+    for secret in [READ, ADMIN, WRONG] {
+        assert!(!log.contains(secret), "{secret} is in the log");
+    }
+}
+
+#[tokio::test]
 async fn a_refused_start_leaves_the_store_as_it_was() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("jobs.toml");

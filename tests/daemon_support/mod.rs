@@ -24,6 +24,18 @@ impl Daemon {
 
     /// Starts `cronactor serve` with more arguments.
     pub fn start_with(config: &Path, store: &Path, log: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(config, store, log, extra, &[])
+    }
+
+    /// Starts `cronactor serve` with more arguments and environment
+    /// variables (set on top of an environment without tokens).
+    pub fn start_with_env(
+        config: &Path,
+        store: &Path,
+        log: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -38,6 +50,7 @@ impl Daemon {
             .env("RUST_LOG", "info,cronactor=debug")
             .env_remove("CRONACTOR_ADMIN_TOKEN")
             .env_remove("CRONACTOR_READ_TOKEN")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)

@@ -254,6 +254,30 @@ async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
         let p = r.problem(400);
         assert_eq!(p["field"], "body", "{}: {p}", String::from_utf8_lossy(bad));
     }
+    // A body that cannot be read at all (a broken chunked encoding).
+    let raw = tokio::time::timeout(STEP, async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(a).await.expect("connect");
+        stream
+            .write_all(
+                b"POST /jobs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                  Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  zz\r\n{}\r\n0\r\n\r\n",
+            )
+            .await
+            .expect("write");
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        String::from_utf8_lossy(&raw).into_owned()
+    })
+    .await
+    .expect("answer");
+    assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
+    assert!(
+        raw.contains("urn:cronactor:problem:invalid-request"),
+        "{raw}"
+    );
+    assert!(raw.contains(r#""field":"body""#), "{raw}");
     let r = request(a, "POST", "/jobs", &[("Content-Type", "text/plain")], b"{}").await;
     r.problem(415);
     let r = post(a, "/jobs").await;

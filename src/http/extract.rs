@@ -42,7 +42,9 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
                 "the request body is larger than the server accepts",
             )
         } else {
-            Problem::new(status, "unreadable-body", "Unreadable body", r.body_text())
+            // A body that cannot be read (a broken chunked encoding) is the
+            // client's: 400, with the body as the field at fault.
+            Problem::bad_request("body", r.body_text())
         }
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {

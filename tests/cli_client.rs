@@ -334,6 +334,21 @@ async fn tokens_and_unreachable_servers() {
         .await
         .expect("run");
     assert_eq!(out.status.code(), Some(0));
+    // `events --count 0` checks the server and the token, and returns.
+    let out = tokio::time::timeout(STEP, s.cmd(&["events", "--count", "0"]).output())
+        .await
+        .expect("events --count 0 returned")
+        .expect("run");
+    assert_eq!(out.status.code(), Some(5), "no token");
+    let out = tokio::time::timeout(
+        STEP,
+        s.cmd(&["--token", READ, "events", "--count", "0"]).output(),
+    )
+    .await
+    .expect("events --count 0 returned")
+    .expect("run");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout.is_empty());
     let url = s.url.clone();
     s.stop().await;
 
@@ -343,7 +358,32 @@ async fn tokens_and_unreachable_servers() {
         .await
         .expect("run");
     assert_eq!(out.status.code(), Some(4));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach"), "{err}");
+    assert!(
+        err.contains(&format!("is the server running at {url}?")),
+        "{err}"
+    );
+
+    // A URL that is no URL is a usage error, not an unreachable server...
+    for bad in ["notaurl", "ftp://127.0.0.1:7700", "http://"] {
+        let out = Command::new(BIN)
+            .args(["--url", bad, "jobs", "list"])
+            .output()
+            .await
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert!(err.contains("--url"), "{err}");
+    }
+    // ... and does not stop the commands that need no server.
+    let out = Command::new(BIN)
+        .args(["preview", "@daily", "-n", "1"])
+        .env("CRONACTOR_URL", "notaurl")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0));
 }
 
 #[tokio::test]

@@ -1,4 +1,5 @@
-//! The `cronactor` commands that need no server: `preview` and `validate`.
+//! The `cronactor` commands that need no server (`preview` and `validate`),
+//! and the redacted `Debug` of the daemon's options and the client.
 #![cfg(feature = "cli")]
 
 use std::process::{Command, Output};
@@ -158,4 +159,59 @@ command = ["true"]
     let out = run(&["validate", "/nonexistent/jobs.toml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn debug_output_never_shows_a_token() {
+    let mut options = cronactor::daemon::DaemonOptions::new("jobs.toml", "store");
+    options.read_token = Some("read-secret-0123".into());
+    options.admin_token = Some("admin-secret-4567".into());
+    let client = cronactor::http::client::Client::new(
+        "http://127.0.0.1:7700",
+        Some("client-secret-89ab".into()),
+    );
+    let printed = format!("{options:?} {client:?}");
+    for secret in [
+        "read-secret-0123",
+        "admin-secret-4567",
+        "client-secret-89ab",
+    ] {
+        assert!(!printed.contains(secret), "{printed}");
+    }
+    assert!(printed.contains("jobs.toml") && printed.contains("127.0.0.1:7700"));
+}
+
+#[test]
+fn every_subcommand_has_help_with_its_documented_options() {
+    // The options docs/operations.md gives each command.
+    for (command, options) in [
+        (&["preview"][..], &["--tz", "-n", "--after"][..]),
+        (&["jobs", "list"], &["--state"]),
+        (&["jobs", "show"], &[]),
+        (&["pause"], &["--note"]),
+        (&["resume"], &["--note"]),
+        (&["trigger"], &[]),
+        (&["cancel"], &[]),
+        (&["history"], &["-n"]),
+        (&["emit"], &["--payload"]),
+        (&["events"], &["--job", "--last-event-id", "--count"]),
+        (&["follow"], &["--until-done"]),
+        (
+            &["serve"],
+            &["--config", "--store", "--listen", "--pin-workers"],
+        ),
+        (&["validate"], &[]),
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let out = run(&args);
+        assert_eq!(out.status.code(), Some(0), "{command:?}");
+        let help = text(&out.stdout);
+        for option in options.iter().chain(&["--url", "--token", "--json"]) {
+            assert!(
+                help.contains(option),
+                "{command:?} --help lacks {option}:\n{help}"
+            );
+        }
+    }
 }

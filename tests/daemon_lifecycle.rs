@@ -7,7 +7,7 @@
 mod daemon_support;
 mod http_support;
 
-use daemon_support::{eventually, Daemon};
+use daemon_support::{alive, eventually, serve_refused, Daemon};
 use http_support::{get, post, post_json, request};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -179,6 +179,166 @@ command = ["true"]
         (now > recovered).then_some(())
     })
     .await;
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[tokio::test]
+async fn sigint_cancels_runs_kills_their_commands_and_keeps_the_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    let store = dir.path().join("store");
+    let log = dir.path().join("log");
+    let pid_file = dir.path().join("pid");
+    write(
+        &config,
+        &format!(
+            r#"
+[[job]]
+id = "long"
+cron = "0 0 0 1 1 *"
+listens = ["go"]
+shell = true
+command = "echo $$ > '{}'; exec sleep 30"
+kill_grace_ms = 5000
+"#,
+            pid_file.display()
+        ),
+    );
+    let daemon = Daemon::start(&config, &store, &log);
+    let a = daemon.addr;
+    assert_eq!(post(a, "/events/go").await.status, 200);
+    let pid: i32 = eventually(WITHIN, || async {
+        std::fs::read_to_string(&pid_file).ok()?.trim().parse().ok()
+    })
+    .await;
+    assert!(alive(pid));
+    daemon.signal(libc::SIGINT);
+    let code = daemon.stop_after_signal();
+    assert_eq!(code, 0);
+    // SIGTERM reached the command's group: it ended with the daemon.
+    assert!(!alive(pid), "the command outlived the daemon");
+
+    let daemon = Daemon::start(&config, &store, &log);
+    let runs = get(daemon.addr, "/jobs/long/history").await.json();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["outcome"], "cancelled", "{runs}");
+    assert_eq!(runs[0]["trigger"], "event", "{runs}");
+    assert_eq!(daemon.stop(), 0);
+}
+
+#[tokio::test]
+async fn tokens_guard_the_daemon_and_never_reach_its_log() {
+    const READ: &str = "read-secret-7f3a9c";
+    const ADMIN: &str = "admin-secret-2b8e4d";
+    const WRONG: &str = "wrong-secret-5c1d0e";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        "[[job]]\nid = \"a\"\ncron = \"0 0 0 1 1 *\"\ncommand = [\"true\"]\n",
+    );
+    let daemon = Daemon::start_with_env(
+        &config,
+        &dir.path().join("store"),
+        &dir.path().join("log"),
+        &[],
+        &[
+            ("CRONACTOR_READ_TOKEN", READ),
+            ("CRONACTOR_ADMIN_TOKEN", ADMIN),
+            ("RUST_LOG", "trace"),
+        ],
+    );
+    let a = daemon.addr;
+    let bearer = |t: &str| format!("Bearer {t}");
+    let (read, admin, wrong) = (bearer(READ), bearer(ADMIN), bearer(WRONG));
+    assert_eq!(get(a, "/jobs").await.status, 401);
+    let with = |h: &str| vec![("Authorization", h.to_owned())];
+    let call = |method: &'static str, path: &'static str, h: Vec<(&'static str, String)>| async move {
+        let headers: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        request(a, method, path, &headers, b"").await.status
+    };
+    assert_eq!(call("GET", "/jobs", with(&wrong)).await, 401);
+    assert_eq!(call("GET", "/jobs", with(&read)).await, 200);
+    assert_eq!(call("POST", "/jobs/a/pause", with(&read)).await, 403);
+    assert_eq!(call("POST", "/jobs/a/pause", with(&admin)).await, 200);
+    assert_eq!(call("GET", "/health", vec![]).await, 200);
+    let log = daemon.log_text();
+    assert_eq!(daemon.stop(), 0);
+    let log = log + &std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    assert!(log.contains("job paused over HTTP"), "{log}");
+    for secret in [READ, ADMIN, WRONG] {
+        assert!(!log.contains(secret), "{secret} is in the log");
+    }
+}
+
+#[tokio::test]
+async fn a_refused_start_leaves_the_store_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    let store = dir.path().join("store");
+    let log = dir.path().join("log");
+    let both = r#"
+[[job]]
+id = "kept"
+cron = "0 0 0 1 1 *"
+command = ["true"]
+
+[[job]]
+id = "held"
+cron = "0 0 0 1 1 *"
+command = ["true"]
+"#;
+    write(&config, both);
+    let daemon = Daemon::start(&config, &store, &log);
+    assert_eq!(post(daemon.addr, "/jobs/held/pause").await.status, 200);
+    // A second daemon on the same store is refused, and says why.
+    let (code, err) = serve_refused(&config, &store, "127.0.0.1:0", &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("already open in another process"), "{err}");
+    assert_eq!(daemon.stop(), 0);
+
+    // A file without "held", served where the daemon must not serve: were
+    // the file applied before the refusal, "held" would leave the store.
+    write(
+        &config,
+        "[[job]]\nid = \"kept\"\ncron = \"0 0 0 1 1 *\"\ncommand = [\"true\"]\n",
+    );
+    let (code, err) = serve_refused(&config, &store, "0.0.0.0:0", &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("without an admin token"), "{err}");
+    assert!(!err.contains("jobs loaded"), "{err}");
+    let (code, err) = serve_refused(
+        &config,
+        &store,
+        "127.0.0.1:0",
+        &[("CRONACTOR_ADMIN_TOKEN", "short")],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("at least 8 characters"), "{err}");
+    assert!(!err.contains("short"), "the token is not printed: {err}");
+    // An address in use is refused before the store is opened, too.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken_addr = taken.local_addr().expect("addr").to_string();
+    let (code, err) = serve_refused(&config, &store, &taken_addr, &[]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert!(!err.contains("jobs loaded"), "{err}");
+    drop(taken);
+
+    write(&config, both);
+    let daemon = Daemon::start(&config, &store, &log);
+    assert_eq!(ids(daemon.addr).await, ["held", "kept"]);
+    assert_eq!(job(daemon.addr, "held").await["job"]["phase"], "paused");
+    assert_eq!(daemon.stop(), 0);
+
+    // A start that is not refused applies the file as SIGHUP does: the
+    // file wins over the store, and "held" goes.
+    write(
+        &config,
+        "[[job]]\nid = \"kept\"\ncron = \"0 0 0 1 1 *\"\ncommand = [\"true\"]\n",
+    );
+    let daemon = Daemon::start(&config, &store, &log);
+    assert_eq!(ids(daemon.addr).await, ["kept"]);
     assert_eq!(daemon.stop(), 0);
 }
 

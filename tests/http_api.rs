@@ -240,7 +240,44 @@ async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
         b"{nope",
     )
     .await;
-    r.problem(400);
+    assert_eq!(r.problem(400)["field"], "body");
+    // Cut short inside a value, or not an object: the body is at fault.
+    for bad in [&b"{\"id\": \"a\", \"cron\": "[..], b"\"text\"", b"42"] {
+        let r = request(
+            a,
+            "POST",
+            "/jobs",
+            &[("Content-Type", "application/json")],
+            bad,
+        )
+        .await;
+        let p = r.problem(400);
+        assert_eq!(p["field"], "body", "{}: {p}", String::from_utf8_lossy(bad));
+    }
+    // A body that cannot be read at all (a broken chunked encoding).
+    let raw = tokio::time::timeout(STEP, async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(a).await.expect("connect");
+        stream
+            .write_all(
+                b"POST /jobs HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+                  Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  zz\r\n{}\r\n0\r\n\r\n",
+            )
+            .await
+            .expect("write");
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw).await;
+        String::from_utf8_lossy(&raw).into_owned()
+    })
+    .await
+    .expect("answer");
+    assert!(raw.starts_with("HTTP/1.1 400"), "{raw}");
+    assert!(
+        raw.contains("urn:cronactor:problem:invalid-request"),
+        "{raw}"
+    );
+    assert!(raw.contains(r#""field":"body""#), "{raw}");
     let r = request(a, "POST", "/jobs", &[("Content-Type", "text/plain")], b"{}").await;
     r.problem(415);
     let r = post(a, "/jobs").await;
@@ -368,6 +405,25 @@ async fn upsert_creates_then_replaces_keeping_counters() {
     )
     .await;
     assert_eq!(r.problem(400)["field"], "id");
+
+    // The same PUT again is idempotent: 200, and the job as it was, paused
+    // with its note and its counters.
+    assert_eq!(
+        post_json(a, "/jobs/sync/pause", &json!({ "note": "hold" }))
+            .await
+            .status,
+        200
+    );
+    let same = json!({ "id": "sync", "every_ms": 3_600_000, "handler": "noop" });
+    let first = put_json(a, "/jobs/sync", &same).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let second = put_json(a, "/jobs/sync", &same).await;
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(first.json(), second.json());
+    let job = &second.json()["job"];
+    assert_eq!(job["phase"], "paused", "{job}");
+    assert_eq!(job["pause_note"], "hold", "{job}");
+    assert_eq!(job["counters"]["succeeded"], 1, "{job}");
     api.stop().await;
 }
 
@@ -412,8 +468,18 @@ async fn trigger_history_and_job_detail_show_the_run() {
     );
     assert_eq!(
         get(a, "/jobs/report/history?limit=many").await.problem(400)["field"],
-        "query"
+        "limit"
     );
+    assert_eq!(
+        get(a, "/jobs/report/history?limit=-1").await.problem(400)["field"],
+        "limit"
+    );
+    assert_eq!(
+        get(a, "/events?last_event_id=x").await.problem(400)["field"],
+        "last_event_id"
+    );
+    // A parameter the endpoint does not know is ignored.
+    assert_eq!(get(a, "/jobs/report/history?limit=1&x=2").await.status, 200);
     api.stop().await;
 }
 
@@ -517,6 +583,38 @@ async fn metrics_as_json_and_prometheus_text() {
         "cronactor_run_duration_seconds_count{job=\"m\",outcome=\"succeeded\"} 1",
     ] {
         assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    // Every family has the type docs/operations.md gives it (counters end in
+    // `_total`, units are in the names), and the documented ones are all
+    // there (the lateness histogram once a scheduled or event fire ran).
+    let documented = [
+        ("cronactor_job_runs_total", "counter"),
+        ("cronactor_job_fires_total", "counter"),
+        ("cronactor_job_retries_total", "counter"),
+        ("cronactor_job_skips_total", "counter"),
+        ("cronactor_job_runs_in_flight", "gauge"),
+        ("cronactor_job_consecutive_failures", "gauge"),
+        ("cronactor_jobs", "gauge"),
+        ("cronactor_runs_in_flight", "gauge"),
+        ("cronactor_fire_lateness_seconds", "histogram"),
+        ("cronactor_run_duration_seconds", "histogram"),
+    ];
+    let families: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    for (name, kind) in &families {
+        assert!(
+            documented.contains(&(*name, *kind)),
+            "{name} {kind} is not documented"
+        );
+        assert_eq!(name.ends_with("_total"), *kind == "counter", "{name}");
+    }
+    for (name, kind) in documented {
+        if name != "cronactor_fire_lateness_seconds" {
+            assert!(families.contains(&(name, kind)), "{name} missing:\n{text}");
+        }
     }
 
     // A removed job's series go away.
@@ -777,4 +875,73 @@ async fn router_mounts_inside_a_service() {
         .shutdown(Duration::from_secs(1))
         .await
         .expect("shutdown");
+}
+
+/// The headers and the body of one request.
+type Try<'a> = (Vec<(&'a str, &'a str)>, Vec<u8>);
+
+/// Every status a route answers here is one its OpenAPI entry documents:
+/// no token, a read token on a change, an unknown job, a body that is not
+/// JSON, a body over the limit, JSON that does not parse, and success.
+#[tokio::test]
+async fn every_answered_status_is_documented_for_its_route() {
+    const READ: &str = "read-token-0123";
+    const ADMIN: &str = "admin-token-4567";
+    let api = Api::start_with(
+        HttpConfig::default()
+            .read_token(READ)
+            .admin_token(ADMIN)
+            .body_limit(1024),
+    )
+    .await;
+    let a = api.addr;
+    let admin = format!("Bearer {ADMIN}");
+    let read = format!("Bearer {READ}");
+    let doc = get(a, "/openapi.json").await.json();
+    let big = vec![b' '; 2048];
+    let mut undocumented = Vec::new();
+    for (method, path) in cronactor::http::ROUTES {
+        let documented = doc["paths"][*path][*method]["responses"]
+            .as_object()
+            .expect("responses")
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>();
+        let m = method.to_uppercase();
+        let json_ct = ("Content-Type", "application/json");
+        let text_ct = ("Content-Type", "text/plain");
+        let mut tries: Vec<Try> = vec![
+            (vec![], vec![]),
+            (vec![("Authorization", read.as_str())], vec![]),
+            (vec![("Authorization", admin.as_str())], vec![]),
+        ];
+        if m != "GET" {
+            for (ct, body) in [
+                (text_ct, b"x".to_vec()),
+                (json_ct, b"{nope".to_vec()),
+                (json_ct, big.clone()),
+                (
+                    json_ct,
+                    br#"{"id": "ghost", "cron": "0 0 0 1 1 *", "handler": "noop"}"#.to_vec(),
+                ),
+            ] {
+                tries.push((vec![("Authorization", admin.as_str()), ct], body));
+            }
+        }
+        // Twice: the second POST /jobs finds the job the first created (409).
+        for _pass in 0..2 {
+            let concrete = path.replace("{id}", "ghost").replace("{name}", "ping");
+            if concrete == "/events" {
+                continue; // a stream: its 200 is checked elsewhere
+            }
+            for (headers, body) in &tries {
+                let r = request(a, &m, &concrete, headers, body).await;
+                if !documented.contains(&r.status.to_string()) {
+                    undocumented.push(format!("{m} {path}: {} ({})", r.status, r.text()));
+                }
+            }
+        }
+    }
+    assert!(undocumented.is_empty(), "{undocumented:#?}");
+    api.stop().await;
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use cronactor::daemon::cli::{self, CliError};
 use cronactor::daemon::{serve, DaemonOptions};
-use cronactor::http::client::{Client, EXIT_OK, EXIT_USAGE};
+use cronactor::http::client::{Client, ClientError, EXIT_OK, EXIT_USAGE};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -170,32 +170,38 @@ enum JobsCommand {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
-    let client = || Client::new(&cli.url, cli.token.clone());
+    // Checked by the commands that call the API only: a bad CRONACTOR_URL
+    // does not stop `preview`, `validate` or `serve`.
+    let client = || {
+        check_url(&cli.url)
+            .map(|()| Client::new(&cli.url, cli.token.clone()))
+            .map_err(|e| CliError::Usage(format!("--url: {e}")))
+    };
     let json = cli.json;
     match cli.command {
         Command::Preview { expr, tz, n, after } => {
             cli::preview(&expr, tz.as_deref(), n, after, json)
         }
         Command::Jobs(JobsCommand::List { state }) => {
-            cli::jobs_list(&client(), state.as_deref(), json)
+            cli::jobs_list(&client()?, state.as_deref(), json)
         }
-        Command::Jobs(JobsCommand::Show { id }) => cli::jobs_show(&client(), &id, json),
+        Command::Jobs(JobsCommand::Show { id }) => cli::jobs_show(&client()?, &id, json),
         Command::Pause { id, note } => {
-            cli::pause_or_resume(&client(), &id, note.as_deref(), true, json)
+            cli::pause_or_resume(&client()?, &id, note.as_deref(), true, json)
         }
         Command::Resume { id, note } => {
-            cli::pause_or_resume(&client(), &id, note.as_deref(), false, json)
+            cli::pause_or_resume(&client()?, &id, note.as_deref(), false, json)
         }
-        Command::Trigger { id } => cli::trigger(&client(), &id, json),
-        Command::Cancel { id } => cli::cancel(&client(), &id, json),
-        Command::History { id, limit } => cli::history(&client(), &id, limit, json),
-        Command::Emit { name, payload } => cli::emit(&client(), &name, payload.as_deref(), json),
+        Command::Trigger { id } => cli::trigger(&client()?, &id, json),
+        Command::Cancel { id } => cli::cancel(&client()?, &id, json),
+        Command::History { id, limit } => cli::history(&client()?, &id, limit, json),
+        Command::Emit { name, payload } => cli::emit(&client()?, &name, payload.as_deref(), json),
         Command::Events {
             job,
             last_event_id,
             count,
-        } => cli::events(&client(), job.as_deref(), last_event_id, count, json),
-        Command::Follow { id, until_done } => cli::follow(&client(), &id, until_done, json),
+        } => cli::events(&client()?, job.as_deref(), last_event_id, count, json),
+        Command::Follow { id, until_done } => cli::follow(&client()?, &id, until_done, json),
         Command::Validate { file } => cli::validate(&file, json),
         Command::Serve {
             config,
@@ -224,6 +230,20 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// Accepts `http://HOST[:PORT][/PREFIX]` and `https://...`: anything else
+/// is a usage error (exit 1), not a server the client cannot reach.
+fn check_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.is_empty() || authority.contains(char::is_whitespace) {
+        return Err(format!("{url:?} names no host"));
+    }
+    Ok(())
+}
+
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -243,8 +263,15 @@ fn main() {
             std::process::exit(code);
         }
     };
+    let url = cli.url.clone();
     if let Err(e) = run(cli) {
         eprintln!("cronactor: {e}");
+        if matches!(e, CliError::Client(ClientError::Connect { .. })) {
+            eprintln!(
+                "cronactor: is the server running at {url}? Start it with `cronactor serve`, \
+                 or name another with --url or CRONACTOR_URL"
+            );
+        }
         std::process::exit(e.exit_code());
     }
 }

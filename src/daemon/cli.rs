@@ -437,6 +437,11 @@ pub fn events(
     json: bool,
 ) -> Result<(), CliError> {
     let reader = client.events(job, last_event_id)?;
+    if count == Some(0) {
+        // Nothing to wait for: the stream was opened only to check the
+        // server and the token.
+        return Ok(());
+    }
     let mut printed = 0;
     let mut out = std::io::stdout();
     for message in reader {

@@ -281,7 +281,15 @@ fn job_spec(
     };
     command.validate().map_err(|(f, m)| err(f, m))?;
 
-    let mut request: JobRequest = from_table(toml::Value::Table(table))?;
+    let mut request: JobRequest =
+        from_table(toml::Value::Table(table)).map_err(|(field, message)| {
+            // Only the table's own keys: `retry.x` lists the retry's.
+            if field.contains('.') {
+                (field, message)
+            } else {
+                (field, job_keys_in(message))
+            }
+        })?;
     request.handler = COMMAND_HANDLER.to_owned();
     request.payload = serde_json::to_value(&command).map_err(|e| err("command", e.to_string()))?;
     let spec = request.to_spec(None).map_err(|e| (e.field, e.message))?;
@@ -289,6 +297,25 @@ fn job_spec(
     spec.compile(time_zone)
         .map_err(|e| err("schedule", e.to_string()))?;
     Ok(spec)
+}
+
+/// The keys of a `[[job]]` table that are the command's, not the spec's.
+const COMMAND_KEYS: [&str; 5] = ["command", "shell", "env", "cwd", "kill_grace_ms"];
+
+/// Rewrites serde's "unknown field `x`, expected one of ..." (the fields of
+/// the JSON spec) into the keys a `[[job]]` table takes: without `handler`
+/// and `payload`, which the daemon sets, and with the command's keys.
+fn job_keys_in(message: String) -> String {
+    let Some((unknown, expected)) = message.split_once(", expected one of ") else {
+        return message;
+    };
+    let keys: Vec<&str> = expected
+        .split(", ")
+        .map(|k| k.trim_matches('`'))
+        .filter(|k| !matches!(*k, "handler" | "payload"))
+        .chain(COMMAND_KEYS)
+        .collect();
+    format!("{unknown}; a [[job]] table takes {}", keys.join(", "))
 }
 
 /// Reads a table into `T`; an error names the key it is about (`every_ms`,
@@ -412,8 +439,36 @@ mod tests {
             p[2]
         );
         assert!(p[3].starts_with("job #3 (c): handler:"), "{}", p[3]);
-        assert!(p[4].contains("frequency"), "{}", p[4]);
+        assert!(
+            p[4].starts_with(
+                "job #4 (d): frequency: unknown field `frequency`; a [[job]] table takes id, cron,"
+            ),
+            "{}",
+            p[4]
+        );
+        assert!(
+            p[4].ends_with(", command, shell, env, cwd, kill_grace_ms"),
+            "{}",
+            p[4]
+        );
+        assert!(
+            !p[4].contains("handler") && !p[4].contains("payload"),
+            "{}",
+            p[4]
+        );
         assert!(p[5].starts_with("job #6 (d): command:"), "{}", p[5]);
+        // A nested table's unknown key lists that table's keys.
+        let p = problems(
+            "[[job]]\nid = \"a\"\nevery_ms = 1000\ncommand = [\"true\"]\nretry = { tries = 2 }\n",
+        );
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(
+                "job #1 (a): retry.tries: unknown field `tries`, expected one of `max_retries`"
+            ),
+            "{}",
+            p[0]
+        );
     }
 
     #[test]

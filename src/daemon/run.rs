@@ -17,8 +17,13 @@ pub const READ_TOKEN_ENV: &str = "CRONACTOR_READ_TOKEN";
 /// The environment variable holding the API's admin token.
 pub const ADMIN_TOKEN_ENV: &str = "CRONACTOR_ADMIN_TOKEN";
 
-/// What `cronactor serve` is given.
-#[derive(Clone, Debug)]
+/// What a command may take beyond its SIGTERM-to-SIGKILL grace to be
+/// reaped and reported.
+const KILL_MARGIN: Duration = Duration::from_secs(2);
+
+/// What `cronactor serve` is given. Its `Debug` output leaves the tokens
+/// out.
+#[derive(Clone)]
 pub struct DaemonOptions {
     /// The TOML file of jobs.
     pub config: PathBuf,
@@ -30,8 +35,23 @@ pub struct DaemonOptions {
     pub read_token: Option<String>,
     /// The API's admin token.
     pub admin_token: Option<String>,
-    /// How long runs may take to stop at shutdown.
+    /// How long runs may take to stop at shutdown, at least (the daemon
+    /// waits longer for a job whose `kill_grace_ms` needs it).
     pub shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for DaemonOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |t: &Option<String>| t.as_ref().map(|_| "<redacted>");
+        f.debug_struct("DaemonOptions")
+            .field("config", &self.config)
+            .field("store", &self.store)
+            .field("listen", &self.listen)
+            .field("read_token", &redact(&self.read_token))
+            .field("admin_token", &redact(&self.admin_token))
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
 }
 
 impl DaemonOptions {
@@ -126,7 +146,27 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
 
     let config = load(&options.config)?;
-    let cancel_grace = config.max_kill_grace() + Duration::from_secs(2);
+    // The address and the tokens are checked, and the address bound, before
+    // the store is opened: a refused start leaves the store as it was and
+    // runs nothing.
+    let listen = options.listen.or(config.listen).unwrap_or_else(|| {
+        DEFAULT_ADDR
+            .parse()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7700)))
+    });
+    let mut http_config = HttpConfig::default().job_changes(false);
+    if let Some(t) = &options.read_token {
+        http_config = http_config.read_token(t.clone());
+    }
+    if let Some(t) = &options.admin_token {
+        http_config = http_config.admin_token(t.clone());
+    }
+    let bound = http::bind(listen, http_config).await?;
+    let cancel_grace = config.max_kill_grace() + KILL_MARGIN;
+    // At shutdown, runs get at least their commands' SIGTERM grace (the
+    // longest of the file loaded last): cut sooner, a command would be
+    // killed before its grace and its run left unfinished in the store.
+    let mut shutdown_grace = options.shutdown_grace.max(cancel_grace);
     let scheduler = Scheduler::builder()
         .handler(COMMAND_HANDLER, run_command)
         .time_zone(config.time_zone)
@@ -154,25 +194,7 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
         "jobs loaded"
     );
 
-    let listen = options.listen.or(config.listen).unwrap_or_else(|| {
-        DEFAULT_ADDR
-            .parse()
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 7700)))
-    });
-    let mut http_config = HttpConfig::default().job_changes(false);
-    if let Some(t) = &options.read_token {
-        http_config = http_config.read_token(t.clone());
-    }
-    if let Some(t) = &options.admin_token {
-        http_config = http_config.admin_token(t.clone());
-    }
-    let server = match http::serve(scheduler.clone(), listen, http_config).await {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = scheduler.shutdown(options.shutdown_grace).await;
-            return Err(e.into());
-        }
-    };
+    let server = bound.serve(scheduler.clone());
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
@@ -186,14 +208,18 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
 
     loop {
         tokio::select! {
-            _ = hangup.recv() => reload(&scheduler, &options, &config, &mut current).await,
+            _ = hangup.recv() => {
+                if let Some(grace) = reload(&scheduler, &options, &config, &mut current).await {
+                    shutdown_grace = options.shutdown_grace.max(grace + KILL_MARGIN);
+                }
+            }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
     }
     tracing::info!("stopping");
     let stopped = server.shutdown().await;
-    let report = scheduler.shutdown(options.shutdown_grace).await;
+    let report = scheduler.shutdown(shutdown_grace).await;
     if let Ok(report) = &report {
         tracing::info!(report = ?report, "scheduler stopped");
     }
@@ -201,17 +227,19 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
     Ok(())
 }
 
+/// Re-reads and applies the file; the longest kill grace of the file when
+/// it was loaded.
 async fn reload(
     scheduler: &Scheduler,
     options: &DaemonOptions,
     started: &DaemonConfig,
     current: &mut HashMap<JobId, JobSpec>,
-) {
+) -> Option<Duration> {
     let config = match load(&options.config) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("reload refused, the running jobs are kept: {e}");
-            return;
+            return None;
         }
     };
     if config.listen != started.listen || config.time_zone != started.time_zone {
@@ -226,4 +254,5 @@ async fn reload(
         ),
         Err(e) => tracing::error!("reload failed part way: {e}"),
     }
+    Some(config.max_kill_grace())
 }

@@ -88,12 +88,22 @@ pub enum StreamMessage {
     Missed(MissedView),
 }
 
-/// A blocking client of one server.
-#[derive(Clone, Debug)]
+/// A blocking client of one server. Its `Debug` output leaves the token
+/// out.
+#[derive(Clone)]
 pub struct Client {
     base: String,
     token: Option<String>,
     agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Percent-encodes a path segment (RFC 3986 unreserved characters pass).

@@ -2,7 +2,7 @@
 
 use super::problem::Problem;
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
@@ -42,7 +42,9 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
                 "the request body is larger than the server accepts",
             )
         } else {
-            Problem::new(status, "unreadable-body", "Unreadable body", r.body_text())
+            // A body that cannot be read (a broken chunked encoding) is the
+            // client's: 400, with the body as the field at fault.
+            Problem::bad_request("body", r.body_text())
         }
     })?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -60,8 +62,14 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => Ok(Some(value)),
         Err(e) => {
+            // A syntax error is about the body as a whole: the path where
+            // the parser stopped ("?" inside an unfinished value) is no field.
             let path = e.path().to_string();
-            let field = if path == "." { "body".to_owned() } else { path };
+            let field = if e.inner().is_data() && path != "." && !path.contains('?') {
+                path
+            } else {
+                "body".to_owned()
+            };
             Err(Problem::bad_request(&field, e.inner().to_string()))
         }
     }
@@ -99,9 +107,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::try_from_uri(&parts.uri)
-            .map(|Query(q)| Self(q))
-            .map_err(|r| Problem::bad_request("query", r.body_text()))
+        // Deserialized here rather than with axum's `Query`, so that the
+        // problem names the parameter at fault (`limit`), not the query.
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de).map(Self).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." || path.contains('?') {
+                "query".to_owned()
+            } else {
+                path
+            };
+            Problem::bad_request(&field, format!("invalid query: {}", e.inner()))
+        })
     }
 }
 

@@ -237,6 +237,8 @@ pub(crate) async fn delete_job(
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
         (status = 409, description = "Already paused", body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),
     security(("admin_token" = []))
@@ -265,6 +267,8 @@ pub(crate) async fn pause_job(
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
         (status = 409, description = "Not paused", body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),
     security(("admin_token" = []))
@@ -487,6 +491,7 @@ pub(crate) async fn events(
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),
     security(("admin_token" = []))

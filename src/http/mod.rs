@@ -209,11 +209,10 @@ impl HttpConfig {
         let presented = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            // The scheme is case-insensitive (RFC 9110, section 11.1).
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .ok_or_else(|| Problem::unauthorized("a bearer token is required"))?;
         let matches = |token: &Option<String>| {
             token
@@ -474,8 +473,23 @@ impl ServerHandle {
 pub async fn serve(
     scheduler: Scheduler,
     addr: SocketAddr,
-    mut config: HttpConfig,
+    config: HttpConfig,
 ) -> Result<ServerHandle, HttpError> {
+    let bound = bind(addr, config).await?;
+    Ok(bound.serve(scheduler))
+}
+
+/// A checked configuration and its bound listener, not serving yet: the
+/// daemon binds before it opens its store, so that a refused address or
+/// token leaves the store untouched.
+pub(crate) struct Bound {
+    listener: tokio::net::TcpListener,
+    local: SocketAddr,
+    config: HttpConfig,
+}
+
+/// Checks the configuration against `addr` and binds it.
+pub(crate) async fn bind(addr: SocketAddr, mut config: HttpConfig) -> Result<Bound, HttpError> {
     config.validate()?;
     if !addr.ip().is_loopback() && config.admin_token.is_none() {
         return Err(HttpError::InsecureBind(addr));
@@ -487,21 +501,37 @@ pub async fn serve(
     let local = listener
         .local_addr()
         .map_err(|source| HttpError::Bind { addr, source })?;
-    let (app, hub) = build(scheduler, config);
-    let stop = CancellationToken::new();
-    let stopped = stop.clone();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move { stopped.cancelled().await })
-            .await
-    });
-    tracing::info!(addr = %local, "HTTP control API listening");
-    Ok(ServerHandle {
-        addr: local,
-        stop,
-        end_streams: hub.end_streams.clone(),
-        task,
+    Ok(Bound {
+        listener,
+        local,
+        config,
     })
+}
+
+impl Bound {
+    /// Serves the API on the bound listener until [`ServerHandle::shutdown`].
+    pub(crate) fn serve(self, scheduler: Scheduler) -> ServerHandle {
+        let Self {
+            listener,
+            local,
+            config,
+        } = self;
+        let (app, hub) = build(scheduler, config);
+        let stop = CancellationToken::new();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stopped.cancelled().await })
+                .await
+        });
+        tracing::info!(addr = %local, "HTTP control API listening");
+        ServerHandle {
+            addr: local,
+            stop,
+            end_streams: hub.end_streams.clone(),
+            task,
+        }
+    }
 }
 
 #[cfg(test)]

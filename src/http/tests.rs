@@ -81,6 +81,37 @@ fn hub_replays_after_an_id_and_counts_what_left_the_buffer() {
     assert_eq!(sub.missed_count(), Some(None));
 }
 
+#[tokio::test]
+async fn a_client_that_falls_behind_is_told_how_many_events_it_missed() {
+    use axum::response::IntoResponse;
+    use futures::StreamExt;
+    let hub = Hub::new(2);
+    let sub = hub.subscribe(None);
+    let stream = super::events::sse_stream(&hub, sub, None);
+    // Five events while the client reads nothing: the channel keeps two.
+    for _ in 0..5 {
+        hub.publish(&event("j", EventKind::Added));
+    }
+    hub.end_streams.cancel();
+    let body = axum::response::sse::Sse::new(stream)
+        .into_response()
+        .into_body();
+    let mut frames = body.into_data_stream();
+    let mut text = String::new();
+    while let Some(frame) = frames.next().await {
+        text.push_str(&String::from_utf8_lossy(&frame.expect("frame")));
+    }
+    let messages: Vec<&str> = text.split("\n\n").filter(|m| !m.is_empty()).collect();
+    assert_eq!(messages.len(), 3, "{text}");
+    assert!(messages[0].starts_with("event: missed\n"), "{text}");
+    assert!(!messages[0].contains("id:"), "no id on a notice: {text}");
+    let data = messages[0].split("data: ").nth(1).expect("data");
+    let missed: serde_json::Value = serde_json::from_str(data).expect("json");
+    assert_eq!(missed["missed"], 3, "{text}");
+    assert!(messages[1].starts_with("id: 4\n"), "{text}");
+    assert!(messages[2].starts_with("id: 5\n"), "{text}");
+}
+
 #[test]
 fn job_requests_cover_every_schedule_kind_and_policy() {
     let r: JobRequest = serde_json::from_value(json!({
@@ -261,6 +292,39 @@ fn tokens_are_checked_by_scope() {
     assert!(HttpConfig::default()
         .authorize(&HeaderMap::new(), Scope::Admin)
         .is_ok());
+    // The scheme is case-insensitive (RFC 9110, 11.1); the token is not.
+    let raw = |value: &str| {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(value).expect("header"),
+        );
+        h
+    };
+    for value in [
+        "BEARER admin-token-2",
+        "BeArEr admin-token-2",
+        "Bearer  admin-token-2",
+    ] {
+        assert!(
+            config.authorize(&raw(value), Scope::Admin).is_ok(),
+            "{value}"
+        );
+    }
+    for value in [
+        "Bearer ADMIN-TOKEN-2",
+        "Basic admin-token-2",
+        "Bearer",
+        "admin-token-2",
+    ] {
+        assert_eq!(
+            config
+                .authorize(&raw(value), Scope::Read)
+                .map_err(|p| p.status),
+            Err(401),
+            "{value}"
+        );
+    }
 }
 
 #[test]

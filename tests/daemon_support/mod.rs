@@ -24,6 +24,18 @@ impl Daemon {
 
     /// Starts `cronactor serve` with more arguments.
     pub fn start_with(config: &Path, store: &Path, log: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(config, store, log, extra, &[])
+    }
+
+    /// Starts `cronactor serve` with more arguments and environment
+    /// variables (set on top of an environment without tokens).
+    pub fn start_with_env(
+        config: &Path,
+        store: &Path,
+        log: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -38,6 +50,7 @@ impl Daemon {
             .env("RUST_LOG", "info,cronactor=debug")
             .env_remove("CRONACTOR_ADMIN_TOKEN")
             .env_remove("CRONACTOR_READ_TOKEN")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log_file)
@@ -90,6 +103,12 @@ impl Daemon {
         wait_exit(&mut child, Duration::from_secs(20))
     }
 
+    /// Waits for the exit of a daemon already sent a stopping signal.
+    pub fn stop_after_signal(mut self) -> i32 {
+        let mut child = self.child.take().expect("running");
+        wait_exit(&mut child, Duration::from_secs(20))
+    }
+
     /// SIGKILL, and reaps it.
     pub fn kill9(mut self) {
         let mut child = self.child.take().expect("running");
@@ -100,6 +119,38 @@ impl Daemon {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// Runs `cronactor serve` expecting it to refuse to start: its exit code
+/// and its stderr. `env` is set on top of an environment without tokens.
+pub fn serve_refused(
+    config: &Path,
+    store: &Path,
+    listen: &str,
+    env: &[(&str, &str)],
+) -> (i32, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", listen, "--config"])
+        .arg(config)
+        .arg("--store")
+        .arg(store)
+        .env("RUST_LOG", "info")
+        .env_remove("CRONACTOR_ADMIN_TOKEN")
+        .env_remove("CRONACTOR_READ_TOKEN")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the daemon");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
+    let code = wait_exit(&mut child, Duration::from_secs(20));
+    (code, reader.join().unwrap_or_default())
 }
 
 fn wait_exit(child: &mut Child, within: Duration) -> i32 {

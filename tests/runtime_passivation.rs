@@ -873,3 +873,48 @@ async fn an_operation_on_a_completed_or_bounded_passive_job_answers_as_on_a_live
         }
     }
 }
+
+/// A shutdown racing the passivation of fifty jobs after their fire at
+/// 01:00 (some asked to passivate, not yet stopped), with a pause for one of
+/// them sent just before it: the report lists no unfinished job (an actor
+/// that passivates before it reads the shutdown's stop had nothing in
+/// flight) and the pause answers `Ok` or `ShutDown`, as for jobs that are
+/// never passivated.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_racing_a_passivation_reports_as_for_a_live_job() {
+    for yields in 0..40 {
+        for passivate in [false, true] {
+            let (clock, count) = (clock(), Count::default());
+            let s = start(&clock, &count, passivate).await;
+            // Spawned before the job's timers are armed: it wakes first at
+            // 01:00 and sends its messages `yields` turns later, while the
+            // job fires, ends its run and passivates.
+            let racer = {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    for _ in 0..yields {
+                        tokio::task::yield_now().await;
+                    }
+                    // The pause is sent first, then the shutdown.
+                    let (paused, report) =
+                        tokio::join!(s.pause("h0", None), s.shutdown(Duration::from_secs(1)));
+                    (report, paused)
+                })
+            };
+            for i in 0..50 {
+                s.add(hourly(&format!("h{i}"), "count")).await.expect("add");
+            }
+            let (report, paused) = racer.await.expect("racer");
+            let report = report.expect("shutdown");
+            assert!(
+                report.unfinished_jobs.is_empty(),
+                "after {yields} yields, passivate {passivate}: {report:?}"
+            );
+            assert!(
+                matches!(paused, Ok(()) | Err(Error::ShutDown)),
+                "after {yields} yields, passivate {passivate}: {paused:?}"
+            );
+        }
+    }
+}

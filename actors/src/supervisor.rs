@@ -502,7 +502,12 @@ impl Actor for SupervisorActor {
                         let (Transit::Passivating { waiting, .. } | Transit::Waking { waiting }) =
                             *t;
                         for msg in waiting {
-                            reject_job_msg(msg, Error::UnknownJob(id.clone()));
+                            let err = if s.shutting_down {
+                                Error::ShutDown
+                            } else {
+                                Error::UnknownJob(id.clone())
+                            };
+                            reject_job_msg(msg, err);
                         }
                     }
                     _ => {}
@@ -1122,20 +1127,23 @@ impl SupervisorState {
     /// Stops every job (timers off, runs cancelled), waits up to `grace` for
     /// their runs to end, flushes the store, then answers.
     fn shutdown(&mut self, grace: Duration, reply: RpcReplyPort<ShutdownReport>) {
-        let actors: Vec<(JobId, ActorRef<JobMsg>)> = self
+        // With each actor, whether it was asked to passivate: such an actor
+        // may stop on its own before it reads `Stop` (which is then dropped
+        // unread), and it only passivates with nothing in flight.
+        let actors: Vec<(JobId, ActorRef<JobMsg>, bool)> = self
             .jobs
             .iter()
             .filter_map(|(id, slot)| match slot {
-                Slot::Live { actor, .. } => Some((id.clone(), actor.clone())),
+                Slot::Live { actor, .. } => Some((id.clone(), actor.clone(), false)),
                 Slot::Transit(t) => match &**t {
-                    Transit::Passivating { actor, .. } => Some((id.clone(), actor.clone())),
+                    Transit::Passivating { actor, .. } => Some((id.clone(), actor.clone(), true)),
                     Transit::Waking { .. } => None,
                 },
                 Slot::Passive { .. } => None,
             })
             .collect();
         let mut waits = Vec::with_capacity(actors.len());
-        for (id, job) in &actors {
+        for (id, job, passivating) in &actors {
             let (cancelled_tx, cancelled_rx) = tokio::sync::oneshot::channel();
             let (idle_tx, idle_rx) = tokio::sync::oneshot::channel();
             let msg = JobMsg::Stop {
@@ -1143,22 +1151,25 @@ impl SupervisorState {
                 idle: idle_tx.into(),
             };
             if job.cast(msg).is_ok() {
-                waits.push((id.clone(), cancelled_rx, idle_rx));
+                waits.push((id.clone(), cancelled_rx, idle_rx, *passivating));
             }
         }
         let registry = self.rt.registry.clone();
-        let jobs: Vec<_> = actors.into_iter().map(|(_, actor)| actor).collect();
+        let jobs: Vec<_> = actors.into_iter().map(|(_, actor, _)| actor).collect();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + grace;
             let mut report = ShutdownReport::default();
-            for (id, cancelled, idle) in waits {
+            for (id, cancelled, idle, passivating) in waits {
                 if let Ok(runs) = cancelled.await {
                     report
                         .cancelled
                         .extend(runs.into_iter().map(|r| (id.clone(), r)));
                 }
-                if !matches!(tokio::time::timeout_at(deadline, idle).await, Ok(Ok(()))) {
-                    report.unfinished_jobs.push(id);
+                match tokio::time::timeout_at(deadline, idle).await {
+                    Ok(Ok(())) => {}
+                    // Passivated before it read `Stop`: it was idle.
+                    Ok(Err(_)) if passivating => {}
+                    _ => report.unfinished_jobs.push(id),
                 }
             }
             for job in jobs {

@@ -918,3 +918,108 @@ async fn a_shutdown_racing_a_passivation_reports_as_for_a_live_job() {
         }
     }
 }
+
+/// Fifty hourly jobs; `yields` turns of the runtime after their fire at
+/// 01:00, while they pass from live to passive, `op` is done on `h0` to
+/// `h5`; at 01:00:05 what a user sees of them.
+async fn op_while_passivating(op: Op, yields: usize, passivate: bool) -> Vec<String> {
+    let (clock, count) = (clock(), Count::default());
+    let s = start(&clock, &count, passivate).await;
+    let mut events = s.subscribe();
+    let spec = |id: &str, cron: &str, payload: i64| {
+        JobSpec::builder(id, ScheduleSpec::cron(cron), "count")
+            .listen("go")
+            .payload(serde_json::json!(payload))
+            .build()
+            .expect("spec")
+    };
+    let racer = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            for _ in 0..yields {
+                tokio::task::yield_now().await;
+            }
+            let answers = (0..6).map(|i| {
+                let s = s.clone();
+                async move {
+                    let id = format!("h{i}");
+                    match op {
+                        Op::Pause => format!("{:?}", s.pause(&id, Some("n")).await),
+                        Op::Trigger => format!("{:?}", s.trigger(&id).await.is_ok()),
+                        Op::Emit => format!(
+                            "{:?}",
+                            s.emit("go", serde_json::json!(2)).await.map(|v| v.len())
+                        ),
+                        Op::Cancel => format!("{:?}", s.cancel(&id).await),
+                        Op::UpsertSchedule => {
+                            format!("{:?}", s.upsert(spec(&id, "0 */30 * * * *", 1)).await)
+                        }
+                        Op::UpsertPayload => {
+                            format!("{:?}", s.upsert(spec(&id, "0 0 * * * *", 2)).await)
+                        }
+                        Op::RemoveAdd => format!(
+                            "{:?} {:?}",
+                            s.remove(&id).await,
+                            s.add(spec(&id, "0 0 * * * *", 1)).await
+                        ),
+                        Op::Preview => format!("{:?}", s.preview(&id, 2).await),
+                    }
+                }
+            });
+            futures::future::join_all(answers).await
+        })
+    };
+    for i in 0..50 {
+        s.add(spec(&format!("h{i}"), "0 0 * * * *", 1))
+            .await
+            .expect("add");
+    }
+    let mut ids = Vec::new();
+    let mut seen: Vec<String> = racer
+        .await
+        .expect("racer")
+        .iter()
+        .map(|a| stable_run_ids(a, &mut ids))
+        .collect();
+    run_for_secs(5.0).await;
+    for i in 0..6 {
+        let st = s.status(format!("h{i}")).await.expect("status");
+        seen.push(stable_run_ids(&format!("status {st:?}"), &mut ids));
+    }
+    seen.push(format!("count {}", count.get()));
+    seen.push(metrics_view(&s).await);
+    let mut kinds_seen: Vec<String> = drain(&mut events)
+        .iter()
+        .map(|e| format!("{} {:?}", e.job_id, std::mem::discriminant(&e.kind)))
+        .collect();
+    kinds_seen.sort();
+    seen.extend(kinds_seen);
+    seen
+}
+
+/// Operations on jobs caught between live and passive answer, and leave
+/// status and events, as on jobs that are never passivated.
+#[tokio::test(start_paused = true)]
+async fn an_operation_on_a_job_being_passivated_answers_as_on_a_live_one() {
+    let ops = [
+        Op::Pause,
+        Op::Trigger,
+        Op::Emit,
+        Op::Cancel,
+        Op::UpsertSchedule,
+        Op::UpsertPayload,
+        Op::RemoveAdd,
+        Op::Preview,
+    ];
+    for op in ops {
+        for yields in 0..4 {
+            let live = op_while_passivating(op, yields, false).await;
+            let passive = op_while_passivating(op, yields, true).await;
+            for (a, b) in live.iter().zip(&passive) {
+                assert_eq!(a, b, "{op:?} after {yields} yields");
+            }
+            assert_eq!(live.len(), passive.len(), "{op:?} after {yields} yields");
+        }
+    }
+}

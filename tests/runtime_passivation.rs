@@ -1023,3 +1023,58 @@ async fn an_operation_on_a_job_being_passivated_answers_as_on_a_live_one() {
         }
     }
 }
+
+/// A job every 3 s with a short passivation threshold (woken `lead`
+/// before each fire, as close as the fire-ahead window), fire-ahead on or
+/// off, a trigger and a pause/resume on the way: what a user sees.
+async fn short_passivation(lead_ms: u64, ahead: bool) -> Vec<String> {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .configure(|c| {
+            c.passivate_after = Some(Duration::from_secs(1));
+            c.wake_lead = Duration::from_millis(lead_ms);
+            c.fire_ahead = Some(Duration::from_millis(if ahead { 500 } else { 0 }));
+        })
+        .start()
+        .await
+        .expect("start");
+    let mut events = s.subscribe();
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3)), "count")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let mut seen = Vec::new();
+    let mut ids = Vec::new();
+    run_for_secs(10.6).await;
+    let trigger = s.trigger("j").await.map(|o| format!("{o:?}"));
+    seen.push(stable_run_ids(&format!("{trigger:?}"), &mut ids));
+    run_for_secs(4.2).await;
+    seen.push(format!("{:?}", s.pause("j", None).await));
+    run_for_secs(5.9).await;
+    seen.push(format!("{:?}", s.resume("j", None).await));
+    run_for_secs(10.0).await;
+    let st = s.status("j").await.expect("status");
+    seen.push(stable_run_ids(&format!("status {st:?}"), &mut ids));
+    for r in s.history("j", 50).await.expect("history") {
+        seen.push(stable_run_ids(&format!("history {r:?}"), &mut ids));
+    }
+    seen.push(format!("count {}", count.get()));
+    for e in drain(&mut events) {
+        seen.push(stable_run_ids(&format!("event {e:?}"), &mut ids));
+    }
+    seen
+}
+
+/// A wake-up lead as short as the fire-ahead window (the job is respawned
+/// as its fire would be prepared) changes nothing a user sees.
+#[tokio::test(start_paused = true)]
+async fn a_wake_up_inside_the_fire_ahead_window_changes_nothing_a_user_sees() {
+    for lead_ms in [200, 500, 1000] {
+        let off = short_passivation(lead_ms, false).await;
+        let on = short_passivation(lead_ms, true).await;
+        for (a, b) in off.iter().zip(&on) {
+            assert_eq!(a, b, "lead {lead_ms} ms");
+        }
+        assert_eq!(off.len(), on.len(), "lead {lead_ms} ms");
+    }
+}

@@ -1078,3 +1078,81 @@ async fn a_wake_up_inside_the_fire_ahead_window_changes_nothing_a_user_sees() {
         assert_eq!(off.len(), on.len(), "lead {lead_ms} ms");
     }
 }
+
+/// `remove` and `add` of the same id sent together (the add right after
+/// the remove, without waiting for its answer), on a passive and on a live
+/// job: both succeed and the new job is there afterwards, and fires (the
+/// removal, written by the old actor, used to land after the add and delete
+/// the new job, whose actor fired on unseen).
+#[tokio::test(start_paused = true)]
+async fn a_remove_and_an_add_sent_together_leave_the_new_job() {
+    for passivate in [false, true] {
+        let (clock, count) = (clock(), Count::default());
+        let s = start(&clock, &count, passivate).await;
+        s.add(hourly("h", "count")).await.expect("add");
+        run_for_secs(3600.5).await; // ran at 01:00
+        let (removed, added) = tokio::join!(s.remove("h"), s.add(hourly("h", "count")));
+        assert_eq!(
+            format!("{removed:?} {added:?}"),
+            "Ok(()) Ok(())",
+            "passivate {passivate}"
+        );
+        run_for_secs(1.0).await;
+        let (removed, upserted) = tokio::join!(s.remove("h"), s.upsert(hourly("h", "count")));
+        assert_eq!(
+            format!("{removed:?} {upserted:?}"),
+            "Ok(()) Ok(Added)",
+            "passivate {passivate}"
+        );
+        run_for_secs(1.0).await;
+        let st = s.status("h").await;
+        assert!(st.is_ok(), "passivate {passivate}: {st:?}");
+        let st = st.expect("status");
+        assert_eq!(st.counters.runs, 0, "passivate {passivate}: a new job");
+        run_for_secs(3600.0).await;
+        assert_eq!(count.get(), 2, "passivate {passivate}");
+    }
+}
+
+/// `remove` and `add` of one id sent together while fifty jobs pass from
+/// live to passive: the answers and the outcome agree (the add answers `Ok`
+/// and the job is there, or `DuplicateJob` and it is gone).
+#[tokio::test(start_paused = true)]
+async fn a_remove_and_an_add_sent_together_while_passivating_agree() {
+    for yields in 0..4 {
+        let (clock, count) = (clock(), Count::default());
+        let s = start(&clock, &count, true).await;
+        let racer = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                for _ in 0..yields {
+                    tokio::task::yield_now().await;
+                }
+                let mut answers = Vec::new();
+                for i in 0..6 {
+                    let id = format!("h{i}");
+                    let (removed, added) = tokio::join!(s.remove(&id), s.add(hourly(&id, "count")));
+                    answers.push((id, removed, added));
+                }
+                answers
+            })
+        };
+        for i in 0..50 {
+            s.add(hourly(&format!("h{i}"), "count")).await.expect("add");
+        }
+        for (id, removed, added) in racer.await.expect("racer") {
+            assert!(removed.is_ok(), "{id} after {yields} yields: {removed:?}");
+            run_for_secs(0.1).await;
+            let st = s.status(&id).await;
+            match added {
+                Ok(()) => assert!(st.is_ok(), "{id} after {yields} yields: {st:?}"),
+                Err(Error::DuplicateJob(_)) => assert!(
+                    matches!(st, Err(Error::UnknownJob(_))),
+                    "{id} after {yields} yields: {st:?}"
+                ),
+                other => panic!("{id} after {yields} yields: {other:?}"),
+            }
+        }
+    }
+}

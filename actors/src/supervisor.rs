@@ -214,7 +214,20 @@ pub struct SupervisorState {
     /// Jobs given up on (restart budget exhausted): no actor, kept in the
     /// registry until removed or upserted.
     failed: HashSet<JobId>,
+    /// Jobs whose actor was sent `Remove` and has not stopped yet, with the
+    /// adds and upserts of their id that came meanwhile: the actor writes
+    /// the removal to the registry when it reads `Remove`, so such a write
+    /// for the new job must wait until the actor stopped, or the removal
+    /// would land after it and delete the new job.
+    removing: Vec<Removing>,
     shutting_down: bool,
+}
+
+/// A job actor stopping for `remove` (see `SupervisorState::removing`).
+struct Removing {
+    actor: ActorId,
+    id: JobId,
+    deferred: Vec<SupervisorMsg>,
 }
 
 impl Actor for SupervisorActor {
@@ -237,6 +250,7 @@ impl Actor for SupervisorActor {
             restarts: HashMap::new(),
             listeners: HashMap::new(),
             failed: HashSet::new(),
+            removing: Vec::new(),
             shutting_down: false,
             wake_generation: u64::MAX / 2,
         };
@@ -310,6 +324,17 @@ impl Actor for SupervisorActor {
     ) -> Result<(), ActorProcessingErr> {
         if s.shutting_down {
             reject_after_shutdown(msg);
+            return Ok(());
+        }
+        let removing = match &msg {
+            SupervisorMsg::Add(spec, _) | SupervisorMsg::Upsert(spec, _) => {
+                s.removing.iter_mut().find(|r| r.id == spec.id)
+            }
+            _ => None,
+        };
+        if let Some(removing) = removing {
+            // Handled once the removed job's actor has stopped.
+            removing.deferred.push(msg);
             return Ok(());
         }
         match msg {
@@ -476,6 +501,21 @@ impl Actor for SupervisorActor {
         s: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         // The default would stop the supervisor on the first child exit.
+        let stopped = match &evt {
+            SupervisionEvent::ActorTerminated(cell, ..)
+            | SupervisionEvent::ActorFailed(cell, _) => Some(cell.get_id()),
+            _ => None,
+        };
+        if let Some(pos) = stopped.and_then(|a| s.removing.iter().position(|r| r.actor == a)) {
+            // A removed job's actor stopped, its removal queued: the adds
+            // and upserts of its id that waited go on, in order.
+            for msg in s.removing.swap_remove(pos).deferred {
+                if let Err(ractor::MessagingErr::SendErr(msg)) = myself.cast(msg) {
+                    reject_after_shutdown(msg);
+                }
+            }
+            return Ok(());
+        }
         match evt {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let Some(id) = s.by_actor.remove(&cell.get_id()) else {
@@ -731,8 +771,16 @@ impl SupervisorState {
                 let actor = actor.clone();
                 if matches!(msg, JobMsg::Remove(_)) {
                     self.forget(&id, &actor);
+                    if self.route(&id, &actor, msg) {
+                        self.removing.push(Removing {
+                            actor: actor.get_id(),
+                            id,
+                            deferred: Vec::new(),
+                        });
+                    }
+                } else {
+                    self.route(&id, &actor, msg);
                 }
-                self.route(&id, &actor, msg);
             }
             Some(Slot::Transit(t)) => match &mut **t {
                 Transit::Passivating { waiting, .. } | Transit::Waking { waiting } => {
@@ -1117,11 +1165,15 @@ impl SupervisorState {
         rx.await.unwrap_or(Err(Error::ShutDown))
     }
 
-    fn route(&self, id: &JobId, job: &ActorRef<JobMsg>, msg: JobMsg) {
+    /// Sends a message to a job's actor; false (the message answered
+    /// `UnknownJob`) if the actor is gone.
+    fn route(&self, id: &JobId, job: &ActorRef<JobMsg>, msg: JobMsg) -> bool {
         if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
             tracing::warn!(job_id = %id, "job actor is gone");
             reject_job_msg(msg, Error::UnknownJob(id.clone()));
+            return false;
         }
+        true
     }
 
     /// Stops every job (timers off, runs cancelled), waits up to `grace` for

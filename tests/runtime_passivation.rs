@@ -1156,3 +1156,66 @@ async fn a_remove_and_an_add_sent_together_while_passivating_agree() {
         }
     }
 }
+
+/// A job whose handler is missing after a restart from sled (orphaned),
+/// then present again at the next restart: status, answers and runs are
+/// the same with and without passivation.
+async fn orphan_across_restarts(passivate: bool) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (clock, count) = (clock(), Count::default());
+    let config = move |c: &mut cronactor::RuntimeConfig| {
+        c.passivate_after = passivate.then_some(Duration::from_secs(60));
+        c.wake_lead = Duration::from_secs(2);
+    };
+    let with_extra = |count: &Count| {
+        let c = count.clone();
+        builder(&clock, count)
+            .store_path(dir.path())
+            .configure(config)
+            .handler("extra", move |_: cronactor::JobContext| {
+                let c = c.clone();
+                async move {
+                    c.bump();
+                    Ok::<(), std::io::Error>(())
+                }
+            })
+    };
+    let s = with_extra(&count).start().await.expect("start");
+    s.add(hourly("o", "extra")).await.expect("add");
+    run_for_secs(600.0).await;
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    drop(s);
+    let s = builder(&clock, &count)
+        .store_path(dir.path())
+        .configure(config)
+        .start()
+        .await
+        .expect("restart without the handler");
+    let mut seen = Vec::new();
+    let mut ids = Vec::new();
+    run_for_secs(2.0 * 3600.0).await; // 02:10: 01:00 and 02:00 passed
+    let st = s.status("o").await.expect("status");
+    seen.push(stable_run_ids(&format!("orphaned {st:?}"), &mut ids));
+    seen.push(format!("trigger {:?}", s.trigger("o").await));
+    seen.push(format!("pause {:?}", s.pause("o", None).await));
+    seen.push(format!("resume {:?}", s.resume("o", None).await.is_err()));
+    seen.push(format!("preview {:?}", s.preview("o", 1).await.is_ok()));
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    drop(s);
+    let s = with_extra(&count).start().await.expect("restart with it");
+    run_for_secs(3600.0).await; // 03:10
+    let st = s.status("o").await.expect("status");
+    seen.push(stable_run_ids(&format!("back {st:?}"), &mut ids));
+    seen.push(format!("count {}", count.get()));
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_orphaned_job_behaves_the_same_with_passivation() {
+    let off = orphan_across_restarts(false).await;
+    let on = orphan_across_restarts(true).await;
+    for (a, b) in off.iter().zip(&on) {
+        assert_eq!(a, b);
+    }
+    assert_eq!(off.len(), on.len());
+}

@@ -524,3 +524,366 @@ async fn prepared_runs_start_even_when_their_flush_fails() {
         .expect_err("a pause on a failing store");
     assert!(matches!(err, cronactor::Error::Store(_)), "{err:?}");
 }
+
+/// Replaces each run id in `text` by its order of first appearance, so that
+/// two runs with random ids compare equal.
+fn stable_run_ids(text: &str, seen: &mut Vec<String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("RunId(") {
+        let (head, tail) = rest.split_at(at + "RunId(".len());
+        out.push_str(head);
+        let end = tail.find(')').unwrap_or(tail.len());
+        let id = &tail[..end];
+        let index = match seen.iter().position(|s| s == id) {
+            Some(i) => i,
+            None => {
+                seen.push(id.to_owned());
+                seen.len() - 1
+            }
+        };
+        out.push_str(&index.to_string());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What a test does inside the window before the slot of 3 s.
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Pause,
+    PauseResume,
+    UpsertSame,
+    UpsertPayload,
+    UpsertSchedule,
+    Trigger,
+    Emit,
+    Cancel,
+    RetryRun,
+    Look,
+}
+
+/// A job `j` firing every second (its run of 1 s fails, the others
+/// succeed; with `last`, the slot of 3 s is its schedule's last), listening
+/// to `go`; at 2.7 s (inside the window of the slot of
+/// 3 s, with fire-ahead on) `op` is done; at 5.3 s everything a user sees
+/// is recorded: answers, status, history, events and the handler's starts.
+async fn op_in_the_window(op: Op, window: Duration, last: bool) -> Vec<String> {
+    let (clock, count) = (clock(), Count::default());
+    let starts = Starts::default();
+    let (seen_starts, c) = (starts.clone(), clock.clone());
+    let s = builder(&clock, &count)
+        .configure(|c| c.fire_ahead = Some(window))
+        .handler("flaky", move |ctx: JobContext| {
+            let (seen, c) = (seen_starts.clone(), c.clone());
+            async move {
+                use cronactor::Clock as _;
+                seen.lock().expect("lock").push((ctx.scheduled, c.now()));
+                if ctx.scheduled == at_secs(1.0) {
+                    return Err(std::io::Error::other("first run fails"));
+                }
+                Ok(())
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    let mut events = s.subscribe();
+    let spec = |every: u64, payload: serde_json::Value| {
+        let mut schedule = ScheduleSpec::every(Duration::from_secs(every));
+        if last {
+            schedule = schedule.max_fires(3);
+        }
+        JobSpec::builder("j", schedule, "flaky")
+            .listen("go")
+            .payload(payload)
+            .build()
+            .expect("valid spec")
+    };
+    s.add(spec(1, serde_json::json!(1))).await.expect("add");
+    run_for_secs(2.7).await;
+    let mut seen = Vec::new();
+    let answer = match op {
+        Op::Pause => format!("{:?}", s.pause("j", Some("now")).await),
+        Op::PauseResume => format!(
+            "{:?} {:?}",
+            s.pause("j", None).await,
+            s.resume("j", Some("again")).await
+        ),
+        Op::UpsertSame => format!("{:?}", s.upsert(spec(1, serde_json::json!(1))).await),
+        Op::UpsertPayload => format!("{:?}", s.upsert(spec(1, serde_json::json!(2))).await),
+        Op::UpsertSchedule => format!("{:?}", s.upsert(spec(2, serde_json::json!(1))).await),
+        Op::Trigger => format!("{:?}", s.trigger("j").await.map(|o| format!("{o:?}"))),
+        Op::Emit => format!(
+            "{:?}",
+            s.emit("go", serde_json::json!("e"))
+                .await
+                .map(|o| format!("{o:?}"))
+        ),
+        Op::Cancel => format!("{:?}", s.cancel("j").await),
+        Op::RetryRun => {
+            let history = s.history("j", 10).await.expect("history");
+            let failed = history
+                .iter()
+                .find(|r| r.outcome != Outcome::Succeeded)
+                .expect("the failed run of 1 s");
+            format!(
+                "{:?}",
+                s.retry_run(failed.run_id).await.map(|o| format!("{o:?}"))
+            )
+        }
+        Op::Look => format!(
+            "{:?} {:?}",
+            s.preview("j", 2).await,
+            s.status("j").await.map(|st| (st.next_fire, st.counters))
+        ),
+    };
+    let mut ids = Vec::new();
+    seen.push(stable_run_ids(&format!("answer {answer}"), &mut ids));
+    let st = s.status("j").await.expect("status");
+    seen.push(format!(
+        "just after: next {:?} fires {} runs {} in flight {} phase {:?}",
+        st.next_fire, st.counters.fires, st.counters.runs, st.runs_in_flight, st.phase
+    ));
+    run_for_secs(2.6).await;
+    let st = s.status("j").await.expect("status");
+    seen.push(stable_run_ids(&format!("status {st:?}"), &mut ids));
+    for r in s.history("j", 20).await.expect("history") {
+        seen.push(stable_run_ids(&format!("history {r:?}"), &mut ids));
+    }
+    seen.push(format!(
+        "metrics {:?}",
+        s.metrics().await.expect("metrics").totals
+    ));
+    for e in drain(&mut events) {
+        seen.push(stable_run_ids(&format!("event {e:?}"), &mut ids));
+    }
+    seen.push(format!("starts {:?}", starts.lock().expect("lock")));
+    seen
+}
+
+/// Every operation inside the window before a slot leaves what a user sees
+/// exactly as without fire-ahead: answers, status, history, metrics,
+/// events and the handler's starts.
+#[tokio::test(start_paused = true)]
+async fn an_operation_inside_the_window_sees_and_leaves_what_it_would_without_fire_ahead() {
+    for op in [
+        Op::Pause,
+        Op::PauseResume,
+        Op::UpsertSame,
+        Op::UpsertPayload,
+        Op::UpsertSchedule,
+        Op::Trigger,
+        Op::Emit,
+        Op::Cancel,
+        Op::RetryRun,
+        Op::Look,
+    ] {
+        for last in [false, true] {
+            let off = op_in_the_window(op, Duration::ZERO, last).await;
+            let on = op_in_the_window(op, Duration::from_millis(500), last).await;
+            for (a, b) in off.iter().zip(&on) {
+                assert_eq!(a, b, "{op:?}, last fire {last}");
+            }
+            assert_eq!(off.len(), on.len(), "{op:?}, last fire {last}");
+        }
+    }
+}
+
+/// A job every second whose handler takes `run_ms` (longer than the gap to
+/// its next slot), under `overlap`, for 6.3 s: what a user sees.
+async fn overlapping(overlap: OverlapPolicy, run_ms: u64, window: Duration) -> Vec<String> {
+    let (clock, count) = (clock(), Count::default());
+    let starts = Starts::default();
+    let (seen_starts, c) = (starts.clone(), clock.clone());
+    let s = builder(&clock, &count)
+        .configure(|c| c.fire_ahead = Some(window))
+        .handler("long", move |ctx: JobContext| {
+            let (seen, c) = (seen_starts.clone(), c.clone());
+            async move {
+                use cronactor::Clock as _;
+                seen.lock().expect("lock").push((ctx.scheduled, c.now()));
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(run_ms)) => Ok(()),
+                    () = ctx.cancel.cancelled() => Err(std::io::Error::other("cancelled")),
+                }
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    let mut events = s.subscribe();
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(1)), "long")
+        .overlap(overlap)
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let mut seen = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..9 {
+        run_for_secs(0.7).await;
+        let st = s.status("j").await.expect("status");
+        seen.push(stable_run_ids(&format!("status {st:?}"), &mut ids));
+    }
+    for r in s.history("j", 50).await.expect("history") {
+        seen.push(stable_run_ids(&format!("history {r:?}"), &mut ids));
+    }
+    for e in drain(&mut events) {
+        seen.push(stable_run_ids(&format!("event {e:?}"), &mut ids));
+    }
+    seen.push(format!("starts {:?}", starts.lock().expect("lock")));
+    seen
+}
+
+/// A handler that runs longer than the gap to its next slot: each overlap
+/// policy starts, skips, queues and replaces the same runs at the same
+/// instants with fire-ahead as without.
+#[tokio::test(start_paused = true)]
+async fn a_run_longer_than_the_period_meets_its_overlap_policy_as_without_fire_ahead() {
+    for overlap in [
+        OverlapPolicy::Skip,
+        OverlapPolicy::Concurrent { max: Some(2) },
+        OverlapPolicy::Concurrent { max: None },
+        OverlapPolicy::Queue { max: 1 },
+        OverlapPolicy::Queue { max: 3 },
+        OverlapPolicy::Replace,
+    ] {
+        for run_ms in [700, 1000, 1300, 2500] {
+            let off = overlapping(overlap, run_ms, Duration::ZERO).await;
+            let on = overlapping(overlap, run_ms, Duration::from_millis(500)).await;
+            for (a, b) in off.iter().zip(&on) {
+                assert_eq!(a, b, "{overlap:?}, runs of {run_ms} ms");
+            }
+            assert_eq!(off.len(), on.len(), "{overlap:?}, runs of {run_ms} ms");
+        }
+    }
+}
+
+/// A shutdown inside the window on the sled store, then a restart: no run
+/// is left in flight, nothing is interrupted, and the slot is handled once
+/// by the misfire policy.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_inside_the_window_leaves_no_run_in_flight_in_sled() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (clock, count) = (clock(), Count::default());
+    let (b, starts) = recording(&clock, &count);
+    let s = b.store_path(dir.path()).start().await.expect("start");
+    s.add(every_second("j", "record")).await.expect("add");
+    run_for_secs(2.7).await;
+    let before = s.status("j").await.expect("status");
+    assert_eq!((before.counters.fires, before.runs_in_flight), (2, 0));
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    drop(s);
+    assert_eq!(starts.lock().expect("lock").len(), 2);
+    {
+        let store = cronactor::store::SledStore::open(dir.path()).expect("open");
+        let loaded = cronactor::SnapshotStore::load(&store).expect("load");
+        let state = &loaded.jobs[0].state;
+        assert!(state.in_flight.is_empty(), "{state:?}");
+        assert_eq!(state.counters.fires, 2, "{state:?}");
+    }
+    let (b, starts) = recording(&clock, &count);
+    let s = b.store_path(dir.path()).start().await.expect("restart");
+    run_for_secs(0.6).await; // past the slot of 3 s
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.interrupted, 0, "{st:?}");
+    assert_eq!(st.counters.cancelled, 0, "{st:?}");
+    assert_eq!(st.counters.fires, 3, "{st:?}");
+    assert_eq!(starts.lock().expect("lock").len(), 1);
+}
+
+/// The last fire of a schedule (a one-shot, an interval with a fire limit)
+/// prepared ahead: `Completed` comes at the slot, after `Fired` and
+/// `Started`, as without fire-ahead; before it, status shows the fire as
+/// still to come and the job as scheduled.
+#[tokio::test(start_paused = true)]
+async fn the_last_fire_of_a_schedule_announces_completed_at_its_slot() {
+    for schedule in [
+        ScheduleSpec::at(at_secs(3.0)),
+        ScheduleSpec::every(Duration::from_secs(1)).max_fires(3),
+    ] {
+        let (clock, count) = (clock(), Count::default());
+        let s = ahead(&clock, &count).start().await.expect("start");
+        let mut events = s.subscribe();
+        let spec = JobSpec::builder("j", schedule.clone(), "count")
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(2.7).await;
+        let st = s.status("j").await.expect("status");
+        assert_eq!(st.phase, JobPhase::Scheduled, "{schedule:?}");
+        assert_eq!(st.next_fire, Some(at_secs(3.0)), "{schedule:?}");
+        let early: Vec<Event> = drain(&mut events)
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Completed)
+            .collect();
+        assert!(early.is_empty(), "{schedule:?}: {early:?}");
+        run_for_secs(0.5).await;
+        let st = s.status("j").await.expect("status");
+        assert_eq!(st.phase, JobPhase::Completed, "{schedule:?}");
+        let last: Vec<Event> = drain(&mut events)
+            .into_iter()
+            .filter(|e| e.at == at_secs(3.0))
+            .collect();
+        assert_eq!(
+            kinds(&last),
+            ["fired", "started", "completed", "succeeded"],
+            "{schedule:?}"
+        );
+    }
+}
+
+/// A one-shot on the sled store shut down `at` seconds in and started
+/// again at 3630 s (its instant, 3600 s, passed while down): what a user
+/// sees.
+async fn one_shot_across_a_restart(at: f64, window: Duration) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (clock, count) = (clock(), Count::default());
+    let config = move |c: &mut cronactor::RuntimeConfig| c.fire_ahead = Some(window);
+    let (b, _) = recording(&clock, &count);
+    let s = b
+        .store_path(dir.path())
+        .configure(config)
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("h", ScheduleSpec::at(at_secs(3600.0)), "record")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(at).await;
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    drop(s);
+    run_for_secs(3630.0 - at).await;
+    let (b, starts) = recording(&clock, &count);
+    let s = b
+        .store_path(dir.path())
+        .configure(config)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(5.0).await;
+    let mut ids = Vec::new();
+    let mut seen = Vec::new();
+    let st = s.status("h").await.expect("status");
+    seen.push(stable_run_ids(&format!("status {st:?}"), &mut ids));
+    for r in s.history("h", 10).await.expect("history") {
+        seen.push(stable_run_ids(&format!("history {r:?}"), &mut ids));
+    }
+    seen.push(format!("starts {:?}", starts.lock().expect("lock")));
+    seen
+}
+
+/// A shutdown inside the window of a schedule's last fire leaves the job
+/// not completed: the next start handles the missed instant by the misfire
+/// policy, as without fire-ahead.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_inside_the_window_of_the_last_fire_leaves_it_to_the_next_start() {
+    let off = one_shot_across_a_restart(3599.7, Duration::ZERO).await;
+    let on = one_shot_across_a_restart(3599.7, Duration::from_millis(500)).await;
+    assert_eq!(off, on);
+    assert!(off[0].contains("phase: Completed"), "{off:?}");
+    assert!(off[1].contains("trigger: CatchUp"), "{off:?}");
+}

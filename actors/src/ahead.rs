@@ -168,6 +168,10 @@ pub(crate) struct Slot {
     /// The job cancelled the run (removed, shut down, cancelled by
     /// request).
     cancelled: std::sync::atomic::AtomicBool,
+    /// The prepared fire is the schedule's last: the job completed when it
+    /// prepared it, and the task announces `Completed` after the run's
+    /// start, where a job that prepares nothing announces it.
+    completes: bool,
     waker: futures::task::AtomicWaker,
 }
 
@@ -181,6 +185,19 @@ const TAKEN: u8 = 2;
 const WITHDRAWN: u8 = 3;
 
 impl Slot {
+    /// The slot of a prepared fire; `completes`: it is the schedule's last.
+    pub(crate) fn new(completes: bool) -> Self {
+        Self {
+            completes,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the prepared fire is the schedule's last.
+    pub(crate) fn completes(&self) -> bool {
+        self.completes
+    }
+
     fn shift(&self, from: u8, to: u8) -> bool {
         self.state
             .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)

@@ -1061,9 +1061,17 @@ impl JobActorState {
     /// still to come (see `status::Ahead`).
     fn prepare(&mut self, myself: &ActorRef<JobMsg>, slot: DateTime<Utc>) {
         let run_id = RunId::random();
+        // The schedule's last fire completes the job now, but `Completed`
+        // is announced by the run's task after `Fired` and `Started`, at
+        // the slot, as for a fire handled at its instant.
+        let last = matches!(
+            self.schedule
+                .next_fire(slot, self.state.counters.fires.saturating_add(1)),
+            NextFire::Exhausted
+        );
         // The run is known as prepared before its task is spawned.
         self.prepared = Some(Box::new(Prepared {
-            slot: Arc::default(),
+            slot: Arc::new(crate::ahead::Slot::new(last)),
             run_id,
             last_slot: self.state.last_slot,
             durable_at: 0,
@@ -1075,7 +1083,10 @@ impl JobActorState {
         self.claim_run_as(myself, Pending::new(slot, Trigger::Schedule), run_id);
         match self.schedule.next_fire(slot, self.state.counters.fires) {
             NextFire::At(t) => self.arm_at(myself, t),
-            NextFire::Exhausted => self.complete(),
+            NextFire::Exhausted => {
+                self.state.next_fire = None;
+                self.state.completed = true;
+            }
         }
     }
 
@@ -1538,6 +1549,9 @@ impl JobActorState {
                             attempt,
                         },
                     );
+                    if gate.as_ref().is_some_and(|slot| slot.completes()) {
+                        link.events().publish(&link.id, now, EventKind::Completed);
+                    }
                 }
             }
             if result.is_none() && !limits.jitter.is_zero() {

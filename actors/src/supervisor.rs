@@ -214,7 +214,20 @@ pub struct SupervisorState {
     /// Jobs given up on (restart budget exhausted): no actor, kept in the
     /// registry until removed or upserted.
     failed: HashSet<JobId>,
+    /// Jobs whose actor was sent `Remove` and has not stopped yet, with the
+    /// adds and upserts of their id that came meanwhile: the actor writes
+    /// the removal to the registry when it reads `Remove`, so such a write
+    /// for the new job must wait until the actor stopped, or the removal
+    /// would land after it and delete the new job.
+    removing: Vec<Removing>,
     shutting_down: bool,
+}
+
+/// A job actor stopping for `remove` (see `SupervisorState::removing`).
+struct Removing {
+    actor: ActorId,
+    id: JobId,
+    deferred: Vec<SupervisorMsg>,
 }
 
 impl Actor for SupervisorActor {
@@ -237,6 +250,7 @@ impl Actor for SupervisorActor {
             restarts: HashMap::new(),
             listeners: HashMap::new(),
             failed: HashSet::new(),
+            removing: Vec::new(),
             shutting_down: false,
             wake_generation: u64::MAX / 2,
         };
@@ -310,6 +324,17 @@ impl Actor for SupervisorActor {
     ) -> Result<(), ActorProcessingErr> {
         if s.shutting_down {
             reject_after_shutdown(msg);
+            return Ok(());
+        }
+        let removing = match &msg {
+            SupervisorMsg::Add(spec, _) | SupervisorMsg::Upsert(spec, _) => {
+                s.removing.iter_mut().find(|r| r.id == spec.id)
+            }
+            _ => None,
+        };
+        if let Some(removing) = removing {
+            // Handled once the removed job's actor has stopped.
+            removing.deferred.push(msg);
             return Ok(());
         }
         match msg {
@@ -476,6 +501,21 @@ impl Actor for SupervisorActor {
         s: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         // The default would stop the supervisor on the first child exit.
+        let stopped = match &evt {
+            SupervisionEvent::ActorTerminated(cell, ..)
+            | SupervisionEvent::ActorFailed(cell, _) => Some(cell.get_id()),
+            _ => None,
+        };
+        if let Some(pos) = stopped.and_then(|a| s.removing.iter().position(|r| r.actor == a)) {
+            // A removed job's actor stopped, its removal queued: the adds
+            // and upserts of its id that waited go on, in order.
+            for msg in s.removing.swap_remove(pos).deferred {
+                if let Err(ractor::MessagingErr::SendErr(msg)) = myself.cast(msg) {
+                    reject_after_shutdown(msg);
+                }
+            }
+            return Ok(());
+        }
         match evt {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let Some(id) = s.by_actor.remove(&cell.get_id()) else {
@@ -502,7 +542,12 @@ impl Actor for SupervisorActor {
                         let (Transit::Passivating { waiting, .. } | Transit::Waking { waiting }) =
                             *t;
                         for msg in waiting {
-                            reject_job_msg(msg, Error::UnknownJob(id.clone()));
+                            let err = if s.shutting_down {
+                                Error::ShutDown
+                            } else {
+                                Error::UnknownJob(id.clone())
+                            };
+                            reject_job_msg(msg, err);
                         }
                     }
                     _ => {}
@@ -726,8 +771,16 @@ impl SupervisorState {
                 let actor = actor.clone();
                 if matches!(msg, JobMsg::Remove(_)) {
                     self.forget(&id, &actor);
+                    if self.route(&id, &actor, msg) {
+                        self.removing.push(Removing {
+                            actor: actor.get_id(),
+                            id,
+                            deferred: Vec::new(),
+                        });
+                    }
+                } else {
+                    self.route(&id, &actor, msg);
                 }
-                self.route(&id, &actor, msg);
             }
             Some(Slot::Transit(t)) => match &mut **t {
                 Transit::Passivating { waiting, .. } | Transit::Waking { waiting } => {
@@ -1112,30 +1165,37 @@ impl SupervisorState {
         rx.await.unwrap_or(Err(Error::ShutDown))
     }
 
-    fn route(&self, id: &JobId, job: &ActorRef<JobMsg>, msg: JobMsg) {
+    /// Sends a message to a job's actor; false (the message answered
+    /// `UnknownJob`) if the actor is gone.
+    fn route(&self, id: &JobId, job: &ActorRef<JobMsg>, msg: JobMsg) -> bool {
         if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
             tracing::warn!(job_id = %id, "job actor is gone");
             reject_job_msg(msg, Error::UnknownJob(id.clone()));
+            return false;
         }
+        true
     }
 
     /// Stops every job (timers off, runs cancelled), waits up to `grace` for
     /// their runs to end, flushes the store, then answers.
     fn shutdown(&mut self, grace: Duration, reply: RpcReplyPort<ShutdownReport>) {
-        let actors: Vec<(JobId, ActorRef<JobMsg>)> = self
+        // With each actor, whether it was asked to passivate: such an actor
+        // may stop on its own before it reads `Stop` (which is then dropped
+        // unread), and it only passivates with nothing in flight.
+        let actors: Vec<(JobId, ActorRef<JobMsg>, bool)> = self
             .jobs
             .iter()
             .filter_map(|(id, slot)| match slot {
-                Slot::Live { actor, .. } => Some((id.clone(), actor.clone())),
+                Slot::Live { actor, .. } => Some((id.clone(), actor.clone(), false)),
                 Slot::Transit(t) => match &**t {
-                    Transit::Passivating { actor, .. } => Some((id.clone(), actor.clone())),
+                    Transit::Passivating { actor, .. } => Some((id.clone(), actor.clone(), true)),
                     Transit::Waking { .. } => None,
                 },
                 Slot::Passive { .. } => None,
             })
             .collect();
         let mut waits = Vec::with_capacity(actors.len());
-        for (id, job) in &actors {
+        for (id, job, passivating) in &actors {
             let (cancelled_tx, cancelled_rx) = tokio::sync::oneshot::channel();
             let (idle_tx, idle_rx) = tokio::sync::oneshot::channel();
             let msg = JobMsg::Stop {
@@ -1143,22 +1203,25 @@ impl SupervisorState {
                 idle: idle_tx.into(),
             };
             if job.cast(msg).is_ok() {
-                waits.push((id.clone(), cancelled_rx, idle_rx));
+                waits.push((id.clone(), cancelled_rx, idle_rx, *passivating));
             }
         }
         let registry = self.rt.registry.clone();
-        let jobs: Vec<_> = actors.into_iter().map(|(_, actor)| actor).collect();
+        let jobs: Vec<_> = actors.into_iter().map(|(_, actor, _)| actor).collect();
         tokio::spawn(async move {
             let deadline = tokio::time::Instant::now() + grace;
             let mut report = ShutdownReport::default();
-            for (id, cancelled, idle) in waits {
+            for (id, cancelled, idle, passivating) in waits {
                 if let Ok(runs) = cancelled.await {
                     report
                         .cancelled
                         .extend(runs.into_iter().map(|r| (id.clone(), r)));
                 }
-                if !matches!(tokio::time::timeout_at(deadline, idle).await, Ok(Ok(()))) {
-                    report.unfinished_jobs.push(id);
+                match tokio::time::timeout_at(deadline, idle).await {
+                    Ok(Ok(())) => {}
+                    // Passivated before it read `Stop`: it was idle.
+                    Ok(Err(_)) if passivating => {}
+                    _ => report.unfinished_jobs.push(id),
                 }
             }
             for job in jobs {

@@ -1556,13 +1556,24 @@ impl JobActorState {
                         rt.histograms.record_lateness(late);
                     }
                     let token = ctx.cancel.clone();
-                    // Unpin (the handler's future is boxed).
-                    let mut run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
-                    // Most handlers are done at their first poll: the
-                    // time limits then cost nothing.
-                    match futures::poll!(&mut run) {
-                        std::task::Poll::Ready(r) => finished(r),
-                        std::task::Poll::Pending => Box::pin(supervise(run, token, limits)).await,
+                    // A handler can panic in `call` itself, before it
+                    // returns a future (a closure's synchronous part): that
+                    // is a failed run too, not a task that dies without
+                    // reporting and leaves the run in flight for ever.
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx))) {
+                        Err(panic) => RunResult::Panicked(panic_message(&panic)),
+                        Ok(fut) => {
+                            // Unpin (the handler's future is boxed).
+                            let mut run = AssertUnwindSafe(fut).catch_unwind();
+                            // Most handlers are done at their first poll:
+                            // the time limits then cost nothing.
+                            match futures::poll!(&mut run) {
+                                std::task::Poll::Ready(r) => finished(r),
+                                std::task::Poll::Pending => {
+                                    Box::pin(supervise(run, token, limits)).await
+                                }
+                            }
+                        }
                     }
                 }
             };

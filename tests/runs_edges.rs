@@ -1,0 +1,121 @@
+//! Edges of a run's life: a handler that panics before returning its future,
+//! a cancel during a timeout's grace, a waiting run whose job is removed as a
+//! place frees up, on a simulated clock.
+
+mod support;
+
+use cronactor::{Backoff, JobContext, JobSpec, Outcome, RetryPolicy, ScheduleSpec, Scheduler};
+use std::time::Duration;
+use support::*;
+
+fn hourly(id: &str, handler: &str) -> cronactor::JobSpecBuilder {
+    JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), handler)
+}
+
+/// A handler whose `call` panics before it returns a future (a closure
+/// that panics in its synchronous part): the run fails like any panicking
+/// run, and the job is not left with a run in flight for ever.
+#[tokio::test(start_paused = true)]
+async fn a_handler_panicking_before_its_future_fails_the_run() {
+    let clock = clock();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler(
+            "eager",
+            |_: JobContext| -> std::future::Ready<Result<(), std::io::Error>> {
+                panic!("bad input at call")
+            },
+        )
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    s.add(hourly("j", "eager").build().expect("spec"))
+        .await
+        .expect("add");
+    run_for_secs(2.0 * 3600.0 + 1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0);
+    assert_eq!(st.counters.runs, 2, "the second fire is not skipped");
+    assert_eq!(st.counters.failed, 2);
+    assert_eq!(st.counters.skipped.overlap, 0);
+    assert_eq!(st.last_error(), Some("handler panicked: bad input at call"));
+}
+
+/// A scheduler whose `hang` handler ignores its token for a day, and whose
+/// `late_ok` handler returns Ok 2 s after its token is cancelled.
+async fn timing_scheduler() -> Scheduler {
+    Scheduler::builder()
+        .clock(clock())
+        .handler("hang", |_: JobContext| async {
+            tokio::time::sleep(Duration::from_secs(86_400)).await;
+            Ok::<(), std::io::Error>(())
+        })
+        .handler("late_ok", |ctx: JobContext| async move {
+            ctx.cancel.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok::<(), std::io::Error>(())
+        })
+        .start()
+        .await
+        .expect("start")
+}
+
+/// `cancel` during the grace that follows a timeout: the user asked for
+/// the run to stop, so it ends as cancelled and is not retried.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_during_the_grace_after_a_timeout_is_not_retried() {
+    let s = timing_scheduler().await;
+    let spec = hourly("j", "hang")
+        .timeout(Duration::from_secs(30))
+        .retry(RetryPolicy::new(3, Backoff::Fixed(Duration::from_secs(1))))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    // Timeout at 3600 + 30 s; the 5 s grace runs until 3635 s.
+    run_for_secs(3600.0 + 31.0).await;
+    assert_eq!(s.cancel("j").await.expect("cancel").len(), 1);
+    run_for_secs(60.0).await;
+    let st = s.status("j").await.expect("status");
+    assert!(st.retry_wait.is_none(), "cancelled: no retry");
+    assert_eq!(st.counters.retries, 0);
+    assert_eq!(st.counters.cancelled, 1);
+    assert_eq!(st.counters.timed_out, 0);
+    let h = s.history("j", 10).await.expect("history");
+    assert_eq!(h.len(), 1);
+    assert_eq!(
+        h[0].outcome,
+        Outcome::Cancelled("cancelled by request".into())
+    );
+}
+
+/// A handler that returns Ok in the grace after its timeout still timed
+/// out (as Temporal ignores an activity's result after its timeout), and
+/// is retried.
+#[tokio::test(start_paused = true)]
+async fn a_handler_returning_ok_after_its_timeout_counts_as_timed_out() {
+    let s = timing_scheduler().await;
+    let spec = hourly("j", "late_ok")
+        .timeout(Duration::from_secs(30))
+        .retry(RetryPolicy::new(1, Backoff::Fixed(Duration::from_secs(10))))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3600.0 + 33.0).await;
+    let h = s.history("j", 10).await.expect("history");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].outcome, Outcome::TimedOut);
+    assert_eq!(
+        h[0].duration(),
+        Duration::from_secs(32),
+        "30 s, then 2 s of grace"
+    );
+    let st = s.status("j").await.expect("status");
+    let wait = st.retry_wait.expect("a timeout is retried");
+    assert_eq!(wait.attempt, 2);
+    assert_eq!(
+        wait.due,
+        h[0].finished + chrono::Duration::seconds(10),
+        "the backoff counts from the end of the grace"
+    );
+}

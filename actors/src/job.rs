@@ -1618,8 +1618,11 @@ impl JobActorState {
         let cancelled = self.tokens.remove(&run_id).and_then(|(_, why)| why);
         let outcome = match (result, cancelled) {
             (RunResult::Ok, _) => Outcome::Succeeded,
-            (RunResult::TimedOut, _) => Outcome::TimedOut,
+            // A cancel (or remove, shutdown, replace) during the grace
+            // after a timeout is what the user asked last: the run is
+            // cancelled, hence not retried.
             (_, Some(why)) => Outcome::Cancelled(why),
+            (RunResult::TimedOut, None) => Outcome::TimedOut,
             (RunResult::Err(e), None) => Outcome::Failed(e),
             (RunResult::Panicked(p), None) => Outcome::Failed(format!("handler panicked: {p}")),
             (RunResult::Dropped, None) => Outcome::Cancelled("dropped".into()),

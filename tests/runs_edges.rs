@@ -119,3 +119,100 @@ async fn a_handler_returning_ok_after_its_timeout_counts_as_timed_out() {
         "the backoff counts from the end of the grace"
     );
 }
+
+/// A run waiting for the one place is removed with its job in the same
+/// instant as the place frees up for it: the place is not lost, and the
+/// next run finds it.
+#[tokio::test(start_paused = true)]
+async fn removing_a_job_as_its_waiting_run_is_admitted_frees_the_place() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let count = Count::default();
+    let (r, c) = (release.clone(), count.clone());
+    let s = Scheduler::builder()
+        .clock(clock())
+        .handler("held", move |_: JobContext| {
+            let (r, c) = (r.clone(), c.clone());
+            async move {
+                c.bump();
+                r.notified().await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for id in ["a", "b", "c"] {
+        s.add(hourly(id, "held").build().expect("spec"))
+            .await
+            .expect("add");
+    }
+    s.trigger("a").await.expect("trigger a");
+    s.trigger("b").await.expect("trigger b"); // waits for a's place
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 1);
+    // The remove reaches b before the admission does.
+    let (removed, ()) = tokio::join!(s.remove("b"), async { release.notify_one() });
+    removed.expect("remove b");
+    run_for_secs(1.0).await;
+    s.trigger("c").await.expect("trigger c");
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 2, "c got the place b never used");
+    let st = s.status("c").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1);
+    release.notify_one();
+}
+
+/// A job actor that crashes while its run waits for the one place: the
+/// place freed later is not handed to the dead actor, where it would be
+/// lost with the run left in flight for ever; the restarted actor, which
+/// keeps the run in flight, starts it.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_place_freed_for_a_crashed_actors_waiting_run_is_not_lost() {
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let count = Count::default();
+    let (r, c) = (release.clone(), count.clone());
+    let s = Scheduler::builder()
+        .clock(clock())
+        .handler("held", move |_: JobContext| {
+            let (r, c) = (r.clone(), c.clone());
+            async move {
+                c.bump();
+                r.notified().await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for id in ["a", "b"] {
+        s.add(hourly(id, "held").build().expect("spec"))
+            .await
+            .expect("add");
+    }
+    s.trigger("a").await.expect("trigger a");
+    s.trigger("b").await.expect("trigger b"); // waits for a's place
+    run_for_secs(1.0).await;
+    s.supervisor()
+        .cast(cronactor::SupervisorMsg::InjectCrash(
+            cronactor::JobId::new("b").expect("id"),
+        ))
+        .expect("cast");
+    run_for_secs(1.0).await;
+    release.notify_one(); // a ends: its place goes to b
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 2, "b's run started after the crash");
+    let st = s.status("b").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1);
+    assert_eq!(
+        st.counters.interrupted, 0,
+        "a restart is not a crash of the process"
+    );
+    release.notify_one();
+    run_for_secs(1.0).await;
+    let st = s.status("b").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0);
+    assert_eq!(st.counters.succeeded, 1);
+}

@@ -8,9 +8,9 @@
 //! admitted and its job receives `JobMsg::Admitted`. The wait shows in the
 //! run's lateness.
 
+use crate::handler::RunLink;
 use crate::id::RunId;
 use crate::job::JobMsg;
-use ractor::ActorRef;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -35,7 +35,9 @@ struct Waiter {
     seq: u64,
     run_id: RunId,
     tags: Arc<[String]>,
-    job: ActorRef<JobMsg>,
+    /// The job, reached through its link: a job actor restarted by its
+    /// supervisor meanwhile gets the message through the supervisor.
+    job: Arc<RunLink>,
 }
 
 #[derive(Default)]
@@ -103,7 +105,7 @@ impl Admission {
         run_id: RunId,
         tags: Arc<[String]>,
         priority: i32,
-        job: &ActorRef<JobMsg>,
+        job: &Arc<RunLink>,
     ) -> bool {
         let mut s = self.lock();
         if self.fits(&s, &tags) {
@@ -156,10 +158,13 @@ impl Admission {
             if self.fits(s, &s.waiting[i].tags) {
                 let w = s.waiting.remove(i);
                 Self::take(s, &w.tags);
-                let _ = w.job.cast(JobMsg::Admitted {
-                    run_id: w.run_id,
-                    tags: w.tags.clone(),
-                });
+                crate::ahead::deliver(
+                    &w.job,
+                    JobMsg::Admitted {
+                        run_id: w.run_id,
+                        tags: w.tags.clone(),
+                    },
+                );
             } else {
                 i += 1;
             }

@@ -21,7 +21,7 @@ use crate::timer::{TimerKind, TimerTarget};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -315,8 +315,11 @@ pub struct JobActorState {
     history: Vec<RunRecord>,
     /// Where the state goes to the registry.
     outbox: Arc<crate::registry::Outbox>,
-    /// Claimed runs waiting for admission (a concurrency cap).
-    waiting_admission: HashSet<RunId, foldhash::fast::RandomState>,
+    /// Claimed runs waiting for admission (a concurrency cap), with the
+    /// tags they asked with; a run stays here until its `Admitted` comes,
+    /// even once cancelled, so that a job that stops first can give back
+    /// the place taken for it.
+    waiting_admission: HashMap<RunId, Arc<[String]>, foldhash::fast::RandomState>,
     /// The job's tags, shared with its admission entries.
     tags: Arc<[String]>,
     /// Fires waiting behind a run in flight.
@@ -396,7 +399,7 @@ impl Actor for JobActor {
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
-            waiting_admission: HashSet::default(),
+            waiting_admission: HashMap::default(),
             queue: VecDeque::new(),
             stopping: None,
             target: args.target,
@@ -596,6 +599,11 @@ impl Actor for JobActor {
                 s.generation += 1;
                 s.retry_generation += 1;
                 s.cancel_all(&myself, "job removed");
+                // Runs admitted whose `Admitted` is still on its way: the
+                // actor stops before it comes, so their places go back now.
+                for (_, tags) in s.waiting_admission.drain() {
+                    s.link.rt.admission.release(&tags);
+                }
                 s.publish(EventKind::Removed);
                 s.link.rt.updates.push(RegistryMsg::Remove {
                     id: s.spec.id.clone(),
@@ -662,7 +670,12 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Admitted { run_id, tags } => {
-                s.waiting_admission.remove(&run_id);
+                let asked_here = s.waiting_admission.remove(&run_id).is_some();
+                if !asked_here && s.state.in_flight.iter().any(|r| r.run_id == run_id) {
+                    // Claimed by this job's actor before it crashed and was
+                    // restarted with the run in flight: this actor runs it.
+                    s.tokens.push(run_id, (CancellationToken::new(), None));
+                }
                 if s.is_cancelled(run_id) {
                     // Cancelled while waiting: give the place back at once.
                     s.link.rt.admission.release(&tags);
@@ -1370,15 +1383,16 @@ impl JobActorState {
             return self.spawn_run(myself, run_id, None);
         }
         let tags = self.tags.clone();
-        let admitted =
-            self.link
-                .rt
-                .admission
-                .admit_or_wait(run_id, tags.clone(), self.spec.priority, myself);
+        let admitted = self.link.rt.admission.admit_or_wait(
+            run_id,
+            tags.clone(),
+            self.spec.priority,
+            &self.link,
+        );
         if admitted {
             self.spawn_run(myself, run_id, Some(tags));
         } else {
-            self.waiting_admission.insert(run_id);
+            self.waiting_admission.insert(run_id, tags);
             self.state.counters.admission_waits += 1;
         }
     }
@@ -1777,8 +1791,13 @@ impl JobActorState {
             }
         }
         // A run waiting for admission has no task to notice its token.
+        // One that was admitted already has its `Admitted` on the way, which
+        // gives the place back (or `Remove`, which stops before it comes).
         for run_id in &cancelled {
-            if self.waiting_admission.remove(run_id) && self.link.rt.admission.withdraw(*run_id) {
+            if self.waiting_admission.contains_key(run_id)
+                && self.link.rt.admission.withdraw(*run_id)
+            {
+                self.waiting_admission.remove(run_id);
                 drop_unstarted(myself, *run_id);
             }
         }

@@ -5,6 +5,7 @@
 mod support;
 
 use cronactor::{Backoff, JobContext, JobSpec, Outcome, RetryPolicy, ScheduleSpec, Scheduler};
+use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
@@ -215,4 +216,51 @@ async fn a_place_freed_for_a_crashed_actors_waiting_run_is_not_lost() {
     let st = s.status("b").await.expect("status");
     assert_eq!(st.runs_in_flight, 0);
     assert_eq!(st.counters.succeeded, 1);
+}
+
+/// The overlap queue lives in the job's actor: a restart from the store
+/// recovers the run in flight (interrupted, retried) but not the fire queued
+/// behind it, which is neither run nor counted as skipped.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_queued_fire_does_not_survive_a_restart() {
+    use cronactor::{OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
+        .overlap(OverlapPolicy::Queue { max: 1 })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let first = s.trigger("j").await.expect("trigger");
+    assert!(matches!(first, TriggerOutcome::Started(_)));
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    run_for_secs(1.0).await;
+    s.kill().await;
+    let later =
+        cronactor::testing::ManualClock::new("2026-01-05T00:00:05Z".parse().expect("instant"));
+    let count = Count::default();
+    let s = builder(&later, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(60.0).await;
+    assert_eq!(count.get(), 1, "only the interrupted run's retry ran");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.queued, 0);
+    assert_eq!(st.counters.interrupted, 1);
+    assert_eq!(st.runs_in_flight, 1);
+    assert_eq!(st.counters.skipped.total(), 0);
+    let h = s.history("j", 10).await.expect("history");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].trigger, Trigger::Manual);
 }

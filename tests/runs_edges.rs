@@ -264,3 +264,70 @@ async fn a_queued_fire_does_not_survive_a_restart() {
     assert_eq!(h.len(), 1);
     assert_eq!(h[0].trigger, Trigger::Manual);
 }
+
+/// A slot's run that waits for admission longer than the misfire threshold
+/// is still that slot's run on time (the misfire policy judges slots when
+/// they are handled, not runs when they start): it starts when admitted,
+/// with `Trigger::Schedule`, even though its job was paused meanwhile (a run
+/// in flight at a pause goes on); its record starts when it was admitted,
+/// so its duration leaves the wait out.
+#[tokio::test(start_paused = true)]
+async fn a_run_that_waits_long_for_admission_is_not_a_misfire() {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let count = Count::default();
+    let (r, c) = (release.clone(), count.clone());
+    let s = Scheduler::builder()
+        .clock(clock())
+        .handler("held", move |_: JobContext| {
+            let r = r.clone();
+            async move {
+                r.notified().await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .handler("quick", move |_: JobContext| {
+            let c = c.clone();
+            async move {
+                c.bump();
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    s.add(
+        JobSpec::builder("a", ScheduleSpec::cron("0 0 0 1 1 *"), "held")
+            .build()
+            .expect("spec"),
+    )
+    .await
+    .expect("add");
+    s.add(hourly("b", "quick").build().expect("spec"))
+        .await
+        .expect("add");
+    s.trigger("a").await.expect("trigger a"); // holds the place
+    run_for_secs(3610.0).await; // b's 01:00 run waits
+    s.pause("b", None).await.expect("pause");
+    run_for_secs(50.0).await;
+    assert_eq!(count.get(), 0);
+    release.notify_one(); // at 01:01:00
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 1);
+    let st = s.status("b").await.expect("status");
+    assert_eq!(st.counters.skipped.misfire, 0);
+    assert_eq!(st.counters.admission_waits, 1);
+    let run = st.last_run.expect("b ran");
+    assert_eq!(run.trigger, cronactor::Trigger::Schedule);
+    assert_eq!(run.scheduled, at(3600));
+    assert_eq!(run.started, at(3660), "started when admitted");
+    assert_eq!(run.duration(), Duration::ZERO, "the wait is not run time");
+    assert_eq!(run.outcome, Outcome::Succeeded);
+}
+
+fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    START
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .expect("start")
+        + chrono::Duration::seconds(secs)
+}

@@ -681,6 +681,12 @@ impl Actor for JobActor {
                     s.link.rt.admission.release(&tags);
                     drop_unstarted(&myself, run_id);
                 } else {
+                    // The run starts now: its record's start and duration
+                    // leave out the wait (its lateness includes it).
+                    let now = s.now();
+                    if let Some(run) = s.state.in_flight.iter_mut().find(|r| r.run_id == run_id) {
+                        run.started = run.started.max(now);
+                    }
                     s.spawn_run(&myself, run_id, Some(tags));
                 }
             }

@@ -331,3 +331,104 @@ fn at(secs: i64) -> chrono::DateTime<chrono::Utc> {
         .expect("start")
         + chrono::Duration::seconds(secs)
 }
+
+/// After an auto-pause, `resume` keeps the failure streak (as a circuit
+/// breaker's half-open state): the first failed fire after it pauses the
+/// job again; a success in between ends the streak.
+#[tokio::test(start_paused = true)]
+async fn a_resumed_auto_paused_job_pauses_again_at_its_next_failed_fire() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = hourly("j", "fail")
+        .pause_after_failures(2)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(2.0 * 3600.0 + 1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Paused);
+    assert_eq!(st.consecutive_failures, 2);
+    let mut events = s.subscribe();
+    s.resume("j", None).await.expect("resume");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.consecutive_failures, 2, "resume keeps the streak");
+    assert_eq!(st.pause_note, None);
+    run_for_secs(3600.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Paused);
+    assert_eq!(st.counters.failed, 3);
+    assert_eq!(
+        st.pause_note.as_deref(),
+        Some("paused after 3 failed fires in a row")
+    );
+    let seen = kinds(&drain(&mut events));
+    assert_eq!(
+        seen,
+        ["resumed", "fired", "started", "failed", "auto-paused"]
+    );
+}
+
+/// A run that panicked is retried like one that failed, with its backoff,
+/// and the same slot.
+#[tokio::test(start_paused = true)]
+async fn a_panicked_run_is_retried_after_its_backoff() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = hourly("j", "panic")
+        .retry(RetryPolicy::new(2, Backoff::Fixed(Duration::from_secs(7))))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3600.0 + 20.0).await;
+    let mut h = s.history("j", 10).await.expect("history");
+    h.reverse();
+    let runs: Vec<_> = h
+        .iter()
+        .map(|r| (r.scheduled, r.started, r.attempt))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (at(3600), at(3600), 1),
+            (at(3600), at(3607), 2),
+            (at(3600), at(3614), 3)
+        ]
+    );
+    assert!(h
+        .iter()
+        .all(|r| r.outcome == Outcome::Failed("handler panicked: handler bug".into())));
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.counters.failed, st.counters.retries), (3, 2));
+    assert_eq!(st.consecutive_failures, 1, "one failed fire");
+}
+
+/// `cancel` during a run's start jitter: the handler never runs, the run is
+/// cancelled and not retried.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_during_the_start_jitter_ends_the_run_before_its_handler() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = hourly("j", "count")
+        .jitter(Duration::from_secs(3600))
+        .retry(RetryPolicy::new(2, Backoff::Fixed(Duration::from_secs(1))))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3600.0).await;
+    let st = s.status("j").await.expect("status");
+    if st.runs_in_flight == 0 {
+        // The jitter drawn was 0: nothing to cancel in this draw.
+        assert_eq!(count.get(), 1);
+        return;
+    }
+    assert_eq!(s.cancel("j").await.expect("cancel").len(), 1);
+    run_for_secs(2.0 * 3600.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.cancelled, 1);
+    assert_eq!(st.counters.retries, 0);
+    let h = s.history("j", 10).await.expect("history");
+    assert_eq!(
+        h.last().expect("a run").outcome,
+        Outcome::Cancelled("cancelled by request".into())
+    );
+}

@@ -432,3 +432,31 @@ async fn a_cancel_during_the_start_jitter_ends_the_run_before_its_handler() {
         Outcome::Cancelled("cancelled by request".into())
     );
 }
+
+/// Under `Replace`, a fire drops its job's waiting retry: the fire it
+/// belonged to failed for good, and counts toward `pause_after_failures`.
+#[tokio::test(start_paused = true)]
+async fn a_retry_dropped_by_replace_counts_as_a_failed_fire() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "fail")
+        .overlap(cronactor::OverlapPolicy::Replace)
+        .retry(RetryPolicy::new(3, Backoff::Fixed(Duration::from_secs(15))))
+        .pause_after_failures(2)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    // 10 s fails (retry due at 25 s); the 20 s fire drops that retry: one
+    // failed fire. 20 s fails (retry due at 35 s); the 30 s fire drops it:
+    // two in a row, the job pauses.
+    run_for_secs(31.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.consecutive_failures, 2);
+    assert_eq!(st.phase, cronactor::JobPhase::Paused);
+    assert_eq!(
+        st.pause_note.as_deref(),
+        Some("paused after 2 failed fires in a row")
+    );
+    assert_eq!(st.counters.runs, 2, "the 30 s fire found the job paused");
+    assert_eq!(st.counters.skipped.paused, 1);
+}

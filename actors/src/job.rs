@@ -1293,6 +1293,14 @@ impl JobActorState {
                 self.cancel_all(myself, "replaced by a newer fire");
                 if self.state.retry_wait.take().is_some() {
                     self.retry_generation += 1;
+                    // The fire whose retry is dropped failed for good: it
+                    // counts toward `pause_after_failures`, and a job that
+                    // pauses itself so does not start this fire.
+                    self.count_failed_fire();
+                    if self.state.paused.is_some() {
+                        self.skip(scheduled, SkipReason::Paused, 1);
+                        return TriggerOutcome::Skipped(SkipReason::Paused);
+                    }
                 }
                 TriggerOutcome::Started(self.claim_run(myself, fire))
             }
@@ -1704,6 +1712,12 @@ impl JobActorState {
                 attempts: record.attempt,
             });
         }
+        self.count_failed_fire();
+    }
+
+    /// A fire failed for good: one more in a row, and the job pauses itself
+    /// at `pause_after_failures`.
+    fn count_failed_fire(&mut self) {
         self.state.consecutive_failures += 1;
         let failures = self.state.consecutive_failures;
         if self

@@ -460,3 +460,30 @@ async fn a_retry_dropped_by_replace_counts_as_a_failed_fire() {
     assert_eq!(st.counters.runs, 2, "the 30 s fire found the job paused");
     assert_eq!(st.counters.skipped.paused, 1);
 }
+
+/// A pause stops a waiting retry: the retry that comes due while its job is
+/// paused does not run; it is counted as a skipped fire (paused), its fire
+/// as neither failed nor retried, and resume does not bring it back.
+#[tokio::test(start_paused = true)]
+async fn a_retry_coming_due_while_paused_is_skipped_and_not_resumed() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = hourly("j", "fail")
+        .retry(RetryPolicy::new(3, Backoff::Fixed(Duration::from_secs(60))))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3600.0 + 10.0).await;
+    let wait = s.status("j").await.expect("status").retry_wait;
+    assert_eq!(wait.map(|w| (w.attempt, w.due)), Some((2, at(3660))));
+    s.pause("j", None).await.expect("pause");
+    run_for_secs(60.0).await;
+    s.resume("j", None).await.expect("resume");
+    run_for_secs(120.0).await;
+    let st = s.status("j").await.expect("status");
+    assert!(st.retry_wait.is_none());
+    assert_eq!(st.counters.runs, 1);
+    assert_eq!(st.counters.retries, 0);
+    assert_eq!(st.counters.skipped.paused, 1);
+    assert_eq!(st.consecutive_failures, 0);
+}

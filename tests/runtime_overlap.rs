@@ -231,3 +231,87 @@ async fn the_next_slot_meets_a_waiting_retry_through_the_overlap_policy() {
         assert_eq!(st.counters.retries, 1);
     }
 }
+
+/// Under `Queue`, a fire queued behind a run that fails waits for that
+/// run's retry too: a waiting retry counts as a run in flight.
+#[tokio::test(start_paused = true)]
+async fn a_queued_fire_waits_for_the_retry_of_the_run_it_queued_behind() {
+    let clock = clock();
+    let s = cronactor::Scheduler::builder()
+        .clock(clock.clone())
+        .handler("slow_fail", |_: cronactor::JobContext| async {
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            Err::<(), _>(std::io::Error::other("down"))
+        })
+        .start()
+        .await
+        .expect("start");
+    let retry = cronactor::RetryPolicy::new(1, cronactor::Backoff::Fixed(Duration::from_secs(20)));
+    s.add(
+        every_ten("j", "slow_fail", OverlapPolicy::QUEUE_ONE)
+            .retry(retry)
+            .build()
+            .expect("spec"),
+    )
+    .await
+    .expect("add");
+    // 10 s: F1 runs until 25 s and fails; its retry is due at 45 s and
+    // runs until 60 s. F2 (20 s) is queued behind F1 and its retry.
+    run_for_secs(59.0).await;
+    let mut h = s.history("j", 10).await.expect("history");
+    h.reverse();
+    let runs: Vec<_> = h
+        .iter()
+        .map(|r| (r.scheduled, r.started, r.attempt))
+        .collect();
+    assert_eq!(runs, [(at(10), at(10), 1)], "only F1 ended by 59 s");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1, "F1's retry alone");
+    run_for_secs(2.0).await;
+    let st = s.status("j").await.expect("status");
+    let last = st.last_run.expect("F1's retry ended");
+    assert_eq!(
+        (last.scheduled, last.started, last.attempt),
+        (at(10), at(45), 2)
+    );
+    assert_eq!(st.runs_in_flight, 1, "F2 started as the retry ended");
+}
+
+/// A paused job skips every fire in its queue when its run ends, not just
+/// the first: none is left queued with nothing in flight to start it, where
+/// it would hold the queue after resume and every later fire would wait
+/// behind it for ever.
+#[tokio::test(start_paused = true)]
+async fn a_paused_job_skips_its_whole_queue_and_runs_again_after_resume() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "slow")
+        .overlap(OverlapPolicy::Queue { max: 2 })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    s.pause("j", None).await.expect("pause");
+    run_for_secs(5.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.queued, 0);
+    assert_eq!(st.counters.skipped.paused, 2);
+    s.resume("j", None).await.expect("resume");
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    run_for_secs(5.0).await;
+    assert_eq!(count.get(), 2);
+}

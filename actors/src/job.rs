@@ -487,8 +487,10 @@ impl Actor for JobActor {
                 let mut cancelled = s.cancel_all(&myself, "cancelled by request");
                 let dropped_retry = s.state.retry_wait.take().is_some();
                 if dropped_retry {
-                    // The waiting retry's timer becomes stale.
+                    // The waiting retry's timer becomes stale, and fires
+                    // queued behind it go on, as behind a cancelled run.
                     s.retry_generation += 1;
+                    s.start_queued(&myself);
                 }
                 cancelled.sort();
                 if dropped_retry && s.link.rt.durable {
@@ -941,6 +943,8 @@ impl JobActorState {
         }
         if self.state.paused.is_some() || self.link.handler.is_none() {
             self.skip(wait.scheduled, SkipReason::Paused, 1);
+            // Fires queued behind the retry are skipped too.
+            self.start_queued(myself);
             return;
         }
         self.state.counters.retries += 1;
@@ -1779,18 +1783,27 @@ impl JobActorState {
         self.publish(kind);
     }
 
-    /// Starts the next queued fire when nothing is in flight.
+    /// Starts the next queued fire when nothing is in flight. A waiting
+    /// retry counts as in flight (as for the overlap policy): the fires
+    /// queued behind a failed run wait for its retries too.
     fn start_queued(&mut self, myself: &ActorRef<JobMsg>) {
-        if self.stopping.is_some() || !self.state.in_flight.is_empty() {
+        if self.stopping.is_some()
+            || !self.state.in_flight.is_empty()
+            || self.state.retry_wait.is_some()
+        {
             return;
         }
-        if let Some(fire) = self.queue.pop_front() {
-            self.state.queued = self.queue.len() as u32;
-            if self.state.paused.is_some() {
+        if self.state.paused.is_some() {
+            // Every queued fire is skipped now: one left behind, with
+            // nothing in flight to start it, would hold the queue for ever.
+            let fires = std::mem::take(&mut self.queue);
+            self.state.queued = 0;
+            for fire in fires {
                 self.skip(fire.scheduled, SkipReason::Paused, 1);
-            } else {
-                self.claim_run(myself, fire);
             }
+        } else if let Some(fire) = self.queue.pop_front() {
+            self.state.queued = self.queue.len() as u32;
+            self.claim_run(myself, fire);
         }
     }
 

@@ -315,3 +315,55 @@ async fn a_paused_job_skips_its_whole_queue_and_runs_again_after_resume() {
     run_for_secs(5.0).await;
     assert_eq!(count.get(), 2);
 }
+
+/// Under `Concurrent`, a job keeps one waiting retry: a run that fails
+/// while another fire's retry waits is not retried and its fire counts as
+/// failed; the older retry keeps its instant.
+#[tokio::test(start_paused = true)]
+async fn concurrent_failures_keep_the_first_waiting_retry_and_count_the_other_fire() {
+    let s = cronactor::Scheduler::builder()
+        .clock(clock())
+        .handler("slow_fail", |_: cronactor::JobContext| async {
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            Err::<(), _>(std::io::Error::other("down"))
+        })
+        .start()
+        .await
+        .expect("start");
+    let retry = cronactor::RetryPolicy::new(1, cronactor::Backoff::Fixed(Duration::from_secs(100)));
+    let spec = JobSpec::builder(
+        "j",
+        ScheduleSpec::every(Duration::from_secs(10)).max_fires(2),
+        "slow_fail",
+    )
+    .overlap(OverlapPolicy::Concurrent { max: None })
+    .retry(retry)
+    .build()
+    .expect("spec");
+    s.add(spec).await.expect("add");
+    // F1 (10 s) fails at 25 s: retry due at 125 s. F2 (20 s) fails at 35 s
+    // while it waits: not retried, one failed fire.
+    run_for_secs(36.0).await;
+    let st = s.status("j").await.expect("status");
+    let wait = st.retry_wait.expect("F1's retry waits");
+    assert_eq!((wait.scheduled, wait.due), (at(10), at(125)));
+    assert_eq!(st.consecutive_failures, 1);
+    run_for_secs(200.0).await;
+    let mut h = s.history("j", 10).await.expect("history");
+    h.reverse();
+    let runs: Vec<_> = h
+        .iter()
+        .map(|r| (r.scheduled, r.started, r.attempt))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (at(10), at(10), 1),
+            (at(20), at(20), 1),
+            (at(10), at(125), 2)
+        ]
+    );
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.consecutive_failures, 2, "both fires failed for good");
+    assert_eq!(st.counters.retries, 1);
+}

@@ -1688,7 +1688,14 @@ impl JobActorState {
             return;
         }
         let random: f64 = rand::random();
-        let delay = self.spec.retry.next_delay(record.attempt, random);
+        // A job keeps one waiting retry (`JobState::retry_wait`): a run that
+        // fails while another fire's retry waits (side by side under
+        // `Concurrent`) is not retried, and its fire counts as failed,
+        // rather than silently taking the place of the older retry.
+        let delay = match self.state.retry_wait {
+            Some(_) => None,
+            None => self.spec.retry.next_delay(record.attempt, random),
+        };
         if let (Some(delay), None) = (delay, self.stopping.as_ref()) {
             // A delay past the end of chrono's calendar (a backoff of
             // `Duration::MAX`, say) waits until that end: never, in practice.

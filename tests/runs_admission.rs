@@ -183,3 +183,41 @@ async fn changing_tags_while_waiting_does_not_leak_a_place() {
     let started = started_ids(&starts);
     assert_eq!(started, ["a", "b", "c"], "the db place came back");
 }
+
+/// A job that names a tag twice holds one place of it per run, not two.
+#[tokio::test(start_paused = true)]
+async fn a_tag_named_twice_takes_one_place() {
+    let (clock, starts) = (clock(), Starts::default());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("work", work(&clock, &starts))
+        .max_concurrent_runs_for_tag("db", 2)
+        .start()
+        .await
+        .expect("start");
+    let twice = JobSpec::builder(
+        "twice",
+        ScheduleSpec::every(Duration::from_secs(3600)),
+        "work",
+    )
+    .tag("db")
+    .tag("db")
+    .build()
+    .expect("spec");
+    s.add(twice).await.expect("add");
+    s.add(hourly("once", 0, Some("db"))).await.expect("add");
+    s.trigger("twice").await.expect("trigger");
+    s.trigger("once").await.expect("trigger");
+    run_for_secs(1.0).await;
+    assert_eq!(
+        started_ids(&starts),
+        ["twice", "once"],
+        "two runs, two places"
+    );
+    run_for_secs(20.0).await;
+    // Both places are back: two more runs start at once.
+    s.trigger("once").await.expect("trigger");
+    s.trigger("twice").await.expect("trigger");
+    run_for_secs(1.0).await;
+    assert_eq!(starts.lock().expect("lock").len(), 4);
+}

@@ -90,7 +90,7 @@ impl Admission {
 
     fn take(s: &mut State, tags: &[String]) {
         s.running += 1;
-        for t in tags {
+        for t in unique(tags) {
             *s.running_by_tag.entry(t.clone()).or_default() += 1;
         }
     }
@@ -128,7 +128,7 @@ impl Admission {
     pub(crate) fn release(&self, tags: &[String]) {
         let mut s = self.lock();
         s.running = s.running.saturating_sub(1);
-        for t in tags {
+        for t in unique(tags) {
             if let Some(n) = s.running_by_tag.get_mut(t) {
                 *n = n.saturating_sub(1);
             }
@@ -170,4 +170,12 @@ impl Admission {
             }
         }
     }
+}
+
+/// Each tag once: a job that names a tag twice holds one place of it.
+fn unique(tags: &[String]) -> impl Iterator<Item = &String> {
+    tags.iter()
+        .enumerate()
+        .filter(|(i, t)| !tags[..*i].contains(t))
+        .map(|(_, t)| t)
 }

@@ -221,3 +221,36 @@ async fn a_tag_named_twice_takes_one_place() {
     run_for_secs(1.0).await;
     assert_eq!(starts.lock().expect("lock").len(), 4);
 }
+
+/// `Replace` under a cap of one, with a handler that ignores its token: the
+/// replaced run keeps its place through the cancel grace, so the new run
+/// waits for admission and starts when the old one is dropped.
+#[tokio::test(start_paused = true)]
+async fn a_replacing_run_waits_for_the_place_of_the_run_it_replaced() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "j",
+        ScheduleSpec::every(Duration::from_secs(10)),
+        "stubborn",
+    )
+    .overlap(cronactor::OverlapPolicy::Replace)
+    .build()
+    .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(24.0).await;
+    assert_eq!(count.get(), 1, "the 20 s run waits for the place");
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 2);
+    run_for_secs(2.0).await; // the grace ends at 25 s
+    assert_eq!(count.get(), 2);
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1);
+    let start: chrono::DateTime<chrono::Utc> = START.parse().expect("start");
+    let old = st.last_run.expect("the 10 s run ended");
+    assert_eq!(old.finished, start + chrono::Duration::seconds(25));
+    assert_eq!(st.counters.admission_waits, 1);
+}

@@ -183,3 +183,74 @@ async fn changing_tags_while_waiting_does_not_leak_a_place() {
     let started = started_ids(&starts);
     assert_eq!(started, ["a", "b", "c"], "the db place came back");
 }
+
+/// A job that names a tag twice holds one place of it per run, not two.
+#[tokio::test(start_paused = true)]
+async fn a_tag_named_twice_takes_one_place() {
+    let (clock, starts) = (clock(), Starts::default());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("work", work(&clock, &starts))
+        .max_concurrent_runs_for_tag("db", 2)
+        .start()
+        .await
+        .expect("start");
+    let twice = JobSpec::builder(
+        "twice",
+        ScheduleSpec::every(Duration::from_secs(3600)),
+        "work",
+    )
+    .tag("db")
+    .tag("db")
+    .build()
+    .expect("spec");
+    s.add(twice).await.expect("add");
+    s.add(hourly("once", 0, Some("db"))).await.expect("add");
+    s.trigger("twice").await.expect("trigger");
+    s.trigger("once").await.expect("trigger");
+    run_for_secs(1.0).await;
+    assert_eq!(
+        started_ids(&starts),
+        ["twice", "once"],
+        "two runs, two places"
+    );
+    run_for_secs(20.0).await;
+    // Both places are back: two more runs start at once.
+    s.trigger("once").await.expect("trigger");
+    s.trigger("twice").await.expect("trigger");
+    run_for_secs(1.0).await;
+    assert_eq!(starts.lock().expect("lock").len(), 4);
+}
+
+/// `Replace` under a cap of one, with a handler that ignores its token: the
+/// replaced run keeps its place through the cancel grace, so the new run
+/// waits for admission and starts when the old one is dropped.
+#[tokio::test(start_paused = true)]
+async fn a_replacing_run_waits_for_the_place_of_the_run_it_replaced() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "j",
+        ScheduleSpec::every(Duration::from_secs(10)),
+        "stubborn",
+    )
+    .overlap(cronactor::OverlapPolicy::Replace)
+    .build()
+    .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(24.0).await;
+    assert_eq!(count.get(), 1, "the 20 s run waits for the place");
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 2);
+    run_for_secs(2.0).await; // the grace ends at 25 s
+    assert_eq!(count.get(), 2);
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1);
+    let start: chrono::DateTime<chrono::Utc> = START.parse().expect("start");
+    let old = st.last_run.expect("the 10 s run ended");
+    assert_eq!(old.finished, start + chrono::Duration::seconds(25));
+    assert_eq!(st.counters.admission_waits, 1);
+}

@@ -8,9 +8,9 @@
 //! admitted and its job receives `JobMsg::Admitted`. The wait shows in the
 //! run's lateness.
 
+use crate::handler::RunLink;
 use crate::id::RunId;
 use crate::job::JobMsg;
-use ractor::ActorRef;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -35,7 +35,9 @@ struct Waiter {
     seq: u64,
     run_id: RunId,
     tags: Arc<[String]>,
-    job: ActorRef<JobMsg>,
+    /// The job, reached through its link: a job actor restarted by its
+    /// supervisor meanwhile gets the message through the supervisor.
+    job: Arc<RunLink>,
 }
 
 #[derive(Default)]
@@ -88,7 +90,7 @@ impl Admission {
 
     fn take(s: &mut State, tags: &[String]) {
         s.running += 1;
-        for t in tags {
+        for t in unique(tags) {
             *s.running_by_tag.entry(t.clone()).or_default() += 1;
         }
     }
@@ -103,7 +105,7 @@ impl Admission {
         run_id: RunId,
         tags: Arc<[String]>,
         priority: i32,
-        job: &ActorRef<JobMsg>,
+        job: &Arc<RunLink>,
     ) -> bool {
         let mut s = self.lock();
         if self.fits(&s, &tags) {
@@ -126,7 +128,7 @@ impl Admission {
     pub(crate) fn release(&self, tags: &[String]) {
         let mut s = self.lock();
         s.running = s.running.saturating_sub(1);
-        for t in tags {
+        for t in unique(tags) {
             if let Some(n) = s.running_by_tag.get_mut(t) {
                 *n = n.saturating_sub(1);
             }
@@ -156,13 +158,24 @@ impl Admission {
             if self.fits(s, &s.waiting[i].tags) {
                 let w = s.waiting.remove(i);
                 Self::take(s, &w.tags);
-                let _ = w.job.cast(JobMsg::Admitted {
-                    run_id: w.run_id,
-                    tags: w.tags.clone(),
-                });
+                crate::ahead::deliver(
+                    &w.job,
+                    JobMsg::Admitted {
+                        run_id: w.run_id,
+                        tags: w.tags.clone(),
+                    },
+                );
             } else {
                 i += 1;
             }
         }
     }
+}
+
+/// Each tag once: a job that names a tag twice holds one place of it.
+fn unique(tags: &[String]) -> impl Iterator<Item = &String> {
+    tags.iter()
+        .enumerate()
+        .filter(|(i, t)| !tags[..*i].contains(t))
+        .map(|(_, t)| t)
 }

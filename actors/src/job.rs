@@ -21,7 +21,7 @@ use crate::timer::{TimerKind, TimerTarget};
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -315,8 +315,11 @@ pub struct JobActorState {
     history: Vec<RunRecord>,
     /// Where the state goes to the registry.
     outbox: Arc<crate::registry::Outbox>,
-    /// Claimed runs waiting for admission (a concurrency cap).
-    waiting_admission: HashSet<RunId, foldhash::fast::RandomState>,
+    /// Claimed runs waiting for admission (a concurrency cap), with the
+    /// tags they asked with; a run stays here until its `Admitted` comes,
+    /// even once cancelled, so that a job that stops first can give back
+    /// the place taken for it.
+    waiting_admission: HashMap<RunId, Arc<[String]>, foldhash::fast::RandomState>,
     /// The job's tags, shared with its admission entries.
     tags: Arc<[String]>,
     /// Fires waiting behind a run in flight.
@@ -396,7 +399,7 @@ impl Actor for JobActor {
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
-            waiting_admission: HashSet::default(),
+            waiting_admission: HashMap::default(),
             queue: VecDeque::new(),
             stopping: None,
             target: args.target,
@@ -484,8 +487,10 @@ impl Actor for JobActor {
                 let mut cancelled = s.cancel_all(&myself, "cancelled by request");
                 let dropped_retry = s.state.retry_wait.take().is_some();
                 if dropped_retry {
-                    // The waiting retry's timer becomes stale.
+                    // The waiting retry's timer becomes stale, and fires
+                    // queued behind it go on, as behind a cancelled run.
                     s.retry_generation += 1;
+                    s.start_queued(&myself);
                 }
                 cancelled.sort();
                 if dropped_retry && s.link.rt.durable {
@@ -596,6 +601,11 @@ impl Actor for JobActor {
                 s.generation += 1;
                 s.retry_generation += 1;
                 s.cancel_all(&myself, "job removed");
+                // Runs admitted whose `Admitted` is still on its way: the
+                // actor stops before it comes, so their places go back now.
+                for (_, tags) in s.waiting_admission.drain() {
+                    s.link.rt.admission.release(&tags);
+                }
                 s.publish(EventKind::Removed);
                 s.link.rt.updates.push(RegistryMsg::Remove {
                     id: s.spec.id.clone(),
@@ -662,12 +672,23 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Admitted { run_id, tags } => {
-                s.waiting_admission.remove(&run_id);
+                let asked_here = s.waiting_admission.remove(&run_id).is_some();
+                if !asked_here && s.state.in_flight.iter().any(|r| r.run_id == run_id) {
+                    // Claimed by this job's actor before it crashed and was
+                    // restarted with the run in flight: this actor runs it.
+                    s.tokens.push(run_id, (CancellationToken::new(), None));
+                }
                 if s.is_cancelled(run_id) {
                     // Cancelled while waiting: give the place back at once.
                     s.link.rt.admission.release(&tags);
                     drop_unstarted(&myself, run_id);
                 } else {
+                    // The run starts now: its record's start and duration
+                    // leave out the wait (its lateness includes it).
+                    let now = s.now();
+                    if let Some(run) = s.state.in_flight.iter_mut().find(|r| r.run_id == run_id) {
+                        run.started = run.started.max(now);
+                    }
                     s.spawn_run(&myself, run_id, Some(tags));
                 }
             }
@@ -922,6 +943,8 @@ impl JobActorState {
         }
         if self.state.paused.is_some() || self.link.handler.is_none() {
             self.skip(wait.scheduled, SkipReason::Paused, 1);
+            // Fires queued behind the retry are skipped too.
+            self.start_queued(myself);
             return;
         }
         self.state.counters.retries += 1;
@@ -1285,6 +1308,14 @@ impl JobActorState {
                 self.cancel_all(myself, "replaced by a newer fire");
                 if self.state.retry_wait.take().is_some() {
                     self.retry_generation += 1;
+                    // The fire whose retry is dropped failed for good: it
+                    // counts toward `pause_after_failures`, and a job that
+                    // pauses itself so does not start this fire.
+                    self.count_failed_fire();
+                    if self.state.paused.is_some() {
+                        self.skip(scheduled, SkipReason::Paused, 1);
+                        return TriggerOutcome::Skipped(SkipReason::Paused);
+                    }
                 }
                 TriggerOutcome::Started(self.claim_run(myself, fire))
             }
@@ -1381,15 +1412,16 @@ impl JobActorState {
             return self.spawn_run(myself, run_id, None);
         }
         let tags = self.tags.clone();
-        let admitted =
-            self.link
-                .rt
-                .admission
-                .admit_or_wait(run_id, tags.clone(), self.spec.priority, myself);
+        let admitted = self.link.rt.admission.admit_or_wait(
+            run_id,
+            tags.clone(),
+            self.spec.priority,
+            &self.link,
+        );
         if admitted {
             self.spawn_run(myself, run_id, Some(tags));
         } else {
-            self.waiting_admission.insert(run_id);
+            self.waiting_admission.insert(run_id, tags);
             self.state.counters.admission_waits += 1;
         }
     }
@@ -1570,13 +1602,24 @@ impl JobActorState {
                         rt.histograms.record_lateness(late);
                     }
                     let token = ctx.cancel.clone();
-                    // Unpin (the handler's future is boxed).
-                    let mut run = AssertUnwindSafe(handler.call(ctx)).catch_unwind();
-                    // Most handlers are done at their first poll: the
-                    // time limits then cost nothing.
-                    match futures::poll!(&mut run) {
-                        std::task::Poll::Ready(r) => finished(r),
-                        std::task::Poll::Pending => Box::pin(supervise(run, token, limits)).await,
+                    // A handler can panic in `call` itself, before it
+                    // returns a future (a closure's synchronous part): that
+                    // is a failed run too, not a task that dies without
+                    // reporting and leaves the run in flight for ever.
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(ctx))) {
+                        Err(panic) => RunResult::Panicked(panic_message(&panic)),
+                        Ok(fut) => {
+                            // Unpin (the handler's future is boxed).
+                            let mut run = AssertUnwindSafe(fut).catch_unwind();
+                            // Most handlers are done at their first poll:
+                            // the time limits then cost nothing.
+                            match futures::poll!(&mut run) {
+                                std::task::Poll::Ready(r) => finished(r),
+                                std::task::Poll::Pending => {
+                                    Box::pin(supervise(run, token, limits)).await
+                                }
+                            }
+                        }
                     }
                 }
             };
@@ -1621,8 +1664,11 @@ impl JobActorState {
         let cancelled = self.tokens.remove(&run_id).and_then(|(_, why)| why);
         let outcome = match (result, cancelled) {
             (RunResult::Ok, _) => Outcome::Succeeded,
-            (RunResult::TimedOut, _) => Outcome::TimedOut,
+            // A cancel (or remove, shutdown, replace) during the grace
+            // after a timeout is what the user asked last: the run is
+            // cancelled, hence not retried.
             (_, Some(why)) => Outcome::Cancelled(why),
+            (RunResult::TimedOut, None) => Outcome::TimedOut,
             (RunResult::Err(e), None) => Outcome::Failed(e),
             (RunResult::Panicked(p), None) => Outcome::Failed(format!("handler panicked: {p}")),
             (RunResult::Dropped, None) => Outcome::Cancelled("dropped".into()),
@@ -1656,7 +1702,14 @@ impl JobActorState {
             return;
         }
         let random: f64 = rand::random();
-        let delay = self.spec.retry.next_delay(record.attempt, random);
+        // A job keeps one waiting retry (`JobState::retry_wait`): a run that
+        // fails while another fire's retry waits (side by side under
+        // `Concurrent`) is not retried, and its fire counts as failed,
+        // rather than silently taking the place of the older retry.
+        let delay = match self.state.retry_wait {
+            Some(_) => None,
+            None => self.spec.retry.next_delay(record.attempt, random),
+        };
         if let (Some(delay), None) = (delay, self.stopping.as_ref()) {
             // A delay past the end of chrono's calendar (a backoff of
             // `Duration::MAX`, say) waits until that end: never, in practice.
@@ -1684,6 +1737,12 @@ impl JobActorState {
                 attempts: record.attempt,
             });
         }
+        self.count_failed_fire();
+    }
+
+    /// A fire failed for good: one more in a row, and the job pauses itself
+    /// at `pause_after_failures`.
+    fn count_failed_fire(&mut self) {
         self.state.consecutive_failures += 1;
         let failures = self.state.consecutive_failures;
         if self
@@ -1745,18 +1804,27 @@ impl JobActorState {
         self.publish(kind);
     }
 
-    /// Starts the next queued fire when nothing is in flight.
+    /// Starts the next queued fire when nothing is in flight. A waiting
+    /// retry counts as in flight (as for the overlap policy): the fires
+    /// queued behind a failed run wait for its retries too.
     fn start_queued(&mut self, myself: &ActorRef<JobMsg>) {
-        if self.stopping.is_some() || !self.state.in_flight.is_empty() {
+        if self.stopping.is_some()
+            || !self.state.in_flight.is_empty()
+            || self.state.retry_wait.is_some()
+        {
             return;
         }
-        if let Some(fire) = self.queue.pop_front() {
-            self.state.queued = self.queue.len() as u32;
-            if self.state.paused.is_some() {
+        if self.state.paused.is_some() {
+            // Every queued fire is skipped now: one left behind, with
+            // nothing in flight to start it, would hold the queue for ever.
+            let fires = std::mem::take(&mut self.queue);
+            self.state.queued = 0;
+            for fire in fires {
                 self.skip(fire.scheduled, SkipReason::Paused, 1);
-            } else {
-                self.claim_run(myself, fire);
             }
+        } else if let Some(fire) = self.queue.pop_front() {
+            self.state.queued = self.queue.len() as u32;
+            self.claim_run(myself, fire);
         }
     }
 
@@ -1777,8 +1845,13 @@ impl JobActorState {
             }
         }
         // A run waiting for admission has no task to notice its token.
+        // One that was admitted already has its `Admitted` on the way, which
+        // gives the place back (or `Remove`, which stops before it comes).
         for run_id in &cancelled {
-            if self.waiting_admission.remove(run_id) && self.link.rt.admission.withdraw(*run_id) {
+            if self.waiting_admission.contains_key(run_id)
+                && self.link.rt.admission.withdraw(*run_id)
+            {
+                self.waiting_admission.remove(run_id);
                 drop_unstarted(myself, *run_id);
             }
         }

@@ -178,3 +178,27 @@ impl cronactor::SnapshotStore for SlowStore {
         true
     }
 }
+
+/// Replaces each run id in `text` by its order of first appearance, so that
+/// two runs with random ids compare equal.
+pub fn stable_run_ids(text: &str, seen: &mut Vec<String>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("RunId(") {
+        let (head, tail) = rest.split_at(at + "RunId(".len());
+        out.push_str(head);
+        let end = tail.find(')').unwrap_or(tail.len());
+        let id = &tail[..end];
+        let index = match seen.iter().position(|s| s == id) {
+            Some(i) => i,
+            None => {
+                seen.push(id.to_owned());
+                seen.len() - 1
+            }
+        };
+        out.push_str(&index.to_string());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}

@@ -90,3 +90,134 @@ async fn a_crash_loop_exhausts_the_restart_budget_and_marks_the_job_failed() {
 fn cronactor_actors_max_restarts() -> usize {
     cronactor::MAX_RESTARTS
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_in_flight_across_a_restart_is_recorded_once() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1, "one run in flight: {st:?}");
+    let next = st.next_fire;
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1, "the run is still in flight: {st:?}");
+    assert_eq!(st.next_fire, next, "the next fire is kept");
+    run_for_secs(3.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.runs, 1);
+    assert_eq!(st.counters.succeeded, 1);
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].outcome, cronactor::Outcome::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_job_is_revived_by_upsert_and_removed_by_remove() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    for id in ["a", "b"] {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(1)), "count")
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+    }
+    s.pause("a", Some("kept")).await.expect("pause");
+    for id in ["a", "b"] {
+        for _ in 0..=cronactor::MAX_RESTARTS {
+            s.supervisor()
+                .cast(SupervisorMsg::InjectCrash(spec_id(id)))
+                .expect("cast");
+            run_for_secs(0.01).await;
+        }
+        let st = s.status(id).await.expect("status");
+        assert_eq!(st.phase, cronactor::JobPhase::Failed);
+        assert!(matches!(
+            s.pause(id, None).await,
+            Err(cronactor::Error::InvalidState { .. })
+        ));
+        assert!(matches!(
+            s.trigger(id).await,
+            Err(cronactor::Error::InvalidState { .. })
+        ));
+    }
+    let spec = JobSpec::builder("a", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .build()
+        .expect("valid spec");
+    assert_eq!(
+        s.upsert(spec).await.expect("upsert"),
+        cronactor::Upserted::Updated
+    );
+    let st = s.status("a").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Paused, "{st:?}");
+    assert_eq!(st.pause_note.as_deref(), Some("kept"));
+    assert!(st.failure.is_none());
+    s.resume("a", None).await.expect("resume the revived job");
+    let before = s.status("a").await.expect("status").counters.succeeded;
+    run_for_secs(3.0).await;
+    assert_eq!(
+        s.status("a").await.expect("status").counters.succeeded,
+        before + 3
+    );
+    s.remove("b").await.expect("remove a failed job");
+    assert!(matches!(
+        s.status("b").await,
+        Err(cronactor::Error::UnknownJob(_))
+    ));
+    assert!(matches!(
+        s.remove("b").await,
+        Err(cronactor::Error::UnknownJob(_))
+    ));
+    // A new job may take the removed one's id.
+    let spec = JobSpec::builder("b", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add again");
+    run_for_secs(2.0).await;
+    assert_eq!(s.status("b").await.expect("status").counters.succeeded, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed);
+    run_for_secs(3.0).await;
+    let st = s.status("j").await.expect("status");
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].outcome, cronactor::Outcome::Interrupted);
+    assert_eq!(st.counters.runs, 1);
+    assert_eq!(st.counters.interrupted, 1);
+    assert_eq!(st.last_run.as_ref(), Some(&history[0]));
+    // Revived: the run is not in flight again, and no run is lost.
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.upsert(spec).await.expect("upsert");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(s.history("j", 10).await.expect("history").len(), 1);
+}

@@ -1067,6 +1067,7 @@ impl SupervisorState {
         self.rt.updates.push(RegistryMsg::MarkFailed {
             id: id.clone(),
             reason: reason.clone(),
+            at: self.rt.clock.now(),
         });
         self.unlisten(id);
         self.failed.insert(id.clone());

@@ -312,10 +312,12 @@ impl Scheduler {
 
     /// Stops every timer, cancels runs in flight through their tokens, waits
     /// up to `grace` for them to end, flushes the store and stops the actors.
-    /// Later calls on any clone of this handle return [`Error::ShutDown`].
+    /// Later calls on any clone of this handle return [`Error::ShutDown`],
+    /// from the moment the scheduler reads this one (during the grace too).
     ///
     /// # Errors
-    /// [`Error::ShutDown`] if it was already shut down.
+    /// [`Error::ShutDown`] if it was already shut down or is shutting down
+    /// (the first call alone waits for the runs and answers the report).
     ///
     /// # Cancellation
     /// If this future is dropped, the shutdown still completes in the

@@ -35,3 +35,83 @@ async fn shutdown_cancels_runs_in_flight_and_reports_them() {
     run_for_secs(10.0).await;
     assert_eq!(count.get(), before, "no timer fires after shutdown");
 }
+
+fn is_shut_down<T: std::fmt::Debug>(what: &str, r: Result<T, cronactor::Error>) {
+    assert!(
+        matches!(r, Err(cronactor::Error::ShutDown)),
+        "{what}: {r:?}"
+    );
+}
+
+/// Every call of the handle, each expected to answer `ShutDown`.
+async fn every_call_is_shut_down(s: &cronactor::Scheduler) {
+    let spec = || {
+        JobSpec::builder("new", ScheduleSpec::every(Duration::from_secs(1)), "count")
+            .build()
+            .expect("valid spec")
+    };
+    is_shut_down("add", s.add(spec()).await);
+    is_shut_down("upsert", s.upsert(spec()).await);
+    is_shut_down("remove", s.remove("j").await);
+    is_shut_down("try_remove", s.try_remove("j").await);
+    is_shut_down("pause", s.pause("j", None).await);
+    is_shut_down("resume", s.resume("j", None).await);
+    is_shut_down("trigger", s.trigger("j").await);
+    is_shut_down("cancel", s.cancel("j").await);
+    is_shut_down(
+        "retry_run",
+        s.retry_run("00000000000000ab".parse().expect("a run id"))
+            .await,
+    );
+    is_shut_down("emit", s.emit("e", serde_json::Value::Null).await);
+    is_shut_down("metrics", s.metrics().await);
+    is_shut_down("status", s.status("j").await);
+    is_shut_down("list", s.list().await);
+    is_shut_down("preview", s.preview("j", 3).await);
+    is_shut_down("history", s.history("j", 3).await);
+    is_shut_down("shutdown", s.shutdown(Duration::from_secs(1)).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_call_after_shutdown_answers_shut_down() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(1.5).await;
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert_eq!(report, cronactor::ShutdownReport::default());
+    every_call_is_shut_down(&s).await;
+    every_call_is_shut_down(&s.clone()).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_while_shutting_down_answer_shut_down_and_leave_the_first_shutdown_alone() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(1)), "stubborn")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(1.5).await;
+    let first = {
+        let s = s.clone();
+        tokio::spawn(async move { s.shutdown(Duration::from_secs(5)).await })
+    };
+    run_for_secs(1.0).await;
+    assert!(!first.is_finished(), "the grace has not run out");
+    every_call_is_shut_down(&s).await;
+    let report = first.await.expect("join").expect("the first shutdown");
+    assert_eq!(report.cancelled.len(), 1);
+    assert_eq!(report.cancelled[0].0.as_str(), "j");
+    assert_eq!(
+        report
+            .unfinished_jobs
+            .iter()
+            .map(|j| j.as_str())
+            .collect::<Vec<_>>(),
+        ["j"]
+    );
+}

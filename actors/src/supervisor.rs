@@ -1262,12 +1262,16 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
         SupervisorMsg::Trigger(_, r) | SupervisorMsg::RetryRun(_, r) => drop(r.send(e())),
         SupervisorMsg::Cancel(_, r) => drop(r.send(e())),
         SupervisorMsg::Emit { reply, .. } => drop(reply.send(e())),
-        SupervisorMsg::Metrics(r) => drop(r.send(Metrics::default())),
+        // No answer at all: a caller's `call` fails as for a stopped
+        // supervisor (`ShutDown`), instead of reading empty metrics or an
+        // empty list as the truth, or a second shutdown stopping the
+        // actors while the first still waits for its runs and its flush.
+        SupervisorMsg::Metrics(r) => drop(r),
         SupervisorMsg::Status(_, r) => drop(r.send(e())),
         SupervisorMsg::Preview { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::History { reply, .. } => drop(reply.send(e())),
-        SupervisorMsg::List(r) => drop(r.send(Vec::new())),
-        SupervisorMsg::Shutdown(_, r) => drop(r.send(ShutdownReport::default())),
+        SupervisorMsg::List(r) => drop(r),
+        SupervisorMsg::Shutdown(_, r) => drop(r),
         SupervisorMsg::Forward(_, msg) => {
             // Runs ending during shutdown still reach their stopping job.
             drop(msg);

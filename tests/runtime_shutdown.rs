@@ -115,3 +115,63 @@ async fn calls_while_shutting_down_answer_shut_down_and_leave_the_first_shutdown
         ["j"]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_with_a_failing_store_still_cancels_runs_and_answers() {
+    let (clock, count) = (clock(), Count::default());
+    let store = std::sync::Arc::new(SlowStore::default());
+    let failing = store.failing.clone();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert_eq!(report.cancelled.len(), 1);
+    assert_eq!(report.cancelled[0].0.as_str(), "j");
+    assert!(report.unfinished_jobs.is_empty(), "{report:?}");
+    every_call_is_shut_down(&s).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn adds_in_flight_at_shutdown_answer_ok_or_shut_down() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let mut adds = Vec::new();
+    for i in 0..20 {
+        let spec = JobSpec::builder(
+            format!("j{i}"),
+            ScheduleSpec::every(Duration::from_secs(1)),
+            "slow",
+        )
+        .build()
+        .expect("valid spec");
+        let s = s.clone();
+        adds.push(tokio::spawn(async move { s.add(spec).await }));
+        if i == 10 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let report = s.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    assert!(report.unfinished_jobs.is_empty(), "{report:?}");
+    for add in adds {
+        let r = add.await.expect("join");
+        assert!(
+            matches!(r, Ok(()) | Err(cronactor::Error::ShutDown)),
+            "{r:?}"
+        );
+    }
+    let before = count.get();
+    run_for_secs(5.0).await;
+    assert_eq!(
+        count.get(),
+        before,
+        "no job added at shutdown runs after it"
+    );
+}

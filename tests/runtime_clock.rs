@@ -3,7 +3,7 @@
 
 mod support;
 
-use cronactor::{EventKind, JobSpec, ScheduleSpec, Trigger};
+use cronactor::{Clock, EventKind, JobSpec, ScheduleSpec, Trigger};
 use std::time::Duration;
 use support::*;
 
@@ -65,4 +65,47 @@ async fn a_backward_step_never_fires_a_slot_twice_or_at_the_wrong_wall_time() {
             .expect("instant")
     );
     assert_eq!(h[0].started, h[0].scheduled, "ran at its wall-clock time");
+}
+
+fn daily_failing_with_retry(backoff_mins: u64) -> JobSpec {
+    JobSpec::builder(
+        "r",
+        ScheduleSpec::every(Duration::from_secs(24 * 3600)),
+        "fail",
+    )
+    .retry(cronactor::RetryPolicy::new(
+        3,
+        cronactor::Backoff::Fixed(Duration::from_secs(backoff_mins * 60)),
+    ))
+    .build()
+    .expect("valid spec")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_forward_step_re_plans_a_waiting_retry_too() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(daily_failing_with_retry(30)).await.expect("add");
+    s.trigger("r").await.expect("trigger");
+    run_for_secs(1.0).await;
+    let st = s.status("r").await.expect("status");
+    let wait = st.retry_wait.expect("a retry waits");
+    assert_eq!(wait.attempt, 2);
+    assert_eq!(st.counters.failed, 1);
+    // The retry's wall time passes in the step: it runs at once, as a
+    // slot the step jumped over does.
+    clock.step(chrono::Duration::hours(1));
+    run_for_secs(2.0).await;
+    let st = s.status("r").await.expect("status");
+    assert_eq!(
+        st.counters.failed, 2,
+        "the retry ran after the step: {st:?}"
+    );
+    assert_eq!(st.counters.retries, 1);
+    let wait = st.retry_wait.expect("the next retry waits");
+    assert_eq!(wait.attempt, 3);
+    assert_eq!(
+        wait.due,
+        clock.now() - chrono::Duration::seconds(1) + chrono::Duration::minutes(30)
+    );
 }

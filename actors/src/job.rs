@@ -635,6 +635,9 @@ impl Actor for JobActor {
             JobMsg::Replan => {
                 if s.stopping.is_none() {
                     s.arm(&myself);
+                    // A waiting retry's timer too: its due time is a wall
+                    // instant, which a forward step may have passed.
+                    s.arm_retry(&myself);
                     s.publish(EventKind::Replanned {
                         next_fire: s.state.next_fire,
                     });

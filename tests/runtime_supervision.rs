@@ -221,3 +221,88 @@ async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
     assert_eq!(st.runs_in_flight, 0, "{st:?}");
     assert_eq!(s.history("j", 10).await.expect("history").len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_keeps_a_waiting_retry_the_pause_and_the_next_fire() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("r", ScheduleSpec::every(Duration::from_secs(3600)), "fail")
+        .retry(cronactor::RetryPolicy::new(
+            3,
+            cronactor::Backoff::Fixed(Duration::from_secs(60)),
+        ))
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.add(
+        JobSpec::builder("p", ScheduleSpec::every(Duration::from_secs(10)), "count")
+            .build()
+            .expect("valid spec"),
+    )
+    .await
+    .expect("add");
+    s.pause("p", Some("held")).await.expect("pause");
+    s.trigger("r").await.expect("trigger");
+    run_for_secs(1.0).await;
+    let before_r = s.status("r").await.expect("status");
+    let before_p = s.status("p").await.expect("status");
+    assert!(before_r.retry_wait.is_some());
+    for id in ["r", "p"] {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id(id)))
+            .expect("cast");
+    }
+    run_for_secs(0.1).await;
+    let after_r = s.status("r").await.expect("status");
+    let after_p = s.status("p").await.expect("status");
+    assert_eq!(after_r.retry_wait, before_r.retry_wait);
+    assert_eq!(after_r.next_fire, before_r.next_fire);
+    assert_eq!(after_r.counters, before_r.counters);
+    assert_eq!(after_p.phase, cronactor::JobPhase::Paused);
+    assert_eq!(after_p.pause_note.as_deref(), Some("held"));
+    assert_eq!(after_p.next_fire, before_p.next_fire);
+    // The retry runs at its due time, once.
+    run_for_secs(59.0).await;
+    let st = s.status("r").await.expect("status");
+    assert_eq!(st.counters.retries, 1, "{st:?}");
+    assert_eq!(st.counters.failed, 2);
+    assert_eq!(st.retry_wait.expect("the next retry").attempt, 3);
+    assert_eq!(count.get(), 0, "the paused job did not run");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fault_injected_during_shutdown_restarts_nothing_and_shutdown_answers() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder(
+        "j",
+        ScheduleSpec::every(Duration::from_secs(10)),
+        "stubborn",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    let mut events = s.subscribe();
+    let shutdown = {
+        let s = s.clone();
+        tokio::spawn(async move { s.shutdown(Duration::from_secs(2)).await })
+    };
+    run_for_secs(0.5).await;
+    let _ = s
+        .supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")));
+    let report = shutdown.await.expect("join").expect("shutdown");
+    assert_eq!(report.cancelled.len(), 1);
+    assert_eq!(
+        report
+            .unfinished_jobs
+            .iter()
+            .map(|j| j.as_str())
+            .collect::<Vec<_>>(),
+        ["j"]
+    );
+    assert!(!drain(&mut events)
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Restarted { .. })));
+}

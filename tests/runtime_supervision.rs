@@ -306,3 +306,47 @@ async fn a_fault_injected_during_shutdown_restarts_nothing_and_shutdown_answers(
         .iter()
         .any(|e| matches!(e.kind, EventKind::Restarted { .. })));
 }
+
+#[tokio::test(start_paused = true)]
+async fn crashes_just_before_a_slot_neither_lose_nor_repeat_it() {
+    crashes_before_slots(None).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn crashes_just_before_a_slot_with_a_slow_durable_store() {
+    crashes_before_slots(Some(50)).await;
+}
+
+async fn crashes_before_slots(store_delay_ms: Option<u64>) {
+    let (clock, count) = (clock(), Count::default());
+    let mut b = builder(&clock, &count);
+    if let Some(ms) = store_delay_ms {
+        b = b.store(std::sync::Arc::new(SlowStore::with_delay_ms(ms)));
+    }
+    let s = b.start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    // One crash a slot (within the restart budget), ever closer to it.
+    let offsets_ms = [5000u64, 1000, 300, 100, 20];
+    let mut at_ms = 0u64;
+    for (i, off) in offsets_ms.iter().enumerate() {
+        let slot_ms = 10_000 * (i as u64 + 1);
+        tokio::time::sleep(Duration::from_millis(slot_ms - off - at_ms)).await;
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        at_ms = slot_ms - off;
+    }
+    tokio::time::sleep(Duration::from_millis(50_500 - at_ms)).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Scheduled);
+    assert_eq!(count.get(), 5, "{st:?}");
+    assert_eq!(st.counters.runs, 5);
+    let h = s.history("j", 10).await.expect("history");
+    let mut slots: Vec<_> = h.iter().map(|r| r.scheduled).collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), 5, "{h:?}");
+}

@@ -350,3 +350,50 @@ async fn crashes_before_slots(store_delay_ms: Option<u64>) {
     slots.dedup();
     assert_eq!(slots.len(), 5, "{h:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_after_a_restart_cancels_and_records_the_run_in_flight() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert_eq!(report.cancelled.len(), 1, "{report:?}");
+    assert!(report.unfinished_jobs.is_empty(), "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_after_a_restart_reaches_the_run_in_flight() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    let cancelled = s.cancel("j").await.expect("cancel");
+    assert_eq!(cancelled.len(), 1);
+    run_for_secs(0.1).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.cancelled, 1);
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].run_id, cancelled[0]);
+    assert!(matches!(
+        history[0].outcome,
+        cronactor::Outcome::Cancelled(_)
+    ));
+}

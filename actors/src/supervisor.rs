@@ -323,7 +323,12 @@ impl Actor for SupervisorActor {
         s: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         if s.shutting_down {
-            reject_after_shutdown(msg);
+            match msg {
+                // A run's end for a restarted job's actor, which waits for
+                // it to stop.
+                SupervisorMsg::Forward(id, msg) => s.deliver(&myself, id, msg, None),
+                msg => reject_after_shutdown(msg),
+            }
             return Ok(());
         }
         let removing = match &msg {
@@ -1064,6 +1069,10 @@ impl SupervisorState {
     /// Gives up on a job that has no actor: marked failed in the registry
     /// (status shows it; upsert revives it, remove removes it).
     fn give_up(&mut self, id: &JobId, reason: String) {
+        // Its runs still going are recorded as interrupted: they stop.
+        for (_, token) in self.rt.orphan_tokens.take(id) {
+            token.cancel();
+        }
         self.rt.updates.push(RegistryMsg::MarkFailed {
             id: id.clone(),
             reason: reason.clone(),
@@ -1272,10 +1281,7 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
         SupervisorMsg::History { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::List(r) => drop(r),
         SupervisorMsg::Shutdown(_, r) => drop(r),
-        SupervisorMsg::Forward(_, msg) => {
-            // Runs ending during shutdown still reach their stopping job.
-            drop(msg);
-        }
+        SupervisorMsg::Forward(_, msg) => drop(msg),
         SupervisorMsg::Woken { id, .. } => {
             tracing::debug!(job_id = %id, "passive job not woken: shutting down");
         }

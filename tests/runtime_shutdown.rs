@@ -175,3 +175,24 @@ async fn adds_in_flight_at_shutdown_answer_ok_or_shut_down() {
         "no job added at shutdown runs after it"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_shutdown_report_is_ordered_by_job_id() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let ids = ["h", "c", "a", "g", "e", "b", "f", "d"];
+    for id in ids {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(10)), "stubborn")
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+    }
+    run_for_secs(10.5).await;
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    let mut sorted = ids;
+    sorted.sort();
+    let cancelled: Vec<&str> = report.cancelled.iter().map(|(j, _)| j.as_str()).collect();
+    assert_eq!(cancelled, sorted);
+    let unfinished: Vec<&str> = report.unfinished_jobs.iter().map(|j| j.as_str()).collect();
+    assert_eq!(unfinished, sorted);
+}

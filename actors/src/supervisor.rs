@@ -43,9 +43,9 @@ pub enum Upserted {
 /// What `shutdown` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Runs whose token was cancelled, by job.
+    /// Runs whose token was cancelled, by job (ordered by job id).
     pub cancelled: Vec<(JobId, RunId)>,
-    /// Jobs whose runs had not ended when the grace ran out.
+    /// Jobs whose runs had not ended when the grace ran out (ordered by id).
     pub unfinished_jobs: Vec<JobId>,
 }
 
@@ -1192,7 +1192,7 @@ impl SupervisorState {
         // With each actor, whether it was asked to passivate: such an actor
         // may stop on its own before it reads `Stop` (which is then dropped
         // unread), and it only passivates with nothing in flight.
-        let actors: Vec<(JobId, ActorRef<JobMsg>, bool)> = self
+        let mut actors: Vec<(JobId, ActorRef<JobMsg>, bool)> = self
             .jobs
             .iter()
             .filter_map(|(id, slot)| match slot {
@@ -1204,6 +1204,8 @@ impl SupervisorState {
                 Slot::Passive { .. } => None,
             })
             .collect();
+        // The report lists jobs by id, the same from one shutdown to the next.
+        actors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut waits = Vec::with_capacity(actors.len());
         for (id, job, passivating) in &actors {
             let (cancelled_tx, cancelled_rx) = tokio::sync::oneshot::channel();

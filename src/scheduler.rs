@@ -317,7 +317,10 @@ impl Scheduler {
     ///
     /// # Errors
     /// [`Error::ShutDown`] if it was already shut down or is shutting down
-    /// (the first call alone waits for the runs and answers the report).
+    /// (the first call alone waits for the runs and answers the report);
+    /// [`Error::Timeout`] if the store's final flush did not answer within
+    /// `grace` plus the call timeout (the scheduler is shut down all the
+    /// same: later calls return [`Error::ShutDown`]).
     ///
     /// # Cancellation
     /// If this future is dropped, the shutdown still completes in the

@@ -196,3 +196,30 @@ async fn the_shutdown_report_is_ordered_by_job_id() {
     let unfinished: Vec<&str> = report.unfinished_jobs.iter().map(|j| j.as_str()).collect();
     assert_eq!(unfinished, sorted);
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_with_a_store_that_never_flushes_times_out_and_stays_shut() {
+    let (clock, count) = (clock(), Count::default());
+    let store = std::sync::Arc::new(SlowStore::default());
+    let held = store.held.clone();
+    let s = builder(&clock, &count)
+        .store(store)
+        .call_timeout(Duration::from_secs(5))
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    held.store(true, std::sync::atomic::Ordering::SeqCst);
+    // The grace and then the call timeout pass: the runs were cancelled,
+    // but the flush did not answer in time.
+    let r = s.shutdown(Duration::from_secs(1)).await;
+    assert!(
+        matches!(r, Err(cronactor::Error::Timeout(t)) if t == Duration::from_secs(6)),
+        "{r:?}"
+    );
+    every_call_is_shut_down(&s).await;
+}

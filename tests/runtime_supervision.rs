@@ -397,3 +397,53 @@ async fn cancel_after_a_restart_reaches_the_run_in_flight() {
         cronactor::Outcome::Cancelled(_)
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_restart_budget_counts_only_the_last_minute_and_ignores_wall_steps() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let crash = |n: usize| {
+        let sup = s.supervisor();
+        async move {
+            for _ in 0..n {
+                sup.cast(SupervisorMsg::InjectCrash(spec_id("j")))
+                    .expect("cast");
+                run_for_secs(0.01).await;
+            }
+        }
+    };
+    crash(cronactor::MAX_RESTARTS).await;
+    // A wall-clock step does not age the budget: it is monotonic.
+    clock.step(chrono::Duration::hours(2));
+    run_for_secs(2.0).await;
+    crash(1).await;
+    assert_eq!(
+        s.status("j").await.expect("status").phase,
+        cronactor::JobPhase::Failed,
+        "a sixth crash within 60 s of monotonic time"
+    );
+    let (clock, count) = (support::clock(), Count::default());
+    let s2 = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "count")
+        .build()
+        .expect("valid spec");
+    s2.add(spec).await.expect("add");
+    for _ in 0..3 {
+        for _ in 0..cronactor::MAX_RESTARTS {
+            s2.supervisor()
+                .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+                .expect("cast");
+            run_for_secs(0.01).await;
+        }
+        run_for_secs(61.0).await;
+    }
+    assert_ne!(
+        s2.status("j").await.expect("status").phase,
+        cronactor::JobPhase::Failed,
+        "five crashes a minute stay within the budget"
+    );
+}

@@ -312,10 +312,15 @@ impl Scheduler {
 
     /// Stops every timer, cancels runs in flight through their tokens, waits
     /// up to `grace` for them to end, flushes the store and stops the actors.
-    /// Later calls on any clone of this handle return [`Error::ShutDown`].
+    /// Later calls on any clone of this handle return [`Error::ShutDown`],
+    /// from the moment the scheduler reads this one (during the grace too).
     ///
     /// # Errors
-    /// [`Error::ShutDown`] if it was already shut down.
+    /// [`Error::ShutDown`] if it was already shut down or is shutting down
+    /// (the first call alone waits for the runs and answers the report);
+    /// [`Error::Timeout`] if the store's final flush did not answer within
+    /// `grace` plus the call timeout (the scheduler is shut down all the
+    /// same: later calls return [`Error::ShutDown`]).
     ///
     /// # Cancellation
     /// If this future is dropped, the shutdown still completes in the

@@ -90,3 +90,360 @@ async fn a_crash_loop_exhausts_the_restart_budget_and_marks_the_job_failed() {
 fn cronactor_actors_max_restarts() -> usize {
     cronactor::MAX_RESTARTS
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_in_flight_across_a_restart_is_recorded_once() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1, "one run in flight: {st:?}");
+    let next = st.next_fire;
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1, "the run is still in flight: {st:?}");
+    assert_eq!(st.next_fire, next, "the next fire is kept");
+    run_for_secs(3.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.runs, 1);
+    assert_eq!(st.counters.succeeded, 1);
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].outcome, cronactor::Outcome::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_job_is_revived_by_upsert_and_removed_by_remove() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    for id in ["a", "b"] {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(1)), "count")
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+    }
+    s.pause("a", Some("kept")).await.expect("pause");
+    for id in ["a", "b"] {
+        for _ in 0..=cronactor::MAX_RESTARTS {
+            s.supervisor()
+                .cast(SupervisorMsg::InjectCrash(spec_id(id)))
+                .expect("cast");
+            run_for_secs(0.01).await;
+        }
+        let st = s.status(id).await.expect("status");
+        assert_eq!(st.phase, cronactor::JobPhase::Failed);
+        assert!(matches!(
+            s.pause(id, None).await,
+            Err(cronactor::Error::InvalidState { .. })
+        ));
+        assert!(matches!(
+            s.trigger(id).await,
+            Err(cronactor::Error::InvalidState { .. })
+        ));
+    }
+    let spec = JobSpec::builder("a", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .build()
+        .expect("valid spec");
+    assert_eq!(
+        s.upsert(spec).await.expect("upsert"),
+        cronactor::Upserted::Updated
+    );
+    let st = s.status("a").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Paused, "{st:?}");
+    assert_eq!(st.pause_note.as_deref(), Some("kept"));
+    assert!(st.failure.is_none());
+    s.resume("a", None).await.expect("resume the revived job");
+    let before = s.status("a").await.expect("status").counters.succeeded;
+    run_for_secs(3.0).await;
+    assert_eq!(
+        s.status("a").await.expect("status").counters.succeeded,
+        before + 3
+    );
+    s.remove("b").await.expect("remove a failed job");
+    assert!(matches!(
+        s.status("b").await,
+        Err(cronactor::Error::UnknownJob(_))
+    ));
+    assert!(matches!(
+        s.remove("b").await,
+        Err(cronactor::Error::UnknownJob(_))
+    ));
+    // A new job may take the removed one's id.
+    let spec = JobSpec::builder("b", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add again");
+    run_for_secs(2.0).await;
+    assert_eq!(s.status("b").await.expect("status").counters.succeeded, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed);
+    run_for_secs(3.0).await;
+    let st = s.status("j").await.expect("status");
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].outcome, cronactor::Outcome::Interrupted);
+    assert_eq!(st.counters.runs, 1);
+    assert_eq!(st.counters.interrupted, 1);
+    assert_eq!(st.last_run.as_ref(), Some(&history[0]));
+    // Revived: the run is not in flight again, and no run is lost.
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.upsert(spec).await.expect("upsert");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(s.history("j", 10).await.expect("history").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_keeps_a_waiting_retry_the_pause_and_the_next_fire() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("r", ScheduleSpec::every(Duration::from_secs(3600)), "fail")
+        .retry(cronactor::RetryPolicy::new(
+            3,
+            cronactor::Backoff::Fixed(Duration::from_secs(60)),
+        ))
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.add(
+        JobSpec::builder("p", ScheduleSpec::every(Duration::from_secs(10)), "count")
+            .build()
+            .expect("valid spec"),
+    )
+    .await
+    .expect("add");
+    s.pause("p", Some("held")).await.expect("pause");
+    s.trigger("r").await.expect("trigger");
+    run_for_secs(1.0).await;
+    let before_r = s.status("r").await.expect("status");
+    let before_p = s.status("p").await.expect("status");
+    assert!(before_r.retry_wait.is_some());
+    for id in ["r", "p"] {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id(id)))
+            .expect("cast");
+    }
+    run_for_secs(0.1).await;
+    let after_r = s.status("r").await.expect("status");
+    let after_p = s.status("p").await.expect("status");
+    assert_eq!(after_r.retry_wait, before_r.retry_wait);
+    assert_eq!(after_r.next_fire, before_r.next_fire);
+    assert_eq!(after_r.counters, before_r.counters);
+    assert_eq!(after_p.phase, cronactor::JobPhase::Paused);
+    assert_eq!(after_p.pause_note.as_deref(), Some("held"));
+    assert_eq!(after_p.next_fire, before_p.next_fire);
+    // The retry runs at its due time, once.
+    run_for_secs(59.0).await;
+    let st = s.status("r").await.expect("status");
+    assert_eq!(st.counters.retries, 1, "{st:?}");
+    assert_eq!(st.counters.failed, 2);
+    assert_eq!(st.retry_wait.expect("the next retry").attempt, 3);
+    assert_eq!(count.get(), 0, "the paused job did not run");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fault_injected_during_shutdown_restarts_nothing_and_shutdown_answers() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder(
+        "j",
+        ScheduleSpec::every(Duration::from_secs(10)),
+        "stubborn",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    let mut events = s.subscribe();
+    let shutdown = {
+        let s = s.clone();
+        tokio::spawn(async move { s.shutdown(Duration::from_secs(2)).await })
+    };
+    run_for_secs(0.5).await;
+    let _ = s
+        .supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")));
+    let report = shutdown.await.expect("join").expect("shutdown");
+    assert_eq!(report.cancelled.len(), 1);
+    assert_eq!(
+        report
+            .unfinished_jobs
+            .iter()
+            .map(|j| j.as_str())
+            .collect::<Vec<_>>(),
+        ["j"]
+    );
+    assert!(!drain(&mut events)
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Restarted { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn crashes_just_before_a_slot_neither_lose_nor_repeat_it() {
+    crashes_before_slots(None).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn crashes_just_before_a_slot_with_a_slow_durable_store() {
+    crashes_before_slots(Some(50)).await;
+}
+
+async fn crashes_before_slots(store_delay_ms: Option<u64>) {
+    let (clock, count) = (clock(), Count::default());
+    let mut b = builder(&clock, &count);
+    if let Some(ms) = store_delay_ms {
+        b = b.store(std::sync::Arc::new(SlowStore::with_delay_ms(ms)));
+    }
+    let s = b.start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    // One crash a slot (within the restart budget), ever closer to it.
+    let offsets_ms = [5000u64, 1000, 300, 100, 20];
+    let mut at_ms = 0u64;
+    for (i, off) in offsets_ms.iter().enumerate() {
+        let slot_ms = 10_000 * (i as u64 + 1);
+        tokio::time::sleep(Duration::from_millis(slot_ms - off - at_ms)).await;
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        at_ms = slot_ms - off;
+    }
+    tokio::time::sleep(Duration::from_millis(50_500 - at_ms)).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Scheduled);
+    assert_eq!(count.get(), 5, "{st:?}");
+    assert_eq!(st.counters.runs, 5);
+    let h = s.history("j", 10).await.expect("history");
+    let mut slots: Vec<_> = h.iter().map(|r| r.scheduled).collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), 5, "{h:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_after_a_restart_cancels_and_records_the_run_in_flight() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert_eq!(report.cancelled.len(), 1, "{report:?}");
+    assert!(report.unfinished_jobs.is_empty(), "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_after_a_restart_reaches_the_run_in_flight() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    let cancelled = s.cancel("j").await.expect("cancel");
+    assert_eq!(cancelled.len(), 1);
+    run_for_secs(0.1).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.cancelled, 1);
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].run_id, cancelled[0]);
+    assert!(matches!(
+        history[0].outcome,
+        cronactor::Outcome::Cancelled(_)
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_restart_budget_counts_only_the_last_minute_and_ignores_wall_steps() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let crash = |n: usize| {
+        let sup = s.supervisor();
+        async move {
+            for _ in 0..n {
+                sup.cast(SupervisorMsg::InjectCrash(spec_id("j")))
+                    .expect("cast");
+                run_for_secs(0.01).await;
+            }
+        }
+    };
+    crash(cronactor::MAX_RESTARTS).await;
+    // A wall-clock step does not age the budget: it is monotonic.
+    clock.step(chrono::Duration::hours(2));
+    run_for_secs(2.0).await;
+    crash(1).await;
+    assert_eq!(
+        s.status("j").await.expect("status").phase,
+        cronactor::JobPhase::Failed,
+        "a sixth crash within 60 s of monotonic time"
+    );
+    let (clock, count) = (support::clock(), Count::default());
+    let s2 = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "count")
+        .build()
+        .expect("valid spec");
+    s2.add(spec).await.expect("add");
+    for _ in 0..3 {
+        for _ in 0..cronactor::MAX_RESTARTS {
+            s2.supervisor()
+                .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+                .expect("cast");
+            run_for_secs(0.01).await;
+        }
+        run_for_secs(61.0).await;
+    }
+    assert_ne!(
+        s2.status("j").await.expect("status").phase,
+        cronactor::JobPhase::Failed,
+        "five crashes a minute stay within the budget"
+    );
+}

@@ -118,6 +118,7 @@ pub async fn boot(
         durable: store.is_durable(),
         histograms: histograms.clone(),
         admission,
+        orphan_tokens: Default::default(),
     });
     let (supervisor, _) = Actor::spawn(
         None,

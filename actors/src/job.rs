@@ -361,6 +361,16 @@ impl Drop for JobActorState {
     fn drop(&mut self) {
         // Timers still pending must not keep the stopped actor allocated.
         self.target.release();
+        // A stopping actor cancelled its runs; one that failed did not, and
+        // the actor restarted in its place takes their tokens.
+        let live: Vec<(RunId, CancellationToken)> = std::mem::take(&mut self.tokens.0)
+            .into_iter()
+            .filter(|(_, (_, why))| why.is_none())
+            .map(|(run_id, (token, _))| (run_id, token))
+            .collect();
+        if !live.is_empty() {
+            self.link.rt.orphan_tokens.park(&self.spec.id, live);
+        }
     }
 }
 
@@ -409,6 +419,12 @@ impl Actor for JobActor {
             prepared: None,
         };
         s.state.queued = 0;
+        // Runs of a failed predecessor still going: their tokens come back.
+        for (run_id, token) in s.link.rt.orphan_tokens.take(&s.spec.id) {
+            if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
+                s.tokens.push(run_id, (token, None));
+            }
+        }
         if s.state.in_flight.capacity() == 0 {
             s.state.in_flight.reserve_exact(1); // as `tokens` above
         }
@@ -635,6 +651,9 @@ impl Actor for JobActor {
             JobMsg::Replan => {
                 if s.stopping.is_none() {
                     s.arm(&myself);
+                    // A waiting retry's timer too: its due time is a wall
+                    // instant, which a forward step may have passed.
+                    s.arm_retry(&myself);
                     s.publish(EventKind::Replanned {
                         next_fire: s.state.next_fire,
                     });

@@ -355,6 +355,8 @@ pub enum RegistryMsg {
         id: JobId,
         /// The last failure.
         reason: String,
+        /// Now: the end of its runs in flight, recorded as interrupted.
+        at: chrono::DateTime<chrono::Utc>,
     },
     /// The job's actor stopped for passivation: what the registry keeps
     /// for it is trimmed to its length (the job's state stays here until
@@ -994,13 +996,44 @@ impl RegistryState {
                 }
                 return None;
             }
-            RegistryMsg::MarkFailed { id, reason } => match self.entries.get_mut(&id) {
+            RegistryMsg::MarkFailed { id, reason, at } => match self.entries.get_mut(&id) {
                 Some(entry) => {
                     let outbox = entry.outbox(&mut self.packed_totals).clone();
-                    {
+                    // Its runs in flight end with the actor that owned them:
+                    // interrupted, as after a crash of the process (their
+                    // own end, if any, has no actor to reach).
+                    let interrupted: Vec<RunRecord> = {
                         let mut slot = outbox.lock();
                         slot.state.failed = Some(reason);
-                        slot.state.in_flight.clear();
+                        let runs = std::mem::take(&mut slot.state.in_flight);
+                        let records: Vec<RunRecord> = runs
+                            .into_iter()
+                            .map(|run| RunRecord {
+                                run_id: run.run_id,
+                                scheduled: run.scheduled,
+                                started: run.started.min(at),
+                                finished: at,
+                                attempt: run.attempt,
+                                trigger: run.trigger,
+                                outcome: Outcome::Interrupted,
+                            })
+                            .collect();
+                        slot.state.counters.interrupted += records.len() as u64;
+                        if let Some(last) = records.last() {
+                            slot.state.last_run = Some(last.clone());
+                        }
+                        records
+                    };
+                    if !interrupted.is_empty() {
+                        let mut slot = self.private_store().then(|| outbox.lock());
+                        append_history(
+                            &mut self.retryable,
+                            &mut self.ops,
+                            slot.as_mut().map(|slot| &mut slot.history),
+                            &id,
+                            interrupted,
+                            self.history_keep,
+                        );
                     }
                     if !self.private_store() {
                         self.queue_state(&id, &outbox);

@@ -3,6 +3,7 @@
 
 use crate::clock::Clock;
 use crate::event::EventBus;
+use crate::id::RunId;
 use crate::registry::RegistryMsg;
 use crate::supervisor::SupervisorMsg;
 use crate::timer::TimerHandle;
@@ -10,6 +11,7 @@ use chrono_tz::Tz;
 use ractor::ActorRef;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Scheduler-wide settings.
 #[derive(Clone, Debug)]
@@ -102,6 +104,39 @@ pub(crate) struct Runtime {
     /// The fire-ahead window in effect (`RuntimeConfig::fire_ahead`
     /// resolved for the store).
     pub(crate) fire_ahead: Duration,
+    /// The cancellation tokens of runs still going when their job actor
+    /// failed, by job: the actor restarted in its place takes them, so that
+    /// `cancel`, `remove` and shutdown still reach those runs.
+    pub(crate) orphan_tokens: OrphanTokens,
+}
+
+/// Cancellation tokens of runs whose job actor failed (see
+/// `Runtime::orphan_tokens`).
+#[derive(Debug, Default)]
+pub(crate) struct OrphanTokens(
+    std::sync::Mutex<std::collections::HashMap<crate::id::JobId, Vec<(RunId, CancellationToken)>>>,
+);
+
+impl OrphanTokens {
+    /// Keeps the tokens of a failed actor's runs for its successor.
+    pub(crate) fn park(&self, id: &crate::id::JobId, tokens: Vec<(RunId, CancellationToken)>) {
+        self.lock().entry(id.clone()).or_default().extend(tokens);
+    }
+
+    /// Takes the tokens parked for a job.
+    pub(crate) fn take(&self, id: &crate::id::JobId) -> Vec<(RunId, CancellationToken)> {
+        self.lock().remove(id).unwrap_or_default()
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<crate::id::JobId, Vec<(RunId, CancellationToken)>>,
+    > {
+        // The map stays consistent if a holder panicked.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The largest [`RuntimeConfig::event_capacity`]: the event bus allocates

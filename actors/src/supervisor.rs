@@ -43,9 +43,9 @@ pub enum Upserted {
 /// What `shutdown` did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Runs whose token was cancelled, by job.
+    /// Runs whose token was cancelled, by job (ordered by job id).
     pub cancelled: Vec<(JobId, RunId)>,
-    /// Jobs whose runs had not ended when the grace ran out.
+    /// Jobs whose runs had not ended when the grace ran out (ordered by id).
     pub unfinished_jobs: Vec<JobId>,
 }
 
@@ -323,7 +323,12 @@ impl Actor for SupervisorActor {
         s: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         if s.shutting_down {
-            reject_after_shutdown(msg);
+            match msg {
+                // A run's end for a restarted job's actor, which waits for
+                // it to stop.
+                SupervisorMsg::Forward(id, msg) => s.deliver(&myself, id, msg, None),
+                msg => reject_after_shutdown(msg),
+            }
             return Ok(());
         }
         let removing = match &msg {
@@ -1064,9 +1069,14 @@ impl SupervisorState {
     /// Gives up on a job that has no actor: marked failed in the registry
     /// (status shows it; upsert revives it, remove removes it).
     fn give_up(&mut self, id: &JobId, reason: String) {
+        // Its runs still going are recorded as interrupted: they stop.
+        for (_, token) in self.rt.orphan_tokens.take(id) {
+            token.cancel();
+        }
         self.rt.updates.push(RegistryMsg::MarkFailed {
             id: id.clone(),
             reason: reason.clone(),
+            at: self.rt.clock.now(),
         });
         self.unlisten(id);
         self.failed.insert(id.clone());
@@ -1182,7 +1192,7 @@ impl SupervisorState {
         // With each actor, whether it was asked to passivate: such an actor
         // may stop on its own before it reads `Stop` (which is then dropped
         // unread), and it only passivates with nothing in flight.
-        let actors: Vec<(JobId, ActorRef<JobMsg>, bool)> = self
+        let mut actors: Vec<(JobId, ActorRef<JobMsg>, bool)> = self
             .jobs
             .iter()
             .filter_map(|(id, slot)| match slot {
@@ -1194,6 +1204,8 @@ impl SupervisorState {
                 Slot::Passive { .. } => None,
             })
             .collect();
+        // The report lists jobs by id, the same from one shutdown to the next.
+        actors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut waits = Vec::with_capacity(actors.len());
         for (id, job, passivating) in &actors {
             let (cancelled_tx, cancelled_rx) = tokio::sync::oneshot::channel();
@@ -1261,16 +1273,17 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
         SupervisorMsg::Trigger(_, r) | SupervisorMsg::RetryRun(_, r) => drop(r.send(e())),
         SupervisorMsg::Cancel(_, r) => drop(r.send(e())),
         SupervisorMsg::Emit { reply, .. } => drop(reply.send(e())),
-        SupervisorMsg::Metrics(r) => drop(r.send(Metrics::default())),
+        // No answer at all: a caller's `call` fails as for a stopped
+        // supervisor (`ShutDown`), instead of reading empty metrics or an
+        // empty list as the truth, or a second shutdown stopping the
+        // actors while the first still waits for its runs and its flush.
+        SupervisorMsg::Metrics(r) => drop(r),
         SupervisorMsg::Status(_, r) => drop(r.send(e())),
         SupervisorMsg::Preview { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::History { reply, .. } => drop(reply.send(e())),
-        SupervisorMsg::List(r) => drop(r.send(Vec::new())),
-        SupervisorMsg::Shutdown(_, r) => drop(r.send(ShutdownReport::default())),
-        SupervisorMsg::Forward(_, msg) => {
-            // Runs ending during shutdown still reach their stopping job.
-            drop(msg);
-        }
+        SupervisorMsg::List(r) => drop(r),
+        SupervisorMsg::Shutdown(_, r) => drop(r),
+        SupervisorMsg::Forward(_, msg) => drop(msg),
         SupervisorMsg::Woken { id, .. } => {
             tracing::debug!(job_id = %id, "passive job not woken: shutting down");
         }

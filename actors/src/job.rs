@@ -110,6 +110,8 @@ pub enum JobMsg {
         spec: Arc<JobSpec>,
         /// Its compiled schedule.
         schedule: Schedule,
+        /// The new spec's handler (runs started from now on call it).
+        handler: Option<Arc<dyn Handler>>,
         /// Answered once the new spec is durable.
         reply: RpcReplyPort<Result<(), Error>>,
     },
@@ -569,9 +571,19 @@ impl Actor for JobActor {
             JobMsg::Update {
                 spec,
                 schedule,
+                handler,
                 reply,
             } => {
                 let rearm = spec.schedule != s.spec.schedule;
+                if spec.handler != s.spec.handler {
+                    // Runs in flight keep the link they were started with.
+                    s.link = Arc::new(RunLink {
+                        rt: s.link.rt.clone(),
+                        job: myself.clone(),
+                        id: s.spec.id.clone(),
+                        handler,
+                    });
+                }
                 s.payload = Arc::new(spec.payload.clone());
                 s.tags = Arc::from(spec.tags.as_slice());
                 s.spec = spec;

@@ -156,6 +156,10 @@ fn describe() {
     );
     describe_counter!("cronactor_job_retries_total", "Retries started, by job.");
     describe_counter!(
+        "cronactor_job_coalesced_total",
+        "Missed slots served by another slot's run, by job."
+    );
+    describe_counter!(
         "cronactor_job_skips_total",
         "Fires skipped, by job and reason."
     );
@@ -186,6 +190,7 @@ fn job_series(job: &JobStatus) {
     }
     metrics::counter!("cronactor_job_fires_total", "job" => id.clone()).absolute(c.fires);
     metrics::counter!("cronactor_job_retries_total", "job" => id.clone()).absolute(c.retries);
+    metrics::counter!("cronactor_job_coalesced_total", "job" => id.clone()).absolute(c.coalesced);
     let s = &c.skipped;
     for (reason, n) in [
         ("paused", s.paused),

@@ -168,6 +168,9 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
                 "every run started has ended or is in flight: {ctx}"
             );
             assert!(history.len() <= KEEP, "{ctx}");
+            if let Some(newest) = history.iter().find(|r| r.outcome.is_run()) {
+                assert_eq!(st.last_run.as_ref(), Some(newest), "last run: {ctx}");
+            }
             let ev = seen
                 .get(st.id.as_str())
                 .expect("events seen for a listed job");

@@ -161,3 +161,28 @@ async fn a_lagging_subscriber_is_told_how_many_it_missed_then_gets_the_next_even
     let three: chrono::DateTime<chrono::Utc> = "2026-01-05T00:00:03Z".parse().expect("instant");
     assert!(rest[1..].iter().all(|e| e.at == three));
 }
+
+#[tokio::test(start_paused = true)]
+async fn cancel_of_a_waiting_retry_answers_no_run_and_publishes_nothing() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("w", ScheduleSpec::every(Duration::from_secs(100)), "fail")
+        .retry(cronactor::RetryPolicy::new(
+            2,
+            cronactor::Backoff::Fixed(Duration::from_secs(30)),
+        ))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(101.0).await;
+    let before = s.status("w").await.expect("status");
+    assert!(before.retry_wait.is_some());
+    let mut events = s.subscribe();
+    assert!(s.cancel("w").await.expect("cancel").is_empty());
+    run_for_secs(60.0).await; // past the retry's due time
+    assert!(drain(&mut events).is_empty());
+    let after = s.status("w").await.expect("status");
+    assert!(after.retry_wait.is_none());
+    assert_eq!(after.counters, before.counters);
+    assert_eq!(s.history("w", 10).await.expect("history").len(), 1);
+}

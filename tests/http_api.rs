@@ -591,6 +591,7 @@ async fn metrics_as_json_and_prometheus_text() {
         ("cronactor_job_runs_total", "counter"),
         ("cronactor_job_fires_total", "counter"),
         ("cronactor_job_retries_total", "counter"),
+        ("cronactor_job_coalesced_total", "counter"),
         ("cronactor_job_skips_total", "counter"),
         ("cronactor_job_runs_in_flight", "gauge"),
         ("cronactor_job_consecutive_failures", "gauge"),

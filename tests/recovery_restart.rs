@@ -243,6 +243,61 @@ async fn a_job_whose_handler_is_missing_is_kept_as_orphaned_until_a_boot_registe
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_orphaned_job_upserted_with_a_registered_handler_runs_it() {
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(hourly(MisfirePolicy::Skip).build().expect("spec"))
+        .await
+        .expect("add");
+    s.kill().await;
+    let ran = Count::default();
+    let r = ran.clone();
+    // A build of the service with another handler instead of `count`.
+    let other = Scheduler::builder()
+        .clock(clock.clone())
+        .store(store)
+        .handler("other", move |_: cronactor::JobContext| {
+            let r = r.clone();
+            async move {
+                r.bump();
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    assert_eq!(
+        other.status("hourly").await.expect("status").phase,
+        JobPhase::Orphaned
+    );
+    let spec = JobSpec::builder("hourly", ScheduleSpec::cron("0 0 * * * *"), "other")
+        .build()
+        .expect("spec");
+    other.upsert(spec).await.expect("upsert");
+    let st = other.status("hourly").await.expect("status");
+    assert_eq!(
+        (st.phase, st.handler.as_str()),
+        (JobPhase::Scheduled, "other")
+    );
+    run_for_secs(3601.0).await;
+    assert_eq!(ran.get(), 1, "the next slot ran the new handler");
+    assert_eq!(
+        other
+            .status("hourly")
+            .await
+            .expect("status")
+            .counters
+            .succeeded,
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn upsert_at_boot_merges_with_the_persisted_job() {
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());

@@ -141,6 +141,35 @@ async fn upsert_replaces_the_spec_and_keeps_counters_and_pause_state() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn upsert_with_a_new_handler_runs_the_new_handler() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("h", 10, "fail")).await.expect("add");
+    run_for_secs(10.5).await;
+    assert_eq!(s.status("h").await.expect("status").counters.failed, 1);
+    let mut events = s.subscribe();
+    assert_eq!(
+        s.upsert(every("h", 10, "count")).await.expect("upsert"),
+        Upserted::Updated
+    );
+    run_for_secs(10.0).await; // the slot at 20 s
+    let st = s.status("h").await.expect("status");
+    assert_eq!(st.handler, "count");
+    assert_eq!(
+        count.get(),
+        1,
+        "the slot after the upsert ran the new handler"
+    );
+    assert_eq!((st.counters.succeeded, st.counters.failed), (1, 1));
+    assert_eq!(
+        kinds(&drain(&mut events)),
+        ["updated", "fired", "started", "succeeded"]
+    );
+    let h = s.history("h", 10).await.expect("history");
+    assert_eq!(h[0].outcome, cronactor::Outcome::Succeeded);
+}
+
+#[tokio::test(start_paused = true)]
 async fn upsert_with_a_new_schedule_counts_its_slots_from_the_update() {
     // As Temporal discards a schedule's actions before its update: the new
     // schedule's times before the upsert were never the job's, so none of

@@ -110,3 +110,79 @@ async fn progress_and_log_lines_travel_as_events_and_show_in_status() {
         .collect();
     assert_eq!(fractions, [0.5, 1.0]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn remove_announces_its_runs_in_flight_as_cancelled_before_removed() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let mut events = s.subscribe();
+    let spec = JobSpec::builder("r", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(11.0).await;
+    s.remove("r").await.expect("remove");
+    run_for_secs(10.0).await;
+    let evs = drain(&mut events);
+    assert_eq!(
+        kinds(&evs),
+        ["added", "fired", "started", "cancelled", "removed"]
+    );
+    let (
+        EventKind::Started {
+            run_id: started, ..
+        },
+        EventKind::Cancelled { run_id, reason },
+    ) = (&evs[2].kind, &evs[3].kind)
+    else {
+        panic!("started, then cancelled: {evs:?}");
+    };
+    assert_eq!((run_id, reason.as_str()), (started, "job removed"));
+    assert_eq!(s.metrics().await.expect("metrics").runs_in_flight, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lagging_subscriber_is_told_how_many_it_missed_then_gets_the_next_events() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .configure(|c| c.event_capacity = 4)
+        .start()
+        .await
+        .expect("start");
+    let mut events = s.subscribe();
+    let spec = JobSpec::builder("l", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(3.5).await; // added, then fired, started, succeeded at 1, 2 and 3 s
+    assert_eq!(events.try_recv(), Some(cronactor::Received::Missed(6)));
+    let rest = drain(&mut events);
+    assert_eq!(kinds(&rest), ["succeeded", "fired", "started", "succeeded"]);
+    let three: chrono::DateTime<chrono::Utc> = "2026-01-05T00:00:03Z".parse().expect("instant");
+    assert!(rest[1..].iter().all(|e| e.at == three));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_of_a_waiting_retry_answers_no_run_and_publishes_nothing() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("w", ScheduleSpec::every(Duration::from_secs(100)), "fail")
+        .retry(cronactor::RetryPolicy::new(
+            2,
+            cronactor::Backoff::Fixed(Duration::from_secs(30)),
+        ))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(101.0).await;
+    let before = s.status("w").await.expect("status");
+    assert!(before.retry_wait.is_some());
+    let mut events = s.subscribe();
+    assert!(s.cancel("w").await.expect("cancel").is_empty());
+    run_for_secs(60.0).await; // past the retry's due time
+    assert!(drain(&mut events).is_empty());
+    let after = s.status("w").await.expect("status");
+    assert!(after.retry_wait.is_none());
+    assert_eq!(after.counters, before.counters);
+    assert_eq!(s.history("w", 10).await.expect("history").len(), 1);
+}

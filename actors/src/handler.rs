@@ -115,6 +115,12 @@ pub trait Handler: Send + Sync + 'static {
     fn call(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), HandlerError>>;
 }
 
+impl std::fmt::Debug for dyn Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Handler")
+    }
+}
+
 impl<F, Fut, E> Handler for F
 where
     F: Fn(JobContext) -> Fut + Send + Sync + 'static,

@@ -110,6 +110,8 @@ pub enum JobMsg {
         spec: Arc<JobSpec>,
         /// Its compiled schedule.
         schedule: Schedule,
+        /// The new spec's handler (runs started from now on call it).
+        handler: Option<Arc<dyn Handler>>,
         /// Answered once the new spec is durable.
         reply: RpcReplyPort<Result<(), Error>>,
     },
@@ -585,9 +587,19 @@ impl Actor for JobActor {
             JobMsg::Update {
                 spec,
                 schedule,
+                handler,
                 reply,
             } => {
                 let rearm = spec.schedule != s.spec.schedule;
+                if spec.handler != s.spec.handler {
+                    // Runs in flight keep the link they were started with.
+                    s.link = Arc::new(RunLink {
+                        rt: s.link.rt.clone(),
+                        job: myself.clone(),
+                        id: s.spec.id.clone(),
+                        handler,
+                    });
+                }
                 s.payload = Arc::new(spec.payload.clone());
                 s.tags = Arc::from(spec.tags.as_slice());
                 s.spec = spec;
@@ -616,7 +628,16 @@ impl Actor for JobActor {
             JobMsg::Remove(reply) => {
                 s.generation += 1;
                 s.retry_generation += 1;
+                // The actor stops before its runs end: the runs announced
+                // as started are announced as cancelled now.
+                let announced = s.announced_runs();
                 s.cancel_all(&myself, "job removed");
+                for run_id in announced {
+                    s.publish(EventKind::Cancelled {
+                        run_id,
+                        reason: "job removed".into(),
+                    });
+                }
                 // Runs admitted whose `Admitted` is still on its way: the
                 // actor stops before it comes, so their places go back now.
                 for (_, tags) in s.waiting_admission.drain() {
@@ -1848,6 +1869,26 @@ impl JobActorState {
     }
 
     /// Fires every in-flight run's token; returns the runs cancelled.
+    /// The runs in flight whose `Started` was published: not waiting for
+    /// their record, for admission or (prepared ahead) for their slot.
+    fn announced_runs(&self) -> Vec<RunId> {
+        let now = self.now();
+        let waiting_slot = self.prepared.as_deref().map(|p| p.run_id).filter(|id| {
+            let run = self.state.in_flight.iter().find(|r| r.run_id == *id);
+            run.is_some_and(|r| r.started > now)
+        });
+        self.state
+            .in_flight
+            .iter()
+            .map(|r| r.run_id)
+            .filter(|id| {
+                !self.unrecorded.contains(id)
+                    && !self.waiting_admission.contains_key(id)
+                    && waiting_slot != Some(*id)
+            })
+            .collect()
+    }
+
     fn cancel_all(&mut self, myself: &ActorRef<JobMsg>, why: &str) -> Vec<RunId> {
         let mut cancelled = Vec::new();
         for (run_id, (token, reason)) in self.tokens.iter_mut() {

@@ -32,8 +32,8 @@ pub struct Metrics {
     /// Runs in flight now.
     pub runs_in_flight: u64,
     /// Fire lateness: when a run actually started minus its scheduled time
-    /// (scheduled and event fires; catch-ups and retries are late by design
-    /// and not counted).
+    /// (scheduled, triggered and event fires; catch-ups and retries are late
+    /// by design and not counted).
     pub lateness: Percentiles,
     /// Run duration.
     pub duration: Percentiles,

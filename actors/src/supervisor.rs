@@ -359,6 +359,7 @@ impl Actor for SupervisorActor {
                             let msg = JobMsg::Update {
                                 spec: spec.clone(),
                                 schedule,
+                                handler: s.handlers.get(&spec.handler),
                                 reply: tx.into(),
                             };
                             s.listen(&spec);

@@ -60,7 +60,7 @@ impl Prom {
             metrics::describe_histogram!(
                 LATENESS,
                 metrics::Unit::Seconds,
-                "Start of a scheduled or event-triggered run minus its scheduled time."
+                "Start of a scheduled, triggered or event run minus its scheduled time."
             );
             metrics::describe_histogram!(
                 DURATION,
@@ -90,7 +90,11 @@ impl Prom {
                     starts.clear();
                 }
                 starts.insert(*run_id, event.at);
-                if matches!(trigger, Trigger::Schedule | Trigger::Event) {
+                // The runs `Metrics::lateness` measures.
+                if matches!(
+                    trigger,
+                    Trigger::Schedule | Trigger::Manual | Trigger::Event
+                ) {
                     let late = seconds(*scheduled, event.at);
                     metrics::with_local_recorder(&self.histograms, || {
                         metrics::histogram!(LATENESS, "job" => job).record(late);
@@ -152,6 +156,10 @@ fn describe() {
     );
     describe_counter!("cronactor_job_retries_total", "Retries started, by job.");
     describe_counter!(
+        "cronactor_job_coalesced_total",
+        "Missed slots served by another slot's run, by job."
+    );
+    describe_counter!(
         "cronactor_job_skips_total",
         "Fires skipped, by job and reason."
     );
@@ -182,6 +190,7 @@ fn job_series(job: &JobStatus) {
     }
     metrics::counter!("cronactor_job_fires_total", "job" => id.clone()).absolute(c.fires);
     metrics::counter!("cronactor_job_retries_total", "job" => id.clone()).absolute(c.retries);
+    metrics::counter!("cronactor_job_coalesced_total", "job" => id.clone()).absolute(c.coalesced);
     let s = &c.skipped;
     for (reason, n) in [
         ("paused", s.paused),
@@ -197,4 +206,44 @@ fn job_series(job: &JobStatus) {
         .set(f64::from(job.runs_in_flight));
     metrics::gauge!("cronactor_job_consecutive_failures", "job" => id)
         .set(f64::from(job.consecutive_failures));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(trigger: Trigger) -> Event {
+        let at: DateTime<Utc> = "2026-01-05T00:00:01Z".parse().expect("instant");
+        Event {
+            at,
+            job_id: crate::JobId::new("j").expect("job id"),
+            kind: EventKind::Started {
+                run_id: RunId::random(),
+                scheduled: at - chrono::Duration::seconds(1),
+                trigger,
+                attempt: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn lateness_counts_the_runs_metrics_counts() {
+        let prom = Prom::new();
+        for trigger in [
+            Trigger::Schedule,
+            Trigger::Manual,
+            Trigger::Event,
+            Trigger::CatchUp,
+            Trigger::Retry,
+            Trigger::ManualRetry,
+            Trigger::Recovery,
+        ] {
+            prom.observe(&started(trigger));
+        }
+        let text = prom.handle.render();
+        assert!(
+            text.contains("cronactor_fire_lateness_seconds_count{job=\"j\"} 3"),
+            "{text}"
+        );
+    }
 }

@@ -1,0 +1,202 @@
+//! A generated sequence of operations and time advances on a few jobs with
+//! random policies (fixed seed): after every step, events, status, `list`,
+//! history and metrics agree.
+
+mod support;
+
+use cronactor::{
+    Backoff, Event, EventKind, JobSpec, MisfirePolicy, OverlapPolicy, RetryPolicy, ScheduleSpec,
+    SkipReason, Trigger,
+};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::*;
+
+const JOBS: [&str; 3] = ["j0", "j1", "j2"];
+const KEEP: usize = 6;
+
+fn random_spec(rng: &mut StdRng, id: &str) -> JobSpec {
+    let handler = ["count", "slow", "fail"][rng.random_range(0..3)];
+    let overlap = match rng.random_range(0..4) {
+        0 => OverlapPolicy::Skip,
+        1 => OverlapPolicy::Concurrent { max: Some(2) },
+        2 => OverlapPolicy::Queue { max: 1 },
+        _ => OverlapPolicy::Replace,
+    };
+    let period = Duration::from_secs(rng.random_range(1..4));
+    let misfire = match rng.random_range(0..3) {
+        0 => MisfirePolicy::Skip,
+        1 => MisfirePolicy::FireOnce,
+        _ => MisfirePolicy::FireAll { max: 2 },
+    };
+    let mut b = JobSpec::builder(id, ScheduleSpec::every(period), handler)
+        .overlap(overlap)
+        .misfire(misfire);
+    if rng.random_bool(0.5) {
+        b = b.retry(RetryPolicy::new(1, Backoff::Fixed(Duration::from_secs(1))));
+    }
+    b.build().expect("spec")
+}
+
+/// What the events say about one job, summed.
+#[derive(Debug, Default, PartialEq)]
+struct Seen {
+    slots_fired: u64,
+    /// Slots skipped without a `Fired` of their own (paused, missed).
+    slots_skipped: u64,
+    /// The slots (and trigger times) of every `Fired`: a later `Skipped`
+    /// of one is a queued fire or a waiting retry dropped, not a slot.
+    fired: std::collections::BTreeSet<chrono::DateTime<chrono::Utc>>,
+    started: u64,
+    retries: u64,
+    succeeded: u64,
+    failed: u64,
+    cancelled: u64,
+    timed_out: u64,
+    skipped: BTreeMap<String, u64>,
+}
+
+fn account(seen: &mut BTreeMap<String, Seen>, events: &[Event]) {
+    for e in events {
+        let s = seen.entry(e.job_id.as_str().to_owned()).or_default();
+        match &e.kind {
+            EventKind::Fired { trigger, scheduled } => {
+                s.fired.insert(*scheduled);
+                if matches!(trigger, Trigger::Schedule | Trigger::CatchUp) {
+                    s.slots_fired += 1;
+                }
+            }
+            EventKind::Started { trigger, .. } => {
+                s.started += 1;
+                if *trigger == Trigger::Retry {
+                    s.retries += 1;
+                }
+            }
+            EventKind::Succeeded { .. } => s.succeeded += 1,
+            EventKind::Failed { .. } => s.failed += 1,
+            EventKind::Cancelled { .. } => s.cancelled += 1,
+            EventKind::TimedOut { .. } => s.timed_out += 1,
+            EventKind::Skipped {
+                reason,
+                count,
+                scheduled,
+            } => {
+                if !s.fired.contains(scheduled) {
+                    s.slots_skipped += count;
+                }
+                *s.skipped.entry(format!("{reason:?}")).or_default() += count;
+            }
+            EventKind::Removed => {
+                seen.remove(e.job_id.as_str());
+            }
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_status_list_history_and_metrics_agree_under_random_operations() {
+    let mut rng = StdRng::seed_from_u64(0x5eed_e7e7);
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .configure(|c| c.history_keep = KEEP)
+        .start()
+        .await
+        .expect("start");
+    let mut events = s.subscribe();
+    let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut checked = 0;
+    for step in 0..600 {
+        let id = JOBS[rng.random_range(0..JOBS.len())];
+        let op = rng.random_range(0..10);
+        let _ = match op {
+            0 => s.upsert(random_spec(&mut rng, id)).await.map(|_| ()),
+            1 => s.pause(id, None).await,
+            2 => s.resume(id, None).await,
+            3 => s.trigger(id).await.map(|_| ()),
+            4 => s.cancel(id).await.map(|_| ()),
+            5 if rng.random_bool(0.2) => s.remove(id).await,
+            6 if rng.random_bool(0.2) => {
+                // A forward step of the wall clock: missed slots.
+                clock.step(chrono::Duration::seconds(rng.random_range(5..40)));
+                run_for_secs(1.5).await;
+                Ok(())
+            }
+            _ => {
+                run_for_secs(f64::from(rng.random_range(1..30u32)) / 10.0).await;
+                Ok(())
+            }
+        };
+        run_for_secs(0.001).await;
+        // Status, history and metrics are read from the registry one query
+        // after another; a history read waits for the store off the
+        // runtime, and paused time may jump to the next timer meanwhile. A
+        // step is checked only when nothing moved while it was read.
+        let list = s.list().await.expect("list");
+        let metrics = s.metrics().await.expect("metrics");
+        let mut statuses = Vec::new();
+        let mut histories = Vec::new();
+        for st in &list {
+            statuses.push(s.status(st.id.as_str()).await.expect("status"));
+            histories.push(s.history(st.id.as_str(), 1000).await.expect("history"));
+        }
+        account(&mut seen, &drain(&mut events));
+        let late = drain(&mut events);
+        account(&mut seen, &late);
+        if s.list().await.expect("list") != list || !late.is_empty() {
+            continue;
+        }
+        checked += 1;
+        let mut total = cronactor::Counters::default();
+        let mut in_flight = 0;
+        for ((st, status), history) in list.iter().zip(&statuses).zip(&histories) {
+            let ctx = format!("step {step}, job {}: {st:?}", st.id);
+            assert_eq!(status, st, "list agrees with status: {ctx}");
+            total.add(&st.counters);
+            in_flight += u64::from(st.runs_in_flight);
+            let c = &st.counters;
+            assert_eq!(
+                c.runs,
+                c.succeeded
+                    + c.failed
+                    + c.cancelled
+                    + c.interrupted
+                    + c.timed_out
+                    + u64::from(st.runs_in_flight),
+                "every run started has ended or is in flight: {ctx}"
+            );
+            assert!(history.len() <= KEEP, "{ctx}");
+            if let Some(newest) = history.iter().find(|r| r.outcome.is_run()) {
+                assert_eq!(st.last_run.as_ref(), Some(newest), "last run: {ctx}");
+            }
+            let ev = seen
+                .get(st.id.as_str())
+                .expect("events seen for a listed job");
+            assert_eq!(ev.started, c.runs, "Started events: {ctx}");
+            assert_eq!(
+                ev.slots_fired + ev.slots_skipped + c.coalesced,
+                c.fires,
+                "every slot counted in fires fired, or was skipped or coalesced as missed: {ctx}"
+            );
+            assert_eq!(ev.retries, c.retries, "retries: {ctx}");
+            assert_eq!(ev.succeeded, c.succeeded, "Succeeded events: {ctx}");
+            assert_eq!(ev.failed, c.failed, "Failed events: {ctx}");
+            assert_eq!(ev.cancelled, c.cancelled, "Cancelled events: {ctx}");
+            for (reason, counted) in [
+                (SkipReason::Paused, c.skipped.paused),
+                (SkipReason::Overlap, c.skipped.overlap),
+                (SkipReason::QueueFull, c.skipped.queue_full),
+                (SkipReason::Misfire, c.skipped.misfire),
+                (SkipReason::Orphaned, c.skipped.orphaned),
+            ] {
+                let n = ev.skipped.get(&format!("{reason:?}")).copied().unwrap_or(0);
+                assert_eq!(n, counted, "Skipped {reason:?} events: {ctx}");
+            }
+        }
+        assert_eq!(metrics.totals, total, "step {step}");
+        assert_eq!(metrics.runs_in_flight, in_flight, "step {step}");
+    }
+    assert!(checked > 400, "most steps were checked: {checked}");
+}

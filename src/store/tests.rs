@@ -740,7 +740,7 @@ fn a_fold_of_many_jobs_writes_every_job_and_empties_the_journal() {
 #[test]
 fn folds_after_a_reopen_trim_every_job_to_its_last_runs() {
     use super::SledStore;
-    use cronactor_actors::{SnapshotStore, StoreOp};
+    use cronactor_actors::SnapshotStore;
 
     let jobs = 1100;
     let keep = 10;
@@ -749,17 +749,8 @@ fn folds_after_a_reopen_trim_every_job_to_its_last_runs() {
     let runs = |from: u64, to: u64| {
         specs
             .iter()
-            .flat_map(move |spec| {
-                (from..to).map(move |n| StoreOp::AppendHistory {
-                    id: spec.id.clone(),
-                    record: Box::new(run(n)),
-                    keep,
-                })
-            })
+            .flat_map(|spec| appends(spec, from..to, keep))
             .collect::<Vec<_>>()
-    };
-    let chunks_of = |store: &SledStore, id: &str| {
-        super::fold::scan_chunks(&store.shared.history, id).expect("scan")
     };
     {
         let store = SledStore::open(dir.path()).expect("open");
@@ -774,17 +765,14 @@ fn folds_after_a_reopen_trim_every_job_to_its_last_runs() {
     store.apply(runs(10, 15)).expect("apply");
     store.fold().expect("fold");
     for spec in [&specs[0], &specs[jobs - 1]] {
-        assert_eq!(
-            Vec::from(chunks_of(&store, spec.id.as_str())),
-            [(0, 10), (10, 5)]
-        );
+        assert_eq!(chunks_of(&store, spec.id.as_str()), [(0, 10), (10, 5)]);
     }
     // Ten more: both older chunks are surplus.
     store.apply(runs(15, 25)).expect("apply");
     store.fold().expect("fold");
     for spec in &specs {
         assert_eq!(
-            Vec::from(chunks_of(&store, spec.id.as_str())),
+            chunks_of(&store, spec.id.as_str()),
             [(15, 10)],
             "{}",
             spec.id
@@ -928,23 +916,13 @@ fn the_fold_thread_runs_at_the_configured_nice_value() {
 #[test]
 fn a_crash_part_way_through_a_folds_segment_deletion_keeps_the_history_exact() {
     use super::SledStore;
-    use cronactor_actors::{SnapshotStore, StoreOp};
+    use cronactor_actors::SnapshotStore;
 
     let keep = 10;
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = every_second_specs(1).remove(0);
-    let runs = |from: u64, to: u64| {
-        (from..to)
-            .map(|n| StoreOp::AppendHistory {
-                id: spec.id.clone(),
-                record: Box::new(run(n)),
-                keep,
-            })
-            .collect::<Vec<_>>()
-    };
-    let chunks_of = |store: &SledStore| {
-        Vec::from(super::fold::scan_chunks(&store.shared.history, spec.id.as_str()).expect("scan"))
-    };
+    let runs = |from: u64, to: u64| appends(&spec, from..to, keep);
+    let chunks_of = |store: &SledStore| chunks_of(store, spec.id.as_str());
     {
         let store = SledStore::open(dir.path()).expect("open");
         store
@@ -1372,23 +1350,13 @@ fn a_journal_value_under_a_key_that_is_not_a_segment_number_is_quarantined() {
 #[test]
 fn a_crash_between_a_folds_trim_and_its_write_replays_to_the_same_history() {
     use super::SledStore;
-    use cronactor_actors::{SnapshotStore, StoreOp};
+    use cronactor_actors::SnapshotStore;
 
     let keep = 10;
     let dir = tempfile::tempdir().expect("temp dir");
     let spec = every_second_specs(1).remove(0);
-    let runs = |from: u64, to: u64| {
-        (from..to)
-            .map(|n| StoreOp::AppendHistory {
-                id: spec.id.clone(),
-                record: Box::new(run(n)),
-                keep,
-            })
-            .collect::<Vec<_>>()
-    };
-    let chunks_of = |store: &SledStore| {
-        Vec::from(super::fold::scan_chunks(&store.shared.history, spec.id.as_str()).expect("scan"))
-    };
+    let runs = |from: u64, to: u64| appends(&spec, from..to, keep);
+    let chunks_of = |store: &SledStore| chunks_of(store, spec.id.as_str());
     {
         let store = SledStore::open(dir.path()).expect("open");
         store
@@ -1422,4 +1390,24 @@ fn a_crash_between_a_folds_trim_and_its_write_replays_to_the_same_history() {
         store.history(&spec.id, 100).expect("history"),
         newest_first(15, 25)
     );
+}
+
+/// Runs `seqs` of a job's history, as `AppendHistory` ops keeping `keep`.
+fn appends(
+    spec: &JobSpec,
+    seqs: std::ops::Range<u64>,
+    keep: usize,
+) -> Vec<cronactor_actors::StoreOp> {
+    seqs.map(|n| cronactor_actors::StoreOp::AppendHistory {
+        id: spec.id.clone(),
+        record: Box::new(run(n)),
+        keep,
+    })
+    .collect()
+}
+
+/// A job's history chunks in the tree, oldest first: (first sequence
+/// number, length).
+fn chunks_of(store: &super::SledStore, id: &str) -> Vec<(u64, u32)> {
+    Vec::from(super::fold::scan_chunks(&store.shared.history, id).expect("scan"))
 }

@@ -11,6 +11,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a scheduler did not start.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use cronactor::{Scheduler, StartError};
+/// use std::time::Duration;
+///
+/// let refused = Scheduler::builder()
+///     .configure(|config| config.flush_interval = Duration::ZERO)
+///     .in_memory()
+///     .start()
+///     .await;
+/// match refused {
+///     Err(StartError::InvalidConfig { field, .. }) => assert_eq!(field, "flush_interval"),
+///     other => panic!("{other:?}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {

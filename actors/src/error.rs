@@ -5,6 +5,35 @@ use crate::id::{InvalidJobId, JobId, RunId};
 use crate::schedule::ScheduleError;
 
 /// Why a request to the scheduler failed.
+///
+/// Each variant carries what a caller needs to act on it (the id, the field,
+/// the state), and its text says it in one line.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{Error, JobContext, JobSpec, ScheduleSpec, Scheduler};
+/// use std::time::Duration;
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+///     .in_memory()
+///     .start()
+///     .await?;
+/// let spec = JobSpec::builder("report", ScheduleSpec::cron("0 0 9 * * *"), "noop").build()?;
+/// scheduler.add(spec.clone()).await?;
+///
+/// match scheduler.add(spec).await {
+///     Err(Error::DuplicateJob(id)) => assert_eq!(id.as_str(), "report"),
+///     other => panic!("{other:?}"),
+/// }
+/// let err = scheduler.resume("report", None).await.unwrap_err();
+/// assert!(matches!(err, Error::InvalidState { action: "resume", .. }));
+/// assert!(matches!(scheduler.status("nope").await, Err(Error::UnknownJob(_))));
+/// scheduler.shutdown(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

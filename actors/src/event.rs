@@ -187,6 +187,48 @@ pub enum Received {
 }
 
 /// A subscription to the event stream, from `Scheduler::subscribe`.
+///
+/// A subscriber that falls behind receives [`Received::Missed`] with the
+/// number of events it lost, then goes on with the newest: the runtime never
+/// waits for it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{EventKind, JobContext, JobSpec, Received, ScheduleSpec, Scheduler};
+/// use std::time::Duration;
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+///     .in_memory()
+///     .start()
+///     .await?;
+/// let mut events = scheduler.subscribe();
+/// scheduler
+///     .add(JobSpec::builder("tick", ScheduleSpec::cron("0 0 * * * *"), "noop").build()?)
+///     .await?;
+/// scheduler.trigger("tick").await?;
+/// let mut seen = Vec::new();
+/// loop {
+///     match events.recv().await {
+///         Some(Received::Event(event)) => {
+///             assert_eq!(event.job_id.as_str(), "tick");
+///             let done = matches!(event.kind, EventKind::Succeeded { .. });
+///             seen.push(event.kind);
+///             if done {
+///                 break;
+///             }
+///         }
+///         Some(Received::Missed(n)) => eprintln!("fell behind: {n} events lost"),
+///         None => break, // the scheduler shut down
+///     }
+/// }
+/// assert!(matches!(seen[0], EventKind::Added));
+/// assert!(seen.iter().any(|kind| matches!(kind, EventKind::Started { .. })));
+/// scheduler.shutdown(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct EventStream {
     rx: broadcast::Receiver<Event>,
@@ -230,6 +272,20 @@ impl EventStream {
 }
 
 /// The publishing side, shared by every actor.
+///
+/// ```
+/// use cronactor_actors::{EventBus, EventKind, JobId, Received};
+///
+/// let bus = EventBus::new(16);
+/// let mut stream = bus.subscribe();
+/// let id = JobId::new("report")?;
+/// bus.publish(&id, chrono::Utc::now(), EventKind::Added);
+/// match stream.try_recv() {
+///     Some(Received::Event(event)) => assert_eq!(event.kind, EventKind::Added),
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok::<(), cronactor_actors::InvalidJobId>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,

@@ -13,6 +13,51 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 /// What a run knows about itself.
+///
+/// A handler receives it by value: the slot it serves, its attempt, the job's
+/// payload, the cancellation token to watch in long work, and
+/// [`progress`](JobContext::progress) and [`log`](JobContext::log) to report.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{Event, EventKind, JobContext, JobSpec, Received, ScheduleSpec, Scheduler};
+/// use std::time::Duration;
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("export", |ctx: JobContext| async move {
+///         let rows = ctx.payload["rows"].as_u64().unwrap_or(0);
+///         for done in 0..rows {
+///             if ctx.cancel.is_cancelled() {
+///                 return Err(format!("stopped at row {done}"));
+///             }
+///             ctx.progress(done as f32 / rows as f32, format!("row {done}"));
+///         }
+///         ctx.log(format!("attempt {} exported {rows} rows", ctx.attempt));
+///         Ok(())
+///     })
+///     .in_memory()
+///     .start()
+///     .await?;
+/// let spec = JobSpec::builder("nightly-export", ScheduleSpec::cron("0 0 3 * * *"), "export")
+///     .payload(serde_json::json!({ "rows": 3 }))
+///     .build()?;
+/// scheduler.add(spec).await?;
+/// let mut events = scheduler.subscribe();
+/// scheduler.trigger("nightly-export").await?;
+/// let mut logged = Vec::new();
+/// while let Some(Received::Event(Event { kind, .. })) = events.recv().await {
+///     match kind {
+///         EventKind::Log { line, .. } => logged.push(line),
+///         EventKind::Succeeded { .. } => break,
+///         _ => {}
+///     }
+/// }
+/// assert_eq!(logged, ["attempt 1 exported 3 rows"]);
+/// scheduler.shutdown(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct JobContext {
     /// The job.
@@ -110,6 +155,47 @@ impl JobContext {
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A job handler: an async function of the run's context.
+///
+/// Any `Fn(JobContext) -> impl Future<Output = Result<(), E>>` is a handler;
+/// a type that holds state (a client, a pool) implements the trait itself.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{Handler, HandlerError, JobContext, JobSpec, ScheduleSpec, Scheduler, TriggerOutcome};
+/// use futures::future::BoxFuture;
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// struct CountRuns(Arc<AtomicU64>);
+///
+/// impl Handler for CountRuns {
+///     fn call(&self, _ctx: JobContext) -> BoxFuture<'static, Result<(), HandlerError>> {
+///         let runs = self.0.clone();
+///         Box::pin(async move {
+///             runs.fetch_add(1, Ordering::SeqCst);
+///             Ok(())
+///         })
+///     }
+/// }
+///
+/// let runs = Arc::new(AtomicU64::new(0));
+/// let scheduler = Scheduler::builder()
+///     .handler("count", CountRuns(runs.clone()))
+///     .in_memory()
+///     .start()
+///     .await?;
+/// scheduler
+///     .add(JobSpec::builder("counter", ScheduleSpec::cron("0 0 * * * *"), "count").build()?)
+///     .await?;
+/// assert!(matches!(scheduler.trigger("counter").await?, TriggerOutcome::Started(_)));
+/// // `shutdown` waits for the run in flight.
+/// scheduler.shutdown(Duration::from_secs(5)).await?;
+/// assert_eq!(runs.load(Ordering::SeqCst), 1);
+/// # Ok(())
+/// # }
+/// ```
 pub trait Handler: Send + Sync + 'static {
     /// Runs the job once.
     fn call(&self, ctx: JobContext) -> BoxFuture<'static, Result<(), HandlerError>>;
@@ -134,6 +220,15 @@ where
 }
 
 /// The handlers of a scheduler, by name.
+///
+/// ```
+/// use cronactor_actors::{Handlers, JobContext};
+///
+/// let mut handlers = Handlers::default();
+/// handlers.insert("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) });
+/// assert!(handlers.contains("noop"));
+/// assert!(handlers.get("missing").is_none());
+/// ```
 #[derive(Clone, Default)]
 pub struct Handlers {
     by_name: HashMap<String, Arc<dyn Handler>>,

@@ -199,6 +199,36 @@ impl JobMsg {
 pub const MAX_PREVIEW: usize = 10_000;
 
 /// What `trigger` did.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{JobContext, JobSpec, OverlapPolicy, ScheduleSpec, Scheduler, SkipReason, TriggerOutcome};
+/// use std::time::Duration;
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("slow", |_ctx: JobContext| async {
+///         tokio::time::sleep(Duration::from_millis(200)).await;
+///         Ok::<(), std::io::Error>(())
+///     })
+///     .in_memory()
+///     .start()
+///     .await?;
+/// let spec = JobSpec::builder("sync", ScheduleSpec::cron("0 0 * * * *"), "slow")
+///     .overlap(OverlapPolicy::Skip)
+///     .build()?;
+/// scheduler.add(spec).await?;
+///
+/// assert!(matches!(scheduler.trigger("sync").await?, TriggerOutcome::Started(_)));
+/// // The first run is still going: `Skip` skips the second fire.
+/// assert_eq!(
+///     scheduler.trigger("sync").await?,
+///     TriggerOutcome::Skipped(SkipReason::Overlap)
+/// );
+/// scheduler.shutdown(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TriggerOutcome {
     /// A run started.

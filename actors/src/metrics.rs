@@ -23,6 +23,32 @@ pub struct Percentiles {
 }
 
 /// A snapshot of the scheduler's metrics, from `Scheduler::metrics`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{JobContext, JobPhase, JobSpec, ScheduleSpec, Scheduler};
+/// use std::time::Duration;
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+///     .in_memory()
+///     .start()
+///     .await?;
+/// for id in ["a", "b"] {
+///     scheduler.add(JobSpec::builder(id, ScheduleSpec::cron("0 0 * * * *"), "noop").build()?).await?;
+/// }
+/// scheduler.pause("b", None).await?;
+///
+/// let metrics = scheduler.metrics().await?;
+/// assert_eq!(metrics.jobs_by_phase.get(&JobPhase::Scheduled), Some(&1));
+/// assert_eq!(metrics.jobs_by_phase.get(&JobPhase::Paused), Some(&1));
+/// assert_eq!(metrics.totals.runs, 0);
+/// println!("lateness p99: {} µs", metrics.lateness.p99_us);
+/// scheduler.shutdown(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     /// Jobs by phase.

@@ -347,6 +347,33 @@ impl JobPhase {
 }
 
 /// A job as a status query shows it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{JobContext, JobPhase, JobSpec, ScheduleSpec, Scheduler};
+/// use std::time::Duration;
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+///     .in_memory()
+///     .start()
+///     .await?;
+/// let spec = JobSpec::builder("backup", ScheduleSpec::cron("0 30 2 * * *").in_tz("Europe/Berlin"), "noop")
+///     .build()?;
+/// scheduler.add(spec).await?;
+/// scheduler.pause("backup", Some("disk replaced tonight")).await?;
+///
+/// let status = scheduler.status("backup").await?;
+/// assert_eq!(status.phase, JobPhase::Paused);
+/// assert_eq!(status.pause_note.as_deref(), Some("disk replaced tonight"));
+/// assert_eq!(status.time_zone, "Europe/Berlin");
+/// assert!(status.next_fire.is_some());
+/// assert_eq!(status.counters.runs, 0);
+/// scheduler.shutdown(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobStatus {
     /// The job.

@@ -131,6 +131,32 @@ pub trait SnapshotStore: Send + Sync + 'static {
 }
 
 /// A store that keeps everything in memory: nothing survives the process.
+///
+/// Shared between two schedulers one after the other, it shows what a
+/// restart from a durable store does: the second finds the first's jobs.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{JobContext, JobPhase, JobSpec, MemoryStore, ScheduleSpec, Scheduler};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let store = Arc::new(MemoryStore::new());
+/// let noop = |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) };
+/// let first = Scheduler::builder().handler("noop", noop).store(store.clone()).start().await?;
+/// first.add(JobSpec::builder("report", ScheduleSpec::cron("0 0 9 * * *"), "noop").build()?).await?;
+/// first.pause("report", Some("until Monday")).await?;
+/// first.shutdown(Duration::from_secs(5)).await?;
+///
+/// let second = Scheduler::builder().handler("noop", noop).store(store).start().await?;
+/// let status = second.status("report").await?;
+/// assert_eq!(status.phase, JobPhase::Paused);
+/// assert_eq!(status.pause_note.as_deref(), Some("until Monday"));
+/// second.shutdown(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     inner: Mutex<MemoryInner>,

@@ -41,6 +41,35 @@ pub enum Upserted {
 }
 
 /// What `shutdown` did.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{JobContext, JobSpec, ScheduleSpec, Scheduler};
+/// use std::time::Duration;
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("stuck", |_ctx: JobContext| async {
+///         // Ignores its cancellation token.
+///         tokio::time::sleep(Duration::from_secs(3600)).await;
+///         Ok::<(), std::io::Error>(())
+///     })
+///     .configure(|config| config.cancel_grace = Duration::from_secs(60))
+///     .in_memory()
+///     .start()
+///     .await?;
+/// scheduler
+///     .add(JobSpec::builder("import", ScheduleSpec::cron("0 0 * * * *"), "stuck").build()?)
+///     .await?;
+/// scheduler.trigger("import").await?;
+/// // Its token is cancelled at once, and the grace runs out first.
+/// let report = scheduler.shutdown(Duration::from_millis(100)).await?;
+/// assert_eq!(report.cancelled.len(), 1);
+/// assert_eq!(report.cancelled[0].0.as_str(), "import");
+/// assert_eq!(report.unfinished_jobs.len(), 1);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
     /// Runs whose token was cancelled, by job (ordered by job id).
@@ -52,14 +81,30 @@ pub struct ShutdownReport {
 /// Messages to the supervisor: the scheduler's whole control interface.
 ///
 /// ```
-/// # use cronactor_actors::*;
-/// # async fn demo(supervisor: ractor::ActorRef<SupervisorMsg>) -> Result<(), Box<dyn std::error::Error>> {
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::{JobContext, JobId, JobSpec, ScheduleSpec, Scheduler, SupervisorMsg};
 /// use ractor::call;
+/// use std::time::Duration;
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+///     .in_memory()
+///     .start()
+///     .await?;
+/// scheduler
+///     .add(JobSpec::builder("report", ScheduleSpec::cron("0 0 9 * * *"), "noop").build()?)
+///     .await?;
+///
+/// // The handle's methods send these messages; a service can send them too.
+/// let supervisor = scheduler.supervisor();
 /// let id = JobId::new("report")?;
 /// call!(supervisor, |reply| SupervisorMsg::Pause { id: id.clone(), note: Some("maintenance".into()), reply })??;
 /// let status = call!(supervisor, SupervisorMsg::Status, id)??;
 /// assert_eq!(status.pause_note.as_deref(), Some("maintenance"));
-/// # Ok(()) }
+/// scheduler.shutdown(Duration::from_secs(5)).await?;
+/// # Ok(())
+/// # }
 /// ```
 #[derive(Debug)]
 pub enum SupervisorMsg {

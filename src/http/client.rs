@@ -90,6 +90,42 @@ pub enum StreamMessage {
 
 /// A blocking client of one server. Its `Debug` output leaves the token
 /// out.
+///
+/// Blocking: from async code, call it on a blocking thread.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use cronactor::http::client::Client;
+/// use cronactor::http::{serve, HttpConfig};
+/// use cronactor::{JobContext, JobSpec, ScheduleSpec, Scheduler};
+///
+/// let scheduler = Scheduler::builder()
+///     .handler("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+///     .in_memory()
+///     .start()
+///     .await?;
+/// scheduler
+///     .add(JobSpec::builder("report", ScheduleSpec::cron("0 0 9 * * *"), "noop").build()?)
+///     .await?;
+/// let server = serve(scheduler.clone(), "127.0.0.1:0".parse()?, HttpConfig::default()).await?;
+///
+/// let base = format!("http://{}", server.local_addr());
+/// let paused = tokio::task::spawn_blocking(move || {
+///     let client = Client::new(&base, None);
+///     client.pause("report", Some("maintenance"))?;
+///     client.list_jobs(Some("paused"))
+/// })
+/// .await??;
+/// assert_eq!(paused.len(), 1);
+/// assert_eq!(paused[0].id, "report");
+/// assert_eq!(paused[0].pause_note.as_deref(), Some("maintenance"));
+///
+/// server.shutdown().await?;
+/// scheduler.shutdown(std::time::Duration::from_secs(1)).await?;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Client {
     base: String,

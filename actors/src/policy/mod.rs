@@ -14,6 +14,18 @@ pub use retry::{Backoff, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
 /// What happens on restart to a run that was in flight when the process died.
+///
+/// ```
+/// use cronactor_actors::{InterruptedPolicy, JobSpec, ScheduleSpec};
+///
+/// // A payment batch must not run twice: at most once.
+/// let spec = JobSpec::builder("settle", ScheduleSpec::cron("0 0 2 * * *"), "settle")
+///     .interrupted(InterruptedPolicy::Abandon)
+///     .build()?;
+/// assert_eq!(spec.interrupted, InterruptedPolicy::Abandon);
+/// assert_eq!(InterruptedPolicy::default(), InterruptedPolicy::Retry);
+/// # Ok::<(), cronactor_actors::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum InterruptedPolicy {
     /// Run it again (at-least-once): the default.

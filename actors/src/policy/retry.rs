@@ -62,6 +62,22 @@ impl Backoff {
 
 /// Retries of a failed or timed-out run: each retry is a new attempt of the
 /// same fire (same scheduled time and payload).
+///
+/// ```
+/// use cronactor_actors::{Backoff, RetryPolicy};
+/// use std::time::Duration;
+///
+/// let retry = RetryPolicy::new(3, Backoff::exponential(Duration::from_secs(1), Duration::from_secs(3)))
+///     .with_jitter(Duration::from_millis(500));
+/// // After attempt 1 failed: 1 s, plus a jitter drawn from `random` (0 to 1).
+/// assert_eq!(retry.next_delay(1, 0.0), Some(Duration::from_secs(1)));
+/// assert_eq!(retry.next_delay(1, 1.0), Some(Duration::from_millis(1_500)));
+/// // Then 2 s, then the cap.
+/// assert_eq!(retry.next_delay(2, 0.0), Some(Duration::from_secs(2)));
+/// assert_eq!(retry.next_delay(3, 0.0), Some(Duration::from_secs(3)));
+/// // Attempt 4 was the last: the fire has failed.
+/// assert_eq!(retry.next_delay(4, 0.0), None);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// The most retries after the first attempt (0: never retry).

@@ -18,6 +18,45 @@ fn text(b: &[u8]) -> String {
 }
 
 #[test]
+fn preview_leaves_out_excluded_times() {
+    let out = run(&[
+        "--json",
+        "preview",
+        "0 0 9 * * *",
+        "--tz",
+        "Europe/Berlin",
+        "--exclude",
+        "* * * * * Sat,Sun",
+        "--exclude",
+        "* * * 25 12 *",
+        "-n",
+        "3",
+        "--after",
+        "2026-12-24T12:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let fires: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let at: Vec<&str> = (0..3)
+        .map(|i| fires[i]["at"].as_str().expect("at"))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "2026-12-28T08:00:00Z",
+            "2026-12-29T08:00:00Z",
+            "2026-12-30T08:00:00Z"
+        ]
+    );
+    let out = run(&["preview", "0 0 9 * * *", "--exclude", "* * * 32 * *"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("invalid exclusion") && stderr.contains("day-of-month"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn preview_lists_fires_with_dst_notes() {
     let out = run(&[
         "preview",

@@ -867,3 +867,35 @@ async fn a_one_shot_added_at_or_after_its_instant_is_a_slot_due_at_once() {
         assert_eq!(st.counters.fires, 1, "{id}");
     }
 }
+
+// --- Exclusions.
+
+#[tokio::test(start_paused = true)]
+async fn an_excluded_holiday_is_neither_run_nor_counted_nor_missed() {
+    // Weekdays at 09:00 in Berlin, except December 25th: Thursday the 24th
+    // runs, Friday the 25th is excluded, Monday the 28th runs.
+    let (clock, runs, b) = recording("2026-12-23T12:00:00Z");
+    let s = b.start().await.expect("start");
+    let schedule = cron_in("0 0 9 * * Mon-Fri", "Europe/Berlin").exclude("* * * 25 12 *");
+    s.add(job("workdays", schedule)).await.expect("add");
+    run_until(&clock, "2026-12-28T12:00:00Z").await;
+    assert_eq!(
+        runs.slots(),
+        ["2026-12-24T08:00:00Z", "2026-12-28T08:00:00Z"]
+    );
+    let status = s.status("workdays").await.expect("status");
+    assert_eq!(status.counters.fires, 2);
+    assert_eq!(status.counters.coalesced, 0);
+    assert_eq!(status.counters.skipped, Default::default());
+    assert_eq!(status.next_fire, Some(at("2026-12-29T08:00:00Z")));
+    let preview = s.preview("workdays", 3).await.expect("preview");
+    let fires: Vec<String> = preview.iter().map(|f| rfc(f.at)).collect();
+    assert_eq!(
+        fires,
+        [
+            "2026-12-29T08:00:00Z",
+            "2026-12-30T08:00:00Z",
+            "2026-12-31T08:00:00Z"
+        ]
+    );
+}

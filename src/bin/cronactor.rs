@@ -64,6 +64,10 @@ enum Command {
         /// Start after this instant (RFC 3339; default now).
         #[arg(long)]
         after: Option<DateTime<Utc>>,
+        /// Leave out the times matching this cron expression (repeatable),
+        /// e.g. "* * * 25 12 *".
+        #[arg(long)]
+        exclude: Vec<String>,
     },
     /// List or show jobs.
     #[command(subcommand)]
@@ -179,9 +183,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
     };
     let json = cli.json;
     match cli.command {
-        Command::Preview { expr, tz, n, after } => {
-            cli::preview(&expr, tz.as_deref(), n, after, json)
-        }
+        Command::Preview {
+            expr,
+            tz,
+            n,
+            after,
+            exclude,
+        } => cli::preview(&expr, tz.as_deref(), &exclude, n, after, json),
         Command::Jobs(JobsCommand::List { state }) => {
             cli::jobs_list(&client()?, state.as_deref(), json)
         }

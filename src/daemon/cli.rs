@@ -115,6 +115,7 @@ fn last_run(run: Option<&RunView>) -> String {
 pub fn preview(
     expr: &str,
     tz: Option<&str>,
+    exclude: &[String],
     n: usize,
     after: Option<DateTime<Utc>>,
     json: bool,
@@ -122,6 +123,9 @@ pub fn preview(
     let mut spec = ScheduleSpec::cron(expr);
     if let Some(tz) = tz {
         spec = spec.in_tz(tz);
+    }
+    for cron in exclude {
+        spec = spec.exclude(cron.clone());
     }
     let schedule = spec
         .compile(chrono_tz::UTC)

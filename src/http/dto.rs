@@ -681,6 +681,11 @@ pub struct JobRequest {
     /// At most this many fires.
     #[serde(default)]
     pub max_fires: Option<u64>,
+    /// Exclusions: cron expressions on the schedule zone's wall clock; a time
+    /// that matches one is not a fire (e.g. `* * * 25 12 *` for December
+    /// 25th, `* * * * * Sat,Sun` for weekends).
+    #[serde(default)]
+    pub exclude: Vec<String>,
     /// The name of a handler registered on the scheduler.
     #[serde(default)]
     pub handler: String,
@@ -752,6 +757,7 @@ pub(crate) fn field_of(error: &Error) -> Option<&'static str> {
         Error::Schedule(S::UnknownTimeZone(_)) => "tz",
         Error::Schedule(S::InvalidInterval(_)) => "every_ms",
         Error::Schedule(S::InvalidBounds(_)) => "bounds",
+        Error::Schedule(S::InvalidExclusion { .. }) => "exclude",
         Error::Schedule(_) => "cron",
         Error::InvalidJobId(_) => "id",
         Error::UnknownHandler(_) => "handler",
@@ -834,6 +840,9 @@ impl JobRequest {
         }
         if let Some(n) = self.max_fires {
             schedule = schedule.max_fires(n);
+        }
+        for cron in &self.exclude {
+            schedule = schedule.exclude(cron.clone());
         }
         let mut builder =
             JobSpec::builder(id, schedule, self.handler.clone()).payload(self.payload.clone());

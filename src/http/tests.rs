@@ -119,10 +119,15 @@ fn job_requests_cover_every_schedule_kind_and_policy() {
         "overlap": { "concurrent": { "max": 3 } }, "misfire": { "fire_all": { "max": 4 } },
         "jitter_ms": 250, "catch_up_window_ms": 3600000, "interrupted": "abandon",
         "retry": { "max_retries": 2, "backoff_ms": 50 }, "pause_after_failures": 3,
-        "tags": ["a"], "priority": 5, "max_fires": 10
+        "tags": ["a"], "priority": 5, "max_fires": 10,
+        "exclude": ["* * * 25 12 *", "* * * * * Sat,Sun"]
     }))
     .expect("request");
     let spec = r.to_spec(None).expect("spec");
+    assert_eq!(
+        spec.schedule.exclude,
+        ["* * * 25 12 *", "* * * * * Sat,Sun"]
+    );
     assert_eq!(spec.overlap, OverlapPolicy::Concurrent { max: Some(3) });
     assert_eq!(spec.misfire, MisfirePolicy::FireAll { max: 4 });
     assert_eq!(spec.jitter, Duration::from_millis(250));
@@ -167,6 +172,10 @@ fn job_requests_cover_every_schedule_kind_and_policy() {
         (
             json!({ "id": "o", "cron": "@daily", "max_fires": 0, "handler": "h" }),
             "max_fires",
+        ),
+        (
+            json!({ "id": "o", "cron": "@daily", "exclude": ["* * * 32 * *"], "handler": "h" }),
+            "exclude",
         ),
         (
             json!({

@@ -17,6 +17,12 @@ use super::error::ScheduleError;
 /// all exists within that span.
 const SEARCH_YEARS: i64 = 401;
 
+/// Every second, minute, hour and month (months are bits 1 to 12).
+const ALL_SECONDS: u64 = (1 << 60) - 1;
+const ALL_MINUTES: u64 = (1 << 60) - 1;
+const ALL_HOURS: u64 = (1 << 24) - 1;
+const ALL_MONTHS: u64 = ((1 << 13) - 1) & !1;
+
 /// Smallest value of the optional year field.
 pub(crate) const YEAR_MIN: u32 = 1970;
 /// Largest value of the optional year field.
@@ -182,6 +188,18 @@ fn range_bits(lo: u32, hi: u32, step: u32) -> u64 {
 }
 
 impl CronExpr {
+    /// Parses an exclusion: as [`CronExpr::parse`], except that a 5-field
+    /// expression matches every second of its minutes (a crontab line names
+    /// minutes; as a fire time it means their first second, as an exclusion
+    /// the whole minute).
+    pub(crate) fn parse_exclusion(expr: &str) -> Result<Self, ScheduleError> {
+        let f: Vec<&str> = expr.split_whitespace().collect();
+        match f.len() {
+            5 => Self::from_fields(["*", f[0], f[1], f[2], f[3], f[4]], None),
+            _ => Self::parse(expr),
+        }
+    }
+
     /// Parses an expression of 5, 6 or 7 fields, or an `@` alias.
     pub(crate) fn parse(expr: &str) -> Result<Self, ScheduleError> {
         let trimmed = expr.trim();
@@ -273,6 +291,50 @@ impl CronExpr {
     /// follow real time.
     pub(crate) fn is_fixed_time(&self) -> bool {
         self.fixed_time
+    }
+
+    /// Whether the wall-clock time `local` (naive seconds) matches.
+    pub(crate) fn matches(&self, local: i64) -> bool {
+        self.next_match(local) == Some(local)
+    }
+
+    /// Whether the expression matches every wall-clock time.
+    pub(crate) fn matches_always(&self) -> bool {
+        self.years.is_none()
+            && self.seconds == ALL_SECONDS
+            && self.minutes == ALL_MINUTES
+            && self.hours == ALL_HOURS
+            && self.days.any_day
+            && self.months == ALL_MONTHS
+    }
+
+    /// For a wall-clock time `local` that matches: the start of the next
+    /// second, minute, hour, day, month or year, the smallest unit whose
+    /// smaller fields all match everything. Every wall-clock time from `local`
+    /// up to it matches too (`* * * 25 12 *` matches `local` to the end of
+    /// its day): a search for times that do not match can jump there.
+    pub(crate) fn matching_run_end(&self, local: i64) -> i64 {
+        let (days, sod) = split_secs(local);
+        let sod = i64::from(sod);
+        if self.seconds != ALL_SECONDS {
+            return local + 1;
+        }
+        if self.minutes != ALL_MINUTES {
+            return local - sod % 60 + 60;
+        }
+        if self.hours != ALL_HOURS {
+            return local - sod % 3600 + 3600;
+        }
+        if !self.days.any_day {
+            return (days + 1) * SECS_PER_DAY;
+        }
+        let (y, m, _) = civil_from_days(days);
+        let next_unit = if self.months != ALL_MONTHS && m < 12 {
+            days_from_civil(y, m + 1, 1)
+        } else {
+            days_from_civil(y + 1, 1, 1)
+        };
+        next_unit * SECS_PER_DAY
     }
 
     /// The first wall-clock time (naive seconds) `>= from` that matches, or

@@ -56,6 +56,16 @@ pub enum ScheduleError {
         /// What is wrong, e.g. `every_ms must be greater than 0 (...)`.
         String,
     ),
+    /// An exclusion (see `ScheduleSpec::exclude`) is not a valid cron
+    /// expression, or excludes every time.
+    #[error("invalid exclusion {expr:?}: {reason}")]
+    InvalidExclusion {
+        /// The exclusion as written.
+        expr: String,
+        /// What is wrong with it: the cron error (naming the field and
+        /// value), or that it matches every time.
+        reason: String,
+    },
     /// The bounds contradict each other or cannot allow any fire.
     #[error("invalid bounds: {0}")]
     InvalidBounds(

@@ -17,6 +17,8 @@ mod zone;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_exclude;
 
 pub use error::ScheduleError;
 pub use preview::{preview_lines, DstNote, PreviewFire, PreviewLines};
@@ -64,6 +66,81 @@ struct Compiled {
     spec: ScheduleSpec,
     tz: Tz,
     rule: Rule,
+    /// `None` when the spec excludes nothing.
+    exclusions: Option<Box<Exclusions>>,
+}
+
+/// The compiled exclusions of a schedule (`ScheduleSpec::exclude`), with the
+/// offset history of the schedule's zone to read their wall-clock times.
+#[derive(Debug)]
+pub(crate) struct Exclusions {
+    exprs: Vec<CronExpr>,
+    zone: ZoneTable,
+}
+
+/// How far past its first excluded candidate a search for a fire that no
+/// exclusion matches goes: 401 years (the Gregorian calendar's 400-year
+/// cycle and a year), and at most a million excluded candidates in a row
+/// (each skips at least the run of its exclusion: a second, a minute, a
+/// day...). A schedule whose exclusions leave it no fire within that has no
+/// later fire; the million keeps a search that every candidate fails (a
+/// minutely job excluded at second 0) to a fraction of a second.
+const EXCLUSION_SEARCH_SECS: i64 = 401 * 366 * 86_400;
+const EXCLUSION_SEARCH_CANDIDATES: u32 = 1_000_000;
+
+impl Exclusions {
+    /// Compiles the exclusions in the zone `tz`; `None` if there are none.
+    pub(crate) fn compile(exclude: &[String], tz: Tz) -> Result<Option<Box<Self>>, ScheduleError> {
+        if exclude.is_empty() {
+            return Ok(None);
+        }
+        let mut exprs = Vec::with_capacity(exclude.len());
+        for text in exclude {
+            let invalid = |reason: String| ScheduleError::InvalidExclusion {
+                expr: text.clone(),
+                reason,
+            };
+            let expr = CronExpr::parse_exclusion(text).map_err(|e| invalid(e.to_string()))?;
+            if expr.matches_always() {
+                return Err(invalid(
+                    "it matches every time, so the schedule would never fire".into(),
+                ));
+            }
+            exprs.push(expr);
+        }
+        Ok(Some(Box::new(Self {
+            exprs,
+            zone: ZoneTable::of(tz),
+        })))
+    }
+
+    /// For a candidate fire at `at`: `None` if no exclusion matches it,
+    /// otherwise the earliest instant at which a fire could be outside the
+    /// exclusions (every instant from `at` until then is excluded).
+    fn excluded_until(&self, at: DateTime<Utc>) -> Option<i64> {
+        let secs = at.timestamp();
+        let segment = self.zone.segment_at(secs);
+        let offset = i64::from(segment.offset);
+        let local = secs + offset;
+        let mut resume: Option<i64> = None;
+        for expr in &self.exprs {
+            if !expr.matches(local) {
+                continue;
+            }
+            // The instant the wall clock reaches the end of the matching
+            // run, if the offset holds until then. A transition before it
+            // may turn the clock back out of the run (a fall-back): resume
+            // at the transition, which is checked again like any candidate.
+            let end = expr.matching_run_end(local) - offset;
+            let end = match segment.ended_by {
+                Some(transition) if transition.at <= end => transition.at,
+                _ => end,
+            };
+            let end = end.max(secs + 1);
+            resume = Some(resume.map_or(end, |r| r.max(end)));
+        }
+        resume
+    }
 }
 
 /// The compiled form of a [`ScheduleKind`].
@@ -85,9 +162,14 @@ pub enum NextFire {
 }
 
 impl Schedule {
-    fn new(spec: ScheduleSpec, tz: Tz, rule: Rule) -> Self {
+    fn new(spec: ScheduleSpec, tz: Tz, rule: Rule, exclusions: Option<Box<Exclusions>>) -> Self {
         Schedule {
-            inner: Arc::new(Compiled { spec, tz, rule }),
+            inner: Arc::new(Compiled {
+                spec,
+                tz,
+                rule,
+                exclusions,
+            }),
         }
     }
 
@@ -181,8 +263,36 @@ impl Schedule {
             .is_some_and(|max| fired_so_far >= max)
     }
 
-    /// The next fire after `after` within the time bounds, with its DST note.
+    /// The next fire after `after` within the time bounds and outside the
+    /// exclusions, with its DST note.
     fn next_detailed(
+        &self,
+        after: DateTime<Utc>,
+        mut skipped: Option<&mut Vec<DstNote>>,
+    ) -> Option<(DateTime<Utc>, Option<DstNote>)> {
+        let Some(exclusions) = &self.inner.exclusions else {
+            return self.next_candidate(after, skipped);
+        };
+        let mut after = after;
+        let mut first_excluded = None;
+        for _ in 0..EXCLUSION_SEARCH_CANDIDATES {
+            let (at, note) = self.next_candidate(after, skipped.as_deref_mut())?;
+            let Some(resume) = exclusions.excluded_until(at) else {
+                return Some((at, note));
+            };
+            let first = *first_excluded.get_or_insert(at.timestamp());
+            if resume - first > EXCLUSION_SEARCH_SECS {
+                return None;
+            }
+            // The next candidate is at or after `resume`.
+            after = DateTime::from_timestamp(resume - 1, 999_999_999)?;
+        }
+        None
+    }
+
+    /// The next fire after `after` within the time bounds, with its DST
+    /// note, before exclusions.
+    fn next_candidate(
         &self,
         after: DateTime<Utc>,
         skipped: Option<&mut Vec<DstNote>>,

@@ -3,7 +3,7 @@
 use super::cron_expr::CronExpr;
 use super::error::ScheduleError;
 use super::zone::ZoneTable;
-use super::{Rule, Schedule};
+use super::{Exclusions, Rule, Schedule};
 use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -42,6 +42,11 @@ pub struct ScheduleSpec {
     pub dst: DstPolicy,
     /// Optional bounds.
     pub bounds: Bounds,
+    /// Exclusions: cron expressions (5, 6 or 7 fields, or an alias) evaluated
+    /// on the wall clock of the schedule's zone. A time that matches one of
+    /// them is not a fire (see [`ScheduleSpec::exclude`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// The kinds of schedule.
@@ -116,6 +121,7 @@ impl ScheduleSpec {
             tz: None,
             dst: DstPolicy::default(),
             bounds: Bounds::default(),
+            exclude: Vec::new(),
         }
     }
 
@@ -166,6 +172,44 @@ impl ScheduleSpec {
     /// Never fires after `t`.
     pub fn not_after(mut self, t: DateTime<Utc>) -> Self {
         self.bounds.not_after = Some(t);
+        self
+    }
+
+    /// Excludes every time whose wall-clock time, in the schedule's zone,
+    /// matches the cron expression `cron` (as Quartz's calendars and
+    /// Temporal's excluded calendars do): such a time is not a fire, is not
+    /// counted in `max_fires` and is never a missed slot. A field of the
+    /// exclusion matches to the second, so `* * * 25 12 *` excludes all of
+    /// December 25th and `* * * * * Sat,Sun` every weekend; a 5-field
+    /// exclusion names whole minutes (`* 1 * * *` is the hour from 01:00 to
+    /// 01:59:59). Can be called several times; a time matching any exclusion
+    /// is excluded. An exclusion that matches every time is refused.
+    ///
+    /// ```
+    /// use chrono::{DateTime, Utc};
+    /// use cronactor_actors::schedule::ScheduleSpec;
+    ///
+    /// let t = |s: &str| s.parse::<DateTime<Utc>>().expect("RFC 3339");
+    /// // Weekdays at 09:00 in Berlin, but not on Christmas Day or New Year's Day.
+    /// let schedule = ScheduleSpec::cron("0 0 9 * * Mon-Fri")
+    ///     .in_tz("Europe/Berlin")
+    ///     .exclude("* * * 25 12 *")
+    ///     .exclude("* * * 1 1 *")
+    ///     .compile(chrono_tz::UTC)?;
+    /// // Thursday 2025-12-25 is skipped: the next fire is Friday the 26th.
+    /// assert_eq!(schedule.next_after(t("2025-12-24T09:00:00Z")), Some(t("2025-12-26T08:00:00Z")));
+    /// // Thursday 2026-01-01 too.
+    /// assert_eq!(schedule.next_after(t("2025-12-31T09:00:00Z")), Some(t("2026-01-02T08:00:00Z")));
+    ///
+    /// let err = ScheduleSpec::cron("0 0 9 * * *").exclude("* * * 32 12 *").compile(chrono_tz::UTC);
+    /// assert_eq!(
+    ///     err.unwrap_err().to_string(),
+    ///     r#"invalid exclusion "* * * 32 12 *": invalid cron expression: field day-of-month has value "32": out of range (allowed: 1-31, L, L-n, LW, nW, ?)"#
+    /// );
+    /// # Ok::<(), cronactor_actors::schedule::ScheduleError>(())
+    /// ```
+    pub fn exclude(mut self, cron: impl Into<String>) -> Self {
+        self.exclude.push(cron.into());
         self
     }
 
@@ -228,8 +272,8 @@ impl ScheduleSpec {
     /// # Errors
     /// [`ScheduleError::UnknownTimeZone`], an invalid cron expression
     /// ([`ScheduleError::InvalidCron`], [`ScheduleError::CronFieldCount`],
-    /// [`ScheduleError::UnknownCronAlias`]), [`ScheduleError::InvalidInterval`]
-    /// or [`ScheduleError::InvalidBounds`].
+    /// [`ScheduleError::UnknownCronAlias`]), [`ScheduleError::InvalidInterval`],
+    /// [`ScheduleError::InvalidBounds`] or [`ScheduleError::InvalidExclusion`].
     pub fn compile(&self, default_tz: Tz) -> Result<Schedule, ScheduleError> {
         let tz = match &self.tz {
             Some(name) => name
@@ -266,7 +310,8 @@ impl ScheduleSpec {
             }
             ScheduleKind::Once(at) => Rule::Once(*at),
         };
-        Ok(Schedule::new(self.clone(), tz, rule))
+        let exclusions = Exclusions::compile(&self.exclude, tz)?;
+        Ok(Schedule::new(self.clone(), tz, rule, exclusions))
     }
 }
 
@@ -348,6 +393,9 @@ impl fmt::Display for ScheduleSpec {
         }
         if let Some(t) = self.bounds.not_after {
             write!(f, ", not after {}", rfc3339(t))?;
+        }
+        for cron in &self.exclude {
+            write!(f, ", except {cron:?}")?;
         }
         match self.bounds.max_fires {
             Some(1) => write!(f, ", at most 1 fire")?,

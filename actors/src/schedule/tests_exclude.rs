@@ -1,0 +1,333 @@
+//! Unit tests of exclusions (`ScheduleSpec::exclude`): their wall-clock
+//! matching across DST transitions, their errors, their bounds, and the jumps
+//! over excluded runs checked against a plain search that tests every
+//! candidate.
+
+use super::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::time::Duration;
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().expect("test instants are RFC 3339")
+}
+
+fn fires(s: &Schedule, from: &str, n: usize) -> Vec<String> {
+    s.preview(t(from), n)
+        .iter()
+        .map(|f| f.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .collect()
+}
+
+fn compile(spec: ScheduleSpec) -> Schedule {
+    spec.compile(chrono_tz::UTC)
+        .expect("test schedules are valid")
+}
+
+#[test]
+fn weekends_are_skipped_by_an_interval_in_its_zone() {
+    // Every 6 hours in UTC, excluding Saturday and Sunday in Tokyo (UTC+9).
+    let s = compile(
+        ScheduleSpec::every(Duration::from_secs(6 * 3600))
+            .in_tz("Asia/Tokyo")
+            .exclude("* * * * * Sat,Sun"),
+    );
+    // Friday 2026-03-06 15:00 Tokyo is 06:00Z; Saturday in Tokyo starts at
+    // 15:00Z on Friday, and Monday at 15:00Z on Sunday.
+    assert_eq!(
+        fires(&s, "2026-03-06T05:00:00Z", 3),
+        [
+            "2026-03-06T06:00:00Z",
+            "2026-03-06T12:00:00Z",
+            "2026-03-08T18:00:00Z"
+        ]
+    );
+}
+
+#[test]
+fn an_excluded_hour_holds_on_both_passes_of_a_fall_back() {
+    // Every 15 minutes in New York, never in the 1 o'clock hour: on
+    // 2026-11-01 it occurs twice (EDT, then EST), and both are excluded.
+    let s = compile(
+        ScheduleSpec::cron("0 */15 * * * *")
+            .in_tz("America/New_York")
+            .exclude("* * 1 * * *"),
+    );
+    assert_eq!(
+        fires(&s, "2026-11-01T04:30:00Z", 3),
+        [
+            "2026-11-01T04:45:00Z", // 00:45 EDT
+            "2026-11-01T07:00:00Z", // 02:00 EST
+            "2026-11-01T07:15:00Z",
+        ]
+    );
+}
+
+#[test]
+fn a_fall_back_turning_the_clock_out_of_an_excluded_minute_fires_again() {
+    // Every minute in New York except minute 59 of each hour: 01:59 EDT is
+    // excluded, then the clock turns back to 01:00 EST, which fires; the
+    // jump over 01:59 must stop at the transition, not at 02:00 EST.
+    let s = compile(
+        ScheduleSpec::every(Duration::from_secs(60))
+            .in_tz("America/New_York")
+            .exclude("* 59 * * * *"),
+    );
+    assert_eq!(
+        fires(&s, "2026-11-01T05:57:30Z", 3),
+        [
+            "2026-11-01T05:58:00Z", // 01:58 EDT
+            "2026-11-01T06:00:00Z", // 01:00 EST (01:59 EDT excluded)
+            "2026-11-01T06:01:00Z",
+        ]
+    );
+}
+
+#[test]
+fn an_excluded_day_with_a_spring_forward_ends_at_the_next_local_midnight() {
+    // New York springs forward on 2026-03-08: the day is 23 hours long, and
+    // the next day starts at 04:00Z, not 05:00Z.
+    let s = compile(
+        ScheduleSpec::every(Duration::from_secs(15 * 60))
+            .in_tz("America/New_York")
+            .exclude("* * * 8 3 *"),
+    );
+    assert_eq!(
+        fires(&s, "2026-03-08T04:50:00Z", 2),
+        ["2026-03-09T04:00:00Z", "2026-03-09T04:15:00Z"]
+    );
+}
+
+#[test]
+fn a_day_excluded_in_a_zone_that_skipped_it_costs_nothing() {
+    // Samoa skipped 2011-12-30 entirely, from UTC-10 to UTC+14. Daily at
+    // 10:00 local, except the 31st of December: the 29th fires, the 30th
+    // does not exist, the 31st is excluded, then January 1st (20:00Z on the
+    // 31st).
+    let s = compile(
+        ScheduleSpec::cron("0 0 10 * * *")
+            .in_tz("Pacific/Apia")
+            .exclude("* * * 31 12 *"),
+    );
+    assert_eq!(
+        fires(&s, "2011-12-29T00:00:00Z", 2),
+        ["2011-12-29T20:00:00Z", "2011-12-31T20:00:00Z"]
+    );
+}
+
+#[test]
+fn excluded_times_are_not_counted_in_max_fires() {
+    let s = compile(
+        ScheduleSpec::cron("0 0 * * * *")
+            .exclude("* * 1-22 * * *")
+            .max_fires(3),
+    );
+    assert_eq!(
+        fires(&s, "2026-01-01T00:30:00Z", 10),
+        [
+            "2026-01-01T23:00:00Z",
+            "2026-01-02T00:00:00Z",
+            "2026-01-02T23:00:00Z"
+        ]
+    );
+    assert_eq!(
+        s.next_fire(t("2026-01-02T23:00:00Z"), 3),
+        NextFire::Exhausted
+    );
+}
+
+#[test]
+fn an_excluded_one_shot_never_fires() {
+    let s = compile(ScheduleSpec::at(t("2026-12-25T12:00:00Z")).exclude("* * * 25 12 *"));
+    assert_eq!(s.next_after(t("2026-12-01T00:00:00Z")), None);
+    let kept = compile(ScheduleSpec::at(t("2026-12-24T12:00:00Z")).exclude("* * * 25 12 *"));
+    assert_eq!(
+        kept.next_after(t("2026-12-01T00:00:00Z")),
+        Some(t("2026-12-24T12:00:00Z"))
+    );
+}
+
+#[test]
+fn exclusions_that_leave_no_fire_end_the_schedule_quickly() {
+    // Every Monday, except Mondays: 401 years of weekly candidates.
+    let s = compile(ScheduleSpec::cron("0 0 9 * * Mon").exclude("* * * * * Mon"));
+    let started = std::time::Instant::now();
+    assert_eq!(s.next_after(t("2026-01-01T00:00:00Z")), None);
+    // Not a timing assertion: a guard against a search without end.
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // A minutely job excluded at second 0: every candidate fails, and the
+    // search stops after a million of them.
+    let s = compile(ScheduleSpec::cron("0 * * * * *").exclude("0 * * * * *"));
+    assert_eq!(s.next_after(t("2026-01-01T00:00:00Z")), None);
+    // A year field bounds the exclusion: the schedule fires again after it.
+    let s = compile(ScheduleSpec::cron("0 0 9 1 1 *").exclude("* * * * * * 2027-2030"));
+    assert_eq!(
+        s.next_after(t("2026-06-01T00:00:00Z")),
+        Some(t("2031-01-01T09:00:00Z"))
+    );
+}
+
+#[test]
+fn bad_exclusions_are_refused_with_their_text_and_field() {
+    let err = |ex: &str| {
+        ScheduleSpec::cron("0 0 9 * * *")
+            .exclude(ex)
+            .compile(chrono_tz::UTC)
+            .expect_err("exclusion is invalid")
+    };
+    match err("* * 25 * * *") {
+        ScheduleError::InvalidExclusion { expr, reason } => {
+            assert_eq!(expr, "* * 25 * * *");
+            assert!(reason.contains("field hour has value \"25\""), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        err("@reboot"),
+        ScheduleError::InvalidExclusion { .. }
+    ));
+    assert!(matches!(err("* *"), ScheduleError::InvalidExclusion { .. }));
+    for always in ["* * * * * *", "* * * * *", "* * * ? * *"] {
+        match err(always) {
+            ScheduleError::InvalidExclusion { reason, .. } => {
+                assert!(reason.contains("matches every time"), "{always}: {reason}")
+            }
+            other => panic!("{always}: {other:?}"),
+        }
+    }
+    // The zone of the schedule applies: an unknown zone is its own error.
+    assert!(matches!(
+        ScheduleSpec::cron("0 0 9 * * *")
+            .in_tz("Mars/Olympus")
+            .exclude("* * * 25 12 *")
+            .compile(chrono_tz::UTC),
+        Err(ScheduleError::UnknownTimeZone(_))
+    ));
+}
+
+#[test]
+fn a_spec_without_exclusions_reads_and_writes_as_before() {
+    let old = r#"{"kind":{"Cron":"0 0 9 * * *"},"tz":null,"dst":{"gap":"RunAtTransition","fold":"First"},"bounds":{"not_before":null,"not_after":null,"max_fires":null}}"#;
+    let spec: ScheduleSpec = serde_json::from_str(old).expect("a spec written before exclusions");
+    assert!(spec.exclude.is_empty());
+    assert_eq!(serde_json::to_string(&spec).expect("json"), old);
+    let with = spec.clone().exclude("* * * 25 12 *");
+    let back: ScheduleSpec =
+        serde_json::from_str(&serde_json::to_string(&with).expect("json")).expect("roundtrip");
+    assert_eq!(back, with);
+    assert_eq!(
+        with.to_string(),
+        r#"cron "0 0 9 * * *", except "* * * 25 12 *""#
+    );
+}
+
+/// The next fire by testing every candidate against every exclusion, with no
+/// jumps; `None` if none is found within `limit` candidates.
+fn plain_next(
+    s: &Schedule,
+    exclude: &[CronExpr],
+    tz: Tz,
+    after: DateTime<Utc>,
+    limit: usize,
+) -> Option<Option<DateTime<Utc>>> {
+    let mut cursor = after;
+    for _ in 0..limit {
+        let Some((at, _)) = s.next_candidate(cursor, None) else {
+            return Some(None);
+        };
+        let local = at.with_timezone(&tz).naive_local().and_utc().timestamp();
+        if !exclude.iter().any(|e| e.matches(local)) {
+            return Some(Some(at));
+        }
+        cursor = at;
+    }
+    None
+}
+
+#[test]
+fn jumps_over_excluded_runs_agree_with_testing_every_candidate() {
+    let zones = [
+        "UTC",
+        "America/New_York",
+        "Europe/Berlin",
+        "Australia/Lord_Howe",
+        "Pacific/Apia",
+        "America/Havana",
+        "Asia/Tehran",
+    ];
+    let schedules: [fn() -> ScheduleSpec; 6] = [
+        || ScheduleSpec::every(Duration::from_secs(7)),
+        || ScheduleSpec::every(Duration::from_millis(90_500)),
+        || ScheduleSpec::every(Duration::from_secs(1800)),
+        || ScheduleSpec::cron("0 */10 * * * *"),
+        || ScheduleSpec::cron("0 30 1,2,3 * * *"),
+        || ScheduleSpec::cron("*/20 * 0-3 * * *"),
+    ];
+    let exclusions = [
+        "* * 1 * * *",
+        "* 0-29 * * * *",
+        "0-29 * * * * Mon",
+        "* * 2-3 * * Sun",
+        "* * * 1,15 * *",
+        "* * * * 3,11 *",
+        "* * * L * *",
+        "* */7 2 * * *",
+        "* * * * * * 2011-2012",
+        "* 1 * * *",
+        "* * * 8-14 3 *",
+        "* * * 25-31 3 *",
+        "* * * 1-7 4,10,11 *",
+        "* * * * * Sun",
+    ];
+    let mut rng = StdRng::seed_from_u64(0x5eed_e8c1);
+    let (lo, hi) = (
+        t("2010-01-01T00:00:00Z").timestamp(),
+        t("2030-01-01T00:00:00Z").timestamp(),
+    );
+    let mut compared = 0;
+    for _ in 0..600 {
+        let zone = zones[rng.random_range(0..zones.len())];
+        let mut spec = schedules[rng.random_range(0..schedules.len())]().in_tz(zone);
+        let n = rng.random_range(1..=2);
+        for _ in 0..n {
+            spec = spec.exclude(exclusions[rng.random_range(0..exclusions.len())]);
+        }
+        let s = compile(spec.clone());
+        let tz: Tz = zone.parse().expect("zone");
+        let exprs: Vec<CronExpr> = spec
+            .exclude
+            .iter()
+            .map(|e| CronExpr::parse_exclusion(e).expect("valid"))
+            .collect();
+        // Half of the starts in the weeks of the year's DST transitions.
+        let start = match rng.random_range(0..4) {
+            0 | 1 => rng.random_range(lo..hi),
+            season => {
+                let year = rng.random_range(2010..2030);
+                let (from, to) = if season == 2 {
+                    ("02-25", "04-10")
+                } else {
+                    ("09-25", "11-10")
+                };
+                let bound = |md: &str| t(&format!("{year}-{md}T00:00:00Z")).timestamp();
+                rng.random_range(bound(from)..bound(to))
+            }
+        };
+        let mut cursor = DateTime::from_timestamp(start, 0).expect("instant");
+        for _ in 0..10 {
+            let got = s.next_after(cursor);
+            match plain_next(&s, &exprs, tz, cursor, 3_000) {
+                Some(want) => {
+                    assert_eq!(got, want, "{spec} after {cursor}");
+                    compared += 1;
+                }
+                None => break,
+            }
+            match got {
+                Some(at) => cursor = at,
+                None => break,
+            }
+        }
+    }
+    assert!(compared > 3_000, "{compared}");
+}

@@ -37,8 +37,8 @@ pub use cronactor_actors::{
     AdmissionLimits, Backoff, Clock, Counters, Error, Event, EventKind, EventStream, Handler,
     HandlerError, InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec, JobSpecBuilder,
     JobState, JobStatus, Metrics, MisfirePolicy, Outcome, OverlapPolicy, Percentiles,
-    QuarantinedRecord, Received, RetryPolicy, RetryWait, RunId, RunRecord, RuntimeConfig,
-    ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError, SupervisorMsg,
-    SystemClock, Trigger, TriggerOutcome, Upserted, MAX_PREVIEW,
+    QuarantinedRecord, QueuedFire, Received, RetryPolicy, RetryWait, RunId, RunRecord,
+    RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError,
+    SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted, MAX_PREVIEW,
 };
 pub use scheduler::Scheduler;

@@ -1390,7 +1390,7 @@ impl RegistryState {
             counters: st.counters.clone(),
             consecutive_failures: st.consecutive_failures,
             runs_in_flight: st.in_flight.len() as u32,
-            queued: st.queued,
+            queued: st.queued(),
             retry_wait: st.retry_wait.clone(),
             failure: st.failed.clone(),
             progress: st.progress.clone(),

@@ -34,10 +34,10 @@ pub use builder::{SchedulerBuilder, StartError};
 pub use cronactor_actors::schedule;
 pub use cronactor_actors::supervisor::{MAX_RESTARTS, RESTART_WINDOW};
 pub use cronactor_actors::{
-    AdmissionLimits, Backoff, Clock, Counters, Error, Event, EventKind, EventStream, Handler,
-    HandlerError, InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec, JobSpecBuilder,
-    JobState, JobStatus, Metrics, MisfirePolicy, Outcome, OverlapPolicy, Percentiles,
-    QuarantinedRecord, QueuedFire, Received, RetryPolicy, RetryWait, RunId, RunRecord,
+    AdmissionLimits, Backoff, CancelReason, Clock, Counters, Error, Event, EventKind, EventStream,
+    Handler, HandlerError, InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec,
+    JobSpecBuilder, JobState, JobStatus, Metrics, MisfirePolicy, Outcome, OverlapPolicy,
+    Percentiles, QuarantinedRecord, QueuedFire, Received, RetryPolicy, RetryWait, RunId, RunRecord,
     RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError,
     SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted, MAX_PREVIEW,
 };

@@ -603,13 +603,13 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
                 let runs: Vec<_> = state
                     .in_flight
                     .iter()
-                    .map(|r| (r.run_id.to_string(), r.cancelled.clone()))
+                    .map(|r| (r.run_id.to_string(), r.cancelled))
                     .collect();
                 assert_eq!(
                     runs,
                     [(
                         answer.trim().to_string(),
-                        Some("cancelled by request".to_string())
+                        Some(cronactor::CancelReason::Request)
                     )],
                     "{op}: the cancelled run, marked"
                 );

@@ -14,8 +14,8 @@ use crate::runtime::Runtime;
 use crate::schedule::{NextFire, PreviewFire, Schedule};
 use crate::spec::JobSpec;
 use crate::status::{
-    InFlightRun, JobState, Outcome, PauseInfo, QueuedFire, RetryWait, RunRecord, SkipReason,
-    Trigger,
+    CancelReason, InFlightRun, JobState, Outcome, PauseInfo, QueuedFire, RetryWait, RunRecord,
+    SkipReason, Trigger,
 };
 use crate::supervisor::SupervisorMsg;
 use crate::timer::{TimerKind, TimerTarget};
@@ -487,7 +487,7 @@ impl Actor for JobActor {
             JobMsg::Cancel(reply) => {
                 // A prepared run was withdrawn above: it is not cancelled,
                 // it runs at its instant as if it had not been prepared.
-                let mut cancelled = s.cancel_all(&myself, "cancelled by request");
+                let mut cancelled = s.cancel_all(&myself, CancelReason::Request);
                 let dropped_retry = s.state.retry_wait.take().is_some();
                 if dropped_retry {
                     // The waiting retry's timer becomes stale, and fires
@@ -616,7 +616,7 @@ impl Actor for JobActor {
                 // The actor stops before its runs end: the runs announced
                 // as started are announced as cancelled now.
                 let announced = s.announced_runs();
-                s.cancel_all(&myself, "job removed");
+                s.cancel_all(&myself, CancelReason::Removed);
                 for run_id in announced {
                     s.publish(EventKind::Cancelled {
                         run_id,
@@ -673,7 +673,7 @@ impl Actor for JobActor {
                 s.generation += 1;
                 s.retry_generation += 1;
                 // The queue stays in the state: the next start runs it.
-                let _ = cancelled.send(s.cancel_all(&myself, "scheduler shutdown"));
+                let _ = cancelled.send(s.cancel_all(&myself, CancelReason::Shutdown));
                 if s.state.in_flight.is_empty() {
                     let _ = idle.send(());
                 } else {
@@ -1329,7 +1329,7 @@ impl JobActorState {
         match decision {
             OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(myself, fire)),
             OverlapDecision::ReplaceThenStart => {
-                self.cancel_all(myself, "replaced by a newer fire");
+                self.cancel_all(myself, CancelReason::Replaced);
                 if self.state.retry_wait.take().is_some() {
                     self.retry_generation += 1;
                     // The fire whose retry is dropped failed for good: it
@@ -1874,11 +1874,11 @@ impl JobActorState {
             .collect()
     }
 
-    fn cancel_all(&mut self, myself: &ActorRef<JobMsg>, why: &str) -> Vec<RunId> {
+    fn cancel_all(&mut self, myself: &ActorRef<JobMsg>, why: CancelReason) -> Vec<RunId> {
         let mut cancelled = Vec::new();
         for (run_id, (token, reason)) in self.tokens.iter_mut() {
             if reason.is_none() {
-                *reason = Some(why.to_string());
+                *reason = Some(why.text().to_string());
                 token.cancel();
                 cancelled.push(*run_id);
             }
@@ -1887,7 +1887,7 @@ impl JobActorState {
         // not as interrupted (which would retry them).
         for run in self.state.in_flight.iter_mut() {
             if cancelled.contains(&run.run_id) {
-                run.cancelled = Some(why.to_string());
+                run.cancelled = Some(why);
             }
         }
         // A prepared run's task waits on its slot, not on its token.
@@ -1919,7 +1919,7 @@ impl JobActorState {
         let mut retries = Vec::new();
         for run in std::mem::take(&mut self.state.in_flight) {
             let outcome = match run.cancelled {
-                Some(why) => Outcome::Cancelled(why),
+                Some(why) => Outcome::Cancelled(why.text().into()),
                 None => Outcome::Interrupted,
             };
             let retry = outcome == Outcome::Interrupted;

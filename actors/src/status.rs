@@ -192,12 +192,38 @@ pub struct InFlightRun {
     /// The named event that started it, if any.
     #[serde(default)]
     pub event: Option<String>,
-    /// Why the run was cancelled (`cancel`, `Replace`, shutdown), while it
-    /// has not ended yet. A restart records a run still in flight with this
-    /// set as `Cancelled` with this reason, not as `Interrupted`, and does
-    /// not retry it.
+    /// Why the run was cancelled, if it was, while it has not ended yet. A
+    /// restart records a run still in flight with this set as `Cancelled`
+    /// (with [`CancelReason::text`]), not as `Interrupted`, and does not
+    /// retry it.
     #[serde(default)]
-    pub cancelled: Option<String>,
+    pub cancelled: Option<CancelReason>,
+}
+
+/// Why a run was cancelled through its token; kept with a run in flight
+/// (one byte, where the text would take a string per run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CancelReason {
+    /// A `cancel` request.
+    Request,
+    /// A newer fire under `OverlapPolicy::Replace`.
+    Replaced,
+    /// The job was removed.
+    Removed,
+    /// The scheduler shut down.
+    Shutdown,
+}
+
+impl CancelReason {
+    /// The text of the run's `Outcome::Cancelled`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Request => "cancelled by request",
+            Self::Replaced => "replaced by a newer fire",
+            Self::Removed => "job removed",
+            Self::Shutdown => "scheduler shutdown",
+        }
+    }
 }
 
 /// A fire waiting in the overlap queue (`OverlapPolicy::Queue`) for the runs

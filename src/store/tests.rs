@@ -199,7 +199,7 @@ fn state_with_queue_and_cancel_mark() -> JobState {
         attempt: 1,
         trigger: Trigger::Manual,
         event: None,
-        cancelled: Some("cancelled by request".into()),
+        cancelled: Some(cronactor_actors::CancelReason::Request),
     });
     state.queue.push_back(cronactor_actors::QueuedFire {
         scheduled: t(1_767_225_601, 0),
@@ -240,7 +240,7 @@ fn a_version_3_state_still_decodes_and_encodes_the_same() {
     // JSON (version 1) keeps them too, the payload as JSON.
     let json = serde_json::to_value(&state).expect("json");
     assert_eq!(json["queue"][0]["event"][1]["n"], 7);
-    assert_eq!(json["in_flight"][0]["cancelled"], "cancelled by request");
+    assert_eq!(json["in_flight"][0]["cancelled"], "Request");
     let mut v1 = codec::encode(RecordKind::JobState, &state).expect("encode");
     v1[0] = 1;
     assert_eq!(codec::decode_state(&v1).expect("decode"), state);
@@ -268,12 +268,11 @@ fn a_queued_payload_that_is_not_json_does_not_decode() {
 }
 
 /// `state_with_queue_and_cancel_mark`, as version 3 writes it.
-const GOLDEN_STATE_V3: [u8; 113] = [
+const GOLDEN_STATE_V3: [u8; 93] = [
     3, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 7, 128, 228, 173, 149, 13,
-    0, 128, 228, 173, 149, 13, 5, 1, 1, 0, 1, 20, 99, 97, 110, 99, 101, 108, 108, 101, 100, 32, 98,
-    121, 32, 114, 101, 113, 117, 101, 115, 116, 2, 130, 228, 173, 149, 13, 0, 6, 1, 1, 2, 103, 111,
-    25, 123, 34, 108, 105, 115, 116, 34, 58, 91, 49, 46, 53, 44, 110, 117, 108, 108, 93, 44, 34,
-    110, 34, 58, 55, 125, 132, 228, 173, 149, 13, 0, 0, 2, 0, 0, 0, 0, 0,
+    0, 128, 228, 173, 149, 13, 5, 1, 1, 0, 1, 0, 2, 130, 228, 173, 149, 13, 0, 6, 1, 1, 2, 103,
+    111, 25, 123, 34, 108, 105, 115, 116, 34, 58, 91, 49, 46, 53, 44, 110, 117, 108, 108, 93, 44,
+    34, 110, 34, 58, 55, 125, 132, 228, 173, 149, 13, 0, 0, 2, 0, 0, 0, 0, 0,
 ];
 
 #[test]

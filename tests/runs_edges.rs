@@ -278,6 +278,59 @@ async fn a_queued_fire_runs_after_a_restart() {
     );
 }
 
+/// A shutdown cancels the runs in flight but keeps the fires queued behind
+/// them in the stored state: the next start runs them. Until 2026-12-05 a
+/// shutdown cleared the queue, and the fires answered `Queued` never ran.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_keeps_the_queue_for_the_next_start() {
+    use cronactor::{OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
+        .overlap(OverlapPolicy::Queue { max: 1 })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    run_for_secs(1.0).await;
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert_eq!(report.cancelled.len(), 1);
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(60.0).await;
+    assert_eq!(count.get(), 1, "the queued fire ran");
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.queued, st.runs_in_flight), (0, 0));
+    let h = s.history("j", 10).await.expect("history");
+    let runs: Vec<_> = h.iter().rev().map(|r| (r.trigger, &r.outcome)).collect();
+    assert_eq!(
+        runs,
+        [
+            (
+                Trigger::Manual,
+                &Outcome::Cancelled("scheduler shutdown".into())
+            ),
+            (Trigger::Manual, &Outcome::Succeeded),
+        ]
+    );
+}
+
 /// A paused job's queue is skipped when its last run ends (see
 /// `start_queued`): after a restart too, where the run in flight was
 /// interrupted and the stored queued fires are counted as skipped (paused),

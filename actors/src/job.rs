@@ -1845,9 +1845,10 @@ impl JobActorState {
             for fire in fires {
                 self.skip(fire.scheduled, SkipReason::Paused, 1);
             }
-        } else if self.link.handler.is_none() {
+        } else if self.link.handler.is_none() || self.state.failed.is_some() {
             // An orphan keeps its queue (stored with its state) for a
-            // process that has its handler, as it keeps the job itself.
+            // process that has its handler, as it keeps the job itself; a
+            // failed job keeps it for a revive.
         } else if let Some(fire) = self.state.queue.pop_front() {
             self.claim_run(myself, fire);
         }

@@ -434,6 +434,57 @@ async fn a_run_cancelled_before_a_crash_is_not_retried_after_a_restart() {
     );
 }
 
+/// Under `Replace`, the replaced run (its handler ignores its token) and the
+/// new one are both in flight at a crash: the restart records the replaced
+/// run as `Cancelled` (its mark went with the new run's claim) and retries
+/// only the new one.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_replaced_run_still_running_at_a_crash_is_not_retried() {
+    use cronactor::{OverlapPolicy, SnapshotStore, TriggerOutcome};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
+        .overlap(OverlapPolicy::Replace)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let TriggerOutcome::Started(old) = s.trigger("j").await.expect("trigger") else {
+        panic!("not started");
+    };
+    run_for_secs(0.5).await;
+    let TriggerOutcome::Started(new) = s.trigger("j").await.expect("trigger") else {
+        panic!("not started");
+    };
+    run_for_secs(1.0).await;
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 2);
+    s.kill().await;
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 1, "only the new run is retried");
+    let h = s.history("j", 10).await.expect("history");
+    assert_eq!(h.len(), 2, "{h:?}");
+    let outcome = |run_id| {
+        let run = h.iter().find(|r| r.run_id == run_id).expect("the run");
+        run.outcome.clone()
+    };
+    assert_eq!(
+        outcome(old),
+        Outcome::Cancelled("replaced by a newer fire".into())
+    );
+    assert_eq!(outcome(new), Outcome::Interrupted);
+}
+
 /// A slot's run that waits for admission longer than the misfire threshold
 /// is still that slot's run on time (the misfire policy judges slots when
 /// they are handled, not runs when they start): it starts when admitted,

@@ -331,6 +331,64 @@ async fn a_shutdown_keeps_the_queue_for_the_next_start() {
     );
 }
 
+/// A job restored without its handler (orphaned) keeps its stored queue,
+/// as it keeps the job: a later start that has the handler runs it. Its run
+/// in flight at the crash is recorded as interrupted and not retried (no
+/// handler to retry it with), as before.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn an_orphaned_job_keeps_its_stored_queue_for_a_process_with_its_handler() {
+    use cronactor::{JobPhase, OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
+        .overlap(OverlapPolicy::Queue { max: 1 })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    run_for_secs(1.0).await;
+    s.kill().await;
+    // No handlers: the job is orphaned.
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .store(store.clone())
+        .start()
+        .await
+        .expect("restart without the handler");
+    run_for_secs(10.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Orphaned);
+    assert_eq!((st.queued, st.runs_in_flight), (1, 0));
+    assert_eq!(st.counters.interrupted, 1);
+    s.kill().await;
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart with the handler");
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 1, "the queued fire ran");
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.queued, st.runs_in_flight), (0, 0));
+    let h = s.history("j", 10).await.expect("history");
+    assert_eq!(h[0].trigger, Trigger::Manual);
+    assert_eq!(h[0].outcome, Outcome::Succeeded);
+}
+
 /// A paused job's queue is skipped when its last run ends (see
 /// `start_queued`): after a restart too, where the run in flight was
 /// interrupted and the stored queued fires are counted as skipped (paused),

@@ -485,3 +485,38 @@ async fn a_queued_fire_survives_a_restart_of_its_actor() {
     let history = s.history("j", 10).await.expect("history");
     assert!(history.iter().all(|r| r.trigger == Trigger::Manual));
 }
+
+/// A run cancelled before its job is given up, still running (its handler
+/// ignores its token), is recorded as cancelled, as after a crash of the
+/// process, not as interrupted.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_run_in_flight_when_the_budget_runs_out_is_recorded_cancelled() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let cronactor::TriggerOutcome::Started(run_id) = s.trigger("j").await.expect("trigger") else {
+        panic!("not started");
+    };
+    run_for_secs(0.5).await;
+    assert_eq!(s.cancel("j").await.expect("cancel"), [run_id]);
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed);
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!((st.counters.cancelled, st.counters.interrupted), (1, 0));
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].run_id, run_id);
+    assert_eq!(
+        history[0].outcome,
+        cronactor::Outcome::Cancelled("cancelled by request".into())
+    );
+}

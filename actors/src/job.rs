@@ -414,8 +414,8 @@ impl Actor for JobActor {
         if args.restored {
             s.recover_interrupted(&myself);
         } else if !s.state.queue.is_empty() {
-            // Restarted after a failure of its actor: the stored queue goes
-            // on behind the runs still in flight.
+            // Restarted after a failure of its actor (or revived): the
+            // stored queue goes on behind the runs still in flight.
             s.start_queued(&myself);
         }
         if s.link.handler.is_none() && !args.reactivated {
@@ -501,7 +501,8 @@ impl Actor for JobActor {
                     // runs cancelled (their cancel marks are in the state).
                     s.answer_when_durable(reply, Ok(cancelled));
                 } else {
-                    // Nothing changed that a crash could undo.
+                    // Nothing cancelled, or a store that is not durable:
+                    // nothing to wait for.
                     s.save(Ack::None);
                     let _ = reply.send(Ok(cancelled));
                 }

@@ -34,11 +34,12 @@ pub use builder::{SchedulerBuilder, StartError};
 pub use cronactor_actors::schedule;
 pub use cronactor_actors::supervisor::{MAX_RESTARTS, RESTART_WINDOW};
 pub use cronactor_actors::{
-    AdmissionLimits, Backoff, Clock, Counters, Error, Event, EventKind, EventStream, Handler,
-    HandlerError, InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec, JobSpecBuilder,
-    JobState, JobStatus, MemoryStore, Metrics, MisfirePolicy, Outcome, OverlapPolicy, Percentiles,
-    QuarantinedRecord, Received, RetryPolicy, RetryWait, RunId, RunRecord, RuntimeConfig,
-    ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError, SupervisorMsg,
-    SystemClock, Trigger, TriggerOutcome, Upserted, MAX_PREVIEW,
+    AdmissionLimits, Backoff, CancelReason, Clock, Counters, Error, Event, EventKind, EventStream,
+    Handler, HandlerError, InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec,
+    JobSpecBuilder, JobState, JobStatus, MemoryStore, Metrics, MisfirePolicy, Outcome,
+    OverlapPolicy, Percentiles, QuarantinedRecord, QueuedFire, Received, RetryPolicy, RetryWait,
+    RunId, RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason,
+    SnapshotStore, StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
+    MAX_PREVIEW,
 };
 pub use scheduler::Scheduler;

@@ -23,14 +23,15 @@
 //! interrupted run.
 //!
 //! A second test runs each control operation (add, upsert, pause, resume,
-//! trigger, cancel, retry_run, emit, remove, add again) in a child that
-//! kills itself the instant the operation returns `Ok`, and checks the
-//! store holds it.
+//! trigger, cancel, retry_run, emit, a fire answered `Queued`, cancel of a
+//! running run, remove, add again) in a child that kills itself the instant
+//! the operation returns `Ok`, and checks the store holds it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BASE_JOBS: usize = 100;
@@ -471,7 +472,11 @@ async fn child_main(dir: PathBuf, store: PathBuf, incarnation: usize) {
 /// be found in flight), pause, remove and add again (the new spec with a
 /// fresh state comes back, not the old one); a second job has a retry
 /// waiting when `cancel` drops it, then a failed run retried by
-/// `retry_run`; a third fires on `emit`.
+/// `retry_run`; a third fires on `emit`. A fourth has a run in flight when
+/// an event is answered `Queued`: the queued fire, payload included, is in
+/// the stored state, and the next process runs it after the interrupted
+/// run's retry. A fifth has a run that ignores its token when `cancel`
+/// answers: the run is stored as cancelled.
 #[test]
 fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() {
     use cronactor::store::SledStore;
@@ -496,6 +501,9 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
         "cancel-retry",
         "retry-run",
         "emit",
+        "queue",
+        "queue-runs",
+        "cancel-run",
         "pause",
         "remove",
         "add-again",
@@ -566,6 +574,46 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
                     "{op}: run {answer} not in flight in {state:?}"
                 );
             }
+            "queue" => {
+                let state = job(&loaded, "q").expect("job q").state;
+                assert_eq!(state.in_flight.len(), 1, "{op}: {state:?}");
+                let queued: Vec<_> = state
+                    .queue
+                    .iter()
+                    .map(|f| (f.trigger, f.attempt, f.event.clone()))
+                    .collect();
+                let event = ("go-q".to_string(), Arc::new(serde_json::json!({ "n": 7 })));
+                assert_eq!(
+                    queued,
+                    [(cronactor::Trigger::Event, 1, Some(event))],
+                    "{op}: the queued fire"
+                );
+            }
+            "queue-runs" => {
+                assert_eq!(
+                    answer.trim(),
+                    r#"Recovery null; Event {"n":7}"#,
+                    "{op}: the interrupted run's retry, then the queued fire"
+                );
+                let state = job(&loaded, "q").expect("job q").state;
+                assert!(state.queue.is_empty(), "{op}: {state:?}");
+            }
+            "cancel-run" => {
+                let state = job(&loaded, "c").expect("job c").state;
+                let runs: Vec<_> = state
+                    .in_flight
+                    .iter()
+                    .map(|r| (r.run_id.to_string(), r.cancelled))
+                    .collect();
+                assert_eq!(
+                    runs,
+                    [(
+                        answer.trim().to_string(),
+                        Some(cronactor::CancelReason::Request)
+                    )],
+                    "{op}: the cancelled run, marked"
+                );
+            }
             "remove" => assert!(j.is_none(), "{op}: {j:?}"),
             "add-again" => {
                 let j = j.expect("job j");
@@ -608,7 +656,15 @@ fn child_one_operation() {
 
 /// Runs `op` on a scheduler on `store`; returns what the parent checks.
 async fn one_operation(op: &str, store: PathBuf) -> String {
-    use cronactor::{Backoff, JobContext, JobSpec, RetryPolicy, ScheduleSpec, Scheduler};
+    use cronactor::{
+        Backoff, JobContext, JobSpec, OverlapPolicy, RetryPolicy, ScheduleSpec, Scheduler,
+    };
+
+    // Job q's handler: held until cancelled, except in `queue-runs`, where
+    // it ends at once; it notes the trigger and event payload of each run.
+    let open_gate = op == "queue-runs";
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen_by_gate = seen.clone();
 
     let scheduler = Scheduler::builder()
         .handler("block", |ctx: JobContext| async move {
@@ -618,7 +674,31 @@ async fn one_operation(op: &str, store: PathBuf) -> String {
         .handler("fail", |_ctx: JobContext| async move {
             Err::<(), _>(std::io::Error::other("fails"))
         })
+        .handler("gate", move |ctx: JobContext| {
+            let seen = seen_by_gate.clone();
+            async move {
+                if !open_gate {
+                    ctx.cancel.cancelled().await;
+                }
+                let payload = ctx.event.map(|(_, p)| p.to_string());
+                let payload = payload.unwrap_or_else(|| "null".into());
+                let mut seen = seen.lock().expect("lock");
+                seen.push(format!("{:?} {payload}", ctx.trigger));
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .handler("stubborn", |_ctx: JobContext| async move {
+            std::future::pending::<()>().await;
+            Ok::<(), std::io::Error>(())
+        })
         .store_path(&store)
+        .configure(|c| {
+            if op == "cancel-run" || op == "queue" {
+                // No group commit while the operation runs: what is stored
+                // at the kill is what the operation waited for.
+                c.flush_interval = Duration::from_secs(3600);
+            }
+        })
         .start()
         .await
         .expect("the store opens after a SIGKILL");
@@ -688,6 +768,55 @@ async fn one_operation(op: &str, store: PathBuf) -> String {
                     [(_, cronactor::TriggerOutcome::Started(run_id))] => Ok(run_id.to_string()),
                     other => panic!("emit: {other:?}"),
                 },
+                Err(e) => Err(e),
+            }
+        }
+        "queue" => {
+            let q = JobSpec::builder("q", ScheduleSpec::cron("0 0 0 1 1 *"), "gate")
+                .overlap(OverlapPolicy::Queue { max: 1 })
+                .listen("go-q")
+                .build()
+                .expect("spec");
+            scheduler.add(q).await.expect("add q");
+            let first = scheduler.trigger("q").await.expect("trigger q");
+            assert!(matches!(first, cronactor::TriggerOutcome::Started(_)));
+            match scheduler.emit("go-q", serde_json::json!({ "n": 7 })).await {
+                Ok(fired) => match &fired[..] {
+                    [(_, cronactor::TriggerOutcome::Queued)] => Ok(String::new()),
+                    other => panic!("emit: {other:?}"),
+                },
+                Err(e) => Err(e),
+            }
+        }
+        "queue-runs" => {
+            // The restart retried q's interrupted run, then ran the queued
+            // fire: wait for both, and for their end to be durable.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let st = scheduler.status("q").await.expect("status q");
+                if st.counters.succeeded >= 2 && st.queued == 0 {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "q did not run twice: {st:?}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Answered once durable, with q's earlier state writes.
+            scheduler.pause("q", None).await.expect("pause q");
+            let seen = seen.lock().expect("lock").join("; ");
+            Ok(seen)
+        }
+        "cancel-run" => {
+            let c = JobSpec::builder("c", ScheduleSpec::cron("0 0 0 1 1 *"), "stubborn")
+                .build()
+                .expect("spec");
+            scheduler.add(c).await.expect("add c");
+            let run_id = match scheduler.trigger("c").await {
+                Ok(cronactor::TriggerOutcome::Started(run_id)) => run_id,
+                other => panic!("trigger c: {other:?}"),
+            };
+            match scheduler.cancel("c").await {
+                Ok(runs) if runs == [run_id] => Ok(run_id.to_string()),
+                Ok(runs) => panic!("cancel c: {runs:?}"),
                 Err(e) => Err(e),
             }
         }

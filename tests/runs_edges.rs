@@ -218,12 +218,13 @@ async fn a_place_freed_for_a_crashed_actors_waiting_run_is_not_lost() {
     assert_eq!(st.counters.succeeded, 1);
 }
 
-/// The overlap queue lives in the job's actor: a restart from the store
-/// recovers the run in flight (interrupted, retried) but not the fire queued
-/// behind it, which is neither run nor counted as skipped.
+/// A fire queued behind a run is stored with the job's state: a restart
+/// from the store recovers the run in flight (interrupted, retried) and then
+/// runs the queued fire, in that order. Until 2026-12-05 the queue lived in
+/// the job's actor only, and a restart dropped the fire without a trace.
 #[cfg(feature = "fault-injection")]
 #[tokio::test(start_paused = true)]
-async fn a_queued_fire_does_not_survive_a_restart() {
+async fn a_queued_fire_runs_after_a_restart() {
     use cronactor::{OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
     let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
@@ -232,7 +233,7 @@ async fn a_queued_fire_does_not_survive_a_restart() {
         .start()
         .await
         .expect("start");
-    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
         .overlap(OverlapPolicy::Queue { max: 1 })
         .build()
         .expect("spec");
@@ -254,15 +255,292 @@ async fn a_queued_fire_does_not_survive_a_restart() {
         .await
         .expect("restart");
     run_for_secs(60.0).await;
-    assert_eq!(count.get(), 1, "only the interrupted run's retry ran");
+    assert_eq!(
+        count.get(),
+        2,
+        "the interrupted run's retry, then the queued fire"
+    );
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.queued, 0);
+    assert_eq!(st.runs_in_flight, 0);
+    assert_eq!(st.counters.interrupted, 1);
+    assert_eq!(st.counters.succeeded, 2);
+    assert_eq!(st.counters.skipped.total(), 0);
+    let h = s.history("j", 10).await.expect("history");
+    let runs: Vec<_> = h.iter().rev().map(|r| (r.trigger, &r.outcome)).collect();
+    assert_eq!(
+        runs,
+        [
+            (Trigger::Manual, &Outcome::Interrupted),
+            (Trigger::Recovery, &Outcome::Succeeded),
+            (Trigger::Manual, &Outcome::Succeeded),
+        ]
+    );
+}
+
+/// A shutdown cancels the runs in flight but keeps the fires queued behind
+/// them in the stored state: the next start runs them. Until 2026-12-05 a
+/// shutdown cleared the queue, and the fires answered `Queued` never ran.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_keeps_the_queue_for_the_next_start() {
+    use cronactor::{OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
+        .overlap(OverlapPolicy::Queue { max: 1 })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    run_for_secs(1.0).await;
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert_eq!(report.cancelled.len(), 1);
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(60.0).await;
+    assert_eq!(count.get(), 1, "the queued fire ran");
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.queued, st.runs_in_flight), (0, 0));
+    let h = s.history("j", 10).await.expect("history");
+    let runs: Vec<_> = h.iter().rev().map(|r| (r.trigger, &r.outcome)).collect();
+    assert_eq!(
+        runs,
+        [
+            (
+                Trigger::Manual,
+                &Outcome::Cancelled("scheduler shutdown".into())
+            ),
+            (Trigger::Manual, &Outcome::Succeeded),
+        ]
+    );
+}
+
+/// A job restored without its handler (orphaned) keeps its stored queue,
+/// as it keeps the job: a later start that has the handler runs it. Its run
+/// in flight at the crash is recorded as interrupted and not retried (no
+/// handler to retry it with), as before.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn an_orphaned_job_keeps_its_stored_queue_for_a_process_with_its_handler() {
+    use cronactor::{JobPhase, OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
+        .overlap(OverlapPolicy::Queue { max: 1 })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    run_for_secs(1.0).await;
+    s.kill().await;
+    // No handlers: the job is orphaned.
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .store(store.clone())
+        .start()
+        .await
+        .expect("restart without the handler");
+    run_for_secs(10.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Orphaned);
+    assert_eq!((st.queued, st.runs_in_flight), (1, 0));
+    assert_eq!(st.counters.interrupted, 1);
+    s.kill().await;
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart with the handler");
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 1, "the queued fire ran");
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.queued, st.runs_in_flight), (0, 0));
+    let h = s.history("j", 10).await.expect("history");
+    assert_eq!(h[0].trigger, Trigger::Manual);
+    assert_eq!(h[0].outcome, Outcome::Succeeded);
+}
+
+/// A paused job's queue is skipped when its last run ends (see
+/// `start_queued`): after a restart too, where the run in flight was
+/// interrupted and the stored queued fires are counted as skipped (paused),
+/// not run.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_paused_job_skips_its_stored_queue_after_a_restart() {
+    use cronactor::{OverlapPolicy, SnapshotStore, TriggerOutcome};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
+        .overlap(OverlapPolicy::Queue { max: 2 })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    for _ in 0..2 {
+        assert_eq!(
+            s.trigger("j").await.expect("trigger"),
+            TriggerOutcome::Queued
+        );
+    }
+    s.pause("j", None).await.expect("pause");
+    run_for_secs(1.0).await;
+    assert_eq!(s.status("j").await.expect("status").queued, 2);
+    s.kill().await;
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(60.0).await;
+    assert_eq!(count.get(), 0, "nothing runs while paused");
     let st = s.status("j").await.expect("status");
     assert_eq!(st.queued, 0);
     assert_eq!(st.counters.interrupted, 1);
-    assert_eq!(st.runs_in_flight, 1);
-    assert_eq!(st.counters.skipped.total(), 0);
+    // The interrupted run's retry goes first in the queue, and is skipped
+    // with the two fires queued behind it.
+    assert_eq!(st.counters.skipped.paused, 3);
+}
+
+/// A run cancelled by `cancel` whose handler ignores its token is still in
+/// flight when the process dies: the restart records it as `Cancelled` with
+/// the cancel's reason, not as `Interrupted`, and does not retry it (the
+/// default `InterruptedPolicy::Retry` retries interrupted runs only). Until
+/// 2026-12-05 it was retried, against the cancel.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_run_cancelled_before_a_crash_is_not_retried_after_a_restart() {
+    use cronactor::{SnapshotStore, Trigger, TriggerOutcome};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let TriggerOutcome::Started(run_id) = s.trigger("j").await.expect("trigger") else {
+        panic!("not started");
+    };
+    run_for_secs(0.5).await;
+    assert_eq!(s.cancel("j").await.expect("cancel"), [run_id]);
+    // Within the cancel grace: the stubborn handler is still running.
+    run_for_secs(1.0).await;
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
+    s.kill().await;
+    let later =
+        cronactor::testing::ManualClock::new("2026-01-05T00:00:05Z".parse().expect("instant"));
+    let count = Count::default();
+    let s = builder(&later, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(60.0).await;
+    assert_eq!(count.get(), 0, "not retried");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0);
+    assert_eq!(st.counters.cancelled, 1);
+    assert_eq!(st.counters.interrupted, 0);
     let h = s.history("j", 10).await.expect("history");
     assert_eq!(h.len(), 1);
+    assert_eq!(h[0].run_id, run_id);
     assert_eq!(h[0].trigger, Trigger::Manual);
+    assert_eq!(
+        h[0].outcome,
+        Outcome::Cancelled("cancelled by request".into())
+    );
+}
+
+/// Under `Replace`, the replaced run (its handler ignores its token) and the
+/// new one are both in flight at a crash: the restart records the replaced
+/// run as `Cancelled` (its mark went with the new run's claim) and retries
+/// only the new one.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_replaced_run_still_running_at_a_crash_is_not_retried() {
+    use cronactor::{OverlapPolicy, SnapshotStore, TriggerOutcome};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
+        .overlap(OverlapPolicy::Replace)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let TriggerOutcome::Started(old) = s.trigger("j").await.expect("trigger") else {
+        panic!("not started");
+    };
+    run_for_secs(0.5).await;
+    let TriggerOutcome::Started(new) = s.trigger("j").await.expect("trigger") else {
+        panic!("not started");
+    };
+    run_for_secs(1.0).await;
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 2);
+    s.kill().await;
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 1, "only the new run is retried");
+    let h = s.history("j", 10).await.expect("history");
+    assert_eq!(h.len(), 2, "{h:?}");
+    let outcome = |run_id| {
+        let run = h.iter().find(|r| r.run_id == run_id).expect("the run");
+        run.outcome.clone()
+    };
+    assert_eq!(
+        outcome(old),
+        Outcome::Cancelled("replaced by a newer fire".into())
+    );
+    assert_eq!(outcome(new), Outcome::Interrupted);
 }
 
 /// A slot's run that waits for admission longer than the misfire threshold

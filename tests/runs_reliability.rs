@@ -364,9 +364,17 @@ async fn a_run_cancelled_while_its_record_is_written_never_starts() {
     while s.status("j").await.expect("status").runs_in_flight == 0 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let cancelled = s.cancel("j").await.expect("cancel");
+    // The cancel is answered once its cancel mark is durable, so after the
+    // store is released too; once the job has taken it (the runtime is idle
+    // then, waiting for the store), release the store.
+    let cancel = tokio::spawn({
+        let s = s.clone();
+        async move { s.cancel("j").await }
+    });
+    tokio::time::sleep(Duration::from_millis(1)).await;
     held.store(false, std::sync::atomic::Ordering::SeqCst);
     released.notify_waiters();
+    let cancelled = cancel.await.expect("task").expect("cancel");
     let TriggerOutcome::Started(run_id) = trigger.await.expect("task").expect("trigger") else {
         panic!("the trigger did not claim a run");
     };

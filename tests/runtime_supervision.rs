@@ -447,3 +447,76 @@ async fn the_restart_budget_counts_only_the_last_minute_and_ignores_wall_steps()
         "five crashes a minute stay within the budget"
     );
 }
+
+/// The fires queued behind a run are in the registry's state, which a
+/// restarted actor starts from: they run after the run in flight ends, as
+/// without the restart. Until 2026-12-05 the queue lived in the actor, and
+/// its restart dropped it.
+#[tokio::test(start_paused = true)]
+async fn a_queued_fire_survives_a_restart_of_its_actor() {
+    use cronactor::{OverlapPolicy, Trigger, TriggerOutcome};
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
+        .overlap(OverlapPolicy::Queue { max: 1 })
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    run_for_secs(0.5).await;
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.runs_in_flight, st.queued), (1, 1), "{st:?}");
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 2);
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.runs_in_flight, st.queued), (0, 0), "{st:?}");
+    assert_eq!(st.counters.succeeded, 2);
+    let history = s.history("j", 10).await.expect("history");
+    assert!(history.iter().all(|r| r.trigger == Trigger::Manual));
+}
+
+/// A run cancelled before its job is given up, still running (its handler
+/// ignores its token), is recorded as cancelled, as after a crash of the
+/// process, not as interrupted.
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_run_in_flight_when_the_budget_runs_out_is_recorded_cancelled() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let cronactor::TriggerOutcome::Started(run_id) = s.trigger("j").await.expect("trigger") else {
+        panic!("not started");
+    };
+    run_for_secs(0.5).await;
+    assert_eq!(s.cancel("j").await.expect("cancel"), [run_id]);
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed);
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!((st.counters.cancelled, st.counters.interrupted), (1, 0));
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].run_id, run_id);
+    assert_eq!(
+        history[0].outcome,
+        cronactor::Outcome::Cancelled("cancelled by request".into())
+    );
+}

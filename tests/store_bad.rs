@@ -71,7 +71,7 @@ fn a_corrupt_job_is_quarantined_with_its_state_and_the_others_load() {
         // Its state has no spec any more: quarantined too, not deleted.
         let orphan = find(&loaded.quarantined, "state", "b");
         assert_eq!(orphan.raw, {
-            let mut bytes = vec![2];
+            let mut bytes = vec![3];
             bytes.extend(postcard::to_allocvec(&state(2)).expect("postcard"));
             bytes
         });
@@ -339,13 +339,13 @@ fn the_schema_version_is_written_at_creation() {
     drop(open(&path));
     assert_eq!(
         std::fs::read_to_string(path.join("schema_version")).expect("marker"),
-        "3\n"
+        format!("{}\n", SledStore::SCHEMA_VERSION)
     );
     let db = raw(&path);
     let meta = db.open_tree("meta").expect("tree");
     assert_eq!(
         meta.get("schema_version").expect("read").as_deref(),
-        Some(&v1(&3u32)[..])
+        Some(&v1(&SledStore::SCHEMA_VERSION)[..])
     );
 }
 
@@ -522,7 +522,7 @@ fn a_store_whose_sled_files_are_damaged_is_refused_not_opened_empty() {
     }
     assert_eq!(
         std::fs::read_to_string(dir.path().join("schema_version")).expect("marker"),
-        "3\n"
+        format!("{}\n", SledStore::SCHEMA_VERSION)
     );
 
     let dir = store_with_abc();
@@ -556,7 +556,7 @@ fn a_newer_record_version_in_each_tree_is_quarantined_or_skipped_never_fatal() {
             .expect("apply");
         flush(&store);
     }
-    let newer_state = [3u8, 0, 0, 0];
+    let newer_state = [4u8, 0, 0, 0];
     poke(dir.path(), "state", b"b", &newer_state);
     let newer_segment = [3u8, 1, 2, 3];
     poke(dir.path(), "journal", &9u64.to_be_bytes(), &newer_segment);
@@ -581,7 +581,7 @@ fn a_newer_record_version_in_each_tree_is_quarantined_or_skipped_never_fatal() {
     let q = find(&loaded.quarantined, "state", "b");
     assert_eq!(q.raw, newer_state);
     assert!(
-        q.reason.contains("unknown job state record version 3"),
+        q.reason.contains("unknown job state record version 4"),
         "{}",
         q.reason
     );

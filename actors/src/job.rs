@@ -14,7 +14,8 @@ use crate::runtime::Runtime;
 use crate::schedule::{NextFire, PreviewFire, Schedule};
 use crate::spec::JobSpec;
 use crate::status::{
-    InFlightRun, JobState, Outcome, PauseInfo, RetryWait, RunRecord, SkipReason, Trigger,
+    CancelReason, InFlightRun, JobState, Outcome, PauseInfo, QueuedFire, RetryWait, RunRecord,
+    SkipReason, Trigger,
 };
 use crate::supervisor::SupervisorMsg;
 use crate::timer::{TimerKind, TimerTarget};
@@ -254,25 +255,9 @@ pub enum RunResult {
     TimedOut,
 }
 
-/// A fire waiting to run: in the overlap queue, or planned.
-#[derive(Debug, Clone)]
-struct Pending {
-    scheduled: DateTime<Utc>,
-    trigger: Trigger,
-    attempt: u32,
-    event: Option<(String, Arc<serde_json::Value>)>,
-}
-
-impl Pending {
-    fn new(scheduled: DateTime<Utc>, trigger: Trigger) -> Self {
-        Self {
-            scheduled,
-            trigger,
-            attempt: 1,
-            event: None,
-        }
-    }
-}
+/// A fire waiting to run: in the overlap queue (`JobState::queue`, stored
+/// with the state), or planned.
+type Pending = QueuedFire;
 
 /// The cancellation tokens of a job's runs in flight, with why each was
 /// cancelled. A job rarely has more than one run in flight: a vector searched
@@ -354,8 +339,6 @@ pub struct JobActorState {
     waiting_admission: HashMap<RunId, Arc<[String]>, foldhash::fast::RandomState>,
     /// The job's tags, shared with its admission entries.
     tags: Arc<[String]>,
-    /// Fires waiting behind a run in flight.
-    queue: VecDeque<Pending>,
     /// Set by `Stop`: answered once nothing is in flight (boxed: rare, and
     /// kept in every live job's state).
     stopping: Option<Box<RpcReplyPort<()>>>,
@@ -442,7 +425,6 @@ impl Actor for JobActor {
             history: Vec::with_capacity(1),
             outbox,
             waiting_admission: HashMap::default(),
-            queue: VecDeque::new(),
             stopping: None,
             target: args.target,
             idle_reported: false,
@@ -450,7 +432,6 @@ impl Actor for JobActor {
             turn_now: std::cell::Cell::new(None),
             prepared: None,
         };
-        s.state.queued = 0;
         // Runs of a failed predecessor still going: their tokens come back.
         for (run_id, token) in s.link.rt.orphan_tokens.take(&s.spec.id) {
             if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
@@ -462,6 +443,10 @@ impl Actor for JobActor {
         }
         if args.restored {
             s.recover_interrupted(&myself);
+        } else if !s.state.queue.is_empty() {
+            // Restarted after a failure of its actor (or revived): the
+            // stored queue goes on behind the runs still in flight.
+            s.start_queued(&myself);
         }
         if s.link.handler.is_none() && !args.reactivated {
             s.publish(EventKind::Orphaned {
@@ -532,7 +517,7 @@ impl Actor for JobActor {
             JobMsg::Cancel(reply) => {
                 // A prepared run was withdrawn above: it is not cancelled,
                 // it runs at its instant as if it had not been prepared.
-                let mut cancelled = s.cancel_all(&myself, "cancelled by request");
+                let mut cancelled = s.cancel_all(&myself, CancelReason::Request);
                 let dropped_retry = s.state.retry_wait.take().is_some();
                 if dropped_retry {
                     // The waiting retry's timer becomes stale, and fires
@@ -541,12 +526,13 @@ impl Actor for JobActor {
                     s.start_queued(&myself);
                 }
                 cancelled.sort();
-                if dropped_retry && s.link.rt.durable {
-                    // A crash must not bring the retry back.
+                if (dropped_retry || !cancelled.is_empty()) && s.link.rt.durable {
+                    // A crash must not bring the retry back, nor retry the
+                    // runs cancelled (their cancel marks are in the state).
                     s.answer_when_durable(reply, Ok(cancelled));
                 } else {
-                    // The runs' tokens are cancelled now, whatever the
-                    // store does; their outcomes are written as they end.
+                    // Nothing cancelled, or a store that is not durable:
+                    // nothing to wait for.
                     s.save(Ack::None);
                     let _ = reply.send(Ok(cancelled));
                 }
@@ -661,7 +647,7 @@ impl Actor for JobActor {
                 // The actor stops before its runs end: the runs announced
                 // as started are announced as cancelled now.
                 let announced = s.announced_runs();
-                s.cancel_all(&myself, "job removed");
+                s.cancel_all(&myself, CancelReason::Removed);
                 for run_id in announced {
                     s.publish(EventKind::Cancelled {
                         run_id,
@@ -717,8 +703,8 @@ impl Actor for JobActor {
                 // start's misfire policy, as any slot after the shutdown.
                 s.generation += 1;
                 s.retry_generation += 1;
-                s.queue.clear();
-                let _ = cancelled.send(s.cancel_all(&myself, "scheduler shutdown"));
+                // The queue stays in the state: the next start runs it.
+                let _ = cancelled.send(s.cancel_all(&myself, CancelReason::Shutdown));
                 if s.state.in_flight.is_empty() {
                     let _ = idle.send(());
                 } else {
@@ -825,7 +811,7 @@ impl JobActorState {
     fn activity(&self) -> crate::passive::Activity {
         crate::passive::Activity {
             in_flight: self.state.in_flight.len() + self.tokens.len(),
-            queued: self.queue.len(),
+            queued: self.state.queue.len(),
             unrecorded: self.unrecorded.len(),
             waiting_admission: self.waiting_admission.len(),
             retry_waiting: self.state.retry_wait.is_some(),
@@ -1320,8 +1306,7 @@ impl JobActorState {
             // the slot on time would meet the plan's own first catch-up
             // run and be skipped while older slots ran.
             if i > 0 {
-                self.queue.push_back(Pending::new(slot, trigger));
-                self.state.queued = self.queue.len() as u32;
+                self.state.queue.push_back(Pending::new(slot, trigger));
             } else {
                 self.overlap_fire(myself, Pending::new(slot, trigger));
             }
@@ -1371,11 +1356,11 @@ impl JobActorState {
     fn overlap_fire(&mut self, myself: &ActorRef<JobMsg>, fire: Pending) -> TriggerOutcome {
         let scheduled = fire.scheduled;
         let busy = self.state.in_flight.len() + usize::from(self.state.retry_wait.is_some());
-        let decision = self.spec.overlap.decide(busy, self.queue.len());
+        let decision = self.spec.overlap.decide(busy, self.state.queue.len());
         match decision {
             OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(myself, fire)),
             OverlapDecision::ReplaceThenStart => {
-                self.cancel_all(myself, "replaced by a newer fire");
+                self.cancel_all(myself, CancelReason::Replaced);
                 if self.state.retry_wait.take().is_some() {
                     self.retry_generation += 1;
                     // The fire whose retry is dropped failed for good: it
@@ -1394,8 +1379,7 @@ impl JobActorState {
                 TriggerOutcome::Skipped(SkipReason::Overlap)
             }
             OverlapDecision::Enqueue => {
-                self.queue.push_back(fire);
-                self.state.queued = self.queue.len() as u32;
+                self.state.queue.push_back(fire);
                 self.publish(EventKind::Queued { scheduled });
                 TriggerOutcome::Queued
             }
@@ -1453,6 +1437,7 @@ impl JobActorState {
             attempt: fire.attempt,
             trigger: fire.trigger,
             event,
+            cancelled: None,
         });
         self.state.counters.runs += 1;
         self.tokens.push(run_id, (CancellationToken::new(), None));
@@ -1887,13 +1872,15 @@ impl JobActorState {
         if self.state.paused.is_some() {
             // Every queued fire is skipped now: one left behind, with
             // nothing in flight to start it, would hold the queue for ever.
-            let fires = std::mem::take(&mut self.queue);
-            self.state.queued = 0;
+            let fires = std::mem::take(&mut self.state.queue);
             for fire in fires {
                 self.skip(fire.scheduled, SkipReason::Paused, 1);
             }
-        } else if let Some(fire) = self.queue.pop_front() {
-            self.state.queued = self.queue.len() as u32;
+        } else if self.link.handler.is_none() || self.state.failed.is_some() {
+            // An orphan keeps its queue (stored with its state) for a
+            // process that has its handler, as it keeps the job itself; a
+            // failed job keeps it for a revive.
+        } else if let Some(fire) = self.state.queue.pop_front() {
             self.claim_run(myself, fire);
         }
     }
@@ -1919,13 +1906,20 @@ impl JobActorState {
             .collect()
     }
 
-    fn cancel_all(&mut self, myself: &ActorRef<JobMsg>, why: &str) -> Vec<RunId> {
+    fn cancel_all(&mut self, myself: &ActorRef<JobMsg>, why: CancelReason) -> Vec<RunId> {
         let mut cancelled = Vec::new();
         for (run_id, (token, reason)) in self.tokens.iter_mut() {
             if reason.is_none() {
-                *reason = Some(why.to_string());
+                *reason = Some(why.text().to_string());
                 token.cancel();
                 cancelled.push(*run_id);
+            }
+        }
+        // Stored with the state: a restart records these runs as cancelled,
+        // not as interrupted (which would retry them).
+        for run in self.state.in_flight.iter_mut() {
+            if cancelled.contains(&run.run_id) {
+                run.cancelled = Some(why);
             }
         }
         // A prepared run's task waits on its slot, not on its token.
@@ -1949,10 +1943,18 @@ impl JobActorState {
     }
 
     /// On restart: runs in flight at the crash are recorded as interrupted,
-    /// and retried (at-least-once) unless the job says abandon.
+    /// and retried (at-least-once) unless the job says abandon; a run that
+    /// was cancelled before the crash is recorded as cancelled, and not
+    /// retried. The retries go first, then the stored queue, in order.
     fn recover_interrupted(&mut self, myself: &ActorRef<JobMsg>) {
         let now = self.now();
+        let mut retries = Vec::new();
         for run in std::mem::take(&mut self.state.in_flight) {
+            let outcome = match run.cancelled {
+                Some(why) => Outcome::Cancelled(why.text().into()),
+                None => Outcome::Interrupted,
+            };
+            let retry = outcome == Outcome::Interrupted;
             let record = RunRecord {
                 run_id: run.run_id,
                 scheduled: run.scheduled,
@@ -1962,18 +1964,23 @@ impl JobActorState {
                 finished: now,
                 attempt: run.attempt,
                 trigger: run.trigger,
-                outcome: Outcome::Interrupted,
+                outcome,
             };
             self.count_outcome(&record);
             self.state.last_run = Some(record.clone());
             self.history.push(record);
-            if self.spec.interrupted == InterruptedPolicy::Retry && self.link.handler.is_some() {
+            if retry
+                && self.spec.interrupted == InterruptedPolicy::Retry
+                && self.link.handler.is_some()
+            {
                 let mut fire = Pending::new(run.scheduled, Trigger::Recovery);
                 fire.attempt = run.attempt;
-                self.queue.push_back(fire);
+                retries.push(fire);
             }
         }
-        self.state.queued = self.queue.len() as u32;
+        for fire in retries.into_iter().rev() {
+            self.state.queue.push_front(fire);
+        }
         self.start_queued(myself);
     }
 }

@@ -91,7 +91,7 @@ pub(crate) fn plan_without_actor(
     let last_slot = state.last_slot?;
     if !state.in_flight.is_empty()
         || state.retry_wait.is_some()
-        || state.queued > 0
+        || !state.queue.is_empty()
         || state.failed.is_some()
         || state.completed
     {
@@ -379,8 +379,16 @@ mod tests {
             attempt: 1,
             trigger: crate::status::Trigger::Schedule,
             event: None,
+            cancelled: None,
         });
         assert_eq!(plan_without_actor(MIN, &hourly, &busy, now), None);
+        // A fire waiting in the stored queue: the actor starts it.
+        let mut queued = fresh.clone();
+        queued.queue.push_back(crate::status::QueuedFire::new(
+            now,
+            crate::status::Trigger::Manual,
+        ));
+        assert_eq!(plan_without_actor(MIN, &hourly, &queued, now), None);
         let mut failed = fresh;
         failed.failed = Some("gave up".into());
         assert_eq!(plan_without_actor(MIN, &hourly, &failed, now), None);

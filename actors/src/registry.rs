@@ -1000,8 +1000,9 @@ impl RegistryState {
                 Some(entry) => {
                     let outbox = entry.outbox(&mut self.packed_totals).clone();
                     // Its runs in flight end with the actor that owned them:
-                    // interrupted, as after a crash of the process (their
-                    // own end, if any, has no actor to reach).
+                    // interrupted (or cancelled, if they were), as after a
+                    // crash of the process (their own end, if any, has no
+                    // actor to reach).
                     let interrupted: Vec<RunRecord> = {
                         let mut slot = outbox.lock();
                         slot.state.failed = Some(reason);
@@ -1015,10 +1016,19 @@ impl RegistryState {
                                 finished: at,
                                 attempt: run.attempt,
                                 trigger: run.trigger,
-                                outcome: Outcome::Interrupted,
+                                outcome: match run.cancelled {
+                                    Some(why) => Outcome::Cancelled(why.text().into()),
+                                    None => Outcome::Interrupted,
+                                },
                             })
                             .collect();
-                        slot.state.counters.interrupted += records.len() as u64;
+                        let counters = &mut slot.state.counters;
+                        for record in &records {
+                            match record.outcome {
+                                Outcome::Interrupted => counters.interrupted += 1,
+                                _ => counters.cancelled += 1,
+                            }
+                        }
                         if let Some(last) = records.last() {
                             slot.state.last_run = Some(last.clone());
                         }
@@ -1390,7 +1400,7 @@ impl RegistryState {
             counters: st.counters.clone(),
             consecutive_failures: st.consecutive_failures,
             runs_in_flight: st.in_flight.len() as u32,
-            queued: st.queued,
+            queued: st.queued(),
             retry_wait: st.retry_wait.clone(),
             failure: st.failed.clone(),
             progress: st.progress.clone(),

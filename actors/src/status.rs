@@ -4,6 +4,8 @@
 use crate::id::{JobId, RunId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// What made a run start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -190,6 +192,104 @@ pub struct InFlightRun {
     /// The named event that started it, if any.
     #[serde(default)]
     pub event: Option<String>,
+    /// Why the run was cancelled, if it was, while it has not ended yet. A
+    /// restart records a run still in flight with this set as `Cancelled`
+    /// (with [`CancelReason::text`]), not as `Interrupted`, and does not
+    /// retry it.
+    #[serde(default)]
+    pub cancelled: Option<CancelReason>,
+}
+
+/// Why a run was cancelled through its token; kept with a run in flight
+/// (one byte, where the text would take a string per run).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CancelReason {
+    /// A `cancel` request.
+    Request,
+    /// A newer fire under `OverlapPolicy::Replace`.
+    Replaced,
+    /// The job was removed.
+    Removed,
+    /// The scheduler shut down.
+    Shutdown,
+}
+
+impl CancelReason {
+    /// The text of the run's `Outcome::Cancelled`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Request => "cancelled by request",
+            Self::Replaced => "replaced by a newer fire",
+            Self::Removed => "job removed",
+            Self::Shutdown => "scheduler shutdown",
+        }
+    }
+}
+
+/// A fire waiting in the overlap queue (`OverlapPolicy::Queue`) for the runs
+/// in flight to end; persisted, so that a restart runs it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedFire {
+    /// The schedule slot (or trigger time) it serves.
+    #[serde(with = "crate::time_serde::instant")]
+    pub scheduled: DateTime<Utc>,
+    /// What started it.
+    pub trigger: Trigger,
+    /// The attempt it runs as, from 1.
+    pub attempt: u32,
+    /// The named event that started it, and the event's payload.
+    #[serde(default, with = "event_serde")]
+    pub event: Option<(String, Arc<serde_json::Value>)>,
+}
+
+impl QueuedFire {
+    /// A first attempt, not started by an event.
+    pub(crate) fn new(scheduled: DateTime<Utc>, trigger: Trigger) -> Self {
+        Self {
+            scheduled,
+            trigger,
+            attempt: 1,
+            event: None,
+        }
+    }
+}
+
+/// A queued fire's event: the payload as it is in JSON, and as JSON text in
+/// binary formats (postcard cannot decode a `serde_json::Value`, which needs
+/// a self-describing format).
+mod event_serde {
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    type Event = Option<(String, Arc<serde_json::Value>)>;
+
+    pub(super) fn serialize<S: Serializer>(event: &Event, s: S) -> Result<S::Ok, S::Error> {
+        match event {
+            Some((name, payload)) if !s.is_human_readable() => {
+                let text = serde_json::to_string(&**payload).map_err(S::Error::custom)?;
+                Some((name, text)).serialize(s)
+            }
+            event => event
+                .as_ref()
+                .map(|(name, payload)| (name, &**payload))
+                .serialize(s),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Event, D::Error> {
+        if d.is_human_readable() {
+            let event = Option::<(String, serde_json::Value)>::deserialize(d)?;
+            return Ok(event.map(|(name, payload)| (name, Arc::new(payload))));
+        }
+        Option::<(String, String)>::deserialize(d)?
+            .map(|(name, text)| {
+                let payload = serde_json::from_str(&text).map_err(D::Error::custom)?;
+                Ok((name, Arc::new(payload)))
+            })
+            .transpose()
+    }
 }
 
 /// One entry of a job's execution history.
@@ -260,8 +360,10 @@ pub struct JobState {
     pub consecutive_failures: u32,
     /// Runs started and not yet ended.
     pub in_flight: Vec<InFlightRun>,
-    /// Fires waiting in the overlap queue.
-    pub queued: u32,
+    /// Fires waiting in the overlap queue, oldest first (see
+    /// [`JobState::queued`]).
+    #[serde(default)]
+    pub queue: VecDeque<QueuedFire>,
     /// The schedule is exhausted: no fire will come.
     pub completed: bool,
     /// A retry waiting for its delay.
@@ -273,6 +375,13 @@ pub struct JobState {
     /// The last progress reported by a run in flight.
     #[serde(default)]
     pub progress: Option<(f32, String)>,
+}
+
+impl JobState {
+    /// How many fires wait in the overlap queue.
+    pub fn queued(&self) -> u32 {
+        u32::try_from(self.queue.len()).unwrap_or(u32::MAX)
+    }
 }
 
 impl Clone for JobState {
@@ -294,7 +403,7 @@ impl Clone for JobState {
             counters,
             consecutive_failures,
             in_flight,
-            queued,
+            queue,
             completed,
             retry_wait,
             failed,
@@ -316,7 +425,8 @@ impl Clone for JobState {
                 .reserve_exact(in_flight.len() - self.in_flight.len());
         }
         self.in_flight.clone_from(in_flight);
-        self.queued = *queued;
+        // Empty for almost every job: no allocation then.
+        self.queue.clone_from(queue);
         self.completed = *completed;
         self.retry_wait.clone_from(retry_wait);
         self.failed.clone_from(failed);

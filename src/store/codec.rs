@@ -5,7 +5,7 @@
 //! version it does not know, so a record is never decoded with the wrong
 //! layout. Specs, quarantine records and meta values are JSON (version 1);
 //! job states and history chunks, written once per fold for every job that
-//! ran, are postcard (states version 2, chunks version 3; the earlier
+//! ran, are postcard (states version 3, chunks version 3; the earlier
 //! versions written by earlier builds are still read); journal segments are
 //! postcard (version 2; version 1 is still replayed). A run, in a chunk and
 //! in the journal, keeps its start and end as offsets (see [`encode_run`]).
@@ -38,8 +38,8 @@ impl RecordKind {
     pub(crate) const fn current_version(self) -> u8 {
         match self {
             Self::JobSpec | Self::Quarantine | Self::Meta => 1,
-            Self::JobState | Self::Journal => 2,
-            Self::Run => 3,
+            Self::Journal => 2,
+            Self::JobState | Self::Run => 3,
         }
     }
 
@@ -178,7 +178,7 @@ fn binary<T: DeserializeOwned>(
     })
 }
 
-/// Appends a job state's encoding (version 2: postcard) to `buf`.
+/// Appends a job state's encoding (version 3: postcard) to `buf`.
 ///
 /// # Errors
 /// The encoder's error (none of a state's fields can cause one).
@@ -191,7 +191,8 @@ pub(crate) fn encode_state_into(
     Ok(())
 }
 
-/// Decodes a job state: version 1 (JSON) or 2 (postcard).
+/// Decodes a job state: version 1 (JSON), 2 (postcard, without the queued
+/// fires and the runs' cancel marks: see [`StateV2`]) or 3 (postcard).
 ///
 /// # Errors
 /// [`DecodeError`]; never panics, whatever the bytes.
@@ -199,7 +200,91 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<cronactor_actors::JobState, D
     let kind = RecordKind::JobState;
     match split_version(kind, bytes)? {
         (1, body) => json(kind, 1, body),
+        (2, body) => binary::<StateV2>(kind, 2, body)?
+            .into_state()
+            .map_err(|source| DecodeError::Binary {
+                kind: kind.name(),
+                version: 2,
+                source,
+            }),
         (version, body) => binary(kind, version, body),
+    }
+}
+
+/// An instant as postcard stores it: `(seconds, nanoseconds)` since the Unix
+/// epoch (see `time_serde` in `cronactor-actors`).
+type Instant = (i64, u32);
+
+fn instant(parts: Instant) -> Result<DateTime<Utc>, postcard::Error> {
+    DateTime::from_timestamp(parts.0, parts.1).ok_or(postcard::Error::SerdeDeCustom)
+}
+
+/// A job state as version 2 stored it: the layout of `JobState` before the
+/// overlap queue was stored (it held only the queue's length, `queued`) and
+/// before runs in flight had a cancel mark. Decoded into a `JobState` with
+/// an empty queue and no cancel marks: a version-2 state was written by a
+/// build that did not keep them.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StateV2 {
+    pub(crate) paused: Option<cronactor_actors::PauseInfo>,
+    pub(crate) next_fire: Option<Instant>,
+    pub(crate) last_slot: Option<Instant>,
+    pub(crate) last_fire: Option<Instant>,
+    pub(crate) last_run: Option<RunRecord>,
+    pub(crate) counters: cronactor_actors::Counters,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) in_flight: Vec<InFlightV2>,
+    pub(crate) queued: u32,
+    pub(crate) completed: bool,
+    pub(crate) retry_wait: Option<cronactor_actors::RetryWait>,
+    pub(crate) failed: Option<String>,
+    pub(crate) progress: Option<(f32, String)>,
+}
+
+/// A run in flight as version 2 stored it (see [`StateV2`]).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct InFlightV2 {
+    pub(crate) run_id: cronactor_actors::RunId,
+    pub(crate) scheduled: Instant,
+    pub(crate) started: Instant,
+    pub(crate) attempt: u32,
+    pub(crate) trigger: Trigger,
+    pub(crate) event: Option<String>,
+}
+
+impl StateV2 {
+    fn into_state(self) -> Result<cronactor_actors::JobState, postcard::Error> {
+        let opt = |t: Option<Instant>| t.map(instant).transpose();
+        let in_flight = self
+            .in_flight
+            .into_iter()
+            .map(|r| {
+                Ok(cronactor_actors::InFlightRun {
+                    run_id: r.run_id,
+                    scheduled: instant(r.scheduled)?,
+                    started: instant(r.started)?,
+                    attempt: r.attempt,
+                    trigger: r.trigger,
+                    event: r.event,
+                    cancelled: None,
+                })
+            })
+            .collect::<Result<_, postcard::Error>>()?;
+        Ok(cronactor_actors::JobState {
+            paused: self.paused,
+            next_fire: opt(self.next_fire)?,
+            last_slot: opt(self.last_slot)?,
+            last_fire: opt(self.last_fire)?,
+            last_run: self.last_run,
+            counters: self.counters,
+            consecutive_failures: self.consecutive_failures,
+            in_flight,
+            queue: Default::default(),
+            completed: self.completed,
+            retry_wait: self.retry_wait,
+            failed: self.failed,
+            progress: self.progress,
+        })
     }
 }
 

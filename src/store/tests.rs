@@ -1,7 +1,7 @@
 //! Unit tests of the codec and the key layouts.
 
 use super::codec::{self, DecodeError, RecordKind};
-use cronactor_actors::{JobSpec, JobState, RunRecord, ScheduleSpec};
+use cronactor_actors::{JobSpec, JobState, RunRecord, ScheduleSpec, Trigger};
 use proptest::prelude::*;
 use std::time::Duration;
 
@@ -88,10 +88,10 @@ fn bad_values_are_errors_with_a_reason() {
     assert!(matches!(empty, DecodeError::Empty { .. }));
     assert!(empty.to_string().contains("empty"));
 
-    for version in [0u8, 3, 255] {
+    for version in [0u8, 4, 255] {
         let err = codec::decode_state(&[version, b'{', b'}']).expect_err("unknown version");
         assert!(
-            matches!(err, DecodeError::UnknownVersion { found, supported: 2, .. } if found == version),
+            matches!(err, DecodeError::UnknownVersion { found, supported: 3, .. } if found == version),
             "{err:?}"
         );
         assert!(err
@@ -109,30 +109,170 @@ fn bad_values_are_errors_with_a_reason() {
     assert!(matches!(err, DecodeError::Binary { version: 2, .. }));
 }
 
-/// The binary (version 2) state encoding is positional: a field added to
-/// `JobState` changes it, and stored states would no longer decode. If this
-/// test fails, add a version 3 to `RecordKind::JobState` with a conversion
-/// from version 2 in `codec::decode_state`, and a new golden value here.
+/// Version-2 states, written before the overlap queue and the cancel marks
+/// of runs in flight were stored, still decode: with an empty queue and no
+/// cancel marks. The golden value is what version 2 wrote for a state with
+/// two fires queued (only their number was stored, and it is dropped).
 #[test]
-fn a_version_2_state_still_decodes_and_encodes_the_same() {
+fn a_version_2_state_still_decodes_with_an_empty_queue() {
+    use super::codec::{InFlightV2, StateV2};
     let mut state = JobState::default();
     state.counters.runs = 3;
     state.counters.fires = 4;
     state.consecutive_failures = 1;
-    state.queued = 2;
-    let mut bytes = Vec::new();
-    codec::encode_state_into(&state, &mut bytes).expect("encode");
     let golden: &[u8] = &GOLDEN_STATE_V2;
-    assert_eq!(
-        bytes, golden,
-        "the version-2 state layout changed: {bytes:?}"
-    );
     assert_eq!(codec::decode_state(golden).expect("decode"), state);
+
+    // The version-2 layout, with a run in flight and a fire queued.
+    let old = StateV2 {
+        paused: None,
+        next_fire: Some((1_767_225_600, 0)),
+        last_slot: Some((1_767_225_600, 0)),
+        last_fire: None,
+        last_run: Some(plain_run(9)),
+        counters: state.counters.clone(),
+        consecutive_failures: 1,
+        in_flight: vec![InFlightV2 {
+            run_id: cronactor_actors::RunId(7),
+            scheduled: (1_767_225_600, 0),
+            started: (1_767_225_600, 5),
+            attempt: 2,
+            trigger: Trigger::Manual,
+            event: Some("go".into()),
+        }],
+        queued: 1,
+        completed: false,
+        retry_wait: None,
+        failed: None,
+        progress: Some((0.5, "half".into())),
+    };
+    let mut bytes = vec![2];
+    bytes.extend(postcard::to_allocvec(&old).expect("encode"));
+    let back = codec::decode_state(&bytes).expect("decode");
+    assert!(back.queue.is_empty(), "{back:?}");
+    assert_eq!(back.queued(), 0);
+    assert_eq!(back.last_run, Some(plain_run(9)));
+    assert_eq!(back.next_fire, Some(t(1_767_225_600, 0)));
+    assert_eq!(back.progress, Some((0.5, "half".into())));
+    let run = &back.in_flight[..];
+    assert_eq!(run.len(), 1);
+    assert_eq!(run[0].run_id, cronactor_actors::RunId(7));
+    assert_eq!(run[0].started, t(1_767_225_600, 5));
+    assert_eq!((run[0].attempt, run[0].trigger), (2, Trigger::Manual));
+    assert_eq!(run[0].event.as_deref(), Some("go"));
+    assert_eq!(run[0].cancelled, None);
+
+    // The mirror is the version-2 layout: it writes the golden value again.
+    let golden_old = StateV2 {
+        next_fire: None,
+        last_slot: None,
+        last_run: None,
+        in_flight: Vec::new(),
+        queued: 2,
+        progress: None,
+        ..old
+    };
+    let mut bytes = vec![2];
+    bytes.extend(postcard::to_allocvec(&golden_old).expect("encode"));
+    assert_eq!(bytes, golden);
 }
 
 /// `JobState` above, as version 2 writes it.
 const GOLDEN_STATE_V2: [u8; 28] = [
     2, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0, 0, 0, 0,
+];
+
+fn t(secs: i64, nanos: u32) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(secs, nanos).expect("instant")
+}
+
+/// A state with a fire queued by an event (payload included) and a run in
+/// flight that was cancelled.
+fn state_with_queue_and_cancel_mark() -> JobState {
+    let mut state = JobState::default();
+    state.counters.runs = 3;
+    state.counters.fires = 4;
+    state.in_flight.push(cronactor_actors::InFlightRun {
+        run_id: cronactor_actors::RunId(7),
+        scheduled: t(1_767_225_600, 0),
+        started: t(1_767_225_600, 5),
+        attempt: 1,
+        trigger: Trigger::Manual,
+        event: None,
+        cancelled: Some(cronactor_actors::CancelReason::Request),
+    });
+    state.queue.push_back(cronactor_actors::QueuedFire {
+        scheduled: t(1_767_225_601, 0),
+        trigger: Trigger::Event,
+        attempt: 1,
+        event: Some((
+            "go".into(),
+            std::sync::Arc::new(serde_json::json!({ "n": 7, "list": [1.5, null] })),
+        )),
+    });
+    state.queue.push_back(cronactor_actors::QueuedFire {
+        scheduled: t(1_767_225_602, 0),
+        trigger: Trigger::Schedule,
+        attempt: 2,
+        event: None,
+    });
+    state
+}
+
+/// The binary (version 3) state encoding is positional: a field added to
+/// `JobState` changes it, and stored states would no longer decode. If this
+/// test fails, add a version 4 to `RecordKind::JobState` with a conversion
+/// from version 3 in `codec::decode_state` (as for version 2), and a new
+/// golden value here.
+#[test]
+fn a_version_3_state_still_decodes_and_encodes_the_same() {
+    let state = state_with_queue_and_cancel_mark();
+    let mut bytes = Vec::new();
+    codec::encode_state_into(&state, &mut bytes).expect("encode");
+    let golden: &[u8] = &GOLDEN_STATE_V3;
+    assert_eq!(
+        bytes, golden,
+        "the version-3 state layout changed: {bytes:?}"
+    );
+    let back = codec::decode_state(golden).expect("decode");
+    assert_eq!(back, state);
+    assert_eq!(back.queued(), 2);
+    // JSON (version 1) keeps them too, the payload as JSON.
+    let json = serde_json::to_value(&state).expect("json");
+    assert_eq!(json["queue"][0]["event"][1]["n"], 7);
+    assert_eq!(json["in_flight"][0]["cancelled"], "Request");
+    let mut v1 = codec::encode(RecordKind::JobState, &state).expect("encode");
+    v1[0] = 1;
+    assert_eq!(codec::decode_state(&v1).expect("decode"), state);
+}
+
+/// A stored queued fire whose payload text is not JSON is a record that does
+/// not decode (quarantined), not a panic.
+#[test]
+fn a_queued_payload_that_is_not_json_does_not_decode() {
+    let mut state = state_with_queue_and_cancel_mark();
+    state.queue.truncate(1);
+    let mut bytes = Vec::new();
+    codec::encode_state_into(&state, &mut bytes).expect("encode");
+    let text = br#"{"list":[1.5,null],"n":7}"#;
+    let at = bytes
+        .windows(text.len())
+        .position(|w| w == text)
+        .expect("the payload as JSON text");
+    bytes[at] = b'!';
+    let err = codec::decode_state(&bytes).expect_err("bad payload");
+    assert!(
+        matches!(err, DecodeError::Binary { version: 3, .. }),
+        "{err:?}"
+    );
+}
+
+/// `state_with_queue_and_cancel_mark`, as version 3 writes it.
+const GOLDEN_STATE_V3: [u8; 93] = [
+    3, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 7, 128, 228, 173, 149, 13,
+    0, 128, 228, 173, 149, 13, 5, 1, 1, 0, 1, 0, 2, 130, 228, 173, 149, 13, 0, 6, 1, 1, 2, 103,
+    111, 25, 123, 34, 108, 105, 115, 116, 34, 58, 91, 49, 46, 53, 44, 110, 117, 108, 108, 93, 44,
+    34, 110, 34, 58, 55, 125, 132, 228, 173, 149, 13, 0, 0, 2, 0, 0, 0, 0, 0,
 ];
 
 #[test]
@@ -786,7 +926,7 @@ fn folds_after_a_reopen_trim_every_job_to_its_last_runs() {
 /// A store of schema version 2 (whole runs in its history chunks and in the
 /// journal segment a crash left) opens under this build: the segment's run
 /// is re-encoded and folded beside the old chunk, every run reads back, and
-/// the store is marked version 3.
+/// the store is marked with this build's version.
 #[test]
 fn a_store_of_schema_version_2_opens_and_reads_its_history() {
     use super::journal::{encode_op, JournalOp};
@@ -839,7 +979,7 @@ fn a_store_of_schema_version_2_opens_and_reads_its_history() {
     let store = SledStore::open(dir.path()).expect("reopen");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("schema_version")).expect("marker"),
-        "3\n"
+        format!("{}\n", SledStore::SCHEMA_VERSION)
     );
     assert!(store.shared.journal.is_empty(), "replayed and folded");
     assert_eq!(
@@ -853,6 +993,79 @@ fn a_store_of_schema_version_2_opens_and_reads_its_history() {
         .map(|item| item.expect("read").1[0])
         .collect();
     assert_eq!(versions, [2, 3], "the old chunk, then the replayed run's");
+}
+
+/// A store of schema version 3 (version-2 states, without queued fires or
+/// cancel marks, in the `state` tree and in the journal segment a crash
+/// left) opens under this build: its states load with an empty queue and no
+/// cancel marks, nothing is quarantined, and the store is marked with this
+/// build's version, so that the build before refuses it rather than
+/// quarantining the version-3 states it cannot read.
+#[test]
+fn a_store_of_schema_version_3_opens_and_reads_its_states() {
+    use super::journal::{encode_op, JournalOp};
+    use super::SledStore;
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut specs = every_second_specs(2);
+    let (a, b) = (specs[0].id.clone(), specs[1].id.clone());
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        let puts = specs
+            .drain(..)
+            .map(|spec| {
+                StoreOp::PutJob(Box::new(JobRecord {
+                    spec,
+                    state: JobState::default(),
+                }))
+            })
+            .collect();
+        store.apply(puts).expect("apply");
+        futures::executor::block_on(store.flush()).expect("flush");
+        store.fold().expect("fold");
+        // What schema version 3 wrote: a version-2 state in the tree...
+        let states = store.shared.db.open_tree("state").expect("state");
+        states
+            .insert(a.as_str(), GOLDEN_STATE_V2.to_vec())
+            .expect("insert");
+        // ... one in a journal segment...
+        let mut segment = vec![2];
+        let op = JournalOp::PutState {
+            id: b.clone(),
+            state: GOLDEN_STATE_V2.to_vec(),
+        };
+        encode_op(&op, &mut segment).expect("encode");
+        store
+            .shared
+            .journal
+            .insert(1000u64.to_be_bytes(), segment)
+            .expect("insert");
+        // ... and its version.
+        let meta = store.shared.db.open_tree("meta").expect("meta");
+        meta.insert(
+            "schema_version",
+            codec::encode(RecordKind::Meta, &3u32).expect("encode"),
+        )
+        .expect("insert");
+        store.shared.db.flush().expect("flush");
+        std::fs::write(dir.path().join("schema_version"), "3\n").expect("marker");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(SledStore::SCHEMA_VERSION, 4);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("schema_version")).expect("marker"),
+        "4\n"
+    );
+    let loaded = store.load().expect("load");
+    assert!(loaded.quarantined.is_empty(), "{:?}", loaded.quarantined);
+    let golden = codec::decode_state(&GOLDEN_STATE_V2).expect("decode");
+    assert_eq!(golden.counters.runs, 3);
+    for id in [&a, &b] {
+        let job = loaded.jobs.iter().find(|j| &j.spec.id == id).expect("job");
+        assert_eq!(job.state, golden, "{id}");
+        assert!(job.state.queue.is_empty(), "{id}");
+    }
 }
 
 /// The nice values of this process's threads named like the fold thread
@@ -993,12 +1206,12 @@ fn kinds_under_test() -> Vec<KindUnderTest> {
     use super::sled_store::QuarantineEntry;
     let v1 = |json: &str| [&[1u8][..], json.as_bytes()].concat();
 
-    let mut state = JobState::default();
-    state.counters.runs = 3;
+    let mut state = state_with_queue_and_cancel_mark();
     state.last_run = Some(plain_run(9));
     state.failed = Some("a reason".into());
-    let mut state_v2 = Vec::new();
-    codec::encode_state_into(&state, &mut state_v2).expect("encode");
+    let mut state_v3 = Vec::new();
+    codec::encode_state_into(&state, &mut state_v3).expect("encode");
+    let state_v2 = GOLDEN_STATE_V2.to_vec();
     let state_v1 = codec::encode(RecordKind::JobState, &state).expect("encode");
     let mut state_v1 = state_v1;
     state_v1[0] = 1;
@@ -1019,11 +1232,11 @@ fn kinds_under_test() -> Vec<KindUnderTest> {
             JournalOp::PutJob {
                 id: id.clone(),
                 spec: codec::encode(RecordKind::JobSpec, &spec()).expect("encode"),
-                state: state_v2.clone(),
+                state: state_v3.clone(),
             },
             JournalOp::PutState {
                 id: id.clone(),
-                state: state_v2.clone(),
+                state: state_v3.clone(),
             },
             JournalOp::History {
                 id: id.clone(),
@@ -1057,7 +1270,7 @@ fn kinds_under_test() -> Vec<KindUnderTest> {
         KindUnderTest {
             kind: RecordKind::JobState,
             decode: |b| codec::decode_state(b).map(drop).map_err(text),
-            samples: vec![state_v1, state_v2],
+            samples: vec![state_v1, state_v2, state_v3],
         },
         KindUnderTest {
             kind: RecordKind::Run,

@@ -9,6 +9,38 @@ use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
+/// A scheduler on `store` (the test handlers, the simulated clock) with
+/// `spec` added.
+async fn on_store(
+    store: &Arc<dyn cronactor::SnapshotStore>,
+    clock: &cronactor::testing::ManualClock,
+    count: &Count,
+    spec: JobSpec,
+) -> Scheduler {
+    let s = builder(clock, count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(spec).await.expect("add");
+    s
+}
+
+/// The scheduler started again on `store`, five seconds after the first
+/// start's clock, with a fresh run count.
+#[cfg(feature = "fault-injection")]
+async fn restart_later(store: Arc<dyn cronactor::SnapshotStore>) -> (Scheduler, Count) {
+    let later =
+        cronactor::testing::ManualClock::new("2026-01-05T00:00:05Z".parse().expect("instant"));
+    let count = Count::default();
+    let s = builder(&later, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    (s, count)
+}
+
 fn hourly(id: &str, handler: &str) -> cronactor::JobSpecBuilder {
     JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), handler)
 }
@@ -228,16 +260,11 @@ async fn a_queued_fire_runs_after_a_restart() {
     use cronactor::{OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
     let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
     let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
         .overlap(OverlapPolicy::Queue { max: 1 })
         .build()
         .expect("spec");
-    s.add(spec).await.expect("add");
+    let s = on_store(&store, &clock, &count, spec).await;
     let first = s.trigger("j").await.expect("trigger");
     assert!(matches!(first, TriggerOutcome::Started(_)));
     assert_eq!(
@@ -246,14 +273,7 @@ async fn a_queued_fire_runs_after_a_restart() {
     );
     run_for_secs(1.0).await;
     s.kill().await;
-    let later =
-        cronactor::testing::ManualClock::new("2026-01-05T00:00:05Z".parse().expect("instant"));
-    let count = Count::default();
-    let s = builder(&later, &count)
-        .store(store)
-        .start()
-        .await
-        .expect("restart");
+    let (s, count) = restart_later(store).await;
     run_for_secs(60.0).await;
     assert_eq!(
         count.get(),
@@ -286,16 +306,11 @@ async fn a_shutdown_keeps_the_queue_for_the_next_start() {
     use cronactor::{OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
     let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
     let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
         .overlap(OverlapPolicy::Queue { max: 1 })
         .build()
         .expect("spec");
-    s.add(spec).await.expect("add");
+    let s = on_store(&store, &clock, &count, spec).await;
     assert!(matches!(
         s.trigger("j").await.expect("trigger"),
         TriggerOutcome::Started(_)
@@ -341,16 +356,11 @@ async fn an_orphaned_job_keeps_its_stored_queue_for_a_process_with_its_handler()
     use cronactor::{JobPhase, OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
     let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
     let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
         .overlap(OverlapPolicy::Queue { max: 1 })
         .build()
         .expect("spec");
-    s.add(spec).await.expect("add");
+    let s = on_store(&store, &clock, &count, spec).await;
     assert!(matches!(
         s.trigger("j").await.expect("trigger"),
         TriggerOutcome::Started(_)
@@ -399,16 +409,11 @@ async fn a_paused_job_skips_its_stored_queue_after_a_restart() {
     use cronactor::{OverlapPolicy, SnapshotStore, TriggerOutcome};
     let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
     let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "slow")
         .overlap(OverlapPolicy::Queue { max: 2 })
         .build()
         .expect("spec");
-    s.add(spec).await.expect("add");
+    let s = on_store(&store, &clock, &count, spec).await;
     assert!(matches!(
         s.trigger("j").await.expect("trigger"),
         TriggerOutcome::Started(_)
@@ -450,15 +455,10 @@ async fn a_run_cancelled_before_a_crash_is_not_retried_after_a_restart() {
     use cronactor::{SnapshotStore, Trigger, TriggerOutcome};
     let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
     let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
         .build()
         .expect("spec");
-    s.add(spec).await.expect("add");
+    let s = on_store(&store, &clock, &count, spec).await;
     let TriggerOutcome::Started(run_id) = s.trigger("j").await.expect("trigger") else {
         panic!("not started");
     };
@@ -468,14 +468,7 @@ async fn a_run_cancelled_before_a_crash_is_not_retried_after_a_restart() {
     run_for_secs(1.0).await;
     assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
     s.kill().await;
-    let later =
-        cronactor::testing::ManualClock::new("2026-01-05T00:00:05Z".parse().expect("instant"));
-    let count = Count::default();
-    let s = builder(&later, &count)
-        .store(store)
-        .start()
-        .await
-        .expect("restart");
+    let (s, count) = restart_later(store).await;
     run_for_secs(60.0).await;
     assert_eq!(count.get(), 0, "not retried");
     let st = s.status("j").await.expect("status");
@@ -502,16 +495,11 @@ async fn a_replaced_run_still_running_at_a_crash_is_not_retried() {
     use cronactor::{OverlapPolicy, SnapshotStore, TriggerOutcome};
     let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
     let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
         .overlap(OverlapPolicy::Replace)
         .build()
         .expect("spec");
-    s.add(spec).await.expect("add");
+    let s = on_store(&store, &clock, &count, spec).await;
     let TriggerOutcome::Started(old) = s.trigger("j").await.expect("trigger") else {
         panic!("not started");
     };

@@ -195,6 +195,7 @@ async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
     s.add(spec).await.expect("add");
     run_for_secs(10.5).await;
     assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
+    let mut events = s.subscribe();
     for _ in 0..=cronactor::MAX_RESTARTS {
         s.supervisor()
             .cast(SupervisorMsg::InjectCrash(spec_id("j")))
@@ -212,6 +213,20 @@ async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
     assert_eq!(st.counters.runs, 1);
     assert_eq!(st.counters.interrupted, 1);
     assert_eq!(st.last_run.as_ref(), Some(&history[0]));
+    // Its end is announced, before the give-up: a subscriber sees the run
+    // it was told started end.
+    let ends: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter(|e| !matches!(e.kind, EventKind::Restarted { .. }))
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        matches!(
+            &ends[..],
+            [EventKind::Interrupted { run_id }, EventKind::GaveUp { .. }] if *run_id == history[0].run_id
+        ),
+        "{ends:?}"
+    );
     // Revived: the run is not in flight again, and no run is lost.
     let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
         .build()

@@ -503,8 +503,10 @@ impl Actor for JobActor {
                 // A prepared run was withdrawn above: it is not cancelled,
                 // it runs at its instant as if it had not been prepared.
                 let mut cancelled = s.cancel_all(&myself, "cancelled by request");
-                let dropped_retry = s.state.retry_wait.take().is_some();
-                if dropped_retry {
+                let dropped = s.state.retry_wait.take();
+                let dropped_retry = dropped.is_some();
+                if let Some(wait) = dropped {
+                    s.retry_dropped(&wait, "cancelled by request");
                     // The waiting retry's timer becomes stale, and fires
                     // queued behind it go on, as behind a cancelled run.
                     s.retry_generation += 1;
@@ -982,6 +984,11 @@ impl JobActorState {
             return;
         }
         if self.state.paused.is_some() || self.link.handler.is_none() {
+            let why = match self.state.paused {
+                Some(_) => "job paused",
+                None => "handler not registered",
+            };
+            self.retry_dropped(&wait, why);
             self.skip(wait.scheduled, SkipReason::Paused, 1);
             // Fires queued behind the retry are skipped too.
             self.start_queued(myself);
@@ -995,6 +1002,15 @@ impl JobActorState {
             event: None,
         };
         self.claim_run(myself, fire);
+    }
+
+    /// Announces that the waiting retry `wait`, just taken, will never run.
+    fn retry_dropped(&self, wait: &RetryWait, reason: &str) {
+        self.publish(EventKind::RetryDropped {
+            scheduled: wait.scheduled,
+            attempt: wait.attempt,
+            reason: reason.into(),
+        });
     }
 
     fn complete(&mut self) {
@@ -1346,8 +1362,9 @@ impl JobActorState {
             OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(myself, fire)),
             OverlapDecision::ReplaceThenStart => {
                 self.cancel_all(myself, "replaced by a newer fire");
-                if self.state.retry_wait.take().is_some() {
+                if let Some(wait) = self.state.retry_wait.take() {
                     self.retry_generation += 1;
+                    self.retry_dropped(&wait, "replaced by a newer fire");
                     // The fire whose retry is dropped failed for good: it
                     // counts toward `pause_after_failures`, and a job that
                     // pauses itself so does not start this fire.

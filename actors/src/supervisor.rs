@@ -1068,7 +1068,8 @@ impl SupervisorState {
     }
 
     /// Gives up on a job that has no actor: marked failed in the registry
-    /// (status shows it; upsert revives it, remove removes it).
+    /// (status shows it; upsert revives it, remove removes it), which
+    /// publishes `Interrupted` for its runs in flight, then `GaveUp`.
     fn give_up(&mut self, id: &JobId, reason: String) {
         // Its runs still going are recorded as interrupted: they stop.
         for (_, token) in self.rt.orphan_tokens.take(id) {
@@ -1076,14 +1077,11 @@ impl SupervisorState {
         }
         self.rt.updates.push(RegistryMsg::MarkFailed {
             id: id.clone(),
-            reason: reason.clone(),
+            reason,
             at: self.rt.clock.now(),
         });
         self.unlisten(id);
         self.failed.insert(id.clone());
-        self.rt
-            .events
-            .publish(id, self.rt.clock.now(), EventKind::GaveUp { reason });
     }
 
     /// Respawns a failed job actor from the registry's latest state, within

@@ -462,3 +462,92 @@ async fn the_restart_budget_counts_only_the_last_minute_and_ignores_wall_steps()
         "five crashes a minute stay within the budget"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_claimed_but_not_yet_durable_at_a_crash_starts_after_the_restart() {
+    let (clock, count) = (clock(), Count::default());
+    let store = std::sync::Arc::new(SlowStore::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    // The run's record waits for a flush the store holds; the actor that
+    // claimed it dies meanwhile.
+    store.held.store(true, std::sync::atomic::Ordering::SeqCst);
+    let trigger = {
+        let s = s.clone();
+        tokio::spawn(async move { s.trigger("j").await })
+    };
+    run_for_secs(0.01).await;
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    store.held.store(false, std::sync::atomic::Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(1.0).await;
+    let answer = trigger.await.expect("join").expect("trigger");
+    let cronactor::TriggerOutcome::Started(run_id) = answer else {
+        panic!("the trigger started a run: {answer:?}");
+    };
+    let st = s.status("j").await.expect("status");
+    assert_eq!(count.get(), 1, "the run answered as started ran: {st:?}");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.succeeded, 1, "{st:?}");
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].run_id, run_id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_cancelled_just_before_a_crash_is_recorded_cancelled_and_not_retried() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        // Takes a second to wind down once cancelled, then reports it.
+        .handler("lingering", |ctx: cronactor::JobContext| async move {
+            ctx.cancel.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err::<(), _>(std::io::Error::other("stopped"))
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "j",
+        ScheduleSpec::every(Duration::from_secs(3600)),
+        "lingering",
+    )
+    .retry(cronactor::RetryPolicy::new(
+        2,
+        cronactor::Backoff::Fixed(Duration::from_secs(1)),
+    ))
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.trigger("j").await.expect("trigger");
+    run_for_secs(0.1).await;
+    let cancelled = s.cancel("j").await.expect("cancel");
+    assert_eq!(cancelled.len(), 1);
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(5.0).await;
+    let st = s.status("j").await.expect("status");
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].run_id, cancelled[0]);
+    assert_eq!(
+        history[0].outcome,
+        cronactor::Outcome::Cancelled("cancelled by request".into())
+    );
+    assert_eq!(
+        st.counters.retries, 0,
+        "a cancelled run is not retried: {st:?}"
+    );
+    assert!(st.retry_wait.is_none(), "{st:?}");
+}

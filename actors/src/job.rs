@@ -363,15 +363,21 @@ impl Drop for JobActorState {
     fn drop(&mut self) {
         // Timers still pending must not keep the stopped actor allocated.
         self.target.release();
-        // A stopping actor cancelled its runs; one that failed did not, and
-        // the actor restarted in its place takes their tokens.
-        let live: Vec<(RunId, CancellationToken)> = std::mem::take(&mut self.tokens.0)
+        // A failed actor's runs go on: the actor restarted in its place
+        // takes their tokens, with why each was cancelled, and asks again
+        // for the records of those not yet durable. (A removed job leaves
+        // none: see `JobMsg::Remove`.)
+        let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
             .into_iter()
-            .filter(|(_, (_, why))| why.is_none())
-            .map(|(run_id, (token, _))| (run_id, token))
+            .map(|(run_id, (token, cancelled))| crate::runtime::ParkedRun {
+                unrecorded: self.unrecorded.contains(&run_id),
+                run_id,
+                token,
+                cancelled,
+            })
             .collect();
-        if !live.is_empty() {
-            self.link.rt.orphan_tokens.park(&self.spec.id, live);
+        if !runs.is_empty() {
+            self.link.rt.orphan_tokens.park(&self.spec.id, runs);
         }
     }
 }
@@ -421,10 +427,15 @@ impl Actor for JobActor {
             prepared: None,
         };
         s.state.queued = 0;
-        // Runs of a failed predecessor still going: their tokens come back.
-        for (run_id, token) in s.link.rt.orphan_tokens.take(&s.spec.id) {
-            if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
-                s.tokens.push(run_id, (token, None));
+        // Runs of a failed predecessor still going: their tokens come back,
+        // and the runs it claimed whose record it did not see durable wait
+        // for this actor's `Recorded` (see `save_claims` below).
+        for run in s.link.rt.orphan_tokens.take(&s.spec.id) {
+            if s.state.in_flight.iter().any(|r| r.run_id == run.run_id) {
+                s.tokens.push(run.run_id, (run.token, run.cancelled));
+                if run.unrecorded {
+                    s.unrecorded.push(run.run_id);
+                }
             }
         }
         if s.state.in_flight.capacity() == 0 {
@@ -646,6 +657,9 @@ impl Actor for JobActor {
                     s.link.rt.admission.release(&tags);
                 }
                 s.publish(EventKind::Removed);
+                // The runs are cancelled and the job is gone: nothing
+                // parks their tokens for a successor.
+                s.tokens.0.clear();
                 s.link.rt.updates.push(RegistryMsg::Remove {
                     id: s.spec.id.clone(),
                     ack: Ack::Reply(reply),

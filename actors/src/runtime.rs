@@ -110,30 +110,41 @@ pub(crate) struct Runtime {
     pub(crate) orphan_tokens: OrphanTokens,
 }
 
-/// Cancellation tokens of runs whose job actor failed (see
+/// The runs of job actors that failed, by job (see
 /// `Runtime::orphan_tokens`).
 #[derive(Debug, Default)]
 pub(crate) struct OrphanTokens(
-    std::sync::Mutex<std::collections::HashMap<crate::id::JobId, Vec<(RunId, CancellationToken)>>>,
+    std::sync::Mutex<std::collections::HashMap<crate::id::JobId, Vec<ParkedRun>>>,
 );
 
+/// A run of a failed job actor, kept for its successor.
+#[derive(Debug)]
+pub(crate) struct ParkedRun {
+    pub(crate) run_id: RunId,
+    /// The run's cancellation token: its task holds a clone.
+    pub(crate) token: CancellationToken,
+    /// Why it was cancelled, if it was: its end is recorded so.
+    pub(crate) cancelled: Option<String>,
+    /// Claimed, its record not yet known durable: the `Recorded` that
+    /// starts it went to the failed actor, so the successor asks again.
+    pub(crate) unrecorded: bool,
+}
+
 impl OrphanTokens {
-    /// Keeps the tokens of a failed actor's runs for its successor.
-    pub(crate) fn park(&self, id: &crate::id::JobId, tokens: Vec<(RunId, CancellationToken)>) {
-        self.lock().entry(id.clone()).or_default().extend(tokens);
+    /// Keeps a failed actor's runs for its successor.
+    pub(crate) fn park(&self, id: &crate::id::JobId, runs: Vec<ParkedRun>) {
+        self.lock().entry(id.clone()).or_default().extend(runs);
     }
 
-    /// Takes the tokens parked for a job.
-    pub(crate) fn take(&self, id: &crate::id::JobId) -> Vec<(RunId, CancellationToken)> {
+    /// Takes the runs parked for a job.
+    pub(crate) fn take(&self, id: &crate::id::JobId) -> Vec<ParkedRun> {
         self.lock().remove(id).unwrap_or_default()
     }
 
     fn lock(
         &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<crate::id::JobId, Vec<(RunId, CancellationToken)>>,
-    > {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<crate::id::JobId, Vec<ParkedRun>>>
+    {
         // The map stays consistent if a holder panicked.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -1072,8 +1072,8 @@ impl SupervisorState {
     /// publishes `Interrupted` for its runs in flight, then `GaveUp`.
     fn give_up(&mut self, id: &JobId, reason: String) {
         // Its runs still going are recorded as interrupted: they stop.
-        for (_, token) in self.rt.orphan_tokens.take(id) {
-            token.cancel();
+        for run in self.rt.orphan_tokens.take(id) {
+            run.token.cancel();
         }
         self.rt.updates.push(RegistryMsg::MarkFailed {
             id: id.clone(),

@@ -551,3 +551,35 @@ async fn a_run_cancelled_just_before_a_crash_is_recorded_cancelled_and_not_retri
     );
     assert!(st.retry_wait.is_none(), "{st:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_waiting_for_admission_across_a_restart_runs_once_and_leaves_nothing_to_cancel() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for (id, handler) in [("holder", "slow"), ("j", "count")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), handler)
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+    }
+    s.trigger("holder").await.expect("trigger");
+    run_for_secs(0.1).await;
+    // j's run waits for the place the slow run holds; its actor dies.
+    s.trigger("j").await.expect("trigger");
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(5.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.succeeded, 1, "{st:?}");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(count.get(), 2, "each run ran once");
+    assert!(
+        s.cancel("j").await.expect("cancel").is_empty(),
+        "nothing of the ended run is left to cancel"
+    );
+}

@@ -729,9 +729,13 @@ impl Actor for JobActor {
             }
             JobMsg::Admitted { run_id, tags } => {
                 let asked_here = s.waiting_admission.remove(&run_id).is_some();
-                if !asked_here && s.state.in_flight.iter().any(|r| r.run_id == run_id) {
+                if !asked_here
+                    && s.tokens.get(&run_id).is_none()
+                    && s.state.in_flight.iter().any(|r| r.run_id == run_id)
+                {
                     // Claimed by this job's actor before it crashed and was
-                    // restarted with the run in flight: this actor runs it.
+                    // restarted with the run in flight, and its token not
+                    // taken over (see `OrphanTokens`): this actor runs it.
                     s.tokens.push(run_id, (CancellationToken::new(), None));
                 }
                 if s.is_cancelled(run_id) {

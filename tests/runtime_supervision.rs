@@ -583,3 +583,36 @@ async fn a_run_waiting_for_admission_across_a_restart_runs_once_and_leaves_nothi
         "nothing of the ended run is left to cancel"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_ends_as_its_actor_crashes_is_recorded() {
+    let (clock, count) = (clock(), Count::default());
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let wait = go.clone();
+    let s = builder(&clock, &count)
+        .handler("gated", move |_: cronactor::JobContext| {
+            let wait = wait.clone();
+            async move {
+                wait.notified().await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "gated")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.trigger("j").await.expect("trigger");
+    run_for_secs(0.1).await;
+    // The crash and the run's end reach the actor together.
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    go.notify_one();
+    run_for_secs(1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.succeeded, 1, "{st:?}");
+}

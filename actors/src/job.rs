@@ -210,7 +210,7 @@ pub enum TriggerOutcome {
 }
 
 /// How a run task ended, as seen from the task.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RunResult {
     /// The handler returned Ok.
     Ok,
@@ -245,24 +245,42 @@ impl Pending {
 }
 
 /// The cancellation tokens of a job's runs in flight, with why each was
-/// cancelled. A job rarely has more than one run in flight: a vector searched
-/// in order costs less than hashing the run id at the claim, the start and
-/// the end of every run.
+/// cancelled, and the tasks of those started. A job rarely has more than one
+/// run in flight: a vector searched in order costs less than hashing the run
+/// id at the claim, the start and the end of every run.
 #[derive(Default)]
-struct RunTokens(Vec<(RunId, (CancellationToken, Option<String>))>);
+struct RunTokens(Vec<(RunId, RunToken, Option<RunTask>)>);
+
+/// A run's cancellation token, with why it was cancelled.
+type RunToken = (CancellationToken, Option<String>);
+
+/// A run's task; its output is the run's result, which its successor takes
+/// if the job actor fails before reading the task's `RunFinished` (see
+/// `OrphanTokens`). `None`: the task ended without a result to report.
+pub(crate) type RunTask = tokio::task::JoinHandle<Option<RunResult>>;
 
 impl RunTokens {
     fn get(&self, run_id: &RunId) -> Option<&(CancellationToken, Option<String>)> {
-        self.0.iter().find(|(id, _)| id == run_id).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(id, ..)| id == run_id)
+            .map(|(_, v, _)| v)
     }
 
     /// Adds a new run's token (run ids are fresh).
     fn push(&mut self, run_id: RunId, entry: (CancellationToken, Option<String>)) {
-        self.0.push((run_id, entry));
+        self.0.push((run_id, entry, None));
+    }
+
+    /// Keeps the task of a run started.
+    fn set_task(&mut self, run_id: &RunId, task: RunTask) {
+        if let Some((.., slot)) = self.0.iter_mut().find(|(id, ..)| id == run_id) {
+            *slot = Some(task);
+        }
     }
 
     fn remove(&mut self, run_id: &RunId) -> Option<(CancellationToken, Option<String>)> {
-        let pos = self.0.iter().position(|(id, _)| id == run_id)?;
+        let pos = self.0.iter().position(|(id, ..)| id == run_id)?;
         Some(self.0.remove(pos).1)
     }
 
@@ -273,7 +291,7 @@ impl RunTokens {
     fn iter_mut(
         &mut self,
     ) -> impl Iterator<Item = (&RunId, &mut (CancellationToken, Option<String>))> {
-        self.0.iter_mut().map(|(id, v)| (&*id, v))
+        self.0.iter_mut().map(|(id, v, _)| (&*id, v))
     }
 }
 
@@ -369,12 +387,15 @@ impl Drop for JobActorState {
         // none: see `JobMsg::Remove`.)
         let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
             .into_iter()
-            .map(|(run_id, (token, cancelled))| crate::runtime::ParkedRun {
-                unrecorded: self.unrecorded.contains(&run_id),
-                run_id,
-                token,
-                cancelled,
-            })
+            .map(
+                |(run_id, (token, cancelled), task)| crate::runtime::ParkedRun {
+                    unrecorded: self.unrecorded.contains(&run_id),
+                    run_id,
+                    token,
+                    cancelled,
+                    task,
+                },
+            )
             .collect();
         if !runs.is_empty() {
             self.link.rt.orphan_tokens.park(&self.spec.id, runs);
@@ -435,6 +456,17 @@ impl Actor for JobActor {
                 s.tokens.push(run.run_id, (run.token, run.cancelled));
                 if run.unrecorded {
                     s.unrecorded.push(run.run_id);
+                }
+                if let Some(task) = run.task {
+                    // Its `RunFinished` may have died in the predecessor's
+                    // mailbox: its result is taken from the task too (a
+                    // second `RunFinished` of a run is ignored).
+                    let (link, run_id) = (s.link.clone(), run.run_id);
+                    tokio::spawn(async move {
+                        if let Ok(Some(result)) = task.await {
+                            crate::ahead::deliver(&link, JobMsg::RunFinished { run_id, result });
+                        }
+                    });
                 }
             }
         }
@@ -1595,7 +1627,7 @@ impl JobActorState {
                 {
                     rt.timer.starts().running();
                 }
-                return;
+                return None;
             };
             // One flat future: the context is stored once (it is not
             // passed down into nested futures), and what only a slow,
@@ -1622,7 +1654,7 @@ impl JobActorState {
                     match slot.abandon() {
                         crate::ahead::Abandoned::Due => rt.timer.starts().running(),
                         // The job forgot the run: nothing to report.
-                        crate::ahead::Abandoned::Withdrawn => return,
+                        crate::ahead::Abandoned::Withdrawn => return None,
                         crate::ahead::Abandoned::Waiting => {}
                     }
                     result = Some(RunResult::Dropped);
@@ -1702,11 +1734,15 @@ impl JobActorState {
                 rt.admission.release(&tags);
             }
             tracing::debug!(?result, "run ended");
-            let msg = JobMsg::RunFinished { run_id, result };
+            let msg = JobMsg::RunFinished {
+                run_id,
+                result: result.clone(),
+            };
             link.rt.timer.starts().finished(&link, msg);
+            Some(result)
         }
         .instrument(span);
-        tokio::spawn(task);
+        self.tokens.set_task(&run_id, tokio::spawn(task));
         if let Some(slot) = due_slot {
             // A prepared run: the timer service marks its slot come, unless
             // the run is withdrawn first (the slot decides which).

@@ -128,6 +128,9 @@ pub(crate) struct ParkedRun {
     /// Claimed, its record not yet known durable: the `Recorded` that
     /// starts it went to the failed actor, so the successor asks again.
     pub(crate) unrecorded: bool,
+    /// The run's task, once started: its result, if the failed actor never
+    /// read it.
+    pub(crate) task: Option<crate::job::RunTask>,
 }
 
 impl OrphanTokens {

@@ -616,3 +616,77 @@ async fn a_run_that_ends_as_its_actor_crashes_is_recorded() {
     assert_eq!(st.runs_in_flight, 0, "{st:?}");
     assert_eq!(st.counters.succeeded, 1, "{st:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_run_admitted_as_its_actor_crashes_starts_after_the_restart() {
+    let (clock, count) = (clock(), Count::default());
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let wait = go.clone();
+    let s = builder(&clock, &count)
+        .handler("gated", move |_: cronactor::JobContext| {
+            let wait = wait.clone();
+            async move {
+                wait.notified().await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for (id, handler) in [("holder", "gated"), ("j", "count")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), handler)
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+    }
+    s.trigger("holder").await.expect("trigger");
+    run_for_secs(0.1).await;
+    s.trigger("j").await.expect("trigger");
+    run_for_secs(0.1).await;
+    // The place frees up as j's actor crashes: its admission and the crash
+    // reach the actor together.
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    go.notify_one();
+    run_for_secs(1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(count.get(), 1, "j's run ran: {st:?}");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.succeeded, 1, "{st:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_given_up_with_a_run_waiting_for_admission_gives_its_place_back() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for (id, handler) in [("holder", "slow"), ("j", "count"), ("other", "count")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), handler)
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+    }
+    s.trigger("holder").await.expect("trigger");
+    run_for_secs(0.1).await;
+    s.trigger("j").await.expect("trigger");
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    assert_eq!(
+        s.status("j").await.expect("status").phase,
+        cronactor::JobPhase::Failed
+    );
+    run_for_secs(5.0).await; // the holder's run ends
+    s.trigger("other").await.expect("trigger");
+    run_for_secs(0.1).await;
+    let st = s.status("other").await.expect("status");
+    assert_eq!(st.counters.succeeded, 1, "the cap's place is free: {st:?}");
+}

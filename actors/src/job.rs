@@ -390,6 +390,7 @@ impl Drop for JobActorState {
             .map(
                 |(run_id, (token, cancelled), task)| crate::runtime::ParkedRun {
                     unrecorded: self.unrecorded.contains(&run_id),
+                    admission: self.waiting_admission.get(&run_id).cloned(),
                     run_id,
                     token,
                     cancelled,
@@ -451,9 +452,13 @@ impl Actor for JobActor {
         // Runs of a failed predecessor still going: their tokens come back,
         // and the runs it claimed whose record it did not see durable wait
         // for this actor's `Recorded` (see `save_claims` below).
+        let mut admissions = Vec::new();
         for run in s.link.rt.orphan_tokens.take(&s.spec.id) {
             if s.state.in_flight.iter().any(|r| r.run_id == run.run_id) {
                 s.tokens.push(run.run_id, (run.token, run.cancelled));
+                if let Some(tags) = run.admission {
+                    admissions.push((run.run_id, tags));
+                }
                 if run.unrecorded {
                     s.unrecorded.push(run.run_id);
                 }
@@ -469,6 +474,9 @@ impl Actor for JobActor {
                     });
                 }
             }
+        }
+        for (run_id, tags) in admissions {
+            s.take_over_admission(&myself, run_id, tags);
         }
         if s.state.in_flight.capacity() == 0 {
             s.state.in_flight.reserve_exact(1); // as `tokens` above
@@ -685,8 +693,10 @@ impl Actor for JobActor {
                 }
                 // Runs admitted whose `Admitted` is still on its way: the
                 // actor stops before it comes, so their places go back now.
-                for (_, tags) in s.waiting_admission.drain() {
-                    s.link.rt.admission.release(&tags);
+                for (run_id, tags) in s.waiting_admission.drain() {
+                    if s.link.rt.admission.take_admitted(run_id) {
+                        s.link.rt.admission.release(&tags);
+                    }
                 }
                 s.publish(EventKind::Removed);
                 // The runs are cancelled and the job is gone: nothing
@@ -760,28 +770,10 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Admitted { run_id, tags } => {
-                let asked_here = s.waiting_admission.remove(&run_id).is_some();
-                if !asked_here
-                    && s.tokens.get(&run_id).is_none()
-                    && s.state.in_flight.iter().any(|r| r.run_id == run_id)
-                {
-                    // Claimed by this job's actor before it crashed and was
-                    // restarted with the run in flight, and its token not
-                    // taken over (see `OrphanTokens`): this actor runs it.
-                    s.tokens.push(run_id, (CancellationToken::new(), None));
-                }
-                if s.is_cancelled(run_id) {
-                    // Cancelled while waiting: give the place back at once.
-                    s.link.rt.admission.release(&tags);
-                    drop_unstarted(&myself, run_id);
-                } else {
-                    // The run starts now: its record's start and duration
-                    // leave out the wait (its lateness includes it).
-                    let now = s.now();
-                    if let Some(run) = s.state.in_flight.iter_mut().find(|r| r.run_id == run_id) {
-                        run.started = run.started.max(now);
-                    }
-                    s.spawn_run(&myself, run_id, Some(tags));
+                // A restarted actor that took the run's place over (see
+                // `take_over_admission`) ignores its message coming after.
+                if s.link.rt.admission.take_admitted(run_id) {
+                    s.admitted(&myself, run_id, tags);
                 }
             }
             JobMsg::Crash => {
@@ -1799,6 +1791,59 @@ impl JobActorState {
         self.state.last_run = Some(record.clone());
         self.after_outcome(myself, &record);
         self.history.push(record);
+    }
+
+    /// A run waiting for admission was admitted: it starts, unless it was
+    /// cancelled meanwhile (then its place goes back at once).
+    fn admitted(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId, tags: Arc<[String]>) {
+        let asked_here = self.waiting_admission.remove(&run_id).is_some();
+        if !asked_here
+            && self.tokens.get(&run_id).is_none()
+            && self.state.in_flight.iter().any(|r| r.run_id == run_id)
+        {
+            // Claimed by this job's actor before it crashed and was
+            // restarted with the run in flight, and its token not
+            // taken over (see `OrphanTokens`): this actor runs it.
+            self.tokens.push(run_id, (CancellationToken::new(), None));
+        }
+        if self.is_cancelled(run_id) {
+            // Cancelled while waiting: give the place back at once.
+            self.link.rt.admission.release(&tags);
+            drop_unstarted(myself, run_id);
+        } else {
+            // The run starts now: its record's start and duration
+            // leave out the wait (its lateness includes it).
+            let now = self.now();
+            if let Some(run) = self.state.in_flight.iter_mut().find(|r| r.run_id == run_id) {
+                run.started = run.started.max(now);
+            }
+            self.spawn_run(myself, run_id, Some(tags));
+        }
+    }
+
+    /// A run the failed predecessor left waiting for admission: if it still
+    /// waits, it waits again for this actor; if it was admitted, its
+    /// `Admitted` died with the predecessor's mailbox (or comes later, and is
+    /// then ignored), and this actor starts it in the place taken for it.
+    fn take_over_admission(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        run_id: RunId,
+        tags: Arc<[String]>,
+    ) {
+        let admission = &self.link.rt.admission;
+        if admission.withdraw(run_id) {
+            if self.is_cancelled(run_id) {
+                drop_unstarted(myself, run_id);
+            } else if admission.admit_or_wait(run_id, tags.clone(), self.spec.priority, &self.link)
+            {
+                self.spawn_run(myself, run_id, Some(tags));
+            } else {
+                self.waiting_admission.insert(run_id, tags);
+            }
+        } else if admission.take_admitted(run_id) {
+            self.admitted(myself, run_id, tags);
+        }
     }
 
     /// Fire-level bookkeeping once a run ended: retry a failure while the

@@ -128,6 +128,9 @@ pub(crate) struct ParkedRun {
     /// Claimed, its record not yet known durable: the `Recorded` that
     /// starts it went to the failed actor, so the successor asks again.
     pub(crate) unrecorded: bool,
+    /// Waiting for admission, with the tags it asked with: the `Admitted`
+    /// that starts it may have died with the failed actor's mailbox.
+    pub(crate) admission: Option<std::sync::Arc<[String]>>,
     /// The run's task, once started: its result, if the failed actor never
     /// read it.
     pub(crate) task: Option<crate::job::RunTask>,

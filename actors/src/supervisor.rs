@@ -1074,6 +1074,14 @@ impl SupervisorState {
         // Its runs still going are recorded as interrupted: they stop.
         for run in self.rt.orphan_tokens.take(id) {
             run.token.cancel();
+            // A run waiting for admission stops waiting; one admitted whose
+            // message no actor will read gives its place back.
+            if let Some(tags) = run.admission {
+                let admission = &self.rt.admission;
+                if !admission.withdraw(run.run_id) && admission.take_admitted(run.run_id) {
+                    admission.release(&tags);
+                }
+            }
         }
         self.rt.updates.push(RegistryMsg::MarkFailed {
             id: id.clone(),

@@ -1026,12 +1026,12 @@ impl JobActorState {
             return;
         }
         if self.state.paused.is_some() || self.link.handler.is_none() {
-            let why = match self.state.paused {
-                Some(_) => "job paused",
-                None => "handler not registered",
+            let (why, reason) = match self.state.paused {
+                Some(_) => ("job paused", SkipReason::Paused),
+                None => ("handler not registered", SkipReason::Orphaned),
             };
             self.retry_dropped(&wait, why);
-            self.skip(wait.scheduled, SkipReason::Paused, 1);
+            self.skip(wait.scheduled, reason, 1);
             // Fires queued behind the retry are skipped too.
             self.start_queued(myself);
             return;

@@ -690,3 +690,39 @@ async fn a_job_given_up_with_a_run_waiting_for_admission_gives_its_place_back() 
     let st = s.status("other").await.expect("status");
     assert_eq!(st.counters.succeeded, 1, "the cap's place is free: {st:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waiting_when_the_job_is_given_up_runs_after_a_revival() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = || {
+        JobSpec::builder("r", ScheduleSpec::every(Duration::from_secs(3600)), "fail")
+            .retry(cronactor::RetryPolicy::new(
+                2,
+                cronactor::Backoff::Fixed(Duration::from_secs(60)),
+            ))
+            .build()
+            .expect("valid spec")
+    };
+    s.add(spec()).await.expect("add");
+    s.trigger("r").await.expect("trigger");
+    run_for_secs(1.0).await;
+    let wait = s.status("r").await.expect("status").retry_wait;
+    assert!(wait.is_some());
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("r")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    let st = s.status("r").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed);
+    assert_eq!(st.retry_wait, wait, "kept while the job is failed");
+    run_for_secs(30.0).await;
+    s.upsert(spec()).await.expect("revive");
+    assert_eq!(s.status("r").await.expect("status").retry_wait, wait);
+    run_for_secs(30.0).await; // the retry's due time
+    let st = s.status("r").await.expect("status");
+    assert_eq!(st.counters.retries, 1, "{st:?}");
+    assert_eq!(st.counters.failed, 2, "{st:?}");
+}

@@ -375,6 +375,53 @@ async fn follow_until_done_ends_when_the_awaited_retry_is_dropped() {
     s.stop().await;
 }
 
+#[cfg(feature = "fault-injection")]
+#[tokio::test]
+async fn follow_until_done_ends_when_the_run_is_interrupted_by_a_give_up() {
+    let s = server(HttpConfig::default()).await;
+    let mut follow = s
+        .cmd(&["follow", "long", "--until-done"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("follow");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first = next_line(&mut lines).await.expect("a line");
+    assert!(first.starts_with("following long"), "{first}");
+    s.run(&["trigger", "long"]).await;
+    let mut seen = Vec::new();
+    while let Some(line) = next_line(&mut lines).await {
+        let started = line.contains("started (attempt 1");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    // The job's actor crashes until its restart budget runs out.
+    let id = cronactor::JobId::new("long").expect("job id");
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.scheduler
+            .supervisor()
+            .cast(cronactor::SupervisorMsg::InjectCrash(id.clone()))
+            .expect("cast");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while let Some(line) = next_line(&mut lines).await {
+        seen.push(line);
+    }
+    let status = tokio::time::timeout(STEP, follow.wait())
+        .await
+        .expect("follow exits once the run is interrupted")
+        .expect("wait");
+    assert_eq!(status.code(), Some(6), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.ends_with("interrupted: the job was given up on")),
+        "{seen:#?}"
+    );
+    s.stop().await;
+}
+
 #[tokio::test]
 async fn tokens_and_unreachable_servers() {
     let s = server(HttpConfig::default().read_token(READ).admin_token(ADMIN)).await;

@@ -4,7 +4,7 @@
 
 mod support;
 
-use cronactor::{EventKind, JobSpec, ScheduleSpec, SupervisorMsg};
+use cronactor::{EventKind, JobSpec, ScheduleSpec, Scheduler, SupervisorMsg};
 use std::time::Duration;
 use support::*;
 
@@ -725,4 +725,83 @@ async fn a_retry_waiting_when_the_job_is_given_up_runs_after_a_revival() {
     let st = s.status("r").await.expect("status");
     assert_eq!(st.counters.retries, 1, "{st:?}");
     assert_eq!(st.counters.failed, 2, "{st:?}");
+}
+
+/// Real time on two workers: the failed actor's state is dropped (and its
+/// runs parked) half a second after the supervisor learned of the failure,
+/// so the restarted actor usually starts first (without the handover, its
+/// cancel never reached the run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_parked_after_the_successor_started_still_reach_it() {
+    let clock = cronactor::SystemClock;
+    let s = Scheduler::builder()
+        .clock(clock)
+        .handler("block", |ctx: cronactor::JobContext| async move {
+            ctx.cancel.cancelled().await;
+            Err::<(), _>(std::io::Error::other("stopped"))
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "slow-park",
+        ScheduleSpec::every(Duration::from_secs(3600)),
+        "block",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.trigger("slow-park").await.expect("trigger");
+    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") =
+        Some(("slow-park".into(), Duration::from_millis(500)));
+    // The supervisor kept busy from outside the runtime (crashes of a job
+    // that does not exist: no-ops), so that it takes the failure report at
+    // once on the other worker instead of waiting, woken, behind the failed
+    // actor's task.
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = {
+        let (sup, busy) = (s.supervisor(), busy.clone());
+        std::thread::spawn(move || {
+            while busy.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = sup.cast(SupervisorMsg::InjectCrash(spec_id("nobody")));
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        })
+    };
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("slow-park")))
+        .expect("cast");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    flood.join().expect("flood");
+    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") = None;
+    // Cancel reaches the run once its token is parked, whichever of the
+    // park and the successor's start came first.
+    let reached = async {
+        loop {
+            let cancelled = s.cancel("slow-park").await.expect("cancel");
+            if !cancelled.is_empty() {
+                return cancelled;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let cancelled = tokio::time::timeout(Duration::from_secs(10), reached)
+        .await
+        .expect("cancel reaches the run");
+    assert_eq!(cancelled.len(), 1);
+    let ended = async {
+        loop {
+            let st = s.status("slow-park").await.expect("status");
+            if st.runs_in_flight == 0 {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let st = tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("the run ends");
+    assert_eq!(st.counters.cancelled, 1, "{st:?}");
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
 }

@@ -158,7 +158,16 @@ pub enum JobMsg {
     /// passivation if still idle and far from the next fire, else decline.
     #[doc(hidden)]
     Passivate,
+    /// The runs of the failed actor this one replaced, parked after it
+    /// started (see `OrphanTokens::await_parked`).
+    #[doc(hidden)]
+    Adopt(ParkedRuns),
 }
+
+/// The runs a failed job actor left for its successor (see `JobMsg::Adopt`).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ParkedRuns(pub(crate) Vec<crate::runtime::ParkedRun>);
 
 /// The reason a job actor gives when it stops for passivation.
 pub(crate) const PASSIVATED: &str = "passivated";
@@ -190,8 +199,25 @@ impl JobMsg {
             | JobMsg::Recorded
             | JobMsg::Admitted { .. }
             | JobMsg::Crash
-            | JobMsg::Passivate => false,
+            | JobMsg::Passivate
+            | JobMsg::Adopt(_) => false,
         }
+    }
+}
+
+/// Fault injection for tests (feature `fault-injection`): a job whose failed
+/// actor leaves runs, and how long its state then takes to drop (a thread
+/// descheduled between ractor reporting the failure and dropping the
+/// state), so that its successor starts before the runs are parked.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub static SLOW_PARK: std::sync::Mutex<Option<(String, Duration)>> = std::sync::Mutex::new(None);
+
+#[cfg(feature = "fault-injection")]
+fn slow_park(id: &str) {
+    let slow = SLOW_PARK.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some((_, delay)) = slow.filter(|(slow, _)| slow == id) {
+        std::thread::sleep(delay);
     }
 }
 
@@ -399,6 +425,8 @@ impl Drop for JobActorState {
             )
             .collect();
         if !runs.is_empty() {
+            #[cfg(feature = "fault-injection")]
+            slow_park(self.spec.id.as_str());
             self.link.rt.orphan_tokens.park(&self.spec.id, runs);
         }
     }
@@ -452,37 +480,22 @@ impl Actor for JobActor {
         // Runs of a failed predecessor still going: their tokens come back,
         // and the runs it claimed whose record it did not see durable wait
         // for this actor's `Recorded` (see `save_claims` below).
-        let mut admissions = Vec::new();
-        for run in s.link.rt.orphan_tokens.take(&s.spec.id) {
-            if s.state.in_flight.iter().any(|r| r.run_id == run.run_id) {
-                s.tokens.push(run.run_id, (run.token, run.cancelled));
-                if let Some(tags) = run.admission {
-                    admissions.push((run.run_id, tags));
-                }
-                if run.unrecorded {
-                    s.unrecorded.push(run.run_id);
-                }
-                if let Some(task) = run.task {
-                    // Its `RunFinished` may have died in the predecessor's
-                    // mailbox: its result is taken from the task too (a
-                    // second `RunFinished` of a run is ignored).
-                    let (link, run_id) = (s.link.clone(), run.run_id);
-                    tokio::spawn(async move {
-                        if let Ok(Some(result)) = task.await {
-                            crate::ahead::deliver(&link, JobMsg::RunFinished { run_id, result });
-                        }
-                    });
-                }
-            }
-        }
-        for (run_id, tags) in admissions {
-            s.take_over_admission(&myself, run_id, tags);
-        }
+        let parked = s.link.rt.orphan_tokens.take(&s.spec.id);
+        s.adopt(&myself, parked);
         if s.state.in_flight.capacity() == 0 {
             s.state.in_flight.reserve_exact(1); // as `tokens` above
         }
         if args.restored {
             s.recover_interrupted(&myself);
+        }
+        if s.state
+            .in_flight
+            .iter()
+            .any(|r| s.tokens.get(&r.run_id).is_none())
+        {
+            // The predecessor's runs are not parked yet.
+            let parked = s.link.rt.orphan_tokens.await_parked(&s.spec.id, &myself);
+            s.adopt(&myself, parked);
         }
         if s.link.handler.is_none() && !args.reactivated {
             s.publish(EventKind::Orphaned {
@@ -775,6 +788,10 @@ impl Actor for JobActor {
                 if s.link.rt.admission.take_admitted(run_id) {
                     s.admitted(&myself, run_id, tags);
                 }
+            }
+            JobMsg::Adopt(ParkedRuns(runs)) => {
+                s.adopt(&myself, runs);
+                s.save_claims(&myself);
             }
             JobMsg::Crash => {
                 #[cfg(any(test, feature = "fault-injection"))]
@@ -1791,6 +1808,40 @@ impl JobActorState {
         self.state.last_run = Some(record.clone());
         self.after_outcome(myself, &record);
         self.history.push(record);
+    }
+
+    /// Takes over the runs of the failed actor this one replaced: their
+    /// tokens (with why each was cancelled), the records it awaited, the
+    /// results of runs that ended as it failed, and their admission.
+    fn adopt(&mut self, myself: &ActorRef<JobMsg>, runs: Vec<crate::runtime::ParkedRun>) {
+        let mut admissions = Vec::new();
+        for run in runs {
+            // A run this actor holds a token of already started under it.
+            let held = self.tokens.get(&run.run_id).is_some();
+            if !held && self.state.in_flight.iter().any(|r| r.run_id == run.run_id) {
+                self.tokens.push(run.run_id, (run.token, run.cancelled));
+                if let Some(tags) = run.admission {
+                    admissions.push((run.run_id, tags));
+                }
+                if run.unrecorded {
+                    self.unrecorded.push(run.run_id);
+                }
+                if let Some(task) = run.task {
+                    // Its `RunFinished` may have died in the predecessor's
+                    // mailbox: its result is taken from the task too (a
+                    // second `RunFinished` of a run is ignored).
+                    let (link, run_id) = (self.link.clone(), run.run_id);
+                    tokio::spawn(async move {
+                        if let Ok(Some(result)) = task.await {
+                            crate::ahead::deliver(&link, JobMsg::RunFinished { run_id, result });
+                        }
+                    });
+                }
+            }
+        }
+        for (run_id, tags) in admissions {
+            self.take_over_admission(myself, run_id, tags);
+        }
     }
 
     /// A run waiting for admission was admitted: it starts, unless it was

@@ -113,9 +113,15 @@ pub(crate) struct Runtime {
 /// The runs of job actors that failed, by job (see
 /// `Runtime::orphan_tokens`).
 #[derive(Debug, Default)]
-pub(crate) struct OrphanTokens(
-    std::sync::Mutex<std::collections::HashMap<crate::id::JobId, Vec<ParkedRun>>>,
-);
+pub(crate) struct OrphanTokens(std::sync::Mutex<Orphans>);
+
+#[derive(Debug, Default)]
+struct Orphans {
+    parked: std::collections::HashMap<crate::id::JobId, Vec<ParkedRun>>,
+    /// Successors that started before their predecessor's runs were
+    /// parked (see [`OrphanTokens::await_parked`]).
+    awaiting: std::collections::HashMap<crate::id::JobId, ActorRef<crate::job::JobMsg>>,
+}
 
 /// A run of a failed job actor, kept for its successor.
 #[derive(Debug)]
@@ -137,20 +143,59 @@ pub(crate) struct ParkedRun {
 }
 
 impl OrphanTokens {
-    /// Keeps a failed actor's runs for its successor.
+    /// Keeps a failed actor's runs for its successor, or sends them to it if
+    /// it started first.
     pub(crate) fn park(&self, id: &crate::id::JobId, runs: Vec<ParkedRun>) {
-        self.lock().entry(id.clone()).or_default().extend(runs);
+        let successor = {
+            let mut o = self.lock();
+            match o.awaiting.remove(id) {
+                Some(successor) => successor,
+                None => {
+                    o.parked.entry(id.clone()).or_default().extend(runs);
+                    return;
+                }
+            }
+        };
+        let msg = crate::job::JobMsg::Adopt(crate::job::ParkedRuns(runs));
+        if let Err(ractor::MessagingErr::SendErr(crate::job::JobMsg::Adopt(
+            crate::job::ParkedRuns(runs),
+        ))) = successor.cast(msg)
+        {
+            // That successor is gone too: the runs wait for the next one.
+            self.lock()
+                .parked
+                .entry(id.clone())
+                .or_default()
+                .extend(runs);
+        }
     }
 
     /// Takes the runs parked for a job.
     pub(crate) fn take(&self, id: &crate::id::JobId) -> Vec<ParkedRun> {
-        self.lock().remove(id).unwrap_or_default()
+        self.lock().parked.remove(id).unwrap_or_default()
     }
 
-    fn lock(
+    /// For a successor that found runs in flight without their tokens: the
+    /// supervisor learns of a failure before the failed actor's state is
+    /// dropped (ractor reports the failure first), so the runs may be parked
+    /// after the successor started. Returns them if they were parked
+    /// meanwhile; else they go to `successor` as `JobMsg::Adopt` when they are.
+    pub(crate) fn await_parked(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<crate::id::JobId, Vec<ParkedRun>>>
-    {
+        id: &crate::id::JobId,
+        successor: &ActorRef<crate::job::JobMsg>,
+    ) -> Vec<ParkedRun> {
+        let mut o = self.lock();
+        match o.parked.remove(id) {
+            Some(runs) => runs,
+            None => {
+                o.awaiting.insert(id.clone(), successor.clone());
+                Vec::new()
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Orphans> {
         // The map stays consistent if a holder panicked.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -101,6 +101,16 @@ impl Server {
     }
 }
 
+/// The next line of a command's output, within [`STEP`].
+async fn next_line(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) -> Option<String> {
+    tokio::time::timeout(STEP, lines.next_line())
+        .await
+        .expect("a line in time")
+        .expect("read")
+}
+
 async fn wait_for(events: &mut EventStream, job: &str, pred: impl Fn(&EventKind) -> bool) {
     tokio::time::timeout(STEP, async {
         loop {
@@ -314,6 +324,101 @@ async fn follow_draws_progress_until_the_run_ends() {
     assert_eq!(status.code(), Some(6));
     let (code, _, _) = s.run(&["follow", "ghost"]).await;
     assert_eq!(code, 2);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn follow_until_done_ends_when_the_awaited_retry_is_dropped() {
+    let s = server(HttpConfig::default()).await;
+    let spec = JobSpec::builder("retrying", ScheduleSpec::cron("0 0 0 1 1 *"), "fail")
+        .retry(cronactor::RetryPolicy::new(
+            1,
+            cronactor::Backoff::Fixed(Duration::from_secs(3600)),
+        ))
+        .build()
+        .expect("spec");
+    s.scheduler.add(spec).await.expect("add");
+    let mut follow = s
+        .cmd(&["follow", "retrying", "--until-done"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("follow");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first = next_line(&mut lines).await.expect("a line");
+    assert!(first.starts_with("following retrying"), "{first}");
+    s.run(&["trigger", "retrying"]).await;
+    // The run fails and its retry waits an hour: follow waits for it.
+    let mut seen = Vec::new();
+    while let Some(line) = next_line(&mut lines).await {
+        let waiting = line.starts_with("retry: attempt 2 at");
+        seen.push(line);
+        if waiting {
+            break;
+        }
+    }
+    let (code, _, _) = s.run(&["cancel", "retrying"]).await;
+    assert_eq!(code, 0);
+    while let Some(line) = next_line(&mut lines).await {
+        seen.push(line);
+    }
+    let status = tokio::time::timeout(STEP, follow.wait())
+        .await
+        .expect("follow exits once the retry is dropped")
+        .expect("wait");
+    assert_eq!(status.code(), Some(6), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l == "retry: attempt 2 dropped: cancelled by request"),
+        "{seen:#?}"
+    );
+    s.stop().await;
+}
+
+#[cfg(feature = "fault-injection")]
+#[tokio::test]
+async fn follow_until_done_ends_when_the_run_is_interrupted_by_a_give_up() {
+    let s = server(HttpConfig::default()).await;
+    let mut follow = s
+        .cmd(&["follow", "long", "--until-done"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("follow");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first = next_line(&mut lines).await.expect("a line");
+    assert!(first.starts_with("following long"), "{first}");
+    s.run(&["trigger", "long"]).await;
+    let mut seen = Vec::new();
+    while let Some(line) = next_line(&mut lines).await {
+        let started = line.contains("started (attempt 1");
+        seen.push(line);
+        if started {
+            break;
+        }
+    }
+    // The job's actor crashes until its restart budget runs out.
+    let id = cronactor::JobId::new("long").expect("job id");
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.scheduler
+            .supervisor()
+            .cast(cronactor::SupervisorMsg::InjectCrash(id.clone()))
+            .expect("cast");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    while let Some(line) = next_line(&mut lines).await {
+        seen.push(line);
+    }
+    let status = tokio::time::timeout(STEP, follow.wait())
+        .await
+        .expect("follow exits once the run is interrupted")
+        .expect("wait");
+    assert_eq!(status.code(), Some(6), "{seen:#?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.ends_with("interrupted: the job was given up on")),
+        "{seen:#?}"
+    );
     s.stop().await;
 }
 

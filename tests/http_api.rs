@@ -946,3 +946,30 @@ async fn every_answered_status_is_documented_for_its_route() {
     assert!(undocumented.is_empty(), "{undocumented:#?}");
     api.stop().await;
 }
+
+#[cfg(feature = "fault-injection")]
+#[tokio::test]
+async fn a_failed_job_is_shown_with_its_failure_and_no_next_fires() {
+    let api = Api::start().await;
+    api.add("doomed", "noop").await;
+    let id = cronactor::JobId::new("doomed").expect("job id");
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        api.scheduler
+            .supervisor()
+            .cast(cronactor::SupervisorMsg::InjectCrash(id.clone()))
+            .expect("cast");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = get(api.addr, "/jobs/doomed").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["job"]["phase"], "failed", "{body}");
+    assert!(
+        body["job"]["failure"]
+            .as_str()
+            .is_some_and(|f| f.contains("injected fault")),
+        "{body}"
+    );
+    assert_eq!(body["next_fires"], json!([]), "{body}");
+    api.stop().await;
+}

@@ -508,3 +508,58 @@ async fn a_per_second_job_down_for_a_day_accounts_for_every_missed_slot() {
         }
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_due_while_the_handler_is_missing_is_skipped_as_orphaned() {
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("r", ScheduleSpec::cron("0 0 * * * *"), "fail")
+        .retry(cronactor::RetryPolicy::new(
+            2,
+            cronactor::Backoff::Fixed(Duration::from_secs(60)),
+        ))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("r").await.expect("trigger");
+    run_for_secs(1.0).await;
+    assert!(s.status("r").await.expect("status").retry_wait.is_some());
+    s.kill().await;
+    // A build of the service without the `fail` handler.
+    let bare = Scheduler::builder()
+        .clock(clock.clone())
+        .store(store)
+        .start()
+        .await
+        .expect("start");
+    let mut events = bare.subscribe();
+    run_for_secs(60.0).await; // the retry's due time
+    let st = bare.status("r").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Orphaned);
+    assert!(st.retry_wait.is_none(), "{st:?}");
+    assert_eq!(st.counters.skipped.orphaned, 1, "{st:?}");
+    assert_eq!(st.counters.skipped.paused, 0, "{st:?}");
+    let evs = drain(&mut events);
+    assert!(
+        evs.iter().any(|e| matches!(
+            &e.kind,
+            cronactor::EventKind::Skipped {
+                reason: SkipReason::Orphaned,
+                ..
+            }
+        )),
+        "{evs:?}"
+    );
+    assert!(
+        evs.iter().any(|e| matches!(
+            &e.kind,
+            cronactor::EventKind::RetryDropped { reason, .. } if reason == "handler not registered"
+        )),
+        "{evs:?}"
+    );
+}

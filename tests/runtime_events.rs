@@ -162,27 +162,106 @@ async fn a_lagging_subscriber_is_told_how_many_it_missed_then_gets_the_next_even
     assert!(rest[1..].iter().all(|e| e.at == three));
 }
 
-#[tokio::test(start_paused = true)]
-async fn cancel_of_a_waiting_retry_answers_no_run_and_publishes_nothing() {
-    let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count).start().await.expect("start");
-    let spec = JobSpec::builder("w", ScheduleSpec::every(Duration::from_secs(100)), "fail")
+/// A job failing every 100 s whose failure waits 30 s for its retry.
+fn failing_with_a_retry(id: &str, overlap: cronactor::OverlapPolicy) -> JobSpec {
+    JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(100)), "fail")
         .retry(cronactor::RetryPolicy::new(
             2,
             cronactor::Backoff::Fixed(Duration::from_secs(30)),
         ))
+        .overlap(overlap)
         .build()
-        .expect("spec");
-    s.add(spec).await.expect("add");
+        .expect("spec")
+}
+
+/// The `RetryDropped` events among `events`: (attempt, reason).
+fn retries_dropped(events: &[cronactor::Event]) -> Vec<(u32, String)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::RetryDropped {
+                attempt, reason, ..
+            } => Some((*attempt, reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_of_a_waiting_retry_answers_no_run_and_announces_the_retry_dropped() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(failing_with_a_retry("w", cronactor::OverlapPolicy::Skip))
+        .await
+        .expect("add");
     run_for_secs(101.0).await;
     let before = s.status("w").await.expect("status");
-    assert!(before.retry_wait.is_some());
+    let wait = before.retry_wait.clone().expect("a waiting retry");
     let mut events = s.subscribe();
     assert!(s.cancel("w").await.expect("cancel").is_empty());
     run_for_secs(60.0).await; // past the retry's due time
-    assert!(drain(&mut events).is_empty());
+    let evs = drain(&mut events);
+    assert_eq!(kinds(&evs), ["retry-dropped"]);
+    assert_eq!(
+        evs[0].kind,
+        EventKind::RetryDropped {
+            scheduled: wait.scheduled,
+            attempt: 2,
+            reason: "cancelled by request".into(),
+        }
+    );
     let after = s.status("w").await.expect("status");
     assert!(after.retry_wait.is_none());
     assert_eq!(after.counters, before.counters);
     assert_eq!(s.history("w", 10).await.expect("history").len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_retry_replaced_by_a_newer_fire_is_announced_dropped() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(failing_with_a_retry("r", cronactor::OverlapPolicy::Replace))
+        .await
+        .expect("add");
+    let mut events = s.subscribe();
+    run_for_secs(101.0).await;
+    // The retry waits; a trigger replaces it.
+    s.trigger("r").await.expect("trigger");
+    run_for_secs(0.1).await;
+    let evs = drain(&mut events);
+    assert_eq!(
+        kinds(&evs),
+        [
+            "fired",
+            "started",
+            "failed",
+            "retry",
+            "fired",
+            "retry-dropped",
+            "started",
+            "failed",
+            "retry"
+        ]
+    );
+    assert_eq!(
+        retries_dropped(&evs),
+        [(2, "replaced by a newer fire".to_string())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_retry_due_while_paused_is_announced_dropped_and_skipped() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(failing_with_a_retry("p", cronactor::OverlapPolicy::Skip))
+        .await
+        .expect("add");
+    run_for_secs(101.0).await;
+    s.pause("p", None).await.expect("pause");
+    let mut events = s.subscribe();
+    run_for_secs(30.0).await; // the retry's due time
+    let evs = drain(&mut events);
+    assert_eq!(kinds(&evs), ["retry-dropped", "skipped"]);
+    assert_eq!(retries_dropped(&evs), [(2, "job paused".to_string())]);
+    assert!(s.status("p").await.expect("status").retry_wait.is_none());
 }

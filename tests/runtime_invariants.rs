@@ -1,12 +1,14 @@
 //! A generated sequence of operations and time advances on a few jobs with
 //! random policies (fixed seed): after every step, events, status, `list`,
-//! history and metrics agree.
+//! history and metrics agree. With `--features fault-injection` the sequence
+//! also crashes job actors, now and then often enough to exhaust a job's
+//! restart budget (without it, those operations do nothing).
 
 mod support;
 
 use cronactor::{
     Backoff, Event, EventKind, JobSpec, MisfirePolicy, OverlapPolicy, RetryPolicy, ScheduleSpec,
-    SkipReason, Trigger,
+    SkipReason, SupervisorMsg, Trigger,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -55,10 +57,22 @@ struct Seen {
     failed: u64,
     cancelled: u64,
     timed_out: u64,
+    interrupted: u64,
+    retries_scheduled: u64,
+    retries_dropped: u64,
     skipped: BTreeMap<String, u64>,
 }
 
-fn account(seen: &mut BTreeMap<String, Seen>, events: &[Event]) {
+/// What the whole sequence went through, to check that it covered the
+/// paths the identities are about.
+#[derive(Debug, Default)]
+struct Covered {
+    retries_dropped: BTreeMap<String, u64>,
+    interrupted: u64,
+    gave_up: u64,
+}
+
+fn account(seen: &mut BTreeMap<String, Seen>, covered: &mut Covered, events: &[Event]) {
     for e in events {
         let s = seen.entry(e.job_id.as_str().to_owned()).or_default();
         match &e.kind {
@@ -78,6 +92,16 @@ fn account(seen: &mut BTreeMap<String, Seen>, events: &[Event]) {
             EventKind::Failed { .. } => s.failed += 1,
             EventKind::Cancelled { .. } => s.cancelled += 1,
             EventKind::TimedOut { .. } => s.timed_out += 1,
+            EventKind::Interrupted { .. } => {
+                s.interrupted += 1;
+                covered.interrupted += 1;
+            }
+            EventKind::RetryScheduled { .. } => s.retries_scheduled += 1,
+            EventKind::RetryDropped { reason, .. } => {
+                s.retries_dropped += 1;
+                *covered.retries_dropped.entry(reason.clone()).or_default() += 1;
+            }
+            EventKind::GaveUp { .. } => covered.gave_up += 1,
             EventKind::Skipped {
                 reason,
                 count,
@@ -107,6 +131,7 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
         .expect("start");
     let mut events = s.subscribe();
     let mut seen: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut covered = Covered::default();
     let mut checked = 0;
     for step in 0..600 {
         let id = JOBS[rng.random_range(0..JOBS.len())];
@@ -118,6 +143,23 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
             3 => s.trigger(id).await.map(|_| ()),
             4 => s.cancel(id).await.map(|_| ()),
             5 if rng.random_bool(0.2) => s.remove(id).await,
+            7 if rng.random_bool(0.5) => {
+                // Crashes of the job's actor just after a trigger, up to one
+                // more than the restart budget allows: the job may be given
+                // up on with a run in flight.
+                let _ = s.trigger(id).await;
+                let crashes = if rng.random_bool(0.5) {
+                    cronactor::MAX_RESTARTS + 1
+                } else {
+                    rng.random_range(1..=cronactor::MAX_RESTARTS)
+                };
+                for _ in 0..crashes {
+                    let job = cronactor::JobId::new(id).expect("job id");
+                    let _ = s.supervisor().cast(SupervisorMsg::InjectCrash(job));
+                    run_for_secs(0.01).await;
+                }
+                Ok(())
+            }
             6 if rng.random_bool(0.2) => {
                 // A forward step of the wall clock: missed slots.
                 clock.step(chrono::Duration::seconds(rng.random_range(5..40)));
@@ -142,9 +184,9 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
             statuses.push(s.status(st.id.as_str()).await.expect("status"));
             histories.push(s.history(st.id.as_str(), 1000).await.expect("history"));
         }
-        account(&mut seen, &drain(&mut events));
+        account(&mut seen, &mut covered, &drain(&mut events));
         let late = drain(&mut events);
-        account(&mut seen, &late);
+        account(&mut seen, &mut covered, &late);
         if s.list().await.expect("list") != list || !late.is_empty() {
             continue;
         }
@@ -184,6 +226,13 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
             assert_eq!(ev.succeeded, c.succeeded, "Succeeded events: {ctx}");
             assert_eq!(ev.failed, c.failed, "Failed events: {ctx}");
             assert_eq!(ev.cancelled, c.cancelled, "Cancelled events: {ctx}");
+            assert_eq!(ev.timed_out, c.timed_out, "TimedOut events: {ctx}");
+            assert_eq!(ev.interrupted, c.interrupted, "Interrupted events: {ctx}");
+            assert_eq!(
+                ev.retries_scheduled,
+                c.retries + ev.retries_dropped + u64::from(st.retry_wait.is_some()),
+                "every retry announced started, was dropped or still waits: {ctx}"
+            );
             for (reason, counted) in [
                 (SkipReason::Paused, c.skipped.paused),
                 (SkipReason::Overlap, c.skipped.overlap),
@@ -199,4 +248,20 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
         assert_eq!(metrics.runs_in_flight, in_flight, "step {step}");
     }
     assert!(checked > 400, "most steps were checked: {checked}");
+    for reason in [
+        "cancelled by request",
+        "replaced by a newer fire",
+        "job paused",
+    ] {
+        assert!(
+            covered.retries_dropped.contains_key(reason),
+            "a retry was dropped as {reason:?}: {covered:?}"
+        );
+    }
+    if cfg!(feature = "fault-injection") {
+        assert!(
+            covered.gave_up > 0 && covered.interrupted > 0,
+            "a job was given up with a run in flight: {covered:?}"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 
 mod support;
 
-use cronactor::{EventKind, JobSpec, ScheduleSpec, SupervisorMsg};
+use cronactor::{EventKind, JobSpec, ScheduleSpec, Scheduler, SupervisorMsg};
 use std::time::Duration;
 use support::*;
 
@@ -195,6 +195,7 @@ async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
     s.add(spec).await.expect("add");
     run_for_secs(10.5).await;
     assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
+    let mut events = s.subscribe();
     for _ in 0..=cronactor::MAX_RESTARTS {
         s.supervisor()
             .cast(SupervisorMsg::InjectCrash(spec_id("j")))
@@ -212,6 +213,20 @@ async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
     assert_eq!(st.counters.runs, 1);
     assert_eq!(st.counters.interrupted, 1);
     assert_eq!(st.last_run.as_ref(), Some(&history[0]));
+    // Its end is announced, before the give-up: a subscriber sees the run
+    // it was told started end.
+    let ends: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter(|e| !matches!(e.kind, EventKind::Restarted { .. }))
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        matches!(
+            &ends[..],
+            [EventKind::Interrupted { run_id }, EventKind::GaveUp { .. }] if *run_id == history[0].run_id
+        ),
+        "{ends:?}"
+    );
     // Revived: the run is not in flight again, and no run is lost.
     let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
         .build()
@@ -448,6 +463,349 @@ async fn the_restart_budget_counts_only_the_last_minute_and_ignores_wall_steps()
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_run_claimed_but_not_yet_durable_at_a_crash_starts_after_the_restart() {
+    let (clock, count) = (clock(), Count::default());
+    let store = std::sync::Arc::new(SlowStore::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    // The run's record waits for a flush the store holds; the actor that
+    // claimed it dies meanwhile.
+    store.held.store(true, std::sync::atomic::Ordering::SeqCst);
+    let trigger = {
+        let s = s.clone();
+        tokio::spawn(async move { s.trigger("j").await })
+    };
+    run_for_secs(0.01).await;
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    store.held.store(false, std::sync::atomic::Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(1.0).await;
+    let answer = trigger.await.expect("join").expect("trigger");
+    let cronactor::TriggerOutcome::Started(run_id) = answer else {
+        panic!("the trigger started a run: {answer:?}");
+    };
+    let st = s.status("j").await.expect("status");
+    assert_eq!(count.get(), 1, "the run answered as started ran: {st:?}");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.succeeded, 1, "{st:?}");
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].run_id, run_id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_cancelled_just_before_a_crash_is_recorded_cancelled_and_not_retried() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        // Takes a second to wind down once cancelled, then reports it.
+        .handler("lingering", |ctx: cronactor::JobContext| async move {
+            ctx.cancel.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err::<(), _>(std::io::Error::other("stopped"))
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "j",
+        ScheduleSpec::every(Duration::from_secs(3600)),
+        "lingering",
+    )
+    .retry(cronactor::RetryPolicy::new(
+        2,
+        cronactor::Backoff::Fixed(Duration::from_secs(1)),
+    ))
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.trigger("j").await.expect("trigger");
+    run_for_secs(0.1).await;
+    let cancelled = s.cancel("j").await.expect("cancel");
+    assert_eq!(cancelled.len(), 1);
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(5.0).await;
+    let st = s.status("j").await.expect("status");
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0].run_id, cancelled[0]);
+    assert_eq!(
+        history[0].outcome,
+        cronactor::Outcome::Cancelled("cancelled by request".into())
+    );
+    assert_eq!(
+        st.counters.retries, 0,
+        "a cancelled run is not retried: {st:?}"
+    );
+    assert!(st.retry_wait.is_none(), "{st:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_waiting_for_admission_across_a_restart_runs_once_and_leaves_nothing_to_cancel() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for (id, handler) in [("holder", "slow"), ("j", "count")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), handler)
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+    }
+    s.trigger("holder").await.expect("trigger");
+    run_for_secs(0.1).await;
+    // j's run waits for the place the slow run holds; its actor dies.
+    s.trigger("j").await.expect("trigger");
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    run_for_secs(5.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.succeeded, 1, "{st:?}");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(count.get(), 2, "each run ran once");
+    assert!(
+        s.cancel("j").await.expect("cancel").is_empty(),
+        "nothing of the ended run is left to cancel"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_that_ends_as_its_actor_crashes_is_recorded() {
+    let (clock, count) = (clock(), Count::default());
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let wait = go.clone();
+    let s = builder(&clock, &count)
+        .handler("gated", move |_: cronactor::JobContext| {
+            let wait = wait.clone();
+            async move {
+                wait.notified().await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "gated")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.trigger("j").await.expect("trigger");
+    run_for_secs(0.1).await;
+    // The crash and the run's end reach the actor together.
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    go.notify_one();
+    run_for_secs(1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.succeeded, 1, "{st:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_admitted_as_its_actor_crashes_starts_after_the_restart() {
+    let (clock, count) = (clock(), Count::default());
+    let go = std::sync::Arc::new(tokio::sync::Notify::new());
+    let wait = go.clone();
+    let s = builder(&clock, &count)
+        .handler("gated", move |_: cronactor::JobContext| {
+            let wait = wait.clone();
+            async move {
+                wait.notified().await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for (id, handler) in [("holder", "gated"), ("j", "count")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), handler)
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+    }
+    s.trigger("holder").await.expect("trigger");
+    run_for_secs(0.1).await;
+    s.trigger("j").await.expect("trigger");
+    run_for_secs(0.1).await;
+    // The place frees up as j's actor crashes: its admission and the crash
+    // reach the actor together.
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+        .expect("cast");
+    go.notify_one();
+    run_for_secs(1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(count.get(), 1, "j's run ran: {st:?}");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.succeeded, 1, "{st:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_given_up_with_a_run_waiting_for_admission_gives_its_place_back() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for (id, handler) in [("holder", "slow"), ("j", "count"), ("other", "count")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), handler)
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+    }
+    s.trigger("holder").await.expect("trigger");
+    run_for_secs(0.1).await;
+    s.trigger("j").await.expect("trigger");
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    assert_eq!(
+        s.status("j").await.expect("status").phase,
+        cronactor::JobPhase::Failed
+    );
+    run_for_secs(5.0).await; // the holder's run ends
+    s.trigger("other").await.expect("trigger");
+    run_for_secs(0.1).await;
+    let st = s.status("other").await.expect("status");
+    assert_eq!(st.counters.succeeded, 1, "the cap's place is free: {st:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_waiting_when_the_job_is_given_up_runs_after_a_revival() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = || {
+        JobSpec::builder("r", ScheduleSpec::every(Duration::from_secs(3600)), "fail")
+            .retry(cronactor::RetryPolicy::new(
+                2,
+                cronactor::Backoff::Fixed(Duration::from_secs(60)),
+            ))
+            .build()
+            .expect("valid spec")
+    };
+    s.add(spec()).await.expect("add");
+    s.trigger("r").await.expect("trigger");
+    run_for_secs(1.0).await;
+    let wait = s.status("r").await.expect("status").retry_wait;
+    assert!(wait.is_some());
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("r")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    let st = s.status("r").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed);
+    assert_eq!(st.retry_wait, wait, "kept while the job is failed");
+    run_for_secs(30.0).await;
+    s.upsert(spec()).await.expect("revive");
+    assert_eq!(s.status("r").await.expect("status").retry_wait, wait);
+    run_for_secs(30.0).await; // the retry's due time
+    let st = s.status("r").await.expect("status");
+    assert_eq!(st.counters.retries, 1, "{st:?}");
+    assert_eq!(st.counters.failed, 2, "{st:?}");
+}
+
+/// Real time on two workers: the failed actor's state is dropped (and its
+/// runs parked) half a second after the supervisor learned of the failure,
+/// so the restarted actor usually starts first (without the handover, its
+/// cancel never reached the run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_parked_after_the_successor_started_still_reach_it() {
+    let clock = cronactor::SystemClock;
+    let s = Scheduler::builder()
+        .clock(clock)
+        .handler("block", |ctx: cronactor::JobContext| async move {
+            ctx.cancel.cancelled().await;
+            Err::<(), _>(std::io::Error::other("stopped"))
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "slow-park",
+        ScheduleSpec::every(Duration::from_secs(3600)),
+        "block",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.trigger("slow-park").await.expect("trigger");
+    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") =
+        Some(("slow-park".into(), Duration::from_millis(500)));
+    // The supervisor kept busy from outside the runtime (crashes of a job
+    // that does not exist: no-ops), so that it takes the failure report at
+    // once on the other worker instead of waiting, woken, behind the failed
+    // actor's task.
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = {
+        let (sup, busy) = (s.supervisor(), busy.clone());
+        std::thread::spawn(move || {
+            while busy.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = sup.cast(SupervisorMsg::InjectCrash(spec_id("nobody")));
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        })
+    };
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("slow-park")))
+        .expect("cast");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    flood.join().expect("flood");
+    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") = None;
+    // Cancel reaches the run once its token is parked, whichever of the
+    // park and the successor's start came first.
+    let reached = async {
+        loop {
+            let cancelled = s.cancel("slow-park").await.expect("cancel");
+            if !cancelled.is_empty() {
+                return cancelled;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let cancelled = tokio::time::timeout(Duration::from_secs(10), reached)
+        .await
+        .expect("cancel reaches the run");
+    assert_eq!(cancelled.len(), 1);
+    let ended = async {
+        loop {
+            let st = s.status("slow-park").await.expect("status");
+            if st.runs_in_flight == 0 {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let st = tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("the run ends");
+    assert_eq!(st.counters.cancelled, 1, "{st:?}");
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}
+
 /// The fires queued behind a run are in the registry's state, which a
 /// restarted actor starts from: they run after the run in flight ends, as
 /// without the restart. Until 2026-12-05 the queue lived in the actor, and
@@ -497,6 +855,7 @@ async fn a_cancelled_run_in_flight_when_the_budget_runs_out_is_recorded_cancelle
         .build()
         .expect("valid spec");
     s.add(spec).await.expect("add");
+    let mut events = s.subscribe();
     let cronactor::TriggerOutcome::Started(run_id) = s.trigger("j").await.expect("trigger") else {
         panic!("not started");
     };
@@ -519,4 +878,16 @@ async fn a_cancelled_run_in_flight_when_the_budget_runs_out_is_recorded_cancelle
         history[0].outcome,
         cronactor::Outcome::Cancelled("cancelled by request".into())
     );
+    // Its end is announced as what it is recorded as.
+    let mut ends = Vec::new();
+    while let Some(cronactor::Received::Event(e)) = events.try_recv() {
+        match e.kind {
+            cronactor::EventKind::Cancelled { run_id: r, reason } => ends.push((r, reason)),
+            cronactor::EventKind::Interrupted { run_id: r } => {
+                panic!("{r} announced interrupted, recorded cancelled")
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(ends, [(run_id, "cancelled by request".to_string())]);
 }

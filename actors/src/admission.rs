@@ -45,6 +45,9 @@ struct State {
     running: usize,
     running_by_tag: HashMap<String, usize>,
     waiting: Vec<Waiter>,
+    /// Runs admitted after a wait whose `Admitted` no job has taken yet
+    /// (see [`Admission::take_admitted`]).
+    delivered: Vec<RunId>,
     seq: u64,
 }
 
@@ -136,6 +139,15 @@ impl Admission {
         self.admit_waiters(&mut s);
     }
 
+    /// Takes the admission of a run admitted after a wait: true once per
+    /// such run. The `Admitted` message and the successor of a job actor that
+    /// failed with the message in its mailbox both ask: one starts the run.
+    pub(crate) fn take_admitted(&self, run_id: RunId) -> bool {
+        let mut s = self.lock();
+        let pos = s.delivered.iter().position(|r| *r == run_id);
+        pos.map(|pos| s.delivered.swap_remove(pos)).is_some()
+    }
+
     /// Removes a waiting run (cancelled before it started); true if it was
     /// waiting.
     pub(crate) fn withdraw(&self, run_id: RunId) -> bool {
@@ -158,6 +170,7 @@ impl Admission {
             if self.fits(s, &s.waiting[i].tags) {
                 let w = s.waiting.remove(i);
                 Self::take(s, &w.tags);
+                s.delivered.push(w.run_id);
                 crate::ahead::deliver(
                     &w.job,
                     JobMsg::Admitted {

@@ -101,6 +101,7 @@ pub async fn boot(
             clock: clock.clone(),
             histograms: histograms.clone(),
             updates: updates.clone(),
+            events: events.clone(),
         },
     )
     .await

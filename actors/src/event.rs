@@ -131,6 +131,19 @@ pub enum EventKind {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The job's waiting retry (announced by its `RetryScheduled`; a job has
+    /// at most one) was dropped and will never run: by `cancel`, by a newer
+    /// fire under `OverlapPolicy::Replace`, or at its due time because the
+    /// job was paused or its handler is missing (with a `Skipped` of the
+    /// fire).
+    RetryDropped {
+        /// The slot or trigger time of the fire it would have retried.
+        scheduled: DateTime<Utc>,
+        /// The attempt that will not run (its `RetryScheduled`'s attempt).
+        attempt: u32,
+        /// Why.
+        reason: String,
+    },
     /// Retries are exhausted: the fire is recorded as failed.
     RetriesExhausted {
         /// The last run.

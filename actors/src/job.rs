@@ -159,7 +159,16 @@ pub enum JobMsg {
     /// passivation if still idle and far from the next fire, else decline.
     #[doc(hidden)]
     Passivate,
+    /// The runs of the failed actor this one replaced, parked after it
+    /// started (see `OrphanTokens::await_parked`).
+    #[doc(hidden)]
+    Adopt(ParkedRuns),
 }
+
+/// The runs a failed job actor left for its successor (see `JobMsg::Adopt`).
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct ParkedRuns(pub(crate) Vec<crate::runtime::ParkedRun>);
 
 /// The reason a job actor gives when it stops for passivation.
 pub(crate) const PASSIVATED: &str = "passivated";
@@ -191,8 +200,25 @@ impl JobMsg {
             | JobMsg::Recorded
             | JobMsg::Admitted { .. }
             | JobMsg::Crash
-            | JobMsg::Passivate => false,
+            | JobMsg::Passivate
+            | JobMsg::Adopt(_) => false,
         }
+    }
+}
+
+/// Fault injection for tests (feature `fault-injection`): a job whose failed
+/// actor leaves runs, and how long its state then takes to drop (a thread
+/// descheduled between ractor reporting the failure and dropping the
+/// state), so that its successor starts before the runs are parked.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub static SLOW_PARK: std::sync::Mutex<Option<(String, Duration)>> = std::sync::Mutex::new(None);
+
+#[cfg(feature = "fault-injection")]
+fn slow_park(id: &str) {
+    let slow = SLOW_PARK.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some((_, delay)) = slow.filter(|(slow, _)| slow == id) {
+        std::thread::sleep(delay);
     }
 }
 
@@ -241,7 +267,7 @@ pub enum TriggerOutcome {
 }
 
 /// How a run task ended, as seen from the task.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum RunResult {
     /// The handler returned Ok.
     Ok,
@@ -260,24 +286,42 @@ pub enum RunResult {
 type Pending = QueuedFire;
 
 /// The cancellation tokens of a job's runs in flight, with why each was
-/// cancelled. A job rarely has more than one run in flight: a vector searched
-/// in order costs less than hashing the run id at the claim, the start and
-/// the end of every run.
+/// cancelled, and the tasks of those started. A job rarely has more than one
+/// run in flight: a vector searched in order costs less than hashing the run
+/// id at the claim, the start and the end of every run.
 #[derive(Default)]
-struct RunTokens(Vec<(RunId, (CancellationToken, Option<String>))>);
+struct RunTokens(Vec<(RunId, RunToken, Option<RunTask>)>);
+
+/// A run's cancellation token, with why it was cancelled.
+type RunToken = (CancellationToken, Option<String>);
+
+/// A run's task; its output is the run's result, which its successor takes
+/// if the job actor fails before reading the task's `RunFinished` (see
+/// `OrphanTokens`). `None`: the task ended without a result to report.
+pub(crate) type RunTask = tokio::task::JoinHandle<Option<RunResult>>;
 
 impl RunTokens {
     fn get(&self, run_id: &RunId) -> Option<&(CancellationToken, Option<String>)> {
-        self.0.iter().find(|(id, _)| id == run_id).map(|(_, v)| v)
+        self.0
+            .iter()
+            .find(|(id, ..)| id == run_id)
+            .map(|(_, v, _)| v)
     }
 
     /// Adds a new run's token (run ids are fresh).
     fn push(&mut self, run_id: RunId, entry: (CancellationToken, Option<String>)) {
-        self.0.push((run_id, entry));
+        self.0.push((run_id, entry, None));
+    }
+
+    /// Keeps the task of a run started.
+    fn set_task(&mut self, run_id: &RunId, task: RunTask) {
+        if let Some((.., slot)) = self.0.iter_mut().find(|(id, ..)| id == run_id) {
+            *slot = Some(task);
+        }
     }
 
     fn remove(&mut self, run_id: &RunId) -> Option<(CancellationToken, Option<String>)> {
-        let pos = self.0.iter().position(|(id, _)| id == run_id)?;
+        let pos = self.0.iter().position(|(id, ..)| id == run_id)?;
         Some(self.0.remove(pos).1)
     }
 
@@ -288,7 +332,7 @@ impl RunTokens {
     fn iter_mut(
         &mut self,
     ) -> impl Iterator<Item = (&RunId, &mut (CancellationToken, Option<String>))> {
-        self.0.iter_mut().map(|(id, v)| (&*id, v))
+        self.0.iter_mut().map(|(id, v, _)| (&*id, v))
     }
 }
 
@@ -376,15 +420,27 @@ impl Drop for JobActorState {
     fn drop(&mut self) {
         // Timers still pending must not keep the stopped actor allocated.
         self.target.release();
-        // A stopping actor cancelled its runs; one that failed did not, and
-        // the actor restarted in its place takes their tokens.
-        let live: Vec<(RunId, CancellationToken)> = std::mem::take(&mut self.tokens.0)
+        // A failed actor's runs go on: the actor restarted in its place
+        // takes their tokens, with why each was cancelled, and asks again
+        // for the records of those not yet durable. (A removed job leaves
+        // none: see `JobMsg::Remove`.)
+        let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
             .into_iter()
-            .filter(|(_, (_, why))| why.is_none())
-            .map(|(run_id, (token, _))| (run_id, token))
+            .map(
+                |(run_id, (token, cancelled), task)| crate::runtime::ParkedRun {
+                    unrecorded: self.unrecorded.contains(&run_id),
+                    admission: self.waiting_admission.get(&run_id).cloned(),
+                    run_id,
+                    token,
+                    cancelled,
+                    task,
+                },
+            )
             .collect();
-        if !live.is_empty() {
-            self.link.rt.orphan_tokens.park(&self.spec.id, live);
+        if !runs.is_empty() {
+            #[cfg(feature = "fault-injection")]
+            slow_park(self.spec.id.as_str());
+            self.link.rt.orphan_tokens.park(&self.spec.id, runs);
         }
     }
 }
@@ -432,12 +488,11 @@ impl Actor for JobActor {
             turn_now: std::cell::Cell::new(None),
             prepared: None,
         };
-        // Runs of a failed predecessor still going: their tokens come back.
-        for (run_id, token) in s.link.rt.orphan_tokens.take(&s.spec.id) {
-            if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
-                s.tokens.push(run_id, (token, None));
-            }
-        }
+        // Runs of a failed predecessor still going: their tokens come back,
+        // and the runs it claimed whose record it did not see durable wait
+        // for this actor's `Recorded` (see `save_claims` below).
+        let parked = s.link.rt.orphan_tokens.take(&s.spec.id);
+        s.adopt(&myself, parked);
         if s.state.in_flight.capacity() == 0 {
             s.state.in_flight.reserve_exact(1); // as `tokens` above
         }
@@ -447,6 +502,15 @@ impl Actor for JobActor {
             // Restarted after a failure of its actor (or revived): the
             // stored queue goes on behind the runs still in flight.
             s.start_queued(&myself);
+        }
+        if s.state
+            .in_flight
+            .iter()
+            .any(|r| s.tokens.get(&r.run_id).is_none())
+        {
+            // The predecessor's runs are not parked yet.
+            let parked = s.link.rt.orphan_tokens.await_parked(&s.spec.id, &myself);
+            s.adopt(&myself, parked);
         }
         if s.link.handler.is_none() && !args.reactivated {
             s.publish(EventKind::Orphaned {
@@ -518,8 +582,10 @@ impl Actor for JobActor {
                 // A prepared run was withdrawn above: it is not cancelled,
                 // it runs at its instant as if it had not been prepared.
                 let mut cancelled = s.cancel_all(&myself, CancelReason::Request);
-                let dropped_retry = s.state.retry_wait.take().is_some();
-                if dropped_retry {
+                let dropped = s.state.retry_wait.take();
+                let dropped_retry = dropped.is_some();
+                if let Some(wait) = dropped {
+                    s.retry_dropped(&wait, CancelReason::Request.text());
                     // The waiting retry's timer becomes stale, and fires
                     // queued behind it go on, as behind a cancelled run.
                     s.retry_generation += 1;
@@ -656,10 +722,15 @@ impl Actor for JobActor {
                 }
                 // Runs admitted whose `Admitted` is still on its way: the
                 // actor stops before it comes, so their places go back now.
-                for (_, tags) in s.waiting_admission.drain() {
-                    s.link.rt.admission.release(&tags);
+                for (run_id, tags) in s.waiting_admission.drain() {
+                    if s.link.rt.admission.take_admitted(run_id) {
+                        s.link.rt.admission.release(&tags);
+                    }
                 }
                 s.publish(EventKind::Removed);
+                // The runs are cancelled and the job is gone: nothing
+                // parks their tokens for a successor.
+                s.tokens.0.clear();
                 s.link.rt.updates.push(RegistryMsg::Remove {
                     id: s.spec.id.clone(),
                     ack: Ack::Reply(reply),
@@ -728,25 +799,15 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::Admitted { run_id, tags } => {
-                let asked_here = s.waiting_admission.remove(&run_id).is_some();
-                if !asked_here && s.state.in_flight.iter().any(|r| r.run_id == run_id) {
-                    // Claimed by this job's actor before it crashed and was
-                    // restarted with the run in flight: this actor runs it.
-                    s.tokens.push(run_id, (CancellationToken::new(), None));
+                // A restarted actor that took the run's place over (see
+                // `take_over_admission`) ignores its message coming after.
+                if s.link.rt.admission.take_admitted(run_id) {
+                    s.admitted(&myself, run_id, tags);
                 }
-                if s.is_cancelled(run_id) {
-                    // Cancelled while waiting: give the place back at once.
-                    s.link.rt.admission.release(&tags);
-                    drop_unstarted(&myself, run_id);
-                } else {
-                    // The run starts now: its record's start and duration
-                    // leave out the wait (its lateness includes it).
-                    let now = s.now();
-                    if let Some(run) = s.state.in_flight.iter_mut().find(|r| r.run_id == run_id) {
-                        run.started = run.started.max(now);
-                    }
-                    s.spawn_run(&myself, run_id, Some(tags));
-                }
+            }
+            JobMsg::Adopt(ParkedRuns(runs)) => {
+                s.adopt(&myself, runs);
+                s.save_claims(&myself);
             }
             JobMsg::Crash => {
                 #[cfg(any(test, feature = "fault-injection"))]
@@ -998,7 +1059,12 @@ impl JobActorState {
             return;
         }
         if self.state.paused.is_some() || self.link.handler.is_none() {
-            self.skip(wait.scheduled, SkipReason::Paused, 1);
+            let (why, reason) = match self.state.paused {
+                Some(_) => ("job paused", SkipReason::Paused),
+                None => ("handler not registered", SkipReason::Orphaned),
+            };
+            self.retry_dropped(&wait, why);
+            self.skip(wait.scheduled, reason, 1);
             // Fires queued behind the retry are skipped too.
             self.start_queued(myself);
             return;
@@ -1011,6 +1077,15 @@ impl JobActorState {
             event: None,
         };
         self.claim_run(myself, fire);
+    }
+
+    /// Announces that the waiting retry `wait`, just taken, will never run.
+    fn retry_dropped(&self, wait: &RetryWait, reason: &str) {
+        self.publish(EventKind::RetryDropped {
+            scheduled: wait.scheduled,
+            attempt: wait.attempt,
+            reason: reason.into(),
+        });
     }
 
     fn complete(&mut self) {
@@ -1361,8 +1436,9 @@ impl JobActorState {
             OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(myself, fire)),
             OverlapDecision::ReplaceThenStart => {
                 self.cancel_all(myself, CancelReason::Replaced);
-                if self.state.retry_wait.take().is_some() {
+                if let Some(wait) = self.state.retry_wait.take() {
                     self.retry_generation += 1;
+                    self.retry_dropped(&wait, CancelReason::Replaced.text());
                     // The fire whose retry is dropped failed for good: it
                     // counts toward `pause_after_failures`, and a job that
                     // pauses itself so does not start this fire.
@@ -1575,7 +1651,7 @@ impl JobActorState {
                 {
                     rt.timer.starts().running();
                 }
-                return;
+                return None;
             };
             // One flat future: the context is stored once (it is not
             // passed down into nested futures), and what only a slow,
@@ -1602,7 +1678,7 @@ impl JobActorState {
                     match slot.abandon() {
                         crate::ahead::Abandoned::Due => rt.timer.starts().running(),
                         // The job forgot the run: nothing to report.
-                        crate::ahead::Abandoned::Withdrawn => return,
+                        crate::ahead::Abandoned::Withdrawn => return None,
                         crate::ahead::Abandoned::Waiting => {}
                     }
                     result = Some(RunResult::Dropped);
@@ -1682,11 +1758,15 @@ impl JobActorState {
                 rt.admission.release(&tags);
             }
             tracing::debug!(?result, "run ended");
-            let msg = JobMsg::RunFinished { run_id, result };
+            let msg = JobMsg::RunFinished {
+                run_id,
+                result: result.clone(),
+            };
             link.rt.timer.starts().finished(&link, msg);
+            Some(result)
         }
         .instrument(span);
-        tokio::spawn(task);
+        self.tokens.set_task(&run_id, tokio::spawn(task));
         if let Some(slot) = due_slot {
             // A prepared run: the timer service marks its slot come, unless
             // the run is withdrawn first (the slot decides which).
@@ -1743,6 +1823,93 @@ impl JobActorState {
         self.state.last_run = Some(record.clone());
         self.after_outcome(myself, &record);
         self.history.push(record);
+    }
+
+    /// Takes over the runs of the failed actor this one replaced: their
+    /// tokens (with why each was cancelled), the records it awaited, the
+    /// results of runs that ended as it failed, and their admission.
+    fn adopt(&mut self, myself: &ActorRef<JobMsg>, runs: Vec<crate::runtime::ParkedRun>) {
+        let mut admissions = Vec::new();
+        for run in runs {
+            // A run this actor holds a token of already started under it.
+            let held = self.tokens.get(&run.run_id).is_some();
+            if !held && self.state.in_flight.iter().any(|r| r.run_id == run.run_id) {
+                self.tokens.push(run.run_id, (run.token, run.cancelled));
+                if let Some(tags) = run.admission {
+                    admissions.push((run.run_id, tags));
+                }
+                if run.unrecorded {
+                    self.unrecorded.push(run.run_id);
+                }
+                if let Some(task) = run.task {
+                    // Its `RunFinished` may have died in the predecessor's
+                    // mailbox: its result is taken from the task too (a
+                    // second `RunFinished` of a run is ignored).
+                    let (link, run_id) = (self.link.clone(), run.run_id);
+                    tokio::spawn(async move {
+                        if let Ok(Some(result)) = task.await {
+                            crate::ahead::deliver(&link, JobMsg::RunFinished { run_id, result });
+                        }
+                    });
+                }
+            }
+        }
+        for (run_id, tags) in admissions {
+            self.take_over_admission(myself, run_id, tags);
+        }
+    }
+
+    /// A run waiting for admission was admitted: it starts, unless it was
+    /// cancelled meanwhile (then its place goes back at once).
+    fn admitted(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId, tags: Arc<[String]>) {
+        let asked_here = self.waiting_admission.remove(&run_id).is_some();
+        if !asked_here
+            && self.tokens.get(&run_id).is_none()
+            && self.state.in_flight.iter().any(|r| r.run_id == run_id)
+        {
+            // Claimed by this job's actor before it crashed and was
+            // restarted with the run in flight, and its token not
+            // taken over (see `OrphanTokens`): this actor runs it.
+            self.tokens.push(run_id, (CancellationToken::new(), None));
+        }
+        if self.is_cancelled(run_id) {
+            // Cancelled while waiting: give the place back at once.
+            self.link.rt.admission.release(&tags);
+            drop_unstarted(myself, run_id);
+        } else {
+            // The run starts now: its record's start and duration
+            // leave out the wait (its lateness includes it).
+            let now = self.now();
+            if let Some(run) = self.state.in_flight.iter_mut().find(|r| r.run_id == run_id) {
+                run.started = run.started.max(now);
+            }
+            self.spawn_run(myself, run_id, Some(tags));
+        }
+    }
+
+    /// A run the failed predecessor left waiting for admission: if it still
+    /// waits, it waits again for this actor; if it was admitted, its
+    /// `Admitted` died with the predecessor's mailbox (or comes later, and is
+    /// then ignored), and this actor starts it in the place taken for it.
+    fn take_over_admission(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        run_id: RunId,
+        tags: Arc<[String]>,
+    ) {
+        let admission = &self.link.rt.admission;
+        if admission.withdraw(run_id) {
+            if self.is_cancelled(run_id) {
+                drop_unstarted(myself, run_id);
+            } else if admission.admit_or_wait(run_id, tags.clone(), self.spec.priority, &self.link)
+            {
+                self.spawn_run(myself, run_id, Some(tags));
+            } else {
+                self.waiting_admission.insert(run_id, tags);
+            }
+        } else if admission.take_admitted(run_id) {
+            self.admitted(myself, run_id, tags);
+        }
     }
 
     /// Fire-level bookkeeping once a run ended: retry a failure while the

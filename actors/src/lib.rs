@@ -8,7 +8,7 @@
 //!   [`SystemClock`], [`ManualClock`] and [`MemoryStore`] as adapters.
 //! - Actors, one module each with its message enum: [`supervisor`],
 //!   [`job`], [`registry`]; plus the shared timer service.
-#![warn(missing_docs)] // deny once the schedule module lands
+#![deny(missing_docs)]
 #![warn(unreachable_pub)]
 
 pub mod schedule;

@@ -23,6 +23,7 @@
 //! can load: the jobs' history is kept in their outboxes.
 
 use crate::error::Error;
+use crate::event::EventKind;
 use crate::id::{JobId, RunId};
 use crate::job::JobMsg;
 use crate::kept::KeptHistory;
@@ -393,6 +394,8 @@ pub struct RegistryArgs {
     pub(crate) clock: Arc<dyn crate::clock::Clock>,
     pub(crate) histograms: Arc<Histograms>,
     pub(crate) updates: Arc<Updates>,
+    /// Where the runs a give-up interrupts are announced (see `MarkFailed`).
+    pub(crate) events: crate::event::EventBus,
 }
 
 /// The most failed runs remembered for `retry_run` without a store scan.
@@ -645,6 +648,9 @@ pub struct RegistryState {
     cadence_armed: bool,
     flush_interval: Duration,
     histograms: Arc<Histograms>,
+    /// The event bus: `MarkFailed` announces the runs it records as
+    /// interrupted, then the give-up.
+    events: crate::event::EventBus,
     /// Recent runs that can be retried by hand, oldest first.
     retryable: VecDeque<(RunId, JobId)>,
     /// When the oldest update not yet committed reached the registry.
@@ -704,6 +710,7 @@ impl Actor for RegistryActor {
             cadence_armed: false,
             flush_interval: args.flush_interval,
             histograms: args.histograms,
+            events: args.events,
             retryable: VecDeque::new(),
             oldest_pending: None,
             stats: StoreCounters {
@@ -1005,7 +1012,7 @@ impl RegistryState {
                     // actor to reach).
                     let interrupted: Vec<RunRecord> = {
                         let mut slot = outbox.lock();
-                        slot.state.failed = Some(reason);
+                        slot.state.failed = Some(reason.clone());
                         let runs = std::mem::take(&mut slot.state.in_flight);
                         let records: Vec<RunRecord> = runs
                             .into_iter()
@@ -1034,6 +1041,20 @@ impl RegistryState {
                         }
                         records
                     };
+                    // Announced as a crash's are at restart, before the
+                    // give-up: a subscriber sees every started run end.
+                    for record in &interrupted {
+                        let run_id = record.run_id;
+                        let kind = match &record.outcome {
+                            Outcome::Cancelled(reason) => EventKind::Cancelled {
+                                run_id,
+                                reason: reason.clone(),
+                            },
+                            _ => EventKind::Interrupted { run_id },
+                        };
+                        self.events.publish(&id, at, kind);
+                    }
+                    self.events.publish(&id, at, EventKind::GaveUp { reason });
                     if !interrupted.is_empty() {
                         let mut slot = self.private_store().then(|| outbox.lock());
                         append_history(
@@ -1050,7 +1071,11 @@ impl RegistryState {
                     }
                     Ack::None
                 }
-                None => return None, // removed meanwhile: nothing to mark
+                None => {
+                    // Removed meanwhile: nothing to mark.
+                    self.events.publish(&id, at, EventKind::GaveUp { reason });
+                    return None;
+                }
             },
             other => return Some(other),
         };

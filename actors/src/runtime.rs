@@ -110,30 +110,92 @@ pub(crate) struct Runtime {
     pub(crate) orphan_tokens: OrphanTokens,
 }
 
-/// Cancellation tokens of runs whose job actor failed (see
+/// The runs of job actors that failed, by job (see
 /// `Runtime::orphan_tokens`).
 #[derive(Debug, Default)]
-pub(crate) struct OrphanTokens(
-    std::sync::Mutex<std::collections::HashMap<crate::id::JobId, Vec<(RunId, CancellationToken)>>>,
-);
+pub(crate) struct OrphanTokens(std::sync::Mutex<Orphans>);
+
+#[derive(Debug, Default)]
+struct Orphans {
+    parked: std::collections::HashMap<crate::id::JobId, Vec<ParkedRun>>,
+    /// Successors that started before their predecessor's runs were
+    /// parked (see [`OrphanTokens::await_parked`]).
+    awaiting: std::collections::HashMap<crate::id::JobId, ActorRef<crate::job::JobMsg>>,
+}
+
+/// A run of a failed job actor, kept for its successor.
+#[derive(Debug)]
+pub(crate) struct ParkedRun {
+    pub(crate) run_id: RunId,
+    /// The run's cancellation token: its task holds a clone.
+    pub(crate) token: CancellationToken,
+    /// Why it was cancelled, if it was: its end is recorded so.
+    pub(crate) cancelled: Option<String>,
+    /// Claimed, its record not yet known durable: the `Recorded` that
+    /// starts it went to the failed actor, so the successor asks again.
+    pub(crate) unrecorded: bool,
+    /// Waiting for admission, with the tags it asked with: the `Admitted`
+    /// that starts it may have died with the failed actor's mailbox.
+    pub(crate) admission: Option<std::sync::Arc<[String]>>,
+    /// The run's task, once started: its result, if the failed actor never
+    /// read it.
+    pub(crate) task: Option<crate::job::RunTask>,
+}
 
 impl OrphanTokens {
-    /// Keeps the tokens of a failed actor's runs for its successor.
-    pub(crate) fn park(&self, id: &crate::id::JobId, tokens: Vec<(RunId, CancellationToken)>) {
-        self.lock().entry(id.clone()).or_default().extend(tokens);
+    /// Keeps a failed actor's runs for its successor, or sends them to it if
+    /// it started first.
+    pub(crate) fn park(&self, id: &crate::id::JobId, runs: Vec<ParkedRun>) {
+        let successor = {
+            let mut o = self.lock();
+            match o.awaiting.remove(id) {
+                Some(successor) => successor,
+                None => {
+                    o.parked.entry(id.clone()).or_default().extend(runs);
+                    return;
+                }
+            }
+        };
+        let msg = crate::job::JobMsg::Adopt(crate::job::ParkedRuns(runs));
+        if let Err(ractor::MessagingErr::SendErr(crate::job::JobMsg::Adopt(
+            crate::job::ParkedRuns(runs),
+        ))) = successor.cast(msg)
+        {
+            // That successor is gone too: the runs wait for the next one.
+            self.lock()
+                .parked
+                .entry(id.clone())
+                .or_default()
+                .extend(runs);
+        }
     }
 
-    /// Takes the tokens parked for a job.
-    pub(crate) fn take(&self, id: &crate::id::JobId) -> Vec<(RunId, CancellationToken)> {
-        self.lock().remove(id).unwrap_or_default()
+    /// Takes the runs parked for a job.
+    pub(crate) fn take(&self, id: &crate::id::JobId) -> Vec<ParkedRun> {
+        self.lock().parked.remove(id).unwrap_or_default()
     }
 
-    fn lock(
+    /// For a successor that found runs in flight without their tokens: the
+    /// supervisor learns of a failure before the failed actor's state is
+    /// dropped (ractor reports the failure first), so the runs may be parked
+    /// after the successor started. Returns them if they were parked
+    /// meanwhile; else they go to `successor` as `JobMsg::Adopt` when they are.
+    pub(crate) fn await_parked(
         &self,
-    ) -> std::sync::MutexGuard<
-        '_,
-        std::collections::HashMap<crate::id::JobId, Vec<(RunId, CancellationToken)>>,
-    > {
+        id: &crate::id::JobId,
+        successor: &ActorRef<crate::job::JobMsg>,
+    ) -> Vec<ParkedRun> {
+        let mut o = self.lock();
+        match o.parked.remove(id) {
+            Some(runs) => runs,
+            None => {
+                o.awaiting.insert(id.clone(), successor.clone());
+                Vec::new()
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Orphans> {
         // The map stays consistent if a holder panicked.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }

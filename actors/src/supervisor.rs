@@ -1113,22 +1113,28 @@ impl SupervisorState {
     }
 
     /// Gives up on a job that has no actor: marked failed in the registry
-    /// (status shows it; upsert revives it, remove removes it).
+    /// (status shows it; upsert revives it, remove removes it), which
+    /// publishes `Interrupted` for its runs in flight, then `GaveUp`.
     fn give_up(&mut self, id: &JobId, reason: String) {
         // Its runs still going are recorded as interrupted: they stop.
-        for (_, token) in self.rt.orphan_tokens.take(id) {
-            token.cancel();
+        for run in self.rt.orphan_tokens.take(id) {
+            run.token.cancel();
+            // A run waiting for admission stops waiting; one admitted whose
+            // message no actor will read gives its place back.
+            if let Some(tags) = run.admission {
+                let admission = &self.rt.admission;
+                if !admission.withdraw(run.run_id) && admission.take_admitted(run.run_id) {
+                    admission.release(&tags);
+                }
+            }
         }
         self.rt.updates.push(RegistryMsg::MarkFailed {
             id: id.clone(),
-            reason: reason.clone(),
+            reason,
             at: self.rt.clock.now(),
         });
         self.unlisten(id);
         self.failed.insert(id.clone());
-        self.rt
-            .events
-            .publish(id, self.rt.clock.now(), EventKind::GaveUp { reason });
     }
 
     /// Respawns a failed job actor from the registry's latest state, within

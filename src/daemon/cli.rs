@@ -485,7 +485,8 @@ fn data_str<'a>(e: &'a EventView, key: &str) -> &'a str {
 /// `cronactor follow ID [--until-done]`: follows one job's events, with a
 /// progress bar (on a terminal) fed by the run's progress reports and its
 /// log lines printed above it. With `until_done` it returns after the next
-/// run that ends for good: success, or failure with no retry left.
+/// run that ends for good: success, failure with no retry left, or a
+/// failure whose waiting retry is dropped (`retry_dropped`).
 ///
 /// # Errors
 /// [`CliError::Client`]; [`CliError::RunFailed`] when `until_done` and the
@@ -582,12 +583,13 @@ pub fn follow(client: &Client, id: &str, until_done: bool, json: bool) -> Result
                     return Ok(());
                 }
             }
-            "failed" | "timed_out" | "cancelled" => {
+            "failed" | "timed_out" | "cancelled" | "interrupted" => {
                 bar.disable_steady_tick();
                 bar.abandon();
                 let why = match e.kind.as_str() {
                     "failed" => data_str(&e, "error").to_owned(),
                     "cancelled" => data_str(&e, "reason").to_owned(),
+                    "interrupted" => "the job was given up on".to_owned(),
                     _ => "timed out".to_owned(),
                 };
                 if !json {
@@ -608,6 +610,21 @@ pub fn follow(client: &Client, id: &str, until_done: bool, json: bool) -> Result
                         e.data.get("attempt").and_then(|a| a.as_u64()).unwrap_or(0),
                         data_str(&e, "at")
                     ));
+                }
+            }
+            "retry_dropped" => {
+                // The retry a failed run was waiting for will not run: that
+                // run's fire ended for good.
+                let line = format!(
+                    "retry: attempt {} dropped: {}",
+                    e.data.get("attempt").and_then(|a| a.as_u64()).unwrap_or(0),
+                    data_str(&e, "reason")
+                );
+                if !json {
+                    say(line.clone());
+                }
+                if until_done {
+                    return Err(CliError::RunFailed(line));
                 }
             }
             "removed" => {

@@ -116,7 +116,13 @@ pub(crate) async fn show_job(
     PathParam(id): PathParam,
 ) -> ApiResult<Json<JobDetail>> {
     let status = st.scheduler.status(&id).await?;
-    let next = st.scheduler.preview(&id, st.config.preview_fires).await?;
+    let next = match st.scheduler.preview(&id, st.config.preview_fires).await {
+        Ok(next) => next,
+        // A failed job (given up on) has no actor to plan its fires: it
+        // fires no more until an upsert revives it.
+        Err(crate::Error::InvalidState { state, .. }) if state == "failed" => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
     let runs = st.scheduler.history(&id, st.config.recent_runs).await?;
     Ok(Json(JobDetail {
         job: JobView::from(&status),

@@ -106,6 +106,12 @@ impl Prom {
             EventKind::Failed { run_id, .. } => (run_id, "failed"),
             EventKind::Cancelled { run_id, .. } => (run_id, "cancelled"),
             EventKind::TimedOut { run_id } => (run_id, "timed_out"),
+            EventKind::Interrupted { run_id } => {
+                // Not a duration `Metrics::duration` measures either; its
+                // start is forgotten.
+                starts.remove(run_id);
+                return;
+            }
             _ => return,
         };
         if let Some(started) = starts.remove(run_id) {
@@ -224,6 +230,22 @@ mod tests {
                 attempt: 1,
             },
         }
+    }
+
+    #[test]
+    fn an_interrupted_run_records_no_duration_and_is_forgotten() {
+        let prom = Prom::new();
+        let start = started(Trigger::Schedule);
+        let EventKind::Started { run_id, .. } = start.kind else {
+            unreachable!("a start")
+        };
+        prom.observe(&start);
+        prom.observe(&Event {
+            kind: EventKind::Interrupted { run_id },
+            ..start
+        });
+        assert!(prom.starts.lock().expect("starts").is_empty());
+        assert!(!prom.handle.render().contains(DURATION));
     }
 
     #[test]

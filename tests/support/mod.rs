@@ -113,6 +113,7 @@ pub fn kinds(events: &[Event]) -> Vec<&'static str> {
             EventKind::RetryScheduled { .. } => "retry",
             EventKind::TimedOut { .. } => "timed-out",
             EventKind::RetriesExhausted { .. } => "exhausted",
+            EventKind::RetryDropped { .. } => "retry-dropped",
             EventKind::AutoPaused { .. } => "auto-paused",
             EventKind::GaveUp { .. } => "gave-up",
             EventKind::Progress { .. } => "progress",

@@ -40,6 +40,6 @@ pub use cronactor_actors::{
     OverlapPolicy, Percentiles, QuarantinedRecord, QueuedFire, Received, RetryPolicy, RetryWait,
     RunId, RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason,
     SnapshotStore, StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
-    MAX_PREVIEW,
+    MAX_BACKFILL, MAX_PREVIEW,
 };
 pub use scheduler::Scheduler;

@@ -177,6 +177,71 @@ impl Scheduler {
         self.call(|r| SupervisorMsg::Trigger(id, r)).await
     }
 
+    /// Runs the job's schedule slots in `(from, to]` now, as Temporal's
+    /// backfill does: each slot is a run with [`Trigger::Backfill`](crate::Trigger::Backfill) and the
+    /// slot as its `scheduled`, queued oldest first behind the runs in flight,
+    /// one at a time, whatever the overlap policy. Returns how many slots
+    /// were queued, once they are durable (the queue is stored: a restart
+    /// runs the rest). The schedule's bounds and exclusions apply; its
+    /// `max_fires` and misfire policy do not, and backfilled runs are not
+    /// slots of the job (`counters.fires`) nor counted in lateness.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use chrono::{Duration, DurationRound, Utc};
+    /// use cronactor::{EventKind, JobContext, JobSpec, Received, ScheduleSpec, Scheduler, Trigger};
+    ///
+    /// let scheduler = Scheduler::builder()
+    ///     .handler("rollup", |ctx: JobContext| async move {
+    ///         println!("rolling up the hour of {}", ctx.scheduled);
+    ///         Ok::<(), std::io::Error>(())
+    ///     })
+    ///     .in_memory()
+    ///     .start()
+    ///     .await?;
+    /// let spec = JobSpec::builder("hourly-rollup", ScheduleSpec::cron("0 0 * * * *"), "rollup").build()?;
+    /// scheduler.add(spec).await?;
+    ///
+    /// // The last three hours, which the job missed before it existed.
+    /// let hour = Utc::now().duration_trunc(Duration::hours(1))?;
+    /// let mut events = scheduler.subscribe();
+    /// let queued = scheduler.backfill("hourly-rollup", hour - Duration::hours(3), hour).await?;
+    /// assert_eq!(queued, 3);
+    /// let mut ended = 0;
+    /// while ended < 3 {
+    ///     if let Some(Received::Event(e)) = events.recv().await {
+    ///         ended += usize::from(matches!(e.kind, EventKind::Succeeded { .. }));
+    ///     }
+    /// }
+    /// let runs = scheduler.history("hourly-rollup", 10).await?;
+    /// assert!(runs.iter().all(|r| r.trigger == Trigger::Backfill));
+    /// assert_eq!(runs.last().map(|r| r.scheduled), Some(hour - Duration::hours(2)));
+    /// scheduler.shutdown(std::time::Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidBackfill`] for an empty range or one with more than
+    /// [`MAX_BACKFILL`](crate::MAX_BACKFILL) slots; [`Error::InvalidState`]
+    /// for a paused, orphaned or failed job; [`Error::UnknownJob`].
+    pub async fn backfill(
+        &self,
+        id: impl AsRef<str>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, Error> {
+        let id = job_id(id)?;
+        self.call(|reply| SupervisorMsg::Backfill {
+            id,
+            from,
+            to,
+            reply,
+        })
+        .await
+    }
+
     /// Cancels a job's runs in flight through their tokens (and drops a
     /// retry waiting for its delay); they end as cancelled and are not
     /// retried. Returns the runs cancelled: empty when nothing ran (a no-op).

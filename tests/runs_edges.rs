@@ -753,3 +753,41 @@ async fn a_retry_coming_due_while_paused_is_skipped_and_not_resumed() {
     assert_eq!(st.counters.skipped.paused, 1);
     assert_eq!(st.consecutive_failures, 0);
 }
+
+/// The backfilled slots are in the stored queue: a restart runs the ones
+/// that had not run (the one in flight at the crash is interrupted and
+/// retried, as any run).
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_backfill_goes_on_after_a_restart() {
+    use cronactor::{SnapshotStore, Trigger};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 * * * *"), "slow")
+        .build()
+        .expect("spec");
+    let s = on_store(&store, &clock, &count, spec).await;
+    let from = "2026-01-04T20:00:00Z".parse().expect("instant");
+    let to = "2026-01-04T23:00:00Z".parse().expect("instant");
+    assert_eq!(s.backfill("j", from, to).await.expect("backfill"), 3);
+    run_for_secs(1.0).await;
+    s.kill().await;
+    let (s, count) = restart_later(store).await;
+    run_for_secs(60.0).await;
+    assert_eq!(
+        count.get(),
+        3,
+        "the interrupted run's retry, then the other two"
+    );
+    let h = s.history("j", 10).await.expect("history");
+    let runs: Vec<_> = h.iter().rev().map(|r| (r.trigger, &r.outcome)).collect();
+    assert_eq!(
+        runs,
+        [
+            (Trigger::Backfill, &Outcome::Interrupted),
+            (Trigger::Recovery, &Outcome::Succeeded),
+            (Trigger::Backfill, &Outcome::Succeeded),
+            (Trigger::Backfill, &Outcome::Succeeded),
+        ]
+    );
+}

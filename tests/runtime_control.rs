@@ -392,3 +392,156 @@ async fn the_store_is_loaded_off_the_runtime_thread() {
     run_for_secs(1.5).await;
     assert_eq!(count.get(), 1);
 }
+
+// --- Backfill.
+
+fn instant(s: &str) -> chrono::DateTime<chrono::Utc> {
+    s.parse().expect("test instants are RFC 3339")
+}
+
+/// The slots of `(from, to]` run one after another, oldest first, as
+/// backfill runs: they are not slots of the job, nor counted in lateness.
+#[tokio::test(start_paused = true)]
+async fn backfill_runs_the_past_slots_one_at_a_time_oldest_first() {
+    use cronactor::{Outcome, Trigger};
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("rollup", ScheduleSpec::cron("0 0 * * * *"), "slow")
+        .overlap(OverlapPolicy::Concurrent { max: None })
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    // START is 2026-01-05T00:00:00Z: the three hours before 23:00.
+    let queued = s
+        .backfill(
+            "rollup",
+            instant("2026-01-04T20:00:00Z"),
+            instant("2026-01-04T23:00:00Z"),
+        )
+        .await
+        .expect("backfill");
+    assert_eq!(queued, 3);
+    // One at a time, even under `Concurrent`: the slow handler takes 2.5 s.
+    run_for_secs(1.0).await;
+    let st = s.status("rollup").await.expect("status");
+    assert_eq!((st.runs_in_flight, st.queued), (1, 2));
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 3);
+    let st = s.status("rollup").await.expect("status");
+    assert_eq!((st.runs_in_flight, st.queued), (0, 0));
+    assert_eq!(
+        st.counters.fires, 0,
+        "backfilled runs are not the job's slots"
+    );
+    assert_eq!((st.counters.runs, st.counters.succeeded), (3, 3));
+    let history = s.history("rollup", 10).await.expect("history");
+    let runs: Vec<_> = history
+        .iter()
+        .rev()
+        .map(|r| (r.scheduled, r.trigger, r.outcome.clone()))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (
+                instant("2026-01-04T21:00:00Z"),
+                Trigger::Backfill,
+                Outcome::Succeeded
+            ),
+            (
+                instant("2026-01-04T22:00:00Z"),
+                Trigger::Backfill,
+                Outcome::Succeeded
+            ),
+            (
+                instant("2026-01-04T23:00:00Z"),
+                Trigger::Backfill,
+                Outcome::Succeeded
+            ),
+        ]
+    );
+    let metrics = s.metrics().await.expect("metrics");
+    assert_eq!(
+        metrics.lateness.count, 0,
+        "a backfilled slot is late by design"
+    );
+}
+
+/// The schedule's exclusions and bounds apply to a backfill.
+#[tokio::test(start_paused = true)]
+async fn backfill_skips_excluded_times() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    // Weekdays at 09:00: the weekend of 2026-01-03 and 2026-01-04 is not in it.
+    let schedule = ScheduleSpec::cron("0 0 9 * * *").exclude("* * * * * Sat,Sun");
+    let spec = JobSpec::builder("daily", schedule, "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let queued = s
+        .backfill(
+            "daily",
+            instant("2025-12-31T00:00:00Z"),
+            instant("2026-01-05T00:00:00Z"),
+        )
+        .await
+        .expect("backfill");
+    assert_eq!(queued, 3, "Dec 31, Jan 1 and Jan 2");
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bad_backfill_is_refused_with_its_own_error() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("secondly", 1, "count")).await.expect("add");
+    let t = instant("2026-01-04T00:00:00Z");
+    // An empty range.
+    match s.backfill("secondly", t, t).await {
+        Err(Error::InvalidBackfill(why)) => assert!(why.contains("empty"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Three hours of a job every second: more than MAX_BACKFILL slots.
+    match s
+        .backfill("secondly", t, t + chrono::Duration::hours(3))
+        .await
+    {
+        Err(Error::InvalidBackfill(why)) => assert!(why.contains("10000"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // Exactly MAX_BACKFILL slots are taken.
+    let max = cronactor::MAX_BACKFILL as i64;
+    assert_eq!(
+        s.backfill("secondly", t, t + chrono::Duration::seconds(max))
+            .await
+            .expect("backfill"),
+        cronactor::MAX_BACKFILL
+    );
+    s.pause("secondly", None).await.expect("pause");
+    assert!(matches!(
+        s.backfill("secondly", t, t + chrono::Duration::seconds(5))
+            .await,
+        Err(Error::InvalidState {
+            action: "backfill",
+            ..
+        })
+    ));
+    assert!(matches!(
+        s.backfill("nope", t, t + chrono::Duration::seconds(5))
+            .await,
+        Err(Error::UnknownJob(_))
+    ));
+    // A range with no slot queues nothing.
+    s.add(every("hourly", 3600, "count")).await.expect("add");
+    assert_eq!(
+        s.backfill(
+            "hourly",
+            t + chrono::Duration::seconds(1),
+            t + chrono::Duration::seconds(5)
+        )
+        .await
+        .expect("backfill"),
+        0
+    );
+}

@@ -74,6 +74,12 @@ pub enum Error {
         /// The state it is in.
         state: String,
     },
+    /// A `backfill` request's range is empty or holds too many slots.
+    #[error("invalid backfill: {0}")]
+    InvalidBackfill(
+        /// What is wrong, with the range.
+        String,
+    ),
     /// The scheduler has shut down (or is shutting down).
     #[error("the scheduler is shut down")]
     ShutDown,

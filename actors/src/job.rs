@@ -118,6 +118,15 @@ pub enum JobMsg {
     },
     /// Cancel the runs in flight, delete the job and stop.
     Remove(RpcReplyPort<Result<(), Error>>),
+    /// Queue the schedule's slots in `(from, to]` (see `Scheduler::backfill`).
+    Backfill {
+        /// The range's start (excluded).
+        from: DateTime<Utc>,
+        /// The range's end (included).
+        to: DateTime<Utc>,
+        /// How many slots were queued, once durable.
+        reply: RpcReplyPort<Result<usize, Error>>,
+    },
     /// The next `n` fires (at most [`MAX_PREVIEW`]).
     Preview {
         /// How many.
@@ -182,6 +191,7 @@ impl JobMsg {
         match self {
             JobMsg::Pause { .. }
             | JobMsg::Trigger(_)
+            | JobMsg::Backfill { .. }
             | JobMsg::Event { .. }
             | JobMsg::Cancel(_)
             | JobMsg::RetryRun { .. }
@@ -224,6 +234,9 @@ fn slow_park(id: &str) {
 
 /// The most fires a job lists in one preview (`Scheduler::preview`).
 pub const MAX_PREVIEW: usize = 10_000;
+
+/// The most slots one backfill request queues (`Scheduler::backfill`).
+pub const MAX_BACKFILL: usize = 10_000;
 
 /// What `trigger` did.
 ///
@@ -658,6 +671,13 @@ impl Actor for JobActor {
                     s.arm(&myself);
                     s.save(Ack::Reply(reply));
                 }
+            }
+            JobMsg::Backfill { from, to, reply } => {
+                let outcome = s.backfill(&myself, from, to);
+                if outcome.is_ok() {
+                    s.save_claims(&myself);
+                }
+                s.answer_when_durable(reply, outcome);
             }
             JobMsg::Trigger(reply) => {
                 let outcome = s.fire_now(&myself, Trigger::Manual, None);
@@ -1491,6 +1511,53 @@ impl JobActorState {
         let mut fire = Pending::new(now, trigger);
         fire.event = event;
         Ok(self.overlap_fire(myself, fire))
+    }
+
+    /// Queues the schedule's slots in `(from, to]` as backfilled fires,
+    /// oldest first, behind the runs in flight and the fires already queued,
+    /// whatever the overlap policy (Temporal's buffer-all for backfills).
+    /// They are stored with the queue, so a restart runs the rest.
+    fn backfill(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<usize, Error> {
+        if self.link.handler.is_none() || self.state.failed.is_some() || self.state.paused.is_some()
+        {
+            return Err(self.invalid_state("backfill"));
+        }
+        let range = || format!("({}, {}]", from.to_rfc3339(), to.to_rfc3339());
+        if from >= to {
+            return Err(Error::InvalidBackfill(format!(
+                "the range {} is empty: from must be before to",
+                range()
+            )));
+        }
+        let mut slots = Vec::new();
+        let mut cursor = from;
+        while let Some(slot) = self.schedule.next_after(cursor).filter(|s| *s <= to) {
+            if slots.len() == MAX_BACKFILL {
+                return Err(Error::InvalidBackfill(format!(
+                    "the range {} holds more than {MAX_BACKFILL} slots: split it",
+                    range()
+                )));
+            }
+            slots.push(slot);
+            cursor = slot;
+        }
+        for &slot in &slots {
+            self.publish(EventKind::Fired {
+                scheduled: slot,
+                trigger: Trigger::Backfill,
+            });
+            self.state
+                .queue
+                .push_back(Pending::new(slot, Trigger::Backfill));
+            self.publish(EventKind::Queued { scheduled: slot });
+        }
+        self.start_queued(myself);
+        Ok(slots.len())
     }
 
     /// Records a run as in flight; it starts once its record is durable (at

@@ -41,7 +41,7 @@ pub use error::Error;
 pub use event::{Event, EventBus, EventKind, EventStream, Received};
 pub use handler::{Handler, HandlerError, Handlers, JobContext};
 pub use id::{InvalidJobId, JobId, RunId, MAX_JOB_ID_LEN};
-pub use job::{JobMsg, TriggerOutcome, MAX_PREVIEW};
+pub use job::{JobMsg, TriggerOutcome, MAX_BACKFILL, MAX_PREVIEW};
 pub use metrics::{Metrics, Percentiles, StoreStats};
 pub use policy::{Backoff, InterruptedPolicy, MisfirePolicy, OverlapPolicy, RetryPolicy};
 pub use runtime::{RuntimeConfig, DEFAULT_FIRE_AHEAD, MAX_EVENT_CAPACITY};

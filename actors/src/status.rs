@@ -24,6 +24,8 @@ pub enum Trigger {
     ManualRetry,
     /// A named event the job listens to (see `Scheduler::emit`).
     Event,
+    /// A past slot run by a `backfill` request.
+    Backfill,
 }
 
 /// Why a fire did not run.

@@ -134,6 +134,17 @@ pub enum SupervisorMsg {
     },
     /// Fire a job now, through its overlap policy.
     Trigger(JobId, RpcReplyPort<Result<TriggerOutcome, Error>>),
+    /// Run a job's schedule slots in `(from, to]` now, one after another.
+    Backfill {
+        /// The job.
+        id: JobId,
+        /// The range's start (excluded).
+        from: chrono::DateTime<chrono::Utc>,
+        /// The range's end (included).
+        to: chrono::DateTime<chrono::Utc>,
+        /// How many slots were queued.
+        reply: RpcReplyPort<Result<usize, Error>>,
+    },
     /// Cancel a job's runs in flight (a no-op answering an empty list when
     /// nothing runs).
     Cancel(JobId, RpcReplyPort<Result<Vec<RunId>, Error>>),
@@ -447,6 +458,17 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Trigger(id, reply) => {
                 s.deliver(&myself, id, JobMsg::Trigger(reply), Some("trigger"))
             }
+            SupervisorMsg::Backfill {
+                id,
+                from,
+                to,
+                reply,
+            } => s.deliver(
+                &myself,
+                id,
+                JobMsg::Backfill { from, to, reply },
+                Some("backfill"),
+            ),
             SupervisorMsg::Cancel(id, reply) => {
                 s.deliver(&myself, id, JobMsg::Cancel(reply), Some("cancel"))
             }
@@ -1324,6 +1346,7 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
         SupervisorMsg::Upsert(_, r) => drop(r.send(e())),
         SupervisorMsg::Trigger(_, r) | SupervisorMsg::RetryRun(_, r) => drop(r.send(e())),
         SupervisorMsg::Cancel(_, r) => drop(r.send(e())),
+        SupervisorMsg::Backfill { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::Emit { reply, .. } => drop(reply.send(e())),
         // No answer at all: a caller's `call` fails as for a stopped
         // supervisor (`ShutDown`), instead of reading empty metrics or an
@@ -1355,6 +1378,7 @@ fn reject_job_msg(msg: JobMsg, err: Error) {
             drop(reply.send(Err(err)))
         }
         JobMsg::Cancel(reply) => drop(reply.send(Err(err))),
+        JobMsg::Backfill { reply, .. } => drop(reply.send(Err(err))),
         JobMsg::Preview { reply, .. } => drop(reply.send(Err(err))),
         _ => {}
     }

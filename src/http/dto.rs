@@ -235,7 +235,7 @@ pub struct RunView {
     /// The attempt number, from 1.
     pub attempt: u32,
     /// What started it: `schedule`, `manual`, `catch_up`, `recovery`,
-    /// `retry`, `manual_retry` or `event`.
+    /// `retry`, `manual_retry`, `event` or `backfill`.
     pub trigger: String,
     /// How it ended: `succeeded`, `failed`, `cancelled`, `interrupted` or
     /// `timed_out`.

@@ -143,6 +143,12 @@ impl From<Error> for Problem {
             Error::UnknownRun(_) => {
                 Self::new(StatusCode::NOT_FOUND, "unknown-run", "No such run", detail)
             }
+            Error::InvalidBackfill(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+                detail,
+            ),
             Error::InvalidState { id, .. } => Self::new(
                 StatusCode::CONFLICT,
                 "invalid-state",

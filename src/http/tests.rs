@@ -248,6 +248,7 @@ fn every_error_maps_to_a_status() {
             None,
         ),
         (Error::ShutDown, 503, None),
+        (Error::InvalidBackfill("empty".into()), 400, None),
         (Error::Timeout(Duration::from_secs(1)), 503, None),
         (Error::Store("disk".into()), 500, None),
     ];

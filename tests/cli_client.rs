@@ -193,10 +193,46 @@ async fn jobs_list_show_pause_resume_trigger_history_with_exit_codes() {
     );
     assert!(out.contains("1 runs, 1 succeeded"), "{out}");
 
+    // Backfill the job's (yearly) slot of 2025: one run, then refusals.
+    let (code, out, err) = s
+        .run(&[
+            "backfill",
+            "nightly",
+            "--from",
+            "2024-12-31T00:00:00Z",
+            "--to",
+            "2025-12-31T00:00:00Z",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nightly: 1 slot(s) queued"), "{out}");
+    let (code, _, err) = s
+        .run(&[
+            "backfill",
+            "nightly",
+            "--from",
+            "2025-01-01T00:00:00Z",
+            "--to",
+            "2025-01-01T00:00:00Z",
+        ])
+        .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("empty"), "{err}");
+    let (code, _, err) = s.run(&["backfill", "nightly", "--from", "yesterday"]).await;
+    assert_ne!(code, 0, "{err}");
+
     for args in [
         vec!["jobs", "show", "ghost"],
         vec!["pause", "ghost"],
         vec!["trigger", "ghost"],
+        vec![
+            "backfill",
+            "ghost",
+            "--from",
+            "2025-01-01T00:00:00Z",
+            "--to",
+            "2025-02-01T00:00:00Z",
+        ],
         vec!["history", "ghost"],
         vec!["cancel", "ghost"],
     ] {

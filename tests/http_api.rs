@@ -973,3 +973,67 @@ async fn a_failed_job_is_shown_with_its_failure_and_no_next_fires() {
     assert_eq!(body["next_fires"], json!([]), "{body}");
     api.stop().await;
 }
+
+#[tokio::test]
+async fn backfill_queues_the_past_slots_and_refuses_a_bad_range() {
+    let api = Api::start().await;
+    let a = api.addr;
+    // A job at the top of every hour: the three hours before the last one.
+    let r = post_json(
+        a,
+        "/jobs",
+        &json!({ "id": "rollup", "cron": "0 0 * * * *", "handler": "noop" }),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let hour = chrono::Utc::now().timestamp() / 3600 * 3600;
+    let at = |h: i64| {
+        chrono::DateTime::from_timestamp(hour - h * 3600, 0)
+            .expect("instant")
+            .to_rfc3339()
+    };
+    let mut events = api.scheduler.subscribe();
+    let r = post_json(
+        a,
+        "/jobs/rollup/backfill",
+        &json!({ "from": at(4), "to": at(1) }),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json(), json!({ "job_id": "rollup", "queued": 3 }));
+    for _ in 0..3 {
+        wait_event(&mut events, "rollup", |k| {
+            matches!(k, EventKind::Succeeded { .. })
+        })
+        .await;
+    }
+    let history = get(a, "/jobs/rollup/history").await.json();
+    let runs = history.as_array().expect("runs");
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r["trigger"] == "backfill"), "{history}");
+    // An empty range, an unknown field, a paused job.
+    let r = post_json(
+        a,
+        "/jobs/rollup/backfill",
+        &json!({ "from": at(1), "to": at(1) }),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["type"], "urn:cronactor:problem:invalid-request");
+    let r = post_json(
+        a,
+        "/jobs/rollup/backfill",
+        &json!({ "from": at(4), "to": at(1), "until": at(0) }),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(post(a, "/jobs/rollup/pause").await.status, 200);
+    let r = post_json(
+        a,
+        "/jobs/rollup/backfill",
+        &json!({ "from": at(4), "to": at(1) }),
+    )
+    .await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    api.stop().await;
+}

@@ -93,6 +93,17 @@ enum Command {
         /// The job id.
         id: String,
     },
+    /// Run a job's schedule slots in a past range now, one after another.
+    Backfill {
+        /// The job id.
+        id: String,
+        /// The range's start, excluded (RFC 3339).
+        #[arg(long)]
+        from: DateTime<Utc>,
+        /// The range's end, included (RFC 3339).
+        #[arg(long)]
+        to: DateTime<Utc>,
+    },
     /// Cancel a job's running runs.
     Cancel {
         /// The job id.
@@ -201,6 +212,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             cli::pause_or_resume(&client()?, &id, note.as_deref(), false, json)
         }
         Command::Trigger { id } => cli::trigger(&client()?, &id, json),
+        Command::Backfill { id, from, to } => cli::backfill(&client()?, &id, from, to, json),
         Command::Cancel { id } => cli::cancel(&client()?, &id, json),
         Command::History { id, limit } => cli::history(&client()?, &id, limit, json),
         Command::Emit { name, payload } => cli::emit(&client()?, &name, payload.as_deref(), json),

@@ -354,6 +354,26 @@ pub fn trigger(client: &Client, id: &str, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `cronactor backfill ID --from T --to T`.
+///
+/// # Errors
+/// [`CliError::Client`].
+pub fn backfill(
+    client: &Client,
+    id: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    json: bool,
+) -> Result<(), CliError> {
+    let b = client.backfill(id, from, to)?;
+    if json {
+        print_json(&b);
+    } else {
+        println!("{id}: {} slot(s) queued", b.queued);
+    }
+    Ok(())
+}
+
 /// `cronactor cancel ID`.
 ///
 /// # Errors

@@ -304,6 +304,21 @@ impl Client {
         self.post(&format!("/jobs/{}/trigger", segment(id)), None)
     }
 
+    /// `POST /jobs/{id}/backfill`: runs the job's schedule slots in
+    /// `(from, to]` now, one after another.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn backfill(
+        &self,
+        id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> Result<super::dto::BackfillView, ClientError> {
+        let body = serde_json::json!({ "from": from, "to": to });
+        self.post(&format!("/jobs/{}/backfill", segment(id)), Some(&body))
+    }
+
     /// `POST /jobs/{id}/cancel`.
     ///
     /// # Errors

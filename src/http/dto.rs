@@ -464,6 +464,26 @@ pub struct MissedView {
 
 // ───────────────────────────── requests ─────────────────────────────
 
+/// The body of `POST /jobs/{id}/backfill`: the range whose schedule slots
+/// run now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    /// The range's start, excluded (RFC 3339).
+    pub from: DateTime<Utc>,
+    /// The range's end, included (RFC 3339).
+    pub to: DateTime<Utc>,
+}
+
+/// The answer to `POST /jobs/{id}/backfill`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BackfillView {
+    /// The job.
+    pub job_id: String,
+    /// How many slots were queued (durable when this is answered).
+    pub queued: usize,
+}
+
 /// An optional note, for pause and resume.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -5,8 +5,9 @@
 #![allow(clippy::result_large_err)]
 
 use super::dto::{
-    pascal_case, CancelView, EmitView, EmittedView, EventView, FireView, HealthView, JobDetail,
-    JobRequest, JobView, MetricsView, NoteRequest, RunView, TriggerView, UpsertView,
+    pascal_case, BackfillRequest, BackfillView, CancelView, EmitView, EmittedView, EventView,
+    FireView, HealthView, JobDetail, JobRequest, JobView, MetricsView, NoteRequest, RunView,
+    TriggerView, UpsertView,
 };
 use super::events::sse_stream;
 use super::extract::{ApiQuery, JsonBody, OptionalJsonBody, PathParam};
@@ -312,6 +313,38 @@ pub(crate) async fn trigger_job(
     let view = TriggerView::from(&outcome);
     tracing::info!(job_id = %id, outcome = %view.outcome, "job triggered over HTTP");
     Ok((StatusCode::ACCEPTED, Json(view)))
+}
+
+/// Runs a job's schedule slots in `(from, to]` now, one after another (see
+/// `Scheduler::backfill`).
+#[utoipa::path(
+    post, path = "/jobs/{id}/backfill", tag = "control",
+    params(("id" = String, Path, description = "The job id (percent-encoded)")),
+    request_body(content = BackfillRequest, content_type = "application/json"),
+    responses(
+        (status = 202, description = "The slots queued, durable", body = BackfillView),
+        (status = 400, description = "Invalid body, an empty range or too many slots", body = Problem, content_type = PROBLEM_JSON),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The job cannot run (paused, orphaned, failed)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn backfill_job(
+    State(st): State<AppState>,
+    PathParam(id): PathParam,
+    JsonBody(request): JsonBody<BackfillRequest>,
+) -> ApiResult<(StatusCode, Json<BackfillView>)> {
+    let queued = st.scheduler.backfill(&id, request.from, request.to).await?;
+    tracing::info!(job_id = %id, queued, from = %request.from, to = %request.to, "job backfilled over HTTP");
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(BackfillView { job_id: id, queued }),
+    ))
 }
 
 /// Cancels a job's runs in flight (and a retry waiting for its delay).

@@ -294,6 +294,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/jobs/{id}/pause"),
     ("post", "/jobs/{id}/resume"),
     ("post", "/jobs/{id}/trigger"),
+    ("post", "/jobs/{id}/backfill"),
     ("post", "/jobs/{id}/cancel"),
     ("get", "/jobs/{id}/history"),
     ("get", "/metrics"),
@@ -350,6 +351,7 @@ fn build(scheduler: Scheduler, config: HttpConfig) -> (Router, Arc<Hub>) {
         .route("/jobs/{id}/pause", post(h::pause_job))
         .route("/jobs/{id}/resume", post(h::resume_job))
         .route("/jobs/{id}/trigger", post(h::trigger_job))
+        .route("/jobs/{id}/backfill", post(h::backfill_job))
         .route("/jobs/{id}/cancel", post(h::cancel_job))
         .route("/jobs/{id}/history", get(h::job_history))
         .route("/metrics", get(h::prometheus))

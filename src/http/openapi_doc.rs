@@ -2,10 +2,11 @@
 //! `#[utoipa::path]` attributes and the DTOs' `ToSchema` derives.
 
 use super::dto::{
-    BackoffKind, CancelView, CountersView, EmitView, EmittedView, EventView, FireView, FoldRequest,
-    GapRequest, HealthView, InterruptedRequest, JobDetail, JobRequest, JobView, MetricsView,
-    MisfireRequest, MissedView, NoteRequest, OverlapRequest, PercentilesView, ProgressView,
-    RetryRequest, RetryWaitView, RunView, SkipCountsView, TriggerView, UpsertView,
+    BackfillRequest, BackfillView, BackoffKind, CancelView, CountersView, EmitView, EmittedView,
+    EventView, FireView, FoldRequest, GapRequest, HealthView, InterruptedRequest, JobDetail,
+    JobRequest, JobView, MetricsView, MisfireRequest, MissedView, NoteRequest, OverlapRequest,
+    PercentilesView, ProgressView, RetryRequest, RetryWaitView, RunView, SkipCountsView,
+    TriggerView, UpsertView,
 };
 use super::handlers;
 use super::problem::Problem;
@@ -29,6 +30,7 @@ use utoipa::{Modify, OpenApi};
         handlers::pause_job,
         handlers::resume_job,
         handlers::trigger_job,
+        handlers::backfill_job,
         handlers::cancel_job,
         handlers::job_history,
         handlers::prometheus,
@@ -43,12 +45,12 @@ use utoipa::{Modify, OpenApi};
         RetryWaitView, ProgressView, UpsertView, TriggerView, CancelView, EmitView, EmittedView,
         HealthView, MetricsView, PercentilesView, EventView, MissedView, NoteRequest, JobRequest,
         OverlapRequest, MisfireRequest, GapRequest, FoldRequest, InterruptedRequest,
-        RetryRequest, BackoffKind,
+        RetryRequest, BackoffKind, BackfillRequest, BackfillView,
     )),
     modifiers(&Tokens),
     tags(
         (name = "jobs", description = "Jobs and their history"),
-        (name = "control", description = "Pause, resume, trigger, cancel"),
+        (name = "control", description = "Pause, resume, trigger, backfill, cancel"),
         (name = "events", description = "Live events (SSE) and named events"),
         (name = "metrics", description = "Health, metrics, this document"),
     )

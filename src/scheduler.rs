@@ -223,8 +223,9 @@ impl Scheduler {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidBackfill`] for an empty range or one with more than
-    /// [`MAX_BACKFILL`](crate::MAX_BACKFILL) slots; [`Error::InvalidState`]
+    /// [`Error::InvalidBackfill`] for an empty range, or one with more slots
+    /// than the job's queue has room for (at most
+    /// [`MAX_BACKFILL`](crate::MAX_BACKFILL) fires queued); [`Error::InvalidState`]
     /// for a paused, orphaned or failed job; [`Error::UnknownJob`].
     pub async fn backfill(
         &self,

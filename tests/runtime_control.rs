@@ -507,16 +507,35 @@ async fn a_bad_backfill_is_refused_with_its_own_error() {
         .backfill("secondly", t, t + chrono::Duration::hours(3))
         .await
     {
-        Err(Error::InvalidBackfill(why)) => assert!(why.contains("10000"), "{why}"),
+        Err(Error::InvalidBackfill(why)) => assert!(why.contains("room for"), "{why}"),
         other => panic!("{other:?}"),
     }
-    // Exactly MAX_BACKFILL slots are taken.
+    // Exactly MAX_BACKFILL slots are taken; then the queue has room only
+    // for what has left it (the first run, which never ends).
+    s.add(every("stuck", 1, "stubborn")).await.expect("add");
     let max = cronactor::MAX_BACKFILL as i64;
     assert_eq!(
-        s.backfill("secondly", t, t + chrono::Duration::seconds(max))
+        s.backfill("stuck", t, t + chrono::Duration::seconds(max))
             .await
             .expect("backfill"),
         cronactor::MAX_BACKFILL
+    );
+    let st = s.status("stuck").await.expect("status");
+    assert_eq!(st.queued as usize, cronactor::MAX_BACKFILL - 1);
+    match s
+        .backfill("stuck", t, t + chrono::Duration::seconds(2))
+        .await
+    {
+        Err(Error::InvalidBackfill(why)) => {
+            assert!(why.contains("(1 of 1000 places free)"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.backfill("stuck", t, t + chrono::Duration::seconds(1))
+            .await
+            .expect("the last place"),
+        1
     );
     s.pause("secondly", None).await.expect("pause");
     assert!(matches!(

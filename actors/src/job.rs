@@ -235,8 +235,11 @@ fn slow_park(id: &str) {
 /// The most fires a job lists in one preview (`Scheduler::preview`).
 pub const MAX_PREVIEW: usize = 10_000;
 
-/// The most slots one backfill request queues (`Scheduler::backfill`).
-pub const MAX_BACKFILL: usize = 10_000;
+/// The most fires a job's overlap queue holds after a backfill request
+/// (`Scheduler::backfill`). The queue is stored with the job's state and
+/// copied at each of its changes, so it is kept short: a larger backfill is
+/// split into requests made as the queue drains.
+pub const MAX_BACKFILL: usize = 1_000;
 
 /// What `trigger` did.
 ///
@@ -1534,12 +1537,14 @@ impl JobActorState {
                 range()
             )));
         }
+        let room = MAX_BACKFILL.saturating_sub(self.state.queue.len());
         let mut slots = Vec::new();
         let mut cursor = from;
         while let Some(slot) = self.schedule.next_after(cursor).filter(|s| *s <= to) {
-            if slots.len() == MAX_BACKFILL {
+            if slots.len() == room {
                 return Err(Error::InvalidBackfill(format!(
-                    "the range {} holds more than {MAX_BACKFILL} slots: split it",
+                    "the range {} holds more slots than the job's queue has room for \
+                     ({room} of {MAX_BACKFILL} places free): split it",
                     range()
                 )));
             }

@@ -1575,8 +1575,15 @@ impl JobActorState {
         self.state.in_flight.push(InFlightRun {
             run_id,
             scheduled: fire.scheduled,
-            // A prepared run starts at its slot.
-            started: self.now().max(fire.scheduled),
+            // A prepared run starts at its slot, and so does the retry of
+            // one interrupted before it (it waits for the slot). Any other
+            // run starts now, even for a slot still to come (a backfilled
+            // range reaching past now, and the retries of its runs).
+            started: if matches!(fire.trigger, Trigger::Schedule | Trigger::Recovery) {
+                self.now().max(fire.scheduled)
+            } else {
+                self.now()
+            },
             attempt: fire.attempt,
             trigger: fire.trigger,
             event,

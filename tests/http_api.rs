@@ -213,6 +213,23 @@ async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
             json!({ "id": "v", "cron": YEARLY, "handler": "noop", "overlap": "sometimes" }),
             "overlap",
         ),
+        // `exclude` is a list of cron expressions: not null, not one string.
+        (
+            json!({ "id": "w", "cron": YEARLY, "handler": "noop", "exclude": null }),
+            "exclude",
+        ),
+        (
+            json!({ "id": "w", "cron": YEARLY, "handler": "noop", "exclude": "* * * 25 12 *" }),
+            "exclude",
+        ),
+        (
+            json!({ "id": "w", "cron": YEARLY, "handler": "noop", "exclude": ["* * * 1 1 *", 5] }),
+            "exclude[1]",
+        ),
+        (
+            json!({ "id": "w", "cron": YEARLY, "handler": "noop", "exclude": ["* * * 1 13 *"] }),
+            "exclude",
+        ),
     ];
     for (body, field) in cases {
         let r = post_json(a, "/jobs", &body).await;

@@ -791,3 +791,118 @@ async fn a_backfill_goes_on_after_a_restart() {
         ]
     );
 }
+
+/// The retry of a backfilled run interrupted by a crash runs at once after
+/// the restart, even when its slot is still to come (a range reaching past
+/// now): only the retry of a fire prepared ahead of its slot waits for the
+/// slot. The slots behind it and the schedule's own fires go on as usual.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn the_retry_of_an_interrupted_backfill_of_a_slot_to_come_runs_at_once() {
+    use cronactor::{SnapshotStore, Trigger};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 * * * *"), "slow")
+        .build()
+        .expect("spec");
+    let s = on_store(&store, &clock, &count, spec).await;
+    // Now is 00:00: the slots 00:00, 01:00 and 02:00, two still to come.
+    let from = "2026-01-04T23:00:00Z".parse().expect("instant");
+    let to = "2026-01-05T02:00:00Z".parse().expect("instant");
+    assert_eq!(s.backfill("j", from, to).await.expect("backfill"), 3);
+    // The 01:00 slot's run is in flight.
+    run_for_secs(3.0).await;
+    s.kill().await;
+    let (s, count) = restart_later(store).await;
+    run_for_secs(60.0).await;
+    assert_eq!(count.get(), 2, "the retry and the 02:00 slot, at once");
+    run_for_secs(2.0 * 3600.0).await;
+    let h = s.history("j", 10).await.expect("history");
+    let runs: Vec<_> = h
+        .iter()
+        .rev()
+        .map(|r| (r.scheduled.format("%H:%M").to_string(), r.trigger))
+        .collect();
+    let run = |at: &str, trigger| (at.to_owned(), trigger);
+    assert_eq!(
+        runs,
+        [
+            run("00:00", Trigger::Backfill),
+            run("01:00", Trigger::Backfill),
+            run("01:00", Trigger::Recovery),
+            run("02:00", Trigger::Backfill),
+            run("01:00", Trigger::Schedule),
+            run("02:00", Trigger::Schedule),
+        ]
+    );
+    assert_eq!(h[3].outcome, Outcome::Succeeded);
+    assert!(h[3].started < at(60), "{:?}", h[3]);
+}
+
+/// A shutdown in the middle of a backfill keeps the slots still queued
+/// (the run in flight is cancelled by the shutdown): the next start gives
+/// the job its actor at once, though its next fire is far, and runs them.
+#[tokio::test(start_paused = true)]
+async fn a_backfill_cut_by_a_shutdown_goes_on_at_the_next_start_without_passivating() {
+    use cronactor::{SnapshotStore, Trigger};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 * * * *"), "slow")
+        .build()
+        .expect("spec");
+    let s = on_store(&store, &clock, &count, spec).await;
+    let from = "2026-01-04T20:00:00Z".parse().expect("instant");
+    let to = "2026-01-04T23:00:00Z".parse().expect("instant");
+    assert_eq!(s.backfill("j", from, to).await.expect("backfill"), 3);
+    run_for_secs(1.0).await;
+    s.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    let later =
+        cronactor::testing::ManualClock::new("2026-01-05T00:00:30Z".parse().expect("instant"));
+    let count = Count::default();
+    let s = builder(&later, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(0.1).await;
+    let m = s.metrics().await.expect("metrics");
+    assert_eq!(
+        (m.jobs_live, m.jobs_passive),
+        (1, 0),
+        "the queue needs the actor"
+    );
+    run_for_secs(30.0).await;
+    assert_eq!(count.get(), 2, "the two slots still queued");
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.queued, st.runs_in_flight), (0, 0));
+    let h = s.history("j", 10).await.expect("history");
+    let runs: Vec<_> = h
+        .iter()
+        .rev()
+        .map(|r| (r.scheduled.to_rfc3339(), r.trigger, r.outcome.clone()))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (
+                "2026-01-04T21:00:00+00:00".to_owned(),
+                Trigger::Backfill,
+                Outcome::Cancelled("scheduler shutdown".into())
+            ),
+            (
+                "2026-01-04T22:00:00+00:00".to_owned(),
+                Trigger::Backfill,
+                Outcome::Succeeded
+            ),
+            (
+                "2026-01-04T23:00:00+00:00".to_owned(),
+                Trigger::Backfill,
+                Outcome::Succeeded
+            ),
+        ]
+    );
+    // With the queue run, the job passivates until its next fire.
+    run_for_secs(5.0).await;
+    let m = s.metrics().await.expect("metrics");
+    assert_eq!((m.jobs_live, m.jobs_passive), (0, 1));
+}

@@ -481,11 +481,22 @@ async fn hourly_down_until(
     misfire: MisfirePolicy,
     back: DateTime<Utc>,
 ) -> (Scheduler, ManualClock, Runs) {
+    down_until(ScheduleSpec::cron("0 0 * * * *"), misfire, back).await
+}
+
+/// [`hourly_down_until`] for a `schedule` that fires at 01:00 on
+/// 2026-01-05 like the hourly one.
+#[cfg(feature = "fault-injection")]
+async fn down_until(
+    schedule: ScheduleSpec,
+    misfire: MisfirePolicy,
+    back: DateTime<Utc>,
+) -> (Scheduler, ManualClock, Runs) {
     use cronactor::SnapshotStore;
     let store: Arc<dyn SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
     let (clock, runs, b) = recording("2026-01-05T00:00:00Z");
     let s = b.store(store.clone()).start().await.expect("start");
-    let spec = JobSpec::builder("hourly", ScheduleSpec::cron("0 0 * * * *"), "rec")
+    let spec = JobSpec::builder("hourly", schedule, "rec")
         .misfire(misfire)
         .build()
         .expect("spec");
@@ -898,4 +909,117 @@ async fn an_excluded_holiday_is_neither_run_nor_counted_nor_missed() {
             "2026-12-31T08:00:00Z"
         ]
     );
+}
+
+/// Downtime across an excluded period: the excluded times are not missed
+/// slots, under any misfire policy.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn downtime_across_an_excluded_period_misses_only_the_times_it_could_fire() {
+    // Hourly, never at 02:00 or 03:00; down from 01:30 to 05:30: the missed
+    // slots are 04:00 and 05:00.
+    let schedule = || ScheduleSpec::cron("0 0 * * * *").exclude("* * 2-3 * * *");
+    let back = at("2026-01-05T05:30:00Z");
+
+    let (s, _, runs) = down_until(schedule(), MisfirePolicy::Skip, back).await;
+    assert!(runs.slots().is_empty());
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.counters.skipped.misfire, 2);
+    assert_eq!(st.counters.fires, 3, "01:00, then the two missed");
+    assert_eq!(st.next_fire, Some(at("2026-01-05T06:00:00Z")));
+    s.kill().await;
+
+    let (s, _, runs) = down_until(schedule(), MisfirePolicy::FireOnce, back).await;
+    assert_eq!(runs.slots(), ["2026-01-05T05:00:00Z"]);
+    assert_eq!(runs.triggers(), [Trigger::CatchUp]);
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.counters.coalesced, 1);
+    assert_eq!(st.counters.skipped.misfire, 0);
+    s.kill().await;
+
+    let (s, _, runs) = down_until(schedule(), MisfirePolicy::FireAll { max: 100 }, back).await;
+    assert_eq!(
+        runs.slots(),
+        ["2026-01-05T04:00:00Z", "2026-01-05T05:00:00Z"]
+    );
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.counters.fires, 3);
+    assert_eq!(st.counters.skipped.misfire, 0);
+    s.kill().await;
+}
+
+/// `FoldPolicy::Both` fires a fixed-time job on both passes of the repeated
+/// hour; an exclusion of that wall-clock time takes both out.
+#[tokio::test(start_paused = true)]
+async fn an_exclusion_takes_out_both_passes_of_a_fold_policy_both_job() {
+    use cronactor_actors::schedule::{DstPolicy, FoldPolicy, GapPolicy};
+    let both = DstPolicy {
+        gap: GapPolicy::RunAtTransition,
+        fold: FoldPolicy::Both,
+    };
+    let (clock, runs, b) = recording("2026-10-31T00:00:00Z");
+    let s = b.start().await.expect("start");
+    let daily = || cron_in("0 30 1 * * *", "America/New_York").dst(both);
+    s.add(job("both", daily())).await.expect("add");
+    // November 1st, when 01:30 occurs twice in New York, is excluded.
+    s.add(job("except", daily().exclude("* * * 1 11 *")))
+        .await
+        .expect("add");
+    run_until(&clock, "2026-11-02T12:00:00Z").await;
+    // The runs of both jobs, in order: 01:30 EDT on the 31st; both passes on the 1st (EDT, EST); EST on the 2nd.
+    let both_slots = [
+        "2026-10-31T05:30:00Z",
+        "2026-11-01T05:30:00Z",
+        "2026-11-01T06:30:00Z",
+        "2026-11-02T06:30:00Z",
+    ];
+    let except_slots = ["2026-10-31T05:30:00Z", "2026-11-02T06:30:00Z"];
+    let mut want: Vec<&str> = both_slots.iter().chain(&except_slots).copied().collect();
+    want.sort_unstable();
+    let mut got = runs.slots();
+    got.sort_unstable();
+    assert_eq!(got, want);
+    let st = s.status("except").await.expect("status");
+    assert_eq!(st.counters.fires, 2);
+    assert_eq!(st.counters.skipped, Default::default());
+    assert_eq!(st.counters.coalesced, 0);
+}
+
+/// An upsert that changes only the exclusions re-plans the job from the
+/// upsert: a fire already prepared for a time now excluded is withdrawn
+/// (durable store, fire-ahead on), a passive job's wake-up is replaced, and
+/// the excluded slot is neither run nor counted.
+#[tokio::test(start_paused = true)]
+async fn an_upsert_of_the_exclusions_alone_replans_a_prepared_or_passive_job() {
+    for (durable, passivate) in [(true, false), (true, true), (false, true)] {
+        let (clock, runs, b) = recording("2026-01-05T00:00:00Z");
+        let mut b = b.configure(move |c| {
+            c.passivate_after = passivate.then_some(Duration::from_secs(60));
+            c.fire_ahead = Some(Duration::from_millis(500));
+        });
+        if durable {
+            b = b.store(Arc::new(SlowStore::with_delay_ms(5)) as Arc<dyn cronactor::SnapshotStore>);
+        }
+        let s = b.start().await.expect("start");
+        let hourly = || ScheduleSpec::every(Duration::from_secs(3600));
+        s.add(job("h", hourly())).await.expect("add");
+        // Inside the fire-ahead window of 01:00.
+        run_until(&clock, "2026-01-05T00:59:59.700Z").await;
+        s.upsert(job("h", hourly().exclude("* * 1 * * *")))
+            .await
+            .expect("upsert");
+        let ctx = format!("durable {durable}, passivate {passivate}");
+        let st = s.status("h").await.expect("status");
+        assert_eq!(st.next_fire, Some(at("2026-01-05T02:00:00Z")), "{ctx}");
+        run_until(&clock, "2026-01-05T03:00:10Z").await;
+        assert_eq!(
+            runs.slots(),
+            ["2026-01-05T02:00:00Z", "2026-01-05T03:00:00Z"],
+            "{ctx}"
+        );
+        let st = s.status("h").await.expect("status");
+        assert_eq!(st.counters.fires, 2, "{ctx}");
+        assert_eq!(st.counters.skipped, Default::default(), "{ctx}");
+        s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    }
 }

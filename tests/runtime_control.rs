@@ -467,6 +467,52 @@ async fn backfill_runs_the_past_slots_one_at_a_time_oldest_first() {
     );
 }
 
+/// A range reaching past now runs its slots still to come now too (as
+/// Temporal's backfill does): each run starts now, not at its slot, and the
+/// schedule still fires the slot at its time.
+#[tokio::test(start_paused = true)]
+async fn a_backfilled_slot_still_to_come_runs_now_and_again_at_its_time() {
+    use cronactor::Trigger;
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("h", ScheduleSpec::cron("0 0 * * * *"), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    // Now is 00:00: 01:00 and 02:00 are still to come.
+    let queued = s
+        .backfill(
+            "h",
+            instant("2026-01-04T23:30:00Z"),
+            instant("2026-01-05T02:00:00Z"),
+        )
+        .await
+        .expect("backfill");
+    assert_eq!(queued, 3);
+    run_for_secs(10.0).await;
+    let history = s.history("h", 10).await.expect("history");
+    assert_eq!(history.len(), 3);
+    for r in &history {
+        assert_eq!(r.trigger, Trigger::Backfill);
+        assert!(
+            r.started <= r.finished && r.finished <= instant("2026-01-05T00:00:10Z"),
+            "a backfilled run starts when it runs: {r:?}"
+        );
+    }
+    run_for_secs(3600.0).await;
+    let last = s
+        .status("h")
+        .await
+        .expect("status")
+        .last_run
+        .expect("a run");
+    assert_eq!(
+        (last.scheduled, last.trigger),
+        (instant("2026-01-05T01:00:00Z"), Trigger::Schedule)
+    );
+    assert_eq!(count.get(), 4);
+}
+
 /// The schedule's exclusions and bounds apply to a backfill.
 #[tokio::test(start_paused = true)]
 async fn backfill_skips_excluded_times() {

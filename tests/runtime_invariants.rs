@@ -1,6 +1,6 @@
 //! A generated sequence of operations and time advances on a few jobs with
 //! random policies (fixed seed): after every step, events, status, `list`,
-//! history and metrics agree. With `--features fault-injection` the sequence
+//! history and metrics agree (backfills included). With `--features fault-injection` the sequence
 //! also crashes job actors, now and then often enough to exhaust a job's
 //! restart budget (without it, those operations do nothing).
 
@@ -70,6 +70,7 @@ struct Covered {
     retries_dropped: BTreeMap<String, u64>,
     interrupted: u64,
     gave_up: u64,
+    backfilled: u64,
 }
 
 fn account(seen: &mut BTreeMap<String, Seen>, covered: &mut Covered, events: &[Event]) {
@@ -159,6 +160,16 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
                     run_for_secs(0.01).await;
                 }
                 Ok(())
+            }
+            8 | 9 if rng.random_bool(0.5) => {
+                // A backfill of a few past slots: they queue behind the
+                // runs in flight, whatever the overlap policy.
+                use cronactor::Clock;
+                let to = clock.now() - chrono::Duration::seconds(rng.random_range(0..5));
+                let from = to - chrono::Duration::seconds(rng.random_range(1..20));
+                let queued = s.backfill(id, from, to).await;
+                covered.backfilled += queued.as_ref().map_or(0, |n| *n as u64);
+                queued.map(|_| ())
             }
             6 if rng.random_bool(0.2) => {
                 // A forward step of the wall clock: missed slots.
@@ -258,6 +269,10 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
             "a retry was dropped as {reason:?}: {covered:?}"
         );
     }
+    assert!(
+        covered.backfilled > 20,
+        "slots were backfilled: {covered:?}"
+    );
     if cfg!(feature = "fault-injection") {
         assert!(
             covered.gave_up > 0 && covered.interrupted > 0,

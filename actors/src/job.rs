@@ -1580,8 +1580,17 @@ impl JobActorState {
         self.state.in_flight.push(InFlightRun {
             run_id,
             scheduled: fire.scheduled,
-            // A prepared run starts at its slot.
-            started: self.now().max(fire.scheduled),
+            // A prepared run starts at its slot, and so does the retry of
+            // one interrupted before it (it waits for the slot). Any other
+            // run starts now, even for a slot still to come (a backfilled
+            // range reaching past now, and the retries of its runs).
+            started: match fire.trigger {
+                Trigger::Schedule => self.now().max(fire.scheduled),
+                Trigger::Recovery if self.retry_waits_for_slot(fire.scheduled) => {
+                    self.now().max(fire.scheduled)
+                }
+                _ => self.now(),
+            },
             attempt: fire.attempt,
             trigger: fire.trigger,
             event,
@@ -1595,6 +1604,14 @@ impl JobActorState {
             self.start_run(myself, run_id);
         }
         run_id
+    }
+
+    /// Whether the retry of a run interrupted by a crash (`Recovery`) starts
+    /// no earlier than its slot: when the slot is one the schedule took, as
+    /// a run prepared ahead and interrupted before its slot. The retry of a
+    /// backfilled slot still to come runs at once, as the backfilled run did.
+    fn retry_waits_for_slot(&self, scheduled: DateTime<Utc>) -> bool {
+        self.state.last_slot.is_some_and(|l| scheduled <= l)
     }
 
     /// Whether a claimed run was cancelled (or is gone).
@@ -1690,7 +1707,8 @@ impl JobActorState {
         let (trigger, attempt) = (run.trigger, run.attempt);
         // A prepared run, and the retry of one interrupted by a crash before
         // its slot, start no earlier than the slot on the wall clock.
-        let not_before_slot = gate.is_some() || trigger == Trigger::Recovery;
+        let not_before_slot = gate.is_some()
+            || (trigger == Trigger::Recovery && self.retry_waits_for_slot(run.scheduled));
         let limits = Limits {
             jitter: jitter_delay(self.spec.jitter),
             grace: self.link.rt.config.cancel_grace,

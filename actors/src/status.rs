@@ -602,3 +602,41 @@ impl JobStatus {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `clone_from` into a state that already has a queue (longer, shorter
+    /// or empty) gives exactly the source's queue, event payloads included.
+    #[test]
+    fn clone_from_copies_the_overlap_queue_whatever_the_target_held() {
+        let t = |s: u32| DateTime::from_timestamp(1_767_571_200 + i64::from(s), 0).expect("time");
+        let mut event = QueuedFire::new(t(2), Trigger::Event);
+        event.event = Some(("deploy".into(), Arc::new(serde_json::json!({ "v": 7 }))));
+        let mut retry = QueuedFire::new(t(1), Trigger::Recovery);
+        retry.attempt = 3;
+        let mut source = JobState::default();
+        source
+            .queue
+            .extend([retry, event, QueuedFire::new(t(3), Trigger::Backfill)]);
+        let mut longer = JobState::default();
+        longer
+            .queue
+            .extend((0..5).map(|s| QueuedFire::new(t(10 + s), Trigger::Schedule)));
+        let mut shorter = JobState::default();
+        shorter
+            .queue
+            .push_back(QueuedFire::new(t(20), Trigger::Manual));
+        for mut target in [longer, shorter, JobState::default()] {
+            target.clone_from(&source);
+            assert_eq!(target, source);
+            assert_eq!(target.queued(), 3);
+        }
+        assert_eq!(source.clone(), source);
+        // And back to an empty queue.
+        let mut target = source.clone();
+        target.clone_from(&JobState::default());
+        assert!(target.queue.is_empty());
+    }
+}

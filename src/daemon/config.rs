@@ -489,6 +489,18 @@ mod tests {
             ),
             ("at = \"2026-01-01\"", "job #1 (a): at: "),
             ("cron = 5", "job #1 (a): cron: invalid type"),
+            (
+                "cron = \"@daily\"\nexclude = \"* * * 25 12 *\"",
+                "job #1 (a): exclude: invalid type: string",
+            ),
+            (
+                "cron = \"@daily\"\nexclude = [\"* * * 25 12 *\", 5]",
+                "job #1 (a): exclude[1]: invalid type: integer",
+            ),
+            (
+                "cron = \"@daily\"\nexclude = [\"* * * 32 12 *\"]",
+                "job #1 (a): exclude: invalid exclusion \"* * * 32 12 *\"",
+            ),
         ] {
             let p = problems(&job(extra));
             assert_eq!(p.len(), 1, "{p:?}");

@@ -259,6 +259,7 @@ mod tests {
             Trigger::Retry,
             Trigger::ManualRetry,
             Trigger::Recovery,
+            Trigger::Backfill,
         ] {
             prom.observe(&started(trigger));
         }

@@ -265,3 +265,50 @@ async fn a_waiting_retry_due_while_paused_is_announced_dropped_and_skipped() {
     assert_eq!(retries_dropped(&evs), [(2, "job paused".to_string())]);
     assert!(s.status("p").await.expect("status").retry_wait.is_none());
 }
+
+/// A retry is a new attempt of the same fire: a run started by an event is
+/// retried with the event's name and payload. Until 2026-12-05 the retry
+/// ran with no event at all.
+#[tokio::test(start_paused = true)]
+async fn the_retry_of_an_event_run_gets_the_event_again() {
+    let clock = clock();
+    type Attempts = Vec<(u32, Option<(String, serde_json::Value)>)>;
+    let seen: Arc<Mutex<Attempts>> = Arc::default();
+    let log = seen.clone();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("flaky", move |ctx: JobContext| {
+            let log = log.clone();
+            async move {
+                let event = ctx.event.clone().map(|(n, p)| (n, (*p).clone()));
+                log.lock().expect("lock").push((ctx.attempt, event));
+                if ctx.attempt == 1 {
+                    Err(std::io::Error::other("first attempt fails"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "deployer",
+        ScheduleSpec::every(Duration::from_secs(86_400)),
+        "flaky",
+    )
+    .listen("deploy")
+    .retry(cronactor::RetryPolicy::new(
+        2,
+        cronactor::Backoff::Fixed(Duration::from_secs(5)),
+    ))
+    .build()
+    .expect("spec");
+    s.add(spec).await.expect("add");
+    let payload = serde_json::json!({ "version": "1.2.3" });
+    s.emit("deploy", payload.clone()).await.expect("emit");
+    run_for_secs(10.0).await;
+    let seen = seen.lock().expect("lock").clone();
+    let event = Some(("deploy".to_string(), payload));
+    assert_eq!(seen, [(1, event.clone()), (2, event)]);
+}

@@ -384,6 +384,11 @@ pub struct JobActorState {
     retry_generation: u64,
     /// Event payloads of runs in flight (the name is in `InFlightRun`).
     event_payloads: HashMap<RunId, Arc<serde_json::Value>, foldhash::fast::RandomState>,
+    /// The event of the fire whose retry waits (`JobState::retry_wait`), if
+    /// an event started it: the retry is an attempt of the same fire. Kept by
+    /// this actor only (boxed: rare); a retry restored after a restart runs
+    /// without it.
+    retry_event: Option<Box<(String, Arc<serde_json::Value>)>>,
     /// Cancellation tokens of the runs in flight, and why each was cancelled.
     tokens: RunTokens,
     /// Claimed runs waiting for their record to be durable.
@@ -489,6 +494,7 @@ impl Actor for JobActor {
             generation: 0,
             retry_generation: 0,
             event_payloads: HashMap::default(),
+            retry_event: None,
             // Room for one run and one history entry: a job rarely has more
             // at a time, and a first push would otherwise allocate room for
             // four (a few hundred bytes per live job, kept for its life).
@@ -1097,13 +1103,14 @@ impl JobActorState {
             scheduled: wait.scheduled,
             trigger: wait.trigger,
             attempt: wait.attempt,
-            event: None,
+            event: self.retry_event.take().map(|event| *event),
         };
         self.claim_run(myself, fire);
     }
 
     /// Announces that the waiting retry `wait`, just taken, will never run.
-    fn retry_dropped(&self, wait: &RetryWait, reason: &str) {
+    fn retry_dropped(&mut self, wait: &RetryWait, reason: &str) {
+        self.retry_event = None;
         self.publish(EventKind::RetryDropped {
             scheduled: wait.scheduled,
             attempt: wait.attempt,
@@ -1879,10 +1886,14 @@ impl JobActorState {
         if self.prepared.take_if(|p| p.run_id == run_id).is_some() {
             self.state.last_fire = self.state.last_fire.max(Some(run.scheduled));
         }
-        if run.event.is_some() {
-            // Only runs started by an event have a payload here.
-            self.event_payloads.remove(&run_id);
-        }
+        // Only runs started by an event have a payload here.
+        let event = match run.event {
+            Some(name) => self
+                .event_payloads
+                .remove(&run_id)
+                .map(|payload| Box::new((name, payload))),
+            None => None,
+        };
         if self.state.in_flight.is_empty() {
             self.state.progress = None;
         }
@@ -1911,7 +1922,7 @@ impl JobActorState {
         self.link.rt.histograms.record_duration(record.duration());
         self.count_outcome(&record);
         self.state.last_run = Some(record.clone());
-        self.after_outcome(myself, &record);
+        self.after_outcome(myself, &record, event);
         self.history.push(record);
     }
 
@@ -2005,7 +2016,12 @@ impl JobActorState {
     /// Fire-level bookkeeping once a run ended: retry a failure while the
     /// policy allows; count a failed fire once its retries are exhausted, and
     /// pause the job after `pause_after_failures` failed fires in a row.
-    fn after_outcome(&mut self, myself: &ActorRef<JobMsg>, record: &RunRecord) {
+    fn after_outcome(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        record: &RunRecord,
+        event: Option<Box<(String, Arc<serde_json::Value>)>>,
+    ) {
         if record.outcome == Outcome::Succeeded {
             self.state.consecutive_failures = 0;
             return;
@@ -2035,6 +2051,7 @@ impl JobActorState {
                 due,
                 trigger: Trigger::Retry,
             });
+            self.retry_event = event;
             self.publish(EventKind::RetryScheduled {
                 run_id: record.run_id,
                 attempt: record.attempt + 1,

@@ -1248,11 +1248,12 @@ impl JobActorState {
         // The schedule's last fire completes the job now, but `Completed`
         // is announced by the run's task after `Fired` and `Started`, at
         // the slot, as for a fire handled at its instant.
-        let last = matches!(
-            self.schedule
-                .next_fire(slot, self.state.counters.fires.saturating_add(1)),
-            NextFire::Exhausted
-        );
+        // The next fire after this one, found once: it says whether this
+        // one is the last, and it is armed below.
+        let next = self
+            .schedule
+            .next_fire(slot, self.state.counters.fires.saturating_add(1));
+        let last = next == NextFire::Exhausted;
         // The run is known as prepared before its task is spawned.
         self.prepared = Some(Box::new(Prepared {
             slot: Arc::new(crate::ahead::Slot::new(last)),
@@ -1265,7 +1266,7 @@ impl JobActorState {
         self.state.last_slot = Some(slot);
         self.state.counters.fires += 1;
         self.claim_run_as(myself, Pending::new(slot, Trigger::Schedule), run_id);
-        match self.schedule.next_fire(slot, self.state.counters.fires) {
+        match next {
             NextFire::At(t) => self.arm_at(myself, t),
             NextFire::Exhausted => {
                 self.state.next_fire = None;

@@ -148,13 +148,10 @@ fn an_excluded_one_shot_never_fires() {
 }
 
 #[test]
-fn exclusions_that_leave_no_fire_end_the_schedule_quickly() {
+fn exclusions_that_leave_no_fire_end_the_schedule() {
     // Every Monday, except Mondays: 401 years of weekly candidates.
     let s = compile(ScheduleSpec::cron("0 0 9 * * Mon").exclude("* * * * * Mon"));
-    let started = std::time::Instant::now();
     assert_eq!(s.next_after(t("2026-01-01T00:00:00Z")), None);
-    // Not a timing assertion: a guard against a search without end.
-    assert!(started.elapsed() < Duration::from_secs(60));
     // A minutely job excluded at second 0: every candidate fails, and the
     // search stops after a million of them.
     let s = compile(ScheduleSpec::cron("0 * * * * *").exclude("0 * * * * *"));

@@ -41,6 +41,29 @@ async fn restart_later(store: Arc<dyn cronactor::SnapshotStore>) -> (Scheduler, 
     (s, count)
 }
 
+/// A scheduler with one place for runs (`max_concurrent_runs(1)`) and a
+/// `held` handler that counts its runs and ends when `release` is notified.
+async fn one_place_held() -> (Scheduler, Arc<tokio::sync::Notify>, Count) {
+    let release = Arc::new(tokio::sync::Notify::new());
+    let count = Count::default();
+    let (r, c) = (release.clone(), count.clone());
+    let s = Scheduler::builder()
+        .clock(clock())
+        .handler("held", move |_: JobContext| {
+            let (r, c) = (r.clone(), c.clone());
+            async move {
+                c.bump();
+                r.notified().await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    (s, release, count)
+}
+
 fn hourly(id: &str, handler: &str) -> cronactor::JobSpecBuilder {
     JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), handler)
 }
@@ -158,23 +181,7 @@ async fn a_handler_returning_ok_after_its_timeout_counts_as_timed_out() {
 /// next run finds it.
 #[tokio::test(start_paused = true)]
 async fn removing_a_job_as_its_waiting_run_is_admitted_frees_the_place() {
-    let release = std::sync::Arc::new(tokio::sync::Notify::new());
-    let count = Count::default();
-    let (r, c) = (release.clone(), count.clone());
-    let s = Scheduler::builder()
-        .clock(clock())
-        .handler("held", move |_: JobContext| {
-            let (r, c) = (r.clone(), c.clone());
-            async move {
-                c.bump();
-                r.notified().await;
-                Ok::<(), std::io::Error>(())
-            }
-        })
-        .max_concurrent_runs(1)
-        .start()
-        .await
-        .expect("start");
+    let (s, release, count) = one_place_held().await;
     for id in ["a", "b", "c"] {
         s.add(hourly(id, "held").build().expect("spec"))
             .await
@@ -203,23 +210,7 @@ async fn removing_a_job_as_its_waiting_run_is_admitted_frees_the_place() {
 #[cfg(feature = "fault-injection")]
 #[tokio::test(start_paused = true)]
 async fn a_place_freed_for_a_crashed_actors_waiting_run_is_not_lost() {
-    let release = std::sync::Arc::new(tokio::sync::Notify::new());
-    let count = Count::default();
-    let (r, c) = (release.clone(), count.clone());
-    let s = Scheduler::builder()
-        .clock(clock())
-        .handler("held", move |_: JobContext| {
-            let (r, c) = (r.clone(), c.clone());
-            async move {
-                c.bump();
-                r.notified().await;
-                Ok::<(), std::io::Error>(())
-            }
-        })
-        .max_concurrent_runs(1)
-        .start()
-        .await
-        .expect("start");
+    let (s, release, count) = one_place_held().await;
     for id in ["a", "b"] {
         s.add(hourly(id, "held").build().expect("spec"))
             .await

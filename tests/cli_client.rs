@@ -452,7 +452,7 @@ async fn follow_until_done_ends_when_the_run_is_interrupted_by_a_give_up() {
     assert_eq!(status.code(), Some(6), "{seen:#?}");
     assert!(
         seen.iter()
-            .any(|l| l.ends_with("interrupted: the job was given up on")),
+            .any(|l| l.ends_with("interrupted: the scheduler shut down, or gave up on the job")),
         "{seen:#?}"
     );
     s.stop().await;

@@ -183,7 +183,7 @@ command = ["true"]
 }
 
 #[tokio::test]
-async fn sigint_cancels_runs_kills_their_commands_and_keeps_the_record() {
+async fn sigint_stops_runs_kills_their_commands_and_the_next_start_runs_them_again() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("jobs.toml");
     let store = dir.path().join("store");
@@ -218,12 +218,25 @@ kill_grace_ms = 5000
     // SIGTERM reached the command's group: it ended with the daemon.
     assert!(!alive(pid), "the command outlived the daemon");
 
+    // The run was interrupted by the stop: the next start records it so,
+    // and runs its fire again (the job's `interrupted` policy is `retry`).
     let daemon = Daemon::start(&config, &store, &log);
     let runs = get(daemon.addr, "/jobs/long/history").await.json();
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
-    assert_eq!(runs[0]["outcome"], "cancelled", "{runs}");
+    assert_eq!(runs[0]["outcome"], "interrupted", "{runs}");
     assert_eq!(runs[0]["trigger"], "event", "{runs}");
+    let again: i32 = eventually(WITHIN, || async {
+        let p: i32 = std::fs::read_to_string(&pid_file)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        (p != pid).then_some(p)
+    })
+    .await;
+    assert!(alive(again));
     assert_eq!(daemon.stop(), 0);
+    assert!(!alive(again), "the command outlived the daemon");
 }
 
 #[tokio::test]

@@ -292,6 +292,8 @@ async fn a_queued_fire_runs_after_a_restart() {
 /// A shutdown cancels the runs in flight but keeps the fires queued behind
 /// them in the stored state: the next start runs them. Until 2026-12-05 a
 /// shutdown cleared the queue, and the fires answered `Queued` never ran.
+/// The run the shutdown cut short is interrupted, and its fire runs again
+/// first (before that, it was recorded as cancelled and its fire lost).
 #[tokio::test(start_paused = true)]
 async fn a_shutdown_keeps_the_queue_for_the_next_start() {
     use cronactor::{OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
@@ -320,7 +322,7 @@ async fn a_shutdown_keeps_the_queue_for_the_next_start() {
         .await
         .expect("restart");
     run_for_secs(60.0).await;
-    assert_eq!(count.get(), 1, "the queued fire ran");
+    assert_eq!(count.get(), 2, "the fire cut short, then the queued one");
     let st = s.status("j").await.expect("status");
     assert_eq!((st.queued, st.runs_in_flight), (0, 0));
     let h = s.history("j", 10).await.expect("history");
@@ -328,10 +330,8 @@ async fn a_shutdown_keeps_the_queue_for_the_next_start() {
     assert_eq!(
         runs,
         [
-            (
-                Trigger::Manual,
-                &Outcome::Cancelled("scheduler shutdown".into())
-            ),
+            (Trigger::Manual, &Outcome::Interrupted),
+            (Trigger::Recovery, &Outcome::Succeeded),
             (Trigger::Manual, &Outcome::Succeeded),
         ]
     );
@@ -830,9 +830,10 @@ async fn the_retry_of_an_interrupted_backfill_of_a_slot_to_come_runs_at_once() {
     assert!(h[3].started < at(60), "{:?}", h[3]);
 }
 
-/// A shutdown in the middle of a backfill keeps the slots still queued
-/// (the run in flight is cancelled by the shutdown): the next start gives
-/// the job its actor at once, though its next fire is far, and runs them.
+/// A shutdown in the middle of a backfill keeps the slots still queued,
+/// and interrupts the run in flight, whose slot goes first at the next
+/// start: the next start gives the job its actor at once, though its next
+/// fire is far, and runs them.
 #[tokio::test(start_paused = true)]
 async fn a_backfill_cut_by_a_shutdown_goes_on_at_the_next_start_without_passivating() {
     use cronactor::{SnapshotStore, Trigger};
@@ -863,7 +864,11 @@ async fn a_backfill_cut_by_a_shutdown_goes_on_at_the_next_start_without_passivat
         "the queue needs the actor"
     );
     run_for_secs(30.0).await;
-    assert_eq!(count.get(), 2, "the two slots still queued");
+    assert_eq!(
+        count.get(),
+        3,
+        "the slot cut short, then the two still queued"
+    );
     let st = s.status("j").await.expect("status");
     assert_eq!((st.queued, st.runs_in_flight), (0, 0));
     let h = s.history("j", 10).await.expect("history");
@@ -878,7 +883,12 @@ async fn a_backfill_cut_by_a_shutdown_goes_on_at_the_next_start_without_passivat
             (
                 "2026-01-04T21:00:00+00:00".to_owned(),
                 Trigger::Backfill,
-                Outcome::Cancelled("scheduler shutdown".into())
+                Outcome::Interrupted
+            ),
+            (
+                "2026-01-04T21:00:00+00:00".to_owned(),
+                Trigger::Recovery,
+                Outcome::Succeeded
             ),
             (
                 "2026-01-04T22:00:00+00:00".to_owned(),

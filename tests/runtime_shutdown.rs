@@ -223,3 +223,227 @@ async fn shutdown_with_a_store_that_never_flushes_times_out_and_stays_shut() {
     );
     every_call_is_shut_down(&s).await;
 }
+
+/// A handler that counts, then works 2.5 s; on its token it stops and
+/// returns `Ok` (its work is done, as far as it is concerned).
+fn with_done_on_cancel(
+    b: cronactor::SchedulerBuilder,
+    count: &Count,
+) -> cronactor::SchedulerBuilder {
+    let c = count.clone();
+    b.handler("done", move |ctx: cronactor::JobContext| {
+        let c = c.clone();
+        async move {
+            c.bump();
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(2500)) => {}
+                () = ctx.cancel.cancelled() => {}
+            }
+            Ok::<(), std::io::Error>(())
+        }
+    })
+}
+
+/// The runs' triggers and outcomes, oldest first.
+async fn runs_of(
+    s: &cronactor::Scheduler,
+    id: &str,
+) -> Vec<(cronactor::Trigger, cronactor::Outcome)> {
+    let h = s.history(id, 10).await.expect("history");
+    h.iter()
+        .rev()
+        .map(|r| (r.trigger, r.outcome.clone()))
+        .collect()
+}
+
+/// A run cut short by a shutdown did not end by itself: it is recorded as
+/// interrupted, as after a crash, and under `InterruptedPolicy::Retry` (the
+/// default, at-least-once) the next start runs its fire again, first. A
+/// handler dropped at the end of the grace, or one still running when the
+/// scheduler stopped, is interrupted too. `Abandon` records it and moves
+/// on, and a handler that returns `Ok` after its token finished its work.
+/// Until 2026-12-05 such a run was recorded as cancelled and its fire was
+/// lost across a restart (a deploy, say).
+#[tokio::test(start_paused = true)]
+async fn a_run_cut_short_by_a_shutdown_runs_again_at_the_next_start() {
+    use cronactor::{EventKind, InterruptedPolicy, Outcome, SnapshotStore, Trigger};
+    use std::sync::Arc;
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = with_done_on_cancel(builder(&clock, &count), &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let daily = || ScheduleSpec::cron("0 0 3 * * *");
+    for (id, handler, policy) in [
+        ("again", "slow", InterruptedPolicy::Retry),
+        ("abandon", "slow", InterruptedPolicy::Abandon),
+        ("done", "done", InterruptedPolicy::Retry),
+        ("stubborn", "stubborn", InterruptedPolicy::Retry),
+    ] {
+        let spec = JobSpec::builder(id, daily(), handler)
+            .interrupted(policy)
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+        s.trigger(id).await.expect("trigger");
+    }
+    let mut events = s.subscribe();
+    run_for_secs(1.0).await;
+    let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    assert_eq!(report.cancelled.len(), 4);
+    let unfinished: Vec<&str> = report.unfinished_jobs.iter().map(|j| j.as_str()).collect();
+    assert_eq!(unfinished, ["stubborn"]);
+    let interrupted: Vec<String> = drain(&mut events)
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::Interrupted { .. }))
+        .map(|e| e.job_id.to_string())
+        .collect();
+    assert_eq!(
+        interrupted,
+        ["abandon", "again"],
+        "one event per run ended so"
+    );
+
+    let count = Count::default();
+    let s = with_done_on_cancel(builder(&clock, &count), &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 2, "`again` and `stubborn` ran again");
+    assert_eq!(
+        runs_of(&s, "again").await,
+        [
+            (Trigger::Manual, Outcome::Interrupted),
+            (Trigger::Recovery, Outcome::Succeeded)
+        ]
+    );
+    assert_eq!(
+        runs_of(&s, "abandon").await,
+        [(Trigger::Manual, Outcome::Interrupted)]
+    );
+    assert_eq!(
+        runs_of(&s, "done").await,
+        [(Trigger::Manual, Outcome::Succeeded)]
+    );
+    assert_eq!(
+        runs_of(&s, "stubborn").await,
+        [(Trigger::Manual, Outcome::Interrupted)]
+    );
+    let st = s.status("stubborn").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1, "its fire runs again");
+    let st = s.status("again").await.expect("status");
+    assert_eq!((st.counters.interrupted, st.counters.cancelled), (1, 0));
+}
+
+/// A run that timed out before the shutdown keeps its outcome, and its
+/// retry waits in the stored state for the next start, which runs it when
+/// it is due. Until 2026-12-05 the shutdown turned it into a cancelled run,
+/// never retried.
+#[tokio::test(start_paused = true)]
+async fn a_timeout_before_a_shutdown_is_retried_at_the_next_start() {
+    use cronactor::{Backoff, Outcome, RetryPolicy, SnapshotStore, Trigger};
+    use std::sync::Arc;
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 3 * * *"), "stubborn")
+        .timeout(Duration::from_secs(1))
+        .retry(RetryPolicy::new(2, Backoff::Fixed(Duration::from_secs(30))))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("j").await.expect("trigger");
+    // Timed out at 1 s; the shutdown comes in the cancel grace (5 s), and
+    // waits for the run to be dropped at its end.
+    run_for_secs(2.0).await;
+    let report = s.shutdown(Duration::from_secs(10)).await.expect("shutdown");
+    assert!(report.unfinished_jobs.is_empty(), "{report:?}");
+
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    let st = s.status("j").await.expect("status");
+    let wait = st.retry_wait.clone().expect("a retry waits");
+    assert_eq!(wait.attempt, 2);
+    run_for_secs(60.0).await;
+    assert_eq!(count.get(), 1, "the retry ran");
+    let runs = runs_of(&s, "j").await;
+    assert_eq!(runs[0], (Trigger::Manual, Outcome::TimedOut));
+    assert_eq!(runs[1].0, Trigger::Retry);
+}
+
+/// Each run's trigger and event (`name payload`), in the order they began.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(cronactor::Trigger, Option<String>)>>>;
+
+/// A builder on `clock` whose `seen` handler records each run's trigger and
+/// event, then works 2.5 s, returning an error if cancelled first.
+fn seeing(clock: &cronactor::testing::ManualClock, seen: &Seen) -> cronactor::SchedulerBuilder {
+    let seen = seen.clone();
+    cronactor::Scheduler::builder()
+        .clock(clock.clone())
+        .handler("seen", move |ctx: cronactor::JobContext| {
+            let seen = seen.clone();
+            async move {
+                let event = ctx
+                    .event
+                    .as_ref()
+                    .map(|(name, payload)| format!("{name} {payload}"));
+                seen.lock().expect("lock").push((ctx.trigger, event));
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(2500)) => Ok(()),
+                    () = ctx.cancel.cancelled() => Err(std::io::Error::other("stopped")),
+                }
+            }
+        })
+}
+
+/// A run started by a named event and cut short by a shutdown runs again at
+/// the next start with its event: the payload is stored with the fire in
+/// the job's queue.
+#[tokio::test(start_paused = true)]
+async fn a_run_of_an_event_cut_short_by_a_shutdown_runs_again_with_its_event() {
+    use cronactor::{SnapshotStore, Trigger};
+    use std::sync::{Arc, Mutex};
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    let clock = clock();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seeing(&clock, &seen)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 3 * * *"), "seen")
+        .listen("deploy")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.emit("deploy", serde_json::json!({ "v": 7 }))
+        .await
+        .expect("emit");
+    run_for_secs(1.0).await;
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    let s = seeing(&clock, &seen)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(10.0).await;
+    let event = Some(r#"deploy {"v":7}"#.to_owned());
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [(Trigger::Event, event.clone()), (Trigger::Recovery, event)]
+    );
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.counters.interrupted, st.counters.succeeded), (1, 1));
+}

@@ -309,7 +309,7 @@ type Pending = QueuedFire;
 struct RunTokens(Vec<(RunId, RunToken, Option<RunTask>)>);
 
 /// A run's cancellation token, with why it was cancelled.
-type RunToken = (CancellationToken, Option<String>);
+type RunToken = (CancellationToken, Option<CancelReason>);
 
 /// A run's task; its output is the run's result, which its successor takes
 /// if the job actor fails before reading the task's `RunFinished` (see
@@ -317,7 +317,7 @@ type RunToken = (CancellationToken, Option<String>);
 pub(crate) type RunTask = tokio::task::JoinHandle<Option<RunResult>>;
 
 impl RunTokens {
-    fn get(&self, run_id: &RunId) -> Option<&(CancellationToken, Option<String>)> {
+    fn get(&self, run_id: &RunId) -> Option<&RunToken> {
         self.0
             .iter()
             .find(|(id, ..)| id == run_id)
@@ -325,7 +325,7 @@ impl RunTokens {
     }
 
     /// Adds a new run's token (run ids are fresh).
-    fn push(&mut self, run_id: RunId, entry: (CancellationToken, Option<String>)) {
+    fn push(&mut self, run_id: RunId, entry: RunToken) {
         self.0.push((run_id, entry, None));
     }
 
@@ -336,7 +336,7 @@ impl RunTokens {
         }
     }
 
-    fn remove(&mut self, run_id: &RunId) -> Option<(CancellationToken, Option<String>)> {
+    fn remove(&mut self, run_id: &RunId) -> Option<RunToken> {
         let pos = self.0.iter().position(|(id, ..)| id == run_id)?;
         Some(self.0.remove(pos).1)
     }
@@ -345,9 +345,7 @@ impl RunTokens {
         self.0.len()
     }
 
-    fn iter_mut(
-        &mut self,
-    ) -> impl Iterator<Item = (&RunId, &mut (CancellationToken, Option<String>))> {
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&RunId, &mut RunToken)> {
         self.0.iter_mut().map(|(id, v, _)| (&*id, v))
     }
 }
@@ -1614,7 +1612,7 @@ impl JobActorState {
         run_id
     }
 
-    /// Whether the retry of a run interrupted by a crash (`Recovery`) starts
+    /// Whether the retry of a run interrupted (`Recovery`) starts
     /// no earlier than its slot: when the slot is one the schedule took, as
     /// a run prepared ahead and interrupted before its slot. The retry of a
     /// backfilled slot still to come runs at once, as the backfilled run did.
@@ -1888,7 +1886,7 @@ impl JobActorState {
             self.state.last_fire = self.state.last_fire.max(Some(run.scheduled));
         }
         // Only runs started by an event have a payload here.
-        let event = match run.event {
+        let mut event = match run.event {
             Some(name) => self
                 .event_payloads
                 .remove(&run_id)
@@ -1901,10 +1899,14 @@ impl JobActorState {
         let cancelled = self.tokens.remove(&run_id).and_then(|(_, why)| why);
         let outcome = match (result, cancelled) {
             (RunResult::Ok, _) => Outcome::Succeeded,
-            // A cancel (or remove, shutdown, replace) during the grace
-            // after a timeout is what the user asked last: the run is
-            // cancelled, hence not retried.
-            (_, Some(why)) => Outcome::Cancelled(why),
+            // A timeout before the shutdown stands: its retry waits in the
+            // stored state for the next start.
+            (RunResult::TimedOut, Some(CancelReason::Shutdown)) => Outcome::TimedOut,
+            // A cancel (or remove, replace) during the grace after a
+            // timeout is what the user asked last: the run is cancelled,
+            // hence not retried. A shutdown interrupts the run: the next
+            // start runs its fire again, as after a crash.
+            (_, Some(why)) => why.cut_outcome(),
             (RunResult::TimedOut, None) => Outcome::TimedOut,
             (RunResult::Err(e), None) => Outcome::Failed(e),
             (RunResult::Panicked(p), None) => Outcome::Failed(format!("handler panicked: {p}")),
@@ -1923,8 +1925,35 @@ impl JobActorState {
         self.link.rt.histograms.record_duration(record.duration());
         self.count_outcome(&record);
         self.state.last_run = Some(record.clone());
+        if record.outcome == Outcome::Interrupted {
+            // Cut short by the shutdown: its fire waits in the stored queue
+            // for the next start, ahead of the fires queued before, behind
+            // the runs cut before it; with its event, stored with the queue.
+            if let Some(mut fire) = self.rerun_of(run.scheduled, run.attempt) {
+                fire.event = event.take().map(|e| *e);
+                let at = self
+                    .state
+                    .queue
+                    .iter()
+                    .take_while(|f| f.trigger == Trigger::Recovery)
+                    .count();
+                self.state.queue.insert(at, fire);
+            }
+        }
         self.after_outcome(myself, &record, event);
         self.history.push(record);
+    }
+
+    /// The fire that runs an interrupted run (by a crash or a shutdown)
+    /// again: at-least-once, unless the job says abandon, or has no
+    /// handler to run it with. The same attempt: the run did not fail.
+    fn rerun_of(&self, scheduled: DateTime<Utc>, attempt: u32) -> Option<Pending> {
+        if self.spec.interrupted != InterruptedPolicy::Retry || self.link.handler.is_none() {
+            return None;
+        }
+        let mut fire = Pending::new(scheduled, Trigger::Recovery);
+        fire.attempt = attempt;
+        Some(fire)
     }
 
     /// Takes over the runs of the failed actor this one replaced: their
@@ -2039,7 +2068,7 @@ impl JobActorState {
             Some(_) => None,
             None => self.spec.retry.next_delay(record.attempt, random),
         };
-        if let (Some(delay), None) = (delay, self.stopping.as_ref()) {
+        if let Some(delay) = delay {
             // A delay past the end of chrono's calendar (a backoff of
             // `Duration::MAX`, say) waits until that end: never, in practice.
             let due = chrono::Duration::from_std(delay)
@@ -2058,7 +2087,11 @@ impl JobActorState {
                 attempt: record.attempt + 1,
                 at: due,
             });
-            self.arm_retry(myself);
+            // During a shutdown the retry waits in the stored state for the
+            // next start.
+            if self.stopping.is_none() {
+                self.arm_retry(myself);
+            }
             return;
         }
         if record.attempt > 1 {
@@ -2185,7 +2218,7 @@ impl JobActorState {
         let mut cancelled = Vec::new();
         for (run_id, (token, reason)) in self.tokens.iter_mut() {
             if reason.is_none() {
-                *reason = Some(why.text().to_string());
+                *reason = Some(why);
                 token.cancel();
                 cancelled.push(*run_id);
             }
@@ -2226,7 +2259,7 @@ impl JobActorState {
         let mut retries = Vec::new();
         for run in std::mem::take(&mut self.state.in_flight) {
             let outcome = match run.cancelled {
-                Some(why) => Outcome::Cancelled(why.text().into()),
+                Some(why) => why.cut_outcome(),
                 None => Outcome::Interrupted,
             };
             let retry = outcome == Outcome::Interrupted;
@@ -2244,12 +2277,10 @@ impl JobActorState {
             self.count_outcome(&record);
             self.state.last_run = Some(record.clone());
             self.history.push(record);
-            if retry
-                && self.spec.interrupted == InterruptedPolicy::Retry
-                && self.link.handler.is_some()
+            if let Some(fire) = retry
+                .then(|| self.rerun_of(run.scheduled, run.attempt))
+                .flatten()
             {
-                let mut fire = Pending::new(run.scheduled, Trigger::Recovery);
-                fire.attempt = run.attempt;
                 retries.push(fire);
             }
         }

@@ -1024,7 +1024,7 @@ impl RegistryState {
                                 attempt: run.attempt,
                                 trigger: run.trigger,
                                 outcome: match run.cancelled {
-                                    Some(why) => Outcome::Cancelled(why.text().into()),
+                                    Some(why) => why.cut_outcome(),
                                     None => Outcome::Interrupted,
                                 },
                             })

@@ -130,7 +130,7 @@ pub(crate) struct ParkedRun {
     /// The run's cancellation token: its task holds a clone.
     pub(crate) token: CancellationToken,
     /// Why it was cancelled, if it was: its end is recorded so.
-    pub(crate) cancelled: Option<String>,
+    pub(crate) cancelled: Option<crate::status::CancelReason>,
     /// Claimed, its record not yet known durable: the `Recorded` that
     /// starts it went to the failed actor, so the successor asks again.
     pub(crate) unrecorded: bool,

@@ -51,7 +51,7 @@ pub struct JobSpec {
     /// Missed slots older than this are skipped, whatever the misfire policy.
     #[serde(default)]
     pub catch_up_window: Option<Duration>,
-    /// What happens on restart to a run interrupted by a crash.
+    /// What happens on restart to a run interrupted by a crash or a shutdown.
     #[serde(default)]
     pub interrupted: InterruptedPolicy,
     /// A random delay in `[0, jitter]` added to each run's start.
@@ -225,7 +225,7 @@ impl JobSpecBuilder {
         self.catch_up_window = Some(window);
         self
     }
-    /// What happens to a run interrupted by a crash (default retry).
+    /// What happens to a run interrupted by a crash or a shutdown (default retry).
     pub fn interrupted(mut self, policy: InterruptedPolicy) -> Self {
         self.interrupted = policy;
         self

@@ -16,7 +16,7 @@ pub enum Trigger {
     Manual,
     /// A schedule slot missed while down or stalled, run late.
     CatchUp,
-    /// A run interrupted by a crash, run again on restart.
+    /// A run interrupted by a crash or a shutdown, run again on restart.
     Recovery,
     /// A retry of a failed or timed-out run (a new attempt of the same fire).
     Retry,
@@ -50,9 +50,11 @@ pub enum Outcome {
     Succeeded,
     /// The handler returned an error or panicked; the text says which.
     Failed(String),
-    /// The run was cancelled through its token (replace, remove, shutdown).
+    /// The run was cancelled through its token (`cancel`, `Replace`,
+    /// `remove`).
     Cancelled(String),
-    /// The process died while the run was in flight.
+    /// The process died, or the scheduler shut down, while the run was in
+    /// flight (see [`CancelReason::cut_outcome`]).
     Interrupted,
     /// The run exceeded the job's timeout and was cancelled.
     TimedOut,
@@ -84,7 +86,7 @@ impl Outcome {
         match self {
             Self::Succeeded => None,
             Self::Failed(e) | Self::Cancelled(e) => Some(e),
-            Self::Interrupted => Some("interrupted by a crash"),
+            Self::Interrupted => Some("interrupted by a crash or a shutdown"),
             Self::TimedOut => Some("timed out"),
             Self::Skipped { .. } | Self::Coalesced { .. } => None,
         }
@@ -115,7 +117,7 @@ pub struct Counters {
     pub failed: u64,
     /// Runs cancelled.
     pub cancelled: u64,
-    /// Runs interrupted by a crash.
+    /// Runs interrupted by a crash or a shutdown.
     pub interrupted: u64,
     /// Runs that timed out.
     #[serde(default)]
@@ -224,6 +226,30 @@ impl CancelReason {
             Self::Replaced => "replaced by a newer fire",
             Self::Removed => "job removed",
             Self::Shutdown => "scheduler shutdown",
+        }
+    }
+
+    /// How a run cut short for this reason ends when its handler does not
+    /// finish its work (it returns an error after the cancellation, or is
+    /// dropped after the cancel grace, or the process ends first): a
+    /// shutdown interrupts it, as the end of the process would, so that the
+    /// next start runs its fire again under
+    /// [`InterruptedPolicy::Retry`](crate::InterruptedPolicy::Retry); every
+    /// other reason cancels it.
+    ///
+    /// ```
+    /// use cronactor_actors::{CancelReason, Outcome};
+    ///
+    /// assert_eq!(CancelReason::Shutdown.cut_outcome(), Outcome::Interrupted);
+    /// assert_eq!(
+    ///     CancelReason::Request.cut_outcome(),
+    ///     Outcome::Cancelled("cancelled by request".into())
+    /// );
+    /// ```
+    pub fn cut_outcome(self) -> Outcome {
+        match self {
+            Self::Shutdown => Outcome::Interrupted,
+            other => Outcome::Cancelled(other.text().into()),
         }
     }
 }

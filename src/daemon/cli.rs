@@ -609,7 +609,7 @@ pub fn follow(client: &Client, id: &str, until_done: bool, json: bool) -> Result
                 let why = match e.kind.as_str() {
                     "failed" => data_str(&e, "error").to_owned(),
                     "cancelled" => data_str(&e, "reason").to_owned(),
-                    "interrupted" => "the job was given up on".to_owned(),
+                    "interrupted" => "the scheduler shut down, or gave up on the job".to_owned(),
                     _ => "timed out".to_owned(),
                 };
                 if !json {

@@ -163,7 +163,7 @@ pub struct CountersView {
     pub failed: u64,
     /// Runs cancelled.
     pub cancelled: u64,
-    /// Runs interrupted by a crash.
+    /// Runs interrupted by a crash or a shutdown.
     pub interrupted: u64,
     /// Runs that timed out.
     pub timed_out: u64,
@@ -574,7 +574,7 @@ pub enum FoldRequest {
     Both,
 }
 
-/// What happens on restart to a run interrupted by a crash.
+/// What happens on restart to a run interrupted by a crash or a shutdown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InterruptedRequest {
@@ -722,7 +722,7 @@ pub struct JobRequest {
     /// Missed slots older than this (milliseconds) are skipped.
     #[serde(default)]
     pub catch_up_window_ms: Option<u64>,
-    /// What happens on restart to a run interrupted by a crash.
+    /// What happens on restart to a run interrupted by a crash or a shutdown.
     #[serde(default)]
     pub interrupted: Option<InterruptedRequest>,
     /// A random delay in `[0, jitter_ms]` before each run.

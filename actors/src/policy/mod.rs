@@ -13,7 +13,8 @@ pub use retry::{Backoff, RetryPolicy};
 
 use serde::{Deserialize, Serialize};
 
-/// What happens on restart to a run that was in flight when the process died.
+/// What happens on restart to a run that was in flight when the process died
+/// or the scheduler shut down (see `docs/semantics.md`, "Shutdown").
 ///
 /// ```
 /// use cronactor_actors::{InterruptedPolicy, JobSpec, ScheduleSpec};

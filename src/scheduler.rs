@@ -255,6 +255,22 @@ impl Scheduler {
         self.call(|r| SupervisorMsg::Cancel(id, r)).await
     }
 
+    /// Cancels one run in flight of a job through its token, as
+    /// [`Scheduler::cancel`] cancels them all: it ends as cancelled and is
+    /// not retried. The job's other runs and a waiting retry are left alone.
+    /// The runs in flight are in [`JobStatus::in_flight`](crate::JobStatus)
+    /// and in the `Started` events. Answers once the cancel is durable (with
+    /// a durable store); a run cancelled already answers `Ok` at once.
+    ///
+    /// # Errors
+    /// [`Error::UnknownJob`]; [`Error::UnknownRun`] if the job has no such
+    /// run in flight (it ended, or never was the job's).
+    pub async fn cancel_run(&self, id: impl AsRef<str>, run_id: RunId) -> Result<(), Error> {
+        let id = job_id(id)?;
+        self.call(|reply| SupervisorMsg::CancelRun { id, run_id, reply })
+            .await
+    }
+
     /// Runs a failed, timed-out or interrupted run again, with its original
     /// scheduled time and the job's payload, marked as a manual retry.
     ///

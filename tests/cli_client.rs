@@ -267,9 +267,23 @@ async fn cancel_emit_and_events() {
     let (code, out, _) = s.run(&["trigger", "long"]).await;
     assert_eq!(code, 0, "{out}");
     wait_for(&mut ev, "long", |k| matches!(k, EventKind::Started { .. })).await;
-    let (code, out, _) = s.run(&["cancel", "long"]).await;
+    // `jobs show` lists the run in flight; `cancel --run` cancels it alone.
+    let run = s.scheduler.status("long").await.expect("status").in_flight[0]
+        .run_id
+        .to_string();
+    let (code, out, _) = s.run(&["jobs", "show", "long"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("  run {run}:  manual, attempt 1, started ")),
+        "{out}"
+    );
+    let (code, _, err) = s
+        .run(&["cancel", "long", "--run", "00000000000000ff"])
+        .await;
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = s.run(&["cancel", "long", "--run", &run]).await;
     assert_eq!(code, 0);
-    assert!(out.starts_with("long: cancelled "), "{out}");
+    assert_eq!(out.trim(), format!("long: cancelled {run}"), "{out}");
     let (code, out, _) = s.run(&["cancel", "long"]).await;
     assert_eq!(code, 0);
     assert!(out.contains("nothing was running"), "{out}");

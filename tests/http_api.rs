@@ -1054,3 +1054,48 @@ async fn backfill_queues_the_past_slots_and_refuses_a_bad_range() {
     assert_eq!(r.status, 409, "{}", r.text());
     api.stop().await;
 }
+
+#[tokio::test]
+async fn cancel_with_a_run_id_cancels_that_run_alone() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("long", "block").await;
+    let mut events = api.scheduler.subscribe();
+    let t = post(a, "/jobs/long/trigger").await.json();
+    let run_id = t["run_id"].as_str().expect("run id").to_owned();
+    wait_event(&mut events, "long", |k| {
+        matches!(k, EventKind::Started { .. })
+    })
+    .await;
+    let job = get(a, "/jobs/long").await.json();
+    assert_eq!(
+        job["job"]["in_flight"][0]["run_id"],
+        run_id.as_str(),
+        "{job}"
+    );
+    assert_eq!(job["job"]["in_flight"][0]["trigger"], "manual", "{job}");
+    assert_eq!(
+        job["job"]["in_flight"][0]["cancelled"],
+        json!(null),
+        "{job}"
+    );
+
+    let bad = post(a, "/jobs/long/cancel?run=not-a-run")
+        .await
+        .problem(400);
+    assert!(bad.to_string().contains("run"), "{bad}");
+    let other = post(a, "/jobs/long/cancel?run=00000000000000ff")
+        .await
+        .problem(404);
+    assert_eq!(
+        other["type"], "urn:cronactor:problem:unknown-run",
+        "{other}"
+    );
+
+    let r = post(a, &format!("/jobs/long/cancel?run={run_id}")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json(), json!({ "job_id": "long", "cancelled": [run_id] }));
+    let end = wait_event(&mut events, "long", is_end).await;
+    assert!(matches!(end, EventKind::Cancelled { .. }), "{end:?}");
+    api.stop().await;
+}

@@ -476,7 +476,8 @@ async fn child_main(dir: PathBuf, store: PathBuf, incarnation: usize) {
 /// an event is answered `Queued`: the queued fire, payload included, is in
 /// the stored state, and the next process runs it after the interrupted
 /// run's retry. A fifth has a run that ignores its token when `cancel`
-/// answers: the run is stored as cancelled.
+/// answers: the run is stored as cancelled. A sixth has two such runs when
+/// `cancel_run` answers for one: that one alone is stored as cancelled.
 #[test]
 fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() {
     use cronactor::store::SledStore;
@@ -504,6 +505,7 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
         "queue",
         "queue-runs",
         "cancel-run",
+        "cancel-one",
         "pause",
         "remove",
         "add-again",
@@ -613,6 +615,17 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
                     )],
                     "{op}: the cancelled run, marked"
                 );
+            }
+            "cancel-one" => {
+                let state = job(&loaded, "k").expect("job k").state;
+                let marked: Vec<_> = state
+                    .in_flight
+                    .iter()
+                    .filter(|r| r.cancelled == Some(cronactor::CancelReason::Request))
+                    .map(|r| r.run_id.to_string())
+                    .collect();
+                assert_eq!(state.in_flight.len(), 2, "{op}: {state:?}");
+                assert_eq!(marked, [answer.trim()], "{op}: the cancelled run alone");
             }
             "remove" => assert!(j.is_none(), "{op}: {j:?}"),
             "add-again" => {
@@ -819,6 +832,24 @@ async fn one_operation(op: &str, store: PathBuf) -> String {
                 Ok(runs) => panic!("cancel c: {runs:?}"),
                 Err(e) => Err(e),
             }
+        }
+        "cancel-one" => {
+            let k = JobSpec::builder("k", ScheduleSpec::cron("0 0 0 1 1 *"), "stubborn")
+                .overlap(cronactor::OverlapPolicy::Concurrent { max: None })
+                .build()
+                .expect("spec");
+            scheduler.add(k).await.expect("add k");
+            let mut runs = Vec::new();
+            for _ in 0..2 {
+                match scheduler.trigger("k").await {
+                    Ok(cronactor::TriggerOutcome::Started(run_id)) => runs.push(run_id),
+                    other => panic!("trigger k: {other:?}"),
+                }
+            }
+            scheduler
+                .cancel_run("k", runs[1])
+                .await
+                .map(|()| runs[1].to_string())
         }
         "remove" => scheduler.remove("j").await.map(|_| String::new()),
         "add-again" => scheduler.add(spec(3)).await.map(|_| String::new()),

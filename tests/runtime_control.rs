@@ -610,3 +610,97 @@ async fn a_bad_backfill_is_refused_with_its_own_error() {
         0
     );
 }
+
+/// `cancel_run` cancels one run in flight, listed in the job's status: it
+/// ends as cancelled, is not retried, and the job's other run goes on. A run
+/// cancelled already answers `Ok`; a run not in flight is `UnknownRun`,
+/// also on a passive job, which it does not wake.
+#[tokio::test(start_paused = true)]
+async fn cancel_run_cancels_one_run_and_leaves_the_others() {
+    use cronactor::{Backoff, Outcome, RetryPolicy, RunId};
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 3 * * *"), "slow")
+        .overlap(OverlapPolicy::Concurrent { max: None })
+        .retry(RetryPolicy::new(3, Backoff::Fixed(Duration::from_secs(1))))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        match s.trigger("j").await.expect("trigger") {
+            TriggerOutcome::Started(run) => runs.push(run),
+            other => panic!("{other:?}"),
+        }
+    }
+    run_for_secs(0.5).await;
+    let st = s.status("j").await.expect("status");
+    let listed: Vec<RunId> = st.in_flight.iter().map(|r| r.run_id).collect();
+    assert_eq!(listed, runs, "both runs listed in flight");
+
+    s.cancel_run("j", runs[0]).await.expect("cancel_run");
+    run_for_secs(10.0).await;
+    let h = s.history("j", 10).await.expect("history");
+    let ended: Vec<(RunId, Outcome)> = h
+        .iter()
+        .rev()
+        .map(|r| (r.run_id, r.outcome.clone()))
+        .collect();
+    assert_eq!(
+        ended,
+        [
+            (runs[0], Outcome::Cancelled("cancelled by request".into())),
+            (runs[1], Outcome::Succeeded)
+        ]
+    );
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.counters.retries, st.runs_in_flight), (0, 0), "{st:?}");
+    assert!(matches!(
+        s.cancel_run("j", runs[0]).await,
+        Err(Error::UnknownRun(r)) if r == runs[0]
+    ));
+    assert!(matches!(
+        s.cancel_run("nope", runs[0]).await,
+        Err(Error::UnknownJob(_))
+    ));
+
+    // A run that ignores its token: cancelled twice, `Ok` twice.
+    s.add(every("stubborn", 3600, "stubborn"))
+        .await
+        .expect("add");
+    let TriggerOutcome::Started(run) = s.trigger("stubborn").await.expect("trigger") else {
+        panic!("not started");
+    };
+    s.cancel_run("stubborn", run).await.expect("cancel_run");
+    let st = s.status("stubborn").await.expect("status");
+    let marks: Vec<_> = st
+        .in_flight
+        .iter()
+        .map(|r| (r.run_id, r.cancelled))
+        .collect();
+    assert_eq!(
+        marks,
+        [(run, Some(cronactor::CancelReason::Request))],
+        "marked until it ends"
+    );
+    s.cancel_run("stubborn", run)
+        .await
+        .expect("cancel_run again");
+
+    // A passive job has no run in flight, and stays passive.
+    s.add(
+        JobSpec::builder("daily", ScheduleSpec::cron("0 0 3 * * *"), "count")
+            .build()
+            .expect("spec"),
+    )
+    .await
+    .expect("add");
+    run_for_secs(1.0).await;
+    let passive = s.metrics().await.expect("metrics").jobs_passive;
+    assert!(passive >= 1, "{passive}");
+    assert!(matches!(
+        s.cancel_run("daily", runs[1]).await,
+        Err(Error::UnknownRun(_))
+    ));
+    assert_eq!(s.metrics().await.expect("metrics").jobs_passive, passive);
+}

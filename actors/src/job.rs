@@ -88,6 +88,14 @@ pub enum JobMsg {
     /// Cancel the runs in flight (and a waiting retry); answered with the
     /// runs cancelled (empty when nothing was running: a no-op).
     Cancel(RpcReplyPort<Result<Vec<RunId>, Error>>),
+    /// Cancel one run in flight; `Error::UnknownRun` if the job has no such
+    /// run in flight.
+    CancelRun {
+        /// The run.
+        run_id: RunId,
+        /// Answered once the cancel mark is durable.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
     /// Run a failed, timed-out or interrupted run again, with its original
     /// scheduled time.
     RetryRun {
@@ -202,6 +210,7 @@ impl JobMsg {
             // fire (a prepared job is not paused, capped or retrying);
             // Remove cancels it with the job's other runs.
             JobMsg::Fired { .. }
+            | JobMsg::CancelRun { .. }
             | JobMsg::Resume { .. }
             | JobMsg::Progress { .. }
             | JobMsg::Remove(_)
@@ -621,6 +630,28 @@ impl Actor for JobActor {
                     // nothing to wait for.
                     s.save(Ack::None);
                     let _ = reply.send(Ok(cancelled));
+                }
+            }
+            JobMsg::CancelRun { run_id, reply } => {
+                match s.tokens.get(&run_id).map(|(_, why)| why.is_some()) {
+                    None => {
+                        let _ = reply.send(Err(Error::UnknownRun(run_id)));
+                    }
+                    // Cancelled already: its mark went with that cancel.
+                    Some(true) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Some(false) => {
+                        s.cancel_runs(&myself, CancelReason::Request, Some(run_id));
+                        if s.link.rt.durable {
+                            // A crash must not retry it: its cancel mark is
+                            // in the state.
+                            s.answer_when_durable(reply, Ok(()));
+                        } else {
+                            s.save(Ack::None);
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
                 }
             }
             JobMsg::RetryRun { record, reply } => {
@@ -2193,7 +2224,6 @@ impl JobActorState {
         }
     }
 
-    /// Fires every in-flight run's token; returns the runs cancelled.
     /// The runs in flight whose `Started` was published: not waiting for
     /// their record, for admission or (prepared ahead) for their slot.
     fn announced_runs(&self) -> Vec<RunId> {
@@ -2214,10 +2244,22 @@ impl JobActorState {
             .collect()
     }
 
+    /// Fires every in-flight run's token; returns the runs cancelled.
     fn cancel_all(&mut self, myself: &ActorRef<JobMsg>, why: CancelReason) -> Vec<RunId> {
+        self.cancel_runs(myself, why, None)
+    }
+
+    /// Fires the token of the run `only`, or of every run in flight, unless
+    /// cancelled already; returns the runs cancelled.
+    fn cancel_runs(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        why: CancelReason,
+        only: Option<RunId>,
+    ) -> Vec<RunId> {
         let mut cancelled = Vec::new();
         for (run_id, (token, reason)) in self.tokens.iter_mut() {
-            if reason.is_none() {
+            if reason.is_none() && only.is_none_or(|o| o == *run_id) {
                 *reason = Some(why);
                 token.cancel();
                 cancelled.push(*run_id);

@@ -1425,12 +1425,13 @@ impl RegistryState {
             counters: st.counters.clone(),
             consecutive_failures: st.consecutive_failures,
             runs_in_flight: st.in_flight.len() as u32,
+            in_flight: st.in_flight.clone(),
             queued: st.queued(),
             retry_wait: st.retry_wait.clone(),
             failure: st.failed.clone(),
             progress: st.progress.clone(),
         };
-        status.show_ahead(&ahead);
+        status.show_ahead(&ahead, now);
         status
     }
 }

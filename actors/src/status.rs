@@ -197,9 +197,10 @@ pub struct InFlightRun {
     #[serde(default)]
     pub event: Option<String>,
     /// Why the run was cancelled, if it was, while it has not ended yet. A
-    /// restart records a run still in flight with this set as `Cancelled`
-    /// (with [`CancelReason::text`]), not as `Interrupted`, and does not
-    /// retry it.
+    /// restart records a run still in flight with this set as
+    /// [`CancelReason::cut_outcome`] says: `Cancelled` (with
+    /// [`CancelReason::text`]), not retried, except for a shutdown's mark,
+    /// which is `Interrupted` as without a mark.
     #[serde(default)]
     pub cancelled: Option<CancelReason>,
 }
@@ -538,6 +539,10 @@ pub struct JobStatus {
     pub consecutive_failures: u32,
     /// Runs in flight now.
     pub runs_in_flight: u32,
+    /// The runs in flight now, oldest claim first (each one can be
+    /// cancelled alone with `Scheduler::cancel_run`).
+    #[serde(default)]
+    pub in_flight: Vec<InFlightRun>,
     /// Fires waiting in the overlap queue.
     pub queued: u32,
     /// A retry waiting for its delay.
@@ -618,10 +623,14 @@ pub(crate) fn phase_of(state: &JobState, orphaned: bool, ahead: &Ahead) -> JobPh
 impl JobStatus {
     /// Shows runs claimed ahead of their slot as fires still to come, and a
     /// started scheduled run's slot as the last fire (see [`Ahead`]).
-    pub(crate) fn show_ahead(&mut self, ahead: &Ahead) {
+    pub(crate) fn show_ahead(&mut self, ahead: &Ahead, now: DateTime<Utc>) {
         self.last_fire = self.last_fire.max(ahead.started_slot);
         ahead.uncount(&mut self.counters);
         self.runs_in_flight = self.runs_in_flight.saturating_sub(ahead.runs);
+        if ahead.runs > 0 {
+            self.in_flight
+                .retain(|r| r.trigger != Trigger::Schedule || r.started <= now);
+        }
         self.next_fire = match (ahead.first, self.next_fire) {
             (Some(first), Some(next)) => Some(first.min(next)),
             (first, next) => first.or(next),

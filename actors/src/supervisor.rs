@@ -148,6 +148,15 @@ pub enum SupervisorMsg {
     /// Cancel a job's runs in flight (a no-op answering an empty list when
     /// nothing runs).
     Cancel(JobId, RpcReplyPort<Result<Vec<RunId>, Error>>),
+    /// Cancel one run in flight of a job.
+    CancelRun {
+        /// The job.
+        id: JobId,
+        /// The run.
+        run_id: RunId,
+        /// Answered once the cancel is durable.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
     /// Run a failed, timed-out or interrupted run again.
     RetryRun(RunId, RpcReplyPort<Result<TriggerOutcome, Error>>),
     /// Start a run of every job listening to the named event.
@@ -472,6 +481,12 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Cancel(id, reply) => {
                 s.deliver(&myself, id, JobMsg::Cancel(reply), Some("cancel"))
             }
+            SupervisorMsg::CancelRun { id, run_id, reply } => s.deliver(
+                &myself,
+                id,
+                JobMsg::CancelRun { run_id, reply },
+                Some("cancel a run"),
+            ),
             SupervisorMsg::RetryRun(run_id, reply) => {
                 let registry = s.rt.registry.clone();
                 let supervisor = myself.clone();
@@ -862,6 +877,10 @@ impl SupervisorState {
             },
             Some(Slot::Passive { .. }) => match msg {
                 JobMsg::Remove(reply) => self.remove_passive(id, reply),
+                // A passive job has no run in flight: no need to wake it.
+                JobMsg::CancelRun { run_id, reply } => {
+                    let _ = reply.send(Err(Error::UnknownRun(run_id)));
+                }
                 msg => self.reactivate(myself, id, vec![msg]),
             },
             None => {
@@ -1346,6 +1365,7 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
         SupervisorMsg::Upsert(_, r) => drop(r.send(e())),
         SupervisorMsg::Trigger(_, r) | SupervisorMsg::RetryRun(_, r) => drop(r.send(e())),
         SupervisorMsg::Cancel(_, r) => drop(r.send(e())),
+        SupervisorMsg::CancelRun { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::Backfill { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::Emit { reply, .. } => drop(reply.send(e())),
         // No answer at all: a caller's `call` fails as for a stopped
@@ -1378,6 +1398,7 @@ fn reject_job_msg(msg: JobMsg, err: Error) {
             drop(reply.send(Err(err)))
         }
         JobMsg::Cancel(reply) => drop(reply.send(Err(err))),
+        JobMsg::CancelRun { reply, .. } => drop(reply.send(Err(err))),
         JobMsg::Backfill { reply, .. } => drop(reply.send(Err(err))),
         JobMsg::Preview { reply, .. } => drop(reply.send(Err(err))),
         _ => {}

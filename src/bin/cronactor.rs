@@ -104,10 +104,13 @@ enum Command {
         #[arg(long)]
         to: DateTime<Utc>,
     },
-    /// Cancel a job's running runs.
+    /// Cancel a job's running runs (and a waiting retry), or one of them.
     Cancel {
         /// The job id.
         id: String,
+        /// Only this run in flight (its id, as `jobs show` lists it).
+        #[arg(long)]
+        run: Option<String>,
     },
     /// Show a job's newest runs.
     History {
@@ -213,7 +216,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Trigger { id } => cli::trigger(&client()?, &id, json),
         Command::Backfill { id, from, to } => cli::backfill(&client()?, &id, from, to, json),
-        Command::Cancel { id } => cli::cancel(&client()?, &id, json),
+        Command::Cancel { id, run } => cli::cancel(&client()?, &id, run.as_deref(), json),
         Command::History { id, limit } => cli::history(&client()?, &id, limit, json),
         Command::Emit { name, payload } => cli::emit(&client()?, &name, payload.as_deref(), json),
         Command::Events {

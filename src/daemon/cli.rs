@@ -243,6 +243,20 @@ fn print_job(d: &JobDetail) {
         c.skipped.paused + c.skipped.overlap + c.skipped.queue_full + c.skipped.misfire + c.skipped.orphaned
     );
     println!("in flight:     {} (queued {})", j.runs_in_flight, j.queued);
+    for r in &j.in_flight {
+        let cancelled = r
+            .cancelled
+            .as_ref()
+            .map(|why| format!(", cancelled ({why})"))
+            .unwrap_or_default();
+        println!(
+            "  run {}:  {}, attempt {}, started {}{cancelled}",
+            r.run_id,
+            r.trigger,
+            r.attempt,
+            time(Some(r.started))
+        );
+    }
     if let Some(p) = &j.progress {
         println!("progress:      {:.0}% {}", p.fraction * 100.0, p.message);
     }
@@ -374,12 +388,15 @@ pub fn backfill(
     Ok(())
 }
 
-/// `cronactor cancel ID`.
+/// `cronactor cancel ID [--run RUN]`.
 ///
 /// # Errors
 /// [`CliError::Client`].
-pub fn cancel(client: &Client, id: &str, json: bool) -> Result<(), CliError> {
-    let c = client.cancel(id)?;
+pub fn cancel(client: &Client, id: &str, run: Option<&str>, json: bool) -> Result<(), CliError> {
+    let c = match run {
+        Some(run) => client.cancel_run(id, run)?,
+        None => client.cancel(id)?,
+    };
     if json {
         print_json(&c);
     } else if c.cancelled.is_empty() {

@@ -327,6 +327,18 @@ impl Client {
         self.post(&format!("/jobs/{}/cancel", segment(id)), None)
     }
 
+    /// `POST /jobs/{id}/cancel?run=RUN`: one run in flight.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says (404
+    /// `unknown-run` when the job has no such run in flight).
+    pub fn cancel_run(&self, id: &str, run: &str) -> Result<CancelView, ClientError> {
+        self.post(
+            &format!("/jobs/{}/cancel?run={}", segment(id), segment(run)),
+            None,
+        )
+    }
+
     /// `GET /jobs/{id}/history?limit=N`.
     ///
     /// # Errors

@@ -90,6 +90,9 @@ pub struct JobView {
     pub consecutive_failures: u32,
     /// Runs in flight now.
     pub runs_in_flight: u32,
+    /// The runs in flight now (`POST /jobs/{id}/cancel?run=ID` cancels one).
+    #[serde(default)]
+    pub in_flight: Vec<InFlightView>,
     /// Fires waiting in the overlap queue.
     pub queued: u32,
     /// A retry waiting for its backoff delay.
@@ -115,6 +118,7 @@ impl From<&JobStatus> for JobView {
             counters: CountersView::from(&s.counters),
             consecutive_failures: s.consecutive_failures,
             runs_in_flight: s.runs_in_flight,
+            in_flight: s.in_flight.iter().map(InFlightView::from).collect(),
             queued: s.queued,
             retry_wait: s.retry_wait.as_ref().map(|w| RetryWaitView {
                 scheduled: w.scheduled,
@@ -256,6 +260,40 @@ impl From<&RunRecord> for RunView {
             trigger: variant_name(&r.trigger),
             outcome: variant_name(&r.outcome),
             error: r.outcome.error_text().map(str::to_owned),
+        }
+    }
+}
+
+/// A run in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InFlightView {
+    /// The run id, 16 hex digits.
+    pub run_id: String,
+    /// The slot (or trigger time) it serves.
+    pub scheduled: DateTime<Utc>,
+    /// When it started (or was claimed, while it waits for admission).
+    pub started: DateTime<Utc>,
+    /// The attempt number, from 1.
+    pub attempt: u32,
+    /// What started it, as in [`RunView::trigger`].
+    pub trigger: String,
+    /// The named event that started it.
+    pub event: Option<String>,
+    /// Set once it was cancelled and has not ended yet: why (`request`,
+    /// `replaced`, `removed` or `shutdown`).
+    pub cancelled: Option<String>,
+}
+
+impl From<&cronactor_actors::InFlightRun> for InFlightView {
+    fn from(r: &cronactor_actors::InFlightRun) -> Self {
+        Self {
+            run_id: r.run_id.to_string(),
+            scheduled: r.scheduled,
+            started: r.started,
+            attempt: r.attempt,
+            trigger: variant_name(&r.trigger),
+            event: r.event.clone(),
+            cancelled: r.cancelled.as_ref().map(variant_name),
         }
     }
 }

@@ -347,15 +347,26 @@ pub(crate) async fn backfill_job(
     ))
 }
 
-/// Cancels a job's runs in flight (and a retry waiting for its delay).
+/// The run of `POST /jobs/{id}/cancel`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CancelQuery {
+    /// Only this run in flight (its id, up to 16 hex digits), instead of every
+    /// run and the waiting retry.
+    run: Option<String>,
+}
+
+/// Cancels a job's runs in flight (and a retry waiting for its delay), or
+/// one of them.
 #[utoipa::path(
     post, path = "/jobs/{id}/cancel", tag = "control",
-    params(("id" = String, Path, description = "The job id (percent-encoded)")),
+    params(("id" = String, Path, description = "The job id (percent-encoded)"), CancelQuery),
     responses(
         (status = 200, description = "The runs cancelled (empty when nothing ran)", body = CancelView),
+        (status = 400, description = "Malformed run id", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
-        (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such job, or no such run in flight", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),
     security(("admin_token" = []))
@@ -363,7 +374,22 @@ pub(crate) async fn backfill_job(
 pub(crate) async fn cancel_job(
     State(st): State<AppState>,
     PathParam(id): PathParam,
+    ApiQuery(q): ApiQuery<CancelQuery>,
 ) -> ApiResult<Json<CancelView>> {
+    if let Some(run) = q.run {
+        let run_id: cronactor_actors::RunId = run.parse().map_err(|_| {
+            Problem::bad_request(
+                "run",
+                format!("{run:?} is not a run id (up to 16 hex digits)"),
+            )
+        })?;
+        st.scheduler.cancel_run(&id, run_id).await?;
+        tracing::info!(job_id = %id, run_id = %run_id, "run cancelled over HTTP");
+        return Ok(Json(CancelView {
+            job_id: id,
+            cancelled: vec![run_id.to_string()],
+        }));
+    }
     let runs = st.scheduler.cancel(&id).await?;
     tracing::info!(job_id = %id, cancelled = runs.len(), "runs cancelled over HTTP");
     Ok(Json(CancelView {

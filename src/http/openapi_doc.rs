@@ -3,10 +3,10 @@
 
 use super::dto::{
     BackfillRequest, BackfillView, BackoffKind, CancelView, CountersView, EmitView, EmittedView,
-    EventView, FireView, FoldRequest, GapRequest, HealthView, InterruptedRequest, JobDetail,
-    JobRequest, JobView, MetricsView, MisfireRequest, MissedView, NoteRequest, OverlapRequest,
-    PercentilesView, ProgressView, RetryRequest, RetryWaitView, RunView, SkipCountsView,
-    TriggerView, UpsertView,
+    EventView, FireView, FoldRequest, GapRequest, HealthView, InFlightView, InterruptedRequest,
+    JobDetail, JobRequest, JobView, MetricsView, MisfireRequest, MissedView, NoteRequest,
+    OverlapRequest, PercentilesView, ProgressView, RetryRequest, RetryWaitView, RunView,
+    SkipCountsView, TriggerView, UpsertView,
 };
 use super::handlers;
 use super::problem::Problem;
@@ -42,7 +42,7 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(
         Problem, JobView, JobDetail, RunView, FireView, CountersView, SkipCountsView,
-        RetryWaitView, ProgressView, UpsertView, TriggerView, CancelView, EmitView, EmittedView,
+        RetryWaitView, InFlightView, ProgressView, UpsertView, TriggerView, CancelView, EmitView, EmittedView,
         HealthView, MetricsView, PercentilesView, EventView, MissedView, NoteRequest, JobRequest,
         OverlapRequest, MisfireRequest, GapRequest, FoldRequest, InterruptedRequest,
         RetryRequest, BackoffKind, BackfillRequest, BackfillView,

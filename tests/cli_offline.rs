@@ -57,6 +57,59 @@ fn preview_leaves_out_excluded_times() {
 }
 
 #[test]
+fn preview_shows_the_union_of_extra_expressions_with_their_dst_notes() {
+    // New York springs forward on 2026-03-08: 02:30 (fixed-time) moves to
+    // 03:00 EDT; the hourly :45 follows real time.
+    let out = run(&[
+        "--json",
+        "preview",
+        "0 30 2 * * *",
+        "--also",
+        "0 45 * * * *",
+        "--also",
+        "0 30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "-n",
+        "3",
+        "--after",
+        "2026-03-08T06:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let fires: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let at: Vec<&str> = (0..3)
+        .map(|i| fires[i]["at"].as_str().expect("at"))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            "2026-03-08T06:45:00Z",
+            "2026-03-08T07:00:00Z",
+            "2026-03-08T07:45:00Z"
+        ]
+    );
+    assert!(
+        fires[1]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("moved from 2026-03-08 02:30:00")),
+        "{fires}"
+    );
+    assert!(
+        fires[0]["note"].is_null() && fires[2]["note"].is_null(),
+        "{fires}"
+    );
+
+    let out = run(&["preview", "0 0 9 * * *", "--also", "0 0 25 * * *"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("invalid extra cron expression \"0 0 25 * * *\"")
+            && stderr.contains("field hour has value \"25\""),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn preview_lists_fires_with_dst_notes() {
     let out = run(&[
         "preview",

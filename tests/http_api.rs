@@ -230,6 +230,27 @@ async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
             json!({ "id": "w", "cron": YEARLY, "handler": "noop", "exclude": ["* * * 1 13 *"] }),
             "exclude",
         ),
+        // `also` too, and it needs a cron schedule.
+        (
+            json!({ "id": "x", "cron": YEARLY, "handler": "noop", "also": null }),
+            "also",
+        ),
+        (
+            json!({ "id": "x", "cron": YEARLY, "handler": "noop", "also": "0 0 0 1 7 *" }),
+            "also",
+        ),
+        (
+            json!({ "id": "x", "cron": YEARLY, "handler": "noop", "also": ["0 0 0 1 7 *", 5] }),
+            "also[1]",
+        ),
+        (
+            json!({ "id": "x", "cron": YEARLY, "handler": "noop", "also": ["0 0 0 1 13 *"] }),
+            "also",
+        ),
+        (
+            json!({ "id": "x", "every_ms": 1000, "handler": "noop", "also": [YEARLY] }),
+            "also",
+        ),
     ];
     for (body, field) in cases {
         let r = post_json(a, "/jobs", &body).await;
@@ -300,6 +321,40 @@ async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
     let r = post(a, "/jobs").await;
     assert_eq!(r.problem(400)["field"], "body");
     assert_eq!(get(a, "/jobs").await.json(), json!([]));
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_with_extra_cron_expressions_fires_at_their_union() {
+    let api = Api::start().await;
+    let a = api.addr;
+    // January 1st and July 1st at midnight, UTC.
+    let r = post_json(
+        a,
+        "/jobs",
+        &json!({ "id": "twice", "cron": YEARLY, "also": ["0 0 0 1 7 *"], "handler": "noop" }),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let detail = get(a, "/jobs/twice").await.json();
+    assert_eq!(
+        detail["job"]["schedule"], "0 0 0 1 1 * or 0 0 0 1 7 *",
+        "{detail}"
+    );
+    let months: Vec<String> = detail["next_fires"]
+        .as_array()
+        .expect("next fires")
+        .iter()
+        .map(|f| f["at"].as_str().expect("an instant")[5..19].to_owned())
+        .collect();
+    assert_eq!(months.len(), 5, "{detail}");
+    for pair in months.windows(2) {
+        assert_ne!(pair[0], pair[1], "{detail}");
+        assert!(
+            ["01-01T00:00:00", "07-01T00:00:00"].contains(&pair[0].as_str()),
+            "{detail}"
+        );
+    }
     api.stop().await;
 }
 
@@ -797,6 +852,13 @@ async fn openapi_document_is_served_in_sync_and_lists_every_route() {
     assert_eq!(
         in_doc, documented,
         "the document has routes the server lacks"
+    );
+    // The job request documents its list of extra cron expressions.
+    assert_eq!(
+        served["components"]["schemas"]["JobRequest"]["properties"]["also"]["items"]["type"],
+        "string",
+        "{}",
+        served["components"]["schemas"]["JobRequest"]
     );
     for schema in [
         "Problem",

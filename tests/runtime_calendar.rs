@@ -879,6 +879,104 @@ async fn a_one_shot_added_at_or_after_its_instant_is_a_slot_due_at_once() {
     }
 }
 
+// --- Several expressions (a union).
+
+#[tokio::test(start_paused = true)]
+async fn a_job_with_several_expressions_runs_at_each_once_across_a_spring_forward() {
+    // In New York, 02:30 (moved to 03:00 EDT by the gap of 2026-03-08),
+    // 03:00, and 00:00 and 12:00 (not fixed-time). On the 8th the moved
+    // 02:30 and 03:00 are one instant: one run.
+    let (clock, runs, b) = recording("2026-03-07T12:00:00Z");
+    let s = b.start().await.expect("start");
+    let schedule = cron_in("0 30 2 * * *", "America/New_York")
+        .or_cron("0 0 3 * * *")
+        .or_cron("0 0 */12 * * *");
+    s.add(job("union", schedule)).await.expect("add");
+    run_until(&clock, "2026-03-09T12:00:00Z").await;
+    assert_eq!(
+        runs.slots(),
+        [
+            "2026-03-07T17:00:00Z", // 12:00 EST
+            "2026-03-08T05:00:00Z", // 00:00 EST
+            "2026-03-08T07:00:00Z", // 02:30 moved to 03:00 EDT, and 03:00
+            "2026-03-08T16:00:00Z", // 12:00 EDT
+            "2026-03-09T04:00:00Z", // 00:00 EDT
+            "2026-03-09T06:30:00Z", // 02:30 EDT
+            "2026-03-09T07:00:00Z", // 03:00 EDT
+        ]
+    );
+    for seen in runs.all() {
+        assert_eq!(seen.started, seen.scheduled, "ran at its slot");
+        assert_eq!(seen.trigger, Trigger::Schedule);
+    }
+    let st = s.status("union").await.expect("status");
+    assert_eq!(st.counters.fires, 7);
+    assert_eq!(st.counters.coalesced, 0);
+    assert_eq!(st.counters.skipped, Default::default());
+    assert_eq!(st.schedule, "0 30 2 * * * or 0 0 3 * * * or 0 0 */12 * * *");
+    assert_eq!(st.next_fire, Some(at("2026-03-09T16:00:00Z")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn max_fires_of_a_job_with_several_expressions_counts_the_union() {
+    let (clock, runs, b) = recording("2026-01-05T00:00:00Z");
+    let s = b.start().await.expect("start");
+    let schedule = ScheduleSpec::cron("0 0 9 * * *")
+        .or_cron("0 0 21 * * *")
+        .or_cron("0 0 9,21 * * *")
+        .max_fires(3);
+    s.add(job("m", schedule)).await.expect("add");
+    run_until(&clock, "2026-01-08T00:00:00Z").await;
+    assert_eq!(
+        runs.slots(),
+        [
+            "2026-01-05T09:00:00Z",
+            "2026-01-05T21:00:00Z",
+            "2026-01-06T09:00:00Z"
+        ]
+    );
+    let st = s.status("m").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Completed);
+    assert_eq!(st.counters.fires, 3);
+}
+
+/// Downtime across several expressions: the missed slots are the missed
+/// instants of the union.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn downtime_misses_the_instants_of_the_union() {
+    // 01:00, 02:20, 04:20 and every hour from 03:00 to 05:00; down from
+    // 01:30 to 05:30: 02:20, 03:00, 04:00, 04:20 and 05:00 are missed.
+    let schedule = || {
+        ScheduleSpec::cron("0 0 1 * * *")
+            .or_cron("0 20 2,4 * * *")
+            .or_cron("0 0 3-5 * * *")
+    };
+    let back = at("2026-01-05T05:30:00Z");
+    let (s, _, runs) = down_until(schedule(), MisfirePolicy::FireAll { max: 100 }, back).await;
+    assert_eq!(
+        runs.slots(),
+        [
+            "2026-01-05T02:20:00Z",
+            "2026-01-05T03:00:00Z",
+            "2026-01-05T04:00:00Z",
+            "2026-01-05T04:20:00Z",
+            "2026-01-05T05:00:00Z"
+        ]
+    );
+    assert!(runs.triggers().iter().all(|t| *t == Trigger::CatchUp));
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.counters.fires, 6);
+    assert_eq!(st.next_fire, Some(at("2026-01-06T01:00:00Z")));
+    s.kill().await;
+
+    let (s, _, runs) = down_until(schedule(), MisfirePolicy::Skip, back).await;
+    assert!(runs.slots().is_empty());
+    let st = s.status("hourly").await.expect("status");
+    assert_eq!(st.counters.skipped.misfire, 5);
+    s.kill().await;
+}
+
 // --- Exclusions.
 
 #[tokio::test(start_paused = true)]

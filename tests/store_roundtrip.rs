@@ -301,3 +301,38 @@ fn keep_zero_writes_no_history_and_clears_the_old() {
     store.apply(vec![append("k", 4, 5)]).expect("apply");
     assert_eq!(store.history(&id("k"), 10).expect("history"), [run(4)]);
 }
+
+#[test]
+fn a_schedule_with_every_field_survives_a_reopen() {
+    use cronactor_actors::schedule::{DstPolicy, FoldPolicy, GapPolicy};
+    use cronactor_actors::{JobRecord, JobSpec, ScheduleSpec};
+    let schedule = ScheduleSpec::cron("0 0 9 * * Mon-Fri")
+        .or_cron("0 30 17 * * Mon-Fri")
+        .in_tz("Europe/Berlin")
+        .dst(DstPolicy {
+            gap: GapPolicy::Skip,
+            fold: FoldPolicy::Both,
+        })
+        .not_before(store_support::t(0))
+        .not_after(store_support::t(86_400 * 365))
+        .max_fires(100)
+        .exclude("* * * 25 12 *");
+    let full = JobSpec::builder("full", schedule, "handler")
+        .build()
+        .expect("a valid spec");
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let store = open(dir.path());
+        store
+            .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
+                spec: full.clone(),
+                state: state(1),
+            }))])
+            .expect("apply");
+        flush(&store);
+    }
+    let loaded = open(dir.path()).load().expect("load");
+    assert!(loaded.quarantined.is_empty(), "{:?}", loaded.quarantined);
+    assert_eq!(loaded.jobs[0].spec, full);
+    assert_eq!(loaded.jobs[0].spec.schedule.also, ["0 30 17 * * Mon-Fri"]);
+}

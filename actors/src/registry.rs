@@ -1439,7 +1439,12 @@ impl RegistryState {
 /// The schedule as written.
 fn describe(spec: &ScheduleSpec) -> String {
     match &spec.kind {
-        ScheduleKind::Cron(expr) => expr.clone(),
+        ScheduleKind::Cron(expr) if spec.also.is_empty() => expr.clone(),
+        ScheduleKind::Cron(expr) => std::iter::once(expr)
+            .chain(&spec.also)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" or "),
         ScheduleKind::Interval {
             every_ms,
             offset_ms,

@@ -192,9 +192,19 @@ fn cron_text(rng: &mut StdRng) -> String {
     fields.join(" ")
 }
 
+/// Valid cron expressions, some with DST-sensitive times or rare matches.
+const VALID_CRON: [&str; 5] = [
+    "0 30 2 * * *",
+    "*/7 * * * * *",
+    "@yearly",
+    "0 0 0 29 2 * 2096",
+    "0 0 1 * * Sun",
+];
+
 fn schedule_spec(rng: &mut StdRng) -> ScheduleSpec {
-    let mut spec = match rng.random_range(0..5) {
+    let mut spec = match rng.random_range(0..6) {
         0 | 1 => ScheduleSpec::cron(cron_text(rng)),
+        5 => ScheduleSpec::cron(VALID_CRON[rng.random_range(0..VALID_CRON.len())]),
         2 => {
             let every = millis(rng);
             let offset = match rng.random_range(0..4) {
@@ -230,6 +240,15 @@ fn schedule_spec(rng: &mut StdRng) -> ScheduleSpec {
     }
     if rng.random_bool(0.2) {
         spec = spec.max_fires([0, 1, 2, u64::MAX][rng.random_range(0..4)]);
+    }
+    // Extra cron expressions: a union for a cron schedule, refused for the
+    // other kinds.
+    for _ in 0..[0, 0, 0, 0, 1, 2][rng.random_range(0..6)] {
+        spec = spec.or_cron(if rng.random_bool(0.5) {
+            VALID_CRON[rng.random_range(0..VALID_CRON.len())].to_owned()
+        } else {
+            cron_text(rng)
+        });
     }
     spec
 }
@@ -291,13 +310,14 @@ fn check_answers(spec: &ScheduleSpec, after: DateTime<Utc>) {
 #[test]
 fn generated_schedule_specs_compile_or_fail_cleanly_and_fire_after_the_reference() {
     let mut rng = StdRng::seed_from_u64(SEED);
-    let (mut compiled, mut refused) = (0, 0);
+    let (mut compiled, mut refused, mut unions) = (0, 0, 0);
     for _ in 0..3000 {
         let spec = schedule_spec(&mut rng);
         assert!(!spec.describe().is_empty());
         match spec.compile(chrono_tz::UTC) {
             Ok(_) => {
                 compiled += 1;
+                unions += usize::from(!spec.also.is_empty());
                 for _ in 0..2 {
                     check_answers(&spec, instants(&mut rng));
                 }
@@ -310,6 +330,7 @@ fn generated_schedule_specs_compile_or_fail_cleanly_and_fire_after_the_reference
     }
     // The generator covers both sides.
     assert!(compiled > 500 && refused > 500, "{compiled} / {refused}");
+    assert!(unions > 30, "{unions}");
 }
 
 #[test]

@@ -64,6 +64,10 @@ enum Command {
         /// Start after this instant (RFC 3339; default now).
         #[arg(long)]
         after: Option<DateTime<Utc>>,
+        /// Also fire at the times matching this cron expression (repeatable):
+        /// the preview shows the union, e.g. "0 30 17 * * Mon-Fri".
+        #[arg(long)]
+        also: Vec<String>,
         /// Leave out the times matching this cron expression (repeatable),
         /// e.g. "* * * 25 12 *".
         #[arg(long)]
@@ -202,8 +206,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             tz,
             n,
             after,
+            also,
             exclude,
-        } => cli::preview(&expr, tz.as_deref(), &exclude, n, after, json),
+        } => cli::preview(&expr, tz.as_deref(), &also, &exclude, n, after, json),
         Command::Jobs(JobsCommand::List { state }) => {
             cli::jobs_list(&client()?, state.as_deref(), json)
         }

@@ -106,8 +106,8 @@ fn last_run(run: Option<&RunView>) -> String {
     )
 }
 
-/// `cronactor preview EXPR [--tz ZONE] [-n N]`: the next fires of a cron
-/// expression, with DST notes.
+/// `cronactor preview EXPR [--also EXPR]... [--tz ZONE] [-n N]`: the next
+/// fires of a cron expression (or of the union of several), with DST notes.
 ///
 /// # Errors
 /// [`CliError::Usage`] with the library's message for an invalid
@@ -115,6 +115,7 @@ fn last_run(run: Option<&RunView>) -> String {
 pub fn preview(
     expr: &str,
     tz: Option<&str>,
+    also: &[String],
     exclude: &[String],
     n: usize,
     after: Option<DateTime<Utc>>,
@@ -123,6 +124,9 @@ pub fn preview(
     let mut spec = ScheduleSpec::cron(expr);
     if let Some(tz) = tz {
         spec = spec.in_tz(tz);
+    }
+    for cron in also {
+        spec = spec.or_cron(cron.clone());
     }
     for cron in exclude {
         spec = spec.exclude(cron.clone());

@@ -501,6 +501,22 @@ mod tests {
                 "cron = \"@daily\"\nexclude = [\"* * * 32 12 *\"]",
                 "job #1 (a): exclude: invalid exclusion \"* * * 32 12 *\"",
             ),
+            (
+                "cron = \"@daily\"\nalso = \"@hourly\"",
+                "job #1 (a): also: invalid type: string",
+            ),
+            (
+                "cron = \"@daily\"\nalso = [\"@hourly\", 5]",
+                "job #1 (a): also[1]: invalid type: integer",
+            ),
+            (
+                "cron = \"@daily\"\nalso = [\"0 0 9 * * * 1900\"]",
+                "job #1 (a): also: invalid extra cron expression \"0 0 9 * * * 1900\"",
+            ),
+            (
+                "every_ms = 1000\nalso = [\"@hourly\"]",
+                "job #1 (a): also: extra cron expressions (also) need a cron schedule",
+            ),
         ] {
             let p = problems(&job(extra));
             assert_eq!(p.len(), 1, "{p:?}");

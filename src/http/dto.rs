@@ -712,6 +712,11 @@ pub struct JobRequest {
     /// such as `@daily`.
     #[serde(default)]
     pub cron: Option<String>,
+    /// More cron expressions for a `cron` schedule: the job fires at every
+    /// instant matched by `cron` or by one of these, once per instant (e.g.
+    /// `cron` `0 0 9 * * Mon-Fri` with `also` `["0 30 17 * * Mon-Fri"]`).
+    #[serde(default)]
+    pub also: Vec<String>,
     /// A fixed interval in milliseconds, anchored at the unix epoch.
     #[serde(default)]
     pub every_ms: Option<u64>,
@@ -816,6 +821,7 @@ pub(crate) fn field_of(error: &Error) -> Option<&'static str> {
         Error::Schedule(S::InvalidInterval(_)) => "every_ms",
         Error::Schedule(S::InvalidBounds(_)) => "bounds",
         Error::Schedule(S::InvalidExclusion { .. }) => "exclude",
+        Error::Schedule(S::InvalidAlso { .. } | S::AlsoWithoutCron { .. }) => "also",
         Error::Schedule(_) => "cron",
         Error::InvalidJobId(_) => "id",
         Error::UnknownHandler(_) => "handler",
@@ -898,6 +904,9 @@ impl JobRequest {
         }
         if let Some(n) = self.max_fires {
             schedule = schedule.max_fires(n);
+        }
+        for cron in &self.also {
+            schedule = schedule.or_cron(cron.clone());
         }
         for cron in &self.exclude {
             schedule = schedule.exclude(cron.clone());

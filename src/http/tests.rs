@@ -4,7 +4,7 @@ use super::{host_allowed, HttpConfig, Problem, Scope};
 use crate::schedule::ScheduleError;
 use crate::{
     Backoff, Error, Event, EventKind, JobId, JobPhase, MisfirePolicy, OverlapPolicy, RunId,
-    SkipReason, Trigger,
+    ScheduleSpec, SkipReason, Trigger,
 };
 use axum::http::{header, HeaderMap, HeaderValue};
 use chrono::{TimeZone, Utc};
@@ -139,6 +139,15 @@ fn job_requests_cover_every_schedule_kind_and_policy() {
     assert_eq!(spec.priority, 5);
     assert_eq!(spec.schedule.bounds.max_fires, Some(10));
 
+    let union: JobRequest = serde_json::from_value(json!({
+        "id": "u", "cron": "0 0 9 * * Mon-Fri", "also": ["0 30 17 * * Mon-Fri"], "handler": "h"
+    }))
+    .expect("request");
+    assert_eq!(
+        union.to_spec(None).expect("spec").schedule,
+        ScheduleSpec::cron("0 0 9 * * Mon-Fri").or_cron("0 30 17 * * Mon-Fri")
+    );
+
     let at: JobRequest = serde_json::from_value(json!({
         "at": "2030-01-01T00:00:00Z", "handler": "h", "dst_gap": "skip", "dst_fold": "both"
     }))
@@ -176,6 +185,14 @@ fn job_requests_cover_every_schedule_kind_and_policy() {
         (
             json!({ "id": "o", "cron": "@daily", "exclude": ["* * * 32 * *"], "handler": "h" }),
             "exclude",
+        ),
+        (
+            json!({ "id": "o", "cron": "@daily", "also": ["0 0 9 * * *", "0 61 * * * *"], "handler": "h" }),
+            "also",
+        ),
+        (
+            json!({ "id": "o", "at": "2030-01-01T00:00:00Z", "also": ["0 0 9 * * *"], "handler": "h" }),
+            "also",
         ),
         (
             json!({
@@ -415,6 +432,7 @@ fn generated_job_requests_are_accepted_or_refused_with_a_field() {
         "retry",
         "listens",
         "tags",
+        "also",
     ];
     let (mut accepted, mut refused) = (0, 0);
     for _ in 0..3000 {
@@ -438,7 +456,9 @@ fn generated_job_requests_are_accepted_or_refused_with_a_field() {
                     "max_backoff_ms": numbers[rng.random_range(0..numbers.len())],
                     "jitter_ms": numbers[rng.random_range(0..numbers.len())],
                 }),
-                "listens" | "tags" => json!([strings[rng.random_range(0..strings.len())]]),
+                "listens" | "tags" | "also" => {
+                    json!([strings[rng.random_range(0..strings.len())]])
+                }
                 _ => numbers[rng.random_range(0..numbers.len())].clone(),
             };
             body.insert(key.into(), value);

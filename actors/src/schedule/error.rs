@@ -66,6 +66,22 @@ pub enum ScheduleError {
         /// value), or that it matches every time.
         reason: String,
     },
+    /// An extra cron expression of a union (see `ScheduleSpec::or_cron`) is
+    /// not a valid cron expression.
+    #[error("invalid extra cron expression {expr:?}: {reason}")]
+    InvalidAlso {
+        /// The extra expression as written.
+        expr: String,
+        /// The cron error, naming the field and the value.
+        reason: String,
+    },
+    /// Extra cron expressions (see `ScheduleSpec::or_cron`) were given to a
+    /// schedule that is not a cron schedule.
+    #[error("extra cron expressions (also) need a cron schedule, not {kind}")]
+    AlsoWithoutCron {
+        /// The schedule's kind: `an interval` or `a one-shot`.
+        kind: &'static str,
+    },
     /// The bounds contradict each other or cannot allow any fire.
     #[error("invalid bounds: {0}")]
     InvalidBounds(

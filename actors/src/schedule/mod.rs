@@ -13,12 +13,15 @@ mod dst;
 mod error;
 mod preview;
 mod spec;
+mod union;
 mod zone;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_exclude;
+#[cfg(test)]
+mod tests_union;
 
 pub use error::ScheduleError;
 pub use preview::{preview_lines, DstNote, PreviewFire, PreviewLines};
@@ -28,6 +31,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use cron_expr::CronExpr;
 use std::sync::Arc;
+use union::CronUnion;
 use zone::ZoneTable;
 
 /// A compiled schedule: cheap to clone, shareable between threads, and never
@@ -146,10 +150,25 @@ impl Exclusions {
 /// The compiled form of a [`ScheduleKind`].
 #[derive(Clone, Debug)]
 enum Rule {
-    Cron { expr: CronExpr, zone: ZoneTable },
-    Interval { every_ms: u64, offset_ms: u64 },
+    Cron {
+        expr: CronExpr,
+        zone: ZoneTable,
+    },
+    /// Several cron expressions fired at their union
+    /// ([`ScheduleSpec::or_cron`]). Boxed, so that the rule of a plain cron
+    /// schedule, which the fire path reads, stays as small as before.
+    Union(Box<CronUnion>),
+    Interval {
+        every_ms: u64,
+        offset_ms: u64,
+    },
     Once(DateTime<Utc>),
 }
+
+// A union adds no byte to the rule (nor to `Compiled`) of a plain schedule:
+// its box is smaller than the `Cron` variant.
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(std::mem::size_of::<Rule>() == 136);
 
 /// The answer of [`Schedule::next_fire`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,8 +204,14 @@ impl Schedule {
 
     /// Whether this is a cron job whose minute and hour fields are both fixed
     /// (neither starts with `*`): the [`DstPolicy`] applies only to these.
+    /// For a union of expressions ([`ScheduleSpec::or_cron`]): whether at
+    /// least one of them is fixed-time (the policy applies to those only).
     pub fn is_fixed_time(&self) -> bool {
-        matches!(&self.inner.rule, Rule::Cron { expr, .. } if expr.is_fixed_time())
+        match &self.inner.rule {
+            Rule::Cron { expr, .. } => expr.is_fixed_time(),
+            Rule::Union(union) => union.any_fixed_time(),
+            Rule::Interval { .. } | Rule::Once(_) => false,
+        }
     }
 
     /// The first fire strictly after `after`, within `not_before` and
@@ -322,6 +347,11 @@ impl Schedule {
                 // Cron fires fall on whole seconds.
                 let lo = after.timestamp().checked_add(1)?;
                 let found = dst::next_cron_fire(expr, zone, spec.dst, lo, skipped)?;
+                (DateTime::from_timestamp(found.at, 0)?, found.note)
+            }
+            Rule::Union(union) => {
+                let lo = after.timestamp().checked_add(1)?;
+                let found = union.next_fire(spec.dst, lo, skipped)?;
                 (DateTime::from_timestamp(found.at, 0)?, found.note)
             }
             Rule::Interval {

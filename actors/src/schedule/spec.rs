@@ -2,6 +2,7 @@
 
 use super::cron_expr::CronExpr;
 use super::error::ScheduleError;
+use super::union::CronUnion;
 use super::zone::ZoneTable;
 use super::{Exclusions, Rule, Schedule};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -36,6 +37,11 @@ use std::time::Duration;
 pub struct ScheduleSpec {
     /// The kind of schedule.
     pub kind: ScheduleKind,
+    /// More cron expressions for a [`ScheduleKind::Cron`] schedule: it fires
+    /// at every instant matched by its expression or by one of these (see
+    /// [`ScheduleSpec::or_cron`]). Must be empty for other kinds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     /// IANA zone name; `None` uses the scheduler's default zone.
     pub tz: Option<String>,
     /// What fixed-time cron jobs do in DST gaps and folds.
@@ -118,6 +124,7 @@ impl ScheduleSpec {
     fn new(kind: ScheduleKind) -> Self {
         Self {
             kind,
+            also: Vec::new(),
             tz: None,
             dst: DstPolicy::default(),
             bounds: Bounds::default(),
@@ -213,6 +220,47 @@ impl ScheduleSpec {
         self
     }
 
+    /// Adds a cron expression to a cron schedule: the schedule fires at every
+    /// instant matched by at least one of its expressions, once per instant
+    /// even when several match it (as Temporal's lists of calendars and cron
+    /// strings, or several Quartz triggers on one job). Each expression is
+    /// evaluated on the wall clock of the schedule's one zone, and the DST
+    /// policy applies to each fixed-time expression as it does alone. Bounds,
+    /// `max_fires` and exclusions apply to the union. Can be called several
+    /// times; repeating an expression is allowed and changes nothing. Only a
+    /// cron schedule takes more expressions: an interval or a one-shot with
+    /// one does not compile ([`ScheduleError::AlsoWithoutCron`]).
+    ///
+    /// ```
+    /// use chrono::{DateTime, Utc};
+    /// use cronactor_actors::schedule::ScheduleSpec;
+    ///
+    /// let t = |s: &str| s.parse::<DateTime<Utc>>().expect("RFC 3339");
+    /// // Weekdays at 09:00 and at 17:30 in Berlin (no single expression says
+    /// // that: `0 0,30 9,17 * * Mon-Fri` also fires at 09:30 and 17:00).
+    /// let schedule = ScheduleSpec::cron("0 0 9 * * Mon-Fri")
+    ///     .or_cron("0 30 17 * * Mon-Fri")
+    ///     .in_tz("Europe/Berlin")
+    ///     .compile(chrono_tz::UTC)?;
+    /// let fires: Vec<_> = schedule.preview(t("2026-01-09T00:00:00Z"), 3).iter().map(|f| f.at).collect();
+    /// // Friday 09:00 and 17:30, then Monday 09:00 (CET is UTC+1).
+    /// assert_eq!(
+    ///     fires,
+    ///     [t("2026-01-09T08:00:00Z"), t("2026-01-09T16:30:00Z"), t("2026-01-12T08:00:00Z")]
+    /// );
+    ///
+    /// let err = ScheduleSpec::cron("0 0 9 * * *").or_cron("0 61 17 * * *").compile(chrono_tz::UTC);
+    /// assert_eq!(
+    ///     err.unwrap_err().to_string(),
+    ///     r#"invalid extra cron expression "0 61 17 * * *": invalid cron expression: field minute has value "61": out of range (allowed: 0-59)"#
+    /// );
+    /// # Ok::<(), cronactor_actors::schedule::ScheduleError>(())
+    /// ```
+    pub fn or_cron(mut self, cron: impl Into<String>) -> Self {
+        self.also.push(cron.into());
+        self
+    }
+
     /// Shifts an interval's phase: fires at `epoch + offset + k * every`. Has
     /// no effect on other kinds.
     pub fn offset(mut self, offset: Duration) -> Self {
@@ -273,7 +321,8 @@ impl ScheduleSpec {
     /// [`ScheduleError::UnknownTimeZone`], an invalid cron expression
     /// ([`ScheduleError::InvalidCron`], [`ScheduleError::CronFieldCount`],
     /// [`ScheduleError::UnknownCronAlias`]), [`ScheduleError::InvalidInterval`],
-    /// [`ScheduleError::InvalidBounds`] or [`ScheduleError::InvalidExclusion`].
+    /// [`ScheduleError::InvalidBounds`], [`ScheduleError::InvalidExclusion`],
+    /// [`ScheduleError::InvalidAlso`] or [`ScheduleError::AlsoWithoutCron`].
     pub fn compile(&self, default_tz: Tz) -> Result<Schedule, ScheduleError> {
         let tz = match &self.tz {
             Some(name) => name
@@ -283,10 +332,36 @@ impl ScheduleSpec {
         };
         self.bounds.validate()?;
         let rule = match &self.kind {
-            ScheduleKind::Cron(expr) => Rule::Cron {
+            ScheduleKind::Cron(expr) if self.also.is_empty() => Rule::Cron {
                 expr: CronExpr::parse(expr)?,
                 zone: ZoneTable::of(tz),
             },
+            ScheduleKind::Cron(expr) => {
+                let mut exprs = Vec::with_capacity(1 + self.also.len());
+                exprs.push(CronExpr::parse(expr)?);
+                for text in &self.also {
+                    exprs.push(
+                        CronExpr::parse(text).map_err(|e| ScheduleError::InvalidAlso {
+                            expr: text.clone(),
+                            reason: e.to_string(),
+                        })?,
+                    );
+                }
+                // A union whose extra expressions all repeat the first one
+                // is a plain cron schedule.
+                match CronUnion::new(exprs, ZoneTable::of(tz)).into_single() {
+                    Ok((expr, zone)) => Rule::Cron { expr, zone },
+                    Err(union) => Rule::Union(Box::new(union)),
+                }
+            }
+            _ if !self.also.is_empty() => {
+                return Err(ScheduleError::AlsoWithoutCron {
+                    kind: match self.kind {
+                        ScheduleKind::Once(_) => "a one-shot",
+                        _ => "an interval",
+                    },
+                })
+            }
             &ScheduleKind::Interval {
                 every_ms,
                 offset_ms,
@@ -370,7 +445,12 @@ fn fmt_ms(ms: u64) -> String {
 impl fmt::Display for ScheduleSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
-            ScheduleKind::Cron(expr) => write!(f, "cron {expr:?}")?,
+            ScheduleKind::Cron(expr) => {
+                write!(f, "cron {expr:?}")?;
+                for cron in &self.also {
+                    write!(f, " or {cron:?}")?;
+                }
+            }
             ScheduleKind::Interval {
                 every_ms,
                 offset_ms,
@@ -381,6 +461,12 @@ impl fmt::Display for ScheduleSpec {
                 }
             }
             ScheduleKind::Once(at) => write!(f, "once at {}", rfc3339(*at))?,
+        }
+        if !matches!(self.kind, ScheduleKind::Cron(_)) {
+            // Refused by `compile`, but shown as written.
+            for cron in &self.also {
+                write!(f, " or cron {cron:?}")?;
+            }
         }
         if let Some(tz) = &self.tz {
             write!(f, " in {tz}")?;

@@ -107,6 +107,17 @@ impl ZoneTable {
         }
     }
 
+    /// The spring-forward transition whose gap holds the wall-clock time
+    /// `local` (naive seconds), if one does. The gaps' starts increase with
+    /// the transitions (transitions are days apart, offsets within a day).
+    pub(crate) fn gap_holding(&self, local: i64) -> Option<Transition> {
+        let i = self
+            .transitions
+            .partition_point(|tr| tr.at + i64::from(tr.before) <= local);
+        let tr = self.transitions.get(i.checked_sub(1)?)?;
+        (tr.after > tr.before && local < tr.at + i64::from(tr.after)).then_some(*tr)
+    }
+
     /// The transitions, oldest first.
     #[cfg(test)]
     pub(crate) fn transitions(&self) -> &[Transition] {

@@ -256,3 +256,75 @@ async fn a_job_removed_while_a_bulk_pause_runs_is_skipped_not_an_error() {
         assert!(left.iter().all(|st| &st.id != id), "{id} was removed");
     }
 }
+
+/// Measures a bulk pause and resume of 10k jobs, in memory and on a sled
+/// store, on a real clock. Ignored by default (it measures, it does not
+/// check); run it in release:
+///
+/// ```text
+/// cargo test --release --test runtime_bulk -- --ignored --nocapture
+/// ```
+#[test]
+#[ignore = "a measurement; run in release with --ignored --nocapture"]
+fn bulk_pause_and_resume_of_10k_jobs_in_memory_and_on_sled() {
+    use futures::stream::{StreamExt, TryStreamExt};
+    const JOBS: usize = 10_000;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    runtime.block_on(async {
+        for (store, passivate) in [
+            ("memory", true),
+            ("memory", false),
+            ("sled", true),
+            ("sled", false),
+        ] {
+            let builder = Scheduler::builder()
+                .handler("noop", |_ctx: cronactor::JobContext| async {
+                    Ok::<(), std::io::Error>(())
+                })
+                .configure(|c| {
+                    c.passivate_after = passivate.then_some(Duration::from_secs(60));
+                });
+            let builder = if store == "sled" {
+                builder.store_path(dir.path().join(format!("store-{passivate}")))
+            } else {
+                builder.in_memory()
+            };
+            let s = builder.start().await.expect("start");
+            futures::stream::iter(0..JOBS)
+                .map(|i| {
+                    let spec = JobSpec::builder(
+                        format!("job-{i:05}"),
+                        ScheduleSpec::cron("0 0 0 1 1 *"),
+                        "noop",
+                    )
+                    .tag("bulk")
+                    .build()
+                    .expect("spec");
+                    s.add(spec)
+                })
+                .buffer_unordered(256)
+                .try_collect::<Vec<()>>()
+                .await
+                .expect("add");
+            let bulk = JobSelector::tag("bulk");
+            let start = std::time::Instant::now();
+            let paused = s.pause_matching(&bulk, Some("measure")).await.expect("pause");
+            let pause = start.elapsed();
+            let start = std::time::Instant::now();
+            let resumed = s.resume_matching(&bulk, None).await.expect("resume");
+            let resume = start.elapsed();
+            assert_eq!((paused.changed.len(), resumed.changed.len()), (JOBS, JOBS));
+            println!(
+                "{store:6} passivation {:3}: bulk pause of {JOBS} jobs {:>7.1} ms, bulk resume {:>7.1} ms",
+                if passivate { "on" } else { "off" },
+                pause.as_secs_f64() * 1e3,
+                resume.as_secs_f64() * 1e3,
+            );
+            s.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+        }
+    });
+}

@@ -8,7 +8,8 @@
 //! resumes every job.
 //!
 //! # Layout
-//! - [`Scheduler`] and [`SchedulerBuilder`]: the typed handle and its builder.
+//! - [`Scheduler`] and [`SchedulerBuilder`]: the typed handle and its builder;
+//!   [`JobSelector`] and [`BulkReport`] for its bulk pause and resume.
 //! - [`schedule`]: schedule evaluation, usable on its own.
 //! - Domain types re-exported from `cronactor-actors`: [`JobSpec`],
 //!   [`JobStatus`], [`Event`], the policies, the errors.
@@ -17,6 +18,7 @@
 #![warn(unreachable_pub)]
 
 mod builder;
+mod bulk;
 /// The standalone daemon and the command-line front-end of the `cronactor`
 /// binary.
 #[cfg(feature = "cli")]
@@ -31,6 +33,7 @@ pub mod store;
 pub mod testing;
 
 pub use builder::{SchedulerBuilder, StartError};
+pub use bulk::{BulkReport, JobSelector, Unchanged};
 pub use cronactor_actors::schedule;
 pub use cronactor_actors::supervisor::{MAX_RESTARTS, RESTART_WINDOW};
 pub use cronactor_actors::{
@@ -42,4 +45,4 @@ pub use cronactor_actors::{
     SnapshotStore, StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
     MAX_BACKFILL, MAX_PREVIEW,
 };
-pub use scheduler::Scheduler;
+pub use scheduler::{Scheduler, BULK_CONCURRENCY};

@@ -1,6 +1,7 @@
 //! [`Scheduler`]: the typed handle a service uses to control its jobs.
 
 use crate::builder::SchedulerBuilder;
+use crate::bulk::{BulkReport, JobSelector};
 use cronactor_actors::registry::RegistryMsg;
 use cronactor_actors::schedule::PreviewFire;
 use cronactor_actors::{
@@ -75,6 +76,11 @@ impl Drop for DropGuard {
         self.registry.stop(Some("scheduler dropped".into()));
     }
 }
+
+/// How many single pauses or resumes a bulk call
+/// ([`Scheduler::pause_matching`]) keeps in flight: enough for the store's
+/// group commit to write hundreds in one flush.
+pub const BULK_CONCURRENCY: usize = 256;
 
 fn job_id(id: impl AsRef<str>) -> Result<JobId, Error> {
     Ok(JobId::new(id.as_ref())?)
@@ -164,6 +170,92 @@ impl Scheduler {
         let note = note.map(str::to_owned);
         self.call(|reply| SupervisorMsg::Resume { id, note, reply })
             .await
+    }
+
+    /// Pauses every job `selector` picks, as [`Scheduler::pause`] would one
+    /// by one (the same note on each), and reports which it paused and which
+    /// it left as they were, with why (see [`JobSelector`] for an example).
+    ///
+    /// The jobs are those matching when the call starts; a job added later
+    /// is not paused. A job already paused keeps its pause and its note
+    /// ([`Unchanged::AlreadyPaused`](crate::Unchanged::AlreadyPaused)); a failed job is left
+    /// ([`Unchanged::Failed`](crate::Unchanged::Failed)); a job removed meanwhile is skipped
+    /// ([`Unchanged::Removed`](crate::Unchanged::Removed)). Completed and orphaned jobs are paused, as
+    /// by `pause`. The pauses go out [`BULK_CONCURRENCY`] at a time, so that
+    /// the store's group commit writes many in one flush. When this returns
+    /// Ok, every job in `changed` is durably paused. No tag matching is
+    /// `Ok` with an empty report.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSelector`] for an empty tag. [`Error::Store`],
+    /// [`Error::Timeout`] or [`Error::ShutDown`] from any job's pause ends
+    /// the call with that error: the jobs paused before it stay paused (a
+    /// second call reports them as already paused).
+    pub async fn pause_matching(
+        &self,
+        selector: &JobSelector,
+        note: Option<&str>,
+    ) -> Result<BulkReport, Error> {
+        self.bulk(selector, note, |id, note, reply| SupervisorMsg::Pause {
+            id,
+            note,
+            reply,
+        })
+        .await
+    }
+
+    /// Resumes every paused job `selector` picks, as [`Scheduler::resume`]
+    /// would one by one; a job not paused is left
+    /// ([`Unchanged::NotPaused`](crate::Unchanged::NotPaused)). Otherwise as
+    /// [`Scheduler::pause_matching`]: each resumed job is durable when this
+    /// returns Ok.
+    ///
+    /// # Errors
+    /// As [`Scheduler::pause_matching`].
+    pub async fn resume_matching(
+        &self,
+        selector: &JobSelector,
+        note: Option<&str>,
+    ) -> Result<BulkReport, Error> {
+        self.bulk(selector, note, |id, note, reply| SupervisorMsg::Resume {
+            id,
+            note,
+            reply,
+        })
+        .await
+    }
+
+    async fn bulk(
+        &self,
+        selector: &JobSelector,
+        note: Option<&str>,
+        build: impl Fn(JobId, Option<String>, RpcReplyPort<Result<(), Error>>) -> SupervisorMsg,
+    ) -> Result<BulkReport, Error> {
+        use futures::stream::{StreamExt, TryStreamExt};
+        selector.validate()?;
+        let ids: Vec<JobId> = self
+            .list()
+            .await?
+            .into_iter()
+            .filter(|status| selector.matches(status))
+            .map(|status| status.id)
+            .collect();
+        let build = &build;
+        let mut report = BulkReport::default();
+        futures::stream::iter(ids)
+            .map(|id| async move {
+                let note = note.map(str::to_owned);
+                let answer = self.call(|reply| build(id.clone(), note, reply)).await;
+                (id, answer)
+            })
+            .buffer_unordered(BULK_CONCURRENCY)
+            .map(Ok)
+            .try_for_each(|(id, answer)| {
+                let outcome = crate::bulk::classify(id, answer, &mut report);
+                async move { outcome }
+            })
+            .await?;
+        Ok(report.sorted())
     }
 
     /// Fires a job now through its overlap policy, leaving its schedule as

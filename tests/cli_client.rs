@@ -246,6 +246,72 @@ async fn jobs_list_show_pause_resume_trigger_history_with_exit_codes() {
 }
 
 #[tokio::test]
+async fn jobs_pause_and_resume_by_tag_or_all_and_jobs_list_by_tag() {
+    let s = server(HttpConfig::default()).await;
+    for id in ["db-export", "db-vacuum"] {
+        let spec = JobSpec::builder(id, ScheduleSpec::cron("0 0 0 1 1 *"), "noop")
+            .tag("db")
+            .build()
+            .expect("spec");
+        s.scheduler.add(spec).await.expect("add");
+    }
+    s.scheduler.pause("db-vacuum", None).await.expect("pause");
+
+    let (code, out, _) = s.run(&["jobs", "list", "--tag", "db"]).await;
+    assert_eq!(code, 0);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let (code, out, _) = s
+        .run(&["jobs", "list", "--tag", "db", "--state", "paused"])
+        .await;
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("db-vacuum") && !out.contains("db-export"),
+        "{out}"
+    );
+
+    let (code, out, err) = s
+        .run(&["jobs", "pause", "--tag", "db", "--note", "maintenance"])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("db-export") && out.contains("paused"), "{out}");
+    assert!(
+        out.contains("unchanged (already_paused)"),
+        "db-vacuum was paused: {out}"
+    );
+    assert!(out.contains("1 paused, 1 unchanged"), "{out}");
+    let st = s.scheduler.status("db-export").await.expect("status");
+    assert_eq!(st.pause_note.as_deref(), Some("maintenance"));
+    assert!(s
+        .scheduler
+        .status("nightly")
+        .await
+        .expect("status")
+        .pause_note
+        .is_none());
+
+    let (code, out, err) = s.run(&["--json", "jobs", "resume", "--all"]).await;
+    assert_eq!(code, 0, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        report["changed"],
+        serde_json::json!(["db-export", "db-vacuum"])
+    );
+    assert_eq!(report["unchanged"].as_array().map(Vec::len), Some(4));
+
+    // Exactly one of --tag and --all; an empty tag is refused by the server.
+    for args in [
+        vec!["jobs", "pause"],
+        vec!["jobs", "pause", "--tag", "db", "--all"],
+        vec!["jobs", "resume", "--note", "x"],
+        vec!["jobs", "pause", "--tag", ""],
+    ] {
+        let (code, _, err) = s.run(&args).await;
+        assert_eq!(code, 1, "{args:?}: {err}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn cancel_emit_and_events() {
     let s = server(HttpConfig::default()).await;
     // From event id 0: whatever the timing, the stream starts at the first

@@ -407,6 +407,103 @@ async fn duplicate_ids_and_state_conflicts_are_409() {
 }
 
 #[tokio::test]
+async fn bulk_pause_and_resume_by_tag_or_all_answer_the_report() {
+    let api = Api::start().await;
+    let a = api.addr;
+    for (id, tags) in [
+        ("db-export", json!(["db", "nightly"])),
+        ("db-vacuum", json!(["db"])),
+        ("mail", json!(["mail"])),
+        ("plain", json!([])),
+    ] {
+        let body = json!({ "id": id, "cron": YEARLY, "handler": "noop", "tags": tags });
+        assert_eq!(post_json(a, "/jobs", &body).await.status, 201);
+    }
+    post(a, "/jobs/db-vacuum/pause").await;
+
+    // The listing filters by tag, alone or with the state.
+    let listed = |v: serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .expect("a list")
+            .iter()
+            .map(|j| j["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        listed(get(a, "/jobs?tag=db").await.json()),
+        ["db-export", "db-vacuum"]
+    );
+    assert_eq!(
+        listed(get(a, "/jobs?tag=db&state=paused").await.json()),
+        ["db-vacuum"]
+    );
+    assert_eq!(
+        listed(get(a, "/jobs?tag=nobody").await.json()),
+        Vec::<String>::new()
+    );
+    let export = get(a, "/jobs?tag=nightly").await.json();
+    assert_eq!(export[0]["tags"], json!(["db", "nightly"]));
+    assert_eq!(get(a, "/jobs?tag=").await.problem(400)["field"], "tag");
+
+    let r = post_json(
+        a,
+        "/bulk/pause",
+        &json!({ "tag": "db", "note": "maintenance" }),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.json(),
+        json!({
+            "changed": ["db-export"],
+            "unchanged": [{ "job_id": "db-vacuum", "reason": "already_paused" }],
+        })
+    );
+    let job = get(a, "/jobs/db-export").await.json();
+    assert_eq!(job["job"]["phase"], "paused");
+    assert_eq!(job["job"]["pause_note"], "maintenance");
+    assert_eq!(
+        get(a, "/jobs/mail").await.json()["job"]["phase"],
+        "scheduled"
+    );
+
+    // An unknown tag: an empty report.
+    let r = post_json(a, "/bulk/pause", &json!({ "tag": "nobody" })).await;
+    assert_eq!(r.json(), json!({ "changed": [], "unchanged": [] }));
+
+    let r = post_json(a, "/bulk/resume", &json!({ "all": true })).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["changed"], json!(["db-export", "db-vacuum"]));
+    assert_eq!(r.json()["unchanged"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        r.json()["unchanged"][0],
+        json!({ "job_id": "mail", "reason": "not_paused" })
+    );
+    let r = post_json(a, "/bulk/pause", &json!({ "all": true })).await;
+    assert_eq!(r.json()["changed"].as_array().map(Vec::len), Some(4));
+
+    // Every body that is not exactly one of `tag` and `all: true`.
+    for (body, field) in [
+        (json!({}), "tag"),
+        (json!({ "note": "x" }), "tag"),
+        (json!({ "tag": "" }), "tag"),
+        (json!({ "tag": "db", "all": true }), "all"),
+        (json!({ "all": false }), "all"),
+        (json!({ "tag": "db", "all": false }), "all"),
+        (json!({ "tag": 7 }), "tag"),
+        (json!({ "all": "yes" }), "all"),
+        (json!({ "tags": ["db"] }), "tags"),
+    ] {
+        for path in ["/bulk/pause", "/bulk/resume"] {
+            let p = post_json(a, path, &body).await.problem(400);
+            assert_eq!(p["field"], field, "{path} {body}: {p}");
+        }
+    }
+    assert_eq!(post(a, "/bulk/pause").await.problem(400)["field"], "body");
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_jobs_are_404_everywhere() {
     let api = Api::start().await;
     let a = api.addr;

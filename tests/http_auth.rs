@@ -80,6 +80,21 @@ async fn read_and_admin_tokens_are_distinct_scopes() {
     )
     .await
     .problem(403);
+    let bulk = serde_json::to_vec(&json!({ "all": true })).expect("json");
+    for path in ["/bulk/pause", "/bulk/resume"] {
+        request(a, "POST", path, &[json_type], &bulk)
+            .await
+            .problem(401);
+        request(
+            a,
+            "POST",
+            path,
+            &[("Authorization", &read), json_type],
+            &bulk,
+        )
+        .await
+        .problem(403);
+    }
     let sse = Sse::open(a, "/events", &[("Authorization", &read)]).await;
     assert_eq!(sse.status, 200);
 
@@ -104,6 +119,16 @@ async fn read_and_admin_tokens_are_distinct_scopes() {
     )
     .await;
     assert_eq!(r.status, 200);
+    let r = request(
+        a,
+        "POST",
+        "/bulk/resume",
+        &[("Authorization", &admin), json_type],
+        &bulk,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["changed"], json!(["j"]));
 
     // Health and the OpenAPI document are open.
     assert_eq!(request(a, "GET", "/health", &[], b"").await.status, 200);

@@ -24,8 +24,9 @@
 //!
 //! A second test runs each control operation (add, upsert, pause, resume,
 //! trigger, cancel, retry_run, emit, a fire answered `Queued`, cancel of a
-//! running run, remove, add again) in a child that kills itself the instant
-//! the operation returns `Ok`, and checks the store holds it.
+//! running run, remove, add again, a bulk pause and a bulk resume of 300
+//! jobs by tag) in a child that kills itself the instant the operation
+//! returns `Ok`, and checks the store holds it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -509,6 +510,8 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
         "pause",
         "remove",
         "add-again",
+        "bulk-pause",
+        "bulk-resume",
     ] {
         let status = Command::new(std::env::current_exe().expect("test binary"))
             .args([
@@ -635,10 +638,26 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
                 assert_eq!(j.state.counters.runs, 0, "{op}: not the old counters");
                 assert!(j.state.in_flight.is_empty(), "{op}: not the old runs");
             }
+            "bulk-pause" | "bulk-resume" => {
+                let paused = op == "bulk-pause";
+                assert_eq!(answer.trim(), BULK_JOBS.to_string(), "{op}: changed");
+                for i in 0..BULK_JOBS {
+                    let b = job(&loaded, &format!("b{i:03}")).expect("a tagged job");
+                    let note = b.state.paused.as_ref().and_then(|p| p.note.as_deref());
+                    let expected = paused.then_some("bulk held");
+                    assert_eq!(note, expected, "{op}: b{i:03}");
+                    assert_eq!(b.state.paused.is_some(), paused, "{op}: b{i:03}");
+                }
+                let other = job(&loaded, "other").expect("the untagged job");
+                assert_eq!(other.state.paused, None, "{op}: the untagged job");
+            }
             other => unreachable!("{other}"),
         }
     }
 }
+
+/// Jobs tagged `bulk` in the `bulk-pause` and `bulk-resume` operations.
+const BULK_JOBS: usize = 300;
 
 const ENV_ACK_OP: &str = "CRONACTOR_ACK_OP";
 
@@ -706,7 +725,7 @@ async fn one_operation(op: &str, store: PathBuf) -> String {
         })
         .store_path(&store)
         .configure(|c| {
-            if op == "cancel-run" || op == "queue" {
+            if matches!(op, "cancel-run" | "queue" | "bulk-pause" | "bulk-resume") {
                 // No group commit while the operation runs: what is stored
                 // at the kill is what the operation waited for.
                 c.flush_interval = Duration::from_secs(3600);
@@ -853,6 +872,35 @@ async fn one_operation(op: &str, store: PathBuf) -> String {
         }
         "remove" => scheduler.remove("j").await.map(|_| String::new()),
         "add-again" => scheduler.add(spec(3)).await.map(|_| String::new()),
+        "bulk-pause" => {
+            for i in 0..BULK_JOBS {
+                let b = JobSpec::builder(
+                    format!("b{i:03}"),
+                    ScheduleSpec::cron("0 0 0 1 1 *"),
+                    "block",
+                )
+                .tag("bulk")
+                .build()
+                .expect("spec");
+                scheduler.add(b).await.expect("add a tagged job");
+            }
+            let other = JobSpec::builder("other", ScheduleSpec::cron("0 0 0 1 1 *"), "block")
+                .build()
+                .expect("spec");
+            scheduler.add(other).await.expect("add other");
+            let bulk = cronactor::JobSelector::tag("bulk");
+            scheduler
+                .pause_matching(&bulk, Some("bulk held"))
+                .await
+                .map(|report| report.changed.len().to_string())
+        }
+        "bulk-resume" => {
+            let bulk = cronactor::JobSelector::tag("bulk");
+            scheduler
+                .resume_matching(&bulk, None)
+                .await
+                .map(|report| report.changed.len().to_string())
+        }
         other => panic!("unknown operation {other}"),
     }
     .unwrap_or_else(|e| panic!("{op}: {e}"))

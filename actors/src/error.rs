@@ -80,6 +80,12 @@ pub enum Error {
         /// What is wrong, with the range.
         String,
     ),
+    /// A bulk operation's selector is invalid (an empty tag).
+    #[error("invalid job selector: {0}")]
+    InvalidSelector(
+        /// What is wrong with it.
+        String,
+    ),
     /// The scheduler has shut down (or is shutting down).
     #[error("the scheduler is shut down")]
     ShutDown,

@@ -1417,6 +1417,7 @@ impl RegistryState {
                 .clone()
                 .unwrap_or_else(|| self.default_tz.name().to_string()),
             handler: e.spec.handler.clone(),
+            tags: e.spec.tags.clone(),
             phase: phase_of(st, e.orphaned, &ahead),
             pause_note: st.paused.as_ref().and_then(|p| p.note.clone()),
             next_fire: st.next_fire,

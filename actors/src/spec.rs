@@ -69,7 +69,8 @@ pub struct JobSpec {
     /// Named events that start a run of this job (see `Scheduler::emit`).
     #[serde(default)]
     pub listens: Vec<String>,
-    /// Tags, for per-tag concurrency caps.
+    /// Tags, for per-tag concurrency caps and to select jobs in bulk
+    /// (`Scheduler::pause_matching`).
     #[serde(default)]
     pub tags: Vec<String>,
     /// Who starts first when a concurrency cap is reached (higher first).

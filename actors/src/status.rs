@@ -523,6 +523,9 @@ pub struct JobStatus {
     pub time_zone: String,
     /// The handler's name.
     pub handler: String,
+    /// The job's tags, as in its spec.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// The job's phase.
     pub phase: JobPhase,
     /// The pause note, while paused.

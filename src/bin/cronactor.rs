@@ -73,7 +73,7 @@ enum Command {
         #[arg(long)]
         exclude: Vec<String>,
     },
-    /// List or show jobs.
+    /// List or show jobs; pause or resume them in bulk.
     #[command(subcommand)]
     Jobs(JobsCommand),
     /// Pause a job: its fires are skipped until it is resumed.
@@ -183,6 +183,35 @@ enum JobsCommand {
         /// Only jobs in this phase (scheduled, running, paused, completed, orphaned, failed).
         #[arg(long)]
         state: Option<String>,
+        /// Only jobs that carry this tag.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Pause every job of a tag (--tag T), or every job (--all).
+    #[command(group(clap::ArgGroup::new("jobs").required(true).args(["tag", "all"])))]
+    Pause {
+        /// The jobs that carry this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Every job.
+        #[arg(long)]
+        all: bool,
+        /// A note shown in each job's status.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Resume every paused job of a tag (--tag T), or every paused job (--all).
+    #[command(group(clap::ArgGroup::new("jobs").required(true).args(["tag", "all"])))]
+    Resume {
+        /// The jobs that carry this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Every job.
+        #[arg(long)]
+        all: bool,
+        /// A note for each job's event.
+        #[arg(long)]
+        note: Option<String>,
     },
     /// Show one job: status, next fires, recent runs.
     Show {
@@ -209,8 +238,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
             also,
             exclude,
         } => cli::preview(&expr, tz.as_deref(), &also, &exclude, n, after, json),
-        Command::Jobs(JobsCommand::List { state }) => {
-            cli::jobs_list(&client()?, state.as_deref(), json)
+        Command::Jobs(JobsCommand::List { state, tag }) => {
+            cli::jobs_list(&client()?, state.as_deref(), tag.as_deref(), json)
+        }
+        Command::Jobs(JobsCommand::Pause { tag, note, .. }) => {
+            cli::jobs_pause_or_resume(&client()?, tag.as_deref(), note.as_deref(), true, json)
+        }
+        Command::Jobs(JobsCommand::Resume { tag, note, .. }) => {
+            cli::jobs_pause_or_resume(&client()?, tag.as_deref(), note.as_deref(), false, json)
         }
         Command::Jobs(JobsCommand::Show { id }) => cli::jobs_show(&client()?, &id, json),
         Command::Pause { id, note } => {

@@ -183,12 +183,17 @@ pub fn validate(path: &Path, json: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `cronactor jobs list [--state S]`.
+/// `cronactor jobs list [--state S] [--tag T]`.
 ///
 /// # Errors
 /// [`CliError::Client`].
-pub fn jobs_list(client: &Client, state: Option<&str>, json: bool) -> Result<(), CliError> {
-    let jobs = client.list_jobs(state)?;
+pub fn jobs_list(
+    client: &Client,
+    state: Option<&str>,
+    tag: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let jobs = client.list_jobs_matching(state, tag)?;
     if json {
         print_json(&jobs);
         return Ok(());
@@ -324,6 +329,50 @@ pub fn jobs_show(client: &Client, id: &str, json: bool) -> Result<(), CliError> 
     } else {
         print_job(&detail);
     }
+    Ok(())
+}
+
+/// `cronactor jobs pause (--tag T | --all) [--note N]` and the same for
+/// `jobs resume`: one line per selected job, what the call did to it
+/// (`paused`, `resumed`, or `unchanged` and why).
+///
+/// # Errors
+/// [`CliError::Client`] (400, exit code 1, for an empty tag).
+pub fn jobs_pause_or_resume(
+    client: &Client,
+    tag: Option<&str>,
+    note: Option<&str>,
+    pause: bool,
+    json: bool,
+) -> Result<(), CliError> {
+    let report = if pause {
+        client.pause_matching(tag, note)?
+    } else {
+        client.resume_matching(tag, note)?
+    };
+    if json {
+        print_json(&report);
+        return Ok(());
+    }
+    let done = if pause { "paused" } else { "resumed" };
+    let mut rows: Vec<Vec<String>> = report
+        .changed
+        .iter()
+        .map(|id| vec![id.clone(), done.to_owned()])
+        .chain(
+            report
+                .unchanged
+                .iter()
+                .map(|u| vec![u.job_id.clone(), format!("unchanged ({})", u.reason)]),
+        )
+        .collect();
+    rows.sort();
+    table(&["ID", "RESULT"], &rows);
+    println!(
+        "{} {done}, {} unchanged",
+        report.changed.len(),
+        report.unchanged.len()
+    );
     Ok(())
 }
 

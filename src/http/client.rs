@@ -12,8 +12,8 @@
 //! ```
 
 use super::dto::{
-    CancelView, EmitView, EventView, HealthView, JobDetail, JobView, MetricsView, MissedView,
-    NoteRequest, RunView, TriggerView,
+    BulkRequest, BulkView, CancelView, EmitView, EventView, HealthView, JobDetail, JobView,
+    MetricsView, MissedView, NoteRequest, RunView, TriggerView,
 };
 use super::problem::Problem;
 use serde::de::DeserializeOwned;
@@ -142,6 +142,15 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// The body of a bulk call: the tag, or every job without one.
+fn bulk_request(tag: Option<&str>, note: Option<&str>) -> BulkRequest {
+    BulkRequest {
+        tag: tag.map(str::to_owned),
+        all: tag.is_none().then_some(true),
+        note: note.map(str::to_owned),
+    }
+}
+
 /// Percent-encodes a path segment (RFC 3986 unreserved characters pass).
 fn segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -258,10 +267,56 @@ impl Client {
     /// # Errors
     /// [`ClientError`] as the server or the connection says.
     pub fn list_jobs(&self, state: Option<&str>) -> Result<Vec<JobView>, ClientError> {
-        match state {
-            Some(s) => self.get(&format!("/jobs?state={}", segment(s))),
-            None => self.get("/jobs"),
+        self.list_jobs_matching(state, None)
+    }
+
+    /// `GET /jobs?state=S&tag=T`: the jobs in one phase, that carry one
+    /// tag, or both (`None` leaves a filter out).
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn list_jobs_matching(
+        &self,
+        state: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<Vec<JobView>, ClientError> {
+        let query: Vec<String> = [("state", state), ("tag", tag)]
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|v| format!("{name}={}", segment(v))))
+            .collect();
+        if query.is_empty() {
+            self.get("/jobs")
+        } else {
+            self.get(&format!("/jobs?{}", query.join("&")))
         }
+    }
+
+    /// `POST /bulk/pause`: pauses every job that carries `tag`, or every
+    /// job with `tag` `None`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn pause_matching(
+        &self,
+        tag: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<BulkView, ClientError> {
+        let body = serde_json::to_value(bulk_request(tag, note)).ok();
+        self.post("/bulk/pause", body.as_ref())
+    }
+
+    /// `POST /bulk/resume`: resumes every paused job that carries `tag`, or
+    /// every paused job with `tag` `None`.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn resume_matching(
+        &self,
+        tag: Option<&str>,
+        note: Option<&str>,
+    ) -> Result<BulkView, ClientError> {
+        let body = serde_json::to_value(bulk_request(tag, note)).ok();
+        self.post("/bulk/resume", body.as_ref())
     }
 
     /// `GET /jobs/{id}`.

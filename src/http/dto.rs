@@ -74,6 +74,9 @@ pub struct JobView {
     pub time_zone: String,
     /// The handler's name.
     pub handler: String,
+    /// The job's tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// `scheduled`, `running`, `paused`, `completed`, `orphaned` or `failed`.
     pub phase: String,
     /// The note given with the pause, while paused.
@@ -110,6 +113,7 @@ impl From<&JobStatus> for JobView {
             schedule: s.schedule.clone(),
             time_zone: s.time_zone.clone(),
             handler: s.handler.clone(),
+            tags: s.tags.clone(),
             phase: variant_name(&s.phase),
             pause_note: s.pause_note.clone(),
             next_fire: s.next_fire,
@@ -386,6 +390,42 @@ pub struct CancelView {
     pub cancelled: Vec<String>,
 }
 
+/// A job a bulk pause or resume left as it was, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UnchangedView {
+    /// The job.
+    pub job_id: String,
+    /// `already_paused`, `not_paused`, `failed` or `removed` (removed while
+    /// the call ran).
+    pub reason: String,
+}
+
+/// The answer to `POST /bulk/pause` and `POST /bulk/resume`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BulkView {
+    /// The jobs paused (resumed) by the call, durable when it is answered,
+    /// ordered by id.
+    pub changed: Vec<String>,
+    /// The jobs selected but left as they were, ordered by id.
+    pub unchanged: Vec<UnchangedView>,
+}
+
+impl From<&crate::BulkReport> for BulkView {
+    fn from(r: &crate::BulkReport) -> Self {
+        Self {
+            changed: r.changed.iter().map(ToString::to_string).collect(),
+            unchanged: r
+                .unchanged
+                .iter()
+                .map(|(id, why)| UnchangedView {
+                    job_id: id.to_string(),
+                    reason: why.as_str().to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One job started by a named event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EmittedView {
@@ -529,6 +569,45 @@ pub struct NoteRequest {
     /// Shown in status while paused, and in the event.
     #[serde(default)]
     pub note: Option<String>,
+}
+
+/// The jobs of a bulk pause or resume: `{"tag": "db"}` or `{"all": true}`
+/// (exactly one), with an optional note.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    /// The jobs that carry this tag (not empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// `true`: every job. Only `true` is accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<bool>,
+    /// Shown in status while paused (pause), and in each job's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl BulkRequest {
+    /// The selector, or the field at fault and why.
+    pub(crate) fn selector(&self) -> Result<crate::JobSelector, (&'static str, &'static str)> {
+        let refuse = |field, message| (field, message);
+        match (&self.tag, self.all) {
+            (_, Some(false)) => Err(refuse(
+                "all",
+                "only `all: true` is accepted; leave `all` out to select by tag",
+            )),
+            (Some(_), Some(true)) => {
+                Err(refuse("all", "give either `tag` or `all: true`, not both"))
+            }
+            (None, Some(true)) => Ok(crate::JobSelector::All),
+            (Some(tag), None) if tag.is_empty() => Err(refuse("tag", "the tag is empty")),
+            (Some(tag), None) => Ok(crate::JobSelector::Tag(tag.clone())),
+            (None, None) => Err(refuse(
+                "tag",
+                "give `tag` (the jobs that carry it) or `all: true` (every job)",
+            )),
+        }
+    }
 }
 
 /// What a fire does while runs are in flight: `"skip"` (the default),

@@ -5,9 +5,9 @@
 #![allow(clippy::result_large_err)]
 
 use super::dto::{
-    pascal_case, BackfillRequest, BackfillView, CancelView, EmitView, EmittedView, EventView,
-    FireView, HealthView, JobDetail, JobRequest, JobView, MetricsView, NoteRequest, RunView,
-    TriggerView, UpsertView,
+    pascal_case, BackfillRequest, BackfillView, BulkRequest, BulkView, CancelView, EmitView,
+    EmittedView, EventView, FireView, HealthView, JobDetail, JobRequest, JobView, MetricsView,
+    NoteRequest, RunView, TriggerView, UpsertView,
 };
 use super::events::sse_stream;
 use super::extract::{ApiQuery, JsonBody, OptionalJsonBody, PathParam};
@@ -60,6 +60,8 @@ pub(crate) struct ListQuery {
     /// Only jobs in this phase: `scheduled`, `running`, `paused`,
     /// `completed`, `orphaned` or `failed`.
     state: Option<String>,
+    /// Only jobs that carry this tag (not empty); combines with `state`.
+    tag: Option<String>,
 }
 
 fn parse_phase(state: &str) -> ApiResult<JobPhase> {
@@ -79,8 +81,8 @@ fn parse_phase(state: &str) -> ApiResult<JobPhase> {
     get, path = "/jobs", tag = "jobs",
     params(ListQuery),
     responses(
-        (status = 200, description = "Every job (in the phase asked for)", body = Vec<JobView>),
-        (status = 400, description = "Unknown state", body = Problem, content_type = PROBLEM_JSON),
+        (status = 200, description = "Every job (in the phase, with the tag asked for)", body = Vec<JobView>),
+        (status = 400, description = "Unknown state, or an empty tag", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),
@@ -91,10 +93,16 @@ pub(crate) async fn list_jobs(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<JobView>>> {
     let phase = q.state.as_deref().map(parse_phase).transpose()?;
+    let tag = q.tag.map(crate::JobSelector::Tag);
+    if let Some(tag) = &tag {
+        tag.validate()
+            .map_err(|_| Problem::bad_request("tag", "the tag is empty"))?;
+    }
     let jobs = st.scheduler.list().await?;
     Ok(Json(
         jobs.iter()
             .filter(|j| phase.is_none_or(|p| j.phase == p))
+            .filter(|j| tag.as_ref().is_none_or(|t| t.matches(j)))
             .map(JobView::from)
             .collect(),
     ))
@@ -289,6 +297,84 @@ pub(crate) async fn resume_job(
     st.scheduler.resume(&id, note.as_deref()).await?;
     tracing::info!(job_id = %id, note = ?note, "job resumed over HTTP");
     Ok(Json(JobView::from(&st.scheduler.status(&id).await?)))
+}
+
+/// Pauses every job of a tag, or every job, as single pauses would (see
+/// `Scheduler::pause_matching`).
+#[utoipa::path(
+    post, path = "/bulk/pause", tag = "control",
+    request_body(content = BulkRequest, content_type = "application/json",
+        description = "`{\"tag\": \"db\"}` or `{\"all\": true}`, with an optional note"),
+    responses(
+        (status = 200, description = "The jobs paused (durable) and those left as they were", body = BulkView),
+        (status = 400, description = "Invalid body: `field` names the field", body = Problem, content_type = PROBLEM_JSON),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = PROBLEM_JSON),
+        (status = 500, description = "Store failure (the jobs paused before it stay paused)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn bulk_pause(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody<BulkRequest>,
+) -> ApiResult<Json<BulkView>> {
+    let selector = body
+        .selector()
+        .map_err(|(field, detail)| Problem::bad_request(field, detail))?;
+    let report = st
+        .scheduler
+        .pause_matching(&selector, body.note.as_deref())
+        .await?;
+    tracing::info!(
+        selector = %selector,
+        note = ?body.note,
+        changed = report.changed.len(),
+        unchanged = report.unchanged.len(),
+        "jobs paused in bulk over HTTP"
+    );
+    Ok(Json(BulkView::from(&report)))
+}
+
+/// Resumes every paused job of a tag, or every paused job, as single
+/// resumes would (see `Scheduler::resume_matching`).
+#[utoipa::path(
+    post, path = "/bulk/resume", tag = "control",
+    request_body(content = BulkRequest, content_type = "application/json",
+        description = "`{\"tag\": \"db\"}` or `{\"all\": true}`, with an optional note"),
+    responses(
+        (status = 200, description = "The jobs resumed (durable) and those left as they were", body = BulkView),
+        (status = 400, description = "Invalid body: `field` names the field", body = Problem, content_type = PROBLEM_JSON),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = PROBLEM_JSON),
+        (status = 500, description = "Store failure (the jobs resumed before it stay resumed)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn bulk_resume(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody<BulkRequest>,
+) -> ApiResult<Json<BulkView>> {
+    let selector = body
+        .selector()
+        .map_err(|(field, detail)| Problem::bad_request(field, detail))?;
+    let report = st
+        .scheduler
+        .resume_matching(&selector, body.note.as_deref())
+        .await?;
+    tracing::info!(
+        selector = %selector,
+        note = ?body.note,
+        changed = report.changed.len(),
+        unchanged = report.unchanged.len(),
+        "jobs resumed in bulk over HTTP"
+    );
+    Ok(Json(BulkView::from(&report)))
 }
 
 /// Fires a job now, through its overlap policy.

@@ -293,6 +293,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("delete", "/jobs/{id}"),
     ("post", "/jobs/{id}/pause"),
     ("post", "/jobs/{id}/resume"),
+    ("post", "/bulk/pause"),
+    ("post", "/bulk/resume"),
     ("post", "/jobs/{id}/trigger"),
     ("post", "/jobs/{id}/backfill"),
     ("post", "/jobs/{id}/cancel"),
@@ -350,6 +352,10 @@ fn build(scheduler: Scheduler, config: HttpConfig) -> (Router, Arc<Hub>) {
         )
         .route("/jobs/{id}/pause", post(h::pause_job))
         .route("/jobs/{id}/resume", post(h::resume_job))
+        // Not `/jobs/pause`: that path would shadow `GET /jobs/{id}` of a
+        // job named `pause` (a static route wins, and its other methods 405).
+        .route("/bulk/pause", post(h::bulk_pause))
+        .route("/bulk/resume", post(h::bulk_resume))
         .route("/jobs/{id}/trigger", post(h::trigger_job))
         .route("/jobs/{id}/backfill", post(h::backfill_job))
         .route("/jobs/{id}/cancel", post(h::cancel_job))

@@ -2,11 +2,11 @@
 //! `#[utoipa::path]` attributes and the DTOs' `ToSchema` derives.
 
 use super::dto::{
-    BackfillRequest, BackfillView, BackoffKind, CancelView, CountersView, EmitView, EmittedView,
-    EventView, FireView, FoldRequest, GapRequest, HealthView, InFlightView, InterruptedRequest,
-    JobDetail, JobRequest, JobView, MetricsView, MisfireRequest, MissedView, NoteRequest,
-    OverlapRequest, PercentilesView, ProgressView, RetryRequest, RetryWaitView, RunView,
-    SkipCountsView, TriggerView, UpsertView,
+    BackfillRequest, BackfillView, BackoffKind, BulkRequest, BulkView, CancelView, CountersView,
+    EmitView, EmittedView, EventView, FireView, FoldRequest, GapRequest, HealthView, InFlightView,
+    InterruptedRequest, JobDetail, JobRequest, JobView, MetricsView, MisfireRequest, MissedView,
+    NoteRequest, OverlapRequest, PercentilesView, ProgressView, RetryRequest, RetryWaitView,
+    RunView, SkipCountsView, TriggerView, UnchangedView, UpsertView,
 };
 use super::handlers;
 use super::problem::Problem;
@@ -29,6 +29,8 @@ use utoipa::{Modify, OpenApi};
         handlers::delete_job,
         handlers::pause_job,
         handlers::resume_job,
+        handlers::bulk_pause,
+        handlers::bulk_resume,
         handlers::trigger_job,
         handlers::backfill_job,
         handlers::cancel_job,
@@ -45,12 +47,13 @@ use utoipa::{Modify, OpenApi};
         RetryWaitView, InFlightView, ProgressView, UpsertView, TriggerView, CancelView, EmitView, EmittedView,
         HealthView, MetricsView, PercentilesView, EventView, MissedView, NoteRequest, JobRequest,
         OverlapRequest, MisfireRequest, GapRequest, FoldRequest, InterruptedRequest,
-        RetryRequest, BackoffKind, BackfillRequest, BackfillView,
+        RetryRequest, BackoffKind, BackfillRequest, BackfillView, BulkRequest, BulkView,
+        UnchangedView,
     )),
     modifiers(&Tokens),
     tags(
         (name = "jobs", description = "Jobs and their history"),
-        (name = "control", description = "Pause, resume, trigger, backfill, cancel"),
+        (name = "control", description = "Pause, resume (one job or in bulk), trigger, backfill, cancel"),
         (name = "events", description = "Live events (SSE) and named events"),
         (name = "metrics", description = "Health, metrics, this document"),
     )

@@ -149,6 +149,16 @@ impl From<Error> for Problem {
                 "Invalid request",
                 detail,
             ),
+            Error::InvalidSelector(_) => {
+                let mut p = Self::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-request",
+                    "Invalid request",
+                    detail,
+                );
+                p.field = Some("tag".to_owned());
+                p
+            }
             Error::InvalidState { id, .. } => Self::new(
                 StatusCode::CONFLICT,
                 "invalid-state",

@@ -312,3 +312,129 @@ async fn the_retry_of_an_event_run_gets_the_event_again() {
     let event = Some(("deploy".to_string(), payload));
     assert_eq!(seen, [(1, event.clone()), (2, event)]);
 }
+
+/// What each run of `recording`'s handlers saw: attempt, trigger, event.
+type Seen = Arc<Mutex<Vec<(u32, Trigger, Option<(String, serde_json::Value)>)>>>;
+
+/// A builder on `clock` with `flaky` (its first attempt fails) and `hang`
+/// (never ends unless cancelled), both recording what they saw in `seen`.
+fn recording(clock: &cronactor::testing::ManualClock, seen: &Seen) -> cronactor::SchedulerBuilder {
+    let record = |seen: &Seen, ctx: &JobContext| {
+        let event = ctx.event.clone().map(|(n, p)| (n, (*p).clone()));
+        seen.lock()
+            .expect("lock")
+            .push((ctx.attempt, ctx.trigger, event));
+    };
+    let (a, b) = (seen.clone(), seen.clone());
+    Scheduler::builder()
+        .clock(clock.clone())
+        .handler("flaky", move |ctx: JobContext| {
+            record(&a, &ctx);
+            async move {
+                if ctx.attempt == 1 {
+                    Err(std::io::Error::other("first attempt fails"))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .handler("hang", move |ctx: JobContext| {
+            record(&b, &ctx);
+            async move {
+                ctx.cancel.cancelled().await;
+                Err::<(), _>(std::io::Error::other("cancelled"))
+            }
+        })
+}
+
+/// A job on `handler` listening to `deploy`, retried once after 30 s.
+fn deployer(handler: &str) -> JobSpec {
+    JobSpec::builder("deployer", ScheduleSpec::cron("0 0 3 * * *"), handler)
+        .listen("deploy")
+        .retry(cronactor::RetryPolicy::new(
+            1,
+            cronactor::Backoff::Fixed(Duration::from_secs(30)),
+        ))
+        .build()
+        .expect("spec")
+}
+
+/// The retry of an event run, waiting when the process stops, runs after
+/// the restart with the event: the payload is stored with the waiting
+/// retry. Until 2026-12-05 it was held by the job's actor only, and the
+/// retry ran without it.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_retry_keeps_its_event_across_a_restart() {
+    use cronactor::SnapshotStore;
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    let clock = clock();
+    let seen: Seen = Arc::default();
+    let s = recording(&clock, &seen)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(deployer("flaky")).await.expect("add");
+    let payload = serde_json::json!({ "version": "1.2.3" });
+    s.emit("deploy", payload.clone()).await.expect("emit");
+    run_for_secs(1.0).await;
+    assert!(s
+        .status("deployer")
+        .await
+        .expect("status")
+        .retry_wait
+        .is_some());
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    let s = recording(&clock, &seen)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(60.0).await;
+    let event = Some(("deploy".to_string(), payload));
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [
+            (1, Trigger::Event, event.clone()),
+            (2, Trigger::Retry, event)
+        ]
+    );
+    let st = s.status("deployer").await.expect("status");
+    assert_eq!((st.counters.failed, st.counters.succeeded), (1, 1));
+}
+
+/// An event run in flight at a crash runs again after the restart with its
+/// event: the payload is stored with the run in flight. Until 2026-12-05
+/// the run ran again without it.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn an_event_run_interrupted_by_a_crash_runs_again_with_its_event() {
+    use cronactor::SnapshotStore;
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    let clock = clock();
+    let seen: Seen = Arc::default();
+    let s = recording(&clock, &seen)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(deployer("hang")).await.expect("add");
+    let payload = serde_json::json!({ "version": "2.0.0" });
+    s.emit("deploy", payload.clone()).await.expect("emit");
+    run_for_secs(1.0).await;
+    s.kill().await;
+    let _s = recording(&clock, &seen)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(1.0).await;
+    let event = Some(("deploy".to_string(), payload));
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [
+            (1, Trigger::Event, event.clone()),
+            (1, Trigger::Recovery, event)
+        ]
+    );
+}

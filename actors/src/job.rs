@@ -389,13 +389,6 @@ pub struct JobActorState {
     generation: u64,
     /// The generation of the one pending retry timer.
     retry_generation: u64,
-    /// Event payloads of runs in flight (the name is in `InFlightRun`).
-    event_payloads: HashMap<RunId, Arc<serde_json::Value>, foldhash::fast::RandomState>,
-    /// The event of the fire whose retry waits (`JobState::retry_wait`), if
-    /// an event started it: the retry is an attempt of the same fire. Kept by
-    /// this actor only (boxed: rare); a retry restored after a restart runs
-    /// without it.
-    retry_event: Option<Box<(String, Arc<serde_json::Value>)>>,
     /// Cancellation tokens of the runs in flight, and why each was cancelled.
     tokens: RunTokens,
     /// Claimed runs waiting for their record to be durable.
@@ -500,8 +493,6 @@ impl Actor for JobActor {
             state: args.state,
             generation: 0,
             retry_generation: 0,
-            event_payloads: HashMap::default(),
-            retry_event: None,
             // Room for one run and one history entry: a job rarely has more
             // at a time, and a first push would otherwise allocate room for
             // four (a few hundred bytes per live job, kept for its life).
@@ -1132,14 +1123,13 @@ impl JobActorState {
             scheduled: wait.scheduled,
             trigger: wait.trigger,
             attempt: wait.attempt,
-            event: self.retry_event.take().map(|event| *event),
+            event: wait.event.map(|event| *event),
         };
         self.claim_run(myself, fire);
     }
 
     /// Announces that the waiting retry `wait`, just taken, will never run.
     fn retry_dropped(&mut self, wait: &RetryWait, reason: &str) {
-        self.retry_event = None;
         self.publish(EventKind::RetryDropped {
             scheduled: wait.scheduled,
             attempt: wait.attempt,
@@ -1610,10 +1600,7 @@ impl JobActorState {
 
     /// [`Self::claim_run`], under a given run id.
     fn claim_run_as(&mut self, myself: &ActorRef<JobMsg>, fire: Pending, run_id: RunId) -> RunId {
-        let event = fire.event.map(|(name, payload)| {
-            self.event_payloads.insert(run_id, payload);
-            name
-        });
+        let (event, payload) = fire.event.unzip();
         self.state.in_flight.push(InFlightRun {
             run_id,
             scheduled: fire.scheduled,
@@ -1631,6 +1618,7 @@ impl JobActorState {
             attempt: fire.attempt,
             trigger: fire.trigger,
             event,
+            payload,
             cancelled: None,
         });
         self.state.counters.runs += 1;
@@ -1715,11 +1703,7 @@ impl JobActorState {
             payload: self.payload.clone(),
             cancel: token.clone(),
             event: run.event.clone().map(|name| {
-                let payload = self
-                    .event_payloads
-                    .get(&run_id)
-                    .cloned()
-                    .unwrap_or_default();
+                let payload = run.payload.clone().unwrap_or_default();
                 (name, payload)
             }),
             reporter: crate::handler::Reporter {
@@ -1916,14 +1900,8 @@ impl JobActorState {
         if self.prepared.take_if(|p| p.run_id == run_id).is_some() {
             self.state.last_fire = self.state.last_fire.max(Some(run.scheduled));
         }
-        // Only runs started by an event have a payload here.
-        let mut event = match run.event {
-            Some(name) => self
-                .event_payloads
-                .remove(&run_id)
-                .map(|payload| Box::new((name, payload))),
-            None => None,
-        };
+        // Only runs started by an event have one.
+        let mut event = run.event.zip(run.payload).map(Box::new);
         if self.state.in_flight.is_empty() {
             self.state.progress = None;
         }
@@ -2111,8 +2089,8 @@ impl JobActorState {
                 attempt: record.attempt + 1,
                 due,
                 trigger: Trigger::Retry,
+                event,
             });
-            self.retry_event = event;
             self.publish(EventKind::RetryScheduled {
                 run_id: record.run_id,
                 attempt: record.attempt + 1,
@@ -2319,10 +2297,12 @@ impl JobActorState {
             self.count_outcome(&record);
             self.state.last_run = Some(record.clone());
             self.history.push(record);
-            if let Some(fire) = retry
+            if let Some(mut fire) = retry
                 .then(|| self.rerun_of(run.scheduled, run.attempt))
                 .flatten()
             {
+                // With its event: the payload is stored with the run.
+                fire.event = run.event.zip(run.payload);
                 retries.push(fire);
             }
         }

@@ -379,6 +379,7 @@ mod tests {
             attempt: 1,
             trigger: crate::status::Trigger::Schedule,
             event: None,
+            payload: None,
             cancelled: None,
         });
         assert_eq!(plan_without_actor(MIN, &hourly, &busy, now), None);

@@ -196,6 +196,10 @@ pub struct InFlightRun {
     /// The named event that started it, if any.
     #[serde(default)]
     pub event: Option<String>,
+    /// That event's payload: stored with the run, so that a run interrupted
+    /// by a crash runs again with its event.
+    #[serde(default, with = "payload_serde")]
+    pub payload: Option<Arc<serde_json::Value>>,
     /// Why the run was cancelled, if it was, while it has not ended yet. A
     /// restart records a run still in flight with this set as
     /// [`CancelReason::cut_outcome`] says: `Cancelled` (with
@@ -321,6 +325,53 @@ mod event_serde {
     }
 }
 
+/// A run's event payload: the JSON value as it is in JSON, and as JSON text
+/// in binary formats (see `event_serde`).
+mod payload_serde {
+    use serde::de::Error as _;
+    use serde::ser::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::sync::Arc;
+
+    type Payload = Option<Arc<serde_json::Value>>;
+
+    pub(super) fn serialize<S: Serializer>(payload: &Payload, s: S) -> Result<S::Ok, S::Error> {
+        match payload {
+            Some(payload) if !s.is_human_readable() => {
+                let text = serde_json::to_string(&**payload).map_err(S::Error::custom)?;
+                Some(text).serialize(s)
+            }
+            payload => payload.as_deref().serialize(s),
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Payload, D::Error> {
+        if d.is_human_readable() {
+            return Ok(Option::<serde_json::Value>::deserialize(d)?.map(Arc::new));
+        }
+        Option::<String>::deserialize(d)?
+            .map(|text| serde_json::from_str(&text).map(Arc::new))
+            .transpose()
+            .map_err(D::Error::custom)
+    }
+}
+
+/// A boxed event, encoded as `event_serde` encodes an unboxed one.
+mod boxed_event_serde {
+    use serde::{Deserializer, Serializer};
+    use std::sync::Arc;
+
+    type Boxed = Option<Box<(String, Arc<serde_json::Value>)>>;
+
+    pub(super) fn serialize<S: Serializer>(event: &Boxed, s: S) -> Result<S::Ok, S::Error> {
+        super::event_serde::serialize(&event.as_deref().cloned(), s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Boxed, D::Error> {
+        Ok(super::event_serde::deserialize(d)?.map(Box::new))
+    }
+}
+
 /// One entry of a job's execution history.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -364,6 +415,10 @@ pub struct RetryWait {
     pub due: DateTime<Utc>,
     /// What started the fire.
     pub trigger: Trigger,
+    /// The named event that started the fire, and its payload: the retry is
+    /// an attempt of the same fire (boxed: rare).
+    #[serde(default, with = "boxed_event_serde")]
+    pub event: Option<Box<(String, Arc<serde_json::Value>)>>,
 }
 
 /// Everything about a job that changes as it runs; persisted by the registry

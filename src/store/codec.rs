@@ -39,7 +39,8 @@ impl RecordKind {
         match self {
             Self::JobSpec | Self::Quarantine | Self::Meta => 1,
             Self::Journal => 2,
-            Self::JobState | Self::Run => 3,
+            Self::JobState => 4,
+            Self::Run => 3,
         }
     }
 
@@ -178,7 +179,7 @@ fn binary<T: DeserializeOwned>(
     })
 }
 
-/// Appends a job state's encoding (version 3: postcard) to `buf`.
+/// Appends a job state's encoding (version 4: postcard) to `buf`.
 ///
 /// # Errors
 /// The encoder's error (none of a state's fields can cause one).
@@ -192,7 +193,9 @@ pub(crate) fn encode_state_into(
 }
 
 /// Decodes a job state: version 1 (JSON), 2 (postcard, without the queued
-/// fires and the runs' cancel marks: see [`StateV2`]) or 3 (postcard).
+/// fires and the runs' cancel marks: see [`StateV2`]), 3 (postcard, without
+/// the event payloads of runs in flight and of a waiting retry: see
+/// [`StateV3`]) or 4 (postcard).
 ///
 /// # Errors
 /// [`DecodeError`]; never panics, whatever the bytes.
@@ -205,6 +208,13 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<cronactor_actors::JobState, D
             .map_err(|source| DecodeError::Binary {
                 kind: kind.name(),
                 version: 2,
+                source,
+            }),
+        (3, body) => binary::<StateV3>(kind, 3, body)?
+            .into_state()
+            .map_err(|source| DecodeError::Binary {
+                kind: kind.name(),
+                version: 3,
                 source,
             }),
         (version, body) => binary(kind, version, body),
@@ -236,7 +246,7 @@ pub(crate) struct StateV2 {
     pub(crate) in_flight: Vec<InFlightV2>,
     pub(crate) queued: u32,
     pub(crate) completed: bool,
-    pub(crate) retry_wait: Option<cronactor_actors::RetryWait>,
+    pub(crate) retry_wait: Option<RetryWaitV3>,
     pub(crate) failed: Option<String>,
     pub(crate) progress: Option<(f32, String)>,
 }
@@ -266,6 +276,7 @@ impl StateV2 {
                     attempt: r.attempt,
                     trigger: r.trigger,
                     event: r.event,
+                    payload: None,
                     cancelled: None,
                 })
             })
@@ -281,7 +292,98 @@ impl StateV2 {
             in_flight,
             queue: Default::default(),
             completed: self.completed,
-            retry_wait: self.retry_wait,
+            retry_wait: self.retry_wait.map(RetryWaitV3::into_wait).transpose()?,
+            failed: self.failed,
+            progress: self.progress,
+        })
+    }
+}
+
+/// A job state as version 3 stored it: the layout of `JobState` before the
+/// event payloads of a run in flight (`InFlightRun::payload`) and of a
+/// waiting retry (`RetryWait::event`) were stored. Decoded without them: a
+/// version-3 state was written by a build that did not keep them.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct StateV3 {
+    pub(crate) paused: Option<cronactor_actors::PauseInfo>,
+    pub(crate) next_fire: Option<Instant>,
+    pub(crate) last_slot: Option<Instant>,
+    pub(crate) last_fire: Option<Instant>,
+    pub(crate) last_run: Option<RunRecord>,
+    pub(crate) counters: cronactor_actors::Counters,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) in_flight: Vec<InFlightV3>,
+    pub(crate) queue: std::collections::VecDeque<cronactor_actors::QueuedFire>,
+    pub(crate) completed: bool,
+    pub(crate) retry_wait: Option<RetryWaitV3>,
+    pub(crate) failed: Option<String>,
+    pub(crate) progress: Option<(f32, String)>,
+}
+
+/// A run in flight as version 3 stored it (see [`StateV3`]).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct InFlightV3 {
+    pub(crate) run_id: cronactor_actors::RunId,
+    pub(crate) scheduled: Instant,
+    pub(crate) started: Instant,
+    pub(crate) attempt: u32,
+    pub(crate) trigger: Trigger,
+    pub(crate) event: Option<String>,
+    pub(crate) cancelled: Option<cronactor_actors::CancelReason>,
+}
+
+/// A waiting retry as versions 2 and 3 stored it (see [`StateV3`]).
+#[derive(Serialize, Deserialize)]
+pub(crate) struct RetryWaitV3 {
+    pub(crate) scheduled: Instant,
+    pub(crate) attempt: u32,
+    pub(crate) due: Instant,
+    pub(crate) trigger: Trigger,
+}
+
+impl RetryWaitV3 {
+    fn into_wait(self) -> Result<cronactor_actors::RetryWait, postcard::Error> {
+        Ok(cronactor_actors::RetryWait {
+            scheduled: instant(self.scheduled)?,
+            attempt: self.attempt,
+            due: instant(self.due)?,
+            trigger: self.trigger,
+            event: None,
+        })
+    }
+}
+
+impl StateV3 {
+    fn into_state(self) -> Result<cronactor_actors::JobState, postcard::Error> {
+        let opt = |t: Option<Instant>| t.map(instant).transpose();
+        let in_flight = self
+            .in_flight
+            .into_iter()
+            .map(|r| {
+                Ok(cronactor_actors::InFlightRun {
+                    run_id: r.run_id,
+                    scheduled: instant(r.scheduled)?,
+                    started: instant(r.started)?,
+                    attempt: r.attempt,
+                    trigger: r.trigger,
+                    event: r.event,
+                    payload: None,
+                    cancelled: r.cancelled,
+                })
+            })
+            .collect::<Result<_, postcard::Error>>()?;
+        Ok(cronactor_actors::JobState {
+            paused: self.paused,
+            next_fire: opt(self.next_fire)?,
+            last_slot: opt(self.last_slot)?,
+            last_fire: opt(self.last_fire)?,
+            last_run: self.last_run,
+            counters: self.counters,
+            consecutive_failures: self.consecutive_failures,
+            in_flight,
+            queue: self.queue,
+            completed: self.completed,
+            retry_wait: self.retry_wait.map(RetryWaitV3::into_wait).transpose()?,
             failed: self.failed,
             progress: self.progress,
         })

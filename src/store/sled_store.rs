@@ -678,9 +678,11 @@ impl SledStore {
     /// Version 2 added the journal, history chunks and binary states;
     /// version 3 stores a run's start and end as offsets (smaller history
     /// chunks and journal segments); version 4 writes job states of record
-    /// version 3 (the overlap queue and the runs' cancel marks). A store of
-    /// an earlier version is read and upgraded in place.
-    pub const SCHEMA_VERSION: u32 = 4;
+    /// version 3 (the overlap queue and the runs' cancel marks); version 5
+    /// of record version 4 (the event payloads of runs in flight and of a
+    /// waiting retry). A store of an earlier version is read and upgraded in
+    /// place.
+    pub const SCHEMA_VERSION: u32 = 5;
 
     /// Opens the store in directory `path`, creating the directory and the
     /// store if they do not exist, with the default [`SledStoreOptions`].

@@ -88,10 +88,10 @@ fn bad_values_are_errors_with_a_reason() {
     assert!(matches!(empty, DecodeError::Empty { .. }));
     assert!(empty.to_string().contains("empty"));
 
-    for version in [0u8, 4, 255] {
+    for version in [0u8, 5, 255] {
         let err = codec::decode_state(&[version, b'{', b'}']).expect_err("unknown version");
         assert!(
-            matches!(err, DecodeError::UnknownVersion { found, supported: 3, .. } if found == version),
+            matches!(err, DecodeError::UnknownVersion { found, supported: 4, .. } if found == version),
             "{err:?}"
         );
         assert!(err
@@ -199,6 +199,7 @@ fn state_with_queue_and_cancel_mark() -> JobState {
         attempt: 1,
         trigger: Trigger::Manual,
         event: None,
+        payload: None,
         cancelled: Some(cronactor_actors::CancelReason::Request),
     });
     state.queue.push_back(cronactor_actors::QueuedFire {
@@ -219,28 +220,67 @@ fn state_with_queue_and_cancel_mark() -> JobState {
     state
 }
 
-/// The binary (version 3) state encoding is positional: a field added to
-/// `JobState` changes it, and stored states would no longer decode. If this
-/// test fails, add a version 4 to `RecordKind::JobState` with a conversion
-/// from version 3 in `codec::decode_state` (as for version 2), and a new
-/// golden value here.
+/// A state written by the previous build (version 3, before the event
+/// payloads of runs in flight and of a waiting retry were stored) still
+/// decodes, without payloads.
 #[test]
-fn a_version_3_state_still_decodes_and_encodes_the_same() {
+fn a_version_3_state_still_decodes() {
     let state = state_with_queue_and_cancel_mark();
+    let golden: &[u8] = &GOLDEN_STATE_V3;
+    let back = codec::decode_state(golden).expect("decode");
+    assert_eq!(back, state);
+    assert_eq!(back.queued(), 2);
+}
+
+/// `state_with_queue_and_cancel_mark`, with an event run in flight and a
+/// retry of an event's fire waiting: their payloads are stored.
+fn state_with_event_payloads() -> JobState {
+    let mut state = state_with_queue_and_cancel_mark();
+    let payload = std::sync::Arc::new(serde_json::json!({ "to": "eu" }));
+    state.in_flight.push(cronactor_actors::InFlightRun {
+        run_id: cronactor_actors::RunId(8),
+        scheduled: t(1_767_225_603, 0),
+        started: t(1_767_225_603, 0),
+        attempt: 2,
+        trigger: Trigger::Event,
+        event: Some("deploy".into()),
+        payload: Some(payload.clone()),
+        cancelled: None,
+    });
+    state.retry_wait = Some(cronactor_actors::RetryWait {
+        scheduled: t(1_767_225_604, 0),
+        attempt: 3,
+        due: t(1_767_225_609, 0),
+        trigger: Trigger::Retry,
+        event: Some(Box::new(("deploy".into(), payload))),
+    });
+    state
+}
+
+/// The binary (version 4) state encoding is positional: a field added to
+/// `JobState` changes it, and stored states would no longer decode. If this
+/// test fails, add a version 5 to `RecordKind::JobState` with a conversion
+/// from version 4 in `codec::decode_state` (as for versions 2 and 3), and a
+/// new golden value here.
+#[test]
+fn a_version_4_state_decodes_and_encodes_the_same() {
+    let state = state_with_event_payloads();
     let mut bytes = Vec::new();
     codec::encode_state_into(&state, &mut bytes).expect("encode");
-    let golden: &[u8] = &GOLDEN_STATE_V3;
+    let golden: &[u8] = &GOLDEN_STATE_V4;
     assert_eq!(
         bytes, golden,
-        "the version-3 state layout changed: {bytes:?}"
+        "the version-4 state layout changed: {bytes:?}"
     );
     let back = codec::decode_state(golden).expect("decode");
     assert_eq!(back, state);
     assert_eq!(back.queued(), 2);
-    // JSON (version 1) keeps them too, the payload as JSON.
+    // JSON (version 1) keeps them too, the payloads as JSON.
     let json = serde_json::to_value(&state).expect("json");
     assert_eq!(json["queue"][0]["event"][1]["n"], 7);
     assert_eq!(json["in_flight"][0]["cancelled"], "Request");
+    assert_eq!(json["in_flight"][1]["payload"]["to"], "eu");
+    assert_eq!(json["retry_wait"]["event"][1]["to"], "eu");
     let mut v1 = codec::encode(RecordKind::JobState, &state).expect("encode");
     v1[0] = 1;
     assert_eq!(codec::decode_state(&v1).expect("decode"), state);
@@ -262,12 +302,24 @@ fn a_queued_payload_that_is_not_json_does_not_decode() {
     bytes[at] = b'!';
     let err = codec::decode_state(&bytes).expect_err("bad payload");
     assert!(
-        matches!(err, DecodeError::Binary { version: 3, .. }),
+        matches!(err, DecodeError::Binary { version: 4, .. }),
         "{err:?}"
     );
 }
 
-/// `state_with_queue_and_cancel_mark`, as version 3 writes it.
+/// `state_with_event_payloads`, as version 4 writes it.
+const GOLDEN_STATE_V4: [u8; 165] = [
+    4, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 128, 228, 173, 149, 13,
+    0, 128, 228, 173, 149, 13, 5, 1, 1, 0, 0, 1, 0, 8, 134, 228, 173, 149, 13, 0, 134, 228, 173,
+    149, 13, 0, 2, 6, 1, 6, 100, 101, 112, 108, 111, 121, 1, 11, 123, 34, 116, 111, 34, 58, 34,
+    101, 117, 34, 125, 0, 2, 130, 228, 173, 149, 13, 0, 6, 1, 1, 2, 103, 111, 25, 123, 34, 108,
+    105, 115, 116, 34, 58, 91, 49, 46, 53, 44, 110, 117, 108, 108, 93, 44, 34, 110, 34, 58, 55,
+    125, 132, 228, 173, 149, 13, 0, 0, 2, 0, 0, 1, 136, 228, 173, 149, 13, 0, 3, 146, 228, 173,
+    149, 13, 0, 4, 1, 6, 100, 101, 112, 108, 111, 121, 11, 123, 34, 116, 111, 34, 58, 34, 101, 117,
+    34, 125, 0, 0,
+];
+
+/// `state_with_queue_and_cancel_mark`, as version 3 wrote it.
 const GOLDEN_STATE_V3: [u8; 93] = [
     3, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 7, 128, 228, 173, 149, 13,
     0, 128, 228, 173, 149, 13, 5, 1, 1, 0, 1, 0, 2, 130, 228, 173, 149, 13, 0, 6, 1, 1, 2, 103,
@@ -1052,10 +1104,10 @@ fn a_store_of_schema_version_3_opens_and_reads_its_states() {
         std::fs::write(dir.path().join("schema_version"), "3\n").expect("marker");
     }
     let store = SledStore::open(dir.path()).expect("reopen");
-    assert_eq!(SledStore::SCHEMA_VERSION, 4);
+    assert_eq!(SledStore::SCHEMA_VERSION, 5);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("schema_version")).expect("marker"),
-        "4\n"
+        "5\n"
     );
     let loaded = store.load().expect("load");
     assert!(loaded.quarantined.is_empty(), "{:?}", loaded.quarantined);
@@ -1206,11 +1258,12 @@ fn kinds_under_test() -> Vec<KindUnderTest> {
     use super::sled_store::QuarantineEntry;
     let v1 = |json: &str| [&[1u8][..], json.as_bytes()].concat();
 
-    let mut state = state_with_queue_and_cancel_mark();
+    let mut state = state_with_event_payloads();
     state.last_run = Some(plain_run(9));
     state.failed = Some("a reason".into());
-    let mut state_v3 = Vec::new();
-    codec::encode_state_into(&state, &mut state_v3).expect("encode");
+    let mut state_v4 = Vec::new();
+    codec::encode_state_into(&state, &mut state_v4).expect("encode");
+    let state_v3 = GOLDEN_STATE_V3.to_vec();
     let state_v2 = GOLDEN_STATE_V2.to_vec();
     let state_v1 = codec::encode(RecordKind::JobState, &state).expect("encode");
     let mut state_v1 = state_v1;
@@ -1232,11 +1285,11 @@ fn kinds_under_test() -> Vec<KindUnderTest> {
             JournalOp::PutJob {
                 id: id.clone(),
                 spec: codec::encode(RecordKind::JobSpec, &spec()).expect("encode"),
-                state: state_v3.clone(),
+                state: state_v4.clone(),
             },
             JournalOp::PutState {
                 id: id.clone(),
-                state: state_v3.clone(),
+                state: state_v4.clone(),
             },
             JournalOp::History {
                 id: id.clone(),
@@ -1270,7 +1323,7 @@ fn kinds_under_test() -> Vec<KindUnderTest> {
         KindUnderTest {
             kind: RecordKind::JobState,
             decode: |b| codec::decode_state(b).map(drop).map_err(text),
-            samples: vec![state_v1, state_v2, state_v3],
+            samples: vec![state_v1, state_v2, state_v3, state_v4],
         },
         KindUnderTest {
             kind: RecordKind::Run,

@@ -347,6 +347,24 @@ fn recording(clock: &cronactor::testing::ManualClock, seen: &Seen) -> cronactor:
         })
 }
 
+/// A store that outlives the schedulers started on it.
+fn store() -> Arc<dyn cronactor::SnapshotStore> {
+    Arc::new(cronactor::MemoryStore::new())
+}
+
+/// A `recording` scheduler started on `store`.
+async fn on_store(
+    clock: &cronactor::testing::ManualClock,
+    seen: &Seen,
+    store: &Arc<dyn cronactor::SnapshotStore>,
+) -> Scheduler {
+    recording(clock, seen)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start")
+}
+
 /// A job on `handler` listening to `deploy`, retried once after 30 s.
 fn deployer(handler: &str) -> JobSpec {
     JobSpec::builder("deployer", ScheduleSpec::cron("0 0 3 * * *"), handler)
@@ -365,15 +383,8 @@ fn deployer(handler: &str) -> JobSpec {
 /// retry ran without it.
 #[tokio::test(start_paused = true)]
 async fn a_waiting_retry_keeps_its_event_across_a_restart() {
-    use cronactor::SnapshotStore;
-    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
-    let clock = clock();
-    let seen: Seen = Arc::default();
-    let s = recording(&clock, &seen)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let (store, clock, seen) = (store(), clock(), Seen::default());
+    let s = on_store(&clock, &seen, &store).await;
     s.add(deployer("flaky")).await.expect("add");
     let payload = serde_json::json!({ "version": "1.2.3" });
     s.emit("deploy", payload.clone()).await.expect("emit");
@@ -385,11 +396,7 @@ async fn a_waiting_retry_keeps_its_event_across_a_restart() {
         .retry_wait
         .is_some());
     s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
-    let s = recording(&clock, &seen)
-        .store(store)
-        .start()
-        .await
-        .expect("restart");
+    let s = on_store(&clock, &seen, &store).await;
     run_for_secs(60.0).await;
     let event = Some(("deploy".to_string(), payload));
     assert_eq!(
@@ -409,25 +416,14 @@ async fn a_waiting_retry_keeps_its_event_across_a_restart() {
 #[cfg(feature = "fault-injection")]
 #[tokio::test(start_paused = true)]
 async fn an_event_run_interrupted_by_a_crash_runs_again_with_its_event() {
-    use cronactor::SnapshotStore;
-    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
-    let clock = clock();
-    let seen: Seen = Arc::default();
-    let s = recording(&clock, &seen)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let (store, clock, seen) = (store(), clock(), Seen::default());
+    let s = on_store(&clock, &seen, &store).await;
     s.add(deployer("hang")).await.expect("add");
     let payload = serde_json::json!({ "version": "2.0.0" });
     s.emit("deploy", payload.clone()).await.expect("emit");
     run_for_secs(1.0).await;
     s.kill().await;
-    let _s = recording(&clock, &seen)
-        .store(store)
-        .start()
-        .await
-        .expect("restart");
+    let _s = on_store(&clock, &seen, &store).await;
     run_for_secs(1.0).await;
     let event = Some(("deploy".to_string(), payload));
     assert_eq!(

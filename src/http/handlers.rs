@@ -321,19 +321,27 @@ pub(crate) async fn bulk_pause(
     State(st): State<AppState>,
     JsonBody(body): JsonBody<BulkRequest>,
 ) -> ApiResult<Json<BulkView>> {
+    bulk(&st, body, true).await
+}
+
+/// A bulk pause (`pause`) or resume, and its log line.
+async fn bulk(st: &AppState, body: BulkRequest, pause: bool) -> ApiResult<Json<BulkView>> {
     let selector = body
         .selector()
         .map_err(|(field, detail)| Problem::bad_request(field, detail))?;
-    let report = st
-        .scheduler
-        .pause_matching(&selector, body.note.as_deref())
-        .await?;
+    let note = body.note.as_deref();
+    let report = if pause {
+        st.scheduler.pause_matching(&selector, note).await?
+    } else {
+        st.scheduler.resume_matching(&selector, note).await?
+    };
     tracing::info!(
         selector = %selector,
         note = ?body.note,
         changed = report.changed.len(),
         unchanged = report.unchanged.len(),
-        "jobs paused in bulk over HTTP"
+        "jobs {} in bulk over HTTP",
+        if pause { "paused" } else { "resumed" }
     );
     Ok(Json(BulkView::from(&report)))
 }
@@ -360,21 +368,7 @@ pub(crate) async fn bulk_resume(
     State(st): State<AppState>,
     JsonBody(body): JsonBody<BulkRequest>,
 ) -> ApiResult<Json<BulkView>> {
-    let selector = body
-        .selector()
-        .map_err(|(field, detail)| Problem::bad_request(field, detail))?;
-    let report = st
-        .scheduler
-        .resume_matching(&selector, body.note.as_deref())
-        .await?;
-    tracing::info!(
-        selector = %selector,
-        note = ?body.note,
-        changed = report.changed.len(),
-        unchanged = report.unchanged.len(),
-        "jobs resumed in bulk over HTTP"
-    );
-    Ok(Json(BulkView::from(&report)))
+    bulk(&st, body, false).await
 }
 
 /// Fires a job now, through its overlap policy.

@@ -204,6 +204,7 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<cronactor_actors::JobState, D
     match split_version(kind, bytes)? {
         (1, body) => json(kind, 1, body),
         (2, body) => binary::<StateV2>(kind, 2, body)?
+            .into_v3()
             .into_state()
             .map_err(|source| DecodeError::Binary {
                 kind: kind.name(),
@@ -263,39 +264,36 @@ pub(crate) struct InFlightV2 {
 }
 
 impl StateV2 {
-    fn into_state(self) -> Result<cronactor_actors::JobState, postcard::Error> {
-        let opt = |t: Option<Instant>| t.map(instant).transpose();
-        let in_flight = self
-            .in_flight
-            .into_iter()
-            .map(|r| {
-                Ok(cronactor_actors::InFlightRun {
-                    run_id: r.run_id,
-                    scheduled: instant(r.scheduled)?,
-                    started: instant(r.started)?,
-                    attempt: r.attempt,
-                    trigger: r.trigger,
-                    event: r.event,
-                    payload: None,
-                    cancelled: None,
-                })
-            })
-            .collect::<Result<_, postcard::Error>>()?;
-        Ok(cronactor_actors::JobState {
+    /// The same state as version 3 would have stored it: no queued fire and
+    /// no cancel mark.
+    fn into_v3(self) -> StateV3 {
+        StateV3 {
             paused: self.paused,
-            next_fire: opt(self.next_fire)?,
-            last_slot: opt(self.last_slot)?,
-            last_fire: opt(self.last_fire)?,
+            next_fire: self.next_fire,
+            last_slot: self.last_slot,
+            last_fire: self.last_fire,
             last_run: self.last_run,
             counters: self.counters,
             consecutive_failures: self.consecutive_failures,
-            in_flight,
+            in_flight: self
+                .in_flight
+                .into_iter()
+                .map(|r| InFlightV3 {
+                    run_id: r.run_id,
+                    scheduled: r.scheduled,
+                    started: r.started,
+                    attempt: r.attempt,
+                    trigger: r.trigger,
+                    event: r.event,
+                    cancelled: None,
+                })
+                .collect(),
             queue: Default::default(),
             completed: self.completed,
-            retry_wait: self.retry_wait.map(RetryWaitV3::into_wait).transpose()?,
+            retry_wait: self.retry_wait,
             failed: self.failed,
             progress: self.progress,
-        })
+        }
     }
 }
 

@@ -488,6 +488,10 @@ impl Scheduler {
     /// up to `grace` for them to end, flushes the store and stops the actors.
     /// Later calls on any clone of this handle return [`Error::ShutDown`],
     /// from the moment the scheduler reads this one (during the grace too).
+    /// A run cut short is interrupted: the next start runs its fire again
+    /// under `InterruptedPolicy::Retry` (see `docs/semantics.md`,
+    /// "Shutdown"). [`Scheduler::shutdown_after_drain`] lets the runs finish
+    /// first.
     ///
     /// # Errors
     /// [`Error::ShutDown`] if it was already shut down or is shutting down
@@ -500,16 +504,75 @@ impl Scheduler {
     /// If this future is dropped, the shutdown still completes in the
     /// background.
     pub async fn shutdown(&self, grace: Duration) -> Result<ShutdownReport, Error> {
-        let answer = self
-            .supervisor
-            .call(
-                |r| SupervisorMsg::Shutdown(grace, r),
-                Some(grace + self.call_timeout),
-            )
-            .await;
+        self.stop_all(grace, |r| SupervisorMsg::Shutdown(grace, r))
+            .await
+    }
+
+    /// Shuts down after a drain, as a deploy wants: no fire starts any more
+    /// (timers, queued fires and retries stay in the stored state for the
+    /// next start), the runs in flight have up to `drain` to end by
+    /// themselves, and only then are the runs left cancelled, with up to
+    /// `grace` to stop, as [`Scheduler::shutdown`] does. As Quartz's
+    /// `shutdown(true)`, with a limit. A run that fails during the drain
+    /// keeps its retry for the next start.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cronactor::{JobContext, JobSpec, ScheduleSpec, Scheduler};
+    /// use std::time::Duration;
+    ///
+    /// let scheduler = Scheduler::builder()
+    ///     .handler("short", |_ctx: JobContext| async {
+    ///         tokio::time::sleep(Duration::from_millis(50)).await;
+    ///         Ok::<(), std::io::Error>(())
+    ///     })
+    ///     .in_memory()
+    ///     .start()
+    ///     .await?;
+    /// let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 3 * * *"), "short").build()?;
+    /// scheduler.add(spec).await?;
+    /// scheduler.trigger("j").await?;
+    /// // The run finishes within the drain: nothing is cancelled.
+    /// let report = scheduler
+    ///     .shutdown_after_drain(Duration::from_secs(5), Duration::from_secs(1))
+    ///     .await?;
+    /// assert!(report.cancelled.is_empty());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Scheduler::shutdown`], with `drain + grace` for `grace`.
+    ///
+    /// # Cancellation
+    /// If this future is dropped, the shutdown still completes in the
+    /// background.
+    pub async fn shutdown_after_drain(
+        &self,
+        drain: Duration,
+        grace: Duration,
+    ) -> Result<ShutdownReport, Error> {
+        self.stop_all(drain.saturating_add(grace), |reply| SupervisorMsg::Drain {
+            drain,
+            grace,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends the shutdown `msg` and waits up to `within` plus the call
+    /// timeout for its report, then stops the actors.
+    async fn stop_all(
+        &self,
+        within: Duration,
+        msg: impl FnOnce(ractor::RpcReplyPort<ShutdownReport>) -> SupervisorMsg,
+    ) -> Result<ShutdownReport, Error> {
+        let limit = within.saturating_add(self.call_timeout);
+        let answer = self.supervisor.call(msg, Some(limit)).await;
         let report = match answer {
             Ok(CallResult::Success(report)) => report,
-            Ok(CallResult::Timeout) => return Err(Error::Timeout(grace + self.call_timeout)),
+            Ok(CallResult::Timeout) => return Err(Error::Timeout(limit)),
             Ok(CallResult::SenderError) | Err(_) => return Err(Error::ShutDown),
         };
         let _ = self

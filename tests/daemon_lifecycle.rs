@@ -239,6 +239,44 @@ kill_grace_ms = 5000
     assert!(!alive(again), "the command outlived the daemon");
 }
 
+/// With `--drain`, a stop lets the running command finish (within the
+/// drain) instead of sending it SIGTERM: its run succeeds and stays so.
+#[tokio::test]
+async fn a_drain_lets_the_running_command_finish_before_the_daemon_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    let store = dir.path().join("store");
+    let log = dir.path().join("log");
+    let started = dir.path().join("started");
+    let done = dir.path().join("done");
+    write(
+        &config,
+        &format!(
+            r#"
+[[job]]
+id = "long"
+cron = "0 0 0 1 1 *"
+listens = ["go"]
+shell = true
+command = "touch '{}'; sleep 2; touch '{}'"
+"#,
+            started.display(),
+            done.display()
+        ),
+    );
+    let daemon = Daemon::start_with(&config, &store, &log, &["--drain", "30"]);
+    assert_eq!(post(daemon.addr, "/events/go").await.status, 200);
+    eventually(WITHIN, || async { started.exists().then_some(()) }).await;
+    assert_eq!(daemon.stop(), 0);
+    assert!(done.exists(), "the command ran to its end");
+
+    let daemon = Daemon::start(&config, &store, &log);
+    let runs = get(daemon.addr, "/jobs/long/history").await.json();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["outcome"], "succeeded", "{runs}");
+    assert_eq!(daemon.stop(), 0);
+}
+
 #[tokio::test]
 async fn tokens_guard_the_daemon_and_never_reach_its_log() {
     const READ: &str = "read-secret-7f3a9c";

@@ -447,3 +447,124 @@ async fn a_run_of_an_event_cut_short_by_a_shutdown_runs_again_with_its_event() {
     let st = s.status("j").await.expect("status");
     assert_eq!((st.counters.interrupted, st.counters.succeeded), (1, 1));
 }
+
+/// A shutdown after a drain starts no fire once it is read (a job every
+/// second stops firing, a fire queued behind a run stays queued for the
+/// next start) and lets the runs in flight end by themselves: a run that
+/// ends within the drain is not cancelled, and the shutdown answers as soon
+/// as nothing is in flight, not at the end of the drain.
+#[tokio::test(start_paused = true)]
+async fn a_drain_lets_the_runs_finish_and_starts_no_fire() {
+    use cronactor::{Outcome, OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
+    use std::sync::Arc;
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("long", ScheduleSpec::cron("0 0 3 * * *"), "slow")
+        .overlap(OverlapPolicy::Queue { max: 1 })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let every = JobSpec::builder("tick", ScheduleSpec::every(Duration::from_secs(1)), "count")
+        .build()
+        .expect("spec");
+    s.add(every).await.expect("add");
+    assert!(matches!(
+        s.trigger("long").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    assert_eq!(
+        s.trigger("long").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    run_for_secs(0.5).await; // `long` has run 0.5 s of its 2.5 s
+    let before = count.get();
+    let started = tokio::time::Instant::now();
+    let report = s
+        .shutdown_after_drain(Duration::from_secs(60), Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+    let took = started.elapsed();
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    assert!(report.unfinished_jobs.is_empty(), "{report:?}");
+    assert_eq!(
+        took,
+        Duration::from_secs(2),
+        "the run's end, not the drain's"
+    );
+    assert_eq!(count.get(), before, "no fire started during the drain");
+
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(3.0).await;
+    let h = s.history("long", 10).await.expect("history");
+    let runs: Vec<_> = h
+        .iter()
+        .rev()
+        .map(|r| (r.trigger, r.outcome.clone()))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            (Trigger::Manual, Outcome::Succeeded),
+            (Trigger::Manual, Outcome::Succeeded)
+        ],
+        "the first run ended in the drain, the queued one ran after the restart"
+    );
+}
+
+/// A drain that runs out cancels the runs left, as a shutdown does, and
+/// they are interrupted: the next start runs them again.
+#[tokio::test(start_paused = true)]
+async fn a_drain_that_runs_out_cuts_the_runs_left() {
+    use cronactor::{Outcome, SnapshotStore, Trigger};
+    use std::sync::Arc;
+    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("stubborn", ScheduleSpec::cron("0 0 3 * * *"), "stubborn")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("stubborn").await.expect("trigger");
+    run_for_secs(0.5).await;
+    let started = tokio::time::Instant::now();
+    let report = s
+        .shutdown_after_drain(Duration::from_secs(2), Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(3),
+        "drain then grace"
+    );
+    assert_eq!(report.cancelled.len(), 1, "{report:?}");
+    let unfinished: Vec<&str> = report.unfinished_jobs.iter().map(|j| j.as_str()).collect();
+    assert_eq!(unfinished, ["stubborn"]);
+
+    let count = Count::default();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("restart");
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 1, "its fire runs again");
+    let h = s.history("stubborn", 10).await.expect("history");
+    assert_eq!(
+        (h[0].trigger, h[0].outcome.clone()),
+        (Trigger::Manual, Outcome::Interrupted)
+    );
+}

@@ -144,6 +144,12 @@ pub enum JobMsg {
     },
     /// The wall clock stepped: re-plan the pending timer.
     Replan,
+    /// Stop timers and fires, and let the runs in flight end by themselves
+    /// (a shutdown's drain); a `Stop` follows.
+    Drain {
+        /// Answered once nothing is in flight.
+        idle: RpcReplyPort<()>,
+    },
     /// Stop timers and cancel runs.
     Stop {
         /// Answered at once with the runs cancelled.
@@ -205,6 +211,7 @@ impl JobMsg {
             | JobMsg::RetryRun { .. }
             | JobMsg::Update { .. }
             | JobMsg::Replan
+            | JobMsg::Drain { .. }
             | JobMsg::Stop { .. } => true,
             // Resume, admission and retry timers cannot meet a prepared
             // fire (a prepared job is not paused, capped or retrying);
@@ -815,6 +822,18 @@ impl Actor for JobActor {
                         next_fire: s.state.next_fire,
                     });
                     s.save(Ack::None);
+                }
+            }
+            JobMsg::Drain { idle } => {
+                // As `Stop` without the cancel: no timer, queued fire or
+                // retry starts a run any more (their state is kept for the
+                // next start), and the runs in flight go on.
+                s.generation += 1;
+                s.retry_generation += 1;
+                if s.state.in_flight.is_empty() {
+                    let _ = idle.send(());
+                } else {
+                    s.stopping = Some(Box::new(idle));
                 }
             }
             JobMsg::Stop { cancelled, idle } => {

@@ -194,6 +194,17 @@ pub enum SupervisorMsg {
     },
     /// Stop timers, cancel runs, wait up to the grace, flush the store.
     Shutdown(Duration, RpcReplyPort<ShutdownReport>),
+    /// Shut down after a drain: no fire starts any more, the runs in flight
+    /// have up to `drain` to end by themselves, then the runs left are
+    /// cancelled and have up to `grace`, as for `Shutdown`.
+    Drain {
+        /// How long the runs in flight may take to end by themselves.
+        drain: Duration,
+        /// Then, how long the runs cancelled may take to stop.
+        grace: Duration,
+        /// Answered as for `Shutdown`.
+        reply: RpcReplyPort<ShutdownReport>,
+    },
     /// Deliver a message to a job's current actor (a run's result after its
     /// actor was restarted).
     Forward(JobId, JobMsg),
@@ -576,7 +587,15 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Woken { id, snapshot } => s.woken(&myself, id, snapshot).await,
             SupervisorMsg::Shutdown(grace, reply) => {
                 s.shutting_down = true;
-                s.shutdown(grace, reply);
+                s.shutdown(Duration::ZERO, grace, reply);
+            }
+            SupervisorMsg::Drain {
+                drain,
+                grace,
+                reply,
+            } => {
+                s.shutting_down = true;
+                s.shutdown(drain, grace, reply);
             }
         }
         Ok(())
@@ -1281,7 +1300,10 @@ impl SupervisorState {
 
     /// Stops every job (timers off, runs cancelled), waits up to `grace` for
     /// their runs to end, flushes the store, then answers.
-    fn shutdown(&mut self, grace: Duration, reply: RpcReplyPort<ShutdownReport>) {
+    /// Stops every job: with a `drain`, first lets the runs in flight end
+    /// by themselves for up to `drain` (no new fire starts); then cancels
+    /// the runs left and waits up to `grace` for them; then flushes.
+    fn shutdown(&mut self, drain: Duration, grace: Duration, reply: RpcReplyPort<ShutdownReport>) {
         // With each actor, whether it was asked to passivate: such an actor
         // may stop on its own before it reads `Stop` (which is then dropped
         // unread), and it only passivates with nothing in flight.
@@ -1299,21 +1321,34 @@ impl SupervisorState {
             .collect();
         // The report lists jobs by id, the same from one shutdown to the next.
         actors.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut waits = Vec::with_capacity(actors.len());
-        for (id, job, passivating) in &actors {
-            let (cancelled_tx, cancelled_rx) = tokio::sync::oneshot::channel();
-            let (idle_tx, idle_rx) = tokio::sync::oneshot::channel();
-            let msg = JobMsg::Stop {
-                cancelled: cancelled_tx.into(),
-                idle: idle_tx.into(),
-            };
-            if job.cast(msg).is_ok() {
-                waits.push((id.clone(), cancelled_rx, idle_rx, *passivating));
+        // `Drain` or `Stop` sent now, before any later message of this
+        // supervisor: no timer or queued fire starts a run once the shutdown
+        // is read.
+        let mut drains = Vec::new();
+        let mut stopped = None;
+        if drain.is_zero() {
+            stopped = Some(send_stops(&actors));
+        } else {
+            for (_, job, _) in &actors {
+                let (idle_tx, idle_rx) = tokio::sync::oneshot::channel();
+                if job
+                    .cast(JobMsg::Drain {
+                        idle: idle_tx.into(),
+                    })
+                    .is_ok()
+                {
+                    drains.push(idle_rx);
+                }
             }
         }
         let registry = self.rt.registry.clone();
-        let jobs: Vec<_> = actors.into_iter().map(|(_, actor, _)| actor).collect();
         tokio::spawn(async move {
+            let drained = tokio::time::Instant::now() + drain;
+            for idle in drains {
+                // An actor that stopped (passivated) was idle.
+                let _ = tokio::time::timeout_at(drained, idle).await;
+            }
+            let waits = stopped.unwrap_or_else(|| send_stops(&actors));
             let deadline = tokio::time::Instant::now() + grace;
             let mut report = ShutdownReport::default();
             for (id, cancelled, idle, passivating) in waits {
@@ -1329,7 +1364,7 @@ impl SupervisorState {
                     _ => report.unfinished_jobs.push(id),
                 }
             }
-            for job in jobs {
+            for (_, job, _) in actors {
                 job.stop(Some("scheduler shutdown".into()));
             }
             let _ = registry
@@ -1338,6 +1373,32 @@ impl SupervisorState {
             let _ = reply.send(report);
         });
     }
+}
+
+/// What a shutdown waits for from each job it sent `Stop`: the runs
+/// cancelled, the end of its runs, and whether it was passivating.
+type StopWait = (
+    JobId,
+    tokio::sync::oneshot::Receiver<Vec<RunId>>,
+    tokio::sync::oneshot::Receiver<()>,
+    bool,
+);
+
+/// Sends every job actor `Stop`.
+fn send_stops(actors: &[(JobId, ActorRef<JobMsg>, bool)]) -> Vec<StopWait> {
+    let mut waits = Vec::with_capacity(actors.len());
+    for (id, job, passivating) in actors {
+        let (cancelled_tx, cancelled_rx) = tokio::sync::oneshot::channel();
+        let (idle_tx, idle_rx) = tokio::sync::oneshot::channel();
+        let msg = JobMsg::Stop {
+            cancelled: cancelled_tx.into(),
+            idle: idle_tx.into(),
+        };
+        if job.cast(msg).is_ok() {
+            waits.push((id.clone(), cancelled_rx, idle_rx, *passivating));
+        }
+    }
+    waits
 }
 
 /// Maps the answer of a forwarded request into the caller's reply type once
@@ -1377,7 +1438,7 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
         SupervisorMsg::Preview { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::History { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::List(r) => drop(r),
-        SupervisorMsg::Shutdown(_, r) => drop(r),
+        SupervisorMsg::Shutdown(_, r) | SupervisorMsg::Drain { reply: r, .. } => drop(r),
         SupervisorMsg::Forward(_, msg) => drop(msg),
         SupervisorMsg::Woken { id, .. } => {
             tracing::debug!(job_id = %id, "passive job not woken: shutting down");

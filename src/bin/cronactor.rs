@@ -168,6 +168,11 @@ enum Command {
         /// for a daemon that owns its CPUs (see docs/operations.md).
         #[arg(long)]
         pin_workers: bool,
+        /// At SIGTERM or SIGINT, let the runs in flight end by themselves for
+        /// up to this many seconds before cancelling them (no new fire starts
+        /// meanwhile); 0 cancels them at once.
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        drain: u64,
     },
     /// Check a TOML file of jobs without running it.
     Validate {
@@ -271,10 +276,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             store,
             listen,
             pin_workers,
+            drain,
         } => {
             init_logging();
             let mut options = DaemonOptions::new(config, store);
             options.listen = listen;
+            options.drain = std::time::Duration::from_secs(drain);
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder.enable_all();
             if pin_workers {

@@ -38,6 +38,10 @@ pub struct DaemonOptions {
     /// How long runs may take to stop at shutdown, at least (the daemon
     /// waits longer for a job whose `kill_grace_ms` needs it).
     pub shutdown_grace: Duration,
+    /// At a stop, how long the runs in flight may take to end by themselves
+    /// before they are cancelled (no new fire starts meanwhile); zero (the
+    /// default) cancels them at once.
+    pub drain: Duration,
 }
 
 impl std::fmt::Debug for DaemonOptions {
@@ -50,6 +54,7 @@ impl std::fmt::Debug for DaemonOptions {
             .field("read_token", &redact(&self.read_token))
             .field("admin_token", &redact(&self.admin_token))
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("drain", &self.drain)
             .finish()
     }
 }
@@ -66,6 +71,7 @@ impl DaemonOptions {
             read_token: env(READ_TOKEN_ENV),
             admin_token: env(ADMIN_TOKEN_ENV),
             shutdown_grace: Duration::from_secs(10),
+            drain: Duration::ZERO,
         }
     }
 }
@@ -217,9 +223,15 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
             _ = interrupt.recv() => break,
         }
     }
-    tracing::info!("stopping");
+    tracing::info!(drain_s = options.drain.as_secs_f64(), "stopping");
     let stopped = server.shutdown().await;
-    let report = scheduler.shutdown(shutdown_grace).await;
+    let report = if options.drain.is_zero() {
+        scheduler.shutdown(shutdown_grace).await
+    } else {
+        scheduler
+            .shutdown_after_drain(options.drain, shutdown_grace)
+            .await
+    };
     if let Ok(report) = &report {
         tracing::info!(report = ?report, "scheduler stopped");
     }

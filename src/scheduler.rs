@@ -5,8 +5,8 @@ use crate::bulk::{BulkReport, JobSelector};
 use cronactor_actors::registry::RegistryMsg;
 use cronactor_actors::schedule::PreviewFire;
 use cronactor_actors::{
-    Error, EventBus, EventStream, JobId, JobSpec, JobStatus, Metrics, QuarantinedRecord, RunId,
-    RunRecord, ShutdownReport, SupervisorMsg, TriggerOutcome, Upserted,
+    Error, EventBus, EventStream, JobId, JobSpec, JobStatus, Metrics, OverlapPolicy,
+    QuarantinedRecord, RunId, RunRecord, ShutdownReport, SupervisorMsg, TriggerOutcome, Upserted,
 };
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
@@ -267,6 +267,59 @@ impl Scheduler {
     pub async fn trigger(&self, id: impl AsRef<str>) -> Result<TriggerOutcome, Error> {
         let id = job_id(id)?;
         self.call(|r| SupervisorMsg::Trigger(id, r)).await
+    }
+
+    /// Fires a job now through `overlap` instead of the job's own overlap
+    /// policy, for this fire only (as Temporal's trigger with an overlap
+    /// policy): `Concurrent` runs it beside the runs in flight, `Replace`
+    /// cancels them first, `Skip` runs it only if nothing is in flight.
+    /// Otherwise as [`Scheduler::trigger`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cronactor::{JobContext, JobSpec, OverlapPolicy, ScheduleSpec, Scheduler, SkipReason, TriggerOutcome};
+    /// use std::time::Duration;
+    ///
+    /// let scheduler = Scheduler::builder()
+    ///     .handler("report", |ctx: JobContext| async move {
+    ///         ctx.cancel.cancelled().await;
+    ///         Ok::<(), std::io::Error>(())
+    ///     })
+    ///     .in_memory()
+    ///     .start()
+    ///     .await?;
+    /// let spec = JobSpec::builder("report", ScheduleSpec::cron("0 0 3 * * *"), "report")
+    ///     .overlap(OverlapPolicy::Skip)
+    ///     .build()?;
+    /// scheduler.add(spec).await?;
+    /// assert!(matches!(scheduler.trigger("report").await?, TriggerOutcome::Started(_)));
+    /// // The job's policy skips a fire while a run is in flight...
+    /// assert_eq!(
+    ///     scheduler.trigger("report").await?,
+    ///     TriggerOutcome::Skipped(SkipReason::Overlap)
+    /// );
+    /// // ...this fire runs beside it.
+    /// let beside = scheduler
+    ///     .trigger_with("report", OverlapPolicy::Concurrent { max: None })
+    ///     .await?;
+    /// assert!(matches!(beside, TriggerOutcome::Started(_)));
+    /// assert_eq!(scheduler.status("report").await?.runs_in_flight, 2);
+    /// scheduler.shutdown(Duration::from_secs(1)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Scheduler::trigger`].
+    pub async fn trigger_with(
+        &self,
+        id: impl AsRef<str>,
+        overlap: OverlapPolicy,
+    ) -> Result<TriggerOutcome, Error> {
+        let id = job_id(id)?;
+        self.call(|reply| SupervisorMsg::TriggerWith { id, overlap, reply })
+            .await
     }
 
     /// Runs the job's schedule slots in `(from, to]` now, as Temporal's

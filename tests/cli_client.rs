@@ -628,3 +628,32 @@ async fn usage_errors_and_help() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+#[tokio::test]
+async fn trigger_takes_an_overlap_policy_for_one_fire() {
+    let s = server(HttpConfig::default()).await;
+    let mut ev = s.scheduler.subscribe();
+    let (code, out, _) = s.run(&["trigger", "long"]).await;
+    assert_eq!(code, 0, "{out}");
+    wait_for(&mut ev, "long", |k| matches!(k, EventKind::Started { .. })).await;
+    let (code, out, _) = s.run(&["trigger", "long"]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("skipped"), "{out}");
+    let (code, out, _) = s
+        .run(&["trigger", "long", "--overlap", "concurrent:2"])
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("started"), "{out}");
+    let (code, _, err) = s.run(&["trigger", "long", "--overlap", "sometimes"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--overlap"), "{err}");
+    assert_eq!(
+        s.scheduler
+            .status("long")
+            .await
+            .expect("status")
+            .runs_in_flight,
+        2
+    );
+    s.stop().await;
+}

@@ -1258,3 +1258,43 @@ async fn cancel_with_a_run_id_cancels_that_run_alone() {
     assert!(matches!(end, EventKind::Cancelled { .. }), "{end:?}");
     api.stop().await;
 }
+
+#[tokio::test]
+async fn trigger_takes_an_overlap_policy_for_one_fire() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("long", "block").await;
+    let mut events = api.scheduler.subscribe();
+    assert_eq!(
+        post(a, "/jobs/long/trigger").await.json()["outcome"],
+        "started"
+    );
+    wait_event(&mut events, "long", |k| {
+        matches!(k, EventKind::Started { .. })
+    })
+    .await;
+    // The job's policy (skip) skips a fire while its run is in flight.
+    assert_eq!(
+        post(a, "/jobs/long/trigger").await.json()["outcome"],
+        "skipped"
+    );
+    let beside = post_json(
+        a,
+        "/jobs/long/trigger",
+        &json!({ "overlap": { "concurrent": {} } }),
+    )
+    .await;
+    assert_eq!(beside.status, 202, "{}", beside.text());
+    assert_eq!(beside.json()["outcome"], "started");
+    let job = get(a, "/jobs/long").await.json();
+    assert_eq!(job["job"]["runs_in_flight"], 2, "{job}");
+    let bad = post_json(a, "/jobs/long/trigger", &json!({ "overlap": "sometimes" }))
+        .await
+        .problem(400);
+    assert!(bad.to_string().contains("overlap"), "{bad}");
+    let bad = post_json(a, "/jobs/long/trigger", &json!({ "overlapp": "skip" }))
+        .await
+        .problem(400);
+    assert!(bad.to_string().contains("overlapp"), "{bad}");
+    api.stop().await;
+}

@@ -704,3 +704,63 @@ async fn cancel_run_cancels_one_run_and_leaves_the_others() {
     ));
     assert_eq!(s.metrics().await.expect("metrics").jobs_passive, passive);
 }
+
+/// `trigger_with` runs one fire through another overlap policy than the
+/// job's, and leaves the job's own policy as it is.
+#[tokio::test(start_paused = true)]
+async fn trigger_with_runs_one_fire_through_another_overlap_policy() {
+    use cronactor::Outcome;
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 3 * * *"), "slow")
+        .overlap(OverlapPolicy::Skip)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let started = |o: TriggerOutcome| matches!(o, TriggerOutcome::Started(_));
+    assert!(started(s.trigger("j").await.expect("trigger")));
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Skipped(SkipReason::Overlap)
+    );
+    let beside = s
+        .trigger_with("j", OverlapPolicy::Concurrent { max: None })
+        .await
+        .expect("trigger_with");
+    assert!(started(beside));
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 2);
+    assert_eq!(
+        s.trigger_with("j", OverlapPolicy::Queue { max: 1 })
+            .await
+            .expect("trigger_with"),
+        TriggerOutcome::Queued
+    );
+    let replacing = s
+        .trigger_with("j", OverlapPolicy::Replace)
+        .await
+        .expect("trigger_with");
+    assert!(started(replacing));
+    // The job's own policy is unchanged.
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Skipped(SkipReason::Overlap)
+    );
+    assert!(matches!(
+        s.trigger_with("nope", OverlapPolicy::Replace).await,
+        Err(Error::UnknownJob(_))
+    ));
+    run_for_secs(10.0).await;
+    let h = s.history("j", 10).await.expect("history");
+    let outcomes: Vec<Outcome> = h.iter().rev().map(|r| r.outcome.clone()).collect();
+    let replaced = Outcome::Cancelled("replaced by a newer fire".into());
+    assert_eq!(
+        outcomes,
+        [
+            replaced.clone(),
+            replaced,
+            Outcome::Succeeded,
+            Outcome::Succeeded
+        ],
+        "the two runs replaced, the replacing run, then the queued fire"
+    );
+}

@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::event::EventKind;
 use crate::handler::{Handler, JobContext, RunLink};
 use crate::id::RunId;
-use crate::policy::{InterruptedPolicy, MisfireDecision, OverlapDecision};
+use crate::policy::{InterruptedPolicy, MisfireDecision, OverlapDecision, OverlapPolicy};
 use crate::registry::{Ack, RegistryMsg};
 use crate::runtime::Runtime;
 use crate::schedule::{NextFire, PreviewFire, Schedule};
@@ -75,6 +75,13 @@ pub enum JobMsg {
     },
     /// Fire now, through the overlap policy, leaving the schedule untouched.
     Trigger(RpcReplyPort<Result<TriggerOutcome, Error>>),
+    /// Fire now through `overlap` instead of the job's overlap policy.
+    TriggerWith {
+        /// The overlap policy of this fire.
+        overlap: OverlapPolicy,
+        /// What the fire did.
+        reply: RpcReplyPort<Result<TriggerOutcome, Error>>,
+    },
     /// A named event this job listens to: run with its payload, through the
     /// overlap policy.
     Event {
@@ -205,6 +212,7 @@ impl JobMsg {
         match self {
             JobMsg::Pause { .. }
             | JobMsg::Trigger(_)
+            | JobMsg::TriggerWith { .. }
             | JobMsg::Backfill { .. }
             | JobMsg::Event { .. }
             | JobMsg::Cancel(_)
@@ -599,7 +607,7 @@ impl Actor for JobActor {
                 payload,
                 reply,
             } => {
-                let outcome = s.fire_now(&myself, Trigger::Event, Some((name, payload)));
+                let outcome = s.fire_now(&myself, Trigger::Event, Some((name, payload)), None);
                 if outcome.is_ok() {
                     s.save_claims(&myself);
                 }
@@ -716,7 +724,14 @@ impl Actor for JobActor {
                 s.answer_when_durable(reply, outcome);
             }
             JobMsg::Trigger(reply) => {
-                let outcome = s.fire_now(&myself, Trigger::Manual, None);
+                let outcome = s.fire_now(&myself, Trigger::Manual, None, None);
+                if outcome.is_ok() {
+                    s.save_claims(&myself);
+                }
+                s.answer_when_durable(reply, outcome);
+            }
+            JobMsg::TriggerWith { overlap, reply } => {
+                let outcome = s.fire_now(&myself, Trigger::Manual, None, Some(overlap));
                 if outcome.is_ok() {
                     s.save_claims(&myself);
                 }
@@ -1498,9 +1513,19 @@ impl JobActorState {
     /// fire meets the overlap policy as if the failed run were still going
     /// (`Replace` drops the waiting retry).
     fn overlap_fire(&mut self, myself: &ActorRef<JobMsg>, fire: Pending) -> TriggerOutcome {
+        self.overlap_fire_with(myself, fire, self.spec.overlap)
+    }
+
+    /// [`Self::overlap_fire`] through `overlap` instead of the job's policy.
+    fn overlap_fire_with(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        fire: Pending,
+        overlap: OverlapPolicy,
+    ) -> TriggerOutcome {
         let scheduled = fire.scheduled;
         let busy = self.state.in_flight.len() + usize::from(self.state.retry_wait.is_some());
-        let decision = self.spec.overlap.decide(busy, self.state.queue.len());
+        let decision = overlap.decide(busy, self.state.queue.len());
         match decision {
             OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(myself, fire)),
             OverlapDecision::ReplaceThenStart => {
@@ -1536,13 +1561,14 @@ impl JobActorState {
     }
 
     /// A manual trigger or a named event: fire now through the overlap
-    /// policy. A completed job can still be triggered (its schedule is
-    /// exhausted, its handler is not).
+    /// policy (or `overlap`, for this fire). A completed job can still be
+    /// triggered (its schedule is exhausted, its handler is not).
     fn fire_now(
         &mut self,
         myself: &ActorRef<JobMsg>,
         trigger: Trigger,
         event: Option<(String, Arc<serde_json::Value>)>,
+        overlap: Option<OverlapPolicy>,
     ) -> Result<TriggerOutcome, Error> {
         if self.link.handler.is_none() || self.state.failed.is_some() {
             return Err(self.invalid_state("trigger"));
@@ -1559,7 +1585,8 @@ impl JobActorState {
         }
         let mut fire = Pending::new(now, trigger);
         fire.event = event;
-        Ok(self.overlap_fire(myself, fire))
+        let overlap = overlap.unwrap_or(self.spec.overlap);
+        Ok(self.overlap_fire_with(myself, fire, overlap))
     }
 
     /// Queues the schedule's slots in `(from, to]` as backfilled fires,

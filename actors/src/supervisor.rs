@@ -134,6 +134,15 @@ pub enum SupervisorMsg {
     },
     /// Fire a job now, through its overlap policy.
     Trigger(JobId, RpcReplyPort<Result<TriggerOutcome, Error>>),
+    /// Fire a job now through `overlap` instead of its overlap policy.
+    TriggerWith {
+        /// The job.
+        id: JobId,
+        /// The overlap policy of this fire.
+        overlap: crate::OverlapPolicy,
+        /// What the fire did.
+        reply: RpcReplyPort<Result<TriggerOutcome, Error>>,
+    },
     /// Run a job's schedule slots in `(from, to]` now, one after another.
     Backfill {
         /// The job.
@@ -478,6 +487,12 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Trigger(id, reply) => {
                 s.deliver(&myself, id, JobMsg::Trigger(reply), Some("trigger"))
             }
+            SupervisorMsg::TriggerWith { id, overlap, reply } => s.deliver(
+                &myself,
+                id,
+                JobMsg::TriggerWith { overlap, reply },
+                Some("trigger"),
+            ),
             SupervisorMsg::Backfill {
                 id,
                 from,
@@ -1425,6 +1440,7 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
         }
         SupervisorMsg::Upsert(_, r) => drop(r.send(e())),
         SupervisorMsg::Trigger(_, r) | SupervisorMsg::RetryRun(_, r) => drop(r.send(e())),
+        SupervisorMsg::TriggerWith { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::Cancel(_, r) => drop(r.send(e())),
         SupervisorMsg::CancelRun { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::Backfill { reply, .. } => drop(reply.send(e())),
@@ -1455,9 +1471,10 @@ fn reject_job_msg(msg: JobMsg, err: Error) {
     match msg {
         JobMsg::Pause { reply, .. } | JobMsg::Resume { reply, .. } => drop(reply.send(Err(err))),
         JobMsg::Remove(reply) | JobMsg::Update { reply, .. } => drop(reply.send(Err(err))),
-        JobMsg::Trigger(reply) | JobMsg::RetryRun { reply, .. } | JobMsg::Event { reply, .. } => {
-            drop(reply.send(Err(err)))
-        }
+        JobMsg::Trigger(reply)
+        | JobMsg::TriggerWith { reply, .. }
+        | JobMsg::RetryRun { reply, .. }
+        | JobMsg::Event { reply, .. } => drop(reply.send(Err(err))),
         JobMsg::Cancel(reply) => drop(reply.send(Err(err))),
         JobMsg::CancelRun { reply, .. } => drop(reply.send(Err(err))),
         JobMsg::Backfill { reply, .. } => drop(reply.send(Err(err))),

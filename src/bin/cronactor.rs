@@ -96,6 +96,10 @@ enum Command {
     Trigger {
         /// The job id.
         id: String,
+        /// This fire's overlap policy instead of the job's: skip, replace,
+        /// concurrent, concurrent:N or queue:N.
+        #[arg(long)]
+        overlap: Option<String>,
     },
     /// Run a job's schedule slots in a past range now, one after another.
     Backfill {
@@ -259,7 +263,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Resume { id, note } => {
             cli::pause_or_resume(&client()?, &id, note.as_deref(), false, json)
         }
-        Command::Trigger { id } => cli::trigger(&client()?, &id, json),
+        Command::Trigger { id, overlap } => cli::trigger(&client()?, &id, overlap.as_deref(), json),
         Command::Backfill { id, from, to } => cli::backfill(&client()?, &id, from, to, json),
         Command::Cancel { id, run } => cli::cancel(&client()?, &id, run.as_deref(), json),
         Command::History { id, limit } => cli::history(&client()?, &id, limit, json),

@@ -8,7 +8,7 @@ use super::run::DaemonError;
 use crate::http::client::{
     Client, ClientError, StreamMessage, EXIT_RUN_FAILED, EXIT_SERVER, EXIT_USAGE,
 };
-use crate::http::dto::{EventView, JobDetail, JobView, RunView};
+use crate::http::dto::{EventView, JobDetail, JobView, OverlapRequest, RunView};
 use crate::schedule::{PreviewFire, ScheduleSpec};
 use chrono::{DateTime, SecondsFormat, Utc};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -403,12 +403,21 @@ pub fn pause_or_resume(
     Ok(())
 }
 
-/// `cronactor trigger ID`.
+/// `cronactor trigger ID [--overlap POLICY]`: `skip`, `replace`,
+/// `concurrent`, `concurrent:N` or `queue:N`.
 ///
 /// # Errors
-/// [`CliError::Client`].
-pub fn trigger(client: &Client, id: &str, json: bool) -> Result<(), CliError> {
-    let t = client.trigger(id)?;
+/// [`CliError::Usage`] for a policy it does not know; [`CliError::Client`].
+pub fn trigger(
+    client: &Client,
+    id: &str,
+    overlap: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let t = match overlap {
+        Some(text) => client.trigger_with(id, parse_overlap(text)?)?,
+        None => client.trigger(id)?,
+    };
     if json {
         print_json(&t);
     } else {
@@ -419,6 +428,26 @@ pub fn trigger(client: &Client, id: &str, json: bool) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// An overlap policy as the CLI writes it.
+fn parse_overlap(text: &str) -> Result<OverlapRequest, CliError> {
+    let bad = || {
+        CliError::Usage(format!(
+            "--overlap {text:?}: use skip, replace, concurrent, concurrent:N or queue:N"
+        ))
+    };
+    let number = |n: &str| n.parse::<u32>().map_err(|_| bad());
+    Ok(match text.split_once(':') {
+        None if text == "skip" => OverlapRequest::Skip,
+        None if text == "replace" => OverlapRequest::Replace,
+        None if text == "concurrent" => OverlapRequest::Concurrent { max: None },
+        Some(("concurrent", n)) => OverlapRequest::Concurrent {
+            max: Some(number(n)?),
+        },
+        Some(("queue", n)) => OverlapRequest::Queue { max: number(n)? },
+        _ => return Err(bad()),
+    })
 }
 
 /// `cronactor backfill ID --from T --to T`.

@@ -359,6 +359,20 @@ impl Client {
         self.post(&format!("/jobs/{}/trigger", segment(id)), None)
     }
 
+    /// `POST /jobs/{id}/trigger` with `{"overlap": ...}`: this fire goes
+    /// through `overlap` instead of the job's overlap policy.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn trigger_with(
+        &self,
+        id: &str,
+        overlap: super::dto::OverlapRequest,
+    ) -> Result<TriggerView, ClientError> {
+        let body = serde_json::json!({ "overlap": overlap });
+        self.post(&format!("/jobs/{}/trigger", segment(id)), Some(&body))
+    }
+
     /// `POST /jobs/{id}/backfill`: runs the job's schedule slots in
     /// `(from, to]` now, one after another.
     ///

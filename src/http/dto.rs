@@ -562,6 +562,15 @@ pub struct BackfillView {
     pub queued: usize,
 }
 
+/// The options of a trigger.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerRequest {
+    /// The overlap policy of this fire, instead of the job's.
+    #[serde(default)]
+    pub overlap: Option<OverlapRequest>,
+}
+
 /// An optional note, for pause and resume.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@
 use super::dto::{
     pascal_case, BackfillRequest, BackfillView, BulkRequest, BulkView, CancelView, EmitView,
     EmittedView, EventView, FireView, HealthView, JobDetail, JobRequest, JobView, MetricsView,
-    NoteRequest, RunView, TriggerView, UpsertView,
+    NoteRequest, RunView, TriggerRequest, TriggerView, UpsertView,
 };
 use super::events::sse_stream;
 use super::extract::{ApiQuery, JsonBody, OptionalJsonBody, PathParam};
@@ -371,12 +371,16 @@ pub(crate) async fn bulk_resume(
     bulk(&st, body, false).await
 }
 
-/// Fires a job now, through its overlap policy.
+/// Fires a job now, through its overlap policy (or the body's, for this
+/// fire).
 #[utoipa::path(
     post, path = "/jobs/{id}/trigger", tag = "control",
     params(("id" = String, Path, description = "The job id (percent-encoded)")),
+    request_body(content = Option<TriggerRequest>, content_type = "application/json",
+        description = "Optional: `{\"overlap\": ...}`, the overlap policy of this fire"),
     responses(
         (status = 202, description = "What the fire did: started, queued or skipped", body = TriggerView),
+        (status = 400, description = "Invalid body", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
@@ -388,8 +392,12 @@ pub(crate) async fn bulk_resume(
 pub(crate) async fn trigger_job(
     State(st): State<AppState>,
     PathParam(id): PathParam,
+    OptionalJsonBody(body): OptionalJsonBody<TriggerRequest>,
 ) -> ApiResult<(StatusCode, Json<TriggerView>)> {
-    let outcome = st.scheduler.trigger(&id).await?;
+    let outcome = match body.and_then(|b| b.overlap) {
+        Some(overlap) => st.scheduler.trigger_with(&id, overlap.into()).await?,
+        None => st.scheduler.trigger(&id).await?,
+    };
     let view = TriggerView::from(&outcome);
     tracing::info!(job_id = %id, outcome = %view.outcome, "job triggered over HTTP");
     Ok((StatusCode::ACCEPTED, Json(view)))

@@ -6,7 +6,7 @@ use super::dto::{
     EmitView, EmittedView, EventView, FireView, FoldRequest, GapRequest, HealthView, InFlightView,
     InterruptedRequest, JobDetail, JobRequest, JobView, MetricsView, MisfireRequest, MissedView,
     NoteRequest, OverlapRequest, PercentilesView, ProgressView, RetryRequest, RetryWaitView,
-    RunView, SkipCountsView, TriggerView, UnchangedView, UpsertView,
+    RunView, SkipCountsView, TriggerRequest, TriggerView, UnchangedView, UpsertView,
 };
 use super::handlers;
 use super::problem::Problem;
@@ -44,7 +44,7 @@ use utoipa::{Modify, OpenApi};
     ),
     components(schemas(
         Problem, JobView, JobDetail, RunView, FireView, CountersView, SkipCountsView,
-        RetryWaitView, InFlightView, ProgressView, UpsertView, TriggerView, CancelView, EmitView, EmittedView,
+        RetryWaitView, InFlightView, ProgressView, UpsertView, TriggerRequest, TriggerView, CancelView, EmitView, EmittedView,
         HealthView, MetricsView, PercentilesView, EventView, MissedView, NoteRequest, JobRequest,
         OverlapRequest, MisfireRequest, GapRequest, FoldRequest, InterruptedRequest,
         RetryRequest, BackoffKind, BackfillRequest, BackfillView, BulkRequest, BulkView,

@@ -385,6 +385,8 @@ pub(crate) async fn bulk_resume(
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
         (status = 409, description = "The job cannot run (orphaned, failed)", body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),
     security(("admin_token" = []))

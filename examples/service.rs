@@ -88,7 +88,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // ========================== Shut down ==========================
-    let report = scheduler.shutdown(Duration::from_secs(5)).await?;
+    // No new fire from now on; the runs in flight get 10 s to finish, then
+    // the rest is cancelled (5 s grace) and runs again at the next start.
+    let report = scheduler
+        .shutdown_after_drain(Duration::from_secs(10), Duration::from_secs(5))
+        .await?;
     println!("stopped; {} run(s) cancelled", report.cancelled.len());
     Ok(())
 }

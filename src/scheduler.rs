@@ -119,6 +119,45 @@ impl Scheduler {
         self.call(|r| SupervisorMsg::Add(Box::new(spec), r)).await
     }
 
+    /// Adds a job already paused, with `note` in its status, in the same
+    /// durable write as the job itself (as Temporal creates a schedule
+    /// paused): it fires only once resumed, with no window in which it could
+    /// fire before a separate `pause`. Its slots until then are skipped and
+    /// counted as for any paused job.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cronactor::{JobContext, JobPhase, JobSpec, ScheduleSpec, Scheduler};
+    /// use std::time::Duration;
+    ///
+    /// let scheduler = Scheduler::builder()
+    ///     .handler("noop", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+    ///     .in_memory()
+    ///     .start()
+    ///     .await?;
+    /// let spec = JobSpec::builder("billing", ScheduleSpec::cron("* * * * * *"), "noop").build()?;
+    /// scheduler.add_paused(spec, Some("enabled after the migration")).await?;
+    /// let status = scheduler.status("billing").await?;
+    /// assert_eq!(status.phase, JobPhase::Paused);
+    /// assert_eq!(status.pause_note.as_deref(), Some("enabled after the migration"));
+    /// scheduler.shutdown(Duration::from_secs(1)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Scheduler::add`].
+    pub async fn add_paused(&self, spec: JobSpec, note: Option<&str>) -> Result<(), Error> {
+        let note = note.map(str::to_owned);
+        self.call(|reply| SupervisorMsg::AddPaused {
+            spec: Box::new(spec),
+            note,
+            reply,
+        })
+        .await
+    }
+
     /// Adds a job, or replaces an existing job's spec keeping its counters,
     /// history and pause state: the call a service makes at every boot.
     ///

@@ -1298,3 +1298,20 @@ async fn trigger_takes_an_overlap_policy_for_one_fire() {
     assert!(bad.to_string().contains("overlapp"), "{bad}");
     api.stop().await;
 }
+
+#[tokio::test]
+async fn a_job_can_be_created_paused() {
+    let api = Api::start().await;
+    let a = api.addr;
+    let body = json!({ "id": "later", "cron": "* * * * * *", "handler": "noop" });
+    let r = post_json(a, "/jobs?paused=true&note=after%20the%20migration", &body).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let job = r.json();
+    assert_eq!(job["phase"], "paused", "{job}");
+    assert_eq!(job["pause_note"], "after the migration", "{job}");
+    let other = json!({ "id": "other", "cron": "* * * * * *", "handler": "noop" });
+    let bad = post_json(a, "/jobs?note=x", &other).await.problem(400);
+    assert_eq!(bad["field"], "note", "{bad}");
+    assert_eq!(get(a, "/jobs/other").await.status, 404, "nothing created");
+    api.stop().await;
+}

@@ -478,7 +478,8 @@ async fn child_main(dir: PathBuf, store: PathBuf, incarnation: usize) {
 /// the stored state, and the next process runs it after the interrupted
 /// run's retry. A fifth has a run that ignores its token when `cancel`
 /// answers: the run is stored as cancelled. A sixth has two such runs when
-/// `cancel_run` answers for one: that one alone is stored as cancelled.
+/// `cancel_run` answers for one: that one alone is stored as cancelled. A
+/// job added paused is stored paused, with its note.
 #[test]
 fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() {
     use cronactor::store::SledStore;
@@ -512,6 +513,7 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
         "add-again",
         "bulk-pause",
         "bulk-resume",
+        "add-paused",
     ] {
         let status = Command::new(std::env::current_exe().expect("test binary"))
             .args([
@@ -631,6 +633,11 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
                 assert_eq!(marked, [answer.trim()], "{op}: the cancelled run alone");
             }
             "remove" => assert!(j.is_none(), "{op}: {j:?}"),
+            "add-paused" => {
+                let state = job(&loaded, "p").expect("job p").state;
+                let note = state.paused.and_then(|p| p.note);
+                assert_eq!(note.as_deref(), Some("gated"), "{op}: added paused");
+            }
             "add-again" => {
                 let j = j.expect("job j");
                 assert_eq!(j.spec.payload["gen"], 3, "{op}: the new spec");
@@ -872,6 +879,15 @@ async fn one_operation(op: &str, store: PathBuf) -> String {
         }
         "remove" => scheduler.remove("j").await.map(|_| String::new()),
         "add-again" => scheduler.add(spec(3)).await.map(|_| String::new()),
+        "add-paused" => {
+            let p = JobSpec::builder("p", ScheduleSpec::cron("* * * * * *"), "stubborn")
+                .build()
+                .expect("spec");
+            scheduler
+                .add_paused(p, Some("gated"))
+                .await
+                .map(|()| String::new())
+        }
         "bulk-pause" => {
             for i in 0..BULK_JOBS {
                 let b = JobSpec::builder(

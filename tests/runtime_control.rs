@@ -764,3 +764,43 @@ async fn trigger_with_runs_one_fire_through_another_overlap_policy() {
         "the two runs replaced, the replacing run, then the queued fire"
     );
 }
+
+/// `add_paused` adds a job already paused, with its note: it does not fire
+/// (its slots are counted as skipped) until resumed; the events say `Added`
+/// then `Paused`; a duplicate id is refused as by `add`.
+#[tokio::test(start_paused = true)]
+async fn add_paused_adds_a_job_that_fires_only_once_resumed() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let mut events = s.subscribe();
+    s.add_paused(every("j", 1, "count"), Some("after the migration"))
+        .await
+        .expect("add_paused");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Paused);
+    assert_eq!(st.pause_note.as_deref(), Some("after the migration"));
+    run_for_secs(10.5).await;
+    assert_eq!(count.get(), 0, "no fire while paused");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.skipped.paused, 10);
+    let kinds: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter(|e| e.job_id.as_str() == "j")
+        .take(2)
+        .map(|e| e.kind)
+        .collect();
+    assert!(
+        matches!(
+            kinds.as_slice(),
+            [EventKind::Added, EventKind::Paused { note: Some(n) }] if n == "after the migration"
+        ),
+        "{kinds:?}"
+    );
+    assert!(matches!(
+        s.add_paused(every("j", 1, "count"), None).await,
+        Err(Error::DuplicateJob(_))
+    ));
+    s.resume("j", None).await.expect("resume");
+    run_for_secs(3.0).await;
+    assert_eq!(count.get(), 3, "fires once resumed");
+}

@@ -110,6 +110,16 @@ pub struct ShutdownReport {
 pub enum SupervisorMsg {
     /// Add a job; `DuplicateJob` if the id exists.
     Add(Box<JobSpec>, RpcReplyPort<Result<(), Error>>),
+    /// Add a job already paused (with a note), in the same write; as `Add`
+    /// otherwise.
+    AddPaused {
+        /// The job.
+        spec: Box<JobSpec>,
+        /// The pause note, shown in status.
+        note: Option<String>,
+        /// Answered as for `Add`.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
     /// Add a job, or replace an existing job's spec keeping its state.
     Upsert(Box<JobSpec>, RpcReplyPort<Result<Upserted, Error>>),
     /// Remove a job, cancelling its runs.
@@ -417,9 +427,9 @@ impl Actor for SupervisorActor {
             return Ok(());
         }
         let removing = match &msg {
-            SupervisorMsg::Add(spec, _) | SupervisorMsg::Upsert(spec, _) => {
-                s.removing.iter_mut().find(|r| r.id == spec.id)
-            }
+            SupervisorMsg::Add(spec, _)
+            | SupervisorMsg::AddPaused { spec, .. }
+            | SupervisorMsg::Upsert(spec, _) => s.removing.iter_mut().find(|r| r.id == spec.id),
             _ => None,
         };
         if let Some(removing) = removing {
@@ -432,7 +442,14 @@ impl Actor for SupervisorActor {
                 if s.jobs.contains_key(&spec.id) {
                     let _ = reply.send(Err(Error::DuplicateJob(spec.id.clone())));
                 } else {
-                    s.add(&myself, Arc::new(*spec), reply).await;
+                    s.add(&myself, Arc::new(*spec), None, reply).await;
+                }
+            }
+            SupervisorMsg::AddPaused { spec, note, reply } => {
+                if s.jobs.contains_key(&spec.id) {
+                    let _ = reply.send(Err(Error::DuplicateJob(spec.id.clone())));
+                } else {
+                    s.add(&myself, Arc::new(*spec), Some(note), reply).await;
                 }
             }
             SupervisorMsg::Upsert(spec, reply) => {
@@ -460,7 +477,7 @@ impl Actor for SupervisorActor {
                     let _ = reply.send(result.map(|()| Upserted::Updated));
                 } else {
                     let (tx, rx) = tokio::sync::oneshot::channel();
-                    s.add(&myself, Arc::new(*spec), tx.into()).await;
+                    s.add(&myself, Arc::new(*spec), None, tx.into()).await;
                     forward_reply(rx, reply, |r| r.map(|()| Upserted::Added));
                 }
             }
@@ -715,10 +732,12 @@ impl SupervisorState {
     /// (nothing to make durable, nobody else reading it) it comes once the
     /// actor runs, without waiting for the registry, which sees the job
     /// before any later query.
+    /// Adds a job, paused with its note when `paused` is set.
     async fn add(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         spec: Arc<JobSpec>,
+        paused: Option<Option<String>>,
         reply: RpcReplyPort<Result<(), Error>>,
     ) {
         let schedule = match self.check(&spec) {
@@ -742,6 +761,14 @@ impl SupervisorState {
             last_slot: Some(schedule.slots_counted_after(now)),
             ..JobState::default()
         };
+        // Added paused: the events say so after `Added`, as for a pause.
+        let pause_event = paused.map(|note| {
+            first.paused = Some(crate::status::PauseInfo {
+                note: note.clone(),
+                since: now,
+            });
+            EventKind::Paused { note }
+        });
         if let Some(next) = self.next_fire_without_actor(&schedule, &first, now) {
             // Far from its first fire: no actor until shortly before it.
             first.next_fire = Some(next);
@@ -752,6 +779,9 @@ impl SupervisorState {
                 ack,
             });
             self.rt.events.publish(&spec.id, now, EventKind::Added);
+            if let Some(kind) = pause_event {
+                self.rt.events.publish(&spec.id, now, kind);
+            }
             self.start_passive(&spec, Some(next), now);
             if let Some(reply) = reply {
                 let _ = reply.send(Ok(()));
@@ -765,6 +795,9 @@ impl SupervisorState {
             ack,
         });
         self.rt.events.publish(&spec.id, now, EventKind::Added);
+        if let Some(kind) = pause_event {
+            self.rt.events.publish(&spec.id, now, kind);
+        }
         let spawned = self.spawn_compiled(myself, spec.clone(), schedule, first, Start::Fresh);
         // The supervisor goes on with its next message while the actor
         // starts; a reply that waits for the actor is sent once it runs.
@@ -1435,6 +1468,7 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
     }
     match msg {
         SupervisorMsg::Add(_, r) | SupervisorMsg::Remove(_, r) => drop(r.send(e())),
+        SupervisorMsg::AddPaused { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::Pause { reply, .. } | SupervisorMsg::Resume { reply, .. } => {
             drop(reply.send(e()))
         }

@@ -140,9 +140,21 @@ pub(crate) async fn show_job(
     }))
 }
 
-/// Creates a job.
+/// How `POST /jobs` creates the job.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct CreateQuery {
+    /// Create the job paused (`true`): it fires once resumed.
+    #[serde(default)]
+    paused: bool,
+    /// The pause note, with `paused=true`.
+    note: Option<String>,
+}
+
+/// Creates a job (paused with `?paused=true`).
 #[utoipa::path(
     post, path = "/jobs", tag = "jobs",
+    params(CreateQuery),
     request_body(content = JobRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Created", body = JobView,
@@ -159,13 +171,21 @@ pub(crate) async fn show_job(
 )]
 pub(crate) async fn create_job(
     State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<CreateQuery>,
     JsonBody(request): JsonBody<JobRequest>,
 ) -> ApiResult<Response> {
     job_changes_allowed(&st)?;
+    if q.note.is_some() && !q.paused {
+        return Err(Problem::bad_request("note", "a note goes with paused=true"));
+    }
     let spec = request.to_spec(None)?;
     let id = spec.id.clone();
-    st.scheduler.add(spec).await?;
-    tracing::info!(job_id = %id, "job created over HTTP");
+    if q.paused {
+        st.scheduler.add_paused(spec, q.note.as_deref()).await?;
+    } else {
+        st.scheduler.add(spec).await?;
+    }
+    tracing::info!(job_id = %id, paused = q.paused, "job created over HTTP");
     let status = st.scheduler.status(id.as_str()).await?;
     let location = format!("/jobs/{}", encode_segment(id.as_str()));
     let mut response = (StatusCode::CREATED, Json(JobView::from(&status))).into_response();

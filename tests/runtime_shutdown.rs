@@ -345,15 +345,10 @@ async fn a_run_cut_short_by_a_shutdown_runs_again_at_the_next_start() {
 /// never retried.
 #[tokio::test(start_paused = true)]
 async fn a_timeout_before_a_shutdown_is_retried_at_the_next_start() {
-    use cronactor::{Backoff, Outcome, RetryPolicy, SnapshotStore, Trigger};
-    use std::sync::Arc;
-    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    use cronactor::{Backoff, Outcome, RetryPolicy, Trigger};
+    let store = memory_store();
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 3 * * *"), "stubborn")
         .timeout(Duration::from_secs(1))
         .retry(RetryPolicy::new(2, Backoff::Fixed(Duration::from_secs(30))))
@@ -368,11 +363,7 @@ async fn a_timeout_before_a_shutdown_is_retried_at_the_next_start() {
     assert!(report.unfinished_jobs.is_empty(), "{report:?}");
 
     let count = Count::default();
-    let s = builder(&clock, &count)
-        .store(store)
-        .start()
-        .await
-        .expect("restart");
+    let s = start_on(&clock, &count, &store).await;
     let st = s.status("j").await.expect("status");
     let wait = st.retry_wait.clone().expect("a retry waits");
     assert_eq!(wait.attempt, 2);
@@ -455,15 +446,10 @@ async fn a_run_of_an_event_cut_short_by_a_shutdown_runs_again_with_its_event() {
 /// as nothing is in flight, not at the end of the drain.
 #[tokio::test(start_paused = true)]
 async fn a_drain_lets_the_runs_finish_and_starts_no_fire() {
-    use cronactor::{Outcome, OverlapPolicy, SnapshotStore, Trigger, TriggerOutcome};
-    use std::sync::Arc;
-    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    use cronactor::{Outcome, OverlapPolicy, Trigger, TriggerOutcome};
+    let store = memory_store();
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     let spec = JobSpec::builder("long", ScheduleSpec::cron("0 0 3 * * *"), "slow")
         .overlap(OverlapPolicy::Queue { max: 1 })
         .build()
@@ -499,11 +485,7 @@ async fn a_drain_lets_the_runs_finish_and_starts_no_fire() {
     assert_eq!(count.get(), before, "no fire started during the drain");
 
     let count = Count::default();
-    let s = builder(&clock, &count)
-        .store(store)
-        .start()
-        .await
-        .expect("restart");
+    let s = start_on(&clock, &count, &store).await;
     run_for_secs(3.0).await;
     let h = s.history("long", 10).await.expect("history");
     let runs: Vec<_> = h
@@ -525,15 +507,10 @@ async fn a_drain_lets_the_runs_finish_and_starts_no_fire() {
 /// they are interrupted: the next start runs them again.
 #[tokio::test(start_paused = true)]
 async fn a_drain_that_runs_out_cuts_the_runs_left() {
-    use cronactor::{Outcome, SnapshotStore, Trigger};
-    use std::sync::Arc;
-    let store: Arc<dyn SnapshotStore> = Arc::new(cronactor::MemoryStore::new());
+    use cronactor::{Outcome, Trigger};
+    let store = memory_store();
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     let spec = JobSpec::builder("stubborn", ScheduleSpec::cron("0 0 3 * * *"), "stubborn")
         .build()
         .expect("spec");
@@ -555,11 +532,7 @@ async fn a_drain_that_runs_out_cuts_the_runs_left() {
     assert_eq!(unfinished, ["stubborn"]);
 
     let count = Count::default();
-    let s = builder(&clock, &count)
-        .store(store)
-        .start()
-        .await
-        .expect("restart");
+    let s = start_on(&clock, &count, &store).await;
     run_for_secs(1.0).await;
     assert_eq!(count.get(), 1, "its fire runs again");
     let h = s.history("stubborn", 10).await.expect("history");

@@ -71,6 +71,25 @@ pub fn builder(clock: &ManualClock, count: &Count) -> SchedulerBuilder {
         })
 }
 
+/// A store in memory that outlives the schedulers started on it, for
+/// restart tests.
+pub fn memory_store() -> Arc<dyn cronactor::SnapshotStore> {
+    Arc::new(cronactor::MemoryStore::new())
+}
+
+/// A [`builder`] scheduler started on `store`.
+pub async fn start_on(
+    clock: &ManualClock,
+    count: &Count,
+    store: &Arc<dyn cronactor::SnapshotStore>,
+) -> Scheduler {
+    builder(clock, count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start")
+}
+
 /// Lets paused time run for `secs` seconds (every timer on the way fires).
 pub async fn run_for_secs(secs: f64) {
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;

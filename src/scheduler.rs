@@ -113,8 +113,9 @@ impl Scheduler {
     /// is running.
     ///
     /// # Errors
-    /// [`Error::DuplicateJob`], [`Error::UnknownHandler`], [`Error::Store`],
-    /// [`Error::ShutDown`].
+    /// [`Error::DuplicateJob`] (also for the id of a failed job, which
+    /// [`Scheduler::upsert`] revives), [`Error::UnknownHandler`],
+    /// [`Error::Store`], [`Error::ShutDown`].
     pub async fn add(&self, spec: JobSpec) -> Result<(), Error> {
         self.call(|r| SupervisorMsg::Add(Box::new(spec), r)).await
     }

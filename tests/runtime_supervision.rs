@@ -891,3 +891,48 @@ async fn a_cancelled_run_in_flight_when_the_budget_runs_out_is_recorded_cancelle
     }
     assert_eq!(ends, [(run_id, "cancelled by request".to_string())]);
 }
+
+/// A job given up on still exists (listed, `Failed`, its history kept):
+/// `add` and `add_paused` of its id are `DuplicateJob` and change nothing;
+/// `upsert` revives it. Until 2026-12-05 `add` replaced the failed job with
+/// a fresh one that showed the old job's history as its own.
+#[tokio::test(start_paused = true)]
+async fn adding_the_id_of_a_failed_job_is_a_duplicate() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = || {
+        JobSpec::builder("loop", ScheduleSpec::every(Duration::from_secs(1)), "count")
+            .build()
+            .expect("valid spec")
+    };
+    s.add(spec()).await.expect("add");
+    run_for_secs(3.5).await;
+    for _ in 0..=cronactor_actors_max_restarts() {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("loop")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    let failed = s.status("loop").await.expect("status");
+    assert_eq!(failed.phase, cronactor::JobPhase::Failed);
+    let history = s.history("loop", 10).await.expect("history");
+    assert_eq!(history.len(), 3);
+    assert!(matches!(
+        s.add(spec()).await,
+        Err(cronactor::Error::DuplicateJob(_))
+    ));
+    assert!(matches!(
+        s.add_paused(spec(), None).await,
+        Err(cronactor::Error::DuplicateJob(_))
+    ));
+    assert_eq!(s.status("loop").await.expect("status"), failed);
+    assert_eq!(s.history("loop", 10).await.expect("history"), history);
+    assert_eq!(
+        s.upsert(spec()).await.expect("upsert revives"),
+        cronactor::Upserted::Updated
+    );
+    run_for_secs(2.0).await;
+    let revived = s.status("loop").await.expect("status");
+    assert_eq!(revived.phase, cronactor::JobPhase::Scheduled);
+    assert_eq!(revived.counters.succeeded, 5, "its counters go on");
+}

@@ -439,14 +439,15 @@ impl Actor for SupervisorActor {
         }
         match msg {
             SupervisorMsg::Add(spec, reply) => {
-                if s.jobs.contains_key(&spec.id) {
+                // A failed job (given up on) still exists: `upsert` revives it.
+                if s.jobs.contains_key(&spec.id) || s.failed.contains(&spec.id) {
                     let _ = reply.send(Err(Error::DuplicateJob(spec.id.clone())));
                 } else {
                     s.add(&myself, Arc::new(*spec), None, reply).await;
                 }
             }
             SupervisorMsg::AddPaused { spec, note, reply } => {
-                if s.jobs.contains_key(&spec.id) {
+                if s.jobs.contains_key(&spec.id) || s.failed.contains(&spec.id) {
                     let _ = reply.send(Err(Error::DuplicateJob(spec.id.clone())));
                 } else {
                     s.add(&myself, Arc::new(*spec), Some(note), reply).await;

@@ -367,3 +367,78 @@ async fn concurrent_failures_keep_the_first_waiting_retry_and_count_the_other_fi
     assert_eq!(st.consecutive_failures, 2, "both fires failed for good");
     assert_eq!(st.counters.retries, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_queue_above_the_limit_is_refused_by_build_add_and_upsert() {
+    use cronactor::{Error, MAX_QUEUE};
+    let over = OverlapPolicy::Queue { max: MAX_QUEUE + 1 };
+    let built = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(1)), "slow")
+        .overlap(over)
+        .build();
+    assert!(
+        matches!(&built, Err(Error::InvalidSpec { field: "overlap", reason }) if reason.contains("1000")),
+        "{built:?}"
+    );
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let mut spec = every_second("j", "slow", OverlapPolicy::Queue { max: MAX_QUEUE });
+    s.add(spec.clone())
+        .await
+        .expect("a queue at the limit is taken");
+    spec.overlap = over;
+    let upserted = s.upsert(spec.clone()).await;
+    assert!(
+        matches!(
+            upserted,
+            Err(Error::InvalidSpec {
+                field: "overlap",
+                ..
+            })
+        ),
+        "{upserted:?}"
+    );
+    spec.id = cronactor::JobId::new("k").expect("id");
+    let added = s.add(spec).await;
+    assert!(
+        matches!(
+            added,
+            Err(Error::InvalidSpec {
+                field: "overlap",
+                ..
+            })
+        ),
+        "{added:?}"
+    );
+    assert!(matches!(s.status("k").await, Err(Error::UnknownJob(_))));
+    // Nothing was lost: the job keeps its stored policy and runs.
+    run_for_secs(1.2).await;
+    assert_eq!(s.status("j").await.expect("status").counters.runs, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stored_queue_above_the_limit_still_runs_and_keeps_at_most_the_limit() {
+    use cronactor::{JobState, MAX_QUEUE};
+    use cronactor_actors::{JobRecord, StoreOp};
+    let (clock, count) = (clock(), Count::default());
+    let store = memory_store();
+    // A spec stored before the limit existed, with a queue of 5,000.
+    let mut spec = every_second("j", "stubborn", OverlapPolicy::QUEUE_ONE);
+    spec.overlap = OverlapPolicy::Queue { max: 5_000 };
+    store
+        .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
+            spec,
+            state: JobState::default(),
+        }))])
+        .expect("write the old record");
+    let s = start_on(&clock, &count, &store).await;
+    // The first fire starts a run that never ends; every later one queues,
+    // up to the limit, and the rest are dropped and counted.
+    let fires = u64::from(MAX_QUEUE) + 20;
+    run_for_secs(fires as f64 + 0.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.fires, fires);
+    assert_eq!(st.counters.runs, 1);
+    assert_eq!(st.queued, MAX_QUEUE);
+    assert_eq!(st.counters.skipped.queue_full, 19);
+    assert_eq!(count.get(), 1);
+}

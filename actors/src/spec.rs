@@ -104,6 +104,23 @@ impl JobSpec {
         }
     }
 
+    /// Checks the limits a new spec must keep beyond [`compile`](Self::compile)'s
+    /// checks (an overlap queue of at most [`MAX_QUEUE`](crate::MAX_QUEUE)
+    /// fires). `add`, `upsert` and [`JobSpecBuilder::build`] apply them; a
+    /// stored spec is not held to them, so that a job stored before a limit
+    /// existed still starts.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSpec`] naming the field.
+    pub fn check_limits(&self) -> Result<(), Error> {
+        self.overlap
+            .validate_limits()
+            .map_err(|reason| Error::InvalidSpec {
+                field: "overlap",
+                reason,
+            })
+    }
+
     /// Checks every part of a spec, and compiles its schedule with `default_tz`
     /// for a schedule that names no zone.
     ///
@@ -262,6 +279,7 @@ impl JobSpecBuilder {
             priority: self.priority,
         };
         spec.compile(Tz::UTC)?;
+        spec.check_limits()?;
         Ok(spec)
     }
 }

@@ -725,7 +725,9 @@ impl SupervisorState {
         if !self.handlers.contains(&spec.handler) {
             return Err(Error::UnknownHandler(spec.handler.clone()));
         }
-        spec.compile(self.rt.config.default_tz)
+        let schedule = spec.compile(self.rt.config.default_tz)?;
+        spec.check_limits()?;
+        Ok(schedule)
     }
 
     /// Persists a new job, then spawns its actor. The reply comes from the

@@ -29,13 +29,20 @@ pub enum OverlapPolicy {
     /// Keep up to `max` pending fires and start them one after another as
     /// runs end; further fires are dropped and counted.
     Queue {
-        /// The most fires waiting at once.
+        /// The most fires waiting at once, at most [`MAX_QUEUE`].
         max: u32,
     },
     /// Cancel the running run through its cancellation token, then start the
     /// new one.
     Replace,
 }
+
+/// The most fires [`OverlapPolicy::Queue`] keeps waiting, as Temporal bounds
+/// a schedule's buffer. The queue is part of the job's stored state, which
+/// every change of the job writes whole: a bound keeps that write small.
+/// A new spec with a larger `max` is refused; a spec stored by an earlier
+/// release with a larger `max` still runs, and keeps at most this many.
+pub const MAX_QUEUE: u32 = 1_000;
 
 /// The outcome of [`OverlapPolicy::decide`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +74,7 @@ impl OverlapPolicy {
                 OverlapDecision::Start
             }
             Self::Concurrent { .. } => OverlapDecision::Skip,
-            Self::Queue { max } if queued < max as usize => OverlapDecision::Enqueue,
+            Self::Queue { max } if queued < max.min(MAX_QUEUE) as usize => OverlapDecision::Enqueue,
             Self::Queue { .. } => OverlapDecision::Drop,
             Self::Replace => OverlapDecision::ReplaceThenStart,
         }
@@ -78,6 +85,19 @@ impl OverlapPolicy {
         match self {
             Self::Concurrent { max: Some(0) } => Err("Concurrent { max: 0 } can never run".into()),
             Self::Queue { max: 0 } => Err("Queue { max: 0 } keeps nothing: use Skip".into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the limits a new policy must keep, beyond
+    /// [`validate`](Self::validate): a queue of at most [`MAX_QUEUE`] fires.
+    /// Stored specs are not held to them, so that a job stored before a
+    /// limit existed still starts.
+    pub(crate) fn validate_limits(&self) -> Result<(), String> {
+        match self {
+            Self::Queue { max } if *max > MAX_QUEUE => Err(format!(
+                "Queue {{ max: {max} }} is above the limit of {MAX_QUEUE} waiting fires"
+            )),
             _ => Ok(()),
         }
     }

@@ -56,6 +56,25 @@ fn overlap_rejects_policies_that_can_never_run() {
 }
 
 #[test]
+fn a_new_queue_is_bounded_and_a_stored_larger_one_keeps_at_most_the_bound() {
+    let at = OverlapPolicy::Queue { max: MAX_QUEUE };
+    assert!(at.validate_limits().is_ok());
+    let over = OverlapPolicy::Queue { max: MAX_QUEUE + 1 };
+    assert!(over.validate().is_ok(), "a stored spec still compiles");
+    let reason = over.validate_limits().expect_err("refused when new");
+    assert!(
+        reason.contains("1001") && reason.contains("1000"),
+        "{reason}"
+    );
+    let q = MAX_QUEUE as usize;
+    assert_eq!(over.decide(1, q - 1), OverlapDecision::Enqueue);
+    assert_eq!(over.decide(1, q), OverlapDecision::Drop);
+    assert!(OverlapPolicy::Concurrent { max: None }
+        .validate_limits()
+        .is_ok());
+}
+
+#[test]
 fn misfire_on_time_slot_runs_once_without_catch_up() {
     let due = hourly("2026-01-01T11:00:00Z", 1);
     let plan = MisfirePolicy::FireOnce.plan(&due, 0, t("2026-01-01T11:00:01Z"), THRESHOLD, None);

@@ -105,15 +105,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // ========================== Status table ==========================
+    let jobs = scheduler.list().await?;
+    let width = jobs.iter().map(|st| st.schedule.len()).max().unwrap_or(0);
     println!(
-        "\n{:<8} {:<16} {:<9} {:>5} {:>5} {:>5} {:>6}  next fire",
+        "\n{:<8} {:<width$} {:<9} {:>5} {:>5} {:>5} {:>6}  next fire",
         "job", "schedule", "phase", "runs", "ok", "fail", "skips"
     );
-    for st in scheduler.list().await? {
+    for st in jobs {
         println!(
-            "{:<8} {:<16} {:<9} {:>5} {:>5} {:>5} {:>6}  {}",
+            "{:<8} {:<width$} {:<9} {:>5} {:>5} {:>5} {:>6}  {}",
             st.id,
-            st.schedule.chars().take(16).collect::<String>(),
+            st.schedule,
             format!("{:?}", st.phase),
             st.counters.runs,
             st.counters.succeeded,

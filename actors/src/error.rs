@@ -86,6 +86,16 @@ pub enum Error {
         /// What is wrong with it.
         String,
     ),
+    /// `JobContext::set_result` of a value whose JSON text is longer than
+    /// [`MAX_RESULT_BYTES`](crate::MAX_RESULT_BYTES): it is stored with the
+    /// job's state, which every change of the job writes whole.
+    #[error("a run result of {bytes} bytes of JSON is above the limit of {max} bytes")]
+    ResultTooLarge {
+        /// The value's size as JSON text.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The scheduler has shut down (or is shutting down).
     #[error("the scheduler is shut down")]
     ShutDown,

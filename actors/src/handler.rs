@@ -96,11 +96,29 @@ pub(crate) struct RunLink {
     pub(crate) job: ractor::ActorRef<JobMsg>,
     pub(crate) id: JobId,
     pub(crate) handler: Option<Arc<dyn Handler>>,
+    /// The job's last result (`JobState::last_result`) as runs read it:
+    /// written by the job's actor when a run's result takes effect, so that
+    /// a run reads the newest one when it asks, not the one of its claim.
+    pub(crate) last_result: std::sync::Mutex<Option<Arc<serde_json::Value>>>,
 }
 
 impl RunLink {
     pub(crate) fn events(&self) -> &EventBus {
         &self.rt.events
+    }
+
+    pub(crate) fn last_result(&self) -> Option<Arc<serde_json::Value>> {
+        self.last_result
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_last_result(&self, value: Option<Arc<serde_json::Value>>) {
+        *self
+            .last_result
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
     }
 }
 
@@ -136,6 +154,82 @@ impl JobContext {
         );
     }
 
+    /// The result the newest successful run of this job that set one left
+    /// with [`set_result`](Self::set_result), as of this call: a watermark,
+    /// a cursor, a summary to compare with. `None` until a run has set one.
+    ///
+    /// It is stored with the job's state, so it survives restarts, and is
+    /// kept by `upsert`; `remove` drops it. A run sees the result of a run
+    /// that succeeded while it was already waiting or running when it
+    /// calls this again.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cronactor::{JobContext, JobSpec, ScheduleSpec, Scheduler};
+    /// use serde_json::json;
+    /// use std::time::Duration;
+    ///
+    /// // An incremental export: each run goes on from where the last
+    /// // successful one stopped.
+    /// let scheduler = Scheduler::builder()
+    ///     .handler("export", |ctx: JobContext| async move {
+    ///         let from = ctx.last_result().and_then(|r| r["upto"].as_u64()).unwrap_or(0);
+    ///         let upto = from + 100; // export rows from..upto
+    ///         ctx.set_result(json!({ "upto": upto }))?;
+    ///         Ok::<(), cronactor::Error>(())
+    ///     })
+    ///     .in_memory()
+    ///     .start()
+    ///     .await?;
+    /// let spec = JobSpec::builder("export", ScheduleSpec::cron("0 */5 * * * *"), "export").build()?;
+    /// scheduler.add(spec).await?;
+    /// for _ in 0..3 {
+    ///     scheduler.trigger("export").await?;
+    ///     while scheduler.status("export").await?.runs_in_flight > 0 {
+    ///         tokio::time::sleep(Duration::from_millis(5)).await;
+    ///     }
+    /// }
+    /// let status = scheduler.status("export").await?;
+    /// assert_eq!(status.last_result.as_deref(), Some(&json!({ "upto": 300 })));
+    /// scheduler.shutdown(Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn last_result(&self) -> Option<Arc<serde_json::Value>> {
+        self.reporter.link.last_result()
+    }
+
+    /// Sets this run's result, which becomes the job's
+    /// [`last_result`](Self::last_result) if the run succeeds (its handler
+    /// returns `Ok`), in the same durable write as the run's outcome, as
+    /// Temporal hands a scheduled workflow its last completion result and
+    /// Quartz persists a stateful job's data map. A run that fails, times
+    /// out, is cancelled or interrupted leaves the job's result as it was;
+    /// so does a successful run that sets none. Called again, the newest
+    /// value wins. Call it before the handler returns: a value set later is
+    /// ignored.
+    ///
+    /// # Errors
+    /// [`Error::ResultTooLarge`](crate::Error::ResultTooLarge) if the
+    /// value's JSON text is longer than
+    /// [`MAX_RESULT_BYTES`](crate::MAX_RESULT_BYTES); the run's result is
+    /// then unchanged.
+    pub fn set_result(&self, value: serde_json::Value) -> Result<(), crate::Error> {
+        let bytes = serde_json::to_vec(&value).map_or(usize::MAX, |text| text.len());
+        if bytes > MAX_RESULT_BYTES {
+            return Err(crate::Error::ResultTooLarge {
+                bytes,
+                max: MAX_RESULT_BYTES,
+            });
+        }
+        let _ = self.reporter.link.job.cast(JobMsg::SetResult {
+            run_id: self.run_id,
+            value: Arc::new(value),
+        });
+        Ok(())
+    }
+
     /// Publishes a log line of this run as an event.
     pub fn log(&self, line: impl Into<String>) {
         let line = line.into();
@@ -150,6 +244,11 @@ impl JobContext {
         );
     }
 }
+
+/// The longest run result, as JSON text, that
+/// [`JobContext::set_result`] takes (64 KiB): the result is stored with the
+/// job's state, which every change of the job writes whole.
+pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 
 /// The error a handler returns: any displayable error.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;

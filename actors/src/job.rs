@@ -120,6 +120,14 @@ pub enum JobMsg {
         /// What it is doing.
         message: String,
     },
+    /// A run in flight set its result (`JobContext::set_result`): it
+    /// becomes the job's last result if the run succeeds.
+    SetResult {
+        /// The run.
+        run_id: RunId,
+        /// The result.
+        value: Arc<serde_json::Value>,
+    },
     /// Replace the spec, keeping state and counters (upsert).
     Update {
         /// The new spec.
@@ -228,6 +236,7 @@ impl JobMsg {
             | JobMsg::CancelRun { .. }
             | JobMsg::Resume { .. }
             | JobMsg::Progress { .. }
+            | JobMsg::SetResult { .. }
             | JobMsg::Remove(_)
             | JobMsg::Preview { .. }
             | JobMsg::RunFinished { .. }
@@ -406,6 +415,9 @@ pub struct JobActorState {
     retry_generation: u64,
     /// Cancellation tokens of the runs in flight, and why each was cancelled.
     tokens: RunTokens,
+    /// Results set by runs in flight (`JobContext::set_result`), taken at
+    /// their end: the job's last result if the run succeeded.
+    results: Vec<(RunId, Arc<serde_json::Value>)>,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
@@ -498,6 +510,7 @@ impl Actor for JobActor {
             job: myself.clone(),
             id: args.spec.id.clone(),
             handler: args.handler,
+            last_result: std::sync::Mutex::new(args.state.last_result.clone()),
         });
         let mut s = JobActorState {
             link,
@@ -512,6 +525,7 @@ impl Actor for JobActor {
             // at a time, and a first push would otherwise allocate room for
             // four (a few hundred bytes per live job, kept for its life).
             tokens: RunTokens(Vec::with_capacity(1)),
+            results: Vec::new(),
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
@@ -690,6 +704,17 @@ impl Actor for JobActor {
                     s.save(Ack::None);
                 }
             }
+            JobMsg::SetResult { run_id, value } => {
+                let in_flight = &s.state.in_flight;
+                s.results
+                    .retain(|(id, _)| in_flight.iter().any(|r| r.run_id == *id));
+                if in_flight.iter().any(|r| r.run_id == run_id) {
+                    match s.results.iter_mut().find(|(id, _)| *id == run_id) {
+                        Some(slot) => slot.1 = value,
+                        None => s.results.push((run_id, value)),
+                    }
+                }
+            }
             JobMsg::Pause { note, reply } => {
                 if s.state.paused.is_some() {
                     let _ = reply.send(Err(s.invalid_state("pause")));
@@ -751,6 +776,7 @@ impl Actor for JobActor {
                         job: myself.clone(),
                         id: s.spec.id.clone(),
                         handler,
+                        last_result: std::sync::Mutex::new(s.state.last_result.clone()),
                     });
                 }
                 s.payload = Arc::new(spec.payload.clone());
@@ -1977,6 +2003,13 @@ impl JobActorState {
             trigger: run.trigger,
             outcome,
         };
+        if let Some(at) = self.results.iter().position(|(id, _)| *id == run_id) {
+            let (_, value) = self.results.swap_remove(at);
+            if record.outcome == Outcome::Succeeded {
+                self.link.set_last_result(Some(value.clone()));
+                self.state.last_result = Some(value);
+            }
+        }
         self.link.rt.histograms.record_duration(record.duration());
         self.count_outcome(&record);
         self.state.last_run = Some(record.clone());

@@ -39,7 +39,7 @@ pub use admission::AdmissionLimits;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use event::{Event, EventBus, EventKind, EventStream, Received};
-pub use handler::{Handler, HandlerError, Handlers, JobContext};
+pub use handler::{Handler, HandlerError, Handlers, JobContext, MAX_RESULT_BYTES};
 pub use id::{InvalidJobId, JobId, RunId, MAX_JOB_ID_LEN};
 pub use job::{JobMsg, TriggerOutcome, MAX_BACKFILL, MAX_PREVIEW};
 pub use metrics::{Metrics, Percentiles, StoreStats};

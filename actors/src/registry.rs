@@ -1431,6 +1431,7 @@ impl RegistryState {
             retry_wait: st.retry_wait.clone(),
             failure: st.failed.clone(),
             progress: st.progress.clone(),
+            last_result: st.last_result.clone(),
         };
         status.show_ahead(&ahead, now);
         status

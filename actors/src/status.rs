@@ -459,6 +459,12 @@ pub struct JobState {
     /// The last progress reported by a run in flight.
     #[serde(default)]
     pub progress: Option<(f32, String)>,
+    /// The result the newest successful run that set one left for the runs
+    /// after it (`JobContext::set_result`). It is the last field: a state
+    /// of record version 4, written before it existed, decodes as this
+    /// layout with one more byte, `None`.
+    #[serde(default, with = "payload_serde")]
+    pub last_result: Option<Arc<serde_json::Value>>,
 }
 
 impl JobState {
@@ -492,6 +498,7 @@ impl Clone for JobState {
             retry_wait,
             failed,
             progress,
+            last_result,
         } = source;
         self.paused.clone_from(paused);
         self.next_fire = *next_fire;
@@ -515,6 +522,7 @@ impl Clone for JobState {
         self.retry_wait.clone_from(retry_wait);
         self.failed.clone_from(failed);
         self.progress.clone_from(progress);
+        self.last_result.clone_from(last_result);
     }
 }
 
@@ -609,6 +617,10 @@ pub struct JobStatus {
     pub failure: Option<String>,
     /// The last progress reported by a run in flight: fraction and message.
     pub progress: Option<(f32, String)>,
+    /// The result the newest successful run that set one left for the runs
+    /// after it (`JobContext::set_result`).
+    #[serde(default, with = "payload_serde")]
+    pub last_result: Option<Arc<serde_json::Value>>,
 }
 
 impl JobStatus {

@@ -39,7 +39,7 @@ impl RecordKind {
         match self {
             Self::JobSpec | Self::Quarantine | Self::Meta => 1,
             Self::Journal => 2,
-            Self::JobState => 4,
+            Self::JobState => 5,
             Self::Run => 3,
         }
     }
@@ -179,7 +179,7 @@ fn binary<T: DeserializeOwned>(
     })
 }
 
-/// Appends a job state's encoding (version 4: postcard) to `buf`.
+/// Appends a job state's encoding (version 5: postcard) to `buf`.
 ///
 /// # Errors
 /// The encoder's error (none of a state's fields can cause one).
@@ -195,13 +195,24 @@ pub(crate) fn encode_state_into(
 /// Decodes a job state: version 1 (JSON), 2 (postcard, without the queued
 /// fires and the runs' cancel marks: see [`StateV2`]), 3 (postcard, without
 /// the event payloads of runs in flight and of a waiting retry: see
-/// [`StateV3`]) or 4 (postcard).
+/// [`StateV3`]), 4 (postcard, without the job's last result: see below) or 5
+/// (postcard).
+///
+/// Version 5 added one field at the end of `JobState`, `last_result`, an
+/// option: a version-4 body followed by postcard's `None` (one zero byte)
+/// is the version-5 encoding of the same state with no result.
 ///
 /// # Errors
 /// [`DecodeError`]; never panics, whatever the bytes.
 pub(crate) fn decode_state(bytes: &[u8]) -> Result<cronactor_actors::JobState, DecodeError> {
     let kind = RecordKind::JobState;
     match split_version(kind, bytes)? {
+        (4, body) => {
+            let mut v5 = Vec::with_capacity(body.len() + 1);
+            v5.extend_from_slice(body);
+            v5.push(0);
+            binary(kind, 4, &v5)
+        }
         (1, body) => json(kind, 1, body),
         (2, body) => binary::<StateV2>(kind, 2, body)?
             .into_v3()
@@ -384,6 +395,7 @@ impl StateV3 {
             retry_wait: self.retry_wait.map(RetryWaitV3::into_wait).transpose()?,
             failed: self.failed,
             progress: self.progress,
+            last_result: None,
         })
     }
 }

@@ -680,9 +680,10 @@ impl SledStore {
     /// chunks and journal segments); version 4 writes job states of record
     /// version 3 (the overlap queue and the runs' cancel marks); version 5
     /// of record version 4 (the event payloads of runs in flight and of a
-    /// waiting retry). A store of an earlier version is read and upgraded in
+    /// waiting retry); version 6 of record version 5 (the job's last run
+    /// result). A store of an earlier version is read and upgraded in
     /// place.
-    pub const SCHEMA_VERSION: u32 = 5;
+    pub const SCHEMA_VERSION: u32 = 6;
 
     /// Opens the store in directory `path`, creating the directory and the
     /// store if they do not exist, with the default [`SledStoreOptions`].

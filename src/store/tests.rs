@@ -88,10 +88,10 @@ fn bad_values_are_errors_with_a_reason() {
     assert!(matches!(empty, DecodeError::Empty { .. }));
     assert!(empty.to_string().contains("empty"));
 
-    for version in [0u8, 5, 255] {
+    for version in [0u8, 6, 255] {
         let err = codec::decode_state(&[version, b'{', b'}']).expect_err("unknown version");
         assert!(
-            matches!(err, DecodeError::UnknownVersion { found, supported: 4, .. } if found == version),
+            matches!(err, DecodeError::UnknownVersion { found, supported: 5, .. } if found == version),
             "{err:?}"
         );
         assert!(err
@@ -257,24 +257,62 @@ fn state_with_event_payloads() -> JobState {
     state
 }
 
-/// The binary (version 4) state encoding is positional: a field added to
-/// `JobState` changes it, and stored states would no longer decode. If this
-/// test fails, add a version 5 to `RecordKind::JobState` with a conversion
-/// from version 4 in `codec::decode_state` (as for versions 2 and 3), and a
-/// new golden value here.
+/// A version-4 state (before the job's last result was stored) still
+/// decodes, with no result.
 #[test]
-fn a_version_4_state_decodes_and_encodes_the_same() {
+fn a_version_4_state_still_decodes_without_a_result() {
     let state = state_with_event_payloads();
+    let golden: &[u8] = &GOLDEN_STATE_V4;
+    let back = codec::decode_state(golden).expect("decode");
+    assert_eq!(back, state);
+    assert_eq!(back.last_result, None);
+    assert_eq!(back.queued(), 2);
+    // A truncated version-4 record is still refused, as version 4.
+    let err = codec::decode_state(&golden[..golden.len() - 3]).expect_err("truncated");
+    assert!(
+        matches!(err, DecodeError::Binary { version: 4, .. }),
+        "{err:?}"
+    );
+}
+
+/// `state_with_event_payloads`, with a last result.
+fn state_with_a_result() -> JobState {
+    let mut state = state_with_event_payloads();
+    state.last_result = Some(std::sync::Arc::new(
+        serde_json::json!({ "upto": 300, "at": [1.5, null] }),
+    ));
+    state
+}
+
+/// The binary (version 5) state encoding is positional: a field added to
+/// `JobState` changes it, and stored states would no longer decode. If this
+/// test fails, add a version 6 to `RecordKind::JobState` with a conversion
+/// from version 5 in `codec::decode_state` (as for versions 2, 3 and 4),
+/// and a new golden value here.
+#[test]
+fn a_version_5_state_decodes_and_encodes_the_same() {
+    let state = state_with_a_result();
     let mut bytes = Vec::new();
     codec::encode_state_into(&state, &mut bytes).expect("encode");
-    let golden: &[u8] = &GOLDEN_STATE_V4;
+    let golden: &[u8] = &GOLDEN_STATE_V5;
     assert_eq!(
         bytes, golden,
-        "the version-4 state layout changed: {bytes:?}"
+        "the version-5 state layout changed: {bytes:?}"
     );
     let back = codec::decode_state(golden).expect("decode");
     assert_eq!(back, state);
     assert_eq!(back.queued(), 2);
+    // Without a result, version 5 is version 4 and one byte.
+    let mut none = Vec::new();
+    codec::encode_state_into(&state_with_event_payloads(), &mut none).expect("encode");
+    assert_eq!(none[0], 5);
+    assert_eq!(&none[1..none.len() - 1], &GOLDEN_STATE_V4[1..]);
+    assert_eq!(none.last(), Some(&0));
+    let state = state_with_a_result();
+    assert_eq!(
+        serde_json::to_value(&state).expect("json")["last_result"]["upto"],
+        300
+    );
     // JSON (version 1) keeps them too, the payloads as JSON.
     let json = serde_json::to_value(&state).expect("json");
     assert_eq!(json["queue"][0]["event"][1]["n"], 7);
@@ -302,12 +340,43 @@ fn a_queued_payload_that_is_not_json_does_not_decode() {
     bytes[at] = b'!';
     let err = codec::decode_state(&bytes).expect_err("bad payload");
     assert!(
-        matches!(err, DecodeError::Binary { version: 4, .. }),
+        matches!(err, DecodeError::Binary { version: 5, .. }),
         "{err:?}"
     );
 }
 
-/// `state_with_event_payloads`, as version 4 writes it.
+/// A stored last result whose text is not JSON does not decode either.
+#[test]
+fn a_last_result_that_is_not_json_does_not_decode() {
+    let mut bytes = Vec::new();
+    codec::encode_state_into(&state_with_a_result(), &mut bytes).expect("encode");
+    let text = br#"{"at":[1.5,null],"upto":300}"#;
+    let at = bytes
+        .windows(text.len())
+        .position(|w| w == text)
+        .expect("the result as JSON text");
+    bytes[at + 1] = b'!';
+    let err = codec::decode_state(&bytes).expect_err("bad result");
+    assert!(
+        matches!(err, DecodeError::Binary { version: 5, .. }),
+        "{err:?}"
+    );
+}
+
+/// `state_with_a_result`, as version 5 writes it.
+const GOLDEN_STATE_V5: [u8; 195] = [
+    5, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 128, 228, 173, 149, 13,
+    0, 128, 228, 173, 149, 13, 5, 1, 1, 0, 0, 1, 0, 8, 134, 228, 173, 149, 13, 0, 134, 228, 173,
+    149, 13, 0, 2, 6, 1, 6, 100, 101, 112, 108, 111, 121, 1, 11, 123, 34, 116, 111, 34, 58, 34,
+    101, 117, 34, 125, 0, 2, 130, 228, 173, 149, 13, 0, 6, 1, 1, 2, 103, 111, 25, 123, 34, 108,
+    105, 115, 116, 34, 58, 91, 49, 46, 53, 44, 110, 117, 108, 108, 93, 44, 34, 110, 34, 58, 55,
+    125, 132, 228, 173, 149, 13, 0, 0, 2, 0, 0, 1, 136, 228, 173, 149, 13, 0, 3, 146, 228, 173,
+    149, 13, 0, 4, 1, 6, 100, 101, 112, 108, 111, 121, 11, 123, 34, 116, 111, 34, 58, 34, 101, 117,
+    34, 125, 0, 0, 1, 28, 123, 34, 97, 116, 34, 58, 91, 49, 46, 53, 44, 110, 117, 108, 108, 93, 44,
+    34, 117, 112, 116, 111, 34, 58, 51, 48, 48, 125,
+];
+
+/// `state_with_event_payloads`, as version 4 wrote it.
 const GOLDEN_STATE_V4: [u8; 165] = [
     4, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 7, 128, 228, 173, 149, 13,
     0, 128, 228, 173, 149, 13, 5, 1, 1, 0, 0, 1, 0, 8, 134, 228, 173, 149, 13, 0, 134, 228, 173,
@@ -1104,10 +1173,10 @@ fn a_store_of_schema_version_3_opens_and_reads_its_states() {
         std::fs::write(dir.path().join("schema_version"), "3\n").expect("marker");
     }
     let store = SledStore::open(dir.path()).expect("reopen");
-    assert_eq!(SledStore::SCHEMA_VERSION, 5);
+    assert_eq!(SledStore::SCHEMA_VERSION, 6);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("schema_version")).expect("marker"),
-        "5\n"
+        format!("{}\n", SledStore::SCHEMA_VERSION)
     );
     let loaded = store.load().expect("load");
     assert!(loaded.quarantined.is_empty(), "{:?}", loaded.quarantined);
@@ -1261,8 +1330,10 @@ fn kinds_under_test() -> Vec<KindUnderTest> {
     let mut state = state_with_event_payloads();
     state.last_run = Some(plain_run(9));
     state.failed = Some("a reason".into());
-    let mut state_v4 = Vec::new();
-    codec::encode_state_into(&state, &mut state_v4).expect("encode");
+    state.last_result = Some(std::sync::Arc::new(serde_json::json!({ "upto": 7 })));
+    let mut state_v5 = Vec::new();
+    codec::encode_state_into(&state, &mut state_v5).expect("encode");
+    let state_v4 = GOLDEN_STATE_V4.to_vec();
     let state_v3 = GOLDEN_STATE_V3.to_vec();
     let state_v2 = GOLDEN_STATE_V2.to_vec();
     let state_v1 = codec::encode(RecordKind::JobState, &state).expect("encode");
@@ -1323,7 +1394,7 @@ fn kinds_under_test() -> Vec<KindUnderTest> {
         KindUnderTest {
             kind: RecordKind::JobState,
             decode: |b| codec::decode_state(b).map(drop).map_err(text),
-            samples: vec![state_v1, state_v2, state_v3, state_v4],
+            samples: vec![state_v1, state_v2, state_v3, state_v4, state_v5],
         },
         KindUnderTest {
             kind: RecordKind::Run,

@@ -1,0 +1,241 @@
+//! Run results carried to the next run (`JobContext::set_result` and
+//! `last_result`), on a simulated clock: only a successful run's result takes
+//! effect, it is durable with the run's outcome, survives restarts,
+//! passivation and upsert, and `remove` drops it.
+
+mod support;
+
+use cronactor::testing::ManualClock;
+use cronactor::{
+    Error, JobContext, JobSpec, ScheduleSpec, Scheduler, SchedulerBuilder, MAX_RESULT_BYTES,
+};
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+/// What each run saw as the job's last result when it started.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<Option<Value>>>>);
+
+impl Seen {
+    fn take(&self) -> Vec<Option<Value>> {
+        std::mem::take(&mut self.0.lock().expect("seen"))
+    }
+}
+
+/// A scheduler on `clock` whose handler `step` reads the last result's
+/// `upto`, records what it saw, and sets `upto + payload.step`; then fails if
+/// the payload says `fail`, or sets nothing if it says `skip`.
+fn with_step(clock: &ManualClock, seen: &Seen) -> SchedulerBuilder {
+    let seen = seen.clone();
+    Scheduler::builder()
+        .clock(clock.clone())
+        .handler("step", move |ctx: JobContext| {
+            let seen = seen.clone();
+            async move {
+                let last = ctx.last_result();
+                seen.0.lock().expect("seen").push(last.as_deref().cloned());
+                if ctx.payload["skip"] == true {
+                    return Ok(());
+                }
+                let from = last.and_then(|r| r["upto"].as_u64()).unwrap_or(0);
+                let step = ctx.payload["step"].as_u64().unwrap_or(1);
+                ctx.set_result(json!({ "upto": from + step }))?;
+                if ctx.payload["fail"] == true {
+                    return Err(Error::Store("the export failed".into()).into());
+                }
+                Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+            }
+        })
+}
+
+fn every_ten(id: &str, payload: Value) -> JobSpec {
+    JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(10)), "step")
+        .payload(payload)
+        .build()
+        .expect("valid spec")
+}
+
+fn upto(n: u64) -> Option<Value> {
+    Some(json!({ "upto": n }))
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_run_gets_the_result_of_the_last_successful_one() {
+    let (clock, seen) = (clock(), Seen::default());
+    let s = with_step(&clock, &seen).start().await.expect("start");
+    s.add(every_ten("export", json!({ "step": 100 })))
+        .await
+        .expect("add");
+    run_for_secs(30.5).await;
+    assert_eq!(seen.take(), [None, upto(100), upto(200)]);
+    let st = s.status("export").await.expect("status");
+    assert_eq!(st.last_result.as_deref(), upto(300).as_ref());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_run_and_a_run_that_sets_nothing_leave_the_result_as_it_was() {
+    let (clock, seen) = (clock(), Seen::default());
+    let s = with_step(&clock, &seen).start().await.expect("start");
+    s.add(every_ten("export", json!({ "step": 5 })))
+        .await
+        .expect("add");
+    run_for_secs(10.5).await;
+    // Fails after setting 10: the job keeps 5.
+    s.upsert(every_ten("export", json!({ "step": 5, "fail": true })))
+        .await
+        .expect("upsert");
+    run_for_secs(10.0).await;
+    assert_eq!(s.status("export").await.expect("status").counters.failed, 1);
+    // Succeeds without setting one: the job keeps 5.
+    s.upsert(every_ten("export", json!({ "skip": true })))
+        .await
+        .expect("upsert");
+    run_for_secs(10.0).await;
+    s.upsert(every_ten("export", json!({ "step": 1 })))
+        .await
+        .expect("upsert");
+    run_for_secs(10.0).await;
+    assert_eq!(seen.take(), [None, upto(5), upto(5), upto(5)]);
+    let st = s.status("export").await.expect("status");
+    assert_eq!(st.last_result.as_deref(), upto(6).as_ref());
+    assert_eq!(st.counters.succeeded, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_above_the_limit_is_refused_and_changes_nothing() {
+    let clock = clock();
+    let big = Arc::new(Mutex::new(None));
+    let got = big.clone();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("big", move |ctx: JobContext| {
+            let got = got.clone();
+            async move {
+                ctx.set_result(json!("small")).expect("a small result");
+                let text = "x".repeat(MAX_RESULT_BYTES);
+                *got.lock().expect("got") = Some(ctx.set_result(json!(text)));
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("big", ScheduleSpec::cron("0 0 * * * *"), "big")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("big").await.expect("trigger");
+    run_for_secs(0.5).await;
+    let refused = big.lock().expect("got").take().expect("the handler ran");
+    assert_eq!(
+        refused,
+        Err(Error::ResultTooLarge {
+            bytes: MAX_RESULT_BYTES + 2,
+            max: MAX_RESULT_BYTES
+        })
+    );
+    let st = s.status("big").await.expect("status");
+    assert_eq!(st.last_result.as_deref(), Some(&json!("small")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_result_survives_a_restart_and_an_upsert_and_remove_drops_it() {
+    let (clock, seen) = (clock(), Seen::default());
+    let store = memory_store();
+    let s = with_step(&clock, &seen)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(every_ten("export", json!({ "step": 7 })))
+        .await
+        .expect("add");
+    run_for_secs(10.5).await;
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+
+    let s = with_step(&clock, &seen)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("restart");
+    let st = s.status("export").await.expect("status");
+    assert_eq!(st.last_result.as_deref(), upto(7).as_ref());
+    s.upsert(every_ten("export", json!({ "step": 1 })))
+        .await
+        .expect("upsert");
+    run_for_secs(10.0).await;
+    assert_eq!(seen.take(), [None, upto(7)]);
+
+    s.remove("export").await.expect("remove");
+    s.add(every_ten("export", json!({ "step": 1 })))
+        .await
+        .expect("add again");
+    assert_eq!(s.status("export").await.expect("status").last_result, None);
+    run_for_secs(10.0).await;
+    assert_eq!(seen.take(), [None]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_passivated_job_keeps_its_result() {
+    let (clock, seen) = (clock(), Seen::default());
+    let s = with_step(&clock, &seen)
+        .configure(|c| {
+            c.passivate_after = Some(Duration::from_secs(60));
+            c.wake_lead = Duration::from_secs(2);
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("daily", ScheduleSpec::cron("0 0 3 * * *"), "step")
+        .payload(json!({ "step": 3 }))
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("daily").await.expect("trigger");
+    run_for_secs(300.0).await;
+    let m = s.metrics().await.expect("metrics");
+    assert_eq!((m.jobs_live, m.jobs_passive), (0, 1), "passivated");
+    let st = s.status("daily").await.expect("status");
+    assert_eq!(st.last_result.as_deref(), upto(3).as_ref());
+    // Woken by a trigger, and at its slot: each run reads the newest.
+    s.trigger("daily").await.expect("trigger");
+    run_for_secs(4.0 * 3600.0).await;
+    assert_eq!(seen.take(), [None, upto(3), upto(6)]);
+    let st = s.status("daily").await.expect("status");
+    assert_eq!(st.last_result.as_deref(), upto(9).as_ref());
+}
+
+/// A run that waits (here, queued behind a slower one) reads the result of
+/// the run that ended while it waited, not the one of its claim.
+#[tokio::test(start_paused = true)]
+async fn a_queued_run_reads_the_result_of_the_run_it_waited_for() {
+    let (clock, seen) = (clock(), Seen::default());
+    let s = with_step(&clock, &seen)
+        .handler("slow-step", |ctx: JobContext| async move {
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            ctx.set_result(json!({ "upto": 1000 }))?;
+            Ok::<(), Error>(())
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("export", ScheduleSpec::cron("0 0 * * * *"), "slow-step")
+        .overlap(cronactor::OverlapPolicy::QUEUE_ONE)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("export").await.expect("trigger");
+    // Queued behind the slow run; then the job's handler becomes `step`,
+    // which the queued run calls when its turn comes.
+    s.trigger("export").await.expect("queued");
+    let mut spec = every_ten("export", json!({ "step": 1 }));
+    spec.schedule = ScheduleSpec::cron("0 0 * * * *");
+    spec.overlap = cronactor::OverlapPolicy::QUEUE_ONE;
+    s.upsert(spec).await.expect("upsert");
+    run_for_secs(20.0).await;
+    assert_eq!(seen.take(), [upto(1000)]);
+    let st = s.status("export").await.expect("status");
+    assert_eq!(st.last_result.as_deref(), upto(1001).as_ref());
+}

@@ -33,7 +33,9 @@ impl Api {
             .handler("report", |ctx: JobContext| async move {
                 ctx.progress(0.5, "halfway");
                 ctx.log("a log line");
-                Ok::<(), std::io::Error>(())
+                let runs = ctx.last_result().and_then(|r| r["runs"].as_u64());
+                ctx.set_result(json!({ "runs": runs.unwrap_or(0) + 1 }))?;
+                Ok::<(), cronactor::Error>(())
             })
             .handler("block", |ctx: JobContext| async move {
                 ctx.cancel.cancelled().await;
@@ -211,6 +213,10 @@ async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
         ),
         (
             json!({ "id": "v", "cron": YEARLY, "handler": "noop", "overlap": "sometimes" }),
+            "overlap",
+        ),
+        (
+            json!({ "id": "v", "cron": YEARLY, "handler": "noop", "overlap": { "queue": { "max": 1001 } } }),
             "overlap",
         ),
         // `exclude` is a list of cron expressions: not null, not one string.
@@ -626,6 +632,8 @@ async fn trigger_history_and_job_detail_show_the_run() {
     assert_eq!(detail["recent_runs"][0]["run_id"], run_id.as_str());
     assert_eq!(detail["job"]["counters"]["runs"], 1);
     assert_eq!(detail["job"]["last_run"]["outcome"], "succeeded");
+    // The run's result, for the next run.
+    assert_eq!(detail["job"]["last_result"], json!({ "runs": 1 }));
 
     assert_eq!(
         get(a, "/jobs/report/history?limit=0").await.problem(400)["field"],

@@ -279,6 +279,9 @@ fn print_job(d: &JobDetail) {
     if let Some(r) = j.last_run.as_ref().and_then(|r| r.error.as_ref()) {
         println!("last error:    {}", r.replace('\n', "\n               "));
     }
+    if let Some(result) = &j.last_result {
+        println!("last result:   {result}");
+    }
     println!("next fires:");
     for f in &d.next_fires {
         match &f.note {

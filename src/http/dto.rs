@@ -104,6 +104,11 @@ pub struct JobView {
     pub failure: Option<String>,
     /// The last progress reported by a run in flight.
     pub progress: Option<ProgressView>,
+    /// The result the newest successful run that set one left for the runs
+    /// after it (`JobContext::set_result`); absent until a run set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub last_result: Option<serde_json::Value>,
 }
 
 impl From<&JobStatus> for JobView {
@@ -134,6 +139,7 @@ impl From<&JobStatus> for JobView {
                 fraction: *fraction,
                 message: message.clone(),
             }),
+            last_result: s.last_result.as_deref().cloned(),
         }
     }
 }

@@ -239,3 +239,54 @@ async fn a_queued_run_reads_the_result_of_the_run_it_waited_for() {
     let st = s.status("export").await.expect("status");
     assert_eq!(st.last_result.as_deref(), upto(1001).as_ref());
 }
+
+/// Through the sled store: the result is written with the run's outcome,
+/// through the journal, and read back by the next process.
+#[tokio::test]
+async fn the_result_is_read_back_from_the_sled_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seen = Seen::default();
+    let start = |seen: &Seen| {
+        let seen = seen.clone();
+        Scheduler::builder()
+            .handler("step", move |ctx: JobContext| {
+                let seen = seen.clone();
+                async move {
+                    let last = ctx.last_result();
+                    seen.0.lock().expect("seen").push(last.as_deref().cloned());
+                    let from = last.and_then(|r| r["upto"].as_u64()).unwrap_or(0);
+                    ctx.set_result(json!({ "upto": from + 10, "note": "é \"quoted\"" }))?;
+                    Ok::<(), Error>(())
+                }
+            })
+            .store_path(dir.path().join("store"))
+            .start()
+    };
+    let s = start(&seen).await.expect("start");
+    let spec = JobSpec::builder("export", ScheduleSpec::cron("0 0 3 * * *"), "step")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    for _ in 0..2 {
+        s.trigger("export").await.expect("trigger");
+        while s.status("export").await.expect("status").runs_in_flight > 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    s.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+
+    let s = start(&seen).await.expect("restart");
+    let expected = json!({ "upto": 20, "note": "é \"quoted\"" });
+    let st = s.status("export").await.expect("status");
+    assert_eq!(st.last_result.as_deref(), Some(&expected));
+    s.trigger("export").await.expect("trigger");
+    while s.status("export").await.expect("status").runs_in_flight > 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    s.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+    let seen = seen.take();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0], None);
+    assert_eq!(seen[1].as_ref().map(|v| &v["upto"]), Some(&json!(10)));
+    assert_eq!(seen[2], Some(expected));
+}

@@ -190,3 +190,46 @@ kill_grace_ms = 300
         .contains("command stopped: stopped with SIGKILL"));
     assert_eq!(daemon.stop(), 0);
 }
+
+#[tokio::test]
+async fn a_command_reads_the_last_result_and_leaves_its_own_in_the_result_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        r##"
+[[job]]
+id = "counter"
+cron = "0 0 0 1 1 *"
+shell = true
+command = '''n=$(printf '%s' "${CRONACTOR_LAST_RESULT:-}" | tr -dc 0-9); echo "{\"n\": $(( ${n:-0} + 1 ))}" > "$CRONACTOR_RESULT_FILE"'''
+
+[[job]]
+id = "bad-result"
+cron = "0 0 0 1 1 *"
+shell = true
+command = '''echo 'not json' > "$CRONACTOR_RESULT_FILE"'''
+"##,
+    );
+    let daemon = Daemon::start(&config, &dir.path().join("store"), &dir.path().join("log"));
+    let a = daemon.addr;
+    for n in 1..=2 {
+        assert_eq!(post(a, "/jobs/counter/trigger").await.status, 202);
+        let done = runs(a, "counter", n).await;
+        assert_eq!(done[0]["outcome"], "succeeded", "{done:?}");
+    }
+    let job = get(a, "/jobs/counter").await.json();
+    assert_eq!(
+        job["job"]["last_result"],
+        serde_json::json!({ "n": 2 }),
+        "{job}"
+    );
+
+    assert_eq!(post(a, "/jobs/bad-result/trigger").await.status, 202);
+    let bad = runs(a, "bad-result", 1).await;
+    assert_eq!(bad[0]["outcome"], "failed", "{bad:?}");
+    let error = bad[0]["error"].as_str().expect("error text");
+    assert!(error.contains("not JSON"), "{error}");
+    let job = get(a, "/jobs/bad-result").await.json();
+    assert_eq!(job["job"]["last_result"], Value::Null, "{job}");
+}

@@ -11,7 +11,14 @@
 //! - on cancellation (timeout, cancel, replace, remove, shutdown) the
 //!   process group gets SIGTERM, then SIGKILL after `kill_grace_ms`;
 //! - when the main process exits, what is left of its group is killed: a
-//!   job's processes end with it.
+//!   job's processes end with it;
+//! - the job's last result (`JobContext::last_result`) is in
+//!   `CRONACTOR_LAST_RESULT` as JSON text (unset before any), and a command
+//!   leaves its own by writing JSON to the file named by
+//!   `CRONACTOR_RESULT_FILE` (as a CI step writes its outputs to a file):
+//!   on a successful exit a non-empty file becomes the run's result, and a
+//!   file that is not JSON, or longer than `MAX_RESULT_BYTES`, fails the
+//!   run with [`CommandError::Result`].
 
 use crate::JobContext;
 use serde::{Deserialize, Serialize};
@@ -99,6 +106,13 @@ pub enum CommandError {
         /// The end of its output.
         tail: String,
     },
+    /// The command exited with 0 but left a result that cannot be kept: not
+    /// JSON, too long, or the result file could not be made or read.
+    #[error("the command's result: {0}")]
+    Result(
+        /// What is wrong.
+        String,
+    ),
     /// The run was cancelled and the process group was stopped.
     #[error("stopped with {signal}{}", tail_text(.tail))]
     Stopped {
@@ -254,6 +268,15 @@ pub async fn run_command(ctx: JobContext) -> Result<(), CommandError> {
         cmd.env("CRONACTOR_EVENT", name)
             .env("CRONACTOR_EVENT_PAYLOAD", payload.to_string());
     }
+    if let Some(last) = ctx.last_result() {
+        cmd.env("CRONACTOR_LAST_RESULT", last.to_string());
+    }
+    // Removed when dropped, whatever the outcome.
+    let result_file = tempfile::Builder::new()
+        .prefix("cronactor-result-")
+        .tempfile()
+        .map_err(|e| CommandError::Result(format!("cannot create the result file: {e}")))?;
+    cmd.env("CRONACTOR_RESULT_FILE", result_file.path());
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }
@@ -291,7 +314,7 @@ pub async fn run_command(ctx: JobContext) -> Result<(), CommandError> {
     }
     let tail = tail.lock().unwrap_or_else(|e| e.into_inner()).text();
     match outcome {
-        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) if status.success() => keep_result(&ctx, result_file.path()),
         Ok(Ok(status)) => {
             let error = CommandError::Exit {
                 status: describe(status),
@@ -307,6 +330,29 @@ pub async fn run_command(ctx: JobContext) -> Result<(), CommandError> {
             Err(error)
         }
     }
+}
+
+/// Reads the result a command left in its result file: none if the file is
+/// empty (or only whitespace), else the JSON in it, as the run's result.
+fn keep_result(ctx: &JobContext, path: &std::path::Path) -> Result<(), CommandError> {
+    use std::io::Read;
+    let max = crate::MAX_RESULT_BYTES;
+    let mut text = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut text))
+        .map_err(|e| CommandError::Result(format!("cannot read the result file: {e}")))?;
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    if text.len() > max {
+        return Err(CommandError::Result(format!(
+            "the result file holds more than {max} bytes"
+        )));
+    }
+    let value: serde_json::Value = serde_json::from_slice(&text)
+        .map_err(|e| CommandError::Result(format!("the result file is not JSON: {e}")))?;
+    ctx.set_result(value)
+        .map_err(|e| CommandError::Result(e.to_string()))
 }
 
 /// SIGTERM to the group, then SIGKILL if anything of it is still there

@@ -223,10 +223,15 @@ impl JobContext {
                 max: MAX_RESULT_BYTES,
             });
         }
-        let _ = self.reporter.link.job.cast(JobMsg::SetResult {
-            run_id: self.run_id,
-            value: Arc::new(value),
-        });
+        // As a run's end is: through the supervisor if the job's actor was
+        // restarted since the run began.
+        crate::ahead::deliver(
+            &self.reporter.link,
+            JobMsg::SetResult {
+                run_id: self.run_id,
+                value: Arc::new(value),
+            },
+        );
         Ok(())
     }
 

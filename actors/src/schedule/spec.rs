@@ -5,7 +5,7 @@ use super::error::ScheduleError;
 use super::union::CronUnion;
 use super::zone::ZoneTable;
 use super::{Exclusions, Rule, Schedule};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveTime, SecondsFormat, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -120,6 +120,11 @@ pub struct Bounds {
     pub max_fires: Option<u64>,
 }
 
+/// The second, minute and hour fields of a cron expression for `time`.
+fn time_fields(time: NaiveTime) -> String {
+    format!("{} {} {}", time.second(), time.minute(), time.hour())
+}
+
 impl ScheduleSpec {
     fn new(kind: ScheduleKind) -> Self {
         Self {
@@ -136,6 +141,75 @@ impl ScheduleSpec {
     /// (with a year last), or an alias such as `@daily`. See `docs/semantics.md`.
     pub fn cron(expr: impl Into<String>) -> Self {
         Self::new(ScheduleKind::Cron(expr.into()))
+    }
+
+    /// Every day at `time` on the wall clock of the schedule's zone, as
+    /// Quartz's `CronScheduleBuilder.dailyAtHourAndMinute` (the cron
+    /// expression `S M H * * *`). Fractions of a second are dropped: cron
+    /// times are whole seconds.
+    ///
+    /// ```
+    /// use chrono::{NaiveTime, TimeZone, Utc, Weekday};
+    /// use cronactor::ScheduleSpec;
+    ///
+    /// let at = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("a time");
+    /// let daily = ScheduleSpec::daily_at(at(9, 30)).in_tz("Europe/Berlin");
+    /// let s = daily.compile(chrono_tz::UTC)?;
+    /// let after = Utc.with_ymd_and_hms(2026, 1, 5, 12, 0, 0).unwrap();
+    /// // 09:30 in Berlin is 08:30 UTC in winter.
+    /// assert_eq!(s.next_after(after), Some(Utc.with_ymd_and_hms(2026, 1, 6, 8, 30, 0).unwrap()));
+    ///
+    /// let weekly = ScheduleSpec::weekly_on(&[Weekday::Mon, Weekday::Thu], at(7, 0));
+    /// assert_eq!(weekly.to_string(), "cron \"0 0 7 * * MON,THU\"");
+    /// let monthly = ScheduleSpec::monthly_on(31, at(23, 0)); // months with a 31st only
+    /// let last = ScheduleSpec::monthly_on_last_day(at(23, 0)); // Jan 31, Feb 28 or 29, ...
+    /// assert_eq!(last.compile(chrono_tz::UTC)?.next_after(after),
+    ///            Some(Utc.with_ymd_and_hms(2026, 1, 31, 23, 0, 0).unwrap()));
+    ///
+    /// // Bad input fails when the spec is compiled, naming the field.
+    /// let err = ScheduleSpec::monthly_on(32, at(8, 0)).compile(chrono_tz::UTC).unwrap_err();
+    /// assert!(err.to_string().contains("field day-of-month has value \"32\""));
+    /// assert!(ScheduleSpec::weekly_on(&[], at(8, 0)).compile(chrono_tz::UTC).is_err());
+    /// # Ok::<(), cronactor::schedule::ScheduleError>(())
+    /// ```
+    pub fn daily_at(time: NaiveTime) -> Self {
+        Self::cron(format!("{} * * *", time_fields(time)))
+    }
+
+    /// Every week on `days` at `time` on the wall clock of the schedule's
+    /// zone, as Quartz's `atHourAndMinuteOnGivenDaysOfWeek` (the cron
+    /// expression `S M H * * MON,THU`). An empty `days` is refused when the
+    /// spec is compiled ([`ScheduleError::InvalidCron`] naming
+    /// `day-of-week`). See [`daily_at`](Self::daily_at) for an example.
+    pub fn weekly_on(days: &[Weekday], time: NaiveTime) -> Self {
+        let days = if days.is_empty() {
+            // Refused by the parser, which names the field and the value.
+            "none".to_string()
+        } else {
+            days.iter()
+                .map(|d| d.to_string().to_uppercase())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        Self::cron(format!("{} * * {days}", time_fields(time)))
+    }
+
+    /// Every month on day `day` (1 to 31) at `time` on the wall clock of the
+    /// schedule's zone, as Quartz's `monthlyOnDayAndHourAndMinute` (the cron
+    /// expression `S M H D * *`). A month without that day does not fire (as
+    /// in cron; see [`monthly_on_last_day`](Self::monthly_on_last_day) for
+    /// month ends). A day outside 1 to 31 is refused when the spec is
+    /// compiled ([`ScheduleError::InvalidCron`] naming `day-of-month`). See
+    /// [`daily_at`](Self::daily_at) for an example.
+    pub fn monthly_on(day: u32, time: NaiveTime) -> Self {
+        Self::cron(format!("{} {day} * *", time_fields(time)))
+    }
+
+    /// Every month on its last day at `time` on the wall clock of the
+    /// schedule's zone (the cron expression `S M H L * *`). See
+    /// [`daily_at`](Self::daily_at) for an example.
+    pub fn monthly_on_last_day(time: NaiveTime) -> Self {
+        Self::cron(format!("{} L * *", time_fields(time)))
     }
 
     /// A fixed interval, anchored at the unix epoch (see [`ScheduleSpec::offset`]

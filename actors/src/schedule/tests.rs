@@ -893,3 +893,104 @@ fn a_passed_one_shot_is_counted_from_just_before_its_instant() {
         .expect("valid");
     assert_eq!(every.slots_counted_after(now), now);
 }
+
+/// The typed calendar builders (`daily_at`, `weekly_on`, `monthly_on`,
+/// `monthly_on_last_day`): their expressions, their fires in a zone, and
+/// their errors.
+mod typed {
+    use super::*;
+    use chrono::{NaiveTime, Weekday};
+
+    fn at(h: u32, m: u32, s: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, s).expect("a time")
+    }
+
+    fn fires(spec: ScheduleSpec, from: &str, n: usize) -> Vec<String> {
+        let s = spec.compile(chrono_tz::UTC).expect("valid");
+        s.preview(from.parse().expect("instant"), n)
+            .iter()
+            .map(|f| f.at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .collect()
+    }
+
+    #[test]
+    fn daily_at_fires_at_the_local_time_across_a_dst_change() {
+        let spec = ScheduleSpec::daily_at(at(9, 30, 15)).in_tz("Europe/Berlin");
+        assert_eq!(spec.to_string(), "cron \"15 30 9 * * *\" in Europe/Berlin");
+        // The last Sunday of March 2026 is the 29th: 09:30 is 08:30 UTC
+        // before, 07:30 UTC after.
+        assert_eq!(
+            fires(spec, "2026-03-28T00:00:00Z", 2),
+            ["2026-03-28T08:30:15Z", "2026-03-29T07:30:15Z"]
+        );
+        // Fractions of a second are dropped.
+        let fine = NaiveTime::from_hms_milli_opt(6, 0, 1, 999).expect("a time");
+        assert_eq!(
+            ScheduleSpec::daily_at(fine),
+            ScheduleSpec::cron("1 0 6 * * *")
+        );
+    }
+
+    #[test]
+    fn weekly_on_fires_on_each_day_given() {
+        let spec = ScheduleSpec::weekly_on(&[Weekday::Sun, Weekday::Wed], at(18, 0, 0));
+        assert_eq!(spec, ScheduleSpec::cron("0 0 18 * * SUN,WED"));
+        // Monday 2026-01-05.
+        assert_eq!(
+            fires(spec, "2026-01-05T00:00:00Z", 3),
+            [
+                "2026-01-07T18:00:00Z",
+                "2026-01-11T18:00:00Z",
+                "2026-01-14T18:00:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn monthly_on_skips_months_without_the_day_and_the_last_day_does_not() {
+        assert_eq!(
+            fires(
+                ScheduleSpec::monthly_on(31, at(12, 0, 0)),
+                "2026-01-01T00:00:00Z",
+                3
+            ),
+            [
+                "2026-01-31T12:00:00Z",
+                "2026-03-31T12:00:00Z",
+                "2026-05-31T12:00:00Z"
+            ]
+        );
+        assert_eq!(
+            fires(
+                ScheduleSpec::monthly_on_last_day(at(12, 0, 0)),
+                "2028-01-01T00:00:00Z",
+                3
+            ),
+            [
+                "2028-01-31T12:00:00Z",
+                "2028-02-29T12:00:00Z",
+                "2028-03-31T12:00:00Z"
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_days_fail_at_compile_naming_the_field() {
+        for day in [0, 32] {
+            let err = ScheduleSpec::monthly_on(day, at(8, 0, 0))
+                .compile(chrono_tz::UTC)
+                .expect_err("out of range");
+            assert!(
+                matches!(&err, ScheduleError::InvalidCron { field: "day-of-month", value, .. } if *value == day.to_string()),
+                "{err:?}"
+            );
+        }
+        let err = ScheduleSpec::weekly_on(&[], at(8, 0, 0))
+            .compile(chrono_tz::UTC)
+            .expect_err("no day");
+        assert!(
+            matches!(&err, ScheduleError::InvalidCron { field: "day-of-week", value, .. } if value == "none"),
+            "{err:?}"
+        );
+    }
+}

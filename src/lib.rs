@@ -37,12 +37,12 @@ pub use bulk::{BulkReport, JobSelector, Unchanged};
 pub use cronactor_actors::schedule;
 pub use cronactor_actors::supervisor::{MAX_RESTARTS, RESTART_WINDOW};
 pub use cronactor_actors::{
-    AdmissionLimits, Backoff, CancelReason, Clock, Counters, Error, Event, EventKind, EventStream,
-    Handler, HandlerError, InterruptedPolicy, JobContext, JobId, JobMsg, JobPhase, JobSpec,
-    JobSpecBuilder, JobState, JobStatus, MemoryStore, Metrics, MisfirePolicy, Outcome,
-    OverlapPolicy, Percentiles, QuarantinedRecord, QueuedFire, Received, RetryPolicy, RetryWait,
-    RunId, RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason,
-    SnapshotStore, StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
-    MAX_BACKFILL, MAX_PREVIEW, MAX_QUEUE, MAX_RESULT_BYTES,
+    AdmissionLimits, BackfillOverlap, Backoff, CancelReason, Clock, Counters, Error, Event,
+    EventKind, EventStream, Handler, HandlerError, InterruptedPolicy, JobContext, JobId, JobMsg,
+    JobPhase, JobSpec, JobSpecBuilder, JobState, JobStatus, MemoryStore, Metrics, MisfirePolicy,
+    Outcome, OverlapPolicy, Percentiles, QuarantinedRecord, QueuedFire, Received, RetryPolicy,
+    RetryWait, RunId, RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts,
+    SkipReason, SnapshotStore, StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome,
+    Upserted, MAX_BACKFILL, MAX_PREVIEW, MAX_QUEUE, MAX_RESULT_BYTES,
 };
 pub use scheduler::{Scheduler, BULK_CONCURRENCY};

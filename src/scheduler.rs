@@ -5,8 +5,9 @@ use crate::bulk::{BulkReport, JobSelector};
 use cronactor_actors::registry::RegistryMsg;
 use cronactor_actors::schedule::PreviewFire;
 use cronactor_actors::{
-    Error, EventBus, EventStream, JobId, JobSpec, JobStatus, Metrics, OverlapPolicy,
-    QuarantinedRecord, RunId, RunRecord, ShutdownReport, SupervisorMsg, TriggerOutcome, Upserted,
+    BackfillOverlap, Error, EventBus, EventStream, JobId, JobSpec, JobStatus, Metrics,
+    OverlapPolicy, QuarantinedRecord, RunId, RunRecord, ShutdownReport, SupervisorMsg,
+    TriggerOutcome, Upserted,
 };
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
@@ -418,11 +419,62 @@ impl Scheduler {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<usize, Error> {
+        self.backfill_with(id, from, to, BackfillOverlap::BufferAll)
+            .await
+    }
+
+    /// [`Scheduler::backfill`] with the backfill's own overlap:
+    /// [`BackfillOverlap::BufferAll`] runs the slots one after another (as
+    /// `backfill` does), [`BackfillOverlap::AllowAll`] starts them all now,
+    /// beside the runs in flight, as Temporal's backfill with `AllowAll`.
+    /// Answers the number of slots queued or started, once durable. The
+    /// job's own overlap policy is not consulted for the backfill's runs;
+    /// the job's schedule fires meet them as runs in flight.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use chrono::{Duration, DurationRound, Utc};
+    /// use cronactor::{BackfillOverlap, JobContext, JobSpec, ScheduleSpec, Scheduler};
+    ///
+    /// let scheduler = Scheduler::builder()
+    ///     .handler("rollup", |ctx: JobContext| async move {
+    ///         ctx.cancel.cancelled().await; // runs until shut down
+    ///         Ok::<(), std::io::Error>(())
+    ///     })
+    ///     .in_memory()
+    ///     .start()
+    ///     .await?;
+    /// let spec = JobSpec::builder("hourly-rollup", ScheduleSpec::cron("0 0 * * * *"), "rollup").build()?;
+    /// scheduler.add(spec).await?;
+    /// let hour = Utc::now().duration_trunc(Duration::hours(1))?;
+    /// let started = scheduler
+    ///     .backfill_with("hourly-rollup", hour - Duration::hours(4), hour - Duration::hours(1), BackfillOverlap::AllowAll)
+    ///     .await?;
+    /// assert_eq!(started, 3);
+    /// assert_eq!(scheduler.status("hourly-rollup").await?.runs_in_flight, 3);
+    /// scheduler.shutdown(std::time::Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Scheduler::backfill`]; with `AllowAll` the bound is on the runs
+    /// in flight (at most [`MAX_BACKFILL`](crate::MAX_BACKFILL) started by
+    /// one call, counting those already in flight).
+    pub async fn backfill_with(
+        &self,
+        id: impl AsRef<str>,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        overlap: BackfillOverlap,
+    ) -> Result<usize, Error> {
         let id = job_id(id)?;
         self.call(|reply| SupervisorMsg::Backfill {
             id,
             from,
             to,
+            overlap,
             reply,
         })
         .await

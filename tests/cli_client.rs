@@ -206,6 +206,34 @@ async fn jobs_list_show_pause_resume_trigger_history_with_exit_codes() {
         .await;
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("nightly: 1 slot(s) queued"), "{out}");
+    let (code, out, err) = s
+        .run(&[
+            "backfill",
+            "nightly",
+            "--from",
+            "2023-12-31T00:00:00Z",
+            "--to",
+            "2024-12-31T00:00:00Z",
+            "--overlap",
+            "allow-all",
+        ])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nightly: 1 slot(s) started"), "{out}");
+    let (code, _, err) = s
+        .run(&[
+            "backfill",
+            "nightly",
+            "--from",
+            "2023-12-31T00:00:00Z",
+            "--to",
+            "2024-12-31T00:00:00Z",
+            "--overlap",
+            "sometimes",
+        ])
+        .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("allow-all"), "{err}");
     let (code, _, err) = s
         .run(&[
             "backfill",

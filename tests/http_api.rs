@@ -1195,6 +1195,32 @@ async fn backfill_queues_the_past_slots_and_refuses_a_bad_range() {
     let runs = history.as_array().expect("runs");
     assert_eq!(runs.len(), 3);
     assert!(runs.iter().all(|r| r["trigger"] == "backfill"), "{history}");
+    // All at once, on a job whose runs block: three in flight together.
+    let r = post_json(
+        a,
+        "/jobs",
+        &json!({ "id": "long", "cron": "0 0 * * * *", "handler": "block" }),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = post_json(
+        a,
+        "/jobs/long/backfill",
+        &json!({ "from": at(4), "to": at(1), "overlap": "allow_all" }),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["queued"], 3);
+    let long = get(a, "/jobs/long").await.json();
+    assert_eq!(long["job"]["runs_in_flight"], 3, "{long}");
+    assert_eq!(long["job"]["queued"], 0, "{long}");
+    let r = post_json(
+        a,
+        "/jobs/long/backfill",
+        &json!({ "from": at(4), "to": at(1), "overlap": "sometimes" }),
+    )
+    .await;
+    assert_eq!(r.problem(400)["field"], "overlap");
     // An empty range, an unknown field, a paused job.
     let r = post_json(
         a,

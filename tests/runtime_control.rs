@@ -467,6 +467,82 @@ async fn backfill_runs_the_past_slots_one_at_a_time_oldest_first() {
     );
 }
 
+/// With `AllowAll` the slots' runs start at once, beside each other and
+/// whatever the job's own policy (`Skip` here), as Temporal's backfill with
+/// `AllowAll`; the bound is then on the runs in flight.
+#[tokio::test(start_paused = true)]
+async fn a_backfill_allowing_all_starts_every_slot_at_once() {
+    use cronactor::{BackfillOverlap, Trigger};
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("rollup", ScheduleSpec::cron("0 0 * * * *"), "slow")
+        .overlap(OverlapPolicy::Skip)
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let mut events = s.subscribe();
+    let started = s
+        .backfill_with(
+            "rollup",
+            instant("2026-01-04T20:00:00Z"),
+            instant("2026-01-04T23:00:00Z"),
+            BackfillOverlap::AllowAll,
+        )
+        .await
+        .expect("backfill");
+    assert_eq!(started, 3);
+    run_for_secs(1.0).await;
+    let st = s.status("rollup").await.expect("status");
+    assert_eq!((st.runs_in_flight, st.queued), (3, 0));
+    assert!(st.in_flight.iter().all(|r| r.trigger == Trigger::Backfill));
+    let seen = kinds(&drain(&mut events));
+    assert_eq!(
+        seen.iter().filter(|k| **k == "fired").count(),
+        3,
+        "{seen:?}"
+    );
+    assert!(!seen.contains(&"queued"), "{seen:?}");
+    run_for_secs(2.0).await;
+    assert_eq!(count.get(), 3);
+    let st = s.status("rollup").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0);
+    assert_eq!((st.counters.fires, st.counters.succeeded), (0, 3));
+
+    // The runs in flight bound it: MAX_BACKFILL at once, then only the
+    // places freed.
+    // A job every second whose runs never end (its own fires skip).
+    s.add(every("stuck", 1, "stubborn")).await.expect("add");
+    let t = instant("2026-01-04T00:00:00Z");
+    let max = cronactor::MAX_BACKFILL as i64;
+    match s
+        .backfill_with(
+            "stuck",
+            t,
+            t + chrono::Duration::seconds(max + 1),
+            BackfillOverlap::AllowAll,
+        )
+        .await
+    {
+        Err(Error::InvalidBackfill(why)) => {
+            assert!(why.contains("runs in flight have room for"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        s.backfill_with(
+            "stuck",
+            t,
+            t + chrono::Duration::seconds(max),
+            BackfillOverlap::AllowAll
+        )
+        .await
+        .expect("backfill"),
+        cronactor::MAX_BACKFILL
+    );
+    let st = s.status("stuck").await.expect("status");
+    assert_eq!(st.runs_in_flight as usize, cronactor::MAX_BACKFILL);
+}
+
 /// A range reaching past now runs its slots still to come now too (as
 /// Temporal's backfill does): each run starts now, not at its slot, and the
 /// schedule still fires the slot at its time.

@@ -147,7 +147,9 @@ pub enum JobMsg {
         from: DateTime<Utc>,
         /// The range's end (included).
         to: DateTime<Utc>,
-        /// How many slots were queued, once durable.
+        /// One after another, or all at once.
+        overlap: crate::policy::BackfillOverlap,
+        /// How many slots were queued or started, once durable.
         reply: RpcReplyPort<Result<usize, Error>>,
     },
     /// The next `n` fires (at most [`MAX_PREVIEW`]).
@@ -741,8 +743,13 @@ impl Actor for JobActor {
                     s.save(Ack::Reply(reply));
                 }
             }
-            JobMsg::Backfill { from, to, reply } => {
-                let outcome = s.backfill(&myself, from, to);
+            JobMsg::Backfill {
+                from,
+                to,
+                overlap,
+                reply,
+            } => {
+                let outcome = s.backfill(&myself, from, to, overlap);
                 if outcome.is_ok() {
                     s.save_claims(&myself);
                 }
@@ -1624,7 +1631,9 @@ impl JobActorState {
         myself: &ActorRef<JobMsg>,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+        overlap: crate::policy::BackfillOverlap,
     ) -> Result<usize, Error> {
+        use crate::policy::BackfillOverlap;
         if self.link.handler.is_none() || self.state.failed.is_some() || self.state.paused.is_some()
         {
             return Err(self.invalid_state("backfill"));
@@ -1636,19 +1645,35 @@ impl JobActorState {
                 range()
             )));
         }
-        let room = MAX_BACKFILL.saturating_sub(self.state.queue.len());
+        // Both the queue and the runs in flight are stored with the job's
+        // state: a backfill adds at most `MAX_BACKFILL` to either.
+        let (held, place) = match overlap {
+            BackfillOverlap::BufferAll => (self.state.queue.len(), "queue"),
+            BackfillOverlap::AllowAll => (self.state.in_flight.len(), "runs in flight"),
+        };
+        let room = MAX_BACKFILL.saturating_sub(held);
         let mut slots = Vec::new();
         let mut cursor = from;
         while let Some(slot) = self.schedule.next_after(cursor).filter(|s| *s <= to) {
             if slots.len() == room {
                 return Err(Error::InvalidBackfill(format!(
-                    "the range {} holds more slots than the job's queue has room for \
+                    "the range {} holds more slots than the job's {place} have room for \
                      ({room} of {MAX_BACKFILL} places free): split it",
                     range()
                 )));
             }
             slots.push(slot);
             cursor = slot;
+        }
+        if overlap == BackfillOverlap::AllowAll {
+            for &slot in &slots {
+                self.publish(EventKind::Fired {
+                    scheduled: slot,
+                    trigger: Trigger::Backfill,
+                });
+                self.claim_run(myself, Pending::new(slot, Trigger::Backfill));
+            }
+            return Ok(slots.len());
         }
         for &slot in &slots {
             self.publish(EventKind::Fired {

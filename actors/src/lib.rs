@@ -44,7 +44,8 @@ pub use id::{InvalidJobId, JobId, RunId, MAX_JOB_ID_LEN};
 pub use job::{JobMsg, TriggerOutcome, MAX_BACKFILL, MAX_PREVIEW};
 pub use metrics::{Metrics, Percentiles, StoreStats};
 pub use policy::{
-    Backoff, InterruptedPolicy, MisfirePolicy, OverlapPolicy, RetryPolicy, MAX_QUEUE,
+    BackfillOverlap, Backoff, InterruptedPolicy, MisfirePolicy, OverlapPolicy, RetryPolicy,
+    MAX_QUEUE,
 };
 pub use runtime::{RuntimeConfig, DEFAULT_FIRE_AHEAD, MAX_EVENT_CAPACITY};
 pub use schedule::{Schedule, ScheduleSpec};

@@ -161,7 +161,9 @@ pub enum SupervisorMsg {
         from: chrono::DateTime<chrono::Utc>,
         /// The range's end (included).
         to: chrono::DateTime<chrono::Utc>,
-        /// How many slots were queued.
+        /// One after another, or all at once.
+        overlap: crate::policy::BackfillOverlap,
+        /// How many slots were queued or started.
         reply: RpcReplyPort<Result<usize, Error>>,
     },
     /// Cancel a job's runs in flight (a no-op answering an empty list when
@@ -515,11 +517,17 @@ impl Actor for SupervisorActor {
                 id,
                 from,
                 to,
+                overlap,
                 reply,
             } => s.deliver(
                 &myself,
                 id,
-                JobMsg::Backfill { from, to, reply },
+                JobMsg::Backfill {
+                    from,
+                    to,
+                    overlap,
+                    reply,
+                },
                 Some("backfill"),
             ),
             SupervisorMsg::Cancel(id, reply) => {

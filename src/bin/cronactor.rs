@@ -101,7 +101,8 @@ enum Command {
         #[arg(long)]
         overlap: Option<String>,
     },
-    /// Run a job's schedule slots in a past range now, one after another.
+    /// Run a job's schedule slots in a past range now, one after another
+    /// (or all at once with --overlap allow-all).
     Backfill {
         /// The job id.
         id: String,
@@ -111,6 +112,9 @@ enum Command {
         /// The range's end, included (RFC 3339).
         #[arg(long)]
         to: DateTime<Utc>,
+        /// buffer-all (one after another) or allow-all (all at once).
+        #[arg(long, value_enum, default_value_t = BackfillMode::BufferAll)]
+        overlap: BackfillMode,
     },
     /// Cancel a job's running runs (and a waiting retry), or one of them.
     Cancel {
@@ -264,7 +268,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             cli::pause_or_resume(&client()?, &id, note.as_deref(), false, json)
         }
         Command::Trigger { id, overlap } => cli::trigger(&client()?, &id, overlap.as_deref(), json),
-        Command::Backfill { id, from, to } => cli::backfill(&client()?, &id, from, to, json),
+        Command::Backfill {
+            id,
+            from,
+            to,
+            overlap,
+        } => cli::backfill(&client()?, &id, from, to, overlap.into(), json),
         Command::Cancel { id, run } => cli::cancel(&client()?, &id, run.as_deref(), json),
         Command::History { id, limit } => cli::history(&client()?, &id, limit, json),
         Command::Emit { name, payload } => cli::emit(&client()?, &name, payload.as_deref(), json),
@@ -347,5 +356,23 @@ fn main() {
             );
         }
         std::process::exit(e.exit_code());
+    }
+}
+
+/// How a backfill's runs go (`--overlap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BackfillMode {
+    /// One after another, oldest first.
+    BufferAll,
+    /// All at once.
+    AllowAll,
+}
+
+impl From<BackfillMode> for cronactor::BackfillOverlap {
+    fn from(mode: BackfillMode) -> Self {
+        match mode {
+            BackfillMode::BufferAll => Self::BufferAll,
+            BackfillMode::AllowAll => Self::AllowAll,
+        }
     }
 }

@@ -453,7 +453,7 @@ fn parse_overlap(text: &str) -> Result<OverlapRequest, CliError> {
     })
 }
 
-/// `cronactor backfill ID --from T --to T`.
+/// `cronactor backfill ID --from T --to T [--overlap buffer-all|allow-all]`.
 ///
 /// # Errors
 /// [`CliError::Client`].
@@ -462,11 +462,14 @@ pub fn backfill(
     id: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    overlap: crate::BackfillOverlap,
     json: bool,
 ) -> Result<(), CliError> {
-    let b = client.backfill(id, from, to)?;
+    let b = client.backfill_with(id, from, to, overlap)?;
     if json {
         print_json(&b);
+    } else if overlap == crate::BackfillOverlap::AllowAll {
+        println!("{id}: {} slot(s) started", b.queued);
     } else {
         println!("{id}: {} slot(s) queued", b.queued);
     }

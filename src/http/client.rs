@@ -384,7 +384,22 @@ impl Client {
         from: chrono::DateTime<chrono::Utc>,
         to: chrono::DateTime<chrono::Utc>,
     ) -> Result<super::dto::BackfillView, ClientError> {
-        let body = serde_json::json!({ "from": from, "to": to });
+        self.backfill_with(id, from, to, cronactor_actors::BackfillOverlap::BufferAll)
+    }
+
+    /// `POST /jobs/{id}/backfill` with the backfill's own overlap: one
+    /// after another (`BufferAll`) or all at once (`AllowAll`).
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn backfill_with(
+        &self,
+        id: &str,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        overlap: cronactor_actors::BackfillOverlap,
+    ) -> Result<super::dto::BackfillView, ClientError> {
+        let body = serde_json::json!({ "from": from, "to": to, "overlap": overlap });
         self.post(&format!("/jobs/{}/backfill", segment(id)), Some(&body))
     }
 

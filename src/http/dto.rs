@@ -557,6 +557,11 @@ pub struct BackfillRequest {
     pub from: DateTime<Utc>,
     /// The range's end, included (RFC 3339).
     pub to: DateTime<Utc>,
+    /// `buffer_all` (the default: one after another) or `allow_all` (all at
+    /// once, beside the runs in flight).
+    #[serde(default)]
+    #[schema(value_type = String, example = "allow_all")]
+    pub overlap: cronactor_actors::BackfillOverlap,
 }
 
 /// The answer to `POST /jobs/{id}/backfill`.
@@ -564,7 +569,8 @@ pub struct BackfillRequest {
 pub struct BackfillView {
     /// The job.
     pub job_id: String,
-    /// How many slots were queued (durable when this is answered).
+    /// How many slots were queued, or started with `allow_all` (durable
+    /// when this is answered).
     pub queued: usize,
 }
 

@@ -449,7 +449,10 @@ pub(crate) async fn backfill_job(
     PathParam(id): PathParam,
     JsonBody(request): JsonBody<BackfillRequest>,
 ) -> ApiResult<(StatusCode, Json<BackfillView>)> {
-    let queued = st.scheduler.backfill(&id, request.from, request.to).await?;
+    let queued = st
+        .scheduler
+        .backfill_with(&id, request.from, request.to, request.overlap)
+        .await?;
     tracing::info!(job_id = %id, queued, from = %request.from, to = %request.to, "job backfilled over HTTP");
     Ok((
         StatusCode::ACCEPTED,

@@ -8,7 +8,7 @@ mod overlap;
 mod retry;
 
 pub use misfire::{MisfireDecision, MisfirePlan, MisfirePolicy};
-pub use overlap::{OverlapDecision, OverlapPolicy, MAX_QUEUE};
+pub use overlap::{BackfillOverlap, OverlapDecision, OverlapPolicy, MAX_QUEUE};
 pub use retry::{Backoff, RetryPolicy};
 
 use serde::{Deserialize, Serialize};

@@ -44,6 +44,22 @@ pub enum OverlapPolicy {
 /// release with a larger `max` still runs, and keeps at most this many.
 pub const MAX_QUEUE: u32 = 1_000;
 
+/// How the runs of one backfill (`Scheduler::backfill_with`) go, as
+/// Temporal's backfill request takes an overlap policy of its own (the
+/// job's own policy, `Skip` say, would drop almost every backfilled slot).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillOverlap {
+    /// One after another, oldest first, behind the runs in flight (the
+    /// slots wait in the job's stored queue). The default.
+    #[default]
+    BufferAll,
+    /// All at once: every slot's run starts now, beside the runs in flight
+    /// (admission caps still apply). For handlers whose runs do not
+    /// interfere with each other.
+    AllowAll,
+}
+
 /// The outcome of [`OverlapPolicy::decide`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OverlapDecision {

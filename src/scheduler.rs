@@ -223,8 +223,10 @@ impl Scheduler {
     /// ([`Unchanged::Removed`](crate::Unchanged::Removed)). Completed and orphaned jobs are paused, as
     /// by `pause`. The pauses go out [`BULK_CONCURRENCY`] at a time, so that
     /// the store's group commit writes many in one flush. When this returns
-    /// Ok, every job in `changed` is durably paused. No tag matching is
-    /// `Ok` with an empty report.
+    /// Ok, every job in `changed` and every job reported already paused is
+    /// durably paused (a job found paused by a pause not yet flushed, such
+    /// as an auto-pause, is reported once that pause is durable). No tag
+    /// matching is `Ok` with an empty report.
     ///
     /// # Errors
     /// [`Error::InvalidSelector`] for an empty tag. [`Error::Store`],
@@ -247,8 +249,8 @@ impl Scheduler {
     /// Resumes every paused job `selector` picks, as [`Scheduler::resume`]
     /// would one by one; a job not paused is left
     /// ([`Unchanged::NotPaused`](crate::Unchanged::NotPaused)). Otherwise as
-    /// [`Scheduler::pause_matching`]: each resumed job is durable when this
-    /// returns Ok.
+    /// [`Scheduler::pause_matching`]: each job resumed or reported not
+    /// paused is durably so when this returns Ok.
     ///
     /// # Errors
     /// As [`Scheduler::pause_matching`].

@@ -328,3 +328,58 @@ fn bulk_pause_and_resume_of_10k_jobs_in_memory_and_on_sled() {
         }
     });
 }
+
+/// A job found paused by a pause whose write is not durable yet (another
+/// caller's pause still waiting for its flush here; an auto-pause, which is
+/// group-committed, likewise) is reported `already_paused` only once that
+/// pause is durable: a crash right after the bulk call's Ok must not find
+/// the job running again. Until 2026-12-05 the bulk call answered at once,
+/// while the store still held the job as not paused.
+#[tokio::test(start_paused = true)]
+async fn a_job_reported_already_paused_is_durably_paused_when_the_bulk_call_answers() {
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let store = std::sync::Arc::new(SlowStore::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(live("a", "t")).await.expect("add");
+    run_for_secs(1.0).await;
+
+    store.held.store(true, Ordering::SeqCst);
+    let single = tokio::spawn({
+        let s = s.clone();
+        async move { s.pause("a", Some("by hand")).await }
+    });
+    run_for_secs(0.1).await;
+    assert_eq!(
+        s.status("a").await.expect("status").phase,
+        JobPhase::Paused,
+        "the single pause reached the job"
+    );
+    let bulk = tokio::spawn({
+        let s = s.clone();
+        async move { s.pause_matching(&JobSelector::tag("t"), Some("bulk")).await }
+    });
+    run_for_secs(2.0).await;
+    assert!(
+        !single.is_finished(),
+        "the single pause waits for its flush"
+    );
+    assert!(
+        !bulk.is_finished(),
+        "the bulk pause answered while the pause it reports was not durable"
+    );
+
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(1.0).await;
+    single.await.expect("task").expect("single pause");
+    let report = bulk.await.expect("task").expect("bulk pause");
+    assert!(report.changed.is_empty(), "{report:?}");
+    assert_eq!(unchanged(&report), [("a", Unchanged::AlreadyPaused)]);
+    let st = s.status("a").await.expect("status");
+    assert_eq!(st.pause_note.as_deref(), Some("by hand"));
+}

@@ -43,6 +43,6 @@ pub use cronactor_actors::{
     OverlapPolicy, Percentiles, QuarantinedRecord, QueuedFire, Received, RetryPolicy, RetryWait,
     RunId, RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason,
     SnapshotStore, StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
-    MAX_BACKFILL, MAX_PREVIEW,
+    MAX_BACKFILL, MAX_PAYLOAD_DEPTH, MAX_PREVIEW,
 };
 pub use scheduler::{Scheduler, BULK_CONCURRENCY};

@@ -473,6 +473,8 @@ impl Scheduler {
     /// through its overlap policy, with the payload in its context.
     ///
     /// # Errors
+    /// [`Error::InvalidPayload`] for a payload nested deeper than
+    /// [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) (no job fires);
     /// [`Error::ShutDown`], [`Error::Timeout`].
     pub async fn emit(
         &self,

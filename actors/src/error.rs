@@ -86,6 +86,13 @@ pub enum Error {
         /// What is wrong with it.
         String,
     ),
+    /// An event's payload cannot be stored: it nests arrays and objects
+    /// more than [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) levels deep.
+    #[error("invalid event payload: {0}")]
+    InvalidPayload(
+        /// What is wrong with it.
+        String,
+    ),
     /// The scheduler has shut down (or is shutting down).
     #[error("the scheduler is shut down")]
     ShutDown,

@@ -360,6 +360,25 @@ fn repeated_expressions_are_allowed_and_compile_to_a_plain_schedule() {
             .or_cron("@hourly"),
     );
     assert!(matches!(&union.inner.rule, Rule::Union(u) if u.any_fixed_time()));
+
+    // The same sets, one fixed-time (its hour field does not start with
+    // `*`) and one following real time, are two members: on a fall-back
+    // night the real-time one fires at both 01:00, the fixed-time one at the
+    // first (FoldPolicy::First), and the union at both.
+    let s = compile(
+        ScheduleSpec::cron("0 0 0-23 * * *")
+            .or_cron("0 0 * * * *")
+            .in_tz("America/New_York"),
+    );
+    assert!(matches!(s.inner.rule, Rule::Union(_)));
+    assert_eq!(
+        fires(&s, "2026-11-01T04:30:00Z", 3),
+        [
+            "2026-11-01T05:00:00Z",
+            "2026-11-01T06:00:00Z",
+            "2026-11-01T07:00:00Z"
+        ]
+    );
 }
 
 #[test]

@@ -43,6 +43,7 @@ pub use cronactor_actors::{
     Outcome, OverlapPolicy, Percentiles, QuarantinedRecord, QueuedFire, Received, RetryPolicy,
     RetryWait, RunId, RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts,
     SkipReason, SnapshotStore, StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome,
-    Upserted, MAX_BACKFILL, MAX_PREVIEW, MAX_QUEUE, MAX_RESULT_BYTES,
+    Upserted, MAX_BACKFILL, MAX_PAYLOAD_DEPTH, MAX_PREVIEW, MAX_QUEUE, MAX_RESULT_BYTES,
+    MAX_RESULT_DEPTH,
 };
 pub use scheduler::{Scheduler, BULK_CONCURRENCY};

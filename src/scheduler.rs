@@ -224,8 +224,10 @@ impl Scheduler {
     /// ([`Unchanged::Removed`](crate::Unchanged::Removed)). Completed and orphaned jobs are paused, as
     /// by `pause`. The pauses go out [`BULK_CONCURRENCY`] at a time, so that
     /// the store's group commit writes many in one flush. When this returns
-    /// Ok, every job in `changed` is durably paused. No tag matching is
-    /// `Ok` with an empty report.
+    /// Ok, every job in `changed` and every job reported already paused is
+    /// durably paused (a job found paused by a pause not yet flushed, such
+    /// as an auto-pause, is reported once that pause is durable). No tag
+    /// matching is `Ok` with an empty report.
     ///
     /// # Errors
     /// [`Error::InvalidSelector`] for an empty tag. [`Error::Store`],
@@ -248,8 +250,8 @@ impl Scheduler {
     /// Resumes every paused job `selector` picks, as [`Scheduler::resume`]
     /// would one by one; a job not paused is left
     /// ([`Unchanged::NotPaused`](crate::Unchanged::NotPaused)). Otherwise as
-    /// [`Scheduler::pause_matching`]: each resumed job is durable when this
-    /// returns Ok.
+    /// [`Scheduler::pause_matching`]: each job resumed or reported not
+    /// paused is durably so when this returns Ok.
     ///
     /// # Errors
     /// As [`Scheduler::pause_matching`].
@@ -523,6 +525,8 @@ impl Scheduler {
     /// through its overlap policy, with the payload in its context.
     ///
     /// # Errors
+    /// [`Error::InvalidPayload`] for a payload nested deeper than
+    /// [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) (no job fires);
     /// [`Error::ShutDown`], [`Error::Timeout`].
     pub async fn emit(
         &self,

@@ -412,6 +412,29 @@ async fn duplicate_ids_and_state_conflicts_are_409() {
     api.stop().await;
 }
 
+/// The listing's filters select jobs: a parameter it does not know (a
+/// typo such as `tags=db`) is refused, not ignored. Until 2026-12-05 it was
+/// ignored and the answer listed every job, as if the filter had matched
+/// them all. A tag given twice and an empty `state` are refused too.
+#[tokio::test]
+async fn the_listing_refuses_a_query_parameter_it_does_not_know() {
+    let api = Api::start().await;
+    let a = api.addr;
+    for (id, tag) in [("db-export", "db"), ("mail", "mail")] {
+        let body = json!({ "id": id, "cron": YEARLY, "handler": "noop", "tags": [tag] });
+        assert_eq!(post_json(a, "/jobs", &body).await.status, 201);
+    }
+    let p = get(a, "/jobs?tags=db").await.problem(400);
+    assert!(
+        p["detail"].as_str().expect("detail").contains("tags"),
+        "{p}"
+    );
+    get(a, "/jobs?tag=db&tag=mail").await.problem(400);
+    assert_eq!(get(a, "/jobs?state=").await.problem(400)["field"], "state");
+    assert_eq!(get(a, "/jobs?tag=db").await.json()[0]["id"], "db-export");
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn bulk_pause_and_resume_by_tag_or_all_answer_the_report() {
     let api = Api::start().await;

@@ -328,3 +328,140 @@ fn bulk_pause_and_resume_of_10k_jobs_in_memory_and_on_sled() {
         }
     });
 }
+
+/// A job found paused by a pause whose write is not durable yet (another
+/// caller's pause still waiting for its flush here; an auto-pause, which is
+/// group-committed, likewise) is reported `already_paused` only once that
+/// pause is durable: a crash right after the bulk call's Ok must not find
+/// the job running again. Until 2026-12-05 the bulk call answered at once,
+/// while the store still held the job as not paused.
+#[tokio::test(start_paused = true)]
+async fn a_job_reported_already_paused_is_durably_paused_when_the_bulk_call_answers() {
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let store = std::sync::Arc::new(SlowStore::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(live("a", "t")).await.expect("add");
+    run_for_secs(1.0).await;
+
+    store.held.store(true, Ordering::SeqCst);
+    let single = tokio::spawn({
+        let s = s.clone();
+        async move { s.pause("a", Some("by hand")).await }
+    });
+    run_for_secs(0.1).await;
+    assert_eq!(
+        s.status("a").await.expect("status").phase,
+        JobPhase::Paused,
+        "the single pause reached the job"
+    );
+    let bulk = tokio::spawn({
+        let s = s.clone();
+        async move { s.pause_matching(&JobSelector::tag("t"), Some("bulk")).await }
+    });
+    run_for_secs(2.0).await;
+    assert!(
+        !single.is_finished(),
+        "the single pause waits for its flush"
+    );
+    assert!(
+        !bulk.is_finished(),
+        "the bulk pause answered while the pause it reports was not durable"
+    );
+
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(1.0).await;
+    single.await.expect("task").expect("single pause");
+    let report = bulk.await.expect("task").expect("bulk pause");
+    assert!(report.changed.is_empty(), "{report:?}");
+    assert_eq!(unchanged(&report), [("a", Unchanged::AlreadyPaused)]);
+    let st = s.status("a").await.expect("status");
+    assert_eq!(st.pause_note.as_deref(), Some("by hand"));
+}
+
+/// Completed, orphaned and failed jobs in one bulk call: the completed and
+/// the orphaned job are paused and resumed, as by single calls; the failed
+/// job (given up on after its restart budget) is left and reported
+/// `failed`, by the pause and by the resume.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn completed_orphaned_and_failed_jobs_in_a_bulk_call() {
+    let (clock, count) = (clock(), Count::default());
+    let store = memory_store();
+    let s = builder(&clock, &count)
+        .handler("extra", |_: cronactor::JobContext| async {
+            Ok::<(), std::io::Error>(())
+        })
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    let orphan = JobSpec::builder("orphan", ScheduleSpec::cron("0 0 * * * *"), "extra")
+        .tag("t")
+        .build()
+        .expect("spec");
+    s.add(orphan).await.expect("add");
+    s.kill().await;
+
+    // A build of the service without the `extra` handler.
+    let s = start_on(&clock, &count, &store).await;
+    let start: chrono::DateTime<chrono::Utc> = START.parse().expect("instant");
+    let once = JobSpec::builder(
+        "done",
+        ScheduleSpec::at(start + chrono::Duration::seconds(5)),
+        "count",
+    )
+    .tag("t")
+    .build()
+    .expect("spec");
+    s.add(once).await.expect("add");
+    s.add(live("failed", "t")).await.expect("add");
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(cronactor::SupervisorMsg::InjectCrash(
+                cronactor::JobId::new("failed").expect("id"),
+            ))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    run_for_secs(10.0).await;
+    let phase = |id: &'static str| {
+        let s = s.clone();
+        async move { s.status(id).await.expect("status").phase }
+    };
+    assert_eq!(phase("orphan").await, JobPhase::Orphaned);
+    assert_eq!(phase("done").await, JobPhase::Completed);
+    assert_eq!(phase("failed").await, JobPhase::Failed);
+
+    let t = JobSelector::tag("t");
+    let paused = s.pause_matching(&t, Some("hold")).await.expect("pause");
+    assert_eq!(ids(&paused), ["done", "orphan"]);
+    assert_eq!(unchanged(&paused), [("failed", Unchanged::Failed)]);
+    // The orphan's phase stays `orphaned` (it shows first), paused under it.
+    for (id, phase) in [("done", JobPhase::Paused), ("orphan", JobPhase::Orphaned)] {
+        let st = s.status(id).await.expect("status");
+        assert_eq!(st.phase, phase, "{id}");
+        assert_eq!(st.pause_note.as_deref(), Some("hold"), "{id}");
+    }
+    let again = s.pause_matching(&t, None).await.expect("pause");
+    assert!(again.changed.is_empty(), "{again:?}");
+    assert_eq!(
+        unchanged(&again),
+        [
+            ("done", Unchanged::AlreadyPaused),
+            ("failed", Unchanged::Failed),
+            ("orphan", Unchanged::AlreadyPaused)
+        ]
+    );
+    let resumed = s.resume_matching(&t, None).await.expect("resume");
+    assert_eq!(ids(&resumed), ["done", "orphan"]);
+    assert_eq!(unchanged(&resumed), [("failed", Unchanged::Failed)]);
+    assert_eq!(phase("orphan").await, JobPhase::Orphaned);
+    assert_eq!(phase("done").await, JobPhase::Completed);
+    assert_eq!(phase("failed").await, JobPhase::Failed);
+}

@@ -434,3 +434,71 @@ async fn an_event_run_interrupted_by_a_crash_runs_again_with_its_event() {
         ]
     );
 }
+
+/// `inner` wrapped alternately in `depth` arrays and objects.
+fn nested(depth: usize) -> serde_json::Value {
+    let mut v = serde_json::json!("leaf");
+    for i in 0..depth {
+        v = if i % 2 == 0 {
+            serde_json::json!([v])
+        } else {
+            serde_json::json!({ "k": v })
+        };
+    }
+    v
+}
+
+/// An event's payload is kept in the stored state of its runs and of a
+/// waiting retry, so a payload the store could not read back (nested deeper
+/// than `MAX_PAYLOAD_DEPTH`) is refused before any job fires; one at the
+/// limit fires, and its waiting retry comes back from a sled store with it
+/// after a restart. Until 2026-12-05 the deeper payload fired, and the next
+/// start quarantined the job's state record (its pause, counters and retry
+/// lost).
+#[tokio::test(start_paused = true)]
+async fn an_event_payload_the_store_could_not_read_back_is_refused_before_any_run() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = clock();
+    let seen: Seen = Arc::default();
+    let s = recording(&clock, &seen)
+        .store_path(dir.path())
+        .start()
+        .await
+        .expect("start");
+    s.add(deployer("flaky")).await.expect("add");
+    let too_deep = nested(cronactor::MAX_PAYLOAD_DEPTH + 1);
+    match s.emit("deploy", too_deep).await {
+        Err(cronactor::Error::InvalidPayload(reason)) => {
+            assert!(reason.contains("126 levels"), "{reason}")
+        }
+        other => panic!("a payload too deep: {other:?}"),
+    }
+    run_for_secs(1.0).await;
+    assert!(seen.lock().expect("lock").is_empty(), "nothing ran");
+    assert_eq!(s.status("deployer").await.expect("status").counters.runs, 0);
+
+    let deepest = nested(cronactor::MAX_PAYLOAD_DEPTH);
+    let fired = s.emit("deploy", deepest.clone()).await.expect("emit");
+    assert_eq!(fired.len(), 1);
+    run_for_secs(1.0).await;
+    let st = s.status("deployer").await.expect("status");
+    assert!(st.retry_wait.is_some(), "{st:?}");
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    drop(s);
+
+    let s = recording(&clock, &seen)
+        .store_path(dir.path())
+        .start()
+        .await
+        .expect("restart");
+    assert!(s.quarantined().is_empty(), "{:?}", s.quarantined());
+    run_for_secs(60.0).await;
+    let event = Some(("deploy".to_string(), deepest));
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        [
+            (1, Trigger::Event, event.clone()),
+            (2, Trigger::Retry, event)
+        ]
+    );
+}

@@ -8,6 +8,7 @@ mod support;
 use cronactor::testing::ManualClock;
 use cronactor::{
     Error, JobContext, JobSpec, ScheduleSpec, Scheduler, SchedulerBuilder, MAX_RESULT_BYTES,
+    MAX_RESULT_DEPTH,
 };
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -114,6 +115,18 @@ async fn a_result_above_the_limit_is_refused_and_changes_nothing() {
             let got = got.clone();
             async move {
                 ctx.set_result(json!("small")).expect("a small result");
+                let mut deep = json!(1);
+                for _ in 0..MAX_RESULT_DEPTH {
+                    deep = json!([deep]);
+                }
+                ctx.set_result(deep.clone())
+                    .expect("a result at the depth limit");
+                let deeper = ctx.set_result(json!({ "k": deep }));
+                assert!(
+                    matches!(&deeper, Err(Error::InvalidResult(why)) if why.contains("64 levels")),
+                    "{deeper:?}"
+                );
+                ctx.set_result(json!("small")).expect("a small result");
                 let text = "x".repeat(MAX_RESULT_BYTES);
                 *got.lock().expect("got") = Some(ctx.set_result(json!(text)));
                 Ok::<(), std::io::Error>(())
@@ -131,10 +144,10 @@ async fn a_result_above_the_limit_is_refused_and_changes_nothing() {
     let refused = big.lock().expect("got").take().expect("the handler ran");
     assert_eq!(
         refused,
-        Err(Error::ResultTooLarge {
-            bytes: MAX_RESULT_BYTES + 2,
-            max: MAX_RESULT_BYTES
-        })
+        Err(Error::InvalidResult(format!(
+            "its JSON text is {} bytes, above the limit of {MAX_RESULT_BYTES}",
+            MAX_RESULT_BYTES + 2
+        )))
     );
     let st = s.status("big").await.expect("status");
     assert_eq!(st.last_result.as_deref(), Some(&json!("small")));

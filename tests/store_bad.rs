@@ -71,7 +71,7 @@ fn a_corrupt_job_is_quarantined_with_its_state_and_the_others_load() {
         // Its state has no spec any more: quarantined too, not deleted.
         let orphan = find(&loaded.quarantined, "state", "b");
         assert_eq!(orphan.raw, {
-            let mut bytes = vec![4];
+            let mut bytes = vec![5];
             bytes.extend(postcard::to_allocvec(&state(2)).expect("postcard"));
             bytes
         });
@@ -556,7 +556,7 @@ fn a_newer_record_version_in_each_tree_is_quarantined_or_skipped_never_fatal() {
             .expect("apply");
         flush(&store);
     }
-    let newer_state = [5u8, 0, 0, 0];
+    let newer_state = [6u8, 0, 0, 0];
     poke(dir.path(), "state", b"b", &newer_state);
     let newer_segment = [3u8, 1, 2, 3];
     poke(dir.path(), "journal", &9u64.to_be_bytes(), &newer_segment);
@@ -581,7 +581,7 @@ fn a_newer_record_version_in_each_tree_is_quarantined_or_skipped_never_fatal() {
     let q = find(&loaded.quarantined, "state", "b");
     assert_eq!(q.raw, newer_state);
     assert!(
-        q.reason.contains("unknown job state record version 5"),
+        q.reason.contains("unknown job state record version 6"),
         "{}",
         q.reason
     );

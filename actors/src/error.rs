@@ -86,16 +86,24 @@ pub enum Error {
         /// What is wrong with it.
         String,
     ),
-    /// `JobContext::set_result` of a value whose JSON text is longer than
-    /// [`MAX_RESULT_BYTES`](crate::MAX_RESULT_BYTES): it is stored with the
-    /// job's state, which every change of the job writes whole.
-    #[error("a run result of {bytes} bytes of JSON is above the limit of {max} bytes")]
-    ResultTooLarge {
-        /// The value's size as JSON text.
-        bytes: usize,
-        /// The limit.
-        max: usize,
-    },
+    /// `JobContext::set_result` of a value that cannot be stored with the
+    /// job's state: its JSON text is longer than
+    /// [`MAX_RESULT_BYTES`](crate::MAX_RESULT_BYTES) (the state is written
+    /// whole at every change of the job), or it nests arrays and objects
+    /// more than [`MAX_RESULT_DEPTH`](crate::MAX_RESULT_DEPTH) levels deep
+    /// (it could not be read back, or shown over HTTP).
+    #[error("invalid run result: {0}")]
+    InvalidResult(
+        /// What is wrong with it.
+        String,
+    ),
+    /// An event's payload cannot be stored: it nests arrays and objects
+    /// more than [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) levels deep.
+    #[error("invalid event payload: {0}")]
+    InvalidPayload(
+        /// What is wrong with it.
+        String,
+    ),
     /// The scheduler has shut down (or is shutting down).
     #[error("the scheduler is shut down")]
     ShutDown,

@@ -211,17 +211,18 @@ impl JobContext {
     /// ignored.
     ///
     /// # Errors
-    /// [`Error::ResultTooLarge`](crate::Error::ResultTooLarge) if the
-    /// value's JSON text is longer than
-    /// [`MAX_RESULT_BYTES`](crate::MAX_RESULT_BYTES); the run's result is
-    /// then unchanged.
+    /// [`Error::InvalidResult`](crate::Error::InvalidResult) if the value
+    /// nests arrays and objects more than [`MAX_RESULT_DEPTH`] levels deep,
+    /// or its JSON text is longer than [`MAX_RESULT_BYTES`]; the run's
+    /// result is then unchanged.
     pub fn set_result(&self, value: serde_json::Value) -> Result<(), crate::Error> {
+        crate::payload::check_depth_at(&value, MAX_RESULT_DEPTH)
+            .map_err(|reason| crate::Error::InvalidResult(reason.replace("payload", "result")))?;
         let bytes = serde_json::to_vec(&value).map_or(usize::MAX, |text| text.len());
         if bytes > MAX_RESULT_BYTES {
-            return Err(crate::Error::ResultTooLarge {
-                bytes,
-                max: MAX_RESULT_BYTES,
-            });
+            return Err(crate::Error::InvalidResult(format!(
+                "its JSON text is {bytes} bytes, above the limit of {MAX_RESULT_BYTES}"
+            )));
         }
         // As a run's end is: through the supervisor if the job's actor was
         // restarted since the run began.
@@ -254,6 +255,12 @@ impl JobContext {
 /// [`JobContext::set_result`] takes (64 KiB): the result is stored with the
 /// job's state, which every change of the job writes whole.
 pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+
+/// The deepest nesting of arrays and objects a run result may have (see
+/// [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH)): lower than a payload's
+/// bound, so that the result reads back from the store and from every HTTP
+/// view that carries it (`GET /jobs/{id}` holds it two levels down).
+pub const MAX_RESULT_DEPTH: usize = 64;
 
 /// The error a handler returns: any displayable error.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;

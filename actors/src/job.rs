@@ -719,7 +719,8 @@ impl Actor for JobActor {
             }
             JobMsg::Pause { note, reply } => {
                 if s.state.paused.is_some() {
-                    let _ = reply.send(Err(s.invalid_state("pause")));
+                    let refusal = s.invalid_state("pause");
+                    s.refuse_when_durable(reply, refusal);
                 } else {
                     s.state.paused = Some(PauseInfo {
                         note: note.clone(),
@@ -731,7 +732,8 @@ impl Actor for JobActor {
             }
             JobMsg::Resume { note, reply } => {
                 if s.state.paused.is_none() {
-                    let _ = reply.send(Err(s.invalid_state("resume")));
+                    let refusal = s.invalid_state("resume");
+                    s.refuse_when_durable(reply, refusal);
                 } else {
                     s.state.paused = None;
                     // Resume re-arms from now: slots that passed while paused
@@ -1066,6 +1068,30 @@ impl JobActorState {
                 Err(_) => Err(Error::ShutDown),
             };
             let _ = reply.send(answer);
+        });
+    }
+
+    /// Refuses a pause or resume because the job is in that state already,
+    /// once that state is durable. The pause found may not be yet: an
+    /// auto-pause is group-committed, and another caller's pause may still
+    /// wait for its flush. A bulk call reports such a job as already paused
+    /// (resumed), and a crash right after its answer must not undo that. An
+    /// answer with a store that is not durable goes at once; a failed write
+    /// makes the answer that error.
+    fn refuse_when_durable(&mut self, reply: RpcReplyPort<Result<(), Error>>, refusal: Error) {
+        if !self.link.rt.durable {
+            let _ = reply.send(Err(refusal));
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.save(Ack::Reply(tx.into()));
+        tokio::spawn(async move {
+            let answer = match rx.await {
+                Ok(Ok(())) => refusal,
+                Ok(Err(e)) => e,
+                Err(_) => Error::ShutDown,
+            };
+            let _ = reply.send(Err(answer));
         });
     }
 

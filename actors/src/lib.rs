@@ -24,6 +24,7 @@ pub mod job;
 mod kept;
 mod metrics;
 mod passive;
+mod payload;
 pub mod policy;
 pub mod registry;
 mod runtime;
@@ -39,10 +40,13 @@ pub use admission::AdmissionLimits;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::Error;
 pub use event::{Event, EventBus, EventKind, EventStream, Received};
-pub use handler::{Handler, HandlerError, Handlers, JobContext, MAX_RESULT_BYTES};
+pub use handler::{
+    Handler, HandlerError, Handlers, JobContext, MAX_RESULT_BYTES, MAX_RESULT_DEPTH,
+};
 pub use id::{InvalidJobId, JobId, RunId, MAX_JOB_ID_LEN};
 pub use job::{JobMsg, TriggerOutcome, MAX_BACKFILL, MAX_PREVIEW};
 pub use metrics::{Metrics, Percentiles, StoreStats};
+pub use payload::MAX_PAYLOAD_DEPTH;
 pub use policy::{
     BackfillOverlap, Backoff, InterruptedPolicy, MisfirePolicy, OverlapPolicy, RetryPolicy,
     MAX_QUEUE,

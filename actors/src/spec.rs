@@ -39,7 +39,8 @@ pub struct JobSpec {
     pub schedule: ScheduleSpec,
     /// The name of the handler that runs it (registered on the scheduler).
     pub handler: String,
-    /// The JSON payload handed to every run.
+    /// The JSON payload handed to every run, nested at most
+    /// [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) levels deep.
     #[serde(default)]
     pub payload: serde_json::Value,
     /// What a fire does while runs are in flight.
@@ -131,6 +132,7 @@ impl JobSpec {
         if self.handler.trim().is_empty() {
             return Err(invalid("handler", "the handler name is empty".into()));
         }
+        crate::payload::check_depth(&self.payload).map_err(|reason| invalid("payload", reason))?;
         self.overlap
             .validate()
             .map_err(|reason| invalid("overlap", reason))?;
@@ -300,6 +302,24 @@ mod tests {
             Err(Error::InvalidSpec { field, reason }) => (field, reason),
             other => panic!("not an InvalidSpec: {other:?}"),
         }
+    }
+
+    /// A payload the store could not read back is refused (see
+    /// `MAX_PAYLOAD_DEPTH`); one at the limit builds.
+    #[test]
+    fn a_payload_nested_deeper_than_the_store_reads_is_refused() {
+        let nested = |depth: usize| {
+            let mut v = serde_json::json!({});
+            for _ in 0..depth {
+                v = serde_json::json!({ "k": v });
+            }
+            v
+        };
+        let b = |depth| JobSpec::builder("j", every_minute(), "h").payload(nested(depth));
+        assert!(b(crate::MAX_PAYLOAD_DEPTH - 1).build().is_ok());
+        let (field, reason) = refused(b(crate::MAX_PAYLOAD_DEPTH));
+        assert_eq!(field, "payload");
+        assert!(reason.contains("more than 126 levels"), "{reason}");
     }
 
     #[test]

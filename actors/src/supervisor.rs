@@ -1200,6 +1200,14 @@ impl SupervisorState {
         payload: serde_json::Value,
         reply: RpcReplyPort<Result<Vec<(JobId, TriggerOutcome)>, Error>>,
     ) {
+        // Refused before any job fires: a run's state keeps the payload,
+        // and one the store cannot read back would get the job's record
+        // quarantined at the next start.
+        if let Err(reason) = crate::payload::check_depth(&payload) {
+            tracing::warn!(event = %name, %reason, "event refused");
+            let _ = reply.send(Err(Error::InvalidPayload(reason)));
+            return;
+        }
         let payload = Arc::new(payload);
         let mut waits = Vec::new();
         let ids: Vec<JobId> = self

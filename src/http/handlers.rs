@@ -53,9 +53,11 @@ fn job_changes_allowed(st: &AppState) -> ApiResult<()> {
     }
 }
 
-/// The filter of `GET /jobs`.
+/// The filter of `GET /jobs`. A parameter it does not know (a typo such
+/// as `tags`) is refused: ignored, it would list every job.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     /// Only jobs in this phase: `scheduled`, `running`, `paused`,
     /// `completed`, `orphaned` or `failed`.
@@ -82,7 +84,7 @@ fn parse_phase(state: &str) -> ApiResult<JobPhase> {
     params(ListQuery),
     responses(
         (status = 200, description = "Every job (in the phase, with the tag asked for)", body = Vec<JobView>),
-        (status = 400, description = "Unknown state, or an empty tag", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Unknown state, an empty tag, or an unknown query parameter", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),

@@ -149,6 +149,16 @@ impl From<Error> for Problem {
                 "Invalid request",
                 detail,
             ),
+            Error::InvalidPayload(_) => {
+                let mut p = Self::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-request",
+                    "Invalid request",
+                    detail,
+                );
+                p.field = Some("payload".to_owned());
+                p
+            }
             Error::InvalidSelector(_) => {
                 let mut p = Self::new(
                     StatusCode::BAD_REQUEST,

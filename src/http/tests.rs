@@ -267,6 +267,7 @@ fn every_error_maps_to_a_status() {
         (Error::ShutDown, 503, None),
         (Error::InvalidBackfill("empty".into()), 400, None),
         (Error::InvalidSelector("empty".into()), 400, Some("tag")),
+        (Error::InvalidPayload("deep".into()), 400, Some("payload")),
         (Error::Timeout(Duration::from_secs(1)), 503, None),
         (Error::Store("disk".into()), 500, None),
     ];

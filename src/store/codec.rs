@@ -5,7 +5,7 @@
 //! version it does not know, so a record is never decoded with the wrong
 //! layout. Specs, quarantine records and meta values are JSON (version 1);
 //! job states and history chunks, written once per fold for every job that
-//! ran, are postcard (states version 3, chunks version 3; the earlier
+//! ran, are postcard (states version 5, chunks version 3; the earlier
 //! versions written by earlier builds are still read); journal segments are
 //! postcard (version 2; version 1 is still replayed). A run, in a chunk and
 //! in the journal, keeps its start and end as offsets (see [`encode_run`]).

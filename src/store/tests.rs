@@ -1748,3 +1748,53 @@ fn appends(
 fn chunks_of(store: &super::SledStore, id: &str) -> Vec<(u64, u32)> {
     Vec::from(super::fold::scan_chunks(&store.shared.history, id).expect("scan"))
 }
+
+/// A payload as deep as `MAX_PAYLOAD_DEPTH` allows reads back from every
+/// record that keeps one: a job's spec (the payload one level down in the
+/// record), a run in flight, a waiting retry and a queued fire. Deeper
+/// ones do not (serde_json stops at 128 levels: a spec's payload one level
+/// past the limit, a state's, stored on their own, two), which is why specs
+/// and events deeper than the limit are refused before anything is stored.
+#[test]
+fn a_payload_at_the_depth_limit_reads_back_from_every_record_that_keeps_one() {
+    use cronactor_actors::MAX_PAYLOAD_DEPTH;
+    let nested = |depth: usize| {
+        let mut v = serde_json::json!(1);
+        for _ in 0..depth {
+            v = serde_json::json!([v]);
+        }
+        std::sync::Arc::new(v)
+    };
+    let with_payload = |payload: std::sync::Arc<serde_json::Value>| {
+        let mut state = state_with_event_payloads();
+        state.in_flight[1].payload = Some(payload.clone());
+        state.queue[0].event = Some(("go".into(), payload.clone()));
+        state.retry_wait.as_mut().expect("a retry").event =
+            Some(Box::new(("deploy".into(), payload)));
+        state
+    };
+    let state = with_payload(nested(MAX_PAYLOAD_DEPTH));
+    let mut bytes = Vec::new();
+    codec::encode_state_into(&state, &mut bytes).expect("encode");
+    assert_eq!(codec::decode_state(&bytes).expect("decode"), state);
+    let deep = cronactor_actors::JobSpec {
+        payload: (*nested(MAX_PAYLOAD_DEPTH)).clone(),
+        ..spec()
+    };
+    let bytes = codec::encode(RecordKind::JobSpec, &deep).expect("encode");
+    let back: cronactor_actors::JobSpec =
+        codec::decode(RecordKind::JobSpec, &bytes).expect("decode");
+    assert_eq!(back, deep);
+
+    // Deeper: written, and then not read back.
+    let state = with_payload(nested(MAX_PAYLOAD_DEPTH + 2));
+    let mut bytes = Vec::new();
+    codec::encode_state_into(&state, &mut bytes).expect("encode");
+    assert!(codec::decode_state(&bytes).is_err());
+    let deep = cronactor_actors::JobSpec {
+        payload: (*nested(MAX_PAYLOAD_DEPTH + 1)).clone(),
+        ..spec()
+    };
+    let bytes = codec::encode(RecordKind::JobSpec, &deep).expect("encode");
+    assert!(codec::decode::<cronactor_actors::JobSpec>(RecordKind::JobSpec, &bytes).is_err());
+}

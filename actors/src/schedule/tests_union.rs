@@ -360,6 +360,25 @@ fn repeated_expressions_are_allowed_and_compile_to_a_plain_schedule() {
             .or_cron("@hourly"),
     );
     assert!(matches!(&union.inner.rule, Rule::Union(u) if u.any_fixed_time()));
+
+    // The same sets, one fixed-time (its hour field does not start with
+    // `*`) and one following real time, are two members: on a fall-back
+    // night the real-time one fires at both 01:00, the fixed-time one at the
+    // first (FoldPolicy::First), and the union at both.
+    let s = compile(
+        ScheduleSpec::cron("0 0 0-23 * * *")
+            .or_cron("0 0 * * * *")
+            .in_tz("America/New_York"),
+    );
+    assert!(matches!(s.inner.rule, Rule::Union(_)));
+    assert_eq!(
+        fires(&s, "2026-11-01T04:30:00Z", 3),
+        [
+            "2026-11-01T05:00:00Z",
+            "2026-11-01T06:00:00Z",
+            "2026-11-01T07:00:00Z"
+        ]
+    );
 }
 
 #[test]
@@ -537,4 +556,159 @@ fn skipped_gaps_agree(
         .collect();
     assert_eq!(got, want, "{spec} after {start}");
     got.len()
+}
+
+/// With exclusions, bounds and `max_fires`, a union's preview is the merge
+/// of its members' fires (each compiled alone with the same zone, policy,
+/// exclusions and time bounds), each instant once, cut at `max_fires`; each
+/// fire carries the first note among the members firing then. Fixed seed.
+#[test]
+fn a_union_with_exclusions_and_bounds_is_the_merge_of_its_members() {
+    let zones = [
+        "UTC",
+        "America/New_York",
+        "Europe/London",
+        "Australia/Lord_Howe",
+        "America/Santiago",
+        "Asia/Tehran",
+    ];
+    let exprs = [
+        "0 30 2 * * *",
+        "0 0 1,2,3 * * *",
+        "0 45 * * * *",
+        "0 */20 * * * *",
+        "*/30 * 1-2 * * *",
+        "0 0 0 * * Sun",
+        "0 30 1 L * *",
+        "0 0 12 * * Mon-Fri",
+        "@daily",
+        "0 0 9 * * * 2016-2019",
+    ];
+    let exclusions = [
+        "* * * * * Sat,Sun",
+        "* * 2 * * *",
+        "* * 1 * * *",
+        "* 0-29 * * * *",
+        "* * * 1 * *",
+        "* * * * 3 *",
+        "0 0 12 * * *",
+    ];
+    let gaps = [GapPolicy::RunAtTransition, GapPolicy::Skip];
+    let folds = [FoldPolicy::First, FoldPolicy::Last, FoldPolicy::Both];
+    let mut rng = StdRng::seed_from_u64(0x0a15_e4c1);
+    let (lo, hi) = (
+        t("2012-01-01T00:00:00Z").timestamp(),
+        t("2028-01-01T00:00:00Z").timestamp(),
+    );
+    let mut compared = 0;
+    for _ in 0..120 {
+        let zone = zones[rng.random_range(0..zones.len())];
+        let dst = policy(
+            gaps[rng.random_range(0..gaps.len())],
+            folds[rng.random_range(0..folds.len())],
+        );
+        let start = match rng.random_range(0..3) {
+            0 => rng.random_range(lo..hi),
+            season => {
+                let year = rng.random_range(2012..2028);
+                let (from, to) = if season == 1 {
+                    ("03-01", "04-10")
+                } else {
+                    ("09-25", "11-10")
+                };
+                let bound = |md: &str| t(&format!("{year}-{md}T00:00:00Z")).timestamp();
+                rng.random_range(bound(from)..bound(to))
+            }
+        };
+        let start = DateTime::from_timestamp(start, 0).expect("instant");
+        // The same zone, policy, exclusions and time bounds for every member.
+        let base = |expr: &str| ScheduleSpec::cron(expr).in_tz(zone).dst(dst);
+        let excluded: Vec<&str> = (0..rng.random_range(0..=2))
+            .map(|_| exclusions[rng.random_range(0..exclusions.len())])
+            .collect();
+        let not_before = rng
+            .random_bool(0.3)
+            .then(|| start + chrono::Duration::hours(rng.random_range(0..72)));
+        let not_after = rng
+            .random_bool(0.3)
+            .then(|| start + chrono::Duration::hours(rng.random_range(72..24 * 20)));
+        let max_fires = rng.random_bool(0.3).then(|| rng.random_range(1..40));
+        let shape = |mut spec: ScheduleSpec| {
+            for e in &excluded {
+                spec = spec.exclude(*e);
+            }
+            if let Some(nb) = not_before {
+                spec = spec.not_before(nb);
+            }
+            if let Some(na) = not_after {
+                spec = spec.not_after(na);
+            }
+            spec
+        };
+        let members: Vec<&str> = (0..rng.random_range(2..=3))
+            .map(|_| exprs[rng.random_range(0..exprs.len())])
+            .collect();
+        let alone: Vec<Schedule> = members.iter().map(|e| compile(shape(base(e)))).collect();
+        let mut spec = shape(base(members[0]));
+        for e in &members[1..] {
+            spec = spec.or_cron(*e);
+        }
+        if let Some(max) = max_fires {
+            spec = spec.max_fires(max);
+        }
+        let union = compile(spec.clone());
+
+        const N: usize = 40;
+        // Each member's first N fires, merged; an instant once, with the
+        // first note among the members firing then.
+        let mut want: Vec<(DateTime<Utc>, Option<DstNote>)> = Vec::new();
+        for member in &alone {
+            for fire in member.preview(start, N) {
+                match want.iter_mut().find(|(at, _)| *at == fire.at) {
+                    Some((_, note)) => *note = note.or(fire.note),
+                    None => want.push((fire.at, fire.note)),
+                }
+            }
+        }
+        want.sort_by_key(|(at, _)| *at);
+        // Past the N-th fire of a member, its later fires are not known.
+        let known_until = alone
+            .iter()
+            .filter_map(|m| {
+                let p = m.preview(start, N);
+                (p.len() == N).then(|| p[N - 1].at)
+            })
+            .min();
+        want.retain(|(at, _)| known_until.is_none_or(|k| *at <= k));
+        want.truncate(max_fires.map_or(N, |m| (m as usize).min(N)));
+
+        let got: Vec<(DateTime<Utc>, Option<DstNote>)> = union
+            .preview(start, want.len().max(1))
+            .iter()
+            .map(|f| (f.at, f.note))
+            .collect();
+        if want.is_empty() {
+            let more = max_fires.is_none() && alone.iter().all(|m| m.next_after(start).is_none());
+            if more {
+                assert!(got.is_empty(), "{spec} after {start}: {got:?}");
+            }
+            continue;
+        }
+        assert_eq!(got, want, "{spec} after {start}");
+        // next_fire agrees with the preview, fire by fire.
+        let mut cursor = start;
+        for (fired, (at, _)) in want.iter().enumerate() {
+            assert_eq!(
+                union.next_fire(cursor, fired as u64),
+                NextFire::At(*at),
+                "{spec} after {cursor}"
+            );
+            cursor = *at;
+        }
+        if let Some(max) = max_fires.filter(|m| (*m as usize) <= want.len()) {
+            assert_eq!(union.next_fire(cursor, max), NextFire::Exhausted, "{spec}");
+        }
+        compared += want.len();
+    }
+    assert!(compared > 2_000, "{compared}");
 }

@@ -22,8 +22,9 @@ pub(crate) struct CronUnion {
 
 impl CronUnion {
     /// The union of `exprs` evaluated in `zone`. Repeated expressions (equal
-    /// once parsed, e.g. `@daily` and `0 0 0 * * *`) are kept once: they
-    /// would only find the same instants again.
+    /// once parsed, fixed-time flag included, e.g. `@daily` and
+    /// `0 0 0 * * *`) are kept once: they would only find the same instants
+    /// again.
     pub(crate) fn new(exprs: Vec<CronExpr>, zone: ZoneTable) -> Self {
         let mut distinct: Vec<CronExpr> = Vec::with_capacity(exprs.len());
         for expr in exprs {

@@ -527,6 +527,8 @@ impl Scheduler {
     /// # Errors
     /// [`Error::InvalidPayload`] for a payload nested deeper than
     /// [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) (no job fires);
+    /// [`Error::Store`] if a listening job's fire could not be made durable
+    /// (the other jobs fired; an emit sent again fires them again);
     /// [`Error::ShutDown`], [`Error::Timeout`].
     pub async fn emit(
         &self,

@@ -502,3 +502,39 @@ async fn an_event_payload_the_store_could_not_read_back_is_refused_before_any_ru
         ]
     );
 }
+
+/// An emit whose fire of a listening job could not be made durable (the
+/// store's flush failed) answers the store's error, not Ok: a caller told
+/// Ok may count on the runs after a crash.
+#[tokio::test(start_paused = true)]
+async fn an_emit_whose_fire_is_not_durable_answers_the_store_error() {
+    let (clock, count) = (clock(), Count::default());
+    let store = SlowStore::default();
+    let failing = store.failing.clone();
+    let s = builder(&clock, &count)
+        .store(Arc::new(store))
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("deployer", ScheduleSpec::cron("0 0 3 * * *"), "count")
+        .listen("deploy")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert_eq!(
+        s.emit("deploy", serde_json::json!({}))
+            .await
+            .expect("emit")
+            .len(),
+        1
+    );
+    failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let err = s
+        .emit("deploy", serde_json::json!({}))
+        .await
+        .expect_err("not durable");
+    assert!(
+        matches!(&err, cronactor::Error::Store(why) if why.contains("deployer")),
+        "{err:?}"
+    );
+}

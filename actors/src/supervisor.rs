@@ -1230,12 +1230,22 @@ impl SupervisorState {
         }
         tokio::spawn(async move {
             let mut out = Vec::with_capacity(waits.len());
+            let mut store_error = None;
             for (id, rx) in waits {
-                if let Ok(Ok(outcome)) = rx.await {
-                    out.push((id, outcome));
+                match rx.await {
+                    Ok(Ok(outcome)) => out.push((id, outcome)),
+                    // A fire whose claim could not be made durable: the
+                    // answer must not say the event was taken.
+                    Ok(Err(Error::Store(e))) => {
+                        tracing::error!(job_id = %id, event = %name, error = %e, "event fire not durable");
+                        store_error.get_or_insert(Error::Store(format!("job {id}: {e}")));
+                    }
+                    // A job removed, failed or stopping meanwhile does not
+                    // fire, as one that no longer listens.
+                    Ok(Err(_)) | Err(_) => {}
                 }
             }
-            let _ = reply.send(Ok(out));
+            let _ = reply.send(store_error.map_or(Ok(out), Err));
         });
     }
 

@@ -1,7 +1,8 @@
 //! Execute with: cargo run --example quickstart
 //!
 //! Embeds a cronactor scheduler, registers two handlers, declares three jobs
-//! (a cron job with seconds in a named zone, an interval and a one-shot),
+//! (a cron job with seconds in a named zone, an interval and a one-shot; the
+//! report handler counts its reports in the job's last result),
 //! pauses and resumes one by sending a message to the supervisor actor,
 //! prints the event stream and a status table for about ten seconds, and shuts
 //! down cleanly.
@@ -22,11 +23,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scheduler = Scheduler::builder()
         .handler("report", |ctx: JobContext| async move {
             let to = ctx.payload["to"].as_str().unwrap_or("nobody").to_owned();
+            // A count carried from run to run (and across restarts) in the
+            // job's last result: what a watermark looks like.
+            let sent = ctx
+                .last_result()
+                .and_then(|r| r["sent"].as_u64())
+                .unwrap_or(0)
+                + 1;
             println!(
-                "    [report] run {} for {to} (slot {})",
+                "    [report] #{sent} run {} for {to} (slot {})",
                 ctx.run_id, ctx.scheduled
             );
-            Ok::<(), std::io::Error>(())
+            ctx.set_result(serde_json::json!({ "sent": sent }))?;
+            Ok::<(), cronactor::Error>(())
         })
         .handler("cleanup", |ctx: JobContext| async move {
             // A slow job: honours its cancellation token.

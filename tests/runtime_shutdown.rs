@@ -541,3 +541,47 @@ async fn a_drain_that_runs_out_cuts_the_runs_left() {
         (Trigger::Manual, Outcome::Interrupted)
     );
 }
+
+/// A drain or a grace without a limit (`Duration::MAX`, what "wait for the
+/// runs however long they take" is written as) is a shutdown like any other:
+/// it lets the run end, answers once nothing is in flight, and stops the
+/// scheduler. (It used to panic in the supervisor's shutdown task, adding
+/// the duration to the monotonic clock, and the call answered `ShutDown` at
+/// once, with the run still going and nothing flushed.)
+#[tokio::test(start_paused = true)]
+async fn a_drain_or_grace_without_a_limit_waits_for_the_runs() {
+    use cronactor::{Outcome, TriggerOutcome};
+    let store = memory_store();
+    let (clock, count) = (clock(), Count::default());
+    let s = start_on(&clock, &count, &store).await;
+    let spec = JobSpec::builder("long", ScheduleSpec::cron("0 0 3 * * *"), "slow")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("long").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    run_for_secs(0.5).await;
+    let started = tokio::time::Instant::now();
+    let report = s
+        .shutdown_after_drain(Duration::MAX, Duration::MAX)
+        .await
+        .expect("shutdown");
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    assert!(report.unfinished_jobs.is_empty(), "{report:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(2), "the run's end");
+    assert!(matches!(
+        s.status("long").await,
+        Err(cronactor::Error::ShutDown)
+    ));
+
+    // The run's end is in the store, and a plain shutdown without a limit
+    // on its grace stops at once when nothing runs.
+    let s = start_on(&clock, &count, &store).await;
+    let h = s.history("long", 10).await.expect("history");
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0].outcome, Outcome::Succeeded);
+    let report = s.shutdown(Duration::MAX).await.expect("shutdown");
+    assert_eq!(report, cronactor::ShutdownReport::default());
+}

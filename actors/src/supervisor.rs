@@ -1392,13 +1392,13 @@ impl SupervisorState {
         }
         let registry = self.rt.registry.clone();
         tokio::spawn(async move {
-            let drained = tokio::time::Instant::now() + drain;
+            let drained = deadline_in(drain);
             for idle in drains {
                 // An actor that stopped (passivated) was idle.
                 let _ = tokio::time::timeout_at(drained, idle).await;
             }
             let waits = stopped.unwrap_or_else(|| send_stops(&actors));
-            let deadline = tokio::time::Instant::now() + grace;
+            let deadline = deadline_in(grace);
             let mut report = ShutdownReport::default();
             for (id, cancelled, idle, passivating) in waits {
                 if let Ok(runs) = cancelled.await {
@@ -1422,6 +1422,15 @@ impl SupervisorState {
             let _ = reply.send(report);
         });
     }
+}
+
+/// The instant `after` from now, on tokio's clock; a duration past what
+/// the clock can hold (`Duration::MAX`: no limit) is about 30 years away,
+/// as tokio's own far future, instead of an overflow panic.
+fn deadline_in(after: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// What a shutdown waits for from each job it sent `Stop`: the runs

@@ -351,7 +351,9 @@ impl Scheduler {
     /// ```
     ///
     /// # Errors
-    /// As [`Scheduler::trigger`].
+    /// As [`Scheduler::trigger`]; [`Error::InvalidSpec`] (field `overlap`)
+    /// for a policy a job's spec refuses (`Concurrent { max: Some(0) }`,
+    /// `Queue { max: 0 }`), and nothing fires.
     pub async fn trigger_with(
         &self,
         id: impl AsRef<str>,

@@ -1296,6 +1296,18 @@ async fn trigger_takes_an_overlap_policy_for_one_fire() {
         .await
         .problem(400);
     assert!(bad.to_string().contains("overlapp"), "{bad}");
+    // A policy a job's spec refuses is refused for one fire too.
+    for overlap in [
+        json!({ "queue": { "max": 0 } }),
+        json!({ "concurrent": { "max": 0 } }),
+    ] {
+        let bad = post_json(a, "/jobs/long/trigger", &json!({ "overlap": overlap }))
+            .await
+            .problem(400);
+        assert_eq!(bad["field"], "overlap", "{bad}");
+    }
+    let job = get(a, "/jobs/long").await.json();
+    assert_eq!(job["job"]["runs_in_flight"], 2, "{job}");
     api.stop().await;
 }
 

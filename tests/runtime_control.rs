@@ -804,3 +804,46 @@ async fn add_paused_adds_a_job_that_fires_only_once_resumed() {
     run_for_secs(3.0).await;
     assert_eq!(count.get(), 3, "fires once resumed");
 }
+
+/// `trigger_with` refuses the overlap policies a job's spec refuses
+/// (`Concurrent { max: 0 }` can never run, `Queue { max: 0 }` keeps
+/// nothing) as an invalid `overlap` field, and fires nothing: before, a
+/// `Concurrent { max: 0 }` fire started a run on an idle job, and a
+/// `Queue { max: 0 }` fire behind a run was counted as dropped from a full
+/// queue.
+#[tokio::test(start_paused = true)]
+async fn trigger_with_refuses_an_overlap_policy_a_spec_refuses() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("j", 3600, "count")).await.expect("add");
+    let mut events = s.subscribe();
+    for overlap in [
+        OverlapPolicy::Concurrent { max: Some(0) },
+        OverlapPolicy::Queue { max: 0 },
+    ] {
+        let r = s.trigger_with("j", overlap).await;
+        assert!(
+            matches!(
+                &r,
+                Err(Error::InvalidSpec {
+                    field: "overlap",
+                    ..
+                })
+            ),
+            "{overlap:?}: {r:?}"
+        );
+    }
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 0, "nothing ran");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.runs, 0, "{st:?}");
+    assert_eq!(st.counters.skipped.queue_full, 0, "{st:?}");
+    assert!(drain(&mut events).is_empty(), "no event for a refused fire");
+    // The valid bounds still fire.
+    assert!(matches!(
+        s.trigger_with("j", OverlapPolicy::Concurrent { max: Some(1) })
+            .await
+            .expect("trigger_with"),
+        TriggerOutcome::Started(_)
+    ));
+}

@@ -144,7 +144,8 @@ pub enum SupervisorMsg {
     },
     /// Fire a job now, through its overlap policy.
     Trigger(JobId, RpcReplyPort<Result<TriggerOutcome, Error>>),
-    /// Fire a job now through `overlap` instead of its overlap policy.
+    /// Fire a job now through `overlap` instead of its overlap policy;
+    /// `Error::InvalidSpec` (field `overlap`) for a policy a spec refuses.
     TriggerWith {
         /// The job.
         id: JobId,
@@ -505,12 +506,23 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Trigger(id, reply) => {
                 s.deliver(&myself, id, JobMsg::Trigger(reply), Some("trigger"))
             }
-            SupervisorMsg::TriggerWith { id, overlap, reply } => s.deliver(
-                &myself,
-                id,
-                JobMsg::TriggerWith { overlap, reply },
-                Some("trigger"),
-            ),
+            SupervisorMsg::TriggerWith { id, overlap, reply } => match overlap.validate() {
+                // Refused as in a spec: `Concurrent { max: 0 }` would start
+                // a run on an idle job, `Queue { max: 0 }` count a full queue.
+                Err(reason) => {
+                    tracing::debug!(job_id = %id, %reason, "trigger with an invalid overlap policy");
+                    let _ = reply.send(Err(Error::InvalidSpec {
+                        field: "overlap",
+                        reason,
+                    }));
+                }
+                Ok(()) => s.deliver(
+                    &myself,
+                    id,
+                    JobMsg::TriggerWith { overlap, reply },
+                    Some("trigger"),
+                ),
+            },
             SupervisorMsg::Backfill {
                 id,
                 from,

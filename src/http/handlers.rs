@@ -400,7 +400,7 @@ pub(crate) async fn bulk_resume(
         description = "Optional: `{\"overlap\": ...}`, the overlap policy of this fire"),
     responses(
         (status = 202, description = "What the fire did: started, queued or skipped", body = TriggerView),
-        (status = 400, description = "Invalid body", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Invalid body, or an overlap policy a job spec refuses (`field`: `overlap`)", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),

@@ -447,7 +447,8 @@ impl Scheduler {
     /// not retried. The job's other runs and a waiting retry are left alone.
     /// The runs in flight are in [`JobStatus::in_flight`](crate::JobStatus)
     /// and in the `Started` events. Answers once the cancel is durable (with
-    /// a durable store); a run cancelled already answers `Ok` at once.
+    /// a durable store); a run cancelled already answers `Ok`, once its
+    /// cancel mark is durable too.
     ///
     /// # Errors
     /// [`Error::UnknownJob`]; [`Error::UnknownRun`] if the job has no such

@@ -436,7 +436,7 @@ impl Scheduler {
     /// A dropped retry is durable when this returns (with a durable store).
     ///
     /// # Errors
-    /// [`Error::UnknownJob`].
+    /// [`Error::UnknownJob`]; [`Error::InvalidState`] for a failed job.
     pub async fn cancel(&self, id: impl AsRef<str>) -> Result<Vec<RunId>, Error> {
         let id = job_id(id)?;
         self.call(|r| SupervisorMsg::Cancel(id, r)).await
@@ -452,7 +452,8 @@ impl Scheduler {
     ///
     /// # Errors
     /// [`Error::UnknownJob`]; [`Error::UnknownRun`] if the job has no such
-    /// run in flight (it ended, or never was the job's).
+    /// run in flight (it ended, or never was the job's);
+    /// [`Error::InvalidState`] for a failed job, as [`Scheduler::cancel`].
     pub async fn cancel_run(&self, id: impl AsRef<str>, run_id: RunId) -> Result<(), Error> {
         let id = job_id(id)?;
         self.call(|reply| SupervisorMsg::CancelRun { id, run_id, reply })

@@ -1147,6 +1147,38 @@ async fn a_failed_job_is_shown_with_its_failure_and_no_next_fires() {
         "{body}"
     );
     assert_eq!(body["next_fires"], json!([]), "{body}");
+    // The control routes refuse a failed job with a 409 that their OpenAPI
+    // entry lists.
+    let doc = get(api.addr, "/openapi.json").await.json();
+    let from = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
+    let to = chrono::Utc::now().to_rfc3339();
+    let backfill = json!({ "from": from, "to": to });
+    let empty = json!({});
+    for (route, concrete, body) in [
+        ("/jobs/{id}/pause", "/jobs/doomed/pause", &empty),
+        ("/jobs/{id}/resume", "/jobs/doomed/resume", &empty),
+        ("/jobs/{id}/trigger", "/jobs/doomed/trigger", &empty),
+        ("/jobs/{id}/backfill", "/jobs/doomed/backfill", &backfill),
+        ("/jobs/{id}/cancel", "/jobs/doomed/cancel", &empty),
+        (
+            "/jobs/{id}/cancel",
+            "/jobs/doomed/cancel?run=00000000000000ab",
+            &empty,
+        ),
+    ] {
+        let r = post_json(api.addr, concrete, body).await;
+        let problem = r.problem(409);
+        assert_eq!(
+            problem["type"], "urn:cronactor:problem:invalid-state",
+            "{concrete}: {problem}"
+        );
+        assert!(
+            doc["paths"][route]["post"]["responses"]
+                .get("409")
+                .is_some(),
+            "POST {route} answers 409 for a failed job; its OpenAPI entry does not list it"
+        );
+    }
     api.stop().await;
 }
 

@@ -477,6 +477,7 @@ pub(crate) struct CancelQuery {
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job, or no such run in flight", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The job failed (given up on): it has no actor to cancel its runs", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),
     security(("admin_token" = []))

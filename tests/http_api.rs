@@ -1282,6 +1282,20 @@ async fn cancel_with_a_run_id_cancels_that_run_alone() {
         other["type"], "urn:cronactor:problem:unknown-run",
         "{other}"
     );
+    // A misspelt parameter is refused: read as absent, it would cancel
+    // every run of the job (and drop its waiting retry).
+    for typo in ["run_id", "runs", "Run"] {
+        let bad = post(a, &format!("/jobs/long/cancel?{typo}={run_id}"))
+            .await
+            .problem(400);
+        assert!(bad.to_string().contains(typo), "{bad}");
+    }
+    let job = get(a, "/jobs/long").await.json();
+    assert_eq!(
+        job["job"]["in_flight"][0]["cancelled"],
+        json!(null),
+        "nothing cancelled by a refused request: {job}"
+    );
 
     let r = post(a, &format!("/jobs/long/cancel?run={run_id}")).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -1356,6 +1370,11 @@ async fn a_job_can_be_created_paused() {
     let other = json!({ "id": "other", "cron": "* * * * * *", "handler": "noop" });
     let bad = post_json(a, "/jobs?note=x", &other).await.problem(400);
     assert_eq!(bad["field"], "note", "{bad}");
+    assert_eq!(get(a, "/jobs/other").await.status, 404, "nothing created");
+    // A misspelt parameter is refused: read as absent, it would create the
+    // job active, firing at once.
+    let bad = post_json(a, "/jobs?pause=true", &other).await.problem(400);
+    assert!(bad.to_string().contains("pause"), "{bad}");
     assert_eq!(get(a, "/jobs/other").await.status, 404, "nothing created");
     api.stop().await;
 }

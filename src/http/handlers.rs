@@ -140,9 +140,11 @@ pub(crate) async fn show_job(
     }))
 }
 
-/// How `POST /jobs` creates the job.
+/// How `POST /jobs` creates the job. An unknown parameter is refused (a
+/// misspelt `paused` read as absent would create the job active).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateQuery {
     /// Create the job paused (`true`): it fires once resumed.
     #[serde(default)]
@@ -159,7 +161,7 @@ pub(crate) struct CreateQuery {
     responses(
         (status = 201, description = "Created", body = JobView,
             headers(("location" = String, description = "The job's URL"))),
-        (status = 400, description = "Invalid spec: `field` names the field, `detail` the reason", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Invalid spec: `field` names the field, `detail` the reason; a note without `paused=true`, or an unknown query parameter", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token, or job changes disabled", body = Problem, content_type = PROBLEM_JSON),
         (status = 409, description = "A job with this id exists", body = Problem, content_type = PROBLEM_JSON),
@@ -457,9 +459,11 @@ pub(crate) async fn backfill_job(
     ))
 }
 
-/// The run of `POST /jobs/{id}/cancel`.
+/// The run of `POST /jobs/{id}/cancel`. An unknown parameter is refused (a
+/// misspelt `run` read as absent would cancel every run of the job).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CancelQuery {
     /// Only this run in flight (its id, up to 16 hex digits), instead of every
     /// run and the waiting retry.
@@ -473,7 +477,7 @@ pub(crate) struct CancelQuery {
     params(("id" = String, Path, description = "The job id (percent-encoded)"), CancelQuery),
     responses(
         (status = 200, description = "The runs cancelled (empty when nothing ran)", body = CancelView),
-        (status = 400, description = "Malformed run id", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Malformed run id, or an unknown query parameter", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job, or no such run in flight", body = Problem, content_type = PROBLEM_JSON),

@@ -420,9 +420,19 @@ impl Actor for SupervisorActor {
     ) -> Result<(), ActorProcessingErr> {
         if s.shutting_down {
             match msg {
-                // A run's end for a restarted job's actor, which waits for
-                // it to stop.
+                // A `retry_run` whose run was found before the shutdown was
+                // read: no fire starts any more.
+                SupervisorMsg::Forward(id, msg @ JobMsg::RetryRun { .. }) => {
+                    tracing::debug!(job_id = %id, "retry_run refused: shutting down");
+                    reject_job_msg(msg, Error::ShutDown);
+                }
+                // A run's end (or admission) for a restarted job's actor,
+                // which waits for it to stop.
                 SupervisorMsg::Forward(id, msg) => s.deliver(&myself, id, msg, None),
+                // A passive job woken for messages is not respawned any
+                // more: they are answered now, not when the supervisor
+                // stops after the drain and the grace.
+                SupervisorMsg::Woken { id, .. } => s.not_woken(id),
                 msg => reject_after_shutdown(msg),
             }
             return Ok(());
@@ -969,6 +979,23 @@ impl SupervisorState {
                     None => Error::UnknownJob(id),
                 };
                 reject_job_msg(msg, err);
+            }
+        }
+    }
+
+    /// A passive job being woken when the shutdown came: not respawned; the
+    /// messages that waited for it answer `ShutDown`.
+    fn not_woken(&mut self, id: JobId) {
+        let waking = matches!(self.jobs.get(&id), Some(Slot::Transit(t)) if matches!(**t, Transit::Waking { .. }));
+        if !waking {
+            return;
+        }
+        if let Some(Slot::Transit(t)) = self.jobs.remove(&id) {
+            if let Transit::Waking { waiting } = *t {
+                tracing::debug!(job_id = %id, waiting = waiting.len(), "passive job not woken: shutting down");
+                for msg in waiting {
+                    reject_job_msg(msg, Error::ShutDown);
+                }
             }
         }
     }

@@ -1351,6 +1351,11 @@ async fn trigger_takes_an_overlap_policy_for_one_fire() {
             .await
             .problem(400);
         assert_eq!(bad["field"], "overlap", "{bad}");
+        // As any other fault of the trigger's body.
+        assert_eq!(
+            bad["type"], "urn:cronactor:problem:invalid-request",
+            "{bad}"
+        );
     }
     let job = get(a, "/jobs/long").await.json();
     assert_eq!(job["job"]["runs_in_flight"], 2, "{job}");

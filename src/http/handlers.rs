@@ -419,7 +419,20 @@ pub(crate) async fn trigger_job(
     OptionalJsonBody(body): OptionalJsonBody<TriggerRequest>,
 ) -> ApiResult<(StatusCode, Json<TriggerView>)> {
     let outcome = match body.and_then(|b| b.overlap) {
-        Some(overlap) => st.scheduler.trigger_with(&id, overlap.into()).await?,
+        // A policy a spec refuses is a fault of this body, as a policy
+        // that does not parse: `invalid-request`, not `invalid-spec`.
+        Some(overlap) => match st.scheduler.trigger_with(&id, overlap.into()).await {
+            Err(crate::Error::InvalidSpec {
+                field: "overlap",
+                reason,
+            }) => {
+                return Err(Problem::bad_request(
+                    "overlap",
+                    format!("overlap: {reason}"),
+                ))
+            }
+            other => other?,
+        },
         None => st.scheduler.trigger(&id).await?,
     };
     let view = TriggerView::from(&outcome);

@@ -354,7 +354,9 @@ impl Scheduler {
     /// ```
     ///
     /// # Errors
-    /// As [`Scheduler::trigger`].
+    /// As [`Scheduler::trigger`]; [`Error::InvalidSpec`] (field `overlap`)
+    /// for a policy a job's spec refuses (`Concurrent { max: Some(0) }`,
+    /// `Queue { max: 0 }`), and nothing fires.
     pub async fn trigger_with(
         &self,
         id: impl AsRef<str>,
@@ -488,7 +490,7 @@ impl Scheduler {
     /// A dropped retry is durable when this returns (with a durable store).
     ///
     /// # Errors
-    /// [`Error::UnknownJob`].
+    /// [`Error::UnknownJob`]; [`Error::InvalidState`] for a failed job.
     pub async fn cancel(&self, id: impl AsRef<str>) -> Result<Vec<RunId>, Error> {
         let id = job_id(id)?;
         self.call(|r| SupervisorMsg::Cancel(id, r)).await
@@ -499,11 +501,13 @@ impl Scheduler {
     /// not retried. The job's other runs and a waiting retry are left alone.
     /// The runs in flight are in [`JobStatus::in_flight`](crate::JobStatus)
     /// and in the `Started` events. Answers once the cancel is durable (with
-    /// a durable store); a run cancelled already answers `Ok` at once.
+    /// a durable store); a run cancelled already answers `Ok`, once its
+    /// cancel mark is durable too.
     ///
     /// # Errors
     /// [`Error::UnknownJob`]; [`Error::UnknownRun`] if the job has no such
-    /// run in flight (it ended, or never was the job's).
+    /// run in flight (it ended, or never was the job's);
+    /// [`Error::InvalidState`] for a failed job, as [`Scheduler::cancel`].
     pub async fn cancel_run(&self, id: impl AsRef<str>, run_id: RunId) -> Result<(), Error> {
         let id = job_id(id)?;
         self.call(|reply| SupervisorMsg::CancelRun { id, run_id, reply })

@@ -675,6 +675,9 @@ async fn trigger_takes_an_overlap_policy_for_one_fire() {
     let (code, _, err) = s.run(&["trigger", "long", "--overlap", "sometimes"]).await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("--overlap"), "{err}");
+    let (code, _, err) = s.run(&["trigger", "long", "--overlap", "queue:0"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("overlap"), "{err}");
     assert_eq!(
         s.scheduler
             .status("long")

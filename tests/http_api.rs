@@ -1178,6 +1178,38 @@ async fn a_failed_job_is_shown_with_its_failure_and_no_next_fires() {
         "{body}"
     );
     assert_eq!(body["next_fires"], json!([]), "{body}");
+    // The control routes refuse a failed job with a 409 that their OpenAPI
+    // entry lists.
+    let doc = get(api.addr, "/openapi.json").await.json();
+    let from = (chrono::Utc::now() - chrono::Duration::hours(3)).to_rfc3339();
+    let to = chrono::Utc::now().to_rfc3339();
+    let backfill = json!({ "from": from, "to": to });
+    let empty = json!({});
+    for (route, concrete, body) in [
+        ("/jobs/{id}/pause", "/jobs/doomed/pause", &empty),
+        ("/jobs/{id}/resume", "/jobs/doomed/resume", &empty),
+        ("/jobs/{id}/trigger", "/jobs/doomed/trigger", &empty),
+        ("/jobs/{id}/backfill", "/jobs/doomed/backfill", &backfill),
+        ("/jobs/{id}/cancel", "/jobs/doomed/cancel", &empty),
+        (
+            "/jobs/{id}/cancel",
+            "/jobs/doomed/cancel?run=00000000000000ab",
+            &empty,
+        ),
+    ] {
+        let r = post_json(api.addr, concrete, body).await;
+        let problem = r.problem(409);
+        assert_eq!(
+            problem["type"], "urn:cronactor:problem:invalid-state",
+            "{concrete}: {problem}"
+        );
+        assert!(
+            doc["paths"][route]["post"]["responses"]
+                .get("409")
+                .is_some(),
+            "POST {route} answers 409 for a failed job; its OpenAPI entry does not list it"
+        );
+    }
     api.stop().await;
 }
 
@@ -1307,6 +1339,20 @@ async fn cancel_with_a_run_id_cancels_that_run_alone() {
         other["type"], "urn:cronactor:problem:unknown-run",
         "{other}"
     );
+    // A misspelt parameter is refused: read as absent, it would cancel
+    // every run of the job (and drop its waiting retry).
+    for typo in ["run_id", "runs", "Run"] {
+        let bad = post(a, &format!("/jobs/long/cancel?{typo}={run_id}"))
+            .await
+            .problem(400);
+        assert!(bad.to_string().contains(typo), "{bad}");
+    }
+    let job = get(a, "/jobs/long").await.json();
+    assert_eq!(
+        job["job"]["in_flight"][0]["cancelled"],
+        json!(null),
+        "nothing cancelled by a refused request: {job}"
+    );
 
     let r = post(a, &format!("/jobs/long/cancel?run={run_id}")).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -1353,6 +1399,23 @@ async fn trigger_takes_an_overlap_policy_for_one_fire() {
         .await
         .problem(400);
     assert!(bad.to_string().contains("overlapp"), "{bad}");
+    // A policy a job's spec refuses is refused for one fire too.
+    for overlap in [
+        json!({ "queue": { "max": 0 } }),
+        json!({ "concurrent": { "max": 0 } }),
+    ] {
+        let bad = post_json(a, "/jobs/long/trigger", &json!({ "overlap": overlap }))
+            .await
+            .problem(400);
+        assert_eq!(bad["field"], "overlap", "{bad}");
+        // As any other fault of the trigger's body.
+        assert_eq!(
+            bad["type"], "urn:cronactor:problem:invalid-request",
+            "{bad}"
+        );
+    }
+    let job = get(a, "/jobs/long").await.json();
+    assert_eq!(job["job"]["runs_in_flight"], 2, "{job}");
     api.stop().await;
 }
 
@@ -1369,6 +1432,11 @@ async fn a_job_can_be_created_paused() {
     let other = json!({ "id": "other", "cron": "* * * * * *", "handler": "noop" });
     let bad = post_json(a, "/jobs?note=x", &other).await.problem(400);
     assert_eq!(bad["field"], "note", "{bad}");
+    assert_eq!(get(a, "/jobs/other").await.status, 404, "nothing created");
+    // A misspelt parameter is refused: read as absent, it would create the
+    // job active, firing at once.
+    let bad = post_json(a, "/jobs?pause=true", &other).await.problem(400);
+    assert!(bad.to_string().contains("pause"), "{bad}");
     assert_eq!(get(a, "/jobs/other").await.status, 404, "nothing created");
     api.stop().await;
 }

@@ -880,3 +880,101 @@ async fn add_paused_adds_a_job_that_fires_only_once_resumed() {
     run_for_secs(3.0).await;
     assert_eq!(count.get(), 3, "fires once resumed");
 }
+
+/// `trigger_with` refuses the overlap policies a job's spec refuses
+/// (`Concurrent { max: 0 }` can never run, `Queue { max: 0 }` keeps
+/// nothing) as an invalid `overlap` field, and fires nothing: before, a
+/// `Concurrent { max: 0 }` fire started a run on an idle job, and a
+/// `Queue { max: 0 }` fire behind a run was counted as dropped from a full
+/// queue.
+#[tokio::test(start_paused = true)]
+async fn trigger_with_refuses_an_overlap_policy_a_spec_refuses() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    s.add(every("j", 3600, "count")).await.expect("add");
+    let mut events = s.subscribe();
+    for overlap in [
+        OverlapPolicy::Concurrent { max: Some(0) },
+        OverlapPolicy::Queue { max: 0 },
+    ] {
+        let r = s.trigger_with("j", overlap).await;
+        assert!(
+            matches!(
+                &r,
+                Err(Error::InvalidSpec {
+                    field: "overlap",
+                    ..
+                })
+            ),
+            "{overlap:?}: {r:?}"
+        );
+    }
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 0, "nothing ran");
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.counters.runs, 0, "{st:?}");
+    assert_eq!(st.counters.skipped.queue_full, 0, "{st:?}");
+    assert!(drain(&mut events).is_empty(), "no event for a refused fire");
+    // The valid bounds still fire.
+    assert!(matches!(
+        s.trigger_with("j", OverlapPolicy::Concurrent { max: Some(1) })
+            .await
+            .expect("trigger_with"),
+        TriggerOutcome::Started(_)
+    ));
+}
+
+/// `cancel_run` of a run cancelled already (here replaced by a newer fire)
+/// answers once the run's cancel mark is durable, as for a run it cancels
+/// itself: the mark set by the replacing fire may still be on its way to
+/// the store, and an `Ok` before it lands could be undone by a crash (the
+/// restart would find the run in flight unmarked, record it interrupted and
+/// run its fire again).
+#[tokio::test(start_paused = true)]
+async fn cancel_run_of_a_run_cancelled_already_answers_once_its_mark_is_durable() {
+    use cronactor::CancelReason;
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let store = std::sync::Arc::new(SlowStore::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(every("j", 3600, "stubborn")).await.expect("add");
+    let TriggerOutcome::Started(first) = s.trigger("j").await.expect("trigger") else {
+        panic!("not started");
+    };
+    run_for_secs(0.1).await;
+    store.held.store(true, Ordering::SeqCst);
+    let replacing = tokio::spawn({
+        let s = s.clone();
+        async move { s.trigger_with("j", OverlapPolicy::Replace).await }
+    });
+    // The replacing fire has marked the first run (not durable yet).
+    loop {
+        let st = s.status("j").await.expect("status");
+        let mark = st.in_flight.iter().find(|r| r.run_id == first);
+        if mark.is_some_and(|r| r.cancelled == Some(CancelReason::Replaced)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let cancel = tokio::spawn({
+        let s = s.clone();
+        async move { s.cancel_run("j", first).await }
+    });
+    run_for_secs(1.0).await;
+    assert!(
+        !cancel.is_finished(),
+        "answered while the cancel mark was not durable: {:?}",
+        cancel.await
+    );
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    cancel.await.expect("task").expect("cancel_run");
+    assert!(matches!(
+        replacing.await.expect("task").expect("trigger_with"),
+        TriggerOutcome::Started(_)
+    ));
+}

@@ -541,3 +541,157 @@ async fn a_drain_that_runs_out_cuts_the_runs_left() {
         (Trigger::Manual, Outcome::Interrupted)
     );
 }
+
+/// A drain or a grace without a limit (`Duration::MAX`, what "wait for the
+/// runs however long they take" is written as) is a shutdown like any other:
+/// it lets the run end, answers once nothing is in flight, and stops the
+/// scheduler. (It used to panic in the supervisor's shutdown task, adding
+/// the duration to the monotonic clock, and the call answered `ShutDown` at
+/// once, with the run still going and nothing flushed.)
+#[tokio::test(start_paused = true)]
+async fn a_drain_or_grace_without_a_limit_waits_for_the_runs() {
+    use cronactor::{Outcome, TriggerOutcome};
+    let store = memory_store();
+    let (clock, count) = (clock(), Count::default());
+    let s = start_on(&clock, &count, &store).await;
+    let spec = JobSpec::builder("long", ScheduleSpec::cron("0 0 3 * * *"), "slow")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("long").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    run_for_secs(0.5).await;
+    let started = tokio::time::Instant::now();
+    let report = s
+        .shutdown_after_drain(Duration::MAX, Duration::MAX)
+        .await
+        .expect("shutdown");
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    assert!(report.unfinished_jobs.is_empty(), "{report:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(2), "the run's end");
+    assert!(matches!(
+        s.status("long").await,
+        Err(cronactor::Error::ShutDown)
+    ));
+
+    // The run's end is in the store, and a plain shutdown without a limit
+    // on its grace stops at once when nothing runs.
+    let s = start_on(&clock, &count, &store).await;
+    let h = s.history("long", 10).await.expect("history");
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0].outcome, Outcome::Succeeded);
+    let report = s.shutdown(Duration::MAX).await.expect("shutdown");
+    assert_eq!(report, cronactor::ShutdownReport::default());
+}
+
+/// A `retry_run` read just before a drain (its run is looked up in the
+/// registry off the supervisor's turn, then handed to the job) starts no
+/// run once the drain is read: it answers `ShutDown`, as any request the
+/// shutdown finds. Before, the retry reached the job during the drain and
+/// ran, though no fire is to start any more.
+#[tokio::test(start_paused = true)]
+async fn a_retry_run_that_meets_a_drain_starts_nothing() {
+    use cronactor::{Error, JobContext, Outcome, SupervisorMsg, TriggerOutcome};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (clock, count) = (clock(), Count::default());
+    let calls = std::sync::Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let s = builder(&clock, &count)
+        .handler("fails", move |_: JobContext| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(std::io::Error::other("disk full")) }
+        })
+        // Live actors (a passive job is not woken during a shutdown).
+        .configure(|c| c.passivate_after = None)
+        .start()
+        .await
+        .expect("start");
+    for (id, handler) in [("broken", "fails"), ("long", "slow")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::cron("0 0 3 * * *"), handler)
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+    }
+    s.trigger("broken").await.expect("trigger");
+    run_for_secs(0.1).await;
+    let failed = s.history("broken", 1).await.expect("history")[0].clone();
+    assert!(matches!(failed.outcome, Outcome::Failed(_)), "{failed:?}");
+    // A run in flight keeps the drain open for 2.5 s.
+    assert!(matches!(
+        s.trigger("long").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    let sup = s.supervisor();
+    let (retry_tx, retry_rx) = tokio::sync::oneshot::channel();
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel();
+    // Both in the supervisor's mailbox before it reads the first.
+    sup.cast(SupervisorMsg::RetryRun(failed.run_id, retry_tx.into()))
+        .expect("cast");
+    sup.cast(SupervisorMsg::Drain {
+        drain: Duration::from_secs(60),
+        grace: Duration::from_secs(1),
+        reply: drain_tx.into(),
+    })
+    .expect("cast");
+    let report = tokio::time::timeout(Duration::from_secs(120), drain_rx)
+        .await
+        .expect("the drain ends")
+        .expect("report");
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    let retried = tokio::time::timeout(Duration::from_secs(1), retry_rx)
+        .await
+        .expect("retry_run answered by the end of the drain")
+        .expect("answered");
+    assert!(matches!(retried, Err(Error::ShutDown)), "{retried:?}");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the retry ran in the drain"
+    );
+}
+
+/// A request for a passive job read just before a drain (the job is being
+/// woken for it) answers `ShutDown` at once, not once the drain and the
+/// grace are over: the job is not respawned during a shutdown.
+#[tokio::test(start_paused = true)]
+async fn a_request_for_a_passive_job_that_meets_a_drain_answers_at_once() {
+    use cronactor::{Error, JobId, SupervisorMsg, TriggerOutcome};
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    for (id, handler) in [("daily", "count"), ("long", "slow")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::cron("0 0 3 * * *"), handler)
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+    }
+    assert!(s.metrics().await.expect("metrics").jobs_passive >= 1);
+    assert!(matches!(
+        s.trigger("long").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    let sup = s.supervisor();
+    let (trigger_tx, trigger_rx) = tokio::sync::oneshot::channel();
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel();
+    let daily = JobId::new("daily").expect("id");
+    sup.cast(SupervisorMsg::Trigger(daily, trigger_tx.into()))
+        .expect("cast");
+    sup.cast(SupervisorMsg::Drain {
+        drain: Duration::from_secs(60),
+        grace: Duration::from_secs(1),
+        reply: drain_tx.into(),
+    })
+    .expect("cast");
+    let triggered = tokio::time::timeout(Duration::from_secs(1), trigger_rx)
+        .await
+        .expect("answered before the drain ends")
+        .expect("answered");
+    assert!(matches!(triggered, Err(Error::ShutDown)), "{triggered:?}");
+    let report = tokio::time::timeout(Duration::from_secs(120), drain_rx)
+        .await
+        .expect("the drain ends")
+        .expect("report");
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    assert_eq!(count.get(), 1, "only the long run ran");
+}

@@ -659,18 +659,27 @@ impl Actor for JobActor {
                     None => {
                         let _ = reply.send(Err(Error::UnknownRun(run_id)));
                     }
-                    // Cancelled already: its mark went with that cancel.
-                    Some(true) => {
-                        let _ = reply.send(Ok(()));
-                    }
-                    Some(false) => {
-                        s.cancel_runs(&myself, CancelReason::Request, Some(run_id));
+                    Some(cancelled_already) => {
+                        if !cancelled_already {
+                            s.cancel_runs(&myself, CancelReason::Request, Some(run_id));
+                        }
+                        tracing::debug!(
+                            job_id = %s.spec.id,
+                            run_id = %run_id,
+                            cancelled_already,
+                            "run cancelled by request"
+                        );
                         if s.link.rt.durable {
                             // A crash must not retry it: its cancel mark is
-                            // in the state.
+                            // in the state. A run cancelled already (a
+                            // `Replace`, a `cancel`) may have its mark still
+                            // on its way to the store: the answer waits for
+                            // it too.
                             s.answer_when_durable(reply, Ok(()));
                         } else {
-                            s.save(Ack::None);
+                            if !cancelled_already {
+                                s.save(Ack::None);
+                            }
                             let _ = reply.send(Ok(()));
                         }
                     }

@@ -144,7 +144,8 @@ pub enum SupervisorMsg {
     },
     /// Fire a job now, through its overlap policy.
     Trigger(JobId, RpcReplyPort<Result<TriggerOutcome, Error>>),
-    /// Fire a job now through `overlap` instead of its overlap policy.
+    /// Fire a job now through `overlap` instead of its overlap policy;
+    /// `Error::InvalidSpec` (field `overlap`) for a policy a spec refuses.
     TriggerWith {
         /// The job.
         id: JobId,
@@ -421,9 +422,19 @@ impl Actor for SupervisorActor {
     ) -> Result<(), ActorProcessingErr> {
         if s.shutting_down {
             match msg {
-                // A run's end for a restarted job's actor, which waits for
-                // it to stop.
+                // A `retry_run` whose run was found before the shutdown was
+                // read: no fire starts any more.
+                SupervisorMsg::Forward(id, msg @ JobMsg::RetryRun { .. }) => {
+                    tracing::debug!(job_id = %id, "retry_run refused: shutting down");
+                    reject_job_msg(msg, Error::ShutDown);
+                }
+                // A run's end (or admission) for a restarted job's actor,
+                // which waits for it to stop.
                 SupervisorMsg::Forward(id, msg) => s.deliver(&myself, id, msg, None),
+                // A passive job woken for messages is not respawned any
+                // more: they are answered now, not when the supervisor
+                // stops after the drain and the grace.
+                SupervisorMsg::Woken { id, .. } => s.not_woken(id),
                 msg => reject_after_shutdown(msg),
             }
             return Ok(());
@@ -507,12 +518,23 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Trigger(id, reply) => {
                 s.deliver(&myself, id, JobMsg::Trigger(reply), Some("trigger"))
             }
-            SupervisorMsg::TriggerWith { id, overlap, reply } => s.deliver(
-                &myself,
-                id,
-                JobMsg::TriggerWith { overlap, reply },
-                Some("trigger"),
-            ),
+            SupervisorMsg::TriggerWith { id, overlap, reply } => match overlap.validate() {
+                // Refused as in a spec: `Concurrent { max: 0 }` would start
+                // a run on an idle job, `Queue { max: 0 }` count a full queue.
+                Err(reason) => {
+                    tracing::debug!(job_id = %id, %reason, "trigger with an invalid overlap policy");
+                    let _ = reply.send(Err(Error::InvalidSpec {
+                        field: "overlap",
+                        reason,
+                    }));
+                }
+                Ok(()) => s.deliver(
+                    &myself,
+                    id,
+                    JobMsg::TriggerWith { overlap, reply },
+                    Some("trigger"),
+                ),
+            },
             SupervisorMsg::Backfill {
                 id,
                 from,
@@ -971,6 +993,23 @@ impl SupervisorState {
         }
     }
 
+    /// A passive job being woken when the shutdown came: not respawned; the
+    /// messages that waited for it answer `ShutDown`.
+    fn not_woken(&mut self, id: JobId) {
+        let waking = matches!(self.jobs.get(&id), Some(Slot::Transit(t)) if matches!(**t, Transit::Waking { .. }));
+        if !waking {
+            return;
+        }
+        if let Some(Slot::Transit(t)) = self.jobs.remove(&id) {
+            if let Transit::Waking { waiting } = *t {
+                tracing::debug!(job_id = %id, waiting = waiting.len(), "passive job not woken: shutting down");
+                for msg in waiting {
+                    reject_job_msg(msg, Error::ShutDown);
+                }
+            }
+        }
+    }
+
     /// A job whose actor is being removed: no more routing to it.
     fn forget(&mut self, id: &JobId, actor: &ActorRef<JobMsg>) {
         self.jobs.remove(id);
@@ -1420,13 +1459,13 @@ impl SupervisorState {
         }
         let registry = self.rt.registry.clone();
         tokio::spawn(async move {
-            let drained = tokio::time::Instant::now() + drain;
+            let drained = deadline_in(drain);
             for idle in drains {
                 // An actor that stopped (passivated) was idle.
                 let _ = tokio::time::timeout_at(drained, idle).await;
             }
             let waits = stopped.unwrap_or_else(|| send_stops(&actors));
-            let deadline = tokio::time::Instant::now() + grace;
+            let deadline = deadline_in(grace);
             let mut report = ShutdownReport::default();
             for (id, cancelled, idle, passivating) in waits {
                 if let Ok(runs) = cancelled.await {
@@ -1450,6 +1489,15 @@ impl SupervisorState {
             let _ = reply.send(report);
         });
     }
+}
+
+/// The instant `after` from now, on tokio's clock; a duration past what
+/// the clock can hold (`Duration::MAX`: no limit) is about 30 years away,
+/// as tokio's own far future, instead of an overflow panic.
+fn deadline_in(after: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400))
 }
 
 /// What a shutdown waits for from each job it sent `Stop`: the runs

@@ -142,9 +142,11 @@ pub(crate) async fn show_job(
     }))
 }
 
-/// How `POST /jobs` creates the job.
+/// How `POST /jobs` creates the job. An unknown parameter is refused (a
+/// misspelt `paused` read as absent would create the job active).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateQuery {
     /// Create the job paused (`true`): it fires once resumed.
     #[serde(default)]
@@ -161,7 +163,7 @@ pub(crate) struct CreateQuery {
     responses(
         (status = 201, description = "Created", body = JobView,
             headers(("location" = String, description = "The job's URL"))),
-        (status = 400, description = "Invalid spec: `field` names the field, `detail` the reason", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Invalid spec: `field` names the field, `detail` the reason; a note without `paused=true`, or an unknown query parameter", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token, or job changes disabled", body = Problem, content_type = PROBLEM_JSON),
         (status = 409, description = "A job with this id exists", body = Problem, content_type = PROBLEM_JSON),
@@ -402,7 +404,7 @@ pub(crate) async fn bulk_resume(
         description = "Optional: `{\"overlap\": ...}`, the overlap policy of this fire"),
     responses(
         (status = 202, description = "What the fire did: started, queued or skipped", body = TriggerView),
-        (status = 400, description = "Invalid body", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Invalid body, or an overlap policy a job spec refuses (`field`: `overlap`)", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
@@ -419,7 +421,20 @@ pub(crate) async fn trigger_job(
     OptionalJsonBody(body): OptionalJsonBody<TriggerRequest>,
 ) -> ApiResult<(StatusCode, Json<TriggerView>)> {
     let outcome = match body.and_then(|b| b.overlap) {
-        Some(overlap) => st.scheduler.trigger_with(&id, overlap.into()).await?,
+        // A policy a spec refuses is a fault of this body, as a policy
+        // that does not parse: `invalid-request`, not `invalid-spec`.
+        Some(overlap) => match st.scheduler.trigger_with(&id, overlap.into()).await {
+            Err(crate::Error::InvalidSpec {
+                field: "overlap",
+                reason,
+            }) => {
+                return Err(Problem::bad_request(
+                    "overlap",
+                    format!("overlap: {reason}"),
+                ))
+            }
+            other => other?,
+        },
         None => st.scheduler.trigger(&id).await?,
     };
     let view = TriggerView::from(&outcome);
@@ -462,9 +477,11 @@ pub(crate) async fn backfill_job(
     ))
 }
 
-/// The run of `POST /jobs/{id}/cancel`.
+/// The run of `POST /jobs/{id}/cancel`. An unknown parameter is refused (a
+/// misspelt `run` read as absent would cancel every run of the job).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CancelQuery {
     /// Only this run in flight (its id, up to 16 hex digits), instead of every
     /// run and the waiting retry.
@@ -478,10 +495,11 @@ pub(crate) struct CancelQuery {
     params(("id" = String, Path, description = "The job id (percent-encoded)"), CancelQuery),
     responses(
         (status = 200, description = "The runs cancelled (empty when nothing ran)", body = CancelView),
-        (status = 400, description = "Malformed run id", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Malformed run id, or an unknown query parameter", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job, or no such run in flight", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The job failed (given up on): it has no actor to cancel its runs", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),
     security(("admin_token" = []))

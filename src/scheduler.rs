@@ -642,15 +642,21 @@ impl Scheduler {
     /// Stops every timer, cancels runs in flight through their tokens, waits
     /// up to `grace` for them to end, flushes the store and stops the actors.
     /// Later calls on any clone of this handle return [`Error::ShutDown`],
-    /// from the moment the scheduler reads this one (during the grace too).
+    /// from the moment the scheduler reads this one (during the grace too),
+    /// but another `shutdown` (below).
     /// A run cut short is interrupted: the next start runs its fire again
     /// under `InterruptedPolicy::Retry` (see `docs/semantics.md`,
     /// "Shutdown"). [`Scheduler::shutdown_after_drain`] lets the runs finish
     /// first.
     ///
+    /// A call while a shutdown is in progress joins it: it cuts a drain
+    /// short ([`Scheduler::shutdown_after_drain`]: the runs still in flight
+    /// are cancelled now, with the first call's grace, as a second Ctrl-C
+    /// does to the daemon's drain) and answers that shutdown's report.
+    ///
     /// # Errors
-    /// [`Error::ShutDown`] if it was already shut down or is shutting down
-    /// (the first call alone waits for the runs and answers the report);
+    /// [`Error::ShutDown`] if it was already shut down (a call that meets a
+    /// shutdown in progress gets its report);
     /// [`Error::Timeout`] if the store's final flush did not answer within
     /// `grace` plus the call timeout (the scheduler is shut down all the
     /// same: later calls return [`Error::ShutDown`]).

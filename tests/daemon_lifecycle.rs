@@ -277,6 +277,49 @@ command = "touch '{}'; sleep 2; touch '{}'"
     assert_eq!(daemon.stop(), 0);
 }
 
+/// A second SIGTERM during a drain cuts it short: the running command gets
+/// its SIGTERM now, the daemon exits cleanly, and the run is recorded as
+/// interrupted (its fire runs again at the next start).
+#[tokio::test]
+async fn a_second_signal_cuts_the_drain_short() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    let store = dir.path().join("store");
+    let log = dir.path().join("log");
+    let started = dir.path().join("started");
+    write(
+        &config,
+        &format!(
+            r#"
+[[job]]
+id = "long"
+cron = "0 0 0 1 1 *"
+listens = ["go"]
+shell = true
+command = "touch '{}'; sleep 600"
+interrupted = "abandon"
+"#,
+            started.display(),
+        ),
+    );
+    let daemon = Daemon::start_with(&config, &store, &log, &["--drain", "3600"]);
+    assert_eq!(post(daemon.addr, "/events/go").await.status, 200);
+    eventually(WITHIN, || async { started.exists().then_some(()) }).await;
+    daemon.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(alive(daemon.pid()), "the drain waits for the command");
+    daemon.signal(libc::SIGTERM);
+    let t = std::time::Instant::now();
+    assert_eq!(daemon.stop_after_signal(), 0);
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+
+    let daemon = Daemon::start(&config, &store, &log);
+    let runs = get(daemon.addr, "/jobs/long/history").await.json();
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
+    assert_eq!(runs[0]["outcome"], "interrupted", "{runs}");
+    assert_eq!(daemon.stop(), 0);
+}
+
 #[tokio::test]
 async fn tokens_guard_the_daemon_and_never_reach_its_log() {
     const READ: &str = "read-secret-7f3a9c";

@@ -69,7 +69,6 @@ async fn every_call_is_shut_down(s: &cronactor::Scheduler) {
     is_shut_down("list", s.list().await);
     is_shut_down("preview", s.preview("j", 3).await);
     is_shut_down("history", s.history("j", 3).await);
-    is_shut_down("shutdown", s.shutdown(Duration::from_secs(1)).await);
 }
 
 #[tokio::test(start_paused = true)]
@@ -85,8 +84,12 @@ async fn every_call_after_shutdown_answers_shut_down() {
     assert_eq!(report, cronactor::ShutdownReport::default());
     every_call_is_shut_down(&s).await;
     every_call_is_shut_down(&s.clone()).await;
+    is_shut_down("shutdown", s.shutdown(Duration::from_secs(1)).await);
 }
 
+/// Calls while a shutdown runs answer `ShutDown`, but another `shutdown`,
+/// which joins it: it waits for the same report (the first call's grace
+/// stands).
 #[tokio::test(start_paused = true)]
 async fn calls_while_shutting_down_answer_shut_down_and_leave_the_first_shutdown_alone() {
     let (clock, count) = (clock(), Count::default());
@@ -103,7 +106,12 @@ async fn calls_while_shutting_down_answer_shut_down_and_leave_the_first_shutdown
     run_for_secs(1.0).await;
     assert!(!first.is_finished(), "the grace has not run out");
     every_call_is_shut_down(&s).await;
+    let second = s
+        .shutdown(Duration::from_secs(60))
+        .await
+        .expect("the second shutdown joins the first");
     let report = first.await.expect("join").expect("the first shutdown");
+    assert_eq!(second, report);
     assert_eq!(report.cancelled.len(), 1);
     assert_eq!(report.cancelled[0].0.as_str(), "j");
     assert_eq!(
@@ -694,4 +702,47 @@ async fn a_request_for_a_passive_job_that_meets_a_drain_answers_at_once() {
         .expect("report");
     assert!(report.cancelled.is_empty(), "{report:?}");
     assert_eq!(count.get(), 1, "only the long run ran");
+}
+
+/// A `shutdown` during a drain cuts the drain short, as a second Ctrl-C
+/// does to the daemon: the runs still in flight are cancelled now, with the
+/// drain's grace, and both calls get the same report.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_during_a_drain_cuts_it_short() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("long", ScheduleSpec::cron("0 0 3 * * *"), "stubborn")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("long").await.expect("trigger");
+    run_for_secs(0.5).await;
+    let started = tokio::time::Instant::now();
+    let draining = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.shutdown_after_drain(Duration::from_secs(3600), Duration::from_secs(2))
+                .await
+        })
+    };
+    run_for_secs(10.0).await;
+    assert!(!draining.is_finished(), "the drain waits for the run");
+    let second = s
+        .shutdown(Duration::from_secs(1))
+        .await
+        .expect("the second shutdown");
+    let first = draining.await.expect("join").expect("the drain's shutdown");
+    assert_eq!(first, second);
+    assert_eq!(first.cancelled.len(), 1, "{first:?}");
+    // 10 s of drain, then the drain's grace of 2 s (the stubborn run ignores
+    // its cancel): not the hour.
+    assert_eq!(started.elapsed(), Duration::from_secs(12));
+    assert_eq!(
+        first
+            .unfinished_jobs
+            .iter()
+            .map(|j| j.as_str())
+            .collect::<Vec<_>>(),
+        ["long"]
+    );
 }

@@ -319,6 +319,17 @@ pub struct SupervisorState {
     /// would land after it and delete the new job.
     removing: Vec<Removing>,
     shutting_down: bool,
+    /// The shutdown in progress, once one was read.
+    stopping: Option<Stopping>,
+}
+
+/// A shutdown in progress. A later `shutdown` cuts its drain short (the
+/// runs still in flight get their cancel and the first call's grace, as a
+/// second Ctrl-C does), and every later `shutdown` or drain is answered
+/// with its report.
+struct Stopping {
+    cut: Arc<tokio::sync::Notify>,
+    waiting: Arc<std::sync::Mutex<Vec<RpcReplyPort<ShutdownReport>>>>,
 }
 
 /// A job actor stopping for `remove` (see `SupervisorState::removing`).
@@ -350,6 +361,7 @@ impl Actor for SupervisorActor {
             failed: HashSet::new(),
             removing: Vec::new(),
             shutting_down: false,
+            stopping: None,
             wake_generation: u64::MAX / 2,
         };
         // Every actor is started at once and their `pre_start`s run in
@@ -435,6 +447,10 @@ impl Actor for SupervisorActor {
                 // more: they are answered now, not when the supervisor
                 // stops after the drain and the grace.
                 SupervisorMsg::Woken { id, .. } => s.not_woken(id),
+                // Another shutdown: it cuts a drain short, and is answered
+                // with the report of the one in progress.
+                SupervisorMsg::Shutdown(_, reply) => s.join_shutdown(reply, true),
+                SupervisorMsg::Drain { reply, .. } => s.join_shutdown(reply, false),
                 msg => reject_after_shutdown(msg),
             }
             return Ok(());
@@ -1457,12 +1473,26 @@ impl SupervisorState {
                 }
             }
         }
+        let stopping = Stopping {
+            cut: Arc::new(tokio::sync::Notify::new()),
+            waiting: Arc::default(),
+        };
+        let (cut, waiting) = (stopping.cut.clone(), stopping.waiting.clone());
+        self.stopping = Some(stopping);
         let registry = self.rt.registry.clone();
         tokio::spawn(async move {
             let drained = deadline_in(drain);
+            let cut_short = cut.notified();
+            tokio::pin!(cut_short);
             for idle in drains {
                 // An actor that stopped (passivated) was idle.
-                let _ = tokio::time::timeout_at(drained, idle).await;
+                tokio::select! {
+                    _ = tokio::time::timeout_at(drained, idle) => {}
+                    () = &mut cut_short => {
+                        tracing::info!("drain cut short by a shutdown");
+                        break;
+                    }
+                }
             }
             let waits = stopped.unwrap_or_else(|| send_stops(&actors));
             let deadline = deadline_in(grace);
@@ -1486,8 +1516,29 @@ impl SupervisorState {
             let _ = registry
                 .call(RegistryMsg::Flush, Some(Duration::from_secs(30)))
                 .await;
+            let others = std::mem::take(&mut *waiting.lock().unwrap_or_else(|e| e.into_inner()));
+            for other in others {
+                let _ = other.send(report.clone());
+            }
             let _ = reply.send(report);
         });
+    }
+
+    /// A `shutdown` (`cut`: it cuts a drain short) or a drain read while a
+    /// shutdown is in progress: answered with that shutdown's report.
+    fn join_shutdown(&mut self, reply: RpcReplyPort<ShutdownReport>, cut: bool) {
+        let Some(stopping) = &self.stopping else {
+            drop(reply);
+            return;
+        };
+        if cut {
+            stopping.cut.notify_one();
+        }
+        stopping
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(reply);
     }
 }
 

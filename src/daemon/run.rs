@@ -228,9 +228,22 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
     let report = if options.drain.is_zero() {
         scheduler.shutdown(shutdown_grace).await
     } else {
-        scheduler
-            .shutdown_after_drain(options.drain, shutdown_grace)
-            .await
+        // A second SIGTERM or SIGINT cuts the drain short: the runs still
+        // going are stopped now, with the grace.
+        let draining = scheduler.shutdown_after_drain(options.drain, shutdown_grace);
+        tokio::pin!(draining);
+        tokio::select! {
+            report = &mut draining => report,
+            () = async {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            } => {
+                tracing::warn!("a second signal: the drain is cut short");
+                scheduler.shutdown(shutdown_grace).await
+            }
+        }
     };
     if let Ok(report) = &report {
         tracing::info!(report = ?report, "scheduler stopped");

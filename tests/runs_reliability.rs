@@ -404,12 +404,7 @@ async fn the_store_gets_the_newest_state_when_posts_outpace_flushes() {
     use cronactor::SnapshotStore;
     use std::sync::atomic::Ordering;
     let (clock, count) = (clock(), Count::default());
-    let store = Arc::new(SlowStore::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let (s, store) = start_on_slow_store(&clock, &count).await;
     // Fires in the first 12 seconds of each minute; its run never ends.
     let spec = JobSpec::builder("j", ScheduleSpec::cron("0-11 * * * * *"), "stubborn")
         .build()

@@ -339,12 +339,7 @@ fn bulk_pause_and_resume_of_10k_jobs_in_memory_and_on_sled() {
 async fn a_job_reported_already_paused_is_durably_paused_when_the_bulk_call_answers() {
     use std::sync::atomic::Ordering;
     let (clock, count) = (clock(), Count::default());
-    let store = std::sync::Arc::new(SlowStore::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let (s, store) = start_on_slow_store(&clock, &count).await;
     s.add(live("a", "t")).await.expect("add");
     run_for_secs(1.0).await;
 

@@ -935,12 +935,7 @@ async fn cancel_run_of_a_run_cancelled_already_answers_once_its_mark_is_durable(
     use cronactor::CancelReason;
     use std::sync::atomic::Ordering;
     let (clock, count) = (clock(), Count::default());
-    let store = std::sync::Arc::new(SlowStore::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let (s, store) = start_on_slow_store(&clock, &count).await;
     s.add(every("j", 3600, "stubborn")).await.expect("add");
     let TriggerOutcome::Started(first) = s.trigger("j").await.expect("trigger") else {
         panic!("not started");

@@ -509,13 +509,8 @@ async fn an_event_payload_the_store_could_not_read_back_is_refused_before_any_ru
 #[tokio::test(start_paused = true)]
 async fn an_emit_whose_fire_is_not_durable_answers_the_store_error() {
     let (clock, count) = (clock(), Count::default());
-    let store = SlowStore::default();
+    let (s, store) = start_on_slow_store(&clock, &count).await;
     let failing = store.failing.clone();
-    let s = builder(&clock, &count)
-        .store(Arc::new(store))
-        .start()
-        .await
-        .expect("start");
     let spec = JobSpec::builder("deployer", ScheduleSpec::cron("0 0 3 * * *"), "count")
         .listen("deploy")
         .build()

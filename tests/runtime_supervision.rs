@@ -466,12 +466,7 @@ async fn the_restart_budget_counts_only_the_last_minute_and_ignores_wall_steps()
 #[tokio::test(start_paused = true)]
 async fn a_run_claimed_but_not_yet_durable_at_a_crash_starts_after_the_restart() {
     let (clock, count) = (clock(), Count::default());
-    let store = std::sync::Arc::new(SlowStore::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let (s, store) = start_on_slow_store(&clock, &count).await;
     let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "count")
         .build()
         .expect("valid spec");

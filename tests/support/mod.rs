@@ -90,6 +90,21 @@ pub async fn start_on(
         .expect("start")
 }
 
+/// A [`builder`] scheduler started on a fresh [`SlowStore`], with the
+/// store (to hold, slow or fail its flushes).
+pub async fn start_on_slow_store(
+    clock: &ManualClock,
+    count: &Count,
+) -> (Scheduler, Arc<SlowStore>) {
+    let store = Arc::new(SlowStore::default());
+    let s = builder(clock, count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    (s, store)
+}
+
 /// Lets paused time run for `secs` seconds (every timer on the way fires).
 pub async fn run_for_secs(secs: f64) {
     tokio::time::sleep(Duration::from_secs_f64(secs)).await;

@@ -484,6 +484,50 @@ impl Scheduler {
         .await
     }
 
+    /// Sets the job's last result (`JobStatus::last_result`, what
+    /// [`JobContext::last_result`](crate::JobContext::last_result) reads),
+    /// or clears it with `None`: an operator rewinding a watermark
+    /// ("reprocess from Monday") or dropping a bad cursor. Answered once
+    /// durable. A run in flight that succeeds later with a result of its own
+    /// replaces it, as any run's does.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cronactor::{JobContext, JobSpec, ScheduleSpec, Scheduler};
+    /// use serde_json::json;
+    ///
+    /// let scheduler = Scheduler::builder()
+    ///     .handler("export", |_ctx: JobContext| async { Ok::<(), std::io::Error>(()) })
+    ///     .in_memory()
+    ///     .start()
+    ///     .await?;
+    /// let spec = JobSpec::builder("export", ScheduleSpec::cron("0 0 3 * * *"), "export").build()?;
+    /// scheduler.add(spec).await?;
+    /// scheduler.set_last_result("export", Some(json!({ "upto": "2026-11-30" }))).await?;
+    /// let status = scheduler.status("export").await?;
+    /// assert_eq!(status.last_result.as_deref(), Some(&json!({ "upto": "2026-11-30" })));
+    /// scheduler.set_last_result("export", None).await?;
+    /// assert_eq!(scheduler.status("export").await?.last_result, None);
+    /// scheduler.shutdown(std::time::Duration::from_secs(5)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidResult`] for a value above the size or depth bounds
+    /// of a run's result; [`Error::UnknownJob`]; [`Error::InvalidState`]
+    /// for a failed job; [`Error::Store`].
+    pub async fn set_last_result(
+        &self,
+        id: impl AsRef<str>,
+        value: Option<serde_json::Value>,
+    ) -> Result<(), Error> {
+        let id = job_id(id)?;
+        self.call(|reply| SupervisorMsg::SetLastResult { id, value, reply })
+            .await
+    }
+
     /// Cancels a job's runs in flight through their tokens (and drops a
     /// retry waiting for its delay); they end as cancelled and are not
     /// retried. Returns the runs cancelled: empty when nothing ran (a no-op).

@@ -234,6 +234,25 @@ async fn jobs_list_show_pause_resume_trigger_history_with_exit_codes() {
         .await;
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("allow-all"), "{err}");
+
+    // The job's last result: set, shown, cleared; a value that is not JSON
+    // is a usage error.
+    let (code, out, err) = s
+        .run(&["result", "nightly", "--set", r#"{"upto": 7}"#])
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(r#"nightly: last result {"upto":7}"#), "{out}");
+    let (code, out, _) = s.run(&["jobs", "show", "nightly"]).await;
+    assert_eq!(code, 0);
+    assert!(out.contains(r#"last result:   {"upto":7}"#), "{out}");
+    let (code, out, err) = s.run(&["result", "nightly", "--clear"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("nightly: no last result"), "{out}");
+    let (code, _, err) = s.run(&["result", "nightly", "--set", "{nope"]).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--set is not JSON"), "{err}");
+    let (code, _, err) = s.run(&["result", "nightly"]).await;
+    assert_ne!(code, 0, "{err}");
     let (code, _, err) = s
         .run(&[
             "backfill",

@@ -657,6 +657,27 @@ async fn trigger_history_and_job_detail_show_the_run() {
     assert_eq!(detail["job"]["last_run"]["outcome"], "succeeded");
     // The run's result, for the next run.
     assert_eq!(detail["job"]["last_result"], json!({ "runs": 1 }));
+    // An operator rewinds it, then clears it.
+    let set = put_json(a, "/jobs/report/result", &json!({ "runs": 40 })).await;
+    assert_eq!(set.status, 200, "{}", set.text());
+    assert_eq!(set.json()["last_result"], json!({ "runs": 40 }));
+    let mut deep = json!(1);
+    for _ in 0..70 {
+        deep = json!([deep]);
+    }
+    let refused = put_json(a, "/jobs/report/result", &deep).await;
+    assert_eq!(refused.problem(400)["field"], "result");
+    assert_eq!(
+        put_json(a, "/jobs/ghost/result", &json!(1)).await.status,
+        404
+    );
+    let cleared = request(a, "DELETE", "/jobs/report/result", &[], b"").await;
+    assert_eq!(cleared.status, 200, "{}", cleared.text());
+    assert!(
+        cleared.json().get("last_result").is_none(),
+        "{}",
+        cleared.text()
+    );
 
     assert_eq!(
         get(a, "/jobs/report/history?limit=0").await.problem(400)["field"],

@@ -514,6 +514,7 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
         "bulk-pause",
         "bulk-resume",
         "add-paused",
+        "set-result",
     ] {
         let status = Command::new(std::env::current_exe().expect("test binary"))
             .args([
@@ -637,6 +638,14 @@ fn each_control_operation_holds_when_the_process_is_killed_right_after_its_ok() 
                 let state = job(&loaded, "p").expect("job p").state;
                 let note = state.paused.and_then(|p| p.note);
                 assert_eq!(note.as_deref(), Some("gated"), "{op}: added paused");
+            }
+            "set-result" => {
+                let state = j.expect("job j").state;
+                assert_eq!(
+                    state.last_result.as_deref(),
+                    Some(&serde_json::json!({ "upto": "2026-11-30" })),
+                    "{op}: the result set"
+                );
             }
             "add-again" => {
                 let j = j.expect("job j");
@@ -879,6 +888,10 @@ async fn one_operation(op: &str, store: PathBuf) -> String {
         }
         "remove" => scheduler.remove("j").await.map(|_| String::new()),
         "add-again" => scheduler.add(spec(3)).await.map(|_| String::new()),
+        "set-result" => scheduler
+            .set_last_result("j", Some(serde_json::json!({ "upto": "2026-11-30" })))
+            .await
+            .map(|()| String::new()),
         "add-paused" => {
             let p = JobSpec::builder("p", ScheduleSpec::cron("* * * * * *"), "stubborn")
                 .build()

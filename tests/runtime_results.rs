@@ -303,3 +303,84 @@ async fn the_result_is_read_back_from_the_sled_store() {
     assert_eq!(seen[1].as_ref().map(|v| &v["upto"]), Some(&json!(10)));
     assert_eq!(seen[2], Some(expected));
 }
+
+/// An operator sets the job's last result (rewinding a watermark), and the
+/// next run reads it; clearing it leaves the next run without one. Bad
+/// values and unknown jobs are refused with their own errors.
+#[tokio::test(start_paused = true)]
+async fn an_operator_sets_and_clears_the_last_result() {
+    let (clock, seen) = (clock(), Seen::default());
+    let s = with_step(&clock, &seen).start().await.expect("start");
+    s.add(every_ten("export", json!({ "step": 1 })))
+        .await
+        .expect("add");
+    run_for_secs(10.5).await;
+    s.set_last_result("export", Some(json!({ "upto": 40 })))
+        .await
+        .expect("set");
+    assert_eq!(
+        s.status("export")
+            .await
+            .expect("status")
+            .last_result
+            .as_deref(),
+        upto(40).as_ref()
+    );
+    run_for_secs(10.0).await;
+    s.set_last_result("export", None).await.expect("clear");
+    run_for_secs(10.0).await;
+    assert_eq!(seen.take(), [None, upto(40), None]);
+    assert_eq!(
+        s.status("export")
+            .await
+            .expect("status")
+            .last_result
+            .as_deref(),
+        upto(1).as_ref()
+    );
+
+    let mut deep = json!(1);
+    for _ in 0..=MAX_RESULT_DEPTH {
+        deep = json!([deep]);
+    }
+    assert!(matches!(
+        s.set_last_result("export", Some(deep)).await,
+        Err(Error::InvalidResult(_))
+    ));
+    assert!(matches!(
+        s.set_last_result("nope", Some(json!(1))).await,
+        Err(Error::UnknownJob(_))
+    ));
+    assert_eq!(
+        s.status("export")
+            .await
+            .expect("status")
+            .last_result
+            .as_deref(),
+        upto(1).as_ref(),
+        "a refused value changes nothing"
+    );
+}
+
+/// `set_last_result` answers once the value is durable: a crash right
+/// after the answer cannot undo it.
+#[tokio::test(start_paused = true)]
+async fn setting_the_last_result_answers_once_durable() {
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let (s, store) = start_on_slow_store(&clock, &count).await;
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 3 * * *"), "count")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    store.held.store(true, Ordering::SeqCst);
+    let setting = {
+        let s = s.clone();
+        tokio::spawn(async move { s.set_last_result("j", Some(json!("cursor-7"))).await })
+    };
+    run_for_secs(1.0).await;
+    assert!(!setting.is_finished(), "the answer waits for the flush");
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    setting.await.expect("join").expect("set");
+}

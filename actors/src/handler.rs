@@ -216,14 +216,7 @@ impl JobContext {
     /// or its JSON text is longer than [`MAX_RESULT_BYTES`]; the run's
     /// result is then unchanged.
     pub fn set_result(&self, value: serde_json::Value) -> Result<(), crate::Error> {
-        crate::payload::check_depth_at(&value, MAX_RESULT_DEPTH)
-            .map_err(|reason| crate::Error::InvalidResult(reason.replace("payload", "result")))?;
-        let bytes = serde_json::to_vec(&value).map_or(usize::MAX, |text| text.len());
-        if bytes > MAX_RESULT_BYTES {
-            return Err(crate::Error::InvalidResult(format!(
-                "its JSON text is {bytes} bytes, above the limit of {MAX_RESULT_BYTES}"
-            )));
-        }
+        check_result(&value)?;
         // As a run's end is: through the supervisor if the job's actor was
         // restarted since the run began.
         crate::ahead::deliver(
@@ -261,6 +254,20 @@ pub const MAX_RESULT_BYTES: usize = 64 * 1024;
 /// bound, so that the result reads back from the store and from every HTTP
 /// view that carries it (`GET /jobs/{id}` holds it two levels down).
 pub const MAX_RESULT_DEPTH: usize = 64;
+
+/// Checks a run result against [`MAX_RESULT_DEPTH`] and
+/// [`MAX_RESULT_BYTES`].
+pub(crate) fn check_result(value: &serde_json::Value) -> Result<(), crate::Error> {
+    crate::payload::check_depth_at(value, MAX_RESULT_DEPTH)
+        .map_err(|reason| crate::Error::InvalidResult(reason.replace("payload", "result")))?;
+    let bytes = serde_json::to_vec(value).map_or(usize::MAX, |text| text.len());
+    if bytes > MAX_RESULT_BYTES {
+        return Err(crate::Error::InvalidResult(format!(
+            "its JSON text is {bytes} bytes, above the limit of {MAX_RESULT_BYTES}"
+        )));
+    }
+    Ok(())
+}
 
 /// The error a handler returns: any displayable error.
 pub type HandlerError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -120,6 +120,14 @@ pub enum JobMsg {
         /// What it is doing.
         message: String,
     },
+    /// Set (or clear, with `None`) the job's last result, as an operator
+    /// rewinding a watermark does; answered once durable.
+    SetLastResult {
+        /// The new last result.
+        value: Option<Arc<serde_json::Value>>,
+        /// Answered once durable.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
     /// A run in flight set its result (`JobContext::set_result`): it
     /// becomes the job's last result if the run succeeds.
     SetResult {
@@ -239,6 +247,7 @@ impl JobMsg {
             | JobMsg::Resume { .. }
             | JobMsg::Progress { .. }
             | JobMsg::SetResult { .. }
+            | JobMsg::SetLastResult { .. }
             | JobMsg::Remove(_)
             | JobMsg::Preview { .. }
             | JobMsg::RunFinished { .. }
@@ -725,6 +734,11 @@ impl Actor for JobActor {
                         None => s.results.push((run_id, value)),
                     }
                 }
+            }
+            JobMsg::SetLastResult { value, reply } => {
+                s.link.set_last_result(value.clone());
+                s.state.last_result = value;
+                s.save(Ack::Reply(reply));
             }
             JobMsg::Pause { note, reply } => {
                 if s.state.paused.is_some() {

@@ -167,6 +167,16 @@ pub enum SupervisorMsg {
         /// How many slots were queued or started.
         reply: RpcReplyPort<Result<usize, Error>>,
     },
+    /// Set (or clear, with `None`) a job's last result
+    /// (`JobStatus::last_result`), answered once durable.
+    SetLastResult {
+        /// The job.
+        id: JobId,
+        /// The new last result.
+        value: Option<serde_json::Value>,
+        /// Answered once durable.
+        reply: RpcReplyPort<Result<(), Error>>,
+    },
     /// Cancel a job's runs in flight (a no-op answering an empty list when
     /// nothing runs).
     Cancel(JobId, RpcReplyPort<Result<Vec<RunId>, Error>>),
@@ -527,6 +537,22 @@ impl Actor for SupervisorActor {
             }
             SupervisorMsg::Pause { id, note, reply } => {
                 s.deliver(&myself, id, JobMsg::Pause { note, reply }, Some("pause"))
+            }
+            SupervisorMsg::SetLastResult { id, value, reply } => {
+                match value.as_ref().map(crate::handler::check_result).transpose() {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Ok(_) => s.deliver(
+                        &myself,
+                        id,
+                        JobMsg::SetLastResult {
+                            value: value.map(Arc::new),
+                            reply,
+                        },
+                        Some("set the last result of"),
+                    ),
+                }
             }
             SupervisorMsg::Resume { id, note, reply } => {
                 s.deliver(&myself, id, JobMsg::Resume { note, reply }, Some("resume"))
@@ -1600,6 +1626,7 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
         SupervisorMsg::Pause { reply, .. } | SupervisorMsg::Resume { reply, .. } => {
             drop(reply.send(e()))
         }
+        SupervisorMsg::SetLastResult { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::Upsert(_, r) => drop(r.send(e())),
         SupervisorMsg::Trigger(_, r) | SupervisorMsg::RetryRun(_, r) => drop(r.send(e())),
         SupervisorMsg::TriggerWith { reply, .. } => drop(reply.send(e())),
@@ -1632,6 +1659,7 @@ fn reject_after_shutdown(msg: SupervisorMsg) {
 fn reject_job_msg(msg: JobMsg, err: Error) {
     match msg {
         JobMsg::Pause { reply, .. } | JobMsg::Resume { reply, .. } => drop(reply.send(Err(err))),
+        JobMsg::SetLastResult { reply, .. } => drop(reply.send(Err(err))),
         JobMsg::Remove(reply) | JobMsg::Update { reply, .. } => drop(reply.send(Err(err))),
         JobMsg::Trigger(reply)
         | JobMsg::TriggerWith { reply, .. }

@@ -124,6 +124,23 @@ enum Command {
         #[arg(long)]
         run: Option<String>,
     },
+    /// Set or clear a job's last result (what its next run reads), as when
+    /// rewinding a watermark.
+    Result {
+        /// The job id.
+        id: String,
+        /// The new last result, as JSON.
+        #[arg(
+            long,
+            value_name = "JSON",
+            conflicts_with = "clear",
+            required_unless_present = "clear"
+        )]
+        set: Option<String>,
+        /// Clear it.
+        #[arg(long)]
+        clear: bool,
+    },
     /// Show a job's newest runs.
     History {
         /// The job id.
@@ -275,6 +292,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             overlap,
         } => cli::backfill(&client()?, &id, from, to, overlap.into(), json),
         Command::Cancel { id, run } => cli::cancel(&client()?, &id, run.as_deref(), json),
+        Command::Result { id, set, clear: _ } => {
+            cli::set_result(&client()?, &id, set.as_deref(), json)
+        }
         Command::History { id, limit } => cli::history(&client()?, &id, limit, json),
         Command::Emit { name, payload } => cli::emit(&client()?, &name, payload.as_deref(), json),
         Command::Events {

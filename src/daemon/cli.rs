@@ -536,6 +536,32 @@ pub fn emit(
     Ok(())
 }
 
+/// `cronactor result ID --set JSON | --clear`.
+///
+/// # Errors
+/// [`CliError::Usage`] for a value that is not JSON; [`CliError::Client`].
+pub fn set_result(
+    client: &Client,
+    id: &str,
+    value: Option<&str>,
+    json: bool,
+) -> Result<(), CliError> {
+    let value = value
+        .map(serde_json::from_str::<serde_json::Value>)
+        .transpose()
+        .map_err(|e| CliError::Usage(format!("--set is not JSON: {e}")))?;
+    let job = client.set_last_result(id, value.as_ref())?;
+    if json {
+        print_json(&job);
+    } else {
+        match &job.last_result {
+            Some(result) => println!("{id}: last result {result}"),
+            None => println!("{id}: no last result"),
+        }
+    }
+    Ok(())
+}
+
 fn event_line(e: &EventView) -> String {
     let data = match &e.data {
         serde_json::Value::Object(m) if m.is_empty() => String::new(),

@@ -254,6 +254,45 @@ impl Client {
         self.finish(&url, answer)
     }
 
+    fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut req = self.agent.put(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(&url, req.send_json(body))
+    }
+
+    fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let url = self.url(path);
+        let mut req = self.agent.delete(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(&url, req.call())
+    }
+
+    /// `PUT /jobs/{id}/result` with `Some(value)`, `DELETE /jobs/{id}/result`
+    /// with `None`: sets or clears the job's last result.
+    ///
+    /// # Errors
+    /// [`ClientError`] as the server or the connection says.
+    pub fn set_last_result(
+        &self,
+        id: &str,
+        value: Option<&serde_json::Value>,
+    ) -> Result<JobView, ClientError> {
+        let path = format!("/jobs/{}/result", segment(id));
+        match value {
+            Some(v) => self.put(&path, v),
+            None => self.delete(&path),
+        }
+    }
+
     /// `GET /health`.
     ///
     /// # Errors

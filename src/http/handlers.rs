@@ -676,6 +676,59 @@ pub(crate) async fn events(
         .into_response())
 }
 
+/// Sets the job's last result (the body, any JSON), as an operator
+/// rewinding a watermark does; the job as it is then.
+#[utoipa::path(
+    put, path = "/jobs/{id}/result", tag = "control",
+    params(("id" = String, Path, description = "The job id (percent-encoded)")),
+    request_body(content = Object, content_type = "application/json",
+        description = "The new last result (any JSON)"),
+    responses(
+        (status = 200, description = "Set, durable", body = JobView),
+        (status = 400, description = "Invalid body, or a result too large or too deep", body = Problem, content_type = PROBLEM_JSON),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The job failed", body = Problem, content_type = PROBLEM_JSON),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM_JSON),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn set_job_result(
+    State(st): State<AppState>,
+    PathParam(id): PathParam,
+    JsonBody(value): JsonBody<serde_json::Value>,
+) -> ApiResult<Json<JobView>> {
+    st.scheduler.set_last_result(&id, Some(value)).await?;
+    tracing::info!(job_id = %id, "job's last result set over HTTP");
+    Ok(Json(JobView::from(&st.scheduler.status(&id).await?)))
+}
+
+/// Clears the job's last result; the job as it is then.
+#[utoipa::path(
+    delete, path = "/jobs/{id}/result", tag = "control",
+    params(("id" = String, Path, description = "The job id (percent-encoded)")),
+    responses(
+        (status = 200, description = "Cleared, durable", body = JobView),
+        (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
+        (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The job failed", body = Problem, content_type = PROBLEM_JSON),
+        (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
+    ),
+    security(("admin_token" = []))
+)]
+pub(crate) async fn clear_job_result(
+    State(st): State<AppState>,
+    PathParam(id): PathParam,
+) -> ApiResult<Json<JobView>> {
+    st.scheduler.set_last_result(&id, None).await?;
+    tracing::info!(job_id = %id, "job's last result cleared over HTTP");
+    Ok(Json(JobView::from(&st.scheduler.status(&id).await?)))
+}
+
 /// Emits a named event: every job listening to it fires now, with the body
 /// (any JSON, or nothing) as the event's payload.
 #[utoipa::path(

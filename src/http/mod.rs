@@ -52,7 +52,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use events::Hub;
 use prom::Prom;
@@ -298,6 +298,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/jobs/{id}/trigger"),
     ("post", "/jobs/{id}/backfill"),
     ("post", "/jobs/{id}/cancel"),
+    ("put", "/jobs/{id}/result"),
+    ("delete", "/jobs/{id}/result"),
     ("get", "/jobs/{id}/history"),
     ("get", "/metrics"),
     ("get", "/metrics/scheduler"),
@@ -359,6 +361,10 @@ fn build(scheduler: Scheduler, config: HttpConfig) -> (Router, Arc<Hub>) {
         .route("/jobs/{id}/trigger", post(h::trigger_job))
         .route("/jobs/{id}/backfill", post(h::backfill_job))
         .route("/jobs/{id}/cancel", post(h::cancel_job))
+        .route(
+            "/jobs/{id}/result",
+            put(h::set_job_result).delete(h::clear_job_result),
+        )
         .route("/jobs/{id}/history", get(h::job_history))
         .route("/metrics", get(h::prometheus))
         .route("/metrics/scheduler", get(h::scheduler_metrics))

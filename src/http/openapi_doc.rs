@@ -34,6 +34,8 @@ use utoipa::{Modify, OpenApi};
         handlers::trigger_job,
         handlers::backfill_job,
         handlers::cancel_job,
+        handlers::set_job_result,
+        handlers::clear_job_result,
         handlers::job_history,
         handlers::prometheus,
         handlers::scheduler_metrics,

@@ -159,6 +159,16 @@ impl From<Error> for Problem {
                 p.field = Some("payload".to_owned());
                 p
             }
+            Error::InvalidResult(_) => {
+                let mut p = Self::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-request",
+                    "Invalid request",
+                    detail,
+                );
+                p.field = Some("result".to_owned());
+                p
+            }
             Error::InvalidSelector(_) => {
                 let mut p = Self::new(
                     StatusCode::BAD_REQUEST,

@@ -420,6 +420,10 @@ pub struct JobActorState {
     /// Results set by runs in flight (`JobContext::set_result`), taken at
     /// their end: the job's last result if the run succeeded.
     results: Vec<(RunId, Arc<serde_json::Value>)>,
+    /// Where the runs this actor adopted from a failed predecessor read the
+    /// job's last result (their link's, not this actor's): written with
+    /// this actor's own, and let go once no run reads them.
+    adopted_cells: Vec<crate::handler::ResultCell>,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
@@ -474,12 +478,22 @@ impl Drop for JobActorState {
         // takes their tokens, with why each was cancelled, and asks again
         // for the records of those not yet durable. (A removed job leaves
         // none: see `JobMsg::Remove`.)
+        // With the results they set (their end applies them) and where they
+        // read the job's last result.
+        let mut cells = vec![self.link.last_result.clone()];
+        cells.extend(self.adopted_cells.iter().cloned());
         let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
             .into_iter()
             .map(
                 |(run_id, (token, cancelled), task)| crate::runtime::ParkedRun {
                     unrecorded: self.unrecorded.contains(&run_id),
                     admission: self.waiting_admission.get(&run_id).cloned(),
+                    result: self
+                        .results
+                        .iter()
+                        .find(|(id, _)| *id == run_id)
+                        .map(|(_, value)| value.clone()),
+                    cells: cells.clone(),
                     run_id,
                     token,
                     cancelled,
@@ -512,7 +526,7 @@ impl Actor for JobActor {
             job: myself.clone(),
             id: args.spec.id.clone(),
             handler: args.handler,
-            last_result: std::sync::Mutex::new(args.state.last_result.clone()),
+            last_result: crate::handler::result_cell(args.state.last_result.clone()),
         });
         let mut s = JobActorState {
             link,
@@ -528,6 +542,7 @@ impl Actor for JobActor {
             // four (a few hundred bytes per live job, kept for its life).
             tokens: RunTokens(Vec::with_capacity(1)),
             results: Vec::new(),
+            adopted_cells: Vec::new(),
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
@@ -788,13 +803,15 @@ impl Actor for JobActor {
             } => {
                 let rearm = spec.schedule != s.spec.schedule;
                 if spec.handler != s.spec.handler {
-                    // Runs in flight keep the link they were started with.
+                    // Runs in flight keep the link they were started with,
+                    // and read the job's last result where the new one's
+                    // runs do.
                     s.link = Arc::new(RunLink {
                         rt: s.link.rt.clone(),
                         job: myself.clone(),
                         id: s.spec.id.clone(),
                         handler,
-                        last_result: std::sync::Mutex::new(s.state.last_result.clone()),
+                        last_result: s.link.last_result.clone(),
                     });
                 }
                 s.payload = Arc::new(spec.payload.clone());
@@ -2067,6 +2084,12 @@ impl JobActorState {
             let (_, value) = self.results.swap_remove(at);
             if record.outcome == Outcome::Succeeded {
                 self.link.set_last_result(Some(value.clone()));
+                // Only the cells a run of a predecessor still reads.
+                self.adopted_cells
+                    .retain(|cell| Arc::strong_count(cell) > 1);
+                for cell in &self.adopted_cells {
+                    crate::handler::write_cell(cell, Some(value.clone()));
+                }
                 self.state.last_result = Some(value);
             }
         }
@@ -2119,6 +2142,20 @@ impl JobActorState {
                 }
                 if run.unrecorded {
                     self.unrecorded.push(run.run_id);
+                }
+                if let Some(value) = run.result {
+                    if !self.results.iter().any(|(id, _)| *id == run.run_id) {
+                        self.results.push((run.run_id, value));
+                    }
+                }
+                for cell in run.cells {
+                    let known = Arc::ptr_eq(&cell, &self.link.last_result)
+                        || self.adopted_cells.iter().any(|c| Arc::ptr_eq(c, &cell));
+                    if !known {
+                        // It may hold an older result than this actor's.
+                        crate::handler::write_cell(&cell, self.state.last_result.clone());
+                        self.adopted_cells.push(cell);
+                    }
                 }
                 if let Some(task) = run.task {
                     // Its `RunFinished` may have died in the predecessor's

@@ -329,7 +329,17 @@ pub struct SupervisorState {
 /// with its report.
 struct Stopping {
     cut: Arc<tokio::sync::Notify>,
-    waiting: Arc<std::sync::Mutex<Vec<RpcReplyPort<ShutdownReport>>>>,
+    waiting: Arc<std::sync::Mutex<Joined>>,
+}
+
+/// The later calls a shutdown answers with its report, and the report once
+/// it is known: a call read after that is answered at once (the supervisor
+/// runs until a caller stops it, which the first caller may never do if it
+/// went away).
+#[derive(Default)]
+struct Joined {
+    replies: Vec<RpcReplyPort<ShutdownReport>>,
+    report: Option<ShutdownReport>,
 }
 
 /// A job actor stopping for `remove` (see `SupervisorState::removing`).
@@ -1516,7 +1526,11 @@ impl SupervisorState {
             let _ = registry
                 .call(RegistryMsg::Flush, Some(Duration::from_secs(30)))
                 .await;
-            let others = std::mem::take(&mut *waiting.lock().unwrap_or_else(|e| e.into_inner()));
+            let others = {
+                let mut joined = waiting.lock().unwrap_or_else(|e| e.into_inner());
+                joined.report = Some(report.clone());
+                std::mem::take(&mut joined.replies)
+            };
             for other in others {
                 let _ = other.send(report.clone());
             }
@@ -1531,14 +1545,17 @@ impl SupervisorState {
             drop(reply);
             return;
         };
+        let mut joined = stopping.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(report) = &joined.report {
+            // Finished: its first caller may be gone without stopping this
+            // supervisor.
+            let _ = reply.send(report.clone());
+            return;
+        }
         if cut {
             stopping.cut.notify_one();
         }
-        stopping
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(reply);
+        joined.replies.push(reply);
     }
 }
 

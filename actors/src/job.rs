@@ -2374,7 +2374,22 @@ impl JobActorState {
             // process that has its handler, as it keeps the job itself; a
             // failed job keeps it for a revive.
         } else if let Some(fire) = self.state.queue.pop_front() {
+            let recovery = fire.trigger == Trigger::Recovery;
             self.claim_run(myself, fire);
+            // The retries of runs interrupted side by side (a `Concurrent`
+            // job's, a backfill's with `AllowAll`) start side by side again,
+            // as those runs did; the fires queued behind them still wait.
+            while recovery
+                && self
+                    .state
+                    .queue
+                    .front()
+                    .is_some_and(|f| f.trigger == Trigger::Recovery)
+            {
+                if let Some(fire) = self.state.queue.pop_front() {
+                    self.claim_run(myself, fire);
+                }
+            }
         }
     }
 
@@ -2449,7 +2464,8 @@ impl JobActorState {
     /// On restart: runs in flight at the crash are recorded as interrupted,
     /// and retried (at-least-once) unless the job says abandon; a run that
     /// was cancelled before the crash is recorded as cancelled, and not
-    /// retried. The retries go first, then the stored queue, in order.
+    /// retried. The retries go first, side by side as the runs were (see
+    /// `start_queued`), then the stored queue, in order.
     fn recover_interrupted(&mut self, myself: &ActorRef<JobMsg>) {
         let now = self.now();
         let mut retries = Vec::new();

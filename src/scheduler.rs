@@ -358,8 +358,9 @@ impl Scheduler {
     ///
     /// # Errors
     /// As [`Scheduler::trigger`]; [`Error::InvalidSpec`] (field `overlap`)
-    /// for a policy a job's spec refuses (`Concurrent { max: Some(0) }`,
-    /// `Queue { max: 0 }`), and nothing fires.
+    /// for a policy a new job's spec refuses (`Concurrent { max: Some(0) }`,
+    /// `Queue { max: 0 }`, a `Queue` above [`MAX_QUEUE`](crate::MAX_QUEUE)),
+    /// and nothing fires.
     pub async fn trigger_with(
         &self,
         id: impl AsRef<str>,

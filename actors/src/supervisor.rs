@@ -544,23 +544,26 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Trigger(id, reply) => {
                 s.deliver(&myself, id, JobMsg::Trigger(reply), Some("trigger"))
             }
-            SupervisorMsg::TriggerWith { id, overlap, reply } => match overlap.validate() {
-                // Refused as in a spec: `Concurrent { max: 0 }` would start
-                // a run on an idle job, `Queue { max: 0 }` count a full queue.
-                Err(reason) => {
-                    tracing::debug!(job_id = %id, %reason, "trigger with an invalid overlap policy");
-                    let _ = reply.send(Err(Error::InvalidSpec {
-                        field: "overlap",
-                        reason,
-                    }));
+            SupervisorMsg::TriggerWith { id, overlap, reply } => {
+                match overlap.validate().and_then(|()| overlap.validate_limits()) {
+                    // Refused as in a new spec: `Concurrent { max: 0 }` would
+                    // start a run on an idle job, `Queue { max: 0 }` count a full
+                    // queue; a queue above `MAX_QUEUE` is refused too.
+                    Err(reason) => {
+                        tracing::debug!(job_id = %id, %reason, "trigger with an invalid overlap policy");
+                        let _ = reply.send(Err(Error::InvalidSpec {
+                            field: "overlap",
+                            reason,
+                        }));
+                    }
+                    Ok(()) => s.deliver(
+                        &myself,
+                        id,
+                        JobMsg::TriggerWith { overlap, reply },
+                        Some("trigger"),
+                    ),
                 }
-                Ok(()) => s.deliver(
-                    &myself,
-                    id,
-                    JobMsg::TriggerWith { overlap, reply },
-                    Some("trigger"),
-                ),
-            },
+            }
             SupervisorMsg::Backfill {
                 id,
                 from,

@@ -436,3 +436,45 @@ async fn a_result_set_before_an_actor_crash_takes_effect_when_the_run_succeeds()
     assert_eq!(st.counters.succeeded, 1);
     assert_eq!(st.last_result.as_deref(), upto(3).as_ref());
 }
+
+/// Setting `Value::Null` clears the job's result: the next run reads none,
+/// and the status shows none, as before any run set one.
+#[tokio::test(start_paused = true)]
+async fn setting_null_clears_the_result() {
+    let (clock, seen) = (clock(), Seen::default());
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = {
+        let seen = seen.clone();
+        Scheduler::builder()
+            .clock(clock.clone())
+            .handler("h", move |ctx: JobContext| {
+                let (calls, seen) = (calls.clone(), seen.clone());
+                async move {
+                    seen.0
+                        .lock()
+                        .expect("seen")
+                        .push(ctx.last_result().as_deref().cloned());
+                    match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                        0 => ctx.set_result(json!({ "upto": 1 }))?,
+                        1 => ctx.set_result(Value::Null)?,
+                        _ => {}
+                    }
+                    Ok::<(), Error>(())
+                }
+            })
+            .start()
+            .await
+            .expect("start")
+    };
+    let spec = JobSpec::builder("export", ScheduleSpec::cron("0 0 * * * *"), "h")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    for _ in 0..3 {
+        s.trigger("export").await.expect("trigger");
+        run_for_secs(1.0).await;
+    }
+    assert_eq!(seen.take(), [None, upto(1), None]);
+    let st = s.status("export").await.expect("status");
+    assert_eq!(st.last_result, None);
+}

@@ -222,8 +222,9 @@ impl JobContext {
     /// Quartz persists a stateful job's data map. A run that fails, times
     /// out, is cancelled or interrupted leaves the job's result as it was;
     /// so does a successful run that sets none. Called again, the newest
-    /// value wins. Call it before the handler returns: a value set later is
-    /// ignored.
+    /// value wins. `Value::Null` clears the job's result (`last_result`
+    /// is then `None`). Call it before the handler returns: a value set
+    /// later is ignored.
     ///
     /// # Errors
     /// [`Error::InvalidResult`](crate::Error::InvalidResult) if the value

@@ -2083,14 +2083,16 @@ impl JobActorState {
         if let Some(at) = self.results.iter().position(|(id, _)| *id == run_id) {
             let (_, value) = self.results.swap_remove(at);
             if record.outcome == Outcome::Succeeded {
-                self.link.set_last_result(Some(value.clone()));
+                // `null` clears it: the job has no result, as before any.
+                let value = (!value.is_null()).then_some(value);
+                self.link.set_last_result(value.clone());
                 // Only the cells a run of a predecessor still reads.
                 self.adopted_cells
                     .retain(|cell| Arc::strong_count(cell) > 1);
                 for cell in &self.adopted_cells {
-                    crate::handler::write_cell(cell, Some(value.clone()));
+                    crate::handler::write_cell(cell, value.clone());
                 }
-                self.state.last_result = Some(value);
+                self.state.last_result = value;
             }
         }
         self.link.rt.histograms.record_duration(record.duration());

@@ -479,9 +479,13 @@ impl Drop for JobActorState {
         // for the records of those not yet durable. (A removed job leaves
         // none: see `JobMsg::Remove`.)
         // With the results they set (their end applies them) and where they
-        // read the job's last result.
-        let mut cells = vec![self.link.last_result.clone()];
-        cells.extend(self.adopted_cells.iter().cloned());
+        // read the job's last result (none to gather for an idle actor, as
+        // a passivated one).
+        let mut cells = Vec::new();
+        if !self.tokens.0.is_empty() {
+            cells.push(self.link.last_result.clone());
+            cells.extend(self.adopted_cells.iter().cloned());
+        }
         let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
             .into_iter()
             .map(

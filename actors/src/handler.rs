@@ -224,7 +224,8 @@ impl JobContext {
     /// so does a successful run that sets none. Called again, the newest
     /// value wins. `Value::Null` clears the job's result (`last_result`
     /// is then `None`). Call it before the handler returns: a value set
-    /// later is ignored.
+    /// later is ignored once the run's end has reached the job (not
+    /// before it: see "Run results" in `docs/semantics.md`).
     ///
     /// # Errors
     /// [`Error::InvalidResult`](crate::Error::InvalidResult) if the value

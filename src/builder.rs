@@ -194,6 +194,7 @@ impl SchedulerBuilder {
             events: booted.events,
             quarantined: booted.quarantined,
             call_timeout: self.call_timeout,
+            shutdown_by: std::sync::Arc::default(),
         })
     }
 }

@@ -57,6 +57,9 @@ pub struct Scheduler {
     pub(crate) events: EventBus,
     pub(crate) quarantined: Vec<QuarantinedRecord>,
     pub(crate) call_timeout: Duration,
+    /// When the latest answer of a shutdown asked through this handle (or a
+    /// clone) may come: a later `shutdown` joins it, and waits as long.
+    pub(crate) shutdown_by: std::sync::Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     pub(crate) _guard: std::sync::Arc<DropGuard>,
 }
 
@@ -355,8 +358,9 @@ impl Scheduler {
     ///
     /// # Errors
     /// As [`Scheduler::trigger`]; [`Error::InvalidSpec`] (field `overlap`)
-    /// for a policy a job's spec refuses (`Concurrent { max: Some(0) }`,
-    /// `Queue { max: 0 }`), and nothing fires.
+    /// for a policy a new job's spec refuses (`Concurrent { max: Some(0) }`,
+    /// `Queue { max: 0 }`, a `Queue` above [`MAX_QUEUE`](crate::MAX_QUEUE)),
+    /// and nothing fires.
     pub async fn trigger_with(
         &self,
         id: impl AsRef<str>,
@@ -700,9 +704,12 @@ impl Scheduler {
     ///
     /// # Errors
     /// [`Error::ShutDown`] if it was already shut down (a call that meets a
-    /// shutdown in progress gets its report);
+    /// shutdown in progress gets its report, and so does one that meets a
+    /// shutdown that ended after its caller went away, before stopping the
+    /// actors);
     /// [`Error::Timeout`] if the store's final flush did not answer within
-    /// `grace` plus the call timeout (the scheduler is shut down all the
+    /// `grace` plus the call timeout, or within the limit of the shutdown
+    /// it joined if that is later (the scheduler is shut down all the
     /// same: later calls return [`Error::ShutDown`]).
     ///
     /// # Cancellation
@@ -766,14 +773,36 @@ impl Scheduler {
         .await
     }
 
+    /// How long a shutdown call waits for its report: `limit`, or longer
+    /// if a shutdown asked for earlier through this handle may answer later
+    /// (a call that joins it is answered with its report, when it comes:
+    /// a `shutdown` that cuts a drain short leaves the runs the drain's
+    /// grace, not its own).
+    fn shutdown_limit(&self, limit: Duration) -> Duration {
+        let now = tokio::time::Instant::now();
+        // A limit past what the clock can hold (`Duration::MAX`) is about
+        // 30 years away, as tokio's own far future.
+        let mine = now
+            .checked_add(limit)
+            .unwrap_or_else(|| now + Duration::from_secs(30 * 365 * 86_400));
+        let mut by = self
+            .shutdown_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let until = by.map_or(mine, |earlier| earlier.max(mine));
+        *by = Some(until);
+        until.saturating_duration_since(now)
+    }
+
     /// Sends the shutdown `msg` and waits up to `within` plus the call
-    /// timeout for its report, then stops the actors.
+    /// timeout (or as long as a shutdown already asked for, which it then
+    /// joins) for its report, then stops the actors.
     async fn stop_all(
         &self,
         within: Duration,
         msg: impl FnOnce(ractor::RpcReplyPort<ShutdownReport>) -> SupervisorMsg,
     ) -> Result<ShutdownReport, Error> {
-        let limit = within.saturating_add(self.call_timeout);
+        let limit = self.shutdown_limit(within.saturating_add(self.call_timeout));
         let answer = self.supervisor.call(msg, Some(limit)).await;
         let report = match answer {
             Ok(CallResult::Success(report)) => report,

@@ -233,3 +233,47 @@ command = '''echo 'not json' > "$CRONACTOR_RESULT_FILE"'''
     let job = get(a, "/jobs/bad-result").await.json();
     assert_eq!(job["job"]["last_result"], Value::Null, "{job}");
 }
+
+/// A command's `CRONACTOR_LAST_RESULT` is unset until a run of its job left
+/// a result, even when the daemon itself was started with one in its
+/// environment (a daemon started by another daemon's command, say): the
+/// command does not read another job's result as its own. So are
+/// `CRONACTOR_EVENT` and `CRONACTOR_EVENT_PAYLOAD` for a run no event
+/// started.
+#[tokio::test]
+async fn a_command_does_not_inherit_the_daemons_last_result_or_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        r##"
+[[job]]
+id = "counter"
+cron = "0 0 0 1 1 *"
+shell = true
+command = '''n=$(printf '%s' "${CRONACTOR_LAST_RESULT:-}" | tr -dc 0-9); echo "{\"n\": $(( ${n:-0} + 1 )), \"event\": \"${CRONACTOR_EVENT:-none}${CRONACTOR_EVENT_PAYLOAD:-}\"}" > "$CRONACTOR_RESULT_FILE"'''
+"##,
+    );
+    let daemon = Daemon::start_with_env(
+        &config,
+        &dir.path().join("store"),
+        &dir.path().join("log"),
+        &[],
+        &[
+            ("CRONACTOR_LAST_RESULT", r#"{"n": 41}"#),
+            ("CRONACTOR_EVENT", "deploy"),
+            ("CRONACTOR_EVENT_PAYLOAD", "7"),
+        ],
+    );
+    let a = daemon.addr;
+    assert_eq!(post(a, "/jobs/counter/trigger").await.status, 202);
+    let done = runs(a, "counter", 1).await;
+    assert_eq!(done[0]["outcome"], "succeeded", "{done:?}");
+    let job = get(a, "/jobs/counter").await.json();
+    assert_eq!(
+        job["job"]["last_result"],
+        serde_json::json!({ "n": 1, "event": "none" }),
+        "{job}"
+    );
+    assert_eq!(daemon.stop(), 0);
+}

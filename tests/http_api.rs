@@ -1461,3 +1461,15 @@ async fn a_job_can_be_created_paused() {
     assert_eq!(get(a, "/jobs/other").await.status, 404, "nothing created");
     api.stop().await;
 }
+
+/// A job's last result is any JSON value `set_result` took (a number, a
+/// string, an array as well as an object; a command's result file holds any
+/// JSON), and the OpenAPI document says so: a client generated from it
+/// must not refuse a job whose last result is `42`.
+#[test]
+fn the_openapi_document_takes_any_json_as_a_last_result() {
+    let doc = serde_json::to_value(cronactor::http::openapi()).expect("json");
+    let schema = &doc["components"]["schemas"]["JobView"]["properties"]["last_result"];
+    assert!(!schema.is_null(), "{doc}");
+    assert!(schema.get("type").is_none(), "{schema}");
+}

@@ -563,3 +563,43 @@ async fn a_retry_due_while_the_handler_is_missing_is_skipped_as_orphaned() {
         "{evs:?}"
     );
 }
+
+/// Runs interrupted side by side (here a backfill's with `AllowAll`) are
+/// retried side by side at the next start, as they ran, not one after
+/// another: the fires queued behind them still wait for them.
+#[tokio::test(start_paused = true)]
+async fn runs_interrupted_side_by_side_are_retried_side_by_side() {
+    let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = start_on(&clock, &count, &store).await;
+    let spec = JobSpec::builder("rollup", ScheduleSpec::cron("0 0 * * * *"), "stubborn")
+        .overlap(cronactor::OverlapPolicy::QUEUE_ONE)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let at = |t: &str| t.parse::<chrono::DateTime<chrono::Utc>>().expect("instant");
+    let started = s
+        .backfill_with(
+            "rollup",
+            at("2026-01-04T20:00:00Z"),
+            at("2026-01-04T23:00:00Z"),
+            cronactor::BackfillOverlap::AllowAll,
+        )
+        .await
+        .expect("backfill");
+    assert_eq!(started, 3);
+    // A fire queued behind them.
+    s.trigger("rollup").await.expect("trigger");
+    run_for_secs(1.0).await;
+    let st = s.status("rollup").await.expect("status");
+    assert_eq!((st.runs_in_flight, st.queued), (3, 1));
+    s.kill().await;
+    let count = Count::default();
+    let s = start_on(&clock, &count, &store).await;
+    run_for_secs(1.0).await;
+    let st = s.status("rollup").await.expect("status");
+    assert_eq!(st.counters.interrupted, 3);
+    assert_eq!(count.get(), 3, "the three retries run at once");
+    assert_eq!((st.runs_in_flight, st.queued), (3, 1));
+    assert!(st.in_flight.iter().all(|r| r.trigger == Trigger::Recovery));
+}

@@ -883,7 +883,8 @@ async fn add_paused_adds_a_job_that_fires_only_once_resumed() {
 
 /// `trigger_with` refuses the overlap policies a job's spec refuses
 /// (`Concurrent { max: 0 }` can never run, `Queue { max: 0 }` keeps
-/// nothing) as an invalid `overlap` field, and fires nothing: before, a
+/// nothing, a queue above `MAX_QUEUE`) as an invalid `overlap` field, and
+/// fires nothing: before, a
 /// `Concurrent { max: 0 }` fire started a run on an idle job, and a
 /// `Queue { max: 0 }` fire behind a run was counted as dropped from a full
 /// queue.
@@ -896,6 +897,10 @@ async fn trigger_with_refuses_an_overlap_policy_a_spec_refuses() {
     for overlap in [
         OverlapPolicy::Concurrent { max: Some(0) },
         OverlapPolicy::Queue { max: 0 },
+        // Above the bound a new spec is held to.
+        OverlapPolicy::Queue {
+            max: cronactor::MAX_QUEUE + 1,
+        },
     ] {
         let r = s.trigger_with("j", overlap).await;
         assert!(

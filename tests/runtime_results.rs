@@ -384,3 +384,195 @@ async fn setting_the_last_result_answers_once_durable() {
     store.released.notify_waiters();
     setting.await.expect("join").expect("set");
 }
+
+/// A handler for the tests of runs that outlive their job's actor or its
+/// handler: its first call waits 10 s, then records what it reads as the
+/// job's last result (and sets none); every later call sets `upto: 7` at once.
+fn wait_then_read(
+    seen: &Seen,
+) -> impl Fn(JobContext) -> futures::future::BoxFuture<'static, Result<(), Error>> + Clone {
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = seen.clone();
+    move |ctx: JobContext| {
+        let (calls, seen) = (calls.clone(), seen.clone());
+        Box::pin(async move {
+            if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                seen.0
+                    .lock()
+                    .expect("seen")
+                    .push(ctx.last_result().as_deref().cloned());
+            } else {
+                ctx.set_result(json!({ "upto": 7 }))?;
+            }
+            Ok(())
+        })
+    }
+}
+
+fn concurrent(handler: &str) -> JobSpec {
+    JobSpec::builder("export", ScheduleSpec::cron("0 0 * * * *"), handler)
+        .overlap(cronactor::OverlapPolicy::Concurrent { max: None })
+        .build()
+        .expect("spec")
+}
+
+/// A run started before its job's handler changed reads, when it asks, the
+/// result of a run of the new handler that succeeded meanwhile: the job has
+/// one last result, whatever handler its runs were started with.
+#[tokio::test(start_paused = true)]
+async fn a_run_from_before_a_handler_change_reads_the_newest_result() {
+    let (clock, seen) = (clock(), Seen::default());
+    let handler = wait_then_read(&seen);
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("waiter", handler.clone())
+        .handler("setter", handler)
+        .start()
+        .await
+        .expect("start");
+    s.add(concurrent("waiter")).await.expect("add");
+    s.trigger("export").await.expect("trigger");
+    run_for_secs(1.0).await;
+    s.upsert(concurrent("setter")).await.expect("upsert");
+    s.trigger("export").await.expect("trigger");
+    run_for_secs(1.0).await;
+    assert_eq!(
+        s.status("export")
+            .await
+            .expect("status")
+            .last_result
+            .as_deref(),
+        upto(7).as_ref()
+    );
+    run_for_secs(10.0).await;
+    assert_eq!(seen.take(), [upto(7)]);
+}
+
+/// A run that outlives a crash of its job's actor reads the result of a run
+/// the restarted actor saw succeed.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_run_adopted_after_an_actor_crash_reads_the_newest_result() {
+    let (clock, seen) = (clock(), Seen::default());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("waiter", wait_then_read(&seen))
+        .start()
+        .await
+        .expect("start");
+    s.add(concurrent("waiter")).await.expect("add");
+    s.trigger("export").await.expect("trigger");
+    run_for_secs(1.0).await;
+    s.supervisor()
+        .cast(cronactor::SupervisorMsg::InjectCrash(
+            cronactor::JobId::new("export").expect("id"),
+        ))
+        .expect("cast");
+    run_for_secs(0.5).await;
+    s.trigger("export").await.expect("trigger");
+    run_for_secs(1.0).await;
+    assert_eq!(
+        s.status("export")
+            .await
+            .expect("status")
+            .last_result
+            .as_deref(),
+        upto(7).as_ref()
+    );
+    run_for_secs(10.0).await;
+    assert_eq!(seen.take(), [upto(7)]);
+    assert_eq!(
+        s.status("export").await.expect("status").counters.succeeded,
+        2
+    );
+}
+
+/// A result set long before the job's actor crashes is not lost with it:
+/// the run goes on under the restarted actor, and its success applies it.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_result_set_before_an_actor_crash_takes_effect_when_the_run_succeeds() {
+    let clock = clock();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("long", |ctx: JobContext| async move {
+            ctx.set_result(json!({ "upto": 3 }))?;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<(), Error>(())
+        })
+        .start()
+        .await
+        .expect("start");
+    s.add(concurrent("long")).await.expect("add");
+    s.trigger("export").await.expect("trigger");
+    run_for_secs(1.0).await;
+    s.supervisor()
+        .cast(cronactor::SupervisorMsg::InjectCrash(
+            cronactor::JobId::new("export").expect("id"),
+        ))
+        .expect("cast");
+    run_for_secs(15.0).await;
+    let st = s.status("export").await.expect("status");
+    assert_eq!(st.counters.succeeded, 1);
+    assert_eq!(st.last_result.as_deref(), upto(3).as_ref());
+}
+
+/// Setting `Value::Null` clears the job's result: the next run reads none,
+/// and the status shows none, as before any run set one.
+#[tokio::test(start_paused = true)]
+async fn setting_null_clears_the_result() {
+    let (clock, seen) = (clock(), Seen::default());
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = {
+        let seen = seen.clone();
+        Scheduler::builder()
+            .clock(clock.clone())
+            .handler("h", move |ctx: JobContext| {
+                let (calls, seen) = (calls.clone(), seen.clone());
+                async move {
+                    seen.0
+                        .lock()
+                        .expect("seen")
+                        .push(ctx.last_result().as_deref().cloned());
+                    match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                        0 => ctx.set_result(json!({ "upto": 1 }))?,
+                        1 => ctx.set_result(Value::Null)?,
+                        _ => {}
+                    }
+                    Ok::<(), Error>(())
+                }
+            })
+            .start()
+            .await
+            .expect("start")
+    };
+    let spec = JobSpec::builder("export", ScheduleSpec::cron("0 0 * * * *"), "h")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    for _ in 0..3 {
+        s.trigger("export").await.expect("trigger");
+        run_for_secs(1.0).await;
+    }
+    assert_eq!(seen.take(), [None, upto(1), None]);
+    let st = s.status("export").await.expect("status");
+    assert_eq!(st.last_result, None);
+}
+
+/// An operator's `null` clears the result too, as a run's does.
+#[tokio::test(start_paused = true)]
+async fn an_operator_setting_null_clears_the_result() {
+    let (clock, seen) = (clock(), Seen::default());
+    let s = with_step(&clock, &seen).start().await.expect("start");
+    s.add(every_ten("export", json!({ "step": 1 })))
+        .await
+        .expect("add");
+    run_for_secs(10.5).await;
+    s.set_last_result("export", Some(Value::Null))
+        .await
+        .expect("set null");
+    assert_eq!(s.status("export").await.expect("status").last_result, None);
+    run_for_secs(10.0).await;
+    assert_eq!(seen.take(), [None, None]);
+}

@@ -746,3 +746,75 @@ async fn a_shutdown_during_a_drain_cuts_it_short() {
         ["long"]
     );
 }
+
+/// A `shutdown` read after another one finished, whose caller went away
+/// before the answer (its future dropped: the shutdown completes in the
+/// background), is answered at once with that shutdown's report.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_after_one_that_finished_unanswered_gets_its_report() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::cron("0 0 3 * * *"), "stubborn")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("j").await.expect("trigger");
+    run_for_secs(0.5).await;
+    // The first caller gives up during the grace; its shutdown goes on.
+    let gave_up =
+        tokio::time::timeout(Duration::from_secs(1), s.shutdown(Duration::from_secs(5))).await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
+    run_for_secs(10.0).await;
+    let asked = tokio::time::Instant::now();
+    let report = s
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("the report of the shutdown that finished");
+    assert_eq!(asked.elapsed(), Duration::ZERO);
+    assert_eq!(report.cancelled.len(), 1, "{report:?}");
+    assert_eq!(
+        report
+            .unfinished_jobs
+            .iter()
+            .map(|j| j.as_str())
+            .collect::<Vec<_>>(),
+        ["j"]
+    );
+}
+
+/// A `shutdown` that joins a drain waits for that shutdown's report as long
+/// as the drain's shutdown may take, not only its own `grace`: the runs it
+/// cuts short have the drain's grace to stop (here, the runtime's cancel
+/// grace of 5 s drops the handler that ignores its cancel).
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_that_cuts_a_drain_waits_for_the_drains_grace() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .call_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("long", ScheduleSpec::cron("0 0 3 * * *"), "stubborn")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("long").await.expect("trigger");
+    run_for_secs(0.5).await;
+    let draining = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.shutdown_after_drain(Duration::from_secs(3600), Duration::from_secs(60))
+                .await
+        })
+    };
+    run_for_secs(10.0).await;
+    let cut = tokio::time::Instant::now();
+    let second = s
+        .shutdown(Duration::ZERO)
+        .await
+        .expect("the second shutdown gets the report");
+    assert_eq!(cut.elapsed(), Duration::from_secs(5));
+    let first = draining.await.expect("join").expect("the drain's shutdown");
+    assert_eq!(first, second);
+    assert_eq!(first.cancelled.len(), 1, "{first:?}");
+}

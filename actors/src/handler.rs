@@ -99,7 +99,25 @@ pub(crate) struct RunLink {
     /// The job's last result (`JobState::last_result`) as runs read it:
     /// written by the job's actor when a run's result takes effect, so that
     /// a run reads the newest one when it asks, not the one of its claim.
-    pub(crate) last_result: std::sync::Mutex<Option<Arc<serde_json::Value>>>,
+    /// Shared with the link that replaces this one when the job's handler
+    /// changes, and written by the actor restarted after a crash for the
+    /// runs it adopted (see `JobActorState::adopted_cells`).
+    pub(crate) last_result: ResultCell,
+}
+
+/// Where the runs of a job read its last result (see `RunLink::last_result`).
+pub(crate) type ResultCell = Arc<std::sync::Mutex<Option<Arc<serde_json::Value>>>>;
+
+/// A new [`ResultCell`] holding `value`.
+pub(crate) fn result_cell(value: Option<Arc<serde_json::Value>>) -> ResultCell {
+    Arc::new(std::sync::Mutex::new(value))
+}
+
+/// Writes `value` in `cell`.
+pub(crate) fn write_cell(cell: &ResultCell, value: Option<Arc<serde_json::Value>>) {
+    *cell
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
 }
 
 impl RunLink {
@@ -115,10 +133,7 @@ impl RunLink {
     }
 
     pub(crate) fn set_last_result(&self, value: Option<Arc<serde_json::Value>>) {
-        *self
-            .last_result
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = value;
+        write_cell(&self.last_result, value);
     }
 }
 
@@ -207,8 +222,10 @@ impl JobContext {
     /// Quartz persists a stateful job's data map. A run that fails, times
     /// out, is cancelled or interrupted leaves the job's result as it was;
     /// so does a successful run that sets none. Called again, the newest
-    /// value wins. Call it before the handler returns: a value set later is
-    /// ignored.
+    /// value wins. `Value::Null` clears the job's result (`last_result`
+    /// is then `None`). Call it before the handler returns: a value set
+    /// later is ignored once the run's end has reached the job (not
+    /// before it: see "Run results" in `docs/semantics.md`).
     ///
     /// # Errors
     /// [`Error::InvalidResult`](crate::Error::InvalidResult) if the value

@@ -429,6 +429,10 @@ pub struct JobActorState {
     /// Results set by runs in flight (`JobContext::set_result`), taken at
     /// their end: the job's last result if the run succeeded.
     results: Vec<(RunId, Arc<serde_json::Value>)>,
+    /// Where the runs this actor adopted from a failed predecessor read the
+    /// job's last result (their link's, not this actor's): written with
+    /// this actor's own, and let go once no run reads them.
+    adopted_cells: Vec<crate::handler::ResultCell>,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
@@ -483,12 +487,26 @@ impl Drop for JobActorState {
         // takes their tokens, with why each was cancelled, and asks again
         // for the records of those not yet durable. (A removed job leaves
         // none: see `JobMsg::Remove`.)
+        // With the results they set (their end applies them) and where they
+        // read the job's last result (none to gather for an idle actor, as
+        // a passivated one).
+        let mut cells = Vec::new();
+        if !self.tokens.0.is_empty() {
+            cells.push(self.link.last_result.clone());
+            cells.extend(self.adopted_cells.iter().cloned());
+        }
         let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
             .into_iter()
             .map(
                 |(run_id, (token, cancelled), task)| crate::runtime::ParkedRun {
                     unrecorded: self.unrecorded.contains(&run_id),
                     admission: self.waiting_admission.get(&run_id).cloned(),
+                    result: self
+                        .results
+                        .iter()
+                        .find(|(id, _)| *id == run_id)
+                        .map(|(_, value)| value.clone()),
+                    cells: cells.clone(),
                     run_id,
                     token,
                     cancelled,
@@ -521,7 +539,7 @@ impl Actor for JobActor {
             job: myself.clone(),
             id: args.spec.id.clone(),
             handler: args.handler,
-            last_result: std::sync::Mutex::new(args.state.last_result.clone()),
+            last_result: crate::handler::result_cell(args.state.last_result.clone()),
         });
         let mut s = JobActorState {
             link,
@@ -537,6 +555,7 @@ impl Actor for JobActor {
             // four (a few hundred bytes per live job, kept for its life).
             tokens: RunTokens(Vec::with_capacity(1)),
             results: Vec::new(),
+            adopted_cells: Vec::new(),
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
@@ -736,8 +755,7 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::SetLastResult { value, reply } => {
-                s.link.set_last_result(value.clone());
-                s.state.last_result = value;
+                s.set_last_result(value);
                 s.save(Ack::Reply(reply));
             }
             JobMsg::Pause { note, reply } => {
@@ -802,13 +820,15 @@ impl Actor for JobActor {
             } => {
                 let rearm = spec.schedule != s.spec.schedule;
                 if spec.handler != s.spec.handler {
-                    // Runs in flight keep the link they were started with.
+                    // Runs in flight keep the link they were started with,
+                    // and read the job's last result where the new one's
+                    // runs do.
                     s.link = Arc::new(RunLink {
                         rt: s.link.rt.clone(),
                         job: myself.clone(),
                         id: s.spec.id.clone(),
                         handler,
-                        last_result: std::sync::Mutex::new(s.state.last_result.clone()),
+                        last_result: s.link.last_result.clone(),
                     });
                 }
                 s.payload = Arc::new(spec.payload.clone());
@@ -2038,6 +2058,22 @@ impl JobActorState {
         }
     }
 
+    /// Makes `value` the job's last result, in its state and where its
+    /// runs read it (this actor's link, and the cells runs adopted from a
+    /// crashed predecessor still read). `null` clears it: the job has no
+    /// result, as before any.
+    fn set_last_result(&mut self, value: Option<Arc<serde_json::Value>>) {
+        let value = value.filter(|v| !v.is_null());
+        self.link.set_last_result(value.clone());
+        // Only the cells a run of a predecessor still reads.
+        self.adopted_cells
+            .retain(|cell| Arc::strong_count(cell) > 1);
+        for cell in &self.adopted_cells {
+            crate::handler::write_cell(cell, value.clone());
+        }
+        self.state.last_result = value;
+    }
+
     fn finish_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId, result: RunResult) {
         let Some(pos) = self.state.in_flight.iter().position(|r| r.run_id == run_id) else {
             return;
@@ -2080,8 +2116,7 @@ impl JobActorState {
         if let Some(at) = self.results.iter().position(|(id, _)| *id == run_id) {
             let (_, value) = self.results.swap_remove(at);
             if record.outcome == Outcome::Succeeded {
-                self.link.set_last_result(Some(value.clone()));
-                self.state.last_result = Some(value);
+                self.set_last_result(Some(value));
             }
         }
         self.link.rt.histograms.record_duration(record.duration());
@@ -2133,6 +2168,20 @@ impl JobActorState {
                 }
                 if run.unrecorded {
                     self.unrecorded.push(run.run_id);
+                }
+                if let Some(value) = run.result {
+                    if !self.results.iter().any(|(id, _)| *id == run.run_id) {
+                        self.results.push((run.run_id, value));
+                    }
+                }
+                for cell in run.cells {
+                    let known = Arc::ptr_eq(&cell, &self.link.last_result)
+                        || self.adopted_cells.iter().any(|c| Arc::ptr_eq(c, &cell));
+                    if !known {
+                        // It may hold an older result than this actor's.
+                        crate::handler::write_cell(&cell, self.state.last_result.clone());
+                        self.adopted_cells.push(cell);
+                    }
                 }
                 if let Some(task) = run.task {
                     // Its `RunFinished` may have died in the predecessor's
@@ -2351,7 +2400,22 @@ impl JobActorState {
             // process that has its handler, as it keeps the job itself; a
             // failed job keeps it for a revive.
         } else if let Some(fire) = self.state.queue.pop_front() {
+            let recovery = fire.trigger == Trigger::Recovery;
             self.claim_run(myself, fire);
+            // The retries of runs interrupted side by side (a `Concurrent`
+            // job's, a backfill's with `AllowAll`) start side by side again,
+            // as those runs did; the fires queued behind them still wait.
+            while recovery
+                && self
+                    .state
+                    .queue
+                    .front()
+                    .is_some_and(|f| f.trigger == Trigger::Recovery)
+            {
+                if let Some(fire) = self.state.queue.pop_front() {
+                    self.claim_run(myself, fire);
+                }
+            }
         }
     }
 
@@ -2426,7 +2490,8 @@ impl JobActorState {
     /// On restart: runs in flight at the crash are recorded as interrupted,
     /// and retried (at-least-once) unless the job says abandon; a run that
     /// was cancelled before the crash is recorded as cancelled, and not
-    /// retried. The retries go first, then the stored queue, in order.
+    /// retried. The retries go first, side by side as the runs were (see
+    /// `start_queued`), then the stored queue, in order.
     fn recover_interrupted(&mut self, myself: &ActorRef<JobMsg>) {
         let now = self.now();
         let mut retries = Vec::new();

@@ -140,6 +140,12 @@ pub(crate) struct ParkedRun {
     /// The run's task, once started: its result, if the failed actor never
     /// read it.
     pub(crate) task: Option<crate::job::RunTask>,
+    /// The result the run set (`JobContext::set_result`), applied if it
+    /// succeeds.
+    pub(crate) result: Option<std::sync::Arc<serde_json::Value>>,
+    /// Where the failed actor's runs read the job's last result: its
+    /// successor writes there too while they run.
+    pub(crate) cells: Vec<crate::handler::ResultCell>,
 }
 
 impl OrphanTokens {

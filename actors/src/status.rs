@@ -462,7 +462,7 @@ pub struct JobState {
     /// The result the newest successful run that set one left for the runs
     /// after it (`JobContext::set_result`). It is the last field: a state
     /// of record version 4, written before it existed, decodes as this
-    /// layout with one more byte, `None`.
+    /// layout without it (then `None`, its default).
     #[serde(default, with = "payload_serde")]
     pub last_result: Option<Arc<serde_json::Value>>,
 }

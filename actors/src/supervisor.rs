@@ -339,7 +339,17 @@ pub struct SupervisorState {
 /// with its report.
 struct Stopping {
     cut: Arc<tokio::sync::Notify>,
-    waiting: Arc<std::sync::Mutex<Vec<RpcReplyPort<ShutdownReport>>>>,
+    waiting: Arc<std::sync::Mutex<Joined>>,
+}
+
+/// The later calls a shutdown answers with its report, and the report once
+/// it is known: a call read after that is answered at once (the supervisor
+/// runs until a caller stops it, which the first caller may never do if it
+/// went away).
+#[derive(Default)]
+struct Joined {
+    replies: Vec<RpcReplyPort<ShutdownReport>>,
+    report: Option<ShutdownReport>,
 }
 
 /// A job actor stopping for `remove` (see `SupervisorState::removing`).
@@ -560,23 +570,26 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Trigger(id, reply) => {
                 s.deliver(&myself, id, JobMsg::Trigger(reply), Some("trigger"))
             }
-            SupervisorMsg::TriggerWith { id, overlap, reply } => match overlap.validate() {
-                // Refused as in a spec: `Concurrent { max: 0 }` would start
-                // a run on an idle job, `Queue { max: 0 }` count a full queue.
-                Err(reason) => {
-                    tracing::debug!(job_id = %id, %reason, "trigger with an invalid overlap policy");
-                    let _ = reply.send(Err(Error::InvalidSpec {
-                        field: "overlap",
-                        reason,
-                    }));
+            SupervisorMsg::TriggerWith { id, overlap, reply } => {
+                match overlap.validate().and_then(|()| overlap.validate_limits()) {
+                    // Refused as in a new spec: `Concurrent { max: 0 }` would
+                    // start a run on an idle job, `Queue { max: 0 }` count a full
+                    // queue; a queue above `MAX_QUEUE` is refused too.
+                    Err(reason) => {
+                        tracing::debug!(job_id = %id, %reason, "trigger with an invalid overlap policy");
+                        let _ = reply.send(Err(Error::InvalidSpec {
+                            field: "overlap",
+                            reason,
+                        }));
+                    }
+                    Ok(()) => s.deliver(
+                        &myself,
+                        id,
+                        JobMsg::TriggerWith { overlap, reply },
+                        Some("trigger"),
+                    ),
                 }
-                Ok(()) => s.deliver(
-                    &myself,
-                    id,
-                    JobMsg::TriggerWith { overlap, reply },
-                    Some("trigger"),
-                ),
-            },
+            }
             SupervisorMsg::Backfill {
                 id,
                 from,
@@ -1542,7 +1555,11 @@ impl SupervisorState {
             let _ = registry
                 .call(RegistryMsg::Flush, Some(Duration::from_secs(30)))
                 .await;
-            let others = std::mem::take(&mut *waiting.lock().unwrap_or_else(|e| e.into_inner()));
+            let others = {
+                let mut joined = waiting.lock().unwrap_or_else(|e| e.into_inner());
+                joined.report = Some(report.clone());
+                std::mem::take(&mut joined.replies)
+            };
             for other in others {
                 let _ = other.send(report.clone());
             }
@@ -1557,14 +1574,17 @@ impl SupervisorState {
             drop(reply);
             return;
         };
+        let mut joined = stopping.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(report) = &joined.report {
+            // Finished: its first caller may be gone without stopping this
+            // supervisor.
+            let _ = reply.send(report.clone());
+            return;
+        }
         if cut {
             stopping.cut.notify_one();
         }
-        stopping
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(reply);
+        joined.replies.push(reply);
     }
 }
 

@@ -264,13 +264,19 @@ pub async fn run_command(ctx: JobContext) -> Result<(), CommandError> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
+    // Set for this run, or unset: never one the daemon inherited (from
+    // another daemon's command that started it, say).
     if let Some((name, payload)) = &ctx.event {
         cmd.env("CRONACTOR_EVENT", name)
             .env("CRONACTOR_EVENT_PAYLOAD", payload.to_string());
+    } else {
+        cmd.env_remove("CRONACTOR_EVENT")
+            .env_remove("CRONACTOR_EVENT_PAYLOAD");
     }
-    if let Some(last) = ctx.last_result() {
-        cmd.env("CRONACTOR_LAST_RESULT", last.to_string());
-    }
+    match ctx.last_result() {
+        Some(last) => cmd.env("CRONACTOR_LAST_RESULT", last.to_string()),
+        None => cmd.env_remove("CRONACTOR_LAST_RESULT"),
+    };
     // Removed when dropped, whatever the outcome.
     let result_file = tempfile::Builder::new()
         .prefix("cronactor-result-")

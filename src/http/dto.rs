@@ -107,7 +107,7 @@ pub struct JobView {
     /// The result the newest successful run that set one left for the runs
     /// after it (`JobContext::set_result`); absent until a run set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub last_result: Option<serde_json::Value>,
 }
 

@@ -198,9 +198,11 @@ pub(crate) fn encode_state_into(
 /// [`StateV3`]), 4 (postcard, without the job's last result: see below) or 5
 /// (postcard).
 ///
-/// Version 5 added one field at the end of `JobState`, `last_result`, an
-/// option: a version-4 body followed by postcard's `None` (one zero byte)
-/// is the version-5 encoding of the same state with no result.
+/// Version 5 added one field at the end of `JobState`, `last_result`: a
+/// version-4 body is read as `JobState` without that field (see
+/// [`WithoutLastField`]), which then takes its default, `None`. Bytes after
+/// a record are ignored, whatever its version: those after a version-4
+/// state are not read as a result.
 ///
 /// # Errors
 /// [`DecodeError`]; never panics, whatever the bytes.
@@ -208,10 +210,15 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<cronactor_actors::JobState, D
     let kind = RecordKind::JobState;
     match split_version(kind, bytes)? {
         (4, body) => {
-            let mut v5 = Vec::with_capacity(body.len() + 1);
-            v5.extend_from_slice(body);
-            v5.push(0);
-            binary(kind, 4, &v5)
+            let mut de = postcard::Deserializer::from_bytes(body);
+            <cronactor_actors::JobState as serde::Deserialize>::deserialize(WithoutLastField(
+                &mut de,
+            ))
+            .map_err(|source| DecodeError::Binary {
+                kind: kind.name(),
+                version: 4,
+                source,
+            })
         }
         (1, body) => json(kind, 1, body),
         (2, body) => binary::<StateV2>(kind, 2, body)?
@@ -230,6 +237,59 @@ pub(crate) fn decode_state(bytes: &[u8]) -> Result<cronactor_actors::JobState, D
                 source,
             }),
         (version, body) => binary(kind, version, body),
+    }
+}
+
+/// Reads a struct of a positional format (postcard) without its last field,
+/// which then takes its `#[serde(default)]`: postcard stores a struct as its
+/// fields one after the other, as a tuple, so the record is read as a tuple
+/// of one field fewer. Only the outermost struct: what it holds is read by
+/// the wrapped deserializer itself.
+struct WithoutLastField<D>(D);
+
+/// Forwards `deserialize_*` methods to the wrapped deserializer.
+macro_rules! forward_to_inner {
+    ($($method:ident($($arg:ident: $ty:ty),*)),* $(,)?) => {
+        $(
+            fn $method<V: serde::de::Visitor<'de>>(
+                self,
+                $($arg: $ty,)*
+                visitor: V,
+            ) -> Result<V::Value, Self::Error> {
+                self.0.$method($($arg,)* visitor)
+            }
+        )*
+    };
+}
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for WithoutLastField<D> {
+    type Error = D::Error;
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0
+            .deserialize_tuple(fields.len().saturating_sub(1), visitor)
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.0.is_human_readable()
+    }
+
+    forward_to_inner! {
+        deserialize_any(), deserialize_bool(), deserialize_i8(), deserialize_i16(),
+        deserialize_i32(), deserialize_i64(), deserialize_i128(), deserialize_u8(),
+        deserialize_u16(), deserialize_u32(), deserialize_u64(), deserialize_u128(),
+        deserialize_f32(), deserialize_f64(), deserialize_char(), deserialize_str(),
+        deserialize_string(), deserialize_bytes(), deserialize_byte_buf(),
+        deserialize_option(), deserialize_unit(), deserialize_unit_struct(name: &'static str),
+        deserialize_newtype_struct(name: &'static str), deserialize_seq(),
+        deserialize_tuple(len: usize), deserialize_tuple_struct(name: &'static str, len: usize),
+        deserialize_map(), deserialize_enum(name: &'static str, variants: &'static [&'static str]),
+        deserialize_identifier(), deserialize_ignored_any(),
     }
 }
 

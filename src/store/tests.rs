@@ -275,6 +275,31 @@ fn a_version_4_state_still_decodes_without_a_result() {
     );
 }
 
+/// Bytes after a version-4 state are ignored, as they always were (postcard
+/// reads a record's fields and no further), and as after a state of any
+/// other version: they are not read as the last result version 4 did not
+/// have.
+#[test]
+fn bytes_after_a_version_4_state_are_not_read_as_a_result() {
+    let golden: &[u8] = &GOLDEN_STATE_V4;
+    // Postcard's `Some` of the JSON text `42`, then `None`.
+    for tail in [&[1, 2, b'4', b'2'][..], &[0][..], &[0, 7, 7][..], &[9][..]] {
+        let mut bytes = golden.to_vec();
+        bytes.extend_from_slice(tail);
+        let back = codec::decode_state(&bytes).expect("decodes as version 4");
+        assert_eq!(back, state_with_event_payloads(), "tail {tail:?}");
+        assert_eq!(back.last_result, None, "tail {tail:?}");
+    }
+    // Version 5 ignores them too.
+    let mut bytes = Vec::new();
+    codec::encode_state_into(&state_with_a_result(), &mut bytes).expect("encode");
+    bytes.extend_from_slice(&[1, 2, b'4', b'2']);
+    assert_eq!(
+        codec::decode_state(&bytes).expect("decode"),
+        state_with_a_result()
+    );
+}
+
 /// `state_with_event_payloads`, with a last result.
 fn state_with_a_result() -> JobState {
     let mut state = state_with_event_payloads();

@@ -7,7 +7,7 @@ mod daemon_support;
 mod http_support;
 
 use daemon_support::{alive, eventually, Daemon};
-use http_support::{get, post, Sse};
+use http_support::{get, post, request, Sse};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -275,5 +275,67 @@ command = '''n=$(printf '%s' "${CRONACTOR_LAST_RESULT:-}" | tr -dc 0-9); echo "{
         serde_json::json!({ "n": 1, "event": "none" }),
         "{job}"
     );
+    assert_eq!(daemon.stop(), 0);
+}
+
+/// The daemon's API tokens do not reach its commands (a command, or a log
+/// of its environment, must not get the right to control the scheduler);
+/// and a command that removes its result file leaves no result, as with an
+/// empty file.
+#[tokio::test]
+async fn a_command_gets_no_api_token_and_may_remove_its_result_file() {
+    const ADMIN: &str = "admin-secret-93a1";
+    const READ: &str = "read-secret-5be0";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        r##"
+[[job]]
+id = "env"
+cron = "0 0 0 1 1 *"
+shell = true
+command = '''echo "{\"admin\": \"${CRONACTOR_ADMIN_TOKEN:-none}\", \"read\": \"${CRONACTOR_READ_TOKEN:-none}\"}" > "$CRONACTOR_RESULT_FILE"'''
+
+[[job]]
+id = "tidy"
+cron = "0 0 0 1 1 *"
+shell = true
+command = '''rm "$CRONACTOR_RESULT_FILE"'''
+"##,
+    );
+    let daemon = Daemon::start_with_env(
+        &config,
+        &dir.path().join("store"),
+        &dir.path().join("log"),
+        &[],
+        &[
+            ("CRONACTOR_ADMIN_TOKEN", ADMIN),
+            ("CRONACTOR_READ_TOKEN", READ),
+        ],
+    );
+    let a = daemon.addr;
+    let bearer = format!("Bearer {ADMIN}");
+    let auth = [("Authorization", bearer.as_str())];
+    for job in ["env", "tidy"] {
+        let r = request(a, "POST", &format!("/jobs/{job}/trigger"), &auth, b"").await;
+        assert_eq!(r.status, 202, "{}", r.text());
+    }
+    let (env, tidy) = eventually(WITHIN, || async {
+        let env = request(a, "GET", "/jobs/env", &auth, b"").await.json();
+        let tidy = request(a, "GET", "/jobs/tidy", &auth, b"").await.json();
+        let done = |j: &Value| {
+            j["job"]["counters"]["succeeded"] == 1 || j["job"]["counters"]["failed"] == 1
+        };
+        (done(&env) && done(&tidy)).then_some((env, tidy))
+    })
+    .await;
+    assert_eq!(
+        env["job"]["last_result"],
+        serde_json::json!({ "admin": "none", "read": "none" }),
+        "{env}"
+    );
+    assert_eq!(tidy["job"]["counters"]["succeeded"], 1, "{tidy}");
+    assert_eq!(tidy["job"]["last_result"], Value::Null, "{tidy}");
     assert_eq!(daemon.stop(), 0);
 }

@@ -249,6 +249,11 @@ pub async fn run_command(ctx: JobContext) -> Result<(), CommandError> {
         .map_err(|(field, reason)| CommandError::Payload(format!("{field}: {reason}")))?;
     let program = spec.argv[0].clone();
     let mut cmd = Command::new(&program);
+    // The daemon's API tokens are not the job's: a command (or a log of its
+    // environment) must not get the right to control the scheduler. A job
+    // that needs one says so in its own `env`.
+    cmd.env_remove(crate::daemon::run::READ_TOKEN_ENV)
+        .env_remove(crate::daemon::run::ADMIN_TOKEN_ENV);
     cmd.args(&spec.argv[1..])
         .envs(&spec.env)
         .env("CRONACTOR_JOB_ID", ctx.job_id.as_str())
@@ -344,9 +349,13 @@ fn keep_result(ctx: &JobContext, path: &std::path::Path) -> Result<(), CommandEr
     use std::io::Read;
     let max = crate::MAX_RESULT_BYTES;
     let mut text = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut text))
-        .map_err(|e| CommandError::Result(format!("cannot read the result file: {e}")))?;
+    match std::fs::File::open(path) {
+        // The command removed it: it leaves no result, as with an empty file.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        file => file
+            .and_then(|f| f.take(max as u64 + 1).read_to_end(&mut text))
+            .map_err(|e| CommandError::Result(format!("cannot read the result file: {e}")))?,
+    };
     if text.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }

@@ -852,9 +852,9 @@ pub struct JobRequest {
     /// The name of a handler registered on the scheduler.
     #[serde(default)]
     pub handler: String,
-    /// The JSON payload handed to every run.
+    /// The JSON payload handed to every run (any JSON value).
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub payload: serde_json::Value,
     /// The overlap policy (default `skip`).
     #[serde(default)]

@@ -303,3 +303,45 @@ async fn the_result_is_read_back_from_the_sled_store() {
     assert_eq!(seen[1].as_ref().map(|v| &v["upto"]), Some(&json!(10)));
     assert_eq!(seen[2], Some(expected));
 }
+
+/// A result the job's actor took before it crashed is not lost with it: the
+/// restarted actor adopts the run, and its success sets the result (only a
+/// result still in the failed actor's mailbox may be lost).
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_result_set_before_the_actor_crashed_takes_effect_when_the_run_succeeds() {
+    let clock = clock();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("long", |ctx: JobContext| async move {
+            ctx.set_result(json!({ "upto": 7 }))?;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            Ok::<(), Error>(())
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "export",
+        ScheduleSpec::every(Duration::from_secs(60)),
+        "long",
+    )
+    .build()
+    .expect("valid spec");
+    let mut events = s.subscribe();
+    s.add(spec).await.expect("add");
+    s.trigger("export").await.expect("trigger");
+    // The result is set and taken by the actor; then the actor crashes.
+    run_for_secs(1.0).await;
+    let id = cronactor::JobId::new("export").expect("job id");
+    s.supervisor()
+        .cast(cronactor::SupervisorMsg::InjectCrash(id))
+        .expect("crash");
+    run_for_secs(1.0).await;
+    let seen = kinds(&drain(&mut events)).join(" ");
+    assert!(seen.ends_with("started restarted"), "{seen}");
+    run_for_secs(5.0).await;
+    let st = s.status("export").await.expect("status");
+    assert_eq!(st.counters.succeeded, 1, "{st:?}");
+    assert_eq!(st.last_result.as_deref(), upto(7).as_ref(), "{st:?}");
+}

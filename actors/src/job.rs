@@ -471,8 +471,8 @@ impl Drop for JobActorState {
         // Timers still pending must not keep the stopped actor allocated.
         self.target.release();
         // A failed actor's runs go on: the actor restarted in its place
-        // takes their tokens, with why each was cancelled, and asks again
-        // for the records of those not yet durable. (A removed job leaves
+        // takes their tokens, with why each was cancelled, and the results
+        // they set, and asks again for the records of those not yet durable. (A removed job leaves
         // none: see `JobMsg::Remove`.)
         let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
             .into_iter()
@@ -480,6 +480,11 @@ impl Drop for JobActorState {
                 |(run_id, (token, cancelled), task)| crate::runtime::ParkedRun {
                     unrecorded: self.unrecorded.contains(&run_id),
                     admission: self.waiting_admission.get(&run_id).cloned(),
+                    result: self
+                        .results
+                        .iter()
+                        .find(|(id, _)| *id == run_id)
+                        .map(|(_, value)| value.clone()),
                     run_id,
                     token,
                     cancelled,
@@ -2106,7 +2111,8 @@ impl JobActorState {
 
     /// Takes over the runs of the failed actor this one replaced: their
     /// tokens (with why each was cancelled), the records it awaited, the
-    /// results of runs that ended as it failed, and their admission.
+    /// results they set, the ends of runs that ended as it failed, and
+    /// their admission.
     fn adopt(&mut self, myself: &ActorRef<JobMsg>, runs: Vec<crate::runtime::ParkedRun>) {
         let mut admissions = Vec::new();
         for run in runs {
@@ -2119,6 +2125,13 @@ impl JobActorState {
                 }
                 if run.unrecorded {
                     self.unrecorded.push(run.run_id);
+                }
+                // The result it set before the failure, unless it set a
+                // newer one since (sent to this actor).
+                if let Some(value) = run.result {
+                    if !self.results.iter().any(|(id, _)| *id == run.run_id) {
+                        self.results.push((run.run_id, value));
+                    }
                 }
                 if let Some(task) = run.task {
                     // Its `RunFinished` may have died in the predecessor's

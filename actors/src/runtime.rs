@@ -140,6 +140,9 @@ pub(crate) struct ParkedRun {
     /// The run's task, once started: its result, if the failed actor never
     /// read it.
     pub(crate) task: Option<crate::job::RunTask>,
+    /// The result the run set (`JobContext::set_result`) that the failed
+    /// actor had taken: it takes effect if the run succeeds.
+    pub(crate) result: Option<std::sync::Arc<serde_json::Value>>,
 }
 
 impl OrphanTokens {

@@ -87,6 +87,10 @@ struct Seen {
     results: BTreeSet<Option<RunId>>,
     /// The newest run that succeeded after setting a result.
     newest_result: Option<RunId>,
+    /// Every run started, and every run that succeeded after setting a
+    /// result (as the result names it).
+    started_ever: BTreeSet<RunId>,
+    succeeded_noted: BTreeSet<String>,
 }
 
 impl Seen {
@@ -101,18 +105,38 @@ impl Seen {
 }
 
 /// The runs whose handler set a result (`{"run": run_id}`), set by the
-/// handlers themselves before they return.
+/// handlers themselves before they return, and what each read as the
+/// job's last result when it began.
 #[derive(Clone, Default)]
-struct Noted(Arc<Mutex<BTreeSet<RunId>>>);
+struct Noted(Arc<Mutex<(BTreeSet<RunId>, Vec<Read>)>>);
+
+/// A run's read of its job's last result: the run named, if any.
+struct Read {
+    job: String,
+    run: RunId,
+    read: Option<String>,
+}
 
 impl Noted {
     fn note(&self, ctx: &cronactor::JobContext) {
+        let read = ctx
+            .last_result()
+            .map(|r| r["run"].as_str().unwrap_or("not a run").to_owned());
         ctx.set_result(serde_json::json!({ "run": ctx.run_id.to_string() }))
             .expect("a small result");
-        self.0.lock().expect("noted").insert(ctx.run_id);
+        let mut noted = self.0.lock().expect("noted");
+        noted.0.insert(ctx.run_id);
+        noted.1.push(Read {
+            job: ctx.job_id.as_str().to_owned(),
+            run: ctx.run_id,
+            read,
+        });
     }
     fn contains(&self, run: RunId) -> bool {
-        self.0.lock().expect("noted").contains(&run)
+        self.0.lock().expect("noted").0.contains(&run)
+    }
+    fn reads(&self) -> Vec<Read> {
+        std::mem::take(&mut self.0.lock().expect("noted").1)
     }
 }
 
@@ -131,6 +155,8 @@ struct Covered {
     /// Steps at which a job's last result was not its newest run's: lost
     /// with a crashed job actor's mailbox.
     results_lost: u64,
+    /// Results read by a run (and checked).
+    results_read: u64,
     /// Runs cancelled alone, fires through another policy, jobs added paused.
     cancelled_alone: u64,
     triggered_with: u64,
@@ -161,6 +187,7 @@ fn account(
                 trigger, run_id, ..
             } => {
                 s.running.insert(*run_id);
+                s.started_ever.insert(*run_id);
                 s.started += 1;
                 if *trigger == Trigger::Retry {
                     s.retries += 1;
@@ -171,6 +198,7 @@ fn account(
                 if noted.contains(*run_id) {
                     covered.results_set += 1;
                     s.newest_result = Some(*run_id);
+                    s.succeeded_noted.insert(run_id.to_string());
                     // A run in flight across a crash of the job's actor
                     // may have lost its result with the failed actor's
                     // mailbox (documented): either value may stand. A
@@ -286,6 +314,8 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
     let mut covered = Covered::default();
     let mut checked = 0;
     for step in 0..600 {
+        // An `AllowAll` backfill of this step: its job and slots started.
+        let mut all_at_once: Option<(&str, u64)> = None;
         let id = JOBS[rng.random_range(0..JOBS.len())];
         let op = rng.random_range(0..13);
         let _ = match op {
@@ -330,6 +360,7 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
                 covered.backfilled += n;
                 if all {
                     covered.backfilled_all += n;
+                    all_at_once = Some((id, n));
                 }
                 queued.map(|_| ())
             }
@@ -389,9 +420,60 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
             statuses.push(s.status(st.id.as_str()).await.expect("status"));
             histories.push(s.history(st.id.as_str(), 1000).await.expect("history"));
         }
-        account(&mut seen, &mut covered, &noted, &drain(&mut events));
+        let mut stepped = drain(&mut events);
+        account(&mut seen, &mut covered, &noted, &stepped);
         let late = drain(&mut events);
         account(&mut seen, &mut covered, &noted, &late);
+        stepped.extend(late.iter().cloned());
+        // A run reads the result of a run of its own job (not of one
+        // removed before it was added) that had succeeded after setting it.
+        for r in noted.reads() {
+            let Some(s) = seen.get(&r.job).filter(|s| s.started_ever.contains(&r.run)) else {
+                continue;
+            };
+            if let Some(read) = &r.read {
+                covered.results_read += 1;
+                assert!(
+                    s.succeeded_noted.contains(read),
+                    "step {step}, job {}: run {} read the result of {read}, not a success of the job's",
+                    r.job,
+                    r.run
+                );
+            }
+        }
+        // A backfill all at once: each slot announced by `Fired` (trigger
+        // `Backfill`) and none queued.
+        if let Some((id, n)) = all_at_once {
+            let ours = || stepped.iter().filter(|e| e.job_id.as_str() == id);
+            let slots: BTreeSet<_> = ours()
+                .filter_map(|e| match e.kind {
+                    EventKind::Fired {
+                        scheduled,
+                        trigger: Trigger::Backfill,
+                    } => Some(scheduled),
+                    _ => None,
+                })
+                .collect();
+            let fired = ours()
+                .filter(|e| {
+                    matches!(
+                        e.kind,
+                        EventKind::Fired {
+                            trigger: Trigger::Backfill,
+                            ..
+                        }
+                    )
+                })
+                .count();
+            assert_eq!(
+                fired as u64, n,
+                "step {step}, job {id}: slots fired: {stepped:?}"
+            );
+            assert!(
+                !ours().any(|e| matches!(e.kind, EventKind::Queued { scheduled } if slots.contains(&scheduled))),
+                "step {step}, job {id}: a slot backfilled all at once was queued: {stepped:?}"
+            );
+        }
         if s.list().await.expect("list") != list || !late.is_empty() {
             continue;
         }
@@ -505,8 +587,8 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
         "slots were backfilled, some all at once: {covered:?}"
     );
     assert!(
-        covered.results_set > 20,
-        "runs succeeded after setting a result: {covered:?}"
+        covered.results_set > 20 && covered.results_read > 20,
+        "runs succeeded after setting a result, runs read one: {covered:?}"
     );
     assert!(
         covered.cancelled_alone > 0 && covered.triggered_with > 10 && covered.added_paused > 0,

@@ -35,7 +35,14 @@ fn random_spec(rng: &mut StdRng, id: &str) -> JobSpec {
     let handler = if rng.random_bool(1.0 / 3.0) {
         "fail"
     } else {
-        ["count", "slow", "note", "slow_note", "slow_ok"][rng.random_range(0..5)]
+        [
+            "count",
+            "slow",
+            "note",
+            "slow_note",
+            "slow_ok",
+            "stubborn_note",
+        ][rng.random_range(0..6)]
     };
     let overlap = match rng.random_range(0..4) {
         0 => OverlapPolicy::Skip,
@@ -52,6 +59,9 @@ fn random_spec(rng: &mut StdRng, id: &str) -> JobSpec {
     let mut b = JobSpec::builder(id, ScheduleSpec::every(period), handler)
         .overlap(overlap)
         .misfire(misfire);
+    if rng.random_bool(0.2) {
+        b = b.timeout(Duration::from_secs(2));
+    }
     if rng.random_bool(0.5) {
         b = b.retry(RetryPolicy::new(1, Backoff::Fixed(Duration::from_secs(1))));
     }
@@ -155,6 +165,8 @@ struct Covered {
     /// Steps at which a job's last result was not its newest run's: lost
     /// with a crashed job actor's mailbox.
     results_lost: u64,
+    /// Runs timed out.
+    timed_out: u64,
     /// Results read by a run (and checked).
     results_read: u64,
     /// Runs cancelled alone, fires through another policy, jobs added paused.
@@ -217,7 +229,10 @@ fn account(
             }
             EventKind::Failed { .. } => s.failed += 1,
             EventKind::Cancelled { .. } => s.cancelled += 1,
-            EventKind::TimedOut { .. } => s.timed_out += 1,
+            EventKind::TimedOut { .. } => {
+                s.timed_out += 1;
+                covered.timed_out += 1;
+            }
             EventKind::Interrupted { .. } => {
                 s.interrupted += 1;
                 covered.interrupted += 1;
@@ -272,10 +287,13 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
     let mut rng = StdRng::seed_from_u64(seed);
     let (clock, count) = (clock(), Count::default());
     let noted = Noted::default();
-    let (n1, n2, n3) = (noted.clone(), noted.clone(), noted.clone());
+    let (n1, n2, n3, n4) = (noted.clone(), noted.clone(), noted.clone(), noted.clone());
     // `note` sets its result and succeeds; `slow_note` sets it, then
     // sleeps as `slow` does (a cancel makes it fail); `slow_ok` too, but
-    // returns `Ok` when cancelled (a success after a cancel).
+    // returns `Ok` when cancelled (a success after a cancel);
+    // `stubborn_note` sets it and ignores a cancel for 0.5 to 3 s (by its
+    // run id), so that a cancelled run may end `Ok` within the cancel grace
+    // (1 s here) or be dropped after it. One job in five times out at 2 s.
     let s = builder(&clock, &count)
         .handler("note", move |ctx: cronactor::JobContext| {
             let n = n1.clone();
@@ -305,7 +323,19 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
                 Ok::<(), std::io::Error>(())
             }
         })
-        .configure(|c| c.history_keep = KEEP)
+        .handler("stubborn_note", move |ctx: cronactor::JobContext| {
+            let n = n4.clone();
+            async move {
+                n.note(&ctx);
+                let ms = 500 + u64::from(ctx.run_id.0 as u16 % 2500);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .configure(|c| {
+            c.history_keep = KEEP;
+            c.cancel_grace = Duration::from_secs(1);
+        })
         .start()
         .await
         .expect("start");
@@ -587,8 +617,8 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
         "slots were backfilled, some all at once: {covered:?}"
     );
     assert!(
-        covered.results_set > 20 && covered.results_read > 20,
-        "runs succeeded after setting a result, runs read one: {covered:?}"
+        covered.results_set > 20 && covered.results_read > 20 && covered.timed_out > 0,
+        "runs succeeded after setting a result, runs read one, runs timed out: {covered:?}"
     );
     assert!(
         covered.cancelled_alone > 0 && covered.triggered_with > 10 && covered.added_paused > 0,

@@ -350,7 +350,10 @@ async fn a_result_set_before_the_actor_crashed_takes_effect_when_the_run_succeed
 /// runs parked) 800 ms after the supervisor learned of the failure, and the
 /// run ends in between, after the restarted actor started: the run, its
 /// result and its end (taken from its task) reach the restarted actor when
-/// they are parked, and the result takes effect.
+/// they are parked, and the result takes effect. (Its end could reach the
+/// restarted actor first, through the supervisor, and was then recorded
+/// without the result: about one run in four of this test until
+/// 2026-12-05.)
 #[cfg(feature = "fault-injection")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_ends_before_the_failed_actor_parks_it_keeps_its_result() {

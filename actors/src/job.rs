@@ -420,6 +420,12 @@ pub struct JobActorState {
     /// Results set by runs in flight (`JobContext::set_result`), taken at
     /// their end: the job's last result if the run succeeded.
     results: Vec<(RunId, Arc<serde_json::Value>)>,
+    /// Waiting for the runs of the failed actor this one replaced (see
+    /// `OrphanTokens::await_parked`), and the ends of those of them that
+    /// ended meanwhile: they are taken once the runs (their tokens, why
+    /// each was cancelled, their results) are adopted.
+    awaiting_park: bool,
+    early_ends: Vec<(RunId, RunResult)>,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
@@ -533,6 +539,8 @@ impl Actor for JobActor {
             // four (a few hundred bytes per live job, kept for its life).
             tokens: RunTokens(Vec::with_capacity(1)),
             results: Vec::new(),
+            awaiting_park: false,
+            early_ends: Vec::new(),
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
@@ -566,6 +574,7 @@ impl Actor for JobActor {
         {
             // The predecessor's runs are not parked yet.
             let parked = s.link.rt.orphan_tokens.await_parked(&s.spec.id, &myself);
+            s.awaiting_park = parked.is_empty();
             s.adopt(&myself, parked);
         }
         if s.link.handler.is_none() && !args.reactivated {
@@ -915,13 +924,23 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::RunFinished { run_id, result } => {
-                s.finish_run(&myself, run_id, result);
-                s.start_queued(&myself);
-                s.prepare_at_run_end(&myself);
-                s.save_claims(&myself);
-                if s.state.in_flight.is_empty() {
-                    if let Some(idle) = s.stopping.take() {
-                        let _ = idle.send(());
+                if s.awaiting_park
+                    && s.tokens.get(&run_id).is_none()
+                    && s.state.in_flight.iter().any(|r| r.run_id == run_id)
+                {
+                    // A run of the failed predecessor that ended before it
+                    // was parked: its end waits for its token and result.
+                    tracing::debug!(job_id = %s.spec.id, run_id = %run_id, "run ended before it was adopted");
+                    s.early_ends.push((run_id, result));
+                } else {
+                    s.finish_run(&myself, run_id, result);
+                    s.start_queued(&myself);
+                    s.prepare_at_run_end(&myself);
+                    s.save_claims(&myself);
+                    if s.state.in_flight.is_empty() {
+                        if let Some(idle) = s.stopping.take() {
+                            let _ = idle.send(());
+                        }
                     }
                 }
             }
@@ -939,7 +958,11 @@ impl Actor for JobActor {
             }
             JobMsg::Adopt(ParkedRuns(runs)) => {
                 s.adopt(&myself, runs);
+                s.awaiting_park = false;
                 s.save_claims(&myself);
+                for (run_id, result) in std::mem::take(&mut s.early_ends) {
+                    let _ = myself.cast(JobMsg::RunFinished { run_id, result });
+                }
             }
             JobMsg::Crash => {
                 #[cfg(any(test, feature = "fault-injection"))]

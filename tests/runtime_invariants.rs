@@ -281,9 +281,11 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
     let explored: Option<u64> = std::env::var("CRONACTOR_TEST_SEED")
         .ok()
         .and_then(|s| s.parse().ok());
-    // Seed 15 since the handlers that set a result came (they moved every
-    // draw; the former seed no longer dropped a retry by `cancel`).
-    let seed = explored.unwrap_or(15);
+    // Seed 86 since the handlers that set a result came (they moved every
+    // draw; the former seed no longer dropped a retry by `cancel`): it
+    // covers the paths below in both builds, and before 2026-12-05 it
+    // lost results with crashed job actors (see `results_lost`).
+    let seed = explored.unwrap_or(86);
     let mut rng = StdRng::seed_from_u64(seed);
     let (clock, count) = (clock(), Count::default());
     let noted = Noted::default();
@@ -624,6 +626,10 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
         covered.cancelled_alone > 0 && covered.triggered_with > 10 && covered.added_paused > 0,
         "runs were cancelled alone, fired through other policies, jobs added paused: {covered:?}"
     );
+    // A result is lost with a crashed job actor only if it was still in
+    // the actor's mailbox (documented); this seed never loses one. Until
+    // 2026-12-05 every result held by the actor was lost with it.
+    assert_eq!(covered.results_lost, 0, "no result lost: {covered:?}");
     if cfg!(feature = "fault-injection") {
         assert!(
             covered.gave_up > 0 && covered.interrupted > 0,

@@ -1,19 +1,28 @@
 //! A generated sequence of operations and time advances on a few jobs with
 //! random policies (fixed seed): after every step, events, status, `list`,
-//! history and metrics agree (backfills, cancels of one run, triggers
-//! through another overlap policy and jobs added paused included). With `--features fault-injection` the sequence
+//! history and metrics agree (backfills, queued or all at once, cancels of
+//! one run, triggers through another overlap policy and jobs added paused
+//! included). With `--features fault-injection` the sequence
 //! also crashes job actors, now and then often enough to exhaust a job's
 //! restart budget (without it, those operations do nothing).
+//!
+//! Some handlers set a result naming their run (`{"run": run_id}`): the
+//! job's `last_result` names the newest run of such a handler that
+//! succeeded (in the order of the `Succeeded` events, which is the order of
+//! the runs' ends, not of their starts), whatever ran since (failures,
+//! cancels, successes that set none), kept by `upsert`, dropped by
+//! `remove`; and the history's newest success, if it set one, is it.
 
 mod support;
 
 use cronactor::{
-    Backoff, Event, EventKind, JobSpec, MisfirePolicy, OverlapPolicy, RetryPolicy, ScheduleSpec,
-    SkipReason, SupervisorMsg, Trigger,
+    BackfillOverlap, Backoff, Event, EventKind, JobSpec, MisfirePolicy, OverlapPolicy, RetryPolicy,
+    RunId, ScheduleSpec, SkipReason, SupervisorMsg, Trigger,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 
@@ -21,7 +30,20 @@ const JOBS: [&str; 3] = ["j0", "j1", "j2"];
 const KEEP: usize = 6;
 
 fn random_spec(rng: &mut StdRng, id: &str) -> JobSpec {
-    let handler = ["count", "slow", "fail"][rng.random_range(0..3)];
+    // `fail` as often as before the handlers that set a result came (one
+    // job in three): the retries' paths need it.
+    let handler = if rng.random_bool(1.0 / 3.0) {
+        "fail"
+    } else {
+        [
+            "count",
+            "slow",
+            "note",
+            "slow_note",
+            "slow_ok",
+            "stubborn_note",
+        ][rng.random_range(0..6)]
+    };
     let overlap = match rng.random_range(0..4) {
         0 => OverlapPolicy::Skip,
         1 => OverlapPolicy::Concurrent { max: Some(2) },
@@ -37,6 +59,9 @@ fn random_spec(rng: &mut StdRng, id: &str) -> JobSpec {
     let mut b = JobSpec::builder(id, ScheduleSpec::every(period), handler)
         .overlap(overlap)
         .misfire(misfire);
+    if rng.random_bool(0.2) {
+        b = b.timeout(Duration::from_secs(2));
+    }
     if rng.random_bool(0.5) {
         b = b.retry(RetryPolicy::new(1, Backoff::Fixed(Duration::from_secs(1))));
     }
@@ -62,6 +87,67 @@ struct Seen {
     retries_scheduled: u64,
     retries_dropped: u64,
     skipped: BTreeMap<String, u64>,
+    /// Runs started and not yet ended.
+    running: BTreeSet<RunId>,
+    /// Runs in flight when the job's actor crashed: a result they set may
+    /// be lost with the actor's mailbox (see docs/semantics.md).
+    crossed_crash: BTreeSet<RunId>,
+    /// The values `last_result` may hold (`None`: no result): one, unless a
+    /// run that crossed a crash succeeded after setting its result.
+    results: BTreeSet<Option<RunId>>,
+    /// The newest run that succeeded after setting a result.
+    newest_result: Option<RunId>,
+    /// Every run started, and every run that succeeded after setting a
+    /// result (as the result names it).
+    started_ever: BTreeSet<RunId>,
+    succeeded_noted: BTreeSet<String>,
+}
+
+impl Seen {
+    /// A job seen for the first time (or again after its removal): it has
+    /// no result.
+    fn without_result() -> Self {
+        Self {
+            results: BTreeSet::from([None]),
+            ..Self::default()
+        }
+    }
+}
+
+/// The runs whose handler set a result (`{"run": run_id}`), set by the
+/// handlers themselves before they return, and what each read as the
+/// job's last result when it began.
+#[derive(Clone, Default)]
+struct Noted(Arc<Mutex<(BTreeSet<RunId>, Vec<Read>)>>);
+
+/// A run's read of its job's last result: the run named, if any.
+struct Read {
+    job: String,
+    run: RunId,
+    read: Option<String>,
+}
+
+impl Noted {
+    fn note(&self, ctx: &cronactor::JobContext) {
+        let read = ctx
+            .last_result()
+            .map(|r| r["run"].as_str().unwrap_or("not a run").to_owned());
+        ctx.set_result(serde_json::json!({ "run": ctx.run_id.to_string() }))
+            .expect("a small result");
+        let mut noted = self.0.lock().expect("noted");
+        noted.0.insert(ctx.run_id);
+        noted.1.push(Read {
+            job: ctx.job_id.as_str().to_owned(),
+            run: ctx.run_id,
+            read,
+        });
+    }
+    fn contains(&self, run: RunId) -> bool {
+        self.0.lock().expect("noted").0.contains(&run)
+    }
+    fn reads(&self) -> Vec<Read> {
+        std::mem::take(&mut self.0.lock().expect("noted").1)
+    }
 }
 
 /// What the whole sequence went through, to check that it covered the
@@ -72,15 +158,36 @@ struct Covered {
     interrupted: u64,
     gave_up: u64,
     backfilled: u64,
+    /// Slots backfilled all at once (`AllowAll`).
+    backfilled_all: u64,
+    /// Runs that succeeded after setting a result.
+    results_set: u64,
+    /// Steps at which a job's last result was not its newest run's: lost
+    /// with a crashed job actor's mailbox.
+    results_lost: u64,
+    /// Runs timed out.
+    timed_out: u64,
+    /// Results read by a run (and checked).
+    results_read: u64,
     /// Runs cancelled alone, fires through another policy, jobs added paused.
     cancelled_alone: u64,
     triggered_with: u64,
     added_paused: u64,
 }
 
-fn account(seen: &mut BTreeMap<String, Seen>, covered: &mut Covered, events: &[Event]) {
+fn account(
+    seen: &mut BTreeMap<String, Seen>,
+    covered: &mut Covered,
+    noted: &Noted,
+    events: &[Event],
+) {
     for e in events {
-        let s = seen.entry(e.job_id.as_str().to_owned()).or_default();
+        let s = seen
+            .entry(e.job_id.as_str().to_owned())
+            .or_insert_with(Seen::without_result);
+        if let Some(run) = ended(&e.kind) {
+            s.running.remove(&run);
+        }
         match &e.kind {
             EventKind::Fired { trigger, scheduled } => {
                 s.fired.insert(*scheduled);
@@ -88,16 +195,44 @@ fn account(seen: &mut BTreeMap<String, Seen>, covered: &mut Covered, events: &[E
                     s.slots_fired += 1;
                 }
             }
-            EventKind::Started { trigger, .. } => {
+            EventKind::Started {
+                trigger, run_id, ..
+            } => {
+                s.running.insert(*run_id);
+                s.started_ever.insert(*run_id);
                 s.started += 1;
                 if *trigger == Trigger::Retry {
                     s.retries += 1;
                 }
             }
-            EventKind::Succeeded { .. } => s.succeeded += 1,
+            EventKind::Succeeded { run_id, .. } => {
+                s.succeeded += 1;
+                if noted.contains(*run_id) {
+                    covered.results_set += 1;
+                    s.newest_result = Some(*run_id);
+                    s.succeeded_noted.insert(run_id.to_string());
+                    // A run in flight across a crash of the job's actor
+                    // may have lost its result with the failed actor's
+                    // mailbox (documented): either value may stand. A
+                    // result the actor had taken goes on with the run.
+                    if s.crossed_crash.remove(run_id) {
+                        s.results.insert(Some(*run_id));
+                    } else {
+                        s.results = BTreeSet::from([Some(*run_id)]);
+                    }
+                }
+            }
+            EventKind::Restarted { .. } | EventKind::GaveUp { .. } => {
+                covered.gave_up += u64::from(matches!(e.kind, EventKind::GaveUp { .. }));
+                let running = s.running.clone();
+                s.crossed_crash.extend(running);
+            }
             EventKind::Failed { .. } => s.failed += 1,
             EventKind::Cancelled { .. } => s.cancelled += 1,
-            EventKind::TimedOut { .. } => s.timed_out += 1,
+            EventKind::TimedOut { .. } => {
+                s.timed_out += 1;
+                covered.timed_out += 1;
+            }
             EventKind::Interrupted { .. } => {
                 s.interrupted += 1;
                 covered.interrupted += 1;
@@ -107,7 +242,6 @@ fn account(seen: &mut BTreeMap<String, Seen>, covered: &mut Covered, events: &[E
                 s.retries_dropped += 1;
                 *covered.retries_dropped.entry(reason.clone()).or_default() += 1;
             }
-            EventKind::GaveUp { .. } => covered.gave_up += 1,
             EventKind::Skipped {
                 reason,
                 count,
@@ -126,18 +260,84 @@ fn account(seen: &mut BTreeMap<String, Seen>, covered: &mut Covered, events: &[E
     }
 }
 
+/// The run an event ends.
+fn ended(kind: &EventKind) -> Option<RunId> {
+    match kind {
+        EventKind::Succeeded { run_id, .. }
+        | EventKind::Failed { run_id, .. }
+        | EventKind::Cancelled { run_id, .. }
+        | EventKind::TimedOut { run_id, .. }
+        | EventKind::Interrupted { run_id, .. } => Some(*run_id),
+        _ => None,
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn events_status_list_history_and_metrics_agree_under_random_operations() {
     // A fixed seed; `CRONACTOR_TEST_SEED` explores others by hand (the
-    // coverage assertions at the end hold for this one).
-    let seed = std::env::var("CRONACTOR_TEST_SEED")
+    // coverage assertions at the end hold for this one; for another seed
+    // the coverage is printed, not asserted, so that a run over many seeds
+    // fails on the identities only).
+    let explored: Option<u64> = std::env::var("CRONACTOR_TEST_SEED")
         .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_e7e7);
+        .and_then(|s| s.parse().ok());
+    // Seed 86 since the handlers that set a result came (they moved every
+    // draw; the former seed no longer dropped a retry by `cancel`): it
+    // covers the paths below in both builds, and before 2026-12-05 it
+    // lost results with crashed job actors (see `results_lost`).
+    let seed = explored.unwrap_or(86);
     let mut rng = StdRng::seed_from_u64(seed);
     let (clock, count) = (clock(), Count::default());
+    let noted = Noted::default();
+    let (n1, n2, n3, n4) = (noted.clone(), noted.clone(), noted.clone(), noted.clone());
+    // `note` sets its result and succeeds; `slow_note` sets it, then
+    // sleeps as `slow` does (a cancel makes it fail); `slow_ok` too, but
+    // returns `Ok` when cancelled (a success after a cancel);
+    // `stubborn_note` sets it and ignores a cancel for 0.5 to 3 s (by its
+    // run id), so that a cancelled run may end `Ok` within the cancel grace
+    // (1 s here) or be dropped after it. One job in five times out at 2 s.
     let s = builder(&clock, &count)
-        .configure(|c| c.history_keep = KEEP)
+        .handler("note", move |ctx: cronactor::JobContext| {
+            let n = n1.clone();
+            async move {
+                n.note(&ctx);
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .handler("slow_note", move |ctx: cronactor::JobContext| {
+            let n = n2.clone();
+            async move {
+                n.note(&ctx);
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(2500)) => Ok(()),
+                    () = ctx.cancel.cancelled() => Err(std::io::Error::other("cancelled")),
+                }
+            }
+        })
+        .handler("slow_ok", move |ctx: cronactor::JobContext| {
+            let n = n3.clone();
+            async move {
+                n.note(&ctx);
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(2500)) => {}
+                    () = ctx.cancel.cancelled() => {}
+                }
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .handler("stubborn_note", move |ctx: cronactor::JobContext| {
+            let n = n4.clone();
+            async move {
+                n.note(&ctx);
+                let ms = 500 + u64::from(ctx.run_id.0 as u16 % 2500);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .configure(|c| {
+            c.history_keep = KEEP;
+            c.cancel_grace = Duration::from_secs(1);
+        })
         .start()
         .await
         .expect("start");
@@ -146,6 +346,8 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
     let mut covered = Covered::default();
     let mut checked = 0;
     for step in 0..600 {
+        // An `AllowAll` backfill of this step: its job and slots started.
+        let mut all_at_once: Option<(&str, u64)> = None;
         let id = JOBS[rng.random_range(0..JOBS.len())];
         let op = rng.random_range(0..13);
         let _ = match op {
@@ -178,8 +380,20 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
                 use cronactor::Clock;
                 let to = clock.now() - chrono::Duration::seconds(rng.random_range(0..5));
                 let from = to - chrono::Duration::seconds(rng.random_range(1..20));
-                let queued = s.backfill(id, from, to).await;
-                covered.backfilled += queued.as_ref().map_or(0, |n| *n as u64);
+                // Or all at once (`AllowAll`), beside the runs in flight.
+                let all = rng.random_bool(0.3);
+                let overlap = if all {
+                    BackfillOverlap::AllowAll
+                } else {
+                    BackfillOverlap::BufferAll
+                };
+                let queued = s.backfill_with(id, from, to, overlap).await;
+                let n = queued.as_ref().map_or(0, |n| *n as u64);
+                covered.backfilled += n;
+                if all {
+                    covered.backfilled_all += n;
+                    all_at_once = Some((id, n));
+                }
                 queued.map(|_| ())
             }
             10 => {
@@ -238,9 +452,60 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
             statuses.push(s.status(st.id.as_str()).await.expect("status"));
             histories.push(s.history(st.id.as_str(), 1000).await.expect("history"));
         }
-        account(&mut seen, &mut covered, &drain(&mut events));
+        let mut stepped = drain(&mut events);
+        account(&mut seen, &mut covered, &noted, &stepped);
         let late = drain(&mut events);
-        account(&mut seen, &mut covered, &late);
+        account(&mut seen, &mut covered, &noted, &late);
+        stepped.extend(late.iter().cloned());
+        // A run reads the result of a run of its own job (not of one
+        // removed before it was added) that had succeeded after setting it.
+        for r in noted.reads() {
+            let Some(s) = seen.get(&r.job).filter(|s| s.started_ever.contains(&r.run)) else {
+                continue;
+            };
+            if let Some(read) = &r.read {
+                covered.results_read += 1;
+                assert!(
+                    s.succeeded_noted.contains(read),
+                    "step {step}, job {}: run {} read the result of {read}, not a success of the job's",
+                    r.job,
+                    r.run
+                );
+            }
+        }
+        // A backfill all at once: each slot announced by `Fired` (trigger
+        // `Backfill`) and none queued.
+        if let Some((id, n)) = all_at_once {
+            let ours = || stepped.iter().filter(|e| e.job_id.as_str() == id);
+            let slots: BTreeSet<_> = ours()
+                .filter_map(|e| match e.kind {
+                    EventKind::Fired {
+                        scheduled,
+                        trigger: Trigger::Backfill,
+                    } => Some(scheduled),
+                    _ => None,
+                })
+                .collect();
+            let fired = ours()
+                .filter(|e| {
+                    matches!(
+                        e.kind,
+                        EventKind::Fired {
+                            trigger: Trigger::Backfill,
+                            ..
+                        }
+                    )
+                })
+                .count();
+            assert_eq!(
+                fired as u64, n,
+                "step {step}, job {id}: slots fired: {stepped:?}"
+            );
+            assert!(
+                !ours().any(|e| matches!(e.kind, EventKind::Queued { scheduled } if slots.contains(&scheduled))),
+                "step {step}, job {id}: a slot backfilled all at once was queued: {stepped:?}"
+            );
+        }
         if s.list().await.expect("list") != list || !late.is_empty() {
             continue;
         }
@@ -276,6 +541,34 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
                 .get(st.id.as_str())
                 .expect("events seen for a listed job");
             assert_eq!(ev.started, c.runs, "Started events: {ctx}");
+            let result = st
+                .last_result
+                .as_ref()
+                .map(|r| r["run"].as_str().map(str::to_owned));
+            let expected: Vec<_> = ev
+                .results
+                .iter()
+                .map(|r| r.map(|run| Some(run.to_string())))
+                .collect();
+            assert!(
+                expected.contains(&result),
+                "the last result names the newest run that succeeded after setting one ({expected:?}): {ctx}"
+            );
+            if expected.len() > 1 && result != ev.newest_result.map(|r| Some(r.to_string())) {
+                covered.results_lost += 1;
+            }
+            // The history (newest end first, bounded) agrees: its newest
+            // success, if its handler set a result, is the last result.
+            if let Some(newest) = history
+                .iter()
+                .find(|r| r.outcome == cronactor::Outcome::Succeeded)
+                .filter(|r| noted.contains(r.run_id))
+            {
+                assert!(
+                    ev.results.contains(&Some(newest.run_id)),
+                    "the history's newest success ({newest:?}) set the last result: {ctx}"
+                );
+            }
             assert_eq!(
                 ev.slots_fired + ev.slots_skipped + c.coalesced,
                 c.fires,
@@ -307,6 +600,10 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
         assert_eq!(metrics.runs_in_flight, in_flight, "step {step}");
     }
     assert!(checked > 400, "most steps were checked: {checked}");
+    if explored.is_some() {
+        eprintln!("seed {seed}: {covered:?}");
+        return;
+    }
     for reason in [
         "cancelled by request",
         "replaced by a newer fire",
@@ -318,13 +615,21 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
         );
     }
     assert!(
-        covered.backfilled > 20,
-        "slots were backfilled: {covered:?}"
+        covered.backfilled > 20 && covered.backfilled_all > 5,
+        "slots were backfilled, some all at once: {covered:?}"
+    );
+    assert!(
+        covered.results_set > 20 && covered.results_read > 20 && covered.timed_out > 0,
+        "runs succeeded after setting a result, runs read one, runs timed out: {covered:?}"
     );
     assert!(
         covered.cancelled_alone > 0 && covered.triggered_with > 10 && covered.added_paused > 0,
         "runs were cancelled alone, fired through other policies, jobs added paused: {covered:?}"
     );
+    // A result is lost with a crashed job actor only if it was still in
+    // the actor's mailbox (documented); this seed never loses one. Until
+    // 2026-12-05 every result held by the actor was lost with it.
+    assert_eq!(covered.results_lost, 0, "no result lost: {covered:?}");
     if cfg!(feature = "fault-injection") {
         assert!(
             covered.gave_up > 0 && covered.interrupted > 0,

@@ -433,6 +433,12 @@ pub struct JobActorState {
     /// job's last result (their link's, not this actor's): written with
     /// this actor's own, and let go once no run reads them.
     adopted_cells: Vec<crate::handler::ResultCell>,
+    /// Waiting for the runs of the failed actor this one replaced (see
+    /// `OrphanTokens::await_parked`), and the ends of those of them that
+    /// ended meanwhile: they are taken once the runs (their tokens, why
+    /// each was cancelled, their results) are adopted.
+    awaiting_park: bool,
+    early_ends: Vec<(RunId, RunResult)>,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
@@ -484,12 +490,11 @@ impl Drop for JobActorState {
         // Timers still pending must not keep the stopped actor allocated.
         self.target.release();
         // A failed actor's runs go on: the actor restarted in its place
-        // takes their tokens, with why each was cancelled, and asks again
-        // for the records of those not yet durable. (A removed job leaves
-        // none: see `JobMsg::Remove`.)
-        // With the results they set (their end applies them) and where they
-        // read the job's last result (none to gather for an idle actor, as
-        // a passivated one).
+        // takes their tokens, with why each was cancelled, the results they
+        // set (their end applies them) and where they read the job's last
+        // result (none to gather for an idle actor, as a passivated one),
+        // and asks again for the records of those not yet durable. (A
+        // removed job leaves none: see `JobMsg::Remove`.)
         let mut cells = Vec::new();
         if !self.tokens.0.is_empty() {
             cells.push(self.link.last_result.clone());
@@ -556,6 +561,8 @@ impl Actor for JobActor {
             tokens: RunTokens(Vec::with_capacity(1)),
             results: Vec::new(),
             adopted_cells: Vec::new(),
+            awaiting_park: false,
+            early_ends: Vec::new(),
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
@@ -589,6 +596,7 @@ impl Actor for JobActor {
         {
             // The predecessor's runs are not parked yet.
             let parked = s.link.rt.orphan_tokens.await_parked(&s.spec.id, &myself);
+            s.awaiting_park = parked.is_empty();
             s.adopt(&myself, parked);
         }
         if s.link.handler.is_none() && !args.reactivated {
@@ -944,13 +952,23 @@ impl Actor for JobActor {
                 }
             }
             JobMsg::RunFinished { run_id, result } => {
-                s.finish_run(&myself, run_id, result);
-                s.start_queued(&myself);
-                s.prepare_at_run_end(&myself);
-                s.save_claims(&myself);
-                if s.state.in_flight.is_empty() {
-                    if let Some(idle) = s.stopping.take() {
-                        let _ = idle.send(());
+                if s.awaiting_park
+                    && s.tokens.get(&run_id).is_none()
+                    && s.state.in_flight.iter().any(|r| r.run_id == run_id)
+                {
+                    // A run of the failed predecessor that ended before it
+                    // was parked: its end waits for its token and result.
+                    tracing::debug!(job_id = %s.spec.id, run_id = %run_id, "run ended before it was adopted");
+                    s.early_ends.push((run_id, result));
+                } else {
+                    s.finish_run(&myself, run_id, result);
+                    s.start_queued(&myself);
+                    s.prepare_at_run_end(&myself);
+                    s.save_claims(&myself);
+                    if s.state.in_flight.is_empty() {
+                        if let Some(idle) = s.stopping.take() {
+                            let _ = idle.send(());
+                        }
                     }
                 }
             }
@@ -968,7 +986,11 @@ impl Actor for JobActor {
             }
             JobMsg::Adopt(ParkedRuns(runs)) => {
                 s.adopt(&myself, runs);
+                s.awaiting_park = false;
                 s.save_claims(&myself);
+                for (run_id, result) in std::mem::take(&mut s.early_ends) {
+                    let _ = myself.cast(JobMsg::RunFinished { run_id, result });
+                }
             }
             JobMsg::Crash => {
                 #[cfg(any(test, feature = "fault-injection"))]
@@ -2155,7 +2177,8 @@ impl JobActorState {
 
     /// Takes over the runs of the failed actor this one replaced: their
     /// tokens (with why each was cancelled), the records it awaited, the
-    /// results of runs that ended as it failed, and their admission.
+    /// results they set, the ends of runs that ended as it failed, and
+    /// their admission.
     fn adopt(&mut self, myself: &ActorRef<JobMsg>, runs: Vec<crate::runtime::ParkedRun>) {
         let mut admissions = Vec::new();
         for run in runs {
@@ -2169,6 +2192,8 @@ impl JobActorState {
                 if run.unrecorded {
                     self.unrecorded.push(run.run_id);
                 }
+                // The result it set before the failure, unless it set a
+                // newer one since (sent to this actor).
                 if let Some(value) = run.result {
                     if !self.results.iter().any(|(id, _)| *id == run.run_id) {
                         self.results.push((run.run_id, value));

@@ -185,7 +185,11 @@ async fn replace_starts_the_new_run_at_once_beside_an_old_one_ignoring_its_token
     assert_eq!(last.finished, at(25));
     assert_eq!(
         last.outcome,
-        cronactor::Outcome::Cancelled("replaced by a newer fire".into())
+        cronactor::Outcome::Cancelled(
+            "replaced by a newer fire; dropped: the handler did not stop within the cancel grace"
+                .into()
+        ),
+        "the reason says the handler ignored its cancel"
     );
 }
 

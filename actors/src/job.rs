@@ -335,11 +335,19 @@ pub enum RunResult {
     Err(String),
     /// The handler panicked.
     Panicked(String),
-    /// The run was cancelled and did not stop within the grace: dropped.
+    /// The run was cancelled before its handler started (waiting for its
+    /// slot, its record or its jitter): the handler never ran.
     Dropped,
+    /// The run was cancelled and its handler did not stop within the
+    /// cancel grace: its future was dropped.
+    Abandoned,
     /// The run exceeded its timeout.
     TimedOut,
 }
+
+/// How a cancelled run whose handler did not stop within the cancel grace
+/// ends its outcome's reason.
+const ABANDONED: &str = "dropped: the handler did not stop within the cancel grace";
 
 /// A fire waiting to run: in the overlap queue (`JobState::queue`, stored
 /// with the state), or planned.
@@ -2119,7 +2127,15 @@ impl JobActorState {
             // timeout is what the user asked last: the run is cancelled,
             // hence not retried. A shutdown interrupts the run: the next
             // start runs its fire again, as after a crash.
+            // Its handler ignored the cancel past the grace: the reason
+            // says so, for the operator whose handler does not watch its
+            // token.
+            (RunResult::Abandoned, Some(why)) => match why.cut_outcome() {
+                Outcome::Cancelled(text) => Outcome::Cancelled(format!("{text}; {ABANDONED}")),
+                other => other,
+            },
             (_, Some(why)) => why.cut_outcome(),
+            (RunResult::Abandoned, None) => Outcome::Cancelled(ABANDONED.into()),
             (RunResult::TimedOut, None) => Outcome::TimedOut,
             (RunResult::Err(e), None) => Outcome::Failed(e),
             (RunResult::Panicked(p), None) => Outcome::Failed(format!("handler panicked: {p}")),
@@ -2650,7 +2666,7 @@ async fn supervise(mut run: CaughtRun, token: CancellationToken, limits: Limits)
     match (cancelled_by_job, in_grace) {
         (false, _) => RunResult::TimedOut,
         (true, Ok(r)) => finished(r),
-        (true, Err(_)) => RunResult::Dropped,
+        (true, Err(_)) => RunResult::Abandoned,
     }
 }
 

@@ -931,3 +931,76 @@ async fn adding_the_id_of_a_failed_job_is_a_duplicate() {
     assert_eq!(revived.phase, cronactor::JobPhase::Scheduled);
     assert_eq!(revived.counters.succeeded, 5, "its counters go on");
 }
+
+/// Real time on two workers: a `cancel_run` of a run of a failed job actor,
+/// read by the restarted actor before the failed one parked its runs (its
+/// state is dropped 800 ms late), waits for the run's adoption and cancels
+/// it, instead of answering `UnknownRun` for a run that status lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_run_before_the_failed_actor_parks_its_runs_reaches_the_run() {
+    let s = Scheduler::builder()
+        .clock(cronactor::SystemClock)
+        .handler("block", |ctx: cronactor::JobContext| async move {
+            ctx.cancel.cancelled().await;
+            Err::<(), _>(std::io::Error::other("stopped"))
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "park-late",
+        ScheduleSpec::every(Duration::from_secs(3600)),
+        "block",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let run_id = match s.trigger("park-late").await.expect("trigger") {
+        cronactor::TriggerOutcome::Started(run_id) => run_id,
+        other => panic!("{other:?}"),
+    };
+    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") =
+        Some(("park-late".into(), Duration::from_millis(800)));
+    // As above: the supervisor kept busy from outside, so that it restarts
+    // the actor at once, before the failed one's state is dropped.
+    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = {
+        let (sup, busy) = (s.supervisor(), busy.clone());
+        std::thread::spawn(move || {
+            while busy.load(std::sync::atomic::Ordering::SeqCst) {
+                let _ = sup.cast(SupervisorMsg::InjectCrash(spec_id("nobody")));
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        })
+    };
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("park-late")))
+        .expect("cast");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let cancelled =
+        tokio::time::timeout(Duration::from_secs(10), s.cancel_run("park-late", run_id))
+            .await
+            .expect("an answer");
+    busy.store(false, std::sync::atomic::Ordering::SeqCst);
+    flood.join().expect("flood");
+    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") = None;
+    assert_eq!(cancelled, Ok(()), "the run is cancelled, not unknown");
+    let ended = async {
+        loop {
+            let st = s.status("park-late").await.expect("status");
+            if st.runs_in_flight == 0 {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let st = tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("the run ends");
+    assert_eq!(st.counters.cancelled, 1, "{st:?}");
+    assert_eq!(
+        st.last_run.expect("the run").outcome,
+        cronactor::Outcome::Cancelled("cancelled by request".into())
+    );
+    s.shutdown(Duration::from_secs(2)).await.expect("shutdown");
+}

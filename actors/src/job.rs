@@ -442,11 +442,14 @@ pub struct JobActorState {
     /// this actor's own, and let go once no run reads them.
     adopted_cells: Vec<crate::handler::ResultCell>,
     /// Waiting for the runs of the failed actor this one replaced (see
-    /// `OrphanTokens::await_parked`), and the ends of those of them that
-    /// ended meanwhile: they are taken once the runs (their tokens, why
-    /// each was cancelled, their results) are adopted.
+    /// `OrphanTokens::await_parked`), and the messages about those runs
+    /// read meanwhile, in their order: the ends of runs that ended, and
+    /// `cancel_run`s (answered once the run is adopted, rather than
+    /// `UnknownRun` for a run that status lists). They are taken once the
+    /// runs (their tokens, why each was cancelled, their results) are
+    /// adopted.
     awaiting_park: bool,
-    early_ends: Vec<(RunId, RunResult)>,
+    early: Vec<JobMsg>,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
     /// History entries not yet sent to the registry.
@@ -570,7 +573,7 @@ impl Actor for JobActor {
             results: Vec::new(),
             adopted_cells: Vec::new(),
             awaiting_park: false,
-            early_ends: Vec::new(),
+            early: Vec::new(),
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
@@ -700,6 +703,13 @@ impl Actor for JobActor {
             }
             JobMsg::CancelRun { run_id, reply } => {
                 match s.tokens.get(&run_id).map(|(_, why)| why.is_some()) {
+                    None if s.awaiting_park
+                        && s.state.in_flight.iter().any(|r| r.run_id == run_id) =>
+                    {
+                        // A run of the failed predecessor not adopted yet:
+                        // its token comes with it.
+                        s.early.push(JobMsg::CancelRun { run_id, reply });
+                    }
                     None => {
                         let _ = reply.send(Err(Error::UnknownRun(run_id)));
                     }
@@ -967,7 +977,7 @@ impl Actor for JobActor {
                     // A run of the failed predecessor that ended before it
                     // was parked: its end waits for its token and result.
                     tracing::debug!(job_id = %s.spec.id, run_id = %run_id, "run ended before it was adopted");
-                    s.early_ends.push((run_id, result));
+                    s.early.push(JobMsg::RunFinished { run_id, result });
                 } else {
                     s.finish_run(&myself, run_id, result);
                     s.start_queued(&myself);
@@ -996,8 +1006,9 @@ impl Actor for JobActor {
                 s.adopt(&myself, runs);
                 s.awaiting_park = false;
                 s.save_claims(&myself);
-                for (run_id, result) in std::mem::take(&mut s.early_ends) {
-                    let _ = myself.cast(JobMsg::RunFinished { run_id, result });
+                // In the order they came.
+                for msg in std::mem::take(&mut s.early) {
+                    let _ = myself.cast(msg);
                 }
             }
             JobMsg::Crash => {

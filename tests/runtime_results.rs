@@ -488,36 +488,6 @@ async fn a_run_adopted_after_an_actor_crash_reads_the_newest_result() {
     );
 }
 
-/// A result set long before the job's actor crashes is not lost with it:
-/// the run goes on under the restarted actor, and its success applies it.
-#[cfg(feature = "fault-injection")]
-#[tokio::test(start_paused = true)]
-async fn a_result_set_before_an_actor_crash_takes_effect_when_the_run_succeeds() {
-    let clock = clock();
-    let s = Scheduler::builder()
-        .clock(clock.clone())
-        .handler("long", |ctx: JobContext| async move {
-            ctx.set_result(json!({ "upto": 3 }))?;
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            Ok::<(), Error>(())
-        })
-        .start()
-        .await
-        .expect("start");
-    s.add(concurrent("long")).await.expect("add");
-    s.trigger("export").await.expect("trigger");
-    run_for_secs(1.0).await;
-    s.supervisor()
-        .cast(cronactor::SupervisorMsg::InjectCrash(
-            cronactor::JobId::new("export").expect("id"),
-        ))
-        .expect("cast");
-    run_for_secs(15.0).await;
-    let st = s.status("export").await.expect("status");
-    assert_eq!(st.counters.succeeded, 1);
-    assert_eq!(st.last_result.as_deref(), upto(3).as_ref());
-}
-
 /// Setting `Value::Null` clears the job's result: the next run reads none,
 /// and the status shows none, as before any run set one.
 #[tokio::test(start_paused = true)]
@@ -630,7 +600,7 @@ async fn a_result_set_before_the_actor_crashed_takes_effect_when_the_run_succeed
 #[cfg(feature = "fault-injection")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_that_ends_before_the_failed_actor_parks_it_keeps_its_result() {
-    use cronactor::{EventKind, JobId, SupervisorMsg};
+    use cronactor::EventKind;
     let gate = Arc::new(tokio::sync::Semaphore::new(0));
     let s = Scheduler::builder()
         .clock(cronactor::SystemClock)
@@ -659,28 +629,7 @@ async fn a_run_that_ends_before_the_failed_actor_parks_it_keeps_its_result() {
     s.add(spec).await.expect("add");
     s.trigger("late-park").await.expect("trigger");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") =
-        Some(("late-park".into(), Duration::from_millis(800)));
-    // The supervisor kept busy from outside the runtime (crashes of a job
-    // that does not exist), so that it takes the failure report at once on
-    // the other worker (see runtime_supervision.rs).
-    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let flood = {
-        let (sup, busy) = (s.supervisor(), busy.clone());
-        std::thread::spawn(move || {
-            while busy.load(std::sync::atomic::Ordering::SeqCst) {
-                let _ = sup.cast(SupervisorMsg::InjectCrash(
-                    JobId::new("nobody").expect("id"),
-                ));
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        })
-    };
-    s.supervisor()
-        .cast(SupervisorMsg::InjectCrash(
-            JobId::new("late-park").expect("id"),
-        ))
-        .expect("cast");
+    let late = crash_with_late_park(&s, "late-park", Duration::from_millis(800));
     // The restarted actor is up: the run ends now, before it is parked.
     let restarted = async {
         while let Some(e) = events.recv().await {
@@ -696,9 +645,7 @@ async fn a_run_that_ends_before_the_failed_actor_parks_it_keeps_its_result() {
         .expect("restarted");
     gate.add_permits(1);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    busy.store(false, std::sync::atomic::Ordering::SeqCst);
-    flood.join().expect("flood");
-    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") = None;
+    late.end();
     let st = s.status("late-park").await.expect("status");
     assert_eq!(st.counters.succeeded, 1, "{st:?}");
     assert_eq!(st.last_result.as_deref(), upto(9).as_ref(), "{st:?}");

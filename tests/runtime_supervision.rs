@@ -747,29 +747,9 @@ async fn runs_parked_after_the_successor_started_still_reach_it() {
     .expect("valid spec");
     s.add(spec).await.expect("add");
     s.trigger("slow-park").await.expect("trigger");
-    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") =
-        Some(("slow-park".into(), Duration::from_millis(500)));
-    // The supervisor kept busy from outside the runtime (crashes of a job
-    // that does not exist: no-ops), so that it takes the failure report at
-    // once on the other worker instead of waiting, woken, behind the failed
-    // actor's task.
-    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let flood = {
-        let (sup, busy) = (s.supervisor(), busy.clone());
-        std::thread::spawn(move || {
-            while busy.load(std::sync::atomic::Ordering::SeqCst) {
-                let _ = sup.cast(SupervisorMsg::InjectCrash(spec_id("nobody")));
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        })
-    };
-    s.supervisor()
-        .cast(SupervisorMsg::InjectCrash(spec_id("slow-park")))
-        .expect("cast");
+    let late = crash_with_late_park(&s, "slow-park", Duration::from_millis(500));
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    busy.store(false, std::sync::atomic::Ordering::SeqCst);
-    flood.join().expect("flood");
-    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") = None;
+    late.end();
     // Cancel reaches the run once its token is parked, whichever of the
     // park and the successor's start came first.
     let reached = async {
@@ -959,31 +939,13 @@ async fn a_cancel_run_before_the_failed_actor_parks_its_runs_reaches_the_run() {
         cronactor::TriggerOutcome::Started(run_id) => run_id,
         other => panic!("{other:?}"),
     };
-    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") =
-        Some(("park-late".into(), Duration::from_millis(800)));
-    // As above: the supervisor kept busy from outside, so that it restarts
-    // the actor at once, before the failed one's state is dropped.
-    let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let flood = {
-        let (sup, busy) = (s.supervisor(), busy.clone());
-        std::thread::spawn(move || {
-            while busy.load(std::sync::atomic::Ordering::SeqCst) {
-                let _ = sup.cast(SupervisorMsg::InjectCrash(spec_id("nobody")));
-                std::thread::sleep(Duration::from_micros(50));
-            }
-        })
-    };
-    s.supervisor()
-        .cast(SupervisorMsg::InjectCrash(spec_id("park-late")))
-        .expect("cast");
+    let late = crash_with_late_park(&s, "park-late", Duration::from_millis(800));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let cancelled =
         tokio::time::timeout(Duration::from_secs(10), s.cancel_run("park-late", run_id))
             .await
             .expect("an answer");
-    busy.store(false, std::sync::atomic::Ordering::SeqCst);
-    flood.join().expect("flood");
-    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") = None;
+    late.end();
     assert_eq!(cancelled, Ok(()), "the run is cancelled, not unknown");
     let ended = async {
         loop {

@@ -237,3 +237,63 @@ pub fn stable_run_ids(text: &str, seen: &mut Vec<String>) -> String {
     out.push_str(rest);
     out
 }
+
+/// A crash of job `id`'s actor whose state (and runs) the failed actor drops
+/// `delay` late (the `SLOW_PARK` fault), with the supervisor kept busy from
+/// outside the runtime (casts of crashes of a job that does not exist:
+/// no-ops), so that it takes the failure report at once on the other worker
+/// and usually restarts the actor before the runs are parked. Real time, a
+/// multi-thread runtime; [`LatePark::end`] stops the flood and clears the
+/// fault.
+#[cfg(feature = "fault-injection")]
+pub struct LatePark {
+    busy: Arc<std::sync::atomic::AtomicBool>,
+    flood: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(feature = "fault-injection")]
+pub fn crash_with_late_park(s: &Scheduler, id: &str, delay: Duration) -> LatePark {
+    use cronactor::{JobId, SupervisorMsg};
+    *cronactor_actors::job::SLOW_PARK.lock().expect("knob") = Some((id.into(), delay));
+    let busy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flood = {
+        let (sup, busy) = (s.supervisor(), busy.clone());
+        std::thread::spawn(move || {
+            let nobody = JobId::new("nobody").expect("id");
+            while busy.load(Ordering::SeqCst) {
+                let _ = sup.cast(SupervisorMsg::InjectCrash(nobody.clone()));
+                std::thread::sleep(Duration::from_micros(50));
+            }
+        })
+    };
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(JobId::new(id).expect("id")))
+        .expect("cast");
+    LatePark {
+        busy,
+        flood: Some(flood),
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl LatePark {
+    /// Stops the flood and clears the fault.
+    pub fn end(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.busy.store(false, Ordering::SeqCst);
+        if let Some(flood) = self.flood.take() {
+            flood.join().expect("flood");
+        }
+        *cronactor_actors::job::SLOW_PARK.lock().expect("knob") = None;
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+impl Drop for LatePark {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -824,20 +824,8 @@ impl Actor for JobActor {
                 }
                 s.answer_when_durable(reply, outcome);
             }
-            JobMsg::Trigger(reply) => {
-                let outcome = s.fire_now(&myself, Trigger::Manual, None, None);
-                if outcome.is_ok() {
-                    s.save_claims(&myself);
-                }
-                s.answer_when_durable(reply, outcome);
-            }
-            JobMsg::TriggerWith { overlap, reply } => {
-                let outcome = s.fire_now(&myself, Trigger::Manual, None, Some(overlap));
-                if outcome.is_ok() {
-                    s.save_claims(&myself);
-                }
-                s.answer_when_durable(reply, outcome);
-            }
+            JobMsg::Trigger(reply) => s.trigger(&myself, None, reply),
+            JobMsg::TriggerWith { overlap, reply } => s.trigger(&myself, Some(overlap), reply),
             JobMsg::Update {
                 spec,
                 schedule,
@@ -1703,6 +1691,21 @@ impl JobActorState {
         }
     }
 
+    /// `trigger` (through `overlap` instead of the job's policy, if given):
+    /// answered once the claim is durable.
+    fn trigger(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        overlap: Option<OverlapPolicy>,
+        reply: RpcReplyPort<Result<TriggerOutcome, Error>>,
+    ) {
+        let outcome = self.fire_now(myself, Trigger::Manual, None, overlap);
+        if outcome.is_ok() {
+            self.save_claims(myself);
+        }
+        self.answer_when_durable(reply, outcome);
+    }
+
     /// A manual trigger or a named event: fire now through the overlap
     /// policy (or `overlap`, for this fire). A completed job can still be
     /// triggered (its schedule is exhausted, its handler is not).
@@ -1775,25 +1778,21 @@ impl JobActorState {
             slots.push(slot);
             cursor = slot;
         }
-        if overlap == BackfillOverlap::AllowAll {
-            for &slot in &slots {
-                self.publish(EventKind::Fired {
-                    scheduled: slot,
-                    trigger: Trigger::Backfill,
-                });
-                self.claim_run(myself, Pending::new(slot, Trigger::Backfill));
-            }
-            return Ok(slots.len());
-        }
         for &slot in &slots {
             self.publish(EventKind::Fired {
                 scheduled: slot,
                 trigger: Trigger::Backfill,
             });
-            self.state
-                .queue
-                .push_back(Pending::new(slot, Trigger::Backfill));
-            self.publish(EventKind::Queued { scheduled: slot });
+            let fire = Pending::new(slot, Trigger::Backfill);
+            match overlap {
+                BackfillOverlap::AllowAll => {
+                    self.claim_run(myself, fire);
+                }
+                BackfillOverlap::BufferAll => {
+                    self.state.queue.push_back(fire);
+                    self.publish(EventKind::Queued { scheduled: slot });
+                }
+            }
         }
         self.start_queued(myself);
         Ok(slots.len())

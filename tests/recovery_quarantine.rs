@@ -5,6 +5,8 @@
 use cronactor::{EventKind, JobContext, JobSpec, Received, ScheduleSpec, Scheduler};
 use std::time::Duration;
 
+mod store_support;
+
 async fn start(dir: &std::path::Path) -> Scheduler {
     Scheduler::builder()
         .handler("noop", |_: JobContext| async {
@@ -31,7 +33,7 @@ async fn a_corrupt_job_record_is_quarantined_and_the_others_load() {
 
     // Corrupt one record behind the store's back.
     {
-        let db = sled::open(dir.path()).expect("open sled directly");
+        let db = store_support::raw(dir.path());
         let jobs = db.open_tree("jobs").expect("jobs tree");
         jobs.insert("victim", &b"\x01{ this is not json"[..])
             .expect("insert");
@@ -101,7 +103,7 @@ async fn a_newer_state_and_a_bad_journal_segment_are_reported_and_every_job_runs
     let newer_state = b"\x09 a state of a newer layout".to_vec();
     let bad_segment = b"\x02\xff\xff\xff\xff".to_vec();
     {
-        let db = sled::open(dir.path()).expect("open sled directly");
+        let db = store_support::raw(dir.path());
         db.open_tree("state")
             .expect("state tree")
             .insert("victim", &newer_state[..])

@@ -169,7 +169,8 @@ pub fn open(dir: &Path) -> SledStore {
 ///
 /// sled 0.34 releases its file lock from a background thread a moment after
 /// the last handle of a database is dropped, so a taken lock is retried for
-/// up to a second (as `SledStore::open` does for half a second).
+/// up to five seconds (`SledStore::open` tries for half a second; a test
+/// machine under load can take longer to run that thread).
 pub fn raw(dir: &Path) -> sled::Db {
     let started = std::time::Instant::now();
     loop {
@@ -177,7 +178,7 @@ pub fn raw(dir: &Path) -> sled::Db {
             Ok(db) => return db,
             Err(e)
                 if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < Duration::from_secs(1) =>
+                    && started.elapsed() < Duration::from_secs(5) =>
             {
                 std::thread::sleep(Duration::from_millis(5));
             }

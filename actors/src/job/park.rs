@@ -1,0 +1,151 @@
+//! The runs of a failed job actor: parked for its successor when its state
+//! drops, and adopted by the successor (their tokens, records, results and
+//! admission).
+
+use super::run::drop_unstarted;
+use super::{JobActorState, JobMsg};
+use crate::id::RunId;
+use ractor::ActorRef;
+use std::sync::Arc;
+#[cfg(feature = "fault-injection")]
+use std::time::Duration;
+
+/// Fault injection for tests (feature `fault-injection`): a job whose failed
+/// actor leaves runs, and how long its state then takes to drop (a thread
+/// descheduled between ractor reporting the failure and dropping the
+/// state), so that its successor starts before the runs are parked.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub static SLOW_PARK: std::sync::Mutex<Option<(String, Duration)>> = std::sync::Mutex::new(None);
+
+#[cfg(feature = "fault-injection")]
+fn slow_park(id: &str) {
+    let slow = SLOW_PARK.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some((_, delay)) = slow.filter(|(slow, _)| slow == id) {
+        std::thread::sleep(delay);
+    }
+}
+
+impl Drop for JobActorState {
+    fn drop(&mut self) {
+        // Timers still pending must not keep the stopped actor allocated.
+        self.target.release();
+        // A failed actor's runs go on: the actor restarted in its place
+        // takes their tokens, with why each was cancelled, the results they
+        // set (their end applies them) and where they read the job's last
+        // result (none to gather for an idle actor, as a passivated one),
+        // and asks again for the records of those not yet durable. (A
+        // removed job leaves none: see `JobMsg::Remove`.)
+        let mut cells = Vec::new();
+        if !self.tokens.0.is_empty() {
+            cells.push(self.link.last_result.clone());
+            cells.extend(self.adopted_cells.iter().cloned());
+        }
+        let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
+            .into_iter()
+            .map(
+                |(run_id, (token, cancelled), task)| crate::runtime::ParkedRun {
+                    unrecorded: self.unrecorded.contains(&run_id),
+                    admission: self.waiting_admission.get(&run_id).cloned(),
+                    result: self
+                        .results
+                        .iter()
+                        .find(|(id, _)| *id == run_id)
+                        .map(|(_, value)| value.clone()),
+                    cells: cells.clone(),
+                    run_id,
+                    token,
+                    cancelled,
+                    task,
+                },
+            )
+            .collect();
+        if !runs.is_empty() {
+            #[cfg(feature = "fault-injection")]
+            slow_park(self.spec.id.as_str());
+            self.link.rt.orphan_tokens.park(&self.spec.id, runs);
+        }
+    }
+}
+
+impl JobActorState {
+    /// Takes over the runs of the failed actor this one replaced: their
+    /// tokens (with why each was cancelled), the records it awaited, the
+    /// results they set, the ends of runs that ended as it failed, and
+    /// their admission.
+    pub(super) fn adopt(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        runs: Vec<crate::runtime::ParkedRun>,
+    ) {
+        let mut admissions = Vec::new();
+        for run in runs {
+            // A run this actor holds a token of already started under it.
+            let held = self.tokens.get(&run.run_id).is_some();
+            if !held && self.state.in_flight.iter().any(|r| r.run_id == run.run_id) {
+                self.tokens.push(run.run_id, (run.token, run.cancelled));
+                if let Some(tags) = run.admission {
+                    admissions.push((run.run_id, tags));
+                }
+                if run.unrecorded {
+                    self.unrecorded.push(run.run_id);
+                }
+                // The result it set before the failure, unless it set a
+                // newer one since (sent to this actor).
+                if let Some(value) = run.result {
+                    if !self.results.iter().any(|(id, _)| *id == run.run_id) {
+                        self.results.push((run.run_id, value));
+                    }
+                }
+                for cell in run.cells {
+                    let known = Arc::ptr_eq(&cell, &self.link.last_result)
+                        || self.adopted_cells.iter().any(|c| Arc::ptr_eq(c, &cell));
+                    if !known {
+                        // It may hold an older result than this actor's.
+                        crate::handler::write_cell(&cell, self.state.last_result.clone());
+                        self.adopted_cells.push(cell);
+                    }
+                }
+                if let Some(task) = run.task {
+                    // Its `RunFinished` may have died in the predecessor's
+                    // mailbox: its result is taken from the task too (a
+                    // second `RunFinished` of a run is ignored).
+                    let (link, run_id) = (self.link.clone(), run.run_id);
+                    tokio::spawn(async move {
+                        if let Ok(Some(result)) = task.await {
+                            crate::ahead::deliver(&link, JobMsg::RunFinished { run_id, result });
+                        }
+                    });
+                }
+            }
+        }
+        for (run_id, tags) in admissions {
+            self.take_over_admission(myself, run_id, tags);
+        }
+    }
+
+    /// A run the failed predecessor left waiting for admission: if it still
+    /// waits, it waits again for this actor; if it was admitted, its
+    /// `Admitted` died with the predecessor's mailbox (or comes later, and is
+    /// then ignored), and this actor starts it in the place taken for it.
+    fn take_over_admission(
+        &mut self,
+        myself: &ActorRef<JobMsg>,
+        run_id: RunId,
+        tags: Arc<[String]>,
+    ) {
+        let admission = &self.link.rt.admission;
+        if admission.withdraw(run_id) {
+            if self.is_cancelled(run_id) {
+                drop_unstarted(myself, run_id);
+            } else if admission.admit_or_wait(run_id, tags.clone(), self.spec.priority, &self.link)
+            {
+                self.spawn_run(myself, run_id, Some(tags));
+            } else {
+                self.waiting_admission.insert(run_id, tags);
+            }
+        } else if admission.take_admitted(run_id) {
+            self.admitted(myself, run_id, tags);
+        }
+    }
+}

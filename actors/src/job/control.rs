@@ -31,12 +31,7 @@ impl JobActorState {
 
     /// `JobMsg::Resume`: resumes the job (refused if it is not paused);
     /// answered once durable.
-    pub(super) fn resume(
-        &mut self,
-        myself: &ActorRef<JobMsg>,
-        note: Option<String>,
-        reply: RpcReplyPort<Result<(), Error>>,
-    ) {
+    pub(super) fn resume(&mut self, note: Option<String>, reply: RpcReplyPort<Result<(), Error>>) {
         if self.state.paused.is_none() {
             let refusal = self.invalid_state("resume");
             self.refuse_when_durable(reply, refusal);
@@ -47,7 +42,7 @@ impl JobActorState {
             let now = self.now();
             self.state.last_slot = Some(self.state.last_slot.map_or(now, |l| l.max(now)));
             self.publish(EventKind::Resumed { note });
-            self.arm(myself);
+            self.arm();
             self.save(Ack::Reply(reply));
         }
     }
@@ -88,7 +83,7 @@ impl JobActorState {
             // before its update).
             let from = self.schedule.slots_counted_after(self.now());
             self.state.last_slot = Some(self.state.last_slot.map_or(from, |l| l.max(from)));
-            self.arm(myself);
+            self.arm();
         }
         self.publish(EventKind::Updated);
         let spec = Some((self.spec.clone(), self.link.handler.is_none()));

@@ -38,7 +38,8 @@ impl Uncounted {
     }
 }
 
-/// What `trigger` did.
+/// What a requested fire did: the answer of `trigger`, `trigger_with` and
+/// `retry_run`, and of each listening job's fire in `emit`'s answer.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -106,17 +107,17 @@ impl JobActorState {
 
     /// Arms the schedule timer for the first slot after the last one
     /// claimed (or after now, for a job that never fired).
-    pub(super) fn arm(&mut self, myself: &ActorRef<JobMsg>) {
+    pub(super) fn arm(&mut self) {
         self.generation += 1;
         let now = self.now();
         let after = self.state.last_slot.unwrap_or(now);
         match self.schedule.next_fire(after, self.state.counters.fires) {
-            NextFire::At(t) => self.arm_at(myself, t),
+            NextFire::At(t) => self.arm_at(t),
             NextFire::Exhausted => self.complete(),
         }
     }
 
-    pub(super) fn arm_at(&mut self, _myself: &ActorRef<JobMsg>, at: DateTime<Utc>) {
+    pub(super) fn arm_at(&mut self, at: DateTime<Utc>) {
         self.state.next_fire = Some(at);
         // A far fire's timer goes off a little before it, so that the job
         // can passivate meanwhile and be woken by it (see `passive`).
@@ -214,7 +215,7 @@ impl JobActorState {
                 if crate::ahead::came_late(window, t, now) {
                     self.behind = true;
                 }
-                self.arm_at(myself, t);
+                self.arm_at(t);
             }
             NextFire::Exhausted => self.complete(),
         }

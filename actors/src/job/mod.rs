@@ -314,6 +314,7 @@ pub struct JobActorState {
     /// runs (their tokens, why each was cancelled, their results) are
     /// adopted.
     awaiting_park: bool,
+    /// Those messages, while `awaiting_park`.
     early: Vec<JobMsg>,
     /// Claimed runs waiting for their record to be durable.
     unrecorded: Vec<RunId>,
@@ -440,7 +441,7 @@ impl Actor for JobActor {
         }
         let before = s.fingerprint();
         s.wake(&myself);
-        s.arm_retry(&myself);
+        s.arm_retry();
         // A respawned passive job woken before its fire changed nothing: the
         // registry's copy of its state stays as it is (no store write).
         if !args.reactivated || s.fingerprint() != before || !s.unrecorded.is_empty() {
@@ -460,7 +461,7 @@ impl Actor for JobActor {
     ) -> Result<(), ActorProcessingErr> {
         // A new turn reads the wall clock afresh.
         s.turn_now.set(None);
-        if msg.withdraws_prepared() && s.withdraw_prepared(&myself) {
+        if msg.withdraws_prepared() && s.withdraw_prepared() {
             // The slot is given back: what the message does next (or a
             // shutdown) must find it so in the store.
             s.save(Ack::None);
@@ -526,7 +527,7 @@ impl Actor for JobActor {
                 s.save(Ack::Reply(reply));
             }
             JobMsg::Pause { note, reply } => s.pause(note, reply),
-            JobMsg::Resume { note, reply } => s.resume(&myself, note, reply),
+            JobMsg::Resume { note, reply } => s.resume(note, reply),
             JobMsg::Backfill {
                 from,
                 to,
@@ -551,10 +552,10 @@ impl Actor for JobActor {
             JobMsg::Preview { n, reply } => s.preview(n, reply),
             JobMsg::Replan => {
                 if s.stopping.is_none() {
-                    s.arm(&myself);
+                    s.arm();
                     // A waiting retry's timer too: its due time is a wall
                     // instant, which a forward step may have passed.
-                    s.arm_retry(&myself);
+                    s.arm_retry();
                     s.publish(EventKind::Replanned {
                         next_fire: s.state.next_fire,
                     });

@@ -34,7 +34,7 @@ impl JobActorState {
             tracing::debug!(target: TARGET, job_id = %self.spec.id, run_id = %run_id, "run ended before it was adopted");
             self.early.push(JobMsg::RunFinished { run_id, result });
         } else {
-            self.finish_run(myself, run_id, result);
+            self.finish_run(run_id, result);
             self.start_queued(myself);
             self.prepare_at_run_end(myself);
             self.save_claims(myself);
@@ -62,7 +62,7 @@ impl JobActorState {
         self.state.last_result = value;
     }
 
-    fn finish_run(&mut self, myself: &ActorRef<JobMsg>, run_id: RunId, result: RunResult) {
+    fn finish_run(&mut self, run_id: RunId, result: RunResult) {
         let Some(pos) = self.state.in_flight.iter().position(|r| r.run_id == run_id) else {
             return;
         };
@@ -133,7 +133,7 @@ impl JobActorState {
                 self.state.queue.insert(at, fire);
             }
         }
-        self.after_outcome(myself, &record, event);
+        self.after_outcome(&record, event);
         self.history.push(record);
     }
 
@@ -154,7 +154,6 @@ impl JobActorState {
     /// pause the job after `pause_after_failures` failed fires in a row.
     fn after_outcome(
         &mut self,
-        myself: &ActorRef<JobMsg>,
         record: &RunRecord,
         event: Option<Box<(String, Arc<serde_json::Value>)>>,
     ) {
@@ -196,7 +195,7 @@ impl JobActorState {
             // During a shutdown the retry waits in the stored state for the
             // next start.
             if self.stopping.is_none() {
-                self.arm_retry(myself);
+                self.arm_retry();
             }
             return;
         }
@@ -315,7 +314,7 @@ impl JobActorState {
     }
 
     /// Arms the retry timer for the waiting retry, if any.
-    pub(super) fn arm_retry(&mut self, _myself: &ActorRef<JobMsg>) {
+    pub(super) fn arm_retry(&mut self) {
         self.retry_generation += 1;
         if let Some(wait) = &self.state.retry_wait {
             let deadline = deadline_for(self.now(), wait.due);
@@ -336,7 +335,7 @@ impl JobActorState {
         if self.now() < wait.due {
             // The wall clock stepped back: wait until the retry's wall time.
             self.state.retry_wait = Some(wait);
-            self.arm_retry(myself);
+            self.arm_retry();
             return;
         }
         if self.state.paused.is_some() || self.link.handler.is_none() {

@@ -140,7 +140,7 @@ impl JobActorState {
                 drop_unstarted(myself, run_id);
             } else if admission.admit_or_wait(run_id, tags.clone(), self.spec.priority, &self.link)
             {
-                self.spawn_run(myself, run_id, Some(tags));
+                self.spawn_run(run_id, Some(tags));
             } else {
                 self.waiting_admission.insert(run_id, tags);
             }

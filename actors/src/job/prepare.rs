@@ -80,7 +80,7 @@ impl JobActorState {
         self.state.counters.fires += 1;
         self.claim_run_as(myself, Pending::new(slot, Trigger::Schedule), run_id);
         match next {
-            NextFire::At(t) => self.arm_at(myself, t),
+            NextFire::At(t) => self.arm_at(t),
             NextFire::Exhausted => {
                 self.state.next_fire = None;
                 self.state.completed = true;
@@ -93,7 +93,7 @@ impl JobActorState {
     /// instant again. Called first for every message that could change what
     /// happens at that instant (`JobMsg::withdraws_prepared`). True if a run
     /// was withdrawn.
-    pub(super) fn withdraw_prepared(&mut self, myself: &ActorRef<JobMsg>) -> bool {
+    pub(super) fn withdraw_prepared(&mut self) -> bool {
         let Some(p) = self.prepared.take() else {
             return false;
         };
@@ -127,7 +127,7 @@ impl JobActorState {
         // last fire of its schedule completed it.
         self.state.completed = false;
         tracing::debug!(target: TARGET, job_id = %self.spec.id, run_id = %p.run_id, "prepared run withdrawn");
-        self.arm(myself);
+        self.arm();
         true
     }
 }

@@ -101,7 +101,7 @@ impl JobActorState {
             return drop_unstarted(myself, run_id);
         }
         if !self.link.rt.admission.is_limited() {
-            return self.spawn_run(myself, run_id, None);
+            return self.spawn_run(run_id, None);
         }
         let tags = self.tags.clone();
         let admitted = self.link.rt.admission.admit_or_wait(
@@ -111,7 +111,7 @@ impl JobActorState {
             &self.link,
         );
         if admitted {
-            self.spawn_run(myself, run_id, Some(tags));
+            self.spawn_run(run_id, Some(tags));
         } else {
             self.waiting_admission.insert(run_id, tags);
             self.state.counters.admission_waits += 1;
@@ -121,12 +121,7 @@ impl JobActorState {
     /// Spawns the task of a claimed run. The handler runs off the actor; its
     /// result, panic included, comes back as `RunFinished`. `permit`: the
     /// tags of the admission place the run holds, given back when it ends.
-    pub(super) fn spawn_run(
-        &mut self,
-        _myself: &ActorRef<JobMsg>,
-        run_id: RunId,
-        permit: Option<Arc<[String]>>,
-    ) {
+    pub(super) fn spawn_run(&mut self, run_id: RunId, permit: Option<Arc<[String]>>) {
         let found = self
             .state
             .in_flight
@@ -369,7 +364,7 @@ impl JobActorState {
             if let Some(run) = self.state.in_flight.iter_mut().find(|r| r.run_id == run_id) {
                 run.started = run.started.max(now);
             }
-            self.spawn_run(myself, run_id, Some(tags));
+            self.spawn_run(run_id, Some(tags));
         }
     }
 }

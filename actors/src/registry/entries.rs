@@ -1,0 +1,264 @@
+//! The registry's table of jobs: `Entries`, each `Entry` with its spec and
+//! where its state is held (`Held`: its actor's outbox, or `Packed` while
+//! the job is passive), and removing and packing entries.
+
+use super::outbox::Outbox;
+use super::{RegistryState, TARGET};
+use crate::id::JobId;
+use crate::kept::KeptHistory;
+use crate::spec::JobSpec;
+use crate::status::{phase_of, JobState};
+use std::sync::Arc;
+
+pub(super) struct Entry {
+    pub(super) spec: Arc<JobSpec>,
+    /// Holds the job's state: its actor's outbox once the actor posted, or
+    /// packed while the job is passive.
+    pub(super) held: Held,
+    pub(super) orphaned: bool,
+}
+
+/// Where the registry holds a job's state.
+pub(super) enum Held {
+    /// In an outbox: the one its actor posts to (or did, last).
+    Outbox(Arc<Outbox>),
+    /// Packed: the job is passive and no actor holds its outbox.
+    Packed(Packed),
+}
+
+// The packed bytes' pointer and length leave room for the outbox's pointer
+// (no tag): an entry stays at 32 bytes on 64-bit targets.
+const _: () = assert!(std::mem::size_of::<Held>() == std::mem::size_of::<Box<[u8]>>());
+
+/// A passive job, encoded in one allocation (about 100 bytes instead of an
+/// outbox of about 600): its phase when packed (a packed job does not
+/// change; metrics read it without decoding the rest), its `JobState`, and
+/// its history with the private in-memory store; postcard, one after the
+/// other.
+pub(super) struct Packed(Box<[u8]>);
+
+impl Packed {
+    fn new(
+        phase: crate::status::JobPhase,
+        state: &JobState,
+        history: &KeptHistory,
+    ) -> Option<Self> {
+        let bytes = postcard::to_allocvec(&(phase, state, history)).ok()?;
+        Some(Self(bytes.into_boxed_slice()))
+    }
+
+    pub(super) fn phase(&self) -> crate::status::JobPhase {
+        postcard::take_from_bytes(&self.0).map_or_else(
+            |e| {
+                // Never happens: the bytes were encoded by this process.
+                tracing::error!(target: TARGET, error = %e, "packed job phase does not decode");
+                crate::status::JobPhase::Scheduled
+            },
+            |(phase, _)| phase,
+        )
+    }
+
+    pub(super) fn decode(&self, id: &JobId) -> JobState {
+        self.read::<(crate::status::JobPhase, JobState)>(id)
+            .map(|(_, state)| state)
+            .unwrap_or_default()
+    }
+
+    /// The state and the history.
+    fn unpack(&self, id: &JobId) -> (JobState, KeptHistory) {
+        self.read::<(crate::status::JobPhase, JobState, KeptHistory)>(id)
+            .map(|(_, state, history)| (state, history))
+            .unwrap_or_default()
+    }
+
+    pub(super) fn history(&self, id: &JobId) -> KeptHistory {
+        self.unpack(id).1
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, id: &JobId) -> Option<T> {
+        match postcard::take_from_bytes(&self.0) {
+            Ok((value, _)) => Some(value),
+            Err(e) => {
+                // Never happens: the bytes were encoded by this process.
+                tracing::error!(target: TARGET, job_id = %id, error = %e, "packed job state does not decode");
+                None
+            }
+        }
+    }
+}
+
+impl Held {
+    /// The job's kept history, as the job leaves this holder (replaced or
+    /// removed): a packed job is decoded once, and its counters leave
+    /// `packed_totals`.
+    pub(super) fn into_history(
+        self,
+        id: &JobId,
+        packed_totals: &mut crate::status::Counters,
+    ) -> KeptHistory {
+        match self {
+            Held::Outbox(outbox) => std::mem::take(&mut outbox.lock().history),
+            Held::Packed(p) => {
+                let (state, history) = p.unpack(id);
+                packed_totals.sub(&state.counters);
+                history
+            }
+        }
+    }
+}
+
+impl Entry {
+    pub(super) fn new(spec: Arc<JobSpec>, outbox: Arc<Outbox>, orphaned: bool) -> Self {
+        Self {
+            spec,
+            held: Held::Outbox(outbox),
+            orphaned,
+        }
+    }
+
+    /// A copy of the job's state.
+    pub(super) fn state(&self) -> JobState {
+        match &self.held {
+            Held::Outbox(outbox) => outbox.state(),
+            Held::Packed(p) => p.decode(&self.spec.id),
+        }
+    }
+
+    /// The job's outbox, unpacking a packed job into a new one
+    /// (`packed_totals` loses its counters).
+    pub(super) fn outbox(&mut self, packed_totals: &mut crate::status::Counters) -> &Arc<Outbox> {
+        if let Held::Packed(p) = &self.held {
+            let (state, history) = p.unpack(&self.spec.id);
+            packed_totals.sub(&state.counters);
+            let outbox = Outbox::new(self.spec.id.clone(), state);
+            outbox.lock().history = history;
+            self.held = Held::Outbox(outbox);
+        }
+        match &self.held {
+            Held::Outbox(outbox) => outbox,
+            Held::Packed(_) => unreachable!("unpacked above"),
+        }
+    }
+
+    /// Packs a passive job whose outbox nobody else holds and that has
+    /// nothing waiting in it; `Some(false)` if its outbox is still held
+    /// (its actor is stopping: try again), `None` if there is nothing to do.
+    fn pack(&mut self, packed_totals: &mut crate::status::Counters) -> Option<bool> {
+        let Held::Outbox(outbox) = &self.held else {
+            return None;
+        };
+        if Arc::strong_count(outbox) > 1 {
+            return Some(false);
+        }
+        let slot = outbox.lock();
+        if slot.queued || !slot.acks.is_empty() || !slot.records.is_empty() || slot.spec.is_some() {
+            return Some(false);
+        }
+        // Packed only when idle: nothing in flight, so no fire ahead.
+        let phase = phase_of(&slot.state, self.orphaned, &Default::default());
+        let packed = Packed::new(phase, &slot.state, &slot.history)?;
+        packed_totals.add(&slot.state.counters);
+        drop(slot);
+        self.held = Held::Packed(packed);
+        Some(true)
+    }
+}
+
+/// The registry's jobs, found by the id in their spec: a hash table of
+/// entries with no separate key (16 bytes less per bucket than a map keyed
+/// by id; with a million jobs, about 2 million buckets).
+#[derive(Default)]
+pub(super) struct Entries {
+    table: hashbrown::HashTable<Entry>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Entries {
+    fn hash(&self, id: &JobId) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    }
+
+    pub(super) fn get(&self, id: &JobId) -> Option<&Entry> {
+        self.table.find(self.hash(id), |e| e.spec.id == *id)
+    }
+
+    pub(super) fn get_mut(&mut self, id: &JobId) -> Option<&mut Entry> {
+        let hash = self.hash(id);
+        self.table.find_mut(hash, |e| e.spec.id == *id)
+    }
+
+    pub(super) fn contains_key(&self, id: &JobId) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Inserts `entry` under its spec's id, replacing (and giving back) the
+    /// entry of that id.
+    pub(super) fn insert(&mut self, entry: Entry) -> Option<Entry> {
+        let hash = self.hash(&entry.spec.id);
+        let hasher = &self.hasher;
+        match self.table.entry(
+            hash,
+            |e| e.spec.id == entry.spec.id,
+            |e| std::hash::BuildHasher::hash_one(hasher, &e.spec.id),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                Some(std::mem::replace(o.get_mut(), entry))
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(entry);
+                None
+            }
+        }
+    }
+
+    pub(super) fn remove(&mut self, id: &JobId) -> Option<Entry> {
+        let hash = self.hash(id);
+        let found = self.table.find_entry(hash, |e| e.spec.id == *id).ok()?;
+        Some(found.remove().0)
+    }
+
+    pub(super) fn values(&self) -> impl Iterator<Item = &Entry> {
+        self.table.iter()
+    }
+
+    pub(super) fn keys(&self) -> impl Iterator<Item = &JobId> {
+        self.table.iter().map(|e| &e.spec.id)
+    }
+}
+
+impl RegistryState {
+    /// Removes a job's entry, taking a packed job's counters out of the
+    /// packed totals.
+    pub(super) fn remove_entry(&mut self, id: &JobId) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        if let Held::Packed(p) = &entry.held {
+            let state = p.decode(id);
+            self.packed_totals.sub(&state.counters);
+        }
+        Some(entry)
+    }
+
+    /// Packs the passivated jobs whose actor has let go of the outbox; the
+    /// others are tried again at the next drain (an actor stops moments
+    /// after it reports its passivation).
+    pub(super) fn pack_passivated(&mut self) {
+        if self.to_pack.is_empty() {
+            return;
+        }
+        let mut to_pack = std::mem::take(&mut self.to_pack);
+        to_pack.retain(|id| {
+            // A job that was removed, or woke and posted from a new actor,
+            // has nothing to pack.
+            let Some(entry) = self.entries.get_mut(id) else {
+                return false;
+            };
+            matches!(entry.pack(&mut self.packed_totals), Some(false))
+        });
+        // A job whose old outbox stays held (its actor woke again) is
+        // dropped from the list after a few drains.
+        if to_pack.len() > 4 * 1024 {
+            to_pack.drain(..to_pack.len() - 4 * 1024);
+        }
+        self.to_pack = to_pack;
+    }
+}

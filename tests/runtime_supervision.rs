@@ -966,3 +966,131 @@ async fn a_cancel_run_before_the_failed_actor_parks_its_runs_reaches_the_run() {
     );
     s.shutdown(Duration::from_secs(2)).await.expect("shutdown");
 }
+
+/// A job given up on stays given up across a restart of the process: it is
+/// restored `Failed`, with no actor, so its schedule does not fire; `upsert`
+/// revives it and `remove` removes it, as before the restart. Until
+/// 2026-12-05 the restart gave it an actor that ran its schedule while
+/// status still showed it `Failed` and `upsert` could not clear it.
+#[tokio::test(start_paused = true)]
+async fn a_failed_job_stays_failed_across_a_restart_until_revived() {
+    let (clock, count) = (clock(), Count::default());
+    let store = memory_store();
+    let spec = || {
+        JobSpec::builder("loop", ScheduleSpec::every(Duration::from_secs(1)), "count")
+            .build()
+            .expect("valid spec")
+    };
+    let s = start_on(&clock, &count, &store).await;
+    s.add(spec()).await.expect("add");
+    run_for_secs(2.5).await;
+    for _ in 0..=cronactor_actors_max_restarts() {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("loop")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    let failed = s.status("loop").await.expect("status");
+    assert_eq!(failed.phase, cronactor::JobPhase::Failed);
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+
+    let s = start_on(&clock, &count, &store).await;
+    let ran = count.get();
+    run_for_secs(5.0).await;
+    let st = s.status("loop").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed, "{st:?}");
+    assert_eq!(count.get(), ran, "a failed job's schedule does not fire");
+    assert_eq!(st.counters.runs, failed.counters.runs);
+    assert!(matches!(
+        s.trigger("loop").await,
+        Err(cronactor::Error::InvalidState { .. })
+    ));
+    assert!(matches!(
+        s.add(spec()).await,
+        Err(cronactor::Error::DuplicateJob(_))
+    ));
+    assert_eq!(
+        s.upsert(spec()).await.expect("upsert revives"),
+        cronactor::Upserted::Updated
+    );
+    run_for_secs(2.0).await;
+    let revived = s.status("loop").await.expect("status");
+    assert_eq!(revived.phase, cronactor::JobPhase::Scheduled, "{revived:?}");
+    assert!(count.get() > ran, "the revived job fires");
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+
+    // Given up on again, then removed after a restart.
+    let s = start_on(&clock, &count, &store).await;
+    for _ in 0..=cronactor_actors_max_restarts() {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("loop")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    let s = start_on(&clock, &count, &store).await;
+    s.remove("loop").await.expect("remove after a restart");
+    assert!(s.list().await.expect("list").is_empty());
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}
+
+/// A stored job whose spec no longer compiles (a rule tightened since it
+/// was stored, a zone gone from the time-zone database) is restored given
+/// up on, with the reason: status shows it `Failed`, `remove` removes it
+/// and `upsert` of a valid spec revives it. Until 2026-12-05 it was listed
+/// as scheduled, with no actor, and `remove` answered `UnknownJob`.
+#[tokio::test(start_paused = true)]
+async fn a_stored_job_whose_spec_no_longer_compiles_is_restored_failed() {
+    use cronactor_actors::{JobRecord, JobState, StoreOp};
+    let (clock, count) = (clock(), Count::default());
+    let store = memory_store();
+    let spec = |id: &str| {
+        JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(1)), "count")
+            .build()
+            .expect("valid spec")
+    };
+    for id in ["bad", "gone"] {
+        let mut stored = spec(id);
+        // Longer than any jitter a spec may have today.
+        stored.jitter = Duration::from_secs(3 * 86_400);
+        store
+            .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
+                spec: stored,
+                state: JobState::default(),
+            }))])
+            .expect("apply");
+    }
+    let s = start_on(&clock, &count, &store).await;
+    let st = s.status("bad").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed, "{st:?}");
+    assert!(
+        st.failure.as_deref().is_some_and(|f| f.contains("jitter")),
+        "{st:?}"
+    );
+    s.remove("gone").await.expect("remove");
+    assert!(matches!(
+        s.add(spec("bad")).await,
+        Err(cronactor::Error::DuplicateJob(_))
+    ));
+    assert_eq!(
+        s.upsert(spec("bad")).await.expect("upsert revives"),
+        cronactor::Upserted::Updated
+    );
+    run_for_secs(2.5).await;
+    assert_eq!(
+        s.status("bad").await.expect("status").phase,
+        cronactor::JobPhase::Scheduled
+    );
+    assert_eq!(count.get(), 2);
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    let s = start_on(&clock, &count, &store).await;
+    let ids: Vec<String> = s
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|st| st.id.to_string())
+        .collect();
+    assert_eq!(ids, ["bad"]);
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}

@@ -391,6 +391,19 @@ impl Actor for SupervisorActor {
         for record in args.restored {
             let spec = Arc::new(record.spec);
             let orphaned = !s.handlers.contains(&spec.handler);
+            if record.state.failed.is_some() {
+                // Given up on before the restart: restored as it was, with
+                // no actor (its schedule does not fire, it listens to no
+                // event) until `upsert` revives it or `remove` removes it.
+                s.rt.updates.push(RegistryMsg::Restore {
+                    spec: spec.clone(),
+                    state: Box::new(record.state),
+                    orphaned,
+                });
+                tracing::warn!(job_id = %spec.id, "job restored failed: upsert revives it");
+                s.failed.insert(spec.id.clone());
+                continue;
+            }
             let schedule = match spec.compile(s.rt.config.default_tz) {
                 Ok(schedule) => schedule,
                 Err(e) => {
@@ -400,6 +413,11 @@ impl Actor for SupervisorActor {
                         orphaned,
                     });
                     tracing::error!(job_id = %spec.id, error = %e, "cannot restore job");
+                    // Given up on, with the reason: status shows it, `remove`
+                    // removes it and `upsert` of a spec that compiles
+                    // revives it (with no entry here it was listed but
+                    // answered `UnknownJob` to both).
+                    s.give_up(&spec.id, format!("cannot restore the job: {e}"));
                     continue;
                 }
             };
@@ -434,7 +452,10 @@ impl Actor for SupervisorActor {
                 Start::Restored,
             ) {
                 Ok(started) => starting.push((spec.id.clone(), started)),
-                Err(e) => tracing::error!(job_id = %spec.id, error = %e, "cannot restore job"),
+                Err(e) => {
+                    tracing::error!(job_id = %spec.id, error = %e, "cannot restore job");
+                    s.give_up(&spec.id, format!("cannot restore the job: {e}"));
+                }
             }
         }
         for (id, started) in starting {

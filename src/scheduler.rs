@@ -229,8 +229,9 @@ impl Scheduler {
     /// the store's group commit writes many in one flush. When this returns
     /// Ok, every job in `changed` and every job reported already paused is
     /// durably paused (a job found paused by a pause not yet flushed, such
-    /// as an auto-pause, is reported once that pause is durable). No tag
-    /// matching is `Ok` with an empty report.
+    /// as an auto-pause, is reported once that pause is durable), and every
+    /// job reported removed or failed is durably so. No tag matching is
+    /// `Ok` with an empty report.
     ///
     /// # Errors
     /// [`Error::InvalidSelector`] for an empty tag. [`Error::Store`],
@@ -301,6 +302,28 @@ impl Scheduler {
                 async move { outcome }
             })
             .await?;
+        // A job reported removed or failed may owe that to a write still on
+        // its way to the store (a removal answered to its caller only once
+        // durable, a failure written with the group commit): the report
+        // waits until everything queued for the store so far is durable, as
+        // `already_paused` does, so that a crash right after this Ok does
+        // not bring such a job back running. (The supervisor answers a job
+        // being removed only once its removal is queued.)
+        let barrier = report
+            .unchanged
+            .iter()
+            .any(|(_, why)| matches!(why, crate::Unchanged::Removed | crate::Unchanged::Failed));
+        if barrier {
+            match self
+                .registry
+                .call(RegistryMsg::Flush, Some(self.call_timeout))
+                .await
+            {
+                Ok(CallResult::Success(answer)) => answer?,
+                Ok(CallResult::Timeout) => return Err(Error::Timeout(self.call_timeout)),
+                Ok(CallResult::SenderError) | Err(_) => return Err(Error::ShutDown),
+            }
+        }
         Ok(report.sorted())
     }
 

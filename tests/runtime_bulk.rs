@@ -460,3 +460,83 @@ async fn completed_orphaned_and_failed_jobs_in_a_bulk_call() {
     assert_eq!(phase("done").await, JobPhase::Completed);
     assert_eq!(phase("failed").await, JobPhase::Failed);
 }
+
+/// A job removed while a bulk pause runs is reported `removed` only once
+/// its removal is durable: a crash right after the bulk call's Ok must not
+/// bring back, unpaused, a job the report says is gone. Until 2026-12-05
+/// the bulk call answered at once, while the removal still waited for its
+/// flush.
+#[tokio::test(start_paused = true)]
+async fn a_job_reported_removed_is_durably_removed_when_the_bulk_call_answers() {
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let (s, store) = start_on_slow_store(&clock, &count).await;
+    s.add(live("a", "t")).await.expect("add");
+    run_for_secs(1.0).await;
+
+    store.held.store(true, Ordering::SeqCst);
+    // The bulk call lists the job, then the removal reaches it before the
+    // pause does (one thread: the tasks run in the order they were spawned).
+    let bulk = tokio::spawn({
+        let s = s.clone();
+        async move { s.pause_matching(&JobSelector::tag("t"), None).await }
+    });
+    let remove = tokio::spawn({
+        let s = s.clone();
+        async move { s.remove("a").await }
+    });
+    run_for_secs(2.0).await;
+    assert!(!remove.is_finished(), "the removal waits for its flush");
+    assert!(
+        !bulk.is_finished(),
+        "the bulk pause answered while the removal it reports was not durable: {:?}",
+        bulk.await
+    );
+
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(1.0).await;
+    remove.await.expect("task").expect("remove");
+    let report = bulk.await.expect("task").expect("bulk pause");
+    assert!(report.changed.is_empty(), "{report:?}");
+    assert_eq!(unchanged(&report), [("a", Unchanged::Removed)]);
+}
+
+/// A job reported `failed` by a bulk call is durably failed when the call
+/// answers: its failure is written with the group commit, and a crash
+/// before that write would bring it back running, and not paused.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_job_reported_failed_is_durably_failed_when_the_bulk_call_answers() {
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let (s, store) = start_on_slow_store(&clock, &count).await;
+    s.add(live("f", "t")).await.expect("add");
+    run_for_secs(1.0).await;
+
+    store.held.store(true, Ordering::SeqCst);
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(cronactor::SupervisorMsg::InjectCrash(
+                cronactor::JobId::new("f").expect("id"),
+            ))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    assert_eq!(s.status("f").await.expect("status").phase, JobPhase::Failed);
+    let bulk = tokio::spawn({
+        let s = s.clone();
+        async move { s.pause_matching(&JobSelector::tag("t"), None).await }
+    });
+    run_for_secs(2.0).await;
+    assert!(
+        !bulk.is_finished(),
+        "the bulk pause answered while the failure it reports was not durable: {:?}",
+        bulk.await
+    );
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(1.0).await;
+    let report = bulk.await.expect("task").expect("bulk pause");
+    assert_eq!(unchanged(&report), [("f", Unchanged::Failed)]);
+}

@@ -1060,6 +1060,16 @@ impl SupervisorState {
                 msg => self.reactivate(myself, id, vec![msg]),
             },
             None => {
+                if let Some(removing) = self.removing.iter_mut().find(|r| r.id == id) {
+                    // Its actor has not stopped yet, so its removal may not
+                    // be queued for the store: the message waits for that,
+                    // as an add of the id does (then `UnknownJob`, or the
+                    // job added meanwhile), so that whoever waits for the
+                    // store after this answer waits for the removal too
+                    // (a bulk pause reporting the job removed).
+                    removing.deferred.push(SupervisorMsg::Forward(id, msg));
+                    return;
+                }
                 let err = match action {
                     Some(action) => self.missing(id, action),
                     None => Error::UnknownJob(id),

@@ -868,3 +868,114 @@ async fn a_shutdown_inside_the_window_of_the_last_fire_leaves_it_to_the_next_sta
     assert!(off[0].contains("phase: Completed"), "{off:?}");
     assert!(off[1].contains("trigger: CatchUp"), "{off:?}");
 }
+
+/// A durable store whose next `apply` (on the blocking pool, from a group
+/// commit) waits until released: a commit in flight, for as long as the
+/// test wants.
+#[derive(Default)]
+struct HeldApply {
+    inner: cronactor::MemoryStore,
+    hold: std::sync::atomic::AtomicBool,
+    blocked: std::sync::atomic::AtomicBool,
+    gate: (Mutex<bool>, std::sync::Condvar),
+}
+
+impl HeldApply {
+    fn release(&self) {
+        *self.gate.0.lock().expect("gate") = true;
+        self.gate.1.notify_all();
+    }
+}
+
+impl cronactor::SnapshotStore for HeldApply {
+    fn load(&self) -> Result<cronactor_actors::Loaded, cronactor::StoreError> {
+        self.inner.load()
+    }
+    fn apply(&self, ops: Vec<cronactor_actors::StoreOp>) -> Result<(), cronactor::StoreError> {
+        use std::sync::atomic::Ordering;
+        if self.hold.swap(false, Ordering::SeqCst) {
+            self.blocked.store(true, Ordering::SeqCst);
+            let mut open = self.gate.0.lock().expect("gate");
+            while !*open {
+                open = self.gate.1.wait(open).expect("gate");
+            }
+        }
+        self.inner.apply(ops)
+    }
+    fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {
+        Box::pin(async { Ok(()) })
+    }
+    fn history(
+        &self,
+        id: &cronactor::JobId,
+        limit: usize,
+    ) -> Result<Vec<cronactor::RunRecord>, cronactor::StoreError> {
+        self.inner.history(id, limit)
+    }
+    fn is_durable(&self) -> bool {
+        true
+    }
+}
+
+/// Moves paused time on by `ms` in steps of 10 ms (a blocking task holds
+/// tokio's automatic advance back).
+async fn advance_ms(ms: u64) {
+    for _ in 0..ms / 10 {
+        tokio::time::advance(Duration::from_millis(10)).await;
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+/// The registry stopped (the last scheduler handle dropped) while a group
+/// commit is in flight: its last flush must not mark that commit's writes
+/// durable before the commit itself is, or a run prepared ahead, whose
+/// claim that commit carries, starts at its slot with no durable record (a
+/// crash then runs its slot a second time). Until 2026-12-05 the registry's
+/// stop applied and flushed its own writes beside the commit in flight
+/// (possibly before it, an older state then landing last) and moved the
+/// durable watermark over it.
+#[tokio::test(start_paused = true)]
+async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() {
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let store = Arc::new(HeldApply::default());
+    let s = ahead(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    // Released whatever happens: the runtime waits for the blocked apply.
+    struct Release(Arc<HeldApply>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.release();
+        }
+    }
+    let _release = Release(store.clone());
+    s.add(every_second("j", "count")).await.expect("add");
+    run_for_secs(2.2).await;
+    assert_eq!(count.get(), 2);
+    // The run at 3 s ends and claims the fire at 4 s in the same post; that
+    // commit's apply is held.
+    store.hold.store(true, Ordering::SeqCst);
+    for _ in 0..200 {
+        if store.blocked.load(Ordering::SeqCst) {
+            break;
+        }
+        advance_ms(10).await;
+    }
+    assert!(store.blocked.load(Ordering::SeqCst), "no commit was held");
+    assert_eq!(count.get(), 3);
+    drop(s);
+    advance_ms(2000).await;
+    assert_eq!(
+        count.get(),
+        3,
+        "the fire at 4 s ran while its claim was still on its way to the store"
+    );
+    store.release();
+    run_for_secs(0.5).await;
+    assert_eq!(count.get(), 4, "its claim durable, the prepared run starts");
+}

@@ -416,7 +416,16 @@ impl RegistryState {
         let acks = std::mem::take(&mut self.acks);
         let store = self.store.clone();
         let myself = myself.clone();
+        // Taken now, before the task runs: the registry's stop, whenever
+        // it comes, waits for this commit (see `post_stop`). Only one
+        // commit is in flight at a time, so it is free.
+        let committing = self.committing.clone();
+        let turn = committing.clone().try_lock_owned();
         tokio::spawn(async move {
+            let _turn = match turn {
+                Ok(turn) => turn,
+                Err(_) => committing.lock_owned().await,
+            };
             let applied = if ops.is_empty() {
                 Ok(())
             } else {

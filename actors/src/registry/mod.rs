@@ -175,6 +175,10 @@ pub struct RegistryState {
     /// Acknowledgements waiting for the next flush.
     acks: Vec<Ack>,
     flushing: bool,
+    /// Held by a group commit from its apply to its end: the registry's
+    /// last write, at its stop, waits for the commit in flight (see
+    /// `post_stop`).
+    committing: Arc<tokio::sync::Mutex<()>>,
     /// The update queue, and the batch being applied.
     updates: Arc<Updates>,
     batch: Vec<Write>,
@@ -241,6 +245,7 @@ impl Actor for RegistryActor {
             dirty: HashMap::default(),
             acks: Vec::new(),
             flushing: false,
+            committing: Arc::default(),
             updates: args.updates,
             batch: Vec::new(),
             records: Vec::new(),
@@ -361,6 +366,14 @@ impl Actor for RegistryActor {
         myself: ActorRef<RegistryMsg>,
         s: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
+        // A group commit in flight goes first: its writes are older than
+        // the ones below (applied before it, they could be overwritten by
+        // it), and the watermark below covers its takes, which must not
+        // be marked durable before it is (a prepared run would start with
+        // its claim still on its way). Its `Flushed` is not read any more:
+        // its callers see their reply port close.
+        let committing = s.committing.clone();
+        let _turn = committing.lock().await;
         // Last chance to persist run state written since the last commit.
         s.drain(&myself);
         let covers = s.updates.watermark().taken();

@@ -182,15 +182,34 @@ impl Scheduler {
         self.call(|r| SupervisorMsg::Remove(id, r)).await
     }
 
-    /// Removes a job if it exists: `Ok(false)` when there was none.
+    /// Removes a job if it exists: `Ok(false)` when there was none. With a
+    /// durable store, `Ok(false)` comes once a removal of the job by
+    /// another call, if one was still on its way to the store, is durable.
     ///
     /// # Errors
     /// As [`Scheduler::remove`], without `UnknownJob`.
     pub async fn try_remove(&self, id: impl AsRef<str>) -> Result<bool, Error> {
         match self.remove(id).await {
             Ok(()) => Ok(true),
-            Err(Error::UnknownJob(_)) => Ok(false),
+            // The job may be gone by a removal still on its way to the
+            // store: "there was none" waits until it is durable, so that a
+            // crash right after this Ok does not bring the job back.
+            Err(Error::UnknownJob(_)) => self.durable_barrier().await.map(|()| false),
             Err(e) => Err(e),
+        }
+    }
+
+    /// Waits until every write queued for the store so far is durable (at
+    /// once with a store that is not durable).
+    async fn durable_barrier(&self) -> Result<(), Error> {
+        match self
+            .registry
+            .call(RegistryMsg::Flush, Some(self.call_timeout))
+            .await
+        {
+            Ok(CallResult::Success(answer)) => answer,
+            Ok(CallResult::Timeout) => Err(Error::Timeout(self.call_timeout)),
+            Ok(CallResult::SenderError) | Err(_) => Err(Error::ShutDown),
         }
     }
 
@@ -314,15 +333,7 @@ impl Scheduler {
             .iter()
             .any(|(_, why)| matches!(why, crate::Unchanged::Removed | crate::Unchanged::Failed));
         if barrier {
-            match self
-                .registry
-                .call(RegistryMsg::Flush, Some(self.call_timeout))
-                .await
-            {
-                Ok(CallResult::Success(answer)) => answer?,
-                Ok(CallResult::Timeout) => return Err(Error::Timeout(self.call_timeout)),
-                Ok(CallResult::SenderError) | Err(_) => return Err(Error::ShutDown),
-            }
+            self.durable_barrier().await?;
         }
         Ok(report.sorted())
     }

@@ -978,3 +978,38 @@ async fn cancel_run_of_a_run_cancelled_already_answers_once_its_mark_is_durable(
         TriggerOutcome::Started(_)
     ));
 }
+
+/// `try_remove` of a job whose removal by another caller is still on its
+/// way to the store answers "there was none" (`Ok(false)`) only once that
+/// removal is durable: a crash right after its answer must not bring the
+/// job back. Until 2026-12-05 it answered at once.
+#[tokio::test(start_paused = true)]
+async fn try_remove_of_a_job_being_removed_answers_once_the_removal_is_durable() {
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let (s, store) = start_on_slow_store(&clock, &count).await;
+    s.add(every("j", 10, "count")).await.expect("add");
+    run_for_secs(1.0).await;
+
+    store.held.store(true, Ordering::SeqCst);
+    let first = tokio::spawn({
+        let s = s.clone();
+        async move { s.remove("j").await }
+    });
+    let second = tokio::spawn({
+        let s = s.clone();
+        async move { s.try_remove("j").await }
+    });
+    run_for_secs(2.0).await;
+    assert!(!first.is_finished(), "the removal waits for its flush");
+    assert!(
+        !second.is_finished(),
+        "try_remove answered while the removal was not durable: {:?}",
+        second.await
+    );
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(1.0).await;
+    first.await.expect("task").expect("remove");
+    assert_eq!(second.await.expect("task"), Ok(false));
+}

@@ -500,6 +500,9 @@ impl Actor for SupervisorActor {
             SupervisorMsg::Add(spec, _)
             | SupervisorMsg::AddPaused { spec, .. }
             | SupervisorMsg::Upsert(spec, _) => s.removing.iter_mut().find(|r| r.id == spec.id),
+            // A second removal answers `UnknownJob` once the first is queued
+            // for the store (see `deliver`).
+            SupervisorMsg::Remove(id, _) => s.removing.iter_mut().find(|r| r.id == *id),
             _ => None,
         };
         if let Some(removing) = removing {

@@ -1013,3 +1013,48 @@ async fn try_remove_of_a_job_being_removed_answers_once_the_removal_is_durable()
     first.await.expect("task").expect("remove");
     assert_eq!(second.await.expect("task"), Ok(false));
 }
+
+/// `cancel` that finds every run in flight cancelled already (by an earlier
+/// `cancel` whose mark is still on its way to the store) answers once those
+/// marks are durable, as `cancel_run` of such a run does: its `Ok` says no
+/// run is left to go on, and a crash right after it must not find the run
+/// unmarked and retry it.
+#[tokio::test(start_paused = true)]
+async fn cancel_finding_runs_cancelled_already_answers_once_their_marks_are_durable() {
+    use cronactor::CancelReason;
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let (s, store) = start_on_slow_store(&clock, &count).await;
+    s.add(every("j", 3600, "stubborn")).await.expect("add");
+    let TriggerOutcome::Started(run) = s.trigger("j").await.expect("trigger") else {
+        panic!("not started");
+    };
+    run_for_secs(0.1).await;
+    store.held.store(true, Ordering::SeqCst);
+    let first = tokio::spawn({
+        let s = s.clone();
+        async move { s.cancel("j").await }
+    });
+    loop {
+        let st = s.status("j").await.expect("status");
+        let mark = st.in_flight.iter().find(|r| r.run_id == run);
+        if mark.is_some_and(|r| r.cancelled == Some(CancelReason::Request)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let second = tokio::spawn({
+        let s = s.clone();
+        async move { s.cancel("j").await }
+    });
+    run_for_secs(1.0).await;
+    assert!(
+        !second.is_finished(),
+        "answered while the cancel mark was not durable: {:?}",
+        second.await
+    );
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    assert_eq!(first.await.expect("task").expect("cancel"), [run]);
+    assert_eq!(second.await.expect("task").expect("cancel"), []);
+}

@@ -32,7 +32,11 @@ impl JobActorState {
             self.start_queued(myself);
         }
         cancelled.sort();
-        if (dropped_retry || !cancelled.is_empty()) && self.link.rt.durable {
+        // Runs cancelled already (an earlier cancel, a `Replace`)
+        // may have their mark still on its way to the store: the
+        // answer waits for it too, as `cancel_run`'s does.
+        let marked = self.state.in_flight.iter().any(|r| r.cancelled.is_some());
+        if (dropped_retry || !cancelled.is_empty() || marked) && self.link.rt.durable {
             // A crash must not bring the retry back, nor retry the
             // runs cancelled (their cancel marks are in the state).
             self.answer_when_durable(reply, Ok(cancelled));

@@ -253,6 +253,9 @@ pub(super) struct Shared {
     fold_after_ops: u64,
     /// Whether the folder releases free memory after each fold.
     trim_after_fold: bool,
+    /// Tests: the number of journal inserts to fail, one each.
+    #[cfg(test)]
+    pub(super) fail_journal_inserts: std::sync::atomic::AtomicU32,
 }
 
 impl Shared {
@@ -275,25 +278,44 @@ impl Shared {
     }
 
     /// Inserts the segments closed since the last flush, and the current
-    /// one, into the journal tree, one value each (not yet flushed).
+    /// one, into the journal tree, one value each (not yet flushed). A
+    /// segment whose insert fails stays, with those after it, for the next
+    /// flush: a later flush that succeeds must not acknowledge ops whose
+    /// segment was dropped.
     fn write_segment(&self, inner: &mut Inner) -> Result<(), StoreError> {
-        let sealed = std::mem::take(&mut inner.sealed);
-        for segment in &sealed {
-            let key = inner.next_segment.to_be_bytes();
-            self.journal
-                .insert(key, &segment[..])
-                .map_err(|e| self.io(e))?;
+        let mut sealed = std::mem::take(&mut inner.sealed).into_iter();
+        while let Some(segment) = sealed.next() {
+            if let Err(e) = self.insert_segment(inner.next_segment, &segment) {
+                inner.sealed = std::iter::once(segment).chain(sealed).collect();
+                return Err(e);
+            }
             inner.next_segment += 1;
         }
         if inner.segment.len() <= 1 {
             return Ok(());
         }
-        let key = inner.next_segment.to_be_bytes();
-        self.journal
-            .insert(key, &inner.segment[..])
-            .map_err(|e| self.io(e))?;
+        self.insert_segment(inner.next_segment, &inner.segment)?;
         inner.next_segment += 1;
         inner.segment.clear();
+        Ok(())
+    }
+
+    /// Inserts one journal segment under `key`.
+    fn insert_segment(&self, key: u64, segment: &[u8]) -> Result<(), StoreError> {
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering;
+            let left = &self.fail_journal_inserts;
+            if left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                return Err(StoreError::Io("injected journal insert failure".into()));
+            }
+        }
+        self.journal
+            .insert(key.to_be_bytes(), segment)
+            .map_err(|e| self.io(e))?;
         Ok(())
     }
 
@@ -842,6 +864,8 @@ impl SledStore {
             fold_interval: options.fold_interval,
             fold_after_ops: options.fold_after_ops,
             trim_after_fold: options.trim_after_fold,
+            #[cfg(test)]
+            fail_journal_inserts: std::sync::atomic::AtomicU32::new(0),
         });
         // 6. What a crash left in the journal, before anything is read.
         let next_segment = {

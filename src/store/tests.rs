@@ -1823,3 +1823,48 @@ fn a_payload_at_the_depth_limit_reads_back_from_every_record_that_keeps_one() {
     let bytes = codec::encode(RecordKind::JobSpec, &deep).expect("encode");
     assert!(codec::decode::<cronactor_actors::JobSpec>(RecordKind::JobSpec, &bytes).is_err());
 }
+
+/// A flush whose journal write fails part way keeps the segments it did not
+/// write for the next flush: the flush that then succeeds has written every
+/// op applied before it, as a store that never failed has (before, the
+/// segments after the failed one were dropped, and the next flush
+/// acknowledged ops that were in no segment).
+#[test]
+fn a_failed_journal_write_keeps_its_segments_for_the_next_flush() {
+    use super::{SledStore, SledStoreOptions};
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+
+    let journaled = |fail: u32| {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = SledStoreOptions::default()
+            .fold_interval(Duration::from_secs(3600))
+            .fold_after_ops(u64::MAX);
+        let store = SledStore::open_with(dir.path(), options).expect("open");
+        let ops: Vec<StoreOp> = every_second_specs(300)
+            .into_iter()
+            .map(|spec| {
+                StoreOp::PutJob(Box::new(JobRecord {
+                    spec,
+                    state: JobState::default(),
+                }))
+            })
+            .collect();
+        store.apply(ops).expect("apply");
+        store
+            .shared
+            .fail_journal_inserts
+            .store(fail, std::sync::atomic::Ordering::Relaxed);
+        if fail > 0 {
+            let failed = futures::executor::block_on(store.flush());
+            assert!(failed.is_err(), "the injected failure fails the flush");
+        }
+        futures::executor::block_on(store.flush()).expect("flush");
+        journal_values(&store)
+            .into_iter()
+            .map(|(_, v)| v.to_vec())
+            .collect::<Vec<_>>()
+    };
+    let clean = journaled(0);
+    assert!(clean.len() > 3, "several segments: {}", clean.len());
+    assert_eq!(journaled(1), clean, "the same segments, none lost");
+}

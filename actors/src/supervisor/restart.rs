@@ -1,0 +1,128 @@
+//! Supervision of job actors: a failed actor is restarted from the
+//! registry's latest state within the restart budget, past it the job is
+//! given up on (marked failed), and an upsert revives a failed job.
+
+use super::add::Starting;
+use super::{Start, SupervisorMsg, SupervisorState, TARGET};
+use crate::error::Error;
+use crate::event::EventKind;
+use crate::id::JobId;
+use crate::registry::{Ack, RegistryMsg};
+use crate::spec::JobSpec;
+use ractor::ActorRef;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// At most this many restarts of one job actor within [`RESTART_WINDOW`];
+/// past it the job is left stopped (a crash loop).
+pub const MAX_RESTARTS: usize = 5;
+/// The window of the restart budget.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+impl SupervisorState {
+    /// Gives up on a job that has no actor: marked failed in the registry
+    /// (status shows it; upsert revives it, remove removes it), which
+    /// publishes `Interrupted` for its runs in flight, then `GaveUp`.
+    pub(super) fn give_up(&mut self, id: &JobId, reason: String) {
+        // Its runs still going are recorded as interrupted: they stop.
+        for run in self.rt.orphan_tokens.take(id) {
+            run.token.cancel();
+            // A run waiting for admission stops waiting; one admitted whose
+            // message no actor will read gives its place back.
+            if let Some(tags) = run.admission {
+                let admission = &self.rt.admission;
+                if !admission.withdraw(run.run_id) && admission.take_admitted(run.run_id) {
+                    admission.release(&tags);
+                }
+            }
+        }
+        self.rt.updates.push(RegistryMsg::MarkFailed {
+            id: id.clone(),
+            reason,
+            at: self.rt.clock.now(),
+        });
+        self.unlisten(id);
+        self.failed.insert(id.clone());
+    }
+
+    /// Respawns a failed job actor from the registry's latest state, within
+    /// the restart budget.
+    pub(super) async fn restart(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: JobId,
+        reason: String,
+    ) {
+        let now = tokio::time::Instant::now();
+        let recent = self.restarts.entry(id.clone()).or_default();
+        while recent.front().is_some_and(|t| now - *t > RESTART_WINDOW) {
+            recent.pop_front();
+        }
+        if recent.len() >= MAX_RESTARTS {
+            tracing::error!(target: TARGET, job_id = %id, %reason, "restart budget exhausted: job marked failed");
+            self.give_up(&id, reason);
+            return;
+        }
+        recent.push_back(now);
+        tracing::warn!(target: TARGET, job_id = %id, %reason, "job actor failed: restarting");
+        let snapshot = self
+            .rt
+            .registry
+            .call(
+                |r| RegistryMsg::Snapshot(id.clone(), r),
+                Some(Duration::from_secs(5)),
+            )
+            .await;
+        let Ok(ractor::rpc::CallResult::Success(Some((spec, state)))) = snapshot else {
+            tracing::error!(target: TARGET, job_id = %id, "no snapshot to restart from");
+            return;
+        };
+        match self
+            .spawn_job(myself, spec, state, Start::Fresh)
+            .map(Starting::detach)
+        {
+            Ok(()) => {
+                self.rt
+                    .events
+                    .publish(&id, self.rt.clock.now(), EventKind::Restarted { reason })
+            }
+            Err(e) => tracing::error!(target: TARGET, job_id = %id, error = %e, "restart failed"),
+        }
+    }
+
+    /// Upsert of a failed job: a new spec is a new chance. The actor is
+    /// spawned again from the registry's state, with the failure cleared.
+    pub(super) async fn revive(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        spec: Arc<JobSpec>,
+    ) -> Result<(), Error> {
+        self.check(&spec)?;
+        let snapshot = self
+            .rt
+            .registry
+            .call(
+                |r| RegistryMsg::Snapshot(spec.id.clone(), r),
+                Some(Duration::from_secs(30)),
+            )
+            .await;
+        let Ok(ractor::rpc::CallResult::Success(Some((_, mut state)))) = snapshot else {
+            return Err(Error::UnknownJob(spec.id.clone()));
+        };
+        state.failed = None;
+        state.in_flight.clear();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.rt.updates.push(RegistryMsg::PutJob {
+            spec: spec.clone(),
+            state: Box::new(state.clone()),
+            orphaned: false,
+            ack: Ack::Reply(tx.into()),
+        });
+        self.failed.remove(&spec.id);
+        self.restarts.remove(&spec.id);
+        self.spawn_job(myself, spec, state, Start::Fresh)?
+            .wait()
+            .await?;
+        rx.await.unwrap_or(Err(Error::ShutDown))
+    }
+}

@@ -1,0 +1,247 @@
+//! Routing requests to their job: `deliver` (to its actor, waking a
+//! passive one, or kept in order while it is between live and passive),
+//! the requests checked before they are routed, a run found for
+//! `retry_run`, the removal of a job, and the answers for a job with no
+//! actor.
+
+use super::{Removing, SupervisorMsg, SupervisorState, TARGET};
+use crate::error::Error;
+use crate::event::EventKind;
+use crate::id::{JobId, RunId};
+use crate::job::{JobMsg, TriggerOutcome};
+use crate::passive::{Slot, Transit};
+use crate::registry::{Ack, RegistryMsg};
+use crate::status::Outcome;
+use ractor::{ActorRef, RpcReplyPort};
+use std::sync::Arc;
+use std::time::Duration;
+
+impl SupervisorState {
+    /// `SupervisorMsg::Remove`: through the job's actor; a failed job, with
+    /// no actor, is removed here.
+    pub(super) fn remove(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: JobId,
+        reply: RpcReplyPort<Result<(), Error>>,
+    ) {
+        if self.jobs.contains_key(&id) {
+            self.deliver(myself, id, JobMsg::Remove(reply), None);
+        } else if self.failed.remove(&id) {
+            self.rt
+                .events
+                .publish(&id, self.rt.clock.now(), EventKind::Removed);
+            self.rt.updates.push(RegistryMsg::Remove {
+                id,
+                ack: Ack::Reply(reply),
+            });
+        } else {
+            let _ = reply.send(Err(Error::UnknownJob(id)));
+        }
+    }
+
+    /// `SupervisorMsg::SetLastResult`: a value the store could not read
+    /// back is refused before it reaches the job.
+    pub(super) fn set_last_result(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: JobId,
+        value: Option<serde_json::Value>,
+        reply: RpcReplyPort<Result<(), Error>>,
+    ) {
+        match value.as_ref().map(crate::handler::check_result).transpose() {
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+            Ok(_) => self.deliver(
+                myself,
+                id,
+                JobMsg::SetLastResult {
+                    value: value.map(Arc::new),
+                    reply,
+                },
+                Some("set the last result of"),
+            ),
+        }
+    }
+
+    /// `SupervisorMsg::TriggerWith`: an overlap policy a spec refuses is
+    /// refused before it reaches the job.
+    pub(super) fn trigger_with(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: JobId,
+        overlap: crate::OverlapPolicy,
+        reply: RpcReplyPort<Result<TriggerOutcome, Error>>,
+    ) {
+        match overlap.validate().and_then(|()| overlap.validate_limits()) {
+            // Refused as in a new spec: `Concurrent { max: 0 }` would
+            // start a run on an idle job, `Queue { max: 0 }` count a full
+            // queue; a queue above `MAX_QUEUE` is refused too.
+            Err(reason) => {
+                tracing::debug!(target: TARGET, job_id = %id, %reason, "trigger with an invalid overlap policy");
+                let _ = reply.send(Err(Error::InvalidSpec {
+                    field: "overlap",
+                    reason,
+                }));
+            }
+            Ok(()) => self.deliver(
+                myself,
+                id,
+                JobMsg::TriggerWith { overlap, reply },
+                Some("trigger"),
+            ),
+        }
+    }
+
+    /// `SupervisorMsg::RetryRun`: the run is found in the registry (off the
+    /// supervisor's turn), then forwarded to its job.
+    pub(super) fn retry_run(
+        &self,
+        myself: &ActorRef<SupervisorMsg>,
+        run_id: RunId,
+        reply: RpcReplyPort<Result<TriggerOutcome, Error>>,
+    ) {
+        let registry = self.rt.registry.clone();
+        let supervisor = myself.clone();
+        tokio::spawn(async move {
+            let found = registry
+                .call(
+                    |r| RegistryMsg::FindRun(run_id, r),
+                    Some(Duration::from_secs(30)),
+                )
+                .await;
+            let Ok(ractor::rpc::CallResult::Success(Some((id, record)))) = found else {
+                let _ = reply.send(Err(Error::UnknownRun(run_id)));
+                return;
+            };
+            if !(record.outcome.is_failure() || record.outcome == Outcome::Interrupted) {
+                let _ = reply.send(Err(Error::InvalidState {
+                    id,
+                    action: "retry a run",
+                    state: format!("run {run_id} did not fail"),
+                }));
+                return;
+            }
+            // Through the supervisor: the job may be passive.
+            let msg = JobMsg::RetryRun {
+                record: Box::new(record),
+                reply,
+            };
+            if let Err(ractor::MessagingErr::SendErr(SupervisorMsg::Forward(id, msg))) =
+                supervisor.cast(SupervisorMsg::Forward(id, msg))
+            {
+                reject_job_msg(msg, Error::UnknownJob(id));
+            }
+        });
+    }
+
+    /// Delivers a message to a job: to its actor, respawning a passive one
+    /// first; kept in order while the job is between live and passive. A
+    /// job with no entry answers with the error for `action` (`None`:
+    /// unknown job).
+    pub(super) fn deliver(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: JobId,
+        msg: JobMsg,
+        action: Option<&'static str>,
+    ) {
+        match self.jobs.get_mut(&id) {
+            Some(Slot::Live { actor, .. }) => {
+                let actor = actor.clone();
+                if matches!(msg, JobMsg::Remove(_)) {
+                    self.forget(&id, &actor);
+                    if self.route(&id, &actor, msg) {
+                        self.removing.push(Removing {
+                            actor: actor.get_id(),
+                            id,
+                            deferred: Vec::new(),
+                        });
+                    }
+                } else {
+                    self.route(&id, &actor, msg);
+                }
+            }
+            Some(Slot::Transit(t)) => match &mut **t {
+                Transit::Passivating { waiting, .. } | Transit::Waking { waiting } => {
+                    waiting.push(msg)
+                }
+            },
+            Some(Slot::Passive { .. }) => match msg {
+                JobMsg::Remove(reply) => self.remove_passive(id, reply),
+                // A passive job has no run in flight: no need to wake it.
+                JobMsg::CancelRun { run_id, reply } => {
+                    let _ = reply.send(Err(Error::UnknownRun(run_id)));
+                }
+                msg => self.reactivate(myself, id, vec![msg]),
+            },
+            None => {
+                if let Some(removing) = self.removing.iter_mut().find(|r| r.id == id) {
+                    // Its actor has not stopped yet, so its removal may not
+                    // be queued for the store: the message waits for that,
+                    // as an add of the id does (then `UnknownJob`, or the
+                    // job added meanwhile), so that whoever waits for the
+                    // store after this answer waits for the removal too
+                    // (a bulk pause reporting the job removed).
+                    removing.deferred.push(SupervisorMsg::Forward(id, msg));
+                    return;
+                }
+                let err = match action {
+                    Some(action) => self.missing(id, action),
+                    None => Error::UnknownJob(id),
+                };
+                reject_job_msg(msg, err);
+            }
+        }
+    }
+
+    /// A job whose actor is being removed: no more routing to it.
+    fn forget(&mut self, id: &JobId, actor: &ActorRef<JobMsg>) {
+        self.jobs.remove(id);
+        self.by_actor.remove(&actor.get_id());
+        self.unlisten(id);
+    }
+
+    /// The error for a request about a job with no actor: a failed job is
+    /// in a state that refuses it; any other id is unknown.
+    pub(super) fn missing(&self, id: JobId, action: &'static str) -> Error {
+        if self.failed.contains(&id) {
+            Error::InvalidState {
+                id,
+                action,
+                state: "failed".into(),
+            }
+        } else {
+            Error::UnknownJob(id)
+        }
+    }
+
+    /// Sends a message to a job's actor; false (the message answered
+    /// `UnknownJob`) if the actor is gone.
+    fn route(&self, id: &JobId, job: &ActorRef<JobMsg>, msg: JobMsg) -> bool {
+        if let Err(ractor::MessagingErr::SendErr(msg)) = job.cast(msg) {
+            tracing::warn!(target: TARGET, job_id = %id, "job actor is gone");
+            reject_job_msg(msg, Error::UnknownJob(id.clone()));
+            return false;
+        }
+        true
+    }
+}
+
+pub(super) fn reject_job_msg(msg: JobMsg, err: Error) {
+    match msg {
+        JobMsg::Pause { reply, .. } | JobMsg::Resume { reply, .. } => drop(reply.send(Err(err))),
+        JobMsg::SetLastResult { reply, .. } => drop(reply.send(Err(err))),
+        JobMsg::Remove(reply) | JobMsg::Update { reply, .. } => drop(reply.send(Err(err))),
+        JobMsg::Trigger(reply)
+        | JobMsg::TriggerWith { reply, .. }
+        | JobMsg::RetryRun { reply, .. }
+        | JobMsg::Event { reply, .. } => drop(reply.send(Err(err))),
+        JobMsg::Cancel(reply) => drop(reply.send(Err(err))),
+        JobMsg::CancelRun { reply, .. } => drop(reply.send(Err(err))),
+        JobMsg::Backfill { reply, .. } => drop(reply.send(Err(err))),
+        JobMsg::Preview { reply, .. } => drop(reply.send(Err(err))),
+        _ => {}
+    }
+}

@@ -1094,3 +1094,66 @@ async fn a_stored_job_whose_spec_no_longer_compiles_is_restored_failed() {
     assert_eq!(ids, ["bad"]);
     s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
 }
+
+/// A job actor that fails while the registry gives no snapshot to restart
+/// it from (the registry did not answer in time) is marked failed, so that
+/// it stays known: status says why, and `remove` removes it. Before, it
+/// was dropped from the supervisor and kept by the registry: listed, but
+/// `UnknownJob` to `remove` and `upsert`.
+#[tokio::test(start_paused = true)]
+async fn a_job_whose_restart_finds_no_snapshot_is_marked_failed_and_can_be_removed() {
+    struct Withheld;
+    impl Drop for Withheld {
+        fn drop(&mut self) {
+            *cronactor_actors::registry::WITHHOLD_SNAPSHOT
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder(
+        "no-snapshot",
+        ScheduleSpec::every(Duration::from_secs(1)),
+        "count",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let withheld = Withheld;
+    *cronactor_actors::registry::WITHHOLD_SNAPSHOT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some("no-snapshot".into());
+    let mut events = s.subscribe();
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("no-snapshot")))
+        .expect("cast");
+    run_for_secs(0.1).await;
+    drop(withheld);
+    let st = s.status("no-snapshot").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed);
+    assert!(
+        st.failure
+            .as_deref()
+            .is_some_and(|f| f.contains("not restarted")),
+        "{:?}",
+        st.failure
+    );
+    assert!(drain(&mut events)
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::GaveUp { .. })));
+    let runs = st.counters.runs;
+    run_for_secs(3.0).await;
+    assert_eq!(
+        s.status("no-snapshot").await.expect("status").counters.runs,
+        runs,
+        "a failed job does not fire"
+    );
+    s.remove("no-snapshot")
+        .await
+        .expect("a failed job is removed");
+    assert!(matches!(
+        s.status("no-snapshot").await,
+        Err(cronactor::Error::UnknownJob(_))
+    ));
+}

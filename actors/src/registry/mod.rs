@@ -45,6 +45,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Fault injection for tests (feature `fault-injection`): a job whose
+/// snapshot the registry withholds (it drops the reply), as when it does
+/// not answer a restart's request in time.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub static WITHHOLD_SNAPSHOT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 /// Messages to the registry.
 #[derive(Debug)]
 pub enum RegistryMsg {
@@ -304,7 +311,17 @@ impl Actor for RegistryActor {
                 let _ = reply.send(all);
             }
             RegistryMsg::Snapshot(id, reply) => {
-                let _ = reply.send(s.entries.get(&id).map(|e| (e.spec.clone(), e.state())));
+                #[cfg(feature = "fault-injection")]
+                let withheld = WITHHOLD_SNAPSHOT
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_deref()
+                    == Some(id.as_str());
+                #[cfg(not(feature = "fault-injection"))]
+                let withheld = false;
+                if !withheld {
+                    let _ = reply.send(s.entries.get(&id).map(|e| (e.spec.clone(), e.state())));
+                }
             }
             RegistryMsg::History { id, limit, reply } => {
                 let answer = if s.entries.contains_key(&id) {

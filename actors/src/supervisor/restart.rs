@@ -73,9 +73,26 @@ impl SupervisorState {
                 Some(Duration::from_secs(5)),
             )
             .await;
-        let Ok(ractor::rpc::CallResult::Success(Some((spec, state)))) = snapshot else {
-            tracing::error!(target: TARGET, job_id = %id, "no snapshot to restart from");
-            return;
+        let (spec, state) = match snapshot {
+            Ok(ractor::rpc::CallResult::Success(Some(found))) => found,
+            Ok(ractor::rpc::CallResult::Success(None)) => {
+                // Removed meanwhile: nothing to restart.
+                tracing::debug!(target: TARGET, job_id = %id, "job removed before its restart");
+                return;
+            }
+            Ok(ractor::rpc::CallResult::Timeout)
+            | Ok(ractor::rpc::CallResult::SenderError)
+            | Err(_) => {
+                // Marked failed, so that it stays known here: status shows
+                // why, `upsert` revives it and `remove` removes it (left
+                // out of both maps, it was listed but `UnknownJob` to all).
+                tracing::error!(target: TARGET, job_id = %id, "no snapshot to restart from: job marked failed");
+                self.give_up(
+                    &id,
+                    format!("{reason}; not restarted: the registry gave no snapshot"),
+                );
+                return;
+            }
         };
         match self
             .spawn_job(myself, spec, state, Start::Fresh)
@@ -86,7 +103,10 @@ impl SupervisorState {
                     .events
                     .publish(&id, self.rt.clock.now(), EventKind::Restarted { reason })
             }
-            Err(e) => tracing::error!(target: TARGET, job_id = %id, error = %e, "restart failed"),
+            Err(e) => {
+                tracing::error!(target: TARGET, job_id = %id, error = %e, "restart failed: job marked failed");
+                self.give_up(&id, format!("{reason}; not restarted: {e}"));
+            }
         }
     }
 

@@ -27,12 +27,12 @@ impl SupervisorState {
         Ok(schedule)
     }
 
-    /// Persists a new job, then spawns its actor. The reply comes from the
-    /// registry once the record is durable; with the private in-memory store
-    /// (nothing to make durable, nobody else reading it) it comes once the
-    /// actor runs, without waiting for the registry, which sees the job
-    /// before any later query.
-    /// Adds a job, paused with its note when `paused` is set.
+    /// Adds a job, paused with its note when `paused` is set: persists it,
+    /// then spawns its actor. The reply comes from the registry once the
+    /// record is durable; with the private in-memory store (nothing to make
+    /// durable, nobody else reading it) it comes once the actor runs,
+    /// without waiting for the registry, which sees the job before any
+    /// later query.
     pub(super) async fn add(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,

@@ -71,11 +71,10 @@ struct Joined {
 }
 
 impl SupervisorState {
-    /// Stops every job (timers off, runs cancelled), waits up to `grace` for
-    /// their runs to end, flushes the store, then answers.
-    /// Stops every job: with a `drain`, first lets the runs in flight end
-    /// by themselves for up to `drain` (no new fire starts); then cancels
-    /// the runs left and waits up to `grace` for them; then flushes.
+    /// Stops every job (timers off): with a `drain`, first lets the runs in
+    /// flight end by themselves for up to `drain` (no new fire starts);
+    /// then cancels the runs left and waits up to `grace` for them; then
+    /// flushes the store and answers.
     pub(super) fn shutdown(
         &mut self,
         drain: Duration,
@@ -230,6 +229,8 @@ fn send_stops(actors: &[(JobId, ActorRef<JobMsg>, bool)]) -> Vec<StopWait> {
     waits
 }
 
+/// Answers a request read once a shutdown has begun (those deferred
+/// behind a removal included) with `ShutDown`, or with no answer at all.
 pub(super) fn reject_after_shutdown(msg: SupervisorMsg) {
     fn e<T>() -> Result<T, Error> {
         Err(Error::ShutDown)
@@ -250,13 +251,14 @@ pub(super) fn reject_after_shutdown(msg: SupervisorMsg) {
         SupervisorMsg::Emit { reply, .. } => drop(reply.send(e())),
         // No answer at all: a caller's `call` fails as for a stopped
         // supervisor (`ShutDown`), instead of reading empty metrics or an
-        // empty list as the truth, or a second shutdown stopping the
-        // actors while the first still waits for its runs and its flush.
+        // empty list as the truth.
         SupervisorMsg::Metrics(r) => drop(r),
         SupervisorMsg::Status(_, r) => drop(r.send(e())),
         SupervisorMsg::Preview { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::History { reply, .. } => drop(reply.send(e())),
         SupervisorMsg::List(r) => drop(r),
+        // `handle` joins a later shutdown to the one in progress, and
+        // reads these first; the arms keep the match whole.
         SupervisorMsg::Shutdown(_, r) | SupervisorMsg::Drain { reply: r, .. } => drop(r),
         SupervisorMsg::Forward(_, msg) => drop(msg),
         SupervisorMsg::Woken { id, .. } => {

@@ -1157,3 +1157,47 @@ async fn a_job_whose_restart_finds_no_snapshot_is_marked_failed_and_can_be_remov
         Err(cronactor::Error::UnknownJob(_))
     ));
 }
+
+/// A `remove` read by a job actor that failed just before (its mailbox, and
+/// the `Remove` in it, die with it) still removes the job: the supervisor
+/// restarts the job and removes it, and the caller gets the removal's
+/// answer. Before, the caller got an error, and the job stayed in the
+/// registry, listed but unknown to the supervisor, and came back with the
+/// store at the next start.
+#[tokio::test(start_paused = true)]
+async fn a_remove_that_its_failed_job_actor_never_read_still_removes_the_job() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder(
+        "doomed",
+        ScheduleSpec::every(Duration::from_secs(1)),
+        "count",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec.clone()).await.expect("add");
+    run_for_secs(2.5).await;
+    let mut events = s.subscribe();
+    // The crash is read first: the actor fails with the `Remove` behind it.
+    s.supervisor()
+        .cast(SupervisorMsg::InjectCrash(spec_id("doomed")))
+        .expect("cast");
+    s.remove("doomed").await.expect("the removal answers Ok");
+    assert!(matches!(
+        s.status("doomed").await,
+        Err(cronactor::Error::UnknownJob(_))
+    ));
+    assert!(s
+        .list()
+        .await
+        .expect("list")
+        .iter()
+        .all(|j| j.id.as_str() != "doomed"));
+    assert!(drain(&mut events)
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Removed)));
+    let runs = count.get();
+    run_for_secs(3.0).await;
+    assert_eq!(count.get(), runs, "a removed job does not fire");
+    s.add(spec).await.expect("the id is free again");
+}

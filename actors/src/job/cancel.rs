@@ -129,7 +129,7 @@ impl JobActorState {
             id: self.spec.id.clone(),
             ack: Ack::Reply(reply),
         });
-        myself.stop(Some("removed".into()));
+        myself.stop(Some(super::REMOVED.into()));
     }
 
     /// The runs in flight whose `Started` was published: not waiting for

@@ -214,6 +214,8 @@ const TARGET: &str = module_path!();
 
 /// The reason a job actor gives when it stops for passivation.
 pub(crate) const PASSIVATED: &str = "passivated";
+/// The reason a job actor stops with once it has read `Remove`.
+pub(crate) const REMOVED: &str = "removed";
 
 impl JobMsg {
     /// Whether the message could change what happens at a prepared fire's

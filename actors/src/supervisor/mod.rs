@@ -311,7 +311,16 @@ struct Removing {
     actor: ActorId,
     id: JobId,
     deferred: Vec<SupervisorMsg>,
+    /// The caller of `remove`, until the removal answers it. The actor is
+    /// sent a reply port of the supervisor's own, whose answer a task
+    /// passes on: an actor that fails before it reads `Remove` loses that
+    /// port with its mailbox, not the caller's, and the supervisor then
+    /// finishes the removal with the caller (see `finish_lost_removal`).
+    caller: RemoveCaller,
 }
+
+/// See [`Removing::caller`].
+type RemoveCaller = Arc<std::sync::Mutex<Option<RpcReplyPort<Result<(), Error>>>>>;
 
 impl Actor for SupervisorActor {
     type Msg = SupervisorMsg;
@@ -606,13 +615,28 @@ impl Actor for SupervisorActor {
             _ => None,
         };
         if let Some(pos) = stopped.and_then(|a| s.removing.iter().position(|r| r.actor == a)) {
-            // A removed job's actor stopped, its removal queued: the adds
-            // and upserts of its id that waited go on, in order.
-            for msg in s.removing.swap_remove(pos).deferred {
-                if let Err(ractor::MessagingErr::SendErr(msg)) = myself.cast(msg) {
-                    reject_after_shutdown(msg);
+            let removing = s.removing.swap_remove(pos);
+            let read_remove = matches!(
+                &evt,
+                SupervisionEvent::ActorTerminated(_, _, reason) if reason.as_deref() == Some(crate::job::REMOVED)
+            );
+            if !read_remove && !s.shutting_down {
+                // It failed (or stopped) before it read `Remove`: the removal
+                // is not queued, and its runs wait for a successor.
+                let caller = removing
+                    .caller
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take();
+                if let Some(caller) = caller {
+                    s.finish_lost_removal(&myself, removing.id, caller, removing.deferred)
+                        .await;
+                    return Ok(());
                 }
             }
+            // A removed job's actor stopped, its removal queued: the adds
+            // and upserts of its id that waited go on, in order.
+            s.release(&myself, removing.deferred);
             return Ok(());
         }
         match evt {

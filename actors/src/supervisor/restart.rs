@@ -45,6 +45,88 @@ impl SupervisorState {
         self.failed.insert(id.clone());
     }
 
+    /// Takes one restart of `id` from its budget: `false` if
+    /// [`MAX_RESTARTS`] were made within [`RESTART_WINDOW`].
+    fn take_restart(&mut self, id: &JobId) -> bool {
+        let now = tokio::time::Instant::now();
+        let recent = self.restarts.entry(id.clone()).or_default();
+        while recent.front().is_some_and(|t| now - *t > RESTART_WINDOW) {
+            recent.pop_front();
+        }
+        if recent.len() >= MAX_RESTARTS {
+            return false;
+        }
+        recent.push_back(now);
+        true
+    }
+
+    /// Finishes a removal whose job actor failed before it read `Remove`
+    /// (the removal was not queued, and the actor's runs wait for a
+    /// successor): the job is restarted from the registry's state, within
+    /// the restart budget, its successor taking those runs, then removed
+    /// as usual, `caller` answered by that removal. Past the budget, or
+    /// with no state to restart from, it is given up on and removed as a
+    /// failed job is. The adds and upserts of its id that waited go on
+    /// after the removal, in order.
+    pub(super) async fn finish_lost_removal(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: JobId,
+        caller: ractor::RpcReplyPort<Result<(), Error>>,
+        deferred: Vec<SupervisorMsg>,
+    ) {
+        tracing::warn!(target: TARGET, job_id = %id, "job actor failed before it read remove: restarted to remove it");
+        let restarted = if self.take_restart(&id) {
+            let snapshot = self
+                .rt
+                .registry
+                .call(
+                    |r| RegistryMsg::Snapshot(id.clone(), r),
+                    Some(Duration::from_secs(5)),
+                )
+                .await;
+            match snapshot {
+                Ok(ractor::rpc::CallResult::Success(Some((spec, state)))) => self
+                    .spawn_job(myself, spec, state, Start::Fresh)
+                    .map(Starting::detach)
+                    .map_err(|e| e.to_string()),
+                Ok(ractor::rpc::CallResult::Success(None)) => {
+                    // Not in the registry: nothing to remove.
+                    let _ = caller.send(Err(Error::UnknownJob(id)));
+                    self.release(myself, deferred);
+                    return;
+                }
+                _ => Err("the registry gave no snapshot".to_owned()),
+            }
+        } else {
+            Err("restart budget exhausted".to_owned())
+        };
+        match restarted {
+            Ok(()) => {
+                self.deliver(myself, id.clone(), crate::job::JobMsg::Remove(caller), None);
+                match self.removing.iter_mut().find(|r| r.id == id) {
+                    Some(removing) => removing.deferred.extend(deferred),
+                    None => self.release(myself, deferred),
+                }
+            }
+            Err(why) => {
+                self.give_up(&id, format!("failed before it read remove; {why}"));
+                self.remove(myself, id, caller);
+                self.release(myself, deferred);
+            }
+        }
+    }
+
+    /// Sends the messages that waited for a removal back to the supervisor,
+    /// in order, behind what it has to read.
+    pub(super) fn release(&self, myself: &ActorRef<SupervisorMsg>, deferred: Vec<SupervisorMsg>) {
+        for msg in deferred {
+            if let Err(ractor::MessagingErr::SendErr(msg)) = myself.cast(msg) {
+                super::shutdown::reject_after_shutdown(msg);
+            }
+        }
+    }
+
     /// Respawns a failed job actor from the registry's latest state, within
     /// the restart budget.
     pub(super) async fn restart(
@@ -53,17 +135,11 @@ impl SupervisorState {
         id: JobId,
         reason: String,
     ) {
-        let now = tokio::time::Instant::now();
-        let recent = self.restarts.entry(id.clone()).or_default();
-        while recent.front().is_some_and(|t| now - *t > RESTART_WINDOW) {
-            recent.pop_front();
-        }
-        if recent.len() >= MAX_RESTARTS {
+        if !self.take_restart(&id) {
             tracing::error!(target: TARGET, job_id = %id, %reason, "restart budget exhausted: job marked failed");
             self.give_up(&id, reason);
             return;
         }
-        recent.push_back(now);
         tracing::warn!(target: TARGET, job_id = %id, %reason, "job actor failed: restarting");
         let snapshot = self
             .rt

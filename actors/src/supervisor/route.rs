@@ -150,15 +150,21 @@ impl SupervisorState {
         match self.jobs.get_mut(&id) {
             Some(Slot::Live { actor, .. }) => {
                 let actor = actor.clone();
-                if matches!(msg, JobMsg::Remove(_)) {
+                if let JobMsg::Remove(reply) = msg {
                     self.forget(&id, &actor);
-                    if self.route(&id, &actor, msg) {
-                        self.removing.push(Removing {
-                            actor: actor.get_id(),
-                            id,
-                            deferred: Vec::new(),
-                        });
-                    }
+                    let caller = relay_removal(reply);
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    // Not sent (the actor is gone, its end not yet read
+                    // here): its end finishes the removal, as a failure
+                    // before reading `Remove` does.
+                    let _ = actor.cast(JobMsg::Remove(tx.into()));
+                    pass_on(rx, caller.clone());
+                    self.removing.push(Removing {
+                        actor: actor.get_id(),
+                        id,
+                        deferred: Vec::new(),
+                        caller,
+                    });
                 } else {
                     self.route(&id, &actor, msg);
                 }
@@ -227,6 +233,25 @@ impl SupervisorState {
         }
         true
     }
+}
+
+/// The caller of a `remove`, held for the removal (see `Removing::caller`).
+fn relay_removal(reply: RpcReplyPort<Result<(), Error>>) -> super::RemoveCaller {
+    Arc::new(std::sync::Mutex::new(Some(reply)))
+}
+
+/// Passes the answer of a removal on to its caller, unless the supervisor
+/// took the caller meanwhile (the actor failed before it read `Remove`:
+/// its reply port is then dropped unanswered, and nothing is passed on).
+fn pass_on(rx: tokio::sync::oneshot::Receiver<Result<(), Error>>, caller: super::RemoveCaller) {
+    tokio::spawn(async move {
+        if let Ok(answer) = rx.await {
+            let caller = caller.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(caller) = caller {
+                let _ = caller.send(answer);
+            }
+        }
+    });
 }
 
 pub(super) fn reject_job_msg(msg: JobMsg, err: Error) {

@@ -74,9 +74,13 @@ struct Seen {
     slots_fired: u64,
     /// Slots skipped without a `Fired` of their own (paused, missed).
     slots_skipped: u64,
-    /// The slots (and trigger times) of every `Fired`: a later `Skipped`
-    /// of one is a queued fire or a waiting retry dropped, not a slot.
-    fired: std::collections::BTreeSet<chrono::DateTime<chrono::Utc>>,
+    /// The slots (and trigger times) of every `Fired`, each with the
+    /// number of its `Fired`s no `Skipped` has answered yet: a later
+    /// `Skipped` of one is a queued fire or a waiting retry dropped, not a
+    /// slot. Counted, not a set: a trigger at the very instant of a slot
+    /// is a second fire of that instant, and the slot's own `Skipped`
+    /// (the job paused) is then a slot.
+    fired: BTreeMap<chrono::DateTime<chrono::Utc>, u64>,
     started: u64,
     retries: u64,
     succeeded: u64,
@@ -190,7 +194,7 @@ fn account(
         }
         match &e.kind {
             EventKind::Fired { trigger, scheduled } => {
-                s.fired.insert(*scheduled);
+                *s.fired.entry(*scheduled).or_default() += 1;
                 if matches!(trigger, Trigger::Schedule | Trigger::CatchUp) {
                     s.slots_fired += 1;
                 }
@@ -247,8 +251,9 @@ fn account(
                 count,
                 scheduled,
             } => {
-                if !s.fired.contains(scheduled) {
-                    s.slots_skipped += count;
+                match s.fired.get_mut(scheduled).filter(|n| **n > 0) {
+                    Some(unanswered) => *unanswered -= 1,
+                    None => s.slots_skipped += count,
                 }
                 *s.skipped.entry(format!("{reason:?}")).or_default() += count;
             }

@@ -728,24 +728,7 @@ async fn a_retry_waiting_when_the_job_is_given_up_runs_after_a_revival() {
 /// cancel never reached the run).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_parked_after_the_successor_started_still_reach_it() {
-    let clock = cronactor::SystemClock;
-    let s = Scheduler::builder()
-        .clock(clock)
-        .handler("block", |ctx: cronactor::JobContext| async move {
-            ctx.cancel.cancelled().await;
-            Err::<(), _>(std::io::Error::other("stopped"))
-        })
-        .start()
-        .await
-        .expect("start");
-    let spec = JobSpec::builder(
-        "slow-park",
-        ScheduleSpec::every(Duration::from_secs(3600)),
-        "block",
-    )
-    .build()
-    .expect("valid spec");
-    s.add(spec).await.expect("add");
+    let s = real_time_with_a_blocked_job("slow-park").await;
     s.trigger("slow-park").await.expect("trigger");
     let late = crash_with_late_park(&s, "slow-park", Duration::from_millis(500));
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -918,23 +901,7 @@ async fn adding_the_id_of_a_failed_job_is_a_duplicate() {
 /// it, instead of answering `UnknownRun` for a run that status lists.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_run_before_the_failed_actor_parks_its_runs_reaches_the_run() {
-    let s = Scheduler::builder()
-        .clock(cronactor::SystemClock)
-        .handler("block", |ctx: cronactor::JobContext| async move {
-            ctx.cancel.cancelled().await;
-            Err::<(), _>(std::io::Error::other("stopped"))
-        })
-        .start()
-        .await
-        .expect("start");
-    let spec = JobSpec::builder(
-        "park-late",
-        ScheduleSpec::every(Duration::from_secs(3600)),
-        "block",
-    )
-    .build()
-    .expect("valid spec");
-    s.add(spec).await.expect("add");
+    let s = real_time_with_a_blocked_job("park-late").await;
     let run_id = match s.trigger("park-late").await.expect("trigger") {
         cronactor::TriggerOutcome::Started(run_id) => run_id,
         other => panic!("{other:?}"),
@@ -1200,4 +1167,23 @@ async fn a_remove_that_its_failed_job_actor_never_read_still_removes_the_job() {
     run_for_secs(3.0).await;
     assert_eq!(count.get(), runs, "a removed job does not fire");
     s.add(spec).await.expect("the id is free again");
+}
+
+/// A scheduler on the wall clock with job `id`, hourly, whose handler runs
+/// until its run is cancelled (then fails): for the real-time crash tests.
+async fn real_time_with_a_blocked_job(id: &str) -> Scheduler {
+    let s = Scheduler::builder()
+        .clock(cronactor::SystemClock)
+        .handler("block", |ctx: cronactor::JobContext| async move {
+            ctx.cancel.cancelled().await;
+            Err::<(), _>(std::io::Error::other("stopped"))
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), "block")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s
 }

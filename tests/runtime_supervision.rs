@@ -748,18 +748,7 @@ async fn runs_parked_after_the_successor_started_still_reach_it() {
         .await
         .expect("cancel reaches the run");
     assert_eq!(cancelled.len(), 1);
-    let ended = async {
-        loop {
-            let st = s.status("slow-park").await.expect("status");
-            if st.runs_in_flight == 0 {
-                return st;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let st = tokio::time::timeout(Duration::from_secs(10), ended)
-        .await
-        .expect("the run ends");
+    let st = when_no_run_is_in_flight(&s, "slow-park").await;
     assert_eq!(st.counters.cancelled, 1, "{st:?}");
     s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
 }
@@ -914,18 +903,7 @@ async fn a_cancel_run_before_the_failed_actor_parks_its_runs_reaches_the_run() {
             .expect("an answer");
     late.end();
     assert_eq!(cancelled, Ok(()), "the run is cancelled, not unknown");
-    let ended = async {
-        loop {
-            let st = s.status("park-late").await.expect("status");
-            if st.runs_in_flight == 0 {
-                return st;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let st = tokio::time::timeout(Duration::from_secs(10), ended)
-        .await
-        .expect("the run ends");
+    let st = when_no_run_is_in_flight(&s, "park-late").await;
     assert_eq!(st.counters.cancelled, 1, "{st:?}");
     assert_eq!(
         st.last_run.expect("the run").outcome,
@@ -1186,4 +1164,21 @@ async fn real_time_with_a_blocked_job(id: &str) -> Scheduler {
         .expect("valid spec");
     s.add(spec).await.expect("add");
     s
+}
+
+/// The job's status once it has no run in flight, polled on the wall clock
+/// (at most 10 s).
+async fn when_no_run_is_in_flight(s: &Scheduler, id: &str) -> cronactor::JobStatus {
+    let ended = async {
+        loop {
+            let st = s.status(id).await.expect("status");
+            if st.runs_in_flight == 0 {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), ended)
+        .await
+        .expect("the run ends")
 }

@@ -465,6 +465,9 @@ enum Op {
     UpsertSchedule,
     UpsertPayload,
     RemoveAdd,
+    /// Pause, remove and upsert sent together, without waiting for one
+    /// another's answers.
+    PauseRemoveUpsert,
     Preview,
 }
 
@@ -525,6 +528,14 @@ async fn op_near(
             s.remove("h").await,
             s.add(spec(schedule.clone(), 1)).await
         ),
+        Op::PauseRemoveUpsert => {
+            let (paused, removed, upserted) = tokio::join!(
+                s.pause("h", Some("n")),
+                s.remove("h"),
+                s.upsert(spec(schedule.clone(), 3))
+            );
+            format!("{paused:?} {removed:?} {upserted:?}")
+        }
         Op::Preview => format!("{:?}", s.preview("h", 2).await),
     };
     let mut ids = Vec::new();
@@ -568,6 +579,7 @@ async fn an_operation_racing_a_wake_up_or_a_passivation_answers_as_on_a_live_job
         Op::UpsertSchedule,
         Op::UpsertPayload,
         Op::RemoveAdd,
+        Op::PauseRemoveUpsert,
         Op::Preview,
     ];
     let instants = [3597.999, 3598.0, 3598.001, 3599.6, 3600.0, 3600.001];
@@ -944,6 +956,14 @@ async fn op_while_passivating(op: Op, yields: usize, passivate: bool) -> Vec<Str
                             s.remove(&id).await,
                             s.add(spec(&id, "0 0 * * * *", 1)).await
                         ),
+                        Op::PauseRemoveUpsert => {
+                            let (paused, removed, upserted) = tokio::join!(
+                                s.pause(&id, Some("n")),
+                                s.remove(&id),
+                                s.upsert(spec(&id, "0 0 * * * *", 3))
+                            );
+                            format!("{paused:?} {removed:?} {upserted:?}")
+                        }
                         Op::Preview => format!("{:?}", s.preview(&id, 2).await),
                     }
                 }
@@ -991,6 +1011,7 @@ async fn an_operation_on_a_job_being_passivated_answers_as_on_a_live_one() {
         Op::UpsertSchedule,
         Op::UpsertPayload,
         Op::RemoveAdd,
+        Op::PauseRemoveUpsert,
         Op::Preview,
     ];
     for op in ops {
@@ -1199,4 +1220,41 @@ async fn an_orphaned_job_behaves_the_same_with_passivation() {
         assert_eq!(a, b);
     }
     assert_eq!(off.len(), on.len());
+}
+
+/// `remove` then `upsert` of a passive job sent while a message for it
+/// wakes it (the wake-up still waiting for the registry): the upsert adds
+/// the job again, as it does for a live job and for a passive one that is
+/// not being woken.
+#[tokio::test(start_paused = true)]
+async fn an_upsert_after_a_remove_of_a_job_being_woken_adds_it_again() {
+    for passivate in [false, true] {
+        let (clock, count) = (clock(), Count::default());
+        let s = start(&clock, &count, passivate).await;
+        s.add(hourly("h", "count")).await.expect("add");
+        run_for_secs(3600.5).await; // ran at 01:00, then passivated
+        assert_eq!(gauges(&s).await, if passivate { (0, 1) } else { (1, 0) });
+        let (paused, removed, upserted) = tokio::join!(
+            s.pause("h", None),
+            s.remove("h"),
+            s.upsert(hourly("h", "count"))
+        );
+        assert_eq!(
+            format!("{paused:?} {removed:?} {upserted:?}"),
+            "Ok(()) Ok(()) Ok(Added)",
+            "passivate {passivate}"
+        );
+        run_for_secs(1.0).await;
+        let st = s.status("h").await;
+        assert!(st.is_ok(), "passivate {passivate}: {st:?}");
+        let st = st.expect("status");
+        assert_eq!(st.counters.runs, 0, "passivate {passivate}: a new job");
+        assert_eq!(
+            st.phase,
+            cronactor::JobPhase::Scheduled,
+            "passivate {passivate}"
+        );
+        run_for_secs(3600.0).await;
+        assert_eq!(count.get(), 2, "passivate {passivate}");
+    }
 }

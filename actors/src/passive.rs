@@ -191,6 +191,22 @@ pub(crate) enum Transit {
     },
 }
 
+impl Transit {
+    /// The messages waiting for the job, in order.
+    pub(crate) fn waiting(&self) -> &[JobMsg] {
+        match self {
+            Transit::Passivating { waiting, .. } | Transit::Waking { waiting } => waiting,
+        }
+    }
+
+    /// Whether a `remove` waits for the job.
+    pub(crate) fn removal_waiting(&self) -> bool {
+        self.waiting()
+            .iter()
+            .any(|msg| matches!(msg, JobMsg::Remove(_)))
+    }
+}
+
 /// Counts of live and passive jobs, for metrics.
 pub(crate) fn count(slots: &std::collections::HashMap<JobId, Slot>) -> (u64, u64) {
     let mut live = 0;

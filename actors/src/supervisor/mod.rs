@@ -301,6 +301,12 @@ pub struct SupervisorState {
     /// for the new job must wait until the actor stopped, or the removal
     /// would land after it and delete the new job.
     removing: Vec<Removing>,
+    /// Adds and upserts of jobs between live and passive whose `remove`
+    /// waits with the job's other messages, and the messages for those
+    /// jobs that came after them, in order: they go on once the removal
+    /// has reached the job (then into its `removing` entry) or was answered
+    /// without it (see `unhold`).
+    held: HashMap<JobId, Vec<SupervisorMsg>>,
     shutting_down: bool,
     /// The shutdown in progress, once one was read.
     stopping: Option<Stopping>,
@@ -343,6 +349,7 @@ impl Actor for SupervisorActor {
             listeners: HashMap::new(),
             failed: HashSet::new(),
             removing: Vec::new(),
+            held: HashMap::new(),
             shutting_down: false,
             stopping: None,
             wake_generation: u64::MAX / 2,
@@ -450,7 +457,10 @@ impl Actor for SupervisorActor {
                 // A passive job woken for messages is not respawned any
                 // more: they are answered now, not when the supervisor
                 // stops after the drain and the grace.
-                SupervisorMsg::Woken { id, .. } => s.not_woken(id),
+                SupervisorMsg::Woken { id, .. } => {
+                    s.not_woken(id.clone());
+                    s.unhold(&myself, &id);
+                }
                 // Another shutdown: it cuts a drain short, and is answered
                 // with the report of the one in progress.
                 SupervisorMsg::Shutdown(_, reply) => s.join_shutdown(reply, true),
@@ -471,6 +481,11 @@ impl Actor for SupervisorActor {
         if let Some(removing) = removing {
             // Handled once the removed job's actor has stopped.
             removing.deferred.push(msg);
+            return Ok(());
+        }
+        if let Some(id) = s.held_for(&msg) {
+            // Handled once the removal waiting with the job reached it.
+            s.held.entry(id).or_default().push(msg);
             return Ok(());
         }
         match msg {
@@ -579,13 +594,19 @@ impl Actor for SupervisorActor {
                 actor,
                 next_fire,
             } => s.idle(id, actor, next_fire),
-            SupervisorMsg::StayLive { id, actor } => s.stay_live(&myself, id, actor),
+            SupervisorMsg::StayLive { id, actor } => {
+                s.stay_live(&myself, id.clone(), actor);
+                s.unhold(&myself, &id);
+            }
             SupervisorMsg::Wake(id) => {
                 if matches!(s.jobs.get(&id), Some(Slot::Passive { .. })) {
                     s.reactivate(&myself, id, Vec::new());
                 }
             }
-            SupervisorMsg::Woken { id, snapshot } => s.woken(&myself, id, snapshot).await,
+            SupervisorMsg::Woken { id, snapshot } => {
+                s.woken(&myself, id.clone(), snapshot).await;
+                s.unhold(&myself, &id);
+            }
             SupervisorMsg::Shutdown(grace, reply) => {
                 s.shutting_down = true;
                 s.shutdown(Duration::ZERO, grace, reply);
@@ -657,7 +678,7 @@ impl Actor for SupervisorActor {
                             s.jobs
                                 .insert(id.clone(), Slot::Passive { target, next_fire });
                             if !waiting.is_empty() {
-                                s.reactivate(&myself, id, waiting);
+                                s.reactivate(&myself, id.clone(), waiting);
                             }
                         }
                     }
@@ -675,6 +696,7 @@ impl Actor for SupervisorActor {
                     }
                     _ => {}
                 }
+                s.unhold(&myself, &id);
             }
             SupervisionEvent::ActorFailed(cell, err) => {
                 let Some(id) = s.by_actor.remove(&cell.get_id()) else {
@@ -694,6 +716,7 @@ impl Actor for SupervisorActor {
                 for msg in waiting {
                     s.deliver(&myself, id.clone(), msg, None);
                 }
+                s.unhold(&myself, &id);
             }
             _ => {}
         }

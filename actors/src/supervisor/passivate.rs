@@ -2,7 +2,9 @@
 //! asked to passivate (`idle`), or stays (`stay_live`); a passive job is
 //! woken for a message or its fire (`reactivate`, then `woken` with its
 //! state from the registry), or not while shutting down (`not_woken`), and
-//! removed without waking it.
+//! removed without waking it. An add or upsert of a job between live and
+//! passive whose `remove` waits with its other messages is held until that
+//! removal reached it (`held_for`, `unhold`).
 
 use super::add::Starting;
 use super::route::reject_job_msg;
@@ -197,6 +199,54 @@ impl SupervisorState {
         }
         for msg in waiting {
             self.deliver(myself, id.clone(), msg, None);
+        }
+    }
+
+    /// The job whose held messages `msg` joins, if any: an add or upsert of
+    /// a job between live and passive with a `remove` waiting (it would
+    /// otherwise reach the job before the removal, as an update, or be
+    /// refused as a duplicate), and any message for a job that has held
+    /// messages, so that they keep their order.
+    pub(super) fn held_for(&self, msg: &SupervisorMsg) -> Option<JobId> {
+        let id = match msg {
+            SupervisorMsg::Add(spec, _)
+            | SupervisorMsg::AddPaused { spec, .. }
+            | SupervisorMsg::Upsert(spec, _) => {
+                let removal = matches!(self.jobs.get(&spec.id), Some(Slot::Transit(t)) if t.removal_waiting());
+                if removal {
+                    return Some(spec.id.clone());
+                }
+                &spec.id
+            }
+            SupervisorMsg::Remove(id, _)
+            | SupervisorMsg::Pause { id, .. }
+            | SupervisorMsg::Resume { id, .. }
+            | SupervisorMsg::Trigger(id, _)
+            | SupervisorMsg::TriggerWith { id, .. }
+            | SupervisorMsg::Backfill { id, .. }
+            | SupervisorMsg::SetLastResult { id, .. }
+            | SupervisorMsg::Cancel(id, _)
+            | SupervisorMsg::CancelRun { id, .. }
+            | SupervisorMsg::Forward(id, _) => id,
+            _ => return None,
+        };
+        self.held.contains_key(id).then(|| id.clone())
+    }
+
+    /// Lets a job's held messages go on once no `remove` waits with its
+    /// other messages any more: into the removal's `removing` entry if its
+    /// actor is stopping for it (they go on once it stopped), else to this
+    /// supervisor's mailbox.
+    pub(super) fn unhold(&mut self, myself: &ActorRef<SupervisorMsg>, id: &JobId) {
+        if matches!(self.jobs.get(id), Some(Slot::Transit(t)) if t.removal_waiting()) {
+            return;
+        }
+        let Some(held) = self.held.remove(id) else {
+            return;
+        };
+        match self.removing.iter_mut().find(|r| r.id == *id) {
+            Some(removing) => removing.deferred.extend(held),
+            None => self.release(myself, held),
         }
     }
 }

@@ -304,7 +304,7 @@ impl CronExpr {
             && self.seconds == ALL_SECONDS
             && self.minutes == ALL_MINUTES
             && self.hours == ALL_HOURS
-            && self.days.any_day
+            && self.days.matches_every_day()
             && self.months == ALL_MONTHS
     }
 
@@ -442,6 +442,14 @@ impl DayRule {
             && !rule.has_dom_extensions()
             && !rule.has_dow_extensions();
         Ok(rule)
+    }
+
+    /// Whether every day of every month matches, however the fields are
+    /// written (`*`, `1-31`, `0-6`, `1-31` or `MON`...).
+    fn matches_every_day(&self) -> bool {
+        self.any_day
+            || (28..=31)
+                .all(|ndays| (0..7).all(|first| self.mask_for(ndays, first) == month_days(ndays)))
     }
 
     fn has_dom_extensions(&self) -> bool {

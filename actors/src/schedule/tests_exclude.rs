@@ -203,6 +203,45 @@ fn bad_exclusions_are_refused_with_their_text_and_field() {
 }
 
 #[test]
+fn an_exclusion_whose_day_fields_cover_every_day_is_refused() {
+    // Written without `*`, these still match every day of every month:
+    // the schedule could never fire, which must be said at compile.
+    for always in [
+        "* * * 1-31 * *",
+        "* * * * * 0-6",
+        "* * * * * SUN-SAT",
+        "* * * 1-15,16-31 * *",
+        "* * * 1-31 * 1",
+        "* * * * * 1-7",
+    ] {
+        match ScheduleSpec::cron("0 0 9 * * *")
+            .exclude(always)
+            .compile(chrono_tz::UTC)
+        {
+            Err(ScheduleError::InvalidExclusion { reason, .. }) => {
+                assert!(reason.contains("matches every time"), "{always}: {reason}")
+            }
+            other => panic!("{always}: {other:?}"),
+        }
+    }
+    // Every day but not every second of it, or not every day: allowed.
+    for some in [
+        "* * * 1-30 * *",
+        "* * * * * 1-6",
+        "* * 0-22 1-31 * *",
+        "* * * L * *",
+    ] {
+        assert!(
+            ScheduleSpec::cron("0 0 9 * * *")
+                .exclude(some)
+                .compile(chrono_tz::UTC)
+                .is_ok(),
+            "{some}"
+        );
+    }
+}
+
+#[test]
 fn a_spec_without_exclusions_reads_and_writes_as_before() {
     let old = r#"{"kind":{"Cron":"0 0 9 * * *"},"tz":null,"dst":{"gap":"RunAtTransition","fold":"First"},"bounds":{"not_before":null,"not_after":null,"max_fires":null}}"#;
     let spec: ScheduleSpec = serde_json::from_str(old).expect("a spec written before exclusions");

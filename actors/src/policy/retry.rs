@@ -46,7 +46,9 @@ impl Backoff {
         match *self {
             Self::Fixed(d) => d,
             Self::Exponential { base, factor, cap } => {
-                let exp = factor.powi(retry.saturating_sub(1).min(1_000) as i32);
+                // Every u32 is exact as an f64: no retry count stops the
+                // growth early (a factor close to 1 needs thousands).
+                let exp = factor.powf(f64::from(retry.saturating_sub(1)));
                 let secs = base.as_secs_f64() * exp;
                 if !secs.is_finite() || secs >= cap.as_secs_f64() {
                     cap

@@ -176,6 +176,22 @@ fn exponential_backoff_uses_its_factor() {
 }
 
 #[test]
+fn exponential_backoff_keeps_growing_past_a_thousand_retries() {
+    // A slowly growing backoff for a job retried for ever: 1.001^5000 is
+    // about 148, so the 5001st retry waits about 148 s, not the 2.7 s of
+    // the 1001st.
+    let b = Backoff::Exponential {
+        base: Duration::from_secs(1),
+        factor: 1.001,
+        cap: Duration::from_secs(3600),
+    };
+    let want = 1.001f64.powi(5000);
+    assert!((b.delay(5001).as_secs_f64() - want).abs() < 1e-6 * want);
+    assert!(b.delay(5001) > b.delay(1001));
+    assert_eq!(b.delay(u32::MAX), Duration::from_secs(3600));
+}
+
+#[test]
 fn retry_policy_stops_after_max_retries() {
     let p = RetryPolicy::new(2, Backoff::Fixed(Duration::from_secs(5)));
     assert_eq!(p.next_delay(1, 0.0), Some(Duration::from_secs(5)));

@@ -45,6 +45,9 @@ impl Backoff {
     pub fn delay(&self, retry: u32) -> Duration {
         match *self {
             Self::Fixed(d) => d,
+            // 0 × factor^n is 0, also where factor^n overflows to infinity
+            // (the product would be NaN, read as the cap).
+            Self::Exponential { base, .. } if base.is_zero() => Duration::ZERO,
             Self::Exponential { base, factor, cap } => {
                 // Every u32 is exact as an f64: no retry count stops the
                 // growth early (a factor close to 1 needs thousands).

@@ -192,6 +192,20 @@ fn exponential_backoff_keeps_growing_past_a_thousand_retries() {
 }
 
 #[test]
+fn exponential_backoff_from_a_zero_base_stays_zero() {
+    // 0 × factor^n is 0 for every n, also once factor^n overflows to
+    // infinity (10^309): the delay must not jump to the cap then.
+    let b = Backoff::Exponential {
+        base: Duration::ZERO,
+        factor: 10.0,
+        cap: Duration::from_secs(30),
+    };
+    for retry in [1, 2, 300, 400, u32::MAX] {
+        assert_eq!(b.delay(retry), Duration::ZERO, "retry {retry}");
+    }
+}
+
+#[test]
 fn retry_policy_stops_after_max_retries() {
     let p = RetryPolicy::new(2, Backoff::Fixed(Duration::from_secs(5)));
     assert_eq!(p.next_delay(1, 0.0), Some(Duration::from_secs(5)));

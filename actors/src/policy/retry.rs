@@ -125,10 +125,11 @@ impl RetryPolicy {
             return None;
         }
         // `mul_f64` panics past `Duration::MAX` (`Duration::MAX * 1.0` rounds
-        // up to 2^64 s), and the sum can overflow too: both saturate.
+        // up to 2^64 s), and the sum can overflow too: both saturate. A
+        // jitter that is not exact in f64 seconds can round past itself.
         let jitter =
             Duration::try_from_secs_f64(self.jitter.as_secs_f64() * random.clamp(0.0, 1.0))
-                .unwrap_or(self.jitter);
+                .map_or(self.jitter, |drawn| drawn.min(self.jitter));
         Some(self.backoff.delay(attempt).saturating_add(jitter))
     }
 

@@ -224,6 +224,20 @@ fn retry_jitter_is_bounded() {
 }
 
 #[test]
+fn retry_jitter_at_its_maximum_is_the_jitter_exactly() {
+    // These jitters are not exact as f64 seconds: a draw of 1 rounded
+    // through f64 went 7 ns, or a whole second, past the bound.
+    for jitter in [
+        Duration::new(123_456_789, 987_654_321),
+        Duration::from_secs(9_925_284_350_845_943),
+    ] {
+        let p = RetryPolicy::new(1, Backoff::Fixed(Duration::ZERO)).with_jitter(jitter);
+        assert_eq!(p.next_delay(1, 1.0), Some(jitter));
+        assert!(p.next_delay(1, 0.999_999_999).is_some_and(|d| d <= jitter));
+    }
+}
+
+#[test]
 fn retry_delays_past_duration_max_saturate_instead_of_panicking() {
     let huge = RetryPolicy::new(1, Backoff::Fixed(Duration::MAX)).with_jitter(Duration::MAX);
     assert_eq!(huge.next_delay(1, 1.0), Some(Duration::MAX));

@@ -1058,3 +1058,21 @@ async fn cancel_finding_runs_cancelled_already_answers_once_their_marks_are_dura
     assert_eq!(first.await.expect("task").expect("cancel"), [run]);
     assert_eq!(second.await.expect("task").expect("cancel"), []);
 }
+
+/// A wait for the store that writes nothing (`try_remove` of an unknown
+/// job waits for a flush) is not counted as a state update in the store's
+/// metrics.
+#[tokio::test(start_paused = true)]
+async fn a_flush_that_writes_nothing_is_not_a_state_update() {
+    let (clock, count) = (clock(), Count::default());
+    let (s, _store) = start_on_slow_store(&clock, &count).await;
+    s.add(every("j", 3600, "count")).await.expect("add");
+    run_for_secs(1.0).await;
+    let before = s.metrics().await.expect("metrics").store.updates;
+    assert!(before > 0, "the add is an update");
+    for _ in 0..3 {
+        assert!(!s.try_remove("none").await.expect("try_remove"));
+    }
+    run_for_secs(1.0).await;
+    assert_eq!(s.metrics().await.expect("metrics").store.updates, before);
+}

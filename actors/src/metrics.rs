@@ -82,7 +82,9 @@ pub struct Metrics {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreStats {
     /// State updates the registry received (job state changes, history
-    /// entries, control operations), since start.
+    /// entries, control operations), since start. A wait for the store
+    /// that writes nothing (a shutdown's last flush, a bulk call's or
+    /// `try_remove`'s wait for durability) is not one.
     #[serde(default)]
     pub updates: u64,
     /// Write operations handed to the store (after coalescing: one state

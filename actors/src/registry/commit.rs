@@ -345,10 +345,10 @@ impl RegistryState {
         }
     }
 
-    /// Queues the writes made by a message; acknowledged writes start a
-    /// flush at once (or join the next one).
-    pub(super) fn write(&mut self, myself: &ActorRef<RegistryMsg>, ack: Ack) {
-        self.stats.updates += 1;
+    /// `RegistryMsg::Flush`: `ack` is answered once everything queued so
+    /// far is durable; a flush starts at once (or it joins the next one).
+    /// It writes nothing of its own, so it is not a state update.
+    pub(super) fn barrier(&mut self, myself: &ActorRef<RegistryMsg>, ack: Ack) {
         if self.oldest_pending.is_none() {
             self.oldest_pending = Some(std::time::Instant::now());
         }

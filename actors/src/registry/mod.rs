@@ -340,7 +340,7 @@ impl Actor for RegistryActor {
             RegistryMsg::FindRun(run_id, reply) => {
                 let _ = reply.send(s.find_run(run_id));
             }
-            RegistryMsg::Flush(reply) => s.write(&myself, Ack::Reply(reply)),
+            RegistryMsg::Flush(reply) => s.barrier(&myself, Ack::Reply(reply)),
             RegistryMsg::Tick if s.durable => s.commit(&myself),
             RegistryMsg::Tick => {
                 s.tick_armed = false;

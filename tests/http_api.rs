@@ -331,6 +331,53 @@ async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
 }
 
 #[tokio::test]
+async fn a_body_with_more_after_its_json_value_is_400() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("a", "noop").await;
+    let json_ct = [("Content-Type", "application/json")];
+    for (method, path, body) in [
+        (
+            "POST",
+            "/jobs",
+            &br#"{"id": "b", "cron": "0 0 0 1 1 *", "handler": "noop"} trailing"#[..],
+        ),
+        (
+            "POST",
+            "/jobs",
+            br#"{"id": "b", "cron": "0 0 0 1 1 *", "handler": "noop"}{"id": "c"}"#,
+        ),
+        ("POST", "/jobs/a/pause", br#"{"note": "n"} x"#),
+        ("PUT", "/jobs/a/result", br#"{"upto": 1} {"upto": 2}"#),
+        ("POST", "/events/ping", b"1 2"),
+    ] {
+        let r = request(a, method, path, &json_ct, body).await;
+        let p = r.problem(400);
+        assert_eq!(
+            p["field"],
+            "body",
+            "{method} {path} {}: {p}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    // Nothing was created or changed; whitespace after the value is fine.
+    assert_eq!(get(a, "/jobs/b").await.status, 404);
+    let a_job = get(a, "/jobs/a").await.json();
+    assert_eq!(a_job["job"]["phase"], "scheduled");
+    assert!(a_job["job"].get("last_result").is_none(), "{a_job}");
+    let r = request(
+        a,
+        "POST",
+        "/jobs/a/pause",
+        &json_ct,
+        b"{\"note\": \"n\"} \r\n",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn a_job_with_extra_cron_expressions_fires_at_their_union() {
     let api = Api::start().await;
     let a = api.addr;

@@ -59,8 +59,8 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(&bytes);
-    match serde_path_to_error::deserialize(&mut de) {
-        Ok(value) => Ok(Some(value)),
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => value,
         Err(e) => {
             // A syntax error is about the body as a whole: the path where
             // the parser stopped ("?" inside an unfinished value) is no field.
@@ -70,9 +70,15 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
             } else {
                 "body".to_owned()
             };
-            Err(Problem::bad_request(&field, e.inner().to_string()))
+            return Err(Problem::bad_request(&field, e.inner().to_string()));
         }
-    }
+    };
+    // Only whitespace may follow the value (as `serde_json::from_slice`
+    // checks): `{...} junk`, or two values in a row, is not one JSON body,
+    // and its first value must not be acted on.
+    de.end()
+        .map_err(|e| Problem::bad_request("body", e.to_string()))?;
+    Ok(Some(value))
 }
 
 /// A required JSON body.

@@ -483,6 +483,27 @@ async fn the_listing_refuses_a_query_parameter_it_does_not_know() {
 }
 
 #[tokio::test]
+async fn the_event_stream_refuses_a_query_parameter_it_does_not_know() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("db-export", "noop").await;
+    // A misspelt `job` read as absent would stream every job's events, a
+    // misspelt `last_event_id` would skip the replay.
+    for (query, field) in [
+        ("job_id=db-export", "job_id"),
+        ("last-event-id=3", "last-event-id"),
+    ] {
+        let stream = Sse::open(a, &format!("/events?{query}"), &[]).await;
+        assert_eq!(stream.status, 400, "{query}");
+        let p = get(a, &format!("/events?{query}")).await.problem(400);
+        assert_eq!(p["field"], field, "{p}");
+    }
+    let stream = Sse::open(a, "/events?job=db-export&last_event_id=0", &[]).await;
+    assert_eq!(stream.status, 200);
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn bulk_pause_and_resume_by_tag_or_all_answer_the_report() {
     let api = Api::start().await;
     let a = api.addr;

@@ -618,9 +618,12 @@ pub(crate) async fn health(State(st): State<AppState>) -> ApiResult<Json<HealthV
     }))
 }
 
-/// The parameters of the event stream.
+/// The parameters of the event stream. An unknown parameter is refused (a
+/// misspelt `job` read as absent would stream every job's events, as a
+/// misspelt `tag` would list every job).
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct EventsQuery {
     /// Only this job's events.
     job: Option<String>,
@@ -644,7 +647,7 @@ pub(crate) struct EventsQuery {
     ),
     responses(
         (status = 200, description = "The event stream", body = EventView, content_type = "text/event-stream"),
-        (status = 400, description = "Invalid Last-Event-ID", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Invalid Last-Event-ID, or an unknown query parameter", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),

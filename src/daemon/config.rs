@@ -306,6 +306,11 @@ const COMMAND_KEYS: [&str; 5] = ["command", "shell", "env", "cwd", "kill_grace_m
 /// the JSON spec) into the keys a `[[job]]` table takes: without `handler`
 /// and `payload`, which the daemon sets, and with the command's keys.
 fn job_keys_in(message: String) -> String {
+    // Only an unknown key: an unknown value ("unknown variant `x`, expected
+    // one of `skip`, ...") keeps its list of values.
+    if !message.starts_with("unknown field ") {
+        return message;
+    }
     let Some((unknown, expected)) = message.split_once(", expected one of ") else {
         return message;
     };
@@ -516,6 +521,17 @@ mod tests {
             (
                 "every_ms = 1000\nalso = [\"@hourly\"]",
                 "job #1 (a): also: extra cron expressions (also) need a cron schedule",
+            ),
+            // An unknown value lists the values, not the table's keys.
+            (
+                "cron = \"@daily\"\noverlap = \"sometimes\"",
+                "job #1 (a): overlap: unknown variant `sometimes`, expected one of `skip`, \
+                 `replace`, `concurrent`, `queue`",
+            ),
+            (
+                "cron = \"@daily\"\ndst_fold = \"middle\"",
+                "job #1 (a): dst_fold: unknown variant `middle`, expected one of `first`, \
+                 `last`, `both`",
             ),
         ] {
             let p = problems(&job(extra));

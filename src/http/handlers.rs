@@ -116,6 +116,7 @@ pub(crate) async fn list_jobs(
     params(("id" = String, Path, description = "The job id (percent-encoded)")),
     responses(
         (status = 200, description = "The job", body = JobDetail),
+        (status = 400, description = "Invalid job id (empty, longer than 200 bytes, or with a control character)", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
@@ -246,6 +247,7 @@ pub(crate) async fn upsert_job(
     params(("id" = String, Path, description = "The job id (percent-encoded)")),
     responses(
         (status = 204, description = "Removed"),
+        (status = 400, description = "Invalid job id (empty, longer than 200 bytes, or with a control character)", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token, or job changes disabled", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
@@ -715,6 +717,7 @@ pub(crate) async fn set_job_result(
     params(("id" = String, Path, description = "The job id (percent-encoded)")),
     responses(
         (status = 200, description = "Cleared, durable", body = JobView),
+        (status = 400, description = "Invalid job id (empty, longer than 200 bytes, or with a control character)", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 403, description = "Read-only token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),

@@ -707,3 +707,64 @@ async fn trigger_takes_an_overlap_policy_for_one_fire() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_url_that_is_not_the_api_is_exit_4_not_a_missing_job() {
+    let s = server(HttpConfig::default()).await;
+    // The job exists, the base URL is wrong: 404 `no-route`, which is no
+    // answer about the job (a script must not read it as "no such job").
+    let wrong = format!("{}/scheduler", s.url);
+    for args in [
+        &["jobs", "show", "nightly"][..],
+        &["pause", "nightly"],
+        &["jobs", "list"],
+    ] {
+        let out = Command::new(BIN)
+            .args(["--url", &wrong])
+            .args(args)
+            .env_remove("CRONACTOR_TOKEN")
+            .output()
+            .await
+            .expect("run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        assert!(err.contains(&wrong), "{args:?}: {err}");
+    }
+    // At the right URL, a job that does not exist is still exit 2.
+    let (code, _, err) = s.run(&["jobs", "show", "ghost"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no job ghost"), "{err}");
+    assert_eq!(s.run(&["jobs", "show", "nightly"]).await.0, 0);
+    s.stop().await;
+
+    // Another server's plain 404, without problem details: not a missing job.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let other = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut conn, _) = listener.accept().await.expect("accept");
+        let mut buf = [0u8; 4096];
+        let _ = conn.read(&mut buf).await;
+        let _ = conn
+            .write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\n\
+                  Content-Length: 9\r\nConnection: close\r\n\r\nnot found",
+            )
+            .await;
+    });
+    let out = tokio::time::timeout(
+        STEP,
+        Command::new(BIN)
+            .args(["--url", &url, "jobs", "show", "nightly"])
+            .env_remove("CRONACTOR_TOKEN")
+            .output(),
+    )
+    .await
+    .expect("the command returned")
+    .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    other.await.expect("the other server");
+}

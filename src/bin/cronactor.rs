@@ -375,6 +375,12 @@ fn main() {
                  or name another with --url or CRONACTOR_URL"
             );
         }
+        if matches!(&e, CliError::Client(c) if c.is_not_the_api()) {
+            eprintln!(
+                "cronactor: is {url} the base URL of a cronactor API? Name another with --url \
+                 or CRONACTOR_URL"
+            );
+        }
         std::process::exit(e.exit_code());
     }
 }

@@ -24,11 +24,12 @@ use std::time::Duration;
 pub const EXIT_OK: i32 = 0;
 /// Exit code: bad usage or input refused as invalid (400, 405, 413, 415).
 pub const EXIT_USAGE: i32 = 1;
-/// Exit code: no such job or run (404).
+/// Exit code: no such job or run (404 `unknown-job` or `unknown-run`).
 pub const EXIT_NOT_FOUND: i32 = 2;
 /// Exit code: conflict with the job's state or an existing id (409).
 pub const EXIT_CONFLICT: i32 = 3;
-/// Exit code: the server failed or could not be reached (5xx, connection).
+/// Exit code: the server failed or could not be reached (5xx, connection,
+/// or a 404 for a path the server does not serve: a wrong base URL).
 pub const EXIT_SERVER: i32 = 4;
 /// Exit code: authentication or permission refused (401, 403).
 pub const EXIT_AUTH: i32 = 5;
@@ -69,12 +70,28 @@ impl ClientError {
         match self {
             Self::Api(p) => match p.status {
                 401 | 403 => EXIT_AUTH,
-                404 => EXIT_NOT_FOUND,
+                // Any other 404 (`no-route`, or another server's page) is no
+                // answer about a job: a wrong base URL, not "no such job".
+                404 if !self.is_not_the_api() => EXIT_NOT_FOUND,
+                404 => EXIT_SERVER,
                 409 => EXIT_CONFLICT,
                 400..=499 => EXIT_USAGE,
                 _ => EXIT_SERVER,
             },
             Self::Connect { .. } | Self::Decode { .. } => EXIT_SERVER,
+        }
+    }
+
+    /// Whether the server answered 404 for the path itself rather than
+    /// for a job or a run (`unknown-job`, `unknown-run`): the base URL
+    /// names no cronactor API (a wrong prefix, or another server).
+    pub fn is_not_the_api(&self) -> bool {
+        match self {
+            Self::Api(p) if p.status == 404 => !matches!(
+                p.kind.as_str(),
+                "urn:cronactor:problem:unknown-job" | "urn:cronactor:problem:unknown-run"
+            ),
+            _ => false,
         }
     }
 }

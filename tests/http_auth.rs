@@ -192,6 +192,56 @@ async fn without_tokens_only_loopback_is_served() {
 }
 
 #[tokio::test]
+async fn a_token_no_request_header_can_carry_is_refused_at_start() {
+    let s = scheduler().await;
+    // A header value is visible ASCII: a token with other characters could
+    // never be presented, and every request would be refused with 401.
+    for token in [
+        "pässwort-admin",
+        "admin-token-\u{2013}-1",
+        "admin\u{7f}token-1",
+    ] {
+        let err = serve(
+            s.clone(),
+            "127.0.0.1:0".parse().expect("addr"),
+            HttpConfig::default().admin_token(token),
+        )
+        .await
+        .expect_err("a token no header can carry");
+        assert!(matches!(err, HttpError::Config(_)), "{token:?}: {err}");
+        let err = serve(
+            s.clone(),
+            "127.0.0.1:0".parse().expect("addr"),
+            HttpConfig::default().admin_token(ADMIN).read_token(token),
+        )
+        .await
+        .expect_err("a read token no header can carry");
+        assert!(matches!(err, HttpError::Config(_)), "{token:?}: {err}");
+    }
+    // Visible ASCII punctuation is fine, and works.
+    let token = "adm!n$t0ken#=/+";
+    let server = serve(
+        s.clone(),
+        "127.0.0.1:0".parse().expect("addr"),
+        HttpConfig::default().admin_token(token),
+    )
+    .await
+    .expect("an ASCII token");
+    let auth = bearer(token);
+    let r = request(
+        server.local_addr(),
+        "GET",
+        "/jobs",
+        &[("Authorization", auth.as_str())],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    server.shutdown().await.expect("shutdown");
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}
+
+#[tokio::test]
 async fn without_tokens_there_is_no_auth_but_browsers_are_kept_out() {
     let s = scheduler().await;
     let server = serve(

@@ -184,9 +184,13 @@ impl HttpConfig {
     fn validate(&self) -> Result<(), HttpError> {
         for (name, token) in [("read", &self.read_token), ("admin", &self.admin_token)] {
             if let Some(t) = token {
-                if t.len() < 8 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                // Visible ASCII only: that is what a header value can carry
+                // (`HeaderValue::to_str`), so any other token could never
+                // be presented and every request would get 401.
+                if t.len() < 8 || !t.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err(HttpError::Config(format!(
-                        "the {name} token must be at least 8 characters, without spaces"
+                        "the {name} token must be at least 8 characters, visible ASCII without \
+                         spaces"
                     )));
                 }
             }
@@ -482,7 +486,8 @@ impl ServerHandle {
 ///
 /// # Errors
 /// [`HttpError::InsecureBind`] for a non-loopback address without an admin
-/// token, [`HttpError::Config`] for tokens shorter than 8 characters or equal,
+/// token, [`HttpError::Config`] for tokens shorter than 8 characters, with a
+/// character other than visible ASCII, or equal,
 /// [`HttpError::Bind`] if the address cannot be bound.
 pub async fn serve(
     scheduler: Scheduler,

@@ -829,6 +829,61 @@ async fn named_events_fire_listening_jobs() {
     api.stop().await;
 }
 
+/// The label values of `series` in a Prometheus text exposition, with the
+/// format's escapes (`\\`, `\"`, `\n`) undone.
+fn label_values(text: &str, series: &str, label: &str) -> Vec<String> {
+    let open = format!("{series}{{{label}=\"");
+    text.lines()
+        .filter_map(|line| line.strip_prefix(open.as_str()))
+        .map(|rest| {
+            let mut value = String::new();
+            let mut chars = rest.chars();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('n') => value.push('\n'),
+                        Some(other) => value.push(other),
+                        None => break,
+                    },
+                    c => value.push(c),
+                }
+            }
+            value
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn prometheus_labels_escape_every_backslash_of_a_job_id() {
+    let api = Api::start().await;
+    let a = api.addr;
+    // Distinct ids: each must be its own series, read back as written (two
+    // equal series would make Prometheus refuse the whole scrape).
+    let ids = [r"a\b", r"a\\b", r#"a"b"#, r#"a\"b"#, r"end\", r"C:\tmp\n"];
+    for id in ids {
+        let body = json!({ "id": id, "cron": YEARLY, "handler": "noop" });
+        assert_eq!(post_json(a, "/jobs", &body).await.status, 201, "{id}");
+    }
+    let mut sse = Sse::open(a, "/events", &[]).await;
+    let r = post(a, "/jobs/a%5C%5Cb/trigger").await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    sse.until(|m| m.event == "succeeded").await;
+    let text = get(a, "/metrics").await.text();
+    let mut fires = label_values(&text, "cronactor_job_fires_total", "job");
+    fires.sort();
+    let mut expected: Vec<String> = ids.iter().map(|s| (*s).to_owned()).collect();
+    expected.sort();
+    assert_eq!(fires, expected, "{text}");
+    // The histograms, fed from the events, too.
+    assert_eq!(
+        label_values(&text, "cronactor_run_duration_seconds_count", "job"),
+        [r"a\\b"],
+        "{text}"
+    );
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn metrics_as_json_and_prometheus_text() {
     let api = Api::start().await;

@@ -8,7 +8,7 @@
 //! - The two histograms (fire lateness and run duration, per job) are fed
 //!   from the event stream into a recorder that lives as long as the layer.
 
-use crate::{Error, Event, EventKind, JobStatus, RunId, Scheduler, Trigger};
+use crate::{Error, Event, EventKind, JobId, JobStatus, RunId, Scheduler, Trigger};
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -77,7 +77,7 @@ impl Prom {
 
     /// Feeds the histograms from one event.
     pub(crate) fn observe(&self, event: &Event) {
-        let job = event.job_id.to_string();
+        let job = job_label(&event.job_id);
         let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
         let (run_id, outcome) = match &event.kind {
             EventKind::Started {
@@ -181,8 +181,18 @@ fn describe() {
     describe_gauge!("cronactor_runs_in_flight", "Runs in flight now, all jobs.");
 }
 
+/// A job id as the `job` label's value. The exporter escapes `"` and a
+/// lone `\`, but reads two backslashes in a row as one already escaped
+/// (and a backslash before `"` as escaping it): the ids `a\b` and `a\\b`
+/// would both be written `a\\b`, two equal series that make Prometheus
+/// refuse the whole scrape. Doubling every backslash first makes each one
+/// come out escaped, so every id is its own series, read back as written.
+fn job_label(id: &JobId) -> String {
+    id.as_str().replace('\\', "\\\\")
+}
+
 fn job_series(job: &JobStatus) {
-    let id = job.id.to_string();
+    let id = job_label(&job.id);
     let c = &job.counters;
     for (outcome, n) in [
         ("succeeded", c.succeeded),

@@ -768,3 +768,36 @@ async fn a_url_that_is_not_the_api_is_exit_4_not_a_missing_job() {
     assert_eq!(out.status.code(), Some(4), "{err}");
     other.await.expect("the other server");
 }
+
+#[tokio::test]
+async fn follow_until_done_is_no_success_when_the_stream_ends_before_the_run() {
+    let s = server(HttpConfig::default()).await;
+    let mut follow = s
+        .cmd(&["follow", "long", "--until-done"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("follow");
+    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+    let first = next_line(&mut lines).await.expect("a line");
+    assert!(first.starts_with("following long"), "{first}");
+    assert_eq!(s.run(&["trigger", "long"]).await.0, 0);
+    while let Some(line) = next_line(&mut lines).await {
+        if line.starts_with("run ") && line.contains(" started") {
+            break;
+        }
+    }
+    // The server goes away while the run goes on: its outcome is unknown.
+    let Server {
+        scheduler, handle, ..
+    } = s;
+    handle.shutdown().await.expect("server shutdown");
+    let out = tokio::time::timeout(STEP, follow.wait_with_output())
+        .await
+        .expect("follow exits once the stream ends")
+        .expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("ended before"), "{err}");
+    let _ = scheduler.shutdown(Duration::from_secs(2)).await;
+}

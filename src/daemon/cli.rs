@@ -640,11 +640,13 @@ fn data_str<'a>(e: &'a EventView, key: &str) -> &'a str {
 /// failure whose waiting retry is dropped (`retry_dropped`).
 ///
 /// # Errors
-/// [`CliError::Client`]; [`CliError::RunFailed`] when `until_done` and the
-/// run did not succeed.
+/// [`CliError::Client`] (also when `until_done` and the stream ends before
+/// the run does: the server shut down); [`CliError::RunFailed`] when
+/// `until_done` and the run did not succeed.
 pub fn follow(client: &Client, id: &str, until_done: bool, json: bool) -> Result<(), CliError> {
     let detail = client.job(id)?;
     let reader = client.events(Some(id), None)?;
+    let url = reader.url().to_owned();
     let bar = ProgressBar::with_draw_target(Some(1000), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {percent:>3}% {wide_msg}")
@@ -794,6 +796,15 @@ pub fn follow(client: &Client, id: &str, until_done: bool, json: bool) -> Result
                 }
             }
         }
+    }
+    if until_done {
+        // The server shut down (or the connection closed) with the run
+        // still to end: its outcome is unknown, which is no success.
+        bar.abandon();
+        return Err(CliError::Client(ClientError::Connect {
+            url,
+            reason: "the event stream ended before the run did".into(),
+        }));
     }
     Ok(())
 }

@@ -558,6 +558,13 @@ pub struct EventReader {
     reader: BufReader<Box<dyn Read + Send>>,
 }
 
+impl EventReader {
+    /// The URL of the stream.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
 impl std::fmt::Debug for EventReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventReader")

@@ -504,6 +504,28 @@ async fn the_event_stream_refuses_a_query_parameter_it_does_not_know() {
 }
 
 #[tokio::test]
+async fn the_event_stream_refuses_a_job_filter_no_job_can_match() {
+    let api = Api::start().await;
+    let a = api.addr;
+    // An empty `job` (`?job=$JOB` with JOB unset) would match no event and
+    // stream nothing, as an empty tag is refused by GET /jobs.
+    let long = "x".repeat(201);
+    for query in [
+        "job=".to_owned(),
+        "job=a%01b".to_owned(),
+        format!("job={long}"),
+    ] {
+        let stream = Sse::open(a, &format!("/events?{query}"), &[]).await;
+        assert_eq!(stream.status, 400, "{query}");
+        let p = get(a, &format!("/events?{query}")).await.problem(400);
+        assert_eq!(p["field"], "job", "{p}");
+    }
+    // A job that does not exist yet is a valid filter.
+    assert_eq!(Sse::open(a, "/events?job=later", &[]).await.status, 200);
+    api.stop().await;
+}
+
+#[tokio::test]
 async fn bulk_pause_and_resume_by_tag_or_all_answer_the_report() {
     let api = Api::start().await;
     let a = api.addr;

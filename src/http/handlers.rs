@@ -649,7 +649,7 @@ pub(crate) struct EventsQuery {
     ),
     responses(
         (status = 200, description = "The event stream", body = EventView, content_type = "text/event-stream"),
-        (status = 400, description = "Invalid Last-Event-ID, or an unknown query parameter", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Invalid Last-Event-ID or job id, or an unknown query parameter", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),
     ),
@@ -671,6 +671,11 @@ pub(crate) async fn events(
                 })?,
         ),
     };
+    // A filter no job id can match (empty, too long, a control character)
+    // would stream nothing: refused, as an empty tag is by `GET /jobs`.
+    if let Some(job) = &q.job {
+        crate::JobId::new(job.as_str()).map_err(|e| Problem::bad_request("job", e.to_string()))?;
+    }
     if st.hub.end_streams.is_cancelled() {
         return Err(crate::Error::ShutDown.into());
     }

@@ -801,3 +801,45 @@ async fn follow_until_done_is_no_success_when_the_stream_ends_before_the_run() {
     assert!(err.contains("ended before"), "{err}");
     let _ = scheduler.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test]
+async fn events_with_a_count_is_no_success_when_the_stream_ends_first() {
+    let s = server(HttpConfig::default()).await;
+    let mut events = s
+        .cmd(&[
+            "events",
+            "--job",
+            "nightly",
+            "--count",
+            "2",
+            "--last-event-id",
+            "0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("events");
+    let mut lines = BufReader::new(events.stdout.take().expect("stdout")).lines();
+    // One event of the two asked for (replayed from the buffer if the
+    // stream opens after it), then the server goes away.
+    let mut bus = s.scheduler.subscribe();
+    assert_eq!(s.run(&["pause", "nightly"]).await.0, 0);
+    wait_for(&mut bus, "nightly", |k| {
+        matches!(k, EventKind::Paused { .. })
+    })
+    .await;
+    let line = next_line(&mut lines).await.expect("a line");
+    assert!(line.contains("paused"), "{line}");
+    let Server {
+        scheduler, handle, ..
+    } = s;
+    handle.shutdown().await.expect("server shutdown");
+    let out = tokio::time::timeout(STEP, events.wait_with_output())
+        .await
+        .expect("events exits once the stream ends")
+        .expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("ended after 1 of 2 events"), "{err}");
+    let _ = scheduler.shutdown(Duration::from_secs(2)).await;
+}

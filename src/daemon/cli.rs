@@ -583,7 +583,8 @@ fn event_line(e: &EventView) -> String {
 /// events as they come (one JSON object per line with `json`).
 ///
 /// # Errors
-/// [`CliError::Client`].
+/// [`CliError::Client`], also when the stream ends before `count` events
+/// came (the server shut down).
 pub fn events(
     client: &Client,
     job: Option<&str>,
@@ -592,6 +593,7 @@ pub fn events(
     json: bool,
 ) -> Result<(), CliError> {
     let reader = client.events(job, last_event_id)?;
+    let url = reader.url().to_owned();
     if count == Some(0) {
         // Nothing to wait for: the stream was opened only to check the
         // server and the token.
@@ -600,9 +602,6 @@ pub fn events(
     let mut printed = 0;
     let mut out = std::io::stdout();
     for message in reader {
-        if count.is_some_and(|c| printed >= c) {
-            break;
-        }
         let line = match message? {
             StreamMessage::Event(e) => {
                 printed += 1;
@@ -623,10 +622,18 @@ pub fn events(
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
         if count.is_some_and(|c| printed >= c) {
-            break;
+            return Ok(());
         }
     }
-    Ok(())
+    match count {
+        // The server shut down (or the connection closed) before the events
+        // asked for came: no success.
+        Some(c) => Err(CliError::Client(ClientError::Connect {
+            url,
+            reason: format!("the event stream ended after {printed} of {c} events"),
+        })),
+        None => Ok(()),
+    }
 }
 
 fn data_str<'a>(e: &'a EventView, key: &str) -> &'a str {

@@ -843,3 +843,20 @@ async fn events_with_a_count_is_no_success_when_the_stream_ends_first() {
     assert!(err.contains("ended after 1 of 2 events"), "{err}");
     let _ = scheduler.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test]
+async fn an_https_url_is_a_usage_error_this_client_cannot_speak_tls() {
+    // The client speaks plain HTTP only: an https:// URL can never be
+    // reached, whatever runs there, so it is refused as usage (exit 1)
+    // rather than reported as a server that is not running (exit 4).
+    let out = Command::new(BIN)
+        .args(["--url", "https://127.0.0.1:9", "jobs", "list"])
+        .env_remove("CRONACTOR_TOKEN")
+        .output()
+        .await
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--url") && err.contains("TLS"), "{err}");
+    assert!(!err.contains("is the server running"), "{err}");
+}

@@ -333,13 +333,23 @@ fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-/// Accepts `http://HOST[:PORT][/PREFIX]` and `https://...`: anything else
-/// is a usage error (exit 1), not a server the client cannot reach.
+/// Accepts `http://HOST[:PORT][/PREFIX]`: anything else is a usage error
+/// (exit 1), not a server the client cannot reach. `https://` too: the
+/// client is built without TLS (the API itself serves plain HTTP), so such
+/// a URL could never be reached.
 fn check_url(url: &str) -> Result<(), String> {
+    if url
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    {
+        return Err(format!(
+            "{url:?}: this client speaks plain HTTP only (no TLS); reach an https:// \
+             endpoint through a local proxy or tunnel, with an http:// URL"
+        ));
+    }
     let rest = url
         .strip_prefix("http://")
-        .or_else(|| url.strip_prefix("https://"))
-        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+        .ok_or_else(|| format!("{url:?} is not an http:// URL"))?;
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if authority.is_empty() || authority.contains(char::is_whitespace) {
         return Err(format!("{url:?} names no host"));

@@ -1251,6 +1251,41 @@ async fn router_mounts_inside_a_service() {
         .expect("shutdown");
 }
 
+#[tokio::test]
+async fn a_nested_router_answers_a_location_inside_its_mount() {
+    let scheduler = Scheduler::builder()
+        .handler("noop", |_ctx: JobContext| async {
+            Ok::<(), std::io::Error>(())
+        })
+        .in_memory()
+        .start()
+        .await
+        .expect("scheduler");
+    let app = axum::Router::new().nest(
+        "/scheduler",
+        cronactor::http::router(scheduler.clone(), HttpConfig::default()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move { axum::serve(listener, app).await });
+    let body = json!({ "id": "weekly report", "cron": YEARLY, "handler": "noop" });
+    let created = post_json(addr, "/scheduler/jobs", &body).await;
+    assert_eq!(created.status, 201, "{}", created.text());
+    // The job's URL is where the API is mounted, not at the server's root.
+    let location = created.header("location").expect("location").to_owned();
+    assert_eq!(location, "/scheduler/jobs/weekly%20report");
+    let shown = get(addr, &location).await;
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    assert_eq!(shown.json()["job"]["id"], "weekly report");
+    task.abort();
+    scheduler
+        .shutdown(Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+}
+
 /// The headers and the body of one request.
 type Try<'a> = (Vec<(&'a str, &'a str)>, Vec<u8>);
 

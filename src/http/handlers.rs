@@ -15,7 +15,7 @@ use super::problem::{Problem, PROBLEM_JSON};
 use super::prom::PROMETHEUS_TEXT;
 use super::AppState;
 use crate::{JobPhase, Upserted};
-use axum::extract::State;
+use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -176,6 +176,7 @@ pub(crate) struct CreateQuery {
 )]
 pub(crate) async fn create_job(
     State(st): State<AppState>,
+    OriginalUri(uri): OriginalUri,
     ApiQuery(q): ApiQuery<CreateQuery>,
     JsonBody(request): JsonBody<JobRequest>,
 ) -> ApiResult<Response> {
@@ -192,7 +193,13 @@ pub(crate) async fn create_job(
     }
     tracing::info!(job_id = %id, paused = q.paused, "job created over HTTP");
     let status = st.scheduler.status(id.as_str()).await?;
-    let location = format!("/jobs/{}", encode_segment(id.as_str()));
+    // Beside the path this request came to (`/scheduler/jobs` when a
+    // service nests the router under `/scheduler`), not at the root.
+    let location = format!(
+        "{}/{}",
+        uri.path().trim_end_matches('/'),
+        encode_segment(id.as_str())
+    );
     let mut response = (StatusCode::CREATED, Json(JobView::from(&status))).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);

@@ -181,7 +181,21 @@ fn parse(text: &str, base: &Path) -> Result<DaemonConfig, Parsed> {
             continue;
         };
         let name = match table.get("id").and_then(toml::Value::as_str) {
-            Some(id) => format!("job #{n} ({id})"),
+            // Escaped: an id with control characters is refused, and its
+            // raw characters must not reach the terminal in the report.
+            Some(id) => {
+                let shown: String = id
+                    .chars()
+                    .map(|c| {
+                        if c.is_control() {
+                            c.escape_debug().to_string()
+                        } else {
+                            c.to_string()
+                        }
+                    })
+                    .collect();
+                format!("job #{n} ({shown})")
+            }
             None => format!("job #{n}"),
         };
         match job_spec(table, base, default_grace, time_zone) {
@@ -543,6 +557,19 @@ mod tests {
             p[0].starts_with("[daemon] kill_grace_ms: invalid value: integer `-1`"),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn a_job_named_with_control_characters_is_reported_escaped() {
+        // The id is refused; the line naming its job must not carry the
+        // raw characters (an escape sequence would drive the terminal).
+        let p = problems("[[job]]\nid = \"a\\u001b[2Jb\"\nevery_ms = 1000\ncommand = [\"true\"]\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(!p[0].contains('\u{1b}'), "{p:?}");
+        assert!(p[0].starts_with("job #1 (a\\u{1b}[2Jb): id: "), "{p:?}");
+        // Other characters are shown as written.
+        let p = problems("[[job]]\nid = 'it\"s \\ é'\ncommand = [\"true\"]\n");
+        assert!(p[0].starts_with("job #1 (it\"s \\ é): schedule: "), "{p:?}");
     }
 
     #[test]

@@ -76,6 +76,21 @@ impl Server {
         let _ = self.scheduler.shutdown(Duration::from_secs(2)).await;
     }
 
+    /// Stops the server under a running command that reads its event
+    /// stream; returns the command's exit code and stderr once it exits.
+    async fn stop_under(self, command: tokio::process::Child) -> (Option<i32>, String) {
+        self.handle.shutdown().await.expect("server shutdown");
+        let out = tokio::time::timeout(STEP, command.wait_with_output())
+            .await
+            .expect("the command exits once the stream ends")
+            .expect("wait");
+        let _ = self.scheduler.shutdown(Duration::from_secs(2)).await;
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(["--url", &self.url])
@@ -788,18 +803,9 @@ async fn follow_until_done_is_no_success_when_the_stream_ends_before_the_run() {
         }
     }
     // The server goes away while the run goes on: its outcome is unknown.
-    let Server {
-        scheduler, handle, ..
-    } = s;
-    handle.shutdown().await.expect("server shutdown");
-    let out = tokio::time::timeout(STEP, follow.wait_with_output())
-        .await
-        .expect("follow exits once the stream ends")
-        .expect("wait");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let (code, err) = s.stop_under(follow).await;
+    assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("ended before"), "{err}");
-    let _ = scheduler.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]
@@ -830,18 +836,9 @@ async fn events_with_a_count_is_no_success_when_the_stream_ends_first() {
     .await;
     let line = next_line(&mut lines).await.expect("a line");
     assert!(line.contains("paused"), "{line}");
-    let Server {
-        scheduler, handle, ..
-    } = s;
-    handle.shutdown().await.expect("server shutdown");
-    let out = tokio::time::timeout(STEP, events.wait_with_output())
-        .await
-        .expect("events exits once the stream ends")
-        .expect("wait");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(4), "{err}");
+    let (code, err) = s.stop_under(events).await;
+    assert_eq!(code, Some(4), "{err}");
     assert!(err.contains("ended after 1 of 2 events"), "{err}");
-    let _ = scheduler.shutdown(Duration::from_secs(2)).await;
 }
 
 #[tokio::test]

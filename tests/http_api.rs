@@ -1225,6 +1225,9 @@ async fn server_shutdown_ends_open_streams() {
 #[tokio::test]
 async fn router_mounts_inside_a_service() {
     let scheduler = Scheduler::builder()
+        .handler("noop", |_ctx: JobContext| async {
+            Ok::<(), std::io::Error>(())
+        })
         .in_memory()
         .start()
         .await
@@ -1244,32 +1247,6 @@ async fn router_mounts_inside_a_service() {
     assert_eq!(r.status, 200);
     assert_eq!(get(addr, "/").await.text(), "my service");
     assert_eq!(get(addr, "/scheduler/jobs").await.json(), json!([]));
-    task.abort();
-    scheduler
-        .shutdown(Duration::from_secs(1))
-        .await
-        .expect("shutdown");
-}
-
-#[tokio::test]
-async fn a_nested_router_answers_a_location_inside_its_mount() {
-    let scheduler = Scheduler::builder()
-        .handler("noop", |_ctx: JobContext| async {
-            Ok::<(), std::io::Error>(())
-        })
-        .in_memory()
-        .start()
-        .await
-        .expect("scheduler");
-    let app = axum::Router::new().nest(
-        "/scheduler",
-        cronactor::http::router(scheduler.clone(), HttpConfig::default()),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move { axum::serve(listener, app).await });
     let body = json!({ "id": "weekly report", "cron": YEARLY, "handler": "noop" });
     let created = post_json(addr, "/scheduler/jobs", &body).await;
     assert_eq!(created.status, 201, "{}", created.text());

@@ -76,6 +76,21 @@ impl Server {
         let _ = self.scheduler.shutdown(Duration::from_secs(2)).await;
     }
 
+    /// Starts `follow JOB --until-done`, and reads its first line (that it
+    /// follows the job); returns the command and the rest of its output.
+    async fn follow(&self, job: &str) -> (tokio::process::Child, Lines) {
+        let mut follow = self
+            .cmd(&["follow", job, "--until-done"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("follow");
+        let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
+        let first = next_line(&mut lines).await.expect("a line");
+        assert!(first.starts_with(&format!("following {job}")), "{first}");
+        (follow, lines)
+    }
+
     /// Stops the server under a running command that reads its event
     /// stream; returns the command's exit code and stderr once it exits.
     async fn stop_under(self, command: tokio::process::Child) -> (Option<i32>, String) {
@@ -116,10 +131,11 @@ impl Server {
     }
 }
 
+/// A command's output, line by line.
+type Lines = tokio::io::Lines<BufReader<tokio::process::ChildStdout>>;
+
 /// The next line of a command's output, within [`STEP`].
-async fn next_line(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-) -> Option<String> {
+async fn next_line(lines: &mut Lines) -> Option<String> {
     tokio::time::timeout(STEP, lines.next_line())
         .await
         .expect("a line in time")
@@ -445,19 +461,7 @@ async fn cancel_emit_and_events() {
 #[tokio::test]
 async fn follow_draws_progress_until_the_run_ends() {
     let s = server(HttpConfig::default()).await;
-    let mut follow = s
-        .cmd(&["follow", "work", "--until-done"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("follow");
-    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(STEP, lines.next_line())
-        .await
-        .expect("first line")
-        .expect("read")
-        .expect("a line");
-    assert!(first.starts_with("following work"), "{first}");
+    let (mut follow, mut lines) = s.follow("work").await;
     let (code, _, _) = s.run(&["trigger", "work"]).await;
     assert_eq!(code, 0);
     let mut seen = Vec::new();
@@ -482,18 +486,7 @@ async fn follow_draws_progress_until_the_run_ends() {
     );
 
     // A failing run: exit code 6.
-    let mut follow = s
-        .cmd(&["follow", "broken", "--until-done"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("follow");
-    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
-    let first = tokio::time::timeout(STEP, lines.next_line())
-        .await
-        .expect("first line")
-        .expect("read");
-    assert!(first.is_some_and(|l| l.starts_with("following broken")));
+    let (mut follow, _lines) = s.follow("broken").await;
     s.run(&["trigger", "broken"]).await;
     let status = tokio::time::timeout(STEP, follow.wait())
         .await
@@ -516,15 +509,7 @@ async fn follow_until_done_ends_when_the_awaited_retry_is_dropped() {
         .build()
         .expect("spec");
     s.scheduler.add(spec).await.expect("add");
-    let mut follow = s
-        .cmd(&["follow", "retrying", "--until-done"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("follow");
-    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
-    let first = next_line(&mut lines).await.expect("a line");
-    assert!(first.starts_with("following retrying"), "{first}");
+    let (mut follow, mut lines) = s.follow("retrying").await;
     s.run(&["trigger", "retrying"]).await;
     // The run fails and its retry waits an hour: follow waits for it.
     let mut seen = Vec::new();
@@ -557,15 +542,7 @@ async fn follow_until_done_ends_when_the_awaited_retry_is_dropped() {
 #[tokio::test]
 async fn follow_until_done_ends_when_the_run_is_interrupted_by_a_give_up() {
     let s = server(HttpConfig::default()).await;
-    let mut follow = s
-        .cmd(&["follow", "long", "--until-done"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("follow");
-    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
-    let first = next_line(&mut lines).await.expect("a line");
-    assert!(first.starts_with("following long"), "{first}");
+    let (mut follow, mut lines) = s.follow("long").await;
     s.run(&["trigger", "long"]).await;
     let mut seen = Vec::new();
     while let Some(line) = next_line(&mut lines).await {
@@ -787,15 +764,7 @@ async fn a_url_that_is_not_the_api_is_exit_4_not_a_missing_job() {
 #[tokio::test]
 async fn follow_until_done_is_no_success_when_the_stream_ends_before_the_run() {
     let s = server(HttpConfig::default()).await;
-    let mut follow = s
-        .cmd(&["follow", "long", "--until-done"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("follow");
-    let mut lines = BufReader::new(follow.stdout.take().expect("stdout")).lines();
-    let first = next_line(&mut lines).await.expect("a line");
-    assert!(first.starts_with("following long"), "{first}");
+    let (follow, mut lines) = s.follow("long").await;
     assert_eq!(s.run(&["trigger", "long"]).await.0, 0);
     while let Some(line) = next_line(&mut lines).await {
         if line.starts_with("run ") && line.contains(" started") {

@@ -367,3 +367,18 @@ fn jumps_over_excluded_runs_agree_with_testing_every_candidate() {
     }
     assert!(compared > 3_000, "{compared}");
 }
+
+#[test]
+fn an_alias_as_an_exclusion_names_the_one_second_it_fires_at() {
+    // Every 30 minutes excluding `@daily`: only 00:00:00 goes, not the day
+    // (docs/semantics.md, "Exclusions").
+    let s = compile(ScheduleSpec::cron("0 */30 * * * *").exclude("@daily"));
+    assert_eq!(
+        fires(&s, "2026-03-05T23:15:00Z", 3),
+        [
+            "2026-03-05T23:30:00Z",
+            "2026-03-06T00:30:00Z",
+            "2026-03-06T01:00:00Z"
+        ]
+    );
+}

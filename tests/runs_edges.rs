@@ -907,3 +907,59 @@ async fn a_backfill_cut_by_a_shutdown_goes_on_at_the_next_start_without_passivat
     let m = s.metrics().await.expect("metrics");
     assert_eq!((m.jobs_live, m.jobs_passive), (0, 1));
 }
+
+/// An orphaned job keeps its stored queue; an `upsert` naming a handler
+/// this process has makes it runnable again, and its queue runs then, as
+/// it would at a start with the handler: it is not left queued with
+/// nothing in flight to start it, where every later fire would wait (or,
+/// under `Skip`, be skipped) behind it.
+#[tokio::test(start_paused = true)]
+async fn an_orphaned_job_upserted_with_a_registered_handler_runs_its_stored_queue() {
+    use cronactor::{JobPhase, OverlapPolicy, TriggerOutcome};
+    // Durable: the queued fires' runs start once their records are.
+    let store: Arc<dyn cronactor::SnapshotStore> = Arc::new(SlowStore::default());
+    let (clock, count) = (clock(), Count::default());
+    let spec = |handler: &str| {
+        hourly("j", handler)
+            .overlap(OverlapPolicy::Queue { max: 1 })
+            .build()
+            .expect("spec")
+    };
+    let s = on_store(&store, &clock, &count, spec("slow")).await;
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    // The run is interrupted and queued again, ahead of the queued fire.
+    s.shutdown(Duration::from_secs(5)).await.expect("shutdown");
+    // A process without `slow`: the job is orphaned, its queue kept.
+    let runs = Count::default();
+    let c = runs.clone();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .store(store.clone())
+        .handler("count", move |_: JobContext| {
+            let c = c.clone();
+            async move {
+                c.bump();
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .start()
+        .await
+        .expect("restart without the handler");
+    run_for_secs(1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Orphaned);
+    assert_eq!((st.queued, st.runs_in_flight), (2, 0));
+    s.upsert(spec("count")).await.expect("upsert");
+    run_for_secs(1.0).await;
+    assert_eq!(runs.get(), 2, "the stored queue ran");
+    let st = s.status("j").await.expect("status");
+    assert_eq!((st.queued, st.runs_in_flight), (0, 0));
+    assert_eq!(st.counters.succeeded, 2);
+}

@@ -94,5 +94,11 @@ impl JobActorState {
             Ack::Reply(reply),
             spec,
         );
+        if !self.state.queue.is_empty() && self.state.in_flight.is_empty() {
+            // An orphan given a handler it can run with starts the queue
+            // it kept: nothing in flight would start it later.
+            self.start_queued(myself);
+            self.save_claims(myself);
+        }
     }
 }

@@ -446,3 +446,38 @@ async fn a_stored_queue_above_the_limit_still_runs_and_keeps_at_most_the_limit()
     assert_eq!(st.counters.skipped.queue_full, 19);
     assert_eq!(count.get(), 1);
 }
+
+/// A `cancel` that drops a waiting retry lets the fire queued behind it
+/// start, with a durable store too: the queued fire's run starts once its
+/// record is durable, not at the job's next fire (an hour later here),
+/// meanwhile shown in flight without running.
+#[tokio::test(start_paused = true)]
+async fn a_cancel_dropping_a_retry_starts_the_queued_fire_on_a_durable_store() {
+    let (clock, count) = (clock(), Count::default());
+    let (s, _store) = start_on_slow_store(&clock, &count).await;
+    let retry = cronactor::RetryPolicy::new(1, cronactor::Backoff::Fixed(Duration::from_secs(60)));
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(3600)), "fail")
+        .overlap(OverlapPolicy::QUEUE_ONE)
+        .retry(retry)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    assert!(matches!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    run_for_secs(1.0).await;
+    assert!(s.status("j").await.expect("status").retry_wait.is_some());
+    assert_eq!(
+        s.trigger("j").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+    assert_eq!(s.cancel("j").await.expect("cancel"), []);
+    run_for_secs(1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.queued, 0);
+    assert_eq!(st.runs_in_flight, 0, "the queued fire's run ran");
+    assert_eq!(st.counters.runs, 2);
+    assert_eq!(st.counters.failed, 2);
+    assert!(st.retry_wait.is_some(), "its own retry waits");
+}

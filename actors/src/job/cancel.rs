@@ -30,6 +30,10 @@ impl JobActorState {
             // queued behind it go on, as behind a cancelled run.
             self.retry_generation += 1;
             self.start_queued(myself);
+            if !self.unrecorded.is_empty() {
+                // The queued fire's run starts once its record is durable.
+                self.save_claims(myself);
+            }
         }
         cancelled.sort();
         // Runs cancelled already (an earlier cancel, a `Replace`)

@@ -433,3 +433,52 @@ async fn the_store_gets_the_newest_state_when_posts_outpace_flushes() {
     assert_eq!(stored.counters, status.counters);
     assert_eq!(stored.next_fire, status.next_fire);
 }
+
+/// A run starts only once the flush that holds its own claim is durable:
+/// the flush of an earlier claim of the same job, ending while the later
+/// claim waits for the next group commit, does not start it too (a crash
+/// then would find no record of a run that ran, and run its fire again).
+#[tokio::test(start_paused = true)]
+async fn a_run_waits_for_the_flush_of_its_own_claim_not_an_earlier_one() {
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let store = Arc::new(SlowStore::with_delay_ms(1_000));
+    let delay = store.delay_ms.clone();
+    let s = builder(&clock, &count)
+        .store(store)
+        .start()
+        .await
+        .expect("start");
+    let spec = hourly("count")
+        .overlap(cronactor::OverlapPolicy::Concurrent { max: None })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    // The first claim's flush takes 1 s; the second claim comes while it
+    // runs, and its own flush (the next commit) takes 10 s.
+    let first = tokio::spawn({
+        let s = s.clone();
+        async move { s.trigger("j").await }
+    });
+    run_for_secs(0.2).await;
+    delay.store(10_000, Ordering::SeqCst);
+    let second = tokio::spawn({
+        let s = s.clone();
+        async move { s.trigger("j").await }
+    });
+    run_for_secs(2.0).await;
+    assert!(first.is_finished(), "the first claim is durable");
+    assert!(!second.is_finished(), "the second claim is not yet");
+    assert_eq!(count.get(), 1, "only the run whose claim is durable ran");
+    run_for_secs(10.0).await;
+    assert!(matches!(
+        second.await.expect("task").expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    assert_eq!(
+        count.get(),
+        2,
+        "the second run starts once its claim is durable"
+    );
+    drop(first);
+}

@@ -149,7 +149,7 @@ impl JobActorState {
             .iter()
             .map(|r| r.run_id)
             .filter(|id| {
-                !self.unrecorded.contains(id)
+                !self.unrecorded.iter().any(|(r, _)| r == id)
                     && !self.waiting_admission.contains_key(id)
                     && waiting_slot != Some(*id)
             })

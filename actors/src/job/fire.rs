@@ -558,7 +558,7 @@ impl JobActorState {
         self.state.counters.runs += 1;
         self.tokens.push(run_id, (CancellationToken::new(), None));
         if self.link.rt.durable {
-            self.unrecorded.push(run_id);
+            self.unrecorded.push((run_id, 0));
         } else {
             self.start_run(myself, run_id);
         }

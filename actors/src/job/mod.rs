@@ -318,8 +318,9 @@ pub struct JobActorState {
     awaiting_park: bool,
     /// Those messages, while `awaiting_park`.
     early: Vec<JobMsg>,
-    /// Claimed runs waiting for their record to be durable.
-    unrecorded: Vec<RunId>,
+    /// Claimed runs waiting for their record to be durable, with the take
+    /// of the update queue that carries their claim (0: not posted yet).
+    unrecorded: Vec<(RunId, u64)>,
     /// History entries not yet sent to the registry.
     history: Vec<RunRecord>,
     /// Where the state goes to the registry.
@@ -592,7 +593,15 @@ impl Actor for JobActor {
             }
             JobMsg::RunFinished { run_id, result } => s.run_finished(&myself, run_id, result),
             JobMsg::Recorded => {
-                for run_id in std::mem::take(&mut s.unrecorded) {
+                // Only the runs whose claim's take is durable: one claimed
+                // while the flush of an earlier claim ran waits for the
+                // next flush, which holds its own.
+                let watermark = s.link.rt.updates.watermark();
+                let (durable, later): (Vec<_>, Vec<_>) = std::mem::take(&mut s.unrecorded)
+                    .into_iter()
+                    .partition(|(_, take)| *take != 0 && watermark.reached(*take));
+                s.unrecorded = later;
+                for (run_id, _) in durable {
                     s.start_run(&myself, run_id);
                 }
             }

@@ -45,7 +45,7 @@ impl Drop for JobActorState {
             .into_iter()
             .map(
                 |(run_id, (token, cancelled), task)| crate::runtime::ParkedRun {
-                    unrecorded: self.unrecorded.contains(&run_id),
+                    unrecorded: self.unrecorded.iter().any(|(r, _)| *r == run_id),
                     admission: self.waiting_admission.get(&run_id).cloned(),
                     result: self
                         .results
@@ -88,7 +88,7 @@ impl JobActorState {
                     admissions.push((run.run_id, tags));
                 }
                 if run.unrecorded {
-                    self.unrecorded.push(run.run_id);
+                    self.unrecorded.push((run.run_id, 0));
                 }
                 // The result it set before the failure, unless it set a
                 // newer one since (sent to this actor).

@@ -119,7 +119,7 @@ impl JobActorState {
             // The task, waiting for the instant, ends without a word.
             token.cancel();
         }
-        self.unrecorded.retain(|r| *r != p.run_id);
+        self.unrecorded.retain(|(r, _)| *r != p.run_id);
         self.state.counters.runs -= 1;
         self.state.counters.fires -= 1;
         self.state.last_slot = p.last_slot;

@@ -104,7 +104,7 @@ impl JobActorState {
             .prepared
             .as_ref()
             .map(|p| p.run_id)
-            .filter(|id| self.unrecorded.contains(id));
+            .filter(|id| self.unrecorded.iter().any(|(r, _)| r == id));
         let ack = if self.unrecorded.len() > usize::from(prepared.is_some()) {
             // Other claimed runs: started by `Recorded`.
             Ack::Job(myself.clone())
@@ -113,9 +113,14 @@ impl JobActorState {
             Ack::Urgent
         };
         let carrier = self.save(ack);
+        // The claims not posted before are carried by this take: their
+        // runs start once it is durable (see `JobMsg::Recorded`).
+        for (_, take) in self.unrecorded.iter_mut().filter(|(_, t)| *t == 0) {
+            *take = carrier;
+        }
         if let (Some(run_id), Some(p)) = (prepared, self.prepared.as_deref_mut()) {
             p.durable_at = carrier;
-            self.unrecorded.retain(|r| *r != run_id);
+            self.unrecorded.retain(|(r, _)| *r != run_id);
             self.start_run(myself, run_id);
         }
     }

@@ -364,12 +364,13 @@ impl Actor for RegistryActor {
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "store flush failed");
                 }
+                // Even if the flush failed the prepared runs start, as the
+                // runs acknowledged below do. Before the acknowledgements:
+                // a job's `Recorded` starts the runs whose take it covers.
+                s.updates.watermark().mark_durable(covers);
                 for ack in acks {
                     answer(ack, result.clone().map_err(|e| Error::Store(e.to_string())));
                 }
-                // Even if the flush failed the prepared runs start, as the
-                // runs acknowledged above do.
-                s.updates.watermark().mark_durable(covers);
                 if !s.acks.is_empty() {
                     s.commit(&myself);
                 }

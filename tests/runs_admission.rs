@@ -137,6 +137,7 @@ async fn cancelling_a_waiting_run_ends_it_and_frees_nothing_twice() {
         .expect("start");
     s.add(hourly("runs", 5, None)).await.expect("add");
     s.add(hourly("waits", 0, None)).await.expect("add");
+    let mut events = s.subscribe();
     run_for_secs(3600.0 + 1.0).await;
     assert_eq!(s.status("waits").await.expect("status").runs_in_flight, 1);
     assert_eq!(s.cancel("waits").await.expect("cancel").len(), 1);
@@ -144,6 +145,14 @@ async fn cancelling_a_waiting_run_ends_it_and_frees_nothing_twice() {
     let st = s.status("waits").await.expect("status");
     assert_eq!(st.runs_in_flight, 0);
     assert_eq!(st.counters.cancelled, 1);
+    // A run, counted, that never started: `Cancelled` with no `Started`
+    // (docs/semantics.md, "Events and counters").
+    assert_eq!(st.counters.runs, 1);
+    let waits: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter(|e| e.job_id.as_str() == "waits")
+        .collect();
+    assert_eq!(kinds(&waits), ["fired", "cancelled"]);
     run_for_secs(20.0).await;
     let started = started_ids(&starts);
     assert_eq!(started, ["runs"], "the cancelled run never starts");

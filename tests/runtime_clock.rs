@@ -224,3 +224,49 @@ async fn a_run_in_flight_and_a_paused_job_across_steps() {
     run_for_secs(10.0 * 60.0).await; // wall 00:50:07.5
     assert_eq!(s.status("paused").await.expect("status").counters.runs, 1);
 }
+
+/// A prepared run whose slot came (on the monotonic clock) while the wall
+/// clock had stepped back waits for its slot on the wall clock; a step
+/// forward again past the slot starts it then, not once the sleep planned
+/// before that step ends (until which every fire met it in flight).
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_waiting_for_its_slot_after_a_step_back_starts_once_a_step_forward_passes_it(
+) {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .configure(|c| c.fire_ahead = Some(Duration::from_millis(500)))
+        .start()
+        .await
+        .expect("start");
+    // Slots at :00.3, :10.3, :20.3..., apart from the clock watch's ticks.
+    let spec = JobSpec::builder(
+        "ten",
+        ScheduleSpec::every(Duration::from_secs(10)).offset(Duration::from_millis(300)),
+        "count",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.1).await; // 00:00:10.1: the 00:00:10.3 fire is prepared
+    assert_eq!(count.get(), 1);
+    // Its slot comes at 10.3 on the monotonic clock, before the watch (at
+    // 11.0) sees the step: the run waits for 00:00:10.3 on the wall clock.
+    clock.step(chrono::Duration::seconds(-30));
+    run_for_secs(4.9).await; // wall 23:59:45
+    assert_eq!(count.get(), 1);
+    clock.step(chrono::Duration::seconds(30)); // wall 00:00:15, past the slot
+    run_for_secs(6.0).await; // wall 00:00:21, past the 00:00:20.3 slot
+    let st = s.status("ten").await.expect("status");
+    assert_eq!(count.get(), 3, "{st:?}");
+    assert_eq!(st.counters.skipped.overlap, 0, "{st:?}");
+    let h = s.history("ten", 10).await.expect("history");
+    let scheduled: Vec<String> = h.iter().map(|r| r.scheduled.to_rfc3339()).collect();
+    assert_eq!(
+        scheduled,
+        [
+            "2026-01-05T00:00:20.300+00:00",
+            "2026-01-05T00:00:10.300+00:00",
+            "2026-01-05T00:00:00.300+00:00"
+        ]
+    );
+}

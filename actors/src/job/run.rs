@@ -246,7 +246,13 @@ impl JobActorState {
                 let now = rt.clock.now();
                 if ctx.cancel.is_cancelled()
                     || (now < scheduled
-                        && Box::pin(wait_for_slot(&*rt.clock, scheduled, ctx.cancel.clone())).await)
+                        && Box::pin(wait_for_slot(
+                            &*rt.clock,
+                            scheduled,
+                            rt.config.clock_check_interval,
+                            ctx.cancel.clone(),
+                        ))
+                        .await)
                 {
                     result = Some(RunResult::Dropped);
                 } else if now >= scheduled {
@@ -388,10 +394,13 @@ struct Limits {
 
 /// A prepared run's wait for its slot on the wall clock (read again after
 /// each sleep, since timers sleep on the monotonic clock): true if the run
-/// was cancelled or withdrawn meanwhile.
+/// was cancelled or withdrawn meanwhile. It sleeps `every` (the clock
+/// watch's period) at most at a time: a step forward again past the slot
+/// starts the run then, not once a sleep planned before that step ends.
 async fn wait_for_slot(
     clock: &dyn crate::clock::Clock,
     slot: DateTime<Utc>,
+    every: Duration,
     token: CancellationToken,
 ) -> bool {
     loop {
@@ -400,7 +409,7 @@ async fn wait_for_slot(
             return token.is_cancelled();
         }
         tokio::select! {
-            () = tokio::time::sleep(left) => {}
+            () = tokio::time::sleep(left.min(every)) => {}
             () = token.cancelled() => return true,
         }
     }

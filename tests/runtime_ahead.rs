@@ -966,6 +966,15 @@ async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() 
         }
         advance_ms(10).await;
     }
+    // The held apply runs on a thread of tokio's blocking pool, which paused
+    // time does not wait for: under load the thread may not have reached the
+    // gate yet when the loop above ends (this failed about once in ten runs
+    // of the file). It is waited for in real time.
+    let waited = std::time::Instant::now();
+    while !store.blocked.load(Ordering::SeqCst) && waited.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+        tokio::task::yield_now().await;
+    }
     assert!(store.blocked.load(Ordering::SeqCst), "no commit was held");
     assert_eq!(count.get(), 3);
     drop(s);

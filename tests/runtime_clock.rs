@@ -270,3 +270,89 @@ async fn a_prepared_run_waiting_for_its_slot_after_a_step_back_starts_once_a_ste
         ]
     );
 }
+
+/// A forward step inside a prepared fire's window, before the watch sees
+/// it: the prepared slot is one of the slots the step jumped over, and the
+/// misfire policy decides for it as for them. Under `FireOnce` a step of
+/// 65 minutes over a job every ten minutes gives one catch-up run (until
+/// 2026-12-05 the prepared slot also ran, as an on-time fire); under
+/// `Skip`, none.
+#[tokio::test(start_paused = true)]
+async fn a_forward_step_inside_a_prepared_fires_window_leaves_that_slot_to_the_misfire_policy() {
+    for (policy, runs) in [
+        (cronactor::MisfirePolicy::FireOnce, 1),
+        (cronactor::MisfirePolicy::Skip, 0),
+    ] {
+        let (clock, count) = (clock(), Count::default());
+        let s = builder(&clock, &count)
+            .configure(|c| c.fire_ahead = Some(Duration::from_millis(500)))
+            .start()
+            .await
+            .expect("start");
+        // Slots at :00.3 past each tenth minute, apart from the watch's ticks.
+        let spec = JobSpec::builder(
+            "ten",
+            ScheduleSpec::every(Duration::from_secs(600)).offset(Duration::from_millis(300)),
+            "count",
+        )
+        .misfire(policy)
+        .build()
+        .expect("valid spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(600.1).await; // 00:10:00.1: the 00:10:00.3 fire is prepared
+        assert_eq!(count.get(), 1, "{policy:?}");
+        clock.step(chrono::Duration::minutes(65)); // wall 01:15:00.1
+        run_for_secs(3.0).await; // the slot comes, then the watch sees the step
+        let st = s.status("ten").await.expect("status");
+        assert_eq!(count.get(), 1 + runs, "{policy:?}: {st:?}");
+        let h = s.history("ten", 10).await.expect("history");
+        // The runs (not the records of skipped or coalesced slots).
+        let triggers: Vec<Trigger> = h
+            .iter()
+            .filter(|r| r.outcome == cronactor::Outcome::Succeeded)
+            .map(|r| r.trigger)
+            .collect();
+        let expected: Vec<Trigger> = std::iter::repeat_n(Trigger::CatchUp, runs)
+            .chain([Trigger::Schedule])
+            .collect();
+        assert_eq!(triggers, expected, "{policy:?}: {h:?}");
+        assert_eq!(st.runs_in_flight, 0, "{policy:?}");
+    }
+}
+
+/// Two forward steps under the threshold each, one on each side of a tick
+/// of the clock watch, inside a prepared fire's window: the watch sees no
+/// step and no re-plan comes, so the run that gave its slot back takes it
+/// again after two periods of the watch and runs, late; nothing stays in
+/// flight.
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_handed_back_with_no_re_plan_coming_runs_late() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .configure(|c| c.fire_ahead = Some(Duration::from_millis(500)))
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "ten",
+        ScheduleSpec::every(Duration::from_secs(10)).offset(Duration::from_millis(300)),
+        "count",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let mut events = s.subscribe();
+    run_for_secs(9.9).await; // the 00:00:10.3 fire is prepared
+    assert_eq!(count.get(), 1);
+    clock.step(chrono::Duration::milliseconds(400));
+    run_for_secs(0.2).await; // past the watch's tick at 10.0
+    clock.step(chrono::Duration::milliseconds(400));
+    run_for_secs(1.0).await; // the slot came at 10.3: handed back
+    assert_eq!(count.get(), 1);
+    run_for_secs(2.5).await; // two periods later it runs
+    assert_eq!(count.get(), 2);
+    let st = s.status("ten").await.expect("status");
+    assert_eq!(st.runs_in_flight, 0, "{st:?}");
+    assert_eq!(st.counters.runs, 2, "{st:?}");
+    assert_eq!(replans(&drain(&mut events)), 0);
+}

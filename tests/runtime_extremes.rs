@@ -322,3 +322,44 @@ async fn zero_periods_and_a_huge_event_buffer_are_refused_at_start() {
         assert!(err.to_string().contains(field), "{err}");
     }
 }
+
+/// A history read never answers more than `history_keep` entries, even
+/// while the newest are still on their way to a durable store (its flush
+/// held here) that holds `history_keep` older ones already: the oldest of
+/// those are the ones the store drops when the newest land.
+#[tokio::test(start_paused = true)]
+async fn a_history_read_during_a_held_flush_answers_at_most_history_keep_entries() {
+    use std::sync::atomic::Ordering;
+    let clock = clock();
+    let count = Count::default();
+    let (store, s) = {
+        let store = std::sync::Arc::new(SlowStore::default());
+        let s = builder(&clock, &count)
+            .store(store.clone())
+            .configure(|c| c.history_keep = 2)
+            .start()
+            .await
+            .expect("start");
+        (store, s)
+    };
+    // Runs of 2.5 s side by side, one a second.
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(1)), "slow")
+        .overlap(cronactor::OverlapPolicy::Concurrent { max: None })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(4.7).await;
+    assert_eq!(s.history("j", 100).await.expect("history").len(), 2);
+    // The runs of 3 s and 4 s (prepared ahead) end while the store's
+    // flushes are held.
+    store.held.store(true, Ordering::SeqCst);
+    run_for_secs(2.0).await;
+    let held = s.history("j", 100).await.expect("history");
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(0.5).await;
+    let after = s.history("j", 100).await.expect("history");
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(held.len(), 2, "at most history_keep entries: {held:#?}");
+    assert_eq!(held, after[..2].to_vec());
+}

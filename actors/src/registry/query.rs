@@ -14,6 +14,10 @@ impl RegistryState {
     /// The store's history plus the entries not yet handed to it (handing
     /// them over here could overtake a flush in flight).
     pub(super) fn history(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, Error> {
+        // At most `history_keep` entries: with a durable store, entries on
+        // their way to it (a flush in progress) come on top of the
+        // `history_keep` it holds, whose oldest it drops when they land.
+        let limit = limit.min(self.history_keep);
         let kept: Vec<RunRecord> = self
             .entries
             .get(id)

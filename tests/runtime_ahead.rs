@@ -988,3 +988,48 @@ async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() 
     run_for_secs(0.5).await;
     assert_eq!(count.get(), 4, "its claim durable, the prepared run starts");
 }
+
+/// A job given up on (its actor crashing past the restart budget) inside
+/// the window: the prepared run, whose slot has not come, is withdrawn as
+/// at a shutdown. It is not a fire nor a run and nothing is interrupted:
+/// status showed it as still to come, and no `Fired` announced it.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_give_up_inside_the_window_withdraws_the_prepared_run() {
+    let (s, count) = inside_the_window().await;
+    let mut events = s.subscribe();
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        let id = cronactor::JobId::new("j").expect("id");
+        s.supervisor()
+            .cast(cronactor::SupervisorMsg::InjectCrash(id))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    // 2.76 s: given up before the slot of 3 s.
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Failed);
+    assert_eq!((st.counters.fires, st.counters.runs), (2, 2), "{st:?}");
+    assert_eq!(st.counters.interrupted, 0, "{st:?}");
+    assert_eq!(st.runs_in_flight, 0);
+    let seen = drain(&mut events);
+    assert!(
+        !seen.iter().any(|e| matches!(
+            e.kind,
+            EventKind::Interrupted { .. } | EventKind::Fired { .. }
+        )),
+        "{seen:?}"
+    );
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 2, "the withdrawn run never started");
+    let history = s.history("j", 10).await.expect("history");
+    assert_eq!(history.len(), 2, "{history:?}");
+    assert!(history.iter().all(|r| r.outcome == Outcome::Succeeded));
+    let seen = drain(&mut events);
+    assert!(
+        !seen.iter().any(|e| matches!(
+            e.kind,
+            EventKind::Fired { .. } | EventKind::Started { .. } | EventKind::Cancelled { .. }
+        )),
+        "{seen:?}"
+    );
+}

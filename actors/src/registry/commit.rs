@@ -11,7 +11,7 @@ use crate::event::EventKind;
 use crate::id::{JobId, RunId};
 use crate::job::JobMsg;
 use crate::kept::KeptHistory;
-use crate::status::{Outcome, RunRecord};
+use crate::status::{Outcome, RunRecord, Trigger};
 use crate::store::{JobRecord, StoreError, StoreOp};
 use ractor::ActorRef;
 use std::collections::VecDeque;
@@ -160,7 +160,17 @@ impl RegistryState {
                     let interrupted: Vec<RunRecord> = {
                         let mut slot = outbox.lock();
                         slot.state.failed = Some(reason.clone());
-                        let runs = std::mem::take(&mut slot.state.in_flight);
+                        let mut runs = std::mem::take(&mut slot.state.in_flight);
+                        // A fire prepared ahead whose slot has not come
+                        // (status shows it as still to come: no `Fired`, not
+                        // counted) is withdrawn, as at a shutdown: not a
+                        // fire, not a run, nothing interrupted.
+                        let before = runs.len();
+                        runs.retain(|r| r.trigger != Trigger::Schedule || r.started <= at);
+                        let withdrawn = (before - runs.len()) as u64;
+                        let counters = &mut slot.state.counters;
+                        counters.fires = counters.fires.saturating_sub(withdrawn);
+                        counters.runs = counters.runs.saturating_sub(withdrawn);
                         let records: Vec<RunRecord> = runs
                             .into_iter()
                             .map(|run| RunRecord {

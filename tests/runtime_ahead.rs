@@ -1033,3 +1033,38 @@ async fn a_give_up_inside_the_window_withdraws_the_prepared_run() {
         "{seen:?}"
     );
 }
+
+/// A job actor restarted inside the window (a crash) takes its
+/// predecessor's prepared run as prepared: a trigger through `Replace`
+/// before the slot withdraws it, as it would have without the crash,
+/// instead of cancelling it, and the slot runs at its instant.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_crossing_a_restart_is_withdrawn_not_replaced() {
+    let (s, count) = inside_the_window().await;
+    let mut events = s.subscribe();
+    let id = cronactor::JobId::new("j").expect("id");
+    s.supervisor()
+        .cast(cronactor::SupervisorMsg::InjectCrash(id))
+        .expect("cast");
+    run_for_secs(0.01).await;
+    s.trigger_with("j", OverlapPolicy::Replace)
+        .await
+        .expect("trigger");
+    run_for_secs(0.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(count.get(), 4, "the trigger's run and the slot of 3 s ran");
+    assert_eq!(st.counters.cancelled, 0, "{st:?}");
+    assert_eq!((st.counters.fires, st.counters.runs), (3, 4), "{st:?}");
+    let seen = drain(&mut events);
+    let slot_fired = seen.iter().any(|e| {
+        matches!(e.kind, EventKind::Fired { scheduled, trigger: cronactor::Trigger::Schedule } if scheduled == at_secs(3.0))
+    });
+    assert!(slot_fired, "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Cancelled { .. })),
+        "{seen:?}"
+    );
+}

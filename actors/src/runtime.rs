@@ -146,6 +146,10 @@ pub(crate) struct ParkedRun {
     /// Where the failed actor's runs read the job's last result: its
     /// successor writes there too while they run.
     pub(crate) cells: Vec<crate::handler::ResultCell>,
+    /// The run is the failed actor's fire prepared ahead (see `ahead`):
+    /// its successor takes it as prepared, to withdraw it as the failed
+    /// actor would have, not as a run in flight.
+    pub(crate) prepared: Option<Box<crate::job::Prepared>>,
 }
 
 impl OrphanTokens {

@@ -356,7 +356,7 @@ pub struct JobActorState {
 /// A schedule fire prepared ahead of its instant: its run, and what the
 /// job's state was before, to withdraw it as if it had never been prepared.
 #[derive(Debug)]
-struct Prepared {
+pub(crate) struct Prepared {
     slot: Arc<crate::ahead::Slot>,
     run_id: RunId,
     last_slot: Option<DateTime<Utc>>,

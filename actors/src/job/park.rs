@@ -41,6 +41,7 @@ impl Drop for JobActorState {
             cells.push(self.link.last_result.clone());
             cells.extend(self.adopted_cells.iter().cloned());
         }
+        let mut prepared = self.prepared.take();
         let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
             .into_iter()
             .map(
@@ -53,6 +54,7 @@ impl Drop for JobActorState {
                         .find(|(id, _)| *id == run_id)
                         .map(|(_, value)| value.clone()),
                     cells: cells.clone(),
+                    prepared: prepared.take_if(|p| p.run_id == run_id),
                     run_id,
                     token,
                     cancelled,
@@ -89,6 +91,14 @@ impl JobActorState {
                 }
                 if run.unrecorded {
                     self.unrecorded.push((run.run_id, 0));
+                }
+                // A fire the failed actor prepared ahead stays prepared:
+                // a trigger, pause or cancel before its slot withdraws it
+                // (until 2026-12-05 the successor took it for a run in
+                // flight: a `Replace` trigger cancelled it, a fire counted
+                // with no `Fired`, and its slot never ran).
+                if self.prepared.is_none() {
+                    self.prepared = run.prepared;
                 }
                 // The result it set before the failure, unless it set a
                 // newer one since (sent to this actor).

@@ -1068,3 +1068,49 @@ async fn a_prepared_run_crossing_a_restart_is_withdrawn_not_replaced() {
         "{seen:?}"
     );
 }
+
+/// A prepared run whose slot came before its record was durable is counted
+/// from its slot on (status shows the fire as fired): its `Fired` is
+/// announced at the slot, as a fire handled at its slot is before it waits
+/// for its record, and `Started` once the record is durable.
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_waiting_for_its_record_past_its_slot_is_announced_fired() {
+    use std::sync::atomic::Ordering;
+    let (s, _starts, store) = every_second_on_a_held_store().await;
+    // 3.2 s: the fire of 4 s is prepared and durable; the fire of 5 s is
+    // prepared at the end of the run of 4 s, with the flushes held.
+    store.held.store(true, Ordering::SeqCst);
+    let mut events = s.subscribe();
+    run_for_secs(1.9).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.last_fire, Some(at_secs(5.0)), "{st:?}");
+    assert_eq!(st.runs_in_flight, 1, "{st:?}");
+    let fires = st.counters.fires;
+    let seen = drain(&mut events);
+    let fired: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::Fired { scheduled, .. } => Some(scheduled),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        fired,
+        [at_secs(4.0), at_secs(5.0)],
+        "{fires} fires counted: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(
+            |e| matches!(e.kind, EventKind::Started { scheduled, .. } if scheduled == at_secs(5.0))
+        ),
+        "{seen:?}"
+    );
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(0.05).await;
+    let seen = drain(&mut events);
+    assert!(
+        matches!(seen.first().map(|e| &e.kind), Some(EventKind::Started { scheduled, .. }) if *scheduled == at_secs(5.0)),
+        "{seen:?}"
+    );
+}

@@ -213,6 +213,8 @@ impl JobActorState {
             // plain run stays small (its cell is allocated with a 128-byte
             // alignment: a large one costs glibc a consolidation pass).
             let mut result = None;
+            // `Fired` announced already (below).
+            let mut fired = false;
             if let Some(slot) = &gate {
                 // A prepared run waits for the timer service to mark its
                 // slot come (see `ahead`), or for the job to withdraw or
@@ -240,9 +242,26 @@ impl JobActorState {
                     if result.is_none()
                         && durable_at != 0
                         && !rt.updates.watermark().reached(durable_at)
-                        && Box::pin(durable_wait(&rt.updates, durable_at, ctx.cancel.clone())).await
                     {
-                        result = Some(RunResult::Dropped);
+                        // From its slot on the fire is counted (see
+                        // `status::Ahead`): it is announced now, as a fire
+                        // handled at its slot is before it waits for its
+                        // record; `Started` comes once the record is durable.
+                        // (Until 2026-12-05 both came after the wait: status
+                        // counted a fire no `Fired` had announced.)
+                        if link.events().has_subscribers() {
+                            let now = rt.clock.now();
+                            link.events().publish(
+                                &link.id,
+                                now,
+                                EventKind::Fired { scheduled, trigger },
+                            );
+                            fired = true;
+                        }
+                        if Box::pin(durable_wait(&rt.updates, durable_at, ctx.cancel.clone())).await
+                        {
+                            result = Some(RunResult::Dropped);
+                        }
                     }
                 } else {
                     match slot.abandon() {
@@ -276,8 +295,13 @@ impl JobActorState {
                 }
                 if result.is_none() && gate.is_some() && link.events().has_subscribers() {
                     let now = rt.clock.now();
-                    link.events()
-                        .publish(&link.id, now, EventKind::Fired { scheduled, trigger });
+                    if !fired {
+                        link.events().publish(
+                            &link.id,
+                            now,
+                            EventKind::Fired { scheduled, trigger },
+                        );
+                    }
                     link.events().publish(
                         &link.id,
                         now,

@@ -1114,3 +1114,53 @@ async fn a_prepared_run_waiting_for_its_record_past_its_slot_is_announced_fired(
         "{seen:?}"
     );
 }
+
+/// A history read while a group commit's writes are on their way to the
+/// store (its apply, off the runtime, held here) waits for them: it answers
+/// the run status shows as the last run. Until 2026-12-05 it answered at
+/// once from the store, without that run (taken out of the registry's
+/// pending writes, not in the store yet).
+#[tokio::test(start_paused = true)]
+async fn a_history_read_during_a_commit_answers_the_runs_it_carries() {
+    use std::sync::atomic::Ordering;
+    let (clock, count) = (clock(), Count::default());
+    let store = Arc::new(HeldApply::default());
+    let s = ahead(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    struct Release(Arc<HeldApply>);
+    impl Drop for Release {
+        fn drop(&mut self) {
+            self.0.release();
+        }
+    }
+    let _release = Release(store.clone());
+    s.add(every_second("j", "count")).await.expect("add");
+    run_for_secs(2.2).await;
+    // The end of the run at 3 s goes to the store in a held apply.
+    store.hold.store(true, Ordering::SeqCst);
+    for _ in 0..200 {
+        if store.blocked.load(Ordering::SeqCst) {
+            break;
+        }
+        advance_ms(10).await;
+    }
+    assert!(store.blocked.load(Ordering::SeqCst), "no commit was held");
+    let last = s
+        .status("j")
+        .await
+        .expect("status")
+        .last_run
+        .expect("a run");
+    assert_eq!(last.scheduled, at_secs(3.0));
+    let read = {
+        let s = s.clone();
+        tokio::spawn(async move { s.history("j", 10).await })
+    };
+    advance_ms(50).await;
+    store.release();
+    let history = read.await.expect("read").expect("history");
+    assert_eq!(history.first(), Some(&last), "{history:?}");
+}

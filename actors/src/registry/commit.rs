@@ -431,6 +431,8 @@ impl RegistryState {
         // commit is in flight at a time, so it is free.
         let committing = self.committing.clone();
         let turn = committing.clone().try_lock_owned();
+        // History reads wait until the writes are in the store.
+        self.applying = !ops.is_empty();
         tokio::spawn(async move {
             let _turn = match turn {
                 Ok(turn) => turn,
@@ -440,9 +442,11 @@ impl RegistryState {
                 Ok(())
             } else {
                 let store = store.clone();
-                tokio::task::spawn_blocking(move || store.apply(ops))
+                let applied = tokio::task::spawn_blocking(move || store.apply(ops))
                     .await
-                    .unwrap_or_else(|e| Err(StoreError::Io(format!("store writer failed: {e}"))))
+                    .unwrap_or_else(|e| Err(StoreError::Io(format!("store writer failed: {e}"))));
+                let _ = myself.cast(RegistryMsg::Applied);
+                applied
             };
             let result = match applied {
                 Ok(()) => store.flush().await,

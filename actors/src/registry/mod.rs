@@ -122,6 +122,9 @@ pub enum RegistryMsg {
     Flush(RpcReplyPort<Result<(), Error>>),
     /// The group-commit timer.
     Tick,
+    /// The group commit in flight handed its writes to the store (its
+    /// flush may still run).
+    Applied,
     /// A flush ended.
     Flushed {
         /// The acknowledgements it carried.
@@ -162,6 +165,9 @@ pub struct RegistryActor;
 /// their own path would be theirs.
 const TARGET: &str = module_path!();
 
+/// A history read waiting for a commit's writes (see `applying`).
+type HistoryRead = (JobId, usize, RpcReplyPort<Result<Vec<RunRecord>, Error>>);
+
 /// The registry's state.
 pub struct RegistryState {
     entries: Entries,
@@ -182,6 +188,13 @@ pub struct RegistryState {
     /// Acknowledgements waiting for the next flush.
     acks: Vec<Ack>,
     flushing: bool,
+    /// A group commit's writes are on their way to the store (applied off
+    /// the runtime): in neither `ops` nor the store's answers yet.
+    applying: bool,
+    /// History reads that came meanwhile: they wait for `Applied` (until
+    /// 2026-12-05 they could miss the newest runs, which status already
+    /// showed as the last run).
+    history_reads: Vec<HistoryRead>,
     /// Held by a group commit from its apply to its end: the registry's
     /// last write, at its stop, waits for the commit in flight (see
     /// `post_stop`).
@@ -252,6 +265,8 @@ impl Actor for RegistryActor {
             dirty: HashMap::default(),
             acks: Vec::new(),
             flushing: false,
+            applying: false,
+            history_reads: Vec::new(),
             committing: Arc::default(),
             updates: args.updates,
             batch: Vec::new(),
@@ -321,6 +336,20 @@ impl Actor for RegistryActor {
                 let withheld = false;
                 if !withheld {
                     let _ = reply.send(s.entries.get(&id).map(|e| (e.spec.clone(), e.state())));
+                }
+            }
+            RegistryMsg::History { id, limit, reply } if s.applying => {
+                s.history_reads.push((id, limit, reply));
+            }
+            RegistryMsg::Applied => {
+                s.applying = false;
+                for (id, limit, reply) in std::mem::take(&mut s.history_reads) {
+                    let answer = if s.entries.contains_key(&id) {
+                        s.history(&id, limit)
+                    } else {
+                        Err(Error::UnknownJob(id))
+                    };
+                    let _ = reply.send(answer);
                 }
             }
             RegistryMsg::History { id, limit, reply } => {

@@ -547,7 +547,11 @@ async fn invariants(v: Variant) -> Option<Covered> {
         }
         let mut stepped = drain(&mut events);
         if std::env::var_os("INV_DEBUG").is_some() {
-            eprintln!("step {step}: op {op} on {id}");
+            use cronactor::Clock;
+            eprintln!(
+                "step {step}: op {op} on {id}, now {}",
+                clock.now().format("%M:%S%.3f")
+            );
             for e in &stepped {
                 eprintln!("  {} {} {:?}", e.at.format("%M:%S%.3f"), e.job_id, e.kind);
             }

@@ -1164,3 +1164,38 @@ async fn a_history_read_during_a_commit_answers_the_runs_it_carries() {
     let history = read.await.expect("read").expect("history");
     assert_eq!(history.first(), Some(&last), "{history:?}");
 }
+
+/// The same give-up on a durable store, the prepared run's record not
+/// durable yet (its flush held): when its slot comes, nothing announces it.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_give_up_withdraws_a_prepared_run_waiting_for_its_record_unannounced() {
+    use std::sync::atomic::Ordering;
+    let (s, _starts, store) = every_second_on_a_held_store().await;
+    // 3.2 s: the fire of 5 s is prepared at the end of the run of 4 s,
+    // with the flushes held.
+    store.held.store(true, Ordering::SeqCst);
+    run_for_secs(1.3).await;
+    let mut events = s.subscribe();
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        let id = cronactor::JobId::new("j").expect("id");
+        s.supervisor()
+            .cast(cronactor::SupervisorMsg::InjectCrash(id))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    run_for_secs(1.0).await;
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    run_for_secs(0.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Failed);
+    let seen = drain(&mut events);
+    assert!(
+        !seen.iter().any(|e| matches!(
+            e.kind,
+            EventKind::Fired { .. } | EventKind::Started { .. } | EventKind::Interrupted { .. }
+        )),
+        "{seen:?}"
+    );
+}

@@ -239,10 +239,13 @@ impl JobActorState {
                     }
                     // Its claim is normally durable long before the slot;
                     // a late flush is waited for (or a cancellation).
-                    if result.is_none()
-                        && durable_at != 0
-                        && !rt.updates.watermark().reached(durable_at)
-                    {
+                    if result.is_some() {
+                        // Given back, then cancelled (see `hand_back`).
+                    } else if ctx.cancel.is_cancelled() {
+                        // Cancelled while it waited for its slot (its job
+                        // given up on, say): never announced.
+                        result = Some(RunResult::Dropped);
+                    } else if durable_at != 0 && !rt.updates.watermark().reached(durable_at) {
                         // From its slot on the fire is counted (see
                         // `status::Ahead`): it is announced now, as a fire
                         // handled at its slot is before it waits for its

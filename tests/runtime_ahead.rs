@@ -1146,6 +1146,9 @@ async fn a_history_read_during_a_commit_answers_the_runs_it_carries() {
             break;
         }
         advance_ms(10).await;
+        // The apply runs on a thread of the blocking pool: real time for
+        // it on a loaded machine.
+        std::thread::sleep(Duration::from_millis(2));
     }
     assert!(store.blocked.load(Ordering::SeqCst), "no commit was held");
     let last = s

@@ -794,7 +794,7 @@ async fn the_invariants_hold_under_admission_caps() {
     .await;
     if let Some(covered) = covered {
         assert!(
-            covered.over_cap > 5 && covered.started_late > 20 && covered.unstarted > 0,
+            covered.over_cap > 5 && covered.waiting > 50 && covered.unstarted > 0,
             "runs waiting for admission, some cancelled before they started: {covered:?}"
         );
     }

@@ -239,31 +239,40 @@ impl JobActorState {
                     }
                     // Its claim is normally durable long before the slot;
                     // a late flush is waited for (or a cancellation).
-                    if result.is_some() {
-                        // Given back, then cancelled (see `hand_back`).
-                    } else if ctx.cancel.is_cancelled() {
-                        // Cancelled while it waited for its slot (its job
-                        // given up on, say): never announced.
-                        result = Some(RunResult::Dropped);
-                    } else if durable_at != 0 && !rt.updates.watermark().reached(durable_at) {
-                        // From its slot on the fire is counted (see
-                        // `status::Ahead`): it is announced now, as a fire
-                        // handled at its slot is before it waits for its
-                        // record; `Started` comes once the record is durable.
-                        // (Until 2026-12-05 both came after the wait: status
-                        // counted a fire no `Fired` had announced.)
-                        if link.events().has_subscribers() {
-                            let now = rt.clock.now();
-                            link.events().publish(
-                                &link.id,
-                                now,
-                                EventKind::Fired { scheduled, trigger },
-                            );
-                            fired = true;
-                        }
-                        if Box::pin(durable_wait(&rt.updates, durable_at, ctx.cancel.clone())).await
-                        {
+                    if result.is_none()
+                        && durable_at != 0
+                        && !rt.updates.watermark().reached(durable_at)
+                    {
+                        if ctx.cancel.is_cancelled() {
+                            // Cancelled while it waited for its slot (its
+                            // job given up on, say): never announced.
+                            // (Checked only here, where `Fired` comes before
+                            // the wait: the token's check takes its lock,
+                            // and a run that starts at once checks it once,
+                            // further down.)
                             result = Some(RunResult::Dropped);
+                        } else {
+                            // From its slot on the fire is counted (see
+                            // `status::Ahead`): it is announced now, as a
+                            // fire handled at its slot is before it waits
+                            // for its record; `Started` comes once the
+                            // record is durable. (Until 2026-12-05 both came
+                            // after the wait: status counted a fire no
+                            // `Fired` had announced.)
+                            if link.events().has_subscribers() {
+                                let now = rt.clock.now();
+                                link.events().publish(
+                                    &link.id,
+                                    now,
+                                    EventKind::Fired { scheduled, trigger },
+                                );
+                                fired = true;
+                            }
+                            if Box::pin(durable_wait(&rt.updates, durable_at, ctx.cancel.clone()))
+                                .await
+                            {
+                                result = Some(RunResult::Dropped);
+                            }
                         }
                     }
                 } else {

@@ -928,37 +928,35 @@ async fn advance_ms(ms: u64) {
     }
 }
 
-/// The registry stopped (the last scheduler handle dropped) while a group
-/// commit is in flight: its last flush must not mark that commit's writes
-/// durable before the commit itself is, or a run prepared ahead, whose
-/// claim that commit carries, starts at its slot with no durable record (a
-/// crash then runs its slot a second time). Until 2026-12-05 the registry's
-/// stop applied and flushed its own writes beside the commit in flight
-/// (possibly before it, an older state then landing last) and moved the
-/// durable watermark over it.
-#[tokio::test(start_paused = true)]
-async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() {
+/// Releases a held apply when dropped: the runtime waits for a blocked
+/// apply, so a test that fails must not leave one held.
+struct Release(Arc<HeldApply>);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// A scheduler with fire-ahead on a store whose applies can be held, and
+/// the job `j` every second, at 2.2 s; then the commit after is held in its
+/// apply (it carries the end of the run at 3 s and the claim of the fire at
+/// 4 s), and waited for.
+async fn at_a_held_commit(
+    clock: &cronactor::testing::ManualClock,
+    count: &Count,
+) -> (cronactor::Scheduler, Arc<HeldApply>, Release) {
     use std::sync::atomic::Ordering;
-    let (clock, count) = (clock(), Count::default());
     let store = Arc::new(HeldApply::default());
-    let s = ahead(&clock, &count)
+    let s = ahead(clock, count)
         .store(store.clone())
         .start()
         .await
         .expect("start");
-    // Released whatever happens: the runtime waits for the blocked apply.
-    struct Release(Arc<HeldApply>);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            self.0.release();
-        }
-    }
-    let _release = Release(store.clone());
+    let release = Release(store.clone());
     s.add(every_second("j", "count")).await.expect("add");
     run_for_secs(2.2).await;
     assert_eq!(count.get(), 2);
-    // The run at 3 s ends and claims the fire at 4 s in the same post; that
-    // commit's apply is held.
     store.hold.store(true, Ordering::SeqCst);
     for _ in 0..200 {
         if store.blocked.load(Ordering::SeqCst) {
@@ -976,6 +974,21 @@ async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() 
         tokio::task::yield_now().await;
     }
     assert!(store.blocked.load(Ordering::SeqCst), "no commit was held");
+    (s, store, release)
+}
+
+/// The registry stopped (the last scheduler handle dropped) while a group
+/// commit is in flight: its last flush must not mark that commit's writes
+/// durable before the commit itself is, or a run prepared ahead, whose
+/// claim that commit carries, starts at its slot with no durable record (a
+/// crash then runs its slot a second time). Until 2026-12-05 the registry's
+/// stop applied and flushed its own writes beside the commit in flight
+/// (possibly before it, an older state then landing last) and moved the
+/// durable watermark over it.
+#[tokio::test(start_paused = true)]
+async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() {
+    let (clock, count) = (clock(), Count::default());
+    let (s, store, _release) = at_a_held_commit(&clock, &count).await;
     assert_eq!(count.get(), 3);
     drop(s);
     advance_ms(2000).await;
@@ -1122,35 +1135,8 @@ async fn a_prepared_run_waiting_for_its_record_past_its_slot_is_announced_fired(
 /// pending writes, not in the store yet).
 #[tokio::test(start_paused = true)]
 async fn a_history_read_during_a_commit_answers_the_runs_it_carries() {
-    use std::sync::atomic::Ordering;
     let (clock, count) = (clock(), Count::default());
-    let store = Arc::new(HeldApply::default());
-    let s = ahead(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
-    struct Release(Arc<HeldApply>);
-    impl Drop for Release {
-        fn drop(&mut self) {
-            self.0.release();
-        }
-    }
-    let _release = Release(store.clone());
-    s.add(every_second("j", "count")).await.expect("add");
-    run_for_secs(2.2).await;
-    // The end of the run at 3 s goes to the store in a held apply.
-    store.hold.store(true, Ordering::SeqCst);
-    for _ in 0..200 {
-        if store.blocked.load(Ordering::SeqCst) {
-            break;
-        }
-        advance_ms(10).await;
-        // The apply runs on a thread of the blocking pool: real time for
-        // it on a loaded machine.
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    assert!(store.blocked.load(Ordering::SeqCst), "no commit was held");
+    let (s, store, _release) = at_a_held_commit(&clock, &count).await;
     let last = s
         .status("j")
         .await

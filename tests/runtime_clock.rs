@@ -225,20 +225,17 @@ async fn a_run_in_flight_and_a_paused_job_across_steps() {
     assert_eq!(s.status("paused").await.expect("status").counters.runs, 1);
 }
 
-/// A prepared run whose slot came (on the monotonic clock) while the wall
-/// clock had stepped back waits for its slot on the wall clock; a step
-/// forward again past the slot starts it then, not once the sleep planned
-/// before that step ends (until which every fire met it in flight).
-#[tokio::test(start_paused = true)]
-async fn a_prepared_run_waiting_for_its_slot_after_a_step_back_starts_once_a_step_forward_passes_it(
-) {
-    let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
+/// A scheduler with fire-ahead (500 ms) and the job `ten` every 10 s, its
+/// slots at :00.3, :10.3, :20.3..., apart from the clock watch's ticks.
+async fn every_ten_seconds_ahead(
+    clock: &cronactor::testing::ManualClock,
+    count: &Count,
+) -> cronactor::Scheduler {
+    let s = builder(clock, count)
         .configure(|c| c.fire_ahead = Some(Duration::from_millis(500)))
         .start()
         .await
         .expect("start");
-    // Slots at :00.3, :10.3, :20.3..., apart from the clock watch's ticks.
     let spec = JobSpec::builder(
         "ten",
         ScheduleSpec::every(Duration::from_secs(10)).offset(Duration::from_millis(300)),
@@ -247,6 +244,18 @@ async fn a_prepared_run_waiting_for_its_slot_after_a_step_back_starts_once_a_ste
     .build()
     .expect("valid spec");
     s.add(spec).await.expect("add");
+    s
+}
+
+/// A prepared run whose slot came (on the monotonic clock) while the wall
+/// clock had stepped back waits for its slot on the wall clock; a step
+/// forward again past the slot starts it then, not once the sleep planned
+/// before that step ends (until which every fire met it in flight).
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_waiting_for_its_slot_after_a_step_back_starts_once_a_step_forward_passes_it(
+) {
+    let (clock, count) = (clock(), Count::default());
+    let s = every_ten_seconds_ahead(&clock, &count).await;
     run_for_secs(10.1).await; // 00:00:10.1: the 00:00:10.3 fire is prepared
     assert_eq!(count.get(), 1);
     // Its slot comes at 10.3 on the monotonic clock, before the watch (at
@@ -328,19 +337,7 @@ async fn a_forward_step_inside_a_prepared_fires_window_leaves_that_slot_to_the_m
 #[tokio::test(start_paused = true)]
 async fn a_prepared_run_handed_back_with_no_re_plan_coming_runs_late() {
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .configure(|c| c.fire_ahead = Some(Duration::from_millis(500)))
-        .start()
-        .await
-        .expect("start");
-    let spec = JobSpec::builder(
-        "ten",
-        ScheduleSpec::every(Duration::from_secs(10)).offset(Duration::from_millis(300)),
-        "count",
-    )
-    .build()
-    .expect("valid spec");
-    s.add(spec).await.expect("add");
+    let s = every_ten_seconds_ahead(&clock, &count).await;
     let mut events = s.subscribe();
     run_for_secs(9.9).await; // the 00:00:10.3 fire is prepared
     assert_eq!(count.get(), 1);

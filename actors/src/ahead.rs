@@ -172,10 +172,6 @@ pub(crate) struct Slot {
     /// prepared it, and the task announces `Completed` after the run's
     /// start, where a job that prepares nothing announces it.
     completes: bool,
-    /// The slot's instant on tokio's clock when the fire was prepared: the
-    /// task compares it with the wall clock when the slot comes (see
-    /// [`Slot::stepped_forward`]).
-    deadline: std::sync::OnceLock<tokio::time::Instant>,
     waker: futures::task::AtomicWaker,
 }
 
@@ -200,46 +196,6 @@ impl Slot {
     /// Whether the prepared fire is the schedule's last.
     pub(crate) fn completes(&self) -> bool {
         self.completes
-    }
-
-    /// Sets the slot's instant on tokio's clock, when the fire is prepared.
-    pub(crate) fn set_deadline(&self, deadline: tokio::time::Instant) {
-        let _ = self.deadline.set(deadline);
-    }
-
-    /// Whether the wall clock stepped forward by more than `threshold`
-    /// since the fire was prepared, `now` being the wall clock now and
-    /// `slot` the slot's wall instant: it is further past the slot than
-    /// tokio's clock is past the slot's deadline. Such a step jumped over
-    /// the slot (the clock watch sees it within its period), and the slot
-    /// is the misfire policy's, as the others it jumped over.
-    pub(crate) fn stepped_forward(
-        &self,
-        now: DateTime<Utc>,
-        slot: DateTime<Utc>,
-        threshold: std::time::Duration,
-    ) -> bool {
-        let Some(deadline) = self.deadline.get() else {
-            return false;
-        };
-        let Ok(wall_late) = (now - slot).to_std() else {
-            return false;
-        };
-        let mono_late = tokio::time::Instant::now().saturating_duration_since(*deadline);
-        wall_late > mono_late.saturating_add(threshold)
-    }
-
-    /// The task that took the run gives it back before starting it (see
-    /// [`Slot::stepped_forward`]): the job may withdraw it again, and
-    /// [`Slot::retake`] takes it back if the job did not.
-    pub(crate) fn hand_back(&self) {
-        self.shift(TAKEN, WAITING);
-    }
-
-    /// The task takes a run it handed back: true if the job did not
-    /// withdraw it meanwhile.
-    pub(crate) fn retake(&self) -> bool {
-        self.shift(WAITING, TAKEN)
     }
 
     fn shift(&self, from: u8, to: u8) -> bool {

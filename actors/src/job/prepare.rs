@@ -68,10 +68,8 @@ impl JobActorState {
             .next_fire(slot, self.state.counters.fires.saturating_add(1));
         let last = next == NextFire::Exhausted;
         // The run is known as prepared before its task is spawned.
-        let gate = Arc::new(crate::ahead::Slot::new(last));
-        gate.set_deadline(crate::clock::deadline_for(self.now(), slot));
         self.prepared = Some(Box::new(Prepared {
-            slot: gate,
+            slot: Arc::new(crate::ahead::Slot::new(last)),
             run_id,
             last_slot: self.state.last_slot,
             durable_at: 0,

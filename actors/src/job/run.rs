@@ -222,27 +222,9 @@ impl JobActorState {
                 // runs.
                 if slot.wait().await {
                     rt.timer.starts().running();
-                    if slot.stepped_forward(
-                        rt.clock.now(),
-                        scheduled,
-                        rt.config.clock_jump_threshold,
-                    ) {
-                        // The wall clock jumped over the slot after it was
-                        // prepared: the job withdraws the run at the step's
-                        // re-plan, and the misfire policy decides for the
-                        // slot as for the others the step jumped over.
-                        match Box::pin(hand_back(slot, rt.config.clock_check_interval)).await {
-                            HandedBack::Withdrawn => return None,
-                            HandedBack::Cancelled => result = Some(RunResult::Dropped),
-                            HandedBack::Kept => {}
-                        }
-                    }
                     // Its claim is normally durable long before the slot;
                     // a late flush is waited for (or a cancellation).
-                    if result.is_none()
-                        && durable_at != 0
-                        && !rt.updates.watermark().reached(durable_at)
-                    {
+                    if durable_at != 0 && !rt.updates.watermark().reached(durable_at) {
                         if ctx.cancel.is_cancelled() {
                             // Cancelled while it waited for its slot (its
                             // job given up on, say): never announced.
@@ -442,37 +424,6 @@ struct Limits {
     jitter: Duration,
     grace: Duration,
     timeout: Option<Duration>,
-}
-
-/// What became of a prepared run handed back to its job (see `hand_back`).
-enum HandedBack {
-    /// The job withdrew it: it forgot the run.
-    Withdrawn,
-    /// The job cancelled it (removed, shut down, cancelled by request).
-    Cancelled,
-    /// The job did neither within the patience: the run starts.
-    Kept,
-}
-
-/// A prepared run whose slot the wall clock jumped over gives its slot
-/// back and waits for its job to withdraw it, which the clock watch's
-/// re-plan does within a period of the watch (`every`). Should no re-plan
-/// come (a step the watch did not see as one), the run takes its slot back
-/// after two periods and starts, late.
-async fn hand_back(slot: &crate::ahead::Slot, every: Duration) -> HandedBack {
-    slot.hand_back();
-    let patience = every.saturating_mul(2);
-    let withdrawn_or_cancelled = tokio::select! {
-        came = slot.wait() => !came,
-        () = tokio::time::sleep(patience) => false,
-    };
-    if !withdrawn_or_cancelled && slot.retake() {
-        return HandedBack::Kept;
-    }
-    match slot.abandon() {
-        crate::ahead::Abandoned::Withdrawn => HandedBack::Withdrawn,
-        _ => HandedBack::Cancelled,
-    }
 }
 
 /// A prepared run's wait for its slot on the wall clock (read again after

@@ -10,14 +10,11 @@ use super::add::Starting;
 use super::route::reject_job_msg;
 use super::{Start, SupervisorMsg, SupervisorState, WakeSnapshot, TARGET};
 use crate::error::Error;
-use crate::event::EventKind;
 use crate::id::JobId;
 use crate::job::JobMsg;
 use crate::passive::{Slot, Transit};
-use crate::registry::{Ack, RegistryMsg};
 use chrono::{DateTime, Utc};
 use ractor::{ActorId, ActorRef, RpcReplyPort};
-use std::time::Duration;
 
 impl SupervisorState {
     /// A passive job being woken when the shutdown came: not respawned; the
@@ -45,13 +42,7 @@ impl SupervisorState {
         }
         self.unlisten(&id);
         tracing::debug!(target: TARGET, job_id = %id, "passive job removed");
-        self.rt
-            .events
-            .publish(&id, self.rt.clock.now(), EventKind::Removed);
-        self.rt.updates.push(RegistryMsg::Remove {
-            id,
-            ack: Ack::Reply(reply),
-        });
+        self.queue_removal(id, reply);
     }
 
     /// A job actor reported itself idle and far from its next fire: routing
@@ -135,19 +126,10 @@ impl SupervisorState {
         let registry = self.rt.registry.clone();
         let myself = myself.clone();
         tokio::spawn(async move {
-            let snapshot = registry
-                .call(
-                    |r| RegistryMsg::Snapshot(id.clone(), r),
-                    Some(Duration::from_secs(30)),
-                )
-                .await;
-            let snapshot = match snapshot {
-                Ok(ractor::rpc::CallResult::Success(found)) => {
-                    Ok(found.map(|(spec, state)| (spec, Box::new(state))))
-                }
-                Ok(other) => Err(format!("the registry did not answer: {other:?}")),
-                Err(e) => Err(format!("the registry did not answer: {e}")),
-            };
+            let snapshot =
+                super::restart::stored(&registry, &id, super::restart::WAKE_SNAPSHOT_WAIT)
+                    .await
+                    .map(|found| found.map(|(spec, state)| (spec, Box::new(state))));
             let _ = myself.cast(SupervisorMsg::Woken { id, snapshot });
         });
     }
@@ -241,12 +223,8 @@ impl SupervisorState {
         if matches!(self.jobs.get(id), Some(Slot::Transit(t)) if t.removal_waiting()) {
             return;
         }
-        let Some(held) = self.held.remove(id) else {
-            return;
-        };
-        match self.removing.iter_mut().find(|r| r.id == *id) {
-            Some(removing) => removing.deferred.extend(held),
-            None => self.release(myself, held),
+        if let Some(held) = self.held.remove(id) {
+            self.after_removal(myself, id, held);
         }
     }
 }

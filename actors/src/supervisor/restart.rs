@@ -18,6 +18,10 @@ use std::time::Duration;
 pub const MAX_RESTARTS: usize = 5;
 /// The window of the restart budget.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// How long a restart waits for the registry's state of the job.
+const RESTART_SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+/// How long a revival or a wake-up waits for the registry's state.
+pub(super) const WAKE_SNAPSHOT_WAIT: Duration = Duration::from_secs(30);
 
 impl SupervisorState {
     /// Gives up on a job that has no actor: marked failed in the registry
@@ -77,26 +81,18 @@ impl SupervisorState {
     ) {
         tracing::warn!(target: TARGET, job_id = %id, "job actor failed before it read remove: restarted to remove it");
         let restarted = if self.take_restart(&id) {
-            let snapshot = self
-                .rt
-                .registry
-                .call(
-                    |r| RegistryMsg::Snapshot(id.clone(), r),
-                    Some(Duration::from_secs(5)),
-                )
-                .await;
-            match snapshot {
-                Ok(ractor::rpc::CallResult::Success(Some((spec, state)))) => self
+            match stored(&self.rt.registry, &id, RESTART_SNAPSHOT_WAIT).await {
+                Ok(Some((spec, state))) => self
                     .spawn_job(myself, spec, state, Start::Fresh)
                     .map(Starting::detach)
                     .map_err(|e| e.to_string()),
-                Ok(ractor::rpc::CallResult::Success(None)) => {
+                Ok(None) => {
                     // Not in the registry: nothing to remove.
                     let _ = caller.send(Err(Error::UnknownJob(id)));
                     self.release(myself, deferred);
                     return;
                 }
-                _ => Err("the registry gave no snapshot".to_owned()),
+                Err(_) => Err("the registry gave no snapshot".to_owned()),
             }
         } else {
             Err("restart budget exhausted".to_owned())
@@ -104,10 +100,7 @@ impl SupervisorState {
         match restarted {
             Ok(()) => {
                 self.deliver(myself, id.clone(), crate::job::JobMsg::Remove(caller), None);
-                match self.removing.iter_mut().find(|r| r.id == id) {
-                    Some(removing) => removing.deferred.extend(deferred),
-                    None => self.release(myself, deferred),
-                }
+                self.after_removal(myself, &id, deferred);
             }
             Err(why) => {
                 self.give_up(&id, format!("failed before it read remove; {why}"));
@@ -127,6 +120,21 @@ impl SupervisorState {
         }
     }
 
+    /// Messages that go on once the removal of `id` is queued: behind it in
+    /// its `removing` entry if its actor is stopping for it, else back to
+    /// this supervisor's mailbox at once (see `release`).
+    pub(super) fn after_removal(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        id: &JobId,
+        msgs: Vec<SupervisorMsg>,
+    ) {
+        match self.removing.iter_mut().find(|r| r.id == *id) {
+            Some(removing) => removing.deferred.extend(msgs),
+            None => self.release(myself, msgs),
+        }
+    }
+
     /// Respawns a failed job actor from the registry's latest state, within
     /// the restart budget.
     pub(super) async fn restart(
@@ -141,24 +149,14 @@ impl SupervisorState {
             return;
         }
         tracing::warn!(target: TARGET, job_id = %id, %reason, "job actor failed: restarting");
-        let snapshot = self
-            .rt
-            .registry
-            .call(
-                |r| RegistryMsg::Snapshot(id.clone(), r),
-                Some(Duration::from_secs(5)),
-            )
-            .await;
-        let (spec, state) = match snapshot {
-            Ok(ractor::rpc::CallResult::Success(Some(found))) => found,
-            Ok(ractor::rpc::CallResult::Success(None)) => {
+        let (spec, state) = match stored(&self.rt.registry, &id, RESTART_SNAPSHOT_WAIT).await {
+            Ok(Some(found)) => found,
+            Ok(None) => {
                 // Removed meanwhile: nothing to restart.
                 tracing::debug!(target: TARGET, job_id = %id, "job removed before its restart");
                 return;
             }
-            Ok(ractor::rpc::CallResult::Timeout)
-            | Ok(ractor::rpc::CallResult::SenderError)
-            | Err(_) => {
+            Err(_) => {
                 // Marked failed, so that it stays known here: status shows
                 // why, `upsert` revives it and `remove` removes it (left
                 // out of both maps, it was listed but `UnknownJob` to all).
@@ -194,15 +192,9 @@ impl SupervisorState {
         spec: Arc<JobSpec>,
     ) -> Result<(), Error> {
         self.check(&spec)?;
-        let snapshot = self
-            .rt
-            .registry
-            .call(
-                |r| RegistryMsg::Snapshot(spec.id.clone(), r),
-                Some(Duration::from_secs(30)),
-            )
-            .await;
-        let Ok(ractor::rpc::CallResult::Success(Some((_, mut state)))) = snapshot else {
+        let Ok(Some((_, mut state))) =
+            stored(&self.rt.registry, &spec.id, WAKE_SNAPSHOT_WAIT).await
+        else {
             return Err(Error::UnknownJob(spec.id.clone()));
         };
         state.failed = None;
@@ -220,5 +212,23 @@ impl SupervisorState {
             .wait()
             .await?;
         rx.await.unwrap_or(Err(Error::ShutDown))
+    }
+}
+
+/// A job's spec and state as the registry holds them, for a restart, a
+/// revival or a wake-up: `Ok(None)` if the registry has no such job, an
+/// error if it gave no answer within `wait`.
+pub(super) async fn stored(
+    registry: &ActorRef<RegistryMsg>,
+    id: &JobId,
+    wait: Duration,
+) -> Result<Option<(Arc<JobSpec>, crate::status::JobState)>, String> {
+    match registry
+        .call(|r| RegistryMsg::Snapshot(id.clone(), r), Some(wait))
+        .await
+    {
+        Ok(ractor::rpc::CallResult::Success(found)) => Ok(found),
+        Ok(other) => Err(format!("the registry did not answer: {other:?}")),
+        Err(e) => Err(format!("the registry did not answer: {e}")),
     }
 }

@@ -28,16 +28,22 @@ impl SupervisorState {
         if self.jobs.contains_key(&id) {
             self.deliver(myself, id, JobMsg::Remove(reply), None);
         } else if self.failed.remove(&id) {
-            self.rt
-                .events
-                .publish(&id, self.rt.clock.now(), EventKind::Removed);
-            self.rt.updates.push(RegistryMsg::Remove {
-                id,
-                ack: Ack::Reply(reply),
-            });
+            self.queue_removal(id, reply);
         } else {
             let _ = reply.send(Err(Error::UnknownJob(id)));
         }
+    }
+
+    /// Announces the removal of a job with no actor (passive or failed)
+    /// and queues it for the store; `reply` is answered once it is durable.
+    pub(super) fn queue_removal(&self, id: JobId, reply: RpcReplyPort<Result<(), Error>>) {
+        self.rt
+            .events
+            .publish(&id, self.rt.clock.now(), EventKind::Removed);
+        self.rt.updates.push(RegistryMsg::Remove {
+            id,
+            ack: Ack::Reply(reply),
+        });
     }
 
     /// `SupervisorMsg::SetLastResult`: a value the store could not read

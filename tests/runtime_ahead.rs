@@ -869,54 +869,6 @@ async fn a_shutdown_inside_the_window_of_the_last_fire_leaves_it_to_the_next_sta
     assert!(off[1].contains("trigger: CatchUp"), "{off:?}");
 }
 
-/// A durable store whose next `apply` (on the blocking pool, from a group
-/// commit) waits until released: a commit in flight, for as long as the
-/// test wants.
-#[derive(Default)]
-struct HeldApply {
-    inner: cronactor::MemoryStore,
-    hold: std::sync::atomic::AtomicBool,
-    blocked: std::sync::atomic::AtomicBool,
-    gate: (Mutex<bool>, std::sync::Condvar),
-}
-
-impl HeldApply {
-    fn release(&self) {
-        *self.gate.0.lock().expect("gate") = true;
-        self.gate.1.notify_all();
-    }
-}
-
-impl cronactor::SnapshotStore for HeldApply {
-    fn load(&self) -> Result<cronactor_actors::Loaded, cronactor::StoreError> {
-        self.inner.load()
-    }
-    fn apply(&self, ops: Vec<cronactor_actors::StoreOp>) -> Result<(), cronactor::StoreError> {
-        use std::sync::atomic::Ordering;
-        if self.hold.swap(false, Ordering::SeqCst) {
-            self.blocked.store(true, Ordering::SeqCst);
-            let mut open = self.gate.0.lock().expect("gate");
-            while !*open {
-                open = self.gate.1.wait(open).expect("gate");
-            }
-        }
-        self.inner.apply(ops)
-    }
-    fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {
-        Box::pin(async { Ok(()) })
-    }
-    fn history(
-        &self,
-        id: &cronactor::JobId,
-        limit: usize,
-    ) -> Result<Vec<cronactor::RunRecord>, cronactor::StoreError> {
-        self.inner.history(id, limit)
-    }
-    fn is_durable(&self) -> bool {
-        true
-    }
-}
-
 /// Moves paused time on by `ms` in steps of 10 ms (a blocking task holds
 /// tokio's automatic advance back).
 async fn advance_ms(ms: u64) {
@@ -930,11 +882,11 @@ async fn advance_ms(ms: u64) {
 
 /// Releases a held apply when dropped: the runtime waits for a blocked
 /// apply, so a test that fails must not leave one held.
-struct Release(Arc<HeldApply>);
+struct Release(Arc<SlowStore>);
 
 impl Drop for Release {
     fn drop(&mut self) {
-        self.0.release();
+        self.0.release_apply();
     }
 }
 
@@ -945,9 +897,9 @@ impl Drop for Release {
 async fn at_a_held_commit(
     clock: &cronactor::testing::ManualClock,
     count: &Count,
-) -> (cronactor::Scheduler, Arc<HeldApply>, Release) {
+) -> (cronactor::Scheduler, Arc<SlowStore>, Release) {
     use std::sync::atomic::Ordering;
-    let store = Arc::new(HeldApply::default());
+    let store = Arc::new(SlowStore::default());
     let s = ahead(clock, count)
         .store(store.clone())
         .start()
@@ -957,9 +909,9 @@ async fn at_a_held_commit(
     s.add(every_second("j", "count")).await.expect("add");
     run_for_secs(2.2).await;
     assert_eq!(count.get(), 2);
-    store.hold.store(true, Ordering::SeqCst);
+    store.hold_apply.store(true, Ordering::SeqCst);
     for _ in 0..200 {
-        if store.blocked.load(Ordering::SeqCst) {
+        if store.apply_blocked.load(Ordering::SeqCst) {
             break;
         }
         advance_ms(10).await;
@@ -969,11 +921,15 @@ async fn at_a_held_commit(
     // gate yet when the loop above ends (this failed about once in ten runs
     // of the file). It is waited for in real time.
     let waited = std::time::Instant::now();
-    while !store.blocked.load(Ordering::SeqCst) && waited.elapsed() < Duration::from_secs(10) {
+    while !store.apply_blocked.load(Ordering::SeqCst) && waited.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(1));
         tokio::task::yield_now().await;
     }
-    assert!(store.blocked.load(Ordering::SeqCst), "no commit was held");
+    assert!(
+        store.apply_blocked.load(Ordering::SeqCst),
+        "no commit was held"
+    );
     (s, store, release)
 }
 
@@ -997,7 +953,7 @@ async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() 
         3,
         "the fire at 4 s ran while its claim was still on its way to the store"
     );
-    store.release();
+    store.release_apply();
     run_for_secs(0.5).await;
     assert_eq!(count.get(), 4, "its claim durable, the prepared run starts");
 }
@@ -1149,7 +1105,7 @@ async fn a_history_read_during_a_commit_answers_the_runs_it_carries() {
         tokio::spawn(async move { s.history("j", 10).await })
     };
     advance_ms(50).await;
-    store.release();
+    store.release_apply();
     let history = read.await.expect("read").expect("history");
     assert_eq!(history.first(), Some(&last), "{history:?}");
 }

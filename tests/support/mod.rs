@@ -159,7 +159,10 @@ pub fn kinds(events: &[Event]) -> Vec<&'static str> {
 
 /// A durable in-memory store whose flushes can be held (`held`, until
 /// `released` is notified), slowed (`delay_ms`) and failed (`failing`):
-/// what a slow or broken disk looks like to the registry.
+/// what a slow or broken disk looks like to the registry. Its next `apply`
+/// (on the blocking pool, from a group commit) can be held too
+/// (`hold_apply`, then `apply_blocked` once it waits, until
+/// `release_apply`): a commit in flight, for as long as a test wants.
 #[derive(Default)]
 pub struct SlowStore {
     inner: cronactor_actors::MemoryStore,
@@ -167,6 +170,9 @@ pub struct SlowStore {
     pub released: Arc<tokio::sync::Notify>,
     pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
     pub failing: Arc<std::sync::atomic::AtomicBool>,
+    pub hold_apply: std::sync::atomic::AtomicBool,
+    pub apply_blocked: std::sync::atomic::AtomicBool,
+    apply_gate: (std::sync::Mutex<bool>, std::sync::Condvar),
 }
 
 impl SlowStore {
@@ -176,6 +182,13 @@ impl SlowStore {
         store.delay_ms.store(ms, Ordering::SeqCst);
         store
     }
+
+    /// Lets a held `apply` go on (and any later one).
+    #[allow(dead_code)] // not every test target holds an apply
+    pub fn release_apply(&self) {
+        *self.apply_gate.0.lock().expect("gate") = true;
+        self.apply_gate.1.notify_all();
+    }
 }
 
 impl cronactor::SnapshotStore for SlowStore {
@@ -183,6 +196,13 @@ impl cronactor::SnapshotStore for SlowStore {
         self.inner.load()
     }
     fn apply(&self, ops: Vec<cronactor_actors::StoreOp>) -> Result<(), cronactor::StoreError> {
+        if self.hold_apply.swap(false, Ordering::SeqCst) {
+            self.apply_blocked.store(true, Ordering::SeqCst);
+            let mut open = self.apply_gate.0.lock().expect("gate");
+            while !*open {
+                open = self.apply_gate.1.wait(open).expect("gate");
+            }
+        }
         self.inner.apply(ops)
     }
     fn flush(&self) -> futures::future::BoxFuture<'static, Result<(), cronactor::StoreError>> {

@@ -482,3 +482,31 @@ async fn a_run_waits_for_the_flush_of_its_own_claim_not_an_earlier_one() {
     );
     drop(first);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_one_shot_whose_retry_waits_is_scheduled_not_completed() {
+    let clock = clock();
+    let (s, attempts) = scheduler(&clock, 2).await;
+    let at = clock.now() + chrono::Duration::seconds(60);
+    let retry = RetryPolicy::new(3, Backoff::Fixed(Duration::from_secs(600)));
+    let spec = JobSpec::builder("o", ScheduleSpec::at(at), "flaky")
+        .retry(retry)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(61.0).await;
+    assert_eq!(attempts.lock().expect("lock").len(), 1, "the first attempt failed");
+    let st = s.status("o").await.expect("status");
+    assert!(st.retry_wait.is_some(), "its retry waits");
+    assert_eq!(
+        st.phase,
+        JobPhase::Scheduled,
+        "a run is still to come: the job is not done"
+    );
+    let listed = s.list().await.expect("list");
+    assert_eq!(listed[0].phase, JobPhase::Scheduled);
+    run_for_secs(600.0).await;
+    assert_eq!(attempts.lock().expect("lock").len(), 2, "the retry succeeded");
+    let st = s.status("o").await.expect("status");
+    assert_eq!((st.retry_wait.is_none(), st.phase), (true, JobPhase::Completed));
+}

@@ -535,7 +535,9 @@ pub enum JobPhase {
     Running,
     /// Paused: fires are counted as skipped.
     Paused,
-    /// The schedule is exhausted and nothing is in flight.
+    /// The schedule is exhausted, nothing is in flight, and no retry or
+    /// queued fire is still to run (a one-shot whose run failed is
+    /// `Scheduled` while its retry waits).
     Completed,
     /// Its handler is not registered in this process: kept, not run.
     Orphaned,
@@ -682,7 +684,12 @@ pub(crate) fn phase_of(state: &JobState, orphaned: bool, ahead: &Ahead) -> JobPh
         JobPhase::Paused
     } else if state.in_flight.len() > ahead.runs as usize {
         JobPhase::Running
-    } else if state.completed && ahead.runs == 0 {
+    } else if state.completed
+        && ahead.runs == 0
+        && state.retry_wait.is_none()
+        && state.queue.is_empty()
+    {
+        // Exhausted, with no retry or queued fire still to run.
         JobPhase::Completed
     } else {
         // Nothing in flight, or only a prepared fire not started yet.

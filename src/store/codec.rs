@@ -683,8 +683,8 @@ pub(crate) fn history_prefix(id: &str) -> Vec<u8> {
 
 /// Writes the history key of a job's entry `seq`, `id + 0x00 + seq as
 /// big-endian u64`, into `buf`. Big-endian makes sled's byte order the
-/// sequence order, so a prefix scan yields entries oldest first.
-#[cfg(test)]
+/// sequence order, so a prefix scan yields entries oldest first. Schema
+/// version 1 wrote one such key per run; the fold still deletes them.
 pub(crate) fn history_key_into(id: &str, seq: u64, buf: &mut Vec<u8>) {
     history_prefix_into(id, buf);
     buf.extend_from_slice(&seq.to_be_bytes());

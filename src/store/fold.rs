@@ -90,6 +90,33 @@ impl Sink<'_> {
             }
         }
     }
+
+    /// Removes a job's history chunk `(first, len)` from the tree, under
+    /// the key it has there. A chunk of one run read from the tree may be
+    /// a single-entry key of schema version 1 (`id + 0x00 + seq`, no
+    /// length): when no chunk key was there, that key is removed instead.
+    /// The chunk keys a fold writes always exist, so this costs no second
+    /// removal for them; a job reset in a fold has its keys removed as the
+    /// tree holds them, and then no chunk from before the reset.
+    fn remove_chunk(
+        &mut self,
+        id: &JobId,
+        first: u64,
+        len: u32,
+        key: &mut Vec<u8>,
+    ) -> sled::Result<()> {
+        codec::chunk_key_into(id.as_str(), first, len, key);
+        match self {
+            Sink::Direct(trees) => {
+                if trees.history.remove(&key[..])?.is_none() && len == 1 {
+                    codec::history_key_into(id.as_str(), first, key);
+                    trees.history.remove(&key[..])?;
+                }
+                Ok(())
+            }
+            Sink::Batched(_) => self.remove(Kind::History, key),
+        }
+    }
 }
 
 impl Trees<'_> {
@@ -293,8 +320,7 @@ impl Folder {
         // cut short by a crash: this chunk supersedes them.
         while chunks.back().is_some_and(|(f, _)| *f >= first) {
             if let Some((f, l)) = chunks.pop_back() {
-                codec::chunk_key_into(id.as_str(), f, l, key);
-                b.remove(Kind::History, key)?;
+                b.remove_chunk(id, f, l, key)?;
                 writes += 1;
             }
         }
@@ -325,8 +351,7 @@ impl Folder {
             if total - u64::from(l) < n.keep {
                 break;
             }
-            codec::chunk_key_into(id.as_str(), f, l, key);
-            b.remove(Kind::History, key)?;
+            b.remove_chunk(id, f, l, key)?;
             chunks.pop_front();
             total -= u64::from(l);
             writes += 1;

@@ -1868,3 +1868,44 @@ fn a_failed_journal_write_keeps_its_segments_for_the_next_flush() {
     assert!(clean.len() > 3, "several segments: {}", clean.len());
     assert_eq!(journaled(1), clean, "the same segments, none lost");
 }
+
+/// A job of a store of schema version 1 keeps its history under one key per
+/// run (`id + 0x00 + seq`, a JSON run). Once the job has `keep` newer runs,
+/// the fold's trim deletes those keys as it deletes surplus chunks: the
+/// tree holds only the chunks of the newest `keep` runs.
+#[test]
+fn history_keys_of_schema_version_1_are_trimmed_like_chunks() {
+    use super::SledStore;
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = every_second_specs(1).remove(0);
+    let id = spec.id.clone();
+    {
+        let store = SledStore::open(dir.path()).expect("open");
+        store
+            .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
+                spec: spec.clone(),
+                state: JobState::default(),
+            }))])
+            .expect("apply");
+        store.fold().expect("fold");
+        // Runs 0 to 2 as schema version 1 stored them.
+        let mut key = Vec::new();
+        for n in 0..3 {
+            codec::history_key_into(id.as_str(), n, &mut key);
+            let mut value = vec![1];
+            value.extend(serde_json::to_vec(&run(n)).expect("json"));
+            store.shared.history.insert(&key, value).expect("insert");
+        }
+        store.shared.db.flush().expect("flush");
+    }
+    let store = SledStore::open(dir.path()).expect("reopen");
+    assert_eq!(chunks_of(&store, id.as_str()), [(0, 1), (1, 1), (2, 1)]);
+    // Two newer runs, kept 2: the three old runs are surplus.
+    store.apply(appends(&spec, 3..5, 2)).expect("apply");
+    store.fold().expect("fold");
+    assert_eq!(store.history(&id, 10).expect("history"), [run(4), run(3)]);
+    assert_eq!(chunks_of(&store, id.as_str()), [(3, 2)]);
+    assert_eq!(store.shared.history.len(), 1, "the old keys are deleted");
+}

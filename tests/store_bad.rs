@@ -631,3 +631,75 @@ fn an_unreadable_meta_value_refuses_the_store_and_writes_nothing() {
         assert_eq!(db.open_tree("jobs").expect("tree").len(), 3);
     }
 }
+
+/// A job whose spec is quarantined leaves its history chunks without a job.
+/// They move to the quarantine as well (kept, with their bytes, for an
+/// operator), so that a job added later under the same id starts with an
+/// empty history instead of showing the runs of the job that was
+/// quarantined, and numbers its runs from 0.
+#[test]
+fn a_job_added_again_after_its_quarantine_does_not_inherit_the_old_history() {
+    let dir = store_with_abc();
+    {
+        let store = open(dir.path());
+        let runs = (1..=3)
+            .map(|n| cronactor_actors::StoreOp::AppendHistory {
+                id: id("b"),
+                record: Box::new(store_support::run(n)),
+                keep: 10,
+            })
+            .collect();
+        store.apply(runs).expect("apply");
+        flush(&store);
+    }
+    poke(dir.path(), "jobs", b"b", b"\x01{ not a spec");
+
+    {
+        let store = open(dir.path());
+        let loaded = store.load().expect("load");
+        assert_eq!(ids(&loaded), ["a", "c"]);
+        let chunks: Vec<&QuarantinedRecord> = loaded
+            .quarantined
+            .iter()
+            .filter(|q| q.tree == "history")
+            .collect();
+        assert_eq!(chunks.len(), 1, "{:?}", loaded.quarantined);
+        assert!(chunks[0].key.starts_with("b\0"), "{:?}", chunks[0].key);
+        assert!(
+            chunks[0].reason.contains("without a job spec"),
+            "{}",
+            chunks[0].reason
+        );
+        // The same id again: a new job.
+        store
+            .apply(vec![store_support::put_job("b", JobState::default())])
+            .expect("apply");
+        flush(&store);
+        assert!(store.history(&id("b"), 10).expect("history").is_empty());
+        store
+            .apply(vec![cronactor_actors::StoreOp::AppendHistory {
+                id: id("b"),
+                record: Box::new(store_support::run(7)),
+                keep: 10,
+            }])
+            .expect("apply");
+        flush(&store);
+        assert_eq!(
+            store.history(&id("b"), 10).expect("history"),
+            [store_support::run(7)]
+        );
+    }
+    let store = open(dir.path());
+    let loaded = store.load().expect("load");
+    assert_eq!(ids(&loaded), ["a", "b", "c"]);
+    assert_eq!(
+        store.history(&id("b"), 10).expect("history"),
+        [store_support::run(7)]
+    );
+    // Its one run numbered 0: the first key of its history.
+    let mut key = b"b\0".to_vec();
+    key.extend_from_slice(&0u64.to_be_bytes());
+    key.extend_from_slice(&1u32.to_be_bytes());
+    drop(store);
+    assert!(tree_has(dir.path(), "history", &key));
+}

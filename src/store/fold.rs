@@ -160,6 +160,13 @@ impl Folder {
         self.complete = false;
     }
 
+    /// Forgets the chunks of one job (moved out of the tree).
+    pub(crate) fn forget_job(&mut self, id: &JobId) {
+        if let Some(chunks) = self.chunks.get_mut(id) {
+            chunks.clear();
+        }
+    }
+
     /// Reads the chunks of every job in one pass over the history tree's
     /// keys (sled yields them in key order: each job's chunks together,
     /// oldest first, as [`scan_chunks`] reads them).

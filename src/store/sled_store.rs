@@ -512,6 +512,7 @@ fn quarantine_record(
         TREE_JOBS => &shared.jobs,
         TREE_STATE => &shared.state,
         TREE_JOURNAL => &shared.journal,
+        TREE_HISTORY => &shared.history,
         other => {
             return Err(StoreError::Io(format!(
                 "cannot quarantine a record of tree {other}"
@@ -951,6 +952,61 @@ impl SledStore {
         Ok(out)
     }
 
+    /// Moves to the quarantine the history chunks of every job whose spec
+    /// or state is in the quarantine (from this load or an earlier one) and
+    /// that did not load: a job that has no spec has no history either, so
+    /// that a job added later under the same id starts with none, instead
+    /// of showing the runs of the one quarantined (and the chunks stay
+    /// readable for an operator, as the spec and the state do). A key that
+    /// is not a valid job id is left alone: its prefix could match the
+    /// history keys of another job. Returns whether anything moved.
+    fn quarantine_orphan_history(
+        &self,
+        jobs: &[JobRecord],
+        quarantined: &[QuarantinedRecord],
+    ) -> Result<bool, StoreError> {
+        let shared = &*self.shared;
+        let loaded: std::collections::HashSet<&str> =
+            jobs.iter().map(|job| job.spec.id.as_str()).collect();
+        let mut ids: Vec<JobId> = quarantined
+            .iter()
+            .filter(|q| q.tree == TREE_JOBS || q.tree == TREE_STATE)
+            .filter(|q| !loaded.contains(q.key.as_str()))
+            .filter_map(|q| JobId::new(q.key.as_str()).ok())
+            .collect();
+        ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        let mut bad = Vec::new();
+        for id in &ids {
+            for item in shared
+                .history
+                .scan_prefix(codec::history_prefix(id.as_str()))
+            {
+                let (key, raw) = item.map_err(|e| shared.io(e))?;
+                bad.push(BadRecord {
+                    tree: TREE_HISTORY,
+                    key,
+                    raw,
+                    reason: format!(
+                        "a history chunk of job {id} without a job spec (its spec or state is in \
+                         the quarantine)"
+                    ),
+                });
+            }
+        }
+        if bad.is_empty() {
+            return Ok(false);
+        }
+        {
+            let mut folder = shared.folder.lock().unwrap_or_else(|p| p.into_inner());
+            for id in &ids {
+                folder.forget_job(id);
+            }
+        }
+        quarantine_all(shared, &bad)?;
+        Ok(true)
+    }
+
     /// Turns a store op into its journal op, updating the job index; `None`
     /// for an op on a job without a spec (dropped, as it always was).
     fn journal_op(&self, inner: &mut Inner, op: StoreOp) -> Result<Option<JournalOp>, StoreError> {
@@ -1079,6 +1135,10 @@ impl SnapshotStore for SledStore {
         bad.extend(states.map(|(key, raw, _)| orphan(key, raw)));
 
         quarantine_all(shared, &bad)?;
+        let mut quarantined = self.list_quarantine()?;
+        if self.quarantine_orphan_history(&jobs, &quarantined)? {
+            quarantined = self.list_quarantine()?;
+        }
 
         {
             let mut inner = shared.lock();
@@ -1098,10 +1158,7 @@ impl SnapshotStore for SledStore {
                 .collect();
             inner.known_ready = true;
         }
-        Ok(Loaded {
-            jobs,
-            quarantined: self.list_quarantine()?,
-        })
+        Ok(Loaded { jobs, quarantined })
     }
 
     fn apply(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {

@@ -327,7 +327,7 @@ fn an_unreadable_schema_marker_is_an_error_and_nothing_is_written() {
     std::fs::write(dir.path().join("schema_version"), "version two").expect("write");
     let before = snapshot_dir(dir.path());
     let err = SledStore::open(dir.path()).expect_err("refused");
-    assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Damaged { .. }), "{err:?}");
     assert!(err.to_string().contains("schema marker"), "{err}");
     assert!(before == snapshot_dir(dir.path()));
 }
@@ -620,7 +620,7 @@ fn an_unreadable_meta_value_refuses_the_store_and_writes_nothing() {
         let dir = store_with_abc();
         poke(dir.path(), "meta", b"schema_version", bad);
         let err = SledStore::open(dir.path()).expect_err("refused");
-        assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Damaged { .. }), "{err:?}");
         assert!(err.to_string().contains("schema version"), "{err}");
         let db = raw(dir.path());
         let meta = db.open_tree("meta").expect("tree");
@@ -702,4 +702,42 @@ fn a_job_added_again_after_its_quarantine_does_not_inherit_the_old_history() {
     key.extend_from_slice(&1u32.to_be_bytes());
     drop(store);
     assert!(tree_has(dir.path(), "history", &key));
+}
+
+/// A schema version record that does not read (the `schema_version` file,
+/// or the `meta` value: not a number, empty, version 0, or a meta value of
+/// a record version this build does not know although the marker is not
+/// newer) is a damaged store, refused with `StoreError::Damaged` naming
+/// it, not the catch-all `Io` of a failed read; a readable newer version
+/// stays `NewerVersion`. Nothing is written either way.
+#[test]
+fn a_corrupt_schema_version_record_is_refused_as_damaged() {
+    for marker in ["version two", "", "0\n", "-1\n"] {
+        let dir = store_with_abc();
+        std::fs::write(dir.path().join("schema_version"), marker).expect("write");
+        let before = snapshot_dir(dir.path());
+        let err = SledStore::open(dir.path()).expect_err("refused");
+        assert!(
+            matches!(&err, StoreError::Damaged { path, .. } if *path == dir.path().display().to_string()),
+            "{marker:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("schema marker"), "{err}");
+        assert!(before == snapshot_dir(dir.path()), "{marker:?}: touched");
+    }
+    for bad in [&b"\x01 three"[..], b"", b"\x010", b"\x00 3", b"\x02 3"] {
+        let dir = store_with_abc();
+        poke(dir.path(), "meta", b"schema_version", bad);
+        let err = SledStore::open(dir.path()).expect_err("refused");
+        assert!(
+            matches!(&err, StoreError::Damaged { .. }),
+            "{bad:?}: {err:?}"
+        );
+        assert!(err.to_string().contains("schema version"), "{err}");
+        let db = raw(dir.path());
+        let meta = db.open_tree("meta").expect("tree");
+        assert_eq!(
+            meta.get("schema_version").expect("read").as_deref(),
+            Some(bad)
+        );
+    }
 }

@@ -93,8 +93,10 @@ pub enum StoreError {
     },
     /// The store's files contradict each other: its schema marker says it
     /// was created, but sled's database holds no schema version (sled 0.34
-    /// opens a database whose log was damaged as an empty one). Refused, so
-    /// that the scheduler does not start empty and write over what is left.
+    /// opens a database whose log was damaged as an empty one); or its
+    /// schema version record does not read. Refused, so that the scheduler
+    /// does not start empty and write over what is left, or read records
+    /// with a layout it cannot know.
     #[error("the store at {path} is damaged: {reason}")]
     Damaged {
         /// The store's path.

@@ -724,7 +724,9 @@ impl SledStore {
     ///   moment after the drop), then this error is returned.
     /// - [`StoreError::Damaged`]: the `schema_version` file says the store
     ///   was created, but sled opened its database empty (its log was
-    ///   damaged or replaced).
+    ///   damaged or replaced); or the schema version, in that file or in
+    ///   the `meta` tree, does not read (not a number, 0, an unknown record
+    ///   version).
     /// - [`StoreError::Io`]: anything else (sled cannot read its files...).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, SledStoreOptions::default())
@@ -756,7 +758,7 @@ impl SledStore {
         // 2. The schema version, read from the marker file before any write.
         let marker = read_marker(path, &shown)?;
         if let Some(found) = marker {
-            check_version(found, &shown)?;
+            check_version(found, &shown, "its schema marker")?;
         }
 
         // 3. Writable? A probe file, created and removed.
@@ -822,10 +824,18 @@ impl SledStore {
             .map_err(|e| sled_error(&shown, e))?
         {
             Some(bytes) => {
-                let found: u32 = codec::decode(RecordKind::Meta, &bytes).map_err(|e| {
-                    StoreError::Io(format!("the schema version in {shown} is unreadable: {e}"))
-                })?;
-                check_version(found, &shown)?;
+                // A value that does not read cannot say which layout the
+                // store has: damage (a newer build that changes the meta
+                // value's layout also raises the schema version, and the
+                // marker, read first, is not newer).
+                let found: u32 =
+                    codec::decode(RecordKind::Meta, &bytes).map_err(|e| StoreError::Damaged {
+                        path: shown.clone(),
+                        reason: format!(
+                            "its schema version (meta/schema_version) is unreadable: {e}"
+                        ),
+                    })?;
+                check_version(found, &shown, "its schema version (meta/schema_version)")?;
                 if found < Self::SCHEMA_VERSION {
                     // Upgrade: the marker first (read first at open), so an
                     // older build refuses the store before it meets a record
@@ -1390,7 +1400,10 @@ fn sled_open_error(shown: &str, e: sled::Error) -> StoreError {
     }
 }
 
-fn check_version(found: u32, shown: &str) -> Result<(), StoreError> {
+/// Refuses a schema version newer than this build's ([`StoreError::NewerVersion`])
+/// or 0, which no build writes (damage: [`StoreError::Damaged`]). `what`
+/// names where it was read.
+fn check_version(found: u32, shown: &str, what: &str) -> Result<(), StoreError> {
     if found > SledStore::SCHEMA_VERSION {
         Err(StoreError::NewerVersion {
             path: shown.to_owned(),
@@ -1398,9 +1411,10 @@ fn check_version(found: u32, shown: &str) -> Result<(), StoreError> {
             supported: SledStore::SCHEMA_VERSION,
         })
     } else if found == 0 {
-        Err(StoreError::Io(format!(
-            "the store at {shown} has schema version 0, which no build writes"
-        )))
+        Err(StoreError::Damaged {
+            path: shown.to_owned(),
+            reason: format!("{what} says version 0, which no build writes"),
+        })
     } else {
         Ok(())
     }
@@ -1409,13 +1423,19 @@ fn check_version(found: u32, shown: &str) -> Result<(), StoreError> {
 /// The version in the marker file, `None` if there is no marker yet.
 fn read_marker(path: &Path, shown: &str) -> Result<Option<u32>, StoreError> {
     match fs::read_to_string(path.join(MARKER_FILE)) {
-        Ok(text) => text.trim().parse::<u32>().map(Some).map_err(|_| {
-            StoreError::Io(format!(
-                "the schema marker {} holds {:?}, not a version number; the store was left untouched",
-                path.join(MARKER_FILE).display(),
-                text.chars().take(40).collect::<String>()
-            ))
-        }),
+        Ok(text) => text
+            .trim()
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| StoreError::Damaged {
+                path: shown.to_owned(),
+                reason: format!(
+                    "its schema marker {} holds {:?}, not a version number; the store was left \
+                     untouched",
+                    path.join(MARKER_FILE).display(),
+                    text.chars().take(40).collect::<String>()
+                ),
+            }),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(open_io_error(shown, "cannot read the schema marker", &e)),
     }

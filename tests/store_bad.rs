@@ -741,3 +741,28 @@ fn a_corrupt_schema_version_record_is_refused_as_damaged() {
         );
     }
 }
+
+/// A store of a newer schema whose `schema_version` file is missing is
+/// refused from its `meta` value, after sled's open; the refused open adds
+/// nothing of its own to the store: no tree this build would have created.
+#[test]
+fn a_newer_store_without_its_marker_gets_no_trees_from_a_refused_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let db = raw(dir.path());
+        let meta = db.open_tree("meta").expect("tree");
+        meta.insert("schema_version", v1(&(SledStore::SCHEMA_VERSION + 1)))
+            .expect("insert");
+        db.flush().expect("flush");
+    }
+    let names = |dir: &Path| {
+        let mut names: Vec<Vec<u8>> = raw(dir).tree_names().iter().map(|n| n.to_vec()).collect();
+        names.sort();
+        names
+    };
+    let before = names(dir.path());
+    let err = SledStore::open(dir.path()).expect_err("a newer store is refused");
+    assert!(matches!(err, StoreError::NewerVersion { .. }), "{err:?}");
+    assert_eq!(names(dir.path()), before);
+    assert!(!dir.path().join("schema_version").exists());
+}

@@ -809,17 +809,12 @@ impl SledStore {
             db.open_tree(name)
                 .map_err(|e| StoreError::Io(format!("cannot open tree {name} of {shown}: {e}")))
         };
-        let (jobs, state, history, quarantine, meta, journal) = (
-            tree(TREE_JOBS)?,
-            tree(TREE_STATE)?,
-            tree(TREE_HISTORY)?,
-            tree(TREE_QUARANTINE)?,
-            tree(TREE_META)?,
-            tree(TREE_JOURNAL)?,
-        );
-
-        // 5. The authoritative copy of the version, in the meta tree.
-        match meta
+        // 5. The authoritative copy of the version, in the meta tree, read
+        //    before the other trees are opened: opening a tree that does
+        //    not exist writes it, and a store this build refuses gets
+        //    nothing of its own.
+        let meta = tree(TREE_META)?;
+        let stored = match meta
             .get(META_SCHEMA_VERSION)
             .map_err(|e| sled_error(&shown, e))?
         {
@@ -836,17 +831,27 @@ impl SledStore {
                         ),
                     })?;
                 check_version(found, &shown, "its schema version (meta/schema_version)")?;
-                if found < Self::SCHEMA_VERSION {
-                    // Upgrade: the marker first (read first at open), so an
-                    // older build refuses the store before it meets a record
-                    // of the new layout.
-                    write_marker(path, &shown)?;
-                    write_meta_version(&meta, &db, &shown)?;
-                }
+                Some(found)
             }
-            None => {
+            None => None,
+        };
+        let (jobs, state, history, quarantine, journal) = (
+            tree(TREE_JOBS)?,
+            tree(TREE_STATE)?,
+            tree(TREE_HISTORY)?,
+            tree(TREE_QUARANTINE)?,
+            tree(TREE_JOURNAL)?,
+        );
+        match stored {
+            // Upgrade: the marker first (read first at open), so an older
+            // build refuses the store before it meets a record of the new
+            // layout.
+            Some(found) if found < Self::SCHEMA_VERSION => {
+                write_marker(path, &shown)?;
                 write_meta_version(&meta, &db, &shown)?;
             }
+            Some(_) => {}
+            None => write_meta_version(&meta, &db, &shown)?,
         }
         if marker.is_none_or(|m| m < Self::SCHEMA_VERSION) {
             write_marker(path, &shown)?;

@@ -495,7 +495,11 @@ async fn a_one_shot_whose_retry_waits_is_scheduled_not_completed() {
         .expect("spec");
     s.add(spec).await.expect("add");
     run_for_secs(61.0).await;
-    assert_eq!(attempts.lock().expect("lock").len(), 1, "the first attempt failed");
+    assert_eq!(
+        attempts.lock().expect("lock").len(),
+        1,
+        "the first attempt failed"
+    );
     let st = s.status("o").await.expect("status");
     assert!(st.retry_wait.is_some(), "its retry waits");
     assert_eq!(
@@ -506,7 +510,14 @@ async fn a_one_shot_whose_retry_waits_is_scheduled_not_completed() {
     let listed = s.list().await.expect("list");
     assert_eq!(listed[0].phase, JobPhase::Scheduled);
     run_for_secs(600.0).await;
-    assert_eq!(attempts.lock().expect("lock").len(), 2, "the retry succeeded");
+    assert_eq!(
+        attempts.lock().expect("lock").len(),
+        2,
+        "the retry succeeded"
+    );
     let st = s.status("o").await.expect("status");
-    assert_eq!((st.retry_wait.is_none(), st.phase), (true, JobPhase::Completed));
+    assert_eq!(
+        (st.retry_wait.is_none(), st.phase),
+        (true, JobPhase::Completed)
+    );
 }

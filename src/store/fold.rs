@@ -20,6 +20,9 @@ pub(crate) struct Trees<'a> {
     pub(crate) jobs: &'a Tree,
     pub(crate) state: &'a Tree,
     pub(crate) history: &'a Tree,
+    /// Where a history chunk that does not decode goes when the fold
+    /// trims it, instead of being deleted.
+    pub(crate) quarantine: &'a Tree,
 }
 
 /// The history chunks of one job in the tree, oldest first: (first sequence
@@ -108,12 +111,28 @@ impl Sink<'_> {
         codec::chunk_key_into(id.as_str(), first, len, key);
         match self {
             Sink::Direct(trees) => {
-                if trees.history.remove(&key[..])?.is_none() && len == 1 {
+                let mut old = trees.history.remove(&key[..])?;
+                if old.is_none() && len == 1 {
                     codec::history_key_into(id.as_str(), first, key);
-                    trees.history.remove(&key[..])?;
+                    old = trees.history.remove(&key[..])?;
                 }
-                Ok(())
+                // A trimmed chunk is read only here: one that does not
+                // decode is kept in the quarantine, as a bad record found at
+                // load is, in the next sled write after its removal.
+                match old {
+                    Some(raw) if codec::decode_chunk(&raw).is_err() => {
+                        super::sled_store::quarantine_removed(
+                            trees.quarantine,
+                            super::sled_store::TREE_HISTORY,
+                            key,
+                            &raw,
+                            format!("a history chunk of job {id} that does not decode, trimmed"),
+                        )
+                    }
+                    _ => Ok(()),
+                }
             }
+            // A job removed (or reset) in this fold: its history goes with it.
             Sink::Batched(_) => self.remove(Kind::History, key),
         }
     }

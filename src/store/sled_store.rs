@@ -39,7 +39,7 @@ const SLED_LOG_FILE: &str = "db";
 
 const TREE_JOBS: &str = "jobs";
 const TREE_STATE: &str = "state";
-const TREE_HISTORY: &str = "history";
+pub(super) const TREE_HISTORY: &str = "history";
 const TREE_QUARANTINE: &str = "quarantine";
 const TREE_META: &str = "meta";
 const TREE_JOURNAL: &str = "journal";
@@ -274,6 +274,7 @@ impl Shared {
             jobs: &self.jobs,
             state: &self.state,
             history: &self.history,
+            quarantine: &self.quarantine,
         }
     }
 
@@ -553,6 +554,42 @@ fn quarantine_record(
         })?;
     shared.db.flush().map_err(|e| shared.io(e))?;
     Ok(())
+}
+
+/// Keeps in the quarantine a record its tree no longer holds (the fold
+/// found it undecodable as it removed it), under a key no earlier
+/// quarantine of the same key has.
+pub(super) fn quarantine_removed(
+    quarantine: &sled::Tree,
+    tree: &str,
+    key: &[u8],
+    raw: &[u8],
+    reason: String,
+) -> sled::Result<()> {
+    tracing::warn!(
+        tree,
+        key = %String::from_utf8_lossy(key),
+        reason = %reason,
+        "store: record moved to quarantine"
+    );
+    let entry = QuarantineEntry {
+        tree: tree.to_owned(),
+        key: key.to_vec(),
+        reason,
+        raw: raw.to_vec(),
+        quarantined_at: Utc::now(),
+    };
+    let value = codec::encode(RecordKind::Quarantine, &entry)
+        .map_err(|e| sled::Error::Unsupported(format!("cannot encode a quarantine record: {e}")))?;
+    let mut n = 0u64;
+    let qkey = loop {
+        let candidate = codec::quarantine_key(tree, key, n);
+        if quarantine.get(&candidate)?.is_none() {
+            break candidate;
+        }
+        n += 1;
+    };
+    quarantine.insert(qkey, value).map(drop)
 }
 
 /// A record of the `quarantine` tree, as stored.
@@ -942,7 +979,7 @@ impl SledStore {
     }
 
     /// Every record of the quarantine tree, in key order (tree, then key).
-    fn list_quarantine(&self) -> Result<Vec<QuarantinedRecord>, StoreError> {
+    pub(super) fn list_quarantine(&self) -> Result<Vec<QuarantinedRecord>, StoreError> {
         let mut out = Vec::new();
         for item in self.shared.quarantine.iter() {
             let (key, value) = item.map_err(|e| self.shared.io(e))?;

@@ -1909,3 +1909,50 @@ fn history_keys_of_schema_version_1_are_trimmed_like_chunks() {
     assert_eq!(chunks_of(&store, id.as_str()), [(3, 2)]);
     assert_eq!(store.shared.history.len(), 1, "the old keys are deleted");
 }
+
+#[test]
+fn a_history_chunk_that_does_not_decode_is_quarantined_when_the_fold_trims_it() {
+    use super::SledStore;
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let spec = every_second_specs(1).remove(0);
+    let id = spec.id.clone();
+    let store = SledStore::open(dir.path()).expect("open");
+    store
+        .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
+            spec: spec.clone(),
+            state: JobState::default(),
+        }))])
+        .expect("apply");
+    store.apply(appends(&spec, 0..2, 2)).expect("apply");
+    store.fold().expect("fold");
+    assert_eq!(chunks_of(&store, id.as_str()), [(0, 2)]);
+    // The chunk's bytes damaged in place.
+    let mut key = Vec::new();
+    codec::chunk_key_into(id.as_str(), 0, 2, &mut key);
+    let garbage = vec![3u8, 0xff, 0xff, 0xff];
+    store
+        .shared
+        .history
+        .insert(&key, garbage.clone())
+        .expect("insert");
+    // Two newer runs, kept 2: the damaged chunk is surplus and trimmed.
+    store.apply(appends(&spec, 2..4, 2)).expect("apply");
+    store.fold().expect("fold");
+    assert_eq!(chunks_of(&store, id.as_str()), [(2, 2)]);
+    let q = store.list_quarantine().expect("quarantine");
+    assert_eq!(q.len(), 1, "kept, not deleted: {q:?}");
+    assert_eq!(
+        (q[0].tree.as_str(), &q[0].raw[..]),
+        ("history", &garbage[..])
+    );
+    assert!(q[0].reason.contains("does not decode"), "{}", q[0].reason);
+    drop(store);
+    // Still there after a reopen; a healthy trim adds nothing.
+    let store = SledStore::open(dir.path()).expect("reopen");
+    store.apply(appends(&spec, 4..6, 2)).expect("apply");
+    store.fold().expect("fold");
+    assert_eq!(store.list_quarantine().expect("quarantine").len(), 1);
+    assert_eq!(store.history(&id, 10).expect("history"), [run(5), run(4)]);
+}

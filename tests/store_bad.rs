@@ -766,3 +766,91 @@ fn a_newer_store_without_its_marker_gets_no_trees_from_a_refused_open() {
     assert_eq!(names(dir.path()), before);
     assert!(!dir.path().join("schema_version").exists());
 }
+
+/// The fields of each event the store logs while `f` runs on this thread,
+/// by message.
+fn logged_fields(f: impl FnOnce()) -> Vec<(String, Vec<String>)> {
+    use std::sync::{Arc, Mutex};
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+    type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
+    struct Capture(Seen);
+    struct Names<'a>(&'a mut Vec<String>, &'a mut String);
+    impl Visit for Names<'_> {
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                *self.1 = format!("{value:?}");
+            } else {
+                self.0.push(field.name().to_owned());
+            }
+        }
+    }
+    impl<S: tracing::Subscriber> Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            let (mut names, mut message) = (Vec::new(), String::new());
+            event.record(&mut Names(&mut names, &mut message));
+            self.0.lock().expect("lock").push((message, names));
+        }
+    }
+    let seen = Seen::default();
+    let subscriber = tracing_subscriber::registry().with(Capture(seen.clone()));
+    tracing::subscriber::with_default(subscriber, f);
+    let seen = seen.lock().expect("lock");
+    seen.clone()
+}
+
+/// What the store logs about one job names it in the `job_id` field, as
+/// every other log line of the runtime does, so that a subscriber that
+/// filters or indexes on `job_id` finds them.
+#[test]
+fn the_store_logs_the_job_it_is_about_in_the_job_id_field() {
+    let dir = store_with_abc();
+    {
+        let store = open(dir.path());
+        store
+            .apply(vec![cronactor_actors::StoreOp::AppendHistory {
+                id: id("a"),
+                record: Box::new(store_support::run(1)),
+                keep: 10,
+            }])
+            .expect("apply");
+        flush(&store);
+        store.fold().expect("fold");
+    }
+    // Damage job a's one chunk (sequence 0, one entry).
+    let mut key = b"a\0".to_vec();
+    key.extend_from_slice(&0u64.to_be_bytes());
+    key.extend_from_slice(&1u32.to_be_bytes());
+    assert!(tree_has(dir.path(), "history", &key));
+    poke(dir.path(), "history", &key, b"\x02\xff\xff");
+    let store = open(dir.path());
+    let logged = logged_fields(|| {
+        assert_eq!(store.history(&id("a"), 10).expect("history"), []);
+        // A state and a history entry of a job the store does not have.
+        store
+            .apply(vec![
+                cronactor_actors::StoreOp::PutState(id("nobody"), Box::new(state(1))),
+                cronactor_actors::StoreOp::AppendHistory {
+                    id: id("nobody"),
+                    record: Box::new(store_support::run(1)),
+                    keep: 10,
+                },
+            ])
+            .expect("apply");
+    });
+    for message in [
+        "store: unreadable history chunk skipped",
+        "store: state of a job without a spec ignored",
+        "store: history of a job without a spec ignored",
+    ] {
+        let (_, fields) = logged
+            .iter()
+            .find(|(m, _)| m == message)
+            .unwrap_or_else(|| panic!("{message:?} not logged: {logged:?}"));
+        assert!(
+            fields.iter().any(|f| f == "job_id") && !fields.iter().any(|f| f == "job"),
+            "{message:?}: {fields:?}"
+        );
+    }
+}

@@ -1077,7 +1077,7 @@ impl SledStore {
             }
             StoreOp::PutState(id, state) => {
                 if !inner.known.get(&id).is_some_and(|e| e.exists) {
-                    tracing::debug!(job = %id, "store: state of a job without a spec ignored");
+                    tracing::debug!(job_id = %id, "store: state of a job without a spec ignored");
                     return Ok(None);
                 }
                 JournalOp::PutState {
@@ -1093,7 +1093,7 @@ impl SledStore {
             }
             StoreOp::AppendHistory { id, record, keep } => {
                 let Some(entry) = inner.known.get_mut(&id).filter(|e| e.exists) else {
-                    tracing::debug!(job = %id, "store: history of a job without a spec ignored");
+                    tracing::debug!(job_id = %id, "store: history of a job without a spec ignored");
                     return Ok(None);
                 };
                 let seq = match entry.next_seq {
@@ -1324,7 +1324,7 @@ impl SnapshotStore for SledStore {
                             match codec::decode_run(record) {
                                 Ok(run) => out.push(run),
                                 Err(e) => {
-                                    tracing::warn!(job = %id, error = %e, "store: unreadable pending history entry")
+                                    tracing::warn!(job_id = %id, error = %e, "store: unreadable pending history entry")
                                 }
                             }
                         }
@@ -1366,7 +1366,7 @@ impl SnapshotStore for SledStore {
                 }
                 // Left in place (trimmed or removed with the job later).
                 Err(e) => tracing::warn!(
-                    job = %id,
+                    job_id = %id,
                     first,
                     error = %e,
                     "store: unreadable history chunk skipped"

@@ -4,7 +4,7 @@
 
 use super::dto::{snake_case, EventView, MissedView};
 use super::prom::Prom;
-use crate::{Event, Received, RunId, Scheduler};
+use crate::{Event, EventStream, Received, RunId, Scheduler};
 use axum::response::sse;
 use futures::Stream;
 use std::collections::VecDeque;
@@ -14,17 +14,24 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-/// One numbered event, rendered once for every client.
+/// One numbered event, rendered once for every client; or the notice of a
+/// gap (`gap`), events of the scheduler that the hub never received.
 #[derive(Debug)]
 pub(crate) struct SeqEvent {
+    /// The event's number; for a gap, the first number of the events lost.
     pub(crate) seq: u64,
     pub(crate) job_id: String,
     pub(crate) kind: String,
     pub(crate) json: String,
+    /// A `missed` notice (no id), for every client whatever its job filter.
+    pub(crate) gap: bool,
 }
 
 impl SeqEvent {
     fn to_sse(&self) -> sse::Event {
+        if self.gap {
+            return sse::Event::default().event("missed").data(&self.json);
+        }
         sse::Event::default()
             .id(self.seq.to_string())
             .event(&self.kind)
@@ -133,7 +140,38 @@ impl Hub {
             job_id: view.job_id,
             kind: view.kind,
             json,
+            gap: false,
         });
+        self.push(&mut ring, entry);
+    }
+
+    /// The hub fell behind the scheduler's event bus and lost `n` events:
+    /// their numbers are skipped (so that the numbers still count the
+    /// scheduler's events), and a `missed` notice takes their place, for the
+    /// clients connected now and for a client that resumes from before it.
+    pub(crate) fn missed(&self, n: u64) {
+        let mut ring = self.lock();
+        let first = ring.next_seq;
+        let last = first.saturating_add(n.saturating_sub(1));
+        ring.next_seq = last.saturating_add(1);
+        let view = MissedView {
+            missed: Some(n),
+            reason: format!(
+                "the server's event hub fell behind the scheduler: events {first} to {last} \
+                 were lost"
+            ),
+        };
+        let entry = Arc::new(SeqEvent {
+            seq: first,
+            job_id: String::new(),
+            kind: "missed".into(),
+            json: serde_json::to_string(&view).unwrap_or_default(),
+            gap: true,
+        });
+        self.push(&mut ring, entry);
+    }
+
+    fn push(&self, ring: &mut Ring, entry: Arc<SeqEvent>) {
         if ring.buffer.len() == self.capacity {
             ring.buffer.pop_front();
         }
@@ -188,7 +226,18 @@ impl Hub {
     /// Starts the task that feeds the hub (and the Prometheus histograms)
     /// from the scheduler's events. It ends when the scheduler stops.
     pub(crate) fn spawn_collector(self: &Arc<Self>, scheduler: Scheduler, prom: Arc<Prom>) {
-        let mut stream = scheduler.subscribe();
+        let stream = scheduler.subscribe();
+        self.spawn_collector_of(stream, move || scheduler_stopped(&scheduler), prom);
+    }
+
+    /// [`Self::spawn_collector`] from `stream`; `stopped` says whether the
+    /// scheduler stopped.
+    pub(crate) fn spawn_collector_of(
+        self: &Arc<Self>,
+        mut stream: EventStream,
+        stopped: impl Fn() -> bool + Send + 'static,
+        prom: Arc<Prom>,
+    ) {
         let hub = self.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -202,11 +251,12 @@ impl Hub {
                         }
                         Some(Received::Missed(n)) => {
                             tracing::warn!(missed = n, "the HTTP event hub fell behind the scheduler");
+                            hub.missed(n);
                         }
                         None => break,
                     },
                     _ = tick.tick() => {
-                        if scheduler_stopped(&scheduler) {
+                        if stopped() {
                             break;
                         }
                         prom.upkeep();
@@ -215,9 +265,15 @@ impl Hub {
                 }
             }
             // Deliver what is still queued, then end the streams.
-            while let Some(Received::Event(event)) = stream.try_recv() {
-                prom.observe(&event);
-                hub.publish(&event);
+            loop {
+                match stream.try_recv() {
+                    Some(Received::Event(event)) => {
+                        prom.observe(&event);
+                        hub.publish(&event);
+                    }
+                    Some(Received::Missed(n)) => hub.missed(n),
+                    None => break,
+                }
             }
             hub.end_streams.cancel();
         });
@@ -259,7 +315,8 @@ pub(crate) fn sse_stream(
         job,
         end: hub.end_streams.clone(),
     };
-    let wanted = |job: &Option<String>, e: &SeqEvent| job.as_ref().is_none_or(|j| *j == e.job_id);
+    let wanted =
+        |job: &Option<String>, e: &SeqEvent| e.gap || job.as_ref().is_none_or(|j| *j == e.job_id);
     futures::stream::unfold(state, move |mut st| async move {
         if let Some(first) = st.first.take() {
             return Some((Ok(first), st));

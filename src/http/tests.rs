@@ -112,6 +112,89 @@ async fn a_client_that_falls_behind_is_told_how_many_events_it_missed() {
     assert!(messages[2].starts_with("id: 5\n"), "{text}");
 }
 
+/// The SSE messages of a stream once it ended, split.
+async fn sse_messages(
+    stream: impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>
+        + Send
+        + 'static,
+) -> Vec<String> {
+    use axum::response::IntoResponse;
+    use futures::StreamExt;
+    let body = axum::response::sse::Sse::new(stream)
+        .into_response()
+        .into_body();
+    let mut frames = body.into_data_stream();
+    let mut text = String::new();
+    while let Some(frame) = frames.next().await {
+        text.push_str(&String::from_utf8_lossy(&frame.expect("frame")));
+    }
+    text.split("\n\n")
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Events the hub itself never received, because it fell behind the
+/// scheduler's event bus, are not silently left out: the clients connected
+/// (whatever their job filter) and a client resuming from before them get a
+/// `missed` notice with how many, and the numbers of the events after them
+/// skip as many, as if the hub had numbered them.
+#[tokio::test]
+async fn events_the_hub_lost_behind_the_scheduler_are_announced_missed_to_its_clients() {
+    let hub = std::sync::Arc::new(Hub::new(16));
+    let live = hub.subscribe(None);
+    let filtered = hub.subscribe(None);
+    let bus = cronactor_actors::EventBus::new(2);
+    let stream = bus.subscribe();
+    // Five events before the hub reads any: the bus keeps two for it.
+    for _ in 0..5 {
+        bus.publish(&JobId::new("j").expect("id"), Utc::now(), EventKind::Added);
+    }
+    drop(bus);
+    hub.spawn_collector_of(
+        stream,
+        || false,
+        std::sync::Arc::new(super::prom::Prom::new()),
+    );
+    let live = sse_messages(super::events::sse_stream(&hub, live, None)).await;
+    let check = |messages: &[String]| {
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(messages[0].starts_with("event: missed\n"), "{messages:?}");
+        assert!(
+            !messages[0].contains("id:"),
+            "no id on a notice: {messages:?}"
+        );
+        let data = messages[0].split("data: ").nth(1).expect("data");
+        let missed: serde_json::Value = serde_json::from_str(data).expect("json");
+        assert_eq!(missed["missed"], 3, "{messages:?}");
+        assert!(messages[1].starts_with("id: 4\n"), "{messages:?}");
+        assert!(messages[2].starts_with("id: 5\n"), "{messages:?}");
+    };
+    check(&live);
+    // A client of another job's events is told too: the lost ones may
+    // have been its job's.
+    let filtered = sse_messages(super::events::sse_stream(
+        &hub,
+        filtered,
+        Some("other".into()),
+    ))
+    .await;
+    assert_eq!(filtered.len(), 1, "{filtered:?}");
+    assert!(filtered[0].starts_with("event: missed\n"), "{filtered:?}");
+    // A client resuming from before the gap gets the notice from the buffer.
+    let resumed = sse_messages(super::events::sse_stream(
+        &hub,
+        hub.subscribe(Some(0)),
+        None,
+    ))
+    .await;
+    check(&resumed);
+    // One resuming after the gap does not.
+    let after = hub.subscribe(Some(4));
+    assert_eq!(after.backlog_ids(), vec![5]);
+    assert!(after.missed_count().is_none());
+}
+
 #[test]
 fn job_requests_cover_every_schedule_kind_and_policy() {
     let r: JobRequest = serde_json::from_value(json!({

@@ -47,11 +47,11 @@ impl Packed {
         Some(Self(bytes.into_boxed_slice()))
     }
 
-    pub(super) fn phase(&self) -> crate::status::JobPhase {
+    pub(super) fn phase(&self, id: &JobId) -> crate::status::JobPhase {
         postcard::take_from_bytes(&self.0).map_or_else(
             |e| {
                 // Never happens: the bytes were encoded by this process.
-                tracing::error!(target: TARGET, error = %e, "packed job phase does not decode");
+                tracing::error!(target: TARGET, job_id = %id, error = %e, "packed job phase does not decode");
                 crate::status::JobPhase::Scheduled
             },
             |(phase, _)| phase,

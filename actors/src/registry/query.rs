@@ -88,7 +88,7 @@ impl RegistryState {
                     m.runs_in_flight +=
                         (slot.state.in_flight.len() as u64).saturating_sub(u64::from(ahead.runs));
                 }
-                Held::Packed(p) => *m.jobs_by_phase.entry(p.phase()).or_default() += 1,
+                Held::Packed(p) => *m.jobs_by_phase.entry(p.phase(&e.spec.id)).or_default() += 1,
             }
         }
         m.totals.add(&self.packed_totals);

@@ -60,7 +60,7 @@ impl Prom {
             metrics::describe_histogram!(
                 LATENESS,
                 metrics::Unit::Seconds,
-                "Start of a scheduled, triggered or event run minus its scheduled time."
+                "Start of a scheduled, triggered or event run (before its jitter) minus its scheduled time."
             );
             metrics::describe_histogram!(
                 DURATION,

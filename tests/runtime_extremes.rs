@@ -158,6 +158,26 @@ async fn a_cron_without_a_future_match_completes_and_an_impossible_one_is_refuse
     );
 }
 
+/// A backfill over the whole calendar queues the slots of a schedule whose
+/// year field lies centuries after the range's start.
+#[tokio::test(start_paused = true)]
+async fn a_backfill_from_the_start_of_the_calendar_finds_a_year_fields_slots() {
+    let clock = clock();
+    let count = Count::default();
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("y", ScheduleSpec::cron("0 0 0 1 1 * 2020-2022"), "count")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let queued = s
+        .backfill("y", DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC)
+        .await
+        .expect("backfill");
+    assert_eq!(queued, 3);
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 3);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_retry_delay_beyond_the_calendar_waits_forever_without_crashing_the_job() {
     let clock = clock();

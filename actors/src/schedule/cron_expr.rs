@@ -338,8 +338,8 @@ impl CronExpr {
     }
 
     /// The first wall-clock time (naive seconds) `>= from` that matches, or
-    /// `None` if there is none within [`SEARCH_YEARS`] years (or within the
-    /// year field).
+    /// `None` if there is none within [`SEARCH_YEARS`] years, or, with a
+    /// year field, within the field's years.
     pub(crate) fn next_match(&self, from: i64) -> Option<i64> {
         let (days, sod) = split_secs(from);
         let (mut y, mut m, mut d) = civil_from_days(days);
@@ -352,7 +352,11 @@ impl CronExpr {
                     (y, m, d, h, mi, s) = (ny, 1, 1, 0, 0, 0);
                 }
             }
-            if y > limit {
+            // A year field bounds the search itself (`next_at_or_after`
+            // ends it past the field's last year): the limit would end a
+            // search that starts centuries before the field's first year
+            // (a backfill from far in the past) before it reaches it.
+            if self.years.is_none() && y > limit {
                 return None;
             }
             'month: loop {

@@ -327,6 +327,37 @@ fn year_field_ends_the_schedule() {
     );
 }
 
+/// The year field bounds the search by itself: a search that starts more
+/// than 400 years before the field's first year still finds its fires (a
+/// backfill from far in the past, say), and one past its last year ends.
+#[test]
+fn a_search_from_centuries_before_the_year_field_finds_its_first_year() {
+    let s = compile("0 0 0 1 1 * 2027-2028", "UTC");
+    for from in ["1500-01-01T00:00:00Z", "-10000-01-01T00:00:00Z"] {
+        assert_eq!(
+            next_n(&s, from, 5),
+            ["2027-01-01T00:00:00Z", "2028-01-01T00:00:00Z"],
+            "{from}"
+        );
+    }
+    assert_eq!(
+        next_n(
+            &compile("0 0 0 L 2 * 1970-2099/50", "UTC"),
+            "1000-01-01T00:00:00Z",
+            5
+        ),
+        [
+            "1970-02-28T00:00:00Z",
+            "2020-02-29T00:00:00Z",
+            "2070-02-28T00:00:00Z"
+        ]
+    );
+    assert_eq!(
+        s.next_after(DateTime::<Utc>::MIN_UTC),
+        Some(t("2027-01-01T00:00:00Z"))
+    );
+}
+
 #[test]
 fn next_after_is_strict_and_ignores_subseconds() {
     let s = compile("* * * * * *", "UTC");

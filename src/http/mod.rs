@@ -67,6 +67,12 @@ use tokio_util::sync::CancellationToken;
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 /// The default number of events kept for `Last-Event-ID` resume.
 pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+/// The most events kept for `Last-Event-ID` resume
+/// ([`HttpConfig::event_buffer`]): the buffer and the channel to the
+/// clients are allocated up front, as the scheduler's event bus is, whose
+/// [`event_capacity`](crate::RuntimeConfig::event_capacity) has the same
+/// bound.
+pub const MAX_EVENT_BUFFER: usize = cronactor_actors::MAX_EVENT_CAPACITY;
 /// The default listen address of the daemon and the CLI's default URL.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7700";
 
@@ -149,9 +155,11 @@ impl HttpConfig {
         self
     }
 
-    /// How many events are kept for `Last-Event-ID` resume (default 1024).
+    /// How many events are kept for `Last-Event-ID` resume (default 1024),
+    /// from 1 to [`MAX_EVENT_BUFFER`]: a value out of that range is taken
+    /// as the nearest bound.
     pub fn event_buffer(mut self, events: usize) -> Self {
-        self.event_buffer = events.max(1);
+        self.event_buffer = events.clamp(1, MAX_EVENT_BUFFER);
         self
     }
 

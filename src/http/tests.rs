@@ -580,3 +580,26 @@ fn generated_job_requests_are_accepted_or_refused_with_a_field() {
     }
     assert!(accepted > 100 && refused > 100, "{accepted} / {refused}");
 }
+
+/// An event buffer larger than the hub can allocate up front is capped at
+/// `MAX_EVENT_BUFFER`, as the scheduler's own event capacity is bounded,
+/// instead of panicking (or aborting on a failed allocation) when the
+/// router is built.
+#[tokio::test]
+async fn a_huge_event_buffer_is_capped_not_a_panic() {
+    let config = HttpConfig::default().event_buffer(usize::MAX);
+    assert!(
+        format!("{config:?}").contains(&format!("event_buffer: {}", super::MAX_EVENT_BUFFER)),
+        "{config:?}"
+    );
+    let scheduler = crate::Scheduler::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("start");
+    let _router = super::router(scheduler.clone(), config);
+    scheduler
+        .shutdown(Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+}

@@ -383,3 +383,91 @@ async fn a_history_read_during_a_held_flush_answers_at_most_history_keep_entries
     assert_eq!(held.len(), 2, "at most history_keep entries: {held:#?}");
     assert_eq!(held, after[..2].to_vec());
 }
+
+/// A stored state whose counters are at their type's limit (a damaged record
+/// can decode so) saturates there instead of overflowing: the job keeps
+/// running, its status keeps answering, and a manual retry of a stored run
+/// whose attempt is `u32::MAX` runs at that attempt.
+#[tokio::test(start_paused = true)]
+async fn a_restored_state_with_counters_at_their_limit_saturates_instead_of_overflowing() {
+    use cronactor::{Clock, MemoryStore, Outcome, RunId, RunRecord, SnapshotStore};
+    use cronactor_actors::{JobRecord, StoreOp};
+    let clock = clock();
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(1)), "fail")
+        .retry(RetryPolicy::new(
+            1,
+            Backoff::Fixed(Duration::from_millis(100)),
+        ))
+        .build()
+        .expect("spec");
+    let mut state = cronactor::JobState::default();
+    let c = &mut state.counters;
+    for n in [
+        &mut c.fires,
+        &mut c.runs,
+        &mut c.succeeded,
+        &mut c.failed,
+        &mut c.cancelled,
+        &mut c.interrupted,
+        &mut c.timed_out,
+        &mut c.retries,
+        &mut c.admission_waits,
+        &mut c.coalesced,
+        &mut c.skipped.paused,
+        &mut c.skipped.overlap,
+        &mut c.skipped.queue_full,
+        &mut c.skipped.misfire,
+        &mut c.skipped.orphaned,
+    ] {
+        *n = u64::MAX;
+    }
+    state.consecutive_failures = u32::MAX;
+    let at = clock.now() - chrono::Duration::seconds(5);
+    let worn = RunRecord {
+        run_id: RunId(7),
+        scheduled: at,
+        started: at,
+        finished: at,
+        attempt: u32::MAX,
+        trigger: Trigger::Schedule,
+        outcome: Outcome::Failed("stored".into()),
+    };
+    let store = std::sync::Arc::new(MemoryStore::new());
+    store
+        .apply(vec![
+            StoreOp::PutJob(Box::new(JobRecord { spec, state })),
+            StoreOp::AppendHistory {
+                id: "j".try_into().expect("id"),
+                record: Box::new(worn),
+                keep: 100,
+            },
+        ])
+        .expect("apply");
+    let s = cronactor::Scheduler::builder()
+        .clock(clock.clone())
+        .store(store)
+        .handler("fail", |_: cronactor::JobContext| async {
+            Err::<(), _>(std::io::Error::other("no"))
+        })
+        .start()
+        .await
+        .expect("start");
+    s.retry_run(RunId(7))
+        .await
+        .expect("retry of the stored run");
+    run_for_secs(3.5).await;
+    let st = s.status("j").await.expect("status");
+    assert_ne!(st.phase, JobPhase::Failed, "{:?}", st.failure);
+    assert_eq!(
+        (st.counters.fires, st.counters.failed),
+        (u64::MAX, u64::MAX)
+    );
+    assert_eq!(st.counters.skipped.total(), u64::MAX);
+    assert_eq!(st.consecutive_failures, u32::MAX);
+    let h = s.history("j", 100).await.expect("history");
+    assert!(
+        h.iter()
+            .any(|r| r.trigger == Trigger::ManualRetry && r.attempt == u32::MAX),
+        "{h:?}"
+    );
+}

@@ -159,12 +159,14 @@ impl SkipCounts {
             SkipReason::Misfire => &mut self.misfire,
             SkipReason::Orphaned => &mut self.orphaned,
         };
-        *slot += n;
+        *slot = slot.saturating_add(n);
     }
 
     /// All skips together.
     pub fn total(&self) -> u64 {
-        self.paused + self.overlap + self.queue_full + self.misfire + self.orphaned
+        [self.overlap, self.queue_full, self.misfire, self.orphaned]
+            .into_iter()
+            .fold(self.paused, u64::saturating_add)
     }
 }
 

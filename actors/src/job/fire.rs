@@ -233,7 +233,7 @@ impl JobActorState {
         let n = due.len() as u64 + uncounted.slots;
         self.state.last_slot = Some(newest);
         self.state.last_fire = Some(newest);
-        self.state.counters.fires += n;
+        self.state.counters.fires = self.state.counters.fires.saturating_add(n);
         let skip_all = if self.state.paused.is_some() {
             Some(SkipReason::Paused)
         } else if self.link.handler.is_none() {
@@ -277,7 +277,8 @@ impl JobActorState {
             self.skip(last, SkipReason::Misfire, plan.skipped);
         }
         if plan.coalesced > 0 {
-            self.state.counters.coalesced += plan.coalesced;
+            self.state.counters.coalesced =
+                self.state.counters.coalesced.saturating_add(plan.coalesced);
             let served = plan.runs.first().map_or(newest, |(slot, _)| *slot);
             let after_skipped = plan.skipped_range.map(|(_, last)| last);
             let coalesced: Vec<_> = due
@@ -555,7 +556,7 @@ impl JobActorState {
             payload,
             cancelled: None,
         });
-        self.state.counters.runs += 1;
+        self.state.counters.runs = self.state.counters.runs.saturating_add(1);
         self.tokens.push(run_id, (CancellationToken::new(), None));
         if self.link.rt.durable {
             self.unrecorded.push((run_id, 0));

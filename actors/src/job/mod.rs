@@ -492,7 +492,7 @@ impl Actor for JobActor {
                     Err(s.invalid_state("retry a run"))
                 } else {
                     let mut fire = Pending::new(record.scheduled, Trigger::ManualRetry);
-                    fire.attempt = record.attempt + 1;
+                    fire.attempt = record.attempt.saturating_add(1);
                     s.publish(EventKind::Fired {
                         scheduled: record.scheduled,
                         trigger: Trigger::ManualRetry,

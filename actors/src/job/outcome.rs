@@ -182,14 +182,14 @@ impl JobActorState {
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
             self.state.retry_wait = Some(RetryWait {
                 scheduled: record.scheduled,
-                attempt: record.attempt + 1,
+                attempt: record.attempt.saturating_add(1),
                 due,
                 trigger: Trigger::Retry,
                 event,
             });
             self.publish(EventKind::RetryScheduled {
                 run_id: record.run_id,
-                attempt: record.attempt + 1,
+                attempt: record.attempt.saturating_add(1),
                 at: due,
             });
             // During a shutdown the retry waits in the stored state for the
@@ -211,7 +211,7 @@ impl JobActorState {
     /// A fire failed for good: one more in a row, and the job pauses itself
     /// at `pause_after_failures`.
     pub(super) fn count_failed_fire(&mut self) {
-        self.state.consecutive_failures += 1;
+        self.state.consecutive_failures = self.state.consecutive_failures.saturating_add(1);
         let failures = self.state.consecutive_failures;
         if self
             .spec
@@ -232,7 +232,7 @@ impl JobActorState {
         let c = &mut self.state.counters;
         let kind = match &record.outcome {
             Outcome::Succeeded => {
-                c.succeeded += 1;
+                c.succeeded = c.succeeded.saturating_add(1);
                 self.state.consecutive_failures = 0;
                 EventKind::Succeeded {
                     run_id: record.run_id,
@@ -240,7 +240,7 @@ impl JobActorState {
                 }
             }
             Outcome::Failed(error) => {
-                c.failed += 1;
+                c.failed = c.failed.saturating_add(1);
                 tracing::warn!(target: TARGET, job_id = %self.spec.id, run_id = %record.run_id, %error, "run failed");
                 EventKind::Failed {
                     run_id: record.run_id,
@@ -248,21 +248,21 @@ impl JobActorState {
                 }
             }
             Outcome::Cancelled(reason) => {
-                c.cancelled += 1;
+                c.cancelled = c.cancelled.saturating_add(1);
                 EventKind::Cancelled {
                     run_id: record.run_id,
                     reason: reason.clone(),
                 }
             }
             Outcome::Interrupted => {
-                c.interrupted += 1;
+                c.interrupted = c.interrupted.saturating_add(1);
                 EventKind::Interrupted {
                     run_id: record.run_id,
                 }
             }
             Outcome::Skipped { .. } | Outcome::Coalesced { .. } => return,
             Outcome::TimedOut => {
-                c.timed_out += 1;
+                c.timed_out = c.timed_out.saturating_add(1);
                 tracing::warn!(target: TARGET, job_id = %self.spec.id, run_id = %record.run_id, "run timed out");
                 EventKind::TimedOut {
                     run_id: record.run_id,
@@ -349,7 +349,7 @@ impl JobActorState {
             self.start_queued(myself);
             return;
         }
-        self.state.counters.retries += 1;
+        self.state.counters.retries = self.state.counters.retries.saturating_add(1);
         let fire = Pending {
             scheduled: wait.scheduled,
             trigger: wait.trigger,

@@ -77,7 +77,7 @@ impl JobActorState {
         // `last_fire` is set when the run ends (status shows the slot as
         // the last fire from its start).
         self.state.last_slot = Some(slot);
-        self.state.counters.fires += 1;
+        self.state.counters.fires = self.state.counters.fires.saturating_add(1);
         self.claim_run_as(myself, Pending::new(slot, Trigger::Schedule), run_id);
         match next {
             NextFire::At(t) => self.arm_at(t),

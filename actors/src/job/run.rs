@@ -114,7 +114,8 @@ impl JobActorState {
             self.spawn_run(run_id, Some(tags));
         } else {
             self.waiting_admission.insert(run_id, tags);
-            self.state.counters.admission_waits += 1;
+            self.state.counters.admission_waits =
+                self.state.counters.admission_waits.saturating_add(1);
         }
     }
 

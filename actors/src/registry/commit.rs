@@ -189,8 +189,10 @@ impl RegistryState {
                         let counters = &mut slot.state.counters;
                         for record in &records {
                             match record.outcome {
-                                Outcome::Interrupted => counters.interrupted += 1,
-                                _ => counters.cancelled += 1,
+                                Outcome::Interrupted => {
+                                    counters.interrupted = counters.interrupted.saturating_add(1)
+                                }
+                                _ => counters.cancelled = counters.cancelled.saturating_add(1),
                             }
                         }
                         if let Some(last) = records.last() {

@@ -9,7 +9,7 @@
 //!   fire      --jobs N --seconds S [--grace G] [--threads T] [--store DIR]
 //!             [--cache-mib M] [--trim 0|1] [--fold-ms F] [--concurrency K]
 //!             [--fire-ahead-ms F] [--history-keep H] [--pin-workers]
-//!             [--log FILTER]
+//!             [--log FILTER] [--warmup-s W]
 //!   register  --jobs N [--threads T] [--store DIR]
 //!   recover   --jobs N --store DIR [--prepare] [--threads T]
 //!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
@@ -34,7 +34,11 @@
 //! the start of a burst the kernel may otherwise run both workers on one
 //! CPU for tens of milliseconds). `fire --log FILTER` installs a
 //! `tracing_subscriber::fmt` subscriber on stderr with that filter (for
-//! example `info`): what a service that logs pays per fire.
+//! example `info`): what a service that logs pays per fire. `fire
+//! --warmup-s W` lets the jobs fire for W seconds before the window opens,
+//! so that the window measures a running scheduler (on sled: past the first
+//! fold, which writes every new job's spec, state and first history chunk)
+//! rather than the seconds right after registration.
 
 use chrono::{DateTime, Utc};
 use cronactor::schedule::{Schedule, ScheduleSpec};
@@ -710,12 +714,14 @@ fn store_name(dir: &Option<PathBuf>) -> &'static str {
 // ---------------------------------------------------------------------------
 // fire
 
-/// N every-second jobs; S whole seconds measured after registration.
+/// N every-second jobs; S whole seconds measured after registration (and
+/// `--warmup-s` seconds more).
 fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     opts.only(&[
         "jobs",
         "seconds",
         "grace",
+        "warmup-s",
         "threads",
         "store",
         "concurrency",
@@ -748,6 +754,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let jobs = opts.num("jobs", 1000)? as usize;
     let seconds = opts.num("seconds", 10)?;
     let grace = opts.num("grace", 2)?;
+    let warmup = opts.num("warmup-s", 0)?;
     let dir = opts.path("store");
     let settings = StoreSettings::read(&opts)?;
     let started = Instant::now();
@@ -770,6 +777,10 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     })?;
     let register_ms = t0.elapsed().as_secs_f64() * 1e3;
     let rss_after_register = rss_now_mib();
+    // Fires before the window are neither credited nor timed: the window
+    // then measures a running state (the first folds done, history
+    // filling or full) instead of the seconds right after registration.
+    std::thread::sleep(Duration::from_secs(warmup));
 
     let w0 = probe.arm(seconds as i64, grace as i64);
     let w_end_us = (w0 + seconds as i64) * 1_000_000;
@@ -795,6 +806,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .int("jobs", jobs as u64)
         .int("concurrency", concurrency as u64)
         .int("seconds", seconds)
+        .int("warmup_s", warmup)
         .num("register_ms", register_ms, 1)
         .int("fires", taken.fires)
         .int("expected_fires", expected)

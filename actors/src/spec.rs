@@ -106,14 +106,23 @@ impl JobSpec {
     }
 
     /// Checks the limits a new spec must keep beyond [`compile`](Self::compile)'s
-    /// checks (an overlap queue of at most [`MAX_QUEUE`](crate::MAX_QUEUE)
-    /// fires). `add`, `upsert` and [`JobSpecBuilder::build`] apply them; a
+    /// checks (no empty tag; an overlap queue of at most
+    /// [`MAX_QUEUE`](crate::MAX_QUEUE) fires). `add`, `upsert` and [`JobSpecBuilder::build`] apply them; a
     /// stored spec is not held to them, so that a job stored before a limit
     /// existed still starts.
     ///
     /// # Errors
     /// [`Error::InvalidSpec`] naming the field.
     pub fn check_limits(&self) -> Result<(), Error> {
+        // An empty tag could never be selected (`JobSelector::Tag` refuses
+        // one) nor capped. Checked here, not in `compile`: a stored spec
+        // that carries one still starts.
+        if let Some(tag) = self.tags.iter().find(|t| t.trim().is_empty()) {
+            return Err(Error::InvalidSpec {
+                field: "tags",
+                reason: format!("tag {tag:?} is empty"),
+            });
+        }
         self.overlap
             .validate_limits()
             .map_err(|reason| Error::InvalidSpec {
@@ -368,6 +377,7 @@ mod tests {
                 "0 would pause before the first run",
             ),
             (b().listen(" "), "listens", "event name \" \" is empty"),
+            (b().tag("ops").tag(""), "tags", "tag \"\" is empty"),
             (
                 b().overlap(OverlapPolicy::Concurrent { max: Some(0) }),
                 "overlap",

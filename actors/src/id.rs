@@ -114,7 +114,9 @@ impl From<JobId> for String {
 
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        // `pad`, not `write_str`: a width and an alignment (`{:<8}` in a
+        // table of jobs) apply, as they do to a `str`.
+        f.pad(&self.0)
     }
 }
 
@@ -152,6 +154,15 @@ impl std::str::FromStr for RunId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_id_is_padded_to_a_width_as_a_str_is() {
+        let id = JobId::new("once").unwrap();
+        assert_eq!(format!("{id:<8}|"), "once    |");
+        assert_eq!(format!("{id:>6}"), "  once");
+        assert_eq!(format!("{id:.2}"), "on");
+        assert_eq!(format!("{id}"), "once");
+    }
 
     #[test]
     fn a_job_id_is_written_as_a_plain_string_and_read_back() {

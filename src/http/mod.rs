@@ -82,16 +82,18 @@ pub const DEFAULT_ADDR: &str = "127.0.0.1:7700";
 /// token; every other method needs the admin token (a read token gets 403).
 /// With no token at all, nothing is checked (and [`serve`] then only binds
 /// loopback addresses). `GET /health` and `GET /openapi.json` are always
-/// open.
+/// open. [`serve`] refuses a token shorter than 8 characters or with a
+/// character other than visible ASCII, and a read token equal to the admin
+/// token; [`router`] does not check them.
 ///
 /// ```
 /// use cronactor::http::HttpConfig;
 /// let config = HttpConfig::default()
-///     .read_token("r-9f2c")
-///     .admin_token("a-77d1")
+///     .read_token("r-9f2c41d7")
+///     .admin_token("a-77d1e05b")
 ///     .body_limit(16 * 1024);
 /// assert!(config.has_tokens());
-/// assert!(!format!("{config:?}").contains("a-77d1")); // tokens are not printed
+/// assert!(!format!("{config:?}").contains("a-77d1e05b")); // tokens are not printed
 /// ```
 #[derive(Clone)]
 pub struct HttpConfig {

@@ -306,10 +306,19 @@ fn print_runs(runs: &[RunView]) {
                 r.attempt.to_string(),
                 r.trigger.clone(),
                 r.outcome.clone(),
-                r.error
-                    .as_deref()
-                    .map(|e| e.lines().next().unwrap_or("").to_owned())
-                    .unwrap_or_default(),
+                match (&r.error, r.slots) {
+                    (Some(e), _) => e.lines().next().unwrap_or("").to_owned(),
+                    // Slots that did not run: how many, up to when, and why.
+                    (None, Some(slots)) => format!(
+                        "{slots} slot(s) through {}{}",
+                        time(r.through),
+                        r.reason
+                            .as_deref()
+                            .map(|why| format!(" ({why})"))
+                            .unwrap_or_default()
+                    ),
+                    (None, None) => String::new(),
+                },
             ]
         })
         .collect();

@@ -9,7 +9,7 @@
 use crate::schedule::{DstNote, DstPolicy, FoldPolicy, GapPolicy, PreviewFire, ScheduleSpec};
 use crate::{
     Backoff, Counters, Error, InterruptedPolicy, JobSpec, JobStatus, Metrics, MisfirePolicy,
-    OverlapPolicy, Percentiles, RetryPolicy, RunRecord, SkipCounts, TriggerOutcome,
+    Outcome, OverlapPolicy, Percentiles, RetryPolicy, RunRecord, SkipCounts, TriggerOutcome,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -252,10 +252,23 @@ pub struct RunView {
     /// `retry`, `manual_retry`, `event` or `backfill`.
     pub trigger: String,
     /// How it ended: `succeeded`, `failed`, `cancelled`, `interrupted` or
-    /// `timed_out`.
+    /// `timed_out`; or, for an entry of schedule slots that did not run
+    /// (the misfire policy, a pause, overlap), `skipped` or `coalesced`
+    /// (served by a catch-up run).
     pub outcome: String,
     /// The error text when it did not succeed.
     pub error: Option<String>,
+    /// A `skipped` or `coalesced` entry: how many slots, from `scheduled`
+    /// through `through`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slots: Option<u64>,
+    /// A `skipped` or `coalesced` entry: the newest of its slots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub through: Option<DateTime<Utc>>,
+    /// A `skipped` entry: why its slots did not run (`paused`, `overlap`,
+    /// `queue_full`, `misfire` or `orphaned`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl From<&RunRecord> for RunView {
@@ -270,6 +283,20 @@ impl From<&RunRecord> for RunView {
             trigger: variant_name(&r.trigger),
             outcome: variant_name(&r.outcome),
             error: r.outcome.error_text().map(str::to_owned),
+            slots: match r.outcome {
+                Outcome::Skipped { slots, .. } | Outcome::Coalesced { slots, .. } => Some(slots),
+                _ => None,
+            },
+            through: match r.outcome {
+                Outcome::Skipped { through, .. } | Outcome::Coalesced { through, .. } => {
+                    Some(through)
+                }
+                _ => None,
+            },
+            reason: match &r.outcome {
+                Outcome::Skipped { reason, .. } => Some(variant_name(reason)),
+                _ => None,
+            },
         }
     }
 }

@@ -603,3 +603,46 @@ async fn a_huge_event_buffer_is_capped_not_a_panic() {
         .await
         .expect("shutdown");
 }
+
+#[test]
+fn a_history_entry_of_slots_that_did_not_run_shows_their_count_reason_and_newest() {
+    use crate::{Outcome, RunRecord};
+    let at = |s: u32| {
+        Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, s)
+            .single()
+            .expect("time")
+    };
+    let entry = |outcome| RunRecord {
+        run_id: RunId(7),
+        scheduled: at(1),
+        started: at(5),
+        finished: at(5),
+        attempt: 1,
+        trigger: Trigger::Schedule,
+        outcome,
+    };
+    let skipped = serde_json::to_value(super::dto::RunView::from(&entry(Outcome::Skipped {
+        reason: SkipReason::Misfire,
+        slots: 3,
+        through: at(3),
+    })))
+    .expect("json");
+    assert_eq!(skipped["outcome"], "skipped");
+    assert_eq!(skipped["slots"], 3);
+    assert_eq!(skipped["through"], "2026-03-01T12:00:03Z");
+    assert_eq!(skipped["reason"], "misfire");
+    let coalesced = serde_json::to_value(super::dto::RunView::from(&entry(Outcome::Coalesced {
+        slots: 2,
+        through: at(2),
+    })))
+    .expect("json");
+    assert_eq!(coalesced["outcome"], "coalesced");
+    assert_eq!(coalesced["slots"], 2);
+    assert_eq!(coalesced["through"], "2026-03-01T12:00:02Z");
+    assert!(coalesced.get("reason").is_none(), "{coalesced}");
+    let run =
+        serde_json::to_value(super::dto::RunView::from(&entry(Outcome::Succeeded))).expect("json");
+    for key in ["slots", "through", "reason"] {
+        assert!(run.get(key).is_none(), "a run has no {key}: {run}");
+    }
+}

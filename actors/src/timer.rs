@@ -394,7 +394,7 @@ impl Wheel {
 async fn fire_chunked(shared: &Shared, armed: Armed, fired: &mut usize, holding: &mut bool) {
     if fire(shared, armed, holding) {
         *fired += 1;
-        if *fired % FIRE_CHUNK == 0 {
+        if fired.is_multiple_of(FIRE_CHUNK) {
             tokio::task::yield_now().await;
         }
     }

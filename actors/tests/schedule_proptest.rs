@@ -50,7 +50,7 @@ impl Item {
             Item::Any => true,
             Item::Value(a) => v == a,
             Item::Range(a, b) => a <= v && v <= b,
-            Item::Step { lo, hi, step } => lo <= v && v <= hi && (v - lo) % step == 0,
+            Item::Step { lo, hi, step } => lo <= v && v <= hi && (v - lo).is_multiple_of(step),
         }
     }
 }
@@ -200,7 +200,7 @@ fn dow_item_matches(item: &DowItem, date: NaiveDate) -> bool {
 /// How a number is written: names for months and weekdays, in a random case.
 fn render(v: u32, names: Option<&'static [&'static str]>, base: u32, style: u8) -> String {
     match names {
-        Some(names) if style % 3 != 0 => {
+        Some(names) if !style.is_multiple_of(3) => {
             let name = names[(v - base) as usize];
             match style % 3 {
                 1 => name.to_ascii_uppercase(),

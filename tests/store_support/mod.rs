@@ -47,7 +47,7 @@ pub fn run(n: u64) -> RunRecord {
         finished: t(n as i64 + 1),
         attempt: 1,
         trigger: Trigger::Schedule,
-        outcome: if n % 2 == 0 {
+        outcome: if n.is_multiple_of(2) {
             Outcome::Succeeded
         } else {
             Outcome::Failed(format!("run {n} failed"))

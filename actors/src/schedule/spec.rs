@@ -372,7 +372,7 @@ impl ScheduleSpec {
                 // `not_before` bound and the first fire would come a period
                 // late. In i128: a period above i64::MAX ms would turn
                 // negative as an i64 and give a wrong phase.
-                let partial = start.timestamp_subsec_nanos() % 1_000_000 != 0;
+                let partial = !start.timestamp_subsec_nanos().is_multiple_of(1_000_000);
                 let first_ms = i128::from(start.timestamp_millis()) + i128::from(partial);
                 let phase = first_ms.rem_euclid(i128::from(*every_ms));
                 // The remainder is below `every_ms`, so it fits.

@@ -127,6 +127,65 @@ impl SchedulerBuilder {
     }
 
     /// Persists jobs through a custom [`SnapshotStore`].
+    ///
+    /// Every type of the port is exported by this crate, so a store needs no
+    /// other dependency; this one counts the writes it passes on:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cronactor::{
+    ///     JobId, JobRecord, Loaded, MemoryStore, RunRecord, Scheduler, SnapshotStore,
+    ///     StoreError, StoreOp,
+    /// };
+    /// use futures::future::BoxFuture;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// #[derive(Default)]
+    /// struct Counting {
+    ///     inner: MemoryStore,
+    ///     specs: AtomicUsize,
+    /// }
+    ///
+    /// impl SnapshotStore for Counting {
+    ///     fn load(&self) -> Result<Loaded, StoreError> {
+    ///         self.inner.load()
+    ///     }
+    ///     fn apply(&self, ops: Vec<StoreOp>) -> Result<(), StoreError> {
+    ///         for op in &ops {
+    ///             if let StoreOp::PutJob(record) = op {
+    ///                 let _: &JobRecord = record;
+    ///                 self.specs.fetch_add(1, Ordering::Relaxed);
+    ///             }
+    ///         }
+    ///         self.inner.apply(ops)
+    ///     }
+    ///     fn flush(&self) -> BoxFuture<'static, Result<(), StoreError>> {
+    ///         self.inner.flush()
+    ///     }
+    ///     fn history(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
+    ///         self.inner.history(id, limit)
+    ///     }
+    ///     fn is_durable(&self) -> bool {
+    ///         self.inner.is_durable()
+    ///     }
+    /// }
+    ///
+    /// let store = Arc::new(Counting::default());
+    /// let scheduler = Scheduler::builder()
+    ///     .handler("noop", |_: cronactor::JobContext| async { Ok::<(), std::io::Error>(()) })
+    ///     .store(store.clone())
+    ///     .start()
+    ///     .await?;
+    /// let spec = cronactor::JobSpec::builder("j", cronactor::ScheduleSpec::cron("@daily"), "noop")
+    ///     .build()?;
+    /// scheduler.add(spec).await?;
+    /// assert_eq!(store.specs.load(Ordering::Relaxed), 1);
+    /// scheduler.shutdown(std::time::Duration::from_secs(1)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn store(mut self, store: Arc<dyn SnapshotStore>) -> Self {
         self.store = StoreChoice::Custom(store);
         self

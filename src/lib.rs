@@ -38,12 +38,13 @@ pub use cronactor_actors::schedule;
 pub use cronactor_actors::supervisor::{MAX_RESTARTS, RESTART_WINDOW};
 pub use cronactor_actors::{
     AdmissionLimits, BackfillOverlap, Backoff, CancelReason, Clock, Counters, Error, Event,
-    EventKind, EventStream, Handler, HandlerError, InterruptedPolicy, JobContext, JobId, JobMsg,
-    JobPhase, JobSpec, JobSpecBuilder, JobState, JobStatus, MemoryStore, Metrics, MisfirePolicy,
-    Outcome, OverlapPolicy, Percentiles, QuarantinedRecord, QueuedFire, Received, RetryPolicy,
-    RetryWait, RunId, RunRecord, RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts,
-    SkipReason, SnapshotStore, StoreError, SupervisorMsg, SystemClock, Trigger, TriggerOutcome,
-    Upserted, MAX_BACKFILL, MAX_PAYLOAD_DEPTH, MAX_PREVIEW, MAX_QUEUE, MAX_RESULT_BYTES,
-    MAX_RESULT_DEPTH,
+    EventKind, EventStream, Handler, HandlerError, InFlightRun, InterruptedPolicy, InvalidJobId,
+    JobContext, JobId, JobMsg, JobPhase, JobRecord, JobSpec, JobSpecBuilder, JobState, JobStatus,
+    Loaded, MemoryStore, Metrics, MisfirePolicy, Outcome, OverlapPolicy, PauseInfo, Percentiles,
+    QuarantinedRecord, QueuedFire, Received, RetryPolicy, RetryWait, RunId, RunRecord,
+    RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError,
+    StoreOp, StoreStats, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
+    DEFAULT_FIRE_AHEAD, MAX_BACKFILL, MAX_EVENT_CAPACITY, MAX_JITTER, MAX_JOB_ID_LEN,
+    MAX_PAYLOAD_DEPTH, MAX_PREVIEW, MAX_QUEUE, MAX_RESULT_BYTES, MAX_RESULT_DEPTH,
 };
 pub use scheduler::{Scheduler, BULK_CONCURRENCY};

@@ -113,8 +113,11 @@ impl Scheduler {
         }
     }
 
-    /// Adds a job. Returns once the job is durable in the store and its actor
-    /// is running.
+    /// Adds a job. Returns once the job is durable in the store and started:
+    /// its actor running, or, for a job whose first fire is more than
+    /// [`RuntimeConfig::passivate_after`](crate::RuntimeConfig::passivate_after)
+    /// away, passive (no actor until shortly before that fire or the first
+    /// message for it; see "Passivation" in `docs/semantics.md`).
     ///
     /// # Errors
     /// [`Error::DuplicateJob`] (also for the id of a failed job, which
@@ -216,7 +219,8 @@ impl Scheduler {
     /// Pauses a job: its fires are counted as skipped until it is resumed.
     ///
     /// # Errors
-    /// [`Error::UnknownJob`]; [`Error::InvalidState`] if already paused.
+    /// [`Error::UnknownJob`]; [`Error::InvalidState`] if already paused or
+    /// failed.
     pub async fn pause(&self, id: impl AsRef<str>, note: Option<&str>) -> Result<(), Error> {
         let id = job_id(id)?;
         let note = note.map(str::to_owned);
@@ -343,7 +347,7 @@ impl Scheduler {
     /// answered as started is recovered as interrupted after a crash.
     ///
     /// # Errors
-    /// [`Error::UnknownJob`]; [`Error::InvalidState`] if orphaned.
+    /// [`Error::UnknownJob`]; [`Error::InvalidState`] if orphaned or failed.
     pub async fn trigger(&self, id: impl AsRef<str>) -> Result<TriggerOutcome, Error> {
         let id = job_id(id)?;
         self.call(|r| SupervisorMsg::Trigger(id, r)).await
@@ -601,7 +605,8 @@ impl Scheduler {
     ///
     /// # Errors
     /// [`Error::UnknownRun`]; [`Error::InvalidState`] if the run succeeded or
-    /// the job is paused.
+    /// the job is paused or orphaned; [`Error::UnknownJob`] if the job failed
+    /// (given up on: it has no actor to run it).
     pub async fn retry_run(&self, run_id: RunId) -> Result<TriggerOutcome, Error> {
         self.call(|r| SupervisorMsg::RetryRun(run_id, r)).await
     }
@@ -676,7 +681,7 @@ impl Scheduler {
     /// each with its local time and a note where a DST rule moved or dropped it.
     ///
     /// # Errors
-    /// [`Error::UnknownJob`].
+    /// [`Error::UnknownJob`]; [`Error::InvalidState`] for a failed job.
     pub async fn preview(&self, id: impl AsRef<str>, n: usize) -> Result<Vec<PreviewFire>, Error> {
         let id = job_id(id)?;
         self.call(|reply| SupervisorMsg::Preview { id, n, reply })

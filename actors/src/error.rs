@@ -57,14 +57,17 @@ pub enum Error {
     /// The id names no job.
     #[error("no job {0}")]
     UnknownJob(JobId),
-    /// The run id names no run in the job's history.
+    /// The run id names no run the request applies to: none in any job's
+    /// history (`retry_run`), or none of the job's runs in flight
+    /// (`cancel_run`).
     #[error("no run {0}")]
     UnknownRun(RunId),
     /// The spec names a handler the scheduler does not have.
     #[error("no handler named {0:?} is registered")]
     UnknownHandler(String),
     /// The request does not apply to the job's current state (for example
-    /// resuming a job that is not paused, or triggering a completed job).
+    /// resuming a job that is not paused, or triggering an orphaned or a
+    /// failed job; a completed job can still be triggered).
     #[error("job {id}: cannot {action} while {state}")]
     InvalidState {
         /// The job.
@@ -86,8 +89,8 @@ pub enum Error {
         /// What is wrong with it.
         String,
     ),
-    /// `JobContext::set_result` of a value that cannot be stored with the
-    /// job's state: its JSON text is longer than
+    /// `JobContext::set_result` or `Scheduler::set_last_result` of a value
+    /// that cannot be stored with the job's state: its JSON text is longer than
     /// [`MAX_RESULT_BYTES`](crate::MAX_RESULT_BYTES) (the state is written
     /// whole at every change of the job), or it nests arrays and objects
     /// more than [`MAX_RESULT_DEPTH`](crate::MAX_RESULT_DEPTH) levels deep

@@ -442,7 +442,8 @@ pub struct JobState {
     pub last_run: Option<RunRecord>,
     /// Lifetime counters.
     pub counters: Counters,
-    /// Failed runs in a row since the last success.
+    /// Failed fires in a row since the last success: a fire counts once its
+    /// retries are exhausted (a run that is retried does not count).
     pub consecutive_failures: u32,
     /// Runs started and not yet ended.
     pub in_flight: Vec<InFlightRun>,
@@ -605,7 +606,8 @@ pub struct JobStatus {
     pub last_run: Option<RunRecord>,
     /// Lifetime counters.
     pub counters: Counters,
-    /// Failed runs in a row.
+    /// Failed fires in a row since the last success (a fire counts once its
+    /// retries are exhausted), what `pause_after_failures` compares.
     pub consecutive_failures: u32,
     /// Runs in flight now.
     pub runs_in_flight: u32,

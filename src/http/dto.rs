@@ -89,7 +89,8 @@ pub struct JobView {
     pub last_run: Option<RunView>,
     /// Lifetime counters (kept across restarts and upserts).
     pub counters: CountersView,
-    /// Failed runs in a row since the last success.
+    /// Failed fires in a row since the last success (a fire counts once its
+    /// retries are exhausted).
     pub consecutive_failures: u32,
     /// Runs in flight now.
     pub runs_in_flight: u32,

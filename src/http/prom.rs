@@ -175,7 +175,7 @@ fn describe() {
     );
     describe_gauge!(
         "cronactor_job_consecutive_failures",
-        "Failed runs in a row since the last success, by job."
+        "Failed fires in a row (retries exhausted) since the last success, by job."
     );
     describe_gauge!("cronactor_jobs", "Jobs, by phase.");
     describe_gauge!("cronactor_runs_in_flight", "Runs in flight now, all jobs.");

@@ -11,6 +11,15 @@ use std::path::Path;
 use store_support::{flush, id, ids, open, raw, snapshot_dir, state, store_with_abc};
 
 /// Writes `value` under `key` in `tree` of the closed store at `dir`.
+/// Appends run `n` to the history of `job`, keeping `keep` runs.
+fn append(job: &str, n: u64, keep: usize) -> cronactor_actors::StoreOp {
+    cronactor_actors::StoreOp::AppendHistory {
+        id: id(job),
+        record: Box::new(store_support::run(n)),
+        keep,
+    }
+}
+
 fn poke(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
     let db = raw(dir);
     db.open_tree(tree)
@@ -412,13 +421,7 @@ fn an_unreadable_history_entry_is_skipped_not_fatal() {
         let store = open(dir.path());
         // One fold per entry: three chunks of one entry each.
         for n in 1..=3 {
-            store
-                .apply(vec![cronactor_actors::StoreOp::AppendHistory {
-                    id: id("a"),
-                    record: Box::new(store_support::run(n)),
-                    keep: 10,
-                }])
-                .expect("apply");
+            store.apply(vec![append("a", n, 10)]).expect("apply");
             flush(&store);
             store.fold().expect("fold");
         }
@@ -436,13 +439,7 @@ fn an_unreadable_history_entry_is_skipped_not_fatal() {
         [store_support::run(3), store_support::run(1)]
     );
     // Still counted by the trim: appending with keep 2 drops the oldest two.
-    store
-        .apply(vec![cronactor_actors::StoreOp::AppendHistory {
-            id: id("a"),
-            record: Box::new(store_support::run(4)),
-            keep: 2,
-        }])
-        .expect("apply");
+    store.apply(vec![append("a", 4, 2)]).expect("apply");
     assert_eq!(
         store.history(&id("a"), 10).expect("history"),
         [store_support::run(4), store_support::run(3)]
@@ -547,13 +544,7 @@ fn a_newer_record_version_in_each_tree_is_quarantined_or_skipped_never_fatal() {
     let dir = store_with_abc();
     {
         let store = open(dir.path());
-        store
-            .apply(vec![cronactor_actors::StoreOp::AppendHistory {
-                id: id("c"),
-                record: Box::new(store_support::run(1)),
-                keep: 10,
-            }])
-            .expect("apply");
+        store.apply(vec![append("c", 1, 10)]).expect("apply");
         flush(&store);
     }
     let newer_state = [6u8, 0, 0, 0];
@@ -642,13 +633,7 @@ fn a_job_added_again_after_its_quarantine_does_not_inherit_the_old_history() {
     let dir = store_with_abc();
     {
         let store = open(dir.path());
-        let runs = (1..=3)
-            .map(|n| cronactor_actors::StoreOp::AppendHistory {
-                id: id("b"),
-                record: Box::new(store_support::run(n)),
-                keep: 10,
-            })
-            .collect();
+        let runs = (1..=3).map(|n| append("b", n, 10)).collect();
         store.apply(runs).expect("apply");
         flush(&store);
     }
@@ -676,13 +661,7 @@ fn a_job_added_again_after_its_quarantine_does_not_inherit_the_old_history() {
             .expect("apply");
         flush(&store);
         assert!(store.history(&id("b"), 10).expect("history").is_empty());
-        store
-            .apply(vec![cronactor_actors::StoreOp::AppendHistory {
-                id: id("b"),
-                record: Box::new(store_support::run(7)),
-                keep: 10,
-            }])
-            .expect("apply");
+        store.apply(vec![append("b", 7, 10)]).expect("apply");
         flush(&store);
         assert_eq!(
             store.history(&id("b"), 10).expect("history"),
@@ -808,13 +787,7 @@ fn the_store_logs_the_job_it_is_about_in_the_job_id_field() {
     let dir = store_with_abc();
     {
         let store = open(dir.path());
-        store
-            .apply(vec![cronactor_actors::StoreOp::AppendHistory {
-                id: id("a"),
-                record: Box::new(store_support::run(1)),
-                keep: 10,
-            }])
-            .expect("apply");
+        store.apply(vec![append("a", 1, 10)]).expect("apply");
         flush(&store);
         store.fold().expect("fold");
     }
@@ -831,11 +804,7 @@ fn the_store_logs_the_job_it_is_about_in_the_job_id_field() {
         store
             .apply(vec![
                 cronactor_actors::StoreOp::PutState(id("nobody"), Box::new(state(1))),
-                cronactor_actors::StoreOp::AppendHistory {
-                    id: id("nobody"),
-                    record: Box::new(store_support::run(1)),
-                    keep: 10,
-                },
+                append("nobody", 1, 10),
             ])
             .expect("apply");
     });

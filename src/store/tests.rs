@@ -954,6 +954,21 @@ fn every_second_specs(n: usize) -> Vec<JobSpec> {
         .collect()
 }
 
+/// A sled store in `dir` holding one every-second job with a default state,
+/// and that job's spec.
+fn store_with_one_job(dir: &std::path::Path) -> (super::SledStore, JobSpec) {
+    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+    let spec = every_second_specs(1).remove(0);
+    let store = super::SledStore::open(dir).expect("open");
+    store
+        .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
+            spec: spec.clone(),
+            state: JobState::default(),
+        }))])
+        .expect("apply");
+    (store, spec)
+}
+
 /// A run whose every instant is `n` seconds after a fixed epoch.
 pub(crate) fn run(n: u64) -> RunRecord {
     let at = chrono::DateTime::from_timestamp(1_700_000_000 + n as i64, 0).expect("time");
@@ -1077,19 +1092,13 @@ fn folds_after_a_reopen_trim_every_job_to_its_last_runs() {
 fn a_store_of_schema_version_2_opens_and_reads_its_history() {
     use super::journal::{encode_op, JournalOp};
     use super::SledStore;
-    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+    use cronactor_actors::SnapshotStore;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let spec = every_second_specs(1).remove(0);
+    let (store, spec) = store_with_one_job(dir.path());
     let id = spec.id.clone();
     {
-        let store = SledStore::open(dir.path()).expect("open");
-        store
-            .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
-                spec,
-                state: JobState::default(),
-            }))])
-            .expect("apply");
+        let store = store; // closed at the end of the block
         futures::executor::block_on(store.flush()).expect("flush");
         store.fold().expect("fold");
         // What schema version 2 wrote: a chunk of whole runs (version 2)...
@@ -1876,19 +1885,13 @@ fn a_failed_journal_write_keeps_its_segments_for_the_next_flush() {
 #[test]
 fn history_keys_of_schema_version_1_are_trimmed_like_chunks() {
     use super::SledStore;
-    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+    use cronactor_actors::SnapshotStore;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let spec = every_second_specs(1).remove(0);
+    let (store, spec) = store_with_one_job(dir.path());
     let id = spec.id.clone();
     {
-        let store = SledStore::open(dir.path()).expect("open");
-        store
-            .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
-                spec: spec.clone(),
-                state: JobState::default(),
-            }))])
-            .expect("apply");
+        let store = store; // closed at the end of the block
         store.fold().expect("fold");
         // Runs 0 to 2 as schema version 1 stored them.
         let mut key = Vec::new();
@@ -1913,18 +1916,11 @@ fn history_keys_of_schema_version_1_are_trimmed_like_chunks() {
 #[test]
 fn a_history_chunk_that_does_not_decode_is_quarantined_when_the_fold_trims_it() {
     use super::SledStore;
-    use cronactor_actors::{JobRecord, SnapshotStore, StoreOp};
+    use cronactor_actors::SnapshotStore;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let spec = every_second_specs(1).remove(0);
+    let (store, spec) = store_with_one_job(dir.path());
     let id = spec.id.clone();
-    let store = SledStore::open(dir.path()).expect("open");
-    store
-        .apply(vec![StoreOp::PutJob(Box::new(JobRecord {
-            spec: spec.clone(),
-            state: JobState::default(),
-        }))])
-        .expect("apply");
     store.apply(appends(&spec, 0..2, 2)).expect("apply");
     store.fold().expect("fold");
     assert_eq!(chunks_of(&store, id.as_str()), [(0, 2)]);

@@ -11,6 +11,15 @@ use std::path::Path;
 use store_support::{flush, id, ids, open, raw, snapshot_dir, state, store_with_abc};
 
 /// Writes `value` under `key` in `tree` of the closed store at `dir`.
+/// The key of a history chunk: the job id, 0x00, its first sequence number
+/// and its number of entries (big-endian).
+fn chunk_key(job: &str, first: u64, len: u32) -> Vec<u8> {
+    let mut key = format!("{job}\0").into_bytes();
+    key.extend_from_slice(&first.to_be_bytes());
+    key.extend_from_slice(&len.to_be_bytes());
+    key
+}
+
 /// Appends run `n` to the history of `job`, keeping `keep` runs.
 fn append(job: &str, n: u64, keep: usize) -> cronactor_actors::StoreOp {
     cronactor_actors::StoreOp::AppendHistory {
@@ -427,9 +436,7 @@ fn an_unreadable_history_entry_is_skipped_not_fatal() {
         }
     }
     // Damage the middle chunk (sequence 1, one entry) of job a.
-    let mut key = b"a\0".to_vec();
-    key.extend_from_slice(&1u64.to_be_bytes());
-    key.extend_from_slice(&1u32.to_be_bytes());
+    let key = chunk_key("a", 1, 1);
     assert!(tree_has(dir.path(), "history", &key));
     poke(dir.path(), "history", &key, b"\x02\xff\xff");
 
@@ -676,9 +683,7 @@ fn a_job_added_again_after_its_quarantine_does_not_inherit_the_old_history() {
         [store_support::run(7)]
     );
     // Its one run numbered 0: the first key of its history.
-    let mut key = b"b\0".to_vec();
-    key.extend_from_slice(&0u64.to_be_bytes());
-    key.extend_from_slice(&1u32.to_be_bytes());
+    let key = chunk_key("b", 0, 1);
     drop(store);
     assert!(tree_has(dir.path(), "history", &key));
 }
@@ -792,9 +797,7 @@ fn the_store_logs_the_job_it_is_about_in_the_job_id_field() {
         store.fold().expect("fold");
     }
     // Damage job a's one chunk (sequence 0, one entry).
-    let mut key = b"a\0".to_vec();
-    key.extend_from_slice(&0u64.to_be_bytes());
-    key.extend_from_slice(&1u32.to_be_bytes());
+    let key = chunk_key("a", 0, 1);
     assert!(tree_has(dir.path(), "history", &key));
     poke(dir.path(), "history", &key, b"\x02\xff\xff");
     let store = open(dir.path());

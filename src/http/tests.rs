@@ -83,8 +83,6 @@ fn hub_replays_after_an_id_and_counts_what_left_the_buffer() {
 
 #[tokio::test]
 async fn a_client_that_falls_behind_is_told_how_many_events_it_missed() {
-    use axum::response::IntoResponse;
-    use futures::StreamExt;
     let hub = Hub::new(2);
     let sub = hub.subscribe(None);
     let stream = super::events::sse_stream(&hub, sub, None);
@@ -93,15 +91,8 @@ async fn a_client_that_falls_behind_is_told_how_many_events_it_missed() {
         hub.publish(&event("j", EventKind::Added));
     }
     hub.end_streams.cancel();
-    let body = axum::response::sse::Sse::new(stream)
-        .into_response()
-        .into_body();
-    let mut frames = body.into_data_stream();
-    let mut text = String::new();
-    while let Some(frame) = frames.next().await {
-        text.push_str(&String::from_utf8_lossy(&frame.expect("frame")));
-    }
-    let messages: Vec<&str> = text.split("\n\n").filter(|m| !m.is_empty()).collect();
+    let messages = sse_messages(stream).await;
+    let text = messages.join("\n\n");
     assert_eq!(messages.len(), 3, "{text}");
     assert!(messages[0].starts_with("event: missed\n"), "{text}");
     assert!(!messages[0].contains("id:"), "no id on a notice: {text}");

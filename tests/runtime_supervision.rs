@@ -1182,3 +1182,67 @@ async fn when_no_run_is_in_flight(s: &Scheduler, id: &str) -> cronactor::JobStat
         .await
         .expect("the run ends")
 }
+
+/// A job removed after a few crashes, then added again under its id, is a
+/// new job with the whole restart budget: its first crash restarts it.
+/// Removed live, passive or failed alike. (Until 2026-12-05 the budget was
+/// kept by id: the new job inherited its predecessor's recent restarts and
+/// was given up on at its first crash, and the entries of removed jobs were
+/// never dropped.)
+#[tokio::test(start_paused = true)]
+async fn a_job_added_again_after_its_removal_has_the_whole_restart_budget() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .configure(|c| c.passivate_after = Some(Duration::from_secs(60)))
+        .start()
+        .await
+        .expect("start");
+    let crash = |n: usize| {
+        let s = s.clone();
+        async move {
+            for _ in 0..n {
+                s.supervisor()
+                    .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+                    .expect("cast");
+                run_for_secs(0.01).await;
+            }
+        }
+    };
+    // Every second: live. Hourly: passive between crashes.
+    for (how, every) in [("live", 1), ("passive", 3600), ("failed", 1)] {
+        let spec = JobSpec::builder(
+            "j",
+            ScheduleSpec::every(Duration::from_secs(every)),
+            "count",
+        )
+        .build()
+        .expect("valid spec");
+        s.add(spec.clone()).await.expect("add");
+        let crashes = if how == "failed" {
+            cronactor::MAX_RESTARTS + 1
+        } else {
+            cronactor::MAX_RESTARTS
+        };
+        crash(crashes).await;
+        let phase = s.status("j").await.expect("status").phase;
+        let expected = if how == "failed" {
+            cronactor::JobPhase::Failed
+        } else {
+            cronactor::JobPhase::Scheduled
+        };
+        assert_eq!(phase, expected, "{how}");
+        let m = s.metrics().await.expect("metrics");
+        let live_passive = match how {
+            "live" => (1, 0),
+            "passive" => (0, 1),
+            _ => (0, 0),
+        };
+        assert_eq!((m.jobs_live, m.jobs_passive), live_passive, "{how}");
+        s.remove("j").await.expect("remove");
+        s.add(spec).await.expect("add again");
+        crash(1).await;
+        let st = s.status("j").await.expect("status");
+        assert_eq!(st.phase, cronactor::JobPhase::Scheduled, "{how}: {st:?}");
+        s.remove("j").await.expect("remove");
+    }
+}

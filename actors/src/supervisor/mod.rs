@@ -289,6 +289,8 @@ pub struct SupervisorState {
     /// Generations of re-armed wake-up timers of passive jobs (after a
     /// wall-clock step), above any job actor's own generations.
     wake_generation: u64,
+    /// The recent restarts of each job's actor (the restart budget), until
+    /// the job is removed.
     restarts: HashMap<JobId, VecDeque<tokio::time::Instant>>,
     /// Jobs by the event names they listen to.
     listeners: HashMap<String, Vec<JobId>>,
@@ -654,6 +656,11 @@ impl Actor for SupervisorActor {
                         .await;
                     return Ok(());
                 }
+            }
+            if read_remove {
+                // The job is gone: a job added under its id later is a new
+                // one, with the whole restart budget.
+                s.restarts.remove(&removing.id);
             }
             // A removed job's actor stopped, its removal queued: the adds
             // and upserts of its id that waited go on, in order.

@@ -28,6 +28,7 @@ impl SupervisorState {
         if self.jobs.contains_key(&id) {
             self.deliver(myself, id, JobMsg::Remove(reply), None);
         } else if self.failed.remove(&id) {
+            self.restarts.remove(&id);
             self.queue_removal(id, reply);
         } else {
             let _ = reply.send(Err(Error::UnknownJob(id)));

@@ -1246,3 +1246,45 @@ async fn a_job_added_again_after_its_removal_has_the_whole_restart_budget() {
         s.remove("j").await.expect("remove");
     }
 }
+
+/// A failed job revived by an `upsert` with a new schedule counts the new
+/// schedule's slots from the upsert, as an upsert of a live job does: none
+/// of its times before the upsert is caught up. (Until 2026-12-05 the
+/// revived job caught up, under its misfire policy, every slot of the new
+/// schedule since its last slot under the old one.)
+#[tokio::test(start_paused = true)]
+async fn a_failed_job_revived_with_a_new_schedule_catches_up_none_of_its_earlier_slots() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = |cron: &str| {
+        JobSpec::builder("j", ScheduleSpec::cron(cron), "count")
+            .misfire(cronactor::MisfirePolicy::FireAll { max: 5 })
+            .build()
+            .expect("valid spec")
+    };
+    s.add(spec("0 0 * * * *")).await.expect("add");
+    run_for_secs(5.0).await;
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    assert_eq!(
+        s.status("j").await.expect("status").phase,
+        cronactor::JobPhase::Failed
+    );
+    run_for_secs(3.0 * 3600.0 + 600.0).await; // 03:10
+    s.upsert(spec("0 30 * * * *")).await.expect("revive");
+    run_for_secs(1.0).await;
+    let st = s.status("j").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Scheduled);
+    assert_eq!(count.get(), 0, "{st:?}");
+    assert_eq!(st.counters.fires, 0, "{st:?}");
+    assert_eq!(
+        st.next_fire,
+        Some("2026-01-05T03:30:00Z".parse().expect("instant"))
+    );
+    run_for_secs(1800.0).await; // 03:40
+    assert_eq!(count.get(), 1, "the 03:30 slot ran");
+}

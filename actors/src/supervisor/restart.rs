@@ -186,19 +186,28 @@ impl SupervisorState {
 
     /// Upsert of a failed job: a new spec is a new chance. The actor is
     /// spawned again from the registry's state, with the failure cleared.
+    /// A new schedule counts its slots from the upsert, as for an upsert of
+    /// a job with an actor (see `JobActorState::update`).
     pub(super) async fn revive(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         spec: Arc<JobSpec>,
     ) -> Result<(), Error> {
-        self.check(&spec)?;
-        let Ok(Some((_, mut state))) =
+        let schedule = self.check(&spec)?;
+        let Ok(Some((old, mut state))) =
             stored(&self.rt.registry, &spec.id, WAKE_SNAPSHOT_WAIT).await
         else {
             return Err(Error::UnknownJob(spec.id.clone()));
         };
         state.failed = None;
         state.in_flight.clear();
+        if spec.schedule != old.schedule {
+            // Its times before the upsert were never the job's: none is
+            // caught up.
+            state.completed = false;
+            let from = schedule.slots_counted_after(self.rt.clock.now());
+            state.last_slot = Some(state.last_slot.map_or(from, |l| l.max(from)));
+        }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.rt.updates.push(RegistryMsg::PutJob {
             spec: spec.clone(),

@@ -1288,3 +1288,34 @@ async fn a_failed_job_revived_with_a_new_schedule_catches_up_none_of_its_earlier
     run_for_secs(1800.0).await; // 03:40
     assert_eq!(count.get(), 1, "the 03:30 slot ran");
 }
+
+/// A revival is an upsert: it publishes `Updated`, as an upsert of a job
+/// with an actor does, before the revived job's own events. (Until
+/// 2026-12-05 it published nothing: a subscriber saw `GaveUp` and then the
+/// job firing again.)
+#[tokio::test(start_paused = true)]
+async fn a_revival_publishes_updated_as_any_upsert() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec.clone()).await.expect("add");
+    run_for_secs(5.0).await;
+    let mut events = s.subscribe();
+    for _ in 0..=cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
+            .expect("cast");
+        run_for_secs(0.01).await;
+    }
+    s.upsert(spec).await.expect("revive");
+    run_for_secs(10.0).await;
+    let kinds = kinds(&drain(&mut events));
+    let gave_up = kinds.iter().position(|k| *k == "gave-up");
+    let updated = kinds.iter().position(|k| *k == "updated");
+    let fired = kinds.iter().position(|k| *k == "fired");
+    assert!(gave_up.is_some() && updated > gave_up, "{kinds:?}");
+    assert!(fired > updated, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "updated").count(), 1);
+}

@@ -215,6 +215,10 @@ impl SupervisorState {
             orphaned: false,
             ack: Ack::Reply(tx.into()),
         });
+        // An upsert: announced as one, before the revived actor's events.
+        self.rt
+            .events
+            .publish(&spec.id, self.rt.clock.now(), EventKind::Updated);
         self.failed.remove(&spec.id);
         self.restarts.remove(&spec.id);
         self.spawn_job(myself, spec, state, Start::Fresh)?

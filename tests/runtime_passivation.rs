@@ -1239,3 +1239,49 @@ async fn an_orphaned_job_behaves_the_same_with_passivation() {
     }
     assert_eq!(off.len(), on.len());
 }
+
+/// A one-shot that ran (completed: no timer) when the wall clock steps:
+/// `Replanned` with no next fire, as a job that is never passivated
+/// publishes. (Until 2026-12-05 a passive completed job published
+/// nothing.)
+async fn completed_when_stepped(passivate: bool) -> Vec<String> {
+    let (clock, count) = (clock(), Count::default());
+    let s = start(&clock, &count, passivate).await;
+    let spec = JobSpec::builder(
+        "once",
+        ScheduleSpec::at(instant("2026-01-05T00:30:00Z")),
+        "count",
+    )
+    .build()
+    .expect("spec");
+    s.add(spec).await.expect("add");
+    // 01:00:00.5 (between two checks of the clock): ran at 00:30, completed.
+    run_for_secs(3600.5).await;
+    if passivate {
+        assert_eq!(gauges(&s).await, (0, 1));
+    }
+    let mut events = s.subscribe();
+    clock.step(chrono::Duration::seconds(600));
+    run_for_secs(60.0).await;
+    clock.step(chrono::Duration::seconds(-1200));
+    run_for_secs(60.0).await;
+    let mut seen: Vec<String> = drain(&mut events)
+        .iter()
+        .map(|e| format!("{e:?}"))
+        .collect();
+    let st = normalized(s.status("once").await.expect("status"));
+    seen.push(format!("{st:?}"));
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wall_clock_step_announces_a_passive_completed_job_as_a_live_one() {
+    let live = completed_when_stepped(false).await;
+    let passive = completed_when_stepped(true).await;
+    assert!(
+        live.iter()
+            .any(|e| e.contains("Replanned { next_fire: None }")),
+        "{live:?}"
+    );
+    assert_eq!(live, passive);
+}

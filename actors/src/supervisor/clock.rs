@@ -12,7 +12,8 @@ use std::sync::Arc;
 
 impl SupervisorState {
     /// The wall clock stepped: live jobs re-plan; passive jobs' wake-up
-    /// timers are armed again against the new clock.
+    /// timers are armed again against the new clock, and each passive job
+    /// announces its re-plan as a live one does (a completed one too).
     pub(super) fn clock_stepped(&mut self) {
         let lead = chrono::Duration::from_std(crate::passive::effective_lead(&self.rt.config))
             .unwrap_or(chrono::Duration::zero());
@@ -52,7 +53,20 @@ impl SupervisorState {
                         );
                     }
                 }
-                Slot::Passive { .. } => {}
+                Slot::Passive {
+                    target,
+                    next_fire: None,
+                } => {
+                    // A completed job has no timer; a live one still
+                    // announces its re-plan.
+                    if self.rt.events.has_subscribers() {
+                        self.rt.events.publish(
+                            target.id(),
+                            self.rt.clock.now(),
+                            EventKind::Replanned { next_fire: None },
+                        );
+                    }
+                }
             }
         }
     }

@@ -1285,3 +1285,47 @@ async fn a_wall_clock_step_announces_a_passive_completed_job_as_a_live_one() {
     );
     assert_eq!(live, passive);
 }
+
+/// A passive hourly job upserted at 00:10 to fire at half past (woken for
+/// the upsert, it passivates again with its new next fire, 00:30), then a
+/// forward step of the wall clock past 00:30: the 00:30 slot is caught up
+/// at once and `Replanned` names it, as for a job never passivated. (Until
+/// 2026-12-05 the supervisor kept the next fire the woken actor reported
+/// before it read the upsert, 01:00: the step re-armed the wake-up for
+/// 01:00, and the 00:30 slot ran 25 minutes late.)
+async fn upserted_then_stepped(passivate: bool) -> Vec<String> {
+    let (clock, count) = (clock(), Count::default());
+    let s = start(&clock, &count, passivate).await;
+    s.add(hourly("h", "count")).await.expect("add");
+    run_for_secs(600.5).await; // 00:10:00.5
+    let mut events = s.subscribe();
+    let half_past = JobSpec::builder("h", ScheduleSpec::cron("0 30 * * * *"), "count")
+        .build()
+        .expect("spec");
+    assert_eq!(
+        s.upsert(half_past).await.expect("upsert"),
+        cronactor::Upserted::Updated
+    );
+    run_for_secs(300.0).await; // 00:15:00.5
+    if passivate {
+        assert_eq!(gauges(&s).await, (0, 1), "passive again");
+    }
+    clock.step(chrono::Duration::seconds(1200)); // 00:35:00.5 on the wall
+    run_for_secs(10.0).await;
+    let mut seen = vec![format!("count {}", count.get())];
+    let st = normalized(s.status("h").await.expect("status"));
+    seen.push(format!("{st:?}"));
+    let mut ids = Vec::new();
+    for e in drain(&mut events) {
+        seen.push(stable_run_ids(&format!("{e:?}"), &mut ids));
+    }
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_upserted_while_passive_is_replanned_for_its_new_fire_after_a_wall_step() {
+    let live = upserted_then_stepped(false).await;
+    let passive = upserted_then_stepped(true).await;
+    assert_eq!(live[0], "count 1", "{live:?}");
+    assert_eq!(live, passive);
+}

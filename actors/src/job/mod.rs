@@ -193,9 +193,14 @@ pub enum JobMsg {
     #[doc(hidden)]
     Crash,
     /// From the supervisor, after the actor reported itself idle: stop for
-    /// passivation if still idle and far from the next fire, else decline.
+    /// passivation if still idle and far from the next fire, and that fire
+    /// is still the one reported (the supervisor keeps it for the passive
+    /// job), else decline.
     #[doc(hidden)]
-    Passivate,
+    Passivate {
+        /// The next fire the actor reported with `Idle`.
+        next_fire: Option<DateTime<Utc>>,
+    },
     /// The runs of the failed actor this one replaced, parked after it
     /// started (see `OrphanTokens::await_parked`).
     #[doc(hidden)]
@@ -250,7 +255,7 @@ impl JobMsg {
             | JobMsg::Recorded
             | JobMsg::Admitted { .. }
             | JobMsg::Crash
-            | JobMsg::Passivate
+            | JobMsg::Passivate { .. }
             | JobMsg::Adopt(_) => false,
         }
     }
@@ -625,9 +630,15 @@ impl Actor for JobActor {
                 #[cfg(any(test, feature = "fault-injection"))]
                 return Err(format!("injected fault in job {}", s.spec.id).into());
             }
-            JobMsg::Passivate => {
+            JobMsg::Passivate { next_fire } => {
                 s.idle_reported = false;
-                if s.passivable() && s.link.rt.supervisor.get().is_some() {
+                // A message read since the report may have moved the next
+                // fire (an upsert delivered as the job woke): the actor
+                // then stays, and reports itself idle again with the fire
+                // the supervisor must keep (a wall-clock step re-arms the
+                // passive job's wake-up for it).
+                let reported = s.state.next_fire == next_fire;
+                if reported && s.passivable() && s.link.rt.supervisor.get().is_some() {
                     // Its state is posted already; the registry only trims
                     // what it keeps for the job.
                     s.target.set_passive(s.generation);

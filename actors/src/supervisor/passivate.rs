@@ -64,7 +64,7 @@ impl SupervisorState {
         let Slot::Live { actor, target } = std::mem::replace(slot, placeholder) else {
             return;
         };
-        if actor.cast(JobMsg::Passivate).is_err() {
+        if actor.cast(JobMsg::Passivate { next_fire }).is_err() {
             *slot = Slot::Live { actor, target };
             return;
         }

@@ -1319,3 +1319,75 @@ async fn a_revival_publishes_updated_as_any_upsert() {
     assert!(fired > updated, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| **k == "updated").count(), 1);
 }
+
+/// A `remove` waiting for a passive job being woken (behind a `pause` that
+/// woke it) when the wake-up fails (the registry gives no snapshot): the
+/// job is given up on, the pause is refused as for a failed job, and the
+/// removal removes it, as a `remove` of a failed job does. (Until
+/// 2026-12-05 the removal was refused with `InvalidState` and the failed
+/// job stayed.)
+#[tokio::test(start_paused = true)]
+async fn a_remove_waiting_for_a_wake_up_that_fails_removes_the_job() {
+    struct Withheld;
+    impl Drop for Withheld {
+        fn drop(&mut self) {
+            *cronactor_actors::registry::WITHHOLD_SNAPSHOT
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .configure(|c| c.passivate_after = Some(Duration::from_secs(60)))
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("unwoken", ScheduleSpec::cron("0 0 * * * *"), "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec.clone()).await.expect("add");
+    run_for_secs(1.0).await;
+    let m = s.metrics().await.expect("metrics");
+    assert_eq!((m.jobs_live, m.jobs_passive), (0, 1));
+    let withheld = Withheld;
+    *cronactor_actors::registry::WITHHOLD_SNAPSHOT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some("unwoken".into());
+    let (paused, removed) = tokio::join!(s.pause("unwoken", None), s.remove("unwoken"));
+    drop(withheld);
+    assert!(
+        matches!(paused, Err(cronactor::Error::InvalidState { .. })),
+        "{paused:?}"
+    );
+    assert!(removed.is_ok(), "{removed:?}");
+    assert!(
+        matches!(
+            s.status("unwoken").await,
+            Err(cronactor::Error::UnknownJob(_))
+        ),
+        "removed"
+    );
+    let m = s.metrics().await.expect("metrics");
+    assert_eq!((m.jobs_live, m.jobs_passive), (0, 0));
+    // Again with an add of the id sent after the removal (held until the
+    // removal reached the job): the removal answers Ok, then the add.
+    s.add(spec.clone()).await.expect("add");
+    run_for_secs(1.0).await;
+    let withheld = Withheld;
+    *cronactor_actors::registry::WITHHOLD_SNAPSHOT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some("unwoken".into());
+    let (paused, removed, added) =
+        tokio::join!(s.pause("unwoken", None), s.remove("unwoken"), s.add(spec));
+    drop(withheld);
+    assert!(
+        matches!(paused, Err(cronactor::Error::InvalidState { .. })),
+        "{paused:?}"
+    );
+    assert!(removed.is_ok(), "{removed:?}");
+    assert!(added.is_ok(), "{added:?}");
+    let st = s.status("unwoken").await.expect("added again");
+    assert_eq!(st.phase, cronactor::JobPhase::Scheduled, "{st:?}");
+    let m = s.metrics().await.expect("metrics");
+    assert_eq!((m.jobs_live, m.jobs_passive), (0, 1));
+}

@@ -175,8 +175,9 @@ impl SupervisorState {
             // upsert (a revival) or remove still work.
             tracing::error!(target: TARGET, job_id = %id, error = %reason, "cannot wake passive job");
             self.give_up(&id, format!("cannot wake the passive job: {reason}"));
+            // Refused as for a failed job; a removal removes it.
             for msg in waiting {
-                reject_job_msg(msg, self.missing(id.clone(), "wake"));
+                self.deliver(myself, id.clone(), msg, Some("wake"));
             }
             return;
         }

@@ -200,6 +200,13 @@ impl SupervisorState {
                     removing.deferred.push(SupervisorMsg::Forward(id, msg));
                     return;
                 }
+                if let JobMsg::Remove(reply) = msg {
+                    // A removal that waited for the job while it was given
+                    // up on (its wake-up or its restart failed): removed as
+                    // a failed job is, or `UnknownJob`.
+                    self.remove(myself, id, reply);
+                    return;
+                }
                 let err = match action {
                     Some(action) => self.missing(id, action),
                     None => Error::UnknownJob(id),

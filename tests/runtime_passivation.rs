@@ -1329,3 +1329,37 @@ async fn a_job_upserted_while_passive_is_replanned_for_its_new_fire_after_a_wall
     assert_eq!(live[0], "count 1", "{live:?}");
     assert_eq!(live, passive);
 }
+
+/// `pause`, `remove`, `add` and `preview` of one id sent together, on a
+/// passive job (the pause wakes it, the remove waits with it, the add is
+/// held until the removal reached it) and on a live one: the preview, sent
+/// last, is the new job's, as every message sent after the add. (Until
+/// 2026-12-05 the preview of the passive job went to the old job behind
+/// its removal and answered `UnknownJob`.)
+#[tokio::test(start_paused = true)]
+async fn a_preview_sent_after_a_remove_and_an_add_previews_the_new_job() {
+    for passivate in [false, true] {
+        let (clock, count) = (clock(), Count::default());
+        let s = start(&clock, &count, passivate).await;
+        s.add(hourly("h", "count")).await.expect("add");
+        run_for_secs(60.0).await;
+        assert_eq!(gauges(&s).await, if passivate { (0, 1) } else { (1, 0) });
+        let (paused, removed, added, preview) = tokio::join!(
+            s.pause("h", None),
+            s.remove("h"),
+            s.add(hourly("h", "count")),
+            s.preview("h", 1)
+        );
+        assert_eq!(
+            format!("{paused:?} {removed:?} {added:?}"),
+            "Ok(()) Ok(()) Ok(())",
+            "passivate {passivate}"
+        );
+        let preview = preview.map(|fires| fires.iter().map(|f| f.at).collect::<Vec<_>>());
+        assert_eq!(
+            preview,
+            Ok(vec![instant("2026-01-05T01:00:00Z")]),
+            "passivate {passivate}"
+        );
+    }
+}

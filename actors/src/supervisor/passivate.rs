@@ -211,6 +211,7 @@ impl SupervisorState {
             | SupervisorMsg::SetLastResult { id, .. }
             | SupervisorMsg::Cancel(id, _)
             | SupervisorMsg::CancelRun { id, .. }
+            | SupervisorMsg::Preview { id, .. }
             | SupervisorMsg::Forward(id, _) => id,
             _ => return None,
         };

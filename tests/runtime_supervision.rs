@@ -8,6 +8,13 @@ use cronactor::{EventKind, JobSpec, ScheduleSpec, Scheduler, SupervisorMsg};
 use std::time::Duration;
 use support::*;
 
+/// Job "j", every ten seconds, run by `handler`.
+fn every_ten_seconds(handler: &str) -> JobSpec {
+    JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), handler)
+        .build()
+        .expect("valid spec")
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failed_job_actor_restarts_with_its_counters() {
     let (clock, count) = (clock(), Count::default());
@@ -95,9 +102,7 @@ fn cronactor_actors_max_restarts() -> usize {
 async fn a_run_in_flight_across_a_restart_is_recorded_once() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
-        .build()
-        .expect("valid spec");
+    let spec = every_ten_seconds("slow");
     s.add(spec).await.expect("add");
     run_for_secs(10.5).await;
     let st = s.status("j").await.expect("status");
@@ -189,9 +194,7 @@ async fn a_failed_job_is_revived_by_upsert_and_removed_by_remove() {
 async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
-        .build()
-        .expect("valid spec");
+    let spec = every_ten_seconds("slow");
     s.add(spec).await.expect("add");
     run_for_secs(10.5).await;
     assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
@@ -228,9 +231,7 @@ async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
         "{ends:?}"
     );
     // Revived: the run is not in flight again, and no run is lost.
-    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
-        .build()
-        .expect("valid spec");
+    let spec = every_ten_seconds("slow");
     s.upsert(spec).await.expect("upsert");
     let st = s.status("j").await.expect("status");
     assert_eq!(st.runs_in_flight, 0, "{st:?}");
@@ -339,9 +340,7 @@ async fn crashes_before_slots(store_delay_ms: Option<u64>) {
         b = b.store(std::sync::Arc::new(SlowStore::with_delay_ms(ms)));
     }
     let s = b.start().await.expect("start");
-    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "count")
-        .build()
-        .expect("valid spec");
+    let spec = every_ten_seconds("count");
     s.add(spec).await.expect("add");
     // One crash a slot (within the restart budget), ever closer to it.
     let offsets_ms = [5000u64, 1000, 300, 100, 20];
@@ -370,9 +369,7 @@ async fn crashes_before_slots(store_delay_ms: Option<u64>) {
 async fn shutdown_after_a_restart_cancels_and_records_the_run_in_flight() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
-        .build()
-        .expect("valid spec");
+    let spec = every_ten_seconds("slow");
     s.add(spec).await.expect("add");
     run_for_secs(10.5).await;
     s.supervisor()
@@ -389,9 +386,7 @@ async fn shutdown_after_a_restart_cancels_and_records_the_run_in_flight() {
 async fn cancel_after_a_restart_reaches_the_run_in_flight() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
-        .build()
-        .expect("valid spec");
+    let spec = every_ten_seconds("slow");
     s.add(spec).await.expect("add");
     run_for_secs(10.5).await;
     s.supervisor()
@@ -1297,9 +1292,7 @@ async fn a_failed_job_revived_with_a_new_schedule_catches_up_none_of_its_earlier
 async fn a_revival_publishes_updated_as_any_upsert() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "count")
-        .build()
-        .expect("valid spec");
+    let spec = every_ten_seconds("count");
     s.add(spec.clone()).await.expect("add");
     run_for_secs(5.0).await;
     let mut events = s.subscribe();

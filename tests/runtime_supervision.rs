@@ -1384,3 +1384,60 @@ async fn a_remove_waiting_for_a_wake_up_that_fails_removes_the_job() {
     let m = s.metrics().await.expect("metrics");
     assert_eq!((m.jobs_live, m.jobs_passive), (0, 1));
 }
+
+/// Real time on two workers: the job is given up on (its restart budget
+/// spent) before its failed actor drops its state, so its run is parked
+/// after the give-up, with no successor to take it. The run is stopped all
+/// the same: its handler sees its token cancelled. (Until 2026-12-05 such a
+/// run was left parked for nobody: its handler went on though the run was
+/// recorded as interrupted.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_parked_after_its_job_was_given_up_on_is_stopped() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stopped = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stopped.clone();
+    let s = Scheduler::builder()
+        .clock(cronactor::SystemClock)
+        .handler("block", move |ctx: cronactor::JobContext| {
+            let flag = flag.clone();
+            async move {
+                ctx.cancel.cancelled().await;
+                flag.store(true, Ordering::SeqCst);
+                Err::<(), _>(std::io::Error::other("stopped"))
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder(
+        "late",
+        ScheduleSpec::every(Duration::from_secs(3600)),
+        "block",
+    )
+    .build()
+    .expect("valid spec");
+    s.add(spec).await.expect("add");
+    s.trigger("late").await.expect("trigger");
+    // The budget spent, each restart adopting the run.
+    for _ in 0..cronactor::MAX_RESTARTS {
+        s.supervisor()
+            .cast(SupervisorMsg::InjectCrash(spec_id("late")))
+            .expect("cast");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(s.status("late").await.expect("status").runs_in_flight, 1);
+    }
+    let late = crash_with_late_park(&s, "late", Duration::from_millis(500));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    late.end();
+    let st = s.status("late").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Failed, "{st:?}");
+    let seen = async {
+        while !stopped.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), seen)
+        .await
+        .expect("the run's handler is cancelled");
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}

@@ -121,6 +121,10 @@ struct Orphans {
     /// Successors that started before their predecessor's runs were
     /// parked (see [`OrphanTokens::await_parked`]).
     awaiting: std::collections::HashMap<crate::id::JobId, ActorRef<crate::job::JobMsg>>,
+    /// Jobs given up on when their failed actor (this id) had not parked
+    /// its runs yet: there is no successor, so that actor's park stops
+    /// them (see [`OrphanTokens::give_up`]).
+    given_up: std::collections::HashMap<crate::id::JobId, ractor::ActorId>,
 }
 
 /// A run of a failed job actor, kept for its successor.
@@ -152,17 +156,42 @@ pub(crate) struct ParkedRun {
     pub(crate) prepared: Option<Box<crate::job::Prepared>>,
 }
 
+impl ParkedRun {
+    /// Stops a run of a job given up on: it is cancelled (it is recorded
+    /// as interrupted), and a run waiting for admission stops waiting, or
+    /// one admitted whose message no actor will read gives its place back.
+    pub(crate) fn stop(self, admission: &crate::admission::Admission) {
+        self.token.cancel();
+        if let Some(tags) = self.admission {
+            if !admission.withdraw(self.run_id) && admission.take_admitted(self.run_id) {
+                admission.release(&tags);
+            }
+        }
+    }
+}
+
 impl OrphanTokens {
     /// Keeps a failed actor's runs for its successor, or sends them to it if
     /// it started first.
-    pub(crate) fn park(&self, id: &crate::id::JobId, runs: Vec<ParkedRun>) {
+    pub(crate) fn park(
+        &self,
+        id: &crate::id::JobId,
+        from: ractor::ActorId,
+        runs: Vec<ParkedRun>,
+    ) -> Vec<ParkedRun> {
         let successor = {
             let mut o = self.lock();
+            if o.given_up.get(id) == Some(&from) {
+                // Its job was given up on before this park: no successor
+                // will take these runs, so the caller stops them.
+                o.given_up.remove(id);
+                return runs;
+            }
             match o.awaiting.remove(id) {
                 Some(successor) => successor,
                 None => {
                     o.parked.entry(id.clone()).or_default().extend(runs);
-                    return;
+                    return Vec::new();
                 }
             }
         };
@@ -178,11 +207,30 @@ impl OrphanTokens {
                 .or_default()
                 .extend(runs);
         }
+        Vec::new()
     }
 
     /// Takes the runs parked for a job.
     pub(crate) fn take(&self, id: &crate::id::JobId) -> Vec<ParkedRun> {
         self.lock().parked.remove(id).unwrap_or_default()
+    }
+
+    /// Takes the runs parked for a job given up on, to stop them. With the
+    /// failed actor it was given up on for (`failed`), that actor's runs
+    /// not parked yet are stopped by its park instead: ractor reports a
+    /// failure before it drops the failed actor's state.
+    pub(crate) fn give_up(
+        &self,
+        id: &crate::id::JobId,
+        failed: Option<ractor::ActorId>,
+    ) -> Vec<ParkedRun> {
+        let mut o = self.lock();
+        o.awaiting.remove(id);
+        match failed {
+            Some(actor) => o.given_up.insert(id.clone(), actor),
+            None => o.given_up.remove(id),
+        };
+        o.parked.remove(id).unwrap_or_default()
     }
 
     /// For a successor that found runs in flight without their tokens: the

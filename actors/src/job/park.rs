@@ -65,7 +65,14 @@ impl Drop for JobActorState {
         if !runs.is_empty() {
             #[cfg(feature = "fault-injection")]
             slow_park(self.spec.id.as_str());
-            self.link.rt.orphan_tokens.park(&self.spec.id, runs);
+            let rt = &self.link.rt;
+            // Given up on meanwhile: nobody takes them.
+            for run in rt
+                .orphan_tokens
+                .park(&self.spec.id, self.link.job.get_id(), runs)
+            {
+                run.stop(&rt.admission);
+            }
         }
     }
 }

@@ -389,7 +389,7 @@ impl Actor for SupervisorActor {
                     // removes it and `upsert` of a spec that compiles
                     // revives it (with no entry here it was listed but
                     // answered `UnknownJob` to both).
-                    s.give_up(&spec.id, format!("cannot restore the job: {e}"));
+                    s.give_up(&spec.id, None, format!("cannot restore the job: {e}"));
                     continue;
                 }
             };
@@ -426,7 +426,7 @@ impl Actor for SupervisorActor {
                 Ok(started) => starting.push((spec.id.clone(), started)),
                 Err(e) => {
                     tracing::error!(job_id = %spec.id, error = %e, "cannot restore job");
-                    s.give_up(&spec.id, format!("cannot restore the job: {e}"));
+                    s.give_up(&spec.id, None, format!("cannot restore the job: {e}"));
                 }
             }
         }
@@ -652,8 +652,14 @@ impl Actor for SupervisorActor {
                     .unwrap_or_else(|e| e.into_inner())
                     .take();
                 if let Some(caller) = caller {
-                    s.finish_lost_removal(&myself, removing.id, caller, removing.deferred)
-                        .await;
+                    s.finish_lost_removal(
+                        &myself,
+                        removing.id,
+                        removing.actor,
+                        caller,
+                        removing.deferred,
+                    )
+                    .await;
                     return Ok(());
                 }
             }
@@ -718,7 +724,8 @@ impl Actor for SupervisorActor {
                     _ => Vec::new(),
                 };
                 if !s.shutting_down {
-                    s.restart(&myself, id.clone(), err.to_string()).await;
+                    s.restart(&myself, id.clone(), cell.get_id(), err.to_string())
+                        .await;
                 }
                 for msg in waiting {
                     s.deliver(&myself, id.clone(), msg, None);

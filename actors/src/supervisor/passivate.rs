@@ -174,7 +174,7 @@ impl SupervisorState {
             // its restart budget runs out, so that status shows it and
             // upsert (a revival) or remove still work.
             tracing::error!(target: TARGET, job_id = %id, error = %reason, "cannot wake passive job");
-            self.give_up(&id, format!("cannot wake the passive job: {reason}"));
+            self.give_up(&id, None, format!("cannot wake the passive job: {reason}"));
             // Refused as for a failed job; a removal removes it.
             for msg in waiting {
                 self.deliver(myself, id.clone(), msg, Some("wake"));

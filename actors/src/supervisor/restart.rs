@@ -9,7 +9,7 @@ use crate::event::EventKind;
 use crate::id::JobId;
 use crate::registry::{Ack, RegistryMsg};
 use crate::spec::JobSpec;
-use ractor::ActorRef;
+use ractor::{ActorId, ActorRef};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,18 +27,11 @@ impl SupervisorState {
     /// Gives up on a job that has no actor: marked failed in the registry
     /// (status shows it; upsert revives it, remove removes it), which
     /// publishes `Interrupted` for its runs in flight, then `GaveUp`.
-    pub(super) fn give_up(&mut self, id: &JobId, reason: String) {
-        // Its runs still going are recorded as interrupted: they stop.
-        for run in self.rt.orphan_tokens.take(id) {
-            run.token.cancel();
-            // A run waiting for admission stops waiting; one admitted whose
-            // message no actor will read gives its place back.
-            if let Some(tags) = run.admission {
-                let admission = &self.rt.admission;
-                if !admission.withdraw(run.run_id) && admission.take_admitted(run.run_id) {
-                    admission.release(&tags);
-                }
-            }
+    pub(super) fn give_up(&mut self, id: &JobId, failed: Option<ActorId>, reason: String) {
+        // Its runs still going are recorded as interrupted: they stop, the
+        // failed actor's own once it parks them if it has not yet.
+        for run in self.rt.orphan_tokens.give_up(id, failed) {
+            run.stop(&self.rt.admission);
         }
         self.rt.updates.push(RegistryMsg::MarkFailed {
             id: id.clone(),
@@ -76,6 +69,7 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         id: JobId,
+        failed: ActorId,
         caller: ractor::RpcReplyPort<Result<(), Error>>,
         deferred: Vec<SupervisorMsg>,
     ) {
@@ -103,7 +97,11 @@ impl SupervisorState {
                 self.after_removal(myself, &id, deferred);
             }
             Err(why) => {
-                self.give_up(&id, format!("failed before it read remove; {why}"));
+                self.give_up(
+                    &id,
+                    Some(failed),
+                    format!("failed before it read remove; {why}"),
+                );
                 self.remove(myself, id, caller);
                 self.release(myself, deferred);
             }
@@ -141,11 +139,12 @@ impl SupervisorState {
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
         id: JobId,
+        failed: ActorId,
         reason: String,
     ) {
         if !self.take_restart(&id) {
             tracing::error!(target: TARGET, job_id = %id, %reason, "restart budget exhausted: job marked failed");
-            self.give_up(&id, reason);
+            self.give_up(&id, Some(failed), reason);
             return;
         }
         tracing::warn!(target: TARGET, job_id = %id, %reason, "job actor failed: restarting");
@@ -163,6 +162,7 @@ impl SupervisorState {
                 tracing::error!(target: TARGET, job_id = %id, "no snapshot to restart from: job marked failed");
                 self.give_up(
                     &id,
+                    Some(failed),
                     format!("{reason}; not restarted: the registry gave no snapshot"),
                 );
                 return;
@@ -179,7 +179,7 @@ impl SupervisorState {
             }
             Err(e) => {
                 tracing::error!(target: TARGET, job_id = %id, error = %e, "restart failed: job marked failed");
-                self.give_up(&id, format!("{reason}; not restarted: {e}"));
+                self.give_up(&id, Some(failed), format!("{reason}; not restarted: {e}"));
             }
         }
     }

@@ -212,13 +212,15 @@ impl SchedulerBuilder {
 
     /// At most `n` runs in flight across all jobs; fires past the cap wait,
     /// highest job priority first ([`JobSpecBuilder::priority`](crate::JobSpecBuilder::priority)).
+    /// `start` refuses 0 ([`StartError::InvalidConfig`]).
     pub fn max_concurrent_runs(mut self, n: usize) -> Self {
         self.config.admission.max_runs = Some(n);
         self
     }
 
     /// At most `n` runs in flight among jobs tagged `tag`
-    /// ([`JobSpecBuilder::tag`](crate::JobSpecBuilder::tag)).
+    /// ([`JobSpecBuilder::tag`](crate::JobSpecBuilder::tag)). `start`
+    /// refuses 0 and a blank tag ([`StartError::InvalidConfig`]).
     pub fn max_concurrent_runs_for_tag(mut self, tag: impl Into<String>, n: usize) -> Self {
         self.config.admission.per_tag.insert(tag.into(), n);
         self

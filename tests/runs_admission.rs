@@ -263,3 +263,35 @@ async fn a_replacing_run_waits_for_the_place_of_the_run_it_replaced() {
     assert_eq!(old.finished, start + chrono::Duration::seconds(25));
     assert_eq!(st.counters.admission_waits, 1);
 }
+
+/// A cap of zero would hold every run it covers waiting for ever (as
+/// `Concurrent { max: 0 }`, which a spec refuses), and a cap on an empty
+/// tag names no job (a spec refuses an empty tag): `start` refuses both.
+#[tokio::test(start_paused = true)]
+async fn a_cap_of_zero_or_on_an_empty_tag_is_refused_at_start() {
+    type Set = fn(cronactor::SchedulerBuilder) -> cronactor::SchedulerBuilder;
+    let cases: [(&str, Set); 4] = [
+        ("max_concurrent_runs", |b| b.max_concurrent_runs(0)),
+        ("max_concurrent_runs_for_tag", |b| {
+            b.max_concurrent_runs_for_tag("db", 0)
+        }),
+        ("max_concurrent_runs_for_tag", |b| {
+            b.max_concurrent_runs_for_tag("", 1)
+        }),
+        ("max_concurrent_runs_for_tag", |b| {
+            b.max_concurrent_runs_for_tag("  ", 1)
+        }),
+    ];
+    for (field, set) in cases {
+        let clock = clock();
+        let err = set(Scheduler::builder().clock(clock))
+            .start()
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{field}: must be refused"));
+        match &err {
+            cronactor::StartError::InvalidConfig { field: f, .. } => assert_eq!(*f, field),
+            other => panic!("{field}: {other}"),
+        }
+    }
+}

@@ -300,6 +300,31 @@ impl RuntimeConfig {
                 ),
             ));
         }
+        // A cap of zero holds every run it covers waiting for ever (as
+        // `Concurrent { max: 0 }`, which a spec refuses); a cap on a blank
+        // tag covers no job (a spec refuses a blank tag).
+        if self.admission.max_runs == Some(0) {
+            return Err((
+                "max_concurrent_runs",
+                "0 would hold every run waiting for ever".into(),
+            ));
+        }
+        let mut tags: Vec<_> = self.admission.per_tag.iter().collect();
+        tags.sort();
+        for (tag, max) in tags {
+            if tag.trim().is_empty() {
+                return Err((
+                    "max_concurrent_runs_for_tag",
+                    format!("the tag {tag:?} is blank: no job can carry it"),
+                ));
+            }
+            if *max == 0 {
+                return Err((
+                    "max_concurrent_runs_for_tag",
+                    format!("0 for the tag {tag:?} would hold its runs waiting for ever"),
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -295,3 +295,37 @@ async fn a_cap_of_zero_or_on_an_empty_tag_is_refused_at_start() {
         }
     }
 }
+
+/// A run waiting for admission keeps its turn when its job's actor is
+/// restarted by the supervisor: among waiters of one priority the oldest
+/// still starts first, not the one that waited longest behind it.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_waiting_run_keeps_its_turn_across_a_restart_of_its_jobs_actor() {
+    let (clock, starts) = (clock(), Starts::default());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("work", work(&clock, &starts))
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for id in ["runner", "older", "newer"] {
+        s.add(hourly(id, 0, None)).await.expect("add");
+    }
+    s.trigger("runner").await.expect("trigger"); // the place, for 10 s
+    run_for_secs(1.0).await;
+    s.trigger("older").await.expect("trigger"); // waits first
+    run_for_secs(1.0).await;
+    s.trigger("newer").await.expect("trigger"); // waits behind it
+    run_for_secs(1.0).await;
+    s.supervisor()
+        .cast(cronactor::SupervisorMsg::InjectCrash(
+            cronactor::JobId::new("older").expect("id"),
+        ))
+        .expect("cast");
+    run_for_secs(1.0).await;
+    assert_eq!(s.status("older").await.expect("status").runs_in_flight, 1);
+    run_for_secs(30.0).await;
+    assert_eq!(started_ids(&starts), ["runner", "older", "newer"]);
+}

@@ -148,6 +148,21 @@ impl Admission {
         pos.map(|pos| s.delivered.swap_remove(pos)).is_some()
     }
 
+    /// Hands a waiting run over to `job` (the actor that took over from a
+    /// failed one), with `priority`, keeping its turn among its equals;
+    /// false if it does not wait (admitted meanwhile, or withdrawn).
+    pub(crate) fn rebind(&self, run_id: RunId, priority: i32, job: &Arc<RunLink>) -> bool {
+        let mut s = self.lock();
+        match s.waiting.iter_mut().find(|w| w.run_id == run_id) {
+            Some(w) => {
+                w.priority = priority;
+                w.job = job.clone();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Removes a waiting run (cancelled before it started); true if it was
     /// waiting.
     pub(crate) fn withdraw(&self, run_id: RunId) -> bool {

@@ -142,9 +142,11 @@ impl JobActorState {
     }
 
     /// A run the failed predecessor left waiting for admission: if it still
-    /// waits, it waits again for this actor; if it was admitted, its
-    /// `Admitted` died with the predecessor's mailbox (or comes later, and is
-    /// then ignored), and this actor starts it in the place taken for it.
+    /// waits, it waits on for this actor, in the turn it had (the oldest
+    /// first among equals: until 2026-12-05 it queued again, behind the
+    /// runs that came after it); if it was admitted, its `Admitted` died
+    /// with the predecessor's mailbox (or comes later, and is then ignored),
+    /// and this actor starts it in the place taken for it.
     fn take_over_admission(
         &mut self,
         myself: &ActorRef<JobMsg>,
@@ -152,15 +154,13 @@ impl JobActorState {
         tags: Arc<[String]>,
     ) {
         let admission = &self.link.rt.admission;
-        if admission.withdraw(run_id) {
-            if self.is_cancelled(run_id) {
-                drop_unstarted(myself, run_id);
-            } else if admission.admit_or_wait(run_id, tags.clone(), self.spec.priority, &self.link)
-            {
-                self.spawn_run(run_id, Some(tags));
-            } else {
-                self.waiting_admission.insert(run_id, tags);
-            }
+        if self.is_cancelled(run_id) && admission.withdraw(run_id) {
+            drop_unstarted(myself, run_id);
+        } else if !self.is_cancelled(run_id)
+            && admission.rebind(run_id, self.spec.priority, &self.link)
+        {
+            // Its `Admitted` comes to this actor.
+            self.waiting_admission.insert(run_id, tags);
         } else if admission.take_admitted(run_id) {
             self.admitted(myself, run_id, tags);
         }

@@ -329,3 +329,31 @@ async fn a_waiting_run_keeps_its_turn_across_a_restart_of_its_jobs_actor() {
     run_for_secs(30.0).await;
     assert_eq!(started_ids(&starts), ["runner", "older", "newer"]);
 }
+
+/// An upsert that changes a job's priority changes it for its runs waiting
+/// for admission too (its tags stay the ones they asked with, for the
+/// places they may hold): raised, the run goes ahead of lower ones.
+#[tokio::test(start_paused = true)]
+async fn a_priority_changed_by_upsert_applies_to_the_runs_waiting() {
+    let (clock, starts) = (clock(), Starts::default());
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("work", work(&clock, &starts))
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start");
+    for (id, priority) in [("runner", 0), ("raised", 0), ("mid", 5), ("lowered", 7)] {
+        s.add(hourly(id, priority, None)).await.expect("add");
+    }
+    s.trigger("runner").await.expect("trigger"); // the place, for 10 s
+    run_for_secs(1.0).await;
+    for id in ["raised", "mid", "lowered"] {
+        s.trigger(id).await.expect("trigger");
+    }
+    run_for_secs(1.0).await;
+    s.upsert(hourly("raised", 9, None)).await.expect("upsert");
+    s.upsert(hourly("lowered", 1, None)).await.expect("upsert");
+    run_for_secs(40.0).await;
+    assert_eq!(started_ids(&starts), ["runner", "raised", "mid", "lowered"]);
+}

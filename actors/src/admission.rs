@@ -149,7 +149,8 @@ impl Admission {
     }
 
     /// Hands a waiting run over to `job` (the actor that took over from a
-    /// failed one), with `priority`, keeping its turn among its equals;
+    /// failed one, or the job's own link), with `priority` (its job's, which
+    /// an upsert may have changed), keeping its turn among its equals;
     /// false if it does not wait (admitted meanwhile, or withdrawn).
     pub(crate) fn rebind(&self, run_id: RunId, priority: i32, job: &Arc<RunLink>) -> bool {
         let mut s = self.lock();

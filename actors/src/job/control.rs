@@ -71,6 +71,16 @@ impl JobActorState {
             });
         }
         self.payload = Arc::new(spec.payload.clone());
+        if spec.priority != self.spec.priority {
+            // The runs waiting for admission wait on with the new priority
+            // (they keep the tags they asked with: see `start_run`).
+            for run_id in self.waiting_admission.keys() {
+                self.link
+                    .rt
+                    .admission
+                    .rebind(*run_id, spec.priority, &self.link);
+            }
+        }
         self.tags = Arc::from(spec.tags.as_slice());
         self.spec = spec;
         self.schedule = schedule;

@@ -33,6 +33,18 @@ fn work(clock: &cronactor::testing::ManualClock, starts: &Starts) -> impl cronac
     }
 }
 
+/// A scheduler with one place for runs in all, whose `work` handler records
+/// its starts in `starts`.
+async fn one_place(clock: &cronactor::testing::ManualClock, starts: &Starts) -> Scheduler {
+    Scheduler::builder()
+        .clock(clock.clone())
+        .handler("work", work(clock, starts))
+        .max_concurrent_runs(1)
+        .start()
+        .await
+        .expect("start")
+}
+
 fn hourly(id: &str, priority: i32, tag: Option<&str>) -> JobSpec {
     let mut b = JobSpec::builder(id, ScheduleSpec::every(Duration::from_secs(3600)), "work")
         .priority(priority);
@@ -128,13 +140,7 @@ async fn a_tag_cap_limits_only_its_jobs() {
 #[tokio::test(start_paused = true)]
 async fn cancelling_a_waiting_run_ends_it_and_frees_nothing_twice() {
     let (clock, starts) = (clock(), Starts::default());
-    let s = Scheduler::builder()
-        .clock(clock.clone())
-        .handler("work", work(&clock, &starts))
-        .max_concurrent_runs(1)
-        .start()
-        .await
-        .expect("start");
+    let s = one_place(&clock, &starts).await;
     s.add(hourly("runs", 5, None)).await.expect("add");
     s.add(hourly("waits", 0, None)).await.expect("add");
     let mut events = s.subscribe();
@@ -303,13 +309,7 @@ async fn a_cap_of_zero_or_on_an_empty_tag_is_refused_at_start() {
 #[tokio::test(start_paused = true)]
 async fn a_waiting_run_keeps_its_turn_across_a_restart_of_its_jobs_actor() {
     let (clock, starts) = (clock(), Starts::default());
-    let s = Scheduler::builder()
-        .clock(clock.clone())
-        .handler("work", work(&clock, &starts))
-        .max_concurrent_runs(1)
-        .start()
-        .await
-        .expect("start");
+    let s = one_place(&clock, &starts).await;
     for id in ["runner", "older", "newer"] {
         s.add(hourly(id, 0, None)).await.expect("add");
     }
@@ -336,13 +336,7 @@ async fn a_waiting_run_keeps_its_turn_across_a_restart_of_its_jobs_actor() {
 #[tokio::test(start_paused = true)]
 async fn a_priority_changed_by_upsert_applies_to_the_runs_waiting() {
     let (clock, starts) = (clock(), Starts::default());
-    let s = Scheduler::builder()
-        .clock(clock.clone())
-        .handler("work", work(&clock, &starts))
-        .max_concurrent_runs(1)
-        .start()
-        .await
-        .expect("start");
+    let s = one_place(&clock, &starts).await;
     for (id, priority) in [("runner", 0), ("raised", 0), ("mid", 5), ("lowered", 7)] {
         s.add(hourly(id, priority, None)).await.expect("add");
     }

@@ -142,5 +142,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.cancelled.len(),
         report.unfinished_jobs.len()
     );
+    if let Some(error) = &report.store_error {
+        println!("the store's final flush failed: {error}");
+    }
     Ok(())
 }

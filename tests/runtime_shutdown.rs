@@ -144,6 +144,9 @@ async fn shutdown_with_a_failing_store_still_cancels_runs_and_answers() {
     assert_eq!(report.cancelled.len(), 1);
     assert_eq!(report.cancelled[0].0.as_str(), "j");
     assert!(report.unfinished_jobs.is_empty(), "{report:?}");
+    // The answer says the last writes may not be durable.
+    let error = report.store_error.as_deref().expect("the flush failure");
+    assert!(error.contains("injected"), "{error}");
     every_call_is_shut_down(&s).await;
 }
 

@@ -49,6 +49,12 @@ pub struct ShutdownReport {
     pub cancelled: Vec<(JobId, RunId)>,
     /// Jobs whose runs had not ended when the grace ran out (ordered by id).
     pub unfinished_jobs: Vec<JobId>,
+    /// Why the store's final flush failed (or gave no answer within 30 s),
+    /// if it did: the last state changes (the runs' ends, the cancels) may
+    /// then not be durable, and the next start finds the state before them
+    /// (runs in flight are recorded `Interrupted` and run again). `None`:
+    /// everything the scheduler wrote is in the store.
+    pub store_error: Option<String>,
 }
 
 /// A shutdown in progress. A later `shutdown` cuts its drain short (the
@@ -158,9 +164,18 @@ impl SupervisorState {
             for (_, job, _) in actors {
                 job.stop(Some("scheduler shutdown".into()));
             }
-            let _ = registry
+            report.store_error = match registry
                 .call(RegistryMsg::Flush, Some(Duration::from_secs(30)))
-                .await;
+                .await
+            {
+                Ok(ractor::rpc::CallResult::Success(Ok(()))) => None,
+                Ok(ractor::rpc::CallResult::Success(Err(e))) => Some(e.to_string()),
+                Ok(other) => Some(format!("the registry did not answer: {other:?}")),
+                Err(e) => Some(format!("the registry did not answer: {e}")),
+            };
+            if let Some(error) = &report.store_error {
+                tracing::error!(%error, "shutdown: the store's final flush failed");
+            }
             let others = {
                 let mut joined = waiting.lock().unwrap_or_else(|e| e.into_inner());
                 joined.report = Some(report.clone());

@@ -41,7 +41,6 @@ impl SupervisorState {
             target.kill();
         }
         self.unlisten(&id);
-        self.restarts.remove(&id);
         tracing::debug!(target: TARGET, job_id = %id, "passive job removed");
         self.queue_removal(id, reply);
     }

@@ -28,7 +28,6 @@ impl SupervisorState {
         if self.jobs.contains_key(&id) {
             self.deliver(myself, id, JobMsg::Remove(reply), None);
         } else if self.failed.remove(&id) {
-            self.restarts.remove(&id);
             self.queue_removal(id, reply);
         } else {
             let _ = reply.send(Err(Error::UnknownJob(id)));
@@ -37,7 +36,10 @@ impl SupervisorState {
 
     /// Announces the removal of a job with no actor (passive or failed)
     /// and queues it for the store; `reply` is answered once it is durable.
-    pub(super) fn queue_removal(&self, id: JobId, reply: RpcReplyPort<Result<(), Error>>) {
+    /// Its restart budget goes with it: a job added again under the id is
+    /// a new job.
+    pub(super) fn queue_removal(&mut self, id: JobId, reply: RpcReplyPort<Result<(), Error>>) {
+        self.restarts.remove(&id);
         self.rt
             .events
             .publish(&id, self.rt.clock.now(), EventKind::Removed);

@@ -471,6 +471,17 @@ pub struct JobState {
 }
 
 impl JobState {
+    /// The job has a new schedule (an upsert, or an upsert that revives a
+    /// failed job): it is no longer completed, and the new schedule's slots
+    /// count from `now` (see `Schedule::slots_counted_after`). Its times
+    /// before were never the job's, so none is caught up (as Temporal
+    /// discards a schedule's actions before its update).
+    pub(crate) fn reschedule(&mut self, schedule: &crate::schedule::Schedule, now: DateTime<Utc>) {
+        self.completed = false;
+        let from = schedule.slots_counted_after(now);
+        self.last_slot = Some(self.last_slot.map_or(from, |l| l.max(from)));
+    }
+
     /// How many fires wait in the overlap queue.
     pub fn queued(&self) -> u32 {
         u32::try_from(self.queue.len()).unwrap_or(u32::MAX)

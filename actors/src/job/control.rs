@@ -85,14 +85,8 @@ impl JobActorState {
         self.spec = spec;
         self.schedule = schedule;
         if rearm {
-            self.state.completed = false;
-            // The new schedule's slots count from now (see
-            // `Schedule::slots_counted_after`): its times
-            // before the update were never the job's, so none is
-            // caught up (as Temporal discards a schedule's actions
-            // before its update).
-            let from = self.schedule.slots_counted_after(self.now());
-            self.state.last_slot = Some(self.state.last_slot.map_or(from, |l| l.max(from)));
+            let now = self.now();
+            self.state.reschedule(&self.schedule, now);
             self.arm();
         }
         self.publish(EventKind::Updated);

@@ -202,11 +202,7 @@ impl SupervisorState {
         state.failed = None;
         state.in_flight.clear();
         if spec.schedule != old.schedule {
-            // Its times before the upsert were never the job's: none is
-            // caught up.
-            state.completed = false;
-            let from = schedule.slots_counted_after(self.rt.clock.now());
-            state.last_slot = Some(state.last_slot.map_or(from, |l| l.max(from)));
+            state.reschedule(&schedule, self.rt.clock.now());
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.rt.updates.push(RegistryMsg::PutJob {

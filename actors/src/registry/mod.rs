@@ -344,21 +344,11 @@ impl Actor for RegistryActor {
             RegistryMsg::Applied => {
                 s.applying = false;
                 for (id, limit, reply) in std::mem::take(&mut s.history_reads) {
-                    let answer = if s.entries.contains_key(&id) {
-                        s.history(&id, limit)
-                    } else {
-                        Err(Error::UnknownJob(id))
-                    };
-                    let _ = reply.send(answer);
+                    let _ = reply.send(s.known_history(id, limit));
                 }
             }
             RegistryMsg::History { id, limit, reply } => {
-                let answer = if s.entries.contains_key(&id) {
-                    s.history(&id, limit)
-                } else {
-                    Err(Error::UnknownJob(id))
-                };
-                let _ = reply.send(answer);
+                let _ = reply.send(s.known_history(id, limit));
             }
             RegistryMsg::Quarantined(reply) => {
                 let _ = reply.send(s.quarantined.clone());

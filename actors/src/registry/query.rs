@@ -11,6 +11,16 @@ use crate::status::{phase_of, JobStatus, RunRecord};
 use crate::store::StoreOp;
 
 impl RegistryState {
+    /// [`Self::history`] of a job the registry holds; `UnknownJob` for any
+    /// other id.
+    pub(super) fn known_history(&self, id: JobId, limit: usize) -> Result<Vec<RunRecord>, Error> {
+        if self.entries.contains_key(&id) {
+            self.history(&id, limit)
+        } else {
+            Err(Error::UnknownJob(id))
+        }
+    }
+
     /// The store's history plus the entries not yet handed to it (handing
     /// them over here could overtake a flush in flight).
     pub(super) fn history(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, Error> {

@@ -154,11 +154,10 @@ impl JobActorState {
         tags: Arc<[String]>,
     ) {
         let admission = &self.link.rt.admission;
-        if self.is_cancelled(run_id) && admission.withdraw(run_id) {
+        let cancelled = self.is_cancelled(run_id);
+        if cancelled && admission.withdraw(run_id) {
             drop_unstarted(myself, run_id);
-        } else if !self.is_cancelled(run_id)
-            && admission.rebind(run_id, self.spec.priority, &self.link)
-        {
+        } else if !cancelled && admission.rebind(run_id, self.spec.priority, &self.link) {
             // Its `Admitted` comes to this actor.
             self.waiting_admission.insert(run_id, tags);
         } else if admission.take_admitted(run_id) {

@@ -967,13 +967,7 @@ async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() 
 async fn a_give_up_inside_the_window_withdraws_the_prepared_run() {
     let (s, count) = inside_the_window().await;
     let mut events = s.subscribe();
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        let id = cronactor::JobId::new("j").expect("id");
-        s.supervisor()
-            .cast(cronactor::SupervisorMsg::InjectCrash(id))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "j").await;
     // 2.76 s: given up before the slot of 3 s.
     let st = s.status("j").await.expect("status");
     assert_eq!(st.phase, JobPhase::Failed);
@@ -1122,13 +1116,7 @@ async fn a_give_up_withdraws_a_prepared_run_waiting_for_its_record_unannounced()
     store.held.store(true, Ordering::SeqCst);
     run_for_secs(1.3).await;
     let mut events = s.subscribe();
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        let id = cronactor::JobId::new("j").expect("id");
-        s.supervisor()
-            .cast(cronactor::SupervisorMsg::InjectCrash(id))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "j").await;
     run_for_secs(1.0).await;
     store.held.store(false, Ordering::SeqCst);
     store.released.notify_waiters();

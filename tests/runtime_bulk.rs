@@ -416,14 +416,7 @@ async fn completed_orphaned_and_failed_jobs_in_a_bulk_call() {
     .expect("spec");
     s.add(once).await.expect("add");
     s.add(live("failed", "t")).await.expect("add");
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        s.supervisor()
-            .cast(cronactor::SupervisorMsg::InjectCrash(
-                cronactor::JobId::new("failed").expect("id"),
-            ))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "failed").await;
     run_for_secs(10.0).await;
     let phase = |id: &'static str| {
         let s = s.clone();
@@ -515,14 +508,7 @@ async fn a_job_reported_failed_is_durably_failed_when_the_bulk_call_answers() {
     run_for_secs(1.0).await;
 
     store.held.store(true, Ordering::SeqCst);
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        s.supervisor()
-            .cast(cronactor::SupervisorMsg::InjectCrash(
-                cronactor::JobId::new("f").expect("id"),
-            ))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "f").await;
     assert_eq!(s.status("f").await.expect("status").phase, JobPhase::Failed);
     let bulk = tokio::spawn({
         let s = s.clone();

@@ -137,12 +137,7 @@ async fn a_failed_job_is_revived_by_upsert_and_removed_by_remove() {
     }
     s.pause("a", Some("kept")).await.expect("pause");
     for id in ["a", "b"] {
-        for _ in 0..=cronactor::MAX_RESTARTS {
-            s.supervisor()
-                .cast(SupervisorMsg::InjectCrash(spec_id(id)))
-                .expect("cast");
-            run_for_secs(0.01).await;
-        }
+        crash_past_the_budget(&s, id).await;
         let st = s.status(id).await.expect("status");
         assert_eq!(st.phase, cronactor::JobPhase::Failed);
         assert!(matches!(
@@ -199,12 +194,7 @@ async fn a_run_in_flight_when_the_budget_runs_out_is_recorded_interrupted() {
     run_for_secs(10.5).await;
     assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
     let mut events = s.subscribe();
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        s.supervisor()
-            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "j").await;
     let st = s.status("j").await.expect("status");
     assert_eq!(st.phase, cronactor::JobPhase::Failed);
     run_for_secs(3.0).await;
@@ -664,12 +654,7 @@ async fn a_job_given_up_with_a_run_waiting_for_admission_gives_its_place_back() 
     s.trigger("holder").await.expect("trigger");
     run_for_secs(0.1).await;
     s.trigger("j").await.expect("trigger");
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        s.supervisor()
-            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "j").await;
     assert_eq!(
         s.status("j").await.expect("status").phase,
         cronactor::JobPhase::Failed
@@ -699,12 +684,7 @@ async fn a_retry_waiting_when_the_job_is_given_up_runs_after_a_revival() {
     run_for_secs(1.0).await;
     let wait = s.status("r").await.expect("status").retry_wait;
     assert!(wait.is_some());
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        s.supervisor()
-            .cast(SupervisorMsg::InjectCrash(spec_id("r")))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "r").await;
     let st = s.status("r").await.expect("status");
     assert_eq!(st.phase, cronactor::JobPhase::Failed);
     assert_eq!(st.retry_wait, wait, "kept while the job is failed");
@@ -803,12 +783,7 @@ async fn a_cancelled_run_in_flight_when_the_budget_runs_out_is_recorded_cancelle
     };
     run_for_secs(0.5).await;
     assert_eq!(s.cancel("j").await.expect("cancel"), [run_id]);
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        s.supervisor()
-            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "j").await;
     let st = s.status("j").await.expect("status");
     assert_eq!(st.phase, cronactor::JobPhase::Failed);
     assert_eq!(st.runs_in_flight, 0, "{st:?}");
@@ -1259,12 +1234,7 @@ async fn a_failed_job_revived_with_a_new_schedule_catches_up_none_of_its_earlier
     };
     s.add(spec("0 0 * * * *")).await.expect("add");
     run_for_secs(5.0).await;
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        s.supervisor()
-            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "j").await;
     assert_eq!(
         s.status("j").await.expect("status").phase,
         cronactor::JobPhase::Failed
@@ -1296,12 +1266,7 @@ async fn a_revival_publishes_updated_as_any_upsert() {
     s.add(spec.clone()).await.expect("add");
     run_for_secs(5.0).await;
     let mut events = s.subscribe();
-    for _ in 0..=cronactor::MAX_RESTARTS {
-        s.supervisor()
-            .cast(SupervisorMsg::InjectCrash(spec_id("j")))
-            .expect("cast");
-        run_for_secs(0.01).await;
-    }
+    crash_past_the_budget(&s, "j").await;
     s.upsert(spec).await.expect("revive");
     run_for_secs(10.0).await;
     let kinds = kinds(&drain(&mut events));

@@ -279,23 +279,22 @@ impl RegistryState {
             // The job's actor (a new one after a restart or a wake-up) posts
             // for the first time: its outbox holds the job from now on, with
             // the history.
-            let old = std::mem::replace(&mut entry.held, Held::Outbox(outbox.clone()));
-            let older = old.into_history(&entry.spec.id, &mut self.packed_totals);
+            let older = entry.hold(outbox.clone(), &mut self.packed_totals);
             outbox.lock().history.prepend(older);
         }
         if let Some((spec, orphaned)) = spec {
-            entry.spec = spec;
             entry.orphaned = orphaned;
             if !private {
                 let state = outbox.state();
                 self.ops.push(StoreOp::PutJob(Box::new(JobRecord {
-                    spec: (*entry.spec).clone(),
+                    spec: (*spec).clone(),
                     state,
                 })));
                 // The record carries the state: a later post writes its
                 // state after it.
                 self.dirty.remove(id);
             }
+            entry.set_spec(spec);
         }
         if !records.is_empty() {
             // With the private store the history stays in the outbox; with

@@ -1,8 +1,9 @@
 //! The registry's table of jobs: `Entries`, each `Entry` with its spec and
 //! where its state is held (`Held`: its actor's outbox, or `Packed` while
-//! the job is passive), and removing and packing entries.
+//! the job is passive, with its spec), and removing and packing entries.
 
 use super::outbox::Outbox;
+use super::packed_spec::SpecWire;
 use super::{RegistryState, TARGET};
 use crate::id::JobId;
 use crate::kept::KeptHistory;
@@ -11,7 +12,11 @@ use crate::status::{phase_of, JobState};
 use std::sync::Arc;
 
 pub(super) struct Entry {
-    pub(super) spec: Arc<JobSpec>,
+    /// The job's id (the table's key).
+    pub(super) id: JobId,
+    /// The job's spec; `None` only while the job is packed, its spec then
+    /// in the packed bytes (see [`Entry::spec`]).
+    spec: Option<Arc<JobSpec>>,
     /// Holds the job's state: its actor's outbox once the actor posted, or
     /// packed while the job is passive.
     pub(super) held: Held,
@@ -27,14 +32,16 @@ pub(super) enum Held {
 }
 
 // The packed bytes' pointer and length leave room for the outbox's pointer
-// (no tag): an entry stays at 32 bytes on 64-bit targets.
+// (no tag), and an entry stays at 48 bytes on 64-bit targets: with a
+// million jobs the table has about 2 million buckets.
 const _: () = assert!(std::mem::size_of::<Held>() == std::mem::size_of::<Box<[u8]>>());
+const _: () = assert!(std::mem::size_of::<Entry>() <= 48);
 
-/// A passive job, encoded in one allocation (about 100 bytes instead of an
-/// outbox of about 600): its phase when packed (a packed job does not
-/// change; metrics read it without decoding the rest), its `JobState`, and
-/// its history with the private in-memory store; postcard, one after the
-/// other.
+/// A passive job, encoded in one allocation (about 150 bytes instead of an
+/// outbox of about 600 and a spec of about 500): its phase when packed (a
+/// packed job does not change; metrics read it without decoding the rest),
+/// its `JobState`, its history with the private in-memory store, and its
+/// spec but the id ([`SpecWire`]); postcard, one after the other.
 pub(super) struct Packed(Box<[u8]>);
 
 impl Packed {
@@ -42,8 +49,9 @@ impl Packed {
         phase: crate::status::JobPhase,
         state: &JobState,
         history: &KeptHistory,
+        spec: &SpecWire,
     ) -> Option<Self> {
-        let bytes = postcard::to_allocvec(&(phase, state, history)).ok()?;
+        let bytes = postcard::to_allocvec(&(phase, state, history, spec)).ok()?;
         Some(Self(bytes.into_boxed_slice()))
     }
 
@@ -73,6 +81,18 @@ impl Packed {
 
     pub(super) fn history(&self, id: &JobId) -> KeptHistory {
         self.unpack(id).1
+    }
+
+    /// The spec of job `id`, `None` if it does not decode (never: the
+    /// bytes were encoded by this process, and the error is logged).
+    fn spec(&self, id: &JobId) -> Option<JobSpec> {
+        let (_, _, _, wire) =
+            self.read::<(crate::status::JobPhase, JobState, KeptHistory, SpecWire)>(id)?;
+        wire.into_spec(id.clone())
+            .map_err(|e| {
+                tracing::error!(target: TARGET, job_id = %id, error = %e, "packed job spec does not decode");
+            })
+            .ok()
     }
 
     fn read<T: serde::de::DeserializeOwned>(&self, id: &JobId) -> Option<T> {
@@ -110,27 +130,73 @@ impl Held {
 impl Entry {
     pub(super) fn new(spec: Arc<JobSpec>, outbox: Arc<Outbox>, orphaned: bool) -> Self {
         Self {
-            spec,
+            id: spec.id.clone(),
+            spec: Some(spec),
             held: Held::Outbox(outbox),
             orphaned,
         }
+    }
+
+    /// The job's spec: shared while the job is unpacked, decoded from the
+    /// packed bytes while it is passive. `None` only if those bytes do not
+    /// decode (never: they were encoded by this process; the error is
+    /// logged), which the callers answer as for a job they do not know.
+    pub(super) fn spec(&self) -> Option<Arc<JobSpec>> {
+        match (&self.spec, &self.held) {
+            (Some(spec), _) => Some(spec.clone()),
+            (None, Held::Packed(p)) => p.spec(&self.id).map(Arc::new),
+            (None, Held::Outbox(_)) => None,
+        }
+    }
+
+    /// The job's spec, as [`Entry::spec`], kept unpacked from now on: for
+    /// an actor about to be spawned for the job, which then shares it with
+    /// the entry instead of holding a second copy.
+    pub(super) fn spec_to_share(&mut self) -> Option<Arc<JobSpec>> {
+        if self.spec.is_none() {
+            self.spec = self.spec();
+        }
+        self.spec.clone()
+    }
+
+    /// Makes `outbox` the job's holder (its actor, new after a restart or a
+    /// wake-up, posts for the first time), giving back the history the old
+    /// holder kept; a packed job's spec is unpacked first.
+    pub(super) fn hold(
+        &mut self,
+        outbox: Arc<Outbox>,
+        packed_totals: &mut crate::status::Counters,
+    ) -> KeptHistory {
+        if let (None, Held::Packed(p)) = (&self.spec, &self.held) {
+            self.spec = p.spec(&self.id).map(Arc::new);
+        }
+        let old = std::mem::replace(&mut self.held, Held::Outbox(outbox));
+        old.into_history(&self.id, packed_totals)
+    }
+
+    /// Replaces the job's spec (an upsert, posted by its actor).
+    pub(super) fn set_spec(&mut self, spec: Arc<JobSpec>) {
+        self.spec = Some(spec);
     }
 
     /// A copy of the job's state.
     pub(super) fn state(&self) -> JobState {
         match &self.held {
             Held::Outbox(outbox) => outbox.state(),
-            Held::Packed(p) => p.decode(&self.spec.id),
+            Held::Packed(p) => p.decode(&self.id),
         }
     }
 
     /// The job's outbox, unpacking a packed job into a new one
-    /// (`packed_totals` loses its counters).
+    /// (`packed_totals` loses its counters) and its spec.
     pub(super) fn outbox(&mut self, packed_totals: &mut crate::status::Counters) -> &Arc<Outbox> {
         if let Held::Packed(p) = &self.held {
-            let (state, history) = p.unpack(&self.spec.id);
+            let (state, history) = p.unpack(&self.id);
+            if self.spec.is_none() {
+                self.spec = p.spec(&self.id).map(Arc::new);
+            }
             packed_totals.sub(&state.counters);
-            let outbox = Outbox::new(self.spec.id.clone(), state);
+            let outbox = Outbox::new(self.id.clone(), state);
             outbox.lock().history = history;
             self.held = Held::Outbox(outbox);
         }
@@ -156,17 +222,19 @@ impl Entry {
         }
         // Packed only when idle: nothing in flight, so no fire ahead.
         let phase = phase_of(&slot.state, self.orphaned, &Default::default());
-        let packed = Packed::new(phase, &slot.state, &slot.history)?;
+        let spec = SpecWire::of(self.spec.as_deref()?).ok()?;
+        let packed = Packed::new(phase, &slot.state, &slot.history, &spec)?;
         packed_totals.add(&slot.state.counters);
         drop(slot);
         self.held = Held::Packed(packed);
+        self.spec = None;
         Some(true)
     }
 }
 
-/// The registry's jobs, found by the id in their spec: a hash table of
-/// entries with no separate key (16 bytes less per bucket than a map keyed
-/// by id; with a million jobs, about 2 million buckets).
+/// The registry's jobs, found by their id: a hash table of entries that
+/// hold their id (a map keyed by id would hold it twice; with a million
+/// jobs, about 2 million buckets).
 #[derive(Default)]
 pub(super) struct Entries {
     table: hashbrown::HashTable<Entry>,
@@ -179,27 +247,27 @@ impl Entries {
     }
 
     pub(super) fn get(&self, id: &JobId) -> Option<&Entry> {
-        self.table.find(self.hash(id), |e| e.spec.id == *id)
+        self.table.find(self.hash(id), |e| e.id == *id)
     }
 
     pub(super) fn get_mut(&mut self, id: &JobId) -> Option<&mut Entry> {
         let hash = self.hash(id);
-        self.table.find_mut(hash, |e| e.spec.id == *id)
+        self.table.find_mut(hash, |e| e.id == *id)
     }
 
     pub(super) fn contains_key(&self, id: &JobId) -> bool {
         self.get(id).is_some()
     }
 
-    /// Inserts `entry` under its spec's id, replacing (and giving back) the
+    /// Inserts `entry` under its id, replacing (and giving back) the
     /// entry of that id.
     pub(super) fn insert(&mut self, entry: Entry) -> Option<Entry> {
-        let hash = self.hash(&entry.spec.id);
+        let hash = self.hash(&entry.id);
         let hasher = &self.hasher;
         match self.table.entry(
             hash,
-            |e| e.spec.id == entry.spec.id,
-            |e| std::hash::BuildHasher::hash_one(hasher, &e.spec.id),
+            |e| e.id == entry.id,
+            |e| std::hash::BuildHasher::hash_one(hasher, &e.id),
         ) {
             hashbrown::hash_table::Entry::Occupied(mut o) => {
                 Some(std::mem::replace(o.get_mut(), entry))
@@ -213,7 +281,7 @@ impl Entries {
 
     pub(super) fn remove(&mut self, id: &JobId) -> Option<Entry> {
         let hash = self.hash(id);
-        let found = self.table.find_entry(hash, |e| e.spec.id == *id).ok()?;
+        let found = self.table.find_entry(hash, |e| e.id == *id).ok()?;
         Some(found.remove().0)
     }
 
@@ -222,7 +290,7 @@ impl Entries {
     }
 
     pub(super) fn keys(&self) -> impl Iterator<Item = &JobId> {
-        self.table.iter().map(|e| &e.spec.id)
+        self.table.iter().map(|e| &e.id)
     }
 }
 

@@ -25,6 +25,7 @@
 mod commit;
 mod entries;
 mod outbox;
+mod packed_spec;
 mod query;
 
 pub use outbox::Ack;
@@ -316,12 +317,13 @@ impl Actor for RegistryActor {
                 let status = s
                     .entries
                     .get(&id)
-                    .map(|e| s.status_of(e))
+                    .and_then(|e| s.status_of(e))
                     .ok_or(Error::UnknownJob(id));
                 let _ = reply.send(status);
             }
             RegistryMsg::List(reply) => {
-                let mut all: Vec<JobStatus> = s.entries.values().map(|e| s.status_of(e)).collect();
+                let mut all: Vec<JobStatus> =
+                    s.entries.values().filter_map(|e| s.status_of(e)).collect();
                 all.sort_by(|a, b| a.id.cmp(&b.id));
                 let _ = reply.send(all);
             }
@@ -335,7 +337,11 @@ impl Actor for RegistryActor {
                 #[cfg(not(feature = "fault-injection"))]
                 let withheld = false;
                 if !withheld {
-                    let _ = reply.send(s.entries.get(&id).map(|e| (e.spec.clone(), e.state())));
+                    let _ = reply.send(
+                        s.entries
+                            .get_mut(&id)
+                            .and_then(|e| Some((e.spec_to_share()?, e.state()))),
+                    );
                 }
             }
             RegistryMsg::History { id, limit, reply } if s.applying => {

@@ -98,7 +98,7 @@ impl RegistryState {
                     m.runs_in_flight +=
                         (slot.state.in_flight.len() as u64).saturating_sub(u64::from(ahead.runs));
                 }
-                Held::Packed(p) => *m.jobs_by_phase.entry(p.phase(&e.spec.id)).or_default() += 1,
+                Held::Packed(p) => *m.jobs_by_phase.entry(p.phase(&e.id)).or_default() += 1,
             }
         }
         m.totals.add(&self.packed_totals);
@@ -125,7 +125,10 @@ impl RegistryState {
         })
     }
 
-    pub(super) fn status_of(&self, e: &Entry) -> JobStatus {
+    /// The status of the job in `e`; `None` only if its packed spec does
+    /// not decode (never; see `Entry::spec`).
+    pub(super) fn status_of(&self, e: &Entry) -> Option<JobStatus> {
+        let spec = e.spec()?;
         let now = self.clock.now();
         let unpacked;
         let slot;
@@ -135,22 +138,21 @@ impl RegistryState {
                 &slot.state
             }
             Held::Packed(p) => {
-                unpacked = p.decode(&e.spec.id);
+                unpacked = p.decode(&e.id);
                 &unpacked
             }
         };
         let ahead = crate::status::ahead_of(st, now);
         let mut status = JobStatus {
-            id: e.spec.id.clone(),
-            schedule: describe(&e.spec.schedule),
-            time_zone: e
-                .spec
+            id: e.id.clone(),
+            schedule: describe(&spec.schedule),
+            time_zone: spec
                 .schedule
                 .tz
                 .clone()
                 .unwrap_or_else(|| self.default_tz.name().to_string()),
-            handler: e.spec.handler.clone(),
-            tags: e.spec.tags.clone(),
+            handler: spec.handler.clone(),
+            tags: spec.tags.clone(),
             phase: phase_of(st, e.orphaned, &ahead),
             pause_note: st.paused.as_ref().and_then(|p| p.note.clone()),
             next_fire: st.next_fire,
@@ -167,7 +169,7 @@ impl RegistryState {
             last_result: st.last_result.clone(),
         };
         status.show_ahead(&ahead, now);
-        status
+        Some(status)
     }
 }
 

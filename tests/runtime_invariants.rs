@@ -42,9 +42,15 @@ struct Variant {
     /// At most `MAX_RUNS` runs in flight, at most `TAG_MAX` among the jobs
     /// tagged `TAG` (half of them): claimed runs wait for admission.
     capped: bool,
+    /// Passivation after `PASSIVATE_MS`, woken `WAKE_LEAD_MS` before a
+    /// fire: an idle job gives up its actor between most of its fires.
+    passive: bool,
 }
 
 const FLUSH_MS: u64 = 30;
+const PASSIVATE_MS: u64 = 300;
+const WAKE_LEAD_MS: u64 = 100;
+const SEED_PASSIVE: u64 = 1;
 const SEED_DURABLE: u64 = 1;
 const SEED_CAPPED: u64 = 1;
 const SEED_BOTH: u64 = 1;
@@ -220,6 +226,8 @@ struct Covered {
     /// Steps that found more runs in flight than the global cap (some
     /// waiting for admission).
     over_cap: u64,
+    /// Steps that found passive jobs, summed over the steps checked.
+    passive: u64,
 }
 
 fn account(
@@ -348,6 +356,7 @@ async fn events_status_list_history_and_metrics_agree_under_random_operations() 
         seed: 86,
         durable: false,
         capped: false,
+        passive: false,
     })
     .await;
     if let Some(covered) = covered {
@@ -424,6 +433,14 @@ async fn invariants(v: Variant) -> Option<Covered> {
     let s = if v.durable {
         s.store(Arc::new(SlowStore::with_delay_ms(FLUSH_MS)))
             .configure(|c| c.fire_ahead = Some(Duration::from_millis(500)))
+    } else {
+        s
+    };
+    let s = if v.passive {
+        s.configure(|c| {
+            c.passivate_after = Some(Duration::from_millis(PASSIVATE_MS));
+            c.wake_lead = Duration::from_millis(WAKE_LEAD_MS);
+        })
     } else {
         s
     };
@@ -721,6 +738,7 @@ async fn invariants(v: Variant) -> Option<Covered> {
         assert_eq!(metrics.totals, total, "step {step}");
         assert_eq!(metrics.runs_in_flight, in_flight, "step {step}");
         covered.over_cap += u64::from(in_flight > MAX_RUNS as u64);
+        covered.passive += u64::from(metrics.jobs_passive > 0);
     }
     assert!(checked > 400, "most steps were checked: {checked}");
     if explored.is_some() {
@@ -771,6 +789,7 @@ async fn the_invariants_hold_on_a_durable_store_with_fire_ahead() {
         seed: SEED_DURABLE,
         durable: true,
         capped: false,
+        passive: false,
     })
     .await;
     if let Some(covered) = covered {
@@ -790,6 +809,7 @@ async fn the_invariants_hold_under_admission_caps() {
         seed: SEED_CAPPED,
         durable: false,
         capped: true,
+        passive: false,
     })
     .await;
     if let Some(covered) = covered {
@@ -809,6 +829,7 @@ async fn the_invariants_hold_on_a_durable_store_under_admission_caps() {
         seed: SEED_BOTH,
         durable: true,
         capped: true,
+        passive: false,
     })
     .await;
     if let Some(covered) = covered {
@@ -818,6 +839,27 @@ async fn the_invariants_hold_on_a_durable_store_under_admission_caps() {
                 && covered.started_late > 20
                 && covered.unstarted > 0,
             "runs waiting for their record or for admission, cancelled before they started, none prepared ahead: {covered:?}"
+        );
+    }
+}
+
+/// The same with passivation: an idle job gives up its actor `PASSIVATE_MS`
+/// before its next fire and is woken `WAKE_LEAD_MS` before it (or by the
+/// first message for it), on a durable store with fire-ahead. Passivation
+/// must change nothing the events, status, list, history and metrics say.
+#[tokio::test(start_paused = true)]
+async fn the_invariants_hold_with_passivation_on_a_durable_store() {
+    let covered = invariants(Variant {
+        seed: SEED_PASSIVE,
+        durable: true,
+        capped: false,
+        passive: true,
+    })
+    .await;
+    if let Some(covered) = covered {
+        assert!(
+            covered.passive > 20 && covered.on_time > 10,
+            "jobs passive at many steps, runs still on time: {covered:?}"
         );
     }
 }

@@ -991,6 +991,38 @@ async fn metrics_as_json_and_prometheus_text() {
     api.stop().await;
 }
 
+/// `cronactor_jobs{phase}` has a series for every phase, 0 when no job is
+/// in it: a series that vanishes when the last job leaves its phase reads
+/// as "no data" on a dashboard, and an alert on it (`> 0`) or on its change
+/// sees nothing. Until 2026-12-05 only the phases some job was in had one:
+/// after a resume, `phase="paused"` was gone rather than 0.
+#[tokio::test]
+async fn prometheus_has_every_phase_of_cronactor_jobs_zero_included() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("p", "noop").await;
+    post(a, "/jobs/p/pause").await;
+    let text = get(a, "/metrics").await.text();
+    assert!(
+        text.contains("cronactor_jobs{phase=\"paused\"} 1"),
+        "{text}"
+    );
+    post(a, "/jobs/p/resume").await;
+    let text = get(a, "/metrics").await.text();
+    for (phase, n) in [
+        ("scheduled", 1),
+        ("running", 0),
+        ("paused", 0),
+        ("completed", 0),
+        ("orphaned", 0),
+        ("failed", 0),
+    ] {
+        let series = format!("cronactor_jobs{{phase=\"{phase}\"}} {n}\n");
+        assert!(text.contains(&series), "missing {series:?} in\n{text}");
+    }
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn oversized_bodies_are_413() {
     let api = Api::start_with(HttpConfig::default().body_limit(1024)).await;

@@ -8,7 +8,7 @@
 //! - The two histograms (fire lateness and run duration, per job) are fed
 //!   from the event stream into a recorder that lives as long as the layer.
 
-use crate::{Error, Event, EventKind, JobId, JobStatus, RunId, Scheduler, Trigger};
+use crate::{Error, Event, EventKind, JobId, JobPhase, JobStatus, RunId, Scheduler, Trigger};
 use chrono::{DateTime, Utc};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
@@ -27,6 +27,17 @@ const BUCKETS: &[f64] = &[
 
 /// The most runs whose start is remembered to measure their duration.
 const MAX_TRACKED_RUNS: usize = 10_000;
+
+/// Every phase: `cronactor_jobs` has a series for each, 0 when no job is in
+/// it (a series that vanished would read as no data, not as none).
+const PHASES: [JobPhase; 6] = [
+    JobPhase::Scheduled,
+    JobPhase::Running,
+    JobPhase::Paused,
+    JobPhase::Completed,
+    JobPhase::Orphaned,
+    JobPhase::Failed,
+];
 
 const LATENESS: &str = "cronactor_fire_lateness_seconds";
 const DURATION: &str = "cronactor_run_duration_seconds";
@@ -138,9 +149,10 @@ impl Prom {
             for job in &jobs {
                 job_series(job);
             }
-            for (phase, n) in &totals.jobs_by_phase {
-                let phase = super::dto::variant_name(phase);
-                metrics::gauge!("cronactor_jobs", "phase" => phase).set(*n as f64);
+            for phase in PHASES {
+                let n = totals.jobs_by_phase.get(&phase).copied().unwrap_or(0);
+                let phase = super::dto::variant_name(&phase);
+                metrics::gauge!("cronactor_jobs", "phase" => phase).set(n as f64);
             }
             metrics::gauge!("cronactor_runs_in_flight").set(totals.runs_in_flight as f64);
         });

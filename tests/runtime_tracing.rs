@@ -26,8 +26,17 @@ struct SpanSeen {
     fields: HashMap<String, String>,
 }
 
-/// Each event's message, with the spans it was logged in (innermost first).
-type Seen = Arc<Mutex<Vec<(String, Vec<SpanSeen>)>>>;
+/// A logged event: its message, its own fields and the spans it was
+/// logged in (innermost first).
+#[derive(Clone, Debug)]
+struct Logged {
+    message: String,
+    fields: HashMap<String, String>,
+    scope: Vec<SpanSeen>,
+}
+
+/// Every event logged.
+type Seen = Arc<Mutex<Vec<Logged>>>;
 
 struct Capture(Seen);
 
@@ -76,7 +85,11 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
                     .collect()
             })
             .unwrap_or_default();
-        self.0.lock().expect("lock").push((message, scope));
+        self.0.lock().expect("lock").push(Logged {
+            message,
+            fields,
+            scope,
+        });
     }
 }
 
@@ -112,11 +125,11 @@ async fn handler_line_spans(filter: &str) -> (Vec<SpanSeen>, String) {
         .await
         .expect("shutdown");
     let seen = seen.lock().expect("lock");
-    let (_, scope) = seen
+    let logged = seen
         .iter()
-        .find(|(message, _)| message == "handler ran")
+        .find(|logged| logged.message == "handler ran")
         .expect("the handler's line was logged");
-    (scope.clone(), run_id)
+    (logged.scope.clone(), run_id)
 }
 
 #[tokio::test(start_paused = true)]
@@ -143,4 +156,62 @@ async fn a_directive_on_the_job_target_leaves_the_run_span_out() {
         scope.iter().all(|span| span.name != "run"),
         "the run span was created: {scope:?}"
     );
+}
+
+/// The job actors' warnings carry `job_id` and `run_id` as fields of their
+/// own (docs/operations.md, Capacity, "Logging"), for a service that leaves
+/// the run span out: a run failed, a run timed out, and the job paused
+/// itself after its run failed. Until 2026-12-05 "job paused itself" had no
+/// `run_id`.
+#[tokio::test(start_paused = true)]
+async fn the_job_warnings_carry_the_job_and_run_ids_without_the_run_span() {
+    let seen = Seen::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(EnvFilter::new("info,cronactor_actors::job=warn"))
+        .with(Capture(seen.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let failing = JobSpec::builder("failing", ScheduleSpec::cron("0 0 0 * * *"), "fail")
+        .pause_after_failures(1)
+        .build()
+        .expect("spec");
+    let slow = JobSpec::builder("slow", ScheduleSpec::cron("0 0 0 * * *"), "stubborn")
+        .timeout(std::time::Duration::from_secs(1))
+        .build()
+        .expect("spec");
+    s.add(failing).await.expect("add");
+    s.add(slow).await.expect("add");
+    s.trigger("failing").await.expect("trigger");
+    s.trigger("slow").await.expect("trigger");
+    run_for_secs(10.0).await;
+    let mut run_ids = HashMap::new();
+    for id in ["failing", "slow"] {
+        let history = s.history(id, 1).await.expect("history");
+        run_ids.insert(id, history[0].run_id.to_string());
+    }
+    s.shutdown(std::time::Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+    let seen = seen.lock().expect("lock");
+    for (message, job) in [
+        ("run failed", "failing"),
+        ("job paused itself", "failing"),
+        ("run timed out", "slow"),
+    ] {
+        let logged = seen
+            .iter()
+            .find(|logged| logged.message == message)
+            .unwrap_or_else(|| panic!("{message:?} was not logged: {seen:?}"));
+        assert!(
+            logged.scope.iter().all(|span| span.name != "run"),
+            "{logged:?}"
+        );
+        assert_eq!(
+            logged.fields.get("job_id").map(String::as_str),
+            Some(job),
+            "{logged:?}"
+        );
+        assert_eq!(logged.fields.get("run_id"), run_ids.get(job), "{logged:?}");
+    }
 }

@@ -391,7 +391,7 @@ impl JobActorState {
                     // The fire whose retry is dropped failed for good: it
                     // counts toward `pause_after_failures`, and a job that
                     // pauses itself so does not start this fire.
-                    self.count_failed_fire();
+                    self.count_failed_fire(None);
                     if self.state.paused.is_some() {
                         self.skip(scheduled, SkipReason::Paused, 1);
                         return TriggerOutcome::Skipped(SkipReason::Paused);

@@ -205,12 +205,13 @@ impl JobActorState {
                 attempts: record.attempt,
             });
         }
-        self.count_failed_fire();
+        self.count_failed_fire(Some(record.run_id));
     }
 
     /// A fire failed for good: one more in a row, and the job pauses itself
-    /// at `pause_after_failures`.
-    pub(super) fn count_failed_fire(&mut self) {
+    /// at `pause_after_failures`. `run_id`: the fire's last run, if it ended
+    /// just now (not for a waiting retry dropped), named in the warning.
+    pub(super) fn count_failed_fire(&mut self, run_id: Option<RunId>) {
         self.state.consecutive_failures = self.state.consecutive_failures.saturating_add(1);
         let failures = self.state.consecutive_failures;
         if self
@@ -223,7 +224,7 @@ impl JobActorState {
                 note: Some(format!("paused after {failures} failed fires in a row")),
                 since: self.now(),
             });
-            tracing::warn!(target: TARGET, job_id = %self.spec.id, failures, "job paused itself");
+            tracing::warn!(target: TARGET, job_id = %self.spec.id, run_id = run_id.map(tracing::field::display), failures, "job paused itself");
             self.publish(EventKind::AutoPaused { failures });
         }
     }

@@ -4,6 +4,8 @@
 //! out, as `docs/operations.md` (Capacity, "Logging") advises a service that
 //! fires thousands of jobs a second and does not need the tags.
 
+#[cfg(feature = "http")]
+mod http_support;
 mod support;
 
 use cronactor::{JobContext, JobSpec, ScheduleSpec};
@@ -214,4 +216,48 @@ async fn the_job_warnings_carry_the_job_and_run_ids_without_the_run_span() {
         );
         assert_eq!(logged.fields.get("run_id"), run_ids.get(job), "{logged:?}");
     }
+}
+
+/// A run started over HTTP is logged with its id: "job triggered over HTTP"
+/// names the run the answer names, as every line about a run does. Until
+/// 2026-12-05 it named the job only.
+#[cfg(feature = "http")]
+#[tokio::test]
+async fn a_trigger_over_http_logs_the_run_it_started() {
+    let seen = Seen::default();
+    let subscriber = tracing_subscriber::registry()
+        .with(EnvFilter::new("info"))
+        .with(Capture(seen.clone()));
+    // One thread: the server's tasks log through this default too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("nightly", ScheduleSpec::cron("0 0 0 * * *"), "count")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let server = cronactor::http::serve(
+        s.clone(),
+        "127.0.0.1:0".parse().expect("addr"),
+        cronactor::http::HttpConfig::default(),
+    )
+    .await
+    .expect("serve");
+    let r = http_support::post(server.local_addr(), "/jobs/nightly/trigger").await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let run_id = r.json()["run_id"].as_str().expect("a run id").to_owned();
+    server.shutdown().await.expect("server shutdown");
+    s.shutdown(std::time::Duration::from_secs(1))
+        .await
+        .expect("shutdown");
+    let seen = seen.lock().expect("lock");
+    let logged = seen
+        .iter()
+        .find(|logged| logged.message == "job triggered over HTTP")
+        .unwrap_or_else(|| panic!("the trigger was not logged: {seen:?}"));
+    assert_eq!(
+        logged.fields.get("job_id").map(String::as_str),
+        Some("nightly")
+    );
+    assert_eq!(logged.fields.get("run_id"), Some(&run_id), "{logged:?}");
 }

@@ -447,7 +447,12 @@ pub(crate) async fn trigger_job(
         None => st.scheduler.trigger(&id).await?,
     };
     let view = TriggerView::from(&outcome);
-    tracing::info!(job_id = %id, outcome = %view.outcome, "job triggered over HTTP");
+    tracing::info!(
+        job_id = %id,
+        run_id = view.run_id.as_deref(),
+        outcome = %view.outcome,
+        "job triggered over HTTP"
+    );
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 

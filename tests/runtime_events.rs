@@ -111,6 +111,62 @@ async fn progress_and_log_lines_travel_as_events_and_show_in_status() {
     assert_eq!(fractions, [0.5, 1.0]);
 }
 
+/// A run's progress reports reach its job's status after a restart of the
+/// job's actor too, as its events do (runs in flight go on through a
+/// restart). Until 2026-12-05 they went to the failed actor and were lost:
+/// status kept the report from before the crash, while the events had the
+/// newer one.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn progress_after_a_restart_of_the_jobs_actor_shows_in_status() {
+    let clock = clock();
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("steps", |ctx: JobContext| async move {
+            ctx.progress(0.25, "first");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            ctx.progress(0.75, "second");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            Ok::<(), std::io::Error>(())
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("steps", ScheduleSpec::cron("0 0 3 * * *"), "steps")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    let mut events = s.subscribe();
+    s.trigger("steps").await.expect("trigger");
+    run_for_secs(1.0).await;
+    s.supervisor()
+        .cast(cronactor::SupervisorMsg::InjectCrash(
+            cronactor::JobId::new("steps").expect("id"),
+        ))
+        .expect("cast");
+    run_for_secs(2.0).await; // 3 s: the second report came
+    let st = s.status("steps").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1);
+    let evs = drain(&mut events);
+    assert!(evs
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::Restarted { .. })));
+    let reports: Vec<(f32, String)> = evs
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Progress {
+                fraction, message, ..
+            } => Some((*fraction, message.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reports,
+        [(0.25, "first".to_string()), (0.75, "second".to_string())]
+    );
+    assert_eq!(st.progress, reports.last().cloned());
+}
+
 #[tokio::test(start_paused = true)]
 async fn remove_announces_its_runs_in_flight_as_cancelled_before_removed() {
     let (clock, count) = (clock(), Count::default());

@@ -153,11 +153,16 @@ impl JobContext {
             fraction.clamp(0.0, 1.0)
         };
         let message = message.into();
-        let _ = self.reporter.link.job.cast(JobMsg::Progress {
-            run_id: self.run_id,
-            fraction,
-            message: message.clone(),
-        });
+        // As a run's end is: through the supervisor if the job's actor was
+        // restarted since the run began.
+        crate::ahead::deliver(
+            &self.reporter.link,
+            JobMsg::Progress {
+                run_id: self.run_id,
+                fraction,
+                message: message.clone(),
+            },
+        );
         self.reporter.link.events().publish(
             &self.job_id,
             self.reporter.link.rt.clock.now(),

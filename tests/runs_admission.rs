@@ -167,6 +167,32 @@ async fn cancelling_a_waiting_run_ends_it_and_frees_nothing_twice() {
     assert_eq!(starts.lock().expect("lock").len(), 3);
 }
 
+/// A run cancelled while it waited for a place never ran: it has no
+/// duration, and `Metrics::duration` leaves it out ("the wait shows in the
+/// run's lateness, not in its duration", docs/semantics.md, Admission), as
+/// the Prometheus duration histogram does. Until 2026-12-05 its wait was
+/// recorded as a run's duration.
+#[tokio::test(start_paused = true)]
+async fn a_run_cancelled_while_waiting_for_a_place_records_no_duration() {
+    let (clock, starts) = (clock(), Starts::default());
+    let s = one_place(&clock, &starts).await;
+    s.add(hourly("runs", 0, None)).await.expect("add");
+    s.add(hourly("waits", 0, None)).await.expect("add");
+    s.trigger("runs").await.expect("trigger");
+    s.trigger("waits").await.expect("trigger");
+    run_for_secs(5.0).await;
+    assert_eq!(s.cancel("waits").await.expect("cancel").len(), 1);
+    run_for_secs(0.1).await;
+    let st = s.status("waits").await.expect("status");
+    assert_eq!((st.counters.runs, st.counters.cancelled), (1, 1));
+    assert_eq!(s.metrics().await.expect("metrics").duration.count, 0);
+    run_for_secs(10.0).await; // `runs` ends after its 10 s
+    let duration = s.metrics().await.expect("metrics").duration;
+    assert_eq!(duration.count, 1, "{duration:?}");
+    assert!(duration.p50_us >= 9_990_000, "{duration:?}");
+    assert_eq!(started_ids(&starts), ["runs"]);
+}
+
 /// A run waiting for a tag's place keeps the tags it asked with: an upsert
 /// that changes the job's tags meanwhile does not leave the old tag's place
 /// taken for good.

@@ -61,7 +61,8 @@ pub struct Metrics {
     /// (scheduled, triggered and event fires; catch-ups and retries are late
     /// by design and not counted).
     pub lateness: Percentiles,
-    /// Run duration.
+    /// Run duration, of the runs whose handler ran (not of a run cancelled
+    /// before it started, waiting for its record, a place or its jitter).
     pub duration: Percentiles,
     /// The registry's writes to the store.
     #[serde(default)]

@@ -76,6 +76,8 @@ impl JobActorState {
             self.state.progress = None;
         }
         let cancelled = self.tokens.remove(&run_id).and_then(|(_, why)| why);
+        // Cancelled before its handler started: it has no duration.
+        let ran = !matches!(result, RunResult::Dropped);
         let outcome = match (result, cancelled) {
             (RunResult::Ok, _) => Outcome::Succeeded,
             // A timeout before the shutdown stands: its retry waits in the
@@ -115,7 +117,9 @@ impl JobActorState {
                 self.set_last_result(Some(value));
             }
         }
-        self.link.rt.histograms.record_duration(record.duration());
+        if ran {
+            self.link.rt.histograms.record_duration(record.duration());
+        }
         self.count_outcome(&record);
         self.state.last_run = Some(record.clone());
         if record.outcome == Outcome::Interrupted {

@@ -61,6 +61,17 @@ pub(crate) fn event_view(seq: u64, event: &Event) -> EventView {
                 ("reason", _, Some(name)) if kind == "Skipped" => {
                     *value = serde_json::Value::String(snake_case(name));
                 }
+                // An `f32`: its shortest decimal (`0.7`, as the job's status
+                // shows it), not that of the `f64` it became (`0.699999988…`).
+                ("fraction", ..) => {
+                    if let Some(n) = value
+                        .as_f64()
+                        .and_then(|f| (f as f32).to_string().parse::<f64>().ok())
+                        .and_then(serde_json::Number::from_f64)
+                    {
+                        *value = serde_json::Value::Number(n);
+                    }
+                }
                 _ => {}
             }
         }

@@ -58,6 +58,40 @@ fn events_render_with_snake_case_kinds_and_hex_run_ids() {
     assert_eq!(added.data, json!({}));
 }
 
+/// A progress fraction reads on the event stream as the run reported it
+/// and as the job's status shows it (`0.1`), not as the `f64` nearest to the
+/// `f32` (`0.10000000149011612`), which is what it read until 2026-12-05.
+#[test]
+fn a_progress_fraction_renders_as_reported() {
+    for fraction in [0.1_f32, 0.3, 0.7, 1.0 / 3.0] {
+        let v = event_view(
+            1,
+            &event(
+                "j",
+                EventKind::Progress {
+                    run_id: RunId(1),
+                    fraction,
+                    message: String::new(),
+                },
+            ),
+        );
+        let text = serde_json::to_string(&v.data).expect("json");
+        let shown = serde_json::to_string(&super::dto::ProgressView {
+            fraction,
+            message: String::new(),
+        })
+        .expect("json");
+        assert!(
+            text.contains(&format!("\"fraction\":{fraction}")),
+            "{text} (status: {shown})"
+        );
+        assert!(
+            shown.contains(&format!("\"fraction\":{fraction}")),
+            "{shown}"
+        );
+    }
+}
+
 #[test]
 fn hub_replays_after_an_id_and_counts_what_left_the_buffer() {
     let hub = Hub::new(3);

@@ -184,6 +184,10 @@ pub struct CountersView {
     pub timed_out: u64,
     /// Retries started.
     pub retries: u64,
+    /// Runs that waited for a place under the concurrency caps before
+    /// starting.
+    #[serde(default)]
+    pub admission_waits: u64,
     /// Missed slots served by another slot's run.
     pub coalesced: u64,
     /// Fires skipped, by reason.
@@ -201,6 +205,7 @@ impl From<&Counters> for CountersView {
             interrupted: c.interrupted,
             timed_out: c.timed_out,
             retries: c.retries,
+            admission_waits: c.admission_waits,
             coalesced: c.coalesced,
             skipped: SkipCountsView::from(&c.skipped),
         }

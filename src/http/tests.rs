@@ -92,6 +92,35 @@ fn a_progress_fraction_renders_as_reported() {
     }
 }
 
+/// A job's counters read over HTTP as through the Rust API: every counter,
+/// under its name. Until 2026-12-05 `admission_waits` was left out.
+#[test]
+fn the_counters_view_has_every_counter() {
+    let mut counters = crate::Counters {
+        fires: 1,
+        runs: 2,
+        succeeded: 3,
+        failed: 4,
+        cancelled: 5,
+        interrupted: 6,
+        timed_out: 7,
+        retries: 8,
+        admission_waits: 9,
+        coalesced: 10,
+        ..crate::Counters::default()
+    };
+    counters.skipped.paused = 11;
+    counters.skipped.overlap = 12;
+    counters.skipped.queue_full = 13;
+    counters.skipped.misfire = 14;
+    counters.skipped.orphaned = 15;
+    let view = super::dto::CountersView::from(&counters);
+    assert_eq!(
+        serde_json::to_value(&view).expect("json"),
+        serde_json::to_value(&counters).expect("json")
+    );
+}
+
 #[test]
 fn hub_replays_after_an_id_and_counts_what_left_the_buffer() {
     let hub = Hub::new(3);

@@ -167,6 +167,48 @@ async fn progress_after_a_restart_of_the_jobs_actor_shows_in_status() {
     assert_eq!(st.progress, reports.last().cloned());
 }
 
+/// Status shows the progress of a run in flight: once the run that
+/// reported it ended, it is gone, even while another run of the job (one
+/// that reported nothing) is still in flight. Until 2026-12-05 it stayed
+/// until no run was in flight, as if the ended run were still going.
+#[tokio::test(start_paused = true)]
+async fn progress_ends_with_the_run_that_reported_it() {
+    let clock = clock();
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let s = Scheduler::builder()
+        .clock(clock.clone())
+        .handler("mixed", move |ctx: JobContext| {
+            let reports = first.swap(false, std::sync::atomic::Ordering::SeqCst);
+            async move {
+                if reports {
+                    ctx.progress(0.5, "half way");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                } else {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                }
+                Ok::<(), std::io::Error>(())
+            }
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("mixed", ScheduleSpec::cron("0 0 3 * * *"), "mixed")
+        .overlap(cronactor::OverlapPolicy::Concurrent { max: None })
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    s.trigger("mixed").await.expect("trigger");
+    s.trigger("mixed").await.expect("trigger");
+    run_for_secs(0.5).await;
+    let st = s.status("mixed").await.expect("status");
+    assert_eq!(st.runs_in_flight, 2);
+    assert_eq!(st.progress, Some((0.5, "half way".to_string())));
+    run_for_secs(1.0).await; // the run that reported ended
+    let st = s.status("mixed").await.expect("status");
+    assert_eq!(st.runs_in_flight, 1);
+    assert_eq!(st.progress, None, "{st:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn remove_announces_its_runs_in_flight_as_cancelled_before_removed() {
     let (clock, count) = (clock(), Count::default());

@@ -323,6 +323,9 @@ pub struct JobActorState {
     awaiting_park: bool,
     /// Those messages, while `awaiting_park`.
     early: Vec<JobMsg>,
+    /// The run whose report `state.progress` is, if known (not across a
+    /// restart of the actor): its end clears it.
+    progress_of: Option<RunId>,
     /// Claimed runs waiting for their record to be durable, with the take
     /// of the update queue that carries their claim (0: not posted yet).
     unrecorded: Vec<(RunId, u64)>,
@@ -406,6 +409,7 @@ impl Actor for JobActor {
             adopted_cells: Vec::new(),
             awaiting_park: false,
             early: Vec::new(),
+            progress_of: None,
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
@@ -516,6 +520,7 @@ impl Actor for JobActor {
             } => {
                 if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
                     s.state.progress = Some((fraction, message));
+                    s.progress_of = Some(run_id);
                     s.save(Ack::None);
                 }
             }

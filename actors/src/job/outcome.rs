@@ -72,8 +72,11 @@ impl JobActorState {
         }
         // Only runs started by an event have one.
         let mut event = run.event.zip(run.payload).map(Box::new);
-        if self.state.in_flight.is_empty() {
+        // The progress shown is of a run in flight: not of this one any
+        // more (nor of any, once none is in flight).
+        if self.state.in_flight.is_empty() || self.progress_of == Some(run_id) {
             self.state.progress = None;
+            self.progress_of = None;
         }
         let cancelled = self.tokens.remove(&run_id).and_then(|(_, why)| why);
         // Cancelled before its handler started: it has no duration.

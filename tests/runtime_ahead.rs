@@ -1132,3 +1132,56 @@ async fn a_give_up_withdraws_a_prepared_run_waiting_for_its_record_unannounced()
         "{seen:?}"
     );
 }
+
+/// A job every second whose wall clock steps back 10 s at 2.9 s, just
+/// before the slot of 3 s (with fire-ahead on, prepared when the run of
+/// 2 s ended): at 3.5 s the job is cancelled; at 14.5 s everything a user
+/// sees is recorded.
+async fn step_back_before_a_slot_then_cancel(window: Duration) -> Vec<String> {
+    let (clock, count) = (clock(), Count::default());
+    let (b, starts) = recording(&clock, &count);
+    let s = b
+        .configure(move |c| c.fire_ahead = Some(window))
+        .start()
+        .await
+        .expect("start");
+    let mut events = s.subscribe();
+    s.add(every_second("j", "record")).await.expect("add");
+    run_for_secs(2.9).await;
+    clock.step(chrono::Duration::seconds(-10));
+    run_for_secs(0.6).await;
+    let mut ids = Vec::new();
+    let mut seen = Vec::new();
+    let st = s.status("j").await.expect("status");
+    seen.push(format!(
+        "before: next {:?} fires {} runs {} in flight {} phase {:?}",
+        st.next_fire, st.counters.fires, st.counters.runs, st.runs_in_flight, st.phase
+    ));
+    let answer = s.cancel("j").await;
+    seen.push(stable_run_ids(&format!("answer {answer:?}"), &mut ids));
+    run_for_secs(11.0).await;
+    let st = s.status("j").await.expect("status");
+    seen.push(format!(
+        "after: next {:?} last {:?} counters {:?} in flight {}",
+        st.next_fire, st.last_fire, st.counters, st.runs_in_flight
+    ));
+    let seen_events = drain(&mut events);
+    seen.push(format!("events {:?}", kinds(&seen_events)));
+    seen.push(format!("starts {:?}", starts.lock().expect("lock")));
+    seen
+}
+
+/// A prepared run whose slot comes on the monotonic clock while the wall
+/// clock, stepped back, is still before it waits for its slot as a run not
+/// started: the step's re-plan withdraws it, a cancel meanwhile leaves it,
+/// and the slot runs once when the wall clock reaches it, as without
+/// fire-ahead. (Until 2026-12-05 its task took the slot and waited on the
+/// wall clock: status showed it still to come, yet a cancel cancelled it,
+/// its fire counted with no `Fired`, and the slot never ran.)
+#[tokio::test(start_paused = true)]
+async fn a_slot_come_before_a_backward_step_reaches_it_waits_withdrawable() {
+    let off = step_back_before_a_slot_then_cancel(Duration::ZERO).await;
+    let on = step_back_before_a_slot_then_cancel(Duration::from_millis(500)).await;
+    assert_eq!(off, on);
+    assert!(off[1].contains("Ok([])"), "{off:?}");
+}

@@ -235,6 +235,14 @@ impl Slot {
         true
     }
 
+    /// The task, which took the run at the slot's coming, puts it back to
+    /// wait for the slot again (the wall clock is behind the slot: it
+    /// stepped back): true if it was taken. Until the slot comes again, the
+    /// job may withdraw the run.
+    pub(crate) fn wait_again(&self) -> bool {
+        self.shift(TAKEN, WAITING)
+    }
+
     /// The task waits for the slot (see [`SlotWait`]).
     pub(crate) fn wait(&self) -> SlotWait<'_> {
         SlotWait { slot: self }

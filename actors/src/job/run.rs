@@ -216,13 +216,31 @@ impl JobActorState {
             let mut result = None;
             // `Fired` announced already (below).
             let mut fired = false;
+            // The wall clock when the slot came, unless the run waited
+            // since (for its record).
+            let mut wall = None;
             if let Some(slot) = &gate {
                 // A prepared run waits for the timer service to mark its
                 // slot come (see `ahead`), or for the job to withdraw or
                 // cancel it (removed or shut down meanwhile): then it never
                 // runs.
-                if slot.wait().await {
+                let mut came = slot.wait().await;
+                while came {
                     rt.timer.starts().running();
+                    // The slot came on the monotonic clock before it came
+                    // on the wall clock, stepped back meanwhile: the run
+                    // waits for its slot again, and the job may still
+                    // withdraw it (the step's re-plan does, as any message
+                    // that could change what happens at the slot).
+                    let now = rt.clock.now();
+                    if now >= scheduled || !slot.wait_again() {
+                        wall = Some(now);
+                        break;
+                    }
+                    rt.timer.slot_at(deadline_for(now, scheduled), slot.clone());
+                    came = slot.wait().await;
+                }
+                if came {
                     // Its claim is normally durable long before the slot;
                     // a late flush is waited for (or a cancellation).
                     if durable_at != 0 && !rt.updates.watermark().reached(durable_at) {
@@ -251,6 +269,7 @@ impl JobActorState {
                                 );
                                 fired = true;
                             }
+                            wall = None;
                             if Box::pin(durable_wait(&rt.updates, durable_at, ctx.cancel.clone()))
                                 .await
                             {
@@ -273,7 +292,7 @@ impl JobActorState {
             let mut start_now = None;
             if result.is_none() && not_before_slot {
                 // A wall clock stepped back waits for the slot.
-                let now = rt.clock.now();
+                let now = wall.unwrap_or_else(|| rt.clock.now());
                 if ctx.cancel.is_cancelled()
                     || (now < scheduled
                         && Box::pin(wait_for_slot(

@@ -1185,3 +1185,58 @@ async fn a_slot_come_before_a_backward_step_reaches_it_waits_withdrawable() {
     assert_eq!(off, on);
     assert!(off[1].contains("Ok([])"), "{off:?}");
 }
+
+/// A scheduled run in flight when the wall clock steps back before its
+/// slot is still shown running, its fire counted, with fire-ahead (the
+/// fire prepared) or without. Until 2026-12-05 status took it for a fire
+/// prepared and still to come: `Scheduled`, nothing in flight, `fires`
+/// and `runs` one lower than before the step (counters that went back),
+/// and the running slot as the next fire.
+#[tokio::test(start_paused = true)]
+async fn a_run_in_flight_across_a_backward_step_is_still_shown_running() {
+    for window in [Duration::ZERO, Duration::from_millis(500)] {
+        let (clock, count) = (clock(), Count::default());
+        let s = ahead(&clock, &count)
+            .configure(move |c| c.fire_ahead = Some(window))
+            .start()
+            .await
+            .expect("start");
+        let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(10.5).await;
+        let shown = |st: &cronactor::JobStatus| {
+            format!(
+                "{:?} fires {} runs {} in flight {} last {:?} next {:?}",
+                st.phase,
+                st.counters.fires,
+                st.counters.runs,
+                st.runs_in_flight,
+                st.last_fire,
+                st.next_fire
+            )
+        };
+        let before = shown(&s.status("j").await.expect("status"));
+        assert_eq!(
+            before,
+            format!(
+                "Running fires 1 runs 1 in flight 1 last {:?} next {:?}",
+                Some(at_secs(10.0)),
+                Some(at_secs(20.0))
+            ),
+            "{window:?}"
+        );
+        // Back before the slot of 10 s; the clock watch re-plans within 1 s.
+        clock.step(chrono::Duration::seconds(-5));
+        run_for_secs(1.1).await;
+        let st = s.status("j").await.expect("status");
+        assert_eq!(shown(&st), before, "{window:?}");
+        let m = s.metrics().await.expect("metrics");
+        assert_eq!(
+            (m.totals.fires, m.totals.runs, m.runs_in_flight),
+            (1, 1, 1),
+            "{window:?}"
+        );
+    }
+}

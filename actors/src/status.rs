@@ -679,7 +679,12 @@ pub(crate) fn ahead_of(state: &JobState, now: DateTime<Utc>) -> Ahead {
         .iter()
         .filter(|r| r.trigger == Trigger::Schedule)
     {
-        if run.started > now {
+        // A run handled at its slot, or prepared and known to have started
+        // (see `JobActorState::withdraw_prepared`), has its slot as the
+        // job's last fire: a wall clock stepped back before its start does
+        // not make it a fire still to come.
+        let prepared = state.last_fire < Some(run.scheduled);
+        if run.started > now && prepared {
             ahead.runs += 1;
             ahead.first = Some(ahead.first.map_or(run.scheduled, |f| f.min(run.scheduled)));
         } else {

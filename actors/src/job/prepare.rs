@@ -110,7 +110,12 @@ impl JobActorState {
         // the run stays, as if it had started.
         let later_handled = self.state.last_slot != Some(self.state.in_flight[pos].scheduled);
         if later_handled || !p.slot.withdraw() {
-            // Its handler started: it is an ordinary run in flight now.
+            // Its handler started: it is an ordinary run in flight now,
+            // its slot the last fire, which tells status it started even
+            // once a wall clock stepped back is before its slot again (see
+            // `status::ahead_of`).
+            let scheduled = self.state.in_flight[pos].scheduled;
+            self.state.last_fire = self.state.last_fire.max(Some(scheduled));
             self.prepared = Some(p);
             return false;
         }

@@ -168,6 +168,9 @@ pub(crate) struct Slot {
     /// The job cancelled the run (removed, shut down, cancelled by
     /// request).
     cancelled: std::sync::atomic::AtomicBool,
+    /// The job that cancelled the run goes on counting it (all but a
+    /// removal): if its slot came first, its fire is announced.
+    counted: std::sync::atomic::AtomicBool,
     /// The prepared fire is the schedule's last: the job completed when it
     /// prepared it, and the task announces `Completed` after the run's
     /// start, where a job that prepares nothing announces it.
@@ -214,11 +217,23 @@ impl Slot {
         withdrawn
     }
 
-    /// The job cancelled the run's token: its task stops waiting (and sees
-    /// the token cancelled).
-    pub(crate) fn cancel(&self) {
+    /// The job cancels the run (before its token, which the task may read
+    /// first): its task stops waiting (and sees the token cancelled).
+    /// `counted`: the job goes on counting the run (it was not removed),
+    /// so that a run whose slot came first announces its fire (see
+    /// [`Slot::counted`]).
+    pub(crate) fn cancel(&self, counted: bool) {
+        self.counted.store(counted, Ordering::SeqCst);
         self.cancelled.store(true, Ordering::SeqCst);
         self.waker.wake();
+    }
+
+    /// Whether the job cancelled the run and counts it: a run whose slot
+    /// came before the cancel is a fire counted, which its task announces
+    /// (`Fired`) though its handler never starts, as the job announces a
+    /// fire handled at its slot before its run may be cancelled.
+    pub(crate) fn counted(&self) -> bool {
+        self.counted.load(Ordering::SeqCst)
     }
 
     /// The slot came (the timer service): true if the run was waiting, in
@@ -670,7 +685,7 @@ mod tests {
             tokio::task::yield_now().await;
             assert!(!task.is_finished());
             if cancel {
-                slot.cancel();
+                slot.cancel(true);
                 assert!(!ended(task).await, "cancelled: no start");
                 assert_eq!(slot.abandon(), Abandoned::Waiting);
             } else {
@@ -683,7 +698,7 @@ mod tests {
         // run does (the task then sees its token cancelled).
         let (starts, slot) = (Starts::default(), Slot::default());
         assert!(slot.due(&starts));
-        slot.cancel();
+        slot.cancel(true);
         assert!(slot.wait().await, "the slot came first");
         starts.running();
         assert!(starts.is_idle());

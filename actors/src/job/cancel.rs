@@ -174,9 +174,15 @@ impl JobActorState {
         only: Option<RunId>,
     ) -> Vec<RunId> {
         let mut cancelled = Vec::new();
+        // A prepared run's task waits on its slot, not on its token: the
+        // slot is told first, and whether the job counts the run on.
+        let prepared = self.prepared.as_deref();
         for (run_id, (token, reason)) in self.tokens.iter_mut() {
             if reason.is_none() && only.is_none_or(|o| o == *run_id) {
                 *reason = Some(why);
+                if let Some(p) = prepared.filter(|p| p.run_id == *run_id) {
+                    p.slot.cancel(why != CancelReason::Removed);
+                }
                 token.cancel();
                 cancelled.push(*run_id);
             }
@@ -186,12 +192,6 @@ impl JobActorState {
         for run in self.state.in_flight.iter_mut() {
             if cancelled.contains(&run.run_id) {
                 run.cancelled = Some(why);
-            }
-        }
-        // A prepared run's task waits on its slot, not on its token.
-        if let Some(p) = self.prepared.as_deref() {
-            if cancelled.contains(&p.run_id) {
-                p.slot.cancel();
             }
         }
         // A run waiting for admission has no task to notice its token.

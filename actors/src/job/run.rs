@@ -219,6 +219,8 @@ impl JobActorState {
             // The wall clock when the slot came, unless the run waited
             // since (for its record).
             let mut wall = None;
+            // The prepared run's slot came (before any cancellation).
+            let mut took = false;
             if let Some(slot) = &gate {
                 // A prepared run waits for the timer service to mark its
                 // slot come (see `ahead`), or for the job to withdraw or
@@ -240,6 +242,7 @@ impl JobActorState {
                     rt.timer.slot_at(deadline_for(now, scheduled), slot.clone());
                     came = slot.wait().await;
                 }
+                took = came;
                 if came {
                     // Its claim is normally durable long before the slot;
                     // a late flush is waited for (or a cancellation).
@@ -330,6 +333,22 @@ impl JobActorState {
                         link.events().publish(&link.id, now, EventKind::Completed);
                     }
                 }
+            }
+            if took
+                && !fired
+                && result.is_some()
+                && gate.as_ref().is_some_and(|slot| slot.counted())
+                && link.events().has_subscribers()
+            {
+                // Cancelled after its slot came, before its task took it:
+                // the job counts the fire (and ends the run cancelled, or
+                // interrupted by a shutdown), as a fire handled at its slot
+                // whose run is cancelled before it starts; it is announced.
+                // (Until 2026-12-05 it was not: `fires` counted a fire no
+                // `Fired` announced.)
+                let now = rt.clock.now();
+                link.events()
+                    .publish(&link.id, now, EventKind::Fired { scheduled, trigger });
             }
             if result.is_none() && !limits.jitter.is_zero() {
                 start_now = None;

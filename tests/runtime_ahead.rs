@@ -1316,3 +1316,51 @@ async fn a_prepared_run_cancelled_after_its_slot_came_announces_its_fire() {
     }
     assert!(wrong.is_empty(), "{} jobs: {wrong:#?}", wrong.len());
 }
+
+/// A prepared run in flight when the wall clock steps back before its slot
+/// has started, for `preview` and `remove` too, as a run handled at its
+/// slot: the preview lists the fires after it, and the removal announces
+/// it cancelled. Until 2026-12-05 both went by the wall clock: the preview
+/// listed the running slot as a fire to come, and the removal published
+/// no `Cancelled` for a run whose `Started` it had published.
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_in_flight_across_a_backward_step_is_previewed_and_removed_as_started() {
+    for window in [Duration::ZERO, Duration::from_millis(500)] {
+        let (clock, count) = (clock(), Count::default());
+        let s = ahead(&clock, &count)
+            .configure(move |c| c.fire_ahead = Some(window))
+            .start()
+            .await
+            .expect("start");
+        let mut events = s.subscribe();
+        let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(10.5).await;
+        clock.step(chrono::Duration::seconds(-5));
+        run_for_secs(1.1).await;
+        let preview: Vec<_> = s
+            .preview("j", 2)
+            .await
+            .expect("preview")
+            .iter()
+            .map(|f| f.at)
+            .collect();
+        assert_eq!(preview, [at_secs(20.0), at_secs(30.0)], "{window:?}");
+        s.remove("j").await.expect("remove");
+        let seen = drain(&mut events);
+        assert_eq!(
+            kinds(&seen),
+            [
+                "added",
+                "fired",
+                "started",
+                "replanned",
+                "cancelled",
+                "removed"
+            ],
+            "{window:?}"
+        );
+    }
+}

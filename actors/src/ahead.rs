@@ -258,6 +258,14 @@ impl Slot {
         self.shift(TAKEN, WAITING)
     }
 
+    /// Whether the task took the run at its slot (or gave up waiting): the
+    /// job can no longer withdraw it, and its handler starts unless it was
+    /// cancelled. A wall clock stepped back does not make it a fire still
+    /// to come.
+    pub(crate) fn taken(&self) -> bool {
+        self.state.load(Ordering::Acquire) == TAKEN
+    }
+
     /// The task waits for the slot (see [`SlotWait`]).
     pub(crate) fn wait(&self) -> SlotWait<'_> {
         SlotWait { slot: self }

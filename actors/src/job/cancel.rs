@@ -139,11 +139,15 @@ impl JobActorState {
     /// The runs in flight whose `Started` was published: not waiting for
     /// their record, for admission or (prepared ahead) for their slot.
     fn announced_runs(&self) -> Vec<RunId> {
-        let now = self.now();
-        let waiting_slot = self.prepared.as_deref().map(|p| p.run_id).filter(|id| {
-            let run = self.state.in_flight.iter().find(|r| r.run_id == *id);
-            run.is_some_and(|r| r.started > now)
-        });
+        // A prepared run is announced by its task, once it took its slot:
+        // not before, whatever the wall clock reads (a step back before
+        // the slot of a run started, forward past the slot of a run whose
+        // slot has not come on the monotonic clock).
+        let waiting_slot = self
+            .prepared
+            .as_deref()
+            .filter(|p| !p.slot.taken())
+            .map(|p| p.run_id);
         self.state
             .in_flight
             .iter()

@@ -576,10 +576,12 @@ impl JobActorState {
 
     /// `JobMsg::Preview`: the next `n` fires (at most [`MAX_PREVIEW`]).
     pub(super) fn preview(&self, n: usize, reply: RpcReplyPort<Result<Vec<PreviewFire>, Error>>) {
-        // A prepared fire that has not started is still to come.
+        // A prepared fire that has not started is still to come (one
+        // whose task took it has started, even once a wall clock stepped
+        // back is before its slot again).
         let not_started = |p: &&Prepared| {
             let run = self.state.in_flight.iter().find(|r| r.run_id == p.run_id);
-            run.is_some_and(|r| r.started > self.now())
+            !p.slot.taken() && run.is_some_and(|r| r.started > self.now())
         };
         let (last_slot, fired) = match self.prepared.as_deref().filter(not_started) {
             Some(p) => (p.last_slot, self.state.counters.fires.saturating_sub(1)),

@@ -1364,3 +1364,47 @@ async fn a_prepared_run_in_flight_across_a_backward_step_is_previewed_and_remove
         );
     }
 }
+
+/// A job given up on (its actor crashing past the restart budget) while
+/// its scheduled run, prepared or not, runs and the wall clock has stepped
+/// back before the run's slot: the run is interrupted, as any run in
+/// flight at a give-up. Until 2026-12-05 the give-up took it for a fire
+/// prepared and still to come, by the wall clock: withdrawn, its fire
+/// and run taken out of the counters, with no end recorded for a run
+/// whose `Started` was published.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_give_up_after_a_backward_step_interrupts_the_run_in_flight() {
+    for window in [Duration::ZERO, Duration::from_millis(500)] {
+        let (clock, count) = (clock(), Count::default());
+        let s = ahead(&clock, &count)
+            .configure(move |c| c.fire_ahead = Some(window))
+            .start()
+            .await
+            .expect("start");
+        let mut events = s.subscribe();
+        let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+            .build()
+            .expect("valid spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(10.5).await;
+        clock.step(chrono::Duration::seconds(-5));
+        run_for_secs(1.1).await;
+        crash_past_the_budget(&s, "j").await;
+        run_for_secs(0.1).await;
+        let st = s.status("j").await.expect("status");
+        assert_eq!(st.phase, JobPhase::Failed, "{window:?}");
+        let c = &st.counters;
+        assert_eq!(
+            (c.fires, c.runs, c.interrupted, st.runs_in_flight),
+            (1, 1, 1, 0),
+            "{window:?}: {st:?}"
+        );
+        let seen = drain(&mut events);
+        assert!(
+            seen.iter()
+                .any(|e| matches!(e.kind, EventKind::Interrupted { .. })),
+            "{window:?}: {seen:?}"
+        );
+    }
+}

@@ -671,6 +671,16 @@ impl Ahead {
     }
 }
 
+/// Whether `run`, in flight in `state`, is a fire prepared ahead whose
+/// slot has not come at `now` (see [`Ahead`]). A run handled at its slot,
+/// or prepared and known to have started (see
+/// `JobActorState::withdraw_prepared`), has its slot as the job's last
+/// fire: a wall clock stepped back before its start does not make it a
+/// fire still to come.
+pub(crate) fn is_ahead(state: &JobState, run: &InFlightRun, now: DateTime<Utc>) -> bool {
+    run.trigger == Trigger::Schedule && run.started > now && state.last_fire < Some(run.scheduled)
+}
+
 /// See [`Ahead`].
 pub(crate) fn ahead_of(state: &JobState, now: DateTime<Utc>) -> Ahead {
     let mut ahead = Ahead::default();
@@ -679,12 +689,7 @@ pub(crate) fn ahead_of(state: &JobState, now: DateTime<Utc>) -> Ahead {
         .iter()
         .filter(|r| r.trigger == Trigger::Schedule)
     {
-        // A run handled at its slot, or prepared and known to have started
-        // (see `JobActorState::withdraw_prepared`), has its slot as the
-        // job's last fire: a wall clock stepped back before its start does
-        // not make it a fire still to come.
-        let prepared = state.last_fire < Some(run.scheduled);
-        if run.started > now && prepared {
+        if is_ahead(state, run, now) {
             ahead.runs += 1;
             ahead.first = Some(ahead.first.map_or(run.scheduled, |f| f.min(run.scheduled)));
         } else {

@@ -11,7 +11,7 @@ use crate::event::EventKind;
 use crate::id::{JobId, RunId};
 use crate::job::JobMsg;
 use crate::kept::KeptHistory;
-use crate::status::{Outcome, RunRecord, Trigger};
+use crate::status::{Outcome, RunRecord};
 use crate::store::{JobRecord, StoreError, StoreOp};
 use ractor::ActorRef;
 use std::collections::VecDeque;
@@ -166,7 +166,7 @@ impl RegistryState {
                         // counted) is withdrawn, as at a shutdown: not a
                         // fire, not a run, nothing interrupted.
                         let before = runs.len();
-                        runs.retain(|r| r.trigger != Trigger::Schedule || r.started <= at);
+                        runs.retain(|r| !crate::status::is_ahead(&slot.state, r, at));
                         let withdrawn = (before - runs.len()) as u64;
                         let counters = &mut slot.state.counters;
                         counters.fires = counters.fires.saturating_sub(withdrawn);

@@ -249,7 +249,8 @@ impl JobActorState {
                     if durable_at != 0 && !rt.updates.watermark().reached(durable_at) {
                         if ctx.cancel.is_cancelled() {
                             // Cancelled while it waited for its slot (its
-                            // job given up on, say): never announced.
+                            // job given up on, say): not announced here
+                            // (see below for a run its job counts).
                             // (Checked only here, where `Fired` comes before
                             // the wait: the token's check takes its lock,
                             // and a run that starts at once checks it once,
@@ -340,10 +341,11 @@ impl JobActorState {
                 && gate.as_ref().is_some_and(|slot| slot.counted())
                 && link.events().has_subscribers()
             {
-                // Cancelled after its slot came, before its task took it:
-                // the job counts the fire (and ends the run cancelled, or
-                // interrupted by a shutdown), as a fire handled at its slot
-                // whose run is cancelled before it starts; it is announced.
+                // Cancelled by its job once its slot came, before anything
+                // announced it: the job counts the fire (and ends the run
+                // cancelled, or interrupted by a shutdown), as a fire
+                // handled at its slot whose run is cancelled before it
+                // starts; it is announced.
                 // (Until 2026-12-05 it was not: `fires` counted a fire no
                 // `Fired` announced.)
                 let now = rt.clock.now();

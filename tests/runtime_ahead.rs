@@ -1317,6 +1317,30 @@ async fn a_prepared_run_cancelled_after_its_slot_came_announces_its_fire() {
     assert!(wrong.is_empty(), "{} jobs: {wrong:#?}", wrong.len());
 }
 
+/// A scheduler with fire-ahead `window` and a job `j` every 10 s on `slow`
+/// whose run of the slot at 10 s is in flight, the wall clock stepped 5 s
+/// back before that slot and re-planned (the clock watch looks every
+/// second): the scheduler, and its events since the start.
+async fn in_flight_across_a_backward_step(
+    window: Duration,
+) -> (cronactor::Scheduler, cronactor::EventStream) {
+    let (clock, count) = (clock(), Count::default());
+    let s = ahead(&clock, &count)
+        .configure(move |c| c.fire_ahead = Some(window))
+        .start()
+        .await
+        .expect("start");
+    let events = s.subscribe();
+    let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(10.5).await;
+    clock.step(chrono::Duration::seconds(-5));
+    run_for_secs(1.1).await;
+    (s, events)
+}
+
 /// A prepared run in flight when the wall clock steps back before its slot
 /// has started, for `preview` and `remove` too, as a run handled at its
 /// slot: the preview lists the fires after it, and the removal announces
@@ -1326,20 +1350,7 @@ async fn a_prepared_run_cancelled_after_its_slot_came_announces_its_fire() {
 #[tokio::test(start_paused = true)]
 async fn a_prepared_run_in_flight_across_a_backward_step_is_previewed_and_removed_as_started() {
     for window in [Duration::ZERO, Duration::from_millis(500)] {
-        let (clock, count) = (clock(), Count::default());
-        let s = ahead(&clock, &count)
-            .configure(move |c| c.fire_ahead = Some(window))
-            .start()
-            .await
-            .expect("start");
-        let mut events = s.subscribe();
-        let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
-            .build()
-            .expect("valid spec");
-        s.add(spec).await.expect("add");
-        run_for_secs(10.5).await;
-        clock.step(chrono::Duration::seconds(-5));
-        run_for_secs(1.1).await;
+        let (s, mut events) = in_flight_across_a_backward_step(window).await;
         let preview: Vec<_> = s
             .preview("j", 2)
             .await
@@ -1376,20 +1387,7 @@ async fn a_prepared_run_in_flight_across_a_backward_step_is_previewed_and_remove
 #[tokio::test(start_paused = true)]
 async fn a_give_up_after_a_backward_step_interrupts_the_run_in_flight() {
     for window in [Duration::ZERO, Duration::from_millis(500)] {
-        let (clock, count) = (clock(), Count::default());
-        let s = ahead(&clock, &count)
-            .configure(move |c| c.fire_ahead = Some(window))
-            .start()
-            .await
-            .expect("start");
-        let mut events = s.subscribe();
-        let spec = JobSpec::builder("j", ScheduleSpec::every(Duration::from_secs(10)), "slow")
-            .build()
-            .expect("valid spec");
-        s.add(spec).await.expect("add");
-        run_for_secs(10.5).await;
-        clock.step(chrono::Duration::seconds(-5));
-        run_for_secs(1.1).await;
+        let (s, mut events) = in_flight_across_a_backward_step(window).await;
         crash_past_the_budget(&s, "j").await;
         run_for_secs(0.1).await;
         let st = s.status("j").await.expect("status");

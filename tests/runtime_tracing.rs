@@ -95,16 +95,21 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Capture {
     }
 }
 
-/// Runs a job whose handler logs one line, under a subscriber with
-/// `filter`, and returns the spans around the handler's first line and the
-/// id of the job's last run.
-async fn handler_line_spans(filter: &str) -> (Vec<SpanSeen>, String) {
+/// Captures what is logged under `filter` on this thread (the test
+/// runtime has one: every task logs through it) until the guard drops.
+fn capture(filter: &str) -> (Seen, tracing::subscriber::DefaultGuard) {
     let seen = Seen::default();
     let subscriber = tracing_subscriber::registry()
         .with(EnvFilter::new(filter))
         .with(Capture(seen.clone()));
-    // The test runtime has one thread: every task logs through this default.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (seen, tracing::subscriber::set_default(subscriber))
+}
+
+/// Runs a job whose handler logs one line, under a subscriber with
+/// `filter`, and returns the spans around the handler's first line and the
+/// id of the job's last run.
+async fn handler_line_spans(filter: &str) -> (Vec<SpanSeen>, String) {
+    let (seen, _guard) = capture(filter);
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count)
         .handler("log", |_: JobContext| async {
@@ -167,11 +172,7 @@ async fn a_directive_on_the_job_target_leaves_the_run_span_out() {
 /// `run_id`.
 #[tokio::test(start_paused = true)]
 async fn the_job_warnings_carry_the_job_and_run_ids_without_the_run_span() {
-    let seen = Seen::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(EnvFilter::new("info,cronactor_actors::job=warn"))
-        .with(Capture(seen.clone()));
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (seen, _guard) = capture("info,cronactor_actors::job=warn");
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
     let failing = JobSpec::builder("failing", ScheduleSpec::cron("0 0 0 * * *"), "fail")
@@ -224,12 +225,8 @@ async fn the_job_warnings_carry_the_job_and_run_ids_without_the_run_span() {
 #[cfg(feature = "http")]
 #[tokio::test]
 async fn a_trigger_over_http_logs_the_run_it_started() {
-    let seen = Seen::default();
-    let subscriber = tracing_subscriber::registry()
-        .with(EnvFilter::new("info"))
-        .with(Capture(seen.clone()));
     // One thread: the server's tasks log through this default too.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (seen, _guard) = capture("info");
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
     let spec = JobSpec::builder("nightly", ScheduleSpec::cron("0 0 0 * * *"), "count")

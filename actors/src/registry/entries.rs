@@ -3,7 +3,7 @@
 //! the job is passive, with its spec), and removing and packing entries.
 
 use super::outbox::Outbox;
-use super::packed_spec::SpecWire;
+use super::packed_spec::{SpecWire, SpecWireRef};
 use super::{RegistryState, TARGET};
 use crate::id::JobId;
 use crate::kept::KeptHistory;
@@ -49,10 +49,18 @@ impl Packed {
         phase: crate::status::JobPhase,
         state: &JobState,
         history: &KeptHistory,
-        spec: &SpecWire,
+        spec: &SpecWireRef<'_>,
     ) -> Option<Self> {
-        let bytes = postcard::to_allocvec(&(phase, state, history, spec)).ok()?;
-        Some(Self(bytes.into_boxed_slice()))
+        let value = (phase, state, history, spec);
+        // Through a buffer on the stack: one allocation of the exact size
+        // (a vector grown from empty took about six); a job with a long
+        // history kept in memory takes the vector.
+        let mut buf = [0u8; 1024];
+        let bytes = match postcard::to_slice(&value, &mut buf) {
+            Ok(used) => Box::from(&*used),
+            Err(_) => postcard::to_allocvec(&value).ok()?.into_boxed_slice(),
+        };
+        Some(Self(bytes))
     }
 
     pub(super) fn phase(&self, id: &JobId) -> crate::status::JobPhase {
@@ -222,7 +230,7 @@ impl Entry {
         }
         // Packed only when idle: nothing in flight, so no fire ahead.
         let phase = phase_of(&slot.state, self.orphaned, &Default::default());
-        let spec = SpecWire::of(self.spec.as_deref()?).ok()?;
+        let spec = SpecWireRef::of(self.spec.as_deref()?).ok()?;
         let packed = Packed::new(phase, &slot.state, &slot.history, &spec)?;
         packed_totals.add(&slot.state.counters);
         drop(slot);

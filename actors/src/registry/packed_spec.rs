@@ -2,9 +2,9 @@
 //!
 //! A `JobSpec` takes about 430 bytes in its `Arc` and more for its
 //! strings; postcard-encoded, a typical spec takes 40 to 100. With a
-//! million passive jobs that is about 400 MiB. [`SpecWire`] holds every
-//! field of the spec but its id (the entry keeps the id), in postcard's
-//! terms: the payload as JSON text (postcard cannot read a
+//! million passive jobs that is about 400 MiB. [`SpecWireRef`] (encoding,
+//! borrowed) and [`SpecWire`] (decoding) hold every field of the spec but
+//! its id (the entry keeps the id), in postcard's terms: the payload as JSON text (postcard cannot read a
 //! `serde_json::Value` back) and the schedule's lists always written
 //! (postcard cannot skip a field). Its conversions destructure the spec
 //! without `..`, so that a field added to `JobSpec` or `ScheduleSpec` and
@@ -17,8 +17,9 @@ use crate::spec::JobSpec;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
-/// The fields of a `JobSpec` but its id, as the packed entry encodes them.
-#[derive(Debug, Serialize, Deserialize)]
+/// The fields of a `JobSpec` but its id, as the packed entry decodes them
+/// (encoded from [`SpecWireRef`], field for field).
+#[derive(Debug, Deserialize)]
 pub(super) struct SpecWire {
     kind: ScheduleKind,
     also: Vec<String>,
@@ -42,12 +43,38 @@ pub(super) struct SpecWire {
     priority: i32,
 }
 
-impl SpecWire {
+/// The same fields borrowed from a spec, for encoding: packing copies
+/// nothing but the payload's text (postcard writes a `&[String]` as a
+/// `Vec<String>`, a `&str` as a `String`).
+#[derive(Debug, Serialize)]
+pub(super) struct SpecWireRef<'a> {
+    kind: &'a ScheduleKind,
+    also: &'a [String],
+    tz: Option<&'a str>,
+    dst: DstPolicy,
+    bounds: &'a Bounds,
+    exclude: &'a [String],
+    handler: &'a str,
+    payload: Option<String>,
+    overlap: OverlapPolicy,
+    misfire: MisfirePolicy,
+    catch_up_window: Option<Duration>,
+    interrupted: InterruptedPolicy,
+    jitter: Duration,
+    timeout: Option<Duration>,
+    retry: RetryPolicy,
+    pause_after_failures: Option<u32>,
+    listens: &'a [String],
+    tags: &'a [String],
+    priority: i32,
+}
+
+impl<'a> SpecWireRef<'a> {
     /// The wire form of `spec`.
     ///
     /// # Errors
     /// The payload's JSON encoder's error (none for a `Value` in practice).
-    pub(super) fn of(spec: &JobSpec) -> Result<Self, serde_json::Error> {
+    pub(super) fn of(spec: &'a JobSpec) -> Result<Self, serde_json::Error> {
         let JobSpec {
             id: _,
             schedule,
@@ -74,13 +101,13 @@ impl SpecWire {
             exclude,
         } = schedule;
         Ok(Self {
-            kind: kind.clone(),
-            also: also.clone(),
-            tz: tz.clone(),
+            kind,
+            also,
+            tz: tz.as_deref(),
             dst: *dst,
-            bounds: bounds.clone(),
-            exclude: exclude.clone(),
-            handler: handler.clone(),
+            bounds,
+            exclude,
+            handler,
             payload: match payload {
                 serde_json::Value::Null => None,
                 payload => Some(serde_json::to_string(payload)?),
@@ -93,12 +120,14 @@ impl SpecWire {
             timeout: *timeout,
             retry: *retry,
             pause_after_failures: *pause_after_failures,
-            listens: listens.clone(),
-            tags: tags.clone(),
+            listens,
+            tags,
             priority: *priority,
         })
     }
+}
 
+impl SpecWire {
     /// The spec of job `id`.
     ///
     /// # Errors
@@ -163,7 +192,7 @@ mod tests {
     use crate::schedule::{FoldPolicy, GapPolicy};
 
     fn round_trip(spec: &JobSpec) -> JobSpec {
-        let bytes = postcard::to_allocvec(&SpecWire::of(spec).expect("wire")).expect("encode");
+        let bytes = postcard::to_allocvec(&SpecWireRef::of(spec).expect("wire")).expect("encode");
         let wire: SpecWire = postcard::from_bytes(&bytes).expect("decode");
         wire.into_spec(spec.id.clone()).expect("spec")
     }
@@ -230,7 +259,7 @@ mod tests {
         let spec = JobSpec::builder("job-000001", ScheduleSpec::cron("0 0 * * * *"), "tick")
             .build()
             .expect("spec");
-        let bytes = postcard::to_allocvec(&SpecWire::of(&spec).expect("wire")).expect("encode");
+        let bytes = postcard::to_allocvec(&SpecWireRef::of(&spec).expect("wire")).expect("encode");
         assert!(bytes.len() < 64, "{} bytes", bytes.len());
         assert!(std::mem::size_of::<JobSpec>() > 5 * bytes.len());
     }

@@ -1459,3 +1459,62 @@ async fn a_passive_job_keeps_every_field_of_its_spec() {
     );
     assert_eq!(passive, live);
 }
+
+/// The payloads a passive job's runs get, woken for each fire, with
+/// passivation and without: floats whose shortest JSON text serde_json's
+/// default parser reads back one unit off (until 2026-12-05 a woken job's
+/// runs got those, the packed payload being JSON text).
+async fn float_payload_runs(on: bool, payload: serde_json::Value) -> Vec<String> {
+    use std::sync::{Arc, Mutex};
+    let (clock, count) = (clock(), Count::default());
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let runs = seen.clone();
+    let s = builder(&clock, &count)
+        .handler("record", move |ctx: cronactor::JobContext| {
+            runs.lock()
+                .expect("lock")
+                .push(format!("run {} payload {}", ctx.scheduled, ctx.payload));
+            async { Ok::<(), std::io::Error>(()) }
+        })
+        .configure(|c| {
+            c.passivate_after = on.then_some(Duration::from_secs(60));
+            c.wake_lead = Duration::from_secs(2);
+        })
+        .start()
+        .await
+        .expect("start");
+    let spec = JobSpec::builder("floats", ScheduleSpec::cron("0 0 * * * *"), "record")
+        .payload(payload)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    for _ in 0..3 {
+        run_for_secs(3600.0).await;
+    }
+    run_for_secs(1800.0).await;
+    if on {
+        assert_eq!(gauges(&s).await, (0, 1), "passive between fires");
+    }
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    let seen = seen.lock().expect("lock").clone();
+    seen
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_passive_jobs_runs_get_its_payload_to_the_last_bit() {
+    let payload = serde_json::json!({
+        "a": -9.526094211627254e140,
+        "b": [2.2250738585072014e-308, 1.7976931348623157e308, 0.1, 123456789.12345679],
+        "c": 5e-324,
+    });
+    let expected = payload.to_string();
+    let live = float_payload_runs(false, payload.clone()).await;
+    let passive = float_payload_runs(true, payload).await;
+    assert_eq!(live.len(), 3, "{live:#?}");
+    assert!(
+        live.iter()
+            .all(|l| l.ends_with(&format!("payload {expected}"))),
+        "{live:#?}"
+    );
+    assert_eq!(passive, live);
+}

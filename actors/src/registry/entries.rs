@@ -217,9 +217,18 @@ impl Entry {
     /// Packs a passive job whose outbox nobody else holds and that has
     /// nothing waiting in it; `Some(false)` if its outbox is still held
     /// (its actor is stopping: try again), `None` if there is nothing to do.
+    /// A job still packed (woken, its actor posted nothing) drops the spec
+    /// it unpacked for its actor once the actor let go of it.
     fn pack(&mut self, packed_totals: &mut crate::status::Counters) -> Option<bool> {
-        let Held::Outbox(outbox) = &self.held else {
-            return None;
+        let outbox = match &self.held {
+            Held::Outbox(outbox) => outbox,
+            Held::Packed(_) => {
+                if Arc::strong_count(self.spec.as_ref()?) > 1 {
+                    return Some(false);
+                }
+                self.spec = None;
+                return Some(true);
+            }
         };
         if Arc::strong_count(outbox) > 1 {
             return Some(false);
@@ -336,5 +345,42 @@ impl RegistryState {
             to_pack.drain(..to_pack.len() - 4 * 1024);
         }
         self.to_pack = to_pack;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::ScheduleSpec;
+
+    /// A job woken by a message that changes nothing (a preview: its new
+    /// actor posts nothing) and passivated again is packed again, its spec
+    /// with it: the spec unpacked for the woken actor is not kept once the
+    /// actor let go of it ("the spec while the job is live").
+    #[test]
+    fn a_job_woken_without_a_post_packs_its_spec_again_once_passive() {
+        let spec = JobSpec::builder("job-1", ScheduleSpec::cron("0 0 * * * *"), "tick")
+            .build()
+            .expect("spec");
+        let outbox = Outbox::new(spec.id.clone(), JobState::default());
+        let mut entry = Entry::new(Arc::new(spec.clone()), outbox, false);
+        let mut totals = crate::status::Counters::default();
+        assert_eq!(entry.pack(&mut totals), Some(true));
+        assert!(entry.spec.is_none(), "packed with its state");
+
+        // Woken: the actor shares the spec with the entry.
+        let actor = entry.spec_to_share().expect("spec");
+        assert_eq!(*actor, spec);
+        assert!(Arc::ptr_eq(&actor, &entry.spec().expect("spec")));
+        // Passivated again while the actor still holds it: try again.
+        assert_eq!(entry.pack(&mut totals), Some(false));
+        assert!(entry.spec.is_some());
+
+        // The actor stopped: the spec is in the packed bytes only.
+        drop(actor);
+        assert_eq!(entry.pack(&mut totals), Some(true));
+        assert!(entry.spec.is_none(), "the decoded spec is dropped");
+        assert_eq!(entry.spec().as_deref(), Some(&spec));
+        assert!(matches!(entry.held, Held::Packed(_)));
     }
 }

@@ -318,7 +318,7 @@ mod tests {
             |rng: &mut rand::rngs::StdRng| Duration::from_nanos(rng.random_range(0..1u64 << 50));
         let instant = |rng: &mut rand::rngs::StdRng| {
             chrono::DateTime::from_timestamp(
-                rng.random_range(0..253_402_300_799),
+                rng.random_range(-8_334_601_228_800..8_210_266_876_799),
                 rng.random_range(0..1_000_000_000),
             )
             .expect("instant")

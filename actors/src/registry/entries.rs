@@ -218,7 +218,8 @@ impl Entry {
     /// nothing waiting in it; `Some(false)` if its outbox is still held
     /// (its actor is stopping: try again), `None` if there is nothing to do.
     /// A job still packed (woken, its actor posted nothing) drops the spec
-    /// it unpacked for its actor once the actor let go of it.
+    /// it unpacked for its actor once the actor let go of it; a job packed
+    /// while its spec is shared (woken again meanwhile) keeps it until then.
     fn pack(&mut self, packed_totals: &mut crate::status::Counters) -> Option<bool> {
         let outbox = match &self.held {
             Held::Outbox(outbox) => outbox,
@@ -244,6 +245,15 @@ impl Entry {
         packed_totals.add(&slot.state.counters);
         drop(slot);
         self.held = Held::Packed(packed);
+        if self
+            .spec
+            .as_ref()
+            .is_some_and(|spec| Arc::strong_count(spec) > 1)
+        {
+            // Woken again before it was packed: its new actor shares the
+            // spec (its first post keeps it); dropped once unshared.
+            return Some(false);
+        }
         self.spec = None;
         Some(true)
     }
@@ -382,5 +392,32 @@ mod tests {
         assert!(entry.spec.is_none(), "the decoded spec is dropped");
         assert_eq!(entry.spec().as_deref(), Some(&spec));
         assert!(matches!(entry.held, Held::Packed(_)));
+    }
+
+    /// A job woken again before the registry packed it (an operation racing
+    /// its passivation: the wake-up's snapshot shares the entry's spec)
+    /// keeps sharing one spec with its new actor: the packing does not drop
+    /// the entry's copy while the actor holds it, and the actor's first post
+    /// does not decode a second one.
+    #[test]
+    fn a_job_woken_before_it_is_packed_shares_its_spec_with_its_new_actor() {
+        let spec = JobSpec::builder("job-1", ScheduleSpec::cron("0 0 * * * *"), "tick")
+            .build()
+            .expect("spec");
+        let old = Outbox::new(spec.id.clone(), JobState::default());
+        let mut entry = Entry::new(Arc::new(spec.clone()), old, false);
+        let mut totals = crate::status::Counters::default();
+        // The wake-up's snapshot, then the packing of the old outbox.
+        let actor = entry.spec_to_share().expect("spec");
+        assert_eq!(entry.pack(&mut totals), Some(false), "tried again");
+        assert!(matches!(entry.held, Held::Packed(_)));
+        // The new actor posts for the first time.
+        let _ = entry.hold(
+            Outbox::new(spec.id.clone(), JobState::default()),
+            &mut totals,
+        );
+        let held = entry.spec().expect("spec");
+        assert!(Arc::ptr_eq(&actor, &held), "one spec, shared");
+        assert_eq!(*held, spec);
     }
 }

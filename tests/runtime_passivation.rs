@@ -1364,22 +1364,30 @@ async fn a_preview_sent_after_a_remove_and_an_add_previews_the_new_job() {
     }
 }
 
-/// Every field of a passive job's spec, as its status shows it and as its
-/// runs use it (payload, retries), for one job with every field set, with
-/// passivation and without. A passive job's spec is packed into a few dozen
-/// bytes and read back when the job wakes.
-async fn full_spec_scenario(on: bool) -> Vec<String> {
-    use std::sync::{Arc, Mutex};
-    let (clock, count) = (clock(), Count::default());
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+/// A scheduler with passivation `on` (after 60 s, woken 2 s before a fire)
+/// and a handler `record` that notes each run's slot, attempt and payload,
+/// then fails if `fail`: the scheduler and the notes.
+async fn recording(
+    clock: &cronactor::testing::ManualClock,
+    count: &Count,
+    on: bool,
+    fail: bool,
+) -> (Scheduler, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
     let runs = seen.clone();
-    let s = builder(&clock, &count)
+    let s = builder(clock, count)
         .handler("record", move |ctx: cronactor::JobContext| {
             runs.lock().expect("lock").push(format!(
                 "run {} attempt {} payload {}",
                 ctx.scheduled, ctx.attempt, ctx.payload
             ));
-            async { Err::<(), _>(std::io::Error::other("refused")) }
+            async move {
+                if fail {
+                    Err(std::io::Error::other("refused"))
+                } else {
+                    Ok(())
+                }
+            }
         })
         .configure(|c| {
             c.passivate_after = on.then_some(Duration::from_secs(60));
@@ -1388,6 +1396,16 @@ async fn full_spec_scenario(on: bool) -> Vec<String> {
         .start()
         .await
         .expect("start");
+    (s, seen)
+}
+
+/// Every field of a passive job's spec, as its status shows it and as its
+/// runs use it (payload, retries), for one job with every field set, with
+/// passivation and without. A passive job's spec is packed into a few dozen
+/// bytes and read back when the job wakes.
+async fn full_spec_scenario(on: bool) -> Vec<String> {
+    let (clock, count) = (clock(), Count::default());
+    let (s, seen) = recording(&clock, &count, on, true).await;
     let mut spec = JobSpec::builder(
         "full",
         ScheduleSpec::cron("0 0 * * * *")
@@ -1465,24 +1483,8 @@ async fn a_passive_job_keeps_every_field_of_its_spec() {
 /// default parser reads back one unit off (until 2026-12-05 a woken job's
 /// runs got those, the packed payload being JSON text).
 async fn float_payload_runs(on: bool, payload: serde_json::Value) -> Vec<String> {
-    use std::sync::{Arc, Mutex};
     let (clock, count) = (clock(), Count::default());
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let runs = seen.clone();
-    let s = builder(&clock, &count)
-        .handler("record", move |ctx: cronactor::JobContext| {
-            runs.lock()
-                .expect("lock")
-                .push(format!("run {} payload {}", ctx.scheduled, ctx.payload));
-            async { Ok::<(), std::io::Error>(()) }
-        })
-        .configure(|c| {
-            c.passivate_after = on.then_some(Duration::from_secs(60));
-            c.wake_lead = Duration::from_secs(2);
-        })
-        .start()
-        .await
-        .expect("start");
+    let (s, seen) = recording(&clock, &count, on, false).await;
     let spec = JobSpec::builder("floats", ScheduleSpec::cron("0 0 * * * *"), "record")
         .payload(payload)
         .build()

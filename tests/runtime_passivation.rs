@@ -785,6 +785,7 @@ async fn restarted(
     s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
     drop(s);
     run_for_secs(down_secs).await;
+    let restart_at = cronactor::Clock::now(&clock);
     let s = builder(&clock, &count)
         .store_path(dir.path())
         .configure(config)
@@ -803,8 +804,17 @@ async fn restarted(
     for r in s.history("h", 20).await.expect("history") {
         seen.push(stable_run_ids(&format!("history {r:?}"), &mut ids));
     }
+    // The events of the minute after the restart are left out: what the
+    // start does is published before anyone can subscribe, and how much of
+    // it happens before `start` returns depends on the store's threads,
+    // which paused time does not wait for (under load, a live and a
+    // passive job differed there in 3 runs of 12). The runs of that minute
+    // are compared through the history and the status above.
+    let settled = restart_at + chrono::Duration::seconds(60);
     for e in drain(&mut events) {
-        seen.push(stable_run_ids(&format!("event {e:?}"), &mut ids));
+        if e.at >= settled {
+            seen.push(stable_run_ids(&format!("event {e:?}"), &mut ids));
+        }
     }
     seen
 }

@@ -161,10 +161,29 @@ impl Entry {
     /// an actor about to be spawned for the job, which then shares it with
     /// the entry instead of holding a second copy.
     pub(super) fn spec_to_share(&mut self) -> Option<Arc<JobSpec>> {
+        self.unpack_spec();
+        self.spec.clone()
+    }
+
+    /// Decodes a packed job's spec into `spec`, if it is not there.
+    fn unpack_spec(&mut self) {
         if self.spec.is_none() {
             self.spec = self.spec();
         }
-        self.spec.clone()
+    }
+
+    /// Drops the spec kept beside the packed bytes once nobody else holds
+    /// it: `Some(false)` while an actor still shares it (try again).
+    fn release_spec(&mut self) -> Option<bool> {
+        if self
+            .spec
+            .as_ref()
+            .is_some_and(|spec| Arc::strong_count(spec) > 1)
+        {
+            return Some(false);
+        }
+        self.spec = None;
+        Some(true)
     }
 
     /// Makes `outbox` the job's holder (its actor, new after a restart or a
@@ -175,9 +194,7 @@ impl Entry {
         outbox: Arc<Outbox>,
         packed_totals: &mut crate::status::Counters,
     ) -> KeptHistory {
-        if let (None, Held::Packed(p)) = (&self.spec, &self.held) {
-            self.spec = p.spec(&self.id).map(Arc::new);
-        }
+        self.unpack_spec();
         let old = std::mem::replace(&mut self.held, Held::Outbox(outbox));
         old.into_history(&self.id, packed_totals)
     }
@@ -198,11 +215,9 @@ impl Entry {
     /// The job's outbox, unpacking a packed job into a new one
     /// (`packed_totals` loses its counters) and its spec.
     pub(super) fn outbox(&mut self, packed_totals: &mut crate::status::Counters) -> &Arc<Outbox> {
+        self.unpack_spec();
         if let Held::Packed(p) = &self.held {
             let (state, history) = p.unpack(&self.id);
-            if self.spec.is_none() {
-                self.spec = p.spec(&self.id).map(Arc::new);
-            }
             packed_totals.sub(&state.counters);
             let outbox = Outbox::new(self.id.clone(), state);
             outbox.lock().history = history;
@@ -223,13 +238,8 @@ impl Entry {
     fn pack(&mut self, packed_totals: &mut crate::status::Counters) -> Option<bool> {
         let outbox = match &self.held {
             Held::Outbox(outbox) => outbox,
-            Held::Packed(_) => {
-                if Arc::strong_count(self.spec.as_ref()?) > 1 {
-                    return Some(false);
-                }
-                self.spec = None;
-                return Some(true);
-            }
+            // Woken without a post: nothing to pack but its spec.
+            Held::Packed(_) => return self.spec.is_some().then(|| self.release_spec())?,
         };
         if Arc::strong_count(outbox) > 1 {
             return Some(false);
@@ -245,17 +255,9 @@ impl Entry {
         packed_totals.add(&slot.state.counters);
         drop(slot);
         self.held = Held::Packed(packed);
-        if self
-            .spec
-            .as_ref()
-            .is_some_and(|spec| Arc::strong_count(spec) > 1)
-        {
-            // Woken again before it was packed: its new actor shares the
-            // spec (its first post keeps it); dropped once unshared.
-            return Some(false);
-        }
-        self.spec = None;
-        Some(true)
+        // Woken again before it was packed, its new actor shares the spec
+        // (its first post keeps it): dropped once unshared.
+        self.release_spec()
     }
 }
 

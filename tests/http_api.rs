@@ -984,10 +984,15 @@ async fn metrics_as_json_and_prometheus_text() {
         }
     }
 
-    // A removed job's series go away.
+    // A removed job's series go away, its histograms' too (fed from the
+    // events: once the stream shows `removed`, they are dropped).
     request(a, "DELETE", "/jobs/idle", &[], b"").await;
     let text = get(a, "/metrics").await.text();
     assert!(!text.contains("job=\"idle\""), "{text}");
+    request(a, "DELETE", "/jobs/m", &[], b"").await;
+    sse.until(|m| m.event == "removed").await;
+    let text = get(a, "/metrics").await.text();
+    assert!(!text.contains("job=\"m\""), "{text}");
     api.stop().await;
 }
 

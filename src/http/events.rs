@@ -263,6 +263,7 @@ impl Hub {
                         Some(Received::Missed(n)) => {
                             tracing::warn!(missed = n, "the HTTP event hub fell behind the scheduler");
                             hub.missed(n);
+                            prom.missed();
                         }
                         None => break,
                     },
@@ -270,7 +271,6 @@ impl Hub {
                         if stopped() {
                             break;
                         }
-                        prom.upkeep();
                     }
                     () = hub.end_streams.cancelled() => break,
                 }
@@ -282,7 +282,10 @@ impl Hub {
                         prom.observe(&event);
                         hub.publish(&event);
                     }
-                    Some(Received::Missed(n)) => hub.missed(n),
+                    Some(Received::Missed(n)) => {
+                        hub.missed(n);
+                        prom.missed();
+                    }
                     None => break,
                 }
             }

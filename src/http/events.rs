@@ -263,7 +263,6 @@ impl Hub {
                         Some(Received::Missed(n)) => {
                             tracing::warn!(missed = n, "the HTTP event hub fell behind the scheduler");
                             hub.missed(n);
-                            prom.missed();
                         }
                         None => break,
                     },
@@ -282,10 +281,7 @@ impl Hub {
                         prom.observe(&event);
                         hub.publish(&event);
                     }
-                    Some(Received::Missed(n)) => {
-                        hub.missed(n);
-                        prom.missed();
-                    }
+                    Some(Received::Missed(n)) => hub.missed(n),
                     None => break,
                 }
             }

@@ -7,9 +7,10 @@
 //!   disappears): a fresh registry is filled and rendered.
 //! - The two histograms (fire lateness and run duration, per job) are fed
 //!   from the event stream into vectors that live as long as the layer. A
-//!   job's series are dropped when its `Removed` event comes; if the stream
-//!   missed events, at the next scrape the series of every job no longer
-//!   listed are dropped.
+//!   job's series are dropped when its `Removed` event comes, and at each
+//!   scrape for a job that had series before the scrape listed the jobs and
+//!   is not listed (its `Removed` missed by a stream that fell behind, or a
+//!   late event of its runs after it).
 
 use crate::{Error, Event, EventKind, JobId, JobPhase, JobStatus, RunId, Scheduler, Trigger};
 use chrono::{DateTime, Utc};
@@ -17,7 +18,6 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 /// The media type of the Prometheus text format.
@@ -65,8 +65,6 @@ struct Histograms {
 pub(crate) struct Prom {
     registry: Registry,
     histograms: Mutex<Histograms>,
-    /// The event stream missed events (a `Removed` among them, perhaps).
-    missed: AtomicBool,
 }
 
 fn seconds(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
@@ -114,7 +112,6 @@ impl Prom {
                 jobs: HashSet::new(),
                 starts: HashMap::new(),
             }),
-            missed: AtomicBool::new(false),
         }
     }
 
@@ -175,20 +172,16 @@ impl Prom {
         }
     }
 
-    /// The event stream missed events: the next scrape drops the series of
-    /// the jobs it does not list (a missed `Removed` would keep them).
-    pub(crate) fn missed(&self) {
-        self.missed.store(true, Ordering::Relaxed);
-    }
-
     /// The whole exposition: counters and gauges read from the scheduler now,
     /// then the histograms.
     pub(crate) async fn render(&self, scheduler: &Scheduler) -> Result<String, Error> {
+        // The jobs with histograms before the list is taken: one of them
+        // the list does not have was removed (its `Removed` event missed,
+        // or a late event of its runs came after it).
+        let before: Vec<JobId> = self.histograms().jobs.iter().cloned().collect();
         let jobs = scheduler.list().await?;
         let totals = scheduler.metrics().await?;
-        if self.missed.swap(false, Ordering::Relaxed) {
-            self.keep_only(&jobs.iter().map(|j| &j.id).collect());
-        }
+        self.drop_unlisted(&before, &jobs.iter().map(|j| &j.id).collect());
         let snapshot = Snapshot::new();
         for job in &jobs {
             snapshot.job(job);
@@ -222,17 +215,14 @@ impl Prom {
 }
 
 impl Prom {
-    /// Drops the series of every job not in `listed`.
-    fn keep_only(&self, listed: &HashSet<&JobId>) {
-        let mut h = self.histograms();
-        let gone: Vec<JobId> = h
-            .jobs
-            .iter()
-            .filter(|id| !listed.contains(id))
-            .cloned()
-            .collect();
-        for id in &gone {
-            h.drop_job(id);
+    /// Drops the series of the jobs of `before` that are not `listed`.
+    fn drop_unlisted(&self, before: &[JobId], listed: &HashSet<&JobId>) {
+        let mut gone = before.iter().filter(|id| !listed.contains(id)).peekable();
+        if gone.peek().is_some() {
+            let mut h = self.histograms();
+            for id in gone {
+                h.drop_job(id);
+            }
         }
     }
 
@@ -480,15 +470,20 @@ mod tests {
     }
 
     #[test]
-    fn after_missed_events_the_series_of_unlisted_jobs_are_dropped() {
+    fn a_scrape_drops_the_series_of_a_job_it_does_not_list() {
         let prom = Prom::new();
-        one_run_each(&prom, &["a", "b", "c"]);
-        let b = crate::JobId::new("b").expect("job id");
-        prom.keep_only(&[&b].into_iter().collect());
+        one_run_each(&prom, &["a", "b"]);
+        let id = |s: &str| crate::JobId::new(s).expect("job id");
+        let before: Vec<JobId> = prom.histograms().jobs.iter().cloned().collect();
+        // A job added after the snapshot and not yet listed keeps its series.
+        one_run_each(&prom, &["c"]);
+        let b = id("b");
+        prom.drop_unlisted(&before, &[&b].into_iter().collect());
         let text = prom.histograms_text();
         assert!(!text.contains("job=\"a\""), "{text}");
-        assert!(!text.contains("job=\"c\""), "{text}");
-        assert!(text.contains("job=\"b\""), "{text}");
-        assert_eq!(prom.histograms().jobs.len(), 1);
+        for job in ["b", "c"] {
+            assert!(text.contains(&format!("job=\"{job}\"")), "{text}");
+        }
+        assert_eq!(prom.histograms().jobs.len(), 2);
     }
 }

@@ -631,3 +631,85 @@ async fn an_emit_whose_fire_is_not_durable_answers_the_store_error() {
         "{err:?}"
     );
 }
+
+/// How the one-shot of [`a_one_shot_announces_completed_after_its_run_started`]
+/// is run.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    /// In memory, fire-ahead off or on.
+    Memory { ahead: bool },
+    /// On sled, fire-ahead off (the run waits for its record) or on.
+    Sled { ahead: bool },
+    /// In memory under a cap of one run, behind another job's run: the
+    /// one-shot's run waits for admission; `cancel`: it is cancelled while
+    /// it waits.
+    Admission { cancel: bool },
+}
+
+/// A one-shot at 3 s on each path: `Completed` comes once its fire was
+/// handled, after `Fired` and its run's `Started` (or, for a run cancelled
+/// before it started, its `Cancelled`). Until 2026-12-05 it came before
+/// `Started` when the run waited for its record (sled, fire-ahead off) or
+/// for admission.
+#[tokio::test(start_paused = true)]
+async fn a_one_shot_announces_completed_after_its_run_started() {
+    let at = |secs: i64| {
+        START
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("start")
+            + chrono::Duration::seconds(secs)
+    };
+    let mut wrong = Vec::new();
+    for path in [
+        Path::Memory { ahead: false },
+        Path::Memory { ahead: true },
+        Path::Sled { ahead: false },
+        Path::Sled { ahead: true },
+        Path::Admission { cancel: false },
+        Path::Admission { cancel: true },
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (clock, count) = (clock(), Count::default());
+        let window = |on: bool| Some(Duration::from_millis(if on { 500 } else { 0 }));
+        let b = builder(&clock, &count);
+        let b = match path {
+            Path::Memory { ahead } => b.configure(move |c| c.fire_ahead = window(ahead)),
+            Path::Sled { ahead } => b
+                .store_path(dir.path())
+                .configure(move |c| c.fire_ahead = window(ahead)),
+            Path::Admission { .. } => b.max_concurrent_runs(1),
+        };
+        let s = b.start().await.expect("start");
+        let mut events = s.subscribe();
+        if let Path::Admission { .. } = path {
+            let spec = JobSpec::builder("block", ScheduleSpec::at(at(2)), "slow")
+                .build()
+                .expect("spec");
+            s.add(spec).await.expect("add");
+        }
+        let spec = JobSpec::builder("once", ScheduleSpec::at(at(3)), "count")
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(3.5).await;
+        if let Path::Admission { cancel: true } = path {
+            s.cancel("once").await.expect("cancel");
+        }
+        run_for_secs(5.0).await;
+        let seen: Vec<_> = drain(&mut events)
+            .into_iter()
+            .filter(|e| e.job_id.as_str() == "once")
+            .collect();
+        let expected: &[&str] = match path {
+            Path::Admission { cancel: true } => &["added", "fired", "cancelled", "completed"],
+            _ => &["added", "fired", "started", "completed", "succeeded"],
+        };
+        if kinds(&seen) != expected {
+            wrong.push(format!("{path:?}: {:?}", kinds(&seen)));
+        }
+        let st = s.status("once").await.expect("status");
+        assert_eq!(st.phase, cronactor::JobPhase::Completed, "{path:?}");
+        s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -146,6 +146,42 @@ impl JobActorState {
         self.state.next_fire = None;
         if !self.state.completed {
             self.state.completed = true;
+            // The last fire's run waits for its record or for admission:
+            // `Completed` comes after its `Started` (see `completes_after`),
+            // as it does for a run that starts at once (in memory) or at its
+            // slot (prepared ahead, see `ahead::Slot::completes`).
+            let waiting = self.state.in_flight.last().filter(|r| {
+                matches!(r.trigger, Trigger::Schedule | Trigger::CatchUp)
+                    && self.state.last_slot == Some(r.scheduled)
+                    && (self.unrecorded.iter().any(|(id, _)| *id == r.run_id)
+                        || self.waiting_admission.contains_key(&r.run_id))
+            });
+            match waiting {
+                Some(run) => self.completes_after = Some(run.run_id),
+                None => self.publish(EventKind::Completed),
+            }
+        }
+    }
+
+    /// Announces `Completed` after the `Started` of the last fire's run, if
+    /// the job's completion waited for it (see `completes_after`): not if
+    /// the run still waits for admission, nor if it was cancelled (then
+    /// after its end).
+    pub(super) fn completed_after_start(&mut self, run_id: RunId) {
+        if self.completes_after == Some(run_id)
+            && !self.waiting_admission.contains_key(&run_id)
+            && !self.is_cancelled(run_id)
+        {
+            self.completes_after = None;
+            self.publish(EventKind::Completed);
+        }
+    }
+
+    /// Announces `Completed` after the end of the last fire's run that
+    /// never started, if the job's completion waited for it.
+    pub(super) fn completed_after_end(&mut self, run_id: RunId) {
+        if self.completes_after == Some(run_id) {
+            self.completes_after = None;
             self.publish(EventKind::Completed);
         }
     }

@@ -359,6 +359,11 @@ pub struct JobActorState {
     /// The schedule fire prepared ahead of its instant, until its run ends
     /// or it is withdrawn (see `ahead`).
     prepared: Option<Box<Prepared>>,
+    /// The run of the schedule's last fire while it waits for its record or
+    /// for admission: the job completed when it handled the fire, and
+    /// `Completed` is announced after the run's `Started` (or its end, if
+    /// it never starts), as for a run that starts at once.
+    completes_after: Option<RunId>,
 }
 
 /// A schedule fire prepared ahead of its instant: its run, and what the
@@ -420,6 +425,7 @@ impl Actor for JobActor {
             behind: false,
             turn_now: std::cell::Cell::new(None),
             prepared: None,
+            completes_after: None,
         };
         // Runs of a failed predecessor still going: their tokens come back,
         // and the runs it claimed whose record it did not see durable wait
@@ -613,6 +619,7 @@ impl Actor for JobActor {
                 s.unrecorded = later;
                 for (run_id, _) in durable {
                     s.start_run(&myself, run_id);
+                    s.completed_after_start(run_id);
                 }
             }
             JobMsg::Admitted { run_id, tags } => {

@@ -124,6 +124,10 @@ impl JobActorState {
             self.link.rt.histograms.record_duration(record.duration());
         }
         self.count_outcome(&record);
+        if !ran {
+            // Never started: the job's completion may wait for its end.
+            self.completed_after_end(run_id);
+        }
         self.state.last_run = Some(record.clone());
         if record.outcome == Outcome::Interrupted {
             // Cut short by the shutdown: its fire waits in the stored queue

@@ -446,6 +446,7 @@ impl JobActorState {
                 run.started = run.started.max(now);
             }
             self.spawn_run(run_id, Some(tags));
+            self.completed_after_start(run_id);
         }
     }
 }

@@ -713,3 +713,110 @@ async fn a_one_shot_announces_completed_after_its_run_started() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// What the run removed in [`remove_closes_every_fired_run_that_has_not_started`]
+/// waits for.
+#[derive(Clone, Copy, Debug)]
+enum Waits {
+    /// Prepared ahead, its slot came, its record's flush held.
+    SlotThenRecord,
+    /// Handled at its slot (fire-ahead off), its record's flush held.
+    Record,
+    /// A one-shot's run behind another job's under a cap of one run.
+    Admission,
+}
+
+/// `remove` of a job whose run was announced `Fired` and has not started
+/// (it waits for its record or for admission) announces that run
+/// `Cancelled` before `Removed`, as a cancel before the start does: every
+/// `Fired` gets a closing event. Until 2026-12-05 a run handled at its slot
+/// and waiting for its record or for admission got none (only runs
+/// announced `Started`, and a prepared one whose slot came, got theirs).
+#[tokio::test(start_paused = true)]
+async fn remove_closes_every_fired_run_that_has_not_started() {
+    use std::sync::atomic::Ordering;
+    let at = |secs: i64| {
+        START
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("start")
+            + chrono::Duration::seconds(secs)
+    };
+    let mut wrong = Vec::new();
+    for waits in [Waits::SlotThenRecord, Waits::Record, Waits::Admission] {
+        let (clock, count) = (clock(), Count::default());
+        let store = Arc::new(SlowStore::default());
+        let b = builder(&clock, &count);
+        let (b, schedule, first) = match waits {
+            Waits::SlotThenRecord => (
+                b.store(store.clone()),
+                ScheduleSpec::cron("* * * * * *"),
+                3.2,
+            ),
+            Waits::Record => (
+                b.store(store.clone())
+                    .configure(|c| c.fire_ahead = Some(Duration::ZERO)),
+                ScheduleSpec::every(Duration::from_secs(10)),
+                10.5,
+            ),
+            Waits::Admission => (b.max_concurrent_runs(1), ScheduleSpec::at(at(3)), 0.0),
+        };
+        let s = b.start().await.expect("start");
+        let mut events = s.subscribe();
+        if let Waits::Admission = waits {
+            let spec = JobSpec::builder("block", ScheduleSpec::at(at(2)), "slow")
+                .build()
+                .expect("spec");
+            s.add(spec).await.expect("add");
+        }
+        let spec = JobSpec::builder("j", schedule, "count")
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(first).await;
+        drain(&mut events);
+        // The next run waits: at 5.5 s for the record of the slot at 5 s
+        // (its claim made at the end of the run of 4 s), at 20.5 s for the
+        // record of the slot at 20 s, at 3.5 s for admission.
+        store.held.store(true, Ordering::SeqCst);
+        run_for_secs(match waits {
+            Waits::SlotThenRecord => 2.3,
+            Waits::Record => 10.0,
+            Waits::Admission => 3.5,
+        })
+        .await;
+        // Answered once the removal is durable, after the hold.
+        let removal = tokio::spawn({
+            let s = s.clone();
+            async move { s.remove("j").await }
+        });
+        run_for_secs(0.1).await;
+        let mut seen: Vec<_> = drain(&mut events)
+            .into_iter()
+            .filter(|e| e.job_id.as_str() == "j")
+            .collect();
+        // From the fire of the waiting run (the runs before it ended).
+        if let Some(last) = seen
+            .iter()
+            .rposition(|e| matches!(e.kind, EventKind::Succeeded { .. }))
+        {
+            seen.drain(..=last);
+        }
+        let expected: &[&str] = match waits {
+            Waits::Admission => &["fired", "cancelled", "completed", "removed"],
+            _ => &["fired", "cancelled", "removed"],
+        };
+        if kinds(&seen) != expected {
+            wrong.push(format!("{waits:?}: {:?}", kinds(&seen)));
+        } else {
+            let EventKind::Cancelled { reason, .. } = &seen[1].kind else {
+                unreachable!("checked above");
+            };
+            assert_eq!(reason, "job removed", "{waits:?}");
+        }
+        store.held.store(false, Ordering::SeqCst);
+        store.released.notify_waiters();
+        removal.await.expect("task").expect("remove");
+        s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}

@@ -108,15 +108,21 @@ impl JobActorState {
     ) {
         self.generation += 1;
         self.retry_generation += 1;
-        // The actor stops before its runs end: the runs announced
-        // as started are announced as cancelled now.
+        // The actor stops before its runs end: the runs announced (as
+        // fired or started) are announced as cancelled now, then, if the
+        // job's completion waited for one of them, `Completed`.
         let announced = self.announced_runs();
         self.cancel_all(myself, CancelReason::Removed);
-        for run_id in announced {
+        for &run_id in &announced {
             self.publish(EventKind::Cancelled {
                 run_id,
                 reason: "job removed".into(),
             });
+        }
+        if let Some(run_id) = self.completes_after {
+            if announced.contains(&run_id) {
+                self.completed_after_end(run_id);
+            }
         }
         // Runs admitted whose `Admitted` is still on its way: the
         // actor stops before it comes, so their places go back now.
@@ -136,8 +142,13 @@ impl JobActorState {
         myself.stop(Some(super::REMOVED.into()));
     }
 
-    /// The runs in flight whose `Started` was published: not waiting for
-    /// their record, for admission or (prepared ahead) for their slot.
+    /// The runs in flight that were announced: every one but a prepared
+    /// run whose slot has not come. A run handled at its slot was announced
+    /// `Fired` (or, for a retry, `RetryScheduled`) when it was claimed,
+    /// whether it started or still waits for its record or for admission:
+    /// its removal closes it with `Cancelled`, as a cancel before its start
+    /// does. (Until 2026-12-05 only runs announced `Started` were: a run
+    /// waiting for its record or for admission got no closing event.)
     fn announced_runs(&self) -> Vec<RunId> {
         // A prepared run is announced by its task, once it took its slot:
         // not before, whatever the wall clock reads (a step back before
@@ -152,11 +163,7 @@ impl JobActorState {
             .in_flight
             .iter()
             .map(|r| r.run_id)
-            .filter(|id| {
-                !self.unrecorded.iter().any(|(r, _)| r == id)
-                    && !self.waiting_admission.contains_key(id)
-                    && waiting_slot != Some(*id)
-            })
+            .filter(|id| waiting_slot != Some(*id))
             .collect()
     }
 

@@ -271,6 +271,25 @@ impl Slot {
         SlotWait { slot: self }
     }
 
+    /// The job is given up on (its actor gone): the run is taken from its
+    /// task unless the task took it already, so that the give-up, not the
+    /// task, says whether the fire was announced. What the slot was. The
+    /// caller then cancels the run ([`Slot::cancel`]), which ends the
+    /// task's wait; a slot taken here from [`Settled::Due`] is counted out
+    /// of `Starts` by the caller, as the task would have.
+    pub(crate) fn settle(&self) -> Settled {
+        if self.shift(WAITING, TAKEN) {
+            return Settled::Waiting;
+        }
+        if self.shift(DUE, TAKEN) {
+            return Settled::Due;
+        }
+        match self.state.load(Ordering::Acquire) {
+            WITHDRAWN => Settled::Withdrawn,
+            _ => Settled::Taken,
+        }
+    }
+
     /// The task gives up waiting (the run was cancelled or withdrawn):
     /// what the slot was.
     pub(crate) fn abandon(&self) -> Abandoned {
@@ -280,6 +299,20 @@ impl Slot {
             _ => Abandoned::Waiting,
         }
     }
+}
+
+/// What a slot was when its job was given up on ([`Slot::settle`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Settled {
+    /// Still waiting: taken by the give-up, the run never starts.
+    Waiting,
+    /// Its slot had come, its task had not taken it: taken by the give-up
+    /// (which counts it out of `Starts`), the run never starts.
+    Due,
+    /// Its task took it: the task announces it (see [`Slot::counted`]).
+    Taken,
+    /// The job had withdrawn it.
+    Withdrawn,
 }
 
 /// What a slot was when its task gave up waiting.
@@ -657,6 +690,39 @@ mod tests {
         let slot = Slot::default();
         assert!(slot.withdraw());
         assert_eq!(slot.abandon(), Abandoned::Withdrawn);
+    }
+
+    /// A give-up takes a run its task has not taken (waiting or due: the
+    /// task then ends without starting it) and leaves one it took.
+    #[tokio::test]
+    async fn a_give_up_settles_a_slot_its_task_has_not_taken() {
+        let starts = Starts::default();
+        let slot = Slot::default();
+        assert_eq!(slot.settle(), Settled::Waiting);
+        assert!(!slot.due(&starts), "settled: never due");
+        assert!(starts.is_idle());
+        slot.cancel(false);
+        assert!(!slot.wait().await, "its task does not take it");
+        assert_eq!(slot.abandon(), Abandoned::Waiting, "nothing to count out");
+
+        let slot = Slot::default();
+        assert!(slot.due(&starts));
+        assert_eq!(slot.settle(), Settled::Due);
+        starts.running(); // the give-up counts it out
+        assert!(starts.is_idle());
+        slot.cancel(false);
+        assert!(!slot.wait().await, "its task does not take it");
+
+        let slot = Slot::default();
+        assert!(slot.due(&starts));
+        assert!(slot.wait().await, "its task took it");
+        starts.running();
+        assert_eq!(slot.settle(), Settled::Taken);
+        assert!(slot.taken());
+
+        let slot = Slot::default();
+        assert!(slot.withdraw());
+        assert_eq!(slot.settle(), Settled::Withdrawn);
     }
 
     #[tokio::test]

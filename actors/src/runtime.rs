@@ -124,7 +124,11 @@ struct Orphans {
     /// Jobs given up on when their failed actor (this id) had not parked
     /// its runs yet: there is no successor, so that actor's park stops
     /// them (see [`OrphanTokens::give_up`]).
-    given_up: std::collections::HashMap<crate::id::JobId, ractor::ActorId>,
+    /// With when it was given up on.
+    given_up: std::collections::HashMap<
+        crate::id::JobId,
+        (ractor::ActorId, chrono::DateTime<chrono::Utc>),
+    >,
 }
 
 /// A run of a failed job actor, kept for its successor.
@@ -152,17 +156,28 @@ pub(crate) struct ParkedRun {
     pub(crate) cells: Vec<crate::handler::ResultCell>,
     /// The run is the failed actor's fire prepared ahead (see `ahead`):
     /// its successor takes it as prepared, to withdraw it as the failed
-    /// actor would have, not as a run in flight.
-    pub(crate) prepared: Option<Box<crate::job::Prepared>>,
+    /// actor would have, not as a run in flight. With its slot.
+    pub(crate) prepared: Option<(Box<crate::job::Prepared>, chrono::DateTime<chrono::Utc>)>,
 }
 
 impl ParkedRun {
-    /// Stops a run of a job given up on: it is cancelled (it is recorded
-    /// as interrupted), and a run waiting for admission stops waiting, or
-    /// one admitted whose message no actor will read gives its place back.
-    pub(crate) fn stop(self, admission: &crate::admission::Admission) {
+    /// Stops a run of job `id` given up on at `at`: it is cancelled (it is
+    /// recorded as interrupted), a prepared run's slot is settled with the
+    /// give-up (see `Prepared::give_up`), and a run waiting for admission
+    /// stops waiting, or one admitted whose message no actor will read
+    /// gives its place back.
+    pub(crate) fn stop(
+        self,
+        rt: &Runtime,
+        id: &crate::id::JobId,
+        at: chrono::DateTime<chrono::Utc>,
+    ) {
+        if let Some((prepared, scheduled)) = &self.prepared {
+            prepared.give_up(rt, id, *scheduled, at);
+        }
         self.token.cancel();
         if let Some(tags) = self.admission {
+            let admission = &rt.admission;
             if !admission.withdraw(self.run_id) && admission.take_admitted(self.run_id) {
                 admission.release(&tags);
             }
@@ -178,20 +193,25 @@ impl OrphanTokens {
         id: &crate::id::JobId,
         from: ractor::ActorId,
         runs: Vec<ParkedRun>,
-    ) -> Vec<ParkedRun> {
+    ) -> Option<(chrono::DateTime<chrono::Utc>, Vec<ParkedRun>)> {
         let successor = {
             let mut o = self.lock();
-            if o.given_up.get(id) == Some(&from) {
-                // Its job was given up on before this park: no successor
-                // will take these runs, so the caller stops them.
+            let given_up = o
+                .given_up
+                .get(id)
+                .filter(|(actor, _)| *actor == from)
+                .map(|(_, at)| *at);
+            if let Some(at) = given_up {
+                // Its job was given up on (at `at`) before this park: no
+                // successor will take these runs, so the caller stops them.
                 o.given_up.remove(id);
-                return runs;
+                return Some((at, runs));
             }
             match o.awaiting.remove(id) {
                 Some(successor) => successor,
                 None => {
                     o.parked.entry(id.clone()).or_default().extend(runs);
-                    return Vec::new();
+                    return None;
                 }
             }
         };
@@ -207,7 +227,7 @@ impl OrphanTokens {
                 .or_default()
                 .extend(runs);
         }
-        Vec::new()
+        None
     }
 
     /// Takes the runs parked for a job.
@@ -223,11 +243,12 @@ impl OrphanTokens {
         &self,
         id: &crate::id::JobId,
         failed: Option<ractor::ActorId>,
+        at: chrono::DateTime<chrono::Utc>,
     ) -> Vec<ParkedRun> {
         let mut o = self.lock();
         o.awaiting.remove(id);
         match failed {
-            Some(actor) => o.given_up.insert(id.clone(), actor),
+            Some(actor) => o.given_up.insert(id.clone(), (actor, at)),
             None => o.given_up.remove(id),
         };
         o.parked.remove(id).unwrap_or_default()

@@ -54,7 +54,10 @@ impl Drop for JobActorState {
                         .find(|(id, _)| *id == run_id)
                         .map(|(_, value)| value.clone()),
                     cells: cells.clone(),
-                    prepared: prepared.take_if(|p| p.run_id == run_id),
+                    prepared: prepared.take_if(|p| p.run_id == run_id).and_then(|p| {
+                        let run = self.state.in_flight.iter().find(|r| r.run_id == run_id);
+                        run.map(|r| (p, r.scheduled))
+                    }),
                     run_id,
                     token,
                     cancelled,
@@ -67,11 +70,13 @@ impl Drop for JobActorState {
             slow_park(self.spec.id.as_str());
             let rt = &self.link.rt;
             // Given up on meanwhile: nobody takes them.
-            for run in rt
-                .orphan_tokens
-                .park(&self.spec.id, self.link.job.get_id(), runs)
+            if let Some((at, runs)) =
+                rt.orphan_tokens
+                    .park(&self.spec.id, self.link.job.get_id(), runs)
             {
-                run.stop(&rt.admission);
+                for run in runs {
+                    run.stop(rt, &self.spec.id, at);
+                }
             }
         }
     }
@@ -105,7 +110,7 @@ impl JobActorState {
                 // flight: a `Replace` trigger cancelled it, a fire counted
                 // with no `Fired`, and its slot never ran).
                 if self.prepared.is_none() {
-                    self.prepared = run.prepared;
+                    self.prepared = run.prepared.map(|(p, _)| p);
                 }
                 // The result it set before the failure, unless it set a
                 // newer one since (sent to this actor).

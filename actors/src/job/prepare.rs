@@ -136,3 +136,48 @@ impl JobActorState {
         true
     }
 }
+
+impl Prepared {
+    /// The job is given up on at `at` (its actor gone) with this run
+    /// prepared, for the slot `scheduled`. The give-up records the run
+    /// interrupted, a fire counted, if its slot is at or before `at` on the
+    /// wall clock, and withdraws it otherwise (as the registry does, see
+    /// `status::is_ahead`): the run's slot is settled to agree. A fire
+    /// counted whose task had not taken it is announced here (`Fired`,
+    /// before the registry's `Interrupted`); one its task took is announced
+    /// by its task, if it had not started (see `ahead::Slot::counted`).
+    /// (Until 2026-12-05 neither announced a run whose task had not taken
+    /// it: `Interrupted` came with no `Fired`.) Then the run's token is
+    /// cancelled by the caller.
+    pub(crate) fn give_up(
+        &self,
+        rt: &crate::runtime::Runtime,
+        id: &crate::id::JobId,
+        scheduled: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) {
+        use crate::ahead::Settled;
+        let counted = scheduled <= at;
+        match self.slot.settle() {
+            settled @ (Settled::Waiting | Settled::Due) => {
+                if settled == Settled::Due {
+                    rt.timer.starts().running();
+                }
+                if counted {
+                    rt.events.publish(
+                        id,
+                        at,
+                        crate::event::EventKind::Fired {
+                            scheduled,
+                            trigger: Trigger::Schedule,
+                        },
+                    );
+                }
+                // Its task stops waiting, the slot not come for it.
+                self.slot.cancel(false);
+            }
+            Settled::Taken => self.slot.cancel(counted),
+            Settled::Withdrawn => {}
+        }
+    }
+}

@@ -29,14 +29,17 @@ impl SupervisorState {
     /// publishes `Interrupted` for its runs in flight, then `GaveUp`.
     pub(super) fn give_up(&mut self, id: &JobId, failed: Option<ActorId>, reason: String) {
         // Its runs still going are recorded as interrupted: they stop, the
-        // failed actor's own once it parks them if it has not yet.
-        for run in self.rt.orphan_tokens.give_up(id, failed) {
-            run.stop(&self.rt.admission);
+        // failed actor's own once it parks them if it has not yet. A
+        // prepared run's fire that the give-up counts is announced first
+        // (see `Prepared::give_up`), before the registry's `Interrupted`.
+        let at = self.rt.clock.now();
+        for run in self.rt.orphan_tokens.give_up(id, failed, at) {
+            run.stop(&self.rt, id, at);
         }
         self.rt.updates.push(RegistryMsg::MarkFailed {
             id: id.clone(),
             reason,
-            at: self.rt.clock.now(),
+            at,
         });
         self.unlisten(id);
         self.failed.insert(id.clone());

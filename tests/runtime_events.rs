@@ -820,3 +820,72 @@ async fn remove_closes_every_fired_run_that_has_not_started() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// The one-shot's run waits (for admission, or for its record) when its
+/// job actor crashes and is restarted: `Completed` still comes, after the
+/// run's `Started`, from the restarted actor. (Until 2026-12-05 the
+/// restarted actor, finding the job completed in its state, never
+/// published it.)
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_one_shot_whose_run_waits_across_a_restart_announces_completed() {
+    use std::sync::atomic::Ordering;
+    let at = |secs: i64| {
+        START
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .expect("start")
+            + chrono::Duration::seconds(secs)
+    };
+    for admission in [true, false] {
+        let (clock, count) = (clock(), Count::default());
+        let store = Arc::new(SlowStore::default());
+        let b = builder(&clock, &count);
+        let b = if admission {
+            b.max_concurrent_runs(1)
+        } else {
+            b.store(store.clone())
+                .configure(|c| c.fire_ahead = Some(Duration::ZERO))
+        };
+        let s = b.start().await.expect("start");
+        let mut events = s.subscribe();
+        if admission {
+            let spec = JobSpec::builder("block", ScheduleSpec::at(at(2)), "slow")
+                .build()
+                .expect("spec");
+            s.add(spec).await.expect("add");
+        }
+        let spec = JobSpec::builder("once", ScheduleSpec::at(at(3)), "count")
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(2.9).await;
+        store.held.store(true, Ordering::SeqCst);
+        run_for_secs(0.3).await;
+        s.supervisor()
+            .cast(cronactor::SupervisorMsg::InjectCrash(
+                cronactor::JobId::new("once").expect("id"),
+            ))
+            .expect("cast");
+        run_for_secs(0.3).await;
+        store.held.store(false, Ordering::SeqCst);
+        store.released.notify_waiters();
+        run_for_secs(5.0).await;
+        let seen: Vec<_> = drain(&mut events)
+            .into_iter()
+            .filter(|e| e.job_id.as_str() == "once")
+            .collect();
+        assert_eq!(
+            kinds(&seen),
+            [
+                "added",
+                "fired",
+                "restarted",
+                "started",
+                "completed",
+                "succeeded"
+            ],
+            "admission {admission}"
+        );
+        s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    }
+}

@@ -158,6 +158,9 @@ pub(crate) struct ParkedRun {
     /// its successor takes it as prepared, to withdraw it as the failed
     /// actor would have, not as a run in flight. With its slot.
     pub(crate) prepared: Option<(Box<crate::job::Prepared>, chrono::DateTime<chrono::Utc>)>,
+    /// The job's `Completed` waits for this run's start or end (see
+    /// `JobActorState::completes_after`): its successor publishes it.
+    pub(crate) completes: bool,
 }
 
 impl ParkedRun {

@@ -54,6 +54,7 @@ impl Drop for JobActorState {
                         .find(|(id, _)| *id == run_id)
                         .map(|(_, value)| value.clone()),
                     cells: cells.clone(),
+                    completes: self.completes_after == Some(run_id),
                     prepared: prepared.take_if(|p| p.run_id == run_id).and_then(|p| {
                         let run = self.state.in_flight.iter().find(|r| r.run_id == run_id);
                         run.map(|r| (p, r.scheduled))
@@ -103,6 +104,12 @@ impl JobActorState {
                 }
                 if run.unrecorded {
                     self.unrecorded.push((run.run_id, 0));
+                }
+                if run.completes {
+                    // The job's `Completed` waited for this run, still
+                    // waiting for its record or for admission: it waits on
+                    // under this actor. (Until 2026-12-05 it was lost.)
+                    self.completes_after = Some(run.run_id);
                 }
                 // A fire the failed actor prepared ahead stays prepared:
                 // a trigger, pause or cancel before its slot withdraws it

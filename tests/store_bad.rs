@@ -753,13 +753,27 @@ fn a_newer_store_without_its_marker_gets_no_trees_from_a_refused_open() {
 
 /// The fields of each event the store logs while `f` runs on this thread,
 /// by message.
+///
+/// Through one process-wide subscriber, installed by the first call, that
+/// keeps what is logged on a thread while that thread captures. Not a
+/// scoped subscriber (`with_default`): tracing caches, per log line, whether
+/// any subscriber wants it, from the thread that first reaches the line;
+/// with a scoped subscriber the only one in the process, it asks that
+/// thread's own default. Another test reaching the same line first on its
+/// own thread (`writes_after_a_quarantine_treat_the_job_as_absent` logs
+/// "state of a job without a spec ignored") then had "never" cached for it
+/// while this capture was on, and the line was lost here.
 fn logged_fields(f: impl FnOnce()) -> Vec<(String, Vec<String>)> {
-    use std::sync::{Arc, Mutex};
+    use std::cell::RefCell;
     use tracing::field::{Field, Visit};
     use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
-    type Seen = Arc<Mutex<Vec<(String, Vec<String>)>>>;
-    struct Capture(Seen);
+    type Seen = Vec<(String, Vec<String>)>;
+    thread_local! {
+        /// What this thread's capture has seen, while it captures.
+        static SEEN: RefCell<Option<Seen>> = const { RefCell::new(None) };
+    }
+    struct Capture;
     struct Names<'a>(&'a mut Vec<String>, &'a mut String);
     impl Visit for Names<'_> {
         fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
@@ -772,16 +786,24 @@ fn logged_fields(f: impl FnOnce()) -> Vec<(String, Vec<String>)> {
     }
     impl<S: tracing::Subscriber> Layer<S> for Capture {
         fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-            let (mut names, mut message) = (Vec::new(), String::new());
-            event.record(&mut Names(&mut names, &mut message));
-            self.0.lock().expect("lock").push((message, names));
+            SEEN.with(|seen| {
+                if let Some(seen) = seen.borrow_mut().as_mut() {
+                    let (mut names, mut message) = (Vec::new(), String::new());
+                    event.record(&mut Names(&mut names, &mut message));
+                    seen.push((message, names));
+                }
+            });
         }
     }
-    let seen = Seen::default();
-    let subscriber = tracing_subscriber::registry().with(Capture(seen.clone()));
-    tracing::subscriber::with_default(subscriber, f);
-    let seen = seen.lock().expect("lock");
-    seen.clone()
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(Capture))
+            .expect("no other global subscriber in this test binary");
+    });
+    SEEN.with(|seen| *seen.borrow_mut() = Some(Vec::new()));
+    f();
+    SEEN.with(|seen| seen.borrow_mut().take())
+        .unwrap_or_default()
 }
 
 /// What the store logs about one job names it in the `job_id` field, as

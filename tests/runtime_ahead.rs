@@ -1295,6 +1295,33 @@ async fn a_run_in_flight_across_a_backward_step_is_still_shown_running() {
     }
 }
 
+/// The jobs of the real-time races below.
+const N: usize = 300;
+
+/// `N` jobs `j0`… firing every second with fire-ahead on `clock`, and a
+/// subscription taken before they were added.
+async fn three_hundred_every_second(
+    clock: &cronactor::testing::ManualClock,
+    count: &Count,
+) -> (cronactor::Scheduler, cronactor::EventStream) {
+    let s = ahead(clock, count)
+        .configure(|c| c.event_capacity = 1 << 18)
+        .start()
+        .await
+        .expect("start");
+    let events = s.subscribe();
+    let adds = (0..N).map(|i| {
+        let spec = JobSpec::builder(format!("j{i}"), ScheduleSpec::cron("* * * * * *"), "count")
+            .build()
+            .expect("valid spec");
+        s.add(spec)
+    });
+    for added in futures::future::join_all(adds).await {
+        added.expect("add");
+    }
+    (s, events)
+}
+
 /// Real time (the race needs it): 300 jobs sharing every slot, all
 /// cancelled a few milliseconds before a slot, six times. Some cancels
 /// reach their job after the timer service marked its prepared run's slot
@@ -1306,23 +1333,8 @@ async fn a_run_in_flight_across_a_backward_step_is_still_shown_running() {
 async fn a_prepared_run_cancelled_after_its_slot_came_announces_its_fire() {
     use chrono::Timelike as _;
     use cronactor::Clock as _;
-    const N: usize = 300;
     let (clock, count) = (clock(), Count::default());
-    let s = ahead(&clock, &count)
-        .configure(|c| c.event_capacity = 1 << 18)
-        .start()
-        .await
-        .expect("start");
-    let mut events = s.subscribe();
-    let adds = (0..N).map(|i| {
-        let spec = JobSpec::builder(format!("j{i}"), ScheduleSpec::cron("* * * * * *"), "count")
-            .build()
-            .expect("valid spec");
-        s.add(spec)
-    });
-    for added in futures::future::join_all(adds).await {
-        added.expect("add");
-    }
+    let (s, mut events) = three_hundred_every_second(&clock, &count).await;
     for round in 0..6 {
         let now = clock.now();
         let next = now.with_nanosecond(0).expect("a second") + chrono::Duration::seconds(1);
@@ -1384,23 +1396,8 @@ async fn a_prepared_run_cancelled_after_its_slot_came_announces_its_fire() {
 async fn a_prepared_run_given_up_on_after_its_slot_came_announces_its_fire() {
     use chrono::Timelike as _;
     use cronactor::Clock as _;
-    const N: usize = 300;
     let (clock, count) = (clock(), Count::default());
-    let s = ahead(&clock, &count)
-        .configure(|c| c.event_capacity = 1 << 18)
-        .start()
-        .await
-        .expect("start");
-    let mut events = s.subscribe();
-    let adds = (0..N).map(|i| {
-        let spec = JobSpec::builder(format!("j{i}"), ScheduleSpec::cron("* * * * * *"), "count")
-            .build()
-            .expect("valid spec");
-        s.add(spec)
-    });
-    for added in futures::future::join_all(adds).await {
-        added.expect("add");
-    }
+    let (s, mut events) = three_hundred_every_second(&clock, &count).await;
     let crash_all = |s: &cronactor::Scheduler| {
         for i in 0..N {
             let id = cronactor::JobId::new(format!("j{i}")).expect("id");

@@ -632,6 +632,31 @@ async fn an_emit_whose_fire_is_not_durable_answers_the_store_error() {
     );
 }
 
+/// `secs` seconds after the test clock's start.
+fn since_start(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    START
+        .parse::<chrono::DateTime<chrono::Utc>>()
+        .expect("start")
+        + chrono::Duration::seconds(secs)
+}
+
+/// Adds the one-shot `once` (handler `count`) at 3 s; with `blocked`,
+/// first `block` at 2 s (handler `slow`), which holds the only place under
+/// `max_concurrent_runs(1)` while `once` fires.
+async fn add_once(s: &Scheduler, blocked: bool) {
+    let at = since_start;
+    if blocked {
+        let spec = JobSpec::builder("block", ScheduleSpec::at(at(2)), "slow")
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+    }
+    let spec = JobSpec::builder("once", ScheduleSpec::at(at(3)), "count")
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+}
+
 /// How the one-shot of [`a_one_shot_announces_completed_after_its_run_started`]
 /// is run.
 #[derive(Clone, Copy, Debug)]
@@ -653,12 +678,6 @@ enum Path {
 /// for admission.
 #[tokio::test(start_paused = true)]
 async fn a_one_shot_announces_completed_after_its_run_started() {
-    let at = |secs: i64| {
-        START
-            .parse::<chrono::DateTime<chrono::Utc>>()
-            .expect("start")
-            + chrono::Duration::seconds(secs)
-    };
     let mut wrong = Vec::new();
     for path in [
         Path::Memory { ahead: false },
@@ -681,16 +700,7 @@ async fn a_one_shot_announces_completed_after_its_run_started() {
         };
         let s = b.start().await.expect("start");
         let mut events = s.subscribe();
-        if let Path::Admission { .. } = path {
-            let spec = JobSpec::builder("block", ScheduleSpec::at(at(2)), "slow")
-                .build()
-                .expect("spec");
-            s.add(spec).await.expect("add");
-        }
-        let spec = JobSpec::builder("once", ScheduleSpec::at(at(3)), "count")
-            .build()
-            .expect("spec");
-        s.add(spec).await.expect("add");
+        add_once(&s, matches!(path, Path::Admission { .. })).await;
         run_for_secs(3.5).await;
         if let Path::Admission { cancel: true } = path {
             s.cancel("once").await.expect("cancel");
@@ -735,12 +745,7 @@ enum Waits {
 #[tokio::test(start_paused = true)]
 async fn remove_closes_every_fired_run_that_has_not_started() {
     use std::sync::atomic::Ordering;
-    let at = |secs: i64| {
-        START
-            .parse::<chrono::DateTime<chrono::Utc>>()
-            .expect("start")
-            + chrono::Duration::seconds(secs)
-    };
+    let at = since_start;
     let mut wrong = Vec::new();
     for waits in [Waits::SlotThenRecord, Waits::Record, Waits::Admission] {
         let (clock, count) = (clock(), Count::default());
@@ -830,12 +835,6 @@ async fn remove_closes_every_fired_run_that_has_not_started() {
 #[tokio::test(start_paused = true)]
 async fn a_one_shot_whose_run_waits_across_a_restart_announces_completed() {
     use std::sync::atomic::Ordering;
-    let at = |secs: i64| {
-        START
-            .parse::<chrono::DateTime<chrono::Utc>>()
-            .expect("start")
-            + chrono::Duration::seconds(secs)
-    };
     for admission in [true, false] {
         let (clock, count) = (clock(), Count::default());
         let store = Arc::new(SlowStore::default());
@@ -848,16 +847,7 @@ async fn a_one_shot_whose_run_waits_across_a_restart_announces_completed() {
         };
         let s = b.start().await.expect("start");
         let mut events = s.subscribe();
-        if admission {
-            let spec = JobSpec::builder("block", ScheduleSpec::at(at(2)), "slow")
-                .build()
-                .expect("spec");
-            s.add(spec).await.expect("add");
-        }
-        let spec = JobSpec::builder("once", ScheduleSpec::at(at(3)), "count")
-            .build()
-            .expect("spec");
-        s.add(spec).await.expect("add");
+        add_once(&s, admission).await;
         run_for_secs(2.9).await;
         store.held.store(true, Ordering::SeqCst);
         run_for_secs(0.3).await;

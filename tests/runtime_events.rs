@@ -879,3 +879,151 @@ async fn a_one_shot_whose_run_waits_across_a_restart_announces_completed() {
         s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
     }
 }
+
+/// What happens to the queued last fire of
+/// [`a_last_fire_queued_behind_a_run_announces_completed_after_its_run_started`].
+#[derive(Clone, Copy, Debug)]
+enum QueuedLast {
+    /// It runs once the run ahead of it ends; in memory or on sled.
+    Runs { sled: bool },
+    /// It runs, under a job actor restarted while it waited (with fault
+    /// injection only).
+    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+    RunsAfterRestart,
+    /// The job is paused while it waits: it is skipped.
+    Paused,
+    /// The job is removed while it waits.
+    Removed,
+}
+
+/// A one-shot at 3 s queued behind a manual run of its job (1 s to 3.5 s):
+/// `Completed` comes once that fire is handled, after its run's `Started`
+/// (or after its `Skipped`, or before `Removed`), as status shows the job
+/// completed only then. Until 2026-12-05 it came right after `Queued`,
+/// before the run.
+#[tokio::test(start_paused = true)]
+async fn a_last_fire_queued_behind_a_run_announces_completed_after_its_run_started() {
+    #[allow(unused_mut)] // without fault injection, nothing is added
+    let mut cases = vec![
+        QueuedLast::Runs { sled: false },
+        QueuedLast::Runs { sled: true },
+        QueuedLast::Paused,
+        QueuedLast::Removed,
+    ];
+    #[cfg(feature = "fault-injection")]
+    cases.push(QueuedLast::RunsAfterRestart);
+    for case in cases {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (clock, count) = (clock(), Count::default());
+        let b = builder(&clock, &count);
+        let b = match case {
+            QueuedLast::Runs { sled: true } => b.store_path(dir.path()),
+            _ => b,
+        };
+        let s = b.start().await.expect("start");
+        let mut events = s.subscribe();
+        let spec = JobSpec::builder("once", ScheduleSpec::at(since_start(3)), "slow")
+            .overlap(cronactor::OverlapPolicy::QUEUE_ONE)
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+        run_for_secs(1.0).await;
+        let outcome = s.trigger("once").await.expect("trigger");
+        assert!(matches!(outcome, TriggerOutcome::Started(_)), "{outcome:?}");
+        run_for_secs(2.2).await;
+        assert_eq!(s.status("once").await.expect("status").queued, 1);
+        match case {
+            QueuedLast::Runs { .. } => {}
+            QueuedLast::RunsAfterRestart => s
+                .supervisor()
+                .cast(cronactor::SupervisorMsg::InjectCrash(
+                    cronactor::JobId::new("once").expect("id"),
+                ))
+                .expect("cast"),
+            QueuedLast::Paused => s.pause("once", None).await.expect("pause"),
+            QueuedLast::Removed => s.remove("once").await.expect("remove"),
+        }
+        run_for_secs(6.0).await;
+        let seen: Vec<_> = drain(&mut events)
+            .into_iter()
+            .filter(|e| e.job_id.as_str() == "once")
+            .collect();
+        let before = ["added", "fired", "started", "fired", "queued"];
+        let after: &[&str] = match case {
+            QueuedLast::Runs { .. } => &["succeeded", "started", "completed", "succeeded"],
+            QueuedLast::RunsAfterRestart => &[
+                "restarted",
+                "succeeded",
+                "started",
+                "completed",
+                "succeeded",
+            ],
+            QueuedLast::Paused => &["paused", "succeeded", "skipped", "completed"],
+            QueuedLast::Removed => &["cancelled", "completed", "removed"],
+        };
+        assert_eq!(kinds(&seen), [&before[..], after].concat(), "{case:?}");
+        if !matches!(case, QueuedLast::Removed) {
+            let st = s.status("once").await.expect("status");
+            assert_eq!(st.queued, 0, "{case:?}");
+            let phase = match case {
+                QueuedLast::Paused => cronactor::JobPhase::Paused,
+                _ => cronactor::JobPhase::Completed,
+            };
+            assert_eq!(st.phase, phase, "{case:?}");
+        }
+        s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    }
+}
+
+/// The same queued last fire across a restart of the process (a shutdown
+/// and a new scheduler on the same store): the first process announces no
+/// `Completed`; the second runs the interrupted manual run again, then the
+/// queued fire, and announces `Completed` after that run's `Started`
+/// (derived from the stored state: the queue holds the last slot's fire).
+#[tokio::test(start_paused = true)]
+async fn a_last_fire_queued_at_a_shutdown_announces_completed_in_the_next_process() {
+    let (clock, count, store) = (clock(), Count::default(), memory_store());
+    let s = start_on(&clock, &count, &store).await;
+    let mut events = s.subscribe();
+    let spec = JobSpec::builder("once", ScheduleSpec::at(since_start(3)), "slow")
+        .overlap(cronactor::OverlapPolicy::QUEUE_ONE)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(1.0).await;
+    s.trigger("once").await.expect("trigger");
+    run_for_secs(2.2).await;
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+    let first = kinds(&drain(&mut events));
+    assert!(
+        first.ends_with(&["fired", "queued", "interrupted"]),
+        "{first:?}"
+    );
+
+    let s = start_on(&clock, &count, &store).await;
+    let mut events = s.subscribe();
+    run_for_secs(8.0).await;
+    let seen: Vec<_> = drain(&mut events)
+        .into_iter()
+        .filter(|e| e.job_id.as_str() == "once")
+        .collect();
+    let triggers: Vec<_> = seen
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Started { trigger, .. } => Some(*trigger),
+            _ => None,
+        })
+        .collect();
+    // The interrupted run started again during `start`, before the
+    // subscription: its end is the first event seen.
+    assert_eq!(triggers, [Trigger::Schedule]);
+    assert_eq!(
+        kinds(&seen),
+        ["succeeded", "started", "completed", "succeeded"]
+    );
+    // The manual run twice (the second time again), the queued fire once.
+    assert_eq!(count.get(), 3);
+    let st = s.status("once").await.expect("status");
+    assert_eq!(st.phase, cronactor::JobPhase::Completed);
+    s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
+}

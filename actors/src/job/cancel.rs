@@ -124,6 +124,8 @@ impl JobActorState {
                 self.completed_after_end(run_id);
             }
         }
+        // Or for the queued last fire, which will not run.
+        self.completed_without_queued();
         // Runs admitted whose `Admitted` is still on its way: the
         // actor stops before it comes, so their places go back now.
         for (run_id, tags) in self.waiting_admission.drain() {

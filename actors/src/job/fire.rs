@@ -158,8 +158,32 @@ impl JobActorState {
             });
             match waiting {
                 Some(run) => self.completes_after = Some(run.run_id),
+                // Queued behind a run in flight: `Completed` comes after
+                // the `Started` of its run, as above. (Until 2026-12-05 it
+                // came after its `Queued`, while status did not show the
+                // job completed yet.)
+                None if self.last_fire_queued() => self.completes_queued = true,
                 None => self.publish(EventKind::Completed),
             }
+        }
+    }
+
+    /// Whether `fire` is the schedule's last fire (once the job completed).
+    pub(super) fn is_last_fire(&self, fire: &Pending) -> bool {
+        matches!(fire.trigger, Trigger::Schedule | Trigger::CatchUp)
+            && self.state.last_slot == Some(fire.scheduled)
+    }
+
+    /// Whether the schedule's last fire waits in the overlap queue.
+    pub(super) fn last_fire_queued(&self) -> bool {
+        self.state.queue.iter().any(|f| self.is_last_fire(f))
+    }
+
+    /// Announces `Completed` if it waited for the queued last fire, which
+    /// will not run (skipped, or its job removed).
+    pub(super) fn completed_without_queued(&mut self) {
+        if std::mem::take(&mut self.completes_queued) {
+            self.publish(EventKind::Completed);
         }
     }
 

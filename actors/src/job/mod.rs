@@ -364,6 +364,12 @@ pub struct JobActorState {
     /// `Completed` is announced after the run's `Started` (or its end, if
     /// it never starts), as for a run that starts at once.
     completes_after: Option<RunId>,
+    /// The schedule's last fire waits in the overlap queue: the job
+    /// completed when it queued the fire, and `Completed` is announced once
+    /// that fire's run starts (see `completes_after`), or once the fire is
+    /// skipped or the job removed. Derived from the state when the actor
+    /// starts (a restart, a revive), so that it is not stored.
+    completes_queued: bool,
 }
 
 /// A schedule fire prepared ahead of its instant: its run, and what the
@@ -426,7 +432,9 @@ impl Actor for JobActor {
             turn_now: std::cell::Cell::new(None),
             prepared: None,
             completes_after: None,
+            completes_queued: false,
         };
+        s.completes_queued = s.state.completed && s.last_fire_queued();
         // Runs of a failed predecessor still going: their tokens come back,
         // and the runs it claimed whose record it did not see durable wait
         // for this actor's `Recorded` (see `save_claims` below).

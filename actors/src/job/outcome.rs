@@ -301,13 +301,27 @@ impl JobActorState {
             for fire in fires {
                 self.skip(fire.scheduled, SkipReason::Paused, 1);
             }
+            self.completed_without_queued();
         } else if self.link.handler.is_none() || self.state.failed.is_some() {
             // An orphan keeps its queue (stored with its state) for a
             // process that has its handler, as it keeps the job itself; a
             // failed job keeps it for a revive.
         } else if let Some(fire) = self.state.queue.pop_front() {
             let recovery = fire.trigger == Trigger::Recovery;
-            self.claim_run(myself, fire);
+            let completes = self.completes_queued && self.is_last_fire(&fire);
+            let run_id = RunId::random();
+            if completes {
+                // The job's `Completed` waited for this fire: it comes
+                // after the run's `Started` (see `completes_after`).
+                self.completes_queued = false;
+                self.completes_after = Some(run_id);
+            }
+            self.claim_run_as(myself, fire, run_id);
+            if completes && !self.unrecorded.iter().any(|(id, _)| *id == run_id) {
+                // Started now, or waiting for admission (then announced
+                // once admitted).
+                self.completed_after_start(run_id);
+            }
             // The retries of runs interrupted side by side (a `Concurrent`
             // job's, a backfill's with `AllowAll`) start side by side again,
             // as those runs did; the fires queued behind them still wait.

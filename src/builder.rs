@@ -2,9 +2,10 @@
 
 use crate::scheduler::Scheduler;
 use chrono_tz::Tz;
-use cronactor_actors::boot::{boot, BootError};
+use cronactor_actors::boot::{boot, boot_on, BootError};
 use cronactor_actors::{
-    Clock, Handler, Handlers, MemoryStore, RuntimeConfig, SnapshotStore, SystemClock,
+    Clock, EventBus, EventStream, Handler, Handlers, MemoryStore, RuntimeConfig, SnapshotStore,
+    SystemClock, MAX_EVENT_CAPACITY,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -238,12 +239,74 @@ impl SchedulerBuilder {
     /// [`StartError::Store`] if the store cannot be opened or read,
     /// [`StartError::InvalidConfig`] if a runtime setting is out of range.
     pub async fn start(self) -> Result<Scheduler, StartError> {
+        self.start_with(None).await
+    }
+
+    /// Starts as [`start`](Self::start) does, and returns with the
+    /// scheduler a subscription to its events taken before the start
+    /// published any: the stream also holds what the start itself does,
+    /// which [`Scheduler::subscribe`] comes too late for (the runs found
+    /// interrupted by a crash and run again, `Orphaned` for a job whose
+    /// handler is missing, the missed slots caught up or skipped, and the
+    /// runs that start meanwhile). A service that audits or alerts on
+    /// events starts this way.
+    ///
+    /// The stream is bounded as any subscription
+    /// ([`RuntimeConfig::event_capacity`]): a start that publishes more
+    /// than that before the stream is read makes it report
+    /// `Received::Missed(n)` first.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cronactor::{EventKind, JobContext, JobSpec, Received, ScheduleSpec, Scheduler};
+    ///
+    /// let store = std::sync::Arc::new(cronactor::MemoryStore::new());
+    /// let first = Scheduler::builder()
+    ///     .handler("mail", |_: JobContext| async { Ok::<(), std::io::Error>(()) })
+    ///     .store(store.clone())
+    ///     .start()
+    ///     .await?;
+    /// first
+    ///     .add(JobSpec::builder("report", ScheduleSpec::cron("0 0 6 * * *"), "mail").build()?)
+    ///     .await?;
+    /// first.shutdown(std::time::Duration::from_secs(1)).await?;
+    ///
+    /// // Restarted without the handler `mail`: the start announces the job
+    /// // orphaned, and this stream sees it.
+    /// let (scheduler, mut events) = Scheduler::builder().store(store).start_subscribed().await?;
+    /// match events.try_recv() {
+    ///     Some(Received::Event(e)) => {
+    ///         assert!(matches!(e.kind, EventKind::Orphaned { handler } if handler == "mail"))
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// scheduler.shutdown(std::time::Duration::from_secs(1)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`start`](Self::start).
+    pub async fn start_subscribed(self) -> Result<(Scheduler, EventStream), StartError> {
+        // An over-large capacity is refused by the start; the bus is not
+        // allocated at that size meanwhile.
+        let events = EventBus::new(self.config.event_capacity.min(MAX_EVENT_CAPACITY));
+        let stream = events.subscribe();
+        Ok((self.start_with(Some(events)).await?, stream))
+    }
+
+    /// Starts on `events`, or on a new event bus.
+    async fn start_with(self, events: Option<EventBus>) -> Result<Scheduler, StartError> {
         let store: Arc<dyn SnapshotStore> = match self.store {
             StoreChoice::Memory => Arc::new(MemoryStore::new()),
             StoreChoice::Custom(store) => store,
             StoreChoice::Path(dir) => open_store(dir)?,
         };
-        let booted = boot(store, self.clock, self.handlers, self.config).await?;
+        let booted = match events {
+            Some(events) => boot_on(store, self.clock, self.handlers, self.config, events).await?,
+            None => boot(store, self.clock, self.handlers, self.config).await?,
+        };
         let guard = std::sync::Arc::new(crate::scheduler::DropGuard {
             supervisor: booted.supervisor.clone(),
             registry: booted.registry.clone(),

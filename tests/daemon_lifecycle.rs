@@ -8,7 +8,7 @@ mod daemon_support;
 mod http_support;
 
 use daemon_support::{alive, eventually, serve_refused, Daemon};
-use http_support::{get, post, post_json, request};
+use http_support::{get, post, post_json, request, Sse};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -225,6 +225,12 @@ kill_grace_ms = 5000
     assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs}");
     assert_eq!(runs[0]["outcome"], "interrupted", "{runs}");
     assert_eq!(runs[0]["trigger"], "event", "{runs}");
+    // The start ran the interrupted fire again before the API served:
+    // `/events` kept that, and a client reads it from the buffer.
+    let mut sse = Sse::open(daemon.addr, "/events?job=long", &[("Last-Event-ID", "0")]).await;
+    let seen = sse.until(|m| m.event == "started").await;
+    let started = seen.last().expect("started").json();
+    assert_eq!(started["data"]["trigger"], "recovery", "{started}");
     let again: i32 = eventually(WITHIN, || async {
         let p: i32 = std::fs::read_to_string(&pid_file)
             .ok()?

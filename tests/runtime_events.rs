@@ -896,6 +896,22 @@ enum QueuedLast {
     Removed,
 }
 
+/// Adds the one-shot `once` at 3 s (handler `slow`, 2.5 s; a queue of
+/// one), triggers it at 1 s and lets time run to 3.2 s: its fire at 3 s
+/// waits in the queue behind the manual run (until 3.5 s).
+async fn queue_the_last_fire(s: &Scheduler) {
+    let spec = JobSpec::builder("once", ScheduleSpec::at(since_start(3)), "slow")
+        .overlap(cronactor::OverlapPolicy::QUEUE_ONE)
+        .build()
+        .expect("spec");
+    s.add(spec).await.expect("add");
+    run_for_secs(1.0).await;
+    let outcome = s.trigger("once").await.expect("trigger");
+    assert!(matches!(outcome, TriggerOutcome::Started(_)), "{outcome:?}");
+    run_for_secs(2.2).await;
+    assert_eq!(s.status("once").await.expect("status").queued, 1);
+}
+
 /// A one-shot at 3 s queued behind a manual run of its job (1 s to 3.5 s):
 /// `Completed` comes once that fire is handled, after its run's `Started`
 /// (or after its `Skipped`, or before `Removed`), as status shows the job
@@ -922,16 +938,7 @@ async fn a_last_fire_queued_behind_a_run_announces_completed_after_its_run_start
         };
         let s = b.start().await.expect("start");
         let mut events = s.subscribe();
-        let spec = JobSpec::builder("once", ScheduleSpec::at(since_start(3)), "slow")
-            .overlap(cronactor::OverlapPolicy::QUEUE_ONE)
-            .build()
-            .expect("spec");
-        s.add(spec).await.expect("add");
-        run_for_secs(1.0).await;
-        let outcome = s.trigger("once").await.expect("trigger");
-        assert!(matches!(outcome, TriggerOutcome::Started(_)), "{outcome:?}");
-        run_for_secs(2.2).await;
-        assert_eq!(s.status("once").await.expect("status").queued, 1);
+        queue_the_last_fire(&s).await;
         match case {
             QueuedLast::Runs { .. } => {}
             QueuedLast::RunsAfterRestart => s
@@ -980,19 +987,14 @@ async fn a_last_fire_queued_behind_a_run_announces_completed_after_its_run_start
 /// `Completed`; the second runs the interrupted manual run again, then the
 /// queued fire, and announces `Completed` after that run's `Started`
 /// (derived from the stored state: the queue holds the last slot's fire).
+/// A subscription taken with `start_subscribed` sees the start's own
+/// events too (the interrupted run's new start).
 #[tokio::test(start_paused = true)]
 async fn a_last_fire_queued_at_a_shutdown_announces_completed_in_the_next_process() {
     let (clock, count, store) = (clock(), Count::default(), memory_store());
     let s = start_on(&clock, &count, &store).await;
     let mut events = s.subscribe();
-    let spec = JobSpec::builder("once", ScheduleSpec::at(since_start(3)), "slow")
-        .overlap(cronactor::OverlapPolicy::QUEUE_ONE)
-        .build()
-        .expect("spec");
-    s.add(spec).await.expect("add");
-    run_for_secs(1.0).await;
-    s.trigger("once").await.expect("trigger");
-    run_for_secs(2.2).await;
+    queue_the_last_fire(&s).await;
     s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
     let first = kinds(&drain(&mut events));
     assert!(
@@ -1000,23 +1002,38 @@ async fn a_last_fire_queued_at_a_shutdown_announces_completed_in_the_next_proces
         "{first:?}"
     );
 
-    let s = start_on(&clock, &count, &store).await;
-    let mut events = s.subscribe();
+    // Subscribed before the start (`start_subscribed`), and after it.
+    let (s, mut early) = builder(&clock, &count)
+        .store(store.clone())
+        .start_subscribed()
+        .await
+        .expect("start");
+    let mut late = s.subscribe();
     run_for_secs(8.0).await;
-    let seen: Vec<_> = drain(&mut events)
-        .into_iter()
-        .filter(|e| e.job_id.as_str() == "once")
-        .collect();
-    let triggers: Vec<_> = seen
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Started { trigger, .. } => Some(*trigger),
-            _ => None,
-        })
-        .collect();
-    // The interrupted run started again during `start`, before the
-    // subscription: its end is the first event seen.
-    assert_eq!(triggers, [Trigger::Schedule]);
+    let once = |events: &mut cronactor::EventStream| -> Vec<_> {
+        drain(events)
+            .into_iter()
+            .filter(|e| e.job_id.as_str() == "once")
+            .collect()
+    };
+    let triggers = |seen: &[cronactor::Event]| -> Vec<_> {
+        seen.iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Started { trigger, .. } => Some(*trigger),
+                _ => None,
+            })
+            .collect()
+    };
+    let seen = once(&mut early);
+    assert_eq!(triggers(&seen), [Trigger::Recovery, Trigger::Schedule]);
+    assert_eq!(
+        kinds(&seen),
+        ["started", "succeeded", "started", "completed", "succeeded"]
+    );
+    // The interrupted run started again during `start`: a subscription
+    // taken after it sees its end first.
+    let seen = once(&mut late);
+    assert_eq!(triggers(&seen), [Trigger::Schedule]);
     assert_eq!(
         kinds(&seen),
         ["succeeded", "started", "completed", "succeeded"]

@@ -326,15 +326,21 @@ async fn zero_periods_and_a_huge_event_buffer_are_refused_at_start() {
         // allocates every slot up front below it.
         ("event_capacity", |c| c.event_capacity = usize::MAX),
     ];
-    for (field, set) in cases {
+    for ((field, set), subscribed) in cases
+        .into_iter()
+        .flat_map(|case| [(case, false), (case, true)])
+    {
         let clock = clock();
         let count = Count::default();
-        let err = builder(&clock, &count)
-            .configure(set)
-            .start()
-            .await
-            .err()
-            .unwrap_or_else(|| panic!("{field} = 0 must be refused"));
+        let b = builder(&clock, &count).configure(set);
+        // `start_subscribed` allocates the bus before the start: also
+        // refused, not a panic.
+        let refused = if subscribed {
+            b.start_subscribed().await.err()
+        } else {
+            b.start().await.err()
+        };
+        let err = refused.unwrap_or_else(|| panic!("{field} = 0 must be refused"));
         match &err {
             StartError::InvalidConfig { field: f, .. } => assert_eq!(*f, field),
             other => panic!("{field}: {other}"),

@@ -56,9 +56,33 @@ pub async fn boot(
     handlers: Handlers,
     config: RuntimeConfig,
 ) -> Result<Booted, BootError> {
+    // Checked before the bus is allocated at the configured size.
+    validate(&config)?;
+    let events = EventBus::new(config.event_capacity);
+    boot_on(store, clock, handlers, config, events).await
+}
+
+fn validate(config: &RuntimeConfig) -> Result<(), BootError> {
     config
         .validate()
-        .map_err(|(field, reason)| BootError::InvalidConfig { field, reason })?;
+        .map_err(|(field, reason)| BootError::InvalidConfig { field, reason })
+}
+
+/// [`boot`] on a given event bus, which the caller may have subscribed to
+/// already: its subscribers then receive what the start itself publishes
+/// (the runs it finds interrupted, missing handlers, missed slots, the
+/// runs it starts).
+///
+/// # Errors
+/// As [`boot`].
+pub async fn boot_on(
+    store: Arc<dyn SnapshotStore>,
+    clock: Arc<dyn Clock>,
+    handlers: Handlers,
+    config: RuntimeConfig,
+    events: EventBus,
+) -> Result<Booted, BootError> {
+    validate(&config)?;
     // Reading a large store takes seconds (100k jobs: about 2 s with sled):
     // on tokio's blocking pool, not on the worker that awaits `boot`, which
     // the embedding service shares (the actors need tokio anyway).
@@ -71,7 +95,6 @@ pub async fn boot(
     for q in &loaded.quarantined {
         tracing::error!(tree = %q.tree, key = %q.key, reason = %q.reason, "store record quarantined");
     }
-    let events = EventBus::new(config.event_capacity);
     let store_id = JobId::new("(store)").expect("a valid id");
     for q in &loaded.quarantined {
         let id = JobId::new(q.key.as_str()).unwrap_or_else(|_| store_id.clone());

@@ -173,13 +173,19 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
     // longest of the file loaded last): cut sooner, a command would be
     // killed before its grace and its run left unfinished in the store.
     let mut shutdown_grace = options.shutdown_grace.max(cancel_grace);
-    let scheduler = Scheduler::builder()
+    // Subscribed before the start: `/events` keeps what the start does too
+    // (the runs it finds interrupted and runs again, missed slots; with
+    // `Last-Event-ID: 0`, a client reads them from the buffer).
+    let (scheduler, early) = Scheduler::builder()
         .handler(COMMAND_HANDLER, run_command)
         .time_zone(config.time_zone)
         .configure(|c| c.cancel_grace = c.cancel_grace.max(cancel_grace))
         .store_path(&options.store)
-        .start()
+        .start_subscribed()
         .await?;
+    // The router's event buffer is fed from here on: `/events` keeps the
+    // start's events and the file's changes applied below.
+    let ready = bound.prepare(scheduler.clone(), Some(early));
     for q in scheduler.quarantined() {
         tracing::warn!(record = ?q, "a store record was quarantined");
     }
@@ -200,7 +206,7 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
         "jobs loaded"
     );
 
-    let server = bound.serve(scheduler.clone());
+    let server = ready.serve();
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();

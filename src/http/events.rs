@@ -235,9 +235,17 @@ impl Hub {
     }
 
     /// Starts the task that feeds the hub (and the Prometheus histograms)
-    /// from the scheduler's events. It ends when the scheduler stops.
-    pub(crate) fn spawn_collector(self: &Arc<Self>, scheduler: Scheduler, prom: Arc<Prom>) {
-        let stream = scheduler.subscribe();
+    /// from the scheduler's events: from `early` if given (a subscription
+    /// taken before the scheduler started, see
+    /// `SchedulerBuilder::start_subscribed`), or from now on. It ends when
+    /// the scheduler stops.
+    pub(crate) fn spawn_collector(
+        self: &Arc<Self>,
+        scheduler: Scheduler,
+        early: Option<EventStream>,
+        prom: Arc<Prom>,
+    ) {
+        let stream = early.unwrap_or_else(|| scheduler.subscribe());
         self.spawn_collector_of(stream, move || scheduler_stopped(&scheduler), prom);
     }
 

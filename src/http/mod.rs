@@ -346,13 +346,19 @@ pub const ROUTES: &[(&str, &str)] = &[
 /// # }
 /// ```
 pub fn router(scheduler: Scheduler, config: HttpConfig) -> Router {
-    build(scheduler, config).0
+    build(scheduler, None, config).0
 }
 
-fn build(scheduler: Scheduler, config: HttpConfig) -> (Router, Arc<Hub>) {
+/// The router; its event buffer is fed from `early` if given (see
+/// [`Hub::spawn_collector`]).
+fn build(
+    scheduler: Scheduler,
+    early: Option<crate::EventStream>,
+    config: HttpConfig,
+) -> (Router, Arc<Hub>) {
     let hub = Arc::new(Hub::new(config.event_buffer));
     let prom = Arc::new(Prom::new());
-    hub.spawn_collector(scheduler.clone(), prom.clone());
+    hub.spawn_collector(scheduler.clone(), early, prom.clone());
     let state = AppState {
         scheduler,
         config: Arc::new(config.clone()),
@@ -537,15 +543,45 @@ pub(crate) async fn bind(addr: SocketAddr, mut config: HttpConfig) -> Result<Bou
     })
 }
 
+/// A bound listener and its router, not serving yet; `/events` already
+/// buffers the scheduler's events.
+pub(crate) struct Ready {
+    listener: tokio::net::TcpListener,
+    local: SocketAddr,
+    app: Router,
+    hub: Arc<Hub>,
+}
+
 impl Bound {
     /// Serves the API on the bound listener until [`ServerHandle::shutdown`].
     pub(crate) fn serve(self, scheduler: Scheduler) -> ServerHandle {
+        self.prepare(scheduler, None).serve()
+    }
+
+    /// Builds the router without serving it yet: `/events` buffers the
+    /// scheduler's events from `early` if given (a subscription taken
+    /// before it started, see `SchedulerBuilder::start_subscribed`), or
+    /// from now on, until the API is served.
+    pub(crate) fn prepare(self, scheduler: Scheduler, early: Option<crate::EventStream>) -> Ready {
+        let (app, hub) = build(scheduler, early, self.config);
+        Ready {
+            listener: self.listener,
+            local: self.local,
+            app,
+            hub,
+        }
+    }
+}
+
+impl Ready {
+    /// Serves the API until [`ServerHandle::shutdown`].
+    pub(crate) fn serve(self) -> ServerHandle {
         let Self {
             listener,
             local,
-            config,
+            app,
+            hub,
         } = self;
-        let (app, hub) = build(scheduler, config);
         let stop = CancellationToken::new();
         let stopped = stop.clone();
         let task = tokio::spawn(async move {

@@ -102,6 +102,21 @@ impl Scheduler {
         self.supervisor.clone()
     }
 
+    /// Refuses a read once a shutdown's limit has passed: a shutdown that
+    /// timed out leaves the actors running (its flush may still land), and
+    /// the scheduler counts as shut down all the same. Before that, reads
+    /// answer through the drain and the grace (see [`Scheduler::shutdown`]).
+    fn read_allowed(&self) -> Result<(), Error> {
+        let by = *self
+            .shutdown_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match by {
+            Some(by) if by <= tokio::time::Instant::now() => Err(Error::ShutDown),
+            _ => Ok(()),
+        }
+    }
+
     async fn call<T: Send + 'static>(
         &self,
         build: impl FnOnce(RpcReplyPort<Result<T, Error>>) -> SupervisorMsg,
@@ -641,6 +656,7 @@ impl Scheduler {
     /// # Errors
     /// [`Error::ShutDown`], [`Error::Timeout`].
     pub async fn metrics(&self) -> Result<Metrics, Error> {
+        self.read_allowed()?;
         match self
             .supervisor
             .call(SupervisorMsg::Metrics, Some(self.call_timeout))
@@ -658,6 +674,7 @@ impl Scheduler {
     /// [`Error::UnknownJob`].
     pub async fn status(&self, id: impl AsRef<str>) -> Result<JobStatus, Error> {
         let id = job_id(id)?;
+        self.read_allowed()?;
         self.call(|r| SupervisorMsg::Status(id, r)).await
     }
 
@@ -666,6 +683,7 @@ impl Scheduler {
     /// # Errors
     /// [`Error::ShutDown`], [`Error::Timeout`].
     pub async fn list(&self) -> Result<Vec<JobStatus>, Error> {
+        self.read_allowed()?;
         match self
             .supervisor
             .call(SupervisorMsg::List, Some(self.call_timeout))
@@ -698,6 +716,7 @@ impl Scheduler {
         limit: usize,
     ) -> Result<Vec<RunRecord>, Error> {
         let id = job_id(id)?;
+        self.read_allowed()?;
         self.call(|reply| SupervisorMsg::History { id, limit, reply })
             .await
     }
@@ -730,7 +749,9 @@ impl Scheduler {
     /// up to `grace` for them to end, flushes the store and stops the actors.
     /// Later calls on any clone of this handle return [`Error::ShutDown`],
     /// from the moment the scheduler reads this one (during the grace too),
-    /// but another `shutdown` (below).
+    /// but another `shutdown` (below) and the reads (`status`, `list`,
+    /// `history`, `metrics`), which answer until this shutdown answers, so
+    /// that a service can watch its runs end.
     /// A run cut short is interrupted: the next start runs its fire again
     /// under `InterruptedPolicy::Retry` (see `docs/semantics.md`,
     /// "Shutdown"). [`Scheduler::shutdown_after_drain`] lets the runs finish

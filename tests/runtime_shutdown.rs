@@ -45,6 +45,16 @@ fn is_shut_down<T: std::fmt::Debug>(what: &str, r: Result<T, cronactor::Error>) 
 
 /// Every call of the handle, each expected to answer `ShutDown`.
 async fn every_call_is_shut_down(s: &cronactor::Scheduler) {
+    control_calls_are_shut_down(s).await;
+    is_shut_down("metrics", s.metrics().await);
+    is_shut_down("status", s.status("j").await);
+    is_shut_down("list", s.list().await);
+    is_shut_down("history", s.history("j", 3).await);
+}
+
+/// Every call of the handle but the reads (status, list, history,
+/// metrics), each expected to answer `ShutDown`.
+async fn control_calls_are_shut_down(s: &cronactor::Scheduler) {
     let spec = || {
         JobSpec::builder("new", ScheduleSpec::every(Duration::from_secs(1)), "count")
             .build()
@@ -64,11 +74,7 @@ async fn every_call_is_shut_down(s: &cronactor::Scheduler) {
             .await,
     );
     is_shut_down("emit", s.emit("e", serde_json::Value::Null).await);
-    is_shut_down("metrics", s.metrics().await);
-    is_shut_down("status", s.status("j").await);
-    is_shut_down("list", s.list().await);
     is_shut_down("preview", s.preview("j", 3).await);
-    is_shut_down("history", s.history("j", 3).await);
 }
 
 #[tokio::test(start_paused = true)]
@@ -87,9 +93,9 @@ async fn every_call_after_shutdown_answers_shut_down() {
     is_shut_down("shutdown", s.shutdown(Duration::from_secs(1)).await);
 }
 
-/// Calls while a shutdown runs answer `ShutDown`, but another `shutdown`,
-/// which joins it: it waits for the same report (the first call's grace
-/// stands).
+/// Calls while a shutdown runs answer `ShutDown`, but the reads, which
+/// answer, and another `shutdown`, which joins it: it waits for the same
+/// report (the first call's grace stands).
 #[tokio::test(start_paused = true)]
 async fn calls_while_shutting_down_answer_shut_down_and_leave_the_first_shutdown_alone() {
     let (clock, count) = (clock(), Count::default());
@@ -105,7 +111,11 @@ async fn calls_while_shutting_down_answer_shut_down_and_leave_the_first_shutdown
     };
     run_for_secs(1.0).await;
     assert!(!first.is_finished(), "the grace has not run out");
-    every_call_is_shut_down(&s).await;
+    control_calls_are_shut_down(&s).await;
+    assert_eq!(s.status("j").await.expect("status").runs_in_flight, 1);
+    assert_eq!(s.list().await.expect("list").len(), 1);
+    assert_eq!(s.metrics().await.expect("metrics").runs_in_flight, 1);
+    s.history("j", 3).await.expect("history");
     let second = s
         .shutdown(Duration::from_secs(60))
         .await
@@ -820,4 +830,51 @@ async fn a_shutdown_that_cuts_a_drain_waits_for_the_drains_grace() {
     let first = draining.await.expect("join").expect("the drain's shutdown");
     assert_eq!(first, second);
     assert_eq!(first.cancelled.len(), 1, "{first:?}");
+}
+
+/// During a drain, reads keep answering (status, list, history, metrics),
+/// so that a service can watch the runs it waits for end; control calls
+/// are refused with `ShutDown`, and so are reads once the shutdown has
+/// answered. (Until 2026-12-05 every call, reads included, answered
+/// `ShutDown` from the moment the shutdown was read.)
+#[tokio::test(start_paused = true)]
+async fn reads_answer_during_a_drain_and_control_calls_are_refused() {
+    use cronactor::{Error, JobPhase, TriggerOutcome};
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    for (id, handler) in [("long", "slow"), ("idle", "count")] {
+        let spec = JobSpec::builder(id, ScheduleSpec::cron("0 0 3 * * *"), handler)
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+    }
+    assert!(matches!(
+        s.trigger("long").await.expect("trigger"),
+        TriggerOutcome::Started(_)
+    ));
+    run_for_secs(0.5).await;
+    let draining = {
+        let s = s.clone();
+        tokio::spawn(async move {
+            s.shutdown_after_drain(Duration::from_secs(10), Duration::from_secs(1))
+                .await
+        })
+    };
+    run_for_secs(1.0).await;
+    // 1.5 s: the run (2.5 s) is still going, and the drain waits for it.
+    let st = s.status("long").await.expect("status during the drain");
+    assert_eq!((st.phase, st.runs_in_flight), (JobPhase::Running, 1));
+    let all = s.list().await.expect("list during the drain");
+    assert_eq!(all.len(), 2);
+    let m = s.metrics().await.expect("metrics during the drain");
+    assert_eq!(m.runs_in_flight, 1);
+    assert!(s.history("long", 10).await.expect("history").is_empty());
+    assert!(matches!(s.trigger("idle").await, Err(Error::ShutDown)));
+    assert!(matches!(s.pause("idle", None).await, Err(Error::ShutDown)));
+
+    let report = draining.await.expect("join").expect("shutdown");
+    assert!(report.cancelled.is_empty(), "{report:?}");
+    assert!(matches!(s.status("long").await, Err(Error::ShutDown)));
+    assert!(matches!(s.list().await, Err(Error::ShutDown)));
+    assert!(matches!(s.metrics().await, Err(Error::ShutDown)));
 }

@@ -613,8 +613,9 @@ pub(crate) async fn prometheus(State(st): State<AppState>) -> ApiResult<Response
     Ok(([(header::CONTENT_TYPE, PROMETHEUS_TEXT)], text).into_response())
 }
 
-/// Liveness: 200 while the scheduler answers, 503 once it is shut down.
-/// Needs no token.
+/// Liveness: 200 while the scheduler answers (through a shutdown's drain
+/// and grace too: the process is alive, finishing its runs), 503 once it
+/// is shut down. Needs no token.
 #[utoipa::path(
     get, path = "/health", tag = "metrics",
     responses(

@@ -467,7 +467,19 @@ impl Actor for SupervisorActor {
                 // with the report of the one in progress.
                 SupervisorMsg::Shutdown(_, reply) => s.join_shutdown(reply, true),
                 SupervisorMsg::Drain { reply, .. } => s.join_shutdown(reply, false),
-                msg => reject_after_shutdown(msg),
+                // Reads keep answering until the shutdown has answered (its
+                // drain, its grace, its final flush), so that a service can
+                // watch its runs end; anything else is refused.
+                msg => {
+                    let rest = if s.shutdown_answered() {
+                        Err(msg)
+                    } else {
+                        s.read(msg)
+                    };
+                    if let Err(msg) = rest {
+                        reject_after_shutdown(msg);
+                    }
+                }
             }
             return Ok(());
         }
@@ -555,31 +567,15 @@ impl Actor for SupervisorActor {
                 payload,
                 reply,
             } => s.emit(&myself, name, payload, reply),
-            SupervisorMsg::Metrics(reply) => {
-                let (live, passive) = crate::passive::count(&s.jobs);
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                let _ = s.rt.registry.cast(RegistryMsg::Metrics(tx.into()));
-                tokio::spawn(async move {
-                    if let Ok(mut metrics) = rx.await {
-                        metrics.jobs_live = live;
-                        metrics.jobs_passive = passive;
-                        let _ = reply.send(metrics);
-                    }
-                });
-            }
             SupervisorMsg::Preview { id, n, reply } => {
                 s.deliver(&myself, id, JobMsg::Preview { n, reply }, Some("preview"))
             }
-            SupervisorMsg::Status(id, reply) => {
-                let _ = s.rt.registry.cast(RegistryMsg::Status(id, reply));
-            }
-            SupervisorMsg::List(reply) => {
-                let _ = s.rt.registry.cast(RegistryMsg::List(reply));
-            }
-            SupervisorMsg::History { id, limit, reply } => {
-                let _ =
-                    s.rt.registry
-                        .cast(RegistryMsg::History { id, limit, reply });
+            msg @ (SupervisorMsg::Metrics(_)
+            | SupervisorMsg::Status(..)
+            | SupervisorMsg::List(_)
+            | SupervisorMsg::History { .. }) => {
+                // Always a read: nothing is given back.
+                let _ = s.read(msg);
             }
             SupervisorMsg::Forward(id, msg) => s.deliver(&myself, id, msg, None),
             SupervisorMsg::ClockStepped => {

@@ -1,5 +1,6 @@
 //! Routing requests to their job: `deliver` (to its actor, waking a
 //! passive one, or kept in order while it is between live and passive),
+//! the reads the registry answers,
 //! the requests checked before they are routed, a run found for
 //! `retry_run`, the removal of a job, and the answers for a job with no
 //! actor.
@@ -17,6 +18,39 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl SupervisorState {
+    /// A read the registry answers (status, list, history, metrics), sent
+    /// to it; any other message is given back.
+    pub(super) fn read(&self, msg: SupervisorMsg) -> Result<(), SupervisorMsg> {
+        match msg {
+            SupervisorMsg::Metrics(reply) => {
+                let (live, passive) = crate::passive::count(&self.jobs);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let _ = self.rt.registry.cast(RegistryMsg::Metrics(tx.into()));
+                tokio::spawn(async move {
+                    if let Ok(mut metrics) = rx.await {
+                        metrics.jobs_live = live;
+                        metrics.jobs_passive = passive;
+                        let _ = reply.send(metrics);
+                    }
+                });
+            }
+            SupervisorMsg::Status(id, reply) => {
+                let _ = self.rt.registry.cast(RegistryMsg::Status(id, reply));
+            }
+            SupervisorMsg::List(reply) => {
+                let _ = self.rt.registry.cast(RegistryMsg::List(reply));
+            }
+            SupervisorMsg::History { id, limit, reply } => {
+                let _ = self
+                    .rt
+                    .registry
+                    .cast(RegistryMsg::History { id, limit, reply });
+            }
+            other => return Err(other),
+        }
+        Ok(())
+    }
+
     /// `SupervisorMsg::Remove`: through the job's actor; a failed job, with
     /// no actor, is removed here.
     pub(super) fn remove(

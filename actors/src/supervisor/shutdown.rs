@@ -77,6 +77,19 @@ struct Joined {
 }
 
 impl SupervisorState {
+    /// A shutdown answered its report: reads are refused from then on, as
+    /// once the actors stop.
+    pub(super) fn shutdown_answered(&self) -> bool {
+        self.stopping.as_ref().is_some_and(|stopping| {
+            stopping
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .report
+                .is_some()
+        })
+    }
+
     /// Stops every job (timers off): with a `drain`, first lets the runs in
     /// flight end by themselves for up to `drain` (no new fire starts);
     /// then cancels the runs left and waits up to `grace` for them; then

@@ -467,6 +467,40 @@ async fn backfill_runs_the_past_slots_one_at_a_time_oldest_first() {
     );
 }
 
+/// A backfill is stopped by pausing the job and cancelling its run in
+/// flight: when that run ends, the slots still queued are skipped (counted
+/// as skipped while paused) and nothing of the backfill runs after a
+/// resume.
+#[tokio::test(start_paused = true)]
+async fn a_backfill_is_stopped_by_a_pause_and_a_cancel() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder("rollup", ScheduleSpec::cron("0 0 * * * *"), "slow")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let queued = s
+        .backfill(
+            "rollup",
+            instant("2026-01-04T20:00:00Z"),
+            instant("2026-01-04T23:00:00Z"),
+        )
+        .await
+        .expect("backfill");
+    assert_eq!(queued, 3);
+    run_for_secs(1.0).await;
+    s.pause("rollup", Some("wrong range")).await.expect("pause");
+    assert_eq!(s.cancel("rollup").await.expect("cancel").len(), 1);
+    run_for_secs(1.0).await;
+    let st = s.status("rollup").await.expect("status");
+    assert_eq!((st.runs_in_flight, st.queued), (0, 0));
+    assert_eq!(st.counters.skipped.paused, 2);
+    assert_eq!((st.counters.runs, st.counters.cancelled), (1, 1));
+    s.resume("rollup", None).await.expect("resume");
+    run_for_secs(10.0).await;
+    assert_eq!(count.get(), 1, "only the cancelled run ever started");
+}
+
 /// With `AllowAll` the slots' runs start at once, beside each other and
 /// whatever the job's own policy (`Skip` here), as Temporal's backfill with
 /// `AllowAll`; the bound is then on the runs in flight.

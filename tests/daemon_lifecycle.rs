@@ -247,6 +247,7 @@ kill_grace_ms = 5000
 
 /// With `--drain`, a stop lets the running command finish (within the
 /// drain) instead of sending it SIGTERM: its run succeeds and stays so.
+/// Meanwhile the API serves reads and refuses control requests.
 #[tokio::test]
 async fn a_drain_lets_the_running_command_finish_before_the_daemon_stops() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -254,6 +255,7 @@ async fn a_drain_lets_the_running_command_finish_before_the_daemon_stops() {
     let store = dir.path().join("store");
     let log = dir.path().join("log");
     let started = dir.path().join("started");
+    let release = dir.path().join("release");
     let done = dir.path().join("done");
     write(
         &config,
@@ -264,16 +266,30 @@ id = "long"
 cron = "0 0 0 1 1 *"
 listens = ["go"]
 shell = true
-command = "touch '{}'; sleep 2; touch '{}'"
+command = "touch '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; touch '{}'"
 "#,
             started.display(),
+            release.display(),
             done.display()
         ),
     );
     let daemon = Daemon::start_with(&config, &store, &log, &["--drain", "30"]);
-    assert_eq!(post(daemon.addr, "/events/go").await.status, 200);
+    let a = daemon.addr;
+    assert_eq!(post(a, "/events/go").await.status, 200);
     eventually(WITHIN, || async { started.exists().then_some(()) }).await;
-    assert_eq!(daemon.stop(), 0);
+    daemon.signal(libc::SIGTERM);
+    // Through the drain the API serves on: reads answer, control requests
+    // are refused (503), and the run goes on.
+    let job = eventually(WITHIN, || async {
+        let trigger = post(a, "/jobs/long/trigger").await;
+        (trigger.status == 503).then_some(())?;
+        Some(get(a, "/jobs/long").await.json())
+    })
+    .await;
+    assert_eq!(job["job"]["runs_in_flight"], 1, "{job}");
+    assert_eq!(get(a, "/health").await.status, 200);
+    std::fs::write(&release, b"").expect("release the command");
+    assert_eq!(daemon.stop_after_signal(), 0);
     assert!(done.exists(), "the command ran to its end");
 
     let daemon = Daemon::start(&config, &store, &log);

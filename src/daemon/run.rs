@@ -230,7 +230,12 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
         }
     }
     tracing::info!(drain_s = options.drain.as_secs_f64(), "stopping");
-    let stopped = server.shutdown().await;
+    // The API serves on through the drain and the grace: reads answer
+    // (`/jobs`, `/health`, `/metrics`, `/events`), so that an operator can
+    // watch the runs end; control requests answer 503, as the scheduler
+    // refuses them from the stop on. (The store stays locked by this
+    // process until it exits: releasing the port earlier would let nothing
+    // else start.)
     let report = if options.drain.is_zero() {
         scheduler.shutdown(shutdown_grace).await
     } else {
@@ -254,7 +259,7 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
     if let Ok(report) = &report {
         tracing::info!(report = ?report, "scheduler stopped");
     }
-    stopped?;
+    server.shutdown().await?;
     Ok(())
 }
 

@@ -133,6 +133,9 @@ pub(crate) async fn show_job(
         // A failed job (given up on) has no actor to plan its fires: it
         // fires no more until an upsert revives it.
         Err(crate::Error::InvalidState { state, .. }) if state == "failed" => Vec::new(),
+        // A shutdown is draining (the status answered): no fire starts in
+        // this process any more.
+        Err(crate::Error::ShutDown) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
     let runs = st.scheduler.history(&id, st.config.recent_runs).await?;

@@ -399,6 +399,25 @@ fn instant(s: &str) -> chrono::DateTime<chrono::Utc> {
     s.parse().expect("test instants are RFC 3339")
 }
 
+/// Adds `id`, hourly on the handler `slow` (under `overlap` if given),
+/// and backfills its slots in `(from, to]`; the number queued.
+async fn hourly_backfilled(
+    s: &cronactor::Scheduler,
+    id: &str,
+    overlap: Option<OverlapPolicy>,
+    from: &str,
+    to: &str,
+) -> usize {
+    let mut spec = JobSpec::builder(id, ScheduleSpec::cron("0 0 * * * *"), "slow");
+    if let Some(overlap) = overlap {
+        spec = spec.overlap(overlap);
+    }
+    s.add(spec.build().expect("valid spec")).await.expect("add");
+    s.backfill(id, instant(from), instant(to))
+        .await
+        .expect("backfill")
+}
+
 /// The slots of `(from, to]` run one after another, oldest first, as
 /// backfill runs: they are not slots of the job, nor counted in lateness.
 #[tokio::test(start_paused = true)]
@@ -406,20 +425,15 @@ async fn backfill_runs_the_past_slots_one_at_a_time_oldest_first() {
     use cronactor::{Outcome, Trigger};
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    let spec = JobSpec::builder("rollup", ScheduleSpec::cron("0 0 * * * *"), "slow")
-        .overlap(OverlapPolicy::Concurrent { max: None })
-        .build()
-        .expect("valid spec");
-    s.add(spec).await.expect("add");
     // START is 2026-01-05T00:00:00Z: the three hours before 23:00.
-    let queued = s
-        .backfill(
-            "rollup",
-            instant("2026-01-04T20:00:00Z"),
-            instant("2026-01-04T23:00:00Z"),
-        )
-        .await
-        .expect("backfill");
+    let queued = hourly_backfilled(
+        &s,
+        "rollup",
+        Some(OverlapPolicy::Concurrent { max: None }),
+        "2026-01-04T20:00:00Z",
+        "2026-01-04T23:00:00Z",
+    )
+    .await;
     assert_eq!(queued, 3);
     // One at a time, even under `Concurrent`: the slow handler takes 2.5 s.
     run_for_secs(1.0).await;
@@ -475,18 +489,14 @@ async fn backfill_runs_the_past_slots_one_at_a_time_oldest_first() {
 async fn a_backfill_is_stopped_by_a_pause_and_a_cancel() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    let spec = JobSpec::builder("rollup", ScheduleSpec::cron("0 0 * * * *"), "slow")
-        .build()
-        .expect("valid spec");
-    s.add(spec).await.expect("add");
-    let queued = s
-        .backfill(
-            "rollup",
-            instant("2026-01-04T20:00:00Z"),
-            instant("2026-01-04T23:00:00Z"),
-        )
-        .await
-        .expect("backfill");
+    let queued = hourly_backfilled(
+        &s,
+        "rollup",
+        None,
+        "2026-01-04T20:00:00Z",
+        "2026-01-04T23:00:00Z",
+    )
+    .await;
     assert_eq!(queued, 3);
     run_for_secs(1.0).await;
     s.pause("rollup", Some("wrong range")).await.expect("pause");
@@ -585,19 +595,15 @@ async fn a_backfilled_slot_still_to_come_runs_now_and_again_at_its_time() {
     use cronactor::Trigger;
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    let spec = JobSpec::builder("h", ScheduleSpec::cron("0 0 * * * *"), "slow")
-        .build()
-        .expect("valid spec");
-    s.add(spec).await.expect("add");
     // Now is 00:00: 01:00 and 02:00 are still to come.
-    let queued = s
-        .backfill(
-            "h",
-            instant("2026-01-04T23:30:00Z"),
-            instant("2026-01-05T02:00:00Z"),
-        )
-        .await
-        .expect("backfill");
+    let queued = hourly_backfilled(
+        &s,
+        "h",
+        None,
+        "2026-01-04T23:30:00Z",
+        "2026-01-05T02:00:00Z",
+    )
+    .await;
     assert_eq!(queued, 3);
     run_for_secs(10.0).await;
     let history = s.history("h", 10).await.expect("history");

@@ -673,6 +673,16 @@ async fn a_retry_run_that_meets_a_drain_starts_nothing() {
     );
 }
 
+/// Adds each `(id, handler)` as a job at 03:00 every day.
+async fn add_daily(s: &cronactor::Scheduler, jobs: &[(&str, &str)]) {
+    for (id, handler) in jobs {
+        let spec = JobSpec::builder(*id, ScheduleSpec::cron("0 0 3 * * *"), *handler)
+            .build()
+            .expect("spec");
+        s.add(spec).await.expect("add");
+    }
+}
+
 /// A request for a passive job read just before a drain (the job is being
 /// woken for it) answers `ShutDown` at once, not once the drain and the
 /// grace are over: the job is not respawned during a shutdown.
@@ -681,12 +691,7 @@ async fn a_request_for_a_passive_job_that_meets_a_drain_answers_at_once() {
     use cronactor::{Error, JobId, SupervisorMsg, TriggerOutcome};
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    for (id, handler) in [("daily", "count"), ("long", "slow")] {
-        let spec = JobSpec::builder(id, ScheduleSpec::cron("0 0 3 * * *"), handler)
-            .build()
-            .expect("spec");
-        s.add(spec).await.expect("add");
-    }
+    add_daily(&s, &[("daily", "count"), ("long", "slow")]).await;
     assert!(s.metrics().await.expect("metrics").jobs_passive >= 1);
     assert!(matches!(
         s.trigger("long").await.expect("trigger"),
@@ -842,12 +847,7 @@ async fn reads_answer_during_a_drain_and_control_calls_are_refused() {
     use cronactor::{Error, JobPhase, TriggerOutcome};
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");
-    for (id, handler) in [("long", "slow"), ("idle", "count")] {
-        let spec = JobSpec::builder(id, ScheduleSpec::cron("0 0 3 * * *"), handler)
-            .build()
-            .expect("spec");
-        s.add(spec).await.expect("add");
-    }
+    add_daily(&s, &[("long", "slow"), ("idle", "count")]).await;
     assert!(matches!(
         s.trigger("long").await.expect("trigger"),
         TriggerOutcome::Started(_)

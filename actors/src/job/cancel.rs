@@ -66,7 +66,9 @@ impl JobActorState {
             {
                 // A run of the failed predecessor not adopted yet:
                 // its token comes with it.
-                self.early.push(JobMsg::CancelRun { run_id, reply });
+                self.rare_mut()
+                    .early
+                    .push(JobMsg::CancelRun { run_id, reply });
             }
             None => {
                 let _ = reply.send(Err(Error::UnknownRun(run_id)));
@@ -119,7 +121,7 @@ impl JobActorState {
                 reason: "job removed".into(),
             });
         }
-        if let Some(run_id) = self.completes_after {
+        if let Some(run_id) = self.completes_after() {
             if announced.contains(&run_id) {
                 self.completed_after_end(run_id);
             }
@@ -128,9 +130,11 @@ impl JobActorState {
         self.completed_without_queued();
         // Runs admitted whose `Admitted` is still on its way: the
         // actor stops before it comes, so their places go back now.
-        for (run_id, tags) in self.waiting_admission.drain() {
-            if self.link.rt.admission.take_admitted(run_id) {
-                self.link.rt.admission.release(&tags);
+        if let Some(rare) = &mut self.rare {
+            for (run_id, tags) in rare.waiting_admission.drain() {
+                if self.link.rt.admission.take_admitted(run_id) {
+                    self.link.rt.admission.release(&tags);
+                }
             }
         }
         self.publish(EventKind::Removed);
@@ -211,10 +215,10 @@ impl JobActorState {
         // One that was admitted already has its `Admitted` on the way, which
         // gives the place back (or `Remove`, which stops before it comes).
         for run_id in &cancelled {
-            if self.waiting_admission.contains_key(run_id)
-                && self.link.rt.admission.withdraw(*run_id)
-            {
-                self.waiting_admission.remove(run_id);
+            if self.waits_admission(run_id) && self.link.rt.admission.withdraw(*run_id) {
+                if let Some(rare) = &mut self.rare {
+                    rare.waiting_admission.remove(run_id);
+                }
                 drop_unstarted(myself, *run_id);
             }
         }

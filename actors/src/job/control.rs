@@ -74,7 +74,8 @@ impl JobActorState {
         if spec.priority != self.spec.priority {
             // The runs waiting for admission wait on with the new priority
             // (they keep the tags they asked with: see `start_run`).
-            for run_id in self.waiting_admission.keys() {
+            let waiting = self.rare.as_ref().map(|r| &r.waiting_admission);
+            for run_id in waiting.into_iter().flat_map(|w| w.keys()) {
                 self.link
                     .rt
                     .admission

@@ -154,10 +154,13 @@ impl JobActorState {
                 matches!(r.trigger, Trigger::Schedule | Trigger::CatchUp)
                     && self.state.last_slot == Some(r.scheduled)
                     && (self.unrecorded.iter().any(|(id, _)| *id == r.run_id)
-                        || self.waiting_admission.contains_key(&r.run_id))
+                        || self.waits_admission(&r.run_id))
             });
             match waiting {
-                Some(run) => self.completes_after = Some(run.run_id),
+                Some(run) => {
+                    let run_id = run.run_id;
+                    self.set_completes_after(Some(run_id));
+                }
                 // Queued behind a run in flight: `Completed` comes after
                 // the `Started` of its run, as above. (Until 2026-12-05 it
                 // came after its `Queued`, while status did not show the
@@ -192,11 +195,11 @@ impl JobActorState {
     /// the run still waits for admission, nor if it was cancelled (then
     /// after its end).
     pub(super) fn completed_after_start(&mut self, run_id: RunId) {
-        if self.completes_after == Some(run_id)
-            && !self.waiting_admission.contains_key(&run_id)
+        if self.completes_after() == Some(run_id)
+            && !self.waits_admission(&run_id)
             && !self.is_cancelled(run_id)
         {
-            self.completes_after = None;
+            self.set_completes_after(None);
             self.publish(EventKind::Completed);
         }
     }
@@ -204,8 +207,8 @@ impl JobActorState {
     /// Announces `Completed` after the end of the last fire's run that
     /// never started, if the job's completion waited for it.
     pub(super) fn completed_after_end(&mut self, run_id: RunId) {
-        if self.completes_after == Some(run_id) {
-            self.completes_after = None;
+        if self.completes_after() == Some(run_id) {
+            self.set_completes_after(None);
             self.publish(EventKind::Completed);
         }
     }

@@ -306,13 +306,8 @@ pub struct JobActorState {
     retry_generation: u64,
     /// Cancellation tokens of the runs in flight, and why each was cancelled.
     tokens: RunTokens,
-    /// Results set by runs in flight (`JobContext::set_result`), taken at
-    /// their end: the job's last result if the run succeeded.
-    results: Vec<(RunId, Arc<serde_json::Value>)>,
-    /// Where the runs this actor adopted from a failed predecessor read the
-    /// job's last result (their link's, not this actor's): written with
-    /// this actor's own, and let go once no run reads them.
-    adopted_cells: Vec<crate::handler::ResultCell>,
+    /// What the actor rarely holds (see [`Rare`]), allocated on first use.
+    rare: Option<Box<Rare>>,
     /// Waiting for the runs of the failed actor this one replaced (see
     /// `OrphanTokens::await_parked`), and the messages about those runs
     /// read meanwhile, in their order: the ends of runs that ended, and
@@ -321,11 +316,6 @@ pub struct JobActorState {
     /// runs (their tokens, why each was cancelled, their results) are
     /// adopted.
     awaiting_park: bool,
-    /// Those messages, while `awaiting_park`.
-    early: Vec<JobMsg>,
-    /// The run whose report `state.progress` is, if known (not across a
-    /// restart of the actor): its end clears it.
-    progress_of: Option<RunId>,
     /// Claimed runs waiting for their record to be durable, with the take
     /// of the update queue that carries their claim (0: not posted yet).
     unrecorded: Vec<(RunId, u64)>,
@@ -333,11 +323,6 @@ pub struct JobActorState {
     history: Vec<RunRecord>,
     /// Where the state goes to the registry.
     outbox: Arc<crate::registry::Outbox>,
-    /// Claimed runs waiting for admission (a concurrency cap), with the
-    /// tags they asked with; a run stays here until its `Admitted` comes,
-    /// even once cancelled, so that a job that stops first can give back
-    /// the place taken for it.
-    waiting_admission: HashMap<RunId, Arc<[String]>, foldhash::fast::RandomState>,
     /// The job's tags, shared with its admission entries.
     tags: Arc<[String]>,
     /// Set by `Stop`: answered once nothing is in flight (boxed: rare, and
@@ -359,17 +344,68 @@ pub struct JobActorState {
     /// The schedule fire prepared ahead of its instant, until its run ends
     /// or it is withdrawn (see `ahead`).
     prepared: Option<Box<Prepared>>,
+    /// The schedule's last fire waits in the overlap queue: the job
+    /// completed when it queued the fire, and `Completed` is announced once
+    /// that fire's run starts (see `Rare::completes_after`), or once the fire is
+    /// skipped or the job removed. Derived from the state when the actor
+    /// starts (a restart, a revive), so that it is not stored.
+    completes_queued: bool,
+}
+
+/// What a job actor rarely holds, boxed and allocated on first use: kept
+/// inline, these fields made every live job's actor about 140 bytes larger
+/// (the memory per live job, issue #7). Once allocated it stays.
+#[derive(Default)]
+struct Rare {
+    /// Results set by runs in flight (`JobContext::set_result`), taken at
+    /// their end: the job's last result if the run succeeded.
+    results: Vec<(RunId, Arc<serde_json::Value>)>,
+    /// Where the runs this actor adopted from a failed predecessor read the
+    /// job's last result (their link's, not this actor's): written with
+    /// this actor's own, and let go once no run reads them.
+    adopted_cells: Vec<crate::handler::ResultCell>,
+    /// The messages about a failed predecessor's runs read while
+    /// `awaiting_park`.
+    early: Vec<JobMsg>,
+    /// The run whose report `state.progress` is, if known (not across a
+    /// restart of the actor): its end clears it.
+    progress_of: Option<RunId>,
+    /// Claimed runs waiting for admission (a concurrency cap), with the
+    /// tags they asked with; a run stays here until its `Admitted` comes,
+    /// even once cancelled, so that a job that stops first can give back
+    /// the place taken for it.
+    waiting_admission: HashMap<RunId, Arc<[String]>, foldhash::fast::RandomState>,
     /// The run of the schedule's last fire while it waits for its record or
     /// for admission: the job completed when it handled the fire, and
     /// `Completed` is announced after the run's `Started` (or its end, if
     /// it never starts), as for a run that starts at once.
     completes_after: Option<RunId>,
-    /// The schedule's last fire waits in the overlap queue: the job
-    /// completed when it queued the fire, and `Completed` is announced once
-    /// that fire's run starts (see `completes_after`), or once the fire is
-    /// skipped or the job removed. Derived from the state when the actor
-    /// starts (a restart, a revive), so that it is not stored.
-    completes_queued: bool,
+}
+
+impl JobActorState {
+    /// The rarely used fields, allocated now if they were not.
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Whether the run waits for admission.
+    fn waits_admission(&self, run_id: &RunId) -> bool {
+        self.rare
+            .as_ref()
+            .is_some_and(|r| r.waiting_admission.contains_key(run_id))
+    }
+
+    /// The run the job's `Completed` waits for (see `Rare::completes_after`).
+    fn completes_after(&self) -> Option<RunId> {
+        self.rare.as_ref().and_then(|r| r.completes_after)
+    }
+
+    /// Sets or clears the run the job's `Completed` waits for.
+    fn set_completes_after(&mut self, run_id: Option<RunId>) {
+        if run_id.is_some() || self.rare.is_some() {
+            self.rare_mut().completes_after = run_id;
+        }
+    }
 }
 
 /// A schedule fire prepared ahead of its instant: its run, and what the
@@ -416,22 +452,17 @@ impl Actor for JobActor {
             // at a time, and a first push would otherwise allocate room for
             // four (a few hundred bytes per live job, kept for its life).
             tokens: RunTokens(Vec::with_capacity(1)),
-            results: Vec::new(),
-            adopted_cells: Vec::new(),
+            rare: None,
             awaiting_park: false,
-            early: Vec::new(),
-            progress_of: None,
             unrecorded: Vec::new(),
             history: Vec::with_capacity(1),
             outbox,
-            waiting_admission: HashMap::default(),
             stopping: None,
             target: args.target,
             idle_reported: false,
             behind: false,
             turn_now: std::cell::Cell::new(None),
             prepared: None,
-            completes_after: None,
             completes_queued: false,
         };
         s.completes_queued = s.state.completed && s.last_fire_queued();
@@ -534,18 +565,21 @@ impl Actor for JobActor {
             } => {
                 if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
                     s.state.progress = Some((fraction, message));
-                    s.progress_of = Some(run_id);
+                    s.rare_mut().progress_of = Some(run_id);
                     s.save(Ack::None);
                 }
             }
             JobMsg::SetResult { run_id, value } => {
                 let in_flight = &s.state.in_flight;
-                s.results
-                    .retain(|(id, _)| in_flight.iter().any(|r| r.run_id == *id));
-                if in_flight.iter().any(|r| r.run_id == run_id) {
-                    match s.results.iter_mut().find(|(id, _)| *id == run_id) {
-                        Some(slot) => slot.1 = value,
-                        None => s.results.push((run_id, value)),
+                let running = in_flight.iter().any(|r| r.run_id == run_id);
+                if running || s.rare.is_some() {
+                    let results = &mut s.rare.get_or_insert_with(Box::default).results;
+                    results.retain(|(id, _)| in_flight.iter().any(|r| r.run_id == *id));
+                    if running {
+                        match results.iter_mut().find(|(id, _)| *id == run_id) {
+                            Some(slot) => slot.1 = value,
+                            None => results.push((run_id, value)),
+                        }
                     }
                 }
             }
@@ -642,7 +676,8 @@ impl Actor for JobActor {
                 s.awaiting_park = false;
                 s.save_claims(&myself);
                 // In the order they came.
-                for msg in std::mem::take(&mut s.early) {
+                let early = s.rare.as_mut().map(|r| std::mem::take(&mut r.early));
+                for msg in early.unwrap_or_default() {
                     let _ = myself.cast(msg);
                 }
             }

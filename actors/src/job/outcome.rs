@@ -32,7 +32,9 @@ impl JobActorState {
             // A run of the failed predecessor that ended before it
             // was parked: its end waits for its token and result.
             tracing::debug!(target: TARGET, job_id = %self.spec.id, run_id = %run_id, "run ended before it was adopted");
-            self.early.push(JobMsg::RunFinished { run_id, result });
+            self.rare_mut()
+                .early
+                .push(JobMsg::RunFinished { run_id, result });
         } else {
             self.finish_run(run_id, result);
             self.start_queued(myself);
@@ -54,10 +56,12 @@ impl JobActorState {
         let value = value.filter(|v| !v.is_null());
         self.link.set_last_result(value.clone());
         // Only the cells a run of a predecessor still reads.
-        self.adopted_cells
-            .retain(|cell| Arc::strong_count(cell) > 1);
-        for cell in &self.adopted_cells {
-            crate::handler::write_cell(cell, value.clone());
+        if let Some(rare) = &mut self.rare {
+            rare.adopted_cells
+                .retain(|cell| Arc::strong_count(cell) > 1);
+            for cell in &rare.adopted_cells {
+                crate::handler::write_cell(cell, value.clone());
+            }
         }
         self.state.last_result = value;
     }
@@ -74,9 +78,12 @@ impl JobActorState {
         let mut event = run.event.zip(run.payload).map(Box::new);
         // The progress shown is of a run in flight: not of this one any
         // more (nor of any, once none is in flight).
-        if self.state.in_flight.is_empty() || self.progress_of == Some(run_id) {
+        let progress_of = self.rare.as_ref().and_then(|r| r.progress_of);
+        if self.state.in_flight.is_empty() || progress_of == Some(run_id) {
             self.state.progress = None;
-            self.progress_of = None;
+            if let Some(rare) = &mut self.rare {
+                rare.progress_of = None;
+            }
         }
         let cancelled = self.tokens.remove(&run_id).and_then(|(_, why)| why);
         // Cancelled before its handler started: it has no duration.
@@ -114,8 +121,11 @@ impl JobActorState {
             trigger: run.trigger,
             outcome,
         };
-        if let Some(at) = self.results.iter().position(|(id, _)| *id == run_id) {
-            let (_, value) = self.results.swap_remove(at);
+        let result = self.rare.as_mut().and_then(|rare| {
+            let at = rare.results.iter().position(|(id, _)| *id == run_id)?;
+            Some(rare.results.swap_remove(at).1)
+        });
+        if let Some(value) = result {
             if record.outcome == Outcome::Succeeded {
                 self.set_last_result(Some(value));
             }
@@ -314,7 +324,7 @@ impl JobActorState {
                 // The job's `Completed` waited for this fire: it comes
                 // after the run's `Started` (see `completes_after`).
                 self.completes_queued = false;
-                self.completes_after = Some(run_id);
+                self.set_completes_after(Some(run_id));
             }
             self.claim_run_as(myself, fire, run_id);
             if completes && !self.unrecorded.iter().any(|(id, _)| *id == run_id) {

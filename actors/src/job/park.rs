@@ -39,7 +39,9 @@ impl Drop for JobActorState {
         let mut cells = Vec::new();
         if !self.tokens.0.is_empty() {
             cells.push(self.link.last_result.clone());
-            cells.extend(self.adopted_cells.iter().cloned());
+            if let Some(rare) = &self.rare {
+                cells.extend(rare.adopted_cells.iter().cloned());
+            }
         }
         let mut prepared = self.prepared.take();
         let runs: Vec<crate::runtime::ParkedRun> = std::mem::take(&mut self.tokens.0)
@@ -47,14 +49,18 @@ impl Drop for JobActorState {
             .map(
                 |(run_id, (token, cancelled), task)| crate::runtime::ParkedRun {
                     unrecorded: self.unrecorded.iter().any(|(r, _)| *r == run_id),
-                    admission: self.waiting_admission.get(&run_id).cloned(),
-                    result: self
-                        .results
-                        .iter()
-                        .find(|(id, _)| *id == run_id)
-                        .map(|(_, value)| value.clone()),
+                    admission: self
+                        .rare
+                        .as_ref()
+                        .and_then(|r| r.waiting_admission.get(&run_id).cloned()),
+                    result: self.rare.as_ref().and_then(|r| {
+                        r.results
+                            .iter()
+                            .find(|(id, _)| *id == run_id)
+                            .map(|(_, value)| value.clone())
+                    }),
                     cells: cells.clone(),
-                    completes: self.completes_after == Some(run_id),
+                    completes: self.completes_after() == Some(run_id),
                     prepared: prepared.take_if(|p| p.run_id == run_id).and_then(|p| {
                         let run = self.state.in_flight.iter().find(|r| r.run_id == run_id);
                         run.map(|r| (p, r.scheduled))
@@ -109,7 +115,7 @@ impl JobActorState {
                     // The job's `Completed` waited for this run, still
                     // waiting for its record or for admission: it waits on
                     // under this actor. (Until 2026-12-05 it was lost.)
-                    self.completes_after = Some(run.run_id);
+                    self.set_completes_after(Some(run.run_id));
                 }
                 // A fire the failed actor prepared ahead stays prepared:
                 // a trigger, pause or cancel before its slot withdraws it
@@ -122,17 +128,21 @@ impl JobActorState {
                 // The result it set before the failure, unless it set a
                 // newer one since (sent to this actor).
                 if let Some(value) = run.result {
-                    if !self.results.iter().any(|(id, _)| *id == run.run_id) {
-                        self.results.push((run.run_id, value));
+                    let results = &mut self.rare_mut().results;
+                    if !results.iter().any(|(id, _)| *id == run.run_id) {
+                        results.push((run.run_id, value));
                     }
                 }
                 for cell in run.cells {
                     let known = Arc::ptr_eq(&cell, &self.link.last_result)
-                        || self.adopted_cells.iter().any(|c| Arc::ptr_eq(c, &cell));
+                        || self
+                            .rare
+                            .as_ref()
+                            .is_some_and(|r| r.adopted_cells.iter().any(|c| Arc::ptr_eq(c, &cell)));
                     if !known {
                         // It may hold an older result than this actor's.
                         crate::handler::write_cell(&cell, self.state.last_result.clone());
-                        self.adopted_cells.push(cell);
+                        self.rare_mut().adopted_cells.push(cell);
                     }
                 }
                 if let Some(task) = run.task {
@@ -171,7 +181,7 @@ impl JobActorState {
             drop_unstarted(myself, run_id);
         } else if !cancelled && admission.rebind(run_id, self.spec.priority, &self.link) {
             // Its `Admitted` comes to this actor.
-            self.waiting_admission.insert(run_id, tags);
+            self.rare_mut().waiting_admission.insert(run_id, tags);
         } else if admission.take_admitted(run_id) {
             self.admitted(myself, run_id, tags);
         }

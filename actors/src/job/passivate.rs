@@ -12,7 +12,7 @@ impl JobActorState {
             in_flight: self.state.in_flight.len() + self.tokens.len(),
             queued: self.state.queue.len(),
             unrecorded: self.unrecorded.len(),
-            waiting_admission: self.waiting_admission.len(),
+            waiting_admission: self.rare.as_ref().map_or(0, |r| r.waiting_admission.len()),
             retry_waiting: self.state.retry_wait.is_some(),
             stopping: self.stopping.is_some(),
             unposted: !self.history.is_empty(),

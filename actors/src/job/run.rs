@@ -113,7 +113,7 @@ impl JobActorState {
         if admitted {
             self.spawn_run(run_id, Some(tags));
         } else {
-            self.waiting_admission.insert(run_id, tags);
+            self.rare_mut().waiting_admission.insert(run_id, tags);
             self.state.counters.admission_waits =
                 self.state.counters.admission_waits.saturating_add(1);
         }
@@ -424,7 +424,10 @@ impl JobActorState {
         run_id: RunId,
         tags: Arc<[String]>,
     ) {
-        let asked_here = self.waiting_admission.remove(&run_id).is_some();
+        let asked_here = self
+            .rare
+            .as_mut()
+            .is_some_and(|r| r.waiting_admission.remove(&run_id).is_some());
         if !asked_here
             && self.tokens.get(&run_id).is_none()
             && self.state.in_flight.iter().any(|r| r.run_id == run_id)

@@ -102,6 +102,28 @@ impl Scheduler {
         self.supervisor.clone()
     }
 
+    /// Whether a shutdown was asked for through this handle or a clone of
+    /// it: it may still be draining (reads answer until it has answered,
+    /// see [`Scheduler::shutdown`]), or be over. A readiness check reports
+    /// the service as not ready from then on.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let scheduler = cronactor::Scheduler::builder().in_memory().start().await?;
+    /// assert!(!scheduler.is_stopping());
+    /// scheduler.shutdown(std::time::Duration::from_secs(1)).await?;
+    /// assert!(scheduler.is_stopping());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn is_stopping(&self) -> bool {
+        self.shutdown_by
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some()
+    }
+
     /// Refuses a read once a shutdown's limit has passed: a shutdown that
     /// timed out leaves the actors running (its flush may still land), and
     /// the scheduler counts as shut down all the same. Before that, reads

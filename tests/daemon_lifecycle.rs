@@ -287,7 +287,9 @@ command = "touch '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; touch '{}'"
     })
     .await;
     assert_eq!(job["job"]["runs_in_flight"], 1, "{job}");
-    assert_eq!(get(a, "/health").await.status, 200);
+    let health = get(a, "/health").await;
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "stopping");
     std::fs::write(&release, b"").expect("release the command");
     assert_eq!(daemon.stop_after_signal(), 0);
     assert!(done.exists(), "the command ran to its end");

@@ -861,6 +861,7 @@ async fn reads_answer_during_a_drain_and_control_calls_are_refused() {
         })
     };
     run_for_secs(1.0).await;
+    assert!(s.is_stopping());
     // 1.5 s: the run (2.5 s) is still going, and the drain waits for it.
     let st = s.status("long").await.expect("status during the drain");
     assert_eq!((st.phase, st.runs_in_flight), (JobPhase::Running, 1));

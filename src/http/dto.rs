@@ -486,7 +486,8 @@ pub struct EmitView {
 /// `GET /health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HealthView {
-    /// Always `ok` (a scheduler that is shut down answers 503).
+    /// `ok`, or `stopping` while a shutdown drains its runs (a scheduler
+    /// that is shut down answers 503).
     pub status: String,
     /// Jobs known.
     pub jobs: u64,

@@ -630,7 +630,12 @@ pub(crate) async fn prometheus(State(st): State<AppState>) -> ApiResult<Response
 pub(crate) async fn health(State(st): State<AppState>) -> ApiResult<Json<HealthView>> {
     let m = st.scheduler.metrics().await?;
     Ok(Json(HealthView {
-        status: "ok".into(),
+        status: if st.scheduler.is_stopping() {
+            "stopping"
+        } else {
+            "ok"
+        }
+        .into(),
         jobs: m.jobs_by_phase.values().sum(),
         runs_in_flight: m.runs_in_flight,
     }))

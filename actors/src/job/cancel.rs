@@ -127,7 +127,9 @@ impl JobActorState {
             }
         }
         // Or for the queued last fire, which will not run.
-        self.completed_without_queued();
+        if self.completes_with_queue() {
+            self.publish(EventKind::Completed);
+        }
         // Runs admitted whose `Admitted` is still on its way: the
         // actor stops before it comes, so their places go back now.
         if let Some(rare) = &mut self.rare {

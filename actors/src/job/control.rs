@@ -87,11 +87,10 @@ impl JobActorState {
         self.schedule = schedule;
         if rearm {
             let now = self.now();
+            // No longer completed (see `completes_with_queue`): the old
+            // schedule's queued last fire runs as any queued fire, and the
+            // new schedule's last fire will announce `Completed`.
             self.state.reschedule(&self.schedule, now);
-            // No longer completed: the old schedule's queued last fire
-            // runs as any queued fire, and the new schedule's last fire
-            // will announce `Completed`.
-            self.completes_queued = false;
             self.arm();
         }
         self.publish(EventKind::Updated);

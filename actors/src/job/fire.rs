@@ -151,8 +151,7 @@ impl JobActorState {
             // as it does for a run that starts at once (in memory) or at its
             // slot (prepared ahead, see `ahead::Slot::completes`).
             let waiting = self.state.in_flight.last().filter(|r| {
-                matches!(r.trigger, Trigger::Schedule | Trigger::CatchUp)
-                    && self.state.last_slot == Some(r.scheduled)
+                self.is_last_slot(r.trigger, r.scheduled)
                     && (self.unrecorded.iter().any(|(id, _)| *id == r.run_id)
                         || self.waits_admission(&r.run_id))
             });
@@ -162,32 +161,37 @@ impl JobActorState {
                     self.set_completes_after(Some(run_id));
                 }
                 // Queued behind a run in flight: `Completed` comes after
-                // the `Started` of its run, as above. (Until 2026-12-05 it
-                // came after its `Queued`, while status did not show the
-                // job completed yet.)
-                None if self.last_fire_queued() => self.completes_queued = true,
+                // the `Started` of its run, as above (see
+                // `completes_with_queue`). (Until 2026-12-05 it came after
+                // its `Queued`, while status did not show the job completed
+                // yet.)
+                None if self.completes_with_queue() => {}
                 None => self.publish(EventKind::Completed),
             }
         }
     }
 
+    /// Whether a fire of `trigger` for `scheduled` is the schedule's last
+    /// (once the job completed).
+    fn is_last_slot(&self, trigger: Trigger, scheduled: DateTime<Utc>) -> bool {
+        matches!(trigger, Trigger::Schedule | Trigger::CatchUp)
+            && self.state.last_slot == Some(scheduled)
+    }
+
     /// Whether `fire` is the schedule's last fire (once the job completed).
     pub(super) fn is_last_fire(&self, fire: &Pending) -> bool {
-        matches!(fire.trigger, Trigger::Schedule | Trigger::CatchUp)
-            && self.state.last_slot == Some(fire.scheduled)
+        self.is_last_slot(fire.trigger, fire.scheduled)
     }
 
-    /// Whether the schedule's last fire waits in the overlap queue.
-    pub(super) fn last_fire_queued(&self) -> bool {
-        self.state.queue.iter().any(|f| self.is_last_fire(f))
-    }
-
-    /// Announces `Completed` if it waited for the queued last fire, which
-    /// will not run (skipped, or its job removed).
-    pub(super) fn completed_without_queued(&mut self) {
-        if std::mem::take(&mut self.completes_queued) {
-            self.publish(EventKind::Completed);
-        }
+    /// Whether the job's `Completed` waits for its last fire, queued behind
+    /// a run in flight: the job completed and the fire is still in the
+    /// queue. Nothing else is kept: `Completed` is announced when the fire
+    /// leaves the queue (after its run's `Started`, see `completes_after`;
+    /// once skipped; or before `Removed`), and an upsert that re-arms the
+    /// job makes it no longer completed. So the wait holds across a
+    /// restart of the actor or of the process, read from the stored state.
+    pub(super) fn completes_with_queue(&self) -> bool {
+        self.state.completed && self.state.queue.iter().any(|f| self.is_last_fire(f))
     }
 
     /// Announces `Completed` after the `Started` of the last fire's run, if

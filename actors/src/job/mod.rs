@@ -344,12 +344,6 @@ pub struct JobActorState {
     /// The schedule fire prepared ahead of its instant, until its run ends
     /// or it is withdrawn (see `ahead`).
     prepared: Option<Box<Prepared>>,
-    /// The schedule's last fire waits in the overlap queue: the job
-    /// completed when it queued the fire, and `Completed` is announced once
-    /// that fire's run starts (see `Rare::completes_after`), or once the fire is
-    /// skipped or the job removed. Derived from the state when the actor
-    /// starts (a restart, a revive), so that it is not stored.
-    completes_queued: bool,
 }
 
 /// What a job actor rarely holds, boxed and allocated on first use: kept
@@ -463,9 +457,7 @@ impl Actor for JobActor {
             behind: false,
             turn_now: std::cell::Cell::new(None),
             prepared: None,
-            completes_queued: false,
         };
-        s.completes_queued = s.state.completed && s.last_fire_queued();
         // Runs of a failed predecessor still going: their tokens come back,
         // and the runs it claimed whose record it did not see durable wait
         // for this actor's `Recorded` (see `save_claims` below).

@@ -307,23 +307,26 @@ impl JobActorState {
         if self.state.paused.is_some() {
             // Every queued fire is skipped now: one left behind, with
             // nothing in flight to start it, would hold the queue for ever.
+            let completes = self.completes_with_queue();
             let fires = std::mem::take(&mut self.state.queue);
             for fire in fires {
                 self.skip(fire.scheduled, SkipReason::Paused, 1);
             }
-            self.completed_without_queued();
+            if completes {
+                self.publish(EventKind::Completed);
+            }
         } else if self.link.handler.is_none() || self.state.failed.is_some() {
             // An orphan keeps its queue (stored with its state) for a
             // process that has its handler, as it keeps the job itself; a
             // failed job keeps it for a revive.
         } else if let Some(fire) = self.state.queue.pop_front() {
             let recovery = fire.trigger == Trigger::Recovery;
-            let completes = self.completes_queued && self.is_last_fire(&fire);
+            let completes = self.state.completed && self.is_last_fire(&fire);
             let run_id = RunId::random();
             if completes {
-                // The job's `Completed` waited for this fire: it comes
-                // after the run's `Started` (see `completes_after`).
-                self.completes_queued = false;
+                // The job's `Completed` waited for this fire (see
+                // `completes_with_queue`): it comes after the run's
+                // `Started` (see `completes_after`).
                 self.set_completes_after(Some(run_id));
             }
             self.claim_run_as(myself, fire, run_id);

@@ -345,11 +345,7 @@ async fn a_waiting_run_keeps_its_turn_across_a_restart_of_its_jobs_actor() {
     run_for_secs(1.0).await;
     s.trigger("newer").await.expect("trigger"); // waits behind it
     run_for_secs(1.0).await;
-    s.supervisor()
-        .cast(cronactor::SupervisorMsg::InjectCrash(
-            cronactor::JobId::new("older").expect("id"),
-        ))
-        .expect("cast");
+    inject_crash(&s, "older");
     run_for_secs(1.0).await;
     assert_eq!(s.status("older").await.expect("status").runs_in_flight, 1);
     run_for_secs(30.0).await;

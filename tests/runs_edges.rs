@@ -219,11 +219,7 @@ async fn a_place_freed_for_a_crashed_actors_waiting_run_is_not_lost() {
     s.trigger("a").await.expect("trigger a");
     s.trigger("b").await.expect("trigger b"); // waits for a's place
     run_for_secs(1.0).await;
-    s.supervisor()
-        .cast(cronactor::SupervisorMsg::InjectCrash(
-            cronactor::JobId::new("b").expect("id"),
-        ))
-        .expect("cast");
+    inject_crash(&s, "b");
     run_for_secs(1.0).await;
     release.notify_one(); // a ends: its place goes to b
     run_for_secs(1.0).await;

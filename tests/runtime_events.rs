@@ -139,11 +139,7 @@ async fn progress_after_a_restart_of_the_jobs_actor_shows_in_status() {
     let mut events = s.subscribe();
     s.trigger("steps").await.expect("trigger");
     run_for_secs(1.0).await;
-    s.supervisor()
-        .cast(cronactor::SupervisorMsg::InjectCrash(
-            cronactor::JobId::new("steps").expect("id"),
-        ))
-        .expect("cast");
+    inject_crash(&s, "steps");
     run_for_secs(2.0).await; // 3 s: the second report came
     let st = s.status("steps").await.expect("status");
     assert_eq!(st.runs_in_flight, 1);
@@ -851,11 +847,7 @@ async fn a_one_shot_whose_run_waits_across_a_restart_announces_completed() {
         run_for_secs(2.9).await;
         store.held.store(true, Ordering::SeqCst);
         run_for_secs(0.3).await;
-        s.supervisor()
-            .cast(cronactor::SupervisorMsg::InjectCrash(
-                cronactor::JobId::new("once").expect("id"),
-            ))
-            .expect("cast");
+        inject_crash(&s, "once");
         run_for_secs(0.3).await;
         store.held.store(false, Ordering::SeqCst);
         store.released.notify_waiters();
@@ -894,17 +886,25 @@ enum QueuedLast {
     Paused,
     /// The job is removed while it waits.
     Removed,
+    /// The job gets a new schedule (a one-shot at 7 s) while it waits: the
+    /// queued fire runs as any, and only the new schedule's last fire
+    /// announces `Completed`.
+    Upserted,
 }
 
-/// Adds the one-shot `once` at 3 s (handler `slow`, 2.5 s; a queue of
-/// one), triggers it at 1 s and lets time run to 3.2 s: its fire at 3 s
-/// waits in the queue behind the manual run (until 3.5 s).
-async fn queue_the_last_fire(s: &Scheduler) {
-    let spec = JobSpec::builder("once", ScheduleSpec::at(since_start(3)), "slow")
+/// The one-shot `once` at `secs` (handler `slow`, 2.5 s; a queue of one).
+fn queued_once_at(secs: i64) -> JobSpec {
+    JobSpec::builder("once", ScheduleSpec::at(since_start(secs)), "slow")
         .overlap(cronactor::OverlapPolicy::QUEUE_ONE)
         .build()
-        .expect("spec");
-    s.add(spec).await.expect("add");
+        .expect("spec")
+}
+
+/// Adds the one-shot `once` at 3 s ([`queued_once_at`]), triggers it at
+/// 1 s and lets time run to 3.2 s: its fire at 3 s waits in the queue
+/// behind the manual run (until 3.5 s).
+async fn queue_the_last_fire(s: &Scheduler) {
+    s.add(queued_once_at(3)).await.expect("add");
     run_for_secs(1.0).await;
     let outcome = s.trigger("once").await.expect("trigger");
     assert!(matches!(outcome, TriggerOutcome::Started(_)), "{outcome:?}");
@@ -925,6 +925,7 @@ async fn a_last_fire_queued_behind_a_run_announces_completed_after_its_run_start
         QueuedLast::Runs { sled: true },
         QueuedLast::Paused,
         QueuedLast::Removed,
+        QueuedLast::Upserted,
     ];
     #[cfg(feature = "fault-injection")]
     cases.push(QueuedLast::RunsAfterRestart);
@@ -941,14 +942,12 @@ async fn a_last_fire_queued_behind_a_run_announces_completed_after_its_run_start
         queue_the_last_fire(&s).await;
         match case {
             QueuedLast::Runs { .. } => {}
-            QueuedLast::RunsAfterRestart => s
-                .supervisor()
-                .cast(cronactor::SupervisorMsg::InjectCrash(
-                    cronactor::JobId::new("once").expect("id"),
-                ))
-                .expect("cast"),
+            QueuedLast::RunsAfterRestart => inject_crash(&s, "once"),
             QueuedLast::Paused => s.pause("once", None).await.expect("pause"),
             QueuedLast::Removed => s.remove("once").await.expect("remove"),
+            QueuedLast::Upserted => {
+                s.upsert(queued_once_at(7)).await.expect("upsert");
+            }
         }
         run_for_secs(6.0).await;
         let seen: Vec<_> = drain(&mut events)
@@ -967,6 +966,16 @@ async fn a_last_fire_queued_behind_a_run_announces_completed_after_its_run_start
             ],
             QueuedLast::Paused => &["paused", "succeeded", "skipped", "completed"],
             QueuedLast::Removed => &["cancelled", "completed", "removed"],
+            // 9.2 s: the new one-shot's run (7 s to 9.5 s) is still going.
+            QueuedLast::Upserted => &[
+                "updated",
+                "succeeded",
+                "started",
+                "succeeded",
+                "fired",
+                "started",
+                "completed",
+            ],
         };
         assert_eq!(kinds(&seen), [&before[..], after].concat(), "{case:?}");
         if !matches!(case, QueuedLast::Removed) {
@@ -974,6 +983,7 @@ async fn a_last_fire_queued_behind_a_run_announces_completed_after_its_run_start
             assert_eq!(st.queued, 0, "{case:?}");
             let phase = match case {
                 QueuedLast::Paused => cronactor::JobPhase::Paused,
+                QueuedLast::Upserted => cronactor::JobPhase::Running,
                 _ => cronactor::JobPhase::Completed,
             };
             assert_eq!(st.phase, phase, "{case:?}");

@@ -464,11 +464,7 @@ async fn a_run_adopted_after_an_actor_crash_reads_the_newest_result() {
     s.add(concurrent("waiter")).await.expect("add");
     s.trigger("export").await.expect("trigger");
     run_for_secs(1.0).await;
-    s.supervisor()
-        .cast(cronactor::SupervisorMsg::InjectCrash(
-            cronactor::JobId::new("export").expect("id"),
-        ))
-        .expect("cast");
+    inject_crash(&s, "export");
     run_for_secs(0.5).await;
     s.trigger("export").await.expect("trigger");
     run_for_secs(1.0).await;

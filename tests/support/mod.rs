@@ -265,16 +265,22 @@ pub fn stable_run_ids(text: &str, seen: &mut Vec<String>) -> String {
 /// and usually restarts the actor before the runs are parked. Real time, a
 /// multi-thread runtime; [`LatePark::end`] stops the flood and clears the
 /// fault.
+/// Crashes job `id`'s actor once (fault injection): its supervisor
+/// restarts it.
+pub fn inject_crash(s: &Scheduler, id: &str) {
+    s.supervisor()
+        .cast(cronactor::SupervisorMsg::InjectCrash(
+            cronactor::JobId::new(id).expect("id"),
+        ))
+        .expect("cast");
+}
+
 /// Crashes job `id`'s actor once more than its restart budget allows, 10 ms
 /// apart on the simulated clock: the job is given up on (`Failed`).
 #[cfg(feature = "fault-injection")]
 pub async fn crash_past_the_budget(s: &Scheduler, id: &str) {
     for _ in 0..=cronactor::MAX_RESTARTS {
-        s.supervisor()
-            .cast(cronactor::SupervisorMsg::InjectCrash(
-                cronactor::JobId::new(id).expect("id"),
-            ))
-            .expect("cast");
+        inject_crash(s, id);
         run_for_secs(0.01).await;
     }
 }

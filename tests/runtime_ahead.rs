@@ -1051,6 +1051,118 @@ async fn a_give_up_after_the_slot_came_announces_the_fire_it_interrupts() {
     );
 }
 
+/// The task of job `id`'s prepared run holds once it took its slot, before
+/// it announced anything (the `HOLD_TAKEN` fault), until the hold drops.
+#[cfg(feature = "fault-injection")]
+struct HeldTake(Arc<cronactor_actors::job::TakenHold>);
+
+#[cfg(feature = "fault-injection")]
+impl Drop for HeldTake {
+    fn drop(&mut self) {
+        *cronactor_actors::job::HOLD_TAKEN.lock().expect("knob") = None;
+        self.0.release.add_permits(1 << 10);
+    }
+}
+
+/// Job `id` every second, 2.7 s in (the fire of 3 s prepared), then to
+/// 3.05 s with the task of the fire of 3 s held once it took its slot:
+/// the scheduler, the handler's count, the events since 2.7 s and the hold.
+#[cfg(feature = "fault-injection")]
+async fn held_after_its_slot_came(
+    id: &str,
+) -> (
+    cronactor::Scheduler,
+    Count,
+    cronactor::EventStream,
+    HeldTake,
+) {
+    let (clock, count) = (clock(), Count::default());
+    let s = ahead(&clock, &count).start().await.expect("start");
+    s.add(every_second(id, "count")).await.expect("add");
+    run_for_secs(2.7).await;
+    let events = s.subscribe();
+    let hold = HeldTake(Arc::default());
+    *cronactor_actors::job::HOLD_TAKEN.lock().expect("knob") = Some((id.into(), hold.0.clone()));
+    run_for_secs(0.35).await;
+    tokio::time::timeout(Duration::from_secs(5), hold.0.reached.acquire())
+        .await
+        .expect("the task took its slot")
+        .expect("permit")
+        .forget();
+    (s, count, events, hold)
+}
+
+/// The fires, starts and ends announced, in order.
+fn runs_shown(seen: &[Event]) -> Vec<String> {
+    seen.iter()
+        .filter(|e| {
+            !matches!(
+                e.kind,
+                EventKind::Replanned { .. } | EventKind::Progress { .. }
+            )
+        })
+        .map(|e| match e.kind {
+            EventKind::Fired { scheduled, .. } => format!("fired {scheduled}"),
+            _ => kinds(std::slice::from_ref(e))[0].to_owned(),
+        })
+        .collect()
+}
+
+/// A job given up on just after its prepared run's task took the slot of
+/// 3 s, before the task announced it: the give-up claims the run from its
+/// task, announces its fire before the registry's `Interrupted`, and the
+/// run never starts. Until 2026-12-06 the task announced that `Fired` when
+/// it went on, after the `Interrupted` (the race behind a rare failure of
+/// `a_prepared_run_given_up_on_after_its_slot_came_announces_its_fire`).
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_give_up_just_after_the_task_took_its_slot_announces_the_fire_first() {
+    let (s, count, mut events, hold) = held_after_its_slot_came("held-give-up").await;
+    crash_past_the_budget(&s, "held-give-up").await;
+    drop(hold);
+    run_for_secs(1.0).await;
+    let st = s.status("held-give-up").await.expect("status");
+    assert_eq!(st.phase, JobPhase::Failed);
+    assert_eq!(count.get(), 2, "the interrupted run never started");
+    assert_eq!(
+        (st.counters.fires, st.counters.runs, st.counters.interrupted),
+        (3, 3, 1),
+        "{st:?}"
+    );
+    let shown = runs_shown(&drain(&mut events));
+    let shown: Vec<_> = shown
+        .iter()
+        .filter(|k| {
+            k.starts_with("fired") || *k == "interrupted" || *k == "gave-up" || *k == "started"
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            &format!("fired {}", at_secs(3.0)),
+            &"interrupted".to_owned(),
+            &"gave-up".to_owned()
+        ],
+    );
+}
+
+/// A job removed just after its prepared run's task took the slot of 3 s,
+/// before the task announced it: the removal claims the run from its task;
+/// the run never starts and nothing announces it (as a run whose slot had
+/// not come), so `Removed` is the job's last event and no `Cancelled`
+/// closes a run no `Fired` opened. Until 2026-12-06 the removal announced
+/// `Cancelled` for it, with no `Fired` before or after.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_removal_just_after_the_task_took_its_slot_leaves_the_run_unannounced() {
+    let (s, count, mut events, hold) = held_after_its_slot_came("held-remove").await;
+    s.remove("held-remove").await.expect("remove");
+    drop(hold);
+    run_for_secs(1.0).await;
+    assert_eq!(count.get(), 2, "the claimed run never started");
+    assert_eq!(runs_shown(&drain(&mut events)), ["removed"]);
+}
+
 /// A job actor restarted inside the window (a crash) takes its
 /// predecessor's prepared run as prepared: a trigger through `Replace`
 /// before the slot withdraws it, as it would have without the crash,
@@ -1322,6 +1434,31 @@ async fn three_hundred_every_second(
     (s, events)
 }
 
+/// Real time: waits until 4 ms before the next second on `clock`, then
+/// calls `each` for every job index, an eighth at a time, 0.5 ms apart (the
+/// last eighth 0.5 ms before the slot).
+async fn staggered_before_the_next_slot(
+    clock: &cronactor::testing::ManualClock,
+    mut each: impl FnMut(usize),
+) {
+    use chrono::Timelike as _;
+    use cronactor::Clock as _;
+    let now = clock.now();
+    let next = now.with_nanosecond(0).expect("a second") + chrono::Duration::seconds(1);
+    tokio::time::sleep(
+        (next - chrono::Duration::microseconds(4000) - now)
+            .to_std()
+            .unwrap_or_default(),
+    )
+    .await;
+    for lead in (0..8).rev() {
+        for i in (0..N).filter(|i| i % 8 == lead) {
+            each(i);
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
 /// Real time (the race needs it): 300 jobs sharing every slot, all
 /// cancelled a few milliseconds before a slot, six times. Some cancels
 /// reach their job after the timer service marked its prepared run's slot
@@ -1420,23 +1557,13 @@ async fn a_prepared_run_given_up_on_after_its_slot_came_announces_its_fire() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The last crash of each job, 0.5 to 4 ms before the next slot.
-    let now = clock.now();
-    let next = now.with_nanosecond(0).expect("a second") + chrono::Duration::seconds(1);
-    tokio::time::sleep(
-        (next - chrono::Duration::microseconds(4000) - now)
-            .to_std()
-            .unwrap_or_default(),
-    )
+    staggered_before_the_next_slot(&clock, |i| {
+        let id = cronactor::JobId::new(format!("j{i}")).expect("id");
+        s.supervisor()
+            .cast(cronactor::SupervisorMsg::InjectCrash(id))
+            .expect("cast");
+    })
     .await;
-    for lead in (0..8).rev() {
-        for i in (0..N).filter(|i| i % 8 == lead) {
-            let id = cronactor::JobId::new(format!("j{i}")).expect("id");
-            s.supervisor()
-                .cast(cronactor::SupervisorMsg::InjectCrash(id))
-                .expect("cast");
-        }
-        std::thread::sleep(Duration::from_micros(500));
-    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let seen = drain(&mut events);
     let mut wrong = Vec::new();
@@ -1481,6 +1608,73 @@ async fn a_prepared_run_given_up_on_after_its_slot_came_announces_its_fire() {
         }
     }
     assert!(wrong.is_empty(), "{} jobs: {wrong:#?}", wrong.len());
+}
+
+/// Real time (the race needs it): 300 jobs sharing every slot, each removed
+/// 0.5 to 4 ms before a slot. Some removals come just after the job's
+/// prepared run's task took its slot: the removal claims the run from its
+/// task (one the task has not announced never starts and is not
+/// announced), so that the job's events stay in order: every end after its
+/// `Fired`, every `Started` after its `Fired`, and nothing after `Removed`.
+/// Until 2026-12-06 a task that took its slot just before the removal
+/// could announce `Fired` and `Started` after `Removed`, or the removal a
+/// `Cancelled` with no `Fired`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_run_removed_just_after_its_slot_came_is_announced_in_order() {
+    let (clock, count) = (clock(), Count::default());
+    let (s, mut events) = three_hundred_every_second(&clock, &count).await;
+    // Past the first slot, so that every job has prepared its next fire.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut removals = Vec::new();
+    staggered_before_the_next_slot(&clock, |i| {
+        let s = s.clone();
+        removals.push(tokio::spawn(async move { s.remove(format!("j{i}")).await }));
+    })
+    .await;
+    for removed in futures::future::join_all(removals).await {
+        removed.expect("task").expect("remove");
+    }
+    // The runs still going end.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let seen = drain(&mut events);
+    let mut wrong = Vec::new();
+    for i in 0..N {
+        let id = format!("j{i}");
+        let mine: Vec<_> = seen.iter().filter(|e| e.job_id.as_str() == id).collect();
+        let mut problems = Vec::new();
+        if !mine
+            .last()
+            .is_some_and(|e| matches!(e.kind, EventKind::Removed))
+        {
+            problems.push(format!("not last: Removed, {:?}", kinds_of(&mine)));
+        }
+        let (mut fired, mut started, mut ended) = (0, 0, 0);
+        for e in &mine {
+            match e.kind {
+                EventKind::Fired { .. } => fired += 1,
+                EventKind::Started { .. } => started += 1,
+                EventKind::Succeeded { .. }
+                | EventKind::Failed { .. }
+                | EventKind::Interrupted { .. }
+                | EventKind::Cancelled { .. } => ended += 1,
+                _ => {}
+            }
+            if started > fired || ended > fired {
+                problems.push(format!("a run before its Fired: {:?}", kinds_of(&mine)));
+                break;
+            }
+        }
+        if !problems.is_empty() {
+            wrong.push(format!("{id}: {problems:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{} jobs: {wrong:#?}", wrong.len());
+}
+
+/// The kinds of a job's events, in order (for a failure's message).
+fn kinds_of(events: &[&Event]) -> Vec<&'static str> {
+    let owned: Vec<Event> = events.iter().map(|e| (*e).clone()).collect();
+    kinds(&owned)
 }
 
 /// A scheduler with fire-ahead `window` and a job `j` every 10 s on `slow`

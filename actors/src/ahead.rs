@@ -36,7 +36,10 @@
 //! its instant (pause, update, trigger, cancel, re-plan, shutdown): see
 //! `JobActorState::withdraw_prepared`. The run's task and the actor agree
 //! on which of the two came first through one atomic per prepared run
-//! (its [`Slot`]).
+//! (its [`Slot`]). The same atomic settles, between the task and a job
+//! that is removed or given up on, which of them announces the run
+//! ([`Slot::claim`]), so that its `Fired` always comes before the events
+//! that end it.
 
 use crate::handler::RunLink;
 use crate::job::JobMsg;
@@ -182,10 +185,23 @@ pub(crate) struct Slot {
 const WAITING: u8 = 0;
 /// The slot came: the task may start the run (it is counted in `Starts`).
 const DUE: u8 = 1;
-/// The task took the run, or gave up waiting.
+/// The task took the run and announced nothing of it yet.
 const TAKEN: u8 = 2;
 /// The job withdrew the run: it never starts.
 const WITHDRAWN: u8 = 3;
+/// The task is announcing the run (deciding whether it starts, and
+/// publishing `Fired`, `Started`): a job that claims the run waits for it.
+const ANNOUNCING: u8 = 4;
+/// The task announced the fire (`Fired`) and waits for the run's record.
+const FIRED: u8 = 5;
+/// The task announced all it will of the run (its start, or the fire of a
+/// run cancelled before it): nothing is left to the job.
+const ANNOUNCED: u8 = 6;
+/// The job claimed the run ([`Slot::claim`]): its task neither announces
+/// nor starts it.
+const CLAIMED: u8 = 7;
+/// The task gave up waiting (the run was cancelled or withdrawn).
+const ABANDONED: u8 = 8;
 
 impl Slot {
     /// The slot of a prepared fire; `completes`: it is the schedule's last.
@@ -258,12 +274,33 @@ impl Slot {
         self.shift(TAKEN, WAITING)
     }
 
-    /// Whether the task took the run at its slot (or gave up waiting): the
-    /// job can no longer withdraw it, and its handler starts unless it was
-    /// cancelled. A wall clock stepped back does not make it a fire still
-    /// to come.
+    /// Whether the task took the run at its slot (or gave up waiting, or
+    /// the job claimed it): the job can no longer withdraw it, and its
+    /// handler starts unless it was cancelled or claimed. A wall clock
+    /// stepped back does not make it a fire still to come.
     pub(crate) fn taken(&self) -> bool {
-        self.state.load(Ordering::Acquire) == TAKEN
+        !matches!(
+            self.state.load(Ordering::Acquire),
+            WAITING | DUE | WITHDRAWN
+        )
+    }
+
+    /// The task, which took the run, begins to announce it (`fired`: it
+    /// announced its fire already): false if the job claimed the run (its
+    /// task then neither announces nor starts it). The task ends what it
+    /// began with [`Slot::announced`] without waiting on anything between:
+    /// a job claiming the run meanwhile waits for it.
+    pub(crate) fn begin_announcing(&self, fired: bool) -> bool {
+        self.shift(if fired { FIRED } else { TAKEN }, ANNOUNCING)
+    }
+
+    /// The task ends what it began with [`Slot::begin_announcing`]: `fired`
+    /// if it announced the fire and the run still waits for its record;
+    /// otherwise it announced all it will (the run started, or was
+    /// dropped).
+    pub(crate) fn announced(&self, fired: bool) {
+        self.state
+            .store(if fired { FIRED } else { ANNOUNCED }, Ordering::Release);
     }
 
     /// The task waits for the slot (see [`SlotWait`]).
@@ -271,29 +308,47 @@ impl Slot {
         SlotWait { slot: self }
     }
 
-    /// The job is given up on (its actor gone): the run is taken from its
-    /// task unless the task took it already, so that the give-up, not the
-    /// task, says whether the fire was announced. What the slot was. The
-    /// caller then cancels the run ([`Slot::cancel`]), which ends the
-    /// task's wait; a slot taken here from [`Settled::Due`] is counted out
-    /// of `Starts` by the caller, as the task would have.
-    pub(crate) fn settle(&self) -> Settled {
-        if self.shift(WAITING, TAKEN) {
-            return Settled::Waiting;
-        }
-        if self.shift(DUE, TAKEN) {
-            return Settled::Due;
-        }
-        match self.state.load(Ordering::Acquire) {
-            WITHDRAWN => Settled::Withdrawn,
-            _ => Settled::Taken,
+    /// The job claims the run (it is given up on, or removed): the run is
+    /// taken from its task unless the task announced it already, so that
+    /// the job, not the task, says whether its fire is announced, before
+    /// the events that end it. What the slot was. A task in the middle of
+    /// announcing the run (a few event publications, with no wait) is
+    /// waited for. The caller then cancels the run ([`Slot::cancel`]),
+    /// which ends the task's wait; a slot claimed here from
+    /// [`Settled::Due`] is counted out of `Starts` by the caller, as the
+    /// task would have.
+    pub(crate) fn claim(&self) -> Settled {
+        let mut spins = 0u32;
+        loop {
+            let (settled, from) = match self.state.load(Ordering::Acquire) {
+                WAITING => (Settled::Waiting, WAITING),
+                DUE => (Settled::Due, DUE),
+                TAKEN => (Settled::Unannounced, TAKEN),
+                FIRED => (Settled::Fired, FIRED),
+                ANNOUNCED => return Settled::Announced,
+                ANNOUNCING => {
+                    // The task publishes a few events and leaves the
+                    // state: no lock or wait is held meanwhile.
+                    spins += 1;
+                    if spins < 64 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                    continue;
+                }
+                _ => return Settled::Withdrawn,
+            };
+            if self.shift(from, CLAIMED) {
+                return settled;
+            }
         }
     }
 
     /// The task gives up waiting (the run was cancelled or withdrawn):
     /// what the slot was.
     pub(crate) fn abandon(&self) -> Abandoned {
-        match self.state.swap(TAKEN, Ordering::AcqRel) {
+        match self.state.swap(ABANDONED, Ordering::AcqRel) {
             DUE => Abandoned::Due,
             WITHDRAWN => Abandoned::Withdrawn,
             _ => Abandoned::Waiting,
@@ -301,17 +356,25 @@ impl Slot {
     }
 }
 
-/// What a slot was when its job was given up on ([`Slot::settle`]).
+/// What a slot was when its job claimed the run ([`Slot::claim`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Settled {
-    /// Still waiting: taken by the give-up, the run never starts.
+    /// Still waiting: claimed, the run never starts.
     Waiting,
-    /// Its slot had come, its task had not taken it: taken by the give-up
-    /// (which counts it out of `Starts`), the run never starts.
+    /// Its slot had come, its task had not taken it: claimed (the claimer
+    /// counts it out of `Starts`), the run never starts.
     Due,
-    /// Its task took it: the task announces it (see [`Slot::counted`]).
-    Taken,
-    /// The job had withdrawn it.
+    /// Its task took it and announced nothing: claimed, the run never
+    /// starts, and its fire is the job's to announce.
+    Unannounced,
+    /// Its task announced its fire and waited for its record: claimed, the
+    /// run never starts.
+    Fired,
+    /// Its task announced all it will of the run (its start, or its fire):
+    /// the run is the task's.
+    Announced,
+    /// Nothing left to announce: the job withdrew the run, or its task gave
+    /// up waiting, or it was claimed before.
     Withdrawn,
 }
 
@@ -692,37 +755,84 @@ mod tests {
         assert_eq!(slot.abandon(), Abandoned::Withdrawn);
     }
 
-    /// A give-up takes a run its task has not taken (waiting or due: the
-    /// task then ends without starting it) and leaves one it took.
+    /// A claim (give-up, removal) takes a run its task has not taken
+    /// (waiting or due: the task then ends without starting it) or has not
+    /// announced, and leaves one its task announced.
     #[tokio::test]
-    async fn a_give_up_settles_a_slot_its_task_has_not_taken() {
+    async fn a_claim_takes_a_run_its_task_has_not_announced() {
         let starts = Starts::default();
         let slot = Slot::default();
-        assert_eq!(slot.settle(), Settled::Waiting);
-        assert!(!slot.due(&starts), "settled: never due");
+        assert_eq!(slot.claim(), Settled::Waiting);
+        assert!(!slot.due(&starts), "claimed: never due");
         assert!(starts.is_idle());
         slot.cancel(false);
         assert!(!slot.wait().await, "its task does not take it");
         assert_eq!(slot.abandon(), Abandoned::Waiting, "nothing to count out");
+        assert_eq!(slot.claim(), Settled::Withdrawn, "claimed once");
 
         let slot = Slot::default();
         assert!(slot.due(&starts));
-        assert_eq!(slot.settle(), Settled::Due);
-        starts.running(); // the give-up counts it out
+        assert_eq!(slot.claim(), Settled::Due);
+        starts.running(); // the claimer counts it out
         assert!(starts.is_idle());
         slot.cancel(false);
         assert!(!slot.wait().await, "its task does not take it");
 
+        // Taken, nothing announced: the claim wins, the task announces
+        // nothing.
         let slot = Slot::default();
         assert!(slot.due(&starts));
         assert!(slot.wait().await, "its task took it");
         starts.running();
-        assert_eq!(slot.settle(), Settled::Taken);
         assert!(slot.taken());
+        assert_eq!(slot.claim(), Settled::Unannounced);
+        assert!(!slot.begin_announcing(false), "claimed");
+        assert!(slot.taken());
+
+        // Its fire announced, waiting for its record.
+        let slot = Slot::default();
+        assert!(slot.due(&starts));
+        assert!(slot.wait().await);
+        starts.running();
+        assert!(slot.begin_announcing(false));
+        slot.announced(true);
+        assert_eq!(slot.claim(), Settled::Fired);
+        assert!(!slot.begin_announcing(true), "claimed");
+
+        // Announced (started): the run is the task's.
+        let slot = Slot::default();
+        assert!(slot.due(&starts));
+        assert!(slot.wait().await);
+        starts.running();
+        assert!(slot.begin_announcing(false));
+        slot.announced(false);
+        assert_eq!(slot.claim(), Settled::Announced);
 
         let slot = Slot::default();
         assert!(slot.withdraw());
-        assert_eq!(slot.settle(), Settled::Withdrawn);
+        assert_eq!(slot.claim(), Settled::Withdrawn);
+    }
+
+    /// A claim made while the task announces the run waits for the task
+    /// to finish announcing: the run is then the task's.
+    #[test]
+    fn a_claim_waits_for_the_task_announcing() {
+        let (starts, slot) = (Starts::default(), Arc::new(Slot::default()));
+        assert!(slot.due(&starts));
+        assert!(slot.shift(DUE, TAKEN), "its task took it");
+        assert!(slot.begin_announcing(false));
+        let (began_tx, began_rx) = std::sync::mpsc::channel();
+        let sl = slot.clone();
+        let claim = std::thread::spawn(move || {
+            began_tx.send(()).expect("send");
+            sl.claim()
+        });
+        began_rx.recv().expect("the claim began");
+        // However long the task takes to publish, the claim waits.
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(!claim.is_finished(), "the claim waits");
+        slot.announced(false);
+        assert_eq!(claim.join().expect("the claim"), Settled::Announced);
     }
 
     #[tokio::test]

@@ -258,13 +258,6 @@ pub fn stable_run_ids(text: &str, seen: &mut Vec<String>) -> String {
     out
 }
 
-/// A crash of job `id`'s actor whose state (and runs) the failed actor drops
-/// `delay` late (the `SLOW_PARK` fault), with the supervisor kept busy from
-/// outside the runtime (casts of crashes of a job that does not exist:
-/// no-ops), so that it takes the failure report at once on the other worker
-/// and usually restarts the actor before the runs are parked. Real time, a
-/// multi-thread runtime; [`LatePark::end`] stops the flood and clears the
-/// fault.
 /// Crashes job `id`'s actor once (fault injection): its supervisor
 /// restarts it.
 pub fn inject_crash(s: &Scheduler, id: &str) {
@@ -291,6 +284,14 @@ pub struct LatePark {
     flood: Option<std::thread::JoinHandle<()>>,
 }
 
+/// A crash of job `id`'s actor whose state (and runs) the failed actor parks
+/// `delay` late, when its state drops (the `SLOW_PARK` fault: as for an
+/// actor failing outside its turns), with the supervisor kept busy from
+/// outside the runtime (casts of crashes of a job that does not exist:
+/// no-ops), so that it takes the failure report at once on the other worker
+/// and usually restarts the actor before the runs are parked. Real time, a
+/// multi-thread runtime; [`LatePark::end`] stops the flood and clears the
+/// fault.
 #[cfg(feature = "fault-injection")]
 pub fn crash_with_late_park(s: &Scheduler, id: &str, delay: Duration) -> LatePark {
     use cronactor::{JobId, SupervisorMsg};

@@ -150,28 +150,40 @@ impl JobActorState {
         myself.stop(Some(super::REMOVED.into()));
     }
 
-    /// The runs in flight that were announced: every one but a prepared
-    /// run whose slot has not come. A run handled at its slot was announced
-    /// `Fired` (or, for a retry, `RetryScheduled`) when it was claimed,
-    /// whether it started or still waits for its record or for admission:
-    /// its removal closes it with `Cancelled`, as a cancel before its start
-    /// does. (Until 2026-12-05 only runs announced `Started` were: a run
-    /// waiting for its record or for admission got no closing event.)
-    fn announced_runs(&self) -> Vec<RunId> {
-        // A prepared run is announced by its task, once it took its slot:
+    /// The runs in flight that were announced, for a removal: every one
+    /// but a prepared run whose task has not announced it. A run handled
+    /// at its slot was announced `Fired` (or, for a retry,
+    /// `RetryScheduled`) when it was claimed, whether it started or still
+    /// waits for its record or for admission: its removal closes it with
+    /// `Cancelled`, as a cancel before its start does. (Until 2026-12-05
+    /// only runs announced `Started` were: a run waiting for its record or
+    /// for admission got no closing event.)
+    fn announced_runs(&mut self) -> Vec<RunId> {
+        // A prepared run is announced by its task once it took its slot:
         // not before, whatever the wall clock reads (a step back before
         // the slot of a run started, forward past the slot of a run whose
-        // slot has not come on the monotonic clock).
-        let waiting_slot = self
-            .prepared
-            .as_deref()
-            .filter(|p| !p.slot.taken())
-            .map(|p| p.run_id);
+        // slot has not come on the monotonic clock). The removal claims it
+        // from its task (see `ahead::Slot::claim`): one the task had not
+        // announced never starts, and is not announced at all; one it had
+        // is closed here. (Until 2026-12-06 a task that took its slot
+        // just before the removal could announce `Fired` and `Started`
+        // after `Removed`, or the removal `Cancelled` with no `Fired`.)
+        let unannounced = self.prepared.as_deref().and_then(|p| {
+            use crate::ahead::Settled;
+            match p.slot.claim() {
+                Settled::Fired | Settled::Announced => None,
+                Settled::Due => {
+                    self.link.rt.timer.starts().running();
+                    Some(p.run_id)
+                }
+                Settled::Waiting | Settled::Unannounced | Settled::Withdrawn => Some(p.run_id),
+            }
+        });
         self.state
             .in_flight
             .iter()
             .map(|r| r.run_id)
-            .filter(|id| waiting_slot != Some(*id))
+            .filter(|id| unannounced != Some(*id))
             .collect()
     }
 

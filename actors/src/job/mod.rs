@@ -19,6 +19,9 @@ pub use fire::TriggerOutcome;
 pub use park::SLOW_PARK;
 pub use run::RunResult;
 pub(crate) use run::RunTask;
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use run::{TakenHold, HOLD_TAKEN};
 
 use crate::error::Error;
 use crate::event::EventKind;
@@ -508,210 +511,230 @@ impl Actor for JobActor {
         msg: JobMsg,
         s: &mut JobActorState,
     ) -> Result<(), ActorProcessingErr> {
-        // A new turn reads the wall clock afresh.
-        s.turn_now.set(None);
-        if msg.withdraws_prepared() && s.withdraw_prepared() {
-            // The slot is given back: what the message does next (or a
-            // shutdown) must find it so in the store.
-            s.save(Ack::None);
+        // A turn does not wait. One that fails (an error, a panic) parks
+        // the job's runs before ractor reports the failure, so that the
+        // supervisor finds them (see `JobActorState::park_runs`).
+        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| turn(myself, msg, s)));
+        let failure = match turn {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(e)) => e,
+            Err(panic) => run::panic_message(&panic).into(),
+        };
+        if s.parks_at_failure() {
+            s.park_runs();
         }
-        match msg {
-            JobMsg::Fired { generation, kind } => s.fired(&myself, generation, kind),
-            JobMsg::Event {
-                name,
-                payload,
-                reply,
-            } => {
-                let outcome = s.fire_now(&myself, Trigger::Event, Some((name, payload)), None);
-                if outcome.is_ok() {
-                    s.save_claims(&myself);
-                }
-                s.answer_when_durable(reply, outcome);
+        Err(failure)
+    }
+}
+
+/// One turn of the job actor: handles `msg`.
+fn turn(
+    myself: ActorRef<JobMsg>,
+    msg: JobMsg,
+    s: &mut JobActorState,
+) -> Result<(), ActorProcessingErr> {
+    // A new turn reads the wall clock afresh.
+    s.turn_now.set(None);
+    if msg.withdraws_prepared() && s.withdraw_prepared() {
+        // The slot is given back: what the message does next (or a
+        // shutdown) must find it so in the store.
+        s.save(Ack::None);
+    }
+    match msg {
+        JobMsg::Fired { generation, kind } => s.fired(&myself, generation, kind),
+        JobMsg::Event {
+            name,
+            payload,
+            reply,
+        } => {
+            let outcome = s.fire_now(&myself, Trigger::Event, Some((name, payload)), None);
+            if outcome.is_ok() {
+                s.save_claims(&myself);
             }
-            JobMsg::Cancel(reply) => s.cancel(&myself, reply),
-            JobMsg::CancelRun { run_id, reply } => s.cancel_run(&myself, run_id, reply),
-            JobMsg::RetryRun { record, reply } => {
-                let refused = s.link.handler.is_none()
-                    || s.state.failed.is_some()
-                    || s.state.paused.is_some();
-                let outcome = if refused {
-                    Err(s.invalid_state("retry a run"))
-                } else {
-                    let mut fire = Pending::new(record.scheduled, Trigger::ManualRetry);
-                    fire.attempt = record.attempt.saturating_add(1);
-                    s.publish(EventKind::Fired {
-                        scheduled: record.scheduled,
-                        trigger: Trigger::ManualRetry,
-                    });
-                    Ok(s.overlap_fire(&myself, fire))
-                };
-                if outcome.is_ok() {
-                    s.save_claims(&myself);
-                }
-                s.answer_when_durable(reply, outcome);
+            s.answer_when_durable(reply, outcome);
+        }
+        JobMsg::Cancel(reply) => s.cancel(&myself, reply),
+        JobMsg::CancelRun { run_id, reply } => s.cancel_run(&myself, run_id, reply),
+        JobMsg::RetryRun { record, reply } => {
+            let refused =
+                s.link.handler.is_none() || s.state.failed.is_some() || s.state.paused.is_some();
+            let outcome = if refused {
+                Err(s.invalid_state("retry a run"))
+            } else {
+                let mut fire = Pending::new(record.scheduled, Trigger::ManualRetry);
+                fire.attempt = record.attempt.saturating_add(1);
+                s.publish(EventKind::Fired {
+                    scheduled: record.scheduled,
+                    trigger: Trigger::ManualRetry,
+                });
+                Ok(s.overlap_fire(&myself, fire))
+            };
+            if outcome.is_ok() {
+                s.save_claims(&myself);
             }
-            JobMsg::Progress {
-                run_id,
-                fraction,
-                message,
-            } => {
-                if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
-                    s.state.progress = Some((fraction, message));
-                    s.rare_mut().progress_of = Some(run_id);
-                    s.save(Ack::None);
-                }
+            s.answer_when_durable(reply, outcome);
+        }
+        JobMsg::Progress {
+            run_id,
+            fraction,
+            message,
+        } => {
+            if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
+                s.state.progress = Some((fraction, message));
+                s.rare_mut().progress_of = Some(run_id);
+                s.save(Ack::None);
             }
-            JobMsg::SetResult { run_id, value } => {
-                let in_flight = &s.state.in_flight;
-                let running = in_flight.iter().any(|r| r.run_id == run_id);
-                if running || s.rare.is_some() {
-                    let results = &mut s.rare.get_or_insert_with(Box::default).results;
-                    results.retain(|(id, _)| in_flight.iter().any(|r| r.run_id == *id));
-                    if running {
-                        match results.iter_mut().find(|(id, _)| *id == run_id) {
-                            Some(slot) => slot.1 = value,
-                            None => results.push((run_id, value)),
-                        }
+        }
+        JobMsg::SetResult { run_id, value } => {
+            let in_flight = &s.state.in_flight;
+            let running = in_flight.iter().any(|r| r.run_id == run_id);
+            if running || s.rare.is_some() {
+                let results = &mut s.rare.get_or_insert_with(Box::default).results;
+                results.retain(|(id, _)| in_flight.iter().any(|r| r.run_id == *id));
+                if running {
+                    match results.iter_mut().find(|(id, _)| *id == run_id) {
+                        Some(slot) => slot.1 = value,
+                        None => results.push((run_id, value)),
                     }
                 }
             }
-            JobMsg::SetLastResult { value, reply } => {
-                s.set_last_result(value);
-                s.save(Ack::Reply(reply));
-            }
-            JobMsg::Pause { note, reply } => s.pause(note, reply),
-            JobMsg::Resume { note, reply } => s.resume(note, reply),
-            JobMsg::Backfill {
-                from,
-                to,
-                overlap,
-                reply,
-            } => {
-                let outcome = s.backfill(&myself, from, to, overlap);
-                if outcome.is_ok() {
-                    s.save_claims(&myself);
-                }
-                s.answer_when_durable(reply, outcome);
-            }
-            JobMsg::Trigger(reply) => s.trigger(&myself, None, reply),
-            JobMsg::TriggerWith { overlap, reply } => s.trigger(&myself, Some(overlap), reply),
-            JobMsg::Update {
-                spec,
-                schedule,
-                handler,
-                reply,
-            } => s.update(&myself, spec, schedule, handler, reply),
-            JobMsg::Remove(reply) => s.remove(&myself, reply),
-            JobMsg::Preview { n, reply } => s.preview(n, reply),
-            JobMsg::Replan => {
-                if s.stopping.is_none() {
-                    s.arm();
-                    // A waiting retry's timer too: its due time is a wall
-                    // instant, which a forward step may have passed.
-                    s.arm_retry();
-                    s.publish(EventKind::Replanned {
-                        next_fire: s.state.next_fire,
-                    });
-                    s.save(Ack::None);
-                }
-            }
-            JobMsg::Drain { idle } => {
-                // As `Stop` without the cancel: no timer, queued fire or
-                // retry starts a run any more (their state is kept for the
-                // next start), and the runs in flight go on.
-                s.generation += 1;
-                s.retry_generation += 1;
-                if s.state.in_flight.is_empty() {
-                    let _ = idle.send(());
-                } else {
-                    s.stopping = Some(Box::new(idle));
-                }
-            }
-            JobMsg::Stop { cancelled, idle } => {
-                // A prepared run was withdrawn above: it is not a run cut
-                // short by the shutdown, and its slot is left to the next
-                // start's misfire policy, as any slot after the shutdown.
-                s.generation += 1;
-                s.retry_generation += 1;
-                // The queue stays in the state: the next start runs it.
-                let _ = cancelled.send(s.cancel_all(&myself, CancelReason::Shutdown));
-                if s.state.in_flight.is_empty() {
-                    let _ = idle.send(());
-                } else {
-                    s.stopping = Some(Box::new(idle));
-                }
-            }
-            JobMsg::RunFinished { run_id, result } => s.run_finished(&myself, run_id, result),
-            JobMsg::Recorded => {
-                // Only the runs whose claim's take is durable: one claimed
-                // while the flush of an earlier claim ran waits for the
-                // next flush, which holds its own.
-                let watermark = s.link.rt.updates.watermark();
-                let (durable, later): (Vec<_>, Vec<_>) = std::mem::take(&mut s.unrecorded)
-                    .into_iter()
-                    .partition(|(_, take)| *take != 0 && watermark.reached(*take));
-                s.unrecorded = later;
-                for (run_id, _) in durable {
-                    s.start_run(&myself, run_id);
-                    s.completed_after_start(run_id);
-                }
-            }
-            JobMsg::Admitted { run_id, tags } => {
-                // A restarted actor that took the run's place over (see
-                // `take_over_admission`) ignores its message coming after.
-                if s.link.rt.admission.take_admitted(run_id) {
-                    s.admitted(&myself, run_id, tags);
-                }
-            }
-            JobMsg::Adopt(ParkedRuns(runs)) => {
-                s.adopt(&myself, runs);
-                s.awaiting_park = false;
+        }
+        JobMsg::SetLastResult { value, reply } => {
+            s.set_last_result(value);
+            s.save(Ack::Reply(reply));
+        }
+        JobMsg::Pause { note, reply } => s.pause(note, reply),
+        JobMsg::Resume { note, reply } => s.resume(note, reply),
+        JobMsg::Backfill {
+            from,
+            to,
+            overlap,
+            reply,
+        } => {
+            let outcome = s.backfill(&myself, from, to, overlap);
+            if outcome.is_ok() {
                 s.save_claims(&myself);
-                // In the order they came.
-                let early = s.rare.as_mut().map(|r| std::mem::take(&mut r.early));
-                for msg in early.unwrap_or_default() {
-                    let _ = myself.cast(msg);
-                }
             }
-            JobMsg::Crash => {
-                #[cfg(any(test, feature = "fault-injection"))]
-                return Err(format!("injected fault in job {}", s.spec.id).into());
-            }
-            JobMsg::Passivate { next_fire } => {
-                s.idle_reported = false;
-                // A message read since the report may have moved the next
-                // fire (an upsert delivered as the job woke): the actor
-                // then stays, and reports itself idle again with the fire
-                // the supervisor must keep (a wall-clock step re-arms the
-                // passive job's wake-up for it).
-                let reported = s.state.next_fire == next_fire;
-                if reported && s.passivable() && s.link.rt.supervisor.get().is_some() {
-                    // Its state is posted already; the registry only trims
-                    // what it keeps for the job.
-                    s.target.set_passive(s.generation);
-                    s.link
-                        .rt
-                        .updates
-                        .push(RegistryMsg::Passivated(s.spec.id.clone()));
-                    tracing::debug!(
-                        job_id = %s.spec.id,
-                        next_fire = ?s.state.next_fire,
-                        "job passivated"
-                    );
-                    myself.stop(Some(PASSIVATED.into()));
-                    return Ok(());
-                }
-                if let Some(supervisor) = s.link.rt.supervisor.get() {
-                    let _ = supervisor.cast(SupervisorMsg::StayLive {
-                        id: s.spec.id.clone(),
-                        actor: myself.get_id(),
-                    });
-                }
+            s.answer_when_durable(reply, outcome);
+        }
+        JobMsg::Trigger(reply) => s.trigger(&myself, None, reply),
+        JobMsg::TriggerWith { overlap, reply } => s.trigger(&myself, Some(overlap), reply),
+        JobMsg::Update {
+            spec,
+            schedule,
+            handler,
+            reply,
+        } => s.update(&myself, spec, schedule, handler, reply),
+        JobMsg::Remove(reply) => s.remove(&myself, reply),
+        JobMsg::Preview { n, reply } => s.preview(n, reply),
+        JobMsg::Replan => {
+            if s.stopping.is_none() {
+                s.arm();
+                // A waiting retry's timer too: its due time is a wall
+                // instant, which a forward step may have passed.
+                s.arm_retry();
+                s.publish(EventKind::Replanned {
+                    next_fire: s.state.next_fire,
+                });
+                s.save(Ack::None);
             }
         }
-        s.consider_passivation(&myself);
-        Ok(())
+        JobMsg::Drain { idle } => {
+            // As `Stop` without the cancel: no timer, queued fire or
+            // retry starts a run any more (their state is kept for the
+            // next start), and the runs in flight go on.
+            s.generation += 1;
+            s.retry_generation += 1;
+            if s.state.in_flight.is_empty() {
+                let _ = idle.send(());
+            } else {
+                s.stopping = Some(Box::new(idle));
+            }
+        }
+        JobMsg::Stop { cancelled, idle } => {
+            // A prepared run was withdrawn above: it is not a run cut
+            // short by the shutdown, and its slot is left to the next
+            // start's misfire policy, as any slot after the shutdown.
+            s.generation += 1;
+            s.retry_generation += 1;
+            // The queue stays in the state: the next start runs it.
+            let _ = cancelled.send(s.cancel_all(&myself, CancelReason::Shutdown));
+            if s.state.in_flight.is_empty() {
+                let _ = idle.send(());
+            } else {
+                s.stopping = Some(Box::new(idle));
+            }
+        }
+        JobMsg::RunFinished { run_id, result } => s.run_finished(&myself, run_id, result),
+        JobMsg::Recorded => {
+            // Only the runs whose claim's take is durable: one claimed
+            // while the flush of an earlier claim ran waits for the
+            // next flush, which holds its own.
+            let watermark = s.link.rt.updates.watermark();
+            let (durable, later): (Vec<_>, Vec<_>) = std::mem::take(&mut s.unrecorded)
+                .into_iter()
+                .partition(|(_, take)| *take != 0 && watermark.reached(*take));
+            s.unrecorded = later;
+            for (run_id, _) in durable {
+                s.start_run(&myself, run_id);
+                s.completed_after_start(run_id);
+            }
+        }
+        JobMsg::Admitted { run_id, tags } => {
+            // A restarted actor that took the run's place over (see
+            // `take_over_admission`) ignores its message coming after.
+            if s.link.rt.admission.take_admitted(run_id) {
+                s.admitted(&myself, run_id, tags);
+            }
+        }
+        JobMsg::Adopt(ParkedRuns(runs)) => {
+            s.adopt(&myself, runs);
+            s.awaiting_park = false;
+            s.save_claims(&myself);
+            // In the order they came.
+            let early = s.rare.as_mut().map(|r| std::mem::take(&mut r.early));
+            for msg in early.unwrap_or_default() {
+                let _ = myself.cast(msg);
+            }
+        }
+        JobMsg::Crash => {
+            #[cfg(any(test, feature = "fault-injection"))]
+            return Err(format!("injected fault in job {}", s.spec.id).into());
+        }
+        JobMsg::Passivate { next_fire } => {
+            s.idle_reported = false;
+            // A message read since the report may have moved the next
+            // fire (an upsert delivered as the job woke): the actor
+            // then stays, and reports itself idle again with the fire
+            // the supervisor must keep (a wall-clock step re-arms the
+            // passive job's wake-up for it).
+            let reported = s.state.next_fire == next_fire;
+            if reported && s.passivable() && s.link.rt.supervisor.get().is_some() {
+                // Its state is posted already; the registry only trims
+                // what it keeps for the job.
+                s.target.set_passive(s.generation);
+                s.link
+                    .rt
+                    .updates
+                    .push(RegistryMsg::Passivated(s.spec.id.clone()));
+                tracing::debug!(
+                    job_id = %s.spec.id,
+                    next_fire = ?s.state.next_fire,
+                    "job passivated"
+                );
+                myself.stop(Some(PASSIVATED.into()));
+                return Ok(());
+            }
+            if let Some(supervisor) = s.link.rt.supervisor.get() {
+                let _ = supervisor.cast(SupervisorMsg::StayLive {
+                    id: s.spec.id.clone(),
+                    actor: myself.get_id(),
+                });
+            }
+        }
     }
+    s.consider_passivation(&myself);
+    Ok(())
 }
 
 impl JobActorState {

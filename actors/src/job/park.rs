@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Fault injection for tests (feature `fault-injection`): a job whose failed
-/// actor leaves runs, and how long its state then takes to drop (a thread
+/// actor leaves its runs to be parked when its state drops, and how long
+/// that then takes (as for an actor failing outside its turns, or a thread
 /// descheduled between ractor reporting the failure and dropping the
 /// state), so that its successor starts before the runs are parked.
 #[cfg(feature = "fault-injection")]
@@ -30,12 +31,28 @@ impl Drop for JobActorState {
     fn drop(&mut self) {
         // Timers still pending must not keep the stopped actor allocated.
         self.target.release();
-        // A failed actor's runs go on: the actor restarted in its place
-        // takes their tokens, with why each was cancelled, the results they
-        // set (their end applies them) and where they read the job's last
-        // result (none to gather for an idle actor, as a passivated one),
-        // and asks again for the records of those not yet durable. (A
-        // removed job leaves none: see `JobMsg::Remove`.)
+        self.park_runs();
+    }
+}
+
+impl JobActorState {
+    /// A failed actor's runs go on: the actor restarted in its place takes
+    /// their tokens, with why each was cancelled, the results they set
+    /// (their end applies them) and where they read the job's last result
+    /// (none to gather for an idle actor, as a passivated one), and asks
+    /// again for the records of those not yet durable. (A removed job
+    /// leaves none: see `JobMsg::Remove`.)
+    ///
+    /// Called when a turn fails, before ractor reports the failure to the
+    /// supervisor (see `JobActor::handle`): the supervisor, restarting the
+    /// job or giving up on it, then finds the runs parked. A give-up claims
+    /// a prepared run and announces its fire before the registry announces
+    /// the run `Interrupted` (see `Prepared::give_up`); until 2026-12-06
+    /// the runs were parked only when ractor dropped the state, after its
+    /// report, and a give-up read first could leave that `Fired` after the
+    /// `Interrupted`. Called again when the state drops (nothing left
+    /// then, unless the actor failed outside its turns).
+    pub(super) fn park_runs(&mut self) {
         let mut cells = Vec::new();
         if !self.tokens.0.is_empty() {
             cells.push(self.link.last_result.clone());
@@ -86,6 +103,25 @@ impl Drop for JobActorState {
                 }
             }
         }
+    }
+
+    /// Whether a failed turn parks the runs at once (see
+    /// [`JobActorState::park_runs`]). With the `SLOW_PARK` fault on this
+    /// job, they are parked only when the state drops, after ractor's
+    /// report, as for an actor failing outside its turns: the tests of the
+    /// late park use it.
+    pub(super) fn parks_at_failure(&self) -> bool {
+        #[cfg(feature = "fault-injection")]
+        {
+            let slow = SLOW_PARK.lock().unwrap_or_else(|e| e.into_inner());
+            if slow
+                .as_ref()
+                .is_some_and(|(id, _)| id == self.spec.id.as_str())
+            {
+                return false;
+            }
+        }
+        true
     }
 }
 

@@ -142,12 +142,15 @@ impl Prepared {
     /// prepared, for the slot `scheduled`. The give-up records the run
     /// interrupted, a fire counted, if its slot is at or before `at` on the
     /// wall clock, and withdraws it otherwise (as the registry does, see
-    /// `status::is_ahead`): the run's slot is settled to agree. A fire
-    /// counted whose task had not taken it is announced here (`Fired`,
-    /// before the registry's `Interrupted`); one its task took is announced
-    /// by its task, if it had not started (see `ahead::Slot::counted`).
-    /// (Until 2026-12-05 neither announced a run whose task had not taken
-    /// it: `Interrupted` came with no `Fired`.) Then the run's token is
+    /// `status::is_ahead`): the run's slot is settled to agree. The give-up
+    /// claims the run from its task ([`crate::ahead::Slot::claim`]): a fire
+    /// counted that its task had not announced is announced here (`Fired`,
+    /// before the registry's `Interrupted`), and the run never starts; a
+    /// run its task announced is the task's (its `Fired` and `Started` came
+    /// before the claim). (Until 2026-12-05 neither announced a run whose
+    /// task had not taken it: `Interrupted` came with no `Fired`; until
+    /// 2026-12-06 a task that took its slot just before the give-up could
+    /// announce `Fired` after the `Interrupted`.) Then the run's token is
     /// cancelled by the caller.
     pub(crate) fn give_up(
         &self,
@@ -158,26 +161,28 @@ impl Prepared {
     ) {
         use crate::ahead::Settled;
         let counted = scheduled <= at;
-        match self.slot.settle() {
-            settled @ (Settled::Waiting | Settled::Due) => {
-                if settled == Settled::Due {
-                    rt.timer.starts().running();
-                }
-                if counted {
-                    rt.events.publish(
-                        id,
-                        at,
-                        crate::event::EventKind::Fired {
-                            scheduled,
-                            trigger: Trigger::Schedule,
-                        },
-                    );
-                }
-                // Its task stops waiting, the slot not come for it.
-                self.slot.cancel(false);
+        let announce = match self.slot.claim() {
+            Settled::Waiting => counted,
+            Settled::Due => {
+                rt.timer.starts().running();
+                counted
             }
-            Settled::Taken => self.slot.cancel(counted),
-            Settled::Withdrawn => {}
+            // Its task took it and announced nothing: the give-up does.
+            Settled::Unannounced => counted,
+            Settled::Fired | Settled::Announced | Settled::Withdrawn => false,
+        };
+        if announce {
+            rt.events.publish(
+                id,
+                at,
+                crate::event::EventKind::Fired {
+                    scheduled,
+                    trigger: Trigger::Schedule,
+                },
+            );
         }
+        // Its task stops waiting (a task that took the run and announced
+        // it sees its token cancelled).
+        self.slot.cancel(false);
     }
 }

@@ -17,6 +17,53 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// Fault injection for tests (feature `fault-injection`): the task of a
+/// prepared run of the named job holds once it took its slot, before it
+/// announces anything, until the test lets it go: the window in which a
+/// removal or a give-up claims the run from its task (see
+/// `ahead::Slot::claim`).
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub static HOLD_TAKEN: std::sync::Mutex<Option<(String, Arc<TakenHold>)>> =
+    std::sync::Mutex::new(None);
+
+/// A hold of [`HOLD_TAKEN`]: the task adds a permit to `reached` when it
+/// holds, and goes on with a permit of `release`.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub struct TakenHold {
+    /// A permit per task that reached the hold.
+    pub reached: tokio::sync::Semaphore,
+    /// A permit per task let go.
+    pub release: tokio::sync::Semaphore,
+}
+
+#[cfg(feature = "fault-injection")]
+impl Default for TakenHold {
+    fn default() -> Self {
+        Self {
+            reached: tokio::sync::Semaphore::new(0),
+            release: tokio::sync::Semaphore::new(0),
+        }
+    }
+}
+
+#[cfg(feature = "fault-injection")]
+async fn hold_taken(id: &crate::id::JobId) {
+    let hold = HOLD_TAKEN
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+        .filter(|(held, _)| held == id.as_str())
+        .map(|(_, hold)| hold.clone());
+    if let Some(hold) = hold {
+        hold.reached.add_permits(1);
+        if let Ok(permit) = hold.release.acquire().await {
+            permit.forget();
+        }
+    }
+}
+
 /// How a run task ended, as seen from the task.
 #[derive(Debug, Clone)]
 pub enum RunResult {
@@ -219,8 +266,10 @@ impl JobActorState {
             // The wall clock when the slot came, unless the run waited
             // since (for its record).
             let mut wall = None;
-            // The prepared run's slot came (before any cancellation).
-            let mut took = false;
+            // The prepared run's slot came (before any cancellation) and
+            // the task has still to announce it: whether it announced its
+            // fire already.
+            let mut announcing = None;
             if let Some(slot) = &gate {
                 // A prepared run waits for the timer service to mark its
                 // slot come (see `ahead`), or for the job to withdraw or
@@ -242,20 +291,37 @@ impl JobActorState {
                     rt.timer.slot_at(deadline_for(now, scheduled), slot.clone());
                     came = slot.wait().await;
                 }
-                took = came;
                 if came {
+                    #[cfg(feature = "fault-injection")]
+                    Box::pin(hold_taken(&link.id)).await;
                     // Its claim is normally durable long before the slot;
                     // a late flush is waited for (or a cancellation).
                     if durable_at != 0 && !rt.updates.watermark().reached(durable_at) {
-                        if ctx.cancel.is_cancelled() {
-                            // Cancelled while it waited for its slot (its
-                            // job given up on, say): not announced here
-                            // (see below for a run its job counts).
+                        // Announced between `begin_announcing` and
+                        // `announced`, with no wait between: a job claiming
+                        // the run (given up on, removed) meanwhile waits,
+                        // so that its fire is announced once, by one of
+                        // them, before the events that end it.
+                        if !slot.begin_announcing(false) {
+                            // Claimed by its job: the job announces it.
+                            result = Some(RunResult::Dropped);
+                        } else if ctx.cancel.is_cancelled() {
+                            // Cancelled while it waited for its slot: its
+                            // fire is announced below if its job counts it.
                             // (Checked only here, where `Fired` comes before
                             // the wait: the token's check takes its lock,
                             // and a run that starts at once checks it once,
                             // further down.)
                             result = Some(RunResult::Dropped);
+                            if slot.counted() && link.events().has_subscribers() {
+                                let now = rt.clock.now();
+                                link.events().publish(
+                                    &link.id,
+                                    now,
+                                    EventKind::Fired { scheduled, trigger },
+                                );
+                            }
+                            slot.announced(false);
                         } else {
                             // From its slot on the fire is counted (see
                             // `status::Ahead`): it is announced now, as a
@@ -273,6 +339,8 @@ impl JobActorState {
                                 );
                                 fired = true;
                             }
+                            slot.announced(true);
+                            announcing = Some(true);
                             wall = None;
                             if Box::pin(durable_wait(&rt.updates, durable_at, ctx.cancel.clone()))
                                 .await
@@ -280,6 +348,8 @@ impl JobActorState {
                                 result = Some(RunResult::Dropped);
                             }
                         }
+                    } else {
+                        announcing = Some(false);
                     }
                 } else {
                     match slot.abandon() {
@@ -311,46 +381,56 @@ impl JobActorState {
                 } else if now >= scheduled {
                     start_now = Some(now);
                 }
-                if result.is_none() && gate.is_some() && link.events().has_subscribers() {
-                    let now = rt.clock.now();
-                    if !fired {
-                        link.events().publish(
-                            &link.id,
-                            now,
-                            EventKind::Fired { scheduled, trigger },
-                        );
-                    }
-                    link.events().publish(
-                        &link.id,
-                        now,
-                        EventKind::Started {
-                            run_id,
-                            scheduled,
-                            trigger,
-                            attempt,
-                        },
-                    );
-                    if gate.as_ref().is_some_and(|slot| slot.completes()) {
-                        link.events().publish(&link.id, now, EventKind::Completed);
-                    }
-                }
             }
-            if took
-                && !fired
-                && result.is_some()
-                && gate.as_ref().is_some_and(|slot| slot.counted())
-                && link.events().has_subscribers()
-            {
-                // Cancelled by its job once its slot came, before anything
-                // announced it: the job counts the fire (and ends the run
-                // cancelled, or interrupted by a shutdown), as a fire
-                // handled at its slot whose run is cancelled before it
-                // starts; it is announced.
-                // (Until 2026-12-05 it was not: `fires` counted a fire no
-                // `Fired` announced.)
-                let now = rt.clock.now();
-                link.events()
-                    .publish(&link.id, now, EventKind::Fired { scheduled, trigger });
+            // A prepared run its task took: whether it starts, and what is
+            // announced of it, is settled with the slot (see above).
+            if let (Some(slot), Some(fired_before)) = (&gate, announcing) {
+                if !slot.begin_announcing(fired_before) {
+                    // Claimed by its job (given up on, removed): the job
+                    // announces what the run was; it never starts.
+                    result = Some(RunResult::Dropped);
+                } else {
+                    if link.events().has_subscribers() {
+                        let now = rt.clock.now();
+                        if result.is_none() {
+                            if !fired {
+                                link.events().publish(
+                                    &link.id,
+                                    now,
+                                    EventKind::Fired { scheduled, trigger },
+                                );
+                            }
+                            link.events().publish(
+                                &link.id,
+                                now,
+                                EventKind::Started {
+                                    run_id,
+                                    scheduled,
+                                    trigger,
+                                    attempt,
+                                },
+                            );
+                            if slot.completes() {
+                                link.events().publish(&link.id, now, EventKind::Completed);
+                            }
+                        } else if !fired && slot.counted() {
+                            // Cancelled by its job once its slot came,
+                            // before anything announced it: the job counts
+                            // the fire (and ends the run cancelled, or
+                            // interrupted by a shutdown), as a fire handled
+                            // at its slot whose run is cancelled before it
+                            // starts; it is announced.
+                            // (Until 2026-12-05 it was not: `fires` counted
+                            // a fire no `Fired` announced.)
+                            link.events().publish(
+                                &link.id,
+                                now,
+                                EventKind::Fired { scheduled, trigger },
+                            );
+                        }
+                    }
+                    slot.announced(false);
+                }
             }
             if result.is_none() && !limits.jitter.is_zero() {
                 start_now = None;
@@ -555,7 +635,7 @@ async fn supervise(mut run: CaughtRun, token: CancellationToken, limits: Limits)
     }
 }
 
-fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+pub(super) fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = panic.downcast_ref::<String>() {

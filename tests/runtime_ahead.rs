@@ -1093,6 +1093,7 @@ async fn held_after_its_slot_came(
 }
 
 /// The fires, starts and ends announced, in order.
+#[cfg(feature = "fault-injection")]
 fn runs_shown(seen: &[Event]) -> Vec<String> {
     seen.iter()
         .filter(|e| {

@@ -15,6 +15,37 @@ fn every_ten_seconds(handler: &str) -> JobSpec {
         .expect("valid spec")
 }
 
+/// A restarted actor announces `Restarted` before anything it publishes as
+/// it starts: here an orphan (restored without its handler) announces
+/// `Orphaned` again at its restart, after `Restarted`. Until 2026-12-06 the
+/// supervisor published `Restarted` after the spawn, and the new actor's
+/// own events could come first.
+#[tokio::test(start_paused = true)]
+async fn a_restarted_actor_announces_restarted_before_its_own_events() {
+    use cronactor::{MemoryStore, SnapshotStore};
+    let store: std::sync::Arc<dyn SnapshotStore> = std::sync::Arc::new(MemoryStore::new());
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count)
+        .store(store.clone())
+        .start()
+        .await
+        .expect("start");
+    s.add(every_ten_seconds("count")).await.expect("add");
+    s.kill().await;
+    // A build of the service without the `count` handler.
+    let bare = Scheduler::builder()
+        .clock(clock.clone())
+        .store(store)
+        .start()
+        .await
+        .expect("start");
+    let mut events = bare.subscribe();
+    inject_crash(&bare, "j");
+    run_for_secs(0.1).await;
+    assert_eq!(kinds(&drain(&mut events)), ["restarted", "orphaned"]);
+    bare.kill().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_failed_job_actor_restarts_with_its_counters() {
     let (clock, count) = (clock(), Count::default());

@@ -107,7 +107,8 @@ pub enum EventKind {
         /// The new next fire.
         next_fire: Option<DateTime<Utc>>,
     },
-    /// The job actor died and was restarted from the registry's state.
+    /// The job actor died and was restarted from the registry's state:
+    /// the new actor's first event.
     Restarted {
         /// The failure.
         reason: String,

@@ -289,6 +289,9 @@ pub struct JobArgs {
     /// Respawned after passivation: nothing was interrupted, and nothing is
     /// announced again (the orphaned event).
     pub(crate) reactivated: bool,
+    /// Restarted after its actor failed, with the failure: `Restarted` is
+    /// announced before anything the new actor publishes.
+    pub(crate) restarted: Option<String>,
     /// Where this incarnation's timers go.
     pub(crate) target: Arc<TimerTarget>,
 }
@@ -429,6 +432,15 @@ impl Actor for JobActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let outbox = crate::registry::Outbox::new(args.spec.id.clone(), JobState::default());
         args.target.set_live(myself.clone());
+        if let Some(reason) = args.restarted {
+            // Its actor in place (messages to it wait for this start), and
+            // before any event of its own.
+            args.runtime.events.publish(
+                &args.spec.id,
+                args.runtime.clock.now(),
+                EventKind::Restarted { reason },
+            );
+        }
         let link = Arc::new(RunLink {
             rt: args.runtime,
             job: myself.clone(),

@@ -98,7 +98,8 @@ impl SupervisorState {
         if let Some(kind) = pause_event {
             self.rt.events.publish(&spec.id, now, kind);
         }
-        let spawned = self.spawn_compiled(myself, spec.clone(), schedule, first, Start::Fresh);
+        let spawned =
+            self.spawn_compiled(myself, spec.clone(), schedule, first, Start::Fresh, None);
         // The supervisor goes on with its next message while the actor
         // starts; a reply that waits for the actor is sent once it runs.
         match spawned {
@@ -210,7 +211,21 @@ impl SupervisorState {
         start: Start,
     ) -> Result<Starting, Error> {
         let schedule = spec.compile(self.rt.config.default_tz)?;
-        self.spawn_compiled(myself, spec, schedule, state, start)
+        self.spawn_compiled(myself, spec, schedule, state, start, None)
+    }
+
+    /// Spawns the actor of a job whose actor failed, from the registry's
+    /// state: the new actor announces `Restarted` with `reason` before any
+    /// event of its own (see `JobActor::pre_start`).
+    pub(super) fn spawn_restarted(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        spec: Arc<JobSpec>,
+        state: JobState,
+        reason: String,
+    ) -> Result<Starting, Error> {
+        let schedule = spec.compile(self.rt.config.default_tz)?;
+        self.spawn_compiled(myself, spec, schedule, state, Start::Fresh, Some(reason))
     }
 
     /// Spawns a job's actor with its schedule already compiled, without
@@ -223,6 +238,7 @@ impl SupervisorState {
         schedule: crate::schedule::Schedule,
         state: JobState,
         start: Start,
+        restarted: Option<String>,
     ) -> Result<Starting, Error> {
         let target = TimerTarget::new(spec.id.clone(), None);
         let args = JobArgs {
@@ -233,6 +249,7 @@ impl SupervisorState {
             runtime: self.rt.clone(),
             restored: start == Start::Restored,
             reactivated: start == Start::Reactivated,
+            restarted,
             target: target.clone(),
         };
         let (job, started) =

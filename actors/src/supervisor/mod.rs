@@ -422,6 +422,7 @@ impl Actor for SupervisorActor {
                 schedule,
                 record.state,
                 Start::Restored,
+                None,
             ) {
                 Ok(started) => starting.push((spec.id.clone(), started)),
                 Err(e) => {

@@ -1245,6 +1245,43 @@ async fn a_prepared_run_waiting_for_its_record_past_its_slot_is_announced_fired(
     );
 }
 
+/// A prepared run whose task announced its fire and waits for its record
+/// when the job is removed: the removal claims it (its task announced
+/// `Fired`, so the removal closes it with `Cancelled`), and the run never
+/// starts, also once its record is durable.
+#[tokio::test(start_paused = true)]
+async fn a_prepared_run_announced_and_waiting_for_its_record_is_closed_by_a_removal() {
+    use std::sync::atomic::Ordering;
+    let (s, starts, store) = every_second_on_a_held_store().await;
+    store.held.store(true, Ordering::SeqCst);
+    let mut events = s.subscribe();
+    // 5.1 s: the fire of 5 s announced, its record held.
+    run_for_secs(1.9).await;
+    let started = starts.lock().expect("lock").len();
+    let removal = {
+        let s = s.clone();
+        tokio::spawn(async move { s.remove("j").await })
+    };
+    run_for_secs(0.05).await;
+    store.held.store(false, Ordering::SeqCst);
+    store.released.notify_waiters();
+    removal.await.expect("task").expect("remove");
+    run_for_secs(1.0).await;
+    let seen = drain(&mut events);
+    let last_fired = seen
+        .iter()
+        .rposition(
+            |e| matches!(e.kind, EventKind::Fired { scheduled, .. } if scheduled == at_secs(5.0)),
+        )
+        .expect("the fire of 5 s announced");
+    assert_eq!(kinds(&seen[last_fired + 1..]), ["cancelled", "removed"]);
+    assert_eq!(
+        starts.lock().expect("lock").len(),
+        started,
+        "the run of 5 s never started"
+    );
+}
+
 /// A history read while a group commit's writes are on their way to the
 /// store (its apply, off the runtime, held here) waits for them: it answers
 /// the run status shows as the last run. Until 2026-12-05 it answered at

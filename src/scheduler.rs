@@ -719,11 +719,16 @@ impl Scheduler {
 
     /// A job's next `n` fires from now (at most [`MAX_PREVIEW`](crate::MAX_PREVIEW)),
     /// each with its local time and a note where a DST rule moved or dropped it.
+    /// It answers during a shutdown's drain and grace, as the other reads
+    /// do: the fires the job's schedule has left after its last slot, which
+    /// the next start finds (none of them starts in this process any more).
     ///
     /// # Errors
-    /// [`Error::UnknownJob`]; [`Error::InvalidState`] for a failed job.
+    /// [`Error::UnknownJob`]; [`Error::InvalidState`] for a failed job;
+    /// [`Error::ShutDown`] once a shutdown has answered.
     pub async fn preview(&self, id: impl AsRef<str>, n: usize) -> Result<Vec<PreviewFire>, Error> {
         let id = job_id(id)?;
+        self.read_allowed()?;
         self.call(|reply| SupervisorMsg::Preview { id, n, reply })
             .await
     }

@@ -287,6 +287,11 @@ command = "touch '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; touch '{}'"
     })
     .await;
     assert_eq!(job["job"]["runs_in_flight"], 1, "{job}");
+    // Its next fires, which the next start finds, are still shown.
+    assert!(
+        job["next_fires"].as_array().is_some_and(|f| !f.is_empty()),
+        "{job}"
+    );
     let health = get(a, "/health").await;
     assert_eq!(health.status, 200);
     assert_eq!(health.json()["status"], "stopping");

@@ -853,6 +853,14 @@ async fn reads_answer_during_a_drain_and_control_calls_are_refused() {
         TriggerOutcome::Started(_)
     ));
     run_for_secs(0.5).await;
+    let planned = |id: &'static str| {
+        let s = s.clone();
+        async move { s.preview(id, 3).await }
+    };
+    let (long_next, idle_next) = (
+        planned("long").await.expect("preview"),
+        planned("idle").await.expect("preview"),
+    );
     let draining = {
         let s = s.clone();
         tokio::spawn(async move {
@@ -862,6 +870,18 @@ async fn reads_answer_during_a_drain_and_control_calls_are_refused() {
     };
     run_for_secs(1.0).await;
     assert!(s.is_stopping());
+    // The fires the schedules have left, which the next start finds: for
+    // a job with a run in flight and for an idle one, neither woken nor
+    // started. (Until 2026-12-06 `preview` answered `ShutDown` here.)
+    assert_eq!(
+        planned("long").await.expect("preview during the drain"),
+        long_next
+    );
+    assert_eq!(
+        planned("idle").await.expect("preview during the drain"),
+        idle_next
+    );
+    assert!(matches!(planned("none").await, Err(Error::UnknownJob(_))));
     // 1.5 s: the run (2.5 s) is still going, and the drain waits for it.
     let st = s.status("long").await.expect("status during the drain");
     assert_eq!((st.phase, st.runs_in_flight), (JobPhase::Running, 1));
@@ -878,4 +898,5 @@ async fn reads_answer_during_a_drain_and_control_calls_are_refused() {
     assert!(matches!(s.status("long").await, Err(Error::ShutDown)));
     assert!(matches!(s.list().await, Err(Error::ShutDown)));
     assert!(matches!(s.metrics().await, Err(Error::ShutDown)));
+    assert!(matches!(planned("idle").await, Err(Error::ShutDown)));
 }

@@ -133,8 +133,7 @@ pub(crate) async fn show_job(
         // A failed job (given up on) has no actor to plan its fires: it
         // fires no more until an upsert revives it.
         Err(crate::Error::InvalidState { state, .. }) if state == "failed" => Vec::new(),
-        // A shutdown is draining (the status answered): no fire starts in
-        // this process any more.
+        // The shutdown answered between the status and the preview.
         Err(crate::Error::ShutDown) => Vec::new(),
         Err(e) => return Err(e.into()),
     };

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 impl SupervisorState {
     /// A read the registry answers (status, list, history, metrics), sent
-    /// to it; any other message is given back.
+    /// to it; during a shutdown also `preview` (see below); any other
+    /// message is given back.
     pub(super) fn read(&self, msg: SupervisorMsg) -> Result<(), SupervisorMsg> {
         match msg {
             SupervisorMsg::Metrics(reply) => {
@@ -45,6 +46,40 @@ impl SupervisorState {
                     .rt
                     .registry
                     .cast(RegistryMsg::History { id, limit, reply });
+            }
+            SupervisorMsg::Preview { id, n, reply } => {
+                // Only during a shutdown (a live preview goes to the job's
+                // actor): no fire starts in this process any more, so the
+                // fires still to come are the schedule's after the job's
+                // last slot, in the registry's state, which the next start
+                // finds. Answered without the job's actor (one stopping, or
+                // a passive job that must not wake). A failed job refuses
+                // it, as outside a shutdown.
+                if self.failed.contains(&id) {
+                    let _ = reply.send(Err(self.missing(id, "preview")));
+                    return Ok(());
+                }
+                let rt = self.rt.clone();
+                tokio::spawn(async move {
+                    let answer = match super::restart::stored(
+                        &rt.registry,
+                        &id,
+                        super::restart::WAKE_SNAPSHOT_WAIT,
+                    )
+                    .await
+                    {
+                        Ok(Some((spec, state))) => {
+                            spec.compile(rt.config.default_tz).map(|schedule| {
+                                let after = rt.clock.now().max(state.last_slot.unwrap_or_default());
+                                let n = n.min(crate::job::MAX_PREVIEW);
+                                schedule.preview_remaining(after, state.counters.fires, n)
+                            })
+                        }
+                        Ok(None) => Err(Error::UnknownJob(id)),
+                        Err(_) => Err(Error::ShutDown),
+                    };
+                    let _ = reply.send(answer);
+                });
             }
             other => return Err(other),
         }

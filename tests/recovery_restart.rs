@@ -216,12 +216,7 @@ async fn a_job_whose_handler_is_missing_is_kept_as_orphaned_until_a_boot_registe
         .expect("add");
     s.kill().await;
     // A build of the service without the `count` handler.
-    let bare = Scheduler::builder()
-        .clock(clock.clone())
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let bare = without_handlers(&clock, store.clone()).await;
     run_for_secs(2.0 * 3600.0 + 1.0).await;
     let st = bare.status("hourly").await.expect("status");
     assert_eq!(st.phase, JobPhase::Orphaned);
@@ -531,12 +526,7 @@ async fn a_retry_due_while_the_handler_is_missing_is_skipped_as_orphaned() {
     assert!(s.status("r").await.expect("status").retry_wait.is_some());
     s.kill().await;
     // A build of the service without the `fail` handler.
-    let bare = Scheduler::builder()
-        .clock(clock.clone())
-        .store(store)
-        .start()
-        .await
-        .expect("start");
+    let bare = without_handlers(&clock, store).await;
     let mut events = bare.subscribe();
     run_for_secs(60.0).await; // the retry's due time
     let st = bare.status("r").await.expect("status");

@@ -50,10 +50,11 @@ async fn every_call_is_shut_down(s: &cronactor::Scheduler) {
     is_shut_down("status", s.status("j").await);
     is_shut_down("list", s.list().await);
     is_shut_down("history", s.history("j", 3).await);
+    is_shut_down("preview", s.preview("j", 3).await);
 }
 
 /// Every call of the handle but the reads (status, list, history,
-/// metrics), each expected to answer `ShutDown`.
+/// metrics, preview), each expected to answer `ShutDown`.
 async fn control_calls_are_shut_down(s: &cronactor::Scheduler) {
     let spec = || {
         JobSpec::builder("new", ScheduleSpec::every(Duration::from_secs(1)), "count")
@@ -74,7 +75,6 @@ async fn control_calls_are_shut_down(s: &cronactor::Scheduler) {
             .await,
     );
     is_shut_down("emit", s.emit("e", serde_json::Value::Null).await);
-    is_shut_down("preview", s.preview("j", 3).await);
 }
 
 #[tokio::test(start_paused = true)]
@@ -116,6 +116,7 @@ async fn calls_while_shutting_down_answer_shut_down_and_leave_the_first_shutdown
     assert_eq!(s.list().await.expect("list").len(), 1);
     assert_eq!(s.metrics().await.expect("metrics").runs_in_flight, 1);
     s.history("j", 3).await.expect("history");
+    assert_eq!(s.preview("j", 3).await.expect("preview").len(), 3);
     let second = s
         .shutdown(Duration::from_secs(60))
         .await

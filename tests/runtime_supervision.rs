@@ -33,12 +33,7 @@ async fn a_restarted_actor_announces_restarted_before_its_own_events() {
     s.add(every_ten_seconds("count")).await.expect("add");
     s.kill().await;
     // A build of the service without the `count` handler.
-    let bare = Scheduler::builder()
-        .clock(clock.clone())
-        .store(store)
-        .start()
-        .await
-        .expect("start");
+    let bare = without_handlers(&clock, store).await;
     let mut events = bare.subscribe();
     inject_crash(&bare, "j");
     run_for_secs(0.1).await;

@@ -28,6 +28,21 @@ impl Count {
     }
 }
 
+/// A scheduler on `clock` and `store` with no handler registered: a build
+/// of the service without the handlers its stored jobs name (they are
+/// restored orphaned).
+pub async fn without_handlers(
+    clock: &ManualClock,
+    store: Arc<dyn cronactor::SnapshotStore>,
+) -> Scheduler {
+    Scheduler::builder()
+        .clock(clock.clone())
+        .store(store)
+        .start()
+        .await
+        .expect("start")
+}
+
 /// A builder on `clock` with handlers: `count` (counts), `slow` (counts, then
 /// sleeps 2.5 s, honouring cancellation), `stubborn` (sleeps 1 h ignoring
 /// cancellation), `fail` (returns an error), `panic` (panics).

@@ -174,15 +174,12 @@ impl SupervisorState {
         // The new actor announces `Restarted` first (until 2026-12-06 this
         // supervisor did, after the spawn, so events the new actor
         // published as it started, a missed slot caught up, came before).
-        match self
+        if let Err(e) = self
             .spawn_restarted(myself, spec, state, reason.clone())
             .map(Starting::detach)
         {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::error!(target: TARGET, job_id = %id, error = %e, "restart failed: job marked failed");
-                self.give_up(&id, Some(failed), format!("{reason}; not restarted: {e}"));
-            }
+            tracing::error!(target: TARGET, job_id = %id, error = %e, "restart failed: job marked failed");
+            self.give_up(&id, Some(failed), format!("{reason}; not restarted: {e}"));
         }
     }
 

@@ -314,10 +314,9 @@ impl Slot {
     /// the events that end it. What the slot was. A task in the middle of
     /// announcing the run (a few event publications, with no wait) is
     /// waited for. The caller then cancels the run ([`Slot::cancel`]),
-    /// which ends the task's wait; a slot claimed here from
-    /// [`Settled::Due`] is counted out of `Starts` by the caller, as the
-    /// task would have.
-    pub(crate) fn claim(&self) -> Settled {
+    /// which ends the task's wait. A slot claimed here from
+    /// [`Settled::Due`] is counted out of `starts`, as its task would have.
+    pub(crate) fn claim(&self, starts: &Starts) -> Settled {
         let mut spins = 0u32;
         loop {
             let (settled, from) = match self.state.load(Ordering::Acquire) {
@@ -340,6 +339,9 @@ impl Slot {
                 _ => return Settled::Withdrawn,
             };
             if self.shift(from, CLAIMED) {
+                if settled == Settled::Due {
+                    starts.running();
+                }
                 return settled;
             }
         }
@@ -762,19 +764,19 @@ mod tests {
     async fn a_claim_takes_a_run_its_task_has_not_announced() {
         let starts = Starts::default();
         let slot = Slot::default();
-        assert_eq!(slot.claim(), Settled::Waiting);
+        assert_eq!(slot.claim(&starts), Settled::Waiting);
         assert!(!slot.due(&starts), "claimed: never due");
         assert!(starts.is_idle());
         slot.cancel(false);
         assert!(!slot.wait().await, "its task does not take it");
         assert_eq!(slot.abandon(), Abandoned::Waiting, "nothing to count out");
-        assert_eq!(slot.claim(), Settled::Withdrawn, "claimed once");
+        assert_eq!(slot.claim(&starts), Settled::Withdrawn, "claimed once");
 
         let slot = Slot::default();
         assert!(slot.due(&starts));
-        assert_eq!(slot.claim(), Settled::Due);
-        starts.running(); // the claimer counts it out
-        assert!(starts.is_idle());
+        assert!(!starts.is_idle(), "counted until its task runs");
+        assert_eq!(slot.claim(&starts), Settled::Due);
+        assert!(starts.is_idle(), "the claim counted it out");
         slot.cancel(false);
         assert!(!slot.wait().await, "its task does not take it");
 
@@ -785,7 +787,7 @@ mod tests {
         assert!(slot.wait().await, "its task took it");
         starts.running();
         assert!(slot.taken());
-        assert_eq!(slot.claim(), Settled::Unannounced);
+        assert_eq!(slot.claim(&starts), Settled::Unannounced);
         assert!(!slot.begin_announcing(false), "claimed");
         assert!(slot.taken());
 
@@ -796,7 +798,7 @@ mod tests {
         starts.running();
         assert!(slot.begin_announcing(false));
         slot.announced(true);
-        assert_eq!(slot.claim(), Settled::Fired);
+        assert_eq!(slot.claim(&starts), Settled::Fired);
         assert!(!slot.begin_announcing(true), "claimed");
 
         // Announced (started): the run is the task's.
@@ -806,11 +808,11 @@ mod tests {
         starts.running();
         assert!(slot.begin_announcing(false));
         slot.announced(false);
-        assert_eq!(slot.claim(), Settled::Announced);
+        assert_eq!(slot.claim(&starts), Settled::Announced);
 
         let slot = Slot::default();
         assert!(slot.withdraw());
-        assert_eq!(slot.claim(), Settled::Withdrawn);
+        assert_eq!(slot.claim(&starts), Settled::Withdrawn);
     }
 
     /// A claim made while the task announces the run waits for the task
@@ -825,7 +827,7 @@ mod tests {
         let sl = slot.clone();
         let claim = std::thread::spawn(move || {
             began_tx.send(()).expect("send");
-            sl.claim()
+            sl.claim(&Starts::default())
         });
         began_rx.recv().expect("the claim began");
         // However long the task takes to publish, the claim waits.

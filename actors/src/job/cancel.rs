@@ -170,13 +170,11 @@ impl JobActorState {
         // after `Removed`, or the removal `Cancelled` with no `Fired`.)
         let unannounced = self.prepared.as_deref().and_then(|p| {
             use crate::ahead::Settled;
-            match p.slot.claim() {
+            match p.slot.claim(self.link.rt.timer.starts()) {
                 Settled::Fired | Settled::Announced => None,
-                Settled::Due => {
-                    self.link.rt.timer.starts().running();
+                Settled::Waiting | Settled::Due | Settled::Unannounced | Settled::Withdrawn => {
                     Some(p.run_id)
                 }
-                Settled::Waiting | Settled::Unannounced | Settled::Withdrawn => Some(p.run_id),
             }
         });
         self.state

@@ -161,14 +161,9 @@ impl Prepared {
     ) {
         use crate::ahead::Settled;
         let counted = scheduled <= at;
-        let announce = match self.slot.claim() {
-            Settled::Waiting => counted,
-            Settled::Due => {
-                rt.timer.starts().running();
-                counted
-            }
-            // Its task took it and announced nothing: the give-up does.
-            Settled::Unannounced => counted,
+        let announce = match self.slot.claim(rt.timer.starts()) {
+            // Its task had not announced it: the give-up does.
+            Settled::Waiting | Settled::Due | Settled::Unannounced => counted,
             Settled::Fired | Settled::Announced | Settled::Withdrawn => false,
         };
         if announce {

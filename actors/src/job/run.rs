@@ -297,39 +297,26 @@ impl JobActorState {
                     // Its claim is normally durable long before the slot;
                     // a late flush is waited for (or a cancellation).
                     if durable_at != 0 && !rt.updates.watermark().reached(durable_at) {
-                        // Announced between `begin_announcing` and
-                        // `announced`, with no wait between: a job claiming
-                        // the run (given up on, removed) meanwhile waits,
-                        // so that its fire is announced once, by one of
-                        // them, before the events that end it.
-                        if !slot.begin_announcing(false) {
-                            // Claimed by its job: the job announces it.
-                            result = Some(RunResult::Dropped);
-                        } else if ctx.cancel.is_cancelled() {
+                        if ctx.cancel.is_cancelled() {
                             // Cancelled while it waited for its slot: its
-                            // fire is announced below if its job counts it.
+                            // fire is announced below, if its job counts it.
                             // (Checked only here, where `Fired` comes before
                             // the wait: the token's check takes its lock,
                             // and a run that starts at once checks it once,
                             // further down.)
                             result = Some(RunResult::Dropped);
-                            if slot.counted() && link.events().has_subscribers() {
-                                let now = rt.clock.now();
-                                link.events().publish(
-                                    &link.id,
-                                    now,
-                                    EventKind::Fired { scheduled, trigger },
-                                );
-                            }
-                            slot.announced(false);
-                        } else {
+                            announcing = Some(false);
+                        } else if slot.begin_announcing(false) {
                             // From its slot on the fire is counted (see
                             // `status::Ahead`): it is announced now, as a
                             // fire handled at its slot is before it waits
                             // for its record; `Started` comes once the
                             // record is durable. (Until 2026-12-05 both came
                             // after the wait: status counted a fire no
-                            // `Fired` had announced.)
+                            // `Fired` had announced.) Announced between
+                            // `begin_announcing` and `announced`, with no
+                            // wait between: a job claiming the run (given
+                            // up on, removed) meanwhile waits for it.
                             if link.events().has_subscribers() {
                                 let now = rt.clock.now();
                                 link.events().publish(
@@ -347,6 +334,9 @@ impl JobActorState {
                             {
                                 result = Some(RunResult::Dropped);
                             }
+                        } else {
+                            // Claimed by its job: the job announces it.
+                            result = Some(RunResult::Dropped);
                         }
                     } else {
                         announcing = Some(false);

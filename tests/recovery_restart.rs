@@ -25,11 +25,7 @@ fn hourly(misfire: MisfirePolicy) -> cronactor::JobSpecBuilder {
 async fn down_for_three_hours(spec: JobSpec) -> (Scheduler, Count) {
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     s.add(spec).await.expect("add");
     run_for_secs(2.5 * 3600.0).await;
     assert_eq!(count.get(), 2);
@@ -134,11 +130,7 @@ async fn the_catch_up_window_skips_slots_older_than_it() {
 async fn pause_state_and_note_survive_a_restart() {
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     s.add(hourly(MisfirePolicy::FireOnce).build().expect("spec"))
         .await
         .expect("add");
@@ -167,11 +159,7 @@ async fn a_run_in_flight_at_the_crash_is_interrupted_then_retried_or_abandoned()
     ] {
         let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
         let (clock, count) = (clock(), Count::default());
-        let s = builder(&clock, &count)
-            .store(store.clone())
-            .start()
-            .await
-            .expect("start");
+        let s = start_on(&clock, &count, &store).await;
         let spec = JobSpec::builder(
             "long",
             ScheduleSpec::every(Duration::from_secs(3600)),
@@ -206,11 +194,7 @@ async fn a_run_in_flight_at_the_crash_is_interrupted_then_retried_or_abandoned()
 async fn a_job_whose_handler_is_missing_is_kept_as_orphaned_until_a_boot_registers_it() {
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     s.add(hourly(MisfirePolicy::Skip).build().expect("spec"))
         .await
         .expect("add");
@@ -241,11 +225,7 @@ async fn a_job_whose_handler_is_missing_is_kept_as_orphaned_until_a_boot_registe
 async fn an_orphaned_job_upserted_with_a_registered_handler_runs_it() {
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     s.add(hourly(MisfirePolicy::Skip).build().expect("spec"))
         .await
         .expect("add");
@@ -296,11 +276,7 @@ async fn an_orphaned_job_upserted_with_a_registered_handler_runs_it() {
 async fn upsert_at_boot_merges_with_the_persisted_job() {
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     s.upsert(hourly(MisfirePolicy::Skip).build().expect("spec"))
         .await
         .expect("upsert");
@@ -327,11 +303,7 @@ async fn a_retry_waiting_at_the_crash_resumes_its_wait_after_restart() {
     use cronactor::{Backoff, RetryPolicy};
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     let spec = JobSpec::builder(
         "flaky",
         ScheduleSpec::every(Duration::from_secs(3600)),
@@ -416,11 +388,7 @@ async fn a_job_added_just_before_a_crash_catches_up_the_slots_since_its_add() {
     // fires every 30 s, so it gets its actor at once (not passive).
     let store: Arc<dyn SnapshotStore> = Arc::new(SlowStore::default());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     let spec = JobSpec::builder(
         "often",
         ScheduleSpec::every(Duration::from_secs(30)),
@@ -460,11 +428,7 @@ async fn a_per_second_job_down_for_a_day_accounts_for_every_missed_slot() {
     // them all, from the first missed slot.
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     let spec = JobSpec::builder("sec", ScheduleSpec::every(Duration::from_secs(1)), "count")
         .misfire(MisfirePolicy::Skip)
         .build()
@@ -508,11 +472,7 @@ async fn a_per_second_job_down_for_a_day_accounts_for_every_missed_slot() {
 async fn a_retry_due_while_the_handler_is_missing_is_skipped_as_orphaned() {
     let store: Arc<dyn SnapshotStore> = Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     let spec = JobSpec::builder("r", ScheduleSpec::cron("0 0 * * * *"), "fail")
         .retry(cronactor::RetryPolicy::new(
             2,

@@ -25,11 +25,7 @@ async fn a_restarted_actor_announces_restarted_before_its_own_events() {
     use cronactor::{MemoryStore, SnapshotStore};
     let store: std::sync::Arc<dyn SnapshotStore> = std::sync::Arc::new(MemoryStore::new());
     let (clock, count) = (clock(), Count::default());
-    let s = builder(&clock, &count)
-        .store(store.clone())
-        .start()
-        .await
-        .expect("start");
+    let s = start_on(&clock, &count, &store).await;
     s.add(every_ten_seconds("count")).await.expect("add");
     s.kill().await;
     // A build of the service without the `count` handler.

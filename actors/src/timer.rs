@@ -16,6 +16,19 @@
 //! timer that is due when the service takes it is fired at once; the others
 //! wait in per-millisecond buckets of deadlines. A burst of due timers is
 //! fired a chunk at a time, yielding between chunks to the jobs it woke.
+//!
+//! The service also holds a burst while the runtime is behind. Calls from
+//! outside the workers (`add`, `pause` and the other calls of a handle used
+//! from a service's own threads) reach the supervisor through the runtime's
+//! shared queue, which is first in, first out; so does every task that a
+//! worker's own queue (256 places) cannot hold. A burst larger than the
+//! two cores handle in time used to fill that queue with tens of thousands
+//! of woken jobs, and each call then waited behind all of them: a second or
+//! more per `add`. Between chunks the service looks at the shared queue's
+//! depth, and while it holds more than [`BACKLOG`] tasks it waits (up to
+//! [`BACKLOG_HOLD`] per chunk) instead of adding to it. The due timers wait
+//! in the wheel instead of in the queue: they are as late either way, and
+//! a call waits behind at most a few chunks.
 
 use crate::id::JobId;
 use crate::job::JobMsg;
@@ -24,6 +37,7 @@ use ractor::ActorRef;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -203,10 +217,36 @@ struct Shared {
     supervisor: OnceLock<ActorRef<SupervisorMsg>>,
     /// Prepared runs whose slot came and whose task has not run yet.
     starts: crate::ahead::Starts,
+    /// Whether the runtime is behind (see [`hold_while_backlogged`]).
+    backlog: Backlog,
+    /// The longest a chunk is held for a backlog.
+    hold_max: Duration,
+}
+
+/// Tells whether the runtime's workers are behind.
+struct Backlog(Box<dyn Fn() -> bool + Send + Sync>);
+
+impl Backlog {
+    /// The runtime's workers are behind when its shared queue holds more
+    /// than [`BACKLOG`] tasks.
+    fn of_runtime() -> Self {
+        let metrics = tokio::runtime::Handle::current().metrics();
+        Self(Box::new(move || metrics.global_queue_depth() > BACKLOG))
+    }
+
+    fn behind(&self) -> bool {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Backlog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Backlog")
+    }
 }
 
 impl Shared {
-    fn new() -> Self {
+    fn new(backlog: Backlog, hold_max: Duration) -> Self {
         Self {
             inbox: Mutex::new(Vec::new()),
             wake_at: AtomicU64::new(0),
@@ -215,6 +255,8 @@ impl Shared {
             closed: AtomicBool::new(false),
             supervisor: OnceLock::new(),
             starts: Default::default(),
+            backlog,
+            hold_max,
         }
     }
 
@@ -250,7 +292,12 @@ impl Drop for Owner {
 impl TimerHandle {
     /// Starts the service.
     pub(crate) fn start() -> Self {
-        let shared = Arc::new(Shared::new());
+        Self::start_with(Backlog::of_runtime(), BACKLOG_HOLD)
+    }
+
+    /// Starts the service with its backlog test and hold.
+    fn start_with(backlog: Backlog, hold_max: Duration) -> Self {
+        let shared = Arc::new(Shared::new(backlog, hold_max));
         tokio::spawn(run(shared.clone()));
         Self {
             owner: Arc::new(Owner { shared }),
@@ -283,7 +330,8 @@ impl TimerHandle {
     }
 
     /// Marks a prepared run's `slot` due at `at` (see `ahead`). Slots due
-    /// together are marked one after another, without yielding in between.
+    /// together are marked one after another, without yielding in between
+    /// unless the runtime is behind (see [`hold_while_backlogged`]).
     pub(crate) fn slot_at(&self, at: Instant, slot: Arc<crate::ahead::Slot>) {
         self.push(Armed {
             at: self.owner.shared.nanos(at),
@@ -316,6 +364,19 @@ impl TimerHandle {
 /// queue at a time under its lock. Yielding every chunk lets the woken jobs
 /// run (and the other worker steal them) before the next chunk.
 const FIRE_CHUNK: usize = 128;
+
+/// Tasks in the runtime's shared queue above which the service holds its
+/// due timers: one chunk's worth, which a worker takes in one batch.
+const BACKLOG: usize = FIRE_CHUNK;
+
+/// The longest the service holds a chunk of due timers for a backlog: a
+/// backlog that is not the service's own (a service's tasks flooding the
+/// runtime) delays the fires by at most this per chunk, instead of stopping
+/// them.
+const BACKLOG_HOLD: Duration = Duration::from_millis(100);
+
+/// How often a held chunk looks at the backlog again.
+const BACKLOG_POLL: Duration = Duration::from_millis(1);
 
 /// Fires a due entry; true if it woke a job (a slot only wakes a run task).
 /// The first slot of a pass sets `holding`: the pass then counts as one
@@ -390,13 +451,42 @@ impl Wheel {
     }
 }
 
-/// Fires a due entry, yielding to the woken jobs every [`FIRE_CHUNK`] timers.
-async fn fire_chunked(shared: &Shared, armed: Armed, fired: &mut usize, holding: &mut bool) {
-    if fire(shared, armed, holding) {
-        *fired += 1;
-        if fired.is_multiple_of(FIRE_CHUNK) {
+/// One pass of the service over its due entries.
+#[derive(Default)]
+struct Pass {
+    /// Timers that woke a job.
+    fired: usize,
+    /// Entries fired or marked.
+    entries: usize,
+    /// Whether the pass holds the count of `Starts` (see [`fire`]).
+    holding: bool,
+}
+
+/// Fires a due entry, yielding to the woken jobs every [`FIRE_CHUNK`] timers,
+/// and holding the pass every [`FIRE_CHUNK`] entries while the runtime is
+/// behind.
+async fn fire_chunked(shared: &Shared, armed: Armed, pass: &mut Pass) {
+    if fire(shared, armed, &mut pass.holding) {
+        pass.fired += 1;
+        if pass.fired.is_multiple_of(FIRE_CHUNK) {
             tokio::task::yield_now().await;
         }
+    }
+    pass.entries += 1;
+    if pass.entries.is_multiple_of(FIRE_CHUNK) {
+        hold_while_backlogged(shared).await;
+    }
+}
+
+/// Waits while the runtime is behind, up to `hold_max` (see the module's
+/// documentation).
+async fn hold_while_backlogged(shared: &Shared) {
+    if !shared.backlog.behind() {
+        return;
+    }
+    let until = Instant::now() + shared.hold_max;
+    while shared.backlog.behind() && Instant::now() < until {
+        tokio::time::sleep(BACKLOG_POLL).await;
     }
 }
 
@@ -413,14 +503,13 @@ async fn run(shared: Arc<Shared>) {
         }
         std::mem::swap(&mut *shared.inbox(), &mut taken);
         let now = shared.nanos(Instant::now());
-        let mut fired = 0usize;
         // The pass holds the count of `Starts` from its first slot on (see
         // `fire`).
-        let mut holding = false;
+        let mut pass = Pass::default();
         while let Some(mut due) = wheel.take_due(now) {
             for armed in due.drain(..) {
                 if armed.at <= now {
-                    fire_chunked(&shared, armed, &mut fired, &mut holding).await;
+                    fire_chunked(&shared, armed, &mut pass).await;
                 } else {
                     // Later in the same millisecond.
                     later.push(armed);
@@ -436,12 +525,12 @@ async fn run(shared: Arc<Shared>) {
         }
         for armed in taken.drain(..) {
             if armed.at <= now {
-                fire_chunked(&shared, armed, &mut fired, &mut holding).await;
+                fire_chunked(&shared, armed, &mut pass).await;
             } else {
                 wheel.insert(armed);
             }
         }
-        if holding {
+        if pass.holding {
             // Every slot of the pass is marked: its runs may now be the
             // last to start.
             shared.starts.running();
@@ -538,12 +627,74 @@ mod tests {
         );
     }
 
+    /// 300 retry timers due together, for one probe; the service's backlog
+    /// test reads `behind`.
+    async fn burst_of_300(
+        behind: &Arc<AtomicBool>,
+        hold_max: Duration,
+    ) -> (Seen, TimerHandle, Arc<TimerTarget>) {
+        let seen = Seen::default();
+        let (probe, _) = Actor::spawn(None, Probe, seen.clone())
+            .await
+            .expect("probe");
+        let b = behind.clone();
+        let timer = TimerHandle::start_with(
+            Backlog(Box::new(move || b.load(Ordering::SeqCst))),
+            hold_max,
+        );
+        let target = TimerTarget::new(JobId::new("j").expect("id"), Some(probe));
+        let at = Instant::now() + Duration::from_millis(10);
+        for generation in 1..=300 {
+            timer.arm(at, target.clone(), TimerKind::Retry, generation);
+        }
+        (seen, timer, target)
+    }
+
+    /// While the runtime is behind, a burst stops after its first chunk and
+    /// goes on once it is not.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_waits_while_the_runtime_is_behind() {
+        let behind = Arc::new(AtomicBool::new(true));
+        let (seen, _timer, _target) = burst_of_300(&behind, Duration::from_secs(3600)).await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(
+            seen.lock().expect("lock").len(),
+            FIRE_CHUNK,
+            "one chunk, then held"
+        );
+        behind.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen.len(), 300);
+        assert!(
+            seen.iter().zip(1..).all(|(&(_, g), want)| g == want),
+            "in the order armed"
+        );
+    }
+
+    /// A backlog that does not clear holds each chunk for `hold_max` at
+    /// most: the burst still fires.
+    #[tokio::test(start_paused = true)]
+    async fn a_backlog_that_does_not_clear_delays_each_chunk_by_the_hold_at_most() {
+        let behind = Arc::new(AtomicBool::new(true));
+        let start = Instant::now();
+        let (seen, _timer, _target) = burst_of_300(&behind, Duration::from_millis(100)).await;
+        let count = || seen.lock().expect("lock").len();
+        // Due at 10 ms: a chunk, a hold of 100 ms, a chunk, another hold.
+        tokio::time::sleep_until(start + Duration::from_millis(60)).await;
+        assert_eq!(count(), FIRE_CHUNK);
+        tokio::time::sleep_until(start + Duration::from_millis(160)).await;
+        assert_eq!(count(), 2 * FIRE_CHUNK);
+        tokio::time::sleep_until(start + Duration::from_millis(260)).await;
+        assert_eq!(count(), 300);
+    }
+
     /// A pass that marks slots holds the count of runs to start from its
     /// first slot until it ends: a run woken early and started at once
     /// does not bring the count to zero while the burst is being marked.
     #[test]
     fn a_pass_holds_the_count_while_it_marks_its_slots() {
-        let shared = Shared::new();
+        let shared = Shared::new(Backlog(Box::new(|| false)), BACKLOG_HOLD);
         let slot = |slot: &Arc<crate::ahead::Slot>| Armed {
             at: 0,
             generation: 0,

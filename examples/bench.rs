@@ -39,6 +39,13 @@
 //! so that the window measures a running scheduler (on sled: past the first
 //! fold, which writes every new job's spec, state and first history chunk)
 //! rather than the seconds right after registration.
+//!
+//! `fire` also reports how long the calls of a service's own thread take
+//! while the jobs fire: `add_us_p99` and `add_us_max` over the sequential
+//! adds of the registration, and `control_us_p50`, `control_us_p99` and
+//! `control_us_max` over a `pause` then a `resume` of one more job (whose
+//! fires are not credited), every 100 ms of the window, from the main
+//! thread.
 
 use chrono::{DateTime, Utc};
 use cronactor::schedule::{Schedule, ScheduleSpec};
@@ -660,23 +667,58 @@ fn spec(i: usize, expr: &str, handler: &str) -> Result<JobSpec, String> {
     .map_err(|e| e.to_string())
 }
 
+/// Every [`CONTROL_EVERY`] until `until_us` (unix µs), pauses then resumes
+/// the job `id` from the main thread, as a service's own thread would, and
+/// records how long each call took, in microseconds.
+fn control_probe(
+    rt: &tokio::runtime::Runtime,
+    s: &Scheduler,
+    id: &str,
+    until_us: i64,
+) -> Result<Histogram<u64>, String> {
+    let mut took = histogram();
+    let mut next_us = now_unix_us();
+    while next_us < until_us {
+        sleep_until_unix_us(next_us);
+        for pause in [true, false] {
+            let t = Instant::now();
+            let done = match pause {
+                true => rt.block_on(s.pause(id, None)),
+                false => rt.block_on(s.resume(id, None)),
+            };
+            done.map_err(|e| format!("control probe on {id}: {e}"))?;
+            took.saturating_record(t.elapsed().as_micros() as u64);
+        }
+        next_us += CONTROL_EVERY.as_micros() as i64;
+    }
+    sleep_until_unix_us(until_us);
+    Ok(took)
+}
+
+/// How often the control probe pauses and resumes its job in the `fire`
+/// window.
+const CONTROL_EVERY: Duration = Duration::from_millis(100);
+
 /// Adds `n` jobs: one after another (sequential awaits, `concurrency` 1),
 /// as a service registering its jobs at boot would, or with up to
 /// `concurrency` adds in flight (a durable store then commits many adds per
-/// flush).
+/// flush). Returns how long each sequential `add` took, in microseconds
+/// (empty with adds in flight).
 async fn add_jobs(
     s: &Scheduler,
     n: usize,
     concurrency: usize,
     make: impl Fn(usize) -> Result<JobSpec, String>,
-) -> Result<(), String> {
+) -> Result<Histogram<u64>, String> {
+    let mut took = histogram();
     if concurrency <= 1 {
         for i in 0..n {
-            s.add(make(i)?)
-                .await
-                .map_err(|e| format!("add job {i}: {e}"))?;
+            let spec = make(i)?;
+            let t = Instant::now();
+            s.add(spec).await.map_err(|e| format!("add job {i}: {e}"))?;
+            took.saturating_record(t.elapsed().as_micros() as u64);
         }
-        return Ok(());
+        return Ok(took);
     }
     use futures::StreamExt;
     let specs = (0..n).map(|i| make(i).map(|spec| (i, spec)));
@@ -689,7 +731,7 @@ async fn add_jobs(
     while let Some(added) = adds.next().await {
         added?;
     }
-    Ok(())
+    Ok(took)
 }
 
 fn shutdown(rt: &tokio::runtime::Runtime, s: &Scheduler) -> f64 {
@@ -763,7 +805,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let rt = runtime(&opts)?;
 
     let t0 = Instant::now();
-    let s = rt.block_on(async {
+    let (s, adds) = rt.block_on(async {
         let mut b = probe_builder(&probe).configure(|c| {
             c.fire_ahead = Some(fire_ahead);
             c.history_keep = history_keep;
@@ -772,11 +814,16 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             b = sled_builder_opts(b, dir, &settings)?;
         }
         let s = b.start().await.map_err(|e| e.to_string())?;
-        add_jobs(&s, jobs, concurrency, |i| spec(i, FIRE_EXPR, "probe")).await?;
-        Ok::<_, String>(s)
+        let adds = add_jobs(&s, jobs, concurrency, |i| spec(i, FIRE_EXPR, "probe")).await?;
+        Ok::<_, String>((s, adds))
     })?;
     let register_ms = t0.elapsed().as_secs_f64() * 1e3;
     let rss_after_register = rss_now_mib();
+    // The control probe's job fires with the others; the probe does not
+    // credit its fires (its index is past the jobs').
+    let control_id = format!("job-{jobs:07}");
+    rt.block_on(s.add(spec(jobs, FIRE_EXPR, "probe")?))
+        .map_err(|e| format!("add the control job: {e}"))?;
     // Fires before the window are neither credited nor timed: the window
     // then measures a running state (the first folds done, history
     // filling or full) instead of the seconds right after registration.
@@ -786,7 +833,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let w_end_us = (w0 + seconds as i64) * 1_000_000;
     sleep_until_unix_us(w0 * 1_000_000);
     let u0 = usage();
-    sleep_until_unix_us(w_end_us);
+    let control = control_probe(&rt, &s, &control_id, w_end_us)?;
     let u1 = usage();
     sleep_until_unix_us(w_end_us + grace as i64 * 1_000_000);
     probe.close();
@@ -808,6 +855,11 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .int("seconds", seconds)
         .int("warmup_s", warmup)
         .num("register_ms", register_ms, 1)
+        .opt_int(
+            "add_us_p99",
+            (!adds.is_empty()).then(|| adds.value_at_quantile(0.99)),
+        )
+        .opt_int("add_us_max", (!adds.is_empty()).then(|| adds.max()))
         .int("fires", taken.fires)
         .int("expected_fires", expected)
         .num(
@@ -825,6 +877,19 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .num("max_rss_mib", u_end.max_rss_mib, 1)
         .num("window_cpu_user_s", u1.user_s - u0.user_s, 3)
         .num("window_cpu_sys_s", u1.sys_s - u0.sys_s, 3)
+        .int("control_calls", control.len())
+        .opt_int(
+            "control_us_p50",
+            (!control.is_empty()).then(|| control.value_at_quantile(0.5)),
+        )
+        .opt_int(
+            "control_us_p99",
+            (!control.is_empty()).then(|| control.value_at_quantile(0.99)),
+        )
+        .opt_int(
+            "control_us_max",
+            (!control.is_empty()).then(|| control.max()),
+        )
         .int("missed_coalesced", served.saturating_sub(taken.fires))
         .int("missed_unserved", expected.saturating_sub(served))
         .int("jobs_starved", starved)

@@ -44,8 +44,8 @@
 //! while the jobs fire: `add_us_p99` and `add_us_max` over the sequential
 //! adds of the registration, and `control_us_p50`, `control_us_p99` and
 //! `control_us_max` over a `pause` then a `resume` of one more job (whose
-//! fires are not credited), every 100 ms of the window, from the main
-//! thread.
+//! fires are not credited), every 100 ms of the window, from a thread
+//! outside the runtime.
 
 use chrono::{DateTime, Utc};
 use cronactor::schedule::{Schedule, ScheduleSpec};
@@ -668,15 +668,18 @@ fn spec(i: usize, expr: &str, handler: &str) -> Result<JobSpec, String> {
 }
 
 /// Every [`CONTROL_EVERY`] until `until_us` (unix µs), pauses then resumes
-/// the job `id` from the main thread, as a service's own thread would, and
-/// records how long each call took, in microseconds.
+/// the job `id` from a thread outside the runtime, as a service's own
+/// thread would, and records how long each call took, in microseconds. A
+/// pair of calls that takes longer than the interval delays the next pair
+/// (no catching up); the last pair starts before `until_us`.
 fn control_probe(
-    rt: &tokio::runtime::Runtime,
+    rt: &tokio::runtime::Handle,
     s: &Scheduler,
     id: &str,
     until_us: i64,
 ) -> Result<Histogram<u64>, String> {
     let mut took = histogram();
+    let every_us = CONTROL_EVERY.as_micros() as i64;
     let mut next_us = now_unix_us();
     while next_us < until_us {
         sleep_until_unix_us(next_us);
@@ -689,9 +692,8 @@ fn control_probe(
             done.map_err(|e| format!("control probe on {id}: {e}"))?;
             took.saturating_record(t.elapsed().as_micros() as u64);
         }
-        next_us += CONTROL_EVERY.as_micros() as i64;
+        next_us = (next_us + every_us).max(now_unix_us());
     }
-    sleep_until_unix_us(until_us);
     Ok(took)
 }
 
@@ -833,8 +835,18 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let w_end_us = (w0 + seconds as i64) * 1_000_000;
     sleep_until_unix_us(w0 * 1_000_000);
     let u0 = usage();
-    let control = control_probe(&rt, &s, &control_id, w_end_us)?;
-    let u1 = usage();
+    // The probe runs on its own thread, so that a slow call cannot stretch
+    // the window's CPU reading.
+    let control = std::thread::scope(|scope| {
+        let probing = scope.spawn(|| control_probe(rt.handle(), &s, &control_id, w_end_us));
+        sleep_until_unix_us(w_end_us);
+        let u1 = usage();
+        probing
+            .join()
+            .map_err(|_| "the control probe panicked".to_string())?
+            .map(|control| (control, u1))
+    });
+    let (control, u1) = control?;
     sleep_until_unix_us(w_end_us + grace as i64 * 1_000_000);
     probe.close();
     let u_end = usage();

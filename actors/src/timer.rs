@@ -383,8 +383,9 @@ const BACKLOG_HOLD: Duration = Duration::from_millis(100);
 
 /// A held chunk looks at the backlog again after each yield (the worker
 /// runs about 60 other tasks in between) this many times, then every
-/// [`BACKLOG_POLL`]: a backlog of its own burst clears in well under a
-/// millisecond, which a timer's resolution would round up.
+/// [`BACKLOG_POLL`]: the excess of its own burst over [`BACKLOG`] (a chunk
+/// or so) clears in well under a millisecond, which a timer's resolution
+/// would round up.
 const BACKLOG_YIELDS: u32 = 16;
 
 /// How often a held chunk looks at the backlog again after its yields.

@@ -225,24 +225,27 @@ struct Shared {
 }
 
 /// Tells whether the runtime's workers are behind.
-struct Backlog(Box<dyn Fn() -> bool + Send + Sync>);
+#[derive(Debug)]
+enum Backlog {
+    /// Behind when the runtime's shared queue holds more than [`BACKLOG`]
+    /// tasks.
+    Runtime(tokio::runtime::RuntimeMetrics),
+    /// Behind while the flag is set (tests).
+    #[cfg(test)]
+    Flag(Arc<AtomicBool>),
+}
 
 impl Backlog {
-    /// The runtime's workers are behind when its shared queue holds more
-    /// than [`BACKLOG`] tasks.
     fn of_runtime() -> Self {
-        let metrics = tokio::runtime::Handle::current().metrics();
-        Self(Box::new(move || metrics.global_queue_depth() > BACKLOG))
+        Self::Runtime(tokio::runtime::Handle::current().metrics())
     }
 
     fn behind(&self) -> bool {
-        (self.0)()
-    }
-}
-
-impl std::fmt::Debug for Backlog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Backlog")
+        match self {
+            Self::Runtime(metrics) => metrics.global_queue_depth() > BACKLOG,
+            #[cfg(test)]
+            Self::Flag(flag) => flag.load(Ordering::SeqCst),
+        }
     }
 }
 
@@ -657,27 +660,48 @@ mod tests {
         );
     }
 
-    /// 300 retry timers due together, for one probe; the service's backlog
-    /// test reads `behind`.
-    async fn burst_of_300(
-        behind: &Arc<AtomicBool>,
-        hold_max: Duration,
-    ) -> (Seen, TimerHandle, Arc<TimerTarget>) {
+    /// 300 retry timers due together, for one probe; the service is behind
+    /// while `behind` is set.
+    async fn burst_of_300(behind: &Arc<AtomicBool>, hold_max: Duration) -> (Seen, TimerHandle) {
         let seen = Seen::default();
         let (probe, _) = Actor::spawn(None, Probe, seen.clone())
             .await
             .expect("probe");
-        let b = behind.clone();
-        let timer = TimerHandle::start_with(
-            Backlog(Box::new(move || b.load(Ordering::SeqCst))),
-            hold_max,
-        );
+        let timer = TimerHandle::start_with(Backlog::Flag(behind.clone()), hold_max);
         let target = TimerTarget::new(JobId::new("j").expect("id"), Some(probe));
         let at = Instant::now() + Duration::from_millis(10);
         for generation in 1..=300 {
             timer.arm(at, target.clone(), TimerKind::Retry, generation);
         }
-        (seen, timer, target)
+        (seen, timer)
+    }
+
+    /// The runtime's own reading: behind once its shared queue holds more
+    /// than `BACKLOG` tasks (here spawned from outside the runtime, which
+    /// does not run them while this test does not yield).
+    #[test]
+    fn the_runtime_is_behind_past_the_backlog_depth() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let backlog = rt.block_on(async { Backlog::of_runtime() });
+        let handle = rt.handle().clone();
+        let spawn = |n: usize| {
+            let handle = handle.clone();
+            std::thread::spawn(move || {
+                for _ in 0..n {
+                    handle.spawn(async {});
+                }
+            })
+            .join()
+            .expect("spawner");
+        };
+        spawn(BACKLOG);
+        assert!(!backlog.behind(), "at the depth: not behind");
+        spawn(1);
+        assert!(backlog.behind());
+        rt.block_on(tokio::task::yield_now());
+        assert!(!backlog.behind(), "the queue ran down");
     }
 
     /// While the runtime is behind, a burst stops after its first chunk and
@@ -685,7 +709,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_burst_waits_while_the_runtime_is_behind() {
         let behind = Arc::new(AtomicBool::new(true));
-        let (seen, _timer, _target) = burst_of_300(&behind, Duration::from_secs(3600)).await;
+        let (seen, _timer) = burst_of_300(&behind, Duration::from_secs(3600)).await;
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(
             seen.lock().expect("lock").len(),
@@ -708,7 +732,7 @@ mod tests {
     async fn a_backlog_that_does_not_clear_delays_each_chunk_by_the_hold_at_most() {
         let behind = Arc::new(AtomicBool::new(true));
         let start = Instant::now();
-        let (seen, _timer, _target) = burst_of_300(&behind, Duration::from_millis(100)).await;
+        let (seen, _timer) = burst_of_300(&behind, Duration::from_millis(100)).await;
         let count = || seen.lock().expect("lock").len();
         // Due at 10 ms: a chunk, a hold of 100 ms, a chunk, another hold.
         tokio::time::sleep_until(start + Duration::from_millis(60)).await;
@@ -725,11 +749,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_held_pass_lets_the_runs_it_woke_deliver_their_completions() {
         let behind = Arc::new(AtomicBool::new(true));
-        let b = behind.clone();
-        let timer = TimerHandle::start_with(
-            Backlog(Box::new(move || b.load(Ordering::SeqCst))),
-            Duration::from_secs(3600),
-        );
+        let timer =
+            TimerHandle::start_with(Backlog::Flag(behind.clone()), Duration::from_secs(3600));
         let at = Instant::now() + Duration::from_millis(10);
         for _ in 0..300 {
             timer.slot_at(at, Arc::default());
@@ -759,7 +780,7 @@ mod tests {
     /// does not bring the count to zero while the burst is being marked.
     #[test]
     fn a_pass_holds_the_count_while_it_marks_its_slots() {
-        let shared = Shared::new(Backlog(Box::new(|| false)), BACKLOG_HOLD);
+        let shared = Shared::new(Backlog::Flag(Arc::default()), BACKLOG_HOLD);
         let slot = |slot: &Arc<crate::ahead::Slot>| Armed {
             at: 0,
             generation: 0,

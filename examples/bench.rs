@@ -544,10 +544,17 @@ impl Probe {
 }
 
 fn lateness(j: &mut Json, hist: &Histogram<u64>) {
-    let q = |p: f64| (!hist.is_empty()).then(|| hist.value_at_quantile(p));
-    j.opt_int("lateness_us_p50", q(0.50))
-        .opt_int("lateness_us_p99", q(0.99))
-        .opt_int("lateness_us_max", (!hist.is_empty()).then(|| hist.max()));
+    j.opt_int("lateness_us_p50", quantile(hist, 0.50))
+        .opt_int("lateness_us_p99", quantile(hist, 0.99))
+        .opt_int("lateness_us_max", quantile(hist, 1.0));
+}
+
+/// The value at quantile `q` of `hist` (its maximum at 1.0); none if empty.
+fn quantile(hist: &Histogram<u64>, q: f64) -> Option<u64> {
+    (!hist.is_empty()).then(|| match q >= 1.0 {
+        true => hist.max(),
+        false => hist.value_at_quantile(q),
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -867,11 +874,8 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .int("seconds", seconds)
         .int("warmup_s", warmup)
         .num("register_ms", register_ms, 1)
-        .opt_int(
-            "add_us_p99",
-            (!adds.is_empty()).then(|| adds.value_at_quantile(0.99)),
-        )
-        .opt_int("add_us_max", (!adds.is_empty()).then(|| adds.max()))
+        .opt_int("add_us_p99", quantile(&adds, 0.99))
+        .opt_int("add_us_max", quantile(&adds, 1.0))
         .int("fires", taken.fires)
         .int("expected_fires", expected)
         .num(
@@ -890,18 +894,9 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .num("window_cpu_user_s", u1.user_s - u0.user_s, 3)
         .num("window_cpu_sys_s", u1.sys_s - u0.sys_s, 3)
         .int("control_calls", control.len())
-        .opt_int(
-            "control_us_p50",
-            (!control.is_empty()).then(|| control.value_at_quantile(0.5)),
-        )
-        .opt_int(
-            "control_us_p99",
-            (!control.is_empty()).then(|| control.value_at_quantile(0.99)),
-        )
-        .opt_int(
-            "control_us_max",
-            (!control.is_empty()).then(|| control.max()),
-        )
+        .opt_int("control_us_p50", quantile(&control, 0.50))
+        .opt_int("control_us_p99", quantile(&control, 0.99))
+        .opt_int("control_us_max", quantile(&control, 1.0))
         .int("missed_coalesced", served.saturating_sub(taken.fires))
         .int("missed_unserved", expected.saturating_sub(served))
         .int("jobs_starved", starved)
@@ -1239,7 +1234,7 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         ranges.push((low, high));
         let cpu = (u.user_s - prev.user_s) + (u.sys_s - prev.sys_s);
         prev = u;
-        let p99 = (!t.hist.is_empty()).then(|| t.hist.value_at_quantile(0.99));
+        let p99 = quantile(&t.hist, 0.99);
         let mut j = Json::default();
         j.str("workload", "soak-interval")
             .str("store", store_name(&dir))

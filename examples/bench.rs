@@ -15,7 +15,7 @@
 //!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
 //!   soak      [--jobs N] [--seconds S] [--interval-s I] [--threads T] [--store DIR]
 //!             [--cache-mib M] [--trim 0|1] [--fold-ms F] [--concurrency K]
-//!             [--history-keep H]
+//!             [--history-keep H] [--fire-ahead-ms F] [--pin-workers]
 //!   next-fire [--iters N]
 //!   passivate --jobs N --seconds S [--settle-s W] [--spread-s P] [--lead-s L]
 //!             [--passivate-after-ms A] [--wake-lead-ms K] [--threads T] [--concurrency K]
@@ -572,6 +572,15 @@ fn runtime(opts: &Opts) -> Result<tokio::runtime::Runtime, String> {
     b.build().map_err(|e| format!("tokio runtime: {e}"))
 }
 
+/// `--fire-ahead-ms F`, or by default the runtime's own (500 ms with the
+/// sled store, off in memory).
+fn fire_ahead_opt(opts: &Opts) -> Result<Duration, String> {
+    Ok(match opts.values.contains_key("fire-ahead-ms") {
+        true => Duration::from_millis(opts.num("fire-ahead-ms", 0)?),
+        false => cronactor::RuntimeConfig::default().fire_ahead_for(opts.path("store").is_some()),
+    })
+}
+
 /// Empties `dir` (unless `keep`) and uses the sled store in it.
 fn sled_builder(
     builder: SchedulerBuilder,
@@ -797,11 +806,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let history_keep = opts.num("history-keep", 100)? as usize;
     // Default: the runtime's own (500 ms with the sled store, off in memory).
-    let durable = opts.path("store").is_some();
-    let fire_ahead = match opts.values.contains_key("fire-ahead-ms") {
-        true => Duration::from_millis(opts.num("fire-ahead-ms", 0)?),
-        false => cronactor::RuntimeConfig::default().fire_ahead_for(durable),
-    };
+    let fire_ahead = fire_ahead_opt(&opts)?;
     let jobs = opts.num("jobs", 1000)? as usize;
     let seconds = opts.num("seconds", 10)?;
     let grace = opts.num("grace", 2)?;
@@ -1194,9 +1199,12 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         "trim",
         "fold-ms",
         "history-keep",
+        "fire-ahead-ms",
+        "pin-workers",
     ])?;
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let history_keep = opts.num("history-keep", 100)? as usize;
+    let fire_ahead = fire_ahead_opt(&opts)?;
     let jobs = opts.num("jobs", 10_000)? as usize;
     let seconds = opts.num("seconds", 600)?.max(1);
     let interval = opts.num("interval-s", 60)?.clamp(1, seconds);
@@ -1205,7 +1213,10 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let probe = Arc::new(Probe::new(jobs));
     let rt = runtime(&opts)?;
     let s = rt.block_on(async {
-        let mut b = probe_builder(&probe).configure(|c| c.history_keep = history_keep);
+        let mut b = probe_builder(&probe).configure(|c| {
+            c.fire_ahead = Some(fire_ahead);
+            c.history_keep = history_keep;
+        });
         if let Some(dir) = &dir {
             b = sled_builder_opts(b, dir, &settings)?;
         }
@@ -1273,6 +1284,8 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .str("store", store_name(&dir));
     settings.report(&mut j, dir.is_some());
     j.int("history_keep", history_keep as u64)
+        .int("fire_ahead_ms", fire_ahead.as_millis() as u64)
+        .int("pin_workers", u64::from(opts.flag("pin-workers")))
         .int("jobs", jobs as u64)
         .int("seconds", seconds)
         .int("interval_s", interval)

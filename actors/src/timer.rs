@@ -493,6 +493,9 @@ struct Pass {
     holding: bool,
     /// Whether the runtime has been behind for long enough to hold.
     backlog: Lasting,
+    /// The service was stopped while the pass was held: the rest of its
+    /// entries are dropped, as the wheel's are when it stops.
+    stopped: bool,
 }
 
 /// Whether a backlog lasts (see [`BACKLOG_LASTS`]): told, at the start of a
@@ -532,6 +535,9 @@ impl Lasting {
 /// and holding the pass every [`FIRE_CHUNK`] entries while the runtime is
 /// behind.
 async fn fire_chunked(shared: &Shared, armed: Armed, pass: &mut Pass) {
+    if pass.stopped {
+        return;
+    }
     if fire(shared, armed, &mut pass.holding) {
         pass.fired += 1;
         if pass.fired.is_multiple_of(FIRE_CHUNK) {
@@ -543,11 +549,12 @@ async fn fire_chunked(shared: &Shared, armed: Armed, pass: &mut Pass) {
         && pass.backlog.holds(shared.backlog.behind(), Instant::now())
     {
         hold_while_backlogged(shared, pass.holding).await;
+        pass.stopped = shared.closed.load(Ordering::SeqCst);
     }
 }
 
 /// Waits while the runtime is behind, up to `hold_max` (see the module's
-/// documentation).
+/// documentation), or until the service is stopped.
 async fn hold_while_backlogged(shared: &Shared, holding: bool) {
     // A pass that marks slots counts as a run still to start (see `fire`),
     // which holds the completions of the runs it woke. It lets go of that
@@ -559,7 +566,8 @@ async fn hold_while_backlogged(shared: &Shared, holding: bool) {
     }
     let until = Instant::now() + shared.hold_max;
     let mut looked = 0u32;
-    while shared.backlog.behind() && Instant::now() < until {
+    while shared.backlog.behind() && Instant::now() < until && !shared.closed.load(Ordering::SeqCst)
+    {
         if looked < BACKLOG_YIELDS {
             tokio::task::yield_now().await;
         } else {
@@ -876,6 +884,35 @@ mod tests {
             own.holds(true, at(2 * lasts + 3)),
             "holds for the rest of the pass"
         );
+    }
+
+    /// A service stopped while a pass is held stops at once: it does not
+    /// wait out the hold, and drops the rest of the pass.
+    #[tokio::test(start_paused = true)]
+    async fn a_held_pass_stops_with_the_service() {
+        let behind = Arc::new(AtomicBool::new(true));
+        let seen = Seen::default();
+        let (probe, _) = Actor::spawn(None, Probe, seen.clone())
+            .await
+            .expect("probe");
+        let timer =
+            TimerHandle::start_with(Backlog::Flag(behind.clone()), Duration::from_secs(3600));
+        let target = TimerTarget::new(JobId::new("j").expect("id"), Some(probe));
+        let at = Instant::now() + Duration::from_millis(10);
+        for generation in 1..=300 {
+            timer.arm(at, target.clone(), TimerKind::Retry, generation);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(seen.lock().expect("lock").len(), FIRE_CHUNK, "held");
+        assert_eq!(Arc::strong_count(&target), 1 + 300 - FIRE_CHUNK);
+        drop(timer);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            Arc::strong_count(&target),
+            1,
+            "the service stopped and dropped the rest"
+        );
+        assert_eq!(seen.lock().expect("lock").len(), FIRE_CHUNK);
     }
 
     /// A pass held by a backlog lets go of its count of `Starts`: once the

@@ -533,7 +533,7 @@ impl Lasting {
 
 /// Fires a due entry, yielding to the woken jobs every [`FIRE_CHUNK`] timers,
 /// and holding the pass every [`FIRE_CHUNK`] entries while the runtime is
-/// behind.
+/// behind with a backlog that lasts (see [`Lasting`]).
 async fn fire_chunked(shared: &Shared, armed: Armed, pass: &mut Pass) {
     if pass.stopped {
         return;

@@ -722,18 +722,32 @@ mod tests {
 
     /// 300 retry timers due together, for one probe; the service is behind
     /// while `behind` is set.
-    async fn burst_of_300(behind: &Arc<AtomicBool>, hold_max: Duration) -> (Seen, TimerHandle) {
+    async fn burst_of_300(
+        behind: &Arc<AtomicBool>,
+        hold_max: Duration,
+    ) -> (Seen, TimerHandle, Arc<TimerTarget>) {
         let seen = Seen::default();
         let (probe, _) = Actor::spawn(None, Probe, seen.clone())
             .await
             .expect("probe");
+        let (timer, target) = burst_to(probe, behind, hold_max);
+        (seen, timer, target)
+    }
+
+    /// 300 retry timers due together, for `actor`; the service is behind
+    /// while `behind` is set.
+    fn burst_to(
+        actor: ActorRef<JobMsg>,
+        behind: &Arc<AtomicBool>,
+        hold_max: Duration,
+    ) -> (TimerHandle, Arc<TimerTarget>) {
         let timer = TimerHandle::start_with(Backlog::Flag(behind.clone()), hold_max);
-        let target = TimerTarget::new(JobId::new("j").expect("id"), Some(probe));
+        let target = TimerTarget::new(JobId::new("j").expect("id"), Some(actor));
         let at = Instant::now() + Duration::from_millis(10);
         for generation in 1..=300 {
             timer.arm(at, target.clone(), TimerKind::Retry, generation);
         }
-        (seen, timer)
+        (timer, target)
     }
 
     /// The runtime's own reading: behind once its shared queue holds more
@@ -769,7 +783,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_burst_waits_while_the_runtime_is_behind() {
         let behind = Arc::new(AtomicBool::new(true));
-        let (seen, _timer) = burst_of_300(&behind, Duration::from_secs(3600)).await;
+        let (seen, _timer, _) = burst_of_300(&behind, Duration::from_secs(3600)).await;
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert_eq!(
             seen.lock().expect("lock").len(),
@@ -792,7 +806,7 @@ mod tests {
     async fn a_backlog_that_does_not_clear_delays_each_chunk_by_the_hold_at_most() {
         let behind = Arc::new(AtomicBool::new(true));
         let start = Instant::now();
-        let (seen, _timer) = burst_of_300(&behind, Duration::from_millis(100)).await;
+        let (seen, _timer, _) = burst_of_300(&behind, Duration::from_millis(100)).await;
         let count = || seen.lock().expect("lock").len();
         // Due at 10 ms: a chunk, a hold of 100 ms, a chunk, another hold.
         tokio::time::sleep_until(start + Duration::from_millis(60)).await;
@@ -843,13 +857,7 @@ mod tests {
         let (flooder, _) = Actor::spawn(None, Flooder, (behind.clone(), seen.clone()))
             .await
             .expect("flooder");
-        let timer =
-            TimerHandle::start_with(Backlog::Flag(behind.clone()), Duration::from_secs(3600));
-        let target = TimerTarget::new(JobId::new("j").expect("id"), Some(flooder));
-        let at = Instant::now() + Duration::from_millis(10);
-        for generation in 1..=300 {
-            timer.arm(at, target.clone(), TimerKind::Retry, generation);
-        }
+        let _burst = burst_to(flooder, &behind, Duration::from_secs(3600));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(
             behind.load(Ordering::SeqCst),
@@ -891,17 +899,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_held_pass_stops_with_the_service() {
         let behind = Arc::new(AtomicBool::new(true));
-        let seen = Seen::default();
-        let (probe, _) = Actor::spawn(None, Probe, seen.clone())
-            .await
-            .expect("probe");
-        let timer =
-            TimerHandle::start_with(Backlog::Flag(behind.clone()), Duration::from_secs(3600));
-        let target = TimerTarget::new(JobId::new("j").expect("id"), Some(probe));
-        let at = Instant::now() + Duration::from_millis(10);
-        for generation in 1..=300 {
-            timer.arm(at, target.clone(), TimerKind::Retry, generation);
-        }
+        let (seen, timer, target) = burst_of_300(&behind, Duration::from_secs(3600)).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(seen.lock().expect("lock").len(), FIRE_CHUNK, "held");
         assert_eq!(Arc::strong_count(&target), 1 + 300 - FIRE_CHUNK);

@@ -28,8 +28,8 @@
 //! depth, and while it holds more than [`BACKLOG`] tasks it waits (up to
 //! [`BACKLOG_HOLD`] per chunk) instead of adding to it. The due timers wait
 //! in the wheel instead of in the queue: they are as late either way, and
-//! a call waits behind about 2,000 tasks at most instead of tens of
-//! thousands.
+//! while the runtime stays behind a call waits behind about 2,000 tasks
+//! instead of tens of thousands.
 //!
 //! It holds only a backlog that lasts: one already there when a pass
 //! begins, or one that has lasted [`BACKLOG_LASTS`] during the pass. A

@@ -805,7 +805,6 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     }
     let concurrency = opts.num("concurrency", 1)?.max(1) as usize;
     let history_keep = opts.num("history-keep", 100)? as usize;
-    // Default: the runtime's own (500 ms with the sled store, off in memory).
     let fire_ahead = fire_ahead_opt(&opts)?;
     let jobs = opts.num("jobs", 1000)? as usize;
     let seconds = opts.num("seconds", 10)?;

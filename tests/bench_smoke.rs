@@ -171,6 +171,8 @@ fn soak_prints_one_line_per_interval_and_a_summary() {
         "1",
         "--history-keep",
         "10",
+        "--fire-ahead-ms",
+        "200",
     ]);
     assert_eq!(lines.len(), 3, "{lines:?}");
     let interval = ["rss_mib", "rss_low_mib", "rss_high_mib", "cpu_s", "fires"];
@@ -195,6 +197,7 @@ fn soak_prints_one_line_per_interval_and_a_summary() {
         ],
     );
     assert_eq!(lines[2]["history_keep"], 10);
+    assert_eq!(lines[2]["fire_ahead_ms"], 200);
 }
 
 #[test]

@@ -402,12 +402,13 @@ const BACKLOG_POLL: Duration = Duration::from_millis(1);
 
 /// How long a backlog that came during a pass (its own burst) must last
 /// before the pass holds for it. A burst that the workers handle in time
-/// is in the shared queue for a few milliseconds and is not held: holding
-/// it only made its last runs wait for the first ones' completions (10k
-/// jobs with fire-ahead, p99 of a second 13–22 ms → up to 70 ms). A
-/// backlog already there when a pass begins is not the pass's own, and is
-/// held at once.
-const BACKLOG_LASTS: Duration = Duration::from_millis(50);
+/// is not held: holding it only made its last runs wait for the first
+/// ones' completions (10k jobs with fire-ahead, p99 of a second 13–22 ms →
+/// up to 70 ms; 100k, 170–213 ms → about 600 ms at 50 ms here). A pass
+/// marks 100k prepared slots in tens of milliseconds, so only a pass of
+/// hundreds of thousands is held by this. A backlog already there when a
+/// pass begins is not the pass's own, and is held at once.
+const BACKLOG_LASTS: Duration = Duration::from_millis(250);
 
 /// Fires a due entry; true if it woke a job (a slot only wakes a run task).
 /// The first slot of a pass sets `holding`: the pass then counts as one

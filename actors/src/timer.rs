@@ -33,9 +33,9 @@
 //!
 //! It holds only a backlog that lasts: one already there when a pass
 //! begins, or one that has lasted [`BACKLOG_LASTS`] during the pass. A
-//! burst the workers handle in time fills the queue for a few milliseconds
-//! and goes through whole; held, its last runs waited for the first ones'
-//! completions and next preparations.
+//! burst the workers handle in time goes through whole, and a call waits
+//! for it (tens of milliseconds at 10k jobs); held, its last runs waited
+//! for the first ones' completions and next preparations.
 
 use crate::id::JobId;
 use crate::job::JobMsg;

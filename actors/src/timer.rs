@@ -519,13 +519,13 @@ impl Lasting {
         }
     }
 
-    /// Between chunks: whether to hold, given whether the runtime is
-    /// `behind` at `now`.
-    fn holds(&mut self, behind: bool, now: Instant) -> bool {
-        if !behind {
+    /// Between chunks: whether to hold, given when the runtime was seen
+    /// behind (`None`: it is not; the clock is read only when it is).
+    fn holds(&mut self, behind_at: Option<Instant>) -> bool {
+        let Some(now) = behind_at else {
             self.since = None;
             return false;
-        }
+        };
         let since = *self.since.get_or_insert(now);
         self.lasts |= now.saturating_duration_since(since) >= BACKLOG_LASTS;
         self.lasts
@@ -547,7 +547,9 @@ async fn fire_chunked(shared: &Shared, armed: Armed, pass: &mut Pass) {
     }
     pass.entries += 1;
     if pass.entries.is_multiple_of(FIRE_CHUNK)
-        && pass.backlog.holds(shared.backlog.behind(), Instant::now())
+        && pass
+            .backlog
+            .holds(shared.backlog.behind().then(Instant::now))
     {
         hold_while_backlogged(shared, pass.holding).await;
         pass.stopped = shared.closed.load(Ordering::SeqCst);
@@ -878,19 +880,19 @@ mod tests {
         let lasts = BACKLOG_LASTS.as_millis() as u64;
 
         let mut found = Lasting::at_start(true);
-        assert!(found.holds(true, at(0)), "there before the pass");
-        assert!(!found.holds(false, at(1)), "caught up");
+        assert!(found.holds(Some(at(0))), "there before the pass");
+        assert!(!found.holds(None), "caught up");
 
         let mut own = Lasting::at_start(false);
-        assert!(!own.holds(true, at(0)));
-        assert!(!own.holds(true, at(lasts - 1)));
-        assert!(!own.holds(false, at(lasts)), "caught up: counted anew");
-        assert!(!own.holds(true, at(lasts + 1)));
-        assert!(!own.holds(true, at(2 * lasts)));
-        assert!(own.holds(true, at(2 * lasts + 1)), "lasted");
-        assert!(!own.holds(false, at(2 * lasts + 2)));
+        assert!(!own.holds(Some(at(0))));
+        assert!(!own.holds(Some(at(lasts - 1))));
+        assert!(!own.holds(None), "caught up: counted anew");
+        assert!(!own.holds(Some(at(lasts + 1))));
+        assert!(!own.holds(Some(at(2 * lasts))));
+        assert!(own.holds(Some(at(2 * lasts + 1))), "lasted");
+        assert!(!own.holds(None));
         assert!(
-            own.holds(true, at(2 * lasts + 3)),
+            own.holds(Some(at(2 * lasts + 3))),
             "holds for the rest of the pass"
         );
     }

@@ -61,6 +61,12 @@ const FIRE_FIELDS: &[&str] = &[
     "window_cpu_sys_s",
     "max_rss_mib",
     "register_ms",
+    "add_us_p99",
+    "add_us_max",
+    "control_calls",
+    "control_us_p50",
+    "control_us_p99",
+    "control_us_max",
 ];
 
 /// `fire` with 20 jobs for one second, plus `extra` options; its line.
@@ -77,6 +83,13 @@ fn fire(extra: &[&str]) -> Value {
 fn fire_in_memory() {
     let line = fire(&[]);
     assert_eq!(line["store"], "memory");
+    // The control probe paused then resumed its own job through the
+    // window (every 100 ms of 1 s), and that job's fires were not credited
+    // (`expected_fires` is the 20 jobs', checked by `fire`).
+    let calls = line["control_calls"].as_u64().expect("control_calls");
+    assert!(calls >= 2 && calls % 2 == 0, "{line}");
+    assert!(line["control_us_p50"].as_u64().is_some(), "{line}");
+    assert!(line["add_us_max"].as_u64().is_some(), "{line}");
     assert_eq!(line["pin_workers"], 0);
     assert_eq!(line["log"], "none");
 }

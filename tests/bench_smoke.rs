@@ -87,7 +87,7 @@ fn fire_in_memory() {
     // window (every 100 ms of 1 s), and that job's fires were not credited
     // (`expected_fires` is the 20 jobs', checked by `fire`).
     let calls = line["control_calls"].as_u64().expect("control_calls");
-    assert!(calls >= 2 && calls % 2 == 0, "{line}");
+    assert!(calls >= 2 && calls.is_multiple_of(2), "{line}");
     assert!(line["control_us_p50"].as_u64().is_some(), "{line}");
     assert!(line["add_us_max"].as_u64().is_some(), "{line}");
     assert_eq!(line["pin_workers"], 0);

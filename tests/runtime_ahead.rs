@@ -344,6 +344,55 @@ async fn a_run_end_prepares_the_next_fire_and_writes_it_with_the_outcome() {
     }
 }
 
+/// With a durable store, a job that is behind (its fires handled late)
+/// still prepares its next fire at a run's end: the claim joins the
+/// outcome's write, instead of a second write at the slot, and the run
+/// still starts at its slot.
+#[tokio::test(start_paused = true)]
+async fn a_run_end_prepares_the_next_fire_while_the_job_is_behind() {
+    let (clock, count) = (clock(), Count::default());
+    // A durable store whose flushes take no time.
+    let store = Arc::new(SlowStore::default());
+    let (b, starts) = recording(&clock, &count);
+    let s = b.store(store.clone()).start().await.expect("start");
+    s.add(every_second("j", "record")).await.expect("add");
+    // The wall clock runs 300 ms ahead of the timers (less than the 500 ms
+    // that re-plans): the window's timer, at 0.5 s on the timers, comes
+    // with 200 ms left before the fire of 1 s, too late to prepare it, so
+    // the job is behind and arms its timer at the fire (0.7 s on the
+    // timers).
+    clock.step(chrono::Duration::milliseconds(300));
+    run_for_secs(0.6).await;
+    // 150 ms more: the slot of 1 s is handled at 1.15 s, more than a
+    // quarter of the window late, and the job stays behind.
+    clock.step(chrono::Duration::milliseconds(150));
+    run_for_secs(0.4).await;
+    let loaded = cronactor::SnapshotStore::load(&*store).expect("load");
+    let state = &loaded.jobs[0].state;
+    assert_eq!(
+        state.last_run.as_ref().map(|r| r.scheduled),
+        Some(at_secs(1.0)),
+        "{state:?}"
+    );
+    assert_eq!(
+        state
+            .in_flight
+            .iter()
+            .map(|r| r.scheduled)
+            .collect::<Vec<_>>(),
+        [at_secs(2.0)],
+        "the fire of 2 s is prepared at the run's end: {state:?}"
+    );
+    // It starts at its slot on the wall clock.
+    run_for_secs(0.7).await;
+    let starts = starts.lock().expect("lock");
+    assert_eq!(
+        starts.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [at_secs(1.0), at_secs(2.0)]
+    );
+    assert_eq!(starts[1].1, at_secs(2.0), "{starts:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_prepared_run_whose_record_outlasts_a_period_is_not_withdrawn_past_a_later_slot() {
     let (clock, count) = (clock(), Count::default());

@@ -29,7 +29,10 @@
 //!   ([`at_run_end`]; every second, with the 500 ms default): the run's
 //!   outcome and the next claim then reach the store in one write, and the
 //!   fire needs no timer of its own. The previous run has ended, so the
-//!   half-gap rule has nothing to protect there.
+//!   half-gap rule has nothing to protect there. With a durable store this
+//!   holds while the runtime is behind too: handled at its slot, the fire
+//!   would cost a second state write (its claim), and prepared, it still
+//!   starts at its slot.
 //!
 //! A prepared run that has not started is withdrawn, as if it had never
 //! been prepared, by any message that could have changed what happens at
@@ -101,7 +104,7 @@ pub(crate) fn on_time(window: Duration, slot: DateTime<Utc>, now: DateTime<Utc>)
 /// Whether the fire at `next` is prepared at the end of a run that ends at
 /// `now` (see the module's rules): it is still to come, at most twice
 /// `fire_ahead` away. The job must be ready too ([`may_prepare`]'s
-/// readiness) and not behind.
+/// readiness) and, without a durable store, not behind.
 pub(crate) fn at_run_end(fire_ahead: Duration, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     !fire_ahead.is_zero()
         && (next - now)

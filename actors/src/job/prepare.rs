@@ -13,10 +13,15 @@ impl JobActorState {
     /// At a run's end, prepares the next fire at once if it is near (see
     /// `ahead::at_run_end`): the run's outcome and the next claim are
     /// posted together, and the timer armed for the fire is dropped by the
-    /// timer service (a newer one replaces it).
+    /// timer service (a newer one replaces it). With a durable store this
+    /// holds for a job that is behind too: handled at its slot, its fire
+    /// would cost a second state write (the claim), and the fire, not yet
+    /// due, still starts at its slot. In memory a job behind handles its
+    /// next fire at the slot, which costs less than preparing it.
     pub(super) fn prepare_at_run_end(&mut self, myself: &ActorRef<JobMsg>) {
         let fire_ahead = self.link.rt.fire_ahead;
-        if fire_ahead.is_zero() || self.behind || self.prepared.is_some() {
+        let behind = self.behind && !self.link.rt.durable;
+        if fire_ahead.is_zero() || behind || self.prepared.is_some() {
             return;
         }
         let Some(next) = self.state.next_fire else {

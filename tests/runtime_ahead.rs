@@ -304,6 +304,27 @@ async fn a_shutdown_inside_the_window_leaves_the_slot_to_the_misfire_policy() {
     assert_eq!(history[0].trigger, cronactor::Trigger::CatchUp);
 }
 
+/// The store holds the single job's last run, of the slot at `last` s,
+/// and the claim of the fire at `next` s, written together.
+fn assert_last_run_and_claim(store: &dyn cronactor::SnapshotStore, last: f64, next: f64) {
+    let loaded = store.load().expect("load");
+    let state = &loaded.jobs[0].state;
+    assert_eq!(
+        state.last_run.as_ref().map(|r| r.scheduled),
+        Some(at_secs(last)),
+        "{state:?}"
+    );
+    assert_eq!(
+        state
+            .in_flight
+            .iter()
+            .map(|r| r.scheduled)
+            .collect::<Vec<_>>(),
+        [at_secs(next)],
+        "{state:?}"
+    );
+}
+
 /// A job firing every second prepares each fire when its previous run
 /// ends: the store holds the run's outcome and the next claim in one state
 /// (written together), long before the next fire's window would open.
@@ -317,21 +338,7 @@ async fn a_run_end_prepares_the_next_fire_and_writes_it_with_the_outcome() {
     // 2.2 s: the run of 2 s ended; the fire of 3 s is prepared and its
     // record flushed (the group commit of 100 ms), 0.3 s before its window.
     run_for_secs(2.2).await;
-    let loaded = store.load().expect("load");
-    let state = &loaded.jobs[0].state;
-    assert_eq!(
-        state.last_run.as_ref().map(|r| r.scheduled),
-        Some(at_secs(2.0))
-    );
-    assert_eq!(
-        state
-            .in_flight
-            .iter()
-            .map(|r| r.scheduled)
-            .collect::<Vec<_>>(),
-        [at_secs(3.0)],
-        "{state:?}"
-    );
+    assert_last_run_and_claim(&*store, 2.0, 3.0);
     // Still invisible to users, and the run starts at its instant.
     let st = s.status("j").await.expect("status");
     assert_eq!((st.counters.fires, st.runs_in_flight), (2, 0));
@@ -367,22 +374,8 @@ async fn a_run_end_prepares_the_next_fire_while_the_job_is_behind() {
     // quarter of the window late, and the job stays behind.
     clock.step(chrono::Duration::milliseconds(150));
     run_for_secs(0.4).await;
-    let loaded = cronactor::SnapshotStore::load(&*store).expect("load");
-    let state = &loaded.jobs[0].state;
-    assert_eq!(
-        state.last_run.as_ref().map(|r| r.scheduled),
-        Some(at_secs(1.0)),
-        "{state:?}"
-    );
-    assert_eq!(
-        state
-            .in_flight
-            .iter()
-            .map(|r| r.scheduled)
-            .collect::<Vec<_>>(),
-        [at_secs(2.0)],
-        "the fire of 2 s is prepared at the run's end: {state:?}"
-    );
+    // The fire of 2 s is prepared at the run's end.
+    assert_last_run_and_claim(&*store, 1.0, 2.0);
     // It starts at its slot on the wall clock.
     run_for_secs(0.7).await;
     let starts = starts.lock().expect("lock");

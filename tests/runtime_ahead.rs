@@ -351,39 +351,64 @@ async fn a_run_end_prepares_the_next_fire_and_writes_it_with_the_outcome() {
     }
 }
 
+/// A job made behind on `store`: the wall clock steps 300 ms ahead of the
+/// timers (less than the 500 ms that re-plans), so the window's timer, at
+/// 0.5 s on the timers, comes with 200 ms left before the fire of 1 s, too
+/// late to prepare it; the job is behind and arms its timer at the fire
+/// (0.7 s on the timers). 150 ms more, and the slot of 1 s starts at 1.15
+/// s, more than a quarter of the window late: the job stays behind. At 1 s
+/// on the timers (1.45 s on the wall clock) its run has ended. The
+/// scheduler is returned to keep it running.
+async fn behind_on(store: Arc<dyn cronactor::SnapshotStore>) -> (cronactor::Scheduler, Starts) {
+    let (clock, count) = (clock(), Count::default());
+    let (b, starts) = recording(&clock, &count);
+    let s = b.store(store).start().await.expect("start");
+    s.add(every_second("j", "record")).await.expect("add");
+    clock.step(chrono::Duration::milliseconds(300));
+    run_for_secs(0.6).await;
+    clock.step(chrono::Duration::milliseconds(150));
+    run_for_secs(0.4).await;
+    assert_eq!(
+        *starts.lock().expect("lock"),
+        [(at_secs(1.0), at_secs(1.15))],
+        "the slot of 1 s handled late, which keeps the job behind"
+    );
+    (s, starts)
+}
+
 /// With a durable store, a job that is behind (its fires handled late)
 /// still prepares its next fire at a run's end: the claim joins the
 /// outcome's write, instead of a second write at the slot, and the run
 /// still starts at its slot.
 #[tokio::test(start_paused = true)]
 async fn a_run_end_prepares_the_next_fire_while_the_job_is_behind() {
-    let (clock, count) = (clock(), Count::default());
     // A durable store whose flushes take no time.
     let store = Arc::new(SlowStore::default());
-    let (b, starts) = recording(&clock, &count);
-    let s = b.store(store.clone()).start().await.expect("start");
-    s.add(every_second("j", "record")).await.expect("add");
-    // The wall clock runs 300 ms ahead of the timers (less than the 500 ms
-    // that re-plans): the window's timer, at 0.5 s on the timers, comes
-    // with 200 ms left before the fire of 1 s, too late to prepare it, so
-    // the job is behind and arms its timer at the fire (0.7 s on the
-    // timers).
-    clock.step(chrono::Duration::milliseconds(300));
-    run_for_secs(0.6).await;
-    // 150 ms more: the slot of 1 s is handled at 1.15 s, more than a
-    // quarter of the window late, and the job stays behind.
-    clock.step(chrono::Duration::milliseconds(150));
-    run_for_secs(0.4).await;
+    let (_s, starts) = behind_on(store.clone()).await;
     // The fire of 2 s is prepared at the run's end.
     assert_last_run_and_claim(&*store, 1.0, 2.0);
     // It starts at its slot on the wall clock.
     run_for_secs(0.7).await;
     let starts = starts.lock().expect("lock");
-    assert_eq!(
-        starts.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
-        [at_secs(1.0), at_secs(2.0)]
-    );
-    assert_eq!(starts[1].1, at_secs(2.0), "{starts:?}");
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert_eq!(starts[1], (at_secs(2.0), at_secs(2.0)), "{starts:?}");
+}
+
+/// Without a durable store a job that is behind handles its next fire at
+/// the slot (cheaper in CPU than preparing it): nothing is claimed at the
+/// run's end, and the fire of 2 s still runs.
+#[tokio::test(start_paused = true)]
+async fn in_memory_a_job_behind_handles_its_next_fire_at_the_slot() {
+    let store: Arc<dyn cronactor::SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
+    let (_s, starts) = behind_on(store.clone()).await;
+    let loaded = store.load().expect("load");
+    let state = &loaded.jobs[0].state;
+    assert!(state.in_flight.is_empty(), "{state:?}");
+    assert_eq!(state.next_fire, Some(at_secs(2.0)), "{state:?}");
+    run_for_secs(0.7).await;
+    let starts = starts.lock().expect("lock");
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert_eq!(starts[1].0, at_secs(2.0), "{starts:?}");
 }
 
 #[tokio::test(start_paused = true)]

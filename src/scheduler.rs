@@ -47,9 +47,11 @@ use std::time::Duration;
 /// ```
 ///
 /// Dropping the last clone of the handle without calling
-/// [`Scheduler::shutdown`] stops the actors without waiting (runs in flight
-/// are not cancelled, and run state newer than the last group commit may be
-/// lost); call `shutdown` for an orderly stop.
+/// [`Scheduler::shutdown`] stops the actors without waiting, as a crash
+/// would: runs in flight are not cancelled, a fire prepared ahead of its
+/// slot does not start (the next start finds it interrupted), and run
+/// state newer than the last group commit may be lost. Call `shutdown` for
+/// an orderly stop.
 #[derive(Clone, Debug)]
 pub struct Scheduler {
     pub(crate) supervisor: ActorRef<SupervisorMsg>,

@@ -245,28 +245,40 @@ async fn a_prepared_run_is_recorded_before_its_slot_and_starts_on_time() {
 
 /// A scheduler on a fresh in-memory store with an hourly job `h`, at
 /// 00:59:59.7: the fire of 01:00 is prepared and recorded.
+/// A scheduler on a durable store with an hourly job, 0.3 s before its
+/// fire of 01:00: the fire is prepared, its run claimed and waiting for the
+/// slot. With the starts of that scheduler's runs.
 async fn prepared_hourly(
     clock: &cronactor::testing::ManualClock,
     count: &Count,
-) -> (cronactor::Scheduler, Arc<dyn cronactor::SnapshotStore>) {
+) -> (
+    cronactor::Scheduler,
+    Arc<dyn cronactor::SnapshotStore>,
+    Starts,
+) {
     let store: Arc<dyn cronactor::SnapshotStore> = Arc::new(cronactor_actors::MemoryStore::new());
-    let (b, _) = recording(clock, count);
+    let (b, starts) = recording(clock, count);
     let s = b.store(store.clone()).start().await.expect("start");
     let spec = JobSpec::builder("h", ScheduleSpec::cron("0 0 * * * *"), "record")
         .build()
         .expect("valid spec");
     s.add(spec).await.expect("add");
     run_for_secs(3599.7).await;
-    (s, store)
+    (s, store, starts)
 }
 
-#[cfg(feature = "fault-injection")]
-#[tokio::test(start_paused = true)]
-async fn a_crash_inside_the_window_interrupts_the_prepared_run_whose_retry_waits_for_the_slot() {
+/// The scheduler of [`prepared_hourly`] ended by `end` inside the window,
+/// without a shutdown: the prepared run never starts in it, not even once
+/// its slot has passed, and a scheduler started again on the store before
+/// the slot finds the run interrupted and runs its retry at the slot.
+async fn ended_inside_the_window<F, Fut>(end: F)
+where
+    F: FnOnce(cronactor::Scheduler) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let (clock, count) = (clock(), Count::default());
-    let (s, store) = prepared_hourly(&clock, &count).await;
-    s.kill().await;
-    assert_eq!(count.get(), 0);
+    let (s, store, ended_starts) = prepared_hourly(&clock, &count).await;
+    end(s).await;
     let (b, starts) = recording(&clock, &count);
     let s = b.store(store).start().await.expect("restart");
     run_for_secs(0.1).await;
@@ -280,14 +292,43 @@ async fn a_crash_inside_the_window_interrupts_the_prepared_run_whose_retry_waits
         "the retry does not start before the slot"
     );
     run_for_secs(0.5).await;
-    let starts = starts.lock().expect("lock");
-    assert_eq!(starts.as_slice(), [(at_secs(3600.0), at_secs(3600.0))]);
+    assert_eq!(
+        starts.lock().expect("lock").as_slice(),
+        [(at_secs(3600.0), at_secs(3600.0))]
+    );
+    assert!(
+        ended_starts.lock().expect("lock").is_empty(),
+        "the ended scheduler started its prepared run: {:?}",
+        ended_starts.lock().expect("lock")
+    );
+}
+
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_crash_inside_the_window_interrupts_the_prepared_run_whose_retry_waits_for_the_slot() {
+    ended_inside_the_window(|s| async move { s.kill().await }).await;
+}
+
+/// Dropping the last handle without a shutdown stops the actors as a crash
+/// would: a run prepared ahead has not started, and does not start in the
+/// dropped scheduler (until 2026-12-06 it did, at its slot, beside the
+/// retry of the next start).
+#[tokio::test(start_paused = true)]
+async fn dropping_the_scheduler_inside_the_window_starts_no_prepared_run() {
+    ended_inside_the_window(|s| async move {
+        drop(s);
+        // The actors stop (asynchronously) while the time stays.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_shutdown_inside_the_window_leaves_the_slot_to_the_misfire_policy() {
     let (clock, count) = (clock(), Count::default());
-    let (s, store) = prepared_hourly(&clock, &count).await;
+    let (s, store, _) = prepared_hourly(&clock, &count).await;
     let report = s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
     assert!(report.cancelled.is_empty(), "{report:?}");
     // Back at 01:00:30: the slot of 01:00 was missed; FireOnce runs it once.
@@ -1003,16 +1044,26 @@ async fn at_a_held_commit(
 /// The registry stopped (the last scheduler handle dropped) while a group
 /// commit is in flight: its last flush must not mark that commit's writes
 /// durable before the commit itself is, or a run prepared ahead, whose
-/// claim that commit carries, starts at its slot with no durable record (a
-/// crash then runs its slot a second time). Until 2026-12-05 the registry's
-/// stop applied and flushed its own writes beside the commit in flight
-/// (possibly before it, an older state then landing last) and moved the
-/// durable watermark over it.
+/// claim that commit carries and whose slot has come, starts with no
+/// durable record (a crash then runs its slot a second time). Until
+/// 2026-12-05 the registry's stop applied and flushed its own writes beside
+/// the commit in flight (possibly before it, an older state then landing
+/// last) and moved the durable watermark over it. The handle is dropped
+/// after the slot: a run whose slot came is in flight, and a dropped handle
+/// does not cancel it (one whose slot is still to come never starts, see
+/// `dropping_the_scheduler_inside_the_window_starts_no_prepared_run`).
 #[tokio::test(start_paused = true)]
 async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() {
     let (clock, count) = (clock(), Count::default());
     let (s, store, _release) = at_a_held_commit(&clock, &count).await;
     assert_eq!(count.get(), 3);
+    // Past the slot of 4 s: the run waits for its record.
+    advance_ms(1200).await;
+    {
+        use cronactor::Clock as _;
+        assert!(clock.now() > at_secs(4.0), "{}", clock.now());
+    }
+    assert_eq!(count.get(), 3, "the fire at 4 s ran before its record");
     drop(s);
     advance_ms(2000).await;
     assert_eq!(
@@ -1022,7 +1073,11 @@ async fn a_registry_stopping_during_a_commit_marks_it_durable_only_once_it_is() 
     );
     store.release_apply();
     run_for_secs(0.5).await;
-    assert_eq!(count.get(), 4, "its claim durable, the prepared run starts");
+    assert_eq!(
+        count.get(),
+        4,
+        "its claim durable, the run in flight starts"
+    );
 }
 
 /// A job given up on (its actor crashing past the restart budget) inside

@@ -314,6 +314,18 @@ impl TimerHandle {
         }
     }
 
+    /// Stops the service now, whoever still holds a handle: no timer fires
+    /// any more, and every prepared run still waiting for its slot is
+    /// withdrawn (its task ends without starting it), as are the slots
+    /// marked later. Called when the scheduler's supervisor stops, by a
+    /// shutdown, a dropped handle or a failure: a run prepared ahead of its
+    /// slot has not started, and must not start once the scheduler is gone.
+    pub(crate) fn close(&self) {
+        let shared = &self.owner.shared;
+        shared.closed.store(true, Ordering::SeqCst);
+        shared.notify.notify_one();
+    }
+
     /// Passive jobs' wake-up timers go to `supervisor` (set once).
     pub(crate) fn set_supervisor(&self, supervisor: ActorRef<SupervisorMsg>) {
         let _ = self.owner.shared.supervisor.set(supervisor);
@@ -359,7 +371,19 @@ impl TimerHandle {
     fn push(&self, armed: Armed) {
         let shared = &self.owner.shared;
         let at = armed.at;
-        shared.inbox().push(armed);
+        {
+            let mut inbox = shared.inbox();
+            // Read under the inbox's lock, which the stopping service takes
+            // after it reads `closed`: a timer pushed before the service
+            // stopped is in the inbox it empties, and one pushed after is
+            // withdrawn here.
+            if shared.closed.load(Ordering::SeqCst) {
+                drop(inbox);
+                withdraw_left(armed);
+                return;
+            }
+            inbox.push(armed);
+        }
         // Read after the push: either the service sees this timer before it
         // sleeps, or it published its deadline before this read.
         if at < shared.wake_at.load(Ordering::SeqCst) {
@@ -537,6 +561,7 @@ impl Lasting {
 /// behind with a backlog that lasts (see [`Lasting`]).
 async fn fire_chunked(shared: &Shared, armed: Armed, pass: &mut Pass) {
     if pass.stopped {
+        withdraw_left(armed);
         return;
     }
     if fire(shared, armed, &mut pass.holding) {
@@ -583,10 +608,36 @@ async fn hold_while_backlogged(shared: &Shared, holding: bool) {
     }
 }
 
+/// An entry left when the service stops: a timer is dropped; a prepared
+/// run's slot is withdrawn, so that its task ends instead of waiting for a
+/// slot that no one will mark (the run never starts).
+fn withdraw_left(armed: Armed) {
+    if let What::Slot(slot) = armed.what {
+        slot.withdraw();
+    }
+}
+
 async fn run(shared: Arc<Shared>) {
     let mut wheel = Wheel::default();
     let mut taken: Vec<Armed> = Vec::new();
     let mut later: Vec<Armed> = Vec::new();
+    serve(&shared, &mut wheel, &mut taken, &mut later).await;
+    // Stopped: what is left, in the inbox too, is withdrawn (`push`
+    // withdraws what comes later).
+    let inbox = std::mem::take(&mut *shared.inbox());
+    let left = std::mem::take(&mut wheel.buckets)
+        .into_values()
+        .flat_map(|b| b.timers)
+        .chain(taken.drain(..))
+        .chain(later.drain(..))
+        .chain(inbox);
+    for armed in left {
+        withdraw_left(armed);
+    }
+}
+
+/// The service's loop, until it is stopped.
+async fn serve(shared: &Shared, wheel: &mut Wheel, taken: &mut Vec<Armed>, later: &mut Vec<Armed>) {
     let sleep = tokio::time::sleep_until(Instant::now());
     tokio::pin!(sleep);
     loop {
@@ -594,7 +645,7 @@ async fn run(shared: Arc<Shared>) {
         if shared.closed.load(Ordering::SeqCst) {
             return;
         }
-        std::mem::swap(&mut *shared.inbox(), &mut taken);
+        std::mem::swap(&mut *shared.inbox(), taken);
         let now = shared.nanos(Instant::now());
         // The pass holds the count of `Starts` from its first slot on (see
         // `fire`).
@@ -605,7 +656,7 @@ async fn run(shared: Arc<Shared>) {
         while let Some(mut due) = wheel.take_due(now) {
             for armed in due.drain(..) {
                 if armed.at <= now {
-                    fire_chunked(&shared, armed, &mut pass).await;
+                    fire_chunked(shared, armed, &mut pass).await;
                 } else {
                     // Later in the same millisecond.
                     later.push(armed);
@@ -621,7 +672,7 @@ async fn run(shared: Arc<Shared>) {
         }
         for armed in taken.drain(..) {
             if armed.at <= now {
-                fire_chunked(&shared, armed, &mut pass).await;
+                fire_chunked(shared, armed, &mut pass).await;
             } else {
                 wheel.insert(armed);
             }
@@ -894,6 +945,51 @@ mod tests {
         assert!(
             own.holds(Some(at(2 * lasts + 3))),
             "holds for the rest of the pass"
+        );
+    }
+
+    /// A closed service withdraws every prepared run still waiting for its
+    /// slot (its task ends without starting it): in its wheel, in its
+    /// inbox, in a pass it held, and any slot marked after it stopped. A
+    /// slot that came before the close stays the task's.
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_service_withdraws_the_slots_left() {
+        use crate::ahead::{Abandoned, Slot};
+        let behind = Arc::new(AtomicBool::new(false));
+        let timer =
+            TimerHandle::start_with(Backlog::Flag(behind.clone()), Duration::from_secs(3600));
+        let ms = Duration::from_millis;
+        let now = Instant::now();
+        let came = Arc::new(Slot::default());
+        timer.slot_at(now + ms(10), came.clone());
+        let later = Arc::new(Slot::default());
+        timer.slot_at(now + ms(1000), later.clone());
+        // A burst of slots held by a backlog after its first chunk.
+        let held: Vec<Arc<Slot>> = (0..300).map(|_| Arc::new(Slot::default())).collect();
+        for slot in &held {
+            timer.slot_at(now + ms(100), slot.clone());
+        }
+        tokio::time::sleep(ms(50)).await;
+        behind.store(true, Ordering::SeqCst);
+        tokio::time::sleep(ms(100)).await;
+        let queued = Arc::new(Slot::default());
+        timer.slot_at(now + ms(2000), queued.clone());
+        timer.close();
+        tokio::time::sleep(ms(10)).await;
+        let after = Arc::new(Slot::default());
+        timer.slot_at(now + ms(3000), after.clone());
+        assert_eq!(came.abandon(), Abandoned::Due, "marked before the close");
+        for slot in [&later, &queued, &after] {
+            assert_eq!(slot.abandon(), Abandoned::Withdrawn);
+        }
+        let (due, withdrawn): (Vec<_>, Vec<_>) = held
+            .iter()
+            .map(|s| s.abandon())
+            .partition(|a| *a == Abandoned::Due);
+        assert_eq!(due.len(), FIRE_CHUNK, "the chunk marked before the hold");
+        assert!(
+            withdrawn.iter().all(|a| *a == Abandoned::Withdrawn),
+            "{withdrawn:?}"
         );
     }
 

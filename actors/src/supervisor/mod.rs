@@ -314,6 +314,17 @@ pub struct SupervisorState {
     stopping: Option<Stopping>,
 }
 
+impl Drop for SupervisorState {
+    fn drop(&mut self) {
+        // The supervisor ended (a shutdown's end, a dropped last handle, a
+        // simulated crash): the scheduler is gone, so its timers stop, and a
+        // run prepared ahead of its slot is withdrawn rather than started at
+        // the slot by a scheduler no longer there. Its claim stays in the
+        // store, for the next start to find interrupted, as after a crash.
+        self.rt.timer.close();
+    }
+}
+
 /// A job actor stopping for `remove` (see `SupervisorState::removing`).
 struct Removing {
     actor: ActorId,

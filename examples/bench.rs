@@ -572,13 +572,24 @@ fn runtime(opts: &Opts) -> Result<tokio::runtime::Runtime, String> {
     b.build().map_err(|e| format!("tokio runtime: {e}"))
 }
 
-/// `--fire-ahead-ms F`, or by default the runtime's own (500 ms with the
-/// sled store, off in memory).
-fn fire_ahead_opt(opts: &Opts) -> Result<Duration, String> {
+/// `--fire-ahead-ms F`, or `None` for the runtime's own default (500 ms
+/// with the sled store; in memory 500 ms up to
+/// `cronactor::FIRE_AHEAD_LIVE_JOBS` live jobs, off above).
+fn fire_ahead_opt(opts: &Opts) -> Result<Option<Duration>, String> {
     Ok(match opts.values.contains_key("fire-ahead-ms") {
-        true => Duration::from_millis(opts.num("fire-ahead-ms", 0)?),
-        false => cronactor::RuntimeConfig::default().fire_ahead_for(opts.path("store").is_some()),
+        true => Some(Duration::from_millis(opts.num("fire-ahead-ms", 0)?)),
+        false => None,
     })
+}
+
+/// The fire-ahead window in effect for `jobs` live jobs, for the JSON line
+/// (`fire_ahead_ms`).
+fn fire_ahead_in_effect(fire_ahead: Option<Duration>, durable: bool, jobs: usize) -> Duration {
+    cronactor::RuntimeConfig {
+        fire_ahead,
+        ..cronactor::RuntimeConfig::default()
+    }
+    .fire_ahead_for(durable, jobs)
 }
 
 /// Empties `dir` (unless `keep`) and uses the sled store in it.
@@ -820,7 +831,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let t0 = Instant::now();
     let (s, adds) = rt.block_on(async {
         let mut b = probe_builder(&probe).configure(|c| {
-            c.fire_ahead = Some(fire_ahead);
+            c.fire_ahead = fire_ahead;
             c.history_keep = history_keep;
         });
         if let Some(dir) = &dir {
@@ -919,7 +930,10 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             metrics.as_ref().map(|m| m.lateness.p99_us),
         )
         .int("grace_s", grace)
-        .int("fire_ahead_ms", fire_ahead.as_millis() as u64)
+        .int(
+            "fire_ahead_ms",
+            fire_ahead_in_effect(fire_ahead, dir.is_some(), jobs).as_millis() as u64,
+        )
         .int("window_start_unix", w0 as u64)
         .int("threads", opts.num("threads", 2)?)
         .int("pin_workers", u64::from(opts.flag("pin-workers")))
@@ -1213,7 +1227,7 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
     let rt = runtime(&opts)?;
     let s = rt.block_on(async {
         let mut b = probe_builder(&probe).configure(|c| {
-            c.fire_ahead = Some(fire_ahead);
+            c.fire_ahead = fire_ahead;
             c.history_keep = history_keep;
         });
         if let Some(dir) = &dir {
@@ -1283,7 +1297,10 @@ fn soak(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .str("store", store_name(&dir));
     settings.report(&mut j, dir.is_some());
     j.int("history_keep", history_keep as u64)
-        .int("fire_ahead_ms", fire_ahead.as_millis() as u64)
+        .int(
+            "fire_ahead_ms",
+            fire_ahead_in_effect(fire_ahead, dir.is_some(), jobs).as_millis() as u64,
+        )
         .int("pin_workers", u64::from(opts.flag("pin-workers")))
         .int("jobs", jobs as u64)
         .int("seconds", seconds)

@@ -1119,6 +1119,60 @@ async fn a_give_up_inside_the_window_withdraws_the_prepared_run() {
     );
 }
 
+/// A job given up on inside the window and revived (`upsert`) before the
+/// slot: the withdrawn fire was never taken, so the revived job runs it at
+/// its slot, and a one-shot job whose only fire was withdrawn is not
+/// completed. Until 2026-12-06 the registry's give-up kept the slot taken
+/// (and a one-shot completed): the revived job skipped it without running
+/// or counting it.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn a_job_revived_after_a_give_up_inside_the_window_runs_the_withdrawn_slot() {
+    let (clock, count) = (clock(), Count::default());
+    let (b, starts) = recording(&clock, &count);
+    let s = b.start().await.expect("start");
+    let once = || {
+        JobSpec::builder("once", ScheduleSpec::at(at_secs(3.0)), "record")
+            .build()
+            .expect("valid spec")
+    };
+    s.add(every_second("j", "record")).await.expect("add");
+    s.add(once()).await.expect("add");
+    run_for_secs(2.7).await;
+    for id in ["j", "once"] {
+        crash_past_the_budget(&s, id).await;
+    }
+    for id in ["j", "once"] {
+        let st = s.status(id).await.expect("status");
+        assert_eq!(st.phase, JobPhase::Failed, "{id}");
+        assert_eq!(st.next_fire, Some(at_secs(3.0)), "{id}: {st:?}");
+    }
+    s.upsert(every_second("j", "record"))
+        .await
+        .expect("upsert revives");
+    s.upsert(once()).await.expect("upsert revives");
+    // From about 2.9 s (the crashes took 10 ms each) to about 4.4 s.
+    run_for_secs(1.5).await;
+    let mut ran: Vec<_> = starts.lock().expect("lock").clone();
+    ran.sort();
+    assert_eq!(
+        ran,
+        [
+            (at_secs(1.0), at_secs(1.0)),
+            (at_secs(2.0), at_secs(2.0)),
+            (at_secs(3.0), at_secs(3.0)),
+            (at_secs(3.0), at_secs(3.0)),
+            (at_secs(4.0), at_secs(4.0)),
+        ]
+    );
+    let j = s.status("j").await.expect("status");
+    assert_eq!((j.counters.fires, j.counters.runs), (4, 4), "{j:?}");
+    assert_eq!(j.counters.skipped.total(), 0, "{j:?}");
+    let once = s.status("once").await.expect("status");
+    assert_eq!(once.phase, JobPhase::Completed, "{once:?}");
+    assert_eq!(once.counters.succeeded, 1, "{once:?}");
+}
+
 /// A job given up on once its prepared run's slot has come on the wall
 /// clock (stepped 300 ms forward inside the window: less than a step the
 /// clock watch re-plans for) but before its task took the run (the timer

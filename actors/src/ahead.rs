@@ -126,6 +126,10 @@ pub(crate) struct Readiness {
     /// Runs in flight, queued, waiting for their record or admission, a
     /// retry waiting for its backoff, or the actor stopping.
     pub(crate) busy: bool,
+    /// Its `fires` or `runs` counter is at its limit (a state restored so):
+    /// withdrawing a prepared run takes back the counts its preparing
+    /// added, which a saturated counter did not take.
+    pub(crate) saturated: bool,
 }
 
 impl Readiness {
@@ -137,8 +141,9 @@ impl Readiness {
             failed,
             admission_limited,
             busy,
+            saturated,
         } = self;
-        !(paused || orphaned || failed || admission_limited || busy)
+        !(paused || orphaned || failed || admission_limited || busy || saturated)
     }
 }
 
@@ -730,6 +735,10 @@ mod tests {
             },
             Readiness {
                 busy: true,
+                ..ready
+            },
+            Readiness {
+                saturated: true,
                 ..ready
             },
         ] {

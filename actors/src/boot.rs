@@ -137,7 +137,7 @@ pub async fn boot_on(
         registry: registry.clone(),
         updates,
         supervisor: OnceLock::new(),
-        fire_ahead: config.fire_ahead_for(store.is_durable()),
+        live_jobs: Default::default(),
         config,
         durable: store.is_durable(),
         histograms: histograms.clone(),

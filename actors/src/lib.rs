@@ -51,7 +51,7 @@ pub use policy::{
     BackfillOverlap, Backoff, InterruptedPolicy, MisfirePolicy, OverlapPolicy, RetryPolicy,
     MAX_QUEUE,
 };
-pub use runtime::{RuntimeConfig, DEFAULT_FIRE_AHEAD, MAX_EVENT_CAPACITY};
+pub use runtime::{RuntimeConfig, DEFAULT_FIRE_AHEAD, FIRE_AHEAD_LIVE_JOBS, MAX_EVENT_CAPACITY};
 pub use schedule::{Schedule, ScheduleSpec};
 pub use spec::{JobSpec, JobSpecBuilder, MAX_JITTER};
 pub use status::*;

@@ -55,11 +55,15 @@ pub struct RuntimeConfig {
     /// run's outcome and the claim are then written together); the handler
     /// still starts at the instant. Only a job with nothing else going on
     /// prepares ahead; a pause, update, trigger, cancel or shutdown before the
-    /// instant withdraws the prepared run. `None` (the default): 500 ms with
-    /// a durable store, whose group commit it takes off the path of every
-    /// run, and off otherwise (preparing a fire apart from its start costs
-    /// CPU: the job's memory is touched twice); `Some(Duration::ZERO)` turns
-    /// it off.
+    /// instant withdraws the prepared run. `None` (the default): 500 ms
+    /// ([`DEFAULT_FIRE_AHEAD`]) with a durable store, whose group commit it
+    /// takes off the path of every run; in memory, 500 ms while the runtime
+    /// has at most [`FIRE_AHEAD_LIVE_JOBS`] live job actors and off above
+    /// (preparing a fire apart from its start costs CPU, the job's memory
+    /// touched twice, and a prepared run's memory for up to a period: about
+    /// 1.5 times the CPU per fire and 1 KB more per live job, for a lateness
+    /// two to three times lower). `Some(window)` applies whatever the count;
+    /// `Some(Duration::ZERO)` turns it off.
     pub fire_ahead: Option<Duration>,
 }
 
@@ -101,13 +105,25 @@ pub(crate) struct Runtime {
     pub(crate) admission: crate::admission::Admission,
     /// Fire lateness and run duration.
     pub(crate) histograms: Arc<crate::metrics::Histograms>,
-    /// The fire-ahead window in effect (`RuntimeConfig::fire_ahead`
-    /// resolved for the store).
-    pub(crate) fire_ahead: Duration,
+    /// Live job actors (their states), for the fire-ahead default in
+    /// memory (see [`Runtime::fire_ahead`]).
+    pub(crate) live_jobs: std::sync::atomic::AtomicUsize,
     /// The cancellation tokens of runs still going when their job actor
     /// failed, by job: the actor restarted in its place takes them, so that
     /// `cancel`, `remove` and shutdown still reach those runs.
     pub(crate) orphan_tokens: OrphanTokens,
+}
+
+impl Runtime {
+    /// The fire-ahead window in effect now: `RuntimeConfig::fire_ahead`
+    /// for the store and the live job actors (see
+    /// [`RuntimeConfig::fire_ahead_for`]).
+    pub(crate) fn fire_ahead(&self) -> Duration {
+        self.config.fire_ahead_for(
+            self.durable,
+            self.live_jobs.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
 }
 
 /// The runs of job actors that failed, by job (see
@@ -287,17 +303,40 @@ impl OrphanTokens {
 /// a slot per event when the scheduler starts.
 pub const MAX_EVENT_CAPACITY: usize = 1 << 20;
 
-/// The fire-ahead window used when `RuntimeConfig::fire_ahead` is `None`
-/// and the store is durable.
+/// The fire-ahead window used when `RuntimeConfig::fire_ahead` is `None`:
+/// with a durable store, and in memory up to [`FIRE_AHEAD_LIVE_JOBS`] live
+/// job actors.
 pub const DEFAULT_FIRE_AHEAD: Duration = Duration::from_millis(500);
+
+/// In memory with `RuntimeConfig::fire_ahead` left `None`, fire-ahead is
+/// on while the runtime has at most this many live job actors (passive
+/// jobs have none), and off above: at 100,000 jobs firing every second it
+/// took twice the CPU of the default path and about 1,800 bytes more per
+/// live job, and did not always keep up on two cores (see
+/// `docs/performance.md`). Each job reads the count when it decides
+/// whether to prepare its next fire.
+pub const FIRE_AHEAD_LIVE_JOBS: usize = 20_000;
 
 impl RuntimeConfig {
     /// The fire-ahead window in effect with a store that is (or is not)
-    /// durable.
-    pub fn fire_ahead_for(&self, durable: bool) -> Duration {
+    /// durable and `live_jobs` live job actors (see
+    /// [`RuntimeConfig::fire_ahead`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use cronactor_actors::{RuntimeConfig, DEFAULT_FIRE_AHEAD, FIRE_AHEAD_LIVE_JOBS};
+    /// use std::time::Duration;
+    ///
+    /// let config = RuntimeConfig::default();
+    /// assert_eq!(config.fire_ahead_for(true, 1_000_000), DEFAULT_FIRE_AHEAD);
+    /// assert_eq!(config.fire_ahead_for(false, 10_000), DEFAULT_FIRE_AHEAD);
+    /// assert_eq!(config.fire_ahead_for(false, FIRE_AHEAD_LIVE_JOBS + 1), Duration::ZERO);
+    /// ```
+    pub fn fire_ahead_for(&self, durable: bool, live_jobs: usize) -> Duration {
         match self.fire_ahead {
             Some(window) => window,
-            None if durable => DEFAULT_FIRE_AHEAD,
+            None if durable || live_jobs <= FIRE_AHEAD_LIVE_JOBS => DEFAULT_FIRE_AHEAD,
             None => Duration::ZERO,
         }
     }
@@ -358,15 +397,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fire_ahead_is_on_by_default_with_a_durable_store_only() {
+    fn fire_ahead_is_on_by_default_with_a_durable_store_and_in_memory_up_to_the_live_limit() {
         let config = RuntimeConfig::default();
-        assert_eq!(config.fire_ahead_for(true), DEFAULT_FIRE_AHEAD);
-        assert_eq!(config.fire_ahead_for(false), Duration::ZERO);
+        let limit = FIRE_AHEAD_LIVE_JOBS;
+        for live in [0, limit, limit + 1, 10 * limit] {
+            assert_eq!(config.fire_ahead_for(true, live), DEFAULT_FIRE_AHEAD);
+        }
+        assert_eq!(config.fire_ahead_for(false, 0), DEFAULT_FIRE_AHEAD);
+        assert_eq!(config.fire_ahead_for(false, limit), DEFAULT_FIRE_AHEAD);
+        assert_eq!(config.fire_ahead_for(false, limit + 1), Duration::ZERO);
         let set = RuntimeConfig {
             fire_ahead: Some(Duration::from_millis(200)),
             ..RuntimeConfig::default()
         };
-        assert_eq!(set.fire_ahead_for(false), Duration::from_millis(200));
-        assert_eq!(set.fire_ahead_for(true), Duration::from_millis(200));
+        for (durable, live) in [(false, 0), (false, 10 * limit), (true, 10 * limit)] {
+            assert_eq!(
+                set.fire_ahead_for(durable, live),
+                Duration::from_millis(200)
+            );
+        }
+        let off = RuntimeConfig {
+            fire_ahead: Some(Duration::ZERO),
+            ..RuntimeConfig::default()
+        };
+        assert_eq!(off.fire_ahead_for(true, 0), Duration::ZERO);
+        assert_eq!(off.fire_ahead_for(false, 0), Duration::ZERO);
     }
 }

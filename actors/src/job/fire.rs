@@ -130,7 +130,7 @@ impl JobActorState {
         // A near fire's timer goes off at the start of its fire-ahead window
         // (see `ahead`), unless the runtime was found behind.
         if go_off == at && !self.behind {
-            let window = crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, at);
+            let window = crate::ahead::window(self.link.rt.fire_ahead(), self.state.last_slot, at);
             go_off = crate::ahead::go_off(window, at, now);
         }
         let deadline = deadline_for(self.now(), go_off);
@@ -265,7 +265,7 @@ impl JobActorState {
         if let (true, Some(newest)) = (self.behind, single.or(due.back().copied())) {
             // The window that applied to it (before its slot is taken).
             let window =
-                crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, newest);
+                crate::ahead::window(self.link.rt.fire_ahead(), self.state.last_slot, newest);
             if crate::ahead::on_time(window, newest, now) {
                 self.behind = false;
             }
@@ -278,7 +278,8 @@ impl JobActorState {
         match next {
             NextFire::At(t) if self.may_prepare(t, now) => self.prepare(myself, t),
             NextFire::At(t) => {
-                let window = crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, t);
+                let window =
+                    crate::ahead::window(self.link.rt.fire_ahead(), self.state.last_slot, t);
                 if crate::ahead::came_late(window, t, now) {
                     self.behind = true;
                 }

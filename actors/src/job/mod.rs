@@ -473,6 +473,11 @@ impl Actor for JobActor {
             turn_now: std::cell::Cell::new(None),
             prepared: None,
         };
+        // Uncounted when the state drops (see `Runtime::fire_ahead`).
+        s.link
+            .rt
+            .live_jobs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Runs of a failed predecessor still going: their tokens come back,
         // and the runs it claimed whose record it did not see durable wait
         // for this actor's `Recorded` (see `save_claims` below).

@@ -29,6 +29,11 @@ fn slow_park(id: &str) {
 
 impl Drop for JobActorState {
     fn drop(&mut self) {
+        // Counted live from its construction (`pre_start`).
+        self.link
+            .rt
+            .live_jobs
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         // Timers still pending must not keep the stopped actor allocated.
         self.target.release();
         self.park_runs();

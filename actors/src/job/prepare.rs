@@ -19,7 +19,7 @@ impl JobActorState {
     /// due, still starts at its slot. In memory a job behind handles its
     /// next fire at the slot, which costs less than preparing it.
     pub(super) fn prepare_at_run_end(&mut self, myself: &ActorRef<JobMsg>) {
-        let fire_ahead = self.link.rt.fire_ahead;
+        let fire_ahead = self.link.rt.fire_ahead();
         let behind = self.behind && !self.link.rt.durable;
         if fire_ahead.is_zero() || behind || self.prepared.is_some() {
             return;
@@ -41,6 +41,8 @@ impl JobActorState {
             orphaned: self.link.handler.is_none(),
             failed: self.state.failed.is_some(),
             admission_limited: self.link.rt.admission.is_limited(),
+            saturated: self.state.counters.fires == u64::MAX
+                || self.state.counters.runs == u64::MAX,
             // Anything going on but history not yet posted.
             busy: !crate::passive::Activity {
                 unposted: false,
@@ -52,7 +54,7 @@ impl JobActorState {
 
     /// Whether the next fire, at `next`, is prepared now (see `ahead`).
     pub(super) fn may_prepare(&self, next: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        let window = crate::ahead::window(self.link.rt.fire_ahead, self.state.last_slot, next);
+        let window = crate::ahead::window(self.link.rt.fire_ahead(), self.state.last_slot, next);
         crate::ahead::may_prepare(self.readiness(), window, next, now)
     }
 

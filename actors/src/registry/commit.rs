@@ -11,8 +11,9 @@ use crate::event::EventKind;
 use crate::id::{JobId, RunId};
 use crate::job::JobMsg;
 use crate::kept::KeptHistory;
-use crate::status::{Outcome, RunRecord};
+use crate::status::{JobState, Outcome, RunRecord};
 use crate::store::{JobRecord, StoreError, StoreOp};
+use chrono::{DateTime, Utc};
 use ractor::ActorRef;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +23,25 @@ const RETRYABLE_INDEX: usize = 10_000;
 
 /// Queues history entries for the store, or keeps them in `kept` (the
 /// registry's own history of a job, for a store nobody else reads).
+/// A fire prepared ahead for `slot`, withdrawn by a give-up (its slot not
+/// come): the job's state is as if it had never been prepared, as the job's
+/// own withdrawal leaves it (`JobActorState::withdraw_prepared`), so that a
+/// revived job still runs the slot. Preparing took the slot (`last_slot`),
+/// armed the fire after it (`next_fire`) and, for the schedule's last fire,
+/// completed the job. The slot before it is not known here; any instant
+/// before the slot and after the slot before it gives the same next fires,
+/// and no slot lies between the two, so the last slot becomes the instant
+/// just before `slot`. (Until 2026-12-06 the registry left all three: a job
+/// revived after a give-up inside the window skipped the withdrawn slot
+/// without running or counting it, and a one-shot job never fired.)
+fn withdraw_slot(state: &mut JobState, slot: DateTime<Utc>) {
+    if state.last_slot.is_some_and(|last| last >= slot) {
+        state.last_slot = slot.checked_sub_signed(chrono::TimeDelta::nanoseconds(1));
+    }
+    state.next_fire = Some(slot);
+    state.completed = false;
+}
+
 fn append_history(
     retryable: &mut VecDeque<(RunId, JobId)>,
     ops: &mut Vec<StoreOp>,
@@ -166,11 +186,24 @@ impl RegistryState {
                         // counted) is withdrawn, as at a shutdown: not a
                         // fire, not a run, nothing interrupted.
                         let before = runs.len();
-                        runs.retain(|r| !crate::status::is_ahead(&slot.state, r, at));
+                        let mut withdrawn_slot = None;
+                        runs.retain(|r| {
+                            let ahead = crate::status::is_ahead(&slot.state, r, at);
+                            if ahead {
+                                withdrawn_slot =
+                                    Some(withdrawn_slot.map_or(r.scheduled, |w: DateTime<Utc>| {
+                                        w.min(r.scheduled)
+                                    }));
+                            }
+                            !ahead
+                        });
                         let withdrawn = (before - runs.len()) as u64;
                         let counters = &mut slot.state.counters;
                         counters.fires = counters.fires.saturating_sub(withdrawn);
                         counters.runs = counters.runs.saturating_sub(withdrawn);
+                        if let Some(next) = withdrawn_slot {
+                            withdraw_slot(&mut slot.state, next);
+                        }
                         let records: Vec<RunRecord> = runs
                             .into_iter()
                             .map(|run| RunRecord {

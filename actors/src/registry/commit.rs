@@ -21,8 +21,6 @@ use std::sync::Arc;
 /// The most failed runs remembered for `retry_run` without a store scan.
 const RETRYABLE_INDEX: usize = 10_000;
 
-/// Queues history entries for the store, or keeps them in `kept` (the
-/// registry's own history of a job, for a store nobody else reads).
 /// A fire prepared ahead for `slot`, withdrawn by a give-up (its slot not
 /// come): the job's state is as if it had never been prepared, as the job's
 /// own withdrawal leaves it (`JobActorState::withdraw_prepared`), so that a
@@ -42,6 +40,8 @@ fn withdraw_slot(state: &mut JobState, slot: DateTime<Utc>) {
     state.completed = false;
 }
 
+/// Queues history entries for the store, or keeps them in `kept` (the
+/// registry's own history of a job, for a store nobody else reads).
 fn append_history(
     retryable: &mut VecDeque<(RunId, JobId)>,
     ops: &mut Vec<StoreOp>,

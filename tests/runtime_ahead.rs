@@ -309,6 +309,54 @@ async fn a_crash_inside_the_window_interrupts_the_prepared_run_whose_retry_waits
     ended_inside_the_window(|s| async move { s.kill().await }).await;
 }
 
+/// In memory, fire-ahead by default follows the number of live job actors
+/// (`RuntimeConfig::fire_ahead_live_jobs`, here 1). It shows in what a
+/// crash at 2.7 s leaves: a fire prepared at the run's end of 2 s is in
+/// flight and found interrupted at the next start; a fire handled at its
+/// slot is not (its slot is missed instead). With two live jobs neither
+/// prepares; once one is removed, the other prepares again.
+#[cfg(feature = "fault-injection")]
+#[tokio::test(start_paused = true)]
+async fn in_memory_fire_ahead_follows_the_number_of_live_jobs() {
+    /// Interrupted runs of each job found by a start after a crash at
+    /// 2.7 s, with `ids` added at 0 s and `removed` removed at 1.3 s.
+    async fn interrupted_after_a_crash(ids: &[&str], removed: Option<&str>) -> Vec<u64> {
+        let (clock, count) = (clock(), Count::default());
+        let store: Arc<dyn cronactor::SnapshotStore> =
+            Arc::new(cronactor_actors::MemoryStore::new());
+        let limited = |b: cronactor::SchedulerBuilder| {
+            b.configure(|c| c.fire_ahead_live_jobs = 1)
+                .store(store.clone())
+        };
+        let s = limited(builder(&clock, &count))
+            .start()
+            .await
+            .expect("start");
+        for id in ids {
+            s.add(every_second(id, "count")).await.expect("add");
+        }
+        run_for_secs(1.3).await;
+        if let Some(id) = removed {
+            s.remove(id).await.expect("remove");
+        }
+        run_for_secs(1.4).await;
+        s.kill().await;
+        let s = limited(builder(&clock, &count))
+            .start()
+            .await
+            .expect("restart");
+        run_for_secs(0.1).await;
+        let mut found = Vec::new();
+        for id in ids.iter().filter(|id| Some(**id) != removed) {
+            found.push(s.status(id).await.expect("status").counters.interrupted);
+        }
+        found
+    }
+    assert_eq!(interrupted_after_a_crash(&["a"], None).await, [1]);
+    assert_eq!(interrupted_after_a_crash(&["a", "b"], None).await, [0, 0]);
+    assert_eq!(interrupted_after_a_crash(&["a", "b"], Some("b")).await, [1]);
+}
+
 /// Dropping the last handle without a shutdown stops the actors as a crash
 /// would: a run prepared ahead has not started, and does not start in the
 /// dropped scheduler (until 2026-12-06 it did, at its slot, beside the

@@ -58,13 +58,18 @@ pub struct RuntimeConfig {
     /// instant withdraws the prepared run. `None` (the default): 500 ms
     /// ([`DEFAULT_FIRE_AHEAD`]) with a durable store, whose group commit it
     /// takes off the path of every run; in memory, 500 ms while the runtime
-    /// has at most [`FIRE_AHEAD_LIVE_JOBS`] live job actors and off above
+    /// has at most `fire_ahead_live_jobs` live job actors and off above
     /// (preparing a fire apart from its start costs CPU, the job's memory
     /// touched twice, and a prepared run's memory for up to a period: about
     /// 1.5 times the CPU per fire and 1 KB more per live job, for a lateness
     /// two to three times lower). `Some(window)` applies whatever the count;
     /// `Some(Duration::ZERO)` turns it off.
     pub fire_ahead: Option<Duration>,
+    /// In memory with `fire_ahead` left `None`: the most live job actors
+    /// (passive jobs have none) with which fire-ahead is on. Default
+    /// [`FIRE_AHEAD_LIVE_JOBS`] (20,000). Each job reads the count when it
+    /// decides whether to prepare its next fire.
+    pub fire_ahead_live_jobs: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -83,6 +88,7 @@ impl Default for RuntimeConfig {
             passivate_after: Some(Duration::from_secs(60)),
             wake_lead: Duration::from_secs(2),
             fire_ahead: None,
+            fire_ahead_live_jobs: FIRE_AHEAD_LIVE_JOBS,
         }
     }
 }
@@ -304,13 +310,14 @@ impl OrphanTokens {
 pub const MAX_EVENT_CAPACITY: usize = 1 << 20;
 
 /// The fire-ahead window used when `RuntimeConfig::fire_ahead` is `None`:
-/// with a durable store, and in memory up to [`FIRE_AHEAD_LIVE_JOBS`] live
-/// job actors.
+/// with a durable store, and in memory up to
+/// `RuntimeConfig::fire_ahead_live_jobs` live job actors.
 pub const DEFAULT_FIRE_AHEAD: Duration = Duration::from_millis(500);
 
-/// In memory with `RuntimeConfig::fire_ahead` left `None`, fire-ahead is
-/// on while the runtime has at most this many live job actors (passive
-/// jobs have none), and off above: at 100,000 jobs firing every second it
+/// The default of `RuntimeConfig::fire_ahead_live_jobs`: in memory with
+/// `RuntimeConfig::fire_ahead` left `None`, fire-ahead is on while the
+/// runtime has at most this many live job actors (passive jobs have
+/// none), and off above: at 100,000 jobs firing every second it
 /// took twice the CPU of the default path and about 1,800 bytes more per
 /// live job, and did not always keep up on two cores (see
 /// `docs/performance.md`). Each job reads the count when it decides
@@ -336,7 +343,7 @@ impl RuntimeConfig {
     pub fn fire_ahead_for(&self, durable: bool, live_jobs: usize) -> Duration {
         match self.fire_ahead {
             Some(window) => window,
-            None if durable || live_jobs <= FIRE_AHEAD_LIVE_JOBS => DEFAULT_FIRE_AHEAD,
+            None if durable || live_jobs <= self.fire_ahead_live_jobs => DEFAULT_FIRE_AHEAD,
             None => Duration::ZERO,
         }
     }

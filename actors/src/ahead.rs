@@ -225,6 +225,13 @@ impl Slot {
         self.completes
     }
 
+    /// Whether the timer service marked the slot come (and no task took it
+    /// yet).
+    #[cfg(test)]
+    pub(crate) fn is_due(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == DUE
+    }
+
     fn shift(&self, from: u8, to: u8) -> bool {
         self.state
             .compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)

@@ -977,6 +977,45 @@ mod tests {
         );
     }
 
+    /// A burst of slots due together is marked a chunk at a time at first,
+    /// yielding in between (see [`SLOT_YIELDS_FOR`]): a task woken at the
+    /// same instant runs before the whole burst is marked.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_slots_yields_between_chunks_at_first() {
+        use crate::ahead::Slot;
+        let behind = Arc::new(AtomicBool::new(false));
+        let timer = TimerHandle::start_with(Backlog::Flag(behind), Duration::from_secs(3600));
+        let at = Instant::now() + Duration::from_millis(10);
+        let slots: Arc<Vec<Arc<Slot>>> = Arc::new(
+            (0..4 * FIRE_CHUNK)
+                .map(|_| Arc::new(Slot::default()))
+                .collect(),
+        );
+        for slot in slots.iter() {
+            timer.slot_at(at, slot.clone());
+        }
+        let seen = {
+            let slots = slots.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                loop {
+                    let marked = slots.iter().filter(|s| s.is_due()).count();
+                    if marked > 0 {
+                        return marked;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let marked = seen.await.expect("probe");
+        assert!(
+            marked < slots.len(),
+            "the whole burst was marked before another task ran: {marked}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(slots.iter().all(|s| s.is_due()), "the rest is marked too");
+    }
+
     /// A closed service withdraws every prepared run still waiting for its
     /// slot (its task ends without starting it): in its wheel, in its
     /// inbox, in a pass it held, and any slot marked after it stopped. A

@@ -283,6 +283,12 @@ impl Shared {
             .unwrap_or_else(|| Instant::now() + std::time::Duration::from_secs(86_400 * 365 * 30))
     }
 
+    /// Stops the service (see [`TimerHandle::close`]).
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
     fn inbox(&self) -> std::sync::MutexGuard<'_, Vec<Armed>> {
         self.inbox.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -296,8 +302,7 @@ struct Owner {
 
 impl Drop for Owner {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::SeqCst);
-        self.shared.notify.notify_one();
+        self.shared.close();
     }
 }
 
@@ -323,9 +328,7 @@ impl TimerHandle {
     /// shutdown, a dropped handle or a failure: a run prepared ahead of its
     /// slot has not started, and must not start once the scheduler is gone.
     pub(crate) fn close(&self) {
-        let shared = &self.owner.shared;
-        shared.closed.store(true, Ordering::SeqCst);
-        shared.notify.notify_one();
+        self.owner.shared.close();
     }
 
     /// Passive jobs' wake-up timers go to `supervisor` (set once).
@@ -993,20 +996,16 @@ mod tests {
         );
     }
 
-    /// A burst of slots due together is marked a chunk at a time at first,
-    /// yielding in between (see [`SLOT_YIELDS_FOR`]): a task woken at the
-    /// same instant runs before the whole burst is marked.
-    #[tokio::test(start_paused = true)]
-    async fn a_burst_of_slots_yields_between_chunks_at_first() {
+    /// `n` slots due together; how many the service had marked when a task
+    /// woken at the same instant first saw one marked. All are marked in
+    /// the end.
+    async fn marked_when_another_task_runs(n: usize) -> usize {
         use crate::ahead::Slot;
         let behind = Arc::new(AtomicBool::new(false));
         let timer = TimerHandle::start_with(Backlog::Flag(behind), Duration::from_secs(3600));
         let at = Instant::now() + Duration::from_millis(10);
-        let slots: Arc<Vec<Arc<Slot>>> = Arc::new(
-            (0..4 * FIRE_CHUNK)
-                .map(|_| Arc::new(Slot::default()))
-                .collect(),
-        );
+        let slots: Arc<Vec<Arc<Slot>>> =
+            Arc::new((0..n).map(|_| Arc::new(Slot::default())).collect());
         for slot in slots.iter() {
             timer.slot_at(at, slot.clone());
         }
@@ -1024,12 +1023,25 @@ mod tests {
             })
         };
         let marked = seen.await.expect("probe");
-        assert!(
-            marked < slots.len(),
-            "the whole burst was marked before another task ran: {marked}"
-        );
         tokio::time::sleep(Duration::from_millis(10)).await;
         assert!(slots.iter().all(|s| s.is_due()), "the rest is marked too");
+        marked
+    }
+
+    /// A burst of slots due together is marked a chunk at a time at first,
+    /// yielding in between (see [`SLOT_YIELDS_FOR`]): a task woken at the
+    /// same instant runs before the whole burst is marked. A burst larger
+    /// than [`SLOT_YIELD_BURST`] is marked whole.
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_slots_yields_between_chunks_at_first_unless_it_is_large() {
+        let small = 4 * FIRE_CHUNK;
+        let marked = marked_when_another_task_runs(small).await;
+        assert!(
+            marked < small,
+            "the whole burst was marked before another task ran: {marked}"
+        );
+        let large = SLOT_YIELD_BURST + 1;
+        assert_eq!(marked_when_another_task_runs(large).await, large);
     }
 
     /// A closed service withdraws every prepared run still waiting for its

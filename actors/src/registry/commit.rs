@@ -13,7 +13,6 @@ use crate::job::JobMsg;
 use crate::kept::KeptHistory;
 use crate::status::{JobState, Outcome, RunRecord};
 use crate::store::{JobRecord, StoreError, StoreOp};
-use chrono::{DateTime, Utc};
 use ractor::ActorRef;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -21,18 +20,24 @@ use std::sync::Arc;
 /// The most failed runs remembered for `retry_run` without a store scan.
 const RETRYABLE_INDEX: usize = 10_000;
 
-/// A fire prepared ahead for `slot`, withdrawn by a give-up (its slot not
-/// come): the job's state is as if it had never been prepared, as the job's
-/// own withdrawal leaves it (`JobActorState::withdraw_prepared`), so that a
-/// revived job still runs the slot. Preparing took the slot (`last_slot`),
-/// armed the fire after it (`next_fire`) and, for the schedule's last fire,
-/// completed the job. The slot before it is not known here; any instant
-/// before the slot and after the slot before it gives the same next fires,
-/// and no slot lies between the two, so the last slot becomes the instant
-/// just before `slot`. (Until 2026-12-06 the registry left all three: a job
-/// revived after a give-up inside the window skipped the withdrawn slot
-/// without running or counting it, and a one-shot job never fired.)
-fn withdraw_slot(state: &mut JobState, slot: DateTime<Utc>) {
+/// The fires prepared ahead in `ahead` (see `status::ahead_of`), withdrawn
+/// by a give-up (their slot not come): the job's state is as if they had
+/// never been prepared, as the job's own withdrawal leaves it
+/// (`JobActorState::withdraw_prepared`), so that a revived job still runs
+/// the slot. Preparing counted the fire and its run, took the slot
+/// (`last_slot`), armed the fire after it (`next_fire`) and, for the
+/// schedule's last fire, completed the job. The slot before it is not
+/// known here; any instant before the slot and after the slot before it
+/// gives the same next fires, and no slot lies between the two, so the last
+/// slot becomes the instant just before it. (Until 2026-12-06 the registry
+/// took back the counts only: a job revived after a give-up inside the
+/// window skipped the withdrawn slot without running or counting it, and a
+/// one-shot job never fired.)
+fn withdraw_ahead(state: &mut JobState, ahead: &crate::status::Ahead) {
+    ahead.uncount(&mut state.counters);
+    let Some(slot) = ahead.first else {
+        return;
+    };
     if state.last_slot.is_some_and(|last| last >= slot) {
         state.last_slot = slot.checked_sub_signed(chrono::TimeDelta::nanoseconds(1));
     }
@@ -180,30 +185,14 @@ impl RegistryState {
                     let interrupted: Vec<RunRecord> = {
                         let mut slot = outbox.lock();
                         slot.state.failed = Some(reason.clone());
-                        let mut runs = std::mem::take(&mut slot.state.in_flight);
                         // A fire prepared ahead whose slot has not come
                         // (status shows it as still to come: no `Fired`, not
                         // counted) is withdrawn, as at a shutdown: not a
                         // fire, not a run, nothing interrupted.
-                        let before = runs.len();
-                        let mut withdrawn_slot = None;
-                        runs.retain(|r| {
-                            let ahead = crate::status::is_ahead(&slot.state, r, at);
-                            if ahead {
-                                withdrawn_slot =
-                                    Some(withdrawn_slot.map_or(r.scheduled, |w: DateTime<Utc>| {
-                                        w.min(r.scheduled)
-                                    }));
-                            }
-                            !ahead
-                        });
-                        let withdrawn = (before - runs.len()) as u64;
-                        let counters = &mut slot.state.counters;
-                        counters.fires = counters.fires.saturating_sub(withdrawn);
-                        counters.runs = counters.runs.saturating_sub(withdrawn);
-                        if let Some(next) = withdrawn_slot {
-                            withdraw_slot(&mut slot.state, next);
-                        }
+                        let ahead = crate::status::ahead_of(&slot.state, at);
+                        let mut runs = std::mem::take(&mut slot.state.in_flight);
+                        runs.retain(|r| !crate::status::is_ahead(&slot.state, r, at));
+                        withdraw_ahead(&mut slot.state, &ahead);
                         let records: Vec<RunRecord> = runs
                             .into_iter()
                             .map(|run| RunRecord {

@@ -45,7 +45,9 @@
 //! adds of the registration, and `control_us_p50`, `control_us_p99` and
 //! `control_us_max` over a `pause` then a `resume` of one more job (whose
 //! fires are not credited), every 100 ms of the window, from a thread
-//! outside the runtime.
+//! outside the runtime. And each window second's lateness p99
+//! (`lateness_us_p99_by_second`, the first 60 seconds, two significant
+//! digits) with their median (`lateness_us_p99_second_median`).
 
 use chrono::{DateTime, Utc};
 use cronactor::schedule::{Schedule, ScheduleSpec};
@@ -338,6 +340,11 @@ impl Json {
         self.0.push((k, quoted));
         self
     }
+    /// A value already in JSON.
+    fn raw(&mut self, k: &'static str, v: String) -> &mut Self {
+        self.0.push((k, v));
+        self
+    }
     fn int(&mut self, k: &'static str, v: u64) -> &mut Self {
         self.0.push((k, v.to_string()));
         self
@@ -386,6 +393,29 @@ fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_US, 3).expect("static histogram bounds")
 }
 
+/// Window seconds whose lateness `fire` also reports second by second.
+const BY_SECOND_MAX: usize = 60;
+/// The largest lateness a second's histogram tells apart (larger ones
+/// count as this): a minute.
+const SECOND_HIST_MAX_US: u64 = 60_000_000;
+
+/// A second's lateness: two significant digits (1 %), about 10 KB.
+fn second_histogram() -> Histogram<u32> {
+    Histogram::new_with_bounds(1, SECOND_HIST_MAX_US, 2).expect("static histogram bounds")
+}
+
+/// Adds the seconds of `from` to `into`.
+fn merge_by_second(into: &mut Vec<Option<Histogram<u32>>>, from: &[Option<Histogram<u32>>]) {
+    if into.len() < from.len() {
+        into.resize_with(from.len(), || None);
+    }
+    for (i, h) in from.iter().enumerate() {
+        if let Some(h) = h {
+            let _ = into[i].get_or_insert_with(second_histogram).add(h);
+        }
+    }
+}
+
 /// peerbench's probe, with the same crediting rules: a fire at wall time `t`
 /// serves every not-yet-served whole second up to `floor(t + 10 ms)`, and its
 /// lateness is measured from the oldest second it serves; a second fire in
@@ -402,6 +432,9 @@ struct Probe {
 
 struct Shard {
     hist: Histogram<u64>,
+    /// Lateness by window second (`fire`'s first [`BY_SECOND_MAX`] seconds),
+    /// made at the first fire credited to each second.
+    by_second: Vec<Option<Histogram<u32>>>,
     fires: u64,
     dups: u64,
     early: u64,
@@ -412,6 +445,7 @@ impl Shard {
     fn new() -> Self {
         Self {
             hist: histogram(),
+            by_second: Vec::new(),
             fires: 0,
             dups: 0,
             early: 0,
@@ -423,6 +457,8 @@ impl Shard {
 /// Fires credited since the last `take`, merged over the shards.
 struct Taken {
     hist: Histogram<u64>,
+    /// By window second, as [`Shard::by_second`].
+    by_second: Vec<Option<Histogram<u32>>>,
     fires: u64,
     dups: u64,
     early: u64,
@@ -478,12 +514,19 @@ impl Probe {
             return; // serves only seconds after the window
         }
         s.fires += 1;
-        let late = now_us - oldest * 1_000_000;
-        if late < 0 {
+        let late = (now_us - oldest * 1_000_000).max(0) as u64;
+        if now_us < oldest * 1_000_000 {
             s.early += 1;
-            s.hist.saturating_record(0);
-        } else {
-            s.hist.saturating_record(late as u64);
+        }
+        s.hist.saturating_record(late);
+        let second = (oldest - w0) as usize;
+        if second < BY_SECOND_MAX {
+            if s.by_second.len() <= second {
+                s.by_second.resize_with(second + 1, || None);
+            }
+            s.by_second[second]
+                .get_or_insert_with(second_histogram)
+                .saturating_record(late);
         }
     }
 
@@ -509,6 +552,7 @@ impl Probe {
     fn take(&self) -> Taken {
         let mut t = Taken {
             hist: histogram(),
+            by_second: Vec::new(),
             fires: 0,
             dups: 0,
             early: 0,
@@ -517,6 +561,7 @@ impl Probe {
         for shard in &self.shards {
             let mut s = shard.lock().unwrap_or_else(|e| e.into_inner());
             let _ = t.hist.add(&s.hist);
+            merge_by_second(&mut t.by_second, &s.by_second);
             t.fires += s.fires;
             t.dups += s.dups;
             t.early += s.early;
@@ -547,6 +592,32 @@ fn lateness(j: &mut Json, hist: &Histogram<u64>) {
     j.opt_int("lateness_us_p50", quantile(hist, 0.50))
         .opt_int("lateness_us_p99", quantile(hist, 0.99))
         .opt_int("lateness_us_max", quantile(hist, 1.0));
+}
+
+/// Each window second's lateness p99 (null for a second nothing served),
+/// and their median: a run's p99 is decided by its slowest seconds, the
+/// median by a typical one.
+fn lateness_by_second(j: &mut Json, by_second: &[Option<Histogram<u32>>]) {
+    let p99: Vec<Option<u64>> = by_second
+        .iter()
+        .map(|h| {
+            h.as_ref()
+                .filter(|h| !h.is_empty())
+                .map(|h| h.value_at_quantile(0.99))
+        })
+        .collect();
+    let mut known: Vec<u64> = p99.iter().flatten().copied().collect();
+    known.sort_unstable();
+    let list = p99
+        .iter()
+        .map(|v| v.map_or_else(|| "null".to_string(), |v| v.to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    j.raw("lateness_us_p99_by_second", format!("[{list}]"))
+        .opt_int(
+            "lateness_us_p99_second_median",
+            known.get(known.len() / 2).copied(),
+        );
 }
 
 /// The value at quantile `q` of `hist` (its maximum at 1.0); none if empty.
@@ -903,6 +974,7 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
             3,
         );
     lateness(&mut j, &taken.hist);
+    lateness_by_second(&mut j, &taken.by_second);
     j.num("cpu_user_s", u_end.user_s, 3)
         .num("cpu_sys_s", u_end.sys_s, 3)
         .num("max_rss_mib", u_end.max_rss_mib, 1)
@@ -1433,6 +1505,7 @@ impl SlotProbe {
     fn take(&self) -> Taken {
         let mut t = Taken {
             hist: histogram(),
+            by_second: Vec::new(),
             fires: 0,
             dups: 0,
             early: 0,

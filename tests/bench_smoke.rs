@@ -57,6 +57,8 @@ const FIRE_FIELDS: &[&str] = &[
     "lateness_us_p50",
     "lateness_us_p99",
     "lateness_us_max",
+    "lateness_us_p99_by_second",
+    "lateness_us_p99_second_median",
     "window_cpu_user_s",
     "window_cpu_sys_s",
     "max_rss_mib",
@@ -92,6 +94,19 @@ fn fire_in_memory() {
     assert!(line["add_us_max"].as_u64().is_some(), "{line}");
     assert_eq!(line["pin_workers"], 0);
     assert_eq!(line["log"], "none");
+    // One window second: its p99 is the list's only entry and the median.
+    let by_second = line["lateness_us_p99_by_second"]
+        .as_array()
+        .expect("a list by second");
+    assert_eq!(by_second.len(), 1, "{line}");
+    let p99 = by_second[0].as_u64().expect("the second's p99");
+    assert_eq!(line["lateness_us_p99_second_median"], p99, "{line}");
+    // Two significant digits against the run's three.
+    let run_p99 = line["lateness_us_p99"].as_u64().expect("p99") as f64;
+    assert!(
+        (p99 as f64 - run_p99).abs() <= run_p99 * 0.02 + 1.0,
+        "{line}"
+    );
 }
 
 #[test]

@@ -514,10 +514,11 @@ impl Probe {
             return; // serves only seconds after the window
         }
         s.fires += 1;
-        let late = (now_us - oldest * 1_000_000).max(0) as u64;
-        if now_us < oldest * 1_000_000 {
+        let late = now_us - oldest * 1_000_000;
+        if late < 0 {
             s.early += 1;
         }
+        let late = late.max(0) as u64;
         s.hist.saturating_record(late);
         let second = (oldest - w0) as usize;
         if second < BY_SECOND_MAX {
@@ -594,17 +595,13 @@ fn lateness(j: &mut Json, hist: &Histogram<u64>) {
         .opt_int("lateness_us_max", quantile(hist, 1.0));
 }
 
-/// Each window second's lateness p99 (null for a second nothing served),
-/// and their median: a run's p99 is decided by its slowest seconds, the
-/// median by a typical one.
+/// Each window second's lateness p99 (null for a second nothing served:
+/// its histogram is made by its first fire), and their median: a run's p99
+/// is decided by its slowest seconds, the median by a typical one.
 fn lateness_by_second(j: &mut Json, by_second: &[Option<Histogram<u32>>]) {
     let p99: Vec<Option<u64>> = by_second
         .iter()
-        .map(|h| {
-            h.as_ref()
-                .filter(|h| !h.is_empty())
-                .map(|h| h.value_at_quantile(0.99))
-        })
+        .map(|h| h.as_ref().map(|h| h.value_at_quantile(0.99)))
         .collect();
     let mut known: Vec<u64> = p99.iter().flatten().copied().collect();
     known.sort_unstable();
@@ -1004,7 +1001,8 @@ fn fire(opts: Opts, emit: &mut dyn FnMut(String)) -> Result<(), String> {
         .int("grace_s", grace)
         .int(
             "fire_ahead_ms",
-            fire_ahead_in_effect(fire_ahead, dir.is_some(), jobs).as_millis() as u64,
+            // The jobs and the control probe's.
+            fire_ahead_in_effect(fire_ahead, dir.is_some(), jobs + 1).as_millis() as u64,
         )
         .int("window_start_unix", w0 as u64)
         .int("threads", opts.num("threads", 2)?)

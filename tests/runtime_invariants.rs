@@ -850,9 +850,17 @@ async fn the_invariants_hold_on_a_durable_store_under_admission_caps() {
 /// must change nothing the events, status, list, history and metrics say.
 #[tokio::test(start_paused = true)]
 async fn the_invariants_hold_with_passivation_on_a_durable_store() {
+    invariants_with_passivation(SEED_PASSIVE, true).await;
+}
+
+/// The sequence with passivation (on the store `durable` or not); for the
+/// variant's own seed, jobs were passive at many steps and schedule runs
+/// still started at their instant (on a durable store, only a run prepared
+/// ahead does: one handled at its slot waits for its record).
+async fn invariants_with_passivation(seed: u64, durable: bool) {
     let covered = invariants(Variant {
-        seed: SEED_PASSIVE,
-        durable: true,
+        seed,
+        durable,
         capped: false,
         passive: true,
     })
@@ -865,23 +873,13 @@ async fn the_invariants_hold_with_passivation_on_a_durable_store() {
     }
 }
 
-/// Passivation in memory, where fire-ahead is on by default (up to
-/// `FIRE_AHEAD_LIVE_JOBS` live job actors; a passive job has none): the
-/// registry alone holds a passive job's state, and its fires are still
-/// prepared ahead once it is woken.
+/// Passivation in memory, with the default configuration: the registry
+/// alone holds a passive job's state, and fire-ahead is on while few job
+/// actors are live (up to `FIRE_AHEAD_LIVE_JOBS`; a passive job has none).
+/// In memory a run handled at its slot also starts at its instant, so the
+/// coverage does not tell prepared runs from the others: the sequence holds
+/// with fire-ahead off too (checked by hand with the limit at 0).
 #[tokio::test(start_paused = true)]
 async fn the_invariants_hold_with_passivation_in_memory() {
-    let covered = invariants(Variant {
-        seed: SEED_PASSIVE_MEMORY,
-        durable: false,
-        capped: false,
-        passive: true,
-    })
-    .await;
-    if let Some(covered) = covered {
-        assert!(
-            covered.passive > 20 && covered.on_time > 10,
-            "jobs passive at many steps, runs still on time: {covered:?}"
-        );
-    }
+    invariants_with_passivation(SEED_PASSIVE_MEMORY, false).await;
 }

@@ -427,8 +427,9 @@ pub struct RetryWait {
 /// so that a restarted process resumes the job where it was.
 #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct JobState {
-    /// Set while the job is paused.
-    pub paused: Option<PauseInfo>,
+    /// Set while the job is paused (boxed, as the other rare fields: every
+    /// live job holds its state twice, in its actor and in its outbox).
+    pub paused: Option<Box<PauseInfo>>,
     /// The next planned fire (a schedule slot), if any.
     #[serde(with = "crate::time_serde::opt_instant")]
     pub next_fire: Option<DateTime<Utc>>,
@@ -453,15 +454,15 @@ pub struct JobState {
     pub queue: VecDeque<QueuedFire>,
     /// The schedule is exhausted: no fire will come.
     pub completed: bool,
-    /// A retry waiting for its delay.
+    /// A retry waiting for its delay (boxed: rare).
     #[serde(default)]
-    pub retry_wait: Option<RetryWait>,
+    pub retry_wait: Option<Box<RetryWait>>,
     /// Set when the job's actor kept crashing and was given up on.
     #[serde(default)]
     pub failed: Option<String>,
-    /// The last progress reported by a run in flight.
+    /// The last progress reported by a run in flight (boxed: rare).
     #[serde(default)]
-    pub progress: Option<(f32, String)>,
+    pub progress: Option<Box<(f32, String)>>,
     /// The result the newest successful run that set one left for the runs
     /// after it (`JobContext::set_result`). It is the last field: a state
     /// of record version 4, written before it existed, decodes as this
@@ -469,6 +470,10 @@ pub struct JobState {
     #[serde(default, with = "payload_serde")]
     pub last_result: Option<Arc<serde_json::Value>>,
 }
+
+// A live job holds its state twice (its actor's and its outbox's copy), so
+// every byte here counts twice per job (issue #7's memory target).
+const _: () = assert!(std::mem::size_of::<JobState>() <= 368);
 
 impl JobState {
     /// The job has a new schedule (an upsert, or an upsert that revives a

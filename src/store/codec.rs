@@ -442,7 +442,7 @@ impl StateV3 {
             })
             .collect::<Result<_, postcard::Error>>()?;
         Ok(cronactor_actors::JobState {
-            paused: self.paused,
+            paused: self.paused.map(Box::new),
             next_fire: opt(self.next_fire)?,
             last_slot: opt(self.last_slot)?,
             last_fire: opt(self.last_fire)?,
@@ -452,9 +452,12 @@ impl StateV3 {
             in_flight,
             queue: self.queue,
             completed: self.completed,
-            retry_wait: self.retry_wait.map(RetryWaitV3::into_wait).transpose()?,
+            retry_wait: self
+                .retry_wait
+                .map(|w| w.into_wait().map(Box::new))
+                .transpose()?,
             failed: self.failed,
-            progress: self.progress,
+            progress: self.progress.map(Box::new),
             last_result: None,
         })
     }

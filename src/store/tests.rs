@@ -153,7 +153,7 @@ fn a_version_2_state_still_decodes_with_an_empty_queue() {
     assert_eq!(back.queued(), 0);
     assert_eq!(back.last_run, Some(plain_run(9)));
     assert_eq!(back.next_fire, Some(t(1_767_225_600, 0)));
-    assert_eq!(back.progress, Some((0.5, "half".into())));
+    assert_eq!(back.progress, Some(Box::new((0.5, "half".into()))));
     let run = &back.in_flight[..];
     assert_eq!(run.len(), 1);
     assert_eq!(run[0].run_id, cronactor_actors::RunId(7));
@@ -247,13 +247,13 @@ fn state_with_event_payloads() -> JobState {
         payload: Some(payload.clone()),
         cancelled: None,
     });
-    state.retry_wait = Some(cronactor_actors::RetryWait {
+    state.retry_wait = Some(Box::new(cronactor_actors::RetryWait {
         scheduled: t(1_767_225_604, 0),
         attempt: 3,
         due: t(1_767_225_609, 0),
         trigger: Trigger::Retry,
         event: Some(Box::new(("deploy".into(), payload))),
-    });
+    }));
     state
 }
 

@@ -77,10 +77,10 @@ pub fn state(n: u64) -> JobState {
 
 pub fn paused_state(note: &str) -> JobState {
     JobState {
-        paused: Some(PauseInfo {
+        paused: Some(Box::new(PauseInfo {
             note: Some(note.to_owned()),
             since: t(0),
-        }),
+        })),
         ..JobState::default()
     }
 }

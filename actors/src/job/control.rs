@@ -20,10 +20,10 @@ impl JobActorState {
             let refusal = self.invalid_state("pause");
             self.refuse_when_durable(reply, refusal);
         } else {
-            self.state.paused = Some(PauseInfo {
+            self.state.paused = Some(Box::new(PauseInfo {
                 note: note.clone(),
                 since: self.now(),
-            });
+            }));
             self.publish(EventKind::Paused { note });
             self.save(Ack::Reply(reply));
         }

@@ -597,7 +597,10 @@ fn turn(
             message,
         } => {
             if s.state.in_flight.iter().any(|r| r.run_id == run_id) {
-                s.state.progress = Some((fraction, message));
+                match &mut s.state.progress {
+                    Some(last) => **last = (fraction, message),
+                    none => *none = Some(Box::new((fraction, message))),
+                }
                 s.rare_mut().progress_of = Some(run_id);
                 s.save(Ack::None);
             }

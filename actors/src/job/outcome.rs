@@ -201,13 +201,13 @@ impl JobActorState {
                 .ok()
                 .and_then(|d| self.now().checked_add_signed(d))
                 .unwrap_or(DateTime::<Utc>::MAX_UTC);
-            self.state.retry_wait = Some(RetryWait {
+            self.state.retry_wait = Some(Box::new(RetryWait {
                 scheduled: record.scheduled,
                 attempt: record.attempt.saturating_add(1),
                 due,
                 trigger: Trigger::Retry,
                 event,
-            });
+            }));
             self.publish(EventKind::RetryScheduled {
                 run_id: record.run_id,
                 attempt: record.attempt.saturating_add(1),
@@ -241,10 +241,10 @@ impl JobActorState {
             .is_some_and(|n| failures >= n)
             && self.state.paused.is_none()
         {
-            self.state.paused = Some(PauseInfo {
+            self.state.paused = Some(Box::new(PauseInfo {
                 note: Some(format!("paused after {failures} failed fires in a row")),
                 since: self.now(),
-            });
+            }));
             tracing::warn!(target: TARGET, job_id = %self.spec.id, run_id = run_id.map(tracing::field::display), failures, "job paused itself");
             self.publish(EventKind::AutoPaused { failures });
         }

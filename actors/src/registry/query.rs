@@ -163,9 +163,9 @@ impl RegistryState {
             runs_in_flight: st.in_flight.len() as u32,
             in_flight: st.in_flight.clone(),
             queued: st.queued(),
-            retry_wait: st.retry_wait.clone(),
+            retry_wait: st.retry_wait.as_deref().cloned(),
             failure: st.failed.clone(),
-            progress: st.progress.clone(),
+            progress: st.progress.as_deref().cloned(),
             last_result: st.last_result.clone(),
         };
         status.show_ahead(&ahead, now);

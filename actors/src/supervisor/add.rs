@@ -63,10 +63,10 @@ impl SupervisorState {
         };
         // Added paused: the events say so after `Added`, as for a pause.
         let pause_event = paused.map(|note| {
-            first.paused = Some(crate::status::PauseInfo {
+            first.paused = Some(Box::new(crate::status::PauseInfo {
                 note: note.clone(),
                 since: now,
-            });
+            }));
             EventKind::Paused { note }
         });
         if let Some(next) = self.next_fire_without_actor(&schedule, &first, now) {

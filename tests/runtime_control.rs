@@ -654,6 +654,45 @@ async fn backfill_skips_excluded_times() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_backfill_whose_search_costs_too_much_is_refused() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    // Every minute, written as every second but seconds 1-59, with 255
+    // more exclusions (New Year's Day of 2099): each minute's fire is about
+    // 60 candidates of 257 expression checks, so a search budget of four
+    // million checks covers about 250 minutes.
+    let mut schedule = ScheduleSpec::cron("* * * * * *").exclude("1-59 * * * * *");
+    for i in 0..255 {
+        schedule = schedule.exclude(format!("{} {} 0 1 1 * 2099", i % 60, i / 60));
+    }
+    let spec = JobSpec::builder("heavy", schedule, "count")
+        .build()
+        .expect("valid spec");
+    s.add(spec).await.expect("add");
+    let from = instant("2026-01-04T00:00:00Z");
+    match s
+        .backfill("heavy", from, from + chrono::Duration::minutes(900))
+        .await
+    {
+        Err(Error::InvalidBackfill(why)) => {
+            assert!(
+                why.contains("expression checks") && why.contains("split it"),
+                "{why}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing was queued, and a shorter range goes.
+    assert_eq!(s.status("heavy").await.expect("status").queued, 0);
+    assert_eq!(
+        s.backfill("heavy", from, from + chrono::Duration::minutes(10))
+            .await
+            .expect("backfill"),
+        10
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_bad_backfill_is_refused_with_its_own_error() {
     let (clock, count) = (clock(), Count::default());
     let s = builder(&clock, &count).start().await.expect("start");

@@ -956,6 +956,13 @@ pub(crate) fn field_of(error: &Error) -> Option<&'static str> {
         Error::Schedule(S::InvalidBounds(_)) => "bounds",
         Error::Schedule(S::InvalidExclusion { .. }) => "exclude",
         Error::Schedule(S::InvalidAlso { .. } | S::AlsoWithoutCron { .. }) => "also",
+        Error::Schedule(S::TooManyExpressions { what, .. }) => {
+            if *what == "exclusions" {
+                "exclude"
+            } else {
+                "also"
+            }
+        }
         Error::Schedule(_) => "cron",
         Error::InvalidJobId(_) => "id",
         Error::UnknownHandler(_) => "handler",

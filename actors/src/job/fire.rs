@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::event::EventKind;
 use crate::id::RunId;
 use crate::policy::{MisfireDecision, OverlapDecision, OverlapPolicy};
-use crate::schedule::{NextFire, PreviewFire};
+use crate::schedule::{NextFire, PreviewFire, Search};
 use crate::status::{CancelReason, InFlightRun, Outcome, RunRecord, SkipReason, Trigger};
 use crate::timer::TimerKind;
 use chrono::{DateTime, Utc};
@@ -559,7 +559,24 @@ impl JobActorState {
         let room = MAX_BACKFILL.saturating_sub(held);
         let mut slots = Vec::new();
         let mut cursor = from;
-        while let Some(slot) = self.schedule.next_after(cursor).filter(|s| *s <= to) {
+        // One budget for the whole range: the job's actor makes the search,
+        // and a schedule whose candidates are nearly all excluded would
+        // keep it busy for minutes over a long range.
+        let mut work = crate::schedule::SEARCH_WORK;
+        loop {
+            let slot = match self.schedule.search_within(cursor, &mut work) {
+                Search::Found(slot, _) if slot <= to => slot,
+                Search::Found(..) | Search::End => break,
+                Search::Spent => {
+                    return Err(Error::InvalidBackfill(format!(
+                        "searching the range {} for the schedule's slots takes more than \
+                         {} expression checks (its exclusions leave few of its candidates): \
+                         split it",
+                        range(),
+                        crate::schedule::SEARCH_WORK
+                    )));
+                }
+            };
             if slots.len() == room {
                 return Err(Error::InvalidBackfill(format!(
                     "the range {} holds more slots than the job's {place} have room for \

@@ -82,6 +82,19 @@ pub enum ScheduleError {
         /// The schedule's kind: `an interval` or `a one-shot`.
         kind: &'static str,
     },
+    /// More extra cron expressions (`ScheduleSpec::or_cron`) or more
+    /// exclusions (`ScheduleSpec::exclude`) than a schedule holds
+    /// ([`MAX_SCHEDULE_EXPRESSIONS`](super::MAX_SCHEDULE_EXPRESSIONS) each):
+    /// every search for a fire checks them all.
+    #[error("too many {what}: {count} (at most {limit})")]
+    TooManyExpressions {
+        /// `extra cron expressions` or `exclusions`.
+        what: &'static str,
+        /// How many were given.
+        count: usize,
+        /// The most allowed.
+        limit: usize,
+    },
     /// The bounds contradict each other or cannot allow any fire.
     #[error("invalid bounds: {0}")]
     InvalidBounds(

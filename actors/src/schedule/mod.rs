@@ -72,6 +72,10 @@ struct Compiled {
     rule: Rule,
     /// `None` when the spec excludes nothing.
     exclusions: Option<Box<Exclusions>>,
+    /// What one candidate costs a search, in expression checks: the
+    /// expressions of the rule (a union's members, else 1) and the
+    /// exclusions (see [`SEARCH_WORK`]).
+    weight: u32,
 }
 
 /// The compiled exclusions of a schedule (`ScheduleSpec::exclude`), with the
@@ -92,8 +96,40 @@ pub(crate) struct Exclusions {
 const EXCLUSION_SEARCH_SECS: i64 = 401 * 366 * 86_400;
 const EXCLUSION_SEARCH_CANDIDATES: u32 = 1_000_000;
 
+/// What one search for a schedule's next fire may spend, in expression
+/// checks: each candidate costs the schedule's expressions and exclusions
+/// (its weight). A schedule of up to four in all meets the million
+/// candidates above first; one with more, say a union of 256 expressions
+/// with exclusions that every candidate meets, gets fewer candidates, so
+/// that no search costs more than about a sixth of a second of a release
+/// build on the thread that makes it (the supervisor's, for a job added
+/// passive or previewed while passive, else the job's). A search that
+/// spends it finds no later fire, as one past the million. A preview and a
+/// backfill share one such budget among all their searches.
+pub(crate) const SEARCH_WORK: u64 = 4_000_000;
+
+/// The most expressions a schedule holds on each side: extra cron
+/// expressions (`ScheduleSpec::or_cron`) and exclusions.
+pub const MAX_SCHEDULE_EXPRESSIONS: usize = 256;
+
+/// How a search within a budget of [`SEARCH_WORK`] ended.
+#[derive(Debug)]
+pub(crate) enum Search {
+    /// The next fire, with its DST note.
+    Found(DateTime<Utc>, Option<DstNote>),
+    /// The schedule has no later fire.
+    End,
+    /// The budget ran out first.
+    Spent,
+}
+
 impl Exclusions {
     /// Compiles the exclusions in the zone `tz`; `None` if there are none.
+    /// How many exclusions.
+    fn len(&self) -> usize {
+        self.exprs.len()
+    }
+
     pub(crate) fn compile(exclude: &[String], tz: Tz) -> Result<Option<Box<Self>>, ScheduleError> {
         if exclude.is_empty() {
             return Ok(None);
@@ -182,12 +218,19 @@ pub enum NextFire {
 
 impl Schedule {
     fn new(spec: ScheduleSpec, tz: Tz, rule: Rule, exclusions: Option<Box<Exclusions>>) -> Self {
+        let members = match &rule {
+            Rule::Union(union) => union.len(),
+            _ => 1,
+        };
+        let excluded = exclusions.as_ref().map_or(0, |e| e.len());
+        let weight = u32::try_from(members + excluded).unwrap_or(u32::MAX);
         Schedule {
             inner: Arc::new(Compiled {
                 spec,
                 tz,
                 rule,
                 exclusions,
+                weight,
             }),
         }
     }
@@ -254,18 +297,35 @@ impl Schedule {
 
     /// Like [`Schedule::preview`], for a schedule that already fired
     /// `fired_so_far` times.
+    ///
+    /// All its searches share one budget of expression checks (see
+    /// `docs/semantics.md`, "Exclusions"): for a schedule whose exclusions
+    /// leave few of its candidates it lists the fires found within it,
+    /// fewer than `n` once it is spent (the first fire always).
     pub fn preview_remaining(
         &self,
         after: DateTime<Utc>,
         fired_so_far: u64,
         n: usize,
     ) -> Vec<PreviewFire> {
+        self.preview_within(after, fired_so_far, n, &mut SEARCH_WORK.clone())
+    }
+
+    /// [`Self::preview_remaining`] with the budget `work` for all its
+    /// searches: it stops early, with the fires found, once that is spent.
+    fn preview_within(
+        &self,
+        after: DateTime<Utc>,
+        fired_so_far: u64,
+        n: usize,
+        work: &mut u64,
+    ) -> Vec<PreviewFire> {
         let mut fires = Vec::with_capacity(n.min(1024));
         let mut cursor = after;
         let mut fired = fired_so_far;
         while fires.len() < n && !self.is_used_up(fired) {
             let mut skipped = Vec::new();
-            let Some((at, note)) = self.next_detailed(cursor, Some(&mut skipped)) else {
+            let Search::Found(at, note) = self.search(cursor, Some(&mut skipped), work) else {
                 break;
             };
             fires.push(PreviewFire {
@@ -293,26 +353,68 @@ impl Schedule {
     fn next_detailed(
         &self,
         after: DateTime<Utc>,
-        mut skipped: Option<&mut Vec<DstNote>>,
+        skipped: Option<&mut Vec<DstNote>>,
     ) -> Option<(DateTime<Utc>, Option<DstNote>)> {
+        match self.search(after, skipped, &mut SEARCH_WORK.clone()) {
+            Search::Found(at, note) => Some((at, note)),
+            Search::End | Search::Spent => None,
+        }
+    }
+
+    /// The next fire after `after`, as [`Schedule::next_after`] finds it,
+    /// within the budget `work` (see [`SEARCH_WORK`]), which it spends.
+    pub(crate) fn search_within(&self, after: DateTime<Utc>, work: &mut u64) -> Search {
+        self.search(after, None, work)
+    }
+
+    /// [`Self::next_detailed`] within the budget `work`.
+    fn search(
+        &self,
+        after: DateTime<Utc>,
+        mut skipped: Option<&mut Vec<DstNote>>,
+        work: &mut u64,
+    ) -> Search {
+        let weight = u64::from(self.inner.weight);
+        let spend = |work: &mut u64| match work.checked_sub(weight) {
+            Some(left) => {
+                *work = left;
+                true
+            }
+            None => false,
+        };
+        let found = |candidate: Option<(DateTime<Utc>, Option<DstNote>)>| match candidate {
+            Some((at, note)) => Search::Found(at, note),
+            None => Search::End,
+        };
         let Some(exclusions) = &self.inner.exclusions else {
-            return self.next_candidate(after, skipped);
+            if !spend(work) {
+                return Search::Spent;
+            }
+            return found(self.next_candidate(after, skipped));
         };
         let mut after = after;
         let mut first_excluded = None;
         for _ in 0..EXCLUSION_SEARCH_CANDIDATES {
-            let (at, note) = self.next_candidate(after, skipped.as_deref_mut())?;
+            if !spend(work) {
+                return Search::Spent;
+            }
+            let Some((at, note)) = self.next_candidate(after, skipped.as_deref_mut()) else {
+                return Search::End;
+            };
             let Some(resume) = exclusions.excluded_until(at) else {
-                return Some((at, note));
+                return Search::Found(at, note);
             };
             let first = *first_excluded.get_or_insert(at.timestamp());
             if resume - first > EXCLUSION_SEARCH_SECS {
-                return None;
+                return Search::End;
             }
             // The next candidate is at or after `resume`.
-            after = DateTime::from_timestamp(resume - 1, 999_999_999)?;
+            let Some(next) = DateTime::from_timestamp(resume - 1, 999_999_999) else {
+                return Search::End;
+            };
+            after = next;
         }
-        None
+        Search::End
     }
 
     /// The next fire after `after` within the time bounds, with its DST

@@ -396,7 +396,8 @@ impl ScheduleSpec {
     /// ([`ScheduleError::InvalidCron`], [`ScheduleError::CronFieldCount`],
     /// [`ScheduleError::UnknownCronAlias`]), [`ScheduleError::InvalidInterval`],
     /// [`ScheduleError::InvalidBounds`], [`ScheduleError::InvalidExclusion`],
-    /// [`ScheduleError::InvalidAlso`] or [`ScheduleError::AlsoWithoutCron`].
+    /// [`ScheduleError::InvalidAlso`], [`ScheduleError::AlsoWithoutCron`] or
+    /// [`ScheduleError::TooManyExpressions`].
     pub fn compile(&self, default_tz: Tz) -> Result<Schedule, ScheduleError> {
         let tz = match &self.tz {
             Some(name) => name
@@ -405,6 +406,18 @@ impl ScheduleSpec {
             None => default_tz,
         };
         self.bounds.validate()?;
+        for (what, count) in [
+            ("extra cron expressions", self.also.len()),
+            ("exclusions", self.exclude.len()),
+        ] {
+            if count > super::MAX_SCHEDULE_EXPRESSIONS {
+                return Err(ScheduleError::TooManyExpressions {
+                    what,
+                    count,
+                    limit: super::MAX_SCHEDULE_EXPRESSIONS,
+                });
+            }
+        }
         let rule = match &self.kind {
             ScheduleKind::Cron(expr) if self.also.is_empty() => Rule::Cron {
                 expr: CronExpr::parse(expr)?,

@@ -382,3 +382,105 @@ fn an_alias_as_an_exclusion_names_the_one_second_it_fires_at() {
         ]
     );
 }
+
+/// Every minute at second 0, written as every second but seconds 1-59:
+/// weight 2 (one expression, one exclusion).
+fn minutely_by_exclusion() -> Schedule {
+    compile(ScheduleSpec::cron("* * * * * *").exclude("1-59 * * * * *"))
+}
+
+/// What a search from `from` spends, and what it finds.
+fn cost(s: &Schedule, from: DateTime<Utc>) -> (u64, DateTime<Utc>) {
+    let mut work = SEARCH_WORK;
+    match s.search_within(from, &mut work) {
+        Search::Found(at, _) => (SEARCH_WORK - work, at),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_search_spends_its_weight_per_candidate() {
+    let s = minutely_by_exclusion();
+    let from = t("2026-03-05T10:00:30Z");
+    let (spent, at) = cost(&s, from);
+    assert_eq!(at, t("2026-03-05T10:01:00Z"));
+    assert!(
+        spent >= 4 && spent % 2 == 0,
+        "{spent}: candidates of weight 2"
+    );
+    let mut work = spent;
+    assert!(matches!(
+        s.search_within(from, &mut work),
+        Search::Found(..)
+    ));
+    assert_eq!(work, 0);
+    let mut work = spent - 1;
+    assert!(matches!(s.search_within(from, &mut work), Search::Spent));
+    // Without exclusions a search is one candidate, of the rule's weight.
+    let union = compile(ScheduleSpec::cron("0 * * * * *").or_cron("30 * * * * *"));
+    let mut work = 10;
+    assert!(matches!(
+        union.search_within(from, &mut work),
+        Search::Found(..)
+    ));
+    assert_eq!(work, 8);
+}
+
+#[test]
+fn a_preview_stops_once_its_searches_spent_their_budget() {
+    let s = minutely_by_exclusion();
+    let from = t("2026-03-05T10:00:30Z");
+    let (first, one) = cost(&s, from);
+    let (second, two) = cost(&s, one);
+    let at =
+        |fires: Vec<PreviewFire>| -> Vec<DateTime<Utc>> { fires.iter().map(|f| f.at).collect() };
+    assert_eq!(
+        at(s.preview_within(from, 0, 10, &mut (first + second))),
+        [one, two]
+    );
+    assert_eq!(
+        at(s.preview_within(from, 0, 10, &mut (first + second - 1))),
+        [one]
+    );
+    // The default budget is far from reached by an ordinary preview.
+    assert_eq!(s.preview(from, 1_000).len(), 1_000);
+}
+#[test]
+fn a_schedule_holds_at_most_max_schedule_expressions_on_each_side() {
+    let distinct = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|i| format!("{} {} 0 1 1 *", i % 60, i / 60))
+            .collect()
+    };
+    let with = |also: usize, exclude: usize| {
+        let mut spec = ScheduleSpec::cron("0 0 12 * * *");
+        for e in distinct(also) {
+            spec = spec.or_cron(e);
+        }
+        for e in distinct(exclude) {
+            spec = spec.exclude(e);
+        }
+        spec.compile(chrono_tz::UTC)
+    };
+    let max = MAX_SCHEDULE_EXPRESSIONS;
+    let s = with(max, max).expect("the most of each compiles");
+    assert_eq!(s.inner.weight as usize, 1 + max + max);
+    assert_eq!(
+        with(max + 1, 0).expect_err("too many extra expressions"),
+        ScheduleError::TooManyExpressions {
+            what: "extra cron expressions",
+            count: max + 1,
+            limit: max
+        }
+    );
+    let err = with(0, max + 1).expect_err("too many exclusions");
+    assert_eq!(
+        err,
+        ScheduleError::TooManyExpressions {
+            what: "exclusions",
+            count: max + 1,
+            limit: max
+        }
+    );
+    assert_eq!(err.to_string(), "too many exclusions: 257 (at most 256)");
+}

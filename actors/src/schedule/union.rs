@@ -21,6 +21,11 @@ pub(crate) struct CronUnion {
 }
 
 impl CronUnion {
+    /// How many distinct expressions.
+    pub(crate) fn len(&self) -> usize {
+        self.exprs.len()
+    }
+
     /// The union of `exprs` evaluated in `zone`. Repeated expressions (equal
     /// once parsed, fixed-time flag included, e.g. `@daily` and
     /// `0 0 0 * * *`) are kept once: they would only find the same instants

@@ -44,7 +44,8 @@ pub use cronactor_actors::{
     QuarantinedRecord, QueuedFire, Received, RetryPolicy, RetryWait, RunId, RunRecord,
     RuntimeConfig, ScheduleSpec, ShutdownReport, SkipCounts, SkipReason, SnapshotStore, StoreError,
     StoreOp, StoreStats, SupervisorMsg, SystemClock, Trigger, TriggerOutcome, Upserted,
-    DEFAULT_FIRE_AHEAD, FIRE_AHEAD_LIVE_JOBS, MAX_BACKFILL, MAX_EVENT_CAPACITY, MAX_JITTER,
-    MAX_JOB_ID_LEN, MAX_PAYLOAD_DEPTH, MAX_PREVIEW, MAX_QUEUE, MAX_RESULT_BYTES, MAX_RESULT_DEPTH,
+    DEFAULT_FIRE_AHEAD, FIRE_AHEAD_LIVE_JOBS, MAX_BACKFILL, MAX_EVENT_CAPACITY,
+    MAX_EVENT_PAYLOAD_BYTES, MAX_HELD_EVENT_BYTES, MAX_JITTER, MAX_JOB_ID_LEN, MAX_PAYLOAD_DEPTH,
+    MAX_PREVIEW, MAX_QUEUE, MAX_RESULT_BYTES, MAX_RESULT_DEPTH,
 };
 pub use scheduler::{Scheduler, BULK_CONCURRENCY};

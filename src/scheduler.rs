@@ -656,7 +656,12 @@ impl Scheduler {
     ///
     /// # Errors
     /// [`Error::InvalidPayload`] for a payload nested deeper than
-    /// [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) (no job fires);
+    /// [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) or whose JSON text is
+    /// longer than [`MAX_EVENT_PAYLOAD_BYTES`](crate::MAX_EVENT_PAYLOAD_BYTES)
+    /// (no job fires). A job whose state would hold more than
+    /// [`MAX_HELD_EVENT_BYTES`](crate::MAX_HELD_EVENT_BYTES) of event payloads
+    /// with this one skips the fire as for a full queue
+    /// (`Skipped(QueueFull)`);
     /// [`Error::Store`] if a listening job's fire could not be made durable
     /// (the other jobs fired; an emit sent again fires them again);
     /// [`Error::ShutDown`], [`Error::Timeout`].

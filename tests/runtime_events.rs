@@ -1054,3 +1054,76 @@ async fn a_last_fire_queued_at_a_shutdown_announces_completed_in_the_next_proces
     assert_eq!(st.phase, cronactor::JobPhase::Completed);
     s.shutdown(Duration::from_secs(1)).await.expect("shutdown");
 }
+
+/// An event's payload is held in its job's state while its fire waits in
+/// the queue or runs, and the state is written whole at each of the job's
+/// changes: a payload longer than `MAX_EVENT_PAYLOAD_BYTES` is refused, and
+/// a job holds at most `MAX_HELD_EVENT_BYTES` of them, skipping a fire past
+/// that as for a full queue. Before, 100 queued events of 64 KiB wrote a
+/// gigabyte to the store while they drained.
+#[tokio::test(start_paused = true)]
+async fn event_payloads_held_by_a_job_are_bounded_in_size() {
+    let (clock, count) = (clock(), Count::default());
+    let s = builder(&clock, &count).start().await.expect("start");
+    let spec = JobSpec::builder(
+        "queued",
+        ScheduleSpec::every(Duration::from_secs(86_400)),
+        "stubborn",
+    )
+    .listen("big")
+    .overlap(cronactor::OverlapPolicy::Queue { max: 1_000 })
+    .build()
+    .expect("spec");
+    s.add(spec).await.expect("add");
+    let text = |bytes: usize| serde_json::Value::String("x".repeat(bytes - 2));
+    // One byte too long (a JSON string's text is its quotes and content).
+    let limit = cronactor::MAX_EVENT_PAYLOAD_BYTES;
+    match s.emit("big", text(limit + 1)).await {
+        Err(cronactor::Error::InvalidPayload(reason)) => {
+            assert!(reason.contains("65537 bytes"), "{reason}")
+        }
+        other => panic!("a payload too long: {other:?}"),
+    }
+    // Payloads of 64 KiB: the first starts (and never ends), the next wait
+    // in the queue until the job holds 1 MiB of them.
+    let fits = cronactor::MAX_HELD_EVENT_BYTES / limit;
+    let mut outcomes = Vec::new();
+    for _ in 0..fits + 3 {
+        let fired = s.emit("big", text(limit)).await.expect("emit");
+        assert_eq!(fired.len(), 1);
+        outcomes.push(fired[0].1);
+    }
+    assert!(
+        matches!(outcomes[0], TriggerOutcome::Started(_)),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes[1..fits]
+            .iter()
+            .all(|o| *o == TriggerOutcome::Queued),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes[fits..]
+            .iter()
+            .all(|o| *o == TriggerOutcome::Skipped(cronactor::SkipReason::QueueFull)),
+        "{outcomes:?}"
+    );
+    let st = s.status("queued").await.expect("status");
+    assert_eq!(st.queued as usize, fits - 1);
+    assert_eq!(st.counters.skipped.queue_full, 3);
+    // The job holds exactly the limit: nothing more fits, however small,
+    // until a held fire leaves; a fire without a payload still queues.
+    let fired = s
+        .emit("big", serde_json::json!({ "n": 1 }))
+        .await
+        .expect("emit");
+    assert_eq!(
+        fired[0].1,
+        TriggerOutcome::Skipped(cronactor::SkipReason::QueueFull)
+    );
+    assert_eq!(
+        s.trigger("queued").await.expect("trigger"),
+        TriggerOutcome::Queued
+    );
+}

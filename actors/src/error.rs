@@ -101,7 +101,9 @@ pub enum Error {
         String,
     ),
     /// An event's payload cannot be stored: it nests arrays and objects
-    /// more than [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) levels deep.
+    /// more than [`MAX_PAYLOAD_DEPTH`](crate::MAX_PAYLOAD_DEPTH) levels deep,
+    /// or its JSON text is longer than
+    /// [`MAX_EVENT_PAYLOAD_BYTES`](crate::MAX_EVENT_PAYLOAD_BYTES).
     #[error("invalid event payload: {0}")]
     InvalidPayload(
         /// What is wrong with it.

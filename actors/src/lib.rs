@@ -46,7 +46,7 @@ pub use handler::{
 pub use id::{InvalidJobId, JobId, RunId, MAX_JOB_ID_LEN};
 pub use job::{JobMsg, TriggerOutcome, MAX_BACKFILL, MAX_PREVIEW};
 pub use metrics::{Metrics, Percentiles, StoreStats};
-pub use payload::MAX_PAYLOAD_DEPTH;
+pub use payload::{MAX_EVENT_PAYLOAD_BYTES, MAX_HELD_EVENT_BYTES, MAX_PAYLOAD_DEPTH};
 pub use policy::{
     BackfillOverlap, Backoff, InterruptedPolicy, MisfirePolicy, OverlapPolicy, RetryPolicy,
     MAX_QUEUE,

@@ -1,6 +1,7 @@
-//! The one rule a JSON payload (a job's, or a named event's) must follow to
-//! be stored: its nesting depth. Pure logic, used by `JobSpec::compile` and
-//! by the supervisor's `emit`.
+//! The rules a JSON payload (a job's, or a named event's) must follow to be
+//! stored: its nesting depth, and for an event its size and the bytes of
+//! event payloads one job holds. Pure logic, used by `JobSpec::compile`, by
+//! the supervisor's `emit` and by a job's overlap decision.
 
 /// The deepest nesting of arrays and objects a payload may have: `1` and
 /// `"x"` are 0 deep, `[1]` and `{"a": 1}` 1 deep, `[[1]]` 2 deep.
@@ -39,6 +40,52 @@ pub(crate) fn check_depth_at(payload: &serde_json::Value, max: usize) -> Result<
             ));
         }
         stack.extend(children.map(|child| (child, depth)));
+    }
+    Ok(())
+}
+
+/// The longest JSON text an event's payload may have (64 KiB, as the HTTP
+/// API's request bodies): a job holds the payload of each of its event
+/// fires waiting in its queue or running, inside its state, which each
+/// change of the job writes whole to the store.
+pub const MAX_EVENT_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// The most bytes of event payloads (their JSON text) one job holds in its
+/// state: its queued fires', its runs in flight' and its waiting retry's.
+/// An event fire that would hold more is not queued or started: it is
+/// skipped as for a full queue ([`SkipReason::QueueFull`](crate::SkipReason)).
+/// Without it, a queue of a thousand fires of 64 KiB each would be written
+/// whole at each of the job's changes (gigabytes while it drains).
+pub const MAX_HELD_EVENT_BYTES: usize = 1024 * 1024;
+
+/// The length of `value`'s JSON text, counted without writing it.
+pub(crate) fn json_len(value: &serde_json::Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// Checks an event's payload against [`MAX_PAYLOAD_DEPTH`] and
+/// [`MAX_EVENT_PAYLOAD_BYTES`]; the reason when it is refused.
+pub(crate) fn check_event(payload: &serde_json::Value) -> Result<(), String> {
+    check_depth(payload)?;
+    let bytes = json_len(payload);
+    if bytes > MAX_EVENT_PAYLOAD_BYTES {
+        return Err(format!(
+            "its JSON text is {bytes} bytes, above the limit of {MAX_EVENT_PAYLOAD_BYTES}"
+        ));
     }
     Ok(())
 }

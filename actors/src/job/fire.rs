@@ -449,6 +449,14 @@ impl JobActorState {
         let scheduled = fire.scheduled;
         let busy = self.state.in_flight.len() + usize::from(self.state.retry_wait.is_some());
         let decision = overlap.decide(busy, self.state.queue.len());
+        let holds = matches!(
+            decision,
+            OverlapDecision::Start | OverlapDecision::ReplaceThenStart | OverlapDecision::Enqueue
+        );
+        if holds && self.event_bytes_past_limit(&fire) {
+            self.skip(scheduled, SkipReason::QueueFull, 1);
+            return TriggerOutcome::Skipped(SkipReason::QueueFull);
+        }
         match decision {
             OverlapDecision::Start => TriggerOutcome::Started(self.claim_run(myself, fire)),
             OverlapDecision::ReplaceThenStart => {
@@ -481,6 +489,37 @@ impl JobActorState {
                 TriggerOutcome::Skipped(SkipReason::QueueFull)
             }
         }
+    }
+
+    /// Whether holding `fire`'s event payload would take the job's state
+    /// past [`MAX_HELD_EVENT_BYTES`](crate::MAX_HELD_EVENT_BYTES) of event
+    /// payloads (counted only for a fire that carries one: events are rare
+    /// next to schedule fires).
+    fn event_bytes_past_limit(&self, fire: &Pending) -> bool {
+        use crate::payload::{json_len, MAX_HELD_EVENT_BYTES};
+        let Some((_, payload)) = &fire.event else {
+            return false;
+        };
+        let queued = self.state.queue.iter().filter_map(|q| q.event.as_ref());
+        let running = self
+            .state
+            .in_flight
+            .iter()
+            .filter_map(|r| r.payload.as_ref());
+        let waiting = self
+            .state
+            .retry_wait
+            .as_ref()
+            .and_then(|w| w.event.as_deref())
+            .map(|(_, p)| p);
+        let mut held = json_len(payload);
+        for p in queued.map(|(_, p)| p).chain(running).chain(waiting) {
+            held = held.saturating_add(json_len(p));
+            if held > MAX_HELD_EVENT_BYTES {
+                return true;
+            }
+        }
+        held > MAX_HELD_EVENT_BYTES
     }
 
     /// `trigger` (through `overlap` instead of the job's policy, if given):

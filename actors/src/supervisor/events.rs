@@ -39,7 +39,7 @@ impl SupervisorState {
         // Refused before any job fires: a run's state keeps the payload,
         // and one the store cannot read back would get the job's record
         // quarantined at the next start.
-        if let Err(reason) = crate::payload::check_depth(&payload) {
+        if let Err(reason) = crate::payload::check_event(&payload) {
             tracing::warn!(target: TARGET, event = %name, %reason, "event refused");
             let _ = reply.send(Err(Error::InvalidPayload(reason)));
             return;

@@ -306,6 +306,44 @@ command = "touch '{}'; while [ ! -e '{}' ]; do sleep 0.05; done; touch '{}'"
     assert_eq!(daemon.stop(), 0);
 }
 
+/// A client that stalls in the middle of a request does not keep the
+/// daemon from exiting on SIGTERM: the API's shutdown closes the
+/// connections still open after its grace (10 s). It waited for them for
+/// ever, after "scheduler stopped".
+#[tokio::test]
+async fn sigterm_stops_the_daemon_while_a_client_stalls_a_request() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("jobs.toml");
+    write(
+        &config,
+        "[[job]]\nid = \"a\"\ncron = \"0 0 0 1 1 *\"\ncommand = [\"true\"]\n",
+    );
+    let daemon = Daemon::start(&config, &dir.path().join("store"), &dir.path().join("log"));
+    // A body announced and never sent in full: within the body timeout
+    // (30 s), so only the shutdown's grace ends it.
+    let mut stalled = tokio::net::TcpStream::connect(daemon.addr)
+        .await
+        .expect("connect");
+    stalled
+        .write_all(
+            b"POST /events/x HTTP/1.1\r\nHost: localhost\r\n\
+              Content-Type: application/json\r\nContent-Length: 10\r\n\r\n{\"a\"",
+        )
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = daemon.log.clone();
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.stop_after_signal(), 0);
+    let log = std::fs::read_to_string(log).expect("log");
+    assert!(
+        log.contains("still open after the shutdown grace are closed"),
+        "{log}"
+    );
+    drop(stalled);
+}
+
 /// A second SIGTERM during a drain cuts it short: the running command gets
 /// its SIGTERM now, the daemon exits cleanly, and the run is recorded as
 /// interrupted (its fire runs again at the next start).

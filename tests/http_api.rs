@@ -1051,6 +1051,141 @@ async fn oversized_bodies_are_413() {
     api.stop().await;
 }
 
+/// Sends `bytes` on a new connection and keeps it open.
+async fn send_part(a: SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = tokio::net::TcpStream::connect(a).await.expect("connect");
+    stream.write_all(bytes).await.expect("write");
+    stream
+}
+
+/// What the server sends on `stream` until it closes it, or `None` if it
+/// is still open after `wait`.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, wait: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut raw = Vec::new();
+    tokio::time::timeout(wait, stream.read_to_end(&mut raw))
+        .await
+        .ok()
+        .map(|_| String::from_utf8_lossy(&raw).into_owned())
+}
+
+/// A request whose head stalls is dropped after the header timeout, and
+/// one whose body stalls is answered 408 after the body timeout; a body
+/// that keeps arriving within the limit is read. Before, both stalled
+/// requests held their connection for ever.
+#[tokio::test]
+async fn a_stalled_request_is_dropped_after_its_timeout() {
+    let limit = Duration::from_millis(800);
+    let config = HttpConfig::default()
+        .header_timeout(limit)
+        .body_timeout(limit);
+    let api = Api::start_with(config).await;
+    let a = api.addr;
+    let started = std::time::Instant::now();
+    let mut head = send_part(a, b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await;
+    let mut body = send_part(
+        a,
+        b"POST /events/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+          Content-Length: 10\r\n\r\n{\"a\"",
+    )
+    .await;
+    let mut idle = send_part(a, b"").await;
+    let (head, body, idle) = tokio::join!(
+        read_until_closed(&mut head, STEP),
+        read_until_closed(&mut body, STEP),
+        read_until_closed(&mut idle, STEP),
+    );
+    assert!(started.elapsed() >= limit, "{:?}", started.elapsed());
+    assert_eq!(
+        head.as_deref(),
+        Some(""),
+        "the head stalled: closed unanswered"
+    );
+    assert_eq!(idle.as_deref(), Some(""), "no request: closed unanswered");
+    let body = body.expect("the body stalled: answered and closed");
+    assert!(body.starts_with("HTTP/1.1 408"), "{body}");
+    assert!(
+        body.contains("urn:cronactor:problem:request-timeout"),
+        "{body}"
+    );
+
+    // The limit is on the gaps: a body sent in two parts, each within it,
+    // is read.
+    use tokio::io::AsyncWriteExt;
+    let payload = br#"{"part": "one", "and": "two"}"#;
+    let mut slow = send_part(
+        a,
+        format!(
+            "POST /events/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            payload.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    for part in payload.chunks(payload.len() / 2 + 1) {
+        tokio::time::sleep(limit / 2).await;
+        slow.write_all(part).await.expect("write");
+    }
+    let answer = read_until_closed(&mut slow, STEP).await.expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    api.stop().await;
+
+    // A zero limit is refused.
+    let scheduler = Scheduler::builder()
+        .in_memory()
+        .start()
+        .await
+        .expect("scheduler");
+    for config in [
+        HttpConfig::default().header_timeout(Duration::ZERO),
+        HttpConfig::default().body_timeout(Duration::ZERO),
+    ] {
+        let e = serve(
+            scheduler.clone(),
+            "127.0.0.1:0".parse().expect("addr"),
+            config,
+        )
+        .await
+        .expect_err("a zero timeout");
+        assert!(e.to_string().contains("timeout"), "{e}");
+    }
+    let _ = scheduler.shutdown(Duration::from_secs(1)).await;
+}
+
+/// The server's shutdown waits for requests in flight for its grace, then
+/// closes the connections still open: stalled clients held it (and the
+/// daemon's exit) for ever.
+#[tokio::test]
+async fn shutdown_closes_the_connections_still_open_after_its_grace() {
+    let grace = Duration::from_millis(500);
+    let api = Api::start_with(HttpConfig::default().shutdown_grace(grace)).await;
+    let a = api.addr;
+    // Within the default header and body timeouts (10 s and 30 s).
+    let mut head = send_part(a, b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await;
+    let mut body = send_part(
+        a,
+        b"POST /events/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+          Content-Length: 10\r\n\r\n{\"a\"",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    api.stop().await;
+    let took = started.elapsed();
+    assert!(
+        took >= grace && took < grace + Duration::from_secs(3),
+        "{took:?}"
+    );
+    let (head, body) = tokio::join!(
+        read_until_closed(&mut head, Duration::from_secs(1)),
+        read_until_closed(&mut body, Duration::from_secs(1)),
+    );
+    assert_eq!(head.as_deref(), Some(""), "closed unanswered");
+    assert_eq!(body.as_deref(), Some(""), "closed unanswered");
+}
+
 #[tokio::test]
 async fn sse_delivers_typed_events_with_ids_and_resumes_from_last_event_id() {
     let api = Api::start().await;

@@ -259,6 +259,8 @@ pub async fn serve(options: DaemonOptions) -> Result<(), DaemonError> {
     if let Ok(report) = &report {
         tracing::info!(report = ?report, "scheduler stopped");
     }
+    // Bounded by the API's shutdown grace: requests still open then (a
+    // client that stalled mid-request) are dropped with their connections.
     server.shutdown().await?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use super::problem::Problem;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -26,6 +27,19 @@ fn is_json(req: &Request) -> bool {
         .unwrap_or(false)
 }
 
+/// Whether reading the body failed because it stalled (the server's
+/// `RequestBodyTimeout`).
+fn stalled(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(e) = source {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 /// Reads the body within the configured limit; an empty body is `None`.
 async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     req: Request,
@@ -34,7 +48,14 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     let json = is_json(&req);
     let bytes = Bytes::from_request(req, state).await.map_err(|r| {
         let status = r.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
+        if stalled(&r) {
+            Problem::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+                "the request body stopped arriving before it was complete",
+            )
+        } else if status == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::new(
                 status,
                 "body-too-large",

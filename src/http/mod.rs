@@ -59,8 +59,9 @@ use prom::Prom;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use subtle::ConstantTimeEq;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 /// The default request body limit: 64 KiB.
@@ -75,6 +76,24 @@ pub const DEFAULT_EVENT_BUFFER: usize = 1024;
 pub const MAX_EVENT_BUFFER: usize = cronactor_actors::MAX_EVENT_CAPACITY;
 /// The default listen address of the daemon and the CLI's default URL.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7700";
+/// How long [`serve`] waits for a request's head (the request line and
+/// the headers) by default: 10 s from the moment it waits for one, on a new
+/// connection or on one kept alive after an answer. A head that is not
+/// complete by then is dropped with its connection, unanswered: a client
+/// that sends part of a head and stalls cannot hold a connection (and keep
+/// a shutdown waiting) for ever. Ten seconds is far more than a head takes
+/// on any working link, and also how long an idle connection stays open.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request body may go without any data arriving, by default
+/// ([`serve`]): 30 s. A body that stalls longer is answered 408
+/// `request-timeout` and its connection closed. The limit is on the gaps,
+/// not on the whole body, so that a large body on a slow link still
+/// arrives; a body is at most [`DEFAULT_BODY_LIMIT`] anyway.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`ServerHandle::shutdown`] waits for requests in flight by
+/// default: 10 s. Connections still open then are closed, so that a client
+/// that stalls cannot keep the server (and the daemon) from stopping.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Settings of the HTTP layer: tokens, limits, and what it may change.
 ///
@@ -105,6 +124,15 @@ pub struct HttpConfig {
     recent_runs: usize,
     job_changes: bool,
     loopback_hosts_only: bool,
+    timeouts: Timeouts,
+}
+
+/// The time limits of [`serve`]'s connections (see [`HttpConfig`]).
+#[derive(Clone, Copy, Debug)]
+struct Timeouts {
+    header: Duration,
+    body: Duration,
+    shutdown_grace: Duration,
 }
 
 impl Default for HttpConfig {
@@ -118,6 +146,11 @@ impl Default for HttpConfig {
             recent_runs: 10,
             job_changes: true,
             loopback_hosts_only: false,
+            timeouts: Timeouts {
+                header: DEFAULT_HEADER_TIMEOUT,
+                body: DEFAULT_BODY_TIMEOUT,
+                shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            },
         }
     }
 }
@@ -133,6 +166,9 @@ impl fmt::Debug for HttpConfig {
             .field("preview_fires", &self.preview_fires)
             .field("recent_runs", &self.recent_runs)
             .field("job_changes", &self.job_changes)
+            .field("header_timeout", &self.timeouts.header)
+            .field("body_timeout", &self.timeouts.body)
+            .field("shutdown_grace", &self.timeouts.shutdown_grace)
             .finish()
     }
 }
@@ -186,6 +222,30 @@ impl HttpConfig {
         self
     }
 
+    /// How long [`serve`] waits for a request's head (default
+    /// [`DEFAULT_HEADER_TIMEOUT`]); a head still incomplete then is dropped
+    /// with its connection. [`serve`] refuses zero. A service that mounts
+    /// [`router`] sets its own server's limits.
+    pub fn header_timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.header = limit;
+        self
+    }
+
+    /// How long a request body may go without data under [`serve`]
+    /// (default [`DEFAULT_BODY_TIMEOUT`]); then 408. [`serve`] refuses zero.
+    pub fn body_timeout(mut self, limit: Duration) -> Self {
+        self.timeouts.body = limit;
+        self
+    }
+
+    /// How long [`ServerHandle::shutdown`] waits for requests in flight
+    /// (default [`DEFAULT_SHUTDOWN_GRACE`]) before it closes the
+    /// connections still open.
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.timeouts.shutdown_grace = grace;
+        self
+    }
+
     /// Whether a read or admin token is configured.
     pub fn has_tokens(&self) -> bool {
         self.read_token.is_some() || self.admin_token.is_some()
@@ -210,6 +270,16 @@ impl HttpConfig {
                 return Err(HttpError::Config(
                     "the read token and the admin token must differ".into(),
                 ));
+            }
+        }
+        for (name, limit) in [
+            ("header", self.timeouts.header),
+            ("body", self.timeouts.body),
+        ] {
+            if limit.is_zero() {
+                return Err(HttpError::Config(format!(
+                    "the {name} timeout must be longer than zero"
+                )));
             }
         }
         Ok(())
@@ -266,7 +336,7 @@ pub enum HttpError {
         /// The address asked for.
         SocketAddr,
     ),
-    /// The configuration is invalid (weak or equal tokens).
+    /// The configuration is invalid (weak or equal tokens, a zero timeout).
     #[error("invalid HTTP configuration: {0}")]
     Config(
         /// What is wrong.
@@ -483,8 +553,10 @@ impl ServerHandle {
     }
 
     /// Stops accepting connections, ends the event streams and waits for
-    /// requests in flight. Dropping the handle instead leaves the server
-    /// running as long as the runtime does.
+    /// requests in flight, for the shutdown grace at most
+    /// ([`HttpConfig::shutdown_grace`], 10 s by default): the connections
+    /// still open then are closed. Dropping the handle instead leaves the
+    /// server running as long as the runtime does.
     ///
     /// # Errors
     /// [`HttpError::Serve`] if the server had failed.
@@ -503,8 +575,8 @@ impl ServerHandle {
 /// # Errors
 /// [`HttpError::InsecureBind`] for a non-loopback address without an admin
 /// token, [`HttpError::Config`] for tokens shorter than 8 characters, with a
-/// character other than visible ASCII, or equal,
-/// [`HttpError::Bind`] if the address cannot be bound.
+/// character other than visible ASCII, or equal, or a zero header or body
+/// timeout, [`HttpError::Bind`] if the address cannot be bound.
 pub async fn serve(
     scheduler: Scheduler,
     addr: SocketAddr,
@@ -550,6 +622,7 @@ pub(crate) struct Ready {
     local: SocketAddr,
     app: Router,
     hub: Arc<Hub>,
+    timeouts: Timeouts,
 }
 
 impl Bound {
@@ -563,12 +636,14 @@ impl Bound {
     /// before it started, see `SchedulerBuilder::start_subscribed`), or
     /// from now on, until the API is served.
     pub(crate) fn prepare(self, scheduler: Scheduler, early: Option<crate::EventStream>) -> Ready {
+        let timeouts = self.config.timeouts;
         let (app, hub) = build(scheduler, early, self.config);
         Ready {
             listener: self.listener,
             local: self.local,
             app,
             hub,
+            timeouts,
         }
     }
 }
@@ -581,14 +656,10 @@ impl Ready {
             local,
             app,
             hub,
+            timeouts,
         } = self;
         let stop = CancellationToken::new();
-        let stopped = stop.clone();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stopped.cancelled().await })
-                .await
-        });
+        let task = tokio::spawn(accept_loop(listener, app, timeouts, stop.clone()));
         tracing::info!(addr = %local, "HTTP control API listening");
         ServerHandle {
             addr: local,
@@ -597,6 +668,67 @@ impl Ready {
             task,
         }
     }
+}
+
+/// Serves connections from `listener` until `stop`, then shuts them down
+/// gracefully for the grace at most and drops those still open.
+///
+/// The loop of `axum::serve`, with hyper's HTTP/1 connections given a timer
+/// and a header read timeout, and request bodies a timeout: `axum::serve`
+/// sets neither, so a client that sent part of a request and stalled held
+/// its connection for ever, and its graceful shutdown waited for it.
+async fn accept_loop(
+    mut listener: tokio::net::TcpListener,
+    app: Router,
+    timeouts: Timeouts,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::server::graceful::GracefulShutdown;
+    use hyper_util::service::TowerToHyperService;
+    use tower_http::timeout::RequestBodyTimeout;
+
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    // hyper enforces the header read timeout only with a timer.
+    http1
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeouts.header);
+    let service = RequestBodyTimeout::new(app, timeouts.body);
+    let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, peer) = tokio::select! {
+            // axum's `Listener` retries failed accepts (with a pause when
+            // out of file descriptors) rather than failing the server.
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = stop.cancelled() => break,
+        };
+        let conn = http1.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(service.clone()),
+        );
+        let conn = graceful.watch(conn);
+        connections.spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%peer, %error, "HTTP connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let grace = timeouts.shutdown_grace;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = connections.len(),
+            grace_s = grace.as_secs_f64(),
+            "HTTP connections still open after the shutdown grace are closed"
+        );
+    }
+    connections.shutdown().await;
+    Ok(())
 }
 
 #[cfg(test)]

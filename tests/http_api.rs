@@ -377,6 +377,74 @@ async fn a_body_with_more_after_its_json_value_is_400() {
     api.stop().await;
 }
 
+/// A value of the wrong JSON type for an enum field (`"dst_gap": 1`, an
+/// overlap object with two variants) is the field's fault: the body is
+/// well formed. serde_json reports it as a syntax error at the value
+/// ("expected value at line 1 column N"), which named the whole body.
+#[tokio::test]
+async fn an_enum_field_of_the_wrong_json_type_is_400_naming_the_field() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("a", "noop").await;
+    let job = |field: &str, value: serde_json::Value| {
+        let mut body = json!({ "id": "j", "cron": YEARLY, "handler": "noop" });
+        body[field] = value;
+        body
+    };
+    let mut cases = Vec::new();
+    for field in ["dst_gap", "dst_fold", "interrupted", "overlap", "misfire"] {
+        for value in [json!(1), json!(true), json!([])] {
+            cases.push(("/jobs", job(field, value), field));
+        }
+    }
+    cases.extend([
+        (
+            "/jobs",
+            job("retry", json!({ "max_retries": 1, "backoff": 2 })),
+            "retry.backoff",
+        ),
+        (
+            "/jobs",
+            job("overlap", json!({ "queue": { "max": 1 }, "skip": null })),
+            "overlap",
+        ),
+        ("/jobs/a/trigger", json!({ "overlap": 7 }), "overlap"),
+        (
+            "/jobs/a/backfill",
+            json!({ "from": "2020-01-01T00:00:00Z", "to": "2020-01-02T00:00:00Z", "overlap": 7 }),
+            "backfill overlap",
+        ),
+    ]);
+    for (path, body, field) in cases {
+        let field = field.trim_start_matches("backfill ");
+        let p = post_json(a, path, &body).await.problem(400);
+        assert_eq!(p["field"], field, "{path} {body}: {p}");
+        let detail = p["detail"].as_str().expect("detail");
+        assert!(
+            detail.starts_with("invalid type") || detail.starts_with("invalid value"),
+            "{path} {body}: {p}"
+        );
+    }
+    // JSON that does not parse is still the body's fault, even when it
+    // stops after an enum field of the wrong type.
+    let r = request(
+        a,
+        "POST",
+        "/jobs",
+        &[("Content-Type", "application/json")],
+        br#"{"id": "j", "dst_gap": 1, "cron": "#,
+    )
+    .await;
+    let p = r.problem(400);
+    assert_eq!(p["field"], "body", "{p}");
+    assert!(p["detail"].as_str().expect("detail").contains("EOF"), "{p}");
+    assert_eq!(
+        get(a, "/jobs").await.json().as_array().map(Vec::len),
+        Some(1)
+    );
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn a_job_with_extra_cron_expressions_fires_at_their_union() {
     let api = Api::start().await;

@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// Whether a request's `Content-Type` is JSON (`application/json` or
 /// `application/*+json`, with any parameters).
@@ -38,6 +39,20 @@ fn stalled(rejection: &BytesRejection) -> bool {
         source = e.source();
     }
     false
+}
+
+/// The problem of a data error (a value of the wrong type or out of range,
+/// an unknown or missing field), naming the field by its path.
+fn data_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
+    let path = e.path().to_string();
+    // "." is the body itself; "?" stands for a part the deserializer did not
+    // reach (no field).
+    let field = if path == "." || path.contains('?') {
+        "body".to_owned()
+    } else {
+        path
+    };
+    Problem::bad_request(&field, e.inner().to_string())
 }
 
 /// Reads the body within the configured limit; an empty body is `None`.
@@ -82,16 +97,20 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let value = match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => value,
+        Err(e) if e.inner().is_data() => return Err(data_problem(&e)),
         Err(e) => {
-            // A syntax error is about the body as a whole: the path where
-            // the parser stopped ("?" inside an unfinished value) is no field.
-            let path = e.path().to_string();
-            let field = if e.inner().is_data() && path != "." && !path.contains('?') {
-                path
-            } else {
-                "body".to_owned()
-            };
-            return Err(Problem::bad_request(&field, e.inner().to_string()));
+            // serde_json reports a value of the wrong JSON type for an enum
+            // (`"dst_gap": 1`, an object with two variants) as a syntax
+            // error at that value, though the body is well formed. Read
+            // from the parsed value instead, every error is a data error,
+            // with the field's path. A real syntax error is about the body
+            // as a whole (where the parser stopped is no field).
+            let value = serde_json::from_slice::<Value>(&bytes)
+                .map_err(|syntax| Problem::bad_request("body", syntax.to_string()))?;
+            return Err(match serde_path_to_error::deserialize::<_, T>(&value) {
+                Err(data) => data_problem(&data),
+                Ok(_) => Problem::bad_request("body", e.inner().to_string()),
+            });
         }
     };
     // Only whitespace may follow the value (as `serde_json::from_slice`

@@ -445,6 +445,70 @@ async fn an_enum_field_of_the_wrong_json_type_is_400_naming_the_field() {
     api.stop().await;
 }
 
+/// A request's fields come in a JSON object. serde's derived structs also
+/// take an array, field by field in declaration order: a positional array
+/// created a job. A result and an event's payload are any JSON still.
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_400_naming_the_body() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("a", "noop").await;
+    let positional = json!([
+        "arr",
+        YEARLY,
+        [],
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        null,
+        [],
+        "noop"
+    ]);
+    for (method, path, body) in [
+        ("POST", "/jobs", positional.clone()),
+        ("PUT", "/jobs/arr", positional),
+        ("POST", "/jobs/a/pause", json!(["a note"])),
+        ("POST", "/jobs/a/trigger", json!(null)),
+        ("POST", "/bulk/pause", json!("all")),
+        (
+            "POST",
+            "/jobs/a/backfill",
+            json!(["2020-01-01T00:00:00Z", "2020-01-02T00:00:00Z"]),
+        ),
+    ] {
+        let bytes = serde_json::to_vec(&body).expect("json");
+        let r = request(
+            a,
+            method,
+            path,
+            &[("Content-Type", "application/json")],
+            &bytes,
+        )
+        .await;
+        let p = r.problem(400);
+        assert_eq!(p["field"], "body", "{method} {path} {body}: {p}");
+        assert!(
+            p["detail"]
+                .as_str()
+                .expect("detail")
+                .starts_with("the body must be a JSON object, not "),
+            "{p}"
+        );
+    }
+    assert_eq!(get(a, "/jobs/arr").await.status, 404, "nothing created");
+    assert_eq!(get(a, "/jobs/a").await.json()["job"]["phase"], "scheduled");
+    let r = put_json(a, "/jobs/a/result", &json!([1, 2])).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post_json(a, "/events/ping", &json!("payload")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn a_job_with_extra_cron_expressions_fires_at_their_union() {
     let api = Api::start().await;

@@ -28,6 +28,15 @@ fn is_json(req: &Request) -> bool {
         .unwrap_or(false)
 }
 
+/// What a body may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shape {
+    /// A JSON object: a request's fields.
+    Object,
+    /// Any JSON value: a result or an event's payload.
+    Any,
+}
+
 /// Whether reading the body failed because it stalled (the server's
 /// `RequestBodyTimeout`).
 fn stalled(rejection: &BytesRejection) -> bool {
@@ -39,6 +48,18 @@ fn stalled(rejection: &BytesRejection) -> bool {
         source = e.source();
     }
     false
+}
+
+/// The kind of a JSON value, for a message.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The problem of a data error (a value of the wrong type or out of range,
@@ -59,6 +80,7 @@ fn data_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
 async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     req: Request,
     state: &S,
+    shape: Shape,
 ) -> Result<Option<T>, Problem> {
     let json = is_json(&req);
     let bytes = Bytes::from_request(req, state).await.map_err(|r| {
@@ -94,6 +116,16 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
             "the request body must be JSON, sent with Content-Type: application/json",
         ));
     }
+    // A request's fields come in an object: serde's derived structs also
+    // take an array, field by field in declaration order, which no client
+    // means to send.
+    if shape == Shape::Object && bytes.trim_ascii_start().first() != Some(&b'{') {
+        let detail = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(value) => format!("the body must be a JSON object, not {}", kind(&value)),
+            Err(e) => e.to_string(),
+        };
+        return Err(Problem::bad_request("body", detail));
+    }
     let mut de = serde_json::Deserializer::from_slice(&bytes);
     let value = match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => value,
@@ -121,28 +153,53 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     Ok(Some(value))
 }
 
-/// A required JSON body.
+/// A required JSON body: a JSON object, the request's fields.
 pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match read_json(req, state).await? {
+        match read_json(req, state, Shape::Object).await? {
             Some(value) => Ok(Self(value)),
             None => Err(Problem::bad_request("body", "a JSON body is required")),
         }
     }
 }
 
-/// An optional JSON body: an empty body is `None`.
+/// An optional JSON body: an empty body is `None`, another a JSON object.
 pub(crate) struct OptionalJsonBody<T>(pub(crate) Option<T>);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        read_json(req, state).await.map(Self)
+        read_json(req, state, Shape::Object).await.map(Self)
+    }
+}
+
+/// A required body of any JSON value.
+pub(crate) struct JsonValue(pub(crate) Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonValue {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match read_json(req, state, Shape::Any).await? {
+            Some(value) => Ok(Self(value)),
+            None => Err(Problem::bad_request("body", "a JSON body is required")),
+        }
+    }
+}
+
+/// An optional body of any JSON value: an empty body is `None`.
+pub(crate) struct OptionalJsonValue(pub(crate) Option<Value>);
+
+impl<S: Send + Sync> FromRequest<S> for OptionalJsonValue {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_json(req, state, Shape::Any).await.map(Self)
     }
 }
 

@@ -10,7 +10,9 @@ use super::dto::{
     NoteRequest, RunView, TriggerRequest, TriggerView, UpsertView,
 };
 use super::events::sse_stream;
-use super::extract::{ApiQuery, JsonBody, OptionalJsonBody, PathParam};
+use super::extract::{
+    ApiQuery, JsonBody, JsonValue, OptionalJsonBody, OptionalJsonValue, PathParam,
+};
 use super::problem::{Problem, PROBLEM_JSON};
 use super::prom::PROMETHEUS_TEXT;
 use super::AppState;
@@ -738,7 +740,7 @@ pub(crate) async fn events(
 pub(crate) async fn set_job_result(
     State(st): State<AppState>,
     PathParam(id): PathParam,
-    JsonBody(value): JsonBody<serde_json::Value>,
+    JsonValue(value): JsonValue,
 ) -> ApiResult<Json<JobView>> {
     st.scheduler.set_last_result(&id, Some(value)).await?;
     tracing::info!(job_id = %id, "job's last result set over HTTP");
@@ -791,7 +793,7 @@ pub(crate) async fn clear_job_result(
 pub(crate) async fn emit_event(
     State(st): State<AppState>,
     PathParam(name): PathParam,
-    OptionalJsonBody(payload): OptionalJsonBody<serde_json::Value>,
+    OptionalJsonValue(payload): OptionalJsonValue,
 ) -> ApiResult<Json<EmitView>> {
     if name.trim().is_empty() || name.chars().any(char::is_control) {
         return Err(Problem::bad_request(

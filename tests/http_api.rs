@@ -614,6 +614,24 @@ async fn the_listing_refuses_a_query_parameter_it_does_not_know() {
     api.stop().await;
 }
 
+/// The history's `limit` misspelt (`limt=5`) is refused, as every other
+/// route refuses a query parameter it does not know; it was ignored, and
+/// the answer held the default 20 runs.
+#[tokio::test]
+async fn the_history_refuses_a_query_parameter_it_does_not_know() {
+    let api = Api::start().await;
+    let a = api.addr;
+    api.add("a", "noop").await;
+    let p = get(a, "/jobs/a/history?limt=5").await.problem(400);
+    assert_eq!(p["field"], "limt", "{p}");
+    assert!(
+        p["detail"].as_str().expect("detail").contains("limit"),
+        "{p}"
+    );
+    assert_eq!(get(a, "/jobs/a/history?limit=5").await.status, 200);
+    api.stop().await;
+}
+
 #[tokio::test]
 async fn the_event_stream_refuses_a_query_parameter_it_does_not_know() {
     let api = Api::start().await;
@@ -921,8 +939,13 @@ async fn trigger_history_and_job_detail_show_the_run() {
         get(a, "/events?last_event_id=x").await.problem(400)["field"],
         "last_event_id"
     );
-    // A parameter the endpoint does not know is ignored.
-    assert_eq!(get(a, "/jobs/report/history?limit=1&x=2").await.status, 200);
+    // A parameter the endpoint does not know is refused, as on every route.
+    assert_eq!(
+        get(a, "/jobs/report/history?limit=1&x=2")
+            .await
+            .problem(400)["field"],
+        "x"
+    );
     api.stop().await;
 }
 

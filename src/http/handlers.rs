@@ -560,6 +560,7 @@ pub(crate) async fn cancel_job(
 /// The history parameters.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
     /// How many runs, newest first (1 to 1000, default 20).
     limit: Option<usize>,
@@ -571,7 +572,7 @@ pub(crate) struct HistoryQuery {
     params(("id" = String, Path, description = "The job id (percent-encoded)"), HistoryQuery),
     responses(
         (status = 200, description = "The runs", body = Vec<RunView>),
-        (status = 400, description = "Invalid limit", body = Problem, content_type = PROBLEM_JSON),
+        (status = 400, description = "Invalid limit, or an unknown query parameter", body = Problem, content_type = PROBLEM_JSON),
         (status = 401, description = "Missing or invalid token", body = Problem, content_type = PROBLEM_JSON),
         (status = 404, description = "No such job", body = Problem, content_type = PROBLEM_JSON),
         (status = 503, description = "Scheduler shut down", body = Problem, content_type = PROBLEM_JSON),

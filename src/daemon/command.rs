@@ -56,7 +56,7 @@ pub struct CommandSpec {
 }
 
 impl CommandSpec {
-    /// Checks the argv and the environment.
+    /// Checks the argv, the environment and the working directory.
     ///
     /// # Errors
     /// The field and what is wrong with it.
@@ -74,6 +74,13 @@ impl CommandSpec {
         for (k, v) in &self.env {
             if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
                 return Err(("env", format!("invalid environment variable {k:?}")));
+            }
+        }
+        // A path with a NUL byte cannot be passed to the system: refused
+        // here, at load, rather than failing every run at its spawn.
+        if let Some(cwd) = &self.cwd {
+            if cwd.as_os_str().as_encoded_bytes().contains(&0) {
+                return Err(("cwd", "the working directory contains a NUL byte".into()));
             }
         }
         Ok(())

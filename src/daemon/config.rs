@@ -560,6 +560,28 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_byte_in_the_command_env_or_cwd_is_refused_at_load() {
+        let job = |extra: &str| {
+            format!("[[job]]\nid = \"a\"\ncron = \"@daily\"\ncommand = [\"true\"]\n{extra}\n")
+        };
+        for (text, prefix) in [
+            (
+                "[[job]]\nid = \"a\"\ncron = \"@daily\"\ncommand = [\"a\\u0000b\"]\n".to_owned(),
+                "job #1 (a): command: ",
+            ),
+            (job("env = { A = \"x\\u0000y\" }"), "job #1 (a): env: "),
+            (
+                job("cwd = \"a\\u0000b\""),
+                "job #1 (a): cwd: the working directory contains a NUL byte",
+            ),
+        ] {
+            let p = problems(&text);
+            assert_eq!(p.len(), 1, "{p:?}");
+            assert!(p[0].starts_with(prefix), "{text}: {}", p[0]);
+        }
+    }
+
+    #[test]
     fn a_job_named_with_control_characters_is_reported_escaped() {
         // The id is refused; the line naming its job must not carry the
         // raw characters (an escape sequence would drive the terminal).

@@ -308,22 +308,36 @@ impl CronExpr {
             && self.months == ALL_MONTHS
     }
 
-    /// For a wall-clock time `local` that matches: the start of the next
-    /// second, minute, hour, day, month or year, the smallest unit whose
-    /// smaller fields all match everything. Every wall-clock time from `local`
-    /// up to it matches too (`* * * 25 12 *` matches `local` to the end of
-    /// its day): a search for times that do not match can jump there.
+    /// For a wall-clock time `local` that matches: the end of the run of
+    /// matching times it is in, as far as one field shows it. In the
+    /// smallest field that does not match everything (second, minute or
+    /// hour), the run goes on over the field's consecutive values that match
+    /// (`1-59 * * * * *` from second 31 to the next minute); above the hour
+    /// it is the start of the next day, month or year. Every wall-clock time
+    /// from `local` up to it matches too (`* * * 25 12 *` matches `local` to
+    /// the end of its day): a search for times that do not match can jump
+    /// there.
     pub(crate) fn matching_run_end(&self, local: i64) -> i64 {
         let (days, sod) = split_secs(local);
         let sod = i64::from(sod);
+        // The first value after `at` that `bits` (a field of `len` values)
+        // lacks, or `len`.
+        let run_end = |bits: u64, at: i64, len: u32| -> i64 {
+            let missing = !bits & ((1u64 << len) - 1);
+            let at = u32::try_from(at).unwrap_or(len);
+            i64::from(next_bit(missing, at + 1).unwrap_or(len))
+        };
         if self.seconds != ALL_SECONDS {
-            return local + 1;
+            let second = sod % 60;
+            return local - second + run_end(self.seconds, second, 60);
         }
         if self.minutes != ALL_MINUTES {
-            return local - sod % 60 + 60;
+            let minute = sod % 3600 / 60;
+            return local - sod % 3600 + run_end(self.minutes, minute, 60) * 60;
         }
         if self.hours != ALL_HOURS {
-            return local - sod % 3600 + 3600;
+            let hour = sod / 3600;
+            return local - sod + run_end(self.hours, hour, 24) * 3600;
         }
         if !self.days.any_day {
             return (days + 1) * SECS_PER_DAY;

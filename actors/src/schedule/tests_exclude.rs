@@ -314,6 +314,12 @@ fn jumps_over_excluded_runs_agree_with_testing_every_candidate() {
         "* * * 25-31 3 *",
         "* * * 1-7 4,10,11 *",
         "* * * * * Sun",
+        // Runs inside the second, minute and hour fields (see
+        // `CronExpr::matching_run_end`).
+        "1-59 * * * * *",
+        "10-20,40-50 * * * * *",
+        "* 10-20,40-50 * * * *",
+        "* * 5-7,9,22-23 * * *",
     ];
     let mut rng = StdRng::seed_from_u64(0x5eed_e8c1);
     let (lo, hi) = (

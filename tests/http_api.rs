@@ -570,10 +570,16 @@ async fn duplicate_ids_and_state_conflicts_are_409() {
     let only_paused = get(a, "/jobs?state=paused").await.json();
     assert_eq!(only_paused.as_array().map(Vec::len), Some(1));
     assert_eq!(get(a, "/jobs?state=running").await.json(), json!([]));
-    assert_eq!(
-        get(a, "/jobs?state=asleep").await.problem(400)["field"],
-        "state"
-    );
+    // Exactly a phase's name, in any case.
+    for bad in ["asleep", "_paused_", "paused_", "pau_sed"] {
+        assert_eq!(
+            get(a, &format!("/jobs?state={bad}")).await.problem(400)["field"],
+            "state",
+            "{bad}"
+        );
+    }
+    let upper = get(a, "/jobs?state=PAUSED").await.json();
+    assert_eq!(upper.as_array().map(Vec::len), Some(1));
 
     let again = post(a, "/jobs/nightly/pause").await;
     let p = again.problem(409);
@@ -1838,6 +1844,9 @@ async fn cancel_with_a_run_id_cancels_that_run_alone() {
         .await
         .problem(400);
     assert!(bad.to_string().contains("run"), "{bad}");
+    // `%2B` is `+`: hex digits only, not a signed number.
+    let signed = post(a, "/jobs/long/cancel?run=%2B1").await.problem(400);
+    assert!(signed.to_string().contains("run"), "{signed}");
     let other = post(a, "/jobs/long/cancel?run=00000000000000ff")
         .await
         .problem(404);

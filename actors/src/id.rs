@@ -146,7 +146,13 @@ impl fmt::Display for RunId {
 
 impl std::str::FromStr for RunId {
     type Err = std::num::ParseIntError;
+    /// Hex digits only, as `Display` writes them (`from_str_radix` alone
+    /// would also take a leading `+`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            // The same error as for any other digit outside base 16.
+            return u64::from_str_radix("-", 16).map(Self);
+        }
         u64::from_str_radix(s, 16).map(Self)
     }
 }
@@ -154,6 +160,16 @@ impl std::str::FromStr for RunId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_id_reads_hex_digits_only() {
+        let id: RunId = "00ff".parse().expect("hex");
+        assert_eq!(id, RunId(255));
+        assert_eq!(id.to_string().parse::<RunId>(), Ok(id));
+        for bad in ["+1", "-1", "", " 1", "0x1", "g", "1\n"] {
+            assert!(bad.parse::<RunId>().is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn a_job_id_is_padded_to_a_width_as_a_str_is() {

@@ -44,19 +44,6 @@ pub(crate) fn snake_case(name: &str) -> String {
     out
 }
 
-/// `queue_full` → `QueueFull`.
-pub(crate) fn pascal_case(name: &str) -> String {
-    name.split('_')
-        .map(|part| {
-            let mut chars = part.chars();
-            match chars.next() {
-                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
-                None => String::new(),
-            }
-        })
-        .collect()
-}
-
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

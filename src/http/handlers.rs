@@ -5,9 +5,9 @@
 #![allow(clippy::result_large_err)]
 
 use super::dto::{
-    pascal_case, BackfillRequest, BackfillView, BulkRequest, BulkView, CancelView, EmitView,
-    EmittedView, EventView, FireView, HealthView, JobDetail, JobRequest, JobView, MetricsView,
-    NoteRequest, RunView, TriggerRequest, TriggerView, UpsertView,
+    BackfillRequest, BackfillView, BulkRequest, BulkView, CancelView, EmitView, EmittedView,
+    EventView, FireView, HealthView, JobDetail, JobRequest, JobView, MetricsView, NoteRequest,
+    RunView, TriggerRequest, TriggerView, UpsertView,
 };
 use super::events::sse_stream;
 use super::extract::{
@@ -69,14 +69,23 @@ pub(crate) struct ListQuery {
 }
 
 fn parse_phase(state: &str) -> ApiResult<JobPhase> {
-    serde_json::from_value(serde_json::Value::String(pascal_case(state))).map_err(|_| {
-        Problem::bad_request(
-            "state",
-            format!(
-                "unknown state {state:?}: use scheduled, running, paused, completed, \
-                 orphaned or failed"
-            ),
-        )
+    // The phase's name in any case, and nothing else around it.
+    Ok(match state.to_ascii_lowercase().as_str() {
+        "scheduled" => JobPhase::Scheduled,
+        "running" => JobPhase::Running,
+        "paused" => JobPhase::Paused,
+        "completed" => JobPhase::Completed,
+        "orphaned" => JobPhase::Orphaned,
+        "failed" => JobPhase::Failed,
+        _ => {
+            return Err(Problem::bad_request(
+                "state",
+                format!(
+                    "unknown state {state:?}: use scheduled, running, paused, completed, \
+                     orphaned or failed"
+                ),
+            ))
+        }
     })
 }
 

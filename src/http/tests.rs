@@ -1,4 +1,4 @@
-use super::dto::{pascal_case, snake_case, variant_name, JobRequest};
+use super::dto::{snake_case, variant_name, JobRequest};
 use super::events::{event_view, Hub};
 use super::{host_allowed, HttpConfig, Problem, Scope};
 use crate::schedule::ScheduleError;
@@ -26,8 +26,6 @@ fn event(job: &str, kind: EventKind) -> Event {
 fn names_convert_between_cases() {
     assert_eq!(snake_case("QueueFull"), "queue_full");
     assert_eq!(snake_case("TimedOut"), "timed_out");
-    assert_eq!(pascal_case("queue_full"), "QueueFull");
-    assert_eq!(pascal_case("paused"), "Paused");
     assert_eq!(variant_name(&JobPhase::Paused), "paused");
     assert_eq!(variant_name(&SkipReason::QueueFull), "queue_full");
     assert_eq!(variant_name(&Trigger::CatchUp), "catch_up");

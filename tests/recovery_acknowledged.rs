@@ -90,9 +90,10 @@ fn filler(i: usize) -> String {
 // ---------------------------------------------------------------------------
 // The parent's side.
 
-/// Runs one phase of a scenario in a child; it must end by SIGKILL (its own).
-fn run_child(dir: &Path, scenario: &str, phase: &str) {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+/// Starts one phase of a scenario in a child: this test binary, running
+/// `acknowledged_child`.
+fn spawn_child(dir: &Path, scenario: &str, phase: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
             "acknowledged_child",
@@ -106,7 +107,12 @@ fn run_child(dir: &Path, scenario: &str, phase: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn child");
+        .expect("spawn child")
+}
+
+/// Runs one phase of a scenario in a child; it must end by SIGKILL (its own).
+fn run_child(dir: &Path, scenario: &str, phase: &str) {
+    let mut child = spawn_child(dir, scenario, phase);
     let deadline = Instant::now() + Duration::from_secs(120);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -132,21 +138,7 @@ fn run_child(dir: &Path, scenario: &str, phase: &str) {
 /// the store, folds the journal the killed process left, loads the jobs and
 /// recovers them (it takes 300 to 450 ms to start here).
 fn kill_during_start(dir: &Path, scenario: &str, phase: &str, after: Duration) {
-    let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            "acknowledged_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ENV_SCENARIO, scenario)
-        .env(ENV_PHASE, phase)
-        .env(ENV_DIR, dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn child");
+    let mut child = spawn_child(dir, scenario, phase);
     std::thread::sleep(after);
     let _ = child.kill();
     let status = child.wait().expect("wait");

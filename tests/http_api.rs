@@ -263,6 +263,22 @@ async fn invalid_specs_are_400_with_the_field_and_the_library_message() {
         let p = r.problem(400);
         assert_eq!(p["field"], field, "{body}: {p}");
     }
+    // More expressions on either side than a schedule holds: the field that
+    // has too many.
+    let many: Vec<String> = (0..=cronactor::schedule::MAX_SCHEDULE_EXPRESSIONS)
+        .map(|i| format!("{} {} 0 1 1 *", i % 60, i / 60))
+        .collect();
+    for field in ["exclude", "also"] {
+        let body = json!({ "id": "y", "cron": YEARLY, "handler": "noop", field: many });
+        let p = post_json(a, "/jobs", &body).await.problem(400);
+        assert_eq!(p["field"], field, "{p}");
+        assert!(
+            p["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("(at most 256)")),
+            "{p}"
+        );
+    }
     let unknown_handler = post_json(
         a,
         "/jobs",

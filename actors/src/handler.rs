@@ -282,7 +282,7 @@ pub const MAX_RESULT_DEPTH: usize = 64;
 pub(crate) fn check_result(value: &serde_json::Value) -> Result<(), crate::Error> {
     crate::payload::check_depth_at(value, MAX_RESULT_DEPTH)
         .map_err(|reason| crate::Error::InvalidResult(reason.replace("payload", "result")))?;
-    let bytes = serde_json::to_vec(value).map_or(usize::MAX, |text| text.len());
+    let bytes = crate::payload::json_len(value);
     if bytes > MAX_RESULT_BYTES {
         return Err(crate::Error::InvalidResult(format!(
             "its JSON text is {bytes} bytes, above the limit of {MAX_RESULT_BYTES}"

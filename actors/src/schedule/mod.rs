@@ -18,6 +18,33 @@ mod zone;
 
 #[cfg(test)]
 mod tests;
+/// The seed of a randomized comparison: `default`, unless
+/// `CRONACTOR_TEST_SEED` names another (to explore seeds by hand, as
+/// `tests/runtime_invariants.rs` does).
+#[cfg(test)]
+fn test_seed(default: u64) -> u64 {
+    explored_seed().unwrap_or(default)
+}
+
+/// The seed `CRONACTOR_TEST_SEED` names, if any.
+#[cfg(test)]
+fn explored_seed() -> Option<u64> {
+    std::env::var("CRONACTOR_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+}
+
+/// A randomized comparison's coverage (how many cases it compared):
+/// asserted for the default seed, printed for an explored one, so that a
+/// run over many seeds fails on the comparisons only.
+#[cfg(test)]
+fn assert_covered(what: &str, count: usize, more_than: usize) {
+    if let Some(seed) = explored_seed() {
+        eprintln!("seed {seed}: {what} {count} (the default seed compares more than {more_than})");
+    } else {
+        assert!(count > more_than, "{what}: {count}");
+    }
+}
 #[cfg(test)]
 mod tests_exclude;
 #[cfg(test)]

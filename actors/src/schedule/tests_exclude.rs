@@ -321,7 +321,7 @@ fn jumps_over_excluded_runs_agree_with_testing_every_candidate() {
         "* 10-20,40-50 * * * *",
         "* * 5-7,9,22-23 * * *",
     ];
-    let mut rng = StdRng::seed_from_u64(0x5eed_e8c1);
+    let mut rng = StdRng::seed_from_u64(test_seed(0x5eed_e8c1));
     let (lo, hi) = (
         t("2010-01-01T00:00:00Z").timestamp(),
         t("2030-01-01T00:00:00Z").timestamp(),
@@ -371,7 +371,7 @@ fn jumps_over_excluded_runs_agree_with_testing_every_candidate() {
             }
         }
     }
-    assert!(compared > 3_000, "{compared}");
+    assert_covered("compared", compared, 3_000);
 }
 
 #[test]

@@ -1,8 +1,11 @@
 //! The daemon's shutdown waits for the commands' own SIGTERM grace: a
 //! command that cleans up within its `kill_grace_ms` is not cut short by
-//! the daemon's shorter default grace. In process (its own test binary, one
-//! test): the daemon's signal handlers then catch the SIGTERM this test
-//! sends to itself.
+//! the daemon's shorter default grace, and its run is interrupted even
+//! though it exits 0 after the SIGTERM (the daemon cannot tell a command
+//! that finished from one that cleaned up and left: its fire runs again at
+//! the next start). In process (its own test binary, one test): the
+//! daemon's signal handlers then catch the SIGTERM this test sends to
+//! itself.
 #![cfg(feature = "cli")]
 
 use cronactor::daemon::{serve, DaemonOptions};
@@ -64,5 +67,44 @@ kill_grace_ms = 4000
     assert!(
         cleaned.exists(),
         "the daemon returned before the command's cleanup"
+    );
+
+    use cronactor::store::SledStore;
+    use cronactor::{JobId, Outcome, SnapshotStore, Trigger};
+    let at = chrono::DateTime::parse_from_rfc3339("2020-01-01T00:00:00Z").expect("slot");
+    let store = SledStore::open(dir.path().join("store")).expect("the store opens");
+    let id = JobId::new("cleanup").expect("id");
+    let outcomes: Vec<Outcome> = store
+        .history(&id, 10)
+        .expect("history")
+        .into_iter()
+        .map(|r| r.outcome)
+        .collect();
+    assert_eq!(outcomes, [Outcome::Interrupted], "exit 0 after SIGTERM");
+    let loaded = store.load().expect("load");
+    let job = loaded
+        .jobs
+        .iter()
+        .find(|j| j.spec.id == id)
+        .expect("the job is kept");
+    let queued: Vec<(Trigger, &str)> = job
+        .state
+        .queue
+        .iter()
+        .map(|q| {
+            (
+                q.trigger,
+                if q.scheduled == at {
+                    "its slot"
+                } else {
+                    "another"
+                },
+            )
+        })
+        .collect();
+    assert_eq!(
+        queued,
+        [(Trigger::Recovery, "its slot")],
+        "the one-shot's fire is to run again at the next start"
     );
 }

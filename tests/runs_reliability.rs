@@ -179,9 +179,20 @@ async fn a_job_pauses_itself_after_n_failed_fires_in_a_row() {
         st.pause_note.as_deref(),
         Some("paused after 3 failed fires in a row")
     );
-    assert!(drain(&mut events)
+    let events = drain(&mut events);
+    assert!(events
         .iter()
         .any(|e| matches!(e.kind, EventKind::AutoPaused { failures: 3 })));
+    // Without retries a failed fire is counted, but no retries were
+    // exhausted: `Failed` says it, not `RetriesExhausted`.
+    let failed = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Failed { .. }))
+        .count();
+    assert_eq!(failed, 3);
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::RetriesExhausted { .. })));
 }
 
 #[tokio::test(start_paused = true)]

@@ -818,6 +818,12 @@ async fn cancel_run_cancels_one_run_and_leaves_the_others() {
         s.cancel_run("j", runs[0]).await,
         Err(Error::UnknownRun(r)) if r == runs[0]
     ));
+    // A cancel is the operator's decision: `retry_run` does not undo it
+    // (`trigger` runs the job again).
+    assert!(matches!(
+        s.retry_run(runs[0]).await,
+        Err(Error::InvalidState { .. })
+    ));
     assert!(matches!(
         s.cancel_run("nope", runs[0]).await,
         Err(Error::UnknownJob(_))

@@ -404,6 +404,19 @@ fn cost(s: &Schedule, from: DateTime<Utc>) -> (u64, DateTime<Utc>) {
     }
 }
 
+/// An excluded weekend costs a step per day, not per second: from Saturday
+/// the search jumps to Sunday, then to Monday (docs/semantics.md,
+/// "Exclusions").
+#[test]
+fn an_excluded_weekend_costs_one_step_per_day() {
+    let s = compile(ScheduleSpec::cron("* * * * * *").exclude("* * * * * Sat,Sun"));
+    // 2026-03-07 is a Saturday.
+    let (spent, at) = cost(&s, t("2026-03-07T10:00:30Z"));
+    assert_eq!(at, t("2026-03-09T00:00:00Z"));
+    // Saturday's candidate, Sunday's, Monday's: weight 2 each.
+    assert_eq!(spent, 6, "three candidates of weight 2");
+}
+
 #[test]
 fn a_search_spends_its_weight_per_candidate() {
     let s = minutely_by_exclusion();

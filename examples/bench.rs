@@ -10,9 +10,10 @@
 //!             [--cache-mib M] [--trim 0|1] [--fold-ms F] [--concurrency K]
 //!             [--fire-ahead-ms F] [--history-keep H] [--pin-workers]
 //!             [--log FILTER] [--warmup-s W]
-//!   register  --jobs N [--threads T] [--store DIR]
-//!   recover   --jobs N --store DIR [--prepare] [--threads T]
+//!   register  --jobs N [--threads T] [--store DIR] [--concurrency K]
+//!   recover   --jobs N --store DIR [--prepare] [--threads T] [--concurrency K]
 //!   persist   --jobs N --seconds S --store DIR [--every-ms M] [--threads T]
+//!             [--concurrency K]
 //!   soak      [--jobs N] [--seconds S] [--interval-s I] [--threads T] [--store DIR]
 //!             [--cache-mib M] [--trim 0|1] [--fold-ms F] [--concurrency K]
 //!             [--history-keep H] [--fire-ahead-ms F] [--pin-workers]
@@ -28,8 +29,10 @@
 //! Every workload runs the scheduler on a tokio multi-thread runtime with
 //! `--threads` workers (default 2), driven from the main thread with
 //! `block_on`, as a `#[tokio::main]` service would. `--store DIR` uses the
-//! sled store in `DIR` (emptied first, except for `recover`); without it the
-//! scheduler keeps everything in memory. `fire --pin-workers` keeps worker
+//! sled store in `DIR` (emptied first, except by the measured restart of
+//! `recover`; `recover --prepare`, or a `recover` whose store does not hold
+//! the N jobs, empties and fills it first); without it the scheduler keeps
+//! everything in memory. `fire --pin-workers` keeps worker
 //! `i` on the `i`-th CPU the process may use (see docs/operations.md: at
 //! the start of a burst the kernel may otherwise run both workers on one
 //! CPU for tens of milliseconds). `fire --log FILTER` installs a

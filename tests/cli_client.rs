@@ -499,6 +499,25 @@ async fn follow_draws_progress_until_the_run_ends() {
 }
 
 #[tokio::test]
+async fn follow_until_done_ends_with_exit_6_when_the_job_is_removed() {
+    let s = server(HttpConfig::default()).await;
+    let (mut follow, mut lines) = s.follow("nightly").await;
+    // The command has no `remove` (the daemon's file or the API removes).
+    s.scheduler.remove("nightly").await.expect("remove");
+    let mut seen = Vec::new();
+    while let Some(line) = next_line(&mut lines).await {
+        seen.push(line);
+    }
+    let status = tokio::time::timeout(STEP, follow.wait())
+        .await
+        .expect("follow exits once the job is removed")
+        .expect("wait");
+    assert_eq!(status.code(), Some(6), "{seen:#?}");
+    assert!(seen.iter().any(|l| l == "nightly was removed"), "{seen:#?}");
+    s.stop().await;
+}
+
+#[tokio::test]
 async fn follow_until_done_ends_when_the_awaited_retry_is_dropped() {
     let s = server(HttpConfig::default()).await;
     let spec = JobSpec::builder("retrying", ScheduleSpec::cron("0 0 0 1 1 *"), "fail")

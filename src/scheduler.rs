@@ -15,8 +15,9 @@ use std::time::Duration;
 
 /// A handle to a running scheduler; cheap to clone, safe to share.
 ///
-/// Every method sends one message to the supervisor actor
-/// ([`Scheduler::supervisor`]) and waits for the answer, so the same
+/// Each operation is one or more messages to the supervisor actor
+/// ([`Scheduler::supervisor`]; a bulk operation sends one per job) and waits
+/// for the answer, so the same
 /// operations are available to code that prefers ractor's `call!`/`cast!`.
 ///
 /// ```
@@ -153,7 +154,8 @@ impl Scheduler {
     }
 
     /// Adds a job. Returns once the job is durable in the store and started:
-    /// its actor running, or, for a job whose first fire is more than
+    /// its actor spawned (with the in-memory store, running; a message sent
+    /// meanwhile waits in its mailbox), or, for a job whose first fire is more than
     /// [`RuntimeConfig::passivate_after`](crate::RuntimeConfig::passivate_after)
     /// away, passive (no actor until shortly before that fire or the first
     /// message for it; see "Passivation" in `docs/semantics.md`).
@@ -161,7 +163,9 @@ impl Scheduler {
     /// # Errors
     /// [`Error::DuplicateJob`] (also for the id of a failed job, which
     /// [`Scheduler::upsert`] revives), [`Error::UnknownHandler`],
-    /// [`Error::Store`], [`Error::ShutDown`].
+    /// [`Error::InvalidSpec`] or [`Error::Schedule`] for a spec whose fields
+    /// were changed after it was built and no longer check,
+    /// [`Error::Store`], [`Error::ShutDown`], [`Error::Timeout`].
     pub async fn add(&self, spec: JobSpec) -> Result<(), Error> {
         self.call(|r| SupervisorMsg::Add(Box::new(spec), r)).await
     }
@@ -209,7 +213,8 @@ impl Scheduler {
     /// history and pause state: the call a service makes at every boot.
     ///
     /// # Errors
-    /// As [`Scheduler::add`], without `DuplicateJob`.
+    /// As [`Scheduler::add`], without `DuplicateJob`; [`Error::UnknownJob`]
+    /// if a failed job's stored state cannot be read to revive it.
     pub async fn upsert(&self, spec: JobSpec) -> Result<Upserted, Error> {
         self.call(|r| SupervisorMsg::Upsert(Box::new(spec), r))
             .await
@@ -395,7 +400,8 @@ impl Scheduler {
     /// Fires a job now through `overlap` instead of the job's own overlap
     /// policy, for this fire only (as Temporal's trigger with an overlap
     /// policy): `Concurrent` runs it beside the runs in flight, `Replace`
-    /// cancels them first, `Skip` runs it only if nothing is in flight.
+    /// cancels them first, `Skip` runs it only if nothing is in flight, queued
+    /// or waiting for a retry.
     /// Otherwise as [`Scheduler::trigger`].
     ///
     /// ```
@@ -496,7 +502,8 @@ impl Scheduler {
     /// # Errors
     /// [`Error::InvalidBackfill`] for an empty range, or one with more slots
     /// than the job's queue has room for (at most
-    /// [`MAX_BACKFILL`](crate::MAX_BACKFILL) fires queued); [`Error::InvalidState`]
+    /// [`MAX_BACKFILL`](crate::MAX_BACKFILL) fires queued), or one that takes
+    /// too long to search for slots (split it); [`Error::InvalidState`]
     /// for a paused, orphaned or failed job; [`Error::UnknownJob`].
     pub async fn backfill(
         &self,
@@ -643,8 +650,9 @@ impl Scheduler {
     /// scheduled time and the job's payload, marked as a manual retry.
     ///
     /// # Errors
-    /// [`Error::UnknownRun`]; [`Error::InvalidState`] if the run succeeded or
-    /// the job is paused or orphaned; [`Error::UnknownJob`] if the job failed
+    /// [`Error::UnknownRun`]; [`Error::InvalidState`] if the run did not
+    /// fail, time out or get interrupted (it succeeded, or was cancelled: a
+    /// cancel is the operator's decision), or the job is paused or orphaned; [`Error::UnknownJob`] if the job failed
     /// (given up on: it has no actor to run it).
     pub async fn retry_run(&self, run_id: RunId) -> Result<TriggerOutcome, Error> {
         self.call(|r| SupervisorMsg::RetryRun(run_id, r)).await
@@ -740,7 +748,10 @@ impl Scheduler {
             .await
     }
 
-    /// A job's newest `limit` runs, newest first.
+    /// A job's newest `limit` history entries, newest first: its runs, and
+    /// the slots it skipped or coalesced; at most
+    /// [`RuntimeConfig::history_keep`](crate::RuntimeConfig::history_keep),
+    /// and none older than `history_max_age` if it is set.
     ///
     /// # Errors
     /// [`Error::UnknownJob`], [`Error::Store`].
@@ -784,7 +795,7 @@ impl Scheduler {
     /// Later calls on any clone of this handle return [`Error::ShutDown`],
     /// from the moment the scheduler reads this one (during the grace too),
     /// but another `shutdown` (below) and the reads (`status`, `list`,
-    /// `history`, `metrics`), which answer until this shutdown answers, so
+    /// `history`, `metrics`, `preview`), which answer until this shutdown answers, so
     /// that a service can watch its runs end.
     /// A run cut short is interrupted: the next start runs its fire again
     /// under `InterruptedPolicy::Retry` (see `docs/semantics.md`,

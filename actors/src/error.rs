@@ -37,7 +37,9 @@ use crate::schedule::ScheduleError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The schedule does not parse or names an unknown zone.
+    /// The schedule is invalid (see [`ScheduleError`]): it does not parse,
+    /// names an unknown zone, or its interval, exclusions, extra expressions
+    /// or bounds are invalid.
     #[error(transparent)]
     Schedule(#[from] ScheduleError),
     /// The job id breaks the id rules.
@@ -77,7 +79,8 @@ pub enum Error {
         /// The state it is in.
         state: String,
     },
-    /// A `backfill` request's range is empty or holds too many slots.
+    /// A `backfill` request's range is empty, holds too many slots, or takes
+    /// too long to search for slots (exclusions that leave few; split it).
     #[error("invalid backfill: {0}")]
     InvalidBackfill(
         /// What is wrong, with the range.

@@ -61,8 +61,9 @@ pub struct RuntimeConfig {
     /// has at most `fire_ahead_live_jobs` live job actors and off above
     /// (preparing a fire apart from its start costs CPU, the job's memory
     /// touched twice, and a prepared run's memory for up to a period: about
-    /// 1.5 times the CPU per fire and 1 KB more per live job, for a lateness
-    /// two to three times lower). `Some(window)` applies whatever the count;
+    /// twice the CPU per fire and about 2 KB more per live job at 100,000
+    /// jobs firing every second, for a lateness two to three times lower; see
+    /// `docs/performance.md`). `Some(window)` applies whatever the count;
     /// `Some(Duration::ZERO)` turns it off.
     pub fire_ahead: Option<Duration>,
     /// In memory with `fire_ahead` left `None`: the most live job actors

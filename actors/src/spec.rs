@@ -12,8 +12,9 @@ use std::time::Duration;
 pub const MAX_JITTER: Duration = Duration::from_secs(86_400);
 
 /// A job's declaration: its schedule, the name of its handler, its payload and
-/// its policies. Built and validated with [`JobSpec::builder`]; a spec that
-/// exists is valid (the schedule has been parsed and the zone found).
+/// its policies. Built and validated with [`JobSpec::builder`]: a spec it
+/// builds is valid (the schedule parsed, the zone found). Its fields are
+/// public, so `add` and `upsert` check a spec again.
 ///
 /// ```
 /// use cronactor_actors::{JobSpec, OverlapPolicy, ScheduleSpec};

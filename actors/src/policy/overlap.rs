@@ -76,7 +76,7 @@ pub enum OverlapDecision {
 }
 
 impl OverlapPolicy {
-    /// The default queue policy: one pending fire.
+    /// A queue of one pending fire.
     pub const QUEUE_ONE: Self = Self::Queue { max: 1 };
 
     /// Decides what a fire does, given the runs in flight and the fires

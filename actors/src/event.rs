@@ -58,7 +58,9 @@ pub enum EventKind {
         /// How many slots.
         count: u64,
     },
-    /// A fire was queued behind a run in flight.
+    /// A fire was put in the overlap queue: behind a run in flight, or a
+    /// `BufferAll` backfill's slots. The catch-up runs of one misfire plan
+    /// are queued without this event.
     Queued {
         /// The slot.
         scheduled: DateTime<Utc>,
@@ -95,7 +97,8 @@ pub enum EventKind {
         /// Why.
         reason: String,
     },
-    /// A run in flight at a crash was found on restart.
+    /// A run in flight at a crash was found on restart, or the job was
+    /// given up on (`GaveUp`) with the run in flight.
     Interrupted {
         /// The run.
         run_id: RunId,
@@ -341,7 +344,8 @@ impl EventBus {
         self.subscribers.load(Ordering::SeqCst) > 0
     }
 
-    /// A new subscription, starting with the next event.
+    /// A new subscription: first the sticky events (a store's `Quarantined`
+    /// records found at start), then every event from now on.
     pub fn subscribe(&self) -> EventStream {
         let replay = self
             .sticky

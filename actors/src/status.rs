@@ -35,7 +35,8 @@ pub enum SkipReason {
     Paused,
     /// A run was in flight and the overlap policy said skip.
     Overlap,
-    /// The overlap queue was full.
+    /// The overlap queue was full, or holding the fire's event payload
+    /// would pass [`MAX_HELD_EVENT_BYTES`](crate::MAX_HELD_EVENT_BYTES).
     QueueFull,
     /// A missed slot skipped by the misfire policy or the catch-up window.
     Misfire,
@@ -70,7 +71,8 @@ pub enum Outcome {
         through: DateTime<Utc>,
     },
     /// Not a run: missed schedule slots from `scheduled` through `through`
-    /// served by the next catch-up run (misfire policy `FireOnce`).
+    /// served by the next run, a catch-up or the slot on time (misfire
+    /// policy `FireOnce`).
     Coalesced {
         /// How many slots.
         slots: u64,
@@ -141,7 +143,8 @@ pub struct SkipCounts {
     pub paused: u64,
     /// A run was in flight.
     pub overlap: u64,
-    /// The overlap queue was full.
+    /// The overlap queue was full (or the job held its limit of event
+    /// payloads; see [`SkipReason::QueueFull`]).
     pub queue_full: u64,
     /// Missed slots skipped by the misfire policy or window.
     pub misfire: u64,
@@ -388,7 +391,8 @@ pub struct RunRecord {
     /// When it ended.
     #[serde(with = "crate::time_serde::instant")]
     pub finished: DateTime<Utc>,
-    /// The attempt number, from 1.
+    /// The attempt number, from 1; 0 for an entry that records slots that
+    /// did not run ([`Outcome::Skipped`], [`Outcome::Coalesced`]).
     pub attempt: u32,
     /// What started it.
     pub trigger: Trigger,

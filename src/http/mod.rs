@@ -99,8 +99,9 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 ///
 /// Tokens: requests to `GET` endpoints need the read token or the admin
 /// token; every other method needs the admin token (a read token gets 403).
-/// With no token at all, nothing is checked (and [`serve`] then only binds
-/// loopback addresses). `GET /health` and `GET /openapi.json` are always
+/// With no token at all, no token is checked (and [`serve`] then only binds
+/// loopback addresses); a cross-origin request that changes something is
+/// still refused. `GET /health` and `GET /openapi.json` are always
 /// open. [`serve`] refuses a token shorter than 8 characters or with a
 /// character other than visible ASCII, and a read token equal to the admin
 /// token; [`router`] does not check them.

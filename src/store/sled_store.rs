@@ -668,7 +668,8 @@ struct BadRecord {
 /// durability contract are described in `docs/storage.md`.
 ///
 /// Only one process may have a store open: a second
-/// [`open`](SledStore::open) fails at once with [`StoreError::Locked`].
+/// [`open`](SledStore::open) fails with [`StoreError::Locked`], after
+/// trying the lock for half a second at most.
 ///
 /// ```
 /// use cronactor::store::SledStore;

@@ -18,6 +18,11 @@ mod zone;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_exclude;
+#[cfg(test)]
+mod tests_union;
+
 /// The seed of a randomized comparison: `default`, unless
 /// `CRONACTOR_TEST_SEED` names another (to explore seeds by hand, as
 /// `tests/runtime_invariants.rs` does).
@@ -45,10 +50,6 @@ fn assert_covered(what: &str, count: usize, more_than: usize) {
         assert!(count > more_than, "{what}: {count}");
     }
 }
-#[cfg(test)]
-mod tests_exclude;
-#[cfg(test)]
-mod tests_union;
 
 pub use error::ScheduleError;
 pub use preview::{preview_lines, DstNote, PreviewFire, PreviewLines};
@@ -151,12 +152,12 @@ pub(crate) enum Search {
 }
 
 impl Exclusions {
-    /// Compiles the exclusions in the zone `tz`; `None` if there are none.
     /// How many exclusions.
     fn len(&self) -> usize {
         self.exprs.len()
     }
 
+    /// Compiles the exclusions in the zone `tz`; `None` if there are none.
     pub(crate) fn compile(exclude: &[String], tz: Tz) -> Result<Option<Box<Self>>, ScheduleError> {
         if exclude.is_empty() {
             return Ok(None);
@@ -335,7 +336,8 @@ impl Schedule {
         fired_so_far: u64,
         n: usize,
     ) -> Vec<PreviewFire> {
-        self.preview_within(after, fired_so_far, n, &mut SEARCH_WORK.clone())
+        let mut work = SEARCH_WORK;
+        self.preview_within(after, fired_so_far, n, &mut work)
     }
 
     /// [`Self::preview_remaining`] with the budget `work` for all its
@@ -382,7 +384,8 @@ impl Schedule {
         after: DateTime<Utc>,
         skipped: Option<&mut Vec<DstNote>>,
     ) -> Option<(DateTime<Utc>, Option<DstNote>)> {
-        match self.search(after, skipped, &mut SEARCH_WORK.clone()) {
+        let mut work = SEARCH_WORK;
+        match self.search(after, skipped, &mut work) {
             Search::Found(at, note) => Some((at, note)),
             Search::End | Search::Spent => None,
         }

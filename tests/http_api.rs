@@ -1228,6 +1228,51 @@ async fn oversized_bodies_are_413() {
     api.stop().await;
 }
 
+/// A result set over HTTP is bounded twice: by the body limit (413, checked
+/// first) and by the result limit (`MAX_RESULT_BYTES`, a 400 naming
+/// `result`), which a server with a larger body limit reaches. Neither
+/// changes the job's last result.
+#[tokio::test]
+async fn an_oversized_result_is_413_under_the_body_limit_and_400_above_it() {
+    let oversized = json!({ "blob": "r".repeat(cronactor::MAX_RESULT_BYTES) });
+    for (config, status) in [
+        (HttpConfig::default(), 413),
+        (HttpConfig::default().body_limit(256 * 1024), 400),
+    ] {
+        let api = Api::start_with(config).await;
+        let a = api.addr;
+        let job = json!({ "id": "r", "cron": YEARLY, "handler": "noop" });
+        assert_eq!(post_json(a, "/jobs", &job).await.status, 201);
+        let kept = put_json(a, "/jobs/r/result", &json!({ "upto": 7 })).await;
+        assert_eq!(kept.status, 200, "{}", kept.text());
+
+        let refused = put_json(a, "/jobs/r/result", &oversized).await;
+        let problem = refused.problem(status);
+        if status == 400 {
+            assert_eq!(problem["field"], "result", "{problem}");
+            assert_eq!(problem["type"], "urn:cronactor:problem:invalid-request");
+        } else {
+            assert_eq!(problem["type"], "urn:cronactor:problem:body-too-large");
+        }
+        // A result just under the limit is taken by the larger server.
+        if status == 400 {
+            let fits = json!("f".repeat(cronactor::MAX_RESULT_BYTES - 16));
+            let r = put_json(a, "/jobs/r/result", &fits).await;
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert_eq!(r.json()["last_result"], fits);
+            assert_eq!(
+                put_json(a, "/jobs/r/result", &json!({ "upto": 7 }))
+                    .await
+                    .status,
+                200
+            );
+        }
+        let detail = get(a, "/jobs/r").await.json();
+        assert_eq!(detail["job"]["last_result"], json!({ "upto": 7 }));
+        api.stop().await;
+    }
+}
+
 /// Sends `bytes` on a new connection and keeps it open.
 async fn send_part(a: SocketAddr, bytes: &[u8]) -> tokio::net::TcpStream {
     use tokio::io::AsyncWriteExt;

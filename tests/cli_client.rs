@@ -142,6 +142,23 @@ async fn next_line(lines: &mut Lines) -> Option<String> {
         .expect("read")
 }
 
+/// Reads the rest of a `follow` command's output into `seen`, then waits
+/// for the command to exit: its exit code.
+async fn follow_to_end(
+    mut follow: tokio::process::Child,
+    lines: &mut Lines,
+    seen: &mut Vec<String>,
+) -> Option<i32> {
+    while let Some(line) = next_line(lines).await {
+        seen.push(line);
+    }
+    tokio::time::timeout(STEP, follow.wait())
+        .await
+        .expect("follow exits in time")
+        .expect("wait")
+        .code()
+}
+
 async fn wait_for(events: &mut EventStream, job: &str, pred: impl Fn(&EventKind) -> bool) {
     tokio::time::timeout(STEP, async {
         loop {
@@ -461,21 +478,12 @@ async fn cancel_emit_and_events() {
 #[tokio::test]
 async fn follow_draws_progress_until_the_run_ends() {
     let s = server(HttpConfig::default()).await;
-    let (mut follow, mut lines) = s.follow("work").await;
+    let (follow, mut lines) = s.follow("work").await;
     let (code, _, _) = s.run(&["trigger", "work"]).await;
     assert_eq!(code, 0);
     let mut seen = Vec::new();
-    while let Ok(Some(line)) = tokio::time::timeout(STEP, lines.next_line())
-        .await
-        .expect("follow output")
-    {
-        seen.push(line);
-    }
-    let status = tokio::time::timeout(STEP, follow.wait())
-        .await
-        .expect("follow exits")
-        .expect("wait");
-    assert_eq!(status.code(), Some(0), "{seen:#?}");
+    let code = follow_to_end(follow, &mut lines, &mut seen).await;
+    assert_eq!(code, Some(0), "{seen:#?}");
     let text = seen.join("\n");
     assert!(text.contains("started (attempt 1, manual)"), "{text}");
     assert!(text.contains("progress 50% step 2 of 4"), "{text}");
@@ -501,18 +509,12 @@ async fn follow_draws_progress_until_the_run_ends() {
 #[tokio::test]
 async fn follow_until_done_ends_with_exit_6_when_the_job_is_removed() {
     let s = server(HttpConfig::default()).await;
-    let (mut follow, mut lines) = s.follow("nightly").await;
+    let (follow, mut lines) = s.follow("nightly").await;
     // The command has no `remove` (the daemon's file or the API removes).
     s.scheduler.remove("nightly").await.expect("remove");
     let mut seen = Vec::new();
-    while let Some(line) = next_line(&mut lines).await {
-        seen.push(line);
-    }
-    let status = tokio::time::timeout(STEP, follow.wait())
-        .await
-        .expect("follow exits once the job is removed")
-        .expect("wait");
-    assert_eq!(status.code(), Some(6), "{seen:#?}");
+    let code = follow_to_end(follow, &mut lines, &mut seen).await;
+    assert_eq!(code, Some(6), "{seen:#?}");
     assert!(seen.iter().any(|l| l == "nightly was removed"), "{seen:#?}");
     s.stop().await;
 }
@@ -528,7 +530,7 @@ async fn follow_until_done_ends_when_the_awaited_retry_is_dropped() {
         .build()
         .expect("spec");
     s.scheduler.add(spec).await.expect("add");
-    let (mut follow, mut lines) = s.follow("retrying").await;
+    let (follow, mut lines) = s.follow("retrying").await;
     s.run(&["trigger", "retrying"]).await;
     // The run fails and its retry waits an hour: follow waits for it.
     let mut seen = Vec::new();
@@ -541,14 +543,8 @@ async fn follow_until_done_ends_when_the_awaited_retry_is_dropped() {
     }
     let (code, _, _) = s.run(&["cancel", "retrying"]).await;
     assert_eq!(code, 0);
-    while let Some(line) = next_line(&mut lines).await {
-        seen.push(line);
-    }
-    let status = tokio::time::timeout(STEP, follow.wait())
-        .await
-        .expect("follow exits once the retry is dropped")
-        .expect("wait");
-    assert_eq!(status.code(), Some(6), "{seen:#?}");
+    let code = follow_to_end(follow, &mut lines, &mut seen).await;
+    assert_eq!(code, Some(6), "{seen:#?}");
     assert!(
         seen.iter()
             .any(|l| l == "retry: attempt 2 dropped: cancelled by request"),
@@ -561,7 +557,7 @@ async fn follow_until_done_ends_when_the_awaited_retry_is_dropped() {
 #[tokio::test]
 async fn follow_until_done_ends_when_the_run_is_interrupted_by_a_give_up() {
     let s = server(HttpConfig::default()).await;
-    let (mut follow, mut lines) = s.follow("long").await;
+    let (follow, mut lines) = s.follow("long").await;
     s.run(&["trigger", "long"]).await;
     let mut seen = Vec::new();
     while let Some(line) = next_line(&mut lines).await {
@@ -580,14 +576,8 @@ async fn follow_until_done_ends_when_the_run_is_interrupted_by_a_give_up() {
             .expect("cast");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    while let Some(line) = next_line(&mut lines).await {
-        seen.push(line);
-    }
-    let status = tokio::time::timeout(STEP, follow.wait())
-        .await
-        .expect("follow exits once the run is interrupted")
-        .expect("wait");
-    assert_eq!(status.code(), Some(6), "{seen:#?}");
+    let code = follow_to_end(follow, &mut lines, &mut seen).await;
+    assert_eq!(code, Some(6), "{seen:#?}");
     assert!(
         seen.iter()
             .any(|l| l.ends_with("interrupted: the scheduler shut down, or gave up on the job")),

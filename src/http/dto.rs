@@ -620,6 +620,7 @@ pub struct NoteRequest {
 pub struct BulkRequest {
     /// The jobs that carry this tag (not empty).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1)]
     pub tag: Option<String>,
     /// `true`: every job. Only `true` is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -665,11 +666,13 @@ pub enum OverlapRequest {
     Concurrent {
         /// The most runs at once.
         #[serde(default)]
+        #[schema(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
         max: Option<u32>,
     },
     /// Queue up to `max` fires behind the run in flight.
     Queue {
-        /// The most fires waiting.
+        /// The most fires waiting (at most 1000).
+        #[schema(minimum = 1, maximum = 1000)]
         max: u32,
     },
 }
@@ -697,6 +700,7 @@ pub enum MisfireRequest {
     /// One catch-up run per missed slot, the newest `max`.
     FireAll {
         /// The most catch-up runs.
+        #[schema(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
         max: u32,
     },
 }
@@ -759,6 +763,7 @@ pub enum BackoffKind {
 #[serde(deny_unknown_fields)]
 pub struct RetryRequest {
     /// The most retries after the first attempt.
+    #[schema(maximum = 4_294_967_295_u64, format = Int64)]
     pub max_retries: u32,
     /// `fixed` (default) or `exponential`.
     #[serde(default)]
@@ -766,7 +771,7 @@ pub struct RetryRequest {
     /// The delay before the first retry, in milliseconds (default 1000).
     #[serde(default)]
     pub backoff_ms: Option<u64>,
-    /// The growth factor of an exponential backoff (default 2).
+    /// The growth factor of an exponential backoff (default 2, at least 1).
     #[serde(default)]
     pub factor: Option<f64>,
     /// The longest delay of an exponential backoff, in milliseconds
@@ -826,8 +831,14 @@ impl RetryRequest {
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     /// The job's id (optional in `PUT /jobs/{id}`, where the path gives it;
-    /// if both are given they must match).
+    /// if both are given they must match). 1 to 200 bytes, no control
+    /// characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
+    )]
     pub id: Option<String>,
     /// A cron expression: 5, 6 (seconds first) or 7 fields, or an alias
     /// such as `@daily`.
@@ -840,6 +851,7 @@ pub struct JobRequest {
     pub also: Vec<String>,
     /// A fixed interval in milliseconds, anchored at the unix epoch.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub every_ms: Option<u64>,
     /// The phase of an interval in milliseconds (less than `every_ms`).
     #[serde(default)]
@@ -864,6 +876,7 @@ pub struct JobRequest {
     pub not_after: Option<DateTime<Utc>>,
     /// At most this many fires.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_fires: Option<u64>,
     /// Exclusions: cron expressions on the schedule zone's wall clock; a time
     /// that matches one is not a fire (e.g. `* * * 25 12 *` for December
@@ -872,6 +885,7 @@ pub struct JobRequest {
     pub exclude: Vec<String>,
     /// The name of a handler registered on the scheduler.
     #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub handler: String,
     /// The JSON payload handed to every run (any JSON value).
     #[serde(default)]
@@ -889,18 +903,21 @@ pub struct JobRequest {
     /// What happens on restart to a run interrupted by a crash or a shutdown.
     #[serde(default)]
     pub interrupted: Option<InterruptedRequest>,
-    /// A random delay in `[0, jitter_ms]` before each run.
+    /// A random delay in `[0, jitter_ms]` before each run (at most a day).
     #[serde(default)]
+    #[schema(maximum = 86_400_000)]
     pub jitter_ms: Option<u64>,
     /// A run still going after this many milliseconds is cancelled and ends
     /// as timed out.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub timeout_ms: Option<u64>,
     /// Retries of failed and timed-out runs.
     #[serde(default)]
     pub retry: Option<RetryRequest>,
     /// Pause the job after this many failed fires in a row.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 4_294_967_295_u64, format = Int64)]
     pub pause_after_failures: Option<u32>,
     /// Named events that also start a run (see `POST /events/{name}`).
     #[serde(default)]

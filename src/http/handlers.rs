@@ -65,6 +65,7 @@ pub(crate) struct ListQuery {
     /// `completed`, `orphaned` or `failed`.
     state: Option<String>,
     /// Only jobs that carry this tag (not empty); combines with `state`.
+    #[param(min_length = 1)]
     tag: Option<String>,
 }
 
@@ -520,6 +521,7 @@ pub(crate) async fn backfill_job(
 pub(crate) struct CancelQuery {
     /// Only this run in flight (its id, up to 16 hex digits), instead of every
     /// run and the waiting retry.
+    #[param(pattern = "^0*[0-9a-fA-F]{1,16}$")]
     run: Option<String>,
 }
 
@@ -572,6 +574,7 @@ pub(crate) async fn cancel_job(
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryQuery {
     /// How many runs, newest first (1 to 1000, default 20).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
 }
 
@@ -731,7 +734,7 @@ pub(crate) async fn events(
 #[utoipa::path(
     put, path = "/jobs/{id}/result", tag = "control",
     params(("id" = String, Path, description = "The job id (percent-encoded)")),
-    request_body(content = Object, content_type = "application/json",
+    request_body(content = serde_json::Value, content_type = "application/json",
         description = "The new last result (any JSON)"),
     responses(
         (status = 200, description = "Set, durable", body = JobView),
@@ -786,7 +789,7 @@ pub(crate) async fn clear_job_result(
 #[utoipa::path(
     post, path = "/events/{name}", tag = "events",
     params(("name" = String, Path, description = "The event's name")),
-    request_body(content = Option<Object>, content_type = "application/json",
+    request_body(content = Option<serde_json::Value>, content_type = "application/json",
         description = "Optional: the event's payload (any JSON)"),
     responses(
         (status = 200, description = "The jobs fired", body = EmitView),

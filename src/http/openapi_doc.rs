@@ -10,7 +10,14 @@ use super::dto::{
 };
 use super::handlers;
 use super::problem::Problem;
+use std::collections::BTreeMap;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{
+    AdditionalProperties, AllOfBuilder, ObjectBuilder, Schema, SchemaType, Type,
+};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
@@ -52,7 +59,7 @@ use utoipa::{Modify, OpenApi};
         RetryRequest, BackoffKind, BackfillRequest, BackfillView, BulkRequest, BulkView,
         UnchangedView,
     )),
-    modifiers(&Tokens),
+    modifiers(&Tokens, &Rules),
     tags(
         (name = "jobs", description = "Jobs and their history"),
         (name = "control", description = "Pause, resume (one job or in bulk), trigger, backfill, cancel"),
@@ -82,6 +89,202 @@ impl Modify for Tokens {
             );
         }
     }
+}
+
+/// A job id's characters: no control character (Unicode category Cc, as
+/// Rust's `char::is_control`).
+const JOB_ID_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]+$";
+
+/// An event name: no control character, and one character at least that is
+/// not white space (the name is trimmed).
+const EVENT_NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$";
+
+/// The rules the handlers check that the derives cannot state, so that a
+/// client generated from the document sends what the server takes:
+/// - the `id` and `name` path parameters are the `JobId` and `EventName`
+///   schemas (lengths, no control characters, a name not blank);
+/// - an optional body is absent or the schema, never JSON `null` (the
+///   handlers take no body, or an object: `Option<T>` would say `null`);
+/// - `POST /jobs` needs `id` in the body (`PUT /jobs/{id}` takes it from the
+///   path);
+/// - the objects of the policies' variants refuse unknown fields, a
+///   backfill's `overlap` is one of its two values, and `GET /jobs?state=`
+///   one of the phases.
+///
+/// Rules across fields (exactly one of `cron`, `every_ms` and `at`; `tag` or
+/// `all` in a bulk request; the body's `id` equal to the path's) stay in the descriptions: stated as `oneOf`
+/// they would turn the request components into compositions, which many
+/// client generators read badly. So do rules on values that only the
+/// library can check (a cron expression, a backfill's range).
+struct Rules;
+
+impl Modify for Rules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.schemas.insert(
+            "JobId".to_owned(),
+            RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "A job id: 1 to 200 bytes of UTF-8, no control characters \
+                         (percent-encoded in a path)",
+                    ))
+                    .min_length(Some(1))
+                    .max_length(Some(cronactor_actors::MAX_JOB_ID_LEN))
+                    .pattern(Some(JOB_ID_PATTERN))
+                    .build(),
+            )),
+        );
+        components.schemas.insert(
+            "EventName".to_owned(),
+            RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "An event name: not blank, no control characters \
+                         (percent-encoded in a path)",
+                    ))
+                    .pattern(Some(EVENT_NAME_PATTERN))
+                    .build(),
+            )),
+        );
+        component_rules(&mut components.schemas);
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                refer_path_parameters(op);
+                if let Some(body) = op.request_body.as_mut() {
+                    optional_body_not_null(body);
+                }
+            }
+            if path == "/jobs" {
+                jobs_rules(item);
+            }
+        }
+    }
+}
+
+/// `GET /jobs?state=` takes a phase; `POST /jobs` needs the job's id.
+fn jobs_rules(item: &mut PathItem) {
+    if let Some(op) = item.get.as_mut() {
+        for param in op.parameters.iter_mut().flatten() {
+            if param.name == "state" {
+                param.schema = Some(RefOr::T(Schema::Object(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .enum_values(Some(PHASES))
+                        .build(),
+                )));
+            }
+        }
+    }
+    if let Some(body) = item.post.as_mut().and_then(|op| op.request_body.as_mut()) {
+        let id = ObjectBuilder::new()
+            .property("id", ObjectBuilder::new().schema_type(Type::String))
+            .required("id")
+            .build();
+        for content in body.content.values_mut() {
+            if let Some(schema) = content.schema.take() {
+                content.schema = Some(RefOr::T(Schema::AllOf(
+                    AllOfBuilder::new().item(schema).item(id.clone()).build(),
+                )));
+            }
+        }
+    }
+}
+
+/// The phases `GET /jobs?state=` takes (in any case).
+const PHASES: [&str; 6] = [
+    "scheduled",
+    "running",
+    "paused",
+    "completed",
+    "orphaned",
+    "failed",
+];
+
+/// The rules of the request schemas that their derives cannot state.
+fn component_rules(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    // Requests refuse unknown fields (`deny_unknown_fields`); the derive says
+    // so for structs but not for the objects of an enum's variants.
+    for name in ["OverlapRequest", "MisfireRequest"] {
+        if let Some(RefOr::T(schema)) = schemas.get_mut(name) {
+            no_additional_properties(schema);
+        }
+    }
+    if let Some(RefOr::T(Schema::Object(backfill))) = schemas.get_mut("BackfillRequest") {
+        if let Some(RefOr::T(Schema::Object(overlap))) = backfill.properties.get_mut("overlap") {
+            overlap.enum_values = Some(vec!["buffer_all".into(), "allow_all".into()]);
+        }
+    }
+}
+
+/// Sets `additionalProperties: false` on every object of `schema`.
+fn no_additional_properties(schema: &mut Schema) {
+    match schema {
+        Schema::Object(object) => {
+            if object.schema_type == SchemaType::Type(Type::Object) {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+            for property in object.properties.values_mut() {
+                if let RefOr::T(inner) = property {
+                    no_additional_properties(inner);
+                }
+            }
+        }
+        Schema::OneOf(one_of) => {
+            for item in one_of.items.iter_mut() {
+                if let RefOr::T(inner) = item {
+                    no_additional_properties(inner);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Points the `id` and `name` path parameters at their schemas.
+fn refer_path_parameters(op: &mut Operation) {
+    for param in op.parameters.iter_mut().flatten() {
+        if param.parameter_in != ParameterIn::Path {
+            continue;
+        }
+        let schema = match param.name.as_str() {
+            "id" => "JobId",
+            "name" => "EventName",
+            _ => continue,
+        };
+        param.schema = Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(schema)));
+    }
+}
+
+/// An optional body's schema without its `null` alternative.
+fn optional_body_not_null(body: &mut RequestBody) {
+    if matches!(body.required, Some(Required::True)) {
+        return;
+    }
+    for content in body.content.values_mut() {
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = content.schema.as_mut() {
+            one_of.items.retain(|item| !is_null(item));
+            if one_of.items.len() == 1 {
+                content.schema = one_of.items.pop();
+            }
+        }
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(o))
+        if o.schema_type == SchemaType::Type(Type::Null))
 }
 
 /// The OpenAPI 3 document of the API, as served at `/openapi.json`.

@@ -32,6 +32,12 @@ mod scheduler;
 pub mod store;
 pub mod testing;
 
+/// The README's Rust example, compiled with the doc tests so that it keeps
+/// up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
+
 pub use builder::{SchedulerBuilder, StartError};
 pub use bulk::{BulkReport, JobSelector, Unchanged};
 pub use cronactor_actors::schedule;

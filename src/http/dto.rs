@@ -834,11 +834,6 @@ pub struct JobRequest {
     /// if both are given they must match). 1 to 200 bytes, no control
     /// characters.
     #[serde(default)]
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\u0000-\u001f\u007f-\u009f]+$"
-    )]
     pub id: Option<String>,
     /// A cron expression: 5, 6 (seconds first) or 7 fields, or an alias
     /// such as `@daily`.

@@ -220,6 +220,14 @@ fn component_rules(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
             no_additional_properties(schema);
         }
     }
+    // A job id in a body is held to the rules of one in a path.
+    if let Some(RefOr::T(Schema::Object(job))) = schemas.get_mut("JobRequest") {
+        if let Some(RefOr::T(Schema::Object(id))) = job.properties.get_mut("id") {
+            id.min_length = Some(1);
+            id.max_length = Some(cronactor_actors::MAX_JOB_ID_LEN);
+            id.pattern = Some(JOB_ID_PATTERN.to_owned());
+        }
+    }
     if let Some(RefOr::T(Schema::Object(backfill))) = schemas.get_mut("BackfillRequest") {
         if let Some(RefOr::T(Schema::Object(overlap))) = backfill.properties.get_mut("overlap") {
             overlap.enum_values = Some(vec!["buffer_all".into(), "allow_all".into()]);

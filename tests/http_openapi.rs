@@ -201,9 +201,9 @@ async fn an_optional_body_is_absent_or_its_schema_never_null() {
             optional += 1;
         }
     }
-    assert!(
-        optional >= 3,
-        "pause, resume, trigger and emit take no body"
+    assert_eq!(
+        optional, 4,
+        "pause, resume, trigger and emit may take no body"
     );
     // The server refuses `null` where it takes no body or an object...
     let r = post_json(api.addr, "/jobs/a/pause", &json!(null)).await;
@@ -312,14 +312,21 @@ async fn the_bounds_in_the_document_are_the_servers() {
     assert_eq!(r.status, 202, "{}", r.text());
     // The phases of `GET /jobs?state=`.
     let state = api.query_param("/jobs", "get", "state");
-    for phase in state["schema"]["enum"].as_array().expect("enum") {
+    let phases = state["schema"]["enum"].as_array().expect("enum");
+    assert_eq!(phases.len(), cronactor::JobPhase::ALL.len(), "{state}");
+    for phase in phases {
         let phase = phase.as_str().expect("a phase");
         let r = get(api.addr, &format!("/jobs?state={phase}")).await;
         assert_eq!(r.status, 200, "{phase}: {}", r.text());
     }
-    assert_eq!(get(api.addr, "/jobs?state=idle").await.status, 400);
+    let refused = get(api.addr, "/jobs?state=idle").await.problem(400);
+    assert_eq!(
+        refused["detail"],
+        "unknown state \"idle\": use scheduled, running, paused, completed, orphaned or failed"
+    );
     // A backfill's `overlap`.
     let overlap = &api.schema("BackfillRequest")["properties"]["overlap"]["enum"];
+    assert_eq!(overlap, &json!(["buffer_all", "allow_all"]));
     let from = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
     let to = chrono::Utc::now().to_rfc3339();
     for (value, ok) in overlap

@@ -569,6 +569,16 @@ pub enum JobPhase {
 }
 
 impl JobPhase {
+    /// Every phase, in declaration order.
+    pub const ALL: [JobPhase; 6] = [
+        JobPhase::Scheduled,
+        JobPhase::Running,
+        JobPhase::Paused,
+        JobPhase::Completed,
+        JobPhase::Orphaned,
+        JobPhase::Failed,
+    ];
+
     /// The phases in which the job can still start runs on its own.
     pub const ACTIVE_PHASES: [JobPhase; 2] = [JobPhase::Scheduled, JobPhase::Running];
 }

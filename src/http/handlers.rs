@@ -5,9 +5,9 @@
 #![allow(clippy::result_large_err)]
 
 use super::dto::{
-    BackfillRequest, BackfillView, BulkRequest, BulkView, CancelView, EmitView, EmittedView,
-    EventView, FireView, HealthView, JobDetail, JobRequest, JobView, MetricsView, NoteRequest,
-    RunView, TriggerRequest, TriggerView, UpsertView,
+    variant_name, BackfillRequest, BackfillView, BulkRequest, BulkView, CancelView, EmitView,
+    EmittedView, EventView, FireView, HealthView, JobDetail, JobRequest, JobView, MetricsView,
+    NoteRequest, RunView, TriggerRequest, TriggerView, UpsertView,
 };
 use super::events::sse_stream;
 use super::extract::{
@@ -71,23 +71,17 @@ pub(crate) struct ListQuery {
 
 fn parse_phase(state: &str) -> ApiResult<JobPhase> {
     // The phase's name in any case, and nothing else around it.
-    Ok(match state.to_ascii_lowercase().as_str() {
-        "scheduled" => JobPhase::Scheduled,
-        "running" => JobPhase::Running,
-        "paused" => JobPhase::Paused,
-        "completed" => JobPhase::Completed,
-        "orphaned" => JobPhase::Orphaned,
-        "failed" => JobPhase::Failed,
-        _ => {
-            return Err(Problem::bad_request(
+    JobPhase::ALL
+        .into_iter()
+        .find(|phase| variant_name(phase).eq_ignore_ascii_case(state))
+        .ok_or_else(|| {
+            let names = JobPhase::ALL.map(|phase| variant_name(&phase));
+            let (last, rest) = names.split_last().expect("phases");
+            Problem::bad_request(
                 "state",
-                format!(
-                    "unknown state {state:?}: use scheduled, running, paused, completed, \
-                     orphaned or failed"
-                ),
-            ))
-        }
-    })
+                format!("unknown state {state:?}: use {} or {last}", rest.join(", ")),
+            )
+        })
 }
 
 /// Lists jobs, ordered by id.

@@ -2,14 +2,15 @@
 //! `#[utoipa::path]` attributes and the DTOs' `ToSchema` derives.
 
 use super::dto::{
-    BackfillRequest, BackfillView, BackoffKind, BulkRequest, BulkView, CancelView, CountersView,
-    EmitView, EmittedView, EventView, FireView, FoldRequest, GapRequest, HealthView, InFlightView,
-    InterruptedRequest, JobDetail, JobRequest, JobView, MetricsView, MisfireRequest, MissedView,
-    NoteRequest, OverlapRequest, PercentilesView, ProgressView, RetryRequest, RetryWaitView,
-    RunView, SkipCountsView, TriggerRequest, TriggerView, UnchangedView, UpsertView,
+    variant_name, BackfillRequest, BackfillView, BackoffKind, BulkRequest, BulkView, CancelView,
+    CountersView, EmitView, EmittedView, EventView, FireView, FoldRequest, GapRequest, HealthView,
+    InFlightView, InterruptedRequest, JobDetail, JobRequest, JobView, MetricsView, MisfireRequest,
+    MissedView, NoteRequest, OverlapRequest, PercentilesView, ProgressView, RetryRequest,
+    RetryWaitView, RunView, SkipCountsView, TriggerRequest, TriggerView, UnchangedView, UpsertView,
 };
 use super::handlers;
 use super::problem::Problem;
+use crate::{BackfillOverlap, JobPhase};
 use std::collections::BTreeMap;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::request_body::RequestBody;
@@ -112,43 +113,41 @@ const EVENT_NAME_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u0
 ///   one of the phases.
 ///
 /// Rules across fields (exactly one of `cron`, `every_ms` and `at`; `tag` or
-/// `all` in a bulk request; the body's `id` equal to the path's) stay in the descriptions: stated as `oneOf`
-/// they would turn the request components into compositions, which many
-/// client generators read badly. So do rules on values that only the
-/// library can check (a cron expression, a backfill's range).
+/// `all` in a bulk request; the body's `id` equal to the path's) stay in the
+/// descriptions: stated as `oneOf` they would turn the request components
+/// into compositions, which many client generators read badly. So do rules
+/// on values that only the library can check (a cron expression, a
+/// backfill's range).
 struct Rules;
 
 impl Modify for Rules {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.schemas.insert(
-            "JobId".to_owned(),
-            RefOr::T(Schema::Object(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some(
-                        "A job id: 1 to 200 bytes of UTF-8, no control characters \
-                         (percent-encoded in a path)",
-                    ))
+        let job_id = format!(
+            "A job id: 1 to {} bytes of UTF-8, no control characters \
+             (percent-encoded in a path)",
+            cronactor_actors::MAX_JOB_ID_LEN
+        );
+        for (name, schema) in [
+            (
+                "JobId",
+                string_matching(&job_id, JOB_ID_PATTERN)
                     .min_length(Some(1))
-                    .max_length(Some(cronactor_actors::MAX_JOB_ID_LEN))
-                    .pattern(Some(JOB_ID_PATTERN))
-                    .build(),
-            )),
-        );
-        components.schemas.insert(
-            "EventName".to_owned(),
-            RefOr::T(Schema::Object(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .description(Some(
-                        "An event name: not blank, no control characters \
-                         (percent-encoded in a path)",
-                    ))
-                    .pattern(Some(EVENT_NAME_PATTERN))
-                    .build(),
-            )),
-        );
+                    .max_length(Some(cronactor_actors::MAX_JOB_ID_LEN)),
+            ),
+            (
+                "EventName",
+                string_matching(
+                    "An event name: not blank, no control characters \
+                     (percent-encoded in a path)",
+                    EVENT_NAME_PATTERN,
+                ),
+            ),
+        ] {
+            components
+                .schemas
+                .insert(name.to_owned(), RefOr::T(Schema::Object(schema.build())));
+        }
         component_rules(&mut components.schemas);
         for (path, item) in openapi.paths.paths.iter_mut() {
             for op in [
@@ -172,6 +171,14 @@ impl Modify for Rules {
     }
 }
 
+/// A string schema with a pattern.
+fn string_matching(description: &str, pattern: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .pattern(Some(pattern))
+}
+
 /// `GET /jobs?state=` takes a phase; `POST /jobs` needs the job's id.
 fn jobs_rules(item: &mut PathItem) {
     if let Some(op) = item.get.as_mut() {
@@ -180,7 +187,7 @@ fn jobs_rules(item: &mut PathItem) {
                 param.schema = Some(RefOr::T(Schema::Object(
                     ObjectBuilder::new()
                         .schema_type(Type::String)
-                        .enum_values(Some(PHASES))
+                        .enum_values(Some(JobPhase::ALL.iter().map(variant_name)))
                         .build(),
                 )));
             }
@@ -201,16 +208,6 @@ fn jobs_rules(item: &mut PathItem) {
     }
 }
 
-/// The phases `GET /jobs?state=` takes (in any case).
-const PHASES: [&str; 6] = [
-    "scheduled",
-    "running",
-    "paused",
-    "completed",
-    "orphaned",
-    "failed",
-];
-
 /// The rules of the request schemas that their derives cannot state.
 fn component_rules(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
     // Requests refuse unknown fields (`deny_unknown_fields`); the derive says
@@ -230,7 +227,12 @@ fn component_rules(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
     }
     if let Some(RefOr::T(Schema::Object(backfill))) = schemas.get_mut("BackfillRequest") {
         if let Some(RefOr::T(Schema::Object(overlap))) = backfill.properties.get_mut("overlap") {
-            overlap.enum_values = Some(vec!["buffer_all".into(), "allow_all".into()]);
+            overlap.enum_values = Some(
+                [BackfillOverlap::BufferAll, BackfillOverlap::AllowAll]
+                    .iter()
+                    .map(|o| variant_name(o).into())
+                    .collect(),
+            );
         }
     }
 }

@@ -32,17 +32,6 @@ const BUCKETS: &[f64] = &[
 /// The most runs whose start is remembered to measure their duration.
 const MAX_TRACKED_RUNS: usize = 10_000;
 
-/// Every phase: `cronactor_jobs` has a series for each, 0 when no job is in
-/// it (a series that vanished would read as no data, not as none).
-const PHASES: [JobPhase; 6] = [
-    JobPhase::Scheduled,
-    JobPhase::Running,
-    JobPhase::Paused,
-    JobPhase::Completed,
-    JobPhase::Orphaned,
-    JobPhase::Failed,
-];
-
 /// The outcomes `cronactor_run_duration_seconds` is labelled with.
 const OUTCOMES: [&str; 4] = ["succeeded", "failed", "cancelled", "timed_out"];
 
@@ -186,7 +175,9 @@ impl Prom {
         for job in &jobs {
             snapshot.job(job);
         }
-        for phase in PHASES {
+        // A series for every phase, 0 when no job is in it (a series that
+        // vanished would read as no data, not as none).
+        for phase in JobPhase::ALL {
             let n = totals.jobs_by_phase.get(&phase).copied().unwrap_or(0);
             let phase = super::dto::variant_name(&phase);
             snapshot
